@@ -1,0 +1,28 @@
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test bench lint clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/python examples/demo.py
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest tests
+
+bench: $(VENV)/.installed
+	$(BIN)/python -m benchmarks --workload all
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check graphc tests benchmarks examples
+
+clean:
+	rm -rf $(VENV) build *.egg-info

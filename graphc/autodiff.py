@@ -1,0 +1,192 @@
+"""Reverse-mode differentiation that adds nodes to the graph (SPEC §4).
+
+The driver, not each rule, does the bookkeeping (STYLE principle 4): it walks the ops
+between ``xs`` and ``ys`` in reverse creation order, calls each op's pullback, checks
+that the rule returned one gradient per input, sums fan-in, and undoes broadcasting so
+every gradient has its input's shape. Integer and bool tensors carry no gradient.
+Gradient nodes remember the forward op they differentiate (``node.origin``)."""
+
+from __future__ import annotations
+
+from .errors import GradientError, GraphcError, user_location
+from .ir.node import Tensor
+from .ops.array import fill_like, stop_gradient
+from .ops.elementwise import add
+from .ops.reduce import sum_to_like
+from .shapes import dims_compatible
+
+
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _differentiable(t: Tensor) -> bool:
+    return t.dtype.is_floating
+
+
+def _between(ys, xs):
+    """Ops on some path from an x to a y (through data edges), in creation order."""
+    from_x = set()
+    x_ops = {x.op for x in xs}
+    graph_ops = ys[0].graph.get_operations()
+    lo = min(op.id for op in x_ops)
+    hi = max(y.op.id for y in ys)
+    for op in graph_ops[lo:hi + 1]:
+        if op in x_ops or any(t.op in from_x for t in op.inputs):
+            from_x.add(op)
+    to_y = set()
+    stack = [y.op for y in ys]
+    while stack:
+        op = stack.pop()
+        if op in to_y or op not in from_x:
+            continue
+        to_y.add(op)
+        stack.extend(t.op for t in op.inputs)
+    return sorted(to_y, key=lambda op: op.id)
+
+
+def _accumulate(grads: dict, t: Tensor, g):
+    if g is None:
+        return
+    grads.setdefault(t, []).append(g)
+
+
+def _sum(parts):
+    total = parts[0]
+    for p in parts[1:]:
+        total = add(total, p)
+    return total
+
+
+class _Origin:
+    """While a pullback runs, nodes it builds carry the forward op's location and origin."""
+
+    def __init__(self, op):
+        self.op = op
+
+    def __enter__(self):
+        graph = self.op.graph
+        self.saved = graph._grad_origin
+        graph._grad_origin = self.op
+        return self
+
+    def __exit__(self, *exc):
+        self.op.graph._grad_origin = self.saved
+        return False
+
+
+def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_gradients=None):
+    """d(sum of ys)/d(each x), as new graph tensors.
+
+    ``grad_ys`` weight each y (default ones). For an x with no path to any y the result is
+    ``None`` (``unconnected="none"``), zeros (``"zero"``), or a GradientError explaining
+    which op cuts the path (``"raise"``)."""
+    ys, xs = _as_list(ys), _as_list(xs)
+    if unconnected not in ("none", "zero", "raise"):
+        raise GraphcError(f"unconnected must be 'none', 'zero' or 'raise', not {unconnected!r}")
+    for t in ys + xs:
+        if not isinstance(t, Tensor):
+            raise GraphcError(f"gradients() takes tensors, got {t!r}", user_location())
+    grad_ys = _as_list(grad_ys) if grad_ys is not None else [None] * len(ys)
+    stops = {t for t in _as_list(stop_gradients or [])}
+    graph = ys[0].graph
+
+    grads: dict = {}
+    for y, gy in zip(ys, grad_ys):
+        if not _differentiable(y):
+            continue
+        _accumulate(grads, y, fill_like(y, 1) if gy is None else gy)
+
+    with graph.name_scope(name):
+        for op in reversed(_between(ys, xs)):
+            out_grads = [(_sum(grads[t]) if t in grads else None) for t in op.outputs]
+            for t, g in zip(op.outputs, out_grads):
+                if g is not None:
+                    grads[t] = [g]
+            if all(g is None for g in out_grads) or op.op.grad is None:
+                continue
+            if any(t in stops for t in op.outputs):
+                continue
+            if all(not _differentiable(t) for t in op.inputs):
+                continue
+            filled = [g if g is not None else fill_like(t, 0)
+                      for g, t in zip(out_grads, op.outputs)]
+            with _Origin(op):
+                in_grads = op.op.grad(op, *filled)
+            _check_rule(op, in_grads)
+            for t, g in zip(op.inputs, in_grads):
+                if g is None or not _differentiable(t):
+                    continue
+                if g.dtype is not t.dtype:
+                    raise GradientError(f"the gradient rule of {op.describe()} returned a "
+                                        f"{g.dtype} gradient for the {t.dtype} input {t.name}")
+                _accumulate(grads, t, sum_to_like(g, t) if g.shape != t.shape else g)
+
+        result = []
+        for x in xs:
+            if x in grads:
+                result.append(_sum(grads[x]))
+            elif unconnected == "zero":
+                result.append(fill_like(x, 0))
+            elif unconnected == "raise":
+                raise GradientError(explain_unconnected(ys, x), x.op.location)
+            else:
+                result.append(None)
+    return result
+
+
+def _check_rule(op, in_grads):
+    if not isinstance(in_grads, (list, tuple)) or len(in_grads) != len(op.inputs):
+        n = len(in_grads) if isinstance(in_grads, (list, tuple)) else type(in_grads).__name__
+        raise GradientError(f"the gradient rule of {op.describe()} returned {n} gradients for "
+                            f"{len(op.inputs)} inputs")
+    for t, g in zip(op.inputs, in_grads):
+        if g is None:
+            continue
+        if not isinstance(g, Tensor):
+            raise GradientError(f"the gradient rule of {op.describe()} returned {g!r}, not a "
+                                "tensor or None")
+        if g.shape is not None and t.shape is not None:
+            # a gradient may carry broadcast axes (summed away later) but no clashing dims
+            lead = len(g.shape) - len(t.shape)
+            if lead < 0 or not all(dims_compatible(a, b) or b == 1
+                                   for a, b in zip(g.shape[lead:], t.shape)):
+                raise GradientError(f"the gradient rule of {op.describe()} returned shape "
+                                    f"{g.shape} for input {t.describe()}")
+
+
+def explain_unconnected(ys, x) -> str:
+    """Why ``x`` gets no gradient from ``ys``: no path at all, or the op that cuts it."""
+    from .ir.graph import Graph  # noqa: F401  (documentation: works on any graph)
+    reach = set()
+    stack = [y.op for y in ys]
+    while stack:
+        op = stack.pop()
+        if op in reach:
+            continue
+        reach.add(op)
+        stack.extend(t.op for t in op.inputs)
+    names = ", ".join(y.name for y in ys)
+    if x.op not in reach:
+        return (f"{x.describe()} has no path to {names}: the loss does not use it "
+                "(is it the variable you meant, or is a layer missing from the loss?)")
+    if not _differentiable(x):
+        return f"{x.describe()} is {x.dtype}: integer and bool tensors have no gradient"
+    for op in sorted(reach, key=lambda o: o.id):
+        if any(t is x or t.op in _downstream(x, reach) for t in op.inputs):
+            if op.op.grad is None or not op.op.differentiable or \
+                    all(not _differentiable(t) for t in op.outputs):
+                return (f"no gradient flows from {names} to {x.describe()}: the path goes through "
+                        f"{op.describe()}, which is not differentiable")
+    return f"no gradient flows from {names} to {x.describe()}"
+
+
+def _downstream(x, within):
+    seen = {x.op}
+    for op in sorted(within, key=lambda o: o.id):
+        if any(t.op in seen for t in op.inputs):
+            seen.add(op)
+    return seen
+
+
+__all__ = ["gradients", "stop_gradient", "explain_unconnected"]

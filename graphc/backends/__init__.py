@@ -1,0 +1,1 @@
+"""Executors: the reference interpreter here; generated numpy and cupy code beside it."""

@@ -1,0 +1,92 @@
+"""The reference executor: walks the needed ops in creation (topological) order and
+calls each op's numpy kernel. Slow but obviously right; ``optimize=0`` uses it and the
+differential tests compare every other executor against it."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import FeedError, GraphcError, OpError
+from ..shapes import format_shape
+
+
+class RunContext:
+    """Session state that stateful kernels see: variables, random generators, printing."""
+
+    def __init__(self, variables, rngs, printer=print):
+        self.variables = variables
+        self.rngs = rngs
+        self.print = printer
+
+    def rng(self, node):
+        gen = self.rngs.get(node)
+        if gen is None:
+            from ..ops.random import seed_for
+            gen = self.rngs.setdefault(node, np.random.default_rng(seed_for(node)))
+        return gen
+
+
+def needed_ops(fetch_tensors, fetch_ops, fed):
+    """The ops a run must execute, in topological order, and for each the fetch that needs it.
+    Raises FeedError for an unfed placeholder, naming the fetch that depends on it."""
+    from ..ops.sources import PLACEHOLDER
+    reason = {}
+    stack = [(t.op, t) for t in fetch_tensors if t not in fed] + [(op, op) for op in fetch_ops]
+    while stack:
+        op, why = stack.pop()
+        if op in reason:
+            continue
+        reason[op] = why
+        if op.op is PLACEHOLDER:
+            fetch = why.describe() if hasattr(why, "describe") else repr(why)
+            t = op.outputs[0]
+            raise FeedError(
+                f"placeholder '{op.name}' ({t.dtype}, shape {format_shape(t.shape)}) must be fed: "
+                f"fetch {fetch} depends on it. Pass feed_dict={{{op.name}: value}}.",
+                op.location, node=op)
+        for t in op.inputs:
+            if t not in fed and t.op not in reason:
+                stack.append((t.op, why))
+        for c in op.control_inputs:
+            if c not in reason:
+                stack.append((c, why))
+    return sorted(reason, key=lambda op: op.id), reason
+
+
+def call_kernel(node, ctx, args):
+    """Run one node's kernel, turning numpy failures into errors that name the node."""
+    opdef = node.op
+    try:
+        if opdef.stateful:
+            out = opdef.numpy(ctx, node, *args, **node.attrs)
+        else:
+            out = opdef.numpy(*args, **node.attrs)
+    except GraphcError:
+        raise
+    except Exception as e:  # a kernel failed on run-time values: say which op, where
+        shapes = ", ".join(f"{a.dtype}{tuple(a.shape)}" for a in map(np.asarray, args))
+        origin = f" (in the gradient of {node.origin.describe()})" if node.origin is not None else ""
+        raise OpError(f"{opdef.name} '{node.name}'{origin} failed on inputs [{shapes}]: {e}",
+                      node.location, node=node) from e
+    return out if isinstance(out, tuple) else (out,)
+
+
+class ReferenceExecutable:
+    """Runs one (fetches, feeds) signature by interpretation."""
+
+    def __init__(self, fetch_tensors, fetch_ops, feed_tensors):
+        self.fetch_tensors = list(fetch_tensors)
+        self.fed = set(feed_tensors)
+        self.ops, _ = needed_ops(self.fetch_tensors, fetch_ops, self.fed)
+
+    def __call__(self, ctx, feeds: dict):
+        values = dict(feeds)
+        for node in self.ops:
+            outs = node.outputs
+            if outs and all(t in values for t in outs):
+                continue
+            results = call_kernel(node, ctx, [values[t] for t in node.inputs])
+            for t, v in zip(outs, results):
+                if t not in values:
+                    values[t] = v
+        return [np.array(values[t], copy=True) for t in self.fetch_tensors]

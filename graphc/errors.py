@@ -1,0 +1,134 @@
+"""Errors for people: every graphc error names the node, its shapes and dtypes,
+and the user's own source location."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """Where the user built something: a Python ``file:line`` or a ``.g`` ``file:line:col``."""
+
+    file: str
+    line: int
+    col: int | None = None
+    source_line: str | None = None  # the text of that line, for carets in .g errors
+
+    def __str__(self) -> str:
+        if self.col is None:
+            return f"{self.file}:{self.line}"
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+def _inside_graphc(filename: str) -> bool:
+    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+
+
+# A front end (the .g parser) sets this while it builds nodes, so they carry
+# the .g position instead of the parser's Python line.
+_location_override: list[SourceLocation] = []
+
+
+def user_location() -> SourceLocation | None:
+    """The innermost stack frame outside the graphc package: the user's line."""
+    if _location_override:
+        return _location_override[-1]
+    frame = sys._getframe(1)
+    while frame is not None and _inside_graphc(frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return SourceLocation(frame.f_code.co_filename, frame.f_lineno)
+
+
+class located_at:
+    """Context manager: nodes built inside carry ``location`` (used by front ends)."""
+
+    def __init__(self, location: SourceLocation):
+        self.location = location
+
+    def __enter__(self):
+        _location_override.append(self.location)
+        return self.location
+
+    def __exit__(self, *exc):
+        _location_override.pop()
+        return False
+
+
+class GraphcError(Exception):
+    """Base class of every error graphc raises for a user mistake."""
+
+    def __init__(self, message: str, location: SourceLocation | None = None, node=None):
+        self.message = message
+        self.location = location
+        self.node = node
+        super().__init__(self._format())
+
+    def _format(self) -> str:
+        if self.location is not None:
+            return f"{self.location}: {self.message}"
+        return self.message
+
+
+class ShapeError(GraphcError, ValueError):
+    """Incompatible static or fed shapes."""
+
+
+class DTypeError(GraphcError, TypeError):
+    """Mismatched or unsupported dtypes."""
+
+
+class FeedError(GraphcError, ValueError):
+    """A missing, malformed or mistyped feed."""
+
+
+class NotFoundError(GraphcError, KeyError):
+    """An unknown tensor, operation or name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return self._format()
+
+
+class UninitializedError(GraphcError, RuntimeError):
+    """A variable was read before its initializer ran."""
+
+
+class GraphFinalizedError(GraphcError, RuntimeError):
+    """A node was added to a finalized graph."""
+
+
+class DefineAndRunError(GraphcError, TypeError):
+    """A symbolic tensor was used where a concrete value is needed (``if t:``)."""
+
+
+class GradientError(GraphcError, ValueError):
+    """A gradient is missing or a gradient rule misbehaved."""
+
+
+class NumericsError(GraphcError, FloatingPointError):
+    """A NaN or Inf appeared where check_numerics was asked for."""
+
+
+class CheckpointError(GraphcError, OSError):
+    """A checkpoint that is corrupt, truncated or does not match the graph."""
+
+
+class GSyntaxError(GraphcError, SyntaxError):
+    """A syntax error in a ``.g`` file."""
+
+    def __str__(self) -> str:
+        return self._format()
+
+
+class UnimplementedError(GraphcError, NotImplementedError):
+    """An API graphc does not provide (named in the message)."""
+
+
+class OpError(GraphcError, RuntimeError):
+    """A kernel failed at run time; names the op and the user's line."""

@@ -1,0 +1,728 @@
+"""Shape and layout ops: cast, reshape, transpose, concat, split, slicing, gather,
+one_hot, broadcast, tile, pad, fill, identity, stop_gradient, shape/size.
+
+Ops whose output shape depends on another tensor's run-time shape take that tensor as a
+``like`` input (``reshape_like``, ``broadcast_like``, ``fill_like``): gradients need them
+when the batch dimension is unknown until a feed arrives."""
+
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import DTypeError, GraphcError, ShapeError
+from ..ir.node import Tensor
+from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, merge_dim,
+                      normalize_axis, num_elements)
+from .registry import OpDef, register
+from .sources import constant, convert
+
+
+def _randn(rng, *shape):
+    return rng.standard_normal(shape)
+
+
+# --- cast -------------------------------------------------------------------------------------
+
+def _cast_grad(op, g):
+    x = op.inputs[0]
+    if x.dtype.is_floating and op.outputs[0].dtype.is_floating:
+        return [cast(g, x.dtype)]
+    return [None]
+
+
+CAST = register(OpDef(
+    "cast", lambda ins, a: [(a["dtype"], ins[0].shape)],
+    numpy=lambda x, dtype, out=None: (x.astype(dtype.np) if out is None
+                                      else np.copyto(out, x, casting="unsafe") or out),
+    expr="(({T}){0})", kind="elementwise", grad=_cast_grad,
+    samples=lambda rng: [([_randn(rng, 3, 4)], {"dtype": D.float32})]))
+
+
+def cast(x, dtype, name=None):
+    """Convert ``x`` to ``dtype`` (the only way graphc changes a dtype)."""
+    x = convert(x)
+    dtype = D.as_dtype(dtype)
+    if x.dtype is dtype:
+        return x
+    return CAST(x, name=name, dtype=dtype)
+
+
+def to_float(x, name=None):
+    return cast(x, D.float32, name=name)
+
+
+# --- identity, stop_gradient ------------------------------------------------------------------
+
+IDENTITY = register(OpDef(
+    "identity", lambda ins, a: [(ins[0].dtype, ins[0].shape)],
+    numpy=lambda x, out=None: x if out is None else np.copyto(out, x) or out,
+    expr="{0}", kind="elementwise", grad=lambda op, g: [g],
+    samples=lambda rng: [([_randn(rng, 3, 4)], {})]))
+
+STOP_GRADIENT = register(OpDef(
+    "stop_gradient", lambda ins, a: [(ins[0].dtype, ins[0].shape)],
+    numpy=lambda x, out=None: x if out is None else np.copyto(out, x) or out,
+    expr="{0}", kind="elementwise", grad=lambda op, g: [None], differentiable=False,
+    samples=lambda rng: [([_randn(rng, 3, 4)], {})]))
+
+
+def identity(x, name=None):
+    return IDENTITY(convert(x), name=name)
+
+
+def stop_gradient(x, name=None):
+    """The value of ``x``, but gradients do not flow through it (``detach`` / ``no_grad``)."""
+    return STOP_GRADIENT(convert(x), name=name)
+
+
+# --- reshape ----------------------------------------------------------------------------------
+
+def _reshape_infer(ins, attrs):
+    x = ins[0]
+    target = list(attrs["shape"])
+    if target.count(-1) > 1:
+        raise ValueError("reshape: at most one dimension may be -1")
+    n = num_elements(x.shape)
+    known = [d for d in target if d != -1]
+    if any(not isinstance(d, int) or d < 0 for d in known):
+        raise ValueError(f"reshape: bad target shape {tuple(target)}")
+    if -1 in target:
+        rest = int(np.prod(known, dtype=np.int64))
+        if n is not None:
+            if rest == 0 or n % rest:
+                raise ValueError(f"cannot reshape {n} elements into {tuple(target)}")
+            target[target.index(-1)] = n // rest
+        else:
+            target[target.index(-1)] = None
+    elif n is not None and n != int(np.prod(target, dtype=np.int64)):
+        raise ValueError(f"cannot reshape {x.shape} ({n} elements) into {tuple(target)}")
+    return [(x.dtype, tuple(target))]
+
+
+def _reshape_grad(op, g):
+    return [reshape_like(g, op.inputs[0])]
+
+
+RESHAPE = register(OpDef(
+    "reshape", _reshape_infer, numpy=lambda x, shape: np.reshape(x, shape), kind="shape",
+    grad=_reshape_grad,
+    samples=lambda rng: [([_randn(rng, 3, 4)], {"shape": (2, -1)}),
+                         ([_randn(rng, 2, 3, 4)], {"shape": (6, 4)})]))
+
+RESHAPE_LIKE = register(OpDef(
+    "reshape_like", lambda ins, a: [(ins[0].dtype, ins[1].shape)],
+    numpy=lambda x, like: np.reshape(x, like.shape), kind="shape",
+    grad=lambda op, g: [reshape_like(g, op.inputs[0]), None],
+    samples=lambda rng: [([_randn(rng, 3, 4), _randn(rng, 2, 6)], {})]))
+
+
+def reshape(x, shape, name=None):
+    """``shape`` may hold one -1; it is inferred from the element count."""
+    x = convert(x)
+    if isinstance(shape, Tensor):
+        raise GraphcError("reshape needs a static shape (a tuple of ints); for a shape known only "
+                          "at run time use gc.reshape_like(x, other_tensor)")
+    shape = tuple(-1 if d is None else int(d) for d in shape)
+    if x.shape is not None and tuple(x.shape) == shape:
+        return x
+    return RESHAPE(x, name=name, shape=shape)
+
+
+def reshape_like(x, like, name=None):
+    """``x`` reshaped to ``like``'s run-time shape."""
+    x, like = convert(x), convert(like)
+    if fully_known(like.shape):
+        return reshape(x, like.shape, name=name)
+    return RESHAPE_LIKE(x, like, name=name)
+
+
+# --- transpose --------------------------------------------------------------------------------
+
+def _transpose_infer(ins, attrs):
+    x, perm = ins[0], attrs["perm"]
+    if x.shape is None:
+        return [(x.dtype, None)]
+    if sorted(perm) != list(range(len(x.shape))):
+        raise ValueError(f"transpose: perm {perm} is not a permutation of {len(x.shape)} axes")
+    return [(x.dtype, tuple(x.shape[p] for p in perm))]
+
+
+TRANSPOSE = register(OpDef(
+    "transpose", _transpose_infer, numpy=lambda x, perm: np.transpose(x, perm), kind="shape",
+    grad=lambda op, g: [transpose(g, tuple(np.argsort(op.attrs["perm"])))],
+    samples=lambda rng: [([_randn(rng, 2, 3, 4)], {"perm": (2, 0, 1)})]))
+
+
+def transpose(x, perm=None, name=None):
+    """Permute axes; ``perm=None`` reverses them (``.T``)."""
+    x = convert(x)
+    if perm is None:
+        if x.shape is None:
+            raise ShapeError(f"transpose without perm needs a known rank: {x.describe()}")
+        perm = tuple(reversed(range(len(x.shape))))
+    perm = tuple(int(p) % len(perm) for p in perm)
+    if perm == tuple(range(len(perm))):
+        return x
+    return TRANSPOSE(x, name=name, perm=perm)
+
+
+def matrix_transpose(x, name=None):
+    x = convert(x)
+    r = len(x.shape)
+    return transpose(x, tuple(range(r - 2)) + (r - 1, r - 2), name=name)
+
+
+# --- expand_dims / squeeze --------------------------------------------------------------------
+
+def expand_dims(x, axis, name=None):
+    """Insert a dimension of size 1 at ``axis``."""
+    x = convert(x)
+    if x.shape is None:
+        raise ShapeError(f"expand_dims needs a known rank: {x.describe()}")
+    r = len(x.shape) + 1
+    axis = normalize_axis(int(axis), r)
+    shape = list(x.shape)
+    shape.insert(axis, 1)
+    if fully_known(x.shape):
+        return reshape(x, shape, name=name)
+    return EXPAND_DIMS(x, name=name, axis=axis)
+
+
+EXPAND_DIMS = register(OpDef(
+    "expand_dims",
+    lambda ins, a: [(ins[0].dtype, ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
+    numpy=lambda x, axis: np.expand_dims(x, axis), kind="shape",
+    grad=lambda op, g: [reshape_like(g, op.inputs[0])],
+    samples=lambda rng: [([_randn(rng, 3, 4)], {"axis": 1})]))
+
+
+def _squeeze_infer(ins, attrs):
+    x, axes = ins[0], attrs["axis"]
+    return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
+
+
+SQUEEZE = register(OpDef(
+    "squeeze", _squeeze_infer, numpy=lambda x, axis: np.squeeze(x, axis), kind="shape",
+    grad=lambda op, g: [reshape_like(g, op.inputs[0])],
+    samples=lambda rng: [([_randn(rng, 3, 1, 4)], {"axis": (1,)})]))
+
+
+def squeeze(x, axis=None, name=None):
+    """Remove dimensions of size 1 (all of them, or those in ``axis``)."""
+    x = convert(x)
+    if x.shape is None:
+        raise ShapeError(f"squeeze needs a known rank: {x.describe()}")
+    r = len(x.shape)
+    if axis is None:
+        if any(d is None or isinstance(d, str) for d in x.shape):
+            raise ShapeError(f"squeeze without axis needs a fully known shape: {x.describe()}")
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    else:
+        axes = tuple(sorted({normalize_axis(int(a), r)
+                             for a in (axis if isinstance(axis, (list, tuple)) else [axis])}))
+        for a in axes:
+            if isinstance(x.shape[a], int) and x.shape[a] != 1:
+                raise ShapeError(f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, not 1")
+    if not axes:
+        return x
+    return SQUEEZE(x, name=name, axis=axes)
+
+
+# --- concat / split / stack -------------------------------------------------------------------
+
+def _concat_infer(ins, attrs):
+    axis = attrs["axis"]
+    first = ins[0]
+    for t in ins[1:]:
+        if t.dtype is not first.dtype:
+            raise TypeError(f"concat: mixed dtypes {first.dtype} and {t.dtype}")
+    if any(t.shape is None for t in ins):
+        return [(first.dtype, None)]
+    r = len(first.shape)
+    out = list(first.shape)
+    total = 0
+    for t in ins:
+        if len(t.shape) != r:
+            raise ValueError(f"concat: ranks differ ({first.shape} and {t.shape})")
+        for i, (a, b) in enumerate(zip(out, t.shape)):
+            if i != axis and not dims_compatible(a, b):
+                raise ValueError(f"concat: shapes {first.shape} and {t.shape} differ in axis {i}")
+            if i != axis:
+                out[i] = merge_dim(a, b)
+        d = t.shape[axis]
+        total = total + d if isinstance(total, int) and isinstance(d, int) else None
+    out[axis] = total
+    return [(first.dtype, tuple(out))]
+
+
+CONCAT = register(OpDef(
+    "concat", _concat_infer, numpy=lambda *xs, axis: np.concatenate(xs, axis=axis),
+    kind="shape",
+    grad=lambda op, g: list(split_like(g, op.inputs, axis=op.attrs["axis"])),
+    samples=lambda rng: [([_randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})]))
+
+
+def concat(values, axis, name=None):
+    """Join tensors along an existing axis."""
+    values = [convert(v) for v in values]
+    if len(values) == 1:
+        return values[0]
+    r = values[0].shape and len(values[0].shape)
+    return CONCAT(*values, name=name, axis=normalize_axis(int(axis), r) if r else int(axis))
+
+
+def _split_like_infer(ins, attrs):
+    g, axis = ins[0], attrs["axis"]
+    outs = []
+    for t in ins[1:]:
+        shape = None if g.shape is None or t.shape is None else tuple(
+            t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i]) for i in range(len(g.shape)))
+        outs.append((g.dtype, shape))
+    return outs
+
+
+def _split_like_kernel(g, *likes, axis):
+    bounds = np.cumsum([t.shape[axis] for t in likes])[:-1]
+    return tuple(np.split(g, bounds, axis=axis))
+
+
+SPLIT_LIKE = register(OpDef(
+    "split_like", _split_like_infer, numpy=_split_like_kernel, kind="shape",
+    grad=lambda op, *gs: [concat([g if g is not None else zeros_like_(t)
+                                  for g, t in zip(gs, op.outputs)], op.attrs["axis"])]
+    + [None] * (len(op.inputs) - 1),
+    samples=lambda rng: [([_randn(rng, 2, 8), _randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})]))
+
+
+def split_like(x, likes, axis, name=None):
+    """Split ``x`` along ``axis`` into pieces as long as ``likes`` are (run-time shapes)."""
+    sizes = [t.shape[axis] if t.shape is not None else None for t in likes]
+    if all(isinstance(s, int) for s in sizes):
+        return split(x, sizes, axis=axis, name=name)
+    out = SPLIT_LIKE(x, *likes, name=name, axis=axis)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _split_infer(ins, attrs):
+    x, sizes, axis = ins[0], attrs["sizes"], attrs["axis"]
+    if x.shape is None:
+        return [(x.dtype, None)] * len(sizes)
+    d = x.shape[axis]
+    if isinstance(d, int) and sum(sizes) != d:
+        raise ValueError(f"split: sizes {list(sizes)} do not add up to dimension {axis} ({d})")
+    return [(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes]
+
+
+def _split_kernel(x, sizes, axis):
+    return tuple(np.split(x, np.cumsum(sizes)[:-1], axis=axis))
+
+
+SPLIT = register(OpDef(
+    "split", _split_infer, numpy=_split_kernel, kind="shape",
+    grad=lambda op, *gs: [concat([g if g is not None else zeros_like_(t)
+                                  for g, t in zip(gs, op.outputs)], op.attrs["axis"])],
+    samples=lambda rng: [([_randn(rng, 2, 6)], {"sizes": (1, 2, 3), "axis": 1})]))
+
+
+def split(value, num_or_size_splits, axis=0, name=None):
+    """Split into equal parts (an int) or parts of the given sizes; returns a list."""
+    x = convert(value)
+    if x.shape is None:
+        raise ShapeError(f"split needs a known rank: {x.describe()}")
+    axis = normalize_axis(int(axis), len(x.shape))
+    d = x.shape[axis]
+    if isinstance(num_or_size_splits, int):
+        if not isinstance(d, int):
+            raise ShapeError(f"split into {num_or_size_splits} parts needs a static dimension "
+                             f"{axis}: {x.describe()}")
+        if d % num_or_size_splits:
+            raise ShapeError(f"split: dimension {axis} of {x.describe()} ({d}) is not divisible "
+                             f"by {num_or_size_splits}")
+        sizes = (d // num_or_size_splits,) * num_or_size_splits
+    else:
+        sizes = tuple(int(s) for s in num_or_size_splits)
+        if -1 in sizes and isinstance(d, int):
+            rest = d - (sum(sizes) + 1)
+            sizes = tuple(rest if s == -1 else s for s in sizes)
+    out = SPLIT(x, name=name, sizes=sizes, axis=axis)
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def stack(values, axis=0, name=None):
+    """Join tensors along a new axis."""
+    values = [convert(v) for v in values]
+    r = len(values[0].shape) + 1
+    axis = normalize_axis(int(axis), r)
+    return concat([expand_dims(v, axis) for v in values], axis, name=name)
+
+
+def unstack(value, num=None, axis=0, name=None):
+    x = convert(value)
+    axis = normalize_axis(int(axis), len(x.shape))
+    n = num or x.shape[axis]
+    return [squeeze(p, axis) for p in split(x, n, axis=axis, name=name)]
+
+
+# --- slicing (__getitem__) --------------------------------------------------------------------
+
+def _slice_len(d, sl):
+    return len(builtins.range(*sl.indices(d))) if isinstance(d, int) else None
+
+
+def _normalize_index(key, rank):
+    """``key`` as a tuple of ints, slices and None, with the Ellipsis expanded."""
+    if not isinstance(key, tuple):
+        key = (key,)
+    for k in key:
+        if isinstance(k, Tensor):
+            raise GraphcError("indexing with a tensor is not supported; use gc.gather")
+        if not (k is None or k is Ellipsis or isinstance(k, (int, np.integer, builtins.slice))):
+            raise GraphcError(f"unsupported index {k!r}: use ints, slices, None and ...")
+    n_real = sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > rank:
+        raise ShapeError(f"too many indices ({n_real}) for a tensor of rank {rank}")
+    out = []
+    for k in key:
+        if k is Ellipsis:
+            out.extend([builtins.slice(None)] * (rank - n_real))
+            n_real = rank  # only the first Ellipsis expands
+        elif isinstance(k, builtins.slice):
+            out.append(builtins.slice(*(None if v is None else int(v) for v in (k.start, k.stop, k.step))))
+        else:
+            out.append(k if k is None else int(k))
+    out.extend([builtins.slice(None)] * (rank - sum(1 for k in out if k is not None)))
+    return tuple(out)
+
+
+def _getitem_infer(ins, attrs):
+    x, key = ins[0], attrs["key"]
+    shape, dim = [], 0
+    for k in key:
+        if k is None:
+            shape.append(1)
+            continue
+        d = x.shape[dim]
+        if isinstance(k, builtins.slice):
+            shape.append(_slice_len(d, k))
+        elif isinstance(d, int) and not -d <= k < d:
+            raise IndexError(f"index {k} is out of range for dimension {dim} of size {d}")
+        dim += 1
+    return [(x.dtype, tuple(shape))]
+
+
+def _getitem_grad_kernel(g, x, key):
+    out = np.zeros(x.shape, dtype=g.dtype)
+    out[key] = g
+    return out
+
+
+GETITEM = register(OpDef(
+    "getitem", _getitem_infer, numpy=lambda x, key: x[key], kind="shape",
+    grad=lambda op, g: [GETITEM_GRAD(g, op.inputs[0], key=op.attrs["key"])],
+    samples=lambda rng: [([_randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2), -1)}),
+                         ([_randn(rng, 3, 4, 5)], {"key": (None, 0, builtins.slice(None), builtins.slice(None, -1))})]))
+
+GETITEM_GRAD = register(OpDef(
+    "getitem_grad", lambda ins, a: [(ins[0].dtype, ins[1].shape)], numpy=_getitem_grad_kernel,
+    kind="shape", grad=lambda op, g: [GETITEM(g, key=op.attrs["key"]), None],
+    samples=lambda rng: [([_randn(rng, 2, 5), _randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2),)})]))
+
+
+def getitem(x, key, name=None):
+    """``x[key]`` with ints, slices (any step), ``None`` and ``...``."""
+    x = convert(x)
+    if x.shape is None:
+        raise ShapeError(f"slicing needs a known rank: {x.describe()}")
+    key = _normalize_index(key, len(x.shape))
+    return GETITEM(x, name=name, key=key)
+
+
+def slice(input_, begin, size, name=None):  # noqa: A001 - TF's name
+    """TF's ``slice``: ``size[i] == -1`` takes the rest of dimension ``i``."""
+    key = tuple(builtins.slice(b, None if s == -1 else b + s) for b, s in zip(begin, size))
+    return getitem(input_, key, name=name)
+
+
+def strided_slice(input_, begin, end, strides=None, name=None):
+    strides = strides or [1] * len(begin)
+    key = tuple(builtins.slice(b, e, s) for b, e, s in zip(begin, end, strides))
+    return getitem(input_, key, name=name)
+
+
+# --- gather / one_hot -------------------------------------------------------------------------
+
+def _gather_infer(ins, attrs):
+    params, idx, axis = ins[0], ins[1], attrs["axis"]
+    if not idx.dtype.is_integer:
+        raise TypeError(f"gather: indices must be integers, got {idx.dtype}")
+    if params.shape is None or idx.shape is None:
+        return [(params.dtype, None)]
+    return [(params.dtype, params.shape[:axis] + idx.shape + params.shape[axis + 1:])]
+
+
+def _gather_grad_kernel(g, idx, params, axis):
+    out = np.zeros(params.shape, dtype=g.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1:]) if idx.ndim != 1 else g
+    np.add.at(moved, idx.reshape(-1), np.moveaxis(gm, axis, 0))
+    return out
+
+
+GATHER = register(OpDef(
+    "gather", _gather_infer, numpy=lambda p, i, axis: np.take(p, i, axis=axis), kind="other",
+    grad=lambda op, g: [GATHER_GRAD(g, op.inputs[1], op.inputs[0], axis=op.attrs["axis"]), None],
+    samples=lambda rng: [([_randn(rng, 5, 3), np.array([0, 2, 2, 4])], {"axis": 0}),
+                         ([_randn(rng, 2, 5), np.array([[1, 0], [3, 3]])], {"axis": 1})]))
+
+GATHER_GRAD = register(OpDef(
+    "gather_grad", lambda ins, a: [(ins[0].dtype, ins[2].shape)], numpy=_gather_grad_kernel,
+    grad=lambda op, g: [GATHER(g, op.inputs[1], axis=op.attrs["axis"]), None, None],
+    samples=lambda rng: [([_randn(rng, 4, 3), np.array([0, 2, 2, 4]), _randn(rng, 5, 3)],
+                          {"axis": 0})]))
+
+
+def gather(params, indices, axis=0, name=None):
+    """``np.take(params, indices, axis)``; the gradient accumulates over repeated indices."""
+    params, indices = convert(params), convert(indices)
+    axis = normalize_axis(int(axis), len(params.shape))
+    return GATHER(params, indices, name=name, axis=axis)
+
+
+def _one_hot_kernel(idx, depth, on, off, axis, dtype):
+    eye = np.arange(depth) == idx[..., None]
+    out = np.where(eye, np.asarray(on, dtype.np), np.asarray(off, dtype.np))
+    return np.moveaxis(out, -1, axis) if axis != -1 else out
+
+
+def _one_hot_infer(ins, attrs):
+    idx = ins[0]
+    if not idx.dtype.is_integer:
+        raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
+    if idx.shape is None:
+        return [(attrs["dtype"], None)]
+    shape = list(idx.shape)
+    axis = attrs["axis"]
+    shape.insert(len(shape) if axis == -1 else axis, attrs["depth"])
+    return [(attrs["dtype"], tuple(shape))]
+
+
+ONE_HOT = register(OpDef(
+    "one_hot", _one_hot_infer, numpy=_one_hot_kernel, differentiable=False,
+    samples=lambda rng: [([np.array([0, 3, 1])], {"depth": 4, "on": 1.0, "off": 0.0, "axis": -1,
+                                                   "dtype": D.float32})]))
+
+
+def one_hot(indices, depth, on_value=1, off_value=0, axis=-1, dtype=D.float32, name=None):
+    """Rows of ``depth`` values: ``on_value`` at each index, ``off_value`` elsewhere."""
+    return ONE_HOT(convert(indices), name=name, depth=int(depth), on=on_value, off=off_value,
+                   axis=int(axis), dtype=D.as_dtype(dtype))
+
+
+# --- broadcast / tile / pad -------------------------------------------------------------------
+
+def _broadcast_to_infer(ins, attrs):
+    return [(ins[0].dtype, broadcast_shapes(ins[0].shape, attrs["shape"]))]
+
+
+BROADCAST_TO = register(OpDef(
+    "broadcast_to", _broadcast_to_infer, numpy=lambda x, shape: np.broadcast_to(x, shape),
+    kind="shape", grad=lambda op, g: [g],  # the driver sums the gradient back to x's shape
+    samples=lambda rng: [([_randn(rng, 3, 1)], {"shape": (2, 3, 4)})]))
+
+BROADCAST_LIKE = register(OpDef(
+    "broadcast_like", lambda ins, a: [(ins[0].dtype, broadcast_shapes(ins[0].shape, ins[1].shape))],
+    numpy=lambda x, like: np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape)),
+    kind="shape", grad=lambda op, g: [g, None],
+    samples=lambda rng: [([_randn(rng, 3, 1), _randn(rng, 3, 4)], {})]))
+
+
+def broadcast_to(x, shape, name=None):
+    x = convert(x)
+    return BROADCAST_TO(x, name=name, shape=tuple(int(d) for d in shape))
+
+
+def broadcast_like(x, like, name=None):
+    """``x`` broadcast to ``like``'s run-time shape."""
+    x, like = convert(x), convert(like)
+    if x.shape is not None and like.shape is not None and tuple(x.shape) == tuple(like.shape) \
+            and fully_known(x.shape):
+        return x
+    if fully_known(like.shape):
+        return broadcast_to(x, like.shape, name=name)
+    return BROADCAST_LIKE(x, like, name=name)
+
+
+def _tile_infer(ins, attrs):
+    x, m = ins[0], attrs["multiples"]
+    if len(m) != len(x.shape):
+        raise ValueError(f"tile: {len(m)} multiples for a tensor of rank {len(x.shape)}")
+    return [(x.dtype, tuple(d * k if isinstance(d, int) else None for d, k in zip(x.shape, m)))]
+
+
+def _tile_grad_kernel(g, x, multiples):
+    split_shape = []
+    for k, d in zip(multiples, x.shape):
+        split_shape += [k, d]
+    return g.reshape(split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
+
+
+TILE = register(OpDef(
+    "tile", _tile_infer, numpy=lambda x, multiples: np.tile(x, multiples), kind="shape",
+    grad=lambda op, g: [TILE_GRAD(g, op.inputs[0], multiples=op.attrs["multiples"])],
+    samples=lambda rng: [([_randn(rng, 2, 3)], {"multiples": (2, 1)})]))
+
+TILE_GRAD = register(OpDef(
+    "tile_grad", lambda ins, a: [(ins[0].dtype, ins[1].shape)], numpy=_tile_grad_kernel,
+    kind="shape", grad=lambda op, g: [TILE(g, multiples=op.attrs["multiples"]), None],
+    samples=lambda rng: [([_randn(rng, 4, 3), _randn(rng, 2, 3)], {"multiples": (2, 1)})]))
+
+
+def tile(x, multiples, name=None):
+    return TILE(convert(x), name=name, multiples=tuple(int(m) for m in multiples))
+
+
+def _pad_infer(ins, attrs):
+    x, p = ins[0], attrs["paddings"]
+    if len(p) != len(x.shape):
+        raise ValueError(f"pad: {len(p)} paddings for a tensor of rank {len(x.shape)}")
+    return [(x.dtype, tuple(d + a + b if isinstance(d, int) else None
+                            for d, (a, b) in zip(x.shape, p)))]
+
+
+def _pad_kernel(x, paddings, mode, constant_values):
+    if mode == "constant":
+        return np.pad(x, paddings, mode="constant", constant_values=constant_values)
+    return np.pad(x, paddings, mode=mode)
+
+
+def _pad_grad(op, g):
+    if op.attrs["mode"] != "constant":
+        return [None]
+    key = tuple(builtins.slice(a, -b if b else None) for a, b in op.attrs["paddings"])
+    return [GETITEM(g, key=key)]
+
+
+PAD = register(OpDef(
+    "pad", _pad_infer, numpy=_pad_kernel, kind="shape", grad=_pad_grad,
+    samples=lambda rng: [([_randn(rng, 2, 3)], {"paddings": ((1, 0), (2, 1)), "mode": "constant",
+                                                 "constant_values": 0.0})]))
+
+
+def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
+    """Pad with ``paddings[i] = (before, after)``; modes CONSTANT, REFLECT, SYMMETRIC
+    (gradients for CONSTANT)."""
+    mode = mode.lower()
+    if mode not in ("constant", "reflect", "symmetric"):
+        raise GraphcError(f"pad: unknown mode {mode!r}")
+    paddings = tuple((int(a), int(b)) for a, b in paddings)
+    return PAD(convert(tensor), name=name, paddings=paddings, mode=mode,
+               constant_values=constant_values)
+
+
+# --- fill, zeros, ones, eye, range ------------------------------------------------------------
+
+FILL = register(OpDef(
+    "fill", lambda ins, a: [(a["dtype"], a["shape"])],
+    numpy=lambda shape, value, dtype: np.full(shape, value, dtype=dtype.np), kind="source",
+    differentiable=False,
+    samples=lambda rng: [([], {"shape": (2, 3), "value": 1.5, "dtype": D.float32})]))
+
+FILL_LIKE = register(OpDef(
+    "fill_like", lambda ins, a: [(a["dtype"], ins[0].shape)],
+    numpy=lambda like, value, dtype: np.full(like.shape, value, dtype=dtype.np), kind="source",
+    differentiable=False,
+    samples=lambda rng: [([_randn(rng, 2, 3)], {"value": 0.0, "dtype": D.float64})]))
+
+
+def fill(dims, value, dtype=None, name=None):
+    """A tensor of shape ``dims`` filled with ``value``."""
+    dtype = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of(value)
+    shape = as_shape(dims)
+    if not fully_known(shape):
+        raise ShapeError(f"fill needs a static shape, got {dims}; use gc.fill_like")
+    return FILL(name=name, shape=tuple(shape), value=np.asarray(value, dtype.np).item(), dtype=dtype)
+
+
+def zeros(shape, dtype=D.float32, name=None):
+    return fill(shape, 0, dtype=dtype, name=name or "zeros")
+
+
+def ones(shape, dtype=D.float32, name=None):
+    return fill(shape, 1, dtype=dtype, name=name or "ones")
+
+
+def fill_like(x, value, dtype=None, name=None):
+    """A tensor of ``x``'s (run-time) shape filled with ``value``."""
+    x = convert(x)
+    dtype = D.as_dtype(dtype) if dtype is not None else x.dtype
+    if fully_known(x.shape):
+        return fill(x.shape, value, dtype=dtype, name=name)
+    return FILL_LIKE(x, name=name, value=np.asarray(value, dtype.np).item(), dtype=dtype)
+
+
+def zeros_like(x, dtype=None, name=None):
+    return fill_like(x, 0, dtype=dtype, name=name or "zeros_like")
+
+
+def ones_like(x, dtype=None, name=None):
+    return fill_like(x, 1, dtype=dtype, name=name or "ones_like")
+
+
+zeros_like_ = zeros_like
+
+
+def eye(num_rows, num_columns=None, dtype=D.float32, name=None):
+    return constant(np.eye(num_rows, num_columns, dtype=D.as_dtype(dtype).np), name=name or "eye")
+
+
+def range(start, limit=None, delta=1, dtype=None, name=None):  # noqa: A001 - TF's name
+    """Like Python's range: ``range(5)``, ``range(2, 10, 3)``."""
+    if limit is None:
+        start, limit = 0, start
+    values = np.arange(start, limit, delta)
+    dtype = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of(values)
+    return constant(values.astype(dtype.np), name=name or "range")
+
+
+# --- shape / size as values -------------------------------------------------------------------
+
+SHAPE = register(OpDef(
+    "shape", lambda ins, a: [(a["dtype"], (None if ins[0].shape is None else len(ins[0].shape),))],
+    numpy=lambda x, dtype: np.array(x.shape, dtype=dtype.np), differentiable=False,
+    samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})]))
+
+SIZE = register(OpDef(
+    "size", lambda ins, a: [(a["dtype"], ())],
+    numpy=lambda x, dtype: np.array(x.size, dtype=dtype.np), differentiable=False,
+    samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})]))
+
+
+def shape(x, dtype=D.int32, name=None):
+    """The shape as an int tensor: a constant when it is static."""
+    x = convert(x)
+    if fully_known(x.shape):
+        return constant(np.array(x.shape, dtype=D.as_dtype(dtype).np), name=name or "shape")
+    return SHAPE(x, name=name, dtype=D.as_dtype(dtype))
+
+
+def size(x, dtype=D.int32, name=None):
+    x = convert(x)
+    n = num_elements(x.shape)
+    if n is not None:
+        return constant(np.array(n, dtype=D.as_dtype(dtype).np), name=name or "size")
+    return SIZE(x, name=name, dtype=D.as_dtype(dtype))
+
+
+def rank(x, name=None):
+    x = convert(x)
+    if x.shape is None:
+        raise ShapeError(f"rank of {x.describe()} is unknown")
+    return constant(np.int32(len(x.shape)), name=name or "rank")
+
+
+def _check_dtype(x, what):
+    if not isinstance(x, Tensor):
+        raise DTypeError(f"{what}: expected a tensor, got {type(x).__name__}")

@@ -1,0 +1,361 @@
+"""Elementwise ops. Each is one OpDef: its dtype rule, its numpy kernel (which accepts
+``out=`` so fused groups can run in tiles), its scalar expression ``expr`` (a C template
+over ``{0}``, ``{1}``… that the CUDA generator and the fusion pass share) and its pullback.
+
+Composites (relu, softplus, clip_by_value…) are built from these in ``ops/nn.py``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import DTypeError
+from ..shapes import broadcast_shapes
+from .registry import OpDef, register
+from .sources import convert
+
+# --- rules ------------------------------------------------------------------------------------
+
+_KINDS = {
+    "float": lambda d: d.is_floating,
+    "number": lambda d: d.is_floating or d.is_integer,
+    "int": lambda d: d.is_integer,
+    "bool": lambda d: d.is_bool,
+    "any": lambda d: True,
+}
+
+
+def _check_kind(opname, kind, x):
+    if not _KINDS[kind](x.dtype):
+        hint = " (use gc.cast(x, gc.float32))" if kind == "float" and not x.dtype.is_floating else ""
+        raise DTypeError(f"{opname} needs a {kind} tensor, got {x.describe()}{hint}")
+
+
+def unary_rule(kind, out=None):
+    def infer(inputs, attrs):
+        (x,) = inputs
+        _check_kind(infer.op_name, kind, x)
+        return [(out or x.dtype, x.shape)]
+    return infer
+
+
+def binary_rule(kind, out=None):
+    def infer(inputs, attrs):
+        dts = {t.dtype for t in inputs}
+        if len(dts) > 1:
+            raise DTypeError(
+                f"{infer.op_name} got mixed dtypes: "
+                + " and ".join(t.describe() for t in inputs)
+                + "; graphc does not promote silently, use gc.cast")
+        for t in inputs:
+            _check_kind(infer.op_name, kind, t)
+        shape = broadcast_shapes(*(t.shape for t in inputs))
+        dtype = out(inputs[0].dtype) if callable(out) else (out or inputs[0].dtype)
+        return [(dtype, shape)]
+    return infer
+
+
+def _float_samples(lo=-2.0, hi=2.0):
+    def samples(rng):
+        return [([rng.uniform(lo, hi, (3, 4)).astype(np.float64)], {}),
+                ([np.float64(rng.uniform(lo, hi))], {})]
+    return samples
+
+
+def _binary_samples(lo=-2.0, hi=2.0, dtype=np.float64):
+    def samples(rng):
+        def a(*s):
+            return rng.uniform(lo, hi, s).astype(dtype)
+        return [([a(3, 4), a(3, 4)], {}), ([a(2, 3, 4), a(4)], {}), ([a(3, 1), a(1, 4)], {})]
+    return samples
+
+
+def elementwise(name, kernel, expr, grad=None, kind="float", out=None, arity=1,
+                samples=None, differentiable=True, doc=""):
+    infer = (unary_rule if arity == 1 else binary_rule)(kind, out)
+    infer.op_name = name
+    if samples is None:
+        samples = _float_samples() if arity == 1 else _binary_samples()
+    return register(OpDef(name, infer, numpy=kernel, grad=grad, expr=expr, kind="elementwise",
+                          differentiable=differentiable, samples=samples, doc=doc))
+
+
+# --- kernels that numpy lacks as ufuncs (all take out=) ---------------------------------------
+
+def _sigmoid(x, out=None):
+    # 0.5 * (tanh(x/2) + 1): stable for large |x| and no overflow warnings
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
+def _rsqrt(x, out=None):
+    out = np.sqrt(x, out=out)
+    return np.reciprocal(out, out=out)
+
+
+_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x, out=None):
+    r = _erf_vec(x).astype(x.dtype, copy=False)
+    if out is None:
+        return r
+    out[...] = r
+    return out
+
+
+def _is_finite(x, out=None):
+    return np.isfinite(x, out=out)
+
+
+def _where(c, a, b, out=None):
+    if out is None:
+        return np.where(c, a, b)
+    np.copyto(out, b)
+    np.copyto(out, a, where=np.broadcast_to(c, out.shape))
+    return out
+
+
+def _divide(x, y, out=None):
+    return np.true_divide(x, y, out=out)
+
+
+def _int_div_dtype(d):
+    return d if d.is_floating else D.float64
+
+
+# --- pullbacks --------------------------------------------------------------------------------
+# Each returns one gradient per input; the autodiff driver sums fan-in and undoes broadcasting.
+
+def _zero_grad(op, g):
+    return [zeros_like(op.inputs[0])]
+
+
+def _abs_grad(op, g):
+    return [g * sign(op.inputs[0])]
+
+
+def _pow_grad(op, g):
+    x, y = op.inputs
+    z = op.outputs[0]
+    gx = g * y * pow(x, y - 1)
+    safe_log = where(greater(x, 0), log(where(greater(x, 0), x, 1)), zeros_like(x))
+    return [gx, g * z * safe_log]
+
+
+def _max_grad(op, g):
+    x, y = op.inputs
+    pick_x = greater_equal(x, y)
+    return [where(pick_x, g, 0), where(pick_x, 0, g)]
+
+
+def _min_grad(op, g):
+    x, y = op.inputs
+    pick_x = less_equal(x, y)
+    return [where(pick_x, g, 0), where(pick_x, 0, g)]
+
+
+# --- the ops ----------------------------------------------------------------------------------
+# name, numpy kernel, C expression, pullback
+
+NEG = elementwise("neg", np.negative, "(-{0})", lambda op, g: [-g], kind="number")
+ABS = elementwise("abs", np.absolute, "abs({0})", _abs_grad, kind="number")
+SIGN = elementwise("sign", np.sign, "(({0} > 0) - ({0} < 0))", _zero_grad, kind="number")
+EXP = elementwise("exp", np.exp, "exp({0})", lambda op, g: [g * op.outputs[0]])
+LOG = elementwise("log", np.log, "log({0})", lambda op, g: [g / op.inputs[0]],
+                  samples=_float_samples(0.2, 3.0))
+LOG1P = elementwise("log1p", np.log1p, "log1p({0})", lambda op, g: [g / (op.inputs[0] + 1)],
+                    samples=_float_samples(-0.5, 3.0))
+EXPM1 = elementwise("expm1", np.expm1, "expm1({0})", lambda op, g: [g * (op.outputs[0] + 1)])
+SQRT = elementwise("sqrt", np.sqrt, "sqrt({0})", lambda op, g: [g / (op.outputs[0] * 2)],
+                   samples=_float_samples(0.2, 3.0))
+RSQRT = elementwise("rsqrt", _rsqrt, "rsqrt({0})",
+                    lambda op, g: [g * -0.5 * op.outputs[0] * op.outputs[0] * op.outputs[0]],
+                    samples=_float_samples(0.2, 3.0))
+SQUARE = elementwise("square", np.square, "({0} * {0})", lambda op, g: [g * 2 * op.inputs[0]],
+                     kind="number")
+RECIPROCAL = elementwise("reciprocal", np.reciprocal, "(1 / {0})",
+                         lambda op, g: [-g * op.outputs[0] * op.outputs[0]],
+                         samples=_float_samples(0.3, 3.0))
+SIN = elementwise("sin", np.sin, "sin({0})", lambda op, g: [g * cos(op.inputs[0])])
+COS = elementwise("cos", np.cos, "cos({0})", lambda op, g: [-g * sin(op.inputs[0])])
+TANH = elementwise("tanh", np.tanh, "tanh({0})",
+                   lambda op, g: [g * (1 - op.outputs[0] * op.outputs[0])])
+SIGMOID = elementwise("sigmoid", _sigmoid, "(1 / (1 + exp(-{0})))",
+                      lambda op, g: [g * op.outputs[0] * (1 - op.outputs[0])])
+ERF = elementwise("erf", _erf, "erf({0})",
+                  lambda op, g: [g * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))])
+FLOOR = elementwise("floor", np.floor, "floor({0})", _zero_grad)
+CEIL = elementwise("ceil", np.ceil, "ceil({0})", _zero_grad)
+ROUND = elementwise("round", np.rint, "rint({0})", _zero_grad)  # half to even, as numpy and TF
+LOGICAL_NOT = elementwise("logical_not", np.logical_not, "(!{0})", kind="bool",
+                          differentiable=False,
+                          samples=lambda rng: [([rng.random((3, 4)) > 0.5], {})])
+IS_NAN = elementwise("is_nan", np.isnan, "isnan({0})", out=D.bool_, differentiable=False)
+IS_FINITE = elementwise("is_finite", _is_finite, "isfinite({0})", out=D.bool_,
+                        differentiable=False)
+CAST_KINDS = None  # cast lives in array.py: it changes dtype, which ends a fused group
+
+ADD = elementwise("add", np.add, "({0} + {1})", lambda op, g: [g, g], kind="number", arity=2)
+SUBTRACT = elementwise("subtract", np.subtract, "({0} - {1})", lambda op, g: [g, -g],
+                       kind="number", arity=2)
+MULTIPLY = elementwise("multiply", np.multiply, "({0} * {1})",
+                       lambda op, g: [g * op.inputs[1], g * op.inputs[0]], kind="number", arity=2)
+DIVIDE = elementwise("divide", _divide, "((double){0} / {1})",
+                     lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
+                     kind="number", arity=2, out=_int_div_dtype,
+                     samples=_binary_samples(0.5, 2.0))
+FLOORDIV = elementwise("floordiv", np.floor_divide, "floor((double){0} / {1})", kind="number",
+                       arity=2, differentiable=False, samples=_binary_samples(0.5, 4.0))
+MOD = elementwise("mod", np.mod, "({0} - floor((double){0} / {1}) * {1})",
+                  lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
+                  kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
+POW = elementwise("pow", np.power, "pow({0}, {1})", _pow_grad, kind="number", arity=2,
+                  samples=_binary_samples(0.5, 2.0))
+MAXIMUM = elementwise("maximum", np.maximum, "max({0}, {1})", _max_grad, kind="number", arity=2)
+MINIMUM = elementwise("minimum", np.minimum, "min({0}, {1})", _min_grad, kind="number", arity=2)
+
+
+def _cmp(name, fn, c):
+    return elementwise(name, fn, c, kind="any", arity=2, out=D.bool_, differentiable=False)
+
+
+EQUAL = _cmp("equal", np.equal, "({0} == {1})")
+NOT_EQUAL = _cmp("not_equal", np.not_equal, "({0} != {1})")
+LESS = _cmp("less", np.less, "({0} < {1})")
+LESS_EQUAL = _cmp("less_equal", np.less_equal, "({0} <= {1})")
+GREATER = _cmp("greater", np.greater, "({0} > {1})")
+GREATER_EQUAL = _cmp("greater_equal", np.greater_equal, "({0} >= {1})")
+
+
+def _bool_samples(rng):
+    return [([rng.random((3, 4)) > 0.5, rng.random((3, 4)) > 0.5], {})]
+
+
+LOGICAL_AND = elementwise("logical_and", np.logical_and, "({0} && {1})", kind="bool", arity=2,
+                          differentiable=False, samples=_bool_samples)
+LOGICAL_OR = elementwise("logical_or", np.logical_or, "({0} || {1})", kind="bool", arity=2,
+                         differentiable=False, samples=_bool_samples)
+LOGICAL_XOR = elementwise("logical_xor", np.logical_xor, "({0} != {1})", kind="bool", arity=2,
+                          differentiable=False, samples=_bool_samples)
+
+
+def _where_infer(inputs, attrs):
+    c, a, b = inputs
+    if not c.dtype.is_bool:
+        raise DTypeError(f"where: the condition must be bool, got {c.describe()}")
+    if a.dtype is not b.dtype:
+        raise DTypeError(f"where: the branches have different dtypes: {a.describe()} and "
+                         f"{b.describe()}")
+    return [(a.dtype, broadcast_shapes(c.shape, a.shape, b.shape))]
+
+
+_where_infer.op_name = "where"
+
+
+def _where_samples(rng):
+    return [([rng.random((3, 4)) > 0.5, rng.standard_normal((3, 4)), rng.standard_normal((4,))], {})]
+
+
+WHERE = register(OpDef(
+    "where", _where_infer, numpy=_where, expr="({0} ? {1} : {2})", kind="elementwise",
+    grad=lambda op, g: [None, where(op.inputs[0], g, 0), where(op.inputs[0], 0, g)],
+    samples=_where_samples))
+
+
+# --- the functions users call -----------------------------------------------------------------
+
+def _unary_fn(opdef, doc):
+    def fn(x, name=None):
+        return opdef(convert(x), name=name)
+    fn.__name__ = fn.__qualname__ = opdef.name
+    fn.__doc__ = doc
+    return fn
+
+
+def _binary_fn(opdef, doc):
+    def fn(x, y, name=None):
+        x, y = binary_operands(x, y, opdef.name)
+        return opdef(x, y, name=name)
+    fn.__name__ = fn.__qualname__ = opdef.name
+    fn.__doc__ = doc
+    return fn
+
+
+def binary_operands(x, y, what):
+    """Tensors for a binary op; a non-tensor operand is weak and takes the other's dtype."""
+    from ..ir.node import Tensor
+    if isinstance(x, Tensor):
+        return x, convert(y, like=x, what=f"{what}: ")
+    if isinstance(y, Tensor):
+        return convert(x, like=y, what=f"{what}: "), y
+    x = convert(x)
+    return x, convert(y, like=x, what=f"{what}: ")
+
+
+negative = neg = _unary_fn(NEG, "-x")
+abs = _unary_fn(ABS, "|x|")  # noqa: A001 - gc.abs is the public name
+sign = _unary_fn(SIGN, "-1, 0 or 1")
+exp = _unary_fn(EXP, "e**x")
+log = _unary_fn(LOG, "natural logarithm")
+log1p = _unary_fn(LOG1P, "log(1 + x), accurate near 0")
+expm1 = _unary_fn(EXPM1, "exp(x) - 1, accurate near 0")
+sqrt = _unary_fn(SQRT, "square root")
+rsqrt = _unary_fn(RSQRT, "1 / sqrt(x)")
+square = _unary_fn(SQUARE, "x * x")
+reciprocal = _unary_fn(RECIPROCAL, "1 / x")
+sin = _unary_fn(SIN, "sine")
+cos = _unary_fn(COS, "cosine")
+tanh = _unary_fn(TANH, "hyperbolic tangent")
+sigmoid = _unary_fn(SIGMOID, "1 / (1 + exp(-x))")
+erf = _unary_fn(ERF, "the error function")
+floor = _unary_fn(FLOOR, "round down")
+ceil = _unary_fn(CEIL, "round up")
+round = _unary_fn(ROUND, "round half to even")  # noqa: A001
+logical_not = _unary_fn(LOGICAL_NOT, "not x (bool)")
+is_nan = _unary_fn(IS_NAN, "True where x is NaN")
+is_finite = _unary_fn(IS_FINITE, "True where x is neither NaN nor infinite")
+
+add = _binary_fn(ADD, "x + y (broadcasting)")
+subtract = _binary_fn(SUBTRACT, "x - y")
+multiply = _binary_fn(MULTIPLY, "x * y")
+divide = truediv = _binary_fn(DIVIDE, "x / y; integer inputs give float64")
+floordiv = _binary_fn(FLOORDIV, "x // y (rounds toward -inf)")
+mod = floormod = _binary_fn(MOD, "x % y (the sign of y, as Python)")
+pow = _binary_fn(POW, "x ** y")  # noqa: A001
+maximum = _binary_fn(MAXIMUM, "elementwise max")
+minimum = _binary_fn(MINIMUM, "elementwise min")
+equal = _binary_fn(EQUAL, "x == y (bool)")
+not_equal = _binary_fn(NOT_EQUAL, "x != y (bool)")
+less = _binary_fn(LESS, "x < y (bool)")
+less_equal = _binary_fn(LESS_EQUAL, "x <= y (bool)")
+greater = _binary_fn(GREATER, "x > y (bool)")
+greater_equal = _binary_fn(GREATER_EQUAL, "x >= y (bool)")
+logical_and = _binary_fn(LOGICAL_AND, "x and y (bool)")
+logical_or = _binary_fn(LOGICAL_OR, "x or y (bool)")
+logical_xor = _binary_fn(LOGICAL_XOR, "x xor y (bool)")
+
+
+def where(condition, x, y, name=None):
+    """``x`` where ``condition`` is true, else ``y`` (broadcasting, weak scalars allowed)."""
+    from ..ir.node import Tensor
+    c = convert(condition)
+    if not isinstance(x, Tensor) and not isinstance(y, Tensor):
+        x = convert(x)
+    x, y = binary_operands(x, y, "where")
+    return WHERE(c, x, y, name=name)
+
+
+def zeros_like(x, dtype=None, name=None):
+    from .array import fill_like
+    return fill_like(x, 0, dtype=dtype, name=name)
+
+
+def ones_like(x, dtype=None, name=None):
+    from .array import fill_like
+    return fill_like(x, 1, dtype=dtype, name=name)

@@ -1,0 +1,189 @@
+"""matmul (batched, with transposes), and tensordot / einsum built on it."""
+
+from __future__ import annotations
+
+import string
+
+import numpy as np
+
+from ..errors import DTypeError
+from ..shapes import broadcast_shapes, dims_compatible, merge_dim
+from .array import broadcast_like, expand_dims, reshape, transpose
+from .registry import OpDef, register
+from .sources import convert
+
+
+def _matmul_infer(ins, attrs):
+    a, b = ins
+    if a.dtype is not b.dtype:
+        raise DTypeError(f"matmul got mixed dtypes: {a.describe()} and {b.describe()}")
+    if a.dtype.is_bool:
+        raise DTypeError(f"matmul of bool tensors: {a.describe()}")
+    if a.shape is None or b.shape is None:
+        return [(a.dtype, None)]
+    if len(a.shape) < 2 or len(b.shape) < 2:
+        raise ValueError("matmul needs inputs of rank >= 2 (reshape a vector to (n, 1) or (1, n))")
+    m, k1 = a.shape[-2:][::-1] if attrs["transpose_a"] else a.shape[-2:]
+    k2, n = b.shape[-2:][::-1] if attrs["transpose_b"] else b.shape[-2:]
+    if not dims_compatible(k1, k2):
+        ta = " (transposed)" if attrs["transpose_a"] else ""
+        tb = " (transposed)" if attrs["transpose_b"] else ""
+        raise ValueError(f"inner dimensions differ: {tuple(a.shape)}{ta} @ {tuple(b.shape)}{tb} "
+                         f"contracts {k1} with {k2}")
+    batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    return [(a.dtype, tuple(batch) + (m, n))]
+
+
+def _t(x):
+    return np.swapaxes(x, -1, -2)
+
+
+def _matmul_kernel(a, b, transpose_a, transpose_b, out=None):
+    if transpose_a:
+        a = _t(a)
+    if transpose_b:
+        b = _t(b)
+    return np.matmul(a, b, out=out)
+
+
+def _matmul_grad(op, g):
+    a, b = op.inputs
+    ta, tb = op.attrs["transpose_a"], op.attrs["transpose_b"]
+    if not ta and not tb:
+        return [matmul(g, b, transpose_b=True), matmul(a, g, transpose_a=True)]
+    if not ta and tb:
+        return [matmul(g, b), matmul(g, a, transpose_a=True)]
+    if ta and not tb:
+        return [matmul(b, g, transpose_b=True), matmul(a, g)]
+    return [matmul(b, g, transpose_a=True, transpose_b=True),
+            matmul(g, a, transpose_a=True, transpose_b=True)]
+
+
+def _matmul_samples(rng):
+    r = rng.standard_normal
+    return [([r((3, 4)), r((4, 5))], {"transpose_a": False, "transpose_b": False}),
+            ([r((4, 3)), r((5, 4))], {"transpose_a": True, "transpose_b": True}),
+            ([r((2, 3, 4)), r((4, 2))], {"transpose_a": False, "transpose_b": False}),
+            ([r((3, 4)), r((2, 5, 4))], {"transpose_a": False, "transpose_b": True})]
+
+
+MATMUL = register(OpDef("matmul", _matmul_infer, numpy=_matmul_kernel, grad=_matmul_grad,
+                        kind="matmul", samples=_matmul_samples))
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
+    """Matrix product of the last two axes; leading axes broadcast as batches."""
+    from .elementwise import binary_operands
+    a, b = binary_operands(a, b, "matmul")
+    return MATMUL(a, b, name=name, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
+
+
+def tensordot(a, b, axes, name=None):
+    """Contract ``axes`` of ``a`` with those of ``b`` (an int ``n``: the last n of a with the
+    first n of b). Lowered to transpose + reshape + matmul, so it differentiates for free."""
+    a, b = convert(a), convert(b)
+    ra, rb = len(a.shape), len(b.shape)
+    if isinstance(axes, int):
+        axes_a, axes_b = list(range(ra - axes, ra)), list(range(axes))
+    else:
+        axes_a, axes_b = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+                          [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
+    axes_a = [x % ra for x in axes_a]
+    axes_b = [x % rb for x in axes_b]
+    free_a = [i for i in range(ra) if i not in axes_a]
+    free_b = [i for i in range(rb) if i not in axes_b]
+    for i, j in zip(axes_a, axes_b):
+        if not dims_compatible(a.shape[i], b.shape[j]):
+            raise DTypeError(f"tensordot: axis {i} of {a.describe()} and axis {j} of "
+                             f"{b.describe()} differ")
+    k = _prod([merge_dim(a.shape[i], b.shape[j]) for i, j in zip(axes_a, axes_b)])
+    at = reshape(transpose(a, free_a + axes_a), (-1, k if k is not None else -1))
+    bt = reshape(transpose(b, axes_b + free_b), (k if k is not None else -1, -1))
+    out_shape = [a.shape[i] for i in free_a] + [b.shape[i] for i in free_b]
+    r = matmul(at, bt)
+    return reshape(r, [-1 if d is None or isinstance(d, str) else d for d in out_shape], name=name)
+
+
+def _prod(dims):
+    n = 1
+    for d in dims:
+        if not isinstance(d, int):
+            return None
+        n *= d
+    return n
+
+
+# --- einsum -----------------------------------------------------------------------------------
+
+def _parse_einsum(equation, n):
+    eq = equation.replace(" ", "")
+    if "..." in eq:
+        raise ValueError("einsum: ellipsis is not supported")
+    if "->" in eq:
+        ins, out = eq.split("->")
+    else:
+        ins = eq
+        letters = ins.replace(",", "")
+        out = "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    ins = ins.split(",")
+    if len(ins) != n:
+        raise ValueError(f"einsum: equation {equation!r} names {len(ins)} operands, got {n}")
+    return ins, out
+
+
+def _einsum_infer(ins, attrs):
+    subs, out = attrs["subscripts"], attrs["output"]
+    dims = {}
+    dtype = ins[0].dtype
+    for t, s in zip(ins, subs):
+        if t.dtype is not dtype:
+            raise TypeError(f"einsum: mixed dtypes {dtype} and {t.dtype}")
+        if t.shape is None or len(t.shape) != len(s):
+            raise ValueError(f"einsum: operand {s!r} has shape {t.shape}")
+        for c, d in zip(s, t.shape):
+            if c in dims and not dims_compatible(dims[c], d) and d != 1 and dims[c] != 1:
+                raise ValueError(f"einsum: index {c!r} is {dims[c]} in one operand and {d} in another")
+            dims[c] = merge_dim(dims.get(c), d) if dims.get(c) != 1 else d
+    return [(dtype, tuple(dims[c] for c in out))]
+
+
+def _einsum_kernel(*xs, subscripts, output):
+    return np.einsum(",".join(subscripts) + "->" + output, *xs, optimize=len(xs) > 2)
+
+
+def _einsum_grad(op, g):
+    subs, out = op.attrs["subscripts"], op.attrs["output"]
+    grads = []
+    for i, (x, s) in enumerate(zip(op.inputs, subs)):
+        if len(set(s)) != len(s):
+            raise DTypeError("einsum: gradients of repeated indices (traces) are not supported")
+        others = [(t, ss) for j, (t, ss) in enumerate(zip(op.inputs, subs)) if j != i]
+        seen = set(out) | {c for _, ss in others for c in ss}
+        kept = "".join(c for c in s if c in seen)
+        gi = EINSUM(g, *[t for t, _ in others], subscripts=(out, *[ss for _, ss in others]),
+                    output=kept)
+        for pos, c in enumerate(s):
+            if c not in seen:
+                gi = expand_dims(gi, pos)
+        grads.append(broadcast_like(gi, x) if kept != s else gi)
+    return grads
+
+
+EINSUM = register(OpDef(
+    "einsum", _einsum_infer, numpy=_einsum_kernel, grad=_einsum_grad, kind="matmul",
+    samples=lambda rng: [([rng.standard_normal((3, 4)), rng.standard_normal((4, 5))],
+                          {"subscripts": ("ij", "jk"), "output": "ik"}),
+                         ([rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4))],
+                          {"subscripts": ("bij", "bj"), "output": "bi"}),
+                         ([rng.standard_normal((3, 4))], {"subscripts": ("ij",), "output": "j"})]))
+
+
+def einsum(equation, *inputs, name=None):
+    """``np.einsum`` on tensors (no ellipsis); differentiable when no index repeats
+    within one operand."""
+    ts = [convert(t) for t in inputs]
+    subs, out = _parse_einsum(equation, len(ts))
+    for s in subs + [out]:
+        if any(c not in string.ascii_letters for c in s):
+            raise ValueError(f"einsum: bad subscripts {s!r}")
+    return EINSUM(*ts, name=name, subscripts=tuple(subs), output=out)

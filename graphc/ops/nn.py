@@ -1,0 +1,181 @@
+"""Neural-network ops, built from the primitives (STYLE principle 3): they differentiate
+and fuse without rules of their own. Numerically delicate ones subtract the max first."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import DTypeError, ShapeError
+from ..shapes import normalize_axis
+from .array import one_hot, stop_gradient
+from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, minimum, sigmoid,
+                          square, tanh, where)
+from .reduce import reduce_max, reduce_mean, reduce_sum
+from .sources import convert
+
+
+def relu(features, name=None):
+    """max(x, 0)."""
+    return maximum(convert(features), 0, name=name)
+
+
+def relu6(features, name=None):
+    """min(max(x, 0), 6)."""
+    return minimum(maximum(convert(features), 0), 6, name=name)
+
+
+def leaky_relu(features, alpha=0.2, name=None):
+    """x for x > 0, alpha * x otherwise."""
+    x = convert(features)
+    return where(greater(x, 0), x, x * alpha, name=name)
+
+
+def elu(features, name=None):
+    """x for x > 0, exp(x) - 1 otherwise."""
+    x = convert(features)
+    # expm1 of min(x, 0): the unused branch never overflows, so its gradient is never inf * 0
+    return where(greater(x, 0), x, expm1(minimum(x, 0)), name=name)
+
+
+def selu(features, name=None):
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    x = convert(features)
+    return scale * where(greater(x, 0), x, alpha * expm1(minimum(x, 0)), name=name)
+
+
+def softplus(features, name=None):
+    """log(1 + exp(x)), stable for large |x|."""
+    x = convert(features)
+    return maximum(x, 0) + log1p(exp(-abs(x)))
+
+
+def softsign(features, name=None):
+    x = convert(features)
+    return x / (abs(x) + 1)
+
+
+def gelu(features, approximate=False, name=None):
+    """x * Phi(x); ``approximate=True`` uses the tanh form."""
+    x = convert(features)
+    if approximate:
+        c = math.sqrt(2 / math.pi)
+        return 0.5 * x * (1 + tanh(c * (x + 0.044715 * x * x * x)))
+    return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
+
+
+def silu(features, name=None):
+    x = convert(features)
+    return x * sigmoid(x)
+
+
+swish = silu
+
+
+def softmax(logits, axis=-1, name=None):
+    """exp(x) / sum(exp(x)) along ``axis``, with the max subtracted first."""
+    x = convert(logits)
+    e = exp(x - stop_gradient(reduce_max(x, axis=axis, keepdims=True)))
+    return e / reduce_sum(e, axis=axis, keepdims=True)
+
+
+def log_softmax(logits, axis=-1, name=None):
+    """x - logsumexp(x) along ``axis``."""
+    x = convert(logits)
+    shifted = x - stop_gradient(reduce_max(x, axis=axis, keepdims=True))
+    return shifted - log(reduce_sum(exp(shifted), axis=axis, keepdims=True))
+
+
+def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, dim=None, name=None):
+    """-sum(labels * log_softmax(logits)) along ``axis``: one loss per example.
+    Gradients flow into both labels and logits (TF's ``_v2``)."""
+    _need(labels, logits, "softmax_cross_entropy_with_logits")
+    logits = convert(logits)
+    labels = convert(labels, like=logits)
+    axis = dim if dim is not None else axis
+    return -reduce_sum(labels * log_softmax(logits, axis=axis), axis=axis)
+
+
+def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None):
+    """Cross-entropy against integer class ``labels`` (shape ``logits.shape[:-1]``)."""
+    _need(labels, logits, "sparse_softmax_cross_entropy_with_logits")
+    logits, labels = convert(logits), convert(labels)
+    if not labels.dtype.is_integer:
+        raise DTypeError(f"sparse_softmax_cross_entropy_with_logits: labels must be integer "
+                         f"class indices, got {labels.describe()}")
+    depth = logits.shape[-1] if logits.shape is not None else None
+    if not isinstance(depth, int):
+        raise ShapeError(f"sparse_softmax_cross_entropy_with_logits needs the number of classes "
+                         f"(the last dimension of logits) to be static: {logits.describe()}")
+    if labels.shape is not None and logits.shape is not None and \
+            len(labels.shape) != len(logits.shape) - 1:
+        raise ShapeError(f"labels {labels.describe()} should have rank {len(logits.shape) - 1} "
+                         f"(logits {logits.describe()} without the class axis)")
+    onehot = stop_gradient(one_hot(labels, depth, dtype=logits.dtype))
+    return -reduce_sum(onehot * log_softmax(logits), axis=-1)
+
+
+def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
+    """max(x, 0) - x * z + log(1 + exp(-|x|)), per element."""
+    _need(labels, logits, "sigmoid_cross_entropy_with_logits")
+    x = convert(logits)
+    z = convert(labels, like=x)
+    return maximum(x, 0) - x * z + log1p(exp(-abs(x)))
+
+
+def l2_loss(t, name=None):
+    """sum(t ** 2) / 2."""
+    return reduce_sum(square(convert(t))) * 0.5
+
+
+def bias_add(value, bias, data_format=None, name=None):
+    """value + bias along the last axis (NHWC)."""
+    value, bias = convert(value), convert(bias)
+    if bias.shape is not None and len(bias.shape) != 1:
+        raise ShapeError(f"bias_add: bias must be a vector, got {bias.describe()}")
+    if data_format == "NCHW":
+        from .array import reshape
+        bias = reshape(bias, (-1,) + (1,) * (len(value.shape) - 2))
+    return value + bias
+
+
+def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
+    """Zero each element with probability ``rate`` and scale the rest by 1 / (1 - rate)
+    while ``training`` (a bool or a bool tensor); the identity otherwise."""
+    from .array import fill_like
+    from .random import random_uniform_like
+    x = convert(x)
+    if isinstance(training, bool) and not training:
+        return x
+    if isinstance(rate, (int, float)) and rate == 0:
+        return x
+    keep = 1 - rate
+    like = x if noise_shape is None else fill_like(x, 0)
+    u = random_uniform_like(like, seed=seed, dtype=x.dtype)
+    dropped = where(u >= rate, x / keep, 0)
+    if isinstance(training, bool):
+        return dropped
+    return where(convert(training), dropped, x)
+
+
+def moments(x, axes, keepdims=False, name=None):
+    """Mean and variance over ``axes``."""
+    x = convert(x)
+    mean = reduce_mean(x, axis=axes, keepdims=True)
+    var = reduce_mean(square(x - stop_gradient(mean)), axis=axes, keepdims=True)
+    if not keepdims:
+        from .array import squeeze
+        axes = [normalize_axis(a, len(x.shape)) for a in (axes if isinstance(axes, (list, tuple))
+                                                            else [axes])]
+        mean, var = squeeze(mean, axes), squeeze(var, axes)
+    return mean, var
+
+
+def _need(labels, logits, what):
+    if labels is None or logits is None:
+        raise DTypeError(f"{what} needs both labels= and logits= (as keyword arguments)")
+
+
+def mse(predictions, labels):
+    return reduce_mean(square(convert(predictions) - convert(labels)))
+
+

@@ -1,0 +1,147 @@
+"""Seeded random sources. Each node draws from its own generator, created per session
+from (graph seed, op seed): the same seeds give the same numbers in every fresh session
+and on every backend (the cupy backend draws on the host too)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import DTypeError, ShapeError
+from ..ir.graph import get_default_graph
+from ..shapes import as_shape, fully_known
+from .registry import OpDef, register
+from .sources import convert
+
+
+def _shape_of(attrs, like):
+    return like.shape if like is not None else attrs["shape"]
+
+
+def _normal(rng, shape, dtype, mean, stddev):
+    return (rng.standard_normal(shape) * stddev + mean).astype(dtype.np)
+
+
+def _uniform(rng, shape, dtype, minval, maxval):
+    if dtype.is_integer:
+        return rng.integers(minval, maxval, size=shape, dtype=dtype.np)
+    return rng.uniform(minval, maxval, size=shape).astype(dtype.np)
+
+
+def _truncated(rng, shape, dtype, mean, stddev):
+    # redraw values beyond two standard deviations, as TF does
+    x = rng.standard_normal(shape)
+    bad = np.abs(x) > 2
+    while bad.any():
+        x[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(x) > 2
+    return (x * stddev + mean).astype(dtype.np)
+
+
+def _random_op(name, draw):
+    def kernel(ctx, node, *like, shape, dtype, seed, **params):
+        shape = like[0].shape if like else shape
+        return draw(ctx.rng(node), shape, dtype, **params)
+
+    def infer(ins, attrs):
+        return [(attrs["dtype"], ins[0].shape if ins else attrs["shape"])]
+
+    return register(OpDef(name, infer, numpy=kernel, kind="random", stateful=True,
+                          differentiable=False))
+
+
+RANDOM_NORMAL = _random_op("random_normal", _normal)
+RANDOM_UNIFORM = _random_op("random_uniform", _uniform)
+TRUNCATED_NORMAL = _random_op("truncated_normal", _truncated)
+
+
+def _static_shape(shape, what):
+    s = as_shape(shape)
+    if not fully_known(s):
+        raise ShapeError(f"{what} needs a static shape, got {shape!r}")
+    return tuple(s)
+
+
+def _seed(seed):
+    return None if seed is None else int(seed)
+
+
+def random_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, name=None):
+    """Normal samples; the same ``seed`` gives the same numbers in every fresh session."""
+    dtype = D.as_dtype(dtype)
+    if not dtype.is_floating:
+        raise DTypeError(f"random_normal needs a floating dtype, got {dtype}")
+    return RANDOM_NORMAL(name=name, shape=_static_shape(shape, "random_normal"), dtype=dtype,
+                         seed=_seed(seed), mean=float(mean), stddev=float(stddev))
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, name=None):
+    """Normal samples redrawn when beyond two standard deviations."""
+    dtype = D.as_dtype(dtype)
+    return TRUNCATED_NORMAL(name=name, shape=_static_shape(shape, "truncated_normal"),
+                            dtype=dtype, seed=_seed(seed), mean=float(mean), stddev=float(stddev))
+
+
+def random_uniform(shape, minval=0, maxval=None, dtype=D.float32, seed=None, name=None):
+    """Uniform in [minval, maxval) (maxval defaults to 1 for floats; required for ints)."""
+    dtype = D.as_dtype(dtype)
+    if maxval is None:
+        if dtype.is_integer:
+            raise DTypeError("random_uniform with an integer dtype needs maxval")
+        maxval = 1.0
+    return RANDOM_UNIFORM(name=name, shape=_static_shape(shape, "random_uniform"), dtype=dtype,
+                          seed=_seed(seed), minval=minval, maxval=maxval)
+
+
+def random_uniform_like(x, minval=0.0, maxval=1.0, dtype=None, seed=None, name=None):
+    """Uniform samples of ``x``'s run-time shape."""
+    x = convert(x)
+    dtype = D.as_dtype(dtype) if dtype is not None else x.dtype
+    return RANDOM_UNIFORM(x, name=name, shape=None, dtype=dtype, seed=_seed(seed),
+                          minval=minval, maxval=maxval)
+
+
+def random_int(shape, minval=0, maxval=None, dtype=D.int32, seed=None, name=None):
+    """Uniform integers in [minval, maxval) (``torch.randint``)."""
+    if maxval is None:
+        minval, maxval = 0, minval
+    return random_uniform(shape, minval, maxval, dtype=dtype, seed=seed, name=name)
+
+
+def _perm(ctx, node, n, dtype, seed):
+    return ctx.rng(node).permutation(n).astype(dtype.np)
+
+
+RANDOM_PERMUTATION = register(OpDef(
+    "random_permutation", lambda ins, a: [(a["dtype"], (a["n"],))], numpy=_perm, kind="random",
+    stateful=True, differentiable=False))
+
+
+def random_permutation(n, dtype=D.int64, seed=None, name=None):
+    """A random ordering of 0..n-1 (``torch.randperm``)."""
+    return RANDOM_PERMUTATION(name=name, n=int(n), dtype=D.as_dtype(dtype), seed=_seed(seed))
+
+
+def random_shuffle(value, seed=None, name=None):
+    from .array import gather
+    x = convert(value)
+    n = x.shape[0]
+    if not isinstance(n, int):
+        raise ShapeError(f"random_shuffle needs a static first dimension: {x.describe()}")
+    return gather(x, random_permutation(n, seed=seed), name=name)
+
+
+def set_random_seed(seed):
+    """The graph-level seed: ops without their own seed derive one from it."""
+    get_default_graph().seed = None if seed is None else int(seed)
+
+
+def seed_for(node):
+    """(graph seed, op seed) for a random node; None where neither is set."""
+    op_seed = node.attrs.get("seed")
+    g_seed = node.graph.seed
+    if op_seed is None and g_seed is None:
+        return None
+    if op_seed is None:
+        op_seed = node.id
+    return (g_seed or 0, op_seed)

@@ -1,0 +1,241 @@
+"""Reductions over axes, argmax/argmin, and ``sum_to_like`` (the autodiff driver's
+tool for undoing broadcasting)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes as D
+from ..errors import DTypeError
+from ..shapes import fully_known, normalize_axes, num_elements
+from .array import broadcast_like, cast, expand_dims, reshape, stop_gradient
+from .elementwise import divide, equal, exp, log, not_equal
+from .registry import OpDef, register
+from .sources import constant, convert
+
+
+def _reduce_infer(ins, attrs):
+    x, axes, keep = ins[0], attrs["axis"], attrs["keepdims"]
+    if x.dtype.is_bool and attrs.get("numeric", True):
+        raise DTypeError(f"cannot reduce a bool tensor numerically: {x.describe()} (cast it first)")
+    if x.shape is None:
+        return [(x.dtype, None)]
+    if keep:
+        return [(x.dtype, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
+    return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
+
+
+def _keep(op, t):
+    """``t`` (a reduced value) with the reduced axes put back as size 1."""
+    if op.attrs["keepdims"]:
+        return t
+    for a in op.attrs["axis"]:
+        t = expand_dims(t, a)
+    return t
+
+
+def _sum_grad(op, g):
+    return [broadcast_like(_keep(op, g), op.inputs[0])]
+
+
+def _mean_grad(op, g):
+    x, y = op.inputs[0], op.outputs[0]
+    n_in, n_out = num_elements(x.shape), num_elements(y.shape)
+    if n_in is not None and n_out is not None:
+        scale = n_out / max(n_in, 1)
+        return [broadcast_like(_keep(op, g) * scale, x)]
+    count = cast(divide(size_of(x), size_of(y)), g.dtype)
+    return [broadcast_like(_keep(op, divide(g, count)), x)]
+
+
+def _extreme_grad(op, g):
+    x, y = op.inputs[0], op.outputs[0]
+    hit = cast(equal(x, _keep(op, y)), x.dtype)   # ties share the gradient, as in TF
+    count = _keep(op, reduce_sum(hit, axis=op.attrs["axis"], keepdims=op.attrs["keepdims"]))
+    return [hit * _keep(op, g) / count]
+
+
+def _prod_grad(op, g):
+    # d prod / d x_i = prod / x_i; exact for non-zero inputs
+    x, y = op.inputs[0], op.outputs[0]
+    return [broadcast_like(_keep(op, g * y), x) / x]
+
+
+def _kernel(fn):
+    def kernel(x, axis, keepdims, out=None, **_):
+        r = fn(x, axis=axis, keepdims=keepdims)
+        r = np.asarray(r, dtype=x.dtype)
+        if out is not None:
+            out[...] = r
+            return out
+        return r
+    return kernel
+
+
+def _sum(x, axis, keepdims, out=None, **_):
+    return np.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype, out=out)
+
+
+def _mean(x, axis, keepdims, out=None, **_):
+    if x.dtype.kind == "f":
+        return np.mean(x, axis=axis, keepdims=keepdims, dtype=x.dtype, out=out)
+    r = np.mean(x, axis=axis, keepdims=keepdims).astype(x.dtype)
+    if out is not None:
+        out[...] = r
+        return out
+    return r
+
+
+def _samples(rng):
+    return [([rng.standard_normal((3, 4))], {"axis": (1,), "keepdims": False}),
+            ([rng.standard_normal((2, 3, 4))], {"axis": (0, 2), "keepdims": True}),
+            ([rng.standard_normal((3, 4))], {"axis": (0, 1), "keepdims": False})]
+
+
+def reduction(name, kernel, grad, c_init=None, c_combine=None):
+    return register(OpDef(name, _reduce_infer, numpy=kernel, grad=grad, kind="reduction",
+                          samples=_samples, extra={"c_init": c_init, "c_combine": c_combine}))
+
+
+REDUCE_SUM = reduction("reduce_sum", _sum, _sum_grad, "0", "{a} + {b}")
+REDUCE_MEAN = reduction("reduce_mean", _mean, _mean_grad, "0", "{a} + {b}")
+REDUCE_MAX = reduction("reduce_max", _kernel(np.max), _extreme_grad, "-INFINITY", "max({a}, {b})")
+REDUCE_MIN = reduction("reduce_min", _kernel(np.min), _extreme_grad, "INFINITY", "min({a}, {b})")
+REDUCE_PROD = reduction("reduce_prod", _kernel(np.prod), _prod_grad, "1", "{a} * {b}")
+
+
+def _bool_reduce_infer(ins, attrs):
+    if not ins[0].dtype.is_bool:
+        raise DTypeError(f"expected a bool tensor, got {ins[0].describe()}")
+    return _reduce_infer(ins, {**attrs, "numeric": False})
+
+
+def _bool_samples(rng):
+    return [([rng.random((3, 4)) > 0.5], {"axis": (1,), "keepdims": False})]
+
+
+REDUCE_ANY = register(OpDef("reduce_any", _bool_reduce_infer, numpy=_kernel(np.any),
+                            kind="reduction", differentiable=False, samples=_bool_samples))
+REDUCE_ALL = register(OpDef("reduce_all", _bool_reduce_infer, numpy=_kernel(np.all),
+                            kind="reduction", differentiable=False, samples=_bool_samples))
+
+
+def _reduce_fn(opdef, doc):
+    def fn(input_tensor, axis=None, keepdims=False, name=None):
+        x = convert(input_tensor)
+        if x.shape is None:
+            raise DTypeError(f"{opdef.name} needs a tensor of known rank: {x.describe()}")
+        axes = normalize_axes(axis, len(x.shape))
+        if not axes:
+            return x
+        return opdef(x, name=name, axis=axes, keepdims=bool(keepdims))
+    fn.__name__ = fn.__qualname__ = opdef.name
+    fn.__doc__ = doc
+    return fn
+
+
+reduce_sum = _reduce_fn(REDUCE_SUM, "Sum over ``axis`` (None: all axes).")
+reduce_mean = _reduce_fn(REDUCE_MEAN, "Mean over ``axis``.")
+reduce_max = _reduce_fn(REDUCE_MAX, "Maximum over ``axis``; ties share the gradient.")
+reduce_min = _reduce_fn(REDUCE_MIN, "Minimum over ``axis``.")
+reduce_prod = _reduce_fn(REDUCE_PROD, "Product over ``axis``.")
+reduce_any = _reduce_fn(REDUCE_ANY, "Logical or over ``axis``.")
+reduce_all = _reduce_fn(REDUCE_ALL, "Logical and over ``axis``.")
+
+
+def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
+    """``log(sum(exp(x)))`` computed stably (the max is subtracted first)."""
+    x = convert(input_tensor)
+    m = stop_gradient(reduce_max(x, axis=axis, keepdims=True))
+    s = log(reduce_sum(exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims:
+        axes = normalize_axes(axis, len(x.shape))
+        s = reshape(s, [d for i, d in enumerate(s.shape) if i not in axes]) if fully_known(
+            s.shape) else _squeeze_axes(s, axes)
+    return s if name is None else _named(s, name)
+
+
+def _squeeze_axes(t, axes):
+    from .array import squeeze
+    return squeeze(t, axis=axes)
+
+
+def _named(t, name):
+    from .array import identity
+    return identity(t, name=name)
+
+
+# --- argmax / argmin --------------------------------------------------------------------------
+
+def _arg_infer(ins, attrs):
+    x, axis = ins[0], attrs["axis"]
+    return [(attrs["output_type"], tuple(d for i, d in enumerate(x.shape) if i != axis))]
+
+
+def _arg_samples(rng):
+    return [([rng.standard_normal((3, 4))], {"axis": 1, "output_type": D.int64})]
+
+
+ARGMAX = register(OpDef(
+    "argmax", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
+    numpy=lambda x, axis, output_type: np.argmax(x, axis=axis).astype(output_type.np)))
+ARGMIN = register(OpDef(
+    "argmin", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
+    numpy=lambda x, axis, output_type: np.argmin(x, axis=axis).astype(output_type.np)))
+
+
+def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
+    """Index of the largest value along ``axis`` (default 0, as in TF)."""
+    x = convert(input)
+    from ..shapes import normalize_axis
+    return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
+                  output_type=D.as_dtype(output_type))
+
+
+def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
+    x = convert(input)
+    from ..shapes import normalize_axis
+    return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
+                  output_type=D.as_dtype(output_type))
+
+
+# --- sum_to_like: undo broadcasting -----------------------------------------------------------
+
+def _sum_to_shape(g, shape):
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and g.shape[lead + i] != 1)
+    r = g.sum(axis=axes, keepdims=True) if axes else g
+    return r.reshape(shape)
+
+
+SUM_TO_LIKE = register(OpDef(
+    "sum_to_like", lambda ins, a: [(ins[0].dtype, ins[1].shape)],
+    numpy=lambda g, like: _sum_to_shape(g, like.shape), kind="reduction",
+    grad=lambda op, g: [broadcast_like(g, op.inputs[0]), None],
+    samples=lambda rng: [([rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 1))], {})]))
+
+
+def sum_to_like(g, x):
+    """Sum ``g`` over the axes along which ``x`` was broadcast, giving ``x``'s shape."""
+    gs, xs = g.shape, x.shape
+    if gs is not None and xs is not None and fully_known(gs) and fully_known(xs):
+        if tuple(gs) == tuple(xs):
+            return g
+        lead = len(gs) - len(xs)
+        axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(xs)
+                                          if d == 1 and gs[lead + i] != 1)
+        r = reduce_sum(g, axis=axes, keepdims=True) if axes else g
+        return reshape(r, xs)
+    return SUM_TO_LIKE(g, x)
+
+
+def size_of(x):
+    from .array import size
+    return size(x)
+
+
+def count_nonzero(x, axis=None, keepdims=False, dtype=D.int64, name=None):
+    x = convert(x)
+    nz = cast(not_equal(x, constant(0, dtype=x.dtype)), dtype)
+    return reduce_sum(nz, axis=axis, keepdims=keepdims, name=name)

@@ -1,0 +1,256 @@
+"""Sessions: hold variables, validate feeds, run (cached) executables, shape the results."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+
+from . import dtypes as D
+from .backends.reference import ReferenceExecutable, RunContext
+from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
+from .ir import node as _node
+from .ir.graph import get_default_graph
+from .ir.node import Operation, Tensor
+from .shapes import format_shape
+
+# --- fetch structures -------------------------------------------------------------------------
+
+
+def _flatten(fetches, leaves):
+    """Collect the leaves of a nested fetch structure; return a function rebuilding it."""
+    if isinstance(fetches, (list, tuple)) and not hasattr(fetches, "_fields"):
+        builders = [_flatten(f, leaves) for f in fetches]
+        kind = type(fetches)
+        return lambda vals: kind(b(vals) for b in builders)
+    if isinstance(fetches, tuple):  # a namedtuple
+        builders = [_flatten(f, leaves) for f in fetches]
+        kind = type(fetches)
+        return lambda vals: kind(*(b(vals) for b in builders))
+    if isinstance(fetches, dict):
+        builders = {k: _flatten(v, leaves) for k, v in fetches.items()}
+        kind = type(fetches)
+        return lambda vals: kind((k, b(vals)) for k, b in builders.items())
+    i = len(leaves)
+    leaves.append(fetches)
+    return lambda vals: vals[i]
+
+
+def _as_numpy_result(a):
+    return a[()] if isinstance(a, np.ndarray) and a.ndim == 0 else a
+
+
+# --- the default session ----------------------------------------------------------------------
+
+class _SessionStack(threading.local):
+    def __init__(self):
+        self.stack = []
+
+
+_session_stack = _SessionStack()
+_interactive = [None]
+
+
+def get_default_session():
+    if _session_stack.stack:
+        return _session_stack.stack[-1]
+    return _interactive[0]
+
+
+def _resolve(what):
+    sess = get_default_session()
+    if sess is None:
+        raise GraphcError(
+            f"no default session to evaluate {getattr(what, 'name', what)!r}: use "
+            "`with gc.Session() as sess:` or pass session=sess", user_location())
+    return sess
+
+
+_node._default_session_resolver = _resolve
+
+
+class Session:
+    """Runs a graph. Variables live here, one copy per session.
+
+    ``backend``: "numpy" (default) or "cupy". ``optimize``: 0 runs the reference
+    interpreter; 1 and 2 (True) run the compiled plan once the compiler is available.
+    """
+
+    def __init__(self, target="", graph=None, config=None, *, backend="numpy", optimize=True,
+                 check_numerics=None):
+        self.graph = graph if graph is not None else get_default_graph()
+        self.backend = backend
+        self.optimize = int(optimize) if not isinstance(optimize, bool) else (2 if optimize else 0)
+        if check_numerics is None:
+            check_numerics = os.environ.get("GRAPHC_CHECK_NUMERICS", "") not in ("", "0")
+        self.check_numerics = bool(check_numerics)
+        self._variables: dict = {}
+        self._rngs: dict = {}
+        self._ctx = RunContext(self._variables, self._rngs)
+        self._cache: dict = {}
+        self._lock = threading.RLock()
+        self._closed = False
+        self._context_managers = []
+
+    # -- context management ------------------------------------------------------------------
+    def as_default(self):
+        return _DefaultSession(self)
+
+    def __enter__(self):
+        cm = self.as_default()
+        self._context_managers.append(cm)
+        cm.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._context_managers.pop().__exit__(*exc)
+        self.close()
+        return False
+
+    def close(self):
+        self._closed = True
+        self._cache.clear()
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, fetches, feed_dict=None, options=None, run_metadata=None, trace=None):
+        """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
+        if self._closed:
+            raise GraphcError("this session is closed", user_location())
+        leaves = []
+        rebuild = _flatten(fetches, leaves)
+        elements = [self._as_element(f) for f in leaves]
+        feeds = self._check_feeds(feed_dict or {})
+        fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
+        fetch_ops = [e for e in elements if isinstance(e, Operation)]
+        executable = self._executable(fetch_tensors, fetch_ops, feeds)
+        values = iter(executable(self._ctx, feeds))
+        results = [_as_numpy_result(next(values)) if isinstance(e, Tensor) else None
+                   for e in elements]
+        return rebuild(results)
+
+    def make_callable(self, fetches, feed_list=None, accept_options=False):
+        """A function ``f(*feed_values)`` computing ``fetches``: the lowest-overhead path."""
+        feed_list = [self._as_element(f) for f in (feed_list or [])]
+
+        def call(*values):
+            if len(values) != len(feed_list):
+                raise FeedError(f"this callable takes {len(feed_list)} feed values, got "
+                                f"{len(values)}", user_location())
+            return self.run(fetches, dict(zip(feed_list, values)))
+        return call
+
+    def _executable(self, fetch_tensors, fetch_ops, feeds):
+        key = (tuple(fetch_tensors), tuple(fetch_ops),
+               tuple((t, v.shape, v.dtype) for t, v in feeds.items()))
+        exe = self._cache.get(key)
+        if exe is None:
+            with self._lock:
+                exe = self._cache.get(key)
+                if exe is None:
+                    exe = self._build_executable(fetch_tensors, fetch_ops, feeds)
+                    self._cache[key] = exe
+        return exe
+
+    def _build_executable(self, fetch_tensors, fetch_ops, feeds):
+        return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys())
+
+    # -- fetches and feeds -------------------------------------------------------------------
+    def _as_element(self, f):
+        if isinstance(f, str):
+            return self.graph.as_graph_element(f)
+        if hasattr(f, "_as_graph_element"):
+            f = f._as_graph_element()
+        if isinstance(f, (Tensor, Operation)):
+            if f.graph is not self.graph:
+                raise GraphcError(f"{f.name!r} belongs to another graph than this session's",
+                                  user_location())
+            return f
+        raise GraphcError(f"cannot fetch {f!r}: fetch tensors, operations, or their names",
+                          user_location())
+
+    def _check_feeds(self, feed_dict) -> dict:
+        feeds = {}
+        symbols = {}
+        for key, value in feed_dict.items():
+            t = self._as_element(key)
+            if isinstance(t, Operation):
+                if not t.outputs:
+                    raise FeedError(f"cannot feed the operation '{t.name}': it has no output")
+                t = t.outputs[0]
+            feeds[t] = _check_feed(t, value, symbols)
+        return feeds
+
+    # -- variables ---------------------------------------------------------------------------
+    def set_variable(self, var, value):
+        arr = _check_feed(var, value, {})
+        with self._lock:
+            self._variables[var.op] = np.array(arr, copy=True)
+
+    def get_variable(self, var):
+        return self._variables.get(var.op)
+
+
+def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
+    """The fed value as an array of ``t``'s dtype, after checking kind and static shape."""
+    loc = user_location()
+    want = t.dtype
+    if isinstance(value, Tensor):
+        raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
+                        "feed numpy arrays or Python values", loc)
+    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise FeedError(f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}", loc)
+    same_kind = np.can_cast(arr.dtype, want.np, casting="same_kind")
+    if not same_kind and not (arr.dtype.kind in "iub" and want.np.kind in "iuf"):
+        raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
+                        f"convert them with .astype({want.name!r}) if that is what you mean", loc)
+    if arr.dtype != want.np:
+        arr = arr.astype(want.np)
+    shape = t.shape
+    if shape is not None:
+        if arr.ndim != len(shape) or any(isinstance(d, int) and d != n
+                                         for d, n in zip(shape, arr.shape)):
+            raise ShapeError(f"cannot feed a value of shape {tuple(arr.shape)} for {t.describe()}: "
+                             f"it needs shape {format_shape(shape)}", loc)
+        for d, n in zip(shape, arr.shape):
+            if isinstance(d, str):
+                seen = symbols.setdefault(d, (n, t))
+                if seen[0] != n:
+                    raise ShapeError(
+                        f"dimension {d!r} is {seen[0]} in the feed for {seen[1].describe()} but "
+                        f"{n} in the feed for {t.describe()}", loc)
+    return arr
+
+
+class _DefaultSession:
+    def __init__(self, sess):
+        self.sess = sess
+
+    def __enter__(self):
+        _session_stack.stack.append(self.sess)
+        return self.sess
+
+    def __exit__(self, *exc):
+        _session_stack.stack.remove(self.sess)
+        return False
+
+
+class InteractiveSession(Session):
+    """A session that installs itself as the default (for shells and notebooks)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        _interactive[0] = self
+
+    def close(self):
+        if _interactive[0] is self:
+            _interactive[0] = None
+        super().close()
+
+
+def _feed_dtype_name(dt):
+    return D.as_dtype(dt).name
+
+
+__all__ = ["Session", "InteractiveSession", "get_default_session", "NotFoundError"]
