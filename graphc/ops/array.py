@@ -145,7 +145,7 @@ def _transpose_infer(ins, attrs):
     x, perm = ins[0], attrs["perm"]
     if x.shape is None:
         return [(x.dtype, None)]
-    if sorted(perm) != list(range(len(x.shape))):
+    if sorted(perm) != list(builtins.range(len(x.shape))):
         raise ValueError(f"transpose: perm {perm} is not a permutation of {len(x.shape)} axes")
     return [(x.dtype, tuple(x.shape[p] for p in perm))]
 
@@ -162,9 +162,9 @@ def transpose(x, perm=None, name=None):
     if perm is None:
         if x.shape is None:
             raise ShapeError(f"transpose without perm needs a known rank: {x.describe()}")
-        perm = tuple(reversed(range(len(x.shape))))
+        perm = tuple(reversed(builtins.range(len(x.shape))))
     perm = tuple(int(p) % len(perm) for p in perm)
-    if perm == tuple(range(len(perm))):
+    if perm == tuple(builtins.range(len(perm))):
         return x
     return TRANSPOSE(x, name=name, perm=perm)
 
@@ -172,7 +172,7 @@ def transpose(x, perm=None, name=None):
 def matrix_transpose(x, name=None):
     x = convert(x)
     r = len(x.shape)
-    return transpose(x, tuple(range(r - 2)) + (r - 1, r - 2), name=name)
+    return transpose(x, tuple(builtins.range(r - 2)) + (r - 1, r - 2), name=name)
 
 
 # --- expand_dims / squeeze --------------------------------------------------------------------
@@ -279,7 +279,7 @@ def _split_like_infer(ins, attrs):
     outs = []
     for t in ins[1:]:
         shape = None if g.shape is None or t.shape is None else tuple(
-            t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i]) for i in range(len(g.shape)))
+            t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i]) for i in builtins.range(len(g.shape)))
         outs.append((g.dtype, shape))
     return outs
 
@@ -566,7 +566,7 @@ def _tile_grad_kernel(g, x, multiples):
     split_shape = []
     for k, d in zip(multiples, x.shape):
         split_shape += [k, d]
-    return g.reshape(split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
+    return g.reshape(split_shape).sum(axis=tuple(builtins.range(0, 2 * len(multiples), 2)))
 
 
 TILE = register(OpDef(

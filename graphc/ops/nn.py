@@ -3,6 +3,7 @@ and fuse without rules of their own. Numerically delicate ones subtract the max 
 
 from __future__ import annotations
 
+import functools
 import math
 
 from ..errors import DTypeError, ShapeError
@@ -12,6 +13,19 @@ from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, mi
                           square, tanh, where)
 from .reduce import reduce_max, reduce_mean, reduce_sum
 from .sources import convert
+
+
+def _named(fn):
+    """A composite builds several nodes; ``name=`` names its result (an identity node, which
+    the optimizer removes) so that ``graph.get_tensor_by_name(name)`` finds it, as in TF."""
+    @functools.wraps(fn)
+    def wrapper(*args, name=None, **kwargs):
+        out = fn(*args, **kwargs)
+        if name is None:
+            return out
+        from .array import identity
+        return identity(out, name=name)
+    return wrapper
 
 
 def relu(features, name=None):
@@ -37,23 +51,27 @@ def elu(features, name=None):
     return where(greater(x, 0), x, expm1(minimum(x, 0)), name=name)
 
 
+@_named
 def selu(features, name=None):
     alpha, scale = 1.6732632423543772, 1.0507009873554805
     x = convert(features)
-    return scale * where(greater(x, 0), x, alpha * expm1(minimum(x, 0)), name=name)
+    return scale * where(greater(x, 0), x, alpha * expm1(minimum(x, 0)))
 
 
+@_named
 def softplus(features, name=None):
     """log(1 + exp(x)), stable for large |x|."""
     x = convert(features)
     return maximum(x, 0) + log1p(exp(-abs(x)))
 
 
+@_named
 def softsign(features, name=None):
     x = convert(features)
     return x / (abs(x) + 1)
 
 
+@_named
 def gelu(features, approximate=False, name=None):
     """x * Phi(x); ``approximate=True`` uses the tanh form."""
     x = convert(features)
@@ -63,6 +81,7 @@ def gelu(features, approximate=False, name=None):
     return 0.5 * x * (1 + erf(x * (1 / math.sqrt(2))))
 
 
+@_named
 def silu(features, name=None):
     x = convert(features)
     return x * sigmoid(x)
@@ -71,6 +90,7 @@ def silu(features, name=None):
 swish = silu
 
 
+@_named
 def softmax(logits, axis=-1, name=None):
     """exp(x) / sum(exp(x)) along ``axis``, with the max subtracted first."""
     x = convert(logits)
@@ -78,6 +98,7 @@ def softmax(logits, axis=-1, name=None):
     return e / reduce_sum(e, axis=axis, keepdims=True)
 
 
+@_named
 def log_softmax(logits, axis=-1, name=None):
     """x - logsumexp(x) along ``axis``."""
     x = convert(logits)
@@ -85,6 +106,7 @@ def log_softmax(logits, axis=-1, name=None):
     return shifted - log(reduce_sum(exp(shifted), axis=axis, keepdims=True))
 
 
+@_named
 def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, dim=None, name=None):
     """-sum(labels * log_softmax(logits)) along ``axis``: one loss per example.
     Gradients flow into both labels and logits (TF's ``_v2``)."""
@@ -95,6 +117,7 @@ def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, dim=Non
     return -reduce_sum(labels * log_softmax(logits, axis=axis), axis=axis)
 
 
+@_named
 def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None):
     """Cross-entropy against integer class ``labels`` (shape ``logits.shape[:-1]``)."""
     _need(labels, logits, "sparse_softmax_cross_entropy_with_logits")
@@ -114,6 +137,7 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
     return -reduce_sum(onehot * log_softmax(logits), axis=-1)
 
 
+@_named
 def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
     """max(x, 0) - x * z + log(1 + exp(-|x|)), per element."""
     _need(labels, logits, "sigmoid_cross_entropy_with_logits")
@@ -122,11 +146,13 @@ def sigmoid_cross_entropy_with_logits(labels=None, logits=None, name=None):
     return maximum(x, 0) - x * z + log1p(exp(-abs(x)))
 
 
+@_named
 def l2_loss(t, name=None):
     """sum(t ** 2) / 2."""
     return reduce_sum(square(convert(t))) * 0.5
 
 
+@_named
 def bias_add(value, bias, data_format=None, name=None):
     """value + bias along the last axis (NHWC)."""
     value, bias = convert(value), convert(bias)
@@ -138,19 +164,21 @@ def bias_add(value, bias, data_format=None, name=None):
     return value + bias
 
 
+@_named
 def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
     """Zero each element with probability ``rate`` and scale the rest by 1 / (1 - rate)
     while ``training`` (a bool or a bool tensor); the identity otherwise."""
-    from .array import fill_like
-    from .random import random_uniform_like
+    from .random import random_uniform, random_uniform_like
     x = convert(x)
     if isinstance(training, bool) and not training:
         return x
     if isinstance(rate, (int, float)) and rate == 0:
         return x
     keep = 1 - rate
-    like = x if noise_shape is None else fill_like(x, 0)
-    u = random_uniform_like(like, seed=seed, dtype=x.dtype)
+    if noise_shape is None:
+        u = random_uniform_like(x, seed=seed, dtype=x.dtype)
+    else:  # one draw per noise element, broadcast over x (e.g. drop whole channels)
+        u = random_uniform(noise_shape, seed=seed, dtype=x.dtype)
     dropped = where(u >= rate, x / keep, 0)
     if isinstance(training, bool):
         return dropped
