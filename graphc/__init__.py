@@ -60,3 +60,4 @@ from .autodiff import gradients  # noqa: E402
 
 from . import nn  # noqa: E402  (gc.nn: the NN ops under TensorFlow's names)
 
+from . import test  # noqa: E402,F401  (gc.test.check_gradients)

@@ -410,7 +410,8 @@ def _getitem_infer(ins, attrs):
         elif isinstance(d, int) and not -d <= k < d:
             raise IndexError(f"index {k} is out of range for dimension {dim} of size {d}")
         dim += 1
-    return [(x.dtype, tuple(shape))]
+    # a key shorter than the rank (as numpy allows) keeps the remaining axes whole
+    return [(x.dtype, tuple(shape) + tuple(x.shape[dim:]))]
 
 
 def _getitem_grad_kernel(g, x, key):

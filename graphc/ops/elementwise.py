@@ -85,8 +85,9 @@ def elementwise(name, kernel, expr, grad=None, kind="float", out=None, arity=1,
 # --- kernels that numpy lacks as ufuncs (all take out=) ---------------------------------------
 
 def _sigmoid(x, out=None):
-    # 0.5 * (tanh(x/2) + 1): stable for large |x| and no overflow warnings
-    out = np.multiply(x, 0.5, out=out)
+    # 0.5 * (tanh(x/2) + 1): stable for large |x| and no overflow warnings. A fresh
+    # array, not out=None: numpy returns a scalar for 0-d input, which in-place ufuncs reject.
+    out = np.multiply(x, 0.5, out=np.empty_like(x) if out is None else out)
     np.tanh(out, out=out)
     out += 1
     out *= 0.5
@@ -94,7 +95,7 @@ def _sigmoid(x, out=None):
 
 
 def _rsqrt(x, out=None):
-    out = np.sqrt(x, out=out)
+    out = np.sqrt(x, out=np.empty_like(x) if out is None else out)  # 0-d: see _sigmoid
     return np.reciprocal(out, out=out)
 
 
