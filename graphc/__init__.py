@@ -61,3 +61,6 @@ from .autodiff import gradients  # noqa: E402
 from . import nn  # noqa: E402  (gc.nn: the NN ops under TensorFlow's names)
 
 from . import test  # noqa: E402,F401  (gc.test.check_gradients)
+
+from .ops.conv import (avg_pool, batch_normalization, conv2d, layer_normalization,  # noqa: E402
+                       max_pool)

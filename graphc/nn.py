@@ -82,3 +82,8 @@ def l2_normalize(x, axis=None, epsilon=1e-12, name=None):
 def embedding_lookup(params, ids, name=None):
     """Rows of ``params`` picked by the integer ``ids`` (a gather on axis 0)."""
     return gather(params, ids, axis=0, name=name)
+
+# conv2d, pooling and normalization (issue 7): the ops of ops/conv.py under TF's names.
+from .ops.conv import avg_pool, batch_normalization, conv2d, layer_normalization, max_pool  # noqa: E402
+
+__all__ += ["avg_pool", "batch_normalization", "conv2d", "layer_normalization", "max_pool"]
