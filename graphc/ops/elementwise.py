@@ -197,9 +197,16 @@ ROUND = elementwise("round", np.rint, "rint({0})", _zero_grad)  # half to even, 
 LOGICAL_NOT = elementwise("logical_not", np.logical_not, "(!{0})", kind="bool",
                           differentiable=False,
                           samples=lambda rng: [([rng.random((3, 4)) > 0.5], {})])
-IS_NAN = elementwise("is_nan", np.isnan, "isnan({0})", out=D.bool_, differentiable=False)
+def _special_samples(rng):
+    # finite values alone would make is_nan / is_finite constant
+    values = np.array([0.5, np.nan, np.inf, -np.inf, -2.0, 0.0])
+    return [([rng.permutation(values).reshape(2, 3)], {})]
+
+
+IS_NAN = elementwise("is_nan", np.isnan, "isnan({0})", out=D.bool_, differentiable=False,
+                     samples=_special_samples)
 IS_FINITE = elementwise("is_finite", _is_finite, "isfinite({0})", out=D.bool_,
-                        differentiable=False)
+                        differentiable=False, samples=_special_samples)
 CAST_KINDS = None  # cast lives in array.py: it changes dtype, which ends a fused group
 
 ADD = elementwise("add", np.add, "({0} + {1})", lambda op, g: [g, g], kind="number", arity=2)

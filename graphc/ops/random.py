@@ -38,7 +38,7 @@ def _truncated(rng, shape, dtype, mean, stddev):
     return (x * stddev + mean).astype(dtype.np)
 
 
-def _random_op(name, draw):
+def _random_op(name, draw, samples):
     def kernel(ctx, node, *like, shape, dtype, seed, **params):
         shape = like[0].shape if like else shape
         return draw(ctx.rng(node), shape, dtype, **params)
@@ -47,12 +47,25 @@ def _random_op(name, draw):
         return [(attrs["dtype"], ins[0].shape if ins else attrs["shape"])]
 
     return register(OpDef(name, infer, numpy=kernel, kind="random", stateful=True,
-                          differentiable=False))
+                          differentiable=False, samples=samples))
 
 
-RANDOM_NORMAL = _random_op("random_normal", _normal)
-RANDOM_UNIFORM = _random_op("random_uniform", _uniform)
-TRUNCATED_NORMAL = _random_op("truncated_normal", _truncated)
+# Samples are large enough for the registry tests to check the distribution's statistics.
+def _normal_samples(rng):
+    return [([], {"shape": (4000,), "dtype": D.float64, "seed": 1, "mean": 1.0, "stddev": 2.0}),
+            ([], {"shape": (50, 40), "dtype": D.float32, "seed": 2, "mean": 0.0, "stddev": 1.0})]
+
+
+def _uniform_samples(rng):
+    return [([], {"shape": (4000,), "dtype": D.float32, "seed": 3, "minval": -2.0, "maxval": 3.0}),
+            ([], {"shape": (4000,), "dtype": D.int32, "seed": 4, "minval": 3, "maxval": 7}),
+            ([rng.standard_normal((40, 100))],
+             {"shape": None, "dtype": D.float64, "seed": 5, "minval": 0.0, "maxval": 1.0})]
+
+
+RANDOM_NORMAL = _random_op("random_normal", _normal, _normal_samples)
+RANDOM_UNIFORM = _random_op("random_uniform", _uniform, _uniform_samples)
+TRUNCATED_NORMAL = _random_op("truncated_normal", _truncated, _normal_samples)
 
 
 def _static_shape(shape, what):
@@ -114,7 +127,9 @@ def _perm(ctx, node, n, dtype, seed):
 
 RANDOM_PERMUTATION = register(OpDef(
     "random_permutation", lambda ins, a: [(a["dtype"], (a["n"],))], numpy=_perm, kind="random",
-    stateful=True, differentiable=False))
+    stateful=True, differentiable=False,
+    samples=lambda rng: [([], {"n": 50, "dtype": D.int64, "seed": 6}),
+                         ([], {"n": 7, "dtype": D.int32, "seed": 7})]))
 
 
 def random_permutation(n, dtype=D.int64, seed=None, name=None):

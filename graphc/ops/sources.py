@@ -45,9 +45,11 @@ def _pwd_infer(inputs, attrs):
     return [(inputs[0].dtype, attrs["shape"])]
 
 
+# stateful: it must never be folded into a constant, since a feed may replace its value
 PLACEHOLDER_WITH_DEFAULT = register(OpDef(
-    "placeholder_with_default", _pwd_infer, numpy=lambda x, shape: x, kind="source",
+    "placeholder_with_default", _pwd_infer, numpy=lambda ctx, node, x, shape: x, kind="source",
     grad=lambda op, g: [g], stateful=True,
+    samples=lambda rng: [([rng.standard_normal((2, 3))], {"shape": (None, 3)})],
     doc="Its input unless a value is fed for it."))
 
 

@@ -215,7 +215,9 @@ def _print_kernel(ctx, node, x, *data, message, summarize):
 
 PRINT = register(OpDef(
     "print", lambda ins, a: [(ins[0].dtype, ins[0].shape)], numpy=_print_kernel, kind="state",
-    stateful=True, grad=lambda op, g: [g] + [None] * (len(op.inputs) - 1)))
+    stateful=True, grad=lambda op, g: [g] + [None] * (len(op.inputs) - 1),
+    samples=lambda rng: [([rng.standard_normal((2, 3)), rng.standard_normal(4)],
+                          {"message": "sample:", "summarize": None})]))
 
 
 def print_(input_, data=None, message="", summarize=None, name=None):
@@ -236,7 +238,8 @@ def _check_numerics_kernel(ctx, node, x, message):
 
 CHECK_NUMERICS = register(OpDef(
     "check_numerics", lambda ins, a: [(ins[0].dtype, ins[0].shape)],
-    numpy=_check_numerics_kernel, kind="state", stateful=True, grad=lambda op, g: [g]))
+    numpy=_check_numerics_kernel, kind="state", stateful=True, grad=lambda op, g: [g],
+    samples=lambda rng: [([rng.standard_normal((2, 3))], {"message": "finite"})]))
 
 
 def check_numerics(tensor, message="", name=None):
