@@ -162,7 +162,10 @@ def _min_grad(op, g):
 
 
 # --- the ops ----------------------------------------------------------------------------------
-# name, numpy kernel, C expression, pullback
+# name, numpy kernel, C expression, pullback. In the expression {T} is the C type of the result
+# and {F} the floating type the op's arithmetic uses (float for float16/32, double otherwise):
+# a division of floats stays in float, one of integers goes through double, as in numpy.
+# maximum/minimum propagate NaN, as numpy does (CUDA's max/min would drop it).
 
 NEG = elementwise("neg", np.negative, "(-{0})", lambda op, g: [-g], kind="number")
 ABS = elementwise("abs", np.absolute, "abs({0})", _abs_grad, kind="number")
@@ -214,19 +217,21 @@ SUBTRACT = elementwise("subtract", np.subtract, "({0} - {1})", lambda op, g: [g,
                        kind="number", arity=2)
 MULTIPLY = elementwise("multiply", np.multiply, "({0} * {1})",
                        lambda op, g: [g * op.inputs[1], g * op.inputs[0]], kind="number", arity=2)
-DIVIDE = elementwise("divide", _divide, "((double){0} / {1})",
+DIVIDE = elementwise("divide", _divide, "(({F}){0} / {1})",
                      lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
                      kind="number", arity=2, out=_int_div_dtype,
                      samples=_binary_samples(0.5, 2.0))
-FLOORDIV = elementwise("floordiv", np.floor_divide, "floor((double){0} / {1})", kind="number",
+FLOORDIV = elementwise("floordiv", np.floor_divide, "floor(({F}){0} / {1})", kind="number",
                        arity=2, differentiable=False, samples=_binary_samples(0.5, 4.0))
-MOD = elementwise("mod", np.mod, "({0} - floor((double){0} / {1}) * {1})",
+MOD = elementwise("mod", np.mod, "({0} - floor(({F}){0} / {1}) * {1})",
                   lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
                   kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
-POW = elementwise("pow", np.power, "pow({0}, {1})", _pow_grad, kind="number", arity=2,
+POW = elementwise("pow", np.power, "pow(({F}){0}, {1})", _pow_grad, kind="number", arity=2,
                   samples=_binary_samples(0.5, 2.0))
-MAXIMUM = elementwise("maximum", np.maximum, "max({0}, {1})", _max_grad, kind="number", arity=2)
-MINIMUM = elementwise("minimum", np.minimum, "min({0}, {1})", _min_grad, kind="number", arity=2)
+MAXIMUM = elementwise("maximum", np.maximum, "(({0} >= {1} || {0} != {0}) ? {0} : {1})",
+                      _max_grad, kind="number", arity=2)
+MINIMUM = elementwise("minimum", np.minimum, "(({0} <= {1} || {0} != {0}) ? {0} : {1})",
+                      _min_grad, kind="number", arity=2)
 
 
 def _cmp(name, fn, c):

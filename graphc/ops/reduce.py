@@ -92,15 +92,21 @@ def _samples(rng):
             ([rng.standard_normal((3, 4))], {"axis": (0, 1), "keepdims": False})]
 
 
-def reduction(name, kernel, grad, c_init=None, c_combine=None):
+def reduction(name, kernel, grad, c_init=None, c_combine=None, c_finalize=None):
+    """``c_init``/``c_combine`` (over ``{a}``, ``{b}``) are the reduction's scalar form for
+    generated kernels; ``c_finalize`` (over ``{a}`` and the count ``{n}``) ends it."""
     return register(OpDef(name, _reduce_infer, numpy=kernel, grad=grad, kind="reduction",
-                          samples=_samples, extra={"c_init": c_init, "c_combine": c_combine}))
+                          samples=_samples, extra={"c_init": c_init, "c_combine": c_combine,
+                                                   "c_finalize": c_finalize}))
 
 
 REDUCE_SUM = reduction("reduce_sum", _sum, _sum_grad, "0", "{a} + {b}")
-REDUCE_MEAN = reduction("reduce_mean", _mean, _mean_grad, "0", "{a} + {b}")
-REDUCE_MAX = reduction("reduce_max", _kernel(np.max), _extreme_grad, "-INFINITY", "max({a}, {b})")
-REDUCE_MIN = reduction("reduce_min", _kernel(np.min), _extreme_grad, "INFINITY", "min({a}, {b})")
+REDUCE_MEAN = reduction("reduce_mean", _mean, _mean_grad, "0", "{a} + {b}", "{a} / {n}")
+# NaN wins, as in numpy (CUDA's max/min would drop it)
+REDUCE_MAX = reduction("reduce_max", _kernel(np.max), _extreme_grad, "-INFINITY",
+                       "(({a} >= {b} || {a} != {a}) ? {a} : {b})")
+REDUCE_MIN = reduction("reduce_min", _kernel(np.min), _extreme_grad, "INFINITY",
+                       "(({a} <= {b} || {a} != {a}) ? {a} : {b})")
 REDUCE_PROD = reduction("reduce_prod", _kernel(np.prod), _prod_grad, "1", "{a} * {b}")
 
 
