@@ -66,7 +66,9 @@ class GraphcError(Exception):
 
     def __init__(self, message: str, location: SourceLocation | None = None, node=None):
         self.message = message
-        self.location = location
+        # an error raised without a location (a weak-scalar or conversion rule, say) still
+        # names the user's line that led to it
+        self.location = location if location is not None else user_location()
         self.node = node
         super().__init__(self._format())
 
