@@ -64,3 +64,7 @@ from . import test  # noqa: E402,F401  (gc.test.check_gradients)
 
 from .ops.conv import (avg_pool, batch_normalization, conv2d, layer_normalization,  # noqa: E402
                        max_pool)
+
+from . import train  # noqa: E402  (gc.train: optimizers, clipping, Saver)
+from .ops.custom import custom_gradient, register_op  # noqa: E402
+from . import data, layers  # noqa: E402  (gc.data: batches, IDX files; gc.layers)

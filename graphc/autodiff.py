@@ -13,6 +13,7 @@ from .ir.node import Tensor
 from .ops.array import fill_like, stop_gradient
 from .ops.elementwise import add
 from .ops.reduce import sum_to_like
+from .ops.sources import convert
 from .shapes import dims_compatible
 
 
@@ -91,16 +92,20 @@ def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_g
     stops = {t for t in _as_list(stop_gradients or [])}
     graph = ys[0].graph
 
+    if len(grad_ys) != len(ys):
+        raise GradientError(f"gradients() got {len(grad_ys)} grad_ys for {len(ys)} ys",
+                            user_location())
+
     grads: dict = {}
-    for y, gy in zip(ys, grad_ys):
+    for y, gy in zip(ys, grad_ys, strict=True):
         if not _differentiable(y):
             continue
-        _accumulate(grads, y, fill_like(y, 1) if gy is None else gy)
+        _accumulate(grads, y, fill_like(y, 1) if gy is None else _seed_gradient(y, gy))
 
     with graph.name_scope(name):
         for op in reversed(_between(ys, xs)):
             out_grads = [(_sum(grads[t]) if t in grads else None) for t in op.outputs]
-            for t, g in zip(op.outputs, out_grads):
+            for t, g in zip(op.outputs, out_grads, strict=True):
                 if g is not None:
                     grads[t] = [g]
             if all(g is None for g in out_grads) or op.op.grad is None:
@@ -110,11 +115,11 @@ def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_g
             if all(not _differentiable(t) for t in op.inputs):
                 continue
             filled = [g if g is not None else fill_like(t, 0)
-                      for g, t in zip(out_grads, op.outputs)]
+                      for g, t in zip(out_grads, op.outputs, strict=True)]
             with _Origin(op):
                 in_grads = op.op.grad(op, *filled)
             _check_rule(op, in_grads)
-            for t, g in zip(op.inputs, in_grads):
+            for t, g in zip(op.inputs, in_grads, strict=True):
                 if g is None or not _differentiable(t):
                     continue
                 if g.dtype is not t.dtype:
@@ -135,12 +140,25 @@ def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_g
     return result
 
 
+def _seed_gradient(y, gy):
+    """``grad_ys`` entry for ``y`` as a tensor of y's dtype and shape."""
+    gy = convert(gy, like=y)
+    if gy.dtype is not y.dtype:
+        raise GradientError(f"grad_ys for {y.describe()} is {gy.describe()}: the dtypes differ",
+                            user_location())
+    if gy.shape is not None and y.shape is not None and (
+            len(gy.shape) != len(y.shape)
+            or not all(dims_compatible(a, b) for a, b in zip(gy.shape, y.shape, strict=True))):
+        raise GradientError(f"grad_ys for {y.describe()} has shape {gy.shape}", user_location())
+    return gy
+
+
 def _check_rule(op, in_grads):
     if not isinstance(in_grads, (list, tuple)) or len(in_grads) != len(op.inputs):
         n = len(in_grads) if isinstance(in_grads, (list, tuple)) else type(in_grads).__name__
         raise GradientError(f"the gradient rule of {op.describe()} returned {n} gradients for "
                             f"{len(op.inputs)} inputs")
-    for t, g in zip(op.inputs, in_grads):
+    for t, g in zip(op.inputs, in_grads, strict=True):
         if g is None:
             continue
         if not isinstance(g, Tensor):
@@ -150,7 +168,7 @@ def _check_rule(op, in_grads):
             # a gradient may carry broadcast axes (summed away later) but no clashing dims
             lead = len(g.shape) - len(t.shape)
             if lead < 0 or not all(dims_compatible(a, b) or b == 1
-                                   for a, b in zip(g.shape[lead:], t.shape)):
+                                   for a, b in zip(g.shape[lead:], t.shape, strict=True)):
                 raise GradientError(f"the gradient rule of {op.describe()} returned shape "
                                     f"{g.shape} for input {t.describe()}")
 

@@ -183,6 +183,39 @@ class Graph:
     def get_all_collection_keys(self) -> list:
         return list(self._collections)
 
+    def summary(self, print_fn=print) -> str:
+        """Print (and return) a table: one row per layer call recorded in the ``"layers"``
+        collection (``gc.layers`` records ``.name``, ``.kind``, ``.output``, ``.variables``),
+        one per trainable variable no layer owns, then the parameter totals. A variable counts
+        once however many layers share it; optimizer slots (non-trainable, owned by no layer)
+        are not model parameters and are left out."""
+        from ..shapes import format_shape, num_elements
+        rows, seen = [], {}
+        for rec in self.get_collection("layers"):
+            new = [v for v in rec.variables if v not in seen]
+            seen.update((v, True) for v in rec.variables)
+            rows.append((f"{rec.name} ({rec.kind})", format_shape(rec.output.shape),
+                         ", ".join(v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape)
+                                   for v in rec.variables),
+                         sum(num_elements(v.shape) or 0 for v in new)))
+        for v in self.get_collection("trainable_variables"):
+            if v not in seen:
+                seen[v] = True
+                rows.append((f"{v.op.name} (Variable)", format_shape(v.shape), "",
+                             num_elements(v.shape) or 0))
+        variables = list(seen)
+        total = sum(num_elements(v.shape) or 0 for v in variables)
+        trainable = sum(num_elements(v.shape) or 0 for v in variables if v.trainable)
+        header = ("Layer (type)", "Output shape", "Variables", "Params")
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+        line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
+        rule = "-" * (sum(widths) + 6)
+        text = "\n".join([line.format(*header), rule] + [line.format(*r) for r in rows] + [
+            rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}"])
+        print_fn(text)
+        return text
+
     # -- lifecycle ----------------------------------------------------------------------------
     def finalize(self) -> None:
         """Make the graph read-only: adding an op raises, naming the line that tried."""
