@@ -68,3 +68,4 @@ from .ops.conv import (avg_pool, batch_normalization, conv2d, layer_normalizatio
 from . import train  # noqa: E402  (gc.train: optimizers, clipping, Saver)
 from .ops.custom import custom_gradient, register_op  # noqa: E402
 from . import data, layers  # noqa: E402  (gc.data: batches, IDX files; gc.layers)
+from .frontend.dsl import load, loads  # noqa: E402  (the .g language)

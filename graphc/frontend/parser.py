@@ -1,0 +1,128 @@
+"""Parsing ``.g`` text with lark, and syntax errors people can read:
+``file:line:col: message``, the offending line and a caret under the column."""
+
+from __future__ import annotations
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from ..errors import GraphcError, GSyntaxError, SourceLocation
+
+
+def _grammar_text() -> str:
+    # Installed: the grammar is package data of graphc.grammar. In a source checkout with an
+    # editable install that package is not importable, so fall back to the top-level folder.
+    try:
+        return resources.files("graphc.grammar").joinpath("graphc.lark").read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        return (Path(__file__).resolve().parents[2] / "grammar" / "graphc.lark").read_text("utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def parser() -> lark.Lark:
+    return lark.Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+                     maybe_placeholders=True)
+
+
+# Friendly messages for common mistakes, recognised by lark's match_examples: the parser
+# state where each example fails identifies the mistake, wherever it happens in a file.
+_EXAMPLES = {
+    "expected ':' and a type after the name (e.g. `input x : f32[N, 3]`)": [
+        "model m { input x f32[3] }", "model m { param w f32[3] = zeros() }"],
+    "a parameter's initializer follows '=' (e.g. `param w : f32[3, 4] = normal(stddev=0.1)`)": [
+        "model m { param w : f32[3] normal() }"],
+    "an expression is missing after the operator": [
+        "model m { y = x + }", "model m { y = x * }", "model m { y = x @ }", "model m { y = }",
+        "model m { y = x ** }", "model m { y = x < }", "model m { y = -}"],
+    "unbalanced parenthesis: a ')' is missing": [
+        "model m { y = relu(x  z = y }", "model m { y = (x + 1  z = y }",
+        "model m { y = relu(x }"],
+    "unbalanced bracket: a ']' is missing": ["model m { y = x[1  z = y }", "model m { y = x[1 }"],
+    "a statement is `name = expression`, or starts with input, param, const, fn, output or "
+    "train": ["model m { y x }", "model m { y + 1 }", "model m { 3 }", "model m { y(x) }"],
+    "`train` needs `LOSS with OPTIMIZER(args)` (e.g. `train loss with sgd(lr=0.1)`)": [
+        "model m { train loss sgd(lr=0.1) }", "model m { train loss with sgd }"],
+    "a model is `model NAME { statements }`": ["model { }", "model m x = 1 }"],
+    "a file holds models, `fn` definitions and `const` definitions": [
+        "x = 1", "input x : f32"],
+    "a '}' is missing at the end of the model": ["model m { y = x"],
+}
+
+
+def _describe_expected(expected) -> str:
+    p = parser()
+    if {"NAME", "INT", "FLOAT"} <= set(expected):
+        return "an expression"
+    names = []
+    for term in sorted(expected):
+        if term == "$END":
+            names.append("end of file")
+            continue
+        try:
+            pat = p.get_terminal(term).pattern
+        except KeyError:
+            names.append(term)
+            continue
+        if term in ("NAME", "QNAME"):
+            names.append("a name")
+        elif term in ("INT", "FLOAT"):
+            names.append("a number")
+        elif term == "STRING":
+            names.append("a string")
+        elif pat.type == "str":
+            names.append(repr(pat.value))
+        else:
+            names.append(term.lower())
+    names = sorted(set(names))
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def parse(text: str, filename: str) -> lark.Tree:
+    """The parse tree of ``text``; a GSyntaxError (with the line and a caret) if it is not .g."""
+    try:
+        return parser().parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, text, filename) from None
+
+
+def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
+    lines = text.splitlines() or [""]
+    line, col = getattr(e, "line", -1), getattr(e, "column", -1)
+    if isinstance(e, UnexpectedEOF) or line is None or line < 1:
+        line, col = len(lines), len(lines[-1]) + 1
+    try:
+        label = e.match_examples(parser().parse, _EXAMPLES, use_accepts=True)
+    except Exception:  # an example that does not fail would be our bug; do not hide the error
+        label = None
+    if isinstance(e, UnexpectedCharacters):
+        found = f"unexpected character {e.char!r}"
+    elif isinstance(e, UnexpectedToken):
+        tok = e.token
+        found = ("unexpected end of file" if tok.type == "$END"
+                 else f"unexpected {tok.value!r}")
+        if label is None:
+            label = f"expected {_describe_expected(e.accepts or e.expected)}"
+    else:
+        found = "unexpected end of file"
+        if label is None:
+            label = f"expected {_describe_expected(e.expected)}"
+    message = f"syntax error: {found}" + (f"; {label}" if label else "")
+    loc = SourceLocation(filename, line, col, lines[line - 1] if line <= len(lines) else "")
+    return GSyntaxError(message, loc)
+
+
+def attach_source(err: GraphcError) -> GraphcError:
+    """Append the offending .g line and a caret under its column to ``err``'s message (once)."""
+    loc = err.location
+    if (loc is None or not loc.source_line or loc.col is None
+            or getattr(err, "_source_attached", False)):
+        return err
+    src = loc.source_line.expandtabs(1)
+    err.message = f"{err.message}\n    {src}\n    {' ' * (loc.col - 1)}^"
+    err.args = (err._format(),)
+    err._source_attached = True
+    return err
