@@ -38,7 +38,7 @@ def encode(arrays: dict) -> bytes:
     """The checkpoint bytes for ``{name: array}``."""
     entries, chunks, offset = [], [], 0
     for name, arr in arrays.items():
-        a = np.ascontiguousarray(arr)
+        a = np.asarray(arr, order="C")   # not ascontiguousarray: it makes 0-d arrays 1-d
         dtype = D.as_dtype(a.dtype)
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
         entries.append({"name": name, "dtype": dtype.name, "shape": list(a.shape),

@@ -218,3 +218,17 @@ def test_register_op_rules_and_errors():
     bad = gc.register_op("test_bad_grad", forward=lambda x: x, gradient=lambda op, g: [g, g])
     with pytest.raises(gc.GradientError, match="2 gradients for 1 inputs"):
         gc.gradients(gc.reduce_sum(bad(a)), [a])
+
+
+@pytest.mark.parametrize("reduce", [gc.reduce_sum, gc.reduce_mean, gc.reduce_max])
+def test_full_reduction_of_an_unknown_rank_tensor_and_its_gradient(reduce):
+    # TF1 tutorials feed gc.placeholder(gc.float32) (no shape) and reduce it whole
+    x = gc.placeholder(gc.float64)
+    y = reduce(x * x)
+    assert y.shape == ()
+    (g,) = gc.gradients(y, [x])
+    xv = np.array([[1.0, -3.0], [2.0, 0.5]])
+    expected = {gc.reduce_sum: 2 * xv, gc.reduce_mean: 2 * xv / 4,
+                gc.reduce_max: np.where(xv == -3.0, -6.0, 0.0)}[reduce]
+    with gc.Session() as sess:
+        np.testing.assert_allclose(sess.run(g, {x: xv}), expected)

@@ -18,8 +18,8 @@ def _reduce_infer(ins, attrs):
     x, axes, keep = ins[0], attrs["axis"], attrs["keepdims"]
     if x.dtype.is_bool and attrs.get("numeric", True):
         raise DTypeError(f"cannot reduce a bool tensor numerically: {x.describe()} (cast it first)")
-    if x.shape is None:
-        return [(x.dtype, None)]
+    if x.shape is None:  # axes None: every axis of a tensor whose rank is known only at run time
+        return [(x.dtype, () if axes is None and not keep else None)]
     if keep:
         return [(x.dtype, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
     return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
@@ -27,7 +27,7 @@ def _reduce_infer(ins, attrs):
 
 def _keep(op, t):
     """``t`` (a reduced value) with the reduced axes put back as size 1."""
-    if op.attrs["keepdims"]:
+    if op.attrs["keepdims"] or op.attrs["axis"] is None:  # None: t is a scalar, it broadcasts
         return t
     for a in op.attrs["axis"]:
         t = expand_dims(t, a)
@@ -130,6 +130,8 @@ def _reduce_fn(opdef, doc):
     def fn(input_tensor, axis=None, keepdims=False, name=None):
         x = convert(input_tensor)
         if x.shape is None:
+            if axis is None:  # TF1's placeholder("float") of unknown shape: reduce everything
+                return opdef(x, name=name, axis=None, keepdims=bool(keepdims))
             raise DTypeError(f"{opdef.name} needs a tensor of known rank: {x.describe()}")
         axes = normalize_axes(axis, len(x.shape))
         if not axes:

@@ -1,0 +1,152 @@
+"""gc.train.Saver: round trips, atomic writes, and checkpoints that must be refused
+without touching any variable."""
+
+import os
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc import checkpoint
+
+
+def _model():
+    w = gc.Variable(np.arange(6, dtype=np.float32).reshape(2, 3), name="w")
+    b = gc.Variable(np.array([1, 2], dtype=np.int64), name="b")
+    return w, b
+
+
+def _values(sess, *vs):
+    return [sess.run(v).copy() for v in vs]
+
+
+def test_round_trip_restores_values_dtypes_and_optimizer_slots(tmp_path):
+    w, b = _model()
+    loss = gc.reduce_sum(gc.square(w))
+    train = gc.train.AdamOptimizer(0.1).minimize(loss)
+    saver = gc.train.Saver()                                # built after the optimizer
+    path = str(tmp_path / "model.ckpt")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        for _ in range(3):
+            sess.run(train)
+        assert saver.save(sess, path) == path
+        saved = {v.op.name: sess.run(v) for v in gc.global_variables()}
+        next_loss = sess.run([train, loss])[1]
+    with gc.Session() as fresh:
+        saver.restore(fresh, path)
+        for v in gc.global_variables():
+            got = fresh.run(v)
+            np.testing.assert_array_equal(got, saved[v.op.name])
+            assert got.dtype == v.dtype.np
+        assert "w/Adam" in saved and "beta1_power" in saved
+        # the restored Adam state continues exactly where the saved one would have
+        assert fresh.run([train, loss])[1] == pytest.approx(next_loss)
+
+
+def test_global_step_suffix_max_to_keep_and_latest_checkpoint(tmp_path):
+    w, b = _model()
+    saver = gc.train.Saver(max_to_keep=2)
+    prefix = str(tmp_path / "ckpt")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        paths = [saver.save(sess, prefix, global_step=s) for s in (1, 2, 3)]
+    assert paths[-1] == prefix + "-3"
+    assert not os.path.exists(paths[0]) and os.path.exists(paths[1])
+    assert gc.train.latest_checkpoint(str(tmp_path)) == paths[-1]
+    assert gc.train.latest_checkpoint(str(tmp_path / "nowhere")) is None
+
+
+def test_var_list_as_dict_restores_into_other_names(tmp_path):
+    w, b = _model()
+    path = str(tmp_path / "m")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        gc.train.Saver({"weights": w}).save(sess, path)
+    gc.reset_default_graph()
+    other = gc.Variable(np.zeros((2, 3), np.float32), name="other")
+    with gc.Session() as sess:
+        gc.train.Saver({"weights": other}).restore(sess, path)
+        np.testing.assert_array_equal(sess.run(other), np.arange(6).reshape(2, 3))
+
+
+def _trained_and_saved(tmp_path):
+    w, b = _model()
+    saver = gc.train.Saver()
+    path = str(tmp_path / "good.ckpt")
+    sess = gc.Session()
+    sess.run(gc.global_variables_initializer())
+    saver.save(sess, path)
+    sess.run([w.assign(w * 10), b.assign(b * 10)])      # the values that must survive
+    return w, b, saver, path, sess
+
+
+@pytest.mark.parametrize("damage", ["flip_payload", "flip_header", "truncate", "empty",
+                                    "garbage", "missing"])
+def test_damaged_checkpoints_raise_and_leave_variables_untouched(tmp_path, damage):
+    w, b, saver, path, sess = _trained_and_saved(tmp_path)
+    before = _values(sess, w, b)
+    blob = bytearray(open(path, "rb").read())
+    if damage == "flip_payload":
+        blob[-40] ^= 0xFF
+    elif damage == "flip_header":
+        blob[20] ^= 0x01
+    elif damage == "truncate":
+        blob = blob[:len(blob) // 2]
+    elif damage == "empty":
+        blob = b""
+    elif damage == "garbage":
+        blob = b"\x80\x04\x95" + b"x" * 100       # e.g. a pickle: refused, never loaded
+    if damage == "missing":
+        os.unlink(path)
+    else:
+        open(path, "wb").write(bytes(blob))
+    with pytest.raises(gc.CheckpointError):
+        saver.restore(sess, path)
+    for got, want in zip(_values(sess, w, b), before, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_mismatched_checkpoint_leaves_every_variable_untouched(tmp_path):
+    w, b = _model()
+    path = str(tmp_path / "m")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        gc.train.Saver().save(sess, path)
+    gc.reset_default_graph()
+    # "a" comes first and matches; "w" has another shape: nothing may be assigned
+    a = gc.Variable(np.float32(5), name="a")
+    w2 = gc.Variable(np.zeros((3, 2), np.float32), name="w")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        with pytest.raises(gc.CheckpointError, match="'w'.*shape"):
+            gc.train.Saver({"w": w2, "b": a}).restore(sess, path)
+        with pytest.raises(gc.CheckpointError, match="'b'.*int64.*float32"):
+            gc.train.Saver({"b": a}).restore(sess, path)
+        with pytest.raises(gc.CheckpointError, match="no value for variable 'a'"):
+            gc.train.Saver([a, w2]).restore(sess, path)
+        assert sess.run(a) == 5.0
+        np.testing.assert_array_equal(sess.run(w2), np.zeros((3, 2)))
+
+
+def test_saving_an_uninitialized_variable_is_an_error(tmp_path):
+    _model()
+    with gc.Session() as sess, pytest.raises(gc.CheckpointError, match="not initialized"):
+        gc.train.Saver().save(sess, str(tmp_path / "x"))
+
+
+def test_atomic_write_leaves_no_temporary_files_and_replaces_whole(tmp_path):
+    path = str(tmp_path / "f")
+    checkpoint.write_atomic(path, b"old")
+    checkpoint.write_atomic(path, b"new contents")
+    assert open(path, "rb").read() == b"new contents"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_format_is_json_and_raw_bytes_not_pickle():
+    blob = checkpoint.encode({"x": np.arange(3, dtype=np.float64), "s": np.float32(2)})
+    assert blob.startswith(checkpoint.MAGIC)
+    assert b"pickle" not in blob and b'"dtype": "float64"' in blob
+    back = checkpoint.decode(blob)
+    np.testing.assert_array_equal(back["x"], [0, 1, 2])
+    assert back["s"].shape == () and back["s"].dtype == np.float32
