@@ -433,13 +433,13 @@ class ModelBuilder(Interpreter):
         self._bind(name, t, tree.meta)
 
     def param_decl(self, tree):
-        name_tree, type_tree, init = tree.children
+        name_tree, type_tree, init, frozen = tree.children
         name = _name_of(name_tree)
         dtype, shape = self._type(type_tree)
         loc = self.src.of(tree.meta)
-        if not all(isinstance(d, int) for d in shape):
+        if shape is None or not all(isinstance(d, int) for d in shape):
             raise ShapeError(f"param {name} needs a static shape, got "
-                             f"[{', '.join(str(d) for d in shape)}]", loc)
+                             f"{list(shape) if shape is not None else '[*]'}", loc)
         with self.graph.name_scope(name + "/"):
             value = self._initial_value(name, init, dtype, shape, loc)
         from ..ops.state import Variable
@@ -450,10 +450,10 @@ class ModelBuilder(Interpreter):
             if value.shape is None or tuple(value.shape) != tuple(shape):
                 raise ShapeError(f"param {name} is declared with shape {list(shape)} but its "
                                  f"initializer is {value.describe()}")
-            var = Variable(value, name=name)
+            var = Variable(value, name=name, trainable=frozen is None)
         self._bind(name, var, tree.meta)
-        # the initializer is reachable by its graph name, as in Python-built graphs
-        self.scope.values.setdefault(var.initializer.name, var.initializer)
+        # `NAME/Assign` is the initializer, as printed graphs call it (group of initializers)
+        self.scope.values.setdefault(f"{name}/Assign", var.initializer)
 
     def _initial_value(self, name, init, dtype, shape, loc):
         from ..ops.sources import constant
@@ -462,7 +462,8 @@ class ModelBuilder(Interpreter):
         if init.data == "call":
             callee = init.children[0]
             fname = callee.children[0].value if len(callee.children) == 1 else None
-            if fname in N.INITIALIZERS and not self._bound(fname):
+            # an initializer's name means the initializer here, unless a user fn takes it
+            if fname in N.INITIALIZERS and not isinstance(self._binding(fname), UserFn):
                 builder = ExprBuilder(self, self.scope, None, None)
                 kwargs, positional = {}, []
                 for a in init.children[1:]:
@@ -483,6 +484,12 @@ class ModelBuilder(Interpreter):
             if isinstance(value, (int, float, bool)):
                 return N.INITIALIZERS["fill"](shape, dtype, value)
             return constant(value, dtype=dtype, shape=shape)
+
+    def _binding(self, name):
+        try:
+            return self.scope.lookup(name)
+        except KeyError:
+            return None
 
     def _bound(self, name):
         try:
@@ -508,7 +515,8 @@ class ModelBuilder(Interpreter):
                                        self.scope), tree.meta)
 
     def let(self, tree):
-        targets = [c for c in tree.children if isinstance(c, Tree) and c.data == "name"]
+        n_targets = next(i for i, c in enumerate(tree.children) if c.data != "name")
+        targets = tree.children[:n_targets]  # the names after `after` are not targets
         expr, *after = tree.children[len(targets):]
         names = [_name_of(t) for t in targets]
         loc = self.src.of(tree.meta)
@@ -583,6 +591,10 @@ class ModelBuilder(Interpreter):
                 shape.append(int(d.children[0].value))
             elif d.data == "any_dim":
                 shape.append(None)
+            elif d.data == "any_rank":
+                if len(dims) != 1:
+                    raise ShapeError("`*` (any rank) stands alone: f32[*]", self.src.of(d.meta))
+                return dtype, None
             else:
                 sym = d.children[0].value
                 bound = self.scope.lookup(sym) if self._bound(sym) else None
@@ -631,9 +643,9 @@ class ModelBuilder(Interpreter):
             target = None
         if isinstance(target, UserFn):
             return self._call_fn(builder, meta, target, args, kwargs)
-        if target is not None:
+        fn = N.builtin(callee)  # a value named like a function does not hide the function
+        if fn is None and target is not None:
             raise GraphcError(f"{callee!r} is {_kind(target)}, not a function", loc)
-        fn = N.builtin(callee)
         if fn is None:
             if callee in N.INITIALIZERS:
                 raise GraphcError(f"{callee}() is a parameter initializer: use it after '=' "

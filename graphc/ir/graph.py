@@ -228,6 +228,11 @@ class Graph:
     def as_default(self):
         return _default_graph_stack.get_controller(self)
 
+    def to_text(self, model_name: str | None = None) -> str:
+        """This graph as a ``.g`` model that ``graphc.loads`` builds back (``ir/printer.py``)."""
+        from .printer import to_text
+        return to_text(self, model_name)
+
     def to_networkx(self) -> nx.DiGraph:
         """A DiGraph of the operations: an edge per data input (``kind="data"``, with the
         input's position) and per control input (``kind="control"``). Cached until the graph grows."""

@@ -1,0 +1,267 @@
+"""``graph.to_text()``: any graph — built in Python or loaded from a ``.g`` file — printed as
+a ``.g`` model that ``graphc.load`` builds back into the same graph.
+
+One statement per node, in creation (topological) order, named by the node's graph name:
+  * placeholders and variables become ``input`` and ``param`` declarations (a variable's
+    initializer is written after ``=``, as an initializer call when it is one);
+  * arithmetic nodes use operators (``a @ b``, ``x ** 2.0``), scalar constants next to a
+    tensor of their dtype are written as literals (they reload as weak scalars);
+  * every other node is its registry op applied as is: ``op.sum_to_like(g, x)`` with its
+    attributes as keywords, so gradient and update nodes print too;
+  * the nodes a ``train`` clause built are written back as that clause.
+
+Printing the graph that loading this text builds gives this text again (a fixed point).
+Names that are not plain identifiers are written in backquotes (`` `dense/MatMul` ``); the
+graph's names can only hold ``[A-Za-z0-9_.-/]``, so nothing else can reach the text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+
+from ..errors import GraphcError
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_GRAPH_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
+KEYWORDS = {"model", "fn", "input", "param", "const", "output", "train", "with", "after",
+            "frozen", "true", "false", "none", "True", "False", "None"}
+
+# Nodes written with an operator instead of op.NAME(...).
+_INFIX = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "floordiv": "//",
+          "mod": "%", "pow": "**", "equal": "==", "not_equal": "!=", "less": "<",
+          "less_equal": "<=", "greater": ">", "greater_equal": ">="}
+
+# Random ops that read as a param's initializer call, and the attributes the call takes.
+_INITIALIZER_CALLS = {"random_normal": ("normal", ("mean", "stddev", "seed")),
+                      "truncated_normal": ("truncated_normal", ("mean", "stddev", "seed")),
+                      "random_uniform": ("uniform", ("minval", "maxval", "seed")),
+                      "fill": ("fill", ("value",))}
+
+
+def format_name(name: str) -> str:
+    """A graph name as a .g name: itself when it is an identifier, else in backquotes."""
+    from ..frontend.names import CONSTANTS, DTYPES
+    if _IDENT.fullmatch(name) and name not in KEYWORDS and name not in DTYPES \
+            and name not in CONSTANTS:
+        return name
+    if not _GRAPH_NAME.fullmatch(name):
+        raise GraphcError(f"cannot print the node name {name!r} as .g")
+    return f"`{name}`"
+
+
+def format_scalar(v) -> str:
+    """A number as a literal that parses back to the same value of its dtype."""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        # numpy's repr of a float32 is the shortest string that reads back as that float32
+        text = str(v) if isinstance(v, np.floating) else repr(float(v))
+        return text if any(c in text for c in ".en") else text + ".0"
+    raise GraphcError(f"cannot print {v!r} as a .g number")
+
+
+def format_value(v) -> str:
+    """An attribute value as a .g literal."""
+    from ..dtypes import DType
+    from ..frontend.names import DTYPE_NAMES
+    if v is None:
+        return "none"
+    if v is Ellipsis:
+        return "..."
+    if isinstance(v, DType):
+        return DTYPE_NAMES[v]
+    if isinstance(v, str):
+        return json.dumps(v, ensure_ascii=False)  # escapes quotes, backslashes, newlines
+    if isinstance(v, slice):
+        parts = ["" if p is None else format_scalar(p) for p in (v.start, v.stop, v.step)]
+        return ":".join(parts[:2]) + (f":{parts[2]}" if parts[2] else "")
+    if isinstance(v, np.ndarray):
+        return format_value(v.tolist()) if v.ndim else format_scalar(v[()])
+    if isinstance(v, (tuple, list)):
+        return "[" + ", ".join(format_value(x) for x in v) + "]"
+    return format_scalar(v)
+
+
+def _format_array(a: np.ndarray) -> str:
+    # elements keep their own dtype's shortest repr (float32 0.1 prints as 0.1)
+    if a.ndim == 0:
+        return format_scalar(a[()])
+    return "[" + ", ".join(_format_array(x) for x in a) + "]"
+
+
+def format_type(t) -> str:
+    from ..frontend.names import DTYPE_NAMES
+    if t.shape is None:
+        return f"{DTYPE_NAMES[t.dtype]}[*]"
+    dims = ["?" if d is None else str(d) for d in t.shape]
+    return DTYPE_NAMES[t.dtype] + (f"[{', '.join(dims)}]" if dims else "")
+
+
+class _Printer:
+    def __init__(self, graph):
+        from ..frontend.dsl import TRAIN_CLAUSES
+        self.graph = graph
+        self.ops = graph.get_operations()
+        self.clauses = graph.get_collection(TRAIN_CLAUSES)
+        self.hidden = set()          # ops another statement writes (initializers, clauses)
+        for c in self.clauses:
+            self.hidden |= {op for op in self.ops if c.first_id <= op.id <= c.last_id}
+        self.uses = {}
+        for op in self.ops:
+            for t in op.inputs:
+                self.uses.setdefault(t.op, []).append(op)
+        self.inline_init = {}        # variable op -> its initializer written inline
+        for op in self.ops:
+            if op.type == "variable":
+                self._plan_param(op)
+
+    def _plan_param(self, var_op):
+        init = getattr(var_op.outputs[0], "initializer", None)
+        if init is None:
+            return
+        self.hidden.add(init)
+        src = init.inputs[0].op
+        var = var_op.outputs[0]
+        plain_call = (src.type in _INITIALIZER_CALLS and not src.inputs
+                      and src.attrs.get("dtype") is var.dtype
+                      and tuple(src.attrs.get("shape") or ()) == tuple(var.shape or ()))
+        if self.uses.get(src) == [init] and not src.control_inputs and (
+                src.type == "const" or plain_call):
+            self.hidden.add(src)
+            self.inline_init[var_op] = src
+
+    # -- operands -----------------------------------------------------------------------------
+    def _inline_literal(self, t, other) -> str | None:
+        """A 0-d constant beside a tensor of its dtype reads back as a weak scalar literal."""
+        op = t.op
+        if (op.type != "const" or op.attrs["value"].ndim != 0 or op.control_inputs
+                or other is None or other.op.type == "const" or other.dtype is not t.dtype):
+            return None
+        text = format_scalar(op.attrs["value"][()])
+        return f"({text})" if text.startswith("-") else text
+
+    def ref(self, t) -> str:
+        name = format_name(t.op.name)
+        return f"{name}[{t.index}]" if len(t.op.outputs) > 1 else name
+
+    def operand(self, t, other=None) -> str:
+        return self._inline_literal(t, other) or self.ref(t)
+
+    def is_inlined(self, op) -> bool:
+        """A 0-d constant that every consumer writes as a literal needs no statement."""
+        # consumers a train clause rebuilds do not count: they are not printed
+        users = [u for u in self.uses.get(op, []) if u not in self.hidden]
+        if op.type != "const" or not users:
+            return False
+        for u in users:
+            if u.type not in _INFIX:
+                return False
+            if len(u.inputs) != 2 or u.control_inputs or self._expr(u) is None:
+                return False
+            a, b = u.inputs
+            if (a.op is op and self._inline_literal(a, b) is None) or \
+                    (b.op is op and self._inline_literal(b, a) is None):
+                return False
+        return True
+
+    # -- statements ---------------------------------------------------------------------------
+    def _expr(self, op) -> str | None:
+        """The right-hand side for ``op``; None when it is not an ordinary node."""
+        ins, attrs = op.inputs, dict(op.attrs)
+        if op.type in _INFIX and len(ins) == 2 and not attrs:
+            a, b = ins
+            return f"{self.operand(a, b)} {_INFIX[op.type]} {self.operand(b, a)}"
+        if op.type == "matmul" and not attrs.get("transpose_a") and not attrs.get("transpose_b"):
+            a, b = ins
+            return f"{self.ref(a)} @ {self.ref(b)}"
+        if op.type == "neg":
+            return f"-{self.ref(ins[0])}"
+        if op.type == "getitem":
+            return f"{self.ref(ins[0])}[{', '.join(format_value(k) for k in attrs['key'])}]"
+        if op.type in ("assign", "assign_add", "assign_sub"):
+            return f"{op.type}({self.ref(attrs['var'].outputs[0])}, {self.ref(ins[0])})"
+        if op.type == "no_op":
+            return f"group({', '.join(self._control(c) for c in op.control_inputs)})"
+        if op.type == "const":
+            v = attrs["value"]
+            from ..frontend.names import DTYPE_NAMES
+            from ..dtypes import as_dtype
+            dt = DTYPE_NAMES[as_dtype(v.dtype)]
+            if v.size == 0:
+                return f"constant([], dtype={dt}, shape={format_value(list(v.shape))})"
+            return f"constant({_format_array(v)}, dtype={dt})"
+        args = [self.ref(t) for t in ins]
+        for k, v in attrs.items():
+            if not _IDENT.fullmatch(k):
+                raise GraphcError(f"cannot print attribute {k!r} of '{op.name}' as .g")
+            args.append(f"{k}={format_value(v)}")
+        return f"op.{op.type}({', '.join(args)})"
+
+    def _control(self, c) -> str:
+        var = c.attrs.get("var") if c.type == "assign" else None
+        if var is not None and getattr(var.outputs[0], "initializer", None) is c:
+            return format_name(var.name + "/Assign")  # the name a param declaration binds
+        return self.ref(c.outputs[0]) if c.outputs else format_name(c.name)
+
+    def statement(self, op) -> str:
+        name = format_name(op.name)
+        if op.type == "placeholder":
+            return f"input {name} : {format_type(op.outputs[0])}"
+        if op.type == "placeholder_with_default":
+            return f"input {name} : {format_type(op.outputs[0])} = {self.ref(op.inputs[0])}"
+        if op.type == "variable":
+            return self._param(op)
+        text = f"{name} = {self._expr(op)}"
+        controls = [c for c in op.control_inputs if op.type != "no_op"]
+        if controls:
+            text += f" after [{', '.join(self._control(c) for c in controls)}]"
+        return text
+
+    def _param(self, op) -> str:
+        var = op.outputs[0]
+        head = f"param {format_name(op.name)} : {format_type(var)}"
+        frozen = "" if op.attrs.get("trainable", True) else " frozen"
+        src = self.inline_init.get(op)
+        init = getattr(var, "initializer", None)
+        if src is None:
+            if init is None:
+                raise GraphcError(f"variable '{op.name}' has no initializer to print")
+            return f"{head} = {self.ref(init.inputs[0])}{frozen}"
+        if src.type == "const":
+            return f"{head} = {self._expr(src)}{frozen}"
+        call, keys = _INITIALIZER_CALLS[src.type]
+        a = src.attrs
+        kwargs = ", ".join(f"{k}={format_value(a[k])}" for k in keys if k in a)
+        return f"{head} = {call}({kwargs}){frozen}"
+
+    def text(self, model_name: str) -> str:
+        lines = []
+        for op in self.ops:
+            if op in self.hidden or self.is_inlined(op):
+                continue
+            lines.append("  " + self.statement(op))
+        for c in self.clauses:
+            args = ", ".join(f"{k}={format_value(v)}" for k, v in c.kwargs.items())
+            lines.append(f"  train {format_name(c.loss.op.name)} with {c.optimizer}({args})")
+        from ..frontend.dsl import OUTPUTS
+        outs = self.graph.get_collection(OUTPUTS)
+        if outs:
+            lines.append("  output " + ", ".join(self.ref(t) for t in outs))
+        return f"model {format_name(model_name)} {{\n" + "\n".join(lines) + "\n}\n"
+
+
+def to_text(graph, model_name: str | None = None) -> str:
+    """The graph as a ``.g`` model (see the module docstring for the rules)."""
+    from ..frontend.dsl import MODEL_NAME
+    names = graph.get_collection(MODEL_NAME)
+    return _Printer(graph).text(model_name or (names[0] if names else "main"))
