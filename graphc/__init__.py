@@ -69,3 +69,5 @@ from . import train  # noqa: E402  (gc.train: optimizers, clipping, Saver)
 from .ops.custom import custom_gradient, register_op  # noqa: E402
 from . import data, layers  # noqa: E402  (gc.data: batches, IDX files; gc.layers)
 from .frontend.dsl import load, loads  # noqa: E402  (the .g language)
+
+from .compiler import compile  # noqa: E402,A001 - gc.compile is the public name

@@ -89,6 +89,7 @@ class Session:
         self._rngs: dict = {}
         self._ctx = RunContext(self._variables, self._rngs)
         self._cache: dict = {}
+        self._callables: dict = {}
         self._lock = threading.RLock()
         self._closed = False
         self._context_managers = []
@@ -111,12 +112,21 @@ class Session:
     def close(self):
         self._closed = True
         self._cache.clear()
+        self._callables.clear()
 
     # -- running -----------------------------------------------------------------------------
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None, trace=None):
         """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
         if self._closed:
             raise GraphcError("this session is closed", user_location())
+        if trace is None:
+            # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
+            key = _fetch_key(fetches, feed_dict)
+            if key is not None:
+                call = self._callables.get(key)
+                if call is None:
+                    call = self._callables[key] = self.make_callable(fetches, list(feed_dict or ()))
+                return call(*(feed_dict or {}).values())
         leaves = []
         rebuild = _flatten(fetches, leaves)
         elements = [self._as_element(f) for f in leaves]
@@ -124,7 +134,10 @@ class Session:
         fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
         fetch_ops = [e for e in elements if isinstance(e, Operation)]
         executable = self._executable(fetch_tensors, fetch_ops, feeds)
-        values = iter(executable(self._ctx, feeds))
+        if trace is not None:
+            values = iter(_traced_run(executable, self._ctx, feeds, trace))
+        else:
+            values = iter(executable(self._ctx, feeds))
         results = [_as_numpy_result(next(values)) if isinstance(e, Tensor) else None
                    for e in elements]
         return rebuild(results)
@@ -132,12 +145,35 @@ class Session:
     def make_callable(self, fetches, feed_list=None, accept_options=False):
         """A function ``f(*feed_values)`` computing ``fetches``: the lowest-overhead path."""
         feed_list = [self._as_element(f) for f in (feed_list or [])]
+        feed_list = [f.outputs[0] if isinstance(f, Operation) else f for f in feed_list]
+        leaves = []
+        rebuild = _flatten(fetches, leaves)
+        elements = [self._as_element(f) for f in leaves]
+        fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
+        fetch_ops = [e for e in elements if isinstance(e, Operation)]
+        is_tensor = [isinstance(e, Tensor) for e in elements]
+        wants = [t.dtype.np for t in feed_list]
+        by_shapes: dict = {}     # feed shapes -> (run, positions of the feeds it takes)
+        ctx = self._ctx
 
         def call(*values):
             if len(values) != len(feed_list):
                 raise FeedError(f"this callable takes {len(feed_list)} feed values, got "
                                 f"{len(values)}", user_location())
-            return self.run(fetches, dict(zip(feed_list, values)))
+            arrays = [_quick_feed(v, w) for v, w in zip(values, wants)]
+            shapes = tuple(None if a is None else a.shape for a in arrays)
+            entry = by_shapes.get(shapes)
+            if entry is None or None in shapes:
+                # first time for these shapes (or an unusual value): check everything
+                feeds = self._check_feeds(dict(zip(feed_list, values)))
+                arrays = list(feeds.values())
+                exe = self._executable(fetch_tensors, fetch_ops, feeds)
+                entry = _entry(exe, feed_list)
+                by_shapes[tuple(a.shape for a in arrays)] = entry
+            run, positions = entry
+            out = iter(run(ctx, *[arrays[i] for i in positions]))
+            results = [_as_numpy_result(next(out)) if t else None for t in is_tensor]
+            return rebuild(results)
         return call
 
     def _executable(self, fetch_tensors, fetch_ops, feeds):
@@ -153,7 +189,16 @@ class Session:
         return exe
 
     def _build_executable(self, fetch_tensors, fetch_ops, feeds):
-        return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys())
+        """optimize=0 (or check_numerics) interprets; otherwise compile a plan for exactly
+        these fetches, fed tensors and feed shapes (unknown dims become the fed sizes)."""
+        if self.optimize == 0 or self.check_numerics or self.backend != "numpy":
+            return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys())
+        from .backends.numpy_backend import NumpyExecutable
+        from .compiler import compile as compile_plan
+        plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
+                            feed_shapes={t: v.shape for t, v in feeds.items()},
+                            backend=self.backend)
+        return NumpyExecutable(plan)
 
     # -- fetches and feeds -------------------------------------------------------------------
     def _as_element(self, f):
@@ -189,6 +234,54 @@ class Session:
 
     def get_variable(self, var):
         return self._variables.get(var.op)
+
+
+def _fetch_key(fetches, feed_dict):
+    """A hashable key for run()'s fast path, or None when the fetches are nested or the
+    feeds are not keyed by tensors (then run() takes the general path)."""
+    if isinstance(fetches, (Tensor, Operation)):
+        key = fetches
+    elif type(fetches) in (list, tuple) and all(isinstance(f, (Tensor, Operation))
+                                                 for f in fetches):
+        key = (type(fetches), tuple(fetches))
+    else:
+        return None
+    if feed_dict and not all(isinstance(t, Tensor) for t in feed_dict):
+        return None
+    return key, tuple(feed_dict or ())
+
+
+def _quick_feed(value, want):
+    """``value`` as an array of dtype ``want`` when that needs no checking (an array of that
+    dtype, or a Python float for a float tensor); None sends it through _check_feed."""
+    if type(value) is np.ndarray:
+        return value if value.dtype == want else None
+    if type(value) is float and want.kind == "f":
+        return np.array(value, want)
+    return None
+
+
+def _entry(exe, feed_list):
+    """The executable's lowest-overhead entry point and which feeds it takes, in order."""
+    order = getattr(exe, "feed_tensors", None)
+    if order is None:                      # the reference executor takes a dict
+        return (lambda ctx, *arrays: exe(ctx, dict(zip(feed_list, arrays))),
+                list(range(len(feed_list))))
+    return exe.call, [feed_list.index(t) for t in order]
+
+
+def _traced_run(exe, ctx, feeds, path):
+    """Run once with per-kernel timings, written to ``path`` as Chrome trace-event JSON
+    (open it in Perfetto or chrome://tracing); the plan keeps them for report()."""
+    import json
+    if not hasattr(exe, "call_traced"):
+        raise GraphcError("trace= needs a compiled plan: use a Session with optimize=1 or 2",
+                          user_location())
+    results, durations, _ = exe.call_traced(ctx, feeds)
+    exe.plan.record_timings(durations)
+    with open(path, "w") as f:
+        json.dump(exe.plan.chrome_trace(durations), f)
+    return results
 
 
 def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:

@@ -1,0 +1,300 @@
+"""The numpy executor: straight-line Python generated from a Plan, compiled once.
+
+One generated statement per kernel call: ``out=`` into views of a preallocated arena, so a
+run allocates no intermediates; fused groups loop over cache-sized tiles; variables are
+updated in place by their kernels; fetched results are copied out, so a caller never holds
+a buffer that the next run overwrites. Identifiers in the source are generated from slot
+and step numbers (``s12``, ``k3_1``), never from user names.
+
+Each thread gets its own arena (threads may run one session concurrently). A failing
+kernel is found after the fact from the traceback's line in the generated source, so the
+hot path carries no per-kernel ``try``."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+
+import numpy as np
+
+from ..errors import GraphcError, OpError
+from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
+from ..ops.state import VARIABLE
+
+# How a fused reduction that spans the tiled axis combines per-tile partial results.
+_ACCUMULATE = {REDUCE_SUM: (np.add, 0.0), REDUCE_MEAN: (np.add, 0.0),
+               REDUCE_MAX: (np.maximum, -np.inf), REDUCE_MIN: (np.minimum, np.inf)}
+
+_serial = itertools.count()
+
+
+class _Source:
+    """Lines of generated Python, remembering which step (and fused body op) each runs."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+        self.where: dict[int, tuple] = {}     # 1-based line number -> (step, body op or None)
+
+    def emit(self, text, step=None, body=None):
+        self.lines.append(text)
+        if step is not None:
+            self.where[len(self.lines)] = (step, body)
+
+
+def _kernel(fn, attrs):
+    return functools.partial(fn, **attrs) if attrs else fn
+
+
+class _Generator:
+    def __init__(self, plan):
+        self.plan = plan
+        self.ns: dict = {"np": np}
+        self.closure: list[str] = []          # names bound per thread (arena views, tiles)
+
+    def generate(self) -> _Source:
+        plan = self.plan
+        for s in plan.slots:
+            if s.kind == "const":
+                self.ns[f"s{s.index}"] = s.value
+        src = _Source()
+        body_lines = [self._step_lines(step) for step in plan.steps]
+        src.emit(f"def make({', '.join(self.closure)}):")
+        for traced in (False, True):
+            params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in plan.feeds]
+            src.emit(f"    def {'run_traced' if traced else 'run'}({', '.join(params)}):")
+            src.emit("        V = ctx.variables")
+            if traced:
+                src.emit("        TR.append(clock())")
+            for step, lines in zip(plan.steps, body_lines):
+                for text, body in lines:
+                    src.emit("        " + text, step.index, body)
+                if traced:
+                    src.emit("        TR.append(clock())")
+            src.emit("        return [" + ", ".join(self._copy_out(i) for i in plan.fetches) + "]")
+        src.emit("    return run, run_traced")
+        self.ns["clock"] = time.perf_counter
+        return src
+
+    # -- pieces ----------------------------------------------------------------------------
+    def _copy_out(self, slot_index):
+        kind = self.plan.slots[slot_index].kind
+        return f"array(s{slot_index})" if kind == "dynamic" else f"s{slot_index}.copy()"
+
+    def _bind(self, name, value):
+        self.ns[name] = value
+        return name
+
+    def _step_lines(self, step):
+        i = step.index
+        ins = ", ".join(f"s{k}" for k in step.inputs)
+        outs = [f"s{k}" for k in step.outputs]
+        for k, slot in zip(step.outputs, (self.plan.slots[o] for o in step.outputs)):
+            if slot.kind in ("arena", "scratch") and f"s{k}" not in self.closure:
+                self.closure.append(f"s{k}")
+        if step.kind == "read":
+            self._bind(f"n{i}", step.node)
+            return [(f"{outs[0]} = V[n{i}]", None)]
+        if step.kind == "fused":
+            return self._fused_lines(step)
+        if step.kind == "kernel":
+            k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
+            sep = ", " if ins else ""
+            return [(f"{k}({ins}{sep}out={outs[0]})", None)]
+        if step.kind == "state":
+            self._bind(f"n{i}", step.node)
+            k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
+            call = f"{k}(ctx, n{i}{', ' if ins else ''}{ins})"
+        else:
+            k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
+            call = f"{k}({ins})"
+        if not outs:
+            return [(call, None)]
+        if len(outs) == 1:
+            # kernels return an array, or a 1-tuple for multi-output ops with one output left
+            return [(f"{outs[0]}, = as_tuple({call})", None)] if step.op.stateful else \
+                   [(f"{outs[0]} = {call}", None)]
+        return [(f"{', '.join(outs)}, = {call}", None)]
+
+    def _fused_lines(self, step):
+        i, plan = step.index, self.plan
+        loop = step.loop_shape
+        n0 = loop[0] if loop else 1
+        tiled = bool(loop) and step.tile_rows < n0
+        rank = len(loop)
+        in_shapes = [plan.slots[k].shape for k in step.inputs]
+        sliced = [tiled and s is not None and len(s) == rank and s[0] == n0 for s in in_shapes]
+        lines = []
+        last = len(step.body) - 1
+        red = step.body[last].op if step.body[last].op.kind == "reduction" else None
+        acc = red is not None and tiled and 0 in step.body[last].attrs["axis"]
+        red_out = f"s{step.outputs[step.body_slots[last][1]]}" if red is not None else None
+        tile_vars = []                  # per-tile names bound in the tile tuple
+        for w, s in step.body_slots:
+            name = f"s{step.outputs[s]}" if w == "out" else f"s{s}"
+            if w == "out" or tiled:
+                tile_vars.append(name)
+        tile_vars = list(dict.fromkeys(tile_vars))
+        if not tiled:
+            self.closure.extend(f"s{s.index if hasattr(s, 'index') else s}" for w, s in
+                                step.body_slots if w == "scratch" and f"s{s}" not in self.closure)
+        if acc:
+            tile_vars.remove(red_out)
+            combine, init = _ACCUMULATE[red]
+            lines.append((f"{red_out}.fill({init!r})", None))
+        if tiled:
+            tiles = f"T{i}"
+            self.closure.append(tiles)
+            self._tiles = getattr(self, "_tiles", {})
+            self._tiles[tiles] = (step, tile_vars)
+            lines.append((f"for i, j, {', '.join(f't_{v}' for v in tile_vars)} in {tiles}:", None))
+            indent = "    "
+        else:
+            indent = ""
+
+        def ref(v):
+            return f"t_{v}" if tiled and v in tile_vars else v
+
+        for k, is_sliced in enumerate(sliced):
+            if is_sliced:
+                lines.append((f"{indent}x{k} = s{step.inputs[k]}[i:j]", None))
+        names = []
+        for j, (fop, (w, s)) in enumerate(zip(step.body, step.body_slots)):
+            args = []
+            for kind, a in fop.args:
+                if kind == "in":
+                    args.append(f"x{a}" if sliced[a] else f"s{step.inputs[a]}")
+                else:
+                    args.append(names[a])
+            target = f"s{step.outputs[s]}" if w == "out" else f"s{s}"
+            names.append(ref(target))
+            if j == last and acc:
+                attrs = dict(fop.attrs)
+                fn = (REDUCE_SUM if red is REDUCE_MEAN else red).numpy
+                k = self._bind(f"k{i}_{j}", _kernel(fn, attrs))
+                comb = self._bind(f"c{i}", combine)
+                lines.append((f"{indent}{comb}({target}, {k}({args[0]}), out={target})", j))
+                continue
+            k = self._bind(f"k{i}_{j}", _kernel(fop.op.numpy, fop.attrs))
+            lines.append((f"{indent}{k}({', '.join(args)}, out={ref(target)})", j))
+        if acc and red is REDUCE_MEAN:
+            src_shape = step.loop_shape
+            count = int(np.prod([src_shape[a] for a in step.body[last].attrs["axis"]]))
+            lines.append((f"np.true_divide({red_out}, {count}, out={red_out})", last))
+        return lines
+
+    def tiles(self, views):
+        """The per-tile tuples (i, j, views of each tile variable) for every tiled step."""
+        out = {}
+        for name, (step, tile_vars) in getattr(self, "_tiles", {}).items():
+            n0, rows = step.loop_shape[0], step.tile_rows
+            entries = []
+            for i in range(0, n0, rows):
+                j = min(i + rows, n0)
+                entries.append((i, j) + tuple(
+                    views[v][i:j] if v in self._out_names(step) else views[v][:j - i]
+                    for v in tile_vars))
+            out[name] = tuple(entries)
+        return out
+
+    def _out_names(self, step):
+        return {f"s{k}" for k in step.outputs}
+
+
+class NumpyExecutable:
+    """Runs one compiled plan: ``exe(ctx, feeds)`` as the reference executor, or
+    ``exe.call(ctx, *feed_arrays)`` in the plan's feed order (the lowest-overhead path)."""
+
+    def __init__(self, plan):
+        self.plan = plan
+        self.feed_tensors = [t for t, _ in plan.feeds]
+        gen = _Generator(plan)
+        self._gen = gen
+        self._source = gen.generate()
+        self.source = "\n".join(self._source.lines)
+        self._filename = f"<graphc plan {next(_serial)}>"
+        gen.ns["array"] = np.array
+        gen.ns["as_tuple"] = _as_tuple
+        exec(compile(self.source, self._filename, "exec"), gen.ns)  # noqa: S102 - our own code
+        self._make = gen.ns["make"]
+        self._local = threading.local()
+
+    def _runners(self):
+        runners = self._local.__dict__.get("runners")
+        if runners is None:
+            runners = self._local.runners = self._make(*self._closure_values())
+        return runners
+
+    def _closure_values(self):
+        arena = np.empty(max(self.plan.peak_bytes, 1), np.uint8)
+        views = {}
+        for s in self.plan.slots:
+            if s.kind in ("arena", "scratch"):
+                views[f"s{s.index}"] = (arena[s.offset:s.offset + s.nbytes]
+                                        .view(s.dtype.np).reshape(s.shape))
+        views.update(self._gen.tiles(views))
+        return [views[name] for name in self._gen.closure]
+
+    def __call__(self, ctx, feeds: dict):
+        return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
+
+    def call(self, ctx, *feed_arrays):
+        try:
+            return self._runners()[0](ctx, *feed_arrays)
+        except GraphcError:
+            raise
+        except Exception as e:  # noqa: BLE001 - turned into an error naming the user's line
+            raise self._error(e, ctx) from e
+
+    def call_traced(self, ctx, feeds: dict):
+        """Run once, timing every step: returns (results, per-step seconds, start time)."""
+        marks: list = []
+        try:
+            results = self._runners()[1](ctx, marks, *[feeds[t] for t in self.feed_tensors])
+        except GraphcError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise self._error(e, ctx) from e
+        durations = [b - a for a, b in zip(marks, marks[1:])]
+        return results, durations, marks[0]
+
+    def _error(self, exc, ctx):
+        tb, found = exc.__traceback__, None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self._filename:
+                found = tb
+            tb = tb.tb_next
+        if found is None or found.tb_lineno not in self._source.where:
+            return exc
+        step_index, body = self._source.where[found.tb_lineno]
+        step = self.plan.steps[step_index]
+        if step.kind == "read":           # an unset variable: its own kernel says so
+            try:
+                VARIABLE.numpy(ctx, step.node, **step.attrs)
+            except GraphcError as e:
+                return e
+        local = found.tb_frame.f_locals
+        if body is not None:
+            fop = step.body[body]
+            what, where = fop.op.name, fop.sources[0] if fop.sources else None
+        else:
+            what, where = step.op.name, step.sources[0] if step.sources else None
+        shapes = ", ".join(_describe(local.get(f"s{k}")) for k in step.inputs)
+        origin = ""
+        if where is not None and where.origin is not None:
+            origin = f" (in the gradient of {where.origin.describe()})"
+        name = f" '{where.name}'" if where is not None else ""
+        return OpError(f"{what}{name}{origin} failed on inputs [{shapes}]: {exc}",
+                       where.location if where is not None else None, node=where)
+
+
+def _describe(a):
+    if a is None:
+        return "?"
+    a = np.asarray(a)
+    return f"{a.dtype}{tuple(a.shape)}"
+
+
+def _as_tuple(out):
+    return out if isinstance(out, tuple) else (out,)

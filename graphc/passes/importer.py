@@ -1,0 +1,81 @@
+"""Copy a user Graph into a compiler ``Program`` for one signature (fetches, fed tensors,
+feed shapes), with every shape made concrete where the feed shapes allow.
+
+Shapes are re-derived by running each op's own shape rule on abstract values that carry
+the concrete shapes, so a ``None`` batch dimension becomes the fed batch size; where a rule
+cannot say (an op whose output shape depends on run-time values) the static shape stays,
+and the memory planner leaves that value to the kernel to allocate."""
+
+from __future__ import annotations
+
+from ..backends.reference import needed_ops
+from ..shapes import format_shape
+from .program import FEED, Node, Program, writes_state
+
+
+class _Abstract:
+    """What a shape rule sees of an input: a dtype, a shape and a name for messages."""
+
+    __slots__ = ("dtype", "shape", "name")
+
+    def __init__(self, dtype, shape, name):
+        self.dtype, self.shape, self.name = dtype, shape, name
+
+    def describe(self) -> str:
+        return f"'{self.name}' [{self.dtype}{format_shape(self.shape)}]"
+
+
+def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None) -> Program:
+    """The whole graph as a Program: fed tensors become FEED nodes, fetched tensors the
+    Program's fetches. Raises FeedError (naming the fetch) when a needed placeholder is
+    not fed. Unneeded nodes stay: the prune pass removes them and reports how many."""
+    feed_dtypes = feed_dtypes or {}
+    needed_ops(fetch_tensors, fetch_ops, set(feed_shapes))   # missing-feed errors, early
+    values: dict = {}        # user Tensor -> (Node, index)
+    nodes_of: dict = {}      # user Operation -> Node
+    nodes: list = []
+    feeds: dict = {}
+    epoch = 0
+    for t, shape in feed_shapes.items():
+        dtype = feed_dtypes.get(t, t.dtype)
+        shape = tuple(shape) if shape is not None else t.shape
+        node = Node(FEED, (), {}, [(dtype, shape)], (t.op,), -1, 0, tensor=t)
+        feeds[t] = node
+        values[t] = (node, 0)
+        nodes.append(node)
+    for op in graph.get_operations():
+        if writes_state(op.op):
+            epoch += 1
+        ins = [values[t] for t in op.inputs]
+        node = Node(op.op, ins, dict(op.attrs), _avals(op, ins), (op,), op.id,
+                    epoch - 1 if writes_state(op.op) else epoch,
+                    [nodes_of[c] for c in op.control_inputs])
+        nodes_of[op] = node
+        nodes.append(node)
+        for t in op.outputs:
+            values.setdefault(t, (node, t.index))
+    fetches = [values[t] for t in fetch_tensors]
+    targets = [nodes_of[op] for op in fetch_ops]
+    return Program(nodes, fetches, targets, feeds)
+
+
+def _avals(op, ins):
+    """The op's output (dtype, shape)s for the concrete input shapes, or its static ones."""
+    static = [(t.dtype, t.shape) for t in op.outputs]
+    if op.op.infer is None or not ins:
+        return static
+    if all(_same(n.avals[i][1], t.shape) for (n, i), t in zip(ins, op.inputs)):
+        return static                      # nothing became more concrete: keep the rule's answer
+    abstract = [_Abstract(n.avals[i][0], n.avals[i][1], t.name)
+                for (n, i), t in zip(ins, op.inputs)]
+    try:
+        avals = op.op.infer(abstract, dict(op.attrs))
+    except Exception:  # a rule that needs more than shapes: the static answer is still right
+        return static
+    if len(avals) != len(static):
+        return static
+    return [(d, tuple(s) if s is not None else None) for d, s in avals]
+
+
+def _same(a, b):
+    return a is None and b is None or (a is not None and b is not None and tuple(a) == tuple(b))

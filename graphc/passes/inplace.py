@@ -1,0 +1,50 @@
+"""In-place rewriting: an elementwise step whose input dies at that step writes its result
+into that input's buffer instead of a new one.
+
+Rule: output k of step i may reuse the buffer of input j when the op is safe to run in
+place (a numpy ufunc reads each element before writing the same element; kernels that
+write an output before reading every input, such as ``where``, are not), input j is a
+planned intermediate (never a feed, constant or variable: those belong to someone else),
+its last reader is step i, and it has the output's dtype and shape."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.elementwise import RSQRT, SIGMOID
+from ..ops.registry import REGISTRY
+from .memory import lifetimes, steps_of, value_slots
+from .program import Program
+
+
+def _safe_ops():
+    # a ufunc kernel, or one of ours whose every write follows the read of the same element
+    return frozenset(op for op in REGISTRY.values()
+                     if op.kind == "elementwise" and isinstance(op.numpy, np.ufunc)) | {SIGMOID, RSQRT}
+
+
+SAFE_INPLACE = _safe_ops()
+
+
+def inplace(program: Program) -> Program:
+    steps = steps_of(program)
+    slot_of, _ = value_slots(program, steps)
+    lifetimes(program, steps, slot_of)
+    chosen = {}
+    for i, n in enumerate(steps):
+        if n.op not in SAFE_INPLACE or len(n.avals) != 1:
+            continue
+        out = slot_of[(n, 0)]
+        if out.kind != "arena":
+            continue
+        for pos, v in enumerate(n.inputs):
+            s = slot_of[v]
+            if (s.kind == "arena" and s.end == i and s.dtype == out.dtype
+                    and tuple(s.shape) == tuple(out.shape)):
+                chosen[n] = pos
+                # the output now holds that buffer: later steps may chain in place on it
+                slot_of[(n, 0)] = s
+                s.end = max(s.end, out.end)
+                break
+    program.annotations["inplace"] = chosen
+    return program

@@ -1,0 +1,306 @@
+"""Algebraic simplification: small local rewrites, each stated in its docstring.
+
+A rewrite is ``local_<pattern>(node) -> [replacement value] | None``, registered with
+``@local_rule``. ``simplify`` applies every rule to every node (inputs first) and repeats
+until nothing changes. A replacement must have the node's exact dtype and shape, so
+``x * 1`` with a ``1`` that broadcasts ``x`` to a larger shape is left alone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops import elementwise as E
+from ..ops.array import (
+    BROADCAST_LIKE,
+    BROADCAST_TO,
+    IDENTITY,
+    RESHAPE,
+    RESHAPE_LIKE,
+    STOP_GRADIENT,
+    TRANSPOSE,
+)
+from ..ops.reduce import REDUCE_SUM
+from ..shapes import fully_known
+from .fold import is_const, make_const, shape_only_positions
+from .importer import _Abstract
+from .program import Program, derived, rewrite
+
+RULES: list = []
+
+_MAX_ROUNDS = 4
+
+
+def local_rule(fn):
+    """Register ``fn`` in the simplification phase."""
+    RULES.append(fn)
+    return fn
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def aval(value):
+    node, i = value
+    return node.avals[i]
+
+
+def producer(value, op=None):
+    """The node computing ``value`` if it has op ``op`` (any op when None), else None."""
+    node = value[0]
+    return node if op is None or node.op is op else None
+
+
+def is_scalar(value, c) -> bool:
+    """``value`` is a constant whose every element equals ``c``."""
+    if not is_const(value):
+        return False
+    v = value[0].attrs["value"]
+    return v.size > 0 and v.size <= 64 and bool(np.all(v == c))
+
+
+def same_aval(value, node) -> bool:
+    return aval(value) == node.avals[0]
+
+
+def build(op, inputs, like, **attrs):
+    """A new node ``op(*inputs)`` replacing ``like``; its shape comes from the op's rule."""
+    abstract = [_Abstract(*aval(v), "") for v in inputs]
+    return (derived(op, inputs, attrs, op.infer(abstract, attrs), like), 0)
+
+
+def scalar(c, like_value, like_node):
+    dtype = aval(like_value)[0]
+    return (make_const(np.asarray(c, dtype.np), like_node), 0)
+
+
+def _keep_if_same(value, node):
+    return [value] if same_aval(value, node) else None
+
+
+# --- identities -------------------------------------------------------------------------------
+
+@local_rule
+def local_mul_one(node):
+    """x * 1 -> x ; 1 * x -> x"""
+    if node.op is E.MULTIPLY:
+        a, b = node.inputs
+        if is_scalar(b, 1):
+            return _keep_if_same(a, node)
+        if is_scalar(a, 1):
+            return _keep_if_same(b, node)
+    return None
+
+
+@local_rule
+def local_add_zero(node):
+    """x + 0 -> x ; 0 + x -> x ; x - 0 -> x"""
+    if node.op in (E.ADD, E.SUBTRACT):
+        a, b = node.inputs
+        if is_scalar(b, 0):
+            return _keep_if_same(a, node)
+        if node.op is E.ADD and is_scalar(a, 0):
+            return _keep_if_same(b, node)
+    return None
+
+
+@local_rule
+def local_div_one(node):
+    """x / 1 -> x (float x)"""
+    if node.op is E.DIVIDE and is_scalar(node.inputs[1], 1):
+        return _keep_if_same(node.inputs[0], node)
+    return None
+
+
+@local_rule
+def local_double_neg(node):
+    """-(-x) -> x"""
+    if node.op is E.NEG:
+        inner = producer(node.inputs[0], E.NEG)
+        if inner is not None:
+            return _keep_if_same(inner.inputs[0], node)
+    return None
+
+
+@local_rule
+def local_add_neg(node):
+    """x + (-y) -> x - y ; (-y) + x -> x - y ; x - (-y) -> x + y"""
+    if node.op not in (E.ADD, E.SUBTRACT):
+        return None
+    a, b = node.inputs
+    nb = producer(b, E.NEG)
+    if nb is not None:
+        op = E.SUBTRACT if node.op is E.ADD else E.ADD
+        return _keep_if_same(build(op, (a, nb.inputs[0]), node), node)
+    na = producer(a, E.NEG)
+    if na is not None and node.op is E.ADD:
+        return _keep_if_same(build(E.SUBTRACT, (b, na.inputs[0]), node), node)
+    return None
+
+
+@local_rule
+def local_identity(node):
+    """identity(x) -> x ; stop_gradient(x) -> x (gradients are already built)"""
+    if node.op in (IDENTITY, STOP_GRADIENT):
+        return [node.inputs[0]]
+    return None
+
+
+@local_rule
+def local_pow_const(node):
+    """x ** 2 -> square(x) ; x ** 1 -> x ; x ** 0.5 -> sqrt(x) (float x)"""
+    if node.op is not E.POW or not aval(node.inputs[0])[0].is_floating:
+        return None
+    x, y = node.inputs
+    if is_scalar(y, 2):
+        return _keep_if_same(build(E.SQUARE, (x,), node), node)
+    if is_scalar(y, 1):
+        return _keep_if_same(x, node)
+    if is_scalar(y, 0.5):
+        return _keep_if_same(build(E.SQRT, (x,), node), node)
+    return None
+
+
+# --- shape ops --------------------------------------------------------------------------------
+
+@local_rule
+def local_transpose_transpose(node):
+    """transpose(transpose(x, p), q) -> transpose(x, p[q]), or x when that is the identity"""
+    if node.op is not TRANSPOSE:
+        return None
+    inner = producer(node.inputs[0], TRANSPOSE)
+    if inner is None:
+        return None
+    p, q = inner.attrs["perm"], node.attrs["perm"]
+    perm = tuple(p[i] for i in q)
+    x = inner.inputs[0]
+    if perm == tuple(range(len(perm))):
+        return [x]
+    return [build(TRANSPOSE, (x,), node, perm=perm)]
+
+
+@local_rule
+def local_reshape_chain(node):
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2) ; reshape(x, shape of x) -> x"""
+    if node.op not in (RESHAPE, RESHAPE_LIKE):
+        return None
+    x = node.inputs[0]
+    if same_aval(x, node) and fully_known(aval(x)[1]):
+        return [x]
+    inner = producer(x, RESHAPE) or producer(x, RESHAPE_LIKE)
+    if inner is not None and fully_known(node.avals[0][1]):
+        return [build(RESHAPE, (inner.inputs[0],), node, shape=tuple(node.avals[0][1]))]
+    return None
+
+
+@local_rule
+def local_static_like(node):
+    """reshape_like(x, y) -> reshape(x, s) ; broadcast_like(x, y) -> broadcast_to(x, s), once
+    the signature fixes y's shape s; other shape-only inputs of known shape become zero-byte
+    constants, so what computed them can be pruned"""
+    if node.op is RESHAPE_LIKE and fully_known(node.avals[0][1]):
+        return [build(RESHAPE, (node.inputs[0],), node, shape=tuple(node.avals[0][1]))]
+    if node.op is BROADCAST_LIKE and fully_known(node.avals[0][1]):
+        x = node.inputs[0]
+        if same_aval(x, node):
+            return [x]
+        return [build(BROADCAST_TO, (x,), node, shape=tuple(node.avals[0][1]))]
+    positions = shape_only_positions(node)
+    ins = list(node.inputs)
+    changed = False
+    for pos in positions:
+        d, s = aval(ins[pos])
+        if not is_const(ins[pos]) and fully_known(s):
+            ins[pos] = (make_const(np.broadcast_to(np.zeros((), d.np), s), node), 0)
+            changed = True
+    if not changed:
+        return None
+    return [(derived(node.op, ins, node.attrs, node.avals, node), i)
+            for i in range(len(node.avals))]
+
+
+# --- recognising numerically delicate patterns ------------------------------------------------
+
+@local_rule
+def local_sigmoid(node):
+    """1 / (1 + exp(-x)) -> sigmoid(x) ; reciprocal(1 + exp(-x)) -> sigmoid(x)"""
+    if node.op is E.DIVIDE and is_scalar(node.inputs[0], 1):
+        denom = node.inputs[1]
+    elif node.op is E.RECIPROCAL:
+        denom = node.inputs[0]
+    else:
+        return None
+    add = producer(denom, E.ADD)
+    if add is None:
+        return None
+    a, b = add.inputs
+    other = b if is_scalar(a, 1) else a if is_scalar(b, 1) else None
+    e = producer(other, E.EXP) if other is not None else None
+    n = producer(e.inputs[0], E.NEG) if e is not None else None
+    if n is None:
+        return None
+    return _keep_if_same(build(E.SIGMOID, (n.inputs[0],), node), node)
+
+
+@local_rule
+def local_softplus(node):
+    """log(1 + exp(x)) -> max(x, 0) + log1p(exp(-|x|)) ; log1p(exp(x)) -> the same
+    (the stable softplus: exp never overflows)"""
+    if node.op is E.LOG:
+        add = producer(node.inputs[0], E.ADD)
+        if add is None:
+            return None
+        a, b = add.inputs
+        other = b if is_scalar(a, 1) else a if is_scalar(b, 1) else None
+    elif node.op is E.LOG1P:
+        other = node.inputs[0]
+    else:
+        return None
+    e = producer(other, E.EXP) if other is not None else None
+    if e is None:
+        return None
+    x = e.inputs[0]
+    if not aval(x)[0].is_floating:
+        return None
+    pos = build(E.MAXIMUM, (x, scalar(0, x, node)), node)
+    tail = build(E.LOG1P, (build(E.EXP, (build(E.NEG, (build(E.ABS, (x,), node),), node),),
+                                 node),), node)
+    return _keep_if_same(build(E.ADD, (pos, tail), node), node)
+
+
+@local_rule
+def local_log_softmax(node):
+    """log(exp(z) / reduce_sum(exp(z), axis, keepdims=True)) -> z - log(reduce_sum(exp(z), …))
+    (log of a softmax becomes a log-softmax: no log of an underflowed 0)"""
+    if node.op is not E.LOG:
+        return None
+    div = producer(node.inputs[0], E.DIVIDE)
+    if div is None:
+        return None
+    e_value, s_value = div.inputs
+    e = producer(e_value, E.EXP)
+    s = producer(s_value, REDUCE_SUM)
+    if e is None or s is None or s.inputs[0] != e_value or not s.attrs["keepdims"]:
+        return None
+    z = e.inputs[0]
+    return _keep_if_same(build(E.SUBTRACT, (z, build(E.LOG, (s_value,), node)), node), node)
+
+
+# --- the pass ---------------------------------------------------------------------------------
+
+def simplify(program: Program) -> Program:
+    for _ in range(_MAX_ROUNDS):
+        fired = [0]
+
+        def apply_rules(node):
+            if node.controls or node.op.stateful:
+                return None             # its ordering constraints must survive
+            for rule in RULES:
+                repl = rule(node)
+                if repl is not None:
+                    fired[0] += 1
+                    return repl
+            return None
+
+        program = rewrite(program, apply_rules)
+        if not fired[0]:
+            break
+    return program
