@@ -194,8 +194,8 @@ class _Printer:
             return f"group({', '.join(self._control(c) for c in op.control_inputs)})"
         if op.type == "const":
             v = attrs["value"]
-            from ..frontend.names import DTYPE_NAMES
             from ..dtypes import as_dtype
+            from ..frontend.names import DTYPE_NAMES
             dt = DTYPE_NAMES[as_dtype(v.dtype)]
             if v.size == 0:
                 return f"constant([], dtype={dt}, shape={format_value(list(v.shape))})"
