@@ -684,7 +684,8 @@ def range(start, limit=None, delta=1, dtype=None, name=None):  # noqa: A001 - TF
     if limit is None:
         start, limit = 0, start
     values = np.arange(start, limit, delta)
-    dtype = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of(values)
+    # the Python arguments decide, as for constants: ints give int32, floats float32
+    dtype = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of([start, limit, delta])
     return constant(values.astype(dtype.np), name=name or "range")
 
 
