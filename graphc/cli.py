@@ -1,0 +1,474 @@
+"""The ``graphc`` command: compile, run, check, format and draw ``.g`` models.
+
+    graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir] [-o OUT]
+    graphc run model.g --feed x=x.npy --feed y=y.csv [--fetch loss] [--train 100]
+                       [--save ckpt] [--restore ckpt]
+    graphc check model.g          graphc fmt model.g [-i]        graphc viz model.g -o g.svg
+
+Exit status: 0 on success, 1 on a user error (the message names the file, line and column),
+2 on bad usage (argparse's convention). A user error never shows a Python traceback;
+``GRAPHC_DEBUG=1`` shows one for errors inside graphc itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from .errors import FeedError, GraphcError, NotFoundError
+from .frontend.parser import attach_source
+
+EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
+
+
+# --- loading and feeding ----------------------------------------------------------------------
+
+def _load(args):
+    from .frontend.dsl import load
+    from .ir.graph import Graph
+    return load(args.model_file, model=args.model, graph=Graph())
+
+
+def _inputs(graph):
+    return [op.outputs[0] for op in graph.get_operations()
+            if op.type in ("placeholder", "placeholder_with_default")]
+
+
+def _outputs(graph):
+    from .frontend.dsl import OUTPUTS
+    return graph.get_collection(OUTPUTS)
+
+
+def _clause(graph):
+    from .frontend.dsl import TRAIN_CLAUSES
+    clauses = graph.get_collection(TRAIN_CLAUSES)
+    return clauses[-1] if clauses else None
+
+
+def _parse_dims(items) -> dict:
+    dims = {}
+    for item in items or ():
+        name, sep, value = item.partition("=")
+        if not sep or not value.strip().isdigit():
+            raise GraphcError(f"--dim takes NAME=SIZE (e.g. N=64), got {item!r}")
+        dims[name.strip()] = int(value)
+    return dims
+
+
+def _feed_shapes(graph, dims: dict) -> tuple[dict, dict]:
+    """Concrete shapes for compiling: symbolic dims from ``--dim`` (default 1)."""
+    shapes, used = {}, {}
+    for t in _inputs(graph):
+        if t.op.type != "placeholder" or t.shape is None:
+            continue
+        shape = []
+        for d in t.shape:
+            if isinstance(d, int):
+                shape.append(d)
+            else:
+                key = d if isinstance(d, str) else "?"
+                used[key] = dims.get(key, 1)
+                shape.append(used[key])
+        shapes[t] = tuple(shape)
+    return shapes, used
+
+
+def _read_array(path: str, key: str | None, like):
+    """One array from .npy, .npz (by key) or .csv; never unpickles."""
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".npy":
+            return np.load(path, allow_pickle=False)
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                names = list(z.keys())
+                if key in names:
+                    return z[key]
+                if len(names) == 1:
+                    return z[names[0]]
+                raise FeedError(f"{path} holds {', '.join(names)}; none is named {key!r} "
+                                f"(use --feed {key}={path} with an array named {key})")
+        if ext in (".csv", ".txt"):
+            arr = np.loadtxt(path, delimiter="," if ext == ".csv" else None,
+                             dtype=like.dtype.np, ndmin=2)
+            if like.shape is not None and len(like.shape) == 1 and arr.shape[1] == 1:
+                arr = arr[:, 0]
+            return arr
+    except FeedError:
+        raise
+    except (OSError, ValueError) as e:
+        raise FeedError(f"cannot read {path}: {e}") from None
+    raise FeedError(f"cannot read {path}: feeds are .npy, .npz or .csv files")
+
+
+def _feeds(graph, specs) -> dict:
+    inputs = {t.op.name: t for t in _inputs(graph)}
+    feeds = {}
+    for spec in specs or ():
+        name, sep, path = spec.partition("=")
+        if not sep:  # --feed data.npz: every array whose name is an input
+            if not spec.lower().endswith(".npz"):
+                raise FeedError(f"--feed takes NAME=FILE (or FILE.npz with arrays named like "
+                                f"the inputs), got {spec!r}")
+            try:
+                with np.load(spec, allow_pickle=False) as z:
+                    for k in z.keys():
+                        if k in inputs:
+                            feeds[inputs[k]] = z[k]
+            except (OSError, ValueError) as e:
+                raise FeedError(f"cannot read {spec}: {e}") from None
+            continue
+        if name not in inputs:
+            import difflib
+            close = difflib.get_close_matches(name, inputs, n=1)
+            raise NotFoundError(f"--feed {name}=...: the model has no input {name!r}"
+                                + (f"; did you mean {close[0]!r}?" if close else
+                                   f" (inputs: {', '.join(inputs) or 'none'})"))
+        feeds[inputs[name]] = _read_array(path, name, inputs[name])
+    return feeds
+
+
+def _fetches(graph, names):
+    if names:
+        out = []
+        for item in names:
+            out += [graph.get_tensor_by_name(n.strip()) for n in item.split(",") if n.strip()]
+        return out
+    outs = _outputs(graph)
+    clause = _clause(graph)
+    if not outs and clause is not None:
+        outs = [clause.loss]
+    if not outs:
+        raise GraphcError("the model has no `output` statement; name what to fetch with --fetch")
+    return outs
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def _summary(graph) -> list[str]:
+    from .frontend.names import DTYPE_NAMES
+    from .ir.printer import format_type
+    lines = []
+    ins = _inputs(graph)
+    if ins:
+        lines.append("inputs:  " + ", ".join(f"{t.op.name} : {format_type(t)}" for t in ins))
+    params = graph.get_collection("trainable_variables")
+    if params:
+        n = sum(int(np.prod(v.shape)) for v in params)
+        lines.append(f"params:  {len(params)} ({n:,} values): " + ", ".join(
+            f"{v.op.name} : {DTYPE_NAMES[v.dtype]}{list(v.shape)}" for v in params))
+    outs = _outputs(graph)
+    if outs:
+        lines.append("outputs: " + ", ".join(t.op.name for t in outs))
+    clause = _clause(graph)
+    if clause is not None:
+        kw = ", ".join(f"{k}={v}" for k, v in clause.kwargs.items())
+        lines.append(f"train:   {clause.loss.op.name} with {clause.optimizer}({kw})")
+    return lines
+
+
+def _plan(graph, args):
+    from .compiler import compile as gc_compile
+    fetches = list(_fetches(graph, getattr(args, "fetch", None)))
+    clause = _clause(graph)
+    if clause is not None:
+        fetches.append(clause.op)
+    shapes, used = _feed_shapes(graph, _parse_dims(getattr(args, "dim", None)))
+    plan = gc_compile(fetches, feed_shapes=shapes, optimize=args.O, backend=args.backend,
+                      graph=graph)
+    return plan, used
+
+
+def _dims_note(used) -> str:
+    if not used:
+        return ""
+    return " with " + ", ".join(f"{k}={v}" for k, v in used.items()) + " (set with --dim)"
+
+
+def cmd_check(args) -> int:
+    from .frontend.dsl import model_names
+    with open(args.model_file, encoding="utf-8") as f:
+        names = model_names(f.read(), args.model_file)
+    for name in ([args.model] if args.model else names):
+        args_one = argparse.Namespace(**{**vars(args), "model": name})
+        graph = _load(args_one)
+        plan, used = _plan(graph, args_one)
+        print(f"{args.model_file}: model {name}: ok, {len(graph)} ops; "
+              f"peak memory {plan.peak_bytes:,} bytes{_dims_note(used)}")
+    return EXIT_OK
+
+
+def cmd_compile(args) -> int:
+    graph = _load(args)
+    if args.emit == "py":
+        from .backends.standalone import emit_module
+        source = emit_module(graph, source_name=os.path.basename(args.model_file))
+        return _write(args.output, source)
+    plan, used = _plan(graph, args)
+    if args.emit == "dot":
+        return _write(args.output, _dot(graph, plan))
+    if args.emit == "ir":
+        return _write(args.output, _ir(plan))
+    name = graph.get_collection("graphc.model_name")
+    lines = [f"model {name[0] if name else '?'} ({args.model_file})"] + _summary(graph)
+    lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
+    lines.append(plan.report())
+    return _write(args.output, "\n".join(lines) + "\n")
+
+
+def _write(path, text) -> int:
+    if path in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        _atomic_write(path, text)
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _atomic_write(path, text):
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _ir(plan) -> str:
+    lines = [f"# plan: {len(plan.steps)} steps, {len(plan.slots)} slots, "
+             f"peak {plan.peak_bytes} bytes"]
+    for s in plan.steps:
+        ins = ", ".join(f"%{i}" for i in s.inputs)
+        outs = ", ".join(f"%{o}" for o in s.outputs)
+        lines.append(f"{outs or '_'} = {s.kind} {s.title}({ins})")
+    lines.append("fetch " + ", ".join(f"%{i}" for i in plan.fetches))
+    return "\n".join(lines) + "\n"
+
+
+def _dot_label(text: str) -> str:
+    # DOT string: only quotes and backslashes need escaping; newlines become \n escapes
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _dot(graph, plan) -> str:
+    """Two clusters side by side: the graph before optimization, the plan after."""
+    from .backends.reference import needed_ops
+    clause = _clause(graph)
+    ins = _inputs(graph)
+    ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
+    ops = sorted(set(ops) | {t.op for t in ins}, key=lambda o: o.id)
+    index = {op: i for i, op in enumerate(ops)}
+    out = ["digraph graphc {", "  rankdir=TB; node [shape=box, fontsize=10];",
+           f"  subgraph cluster_before {{ label={_dot_label(f'before: {len(ops)} nodes')};"]
+    for op, i in index.items():
+        out.append(f"    b{i} [label={_dot_label(op.name + chr(10) + op.type)}];")
+    for op, i in index.items():
+        for t in op.inputs:
+            if t.op in index:
+                out.append(f"    b{index[t.op]} -> b{i};")
+        for c in op.control_inputs:
+            if c in index:
+                out.append(f"    b{index[c]} -> b{i} [style=dashed];")
+    out.append("  }")
+    out.append(f"  subgraph cluster_after {{ label="
+               f"{_dot_label(f'after: {len(plan.steps)} steps, peak {plan.peak_bytes} B')};")
+    producer = {}
+    for s in plan.steps:
+        out.append(f"    a{s.index} [label={_dot_label(s.title)}];")
+        for slot in s.inputs:
+            if slot in producer:
+                out.append(f"    a{producer[slot]} -> a{s.index};")
+        for slot in s.outputs:
+            producer[slot] = s.index
+    out += ["  }", "}"]
+    return "\n".join(out) + "\n"
+
+
+def cmd_viz(args) -> int:
+    graph = _load(args)
+    plan, _ = _plan(graph, args)
+    dot_text = _dot(graph, plan)
+    out = args.output or "graph.svg"
+    dot = shutil.which("dot")
+    if out.endswith(".svg") and dot:
+        try:
+            svg = subprocess.run([dot, "-Tsvg"], input=dot_text, capture_output=True,
+                                 text=True, check=True, timeout=60).stdout
+        except (subprocess.SubprocessError, OSError) as e:
+            raise GraphcError(f"Graphviz's dot failed: {e}") from None
+        return _write(out, svg)
+    if out.endswith(".svg"):
+        out = out[:-4] + ".dot"
+        print("graphviz's `dot` is not installed: writing the DOT text instead", file=sys.stderr)
+    return _write(out, dot_text)
+
+
+def cmd_fmt(args) -> int:
+    from .frontend.fmt import format_source
+    with open(args.model_file, encoding="utf-8") as f:
+        text = f.read()
+    formatted = format_source(text, args.model_file)
+    if args.check:
+        if formatted != text:
+            print(f"{args.model_file}: would be reformatted", file=sys.stderr)
+            return EXIT_USER
+        return EXIT_OK
+    if args.in_place:
+        if formatted != text:
+            _atomic_write(args.model_file, formatted)
+        return EXIT_OK
+    sys.stdout.write(formatted)
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .checkpoint import Saver
+    from .ops.state import GLOBAL_VARIABLES, variables_initializer
+    from .session import Session
+    graph = _load(args)
+    feeds = _feeds(graph, args.feed)
+    fetches = _fetches(graph, args.fetch)
+    clause = _clause(graph)
+    if args.train and clause is None:
+        raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
+                          f"{args.model_file}")
+    with graph.as_default():
+        init = variables_initializer(graph.get_collection(GLOBAL_VARIABLES))
+        saver = Saver(graph=graph) if (args.save or args.restore) else None
+    with Session(graph=graph, backend=args.backend, optimize=args.O) as sess:
+        if args.restore:
+            saver.restore(sess, args.restore)
+        else:
+            sess.run(init)
+        if args.train:
+            _train(sess, clause, feeds, args.train)
+        values = sess.run(fetches, feeds)
+        if args.save:
+            path = saver.save(sess, args.save)
+            print(f"saved {path}", file=sys.stderr)
+    with np.printoptions(precision=6, threshold=20, edgeitems=3, suppress=True):
+        for t, v in zip(fetches, values, strict=True):
+            print(f"{t.op.name} = {np.array2string(np.asarray(v), prefix=t.op.name + ' = ')}")
+    return EXIT_OK
+
+
+def _train(sess, clause, feeds, steps):
+    """``steps`` full-batch updates, with a progress bar (on stderr) and the loss."""
+    step_fn = sess.make_callable([clause.op, clause.loss], list(feeds))
+    values = list(feeds.values())
+    tty = sys.stderr.isatty()
+    start, width, last = time.perf_counter(), 30, None
+    every = max(1, steps // 20)
+    for i in range(1, steps + 1):
+        _, last = step_fn(*values)
+        if i % every == 0 or i == steps:
+            done = int(width * i / steps)
+            bar = "#" * done + "-" * (width - done)
+            line = f"[{bar}] {i}/{steps}  loss {float(last):.6g}"
+            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr,
+                  flush=True)
+    if tty:
+        print(file=sys.stderr)
+    secs = time.perf_counter() - start
+    print(f"trained {steps} steps in {secs:.2f}s: {clause.loss.op.name} = {float(last):.6g}")
+
+
+# --- argument parsing -------------------------------------------------------------------------
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graphc", description="Compile, run and check .g models.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def model_cmd(name, help_):
+        c = sub.add_parser(name, help=help_, description=help_)
+        c.add_argument("model_file", metavar="MODEL.g")
+        c.add_argument("--model", help="which model of the file (default: the first)")
+        return c
+
+    def compiled(c):
+        c.add_argument("-O", type=int, choices=(0, 1, 2), default=2, help="optimization level")
+        c.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+        c.add_argument("--dim", action="append", metavar="NAME=SIZE",
+                       help="size of a symbolic dimension for planning (default 1)")
+
+    c = model_cmd("compile", "check, differentiate, optimize and plan; print the report")
+    compiled(c)
+    c.add_argument("--emit", choices=("report", "py", "dot", "ir"), default="report")
+    c.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    c.set_defaults(run=cmd_compile)
+
+    c = model_cmd("run", "run a model on feeds from .npy/.npz/.csv files, optionally training")
+    compiled(c)
+    c.add_argument("--feed", action="append", metavar="NAME=FILE")
+    c.add_argument("--fetch", action="append", metavar="NAMES", help="comma-separated names")
+    c.add_argument("--train", type=_positive, metavar="STEPS")
+    c.add_argument("--save", metavar="CKPT")
+    c.add_argument("--restore", metavar="CKPT")
+    c.set_defaults(run=cmd_run)
+
+    c = model_cmd("check", "parse, build and plan every model of a file")
+    compiled(c)
+    c.set_defaults(run=cmd_check)
+
+    c = sub.add_parser("fmt", help="print the file in canonical layout")
+    c.add_argument("model_file", metavar="MODEL.g")
+    g = c.add_mutually_exclusive_group()
+    g.add_argument("-i", "--in-place", action="store_true", help="rewrite the file")
+    g.add_argument("--check", action="store_true", help="exit 1 if the file is not formatted")
+    c.set_defaults(run=cmd_fmt)
+
+    c = model_cmd("viz", "draw the graph before and after optimization (SVG, or DOT text)")
+    compiled(c)
+    c.add_argument("-o", "--output", metavar="OUT", default="graph.svg")
+    c.set_defaults(run=cmd_viz)
+    return p
+
+
+def _positive(text):
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {n}")
+    return n
+
+
+def _describe(e: GraphcError) -> str:
+    """A .g location with its line and caret; a Python location (this command's own frame)
+    means nothing to a command-line user, so it is left out."""
+    if e.location is not None and e.location.col is None:
+        return e.message
+    return str(attach_source(e))
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)  # exits 2 on bad usage
+    try:
+        return args.run(args)
+    except GraphcError as e:
+        print(f"error: {_describe(e)}", file=sys.stderr)
+        return EXIT_USER
+    except OSError as e:
+        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return EXIT_USER
+    except UnicodeDecodeError as e:
+        print(f"error: the file is not UTF-8 text ({e.reason})", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug in graphc: say so briefly; GRAPHC_DEBUG=1 shows where
+        if os.environ.get("GRAPHC_DEBUG"):
+            raise
+        print(f"internal error: {type(e).__name__}: {e} (GRAPHC_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return EXIT_USER
+
+
+if __name__ == "__main__":
+    sys.exit(main())

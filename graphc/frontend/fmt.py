@@ -1,0 +1,222 @@
+"""``graphc fmt``: a ``.g`` file in canonical layout, comments kept.
+
+Layout: one statement per line, two-space indentation inside a model, single spaces around
+binary operators and after commas, ``name : type`` in declarations, parentheses only where
+precedence needs them, one blank line between top-level items and at most one where the
+source had blank lines. Full-line comments stay above the statement that followed them;
+trailing comments stay on their line. Formatting a formatted file changes nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import lark
+from lark import Token, Transformer, v_args
+from lark.exceptions import UnexpectedInput
+
+from .parser import _grammar_text, _syntax_error
+
+# Binding strength of each expression form (higher binds tighter).
+_CMP, _SUM, _TERM, _UNARY, _POWER, _POSTFIX, _ATOM = range(1, 8)
+_LEVEL = {"+": _SUM, "-": _SUM, "*": _TERM, "/": _TERM, "//": _TERM, "%": _TERM, "@": _TERM,
+          "**": _POWER}
+
+
+@functools.lru_cache(maxsize=1)
+def _comment_parser():
+    comments: list[Token] = []
+    p = lark.Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+                  maybe_placeholders=True, lexer_callbacks={"COMMENT": comments.append})
+    return p, comments
+
+
+def _wrap(item, need: int) -> str:
+    text, level = item
+    return text if level >= need else f"({text})"
+
+
+class _Layout(Transformer):
+    """Each expression method returns (text, level); statements return (text, meta)."""
+
+    # -- expressions --------------------------------------------------------------------------
+    def int(self, c):
+        return c[0].value, _ATOM
+
+    float = int
+    string = int
+
+    def true(self, c):
+        return "true", _ATOM
+
+    def false(self, c):
+        return "false", _ATOM
+
+    def none(self, c):
+        return "none", _ATOM
+
+    def name(self, c):
+        return c[0].value, _ATOM
+
+    def ref(self, c):
+        return c[0]
+
+    def callee(self, c):
+        return ".".join(t.value for t in c)
+
+    def kwarg(self, c):
+        return f"{c[0].value}={_wrap(c[1], _CMP)}", _ATOM
+
+    def _items(self, items):
+        out = []
+        for i in items:
+            if isinstance(i, Token):  # the ellipsis
+                out.append("...")
+            else:
+                out.append(_wrap(i, _CMP))
+        return ", ".join(out)
+
+    def call(self, c):
+        return f"{c[0]}({self._items(c[1:])})", _ATOM
+
+    def list(self, c):
+        return f"[{self._items(c)}]", _ATOM
+
+    def subscript(self, c):
+        return f"{_wrap(c[0], _POSTFIX)}[{self._items(c[1:])}]", _POSTFIX
+
+    def slice(self, c):
+        text = "".join(":" if isinstance(x, Token) else _wrap(x, _CMP) for x in c
+                       if x is not None)
+        return text, _ATOM
+
+    def binop(self, c):
+        a, op, b = c
+        if op.type == "CMP":
+            return f"{_wrap(a, _SUM)} {op.value} {_wrap(b, _SUM)}", _CMP
+        level = _LEVEL[op.value]
+        if op.value == "**":  # right-associative; its right side may be unary
+            return f"{_wrap(a, _POSTFIX)} ** {_wrap(b, _UNARY)}", _POWER
+        return f"{_wrap(a, level)} {op.value} {_wrap(b, level + 1)}", level
+
+    def neg(self, c):
+        return f"-{_wrap(c[1], _UNARY)}", _UNARY
+
+    def pos(self, c):
+        return f"+{_wrap(c[1], _UNARY)}", _UNARY
+
+    # -- types --------------------------------------------------------------------------------
+    def known_dim(self, c):
+        return c[0].value
+
+    def named_dim(self, c):
+        return c[0].value
+
+    def any_dim(self, c):
+        return "?"
+
+    def any_rank(self, c):
+        return "*"
+
+    def type(self, c):
+        dims = [d for d in c[1:] if d is not None]
+        return c[0].value + (f"[{', '.join(dims)}]" if dims else "")
+
+    # -- statements ---------------------------------------------------------------------------
+    @v_args(meta=True)
+    def input_decl(self, meta, c):
+        text = f"input {c[0][0]} : {c[1]}"
+        return (text + (f" = {_wrap(c[2], _CMP)}" if c[2] is not None else ""), meta)
+
+    @v_args(meta=True)
+    def param_decl(self, meta, c):
+        text = f"param {c[0][0]} : {c[1]}"
+        if c[2] is not None:
+            text += f" = {_wrap(c[2], _CMP)}"
+        return (text + (" frozen" if c[3] is not None else ""), meta)
+
+    @v_args(meta=True)
+    def const_def(self, meta, c):
+        return (f"const {c[0][0]} = {_wrap(c[1], _CMP)}", meta)
+
+    @v_args(meta=True)
+    def fn_def(self, meta, c):
+        params = ", ".join(t.value for t in c[1:-1])
+        return (f"fn {c[0].value}({params}) = {_wrap(c[-1], _CMP)}", meta)
+
+    @v_args(meta=True)
+    def output(self, meta, c):
+        return ("output " + ", ".join(n[0] for n in c), meta)
+
+    @v_args(meta=True)
+    def train(self, meta, c):
+        return (f"train {c[0][0]} with {c[1].value}({self._items(c[2:])})", meta)
+
+
+def format_source(text: str, filename: str = "<string>") -> str:
+    parser, comments = _comment_parser()
+    comments.clear()
+    try:
+        tree = parser.parse(text)
+    except UnexpectedInput as e:
+        raise _syntax_error(e, text, filename) from None
+    found = list(comments)
+    lines: list[str] = []
+    trailing = {}
+    src_lines = text.splitlines()
+    for tok in found:
+        before = src_lines[tok.line - 1][:tok.column - 1]
+        if before.strip():
+            trailing[tok.line] = tok.value
+    # full-line comments, in order, wait for the statement they precede
+    pending = sorted((t for t in found if trailing.get(t.line) != t.value), key=lambda t: t.line)
+
+    def flush_comments(upto_line, indent):
+        while pending and pending[0].line < upto_line:
+            lines.append(indent + pending.pop(0).value.rstrip())
+
+    def emit(stmt_text, meta, indent, prev_end):
+        if prev_end is not None and meta.line > prev_end + 1 and lines and lines[-1] != "":
+            # keep one blank line where the source had some
+            between = [t for t in pending if t.line < meta.line]
+            if not between or between[0].line > prev_end + 1:
+                lines.append("")
+        flush_comments(meta.line, indent)
+        tail = trailing.get(meta.end_line)
+        lines.append(indent + stmt_text + (f"  {tail.rstrip()}" if tail else ""))
+
+    layout = _Layout()
+    first = True
+    for item in tree.children:
+        if not first:
+            lines.append("")
+        first = False
+        if item.data == "model":
+            flush_comments(item.meta.line, "")
+            name = item.children[0].children[0].value
+            tail = trailing.get(item.meta.line)
+            lines.append(f"model {name} {{" + (f"  {tail.rstrip()}" if tail else ""))
+            prev_end = None
+            for stmt in item.children[1:]:
+                text_, meta = _statement(layout, stmt)
+                emit(text_, meta, "  ", prev_end)
+                prev_end = meta.end_line
+            flush_comments(item.meta.end_line, "  ")
+            lines.append("}")
+        else:
+            text_, meta = _statement(layout, item)
+            emit(text_, meta, "", None)
+    flush_comments(10 ** 9, "")
+    return "\n".join(lines).strip("\n") + "\n"
+
+
+def _statement(layout: _Layout, stmt):
+    if stmt.data != "let":
+        return layout.transform(stmt)
+    n = next(i for i, c in enumerate(stmt.children) if c.data != "name")
+    targets = [c.children[0].value for c in stmt.children[:n]]
+    expr, *after = stmt.children[n:]
+    text = f"{', '.join(targets)} = {_wrap(layout.transform(expr), _CMP)}"
+    if after:
+        text += " after [" + ", ".join(c.children[0].value for c in after[1:]) + "]"
+    return text, stmt.meta
