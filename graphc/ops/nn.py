@@ -174,6 +174,7 @@ def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
         return x
     if isinstance(rate, (int, float)) and rate == 0:
         return x
+    rate, training = _scalar(rate), _scalar(training)
     keep = 1 - rate
     if noise_shape is None:
         u = random_uniform_like(x, seed=seed, dtype=x.dtype)
@@ -183,6 +184,14 @@ def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
     if isinstance(training, bool):
         return dropped
     return where(convert(training), dropped, x)
+
+
+def _scalar(t):
+    """A rate or switch fed through a shapeless placeholder (``tf.placeholder(tf.float32)``)
+    is a scalar, as TF requires: say so, so that dropout's result keeps x's static shape."""
+    from ..ir.node import Tensor
+    from .array import reshape
+    return reshape(t, ()) if isinstance(t, Tensor) and t.shape is None else t
 
 
 def moments(x, axes, keepdims=False, name=None):

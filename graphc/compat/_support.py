@@ -1,0 +1,89 @@
+"""What every TF 1.x namespace of the compat layer shares: the error for an API graphc
+does not provide, namespaces of plain functions, and warnings given once."""
+
+from __future__ import annotations
+
+import warnings
+
+from ..errors import UnimplementedError, user_location
+
+# Why some well-known TF 1.x APIs are missing, and what to use instead.
+_HINTS = {
+    "contrib": "tf.contrib was never part of TF's stable API; use tf.layers, tf.nn and "
+               "tf.initializers (xavier_initializer is tf.glorot_uniform_initializer)",
+    "data": "feed numpy batches through feed_dict; graphc.data iterates over arrays",
+    "estimator": "write the training loop with tf.Session and feed_dict",
+    "keras": "build the model with tf.layers or graphc.layers",
+    "while_loop": "graphc graphs have no control flow; unroll the loop in Python",
+    "cond": "compute both branches and choose with tf.where(pred, a, b)",
+    "case": "compute the branches and choose with tf.where",
+    "FIFOQueue": "queues are not supported; feed batches through feed_dict",
+    "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",
+    "train.string_input_producer": "input queues are not supported; feed batches",
+    "train.start_queue_runners": "input queues are not supported; feed batches",
+    "train.Coordinator": "input queues are not supported; feed batches",
+    "train.batch": "input queues are not supported; feed batches",
+    "train.shuffle_batch": "input queues are not supported; feed batches",
+    "py_func": "graphc cannot call Python inside a graph; use gc.register_op",
+    "string": "graphc tensors are numeric; strings are not supported",
+    "sparse": "sparse tensors are not supported",
+    "SparseTensor": "sparse tensors are not supported",
+    "nn.rnn_cell": "recurrent cells are not provided; unroll the recurrence with tf.layers",
+    "nn.dynamic_rnn": "recurrent loops are not provided; unroll the recurrence in Python",
+    "nn.static_rnn": "recurrent cells are not provided; unroll the recurrence in Python",
+}
+
+
+class MissingAPIError(UnimplementedError, AttributeError):
+    """A TF 1.x name that graphc.compat.v1 does not provide. It is an AttributeError too,
+    so ``hasattr(tf, name)`` and ``getattr(tf, name, default)`` keep working."""
+
+
+def missing(namespace: str, name: str) -> MissingAPIError:
+    qual = f"{namespace}.{name}" if namespace else name
+    hint = _HINTS.get(qual) or _HINTS.get(name)
+    return MissingAPIError(f"tf.{qual} is not available in graphc.compat.v1"
+                           + (f": {hint}" if hint else ""), user_location())
+
+
+def module_getattr(namespace: str):
+    """A module-level ``__getattr__`` raising MissingAPIError for TF names not defined."""
+    def __getattr__(name):
+        if name.startswith("__"):   # import machinery and tools probe dunders: stay quiet
+            raise AttributeError(name)
+        raise missing(namespace, name)
+    return __getattr__
+
+
+class Namespace:
+    """A module-like bundle of functions (``tf.math``, ``tf.random``…); unknown names raise
+    MissingAPIError naming the full TF path."""
+
+    def __init__(self, name: str, **members):
+        self._name = name
+        self.__dict__.update(members)
+
+    def __getattr__(self, attr):
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        raise missing(self._name, attr)
+
+    def __repr__(self):
+        return f"<graphc.compat.v1 namespace tf.{self._name}>"
+
+
+_warned: set = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """A UserWarning the first time ``key`` comes up in this process."""
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def ignored(what: str, **kwargs) -> None:
+    """Warn once about TF arguments that have no graphc meaning but were set."""
+    for k, v in kwargs.items():
+        if v not in (None, False):
+            warn_once(f"{what}:{k}", f"{what}: argument {k}={v!r} has no effect in graphc")

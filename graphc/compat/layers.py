@@ -1,0 +1,188 @@
+"""``tf.layers`` of TF 1.x: functional layers whose variables come from ``get_variable``.
+
+They are built on the compat variable store rather than on ``gc.layers`` because TF 1.x
+scripts rely on its naming and sharing rules: a layer's variables are
+``<layer name>/kernel`` and ``<layer name>/bias``, unnamed layers are numbered
+(``dense``, ``dense_1``…), and ``reuse=True`` (or an enclosing reusing variable scope)
+shares them. Defaults are TF's: glorot-uniform kernels, zero biases, ``padding="valid"``,
+``dropout(training=False)``, and batch normalization that updates its moving statistics
+through ops in ``tf.GraphKeys.UPDATE_OPS`` only when ``training`` is true."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import nn as _gnn
+from ..errors import ShapeError, user_location
+from ..ir.node import Tensor
+from ..ops import conv as _conv
+from ..ops.array import reshape
+from ..ops.elementwise import where
+from ..ops.linalg import matmul, tensordot
+from ..ops.nn import bias_add
+from ..ops.sources import convert
+from ..ops.state import assign
+from ._support import module_getattr
+from .initializers import Ones, Zeros
+from .scopes import get_variable, variable_scope
+
+UPDATE_OPS = "update_ops"
+
+
+def _static_last(x, what):
+    d = x.shape[-1] if x.shape else None
+    if not isinstance(d, int):
+        raise ShapeError(f"tf.layers.{what} needs the last dimension of its input to be "
+                         f"static, got {x.describe()}", user_location())
+    return d
+
+
+def _activate(y, activation):
+    return activation(y) if activation is not None else y
+
+
+def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
+          bias_initializer=None, kernel_regularizer=None, bias_regularizer=None,
+          activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+          trainable=True, name=None, reuse=None):
+    """``activation(inputs @ kernel + bias)`` over the last axis of ``inputs``."""
+    x = convert(inputs)
+    n_in = _static_last(x, "dense")
+    with variable_scope(name, default_name="dense", reuse=reuse):
+        kernel = get_variable("kernel", (n_in, int(units)), dtype=x.dtype,
+                              initializer=kernel_initializer, regularizer=kernel_regularizer,
+                              trainable=trainable)
+        y = matmul(x, kernel) if len(x.shape) == 2 else \
+            tensordot(x, kernel, [[len(x.shape) - 1], [0]])
+        if use_bias:
+            bias = get_variable("bias", (int(units),), dtype=x.dtype,
+                                initializer=bias_initializer or Zeros(),
+                                regularizer=bias_regularizer, trainable=trainable)
+            y = bias_add(y, bias)
+        return _activate(y, activation)
+
+
+def _pair(v):
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
+
+
+def _channels_last(data_format, what):
+    if data_format not in ("channels_last", "NHWC", None):
+        raise ShapeError(f"tf.layers.{what}: only data_format='channels_last' is supported, "
+                         f"got {data_format!r}", user_location())
+
+
+def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
+           data_format="channels_last", dilation_rate=(1, 1), activation=None, use_bias=True,
+           kernel_initializer=None, bias_initializer=None, kernel_regularizer=None,
+           bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+           bias_constraint=None, trainable=True, name=None, reuse=None):
+    """A 2-d convolution layer over NHWC ``inputs`` with ``filters`` output channels."""
+    _channels_last(data_format, "conv2d")
+    x = convert(inputs)
+    c_in = _static_last(x, "conv2d")
+    kh, kw = _pair(kernel_size)
+    with variable_scope(name, default_name="conv2d", reuse=reuse):
+        kernel = get_variable("kernel", (kh, kw, c_in, int(filters)), dtype=x.dtype,
+                              initializer=kernel_initializer, regularizer=kernel_regularizer,
+                              trainable=trainable)
+        y = _conv.conv2d(x, kernel, strides=_pair(strides), padding=padding,
+                         dilations=dilation_rate)
+        if use_bias:
+            bias = get_variable("bias", (int(filters),), dtype=x.dtype,
+                                initializer=bias_initializer or Zeros(),
+                                regularizer=bias_regularizer, trainable=trainable)
+            y = bias_add(y, bias)
+        return _activate(y, activation)
+
+
+def max_pooling2d(inputs, pool_size, strides, padding="valid", data_format="channels_last",
+                  name=None):
+    _channels_last(data_format, "max_pooling2d")
+    return _conv.max_pool(inputs, _pair(pool_size), _pair(strides), padding, name=name)
+
+
+def average_pooling2d(inputs, pool_size, strides, padding="valid",
+                      data_format="channels_last", name=None):
+    _channels_last(data_format, "average_pooling2d")
+    return _conv.avg_pool(inputs, _pair(pool_size), _pair(strides), padding, name=name)
+
+
+def flatten(inputs, name=None, data_format="channels_last"):
+    """Keep the batch axis, merge the others (which must be static)."""
+    x = convert(inputs)
+    rest = x.shape[1:] if x.shape is not None else None
+    if rest is None or not all(isinstance(d, int) for d in rest):
+        raise ShapeError(f"tf.layers.flatten needs every dimension but the batch to be static, "
+                         f"got {x.describe()}", user_location())
+    return reshape(x, (-1, int(np.prod(rest, dtype=np.int64))), name=name)
+
+
+def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=None):
+    """Drop with probability ``rate`` while ``training`` (a bool or a bool tensor); TF's
+    default is ``training=False``: the identity."""
+    return _gnn.dropout(inputs, rate=rate, noise_shape=noise_shape, seed=seed,
+                        training=training, name=name)
+
+
+def batch_normalization(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                        beta_initializer=None, gamma_initializer=None,
+                        moving_mean_initializer=None, moving_variance_initializer=None,
+                        beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                        gamma_constraint=None, training=False, trainable=True, name=None,
+                        reuse=None, renorm=False, renorm_clipping=None, renorm_momentum=0.99,
+                        fused=None, virtual_batch_size=None, adjustment=None):
+    """Normalize over every axis but ``axis`` with the batch's statistics while training
+    and the moving averages otherwise. While training, ops that move the averages towards
+    the batch's (``moving = moving * momentum + batch * (1 - momentum)``) are added to
+    ``tf.GraphKeys.UPDATE_OPS``: run them, e.g. as control dependencies of the train op."""
+    x = convert(inputs)
+    rank = len(x.shape)
+    axis = axis % rank
+    channels = x.shape[axis]
+    if not isinstance(channels, int):
+        raise ShapeError(f"tf.layers.batch_normalization needs a static axis {axis}, got "
+                         f"{x.describe()}", user_location())
+    reduce_axes = [i for i in range(rank) if i != axis]
+    with variable_scope(name, default_name="batch_normalization", reuse=reuse):
+        def param(pname, init, trainable_, reg=None):
+            v = get_variable(pname, (channels,), dtype=x.dtype, initializer=init,
+                             regularizer=reg, trainable=trainable_)
+            return v if axis == rank - 1 else reshape(v, [channels if i == axis else 1
+                                                          for i in range(rank)])
+        gamma = param("gamma", gamma_initializer or Ones(), trainable, gamma_regularizer) \
+            if scale else None
+        beta = param("beta", beta_initializer or Zeros(), trainable, beta_regularizer) \
+            if center else None
+        moving_mean = get_variable("moving_mean", (channels,), dtype=x.dtype,
+                                   initializer=moving_mean_initializer or Zeros(),
+                                   trainable=False)
+        moving_var = get_variable("moving_variance", (channels,), dtype=x.dtype,
+                                  initializer=moving_variance_initializer or Ones(),
+                                  trainable=False)
+        if isinstance(training, Tensor) and training.shape is None:
+            training = reshape(training, ())   # a shapeless bool placeholder is a scalar
+        if training is False:
+            mean, var = moving_mean, moving_var
+        else:
+            batch_mean, batch_var = _gnn.moments(x, axes=reduce_axes)
+            if training is True:
+                mean, var = batch_mean, batch_var
+            else:   # a bool tensor chooses at run time
+                mean = where(training, batch_mean, moving_mean)
+                var = where(training, batch_var, moving_var)
+            for moving, batch in ((moving_mean, batch_mean), (moving_var, batch_var)):
+                new = moving * momentum + batch * (1 - momentum)
+                if isinstance(training, Tensor):
+                    new = where(training, new, moving)
+                x.graph.add_to_collection(UPDATE_OPS, assign(moving, new).op)
+        if axis != rank - 1:
+            shape = [channels if i == axis else 1 for i in range(rank)]
+            mean, var = reshape(mean, shape), reshape(var, shape)
+        return _conv.batch_normalization(x, mean, var, beta, gamma, epsilon)
+
+
+__all__ = ["average_pooling2d", "batch_normalization", "conv2d", "dense", "dropout", "flatten",
+           "max_pooling2d"]
+
+__getattr__ = module_getattr("layers")

@@ -1,0 +1,22 @@
+"""``tf.train`` of TF 1.x: graphc's ``gc.train`` (optimizers with TF's names and defaults,
+``Saver``, global steps, ``exponential_decay``), looked up when first used. The input-queue
+machinery of TF 1.x (queue runners, coordinators, batch producers) raises a
+``MissingAPIError`` that says to feed batches through ``feed_dict`` instead."""
+
+from __future__ import annotations
+
+from ._support import missing
+
+_QUEUES = {"string_input_producer", "input_producer", "range_input_producer",
+           "slice_input_producer", "start_queue_runners", "Coordinator", "QueueRunner",
+           "batch", "shuffle_batch", "batch_join", "shuffle_batch_join", "add_queue_runner"}
+
+
+def __getattr__(name):
+    if name.startswith("__"):
+        raise AttributeError(name)
+    if name not in _QUEUES:
+        from .. import train as _train  # imported on first use: it is a later stage
+        if hasattr(_train, name):
+            return getattr(_train, name)
+    raise missing("train", name)

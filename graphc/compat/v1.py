@@ -1,0 +1,510 @@
+"""TensorFlow 1.x on graphc: ``import graphc.compat.v1 as tf``.
+
+A TF 1.x graph-mode script runs with only its import line changed: the names, argument
+names and defaults below are TF 1.x's, mapped onto graphc's API. Most are graphc's own
+functions (their signatures already agree); the adapters here exist only where TF spells
+or defaults an argument differently (``reduction_indices``, ``keep_dims``, ``dimension``,
+``squeeze_dims``…).
+
+What graphc cannot do raises ``MissingAPIError`` (a ``gc.UnimplementedError`` that is also
+an ``AttributeError``) naming the TF API and what to do instead: queues, ``tf.contrib``
+beyond a few initializers and layers, ``tf.data``, ``tf.estimator``, control flow
+(``tf.cond``, ``tf.while_loop``). Summaries are accepted as no-ops with a warning.
+The differences that remain are listed in the README ("Coming from TensorFlow 1.x").
+
+TF's names shadow Python builtins here (``tf.float``, ``tf.bool``, ``tf.range``,
+``tf.tuple``…), so code in this module reaches the builtins through ``builtins``."""
+
+from __future__ import annotations
+
+import builtins
+
+import graphc as _gc
+
+# The imports below are this module's public names: TF's API re-exported (hence F401).
+# ruff: noqa: F401
+from .. import dtypes as _D
+from ..dtypes import DType, as_dtype, float16, float32, float64, int8, int16, int32, int64, uint8
+from ..dtypes import bool_ as bool  # noqa: A001 - tf.bool
+from ..errors import GraphcError, OpError, UnimplementedError
+from ..ir import Graph, Operation, Tensor, TensorShape, get_default_graph, reset_default_graph
+from ..ops import array as _array
+from ..ops import reduce as _reduce
+from ..ops.array import (
+    broadcast_to,
+    cast,
+    concat,
+    eye,
+    gather,
+    identity,
+    ones,
+    ones_like,
+    pad,
+    range,
+    rank,
+    reshape,
+    slice,  # noqa: A004 - tf.slice
+    stack,
+    stop_gradient,
+    strided_slice,
+    tile,
+    transpose,
+    unstack,
+    zeros,
+    zeros_like,
+)
+from ..ops.elementwise import (
+    abs,
+    add,
+    ceil,
+    cos,
+    divide,
+    equal,
+    exp,
+    expm1,
+    floor,
+    floordiv,
+    greater,
+    greater_equal,
+    is_finite,
+    is_nan,
+    less,
+    less_equal,
+    log,
+    log1p,
+    logical_and,
+    logical_not,
+    logical_or,
+    logical_xor,
+    maximum,
+    minimum,
+    mod,
+    multiply,
+    negative,
+    not_equal,
+    pow,
+    reciprocal,
+    round,
+    rsqrt,
+    sigmoid,
+    sign,
+    sin,
+    sqrt,
+    square,
+    subtract,
+    tanh,
+    truediv,
+)
+from ..ops.elementwise import where as _where
+from ..ops.linalg import einsum, tensordot
+from ..ops.linalg import matmul as _matmul
+from ..ops.random import (
+    random_normal,
+    random_shuffle,
+    random_uniform,
+    set_random_seed,
+    truncated_normal,
+)
+from ..ops.sources import constant as _constant
+from ..ops.sources import placeholder, placeholder_with_default
+from ..ops.state import (
+    Variable,
+    assign,
+    assign_add,
+    assign_sub,
+    check_numerics,
+    control_dependencies,
+    global_variables,
+    global_variables_initializer,
+    group,
+    no_op,
+    trainable_variables,
+    variables_initializer,
+)
+from ..ops.state import tuple_ as tuple  # noqa: A001 - tf.tuple
+from ..session import InteractiveSession, Session, get_default_session
+from . import initializers, layers, losses, nn, summary, train
+from ._support import MissingAPIError, Namespace, missing, warn_once
+from .initializers import Constant as constant_initializer
+from .initializers import GlorotNormal as glorot_normal_initializer
+from .initializers import GlorotUniform as glorot_uniform_initializer
+from .initializers import Ones as ones_initializer
+from .initializers import RandomNormal as random_normal_initializer
+from .initializers import RandomUniform as random_uniform_initializer
+from .initializers import TruncatedNormal as truncated_normal_initializer
+from .initializers import VarianceScaling as variance_scaling_initializer
+from .initializers import Zeros as zeros_initializer
+from .losses import LOSSES
+from .scopes import (
+    AUTO_REUSE,
+    REGULARIZATION_LOSSES,
+    VariableScope,
+    get_variable,
+    get_variable_scope,
+    variable_scope,
+)
+
+float = float32  # noqa: A001 - TF 1.x scripts may write tf.float for float32
+double = float64
+half = float16
+newaxis = None
+dimension_value = builtins.int   # tf.compat.dimension_value: graphc dims are plain ints
+
+__version__ = "1.15.0 (graphc.compat.v1)"
+VERSION = __version__
+
+
+# --- sources ----------------------------------------------------------------------------------
+
+
+def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
+    """A constant; a scalar ``value`` with a ``shape`` fills it (TF 1.x's rule)."""
+    return _constant(value, dtype=dtype, shape=shape, name=name)
+
+
+def fill(dims, value, name=None):
+    return _array.fill(dims, value, name=name)
+
+
+def Print(input_, data=None, message=None, first_n=None, summarize=None, name=None):  # noqa: N802
+    """The identity on ``input_`` that prints ``message`` and ``data`` at each run."""
+    return _gc.print(input_, data=data, message=message or "", summarize=summarize, name=name)
+
+
+def name_scope(name, default_name=None, values=None):
+    """``with tf.name_scope("layer1"):`` prefixes op names (not get_variable names)."""
+    return get_default_graph().name_scope(name if name is not None else default_name)
+
+
+def get_collection(key, scope=None):
+    return get_default_graph().get_collection(key, scope)
+
+
+def add_to_collection(name, value):
+    get_default_graph().add_to_collection(name, value)
+
+
+def local_variables(scope=None):
+    """graphc keeps no local variables (TF used them for metrics and queues)."""
+    return []
+
+
+def local_variables_initializer():
+    return no_op(name="local_init")
+
+
+initialize_all_variables = global_variables_initializer
+all_variables = global_variables
+
+
+def initialize_variables(var_list, name="init"):
+    return variables_initializer(var_list, name=name)
+
+
+def global_norm(t_list, name=None):
+    return train.global_norm(t_list, name=name)
+
+
+def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
+    return train.clip_by_global_norm(t_list, clip_norm, use_norm=use_norm, name=name)
+
+
+def clip_by_norm(t, clip_norm, axes=None, name=None):
+    return train.clip_by_norm(t, clip_norm, name=name)
+
+
+def clip_by_value(t, clip_value_min, clip_value_max, name=None):
+    return _gc.clip_by_value(t, clip_value_min, clip_value_max, name=name)
+
+
+def gradients(ys, xs, grad_ys=None, name="gradients", colocate_gradients_with_ops=False,
+              gate_gradients=False, aggregation_method=None, stop_gradients=None,
+              unconnected_gradients="none"):
+    """Symbolic gradients, as new graph tensors (``None`` for an unconnected x)."""
+    how = getattr(unconnected_gradients, "value", unconnected_gradients)
+    return _gc.gradients(ys, xs, grad_ys=grad_ys, name=name, stop_gradients=stop_gradients,
+                         unconnected=str(how).lower())
+
+
+UnconnectedGradients = Namespace("UnconnectedGradients", NONE="none", ZERO="zero")
+
+
+# --- math with TF 1.x's argument names --------------------------------------------------------
+
+
+def _reduction(fn):
+    def reduce(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
+               keep_dims=None):
+        if axis is None:
+            axis = reduction_indices
+        keep = keepdims if keepdims is not None else keep_dims
+        return fn(input_tensor, axis=axis, keepdims=builtins.bool(keep), name=name)
+    reduce.__name__ = reduce.__qualname__ = fn.__name__
+    reduce.__doc__ = (f"``{fn.__name__}`` over ``axis`` (or TF 1.x's ``reduction_indices``), "
+                      "keeping the reduced axes if ``keepdims`` (or ``keep_dims``).")
+    return reduce
+
+
+reduce_sum = _reduction(_reduce.reduce_sum)
+reduce_mean = _reduction(_reduce.reduce_mean)
+reduce_max = _reduction(_reduce.reduce_max)
+reduce_min = _reduction(_reduce.reduce_min)
+reduce_prod = _reduction(_reduce.reduce_prod)
+reduce_any = _reduction(_reduce.reduce_any)
+reduce_all = _reduction(_reduce.reduce_all)
+reduce_logsumexp = _reduction(_reduce.reduce_logsumexp)
+
+
+def count_nonzero(input_tensor, axis=None, keepdims=None, dtype=int64, name=None,
+                  reduction_indices=None, keep_dims=None):
+    axis = axis if axis is not None else reduction_indices
+    keep = keepdims if keepdims is not None else keep_dims
+    return _reduce.count_nonzero(input_tensor, axis=axis, keepdims=builtins.bool(keep),
+                                 dtype=dtype, name=name)
+
+
+def argmax(input, axis=None, name=None, dimension=None, output_type=int64):  # noqa: A002
+    """Index of the largest entry along ``axis`` (or TF 1.x's ``dimension``; default 0)."""
+    axis = axis if axis is not None else dimension
+    return _reduce.argmax(input, axis=axis, output_type=output_type, name=name)
+
+
+def argmin(input, axis=None, name=None, dimension=None, output_type=int64):  # noqa: A002
+    axis = axis if axis is not None else dimension
+    return _reduce.argmin(input, axis=axis, output_type=output_type, name=name)
+
+
+def arg_max(input, dimension, output_type=int64, name=None):  # noqa: A002
+    return argmax(input, dimension, name=name, output_type=output_type)
+
+
+def arg_min(input, dimension, output_type=int64, name=None):  # noqa: A002
+    return argmin(input, dimension, name=name, output_type=output_type)
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
+           a_is_sparse=False, b_is_sparse=False, name=None):
+    """Matrix product; ``adjoint_*`` is ``transpose_*`` for the real dtypes graphc has."""
+    return _matmul(a, b, transpose_a=transpose_a or adjoint_a,
+                   transpose_b=transpose_b or adjoint_b, name=name)
+
+
+def div(x, y, name=None):
+    """TF 1.x's ``div``: floor division for integers, true division for floats."""
+    x, y = _gc.ops.elementwise.binary_operands(x, y, "div")
+    return floordiv(x, y, name=name) if x.dtype.is_integer else divide(x, y, name=name)
+
+
+floor_div = floordiv
+floormod = truncatemod = mod
+realdiv = divide
+scalar_mul = multiply
+
+
+def negative_(x, name=None):
+    return negative(x, name=name)
+
+
+def add_n(inputs, name=None):
+    """The sum of a list of tensors of one shape."""
+    inputs = list(inputs)
+    total = inputs[0]
+    for t in inputs[1:]:
+        total = add(total, t)
+    return identity(total, name=name) if name else total
+
+
+accumulate_n = add_n
+
+
+def squared_difference(x, y, name=None):
+    return square(subtract(x, y), name=name)
+
+
+def to_float(x, name="ToFloat"):
+    return cast(x, float32, name=name)
+
+
+def to_double(x, name="ToDouble"):
+    return cast(x, float64, name=name)
+
+
+def to_int32(x, name="ToInt32"):
+    return cast(x, int32, name=name)
+
+
+def to_int64(x, name="ToInt64"):
+    return cast(x, int64, name=name)
+
+
+def squeeze(input, axis=None, name=None, squeeze_dims=None):  # noqa: A002
+    return _array.squeeze(input, axis=axis if axis is not None else squeeze_dims, name=name)
+
+
+def expand_dims(input, axis=None, name=None, dim=None):  # noqa: A002
+    return _array.expand_dims(input, axis if axis is not None else dim, name=name)
+
+
+def split(value, num_or_size_splits, axis=0, num=None, name="split"):
+    return _array.split(value, num_or_size_splits, axis=axis, name=name)
+
+
+def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None, name=None):
+    """One-hot rows; the dtype follows ``on_value``/``off_value`` if given, else float32."""
+    if dtype is None:
+        given = on_value if on_value is not None else off_value
+        dtype = _D.default_dtype_of(given) if given is not None else float32
+    return _array.one_hot(indices, depth, on_value=1 if on_value is None else on_value,
+                          off_value=0 if off_value is None else off_value,
+                          axis=-1 if axis is None else axis, dtype=dtype, name=name)
+
+
+def where(condition, x=None, y=None, name=None):
+    """``x`` where ``condition`` else ``y``. The one-argument form (the coordinates of the
+    true entries) has a data-dependent shape, which graphc graphs cannot have."""
+    if x is None and y is None:
+        raise MissingAPIError("tf.where(condition) with one argument returns a data-dependent "
+                              "shape, which graphc does not support; use tf.where(c, x, y)")
+    return _where(condition, x, y, name=name)
+
+
+where_v2 = where
+
+
+def shape(input, name=None, out_type=int32):  # noqa: A002
+    """The shape as an int tensor (a constant when it is static)."""
+    return _array.shape(input, dtype=out_type, name=name)
+
+
+def size(input, name=None, out_type=int32):  # noqa: A002
+    return _array.size(input, dtype=out_type, name=name)
+
+
+def linspace(start, stop, num, name=None):
+    import numpy as np
+    return constant(np.linspace(start, stop, num).astype("float32"), name=name or "linspace")
+
+
+lin_space = linspace
+
+
+def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):
+    if isinstance(value, Tensor):
+        return value if dtype is None else cast(value, dtype)
+    return _constant(value, dtype=dtype, name=name)
+
+
+def cond(pred, true_fn=None, false_fn=None, strict=False, name=None):
+    raise missing("", "cond")
+
+
+def while_loop(*args, **kwargs):
+    raise missing("", "while_loop")
+
+
+# --- sessions, configuration and other switches TF 1.x scripts flip ---------------------------
+
+
+class _Options:
+    """A record that accepts any option (``ConfigProto(log_device_placement=True)``,
+    ``config.gpu_options.allow_growth = True``); graphc has nothing to configure there."""
+
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = _Options()
+        setattr(self, name, value)
+        return value
+
+
+ConfigProto = GPUOptions = RunOptions = RunMetadata = GraphOptions = OptimizerOptions = _Options
+
+
+def disable_v2_behavior():
+    """A no-op: graphc is always in TF 1.x graph mode."""
+
+
+disable_eager_execution = enable_resource_variables = disable_resource_variables = \
+    disable_v2_tensorshape = disable_v2_behavior
+
+
+def executing_eagerly():
+    return False
+
+
+def _log(*args, **kwargs):
+    pass
+
+
+logging = Namespace("logging", set_verbosity=_log, info=_log, warning=_log, warn=_log,
+                    error=_log, debug=_log, DEBUG=10, INFO=20, WARN=30, WARNING=30, ERROR=40,
+                    FATAL=50)
+
+
+def _app_run(main=None, argv=None):
+    import sys
+    main = main or sys.modules["__main__"].main
+    sys.exit(main([sys.argv[0]] if argv is None else argv))
+
+
+app = Namespace("app", run=_app_run)
+
+
+class GraphKeys:
+    """The standard collection names."""
+
+    GLOBAL_VARIABLES = VARIABLES = "variables"
+    TRAINABLE_VARIABLES = "trainable_variables"
+    UPDATE_OPS = layers.UPDATE_OPS
+    LOSSES = LOSSES
+    REGULARIZATION_LOSSES = REGULARIZATION_LOSSES
+    GLOBAL_STEP = "global_step"
+    SUMMARIES = "summaries"
+    LOCAL_VARIABLES = "local_variables"
+    MODEL_VARIABLES = "model_variables"
+
+
+# --- sub-namespaces ---------------------------------------------------------------------------
+
+math = Namespace(
+    "math", abs=abs, add=add, add_n=add_n, argmax=argmax, argmin=argmin, ceil=ceil, cos=cos,
+    count_nonzero=count_nonzero, divide=divide, equal=equal, exp=exp, expm1=expm1, floor=floor,
+    floordiv=floordiv, floormod=mod, greater=greater, greater_equal=greater_equal,
+    is_finite=is_finite, is_nan=is_nan, less=less, less_equal=less_equal, log=log,
+    log1p=log1p, log_sigmoid=lambda x, name=None: -nn.softplus(-x), logical_and=logical_and,
+    logical_not=logical_not, logical_or=logical_or, logical_xor=logical_xor, maximum=maximum,
+    minimum=minimum, mod=mod, multiply=multiply, negative=negative, not_equal=not_equal,
+    pow=pow, reciprocal=reciprocal, reduce_all=reduce_all, reduce_any=reduce_any,
+    reduce_logsumexp=reduce_logsumexp, reduce_max=reduce_max, reduce_mean=reduce_mean,
+    reduce_min=reduce_min, reduce_prod=reduce_prod, reduce_sum=reduce_sum, round=round,
+    rsqrt=rsqrt, sigmoid=sigmoid, sign=sign, sin=sin, softplus=nn.softplus, sqrt=sqrt,
+    square=square, squared_difference=squared_difference, subtract=subtract, tanh=tanh,
+    truediv=truediv, in_top_k=nn.in_top_k, l2_normalize=nn.l2_normalize, top_k=None)
+del math.top_k    # tf.math.top_k: not provided (MissingAPIError)
+
+random = Namespace(
+    "random", normal=random_normal, uniform=random_uniform, truncated_normal=truncated_normal,
+    shuffle=random_shuffle, set_random_seed=set_random_seed, set_seed=set_random_seed)
+
+dtypes = Namespace(
+    "dtypes", DType=DType, as_dtype=as_dtype, float16=float16, float32=float32, float64=float64,
+    int8=int8, int16=int16, int32=int32, int64=int64, uint8=uint8, bool=bool, half=half,
+    double=double)
+
+_contrib_layers = Namespace(
+    "contrib.layers", xavier_initializer=initializers.xavier_initializer,
+    variance_scaling_initializer=initializers.variance_scaling_initializer,
+    flatten=layers.flatten,
+    l2_regularizer=lambda scale, scope=None: (lambda w: multiply(nn.l2_loss(w), scale)),
+    l1_regularizer=lambda scale, scope=None: (lambda w: multiply(reduce_sum(abs(w)), scale)))
+
+# tf.contrib is outside TF 1.x's stable API; only these well-defined pieces that classic
+# tutorials use are provided, everything else in it raises MissingAPIError
+contrib = Namespace("contrib", layers=_contrib_layers)
+
+compat = Namespace("compat", dimension_value=dimension_value)
+
+__getattr__ = _gc.compat._support.module_getattr("")
