@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes as D
+from .errors import GradientError
 from .ir.graph import Graph
 from .ir.node import Tensor
 
@@ -20,15 +21,16 @@ def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed
                     optimize=0):
     """Check ``gc.gradients`` of ``fn(*tensors)`` against central finite differences.
 
-    ``inputs`` are numpy values; floating ones become float64 placeholders (unless they
-    already have another floating dtype), the others integer/bool placeholders of their
-    own dtype. ``fn`` builds the graph from those placeholders and returns a tensor or a
+    ``inputs`` are numpy values; floating ones become float64 placeholders (finite
+    differences need the precision), the others integer/bool placeholders of their own
+    dtype. ``fn`` builds the graph from those placeholders and returns a tensor or a
     list of tensors. Each output is contracted with fixed random weights into one scalar,
     so every entry of the Jacobian counts, not only its column sums. ``wrt`` (indices into
     ``inputs``) defaults to every floating input.
 
-    Returns ``[(symbolic, numeric), ...]`` per checked input; raises AssertionError naming
-    the input and the worst entry when they differ by more than ``atol + rtol * |numeric|``.
+    Returns ``[(symbolic, numeric), ...]`` per checked input; raises GradientCheckError (a
+    GradientError and an AssertionError) naming the input and the worst entry when they
+    differ by more than ``atol + rtol * |numeric|``.
     """
     from .autodiff import gradients
     from .ops.array import cast
@@ -55,7 +57,8 @@ def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed
             y64 = cast(y, D.float64) if y.dtype is not D.float64 else y
             terms.append(reduce_sum(y64 * w))
         if not terms:
-            raise AssertionError("check_gradients: fn returned no floating tensor to differentiate")
+            raise GradientCheckError("check_gradients: fn returned no floating tensor to "
+                                     "differentiate")
         loss = terms[0]
         for t in terms[1:]:
             loss = loss + t
@@ -72,11 +75,14 @@ def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed
     return results
 
 
+class GradientCheckError(GradientError, AssertionError):
+    """Symbolic and numeric gradients disagree (an AssertionError, so test runners report
+    it as a failed check)."""
+
+
 def _as_input(a):
     arr = np.asarray(a)
-    if arr.dtype.kind == "f" and arr.dtype not in (np.float32, np.float16):
-        arr = arr.astype(np.float64)
-    return arr
+    return arr.astype(np.float64) if arr.dtype.kind == "f" else arr
 
 
 def _central_differences(f, arrays, i, delta):
@@ -97,17 +103,17 @@ def _central_differences(f, arrays, i, delta):
 
 def _compare(x, symbolic, numeric, rtol, atol):
     if symbolic.shape != numeric.shape:
-        raise AssertionError(f"gradient for {x.name} has shape {symbolic.shape}, the input has "
-                             f"shape {numeric.shape}")
+        raise GradientCheckError(f"gradient for {x.name} has shape {symbolic.shape}, the "
+                                 f"input has shape {numeric.shape}")
     err = np.abs(symbolic - numeric)
     bound = atol + rtol * np.abs(numeric)
     if not np.all(err <= bound) or not np.all(np.isfinite(symbolic)):
         worst = np.unravel_index(np.argmax(np.where(np.isfinite(err), err - bound, np.inf)),
                                  err.shape) if err.ndim else ()
-        raise AssertionError(
+        raise GradientCheckError(
             f"symbolic and finite-difference gradients for {x.name} differ: at index {worst} "
             f"symbolic {symbolic[worst]!r}, numeric {numeric[worst]!r} "
             f"(max abs error {np.nanmax(err):.3g}, allowed {atol} + {rtol} * |numeric|)")
 
 
-__all__ = ["check_gradients"]
+__all__ = ["check_gradients", "GradientCheckError"]

@@ -232,3 +232,26 @@ def test_full_reduction_of_an_unknown_rank_tensor_and_its_gradient(reduce):
                 gc.reduce_max: np.where(xv == -3.0, -6.0, 0.0)}[reduce]
     with gc.Session() as sess:
         np.testing.assert_allclose(sess.run(g, {x: xv}), expected)
+
+
+def test_check_gradients_catches_a_wrong_rule():
+    wrong = gc.register_op("test_wrong_square", forward=np.square,
+                           gradient=lambda op, g: [g * op.inputs[0]])   # misses the factor 2
+    with pytest.raises(gc.test.GradientCheckError, match="x0"):
+        check(wrong, [np.array([1.0, 2.0])])
+    with pytest.raises(AssertionError):
+        check(wrong, [np.array([1.0, 2.0])])
+    (pair,) = check(lambda x: gc.square(x), [np.array([1.0, 2.0], np.float32)])
+    assert pair[0].dtype == np.float64                       # checked in float64
+
+
+def test_custom_gradient_with_two_arguments_one_a_number():
+    @gc.custom_gradient
+    def scaled(x, k):
+        return x * k, lambda dy: (dy * k, gc.reduce_sum(dy * x))
+
+    x = gc.placeholder(gc.float32, (2,))
+    y = gc.reduce_sum(scaled(x, 3.0))
+    (gx,) = gc.gradients(y, [x])
+    with gc.Session() as sess:
+        np.testing.assert_allclose(sess.run(gx, {x: [1.0, 2.0]}), [3.0, 3.0])

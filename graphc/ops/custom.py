@@ -157,9 +157,10 @@ CUSTOM_GRADIENT = register(OpDef(
 
 def custom_gradient(f):
     """Decorator (TensorFlow's): ``f(*args)`` returns ``(output, grad_fn)`` where
-    ``grad_fn(*output_grads)`` returns the gradient of each tensor argument (a tensor, or a
-    list for several). The forward value is ``f``'s; its gradient is ``grad_fn``'s, not
-    the one autodiff would derive from ``f``'s ops::
+    ``grad_fn(*output_grads)`` returns the gradient of each positional argument (a tensor,
+    or a list for several; arguments that are not tensors are converted to tensors). The
+    forward value is ``f``'s; its gradient is ``grad_fn``'s, not the one autodiff would
+    derive from ``f``'s ops::
 
         @gc.custom_gradient
         def clip_grad_identity(x):
@@ -169,6 +170,7 @@ def custom_gradient(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
+        args = [convert(a) for a in args]      # as TF: every positional argument is a tensor
         result = f(*args, **kwargs)
         if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
             raise GraphcError(f"@custom_gradient function {f.__name__} must return "
@@ -178,7 +180,7 @@ def custom_gradient(f):
         outs = [outputs] if single else [convert(o) for o in outputs]
         if not outs:
             raise DTypeError(f"@custom_gradient function {f.__name__} returned no outputs")
-        xs = [a for a in args if isinstance(a, Tensor)]
+        xs = list(args)
         node = CUSTOM_GRADIENT.build(outs + xs, {"n_outputs": len(outs), "grad_fn": grad_fn},
                                      name=f.__name__)
         return node.outputs[0] if single else list(node.outputs)
