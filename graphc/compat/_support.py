@@ -41,7 +41,8 @@ class MissingAPIError(UnimplementedError, AttributeError):
 
 def missing(namespace: str, name: str) -> MissingAPIError:
     qual = f"{namespace}.{name}" if namespace else name
-    hint = _HINTS.get(qual) or _HINTS.get(name)
+    top = namespace.split(".")[0]
+    hint = _HINTS.get(qual) or _HINTS.get(name) or _HINTS.get(top)
     return MissingAPIError(f"tf.{qual} is not available in graphc.compat.v1"
                            + (f": {hint}" if hint else ""), user_location())
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import builtins
 
+import numpy as np
+
 import graphc as _gc
 
 # The imports below are this module's public names: TF's API re-exported (hence F401).
@@ -124,7 +126,7 @@ from ..ops.state import (
 from ..ops.state import tuple_ as tuple  # noqa: A001 - tf.tuple
 from ..session import InteractiveSession, Session, get_default_session
 from . import initializers, layers, losses, nn, summary, train
-from ._support import MissingAPIError, Namespace, missing, warn_once
+from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
 from .initializers import GlorotUniform as glorot_uniform_initializer
@@ -301,10 +303,6 @@ realdiv = divide
 scalar_mul = multiply
 
 
-def negative_(x, name=None):
-    return negative(x, name=name)
-
-
 def add_n(inputs, name=None):
     """The sum of a list of tensors of one shape."""
     inputs = list(inputs)
@@ -381,7 +379,7 @@ def size(input, name=None, out_type=int32):  # noqa: A002
 
 
 def linspace(start, stop, num, name=None):
-    import numpy as np
+    """``num`` evenly spaced float32 values from ``start`` to ``stop`` (static arguments)."""
     return constant(np.linspace(start, stop, num).astype("float32"), name=name or "linspace")
 
 
@@ -436,7 +434,7 @@ def executing_eagerly():
 
 
 def _log(*args, **kwargs):
-    pass
+    """tf.logging calls are accepted and dropped: graphc reports through exceptions."""
 
 
 logging = Namespace("logging", set_verbosity=_log, info=_log, warning=_log, warn=_log,
@@ -469,6 +467,13 @@ class GraphKeys:
 
 # --- sub-namespaces ---------------------------------------------------------------------------
 
+# ``except tf.errors.InvalidArgumentError:`` catches graphc's errors: every one of them is a
+# GraphcError, whose subclass (ShapeError, DTypeError, FeedError…) says more
+errors = Namespace(
+    "errors", OpError=GraphcError, InvalidArgumentError=GraphcError,
+    FailedPreconditionError=_gc.UninitializedError, NotFoundError=_gc.NotFoundError,
+    UnimplementedError=UnimplementedError, DataLossError=_gc.CheckpointError)
+
 math = Namespace(
     "math", abs=abs, add=add, add_n=add_n, argmax=argmax, argmin=argmin, ceil=ceil, cos=cos,
     count_nonzero=count_nonzero, divide=divide, equal=equal, exp=exp, expm1=expm1, floor=floor,
@@ -482,8 +487,7 @@ math = Namespace(
     reduce_min=reduce_min, reduce_prod=reduce_prod, reduce_sum=reduce_sum, round=round,
     rsqrt=rsqrt, sigmoid=sigmoid, sign=sign, sin=sin, softplus=nn.softplus, sqrt=sqrt,
     square=square, squared_difference=squared_difference, subtract=subtract, tanh=tanh,
-    truediv=truediv, in_top_k=nn.in_top_k, l2_normalize=nn.l2_normalize, top_k=None)
-del math.top_k    # tf.math.top_k: not provided (MissingAPIError)
+    truediv=truediv, in_top_k=nn.in_top_k, l2_normalize=nn.l2_normalize)
 
 random = Namespace(
     "random", normal=random_normal, uniform=random_uniform, truncated_normal=truncated_normal,
@@ -507,4 +511,4 @@ contrib = Namespace("contrib", layers=_contrib_layers)
 
 compat = Namespace("compat", dimension_value=dimension_value)
 
-__getattr__ = _gc.compat._support.module_getattr("")
+__getattr__ = module_getattr("")

@@ -1,0 +1,316 @@
+"""graphc.compat.v1 piece by piece: TF 1.x's argument names and defaults, variable
+scopes, initializers, layers, losses, and the clear errors for what graphc does not do."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import graphc as gc
+import graphc.compat.v1 as tf
+
+
+def _run(fetches, feed=None):
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        return sess.run(fetches, feed)
+
+
+# --- dtypes, sources, the old argument spellings ----------------------------------------------
+
+
+def test_dtypes_and_dtype_strings():
+    assert tf.float32 is gc.float32 and tf.float is gc.float32 and tf.bool is gc.bool_
+    assert tf.placeholder("float").dtype is gc.float32
+    assert tf.placeholder("double", [2]).dtype is gc.float64
+    assert tf.as_dtype("int64") is tf.int64 and tf.dtypes.float16 is gc.float16
+    assert tf.cast(tf.constant([1.5]), "int32").dtype is gc.int32
+
+
+def test_constant_scalar_fills_shape_and_fill_zeros_ones():
+    c, f = tf.constant(0.1, shape=[2, 3]), tf.fill([2, 2], 7)
+    z, o = tf.zeros([2], tf.int32), tf.ones_like(c)
+    cv, fv, zv, ov = _run([c, f, z, o])
+    np.testing.assert_array_equal(cv, np.full((2, 3), 0.1, np.float32))
+    assert fv.tolist() == [[7, 7], [7, 7]] and zv.dtype == np.int32 and ov.shape == (2, 3)
+
+
+def test_reductions_take_reduction_indices_and_keep_dims():
+    x = tf.constant(np.arange(6, dtype=np.float32).reshape(2, 3))
+    new = tf.reduce_sum(x, axis=1, keepdims=True)
+    old = tf.reduce_sum(x, reduction_indices=[1], keep_dims=True)
+    mean_all = tf.reduce_mean(x)
+    assert old.shape == (2, 1)
+    a, b, m = _run([new, old, mean_all])
+    assert a.tolist() == b.tolist() == [[3.0], [12.0]] and m == 2.5
+    assert tf.reduce_max(x, 0).shape == (3,)
+
+
+def test_argmax_dimension_and_arg_max():
+    x = tf.constant([[1.0, 5.0, 2.0], [7.0, 0.0, 1.0]])
+    a, b, c = _run([tf.argmax(x, 1), tf.arg_max(x, 1), tf.argmin(x, dimension=0)])
+    assert a.tolist() == b.tolist() == [1, 0] and c.tolist() == [0, 1, 1]
+    assert a.dtype == np.int64
+
+
+def test_squeeze_dims_expand_dims_dim_and_one_hot_defaults():
+    x = tf.placeholder(tf.float32, [None, 1, 3])
+    assert tf.squeeze(x, squeeze_dims=[1]).shape == (None, 3)
+    assert tf.expand_dims(tf.constant([1, 2]), dim=0).shape == (1, 2)
+    oh = tf.one_hot([0, 2], 3)
+    oh_int = tf.one_hot([1], 2, on_value=5, off_value=-1)
+    assert oh.dtype is gc.float32 and oh_int.dtype is gc.int32
+    v, w = _run([oh, oh_int])
+    assert v.tolist() == [[1, 0, 0], [0, 0, 1]] and w.tolist() == [[-1, 5]]
+
+
+def test_div_is_floor_division_for_integers_only():
+    i = tf.div(tf.constant(-7), tf.constant(2))
+    f = tf.div(tf.constant(-7.0), tf.constant(2.0))
+    assert _run([i, f]) == [-4, -3.5]
+
+
+def test_matmul_adjoint_and_add_n():
+    a = tf.constant([[1.0, 2.0], [3.0, 4.0]])
+    got = _run([tf.matmul(a, a, adjoint_a=True), tf.add_n([a, a, a])])
+    np.testing.assert_allclose(got[0], np.array([[1, 3], [2, 4]]) @ [[1, 2], [3, 4]])
+    np.testing.assert_allclose(got[1], 3 * np.array([[1, 2], [3, 4]]))
+
+
+# --- variable scopes and get_variable -----------------------------------------------------------
+
+
+def test_get_variable_names_follow_variable_scopes_not_name_scopes():
+    with tf.variable_scope("model"):
+        with tf.name_scope("ignored"):
+            w = tf.get_variable("w", [2, 3])
+            op = tf.identity(w, name="out")
+    assert w.name == "model/w:0"
+    assert op.name == "model/ignored/out:0"
+
+
+def test_reuse_rules():
+    with tf.variable_scope("layer"):
+        w = tf.get_variable("w", [3])
+    with pytest.raises(gc.GraphcError, match="already exists.*reuse=True"):
+        with tf.variable_scope("layer"):
+            tf.get_variable("w", [3])
+    with tf.variable_scope("layer", reuse=True):
+        assert tf.get_variable("w", [3]) is w
+        with pytest.raises(gc.NotFoundError, match="layer/v does not exist"):
+            tf.get_variable("v", [3])
+        with tf.variable_scope("inner", reuse=False):   # reuse cannot be switched off
+            assert tf.get_variable_scope().reuse is True
+    with pytest.raises(gc.ShapeError, match="share"):
+        with tf.variable_scope("layer", reuse=True):
+            tf.get_variable("w", [4])
+    for _ in range(2):
+        with tf.variable_scope("auto", reuse=tf.AUTO_REUSE):
+            a = tf.get_variable("a", [1])
+    assert len([v for v in tf.global_variables() if v.name == "auto/a:0"]) == 1 and a.shape == (1,)
+
+
+def test_reuse_variables_on_the_current_scope():
+    with tf.variable_scope("rnn") as scope:
+        first = tf.get_variable("w", [2])
+        scope.reuse_variables()
+        assert tf.get_variable("w", [2]) is first
+
+
+def test_scope_initializer_default_and_glorot_limits():
+    with tf.variable_scope("s", initializer=tf.constant_initializer(0.5)):
+        half = tf.get_variable("half", [2, 2])
+    glorot = tf.get_variable("glorot", [300, 100])
+    count = tf.get_variable("count", [], dtype=tf.int32)
+    hv, gv, cv = _run([half, glorot, count])
+    assert (hv == 0.5).all() and cv == 0
+    limit = np.sqrt(6 / 400)
+    assert np.abs(gv).max() <= limit and np.abs(gv).max() > 0.95 * limit
+    assert abs(gv.std() - limit / np.sqrt(3)) < 0.01
+
+
+def test_initializers_scale_by_the_fans():
+    tf.set_random_seed(0)
+    he = tf.get_variable("he", [3, 3, 64, 64], initializer=tf.variance_scaling_initializer(2.0))
+    xavier = tf.get_variable("x", [200, 200], initializer=tf.contrib.layers.xavier_initializer())
+    tn = tf.get_variable("tn", [1000], initializer=tf.truncated_normal_initializer(stddev=0.1))
+    hv, xv, tv = _run([he, xavier, tn])
+    assert abs(hv.std() - np.sqrt(2 / (9 * 64))) < 0.005     # fan_in = 3 * 3 * 64
+    assert np.abs(xv).max() <= np.sqrt(6 / 400)
+    assert np.abs(tv).max() <= 0.2
+
+
+def test_regularizers_are_collected_into_the_regularization_loss():
+    w = tf.get_variable("w", [2], initializer=tf.constant_initializer([3.0, 4.0]),
+                        regularizer=tf.contrib.layers.l2_regularizer(0.1))
+    reg = tf.losses.get_regularization_loss()
+    assert _run(reg) == pytest.approx(0.1 * 25 / 2)
+    assert w.name == "w:0"
+
+
+# --- layers -----------------------------------------------------------------------------------
+
+
+def test_layer_names_count_up_and_reuse_shares():
+    x = tf.placeholder(tf.float32, [None, 4])
+    tf.layers.dense(x, 3)
+    tf.layers.dense(x, 3)
+    tf.layers.dense(x, 2, name="head")
+    names = sorted(v.name for v in tf.trainable_variables())
+    assert names == ["dense/bias:0", "dense/kernel:0", "dense_1/bias:0", "dense_1/kernel:0",
+                     "head/bias:0", "head/kernel:0"]
+    before = len(tf.global_variables())
+    tf.layers.dense(x, 2, name="head", reuse=True)
+    assert len(tf.global_variables()) == before
+
+
+def test_layers_compute_what_they_say(rng):
+    x = tf.placeholder(tf.float32, [None, 6, 6, 2])
+    c = tf.layers.conv2d(x, 3, 3, padding="same", activation=tf.nn.relu,
+                         kernel_initializer=tf.ones_initializer(),
+                         bias_initializer=tf.constant_initializer(-1.0))
+    p = tf.layers.max_pooling2d(c, 2, 2)
+    f = tf.layers.flatten(p)
+    d = tf.layers.dropout(f, rate=0.5)        # training=False by default: the identity
+    assert c.shape == (None, 6, 6, 3) and f.shape == (None, 27)
+    xv = rng.random((2, 6, 6, 2)).astype(np.float32)
+    cv, fv, dv = _run([c, f, d], {x: xv})
+    window = np.pad(xv.sum(-1), ((0, 0), (1, 1), (1, 1)))
+    direct = sum(window[:, i:i + 6, j:j + 6] for i in range(3) for j in range(3)) - 1
+    np.testing.assert_allclose(cv[..., 0], np.maximum(direct, 0), rtol=1e-5)
+    np.testing.assert_array_equal(fv, dv)
+
+
+def test_batch_normalization_layer_trains_and_infers(rng):
+    x = tf.placeholder(tf.float32, [None, 3])
+    training = tf.placeholder(tf.bool)
+    y = tf.layers.batch_normalization(x, momentum=0.5, training=training)
+    updates = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+    assert len(updates) == 2 and y.shape == (None, 3)
+    xv = (rng.standard_normal((50, 3)) * 4 + 10).astype(np.float32)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        yt, _ = sess.run([y, updates], {x: xv, training: True})
+        moving = sess.run("batch_normalization/moving_mean:0")
+        yi = sess.run(y, {x: xv, training: False})
+    np.testing.assert_allclose(yt.mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(moving, 0.5 * xv.mean(0), rtol=1e-5)
+    # inference uses the moving statistics: mean 0.5 * batch mean, variance 0.5 + 0.5 * var
+    expected = (xv - 0.5 * xv.mean(0)) / np.sqrt(0.5 + 0.5 * xv.var(0) + 1e-3)
+    np.testing.assert_allclose(yi, expected, rtol=1e-4)
+
+
+# --- tf.nn ------------------------------------------------------------------------------------
+
+
+def test_v1_softmax_cross_entropy_stops_gradients_into_labels():
+    labels = tf.Variable([[0.2, 0.8]])
+    logits = tf.Variable([[1.0, 2.0]])
+    v1 = tf.nn.softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    v2 = tf.nn.softmax_cross_entropy_with_logits_v2(labels=labels, logits=logits)
+    assert tf.gradients(v1, labels) == [None]
+    g2, g_logits = _run([tf.gradients(v2, labels)[0], tf.gradients(v1, logits)[0]])
+    p = np.exp([1.0, 2.0]) / np.exp([1.0, 2.0]).sum()
+    np.testing.assert_allclose(g_logits[0], p - [0.2, 0.8], rtol=1e-5)
+    np.testing.assert_allclose(g2[0], -np.log(p), rtol=1e-5)
+
+
+def test_dropout_keep_prob_placeholder_scales_and_keeps_shape():
+    x = tf.ones([400, 50])
+    keep_prob = tf.placeholder(tf.float32)
+    y = tf.nn.dropout(x, keep_prob)
+    assert y.shape == (400, 50)
+    with tf.Session() as sess:
+        kept = sess.run(y, {keep_prob: 0.25})
+        full = sess.run(y, {keep_prob: 1.0})
+    assert set(np.unique(kept)) == {0.0, 4.0} and abs((kept > 0).mean() - 0.25) < 0.02
+    assert (full == 1).all()
+
+
+def test_softmax_default_axis_moments_keep_dims_and_in_top_k():
+    logits = tf.constant([[1.0, 3.0, 2.0], [0.0, 0.0, 5.0]])
+    mean, var = tf.nn.moments(logits, axes=[1], keep_dims=True)
+    top2 = tf.nn.in_top_k(logits, tf.constant([2, 0]), 2)
+    top1 = tf.nn.in_top_k(logits, tf.constant([1, 2]), 1)
+    s, m, v, t2, t1 = _run([tf.nn.softmax(logits), mean, var, top2, top1])
+    np.testing.assert_allclose(s.sum(1), 1, rtol=1e-6)
+    assert m.shape == (2, 1) and v[0, 0] == pytest.approx(2 / 3)
+    assert t2.tolist() == [True, True] and t1.tolist() == [True, True]
+
+
+def test_conv2d_transpose_is_the_adjoint_of_conv2d(rng):
+    """<conv2d(x, w), y> == <x, conv2d_transpose(y, w)>."""
+    xv = rng.standard_normal((2, 6, 6, 3))
+    wv = rng.standard_normal((3, 3, 3, 4))
+    yv = rng.standard_normal((2, 3, 3, 4))
+    conv = tf.nn.conv2d(tf.constant(xv), tf.constant(wv), [1, 2, 2, 1], "SAME")
+    back = tf.nn.conv2d_transpose(tf.constant(yv), tf.constant(wv), [2, 6, 6, 3],
+                                  [1, 2, 2, 1], "SAME")
+    c, b = _run([conv, back])
+    assert np.sum(c * yv) == pytest.approx(np.sum(xv * b), rel=1e-10)
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+
+def test_losses_reduce_by_nonzero_weights_and_collect():
+    pred = tf.constant([1.0, 2.0, 4.0])
+    labels = tf.constant([1.0, 1.0, 1.0])
+    mse = tf.losses.mean_squared_error(labels, pred)
+    weighted = tf.losses.absolute_difference(labels, pred, weights=tf.constant([0.0, 1.0, 2.0]))
+    sparse = tf.losses.sparse_softmax_cross_entropy(tf.constant([0]), tf.constant([[0.0, 0.0]]))
+    total = tf.losses.get_total_loss()
+    m, w, s, t = _run([mse, weighted, sparse, total])
+    assert m == pytest.approx(10 / 3) and w == pytest.approx((1 + 6) / 2)
+    assert s == pytest.approx(np.log(2)) and t == pytest.approx(m + w + s)
+
+
+# --- sessions, no-ops and what is missing -------------------------------------------------------
+
+
+def test_session_config_and_v2_switches_are_accepted():
+    tf.disable_v2_behavior()
+    tf.logging.set_verbosity(tf.logging.ERROR)
+    config = tf.ConfigProto(log_device_placement=False, allow_soft_placement=True)
+    config.gpu_options.allow_growth = True
+    with tf.Session(config=config) as sess:
+        assert sess.run(tf.constant(3) * 2) == 6
+
+
+def test_summaries_are_no_ops_that_warn_once(tmp_path):
+    loss = tf.constant(1.5)
+    with pytest.warns(UserWarning, match="TensorBoard"):
+        tf.summary.scalar("loss", loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the second use stays quiet
+        tf.summary.histogram("h", loss)
+        merged = tf.summary.merge_all()
+        writer = tf.summary.FileWriter(str(tmp_path), tf.get_default_graph())
+    with tf.Session() as sess:
+        summary, value = sess.run([merged, loss])
+    writer.add_summary(summary, 1)
+    writer.close()
+    assert summary is None and value == 1.5 and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path,hint", [
+    ("contrib.learn", "tf.contrib"), ("data", "feed_dict"), ("estimator", "Session"),
+    ("FIFOQueue", "queues"), ("train.start_queue_runners", "feed batches"),
+    ("nn.dynamic_rnn", "unroll"), ("keras", "tf.layers"), ("math.top_k", "")])
+def test_missing_apis_raise_a_clear_error_naming_them(path, hint):
+    parts = path.split(".")
+    with pytest.raises(gc.UnimplementedError, match=f"tf.{path} is not available.*{hint}"):
+        obj = tf
+        for p in parts:
+            obj = getattr(obj, p)
+    parent = tf
+    for p in parts[:-1]:
+        parent = getattr(parent, p)
+    assert not hasattr(parent, parts[-1])      # still an AttributeError for hasattr
+
+
+def test_control_flow_says_what_to_do_instead():
+    with pytest.raises(gc.UnimplementedError, match="tf.where"):
+        tf.cond(tf.constant(True), lambda: 1, lambda: 2)
+    with pytest.raises(gc.UnimplementedError, match="unroll"):
+        tf.while_loop(lambda i: i < 3, lambda i: i + 1, [0])
