@@ -1,0 +1,440 @@
+"""The standalone backend: a graph as a Python module that needs only numpy
+(``graphc compile model.g --emit py``).
+
+The module defines ``run(feeds) -> dict`` (output name -> array) and, for a model with a
+``train`` clause, ``train_step(feeds) -> dict`` that updates the embedded parameters in place
+and returns the loss. Parameters start at the values the model's initializers give (drawn
+once, here, and embedded) or at a checkpoint's values.
+
+Each op's numpy source is one entry of ``SOURCES`` (a backend dispatch table keyed by op
+name): ``fn(node, args) -> expression``, where ``args`` are the names of the input variables.
+Elementwise ops whose kernel is a numpy ufunc need no entry.
+
+Safety: nothing from the graph reaches the module as code. Variables are named ``v<id>``;
+node names, strings and numbers are written with ``repr()`` after checking their type
+(``_literal``); arrays are base64 of their raw bytes with a checked dtype. So a hostile
+``.g`` file (quotes, newlines or Python in its names and strings) yields inert literals.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+
+import numpy as np
+
+from ..errors import GraphcError, UnimplementedError
+
+# --- literals ---------------------------------------------------------------------------------
+
+_ARRAY_KINDS = "biuf"
+
+
+def _literal(v) -> str:
+    """``v`` as Python source that evaluates to ``v``, for plain data only."""
+    from ..dtypes import DType
+    if v is None or v is Ellipsis or type(v) in (bool, int, str):
+        return repr(v)
+    if isinstance(v, (bool, np.bool_)):
+        return repr(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return repr(int(v))
+    if isinstance(v, (float, np.floating)):
+        f = float(v)
+        return repr(f) if math.isfinite(f) else f"float({repr(str(f))})"
+    if isinstance(v, str):
+        return repr(str(v))
+    if isinstance(v, DType):
+        return f"np.dtype({_literal(np.dtype(v.np).name)})"
+    if isinstance(v, slice):
+        return f"slice({_literal(v.start)}, {_literal(v.stop)}, {_literal(v.step)})"
+    if isinstance(v, (tuple, list)):
+        inner = ", ".join(_literal(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, np.ndarray):
+        return _array_literal(v)
+    raise GraphcError(f"the standalone backend cannot embed a {type(v).__name__} value")
+
+
+def _array_literal(a: np.ndarray) -> str:
+    a = np.ascontiguousarray(a)
+    if a.dtype.kind not in _ARRAY_KINDS:
+        raise GraphcError(f"the standalone backend cannot embed arrays of dtype {a.dtype}")
+    dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
+    data = base64.b64encode(a.astype(dtype, copy=False).tobytes()).decode("ascii")
+    return f"_array({data!r}, {dtype.str!r}, {_literal(tuple(a.shape))})"
+
+
+# --- per-op numpy source ----------------------------------------------------------------------
+
+def _kw(node, *keys) -> str:
+    return ", ".join(_literal(node.attrs[k]) for k in keys)
+
+
+def _t(expr, flag) -> str:
+    return f"np.swapaxes({expr}, -1, -2)" if flag else expr
+
+
+SOURCES = {
+    "identity": lambda n, a: a[0],
+    "stop_gradient": lambda n, a: a[0],
+    "cast": lambda n, a: f"np.asarray({a[0]}).astype({_kw(n, 'dtype')})",
+    "rsqrt": lambda n, a: f"np.reciprocal(np.sqrt({a[0]}))",
+    "sigmoid": lambda n, a: f"_sigmoid({a[0]})",
+    "erf": lambda n, a: f"_erf({a[0]})",
+    "is_finite": lambda n, a: f"np.isfinite({a[0]})",
+    "divide": lambda n, a: f"np.true_divide({a[0]}, {a[1]})",
+    "where": lambda n, a: f"np.where({a[0]}, {a[1]}, {a[2]})",
+    "reshape": lambda n, a: f"np.reshape({a[0]}, {_kw(n, 'shape')})",
+    "reshape_like": lambda n, a: f"np.reshape({a[0]}, np.shape({a[1]}))",
+    "transpose": lambda n, a: f"np.transpose({a[0]}, {_kw(n, 'perm')})",
+    "expand_dims": lambda n, a: f"np.expand_dims({a[0]}, {_kw(n, 'axis')})",
+    "squeeze": lambda n, a: f"np.squeeze({a[0]}, {_kw(n, 'axis')})",
+    "concat": lambda n, a: f"np.concatenate(({', '.join(a)},), axis={_kw(n, 'axis')})",
+    "split": lambda n, a: (f"tuple(np.split({a[0]}, np.cumsum({_kw(n, 'sizes')})[:-1], "
+                           f"axis={_kw(n, 'axis')}))"),
+    "split_like": lambda n, a: (f"tuple(np.split({a[0]}, np.cumsum([np.shape(t)[{_kw(n, 'axis')}]"
+                                f" for t in ({', '.join(a[1:])},)])[:-1], axis={_kw(n, 'axis')}))"),
+    "getitem": lambda n, a: f"np.asarray({a[0]})[{_kw(n, 'key')}]",
+    "getitem_grad": lambda n, a: f"_getitem_grad({a[0]}, {a[1]}, {_kw(n, 'key')})",
+    "gather": lambda n, a: f"np.take({a[0]}, {a[1]}, axis={_kw(n, 'axis')})",
+    "gather_grad": lambda n, a: f"_gather_grad({a[0]}, {a[1]}, {a[2]}, {_kw(n, 'axis')})",
+    "one_hot": lambda n, a: (f"_one_hot({a[0]}, "
+                             f"{_kw(n, 'depth', 'on', 'off', 'axis', 'dtype')})"),
+    "broadcast_to": lambda n, a: f"np.broadcast_to({a[0]}, {_kw(n, 'shape')})",
+    "broadcast_like": lambda n, a: (f"np.broadcast_to({a[0]}, np.broadcast_shapes("
+                                    f"np.shape({a[0]}), np.shape({a[1]})))"),
+    "tile": lambda n, a: f"np.tile({a[0]}, {_kw(n, 'multiples')})",
+    "tile_grad": lambda n, a: f"_tile_grad({a[0]}, {a[1]}, {_kw(n, 'multiples')})",
+    "pad": lambda n, a: f"_pad({a[0]}, {_kw(n, 'paddings', 'mode', 'constant_values')})",
+    "fill": lambda n, a: f"np.full({_kw(n, 'shape', 'value')}, dtype={_kw(n, 'dtype')})",
+    "fill_like": lambda n, a: (f"np.full(np.shape({a[0]}), {_kw(n, 'value')}, "
+                               f"dtype={_kw(n, 'dtype')})"),
+    "shape": lambda n, a: f"np.array(np.shape({a[0]}), dtype={_kw(n, 'dtype')})",
+    "size": lambda n, a: f"np.array(np.size({a[0]}), dtype={_kw(n, 'dtype')})",
+    "matmul": lambda n, a: (f"np.matmul({_t(a[0], n.attrs.get('transpose_a'))}, "
+                            f"{_t(a[1], n.attrs.get('transpose_b'))})"),
+    "einsum": lambda n, a: f"np.einsum({_equation(n)}, {', '.join(a)}, optimize={len(a) > 2})",
+    "reduce_sum": lambda n, a: (f"np.sum({a[0]}, axis={_kw(n, 'axis')}, "
+                                f"keepdims={_kw(n, 'keepdims')}, dtype=np.asarray({a[0]}).dtype)"),
+    "reduce_mean": lambda n, a: f"_mean({a[0]}, {_kw(n, 'axis', 'keepdims')})",
+    "reduce_max": lambda n, a: f"_reduce(np.max, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
+    "reduce_min": lambda n, a: f"_reduce(np.min, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
+    "reduce_prod": lambda n, a: f"_reduce(np.prod, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
+    "reduce_any": lambda n, a: f"_reduce(np.any, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
+    "reduce_all": lambda n, a: f"_reduce(np.all, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
+    "argmax": lambda n, a: (f"np.argmax({a[0]}, axis={_kw(n, 'axis')})"
+                            f".astype({_kw(n, 'output_type')})"),
+    "argmin": lambda n, a: (f"np.argmin({a[0]}, axis={_kw(n, 'axis')})"
+                            f".astype({_kw(n, 'output_type')})"),
+    "sum_to_like": lambda n, a: f"_sum_to_shape({a[0]}, np.shape({a[1]}))",
+    "random_normal": lambda n, a: _random("_normal", n, a, "mean", "stddev"),
+    "truncated_normal": lambda n, a: _random("_truncated", n, a, "mean", "stddev"),
+    "random_uniform": lambda n, a: _random("_uniform", n, a, "minval", "maxval"),
+    "random_permutation": lambda n, a: (f"_rng({n.id}, {_literal(_seed(n))}).permutation("
+                                        f"{_kw(n, 'n')}).astype({_kw(n, 'dtype')})"),
+    "print": lambda n, a: (f"_print({a[0]}, {_kw(n, 'message', 'summarize')}, "
+                           f"({', '.join(a[1:])},))"),
+    "check_numerics": lambda n, a: f"_check_numerics({a[0]}, {_kw(n, 'message')})",
+}
+
+
+def _equation(node) -> str:
+    return _literal(",".join(node.attrs["subscripts"]) + "->" + node.attrs["output"])
+
+
+def _seed(node):
+    from ..ops.random import seed_for
+    return seed_for(node)
+
+
+def _random(draw, n, a, *keys):
+    shape = f"np.shape({a[0]})" if a else _kw(n, "shape")
+    return (f"{draw}(_rng({n.id}, {_literal(_seed(n))}), {shape}, {_kw(n, 'dtype')}, "
+            f"{_kw(n, *keys)})")
+
+
+def _source(node, args) -> str:
+    opdef = node.op
+    fn = SOURCES.get(opdef.name)
+    if fn is not None:
+        return fn(node, args)
+    if isinstance(opdef.numpy, np.ufunc) and not node.attrs:
+        return f"np.{opdef.numpy.__name__}({', '.join(args)})"
+    raise UnimplementedError(
+        f"the standalone backend has no numpy source for op {opdef.name!r} (node "
+        f"'{node.name}'); compile without --emit py or add it to backends/standalone.SOURCES",
+        node.location)
+
+
+# Helpers every generated module carries (numpy only).
+_PRELUDE = '''
+import base64
+import math
+
+import numpy as np
+
+
+def _array(data, dtype, shape):
+    return np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype)).reshape(shape).copy()
+
+
+def _feed(feeds, name, dtype, shape, dims):
+    if name not in feeds:
+        raise KeyError(f"missing feed {name!r}")
+    value = np.asarray(feeds[name])
+    if value.dtype != dtype:
+        if not np.can_cast(value.dtype, dtype, casting="same_kind") and not (
+                value.dtype.kind in "iub" and dtype.kind in "iuf"):
+            raise TypeError(f"feed {name!r}: cannot use {value.dtype} values as {dtype}")
+        value = value.astype(dtype)
+    if shape is not None:
+        if value.ndim != len(shape):
+            raise ValueError(f"feed {name!r}: expected rank {len(shape)}, got shape {value.shape}")
+        for d, n in zip(shape, value.shape):
+            if isinstance(d, int) and d != n:
+                raise ValueError(f"feed {name!r}: expected shape {shape}, got {value.shape}")
+            if isinstance(d, str) and dims.setdefault(d, n) != n:
+                raise ValueError(f"feed {name!r}: dimension {d!r} is {dims[d]} in another "
+                                 f"feed but {n} here")
+    return value
+
+
+_RNGS = {}
+
+
+def _rng(key, seed):
+    if key not in _RNGS:
+        _RNGS[key] = np.random.default_rng(seed)
+    return _RNGS[key]
+
+
+def _normal(rng, shape, dtype, mean, stddev):
+    return (rng.standard_normal(shape) * stddev + mean).astype(dtype)
+
+
+def _truncated(rng, shape, dtype, mean, stddev):
+    x = rng.standard_normal(shape)
+    bad = np.abs(x) > 2
+    while bad.any():
+        x[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(x) > 2
+    return (x * stddev + mean).astype(dtype)
+
+
+def _uniform(rng, shape, dtype, minval, maxval):
+    if dtype.kind in "iu":
+        return rng.integers(minval, maxval, size=shape, dtype=dtype)
+    return rng.uniform(minval, maxval, size=shape).astype(dtype)
+
+
+def _sigmoid(x):
+    out = np.multiply(x, 0.5, out=np.empty_like(x))
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
+_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def _erf(x):
+    return _erf_vec(x).astype(np.asarray(x).dtype, copy=False)
+
+
+def _mean(x, axis, keepdims):
+    x = np.asarray(x)
+    if x.dtype.kind == "f":
+        return np.mean(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+    return np.mean(x, axis=axis, keepdims=keepdims).astype(x.dtype)
+
+
+def _reduce(fn, x, axis, keepdims):
+    x = np.asarray(x)
+    return np.asarray(fn(x, axis=axis, keepdims=keepdims), dtype=x.dtype)
+
+
+def _sum_to_shape(g, shape):
+    g = np.asarray(g)
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
+                                      if d == 1 and g.shape[lead + i] != 1)
+    r = g.sum(axis=axes, keepdims=True) if axes else g
+    return r.reshape(shape)
+
+
+def _getitem_grad(g, x, key):
+    out = np.zeros(np.shape(x), dtype=np.asarray(g).dtype)
+    out[key] = g
+    return out
+
+
+def _gather_grad(g, idx, params, axis):
+    out = np.zeros(params.shape, dtype=g.dtype)
+    moved = np.moveaxis(out, axis, 0)
+    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1:]) if idx.ndim != 1 else g
+    np.add.at(moved, idx.reshape(-1), np.moveaxis(gm, axis, 0))
+    return out
+
+
+def _one_hot(idx, depth, on, off, axis, dtype):
+    eye = np.arange(depth) == np.asarray(idx)[..., None]
+    out = np.where(eye, np.asarray(on, dtype), np.asarray(off, dtype))
+    return np.moveaxis(out, -1, axis) if axis != -1 else out
+
+
+def _tile_grad(g, x, multiples):
+    split_shape = []
+    for k, d in zip(multiples, np.shape(x)):
+        split_shape += [k, d]
+    return np.reshape(g, split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
+
+
+def _pad(x, paddings, mode, constant_values):
+    if mode == "constant":
+        return np.pad(x, paddings, mode="constant", constant_values=constant_values)
+    return np.pad(x, paddings, mode=mode)
+
+
+def _print(x, message, summarize, data):
+    with np.printoptions(threshold=summarize or 1000):
+        parts = [message] + [np.array2string(np.asarray(d)) for d in data]
+    print(" ".join(p for p in parts if p))
+    return x
+
+
+def _check_numerics(x, message):
+    x = np.asarray(x)
+    if x.dtype.kind == "f" and not np.isfinite(x).all():
+        raise FloatingPointError(f"check_numerics failed: {message}")
+    return x
+
+
+def _assign(name, value):
+    buf = PARAMS[name]
+    value = np.asarray(value)
+    if buf.shape != value.shape:
+        PARAMS[name] = np.array(value, dtype=buf.dtype, copy=True)
+    else:
+        np.copyto(buf, value)
+    return PARAMS[name]
+
+
+def _update(ufunc, name, delta):
+    ufunc(PARAMS[name], delta, out=PARAMS[name])
+    return PARAMS[name]
+'''
+
+
+# --- the module -------------------------------------------------------------------------------
+
+class _Emitter:
+    def __init__(self, graph):
+        self.graph = graph
+        self.constants: dict = {}      # const op -> module-level name
+
+    def var(self, t) -> str:
+        op = t.op
+        if op.type == "const":
+            return self.constants.setdefault(op, f"C{op.id}")
+        return f"v{op.id}" if len(op.outputs) == 1 else f"v{op.id}_{t.index}"
+
+    def body(self, fetch_tensors, fetch_ops, feeds: set) -> list[str]:
+        from .reference import needed_ops
+        ops, _ = needed_ops(fetch_tensors, fetch_ops, feeds)
+        # fed placeholders are not "needed" ops; read the feeds the others use, first
+        used = {t.op for op in ops for t in op.inputs if t in feeds}
+        used |= {t.op for t in fetch_tensors if t in feeds}
+        ops = sorted(used, key=lambda op: op.id) + ops
+        lines = ["    dims = {}"]
+        for node in ops:
+            lines += self.statement(node)
+        return lines
+
+    def statement(self, node) -> list[str]:
+        t = node.type
+        args = [self.var(x) for x in node.inputs]
+        outs = [self.var(o) for o in node.outputs]
+        name = _literal(node.name)
+        if t == "const":
+            self.var(node.outputs[0])
+            return []
+        if t == "placeholder":
+            out = node.outputs[0]
+            return [f"    {outs[0]} = _feed(feeds, {name}, {_literal(out.dtype)}, "
+                    f"{_literal(None if out.shape is None else tuple(out.shape))}, dims)"]
+        if t == "placeholder_with_default":
+            out = node.outputs[0]
+            shape = _literal(None if out.shape is None else tuple(out.shape))
+            return [f"    {outs[0]} = (_feed(feeds, {name}, {_literal(out.dtype)}, {shape}, dims)"
+                    f" if {name} in feeds else {args[0]})"]
+        if t == "variable":
+            return [f"    {outs[0]} = PARAMS[{name}]"]
+        if t in ("assign", "assign_add", "assign_sub"):
+            var = _literal(node.attrs["var"].name)
+            if t == "assign":
+                return [f"    {outs[0]} = _assign({var}, {args[0]})"]
+            ufunc = "np.add" if t == "assign_add" else "np.subtract"
+            return [f"    {outs[0]} = _update({ufunc}, {var}, {args[0]})"]
+        if t == "no_op":
+            return []
+        expr = _source(node, args)
+        if len(outs) == 1:
+            return [f"    {outs[0]} = {expr}"]
+        return [f"    {', '.join(outs)}, = {expr}"]
+
+
+def emit_module(graph, source_name: str = "model.g", params: dict | None = None) -> str:
+    """The module's source. ``params`` (name -> array) overrides the initial values, e.g.
+    from a checkpoint; otherwise the initializers run once here and their values are kept."""
+    from ..frontend.dsl import OUTPUTS, TRAIN_CLAUSES
+    from ..ops.state import GLOBAL_VARIABLES, variables_initializer
+    from ..session import Session
+
+    variables = graph.get_collection(GLOBAL_VARIABLES)
+    values = dict(params or {})
+    missing = [v for v in variables if v.op.name not in values]
+    if missing:
+        with graph.as_default():
+            init = variables_initializer(missing)
+        with Session(graph=graph, optimize=0) as sess:
+            sess.run(init)
+            for v in missing:
+                values[v.op.name] = sess.run(v)
+    outputs = graph.get_collection(OUTPUTS)
+    clauses = graph.get_collection(TRAIN_CLAUSES)
+    if not outputs and not clauses:
+        raise GraphcError("--emit py needs `output` statements or a `train` clause in the model")
+    inputs = [op.outputs[0] for op in graph.get_operations() if op.type == "placeholder"]
+    em = _Emitter(graph)
+
+    run_lines = em.body(outputs, [], set(inputs))
+    run_lines.append("    return {" + ", ".join(
+        f"{_literal(t.op.name)}: np.array({em.var(t)}, copy=True)" for t in outputs) + "}")
+    train_lines = []
+    if clauses:
+        c = clauses[-1]
+        train_lines = em.body([c.loss], [c.op], set(inputs))
+        train_lines.append(f"    return {{{_literal(c.loss.op.name)}: "
+                           f"np.array({em.var(c.loss)}, copy=True)}}")
+
+    out = [f"# Generated by graphc from {_literal(source_name)}: run(feeds) -> dict"
+           + (", train_step(feeds) -> dict" if clauses else "") + ". Needs only numpy.",
+           _PRELUDE.strip("\n"), "", ""]
+    out.append("PARAMS = {")
+    for v in variables:
+        out.append(f"    {_literal(v.op.name)}: {_literal(np.asarray(values[v.op.name]))},")
+    out.append("}")
+    out.append("INPUTS = {" + ", ".join(
+        f"{_literal(t.op.name)}: ({_literal(t.dtype)}, "
+        f"{_literal(None if t.shape is None else tuple(t.shape))})" for t in inputs) + "}")
+    out.append(f"OUTPUTS = {_literal([t.op.name for t in outputs])}")
+    for op, cname in sorted(em.constants.items(), key=lambda kv: kv[0].id):
+        out.append(f"{cname} = {_literal(op.attrs['value'])}")
+    out += ["", "", "def run(feeds):", '    """Output name -> array, for feeds: input name -> '
+            'array."""'] + run_lines
+    if clauses:
+        out += ["", "", "def train_step(feeds):",
+                '    """One update of PARAMS; returns the loss before it."""'] + train_lines
+    return "\n".join(out) + "\n"
