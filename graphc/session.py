@@ -11,7 +11,7 @@ from . import dtypes as D
 from .backends.reference import ReferenceExecutable, RunContext
 from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
 from .ir import node as _node
-from .ir.graph import get_default_graph
+from .ir.graph import Graph, get_default_graph
 from .ir.node import Operation, Tensor
 from .shapes import format_shape
 
@@ -79,6 +79,8 @@ class Session:
 
     def __init__(self, target="", graph=None, config=None, *, backend="numpy", optimize=True,
                  check_numerics=None):
+        if isinstance(target, Graph) and graph is None:  # gc.Session(g), as SPEC §6 writes it
+            target, graph = "", target
         self.graph = graph if graph is not None else get_default_graph()
         self.backend = backend
         self.optimize = int(optimize) if not isinstance(optimize, bool) else (2 if optimize else 0)

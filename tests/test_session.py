@@ -320,6 +320,14 @@ def test_session_on_another_graph():
             sess.run(other)
 
 
+def test_graph_as_the_first_positional_argument():
+    g = gc.Graph()
+    with g.as_default():
+        gc.constant(5.0, name="five")
+    with gc.Session(g) as sess:                       # SPEC §6: Session(graph=None, ...)
+        assert sess.graph is g and sess.run("five") == 5.0
+
+
 def test_make_callable(xy):
     x, y = xy
     with gc.Session() as sess:
