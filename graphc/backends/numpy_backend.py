@@ -112,9 +112,8 @@ class _Generator:
         if not outs:
             return [(call, None)]
         if len(outs) == 1:
-            # kernels return an array, or a 1-tuple for multi-output ops with one output left
-            return [(f"{outs[0]}, = as_tuple({call})", None)] if step.op.stateful else \
-                   [(f"{outs[0]} = {call}", None)]
+            # a kernel returns its array, or a tuple of them (as call_kernel accepts)
+            return [(f"{outs[0]}, = as_tuple({call})", None)]
         return [(f"{', '.join(outs)}, = {call}", None)]
 
     def _fused_lines(self, step):
