@@ -336,3 +336,14 @@ def test_make_callable(xy):
         assert total == 8.0 and fed.shape == (2, 2)
         with pytest.raises(gc.FeedError, match="1 feed"):
             f()
+
+
+def test_print_prints_at_every_run(capsys):
+    x = gc.placeholder(gc.float32, shape=(2,))
+    y = gc.print(x * 2.0, message="doubled:") + 1.0
+    assert capsys.readouterr().out == ""               # building prints nothing
+    with gc.Session() as sess:
+        np.testing.assert_array_equal(sess.run(y, {x: [1.0, 2.0]}), [3.0, 5.0])
+        sess.run(y, {x: [0.0, 5.0]})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["doubled: [2. 4.]", "doubled: [ 0. 10.]"]
