@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -446,3 +447,42 @@ def module_source(kernels) -> str:
     for k in kernels:
         seen.setdefault(k.name, k.body)
     return PRELUDE + "\n".join(seen.values())
+
+
+# --- what the generator must handle ----------------------------------------------------------
+
+def single_op_group(op, input_dtypes, out_dtype, attrs=None) -> Group:
+    """The Group of one elementwise op applied to fresh inputs (an unfused node)."""
+    n = len(input_dtypes)
+    items = tuple(sorted((attrs or {}).items(), key=lambda kv: kv[0]))
+    return Group(tuple(input_dtypes), (Step(op, tuple(range(n)), out_dtype, items),), (n,))
+
+
+def registry_signatures():
+    """``(op, input_dtypes, attrs, out_dtype)`` for every elementwise op of the registry and
+    every dtype combination its dtype rule accepts: all operands of one dtype, or a bool
+    first operand (``where``) — graphc never mixes dtypes otherwise. An op whose expression
+    names ``{T}`` (``cast``) is tried with every target ``dtype`` attribute."""
+    from ..errors import GraphcError
+    from ..ir.graph import Graph
+    from ..ops.registry import REGISTRY
+    from ..ops.sources import placeholder
+
+    found = []
+    with Graph().as_default():
+        for op in REGISTRY.values():
+            if op.kind != "elementwise" or not isinstance(op.expr, str):
+                continue
+            arity = 1 + max(int(k) for k in re.findall(r"\{(\d+)\}", op.expr))
+            attr_sets = [{"dtype": d} for d in D.ALL] if "{T}" in op.expr else [{}]
+            candidates = {(d,) * arity for d in D.ALL} | {(D.bool_,) + (d,) * (arity - 1)
+                                                          for d in D.ALL}
+            for dtypes in sorted(candidates, key=lambda ds: [d.name for d in ds]):
+                for attrs in attr_sets:
+                    ins = [placeholder(d, (2,)) for d in dtypes]
+                    try:
+                        node = op.build(ins, dict(attrs))
+                    except GraphcError:
+                        continue
+                    found.append((op, dtypes, attrs, node.outputs[0].dtype))
+    return found

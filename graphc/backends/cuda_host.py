@@ -32,8 +32,9 @@ def _launcher(kernel: cg.Kernel) -> str:
     """``launch_<name>(grid_x, grid_y, block, args)``: unpacks ``void* args[]`` and runs it."""
     unpack = ", ".join(f"*({ctype.replace('__restrict__', '').strip()}*)a[{k}]"
                        for k, (ctype, _) in enumerate(kernel.params))
-    return (f'extern "C" void launch_{kernel.name}(unsigned gx, unsigned gy, unsigned b, '
-            f'void** a) {{\n  gc_host_launch(gx, gy, b, [=] {{ {kernel.name}({unpack}); }});\n}}\n')
+    return (f"static void run_{kernel.name}(void** a) {{ {kernel.name}({unpack}); }}\n"
+            f'extern "C" void launch_{kernel.name}(unsigned gx, unsigned gy, unsigned b, '
+            f"void** a) {{ gc_host_launch(gx, gy, b, run_{kernel.name}, a); }}\n")
 
 
 class HostModule:
@@ -53,7 +54,7 @@ class HostModule:
         lib = Path(workdir) / "kernels.so"
         src.write_text(cg.module_source(kernels.values()) + "\n"
                        + "\n".join(_launcher(k) for k in kernels.values()))
-        cmd = [compiler, "-std=c++20", "-O1", "-fPIC", "-shared", "-pthread",
+        cmd = [compiler, "-std=c++20", "-O0", "-fPIC", "-shared", "-pthread",
                "-include", str(SHIM), "-x", "c++", str(src), "-o", str(lib)]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:

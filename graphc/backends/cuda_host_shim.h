@@ -54,8 +54,10 @@ inline unsigned short gc_f2h(float x) {
   return h;
 }
 
-template <class Body>
-void gc_host_launch(unsigned grid_x, unsigned grid_y, unsigned block, Body body) {
+// Runs ``kernel(args)`` (a launcher that unpacks args and calls the generated kernel) for
+// every thread of a grid_x x grid_y grid of 1-D blocks.
+inline void gc_host_launch(unsigned grid_x, unsigned grid_y, unsigned block,
+                           void (*kernel)(void**), void** args) {
   gc_host::gridDim = {grid_x, grid_y, 1};
   gc_host::blockDim = {block, 1, 1};
   for (unsigned by = 0; by < grid_y; ++by) {
@@ -67,7 +69,7 @@ void gc_host_launch(unsigned grid_x, unsigned grid_y, unsigned block, Body body)
         threads.emplace_back([=] {
           gc_host::threadIdx = {t, 0, 0};
           gc_host::blockIdx = {bx, by, 0};
-          body();
+          kernel(args);
         });
       }
       for (auto& thread : threads) thread.join();
