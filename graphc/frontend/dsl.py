@@ -733,6 +733,9 @@ def loads(text: str, model: str | None = None, filename: str = "<string>",
         return _loads(text, model, filename, graph)
     except GraphcError as e:
         raise attach_source(e) from None
+    except RecursionError:
+        raise GraphcError("expressions are nested too deeply",
+                          SourceLocation(filename, 1, 1)) from None
 
 
 def _loads(text, model, filename, graph):

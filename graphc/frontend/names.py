@@ -34,6 +34,8 @@ _NOT_BUILTINS = {
     "trainable_variables", "global_variables_initializer", "variables_initializer",
     "control_dependencies", "set_random_seed", "name_scope", "gradients", "load", "loads",
     "compile", "get_default_graph", "reset_default_graph", "get_default_session", "as_dtype",
+    # these take Python callables: a .g file has none to give, and should not try
+    "register_op", "custom_gradient",
 }
 
 

@@ -53,6 +53,29 @@ _EXAMPLES = {
 }
 
 
+def _state_of(e: UnexpectedInput):
+    """The LALR state where parsing stopped (not the stack depth, which depends on how many
+    statements came before, so lark's own match_examples would miss most mistakes)."""
+    state = getattr(e, "state", None)
+    return getattr(state, "position", None) if isinstance(e, UnexpectedToken) else None
+
+
+@functools.lru_cache(maxsize=1)
+def _example_labels() -> dict:
+    labels = {}
+    for label, examples in _EXAMPLES.items():
+        for example in examples:
+            try:
+                parser().parse(example)
+            except UnexpectedInput as e:
+                state = _state_of(e)
+                if state is not None:
+                    labels.setdefault(state, label)
+            else:  # pragma: no cover - a bad-syntax example that parses is a bug here
+                raise AssertionError(f"syntax example parses: {example!r}")
+    return labels
+
+
 def _describe_expected(expected) -> str:
     p = parser()
     if {"NAME", "INT", "FLOAT"} <= set(expected):
@@ -92,12 +115,10 @@ def parse(text: str, filename: str) -> lark.Tree:
 def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
     lines = text.splitlines() or [""]
     line, col = getattr(e, "line", -1), getattr(e, "column", -1)
-    if isinstance(e, UnexpectedEOF) or line is None or line < 1:
+    at_end = isinstance(e, UnexpectedToken) and e.token.type == "$END"
+    if isinstance(e, UnexpectedEOF) or at_end or line is None or line < 1:
         line, col = len(lines), len(lines[-1]) + 1
-    try:
-        label = e.match_examples(parser().parse, _EXAMPLES, use_accepts=True)
-    except Exception:  # an example that does not fail would be our bug; do not hide the error
-        label = None
+    label = _example_labels().get(_state_of(e))
     if isinstance(e, UnexpectedCharacters):
         found = f"unexpected character {e.char!r}"
     elif isinstance(e, UnexpectedToken):

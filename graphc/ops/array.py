@@ -369,6 +369,8 @@ def unstack(value, num=None, axis=0, name=None):
 # --- slicing (__getitem__) --------------------------------------------------------------------
 
 def _slice_len(d, sl):
+    if sl == builtins.slice(None):  # a full slice keeps the dim, symbolic ones ("N") too
+        return d
     return len(builtins.range(*sl.indices(d))) if isinstance(d, int) else None
 
 
