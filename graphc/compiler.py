@@ -24,8 +24,8 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
 
     ``feed_shapes`` maps each fed tensor (or its name) to the shape it will be fed with;
     tensors whose static shape is fully known need no entry unless they are fed. ``optimize``:
-    0 prunes and plans memory only; 1 adds CSE, constant folding and simplification; 2 adds
-    fusion and in-place reuse. The plan's peak bytes are known before anything runs."""
+    0 prunes and plans memory only; 1 adds CSE, constant folding, simplification and
+    in-place reuse; 2 adds fusion. The plan's peak bytes are known before anything runs."""
     if backend not in BACKENDS:
         raise GraphcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}",
                           user_location())

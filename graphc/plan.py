@@ -95,7 +95,7 @@ class Plan:
         """One traced run as Chrome trace-event JSON (Perfetto, chrome://tracing): a complete
         ("X") event per step, in microseconds, naming its ops and the user's lines."""
         events, t = [], 0.0
-        for step, d in zip(self.steps, durations):
+        for step, d in zip(self.steps, durations, strict=False):
             events.append({"name": step.title, "cat": step.kind, "ph": "X", "pid": 1, "tid": 1,
                            "ts": round(t * 1e6, 3), "dur": round(d * 1e6, 3),
                            "args": {"step": step.index, "where": step.where(),

@@ -67,7 +67,7 @@ class _Generator:
             src.emit("        V = ctx.variables")
             if traced:
                 src.emit("        TR.append(clock())")
-            for step, lines in zip(plan.steps, body_lines):
+            for step, lines in zip(plan.steps, body_lines, strict=False):
                 for text, body in lines:
                     src.emit("        " + text, step.index, body)
                 if traced:
@@ -90,7 +90,7 @@ class _Generator:
         i = step.index
         ins = ", ".join(f"s{k}" for k in step.inputs)
         outs = [f"s{k}" for k in step.outputs]
-        for k, slot in zip(step.outputs, (self.plan.slots[o] for o in step.outputs)):
+        for k, slot in zip(step.outputs, (self.plan.slots[o] for o in step.outputs), strict=False):
             if slot.kind in ("arena", "scratch") and f"s{k}" not in self.closure:
                 self.closure.append(f"s{k}")
         if step.kind == "read":
@@ -141,7 +141,7 @@ class _Generator:
         if acc:
             tile_vars.remove(red_out)
             combine, init = _ACCUMULATE[red]
-            lines.append((f"{red_out}.fill({init!r})", None))
+            lines.append((f"{red_out}.fill({self._bind(f'z{i}', init)})", None))
         if tiled:
             tiles = f"T{i}"
             self.closure.append(tiles)
@@ -159,7 +159,7 @@ class _Generator:
             if is_sliced:
                 lines.append((f"{indent}x{k} = s{step.inputs[k]}[i:j]", None))
         names = []
-        for j, (fop, (w, s)) in enumerate(zip(step.body, step.body_slots)):
+        for j, (fop, (w, s)) in enumerate(zip(step.body, step.body_slots, strict=False)):
             args = []
             for kind, a in fop.args:
                 if kind == "in":
@@ -255,7 +255,7 @@ class NumpyExecutable:
             raise
         except Exception as e:  # noqa: BLE001
             raise self._error(e, ctx) from e
-        durations = [b - a for a, b in zip(marks, marks[1:])]
+        durations = [b - a for a, b in zip(marks, marks[1:], strict=False)]
         return results, durations, marks[0]
 
     def _error(self, exc, ctx):

@@ -64,10 +64,10 @@ def _avals(op, ins):
     static = [(t.dtype, t.shape) for t in op.outputs]
     if op.op.infer is None or not ins:
         return static
-    if all(_same(n.avals[i][1], t.shape) for (n, i), t in zip(ins, op.inputs)):
+    if all(_same(n.avals[i][1], t.shape) for (n, i), t in zip(ins, op.inputs, strict=False)):
         return static                      # nothing became more concrete: keep the rule's answer
     abstract = [_Abstract(n.avals[i][0], n.avals[i][1], t.name)
-                for (n, i), t in zip(ins, op.inputs)]
+                for (n, i), t in zip(ins, op.inputs, strict=False)]
     try:
         avals = op.op.infer(abstract, dict(op.attrs))
     except Exception:  # a rule that needs more than shapes: the static answer is still right

@@ -19,8 +19,9 @@ from .program import Program
 
 def _safe_ops():
     # a ufunc kernel, or one of ours whose every write follows the read of the same element
-    return frozenset(op for op in REGISTRY.values()
-                     if op.kind == "elementwise" and isinstance(op.numpy, np.ufunc)) | {SIGMOID, RSQRT}
+    ufuncs = {op for op in REGISTRY.values()
+              if op.kind == "elementwise" and isinstance(op.numpy, np.ufunc)}
+    return frozenset(ufuncs | {SIGMOID, RSQRT})
 
 
 SAFE_INPLACE = _safe_ops()

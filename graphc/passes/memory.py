@@ -173,7 +173,7 @@ def pack(slots) -> int:
         order = np.argsort(lo)
         lo, hi = lo[order], hi[order]
         best, best_gap, cursor = None, None, 0
-        for a, b in zip(lo.tolist(), hi.tolist()):
+        for a, b in zip(lo.tolist(), hi.tolist(), strict=False):
             gap = a - cursor
             if gap >= size and (best_gap is None or gap < best_gap):
                 best, best_gap = cursor, gap
@@ -191,7 +191,7 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     steps = steps_of(program)
     slot_of, slots = value_slots(program, steps)
     lifetimes(program, steps, slot_of)
-    for i, n in enumerate(steps):        # in-place: the output takes the dying input's slot
+    for _i, n in enumerate(steps):        # in-place: the output takes the dying input's slot
         pos = program.annotations.get("inplace", {}).get(n)
         if pos is not None:
             inp, out = slot_of[n.inputs[pos]], slot_of[(n, 0)]

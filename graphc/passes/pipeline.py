@@ -25,7 +25,7 @@ PHASES = [
     ("cse_again", 1, cse),           # ... and new duplicates
     ("prune_again", 1, prune),       # drop what the rewrites left unused
     ("fusion", 2, fuse),             # elementwise runs (+ a final reduction) -> one kernel
-    ("inplace", 2, inplace),         # a dying input's buffer takes the result
+    ("inplace", 1, inplace),         # a dying input's buffer takes the result
     ("memory", 0, plan_memory),      # liveness intervals packed into one arena
 ]
 

@@ -152,7 +152,8 @@ def rewrite(program: Program, rule) -> Program:
     for node in program.schedule():
         ins = tuple(subst.get(v, v) for v in node.inputs)
         ctrls = tuple(node_subst.get(c, c) for c in node.controls)
-        new = node if ins == node.inputs and ctrls == node.controls else node.with_inputs(ins, ctrls)
+        same = ins == node.inputs and ctrls == node.controls
+        new = node if same else node.with_inputs(ins, ctrls)
         repl = rule(new)
         if repl is None:
             nodes.append(new)

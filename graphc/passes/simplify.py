@@ -286,21 +286,21 @@ def local_log_softmax(node):
 
 # --- the pass ---------------------------------------------------------------------------------
 
+def _apply_rules(node, fired):
+    if node.controls or node.op.stateful:
+        return None             # its ordering constraints must survive
+    for rule in RULES:
+        repl = rule(node)
+        if repl is not None:
+            fired.append(rule.__name__)
+            return repl
+    return None
+
+
 def simplify(program: Program) -> Program:
     for _ in range(_MAX_ROUNDS):
-        fired = [0]
-
-        def apply_rules(node):
-            if node.controls or node.op.stateful:
-                return None             # its ordering constraints must survive
-            for rule in RULES:
-                repl = rule(node)
-                if repl is not None:
-                    fired[0] += 1
-                    return repl
-            return None
-
-        program = rewrite(program, apply_rules)
-        if not fired[0]:
+        fired: list = []
+        program = rewrite(program, lambda node, fired=fired: _apply_rules(node, fired))
+        if not fired:
             break
     return program

@@ -1,0 +1,166 @@
+"""Each pass on hand-built graphs: pruning, CSE, folding, algebraic identities, patterns."""
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.ops import elementwise as E
+from graphc.ops.array import TRANSPOSE
+from graphc.ops.sources import CONST
+from graphc.passes.cse import cse
+from graphc.passes.fold import fold
+from graphc.passes.importer import import_graph
+from graphc.passes.prune import prune
+from graphc.passes.simplify import simplify
+
+
+def program(fetches, feeds):
+    graph = gc.get_default_graph()
+    return import_graph(graph, fetches, [], feeds)
+
+
+def optimize(p):
+    """Prune, fold, simplify and prune what they left unused."""
+    return prune(simplify(fold(prune(p))))
+
+
+def ops(p):
+    return [n.op.name for n in p.schedule()]
+
+
+def run_both(fetch, feeds):
+    """The reference and the optimized executors on the same feeds."""
+    outs = []
+    for level in (0, 2):
+        with gc.Session(optimize=level) as sess:
+            outs.append(sess.run(fetch, feeds))
+    return outs
+
+
+def test_prune_keeps_only_what_the_fetch_needs_and_feeds_cut_the_graph():
+    x = gc.placeholder(gc.float32, (3,))
+    a = gc.exp(x)
+    b = gc.log(a)
+    gc.sin(x)                               # an unrelated branch
+    p = prune(program([b], {a: (3,)}))      # a is fed: exp never runs
+    assert ops(p) == ["feed", "log"]
+
+
+def test_cse_merges_identical_pure_nodes_and_their_constants():
+    x = gc.placeholder(gc.float32, (3,))
+    y = gc.exp(x * 2.0) + gc.exp(x * 2.0)
+    p = cse(prune(program([y], {x: (3,)})))
+    assert ops(p).count("exp") == 1 and ops(p).count("multiply") == 1
+    assert sum(n.op is CONST for n in p.nodes) == 1
+
+
+def test_cse_never_merges_random_draws():
+    a = gc.random_uniform((3,), seed=1)
+    b = gc.random_uniform((3,), seed=1)
+    p = cse(prune(program([a + b], {})))
+    assert ops(p).count("random_uniform") == 2
+
+
+def test_fold_evaluates_constant_subgraphs():
+    x = gc.placeholder(gc.float32, (3,))
+    c = gc.exp(gc.constant([0.0, 1.0, 2.0])) * 2.0
+    p = prune(fold(prune(program([x + c], {x: (3,)}))))
+    assert ops(p).count("exp") == 0
+    const = [n for n in p.nodes if n.op is CONST][0]
+    np.testing.assert_allclose(const.attrs["value"], np.exp([0.0, 1.0, 2.0]) * 2, rtol=1e-6)
+    assert const.sources, "a folded constant keeps the ops it replaced"
+
+
+def test_fold_uses_the_feed_shape_for_shape_only_inputs():
+    x = gc.placeholder(gc.float32, (None, 2))
+    ones = gc.ones_like(x)                   # fill_like: its value depends on x's shape only
+    p = prune(fold(prune(program([ones], {x: (4, 2)}))))
+    assert ops(p) == ["const"]
+    assert p.nodes[-1].attrs["value"].shape == (4, 2)
+
+
+@pytest.mark.parametrize("build", [
+    lambda x: x * 1.0, lambda x: 1.0 * x, lambda x: x + 0.0, lambda x: 0.0 + x,
+    lambda x: x - 0.0, lambda x: x / 1.0, lambda x: gc.neg(-x), lambda x: gc.identity(x),
+    lambda x: gc.stop_gradient(x), lambda x: x ** 1.0,
+])
+def test_identities_disappear(build):
+    x = gc.placeholder(gc.float32, (3,))
+    y = gc.exp(build(x))
+    p = optimize(program([y], {x: (3,)}))
+    assert ops(p) == ["feed", "exp"]
+
+
+def test_identity_that_would_change_the_shape_stays():
+    x = gc.placeholder(gc.float32, (3,))
+    y = x * np.ones((2, 3), np.float32)      # broadcasts x up: not an identity
+    p = optimize(program([y], {x: (3,)}))
+    assert "multiply" in ops(p)
+
+
+def test_transpose_of_transpose():
+    x = gc.placeholder(gc.float32, (2, 3, 4))
+    back = gc.transpose(gc.transpose(x, (1, 2, 0)), (2, 0, 1))
+    assert ops(optimize(program([back], {x: (2, 3, 4)}))) == ["feed"]
+    other = gc.transpose(gc.transpose(x, (1, 2, 0)), (1, 0, 2))
+    p = optimize(program([other], {x: (2, 3, 4)}))
+    perms = [n.attrs["perm"] for n in p.nodes if n.op is TRANSPOSE]
+    assert perms == [(2, 1, 0)]
+    X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    ref, opt = run_both(other, {x: X})
+    np.testing.assert_array_equal(ref, opt)
+
+
+def test_reshape_chain_collapses():
+    x = gc.placeholder(gc.float32, (2, 6))
+    y = gc.reshape(gc.reshape(gc.reshape(x, (3, 4)), (12,)), (4, 3))
+    p = optimize(program([y], {x: (2, 6)}))
+    assert ops(p) == ["feed", "reshape"]
+
+
+def test_x_squared_becomes_square():
+    x = gc.placeholder(gc.float32, (3,))
+    p = optimize(program([x ** 2], {x: (3,)}))
+    assert ops(p) == ["feed", "square"]
+
+
+def test_sigmoid_pattern_is_recognised():
+    x = gc.placeholder(gc.float64, (5,))
+    y = 1.0 / (1.0 + gc.exp(-x))
+    p = optimize(program([y], {x: (5,)}))
+    assert ops(p) == ["feed", "sigmoid"]
+    X = np.linspace(-3, 3, 5)
+    ref, opt = run_both(y, {x: X})
+    np.testing.assert_allclose(opt, ref, rtol=1e-14)
+
+
+def test_softplus_pattern_becomes_the_stable_form():
+    x = gc.placeholder(gc.float32, (3,))
+    y = gc.log(1.0 + gc.exp(x))
+    p = optimize(program([y], {x: (3,)}))
+    assert "log" not in ops(p) and "log1p" in ops(p)
+    with gc.Session() as sess:
+        out = sess.run(y, {x: np.array([-200.0, 0.0, 200.0], np.float32)})
+    np.testing.assert_allclose(out, [0.0, np.log(2.0), 200.0], rtol=1e-6)  # no overflow
+
+
+def test_log_of_softmax_becomes_log_softmax():
+    x = gc.placeholder(gc.float32, (2, 4))
+    e = gc.exp(x)
+    y = gc.log(e / gc.reduce_sum(e, axis=1, keepdims=True))
+    p = optimize(program([y], {x: (2, 4)}))
+    assert ops(p).count("log") == 1 and "divide" not in ops(p)
+    X = np.array([[1.0, 2.0, 3.0, 4.0], [-100.0, 0.0, 1.0, 2.0]], np.float32)
+    with gc.Session() as sess:
+        out = sess.run(y, {x: X})
+    assert np.isfinite(out).all()                 # the unrewritten form gives log(0) = -inf
+    expected = X - np.log(np.exp(X).sum(axis=1, keepdims=True))
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+def test_rewritten_nodes_keep_their_source_locations():
+    x = gc.placeholder(gc.float32, (3,))
+    y = 1.0 / (1.0 + gc.exp(-x))
+    p = optimize(program([y], {x: (3,)}))
+    sig = [n for n in p.nodes if n.op is E.SIGMOID][0]
+    assert sig.sources and all(s.location.file == __file__ for s in sig.sources)
