@@ -95,7 +95,12 @@ def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_g
     if len(grad_ys) != len(ys):
         raise GradientError(f"gradients() got {len(grad_ys)} grad_ys for {len(ys)} ys",
                             user_location())
+    # gradient nodes join the ys' graph even when another graph is the default
+    with graph.as_default():
+        return _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops)
 
+
+def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
     grads: dict = {}
     for y, gy in zip(ys, grad_ys, strict=True):
         if not _differentiable(y):

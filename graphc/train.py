@@ -104,6 +104,10 @@ class Optimizer:
             if g.dtype is not v.dtype:
                 raise DTypeError(f"the gradient {g.describe()} of {v.describe()} has another "
                                  "dtype than the variable", user_location())
+        with graph.as_default():   # the step joins the variables' graph, whatever the default
+            return self._build_step(graph, live, global_step, name)
+
+    def _build_step(self, graph, live, global_step, name):
         with graph.control_dependencies(None):   # slots initialize on their own
             for _, v in live:
                 self._create_slots(v)

@@ -255,3 +255,18 @@ def test_custom_gradient_with_two_arguments_one_a_number():
     (gx,) = gc.gradients(y, [x])
     with gc.Session() as sess:
         np.testing.assert_allclose(sess.run(gx, {x: [1.0, 2.0]}), [3.0, 3.0])
+
+
+def test_gradients_and_minimize_build_in_the_loss_graph_not_the_default_one():
+    g = gc.Graph()
+    with g.as_default():
+        w = gc.Variable(np.ones(2), name="w")
+        loss = gc.reduce_sum(w * w)
+    (grad,) = gc.gradients(loss, [w])                 # outside the with block
+    train = gc.train.AdamOptimizer(0.1).minimize(loss)
+    assert grad.graph is g and train.graph is g
+    assert len(gc.get_default_graph()) == 0
+    with gc.Session(graph=g) as sess:
+        sess.run(gc.variables_initializer(g.get_collection("variables")))
+        sess.run(train)
+        assert sess.run(loss) < 2.0

@@ -188,7 +188,8 @@ def group(*inputs, name=None):
         inputs = tuple(inputs[0])
     ops = [t.op if isinstance(t, Tensor) else t for t in inputs if t is not None]
     graph = ops[0].graph if ops else get_default_graph()
-    with graph.control_dependencies(ops):
+    # as_default: the no_op has no inputs, so it would otherwise join the default graph
+    with graph.as_default(), graph.control_dependencies(ops):
         return NO_OP.build([], {}, name=name or "group_deps")
 
 
