@@ -9,6 +9,7 @@ the graph's ``"layers"`` collection, which ``graph.summary()`` prints as a table
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 from .errors import GraphcError, ShapeError, UnimplementedError, user_location
@@ -100,8 +101,8 @@ class Layer:
         return out
 
     def default_name(self):
-        import re
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        # MaxPooling2D -> max_pooling2d, BatchNormalization -> batch_normalization (TF's names)
+        return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", type(self).__name__).lower()
 
     def build(self, x):
         pass

@@ -104,3 +104,22 @@ def test_sequential_shares_variables_between_calls_and_summary():
 def test_dense_needs_a_static_feature_dimension():
     with pytest.raises(gc.ShapeError, match="last dimension"):
         gc.layers.dense(gc.placeholder(gc.float32, (None, None)), 3)
+
+
+def test_conv2d_and_max_pooling_layers_train():
+    gc.set_random_seed(0)
+    x = gc.placeholder(gc.float32, (None, 6, 6, 1))
+    h = gc.layers.conv2d(x, 4, 3, padding="same", activation=gc.relu)
+    p = gc.layers.max_pooling2d(h, 2, 2)
+    assert h.shape == (None, 6, 6, 4) and p.shape == (None, 3, 3, 4)
+    out = gc.layers.dense(gc.layers.flatten(p), 1)
+    loss = gc.reduce_mean(gc.square(out - 1.0))
+    train = gc.train.AdamOptimizer(0.05).minimize(loss)
+    assert [v.op.name for v in gc.trainable_variables()][:2] == ["conv2d/kernel", "conv2d/bias"]
+    xv = np.random.default_rng(0).random((8, 6, 6, 1)).astype(np.float32)
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        first = sess.run(loss, {x: xv})
+        for _ in range(30):
+            sess.run(train, {x: xv})
+        assert sess.run(loss, {x: xv}) < 0.1 * first
