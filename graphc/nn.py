@@ -8,7 +8,8 @@ from graphc's — those few adapters say how below. Later issues append to this 
 
 from __future__ import annotations
 
-from .ops.array import gather, stop_gradient
+from .errors import GraphcError, user_location
+from .ops.array import gather, identity, stop_gradient
 from .ops.elementwise import maximum, sigmoid, sqrt, tanh
 from .ops.nn import (
     bias_add,
@@ -63,7 +64,6 @@ def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None
     Kept elements are scaled by ``1 / keep_prob``; ``training=False`` (or a bool tensor that
     is false) makes it the identity."""
     if (keep_prob is None) == (rate is None):
-        from .errors import GraphcError, user_location
         raise GraphcError("gc.nn.dropout needs exactly one of keep_prob (TF 1.x) or rate=",
                           user_location())
     if rate is None:
@@ -76,7 +76,8 @@ def l2_normalize(x, axis=None, epsilon=1e-12, name=None):
     """``x / sqrt(max(sum(x ** 2, axis), epsilon))``."""
     x = convert(x)
     norm2 = reduce_sum(x * x, axis=axis, keepdims=True)
-    return x / sqrt(maximum(norm2, epsilon))
+    out = x / sqrt(maximum(norm2, epsilon))
+    return out if name is None else identity(out, name=name)
 
 
 def embedding_lookup(params, ids, name=None):
