@@ -293,7 +293,11 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     if isinstance(value, Tensor):
         raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
                         "feed numpy arrays or Python values", loc)
-    arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    try:
+        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
+    except (TypeError, ValueError) as e:  # ragged nested lists, say
+        raise FeedError(f"cannot feed {type(value).__name__} value for {t.describe()}: {e}",
+                        loc) from None
     if arr.dtype.kind not in "biuf":
         raise FeedError(f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}", loc)
     same_kind = np.can_cast(arr.dtype, want.np, casting="same_kind")

@@ -126,6 +126,14 @@ def test_feed_static_shape_is_checked():
         assert sess.run(x + 1.0, {x: np.zeros((7, 3))}).shape == (7, 3)  # None: any size
 
 
+def test_malformed_feed_values_are_feed_errors():
+    x = gc.placeholder(gc.float32, shape=(None, 2), name="x")
+    with gc.Session() as sess:
+        for bad in ([[1.0, 2.0], [3.0]], None, "abc", {"a": 1}):
+            with pytest.raises(gc.FeedError, match="x:0"):
+                sess.run(x + 1.0, {x: bad})
+
+
 def test_symbolic_dims_must_agree_across_feeds():
     x = gc.placeholder(gc.float32, shape=("N", 2), name="x")
     y = gc.placeholder(gc.float32, shape=("N",), name="y")
