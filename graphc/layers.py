@@ -88,7 +88,8 @@ class Layer:
         x = convert(inputs)
         graph = x.graph
         with graph.as_default():
-            if not self.built:
+            first = not self.built
+            if first:
                 # the first call claims a unique scope ("dense", "dense_1"); later calls reuse it
                 with graph.name_scope(self.name or self.default_name()) as scope:
                     self._scope = scope
@@ -96,8 +97,9 @@ class Layer:
                 self.built = True
             with graph.name_scope(self._scope):
                 out = self.call(x, training)
-        graph.add_to_collection(LAYERS, LayerRecord(self._scope.rstrip("/"), self.kind, out,
-                                                    list(self.variables)))
+        if first:   # one summary row per layer, however often it is called
+            graph.add_to_collection(LAYERS, LayerRecord(self._scope.rstrip("/"), self.kind, out,
+                                                        list(self.variables)))
         return out
 
     def default_name(self):
@@ -150,9 +152,6 @@ class Dense(Layer):
         self.units, self.activation, self.use_bias = units, activation, use_bias
         self.kernel_initializer = kernel_initializer or glorot_uniform_initializer()
         self.bias_initializer = bias_initializer or zeros_initializer()
-
-    def default_name(self):
-        return "dense"
 
     def build(self, x):
         _float(x, "dense")

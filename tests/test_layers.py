@@ -123,3 +123,13 @@ def test_conv2d_and_max_pooling_layers_train():
         for _ in range(30):
             sess.run(train, {x: xv})
         assert sess.run(loss, {x: xv}) < 0.1 * first
+
+
+def test_summary_lists_each_layer_once():
+    model = gc.layers.Sequential([gc.layers.Dense(2), gc.layers.Dense(1)])
+    x = gc.placeholder(gc.float32, (None, 3))
+    model(x)
+    model(x)
+    text = model.summary(print_fn=lambda s: None)
+    assert text.count("(Dense)") == 2 and "dense_1 (Dense)" in text
+    assert "Total params: 11" in text
