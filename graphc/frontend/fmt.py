@@ -182,8 +182,10 @@ def format_source(text: str, filename: str = "<string>") -> str:
             if not between or between[0].line > prev_end + 1:
                 lines.append("")
         flush_comments(meta.line, indent)
-        tail = trailing.get(meta.end_line)
-        lines.append(indent + stmt_text + (f"  {tail.rstrip()}" if tail else ""))
+        # comments at the ends of the lines a statement spans follow it (none is dropped)
+        tails = [trailing.pop(n).rstrip() for n in range(meta.line, meta.end_line + 1)
+                 if n in trailing]
+        lines.append(indent + stmt_text + "".join(f"  {t}" for t in tails))
 
     layout = _Layout()
     first = True
@@ -194,15 +196,18 @@ def format_source(text: str, filename: str = "<string>") -> str:
         if item.data == "model":
             flush_comments(item.meta.line, "")
             name = item.children[0].children[0].value
-            tail = trailing.get(item.meta.line)
+            stmts = item.children[1:]
+            shares_line = stmts and stmts[0].meta.line == item.meta.line
+            tail = None if shares_line else trailing.pop(item.meta.line, None)
             lines.append(f"model {name} {{" + (f"  {tail.rstrip()}" if tail else ""))
             prev_end = None
-            for stmt in item.children[1:]:
+            for stmt in stmts:
                 text_, meta = _statement(layout, stmt)
                 emit(text_, meta, "  ", prev_end)
                 prev_end = meta.end_line
             flush_comments(item.meta.end_line, "  ")
-            lines.append("}")
+            tail = trailing.pop(item.meta.end_line, None)
+            lines.append("}" + (f"  {tail.rstrip()}" if tail else ""))
         else:
             text_, meta = _statement(layout, item)
             emit(text_, meta, "", None)

@@ -1,0 +1,135 @@
+"""The graphc command, run as a user runs it (a subprocess): every command and exit code."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+LIN = """\
+# a line through the points
+model lin {
+  input x : f32[N, 1]
+  input y : f32[N, 1]
+  param w : f32[1, 1] = zeros()
+  param b : f32[1] = zeros()
+  pred = x @ w + b
+  loss = reduce_mean((pred - y) ** 2)
+  output pred, loss
+  train loss with sgd(lr=0.5)
+}
+"""
+
+
+def graphc(*args, cwd):
+    proc = subprocess.run([sys.executable, "-m", "graphc.cli", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def work(tmp_path):
+    (tmp_path / "lin.g").write_text(LIN)
+    x = np.linspace(0, 1, 17, dtype=np.float32)[:, None]
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "y.csv", 3 * x + 1, delimiter=",")
+    np.savez(tmp_path / "data.npz", x=x, y=3 * x + 1)
+    return tmp_path
+
+
+def test_check_and_compile_report_peak_memory(work):
+    p = graphc("check", "lin.g", cwd=work)
+    assert p.returncode == 0 and "model lin: ok" in p.stdout and "peak memory" in p.stdout
+    p = graphc("compile", "lin.g", "--dim", "N=17", "-O", "1", cwd=work)
+    assert p.returncode == 0, p.stderr
+    assert "peak memory:" in p.stdout and "N=17" in p.stdout and "optimize=1" in p.stdout
+    assert "prune" in p.stdout and "train:   loss with sgd(lr=0.5)" in p.stdout
+
+
+def test_compile_emits_ir_dot_and_py(work):
+    p = graphc("compile", "lin.g", "--emit", "ir", cwd=work)
+    assert p.returncode == 0 and p.stdout.startswith("# plan:") and "fetch %" in p.stdout
+    p = graphc("compile", "lin.g", "--emit", "dot", "-o", "lin.dot", cwd=work)
+    dot = (work / "lin.dot").read_text()
+    assert p.returncode == 0 and "cluster_before" in dot and "cluster_after" in dot
+    p = graphc("compile", "lin.g", "--emit", "py", "-o", "lin_model.py", cwd=work)
+    assert p.returncode == 0 and "def train_step(feeds):" in (work / "lin_model.py").read_text()
+
+
+def test_run_trains_saves_and_restores(work):
+    p = graphc("run", "lin.g", "--feed", "x=x.npy", "--feed", "y=y.csv", "--train", "200",
+               "--save", "ckpt", "--fetch", "loss", cwd=work)
+    assert p.returncode == 0, p.stderr
+    assert "200/200" in p.stderr and "loss" in p.stderr  # the progress bar
+    final = float(p.stdout.split("loss = ")[-1])
+    assert final < 1e-6
+    p = graphc("run", "lin.g", "--feed", "data.npz", "--restore", "ckpt", "--fetch", "w,b",
+               cwd=work)
+    assert p.returncode == 0, p.stderr
+    w = float(p.stdout.split("w = [[")[1].split("]")[0])
+    assert abs(w - 3.0) < 1e-3
+
+
+def test_fmt_prints_checks_and_rewrites(work):
+    messy = "model m{input x:f32[N,2]   # in\n  y=x*2.0+ x\noutput y}\n"
+    (work / "m.g").write_text(messy)
+    p = graphc("fmt", "m.g", cwd=work)
+    assert p.returncode == 0
+    assert p.stdout == ("model m {\n  input x : f32[N, 2]  # in\n  y = x * 2.0 + x\n"
+                        "  output y\n}\n")
+    assert graphc("fmt", "--check", "m.g", cwd=work).returncode == 1
+    assert graphc("fmt", "-i", "m.g", cwd=work).returncode == 0
+    assert (work / "m.g").read_text() == p.stdout
+    assert graphc("fmt", "--check", "m.g", cwd=work).returncode == 0
+
+
+def test_viz_writes_svg_or_dot(work):
+    p = graphc("viz", "lin.g", "-o", "g.svg", cwd=work)
+    assert p.returncode == 0, p.stderr
+    out = work / "g.svg" if (work / "g.svg").exists() else work / "g.dot"
+    text = out.read_text()
+    assert ("<svg" in text) if out.suffix == ".svg" else text.startswith("digraph")
+
+
+@pytest.mark.parametrize("src, line, words", [
+    ("model m {\n  input x : f32[N, 3]\n  y = x @@ x\n}", 3, "syntax error"),
+    ("model m {\n  input x : f32[N, 3]\n  param w : f32[4, 2] = zeros()\n  y = x @ w\n}",
+     4, "matmul"),
+])
+def test_user_errors_exit_1_with_location_and_caret(work, src, line, words):
+    (work / "bad.g").write_text(src)
+    for cmd in ("check", "compile"):
+        p = graphc(cmd, "bad.g", cwd=work)
+        assert p.returncode == 1
+        first = p.stderr.splitlines()[0]
+        assert first.startswith(f"error: bad.g:{line}:") and words in first
+        assert "^" in p.stderr.splitlines()[-1]
+
+
+def test_other_user_errors_exit_1(work):
+    assert graphc("check", "missing.g", cwd=work).returncode == 1
+    p = graphc("run", "lin.g", "--feed", "z=x.npy", cwd=work)
+    assert p.returncode == 1 and "no input 'z'" in p.stderr
+    p = graphc("run", "lin.g", "--feed", "x=x.npy", cwd=work)
+    assert p.returncode == 1 and "'y'" in p.stderr  # the missing feed is named
+    (work / "bad.npy").write_bytes(b"not an array")
+    p = graphc("run", "lin.g", "--feed", "x=bad.npy", "--feed", "y=y.csv", cwd=work)
+    assert p.returncode == 1 and "cannot read bad.npy" in p.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("bogus",), ("compile",), ("run", "lin.g", "--train", "0"),
+                                  ("compile", "lin.g", "--emit", "exe"),
+                                  ("compile", "lin.g", "-O", "7")])
+def test_bad_usage_exits_2(work, args):
+    p = graphc(*args, cwd=work)
+    assert p.returncode == 2 and "usage:" in p.stderr
+
+
+def test_python_dash_m_graphc_is_the_cli(work):
+    p = subprocess.run([sys.executable, "-m", "graphc", "check", "lin.g"], cwd=work,
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and "model lin: ok" in p.stdout
