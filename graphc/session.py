@@ -193,13 +193,16 @@ class Session:
     def _build_executable(self, fetch_tensors, fetch_ops, feeds):
         """optimize=0 (or check_numerics) interprets; otherwise compile a plan for exactly
         these fetches, fed tensors and feed shapes (unknown dims become the fed sizes)."""
-        if self.optimize == 0 or self.check_numerics or self.backend != "numpy":
+        if self.check_numerics or (self.optimize == 0 and self.backend != "cupy"):
             return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys())
         from .backends.numpy_backend import NumpyExecutable
         from .compiler import compile as compile_plan
         plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
                             feed_shapes={t: v.shape for t, v in feeds.items()},
                             backend=self.backend)
+        if self.backend == "cupy":        # the GPU runs plans at every level, even 0
+            from .backends.cupy_backend import make_cupy_executable
+            return make_cupy_executable(plan)
         return NumpyExecutable(plan)
 
     # -- fetches and feeds -------------------------------------------------------------------
