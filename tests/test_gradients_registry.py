@@ -43,6 +43,25 @@ def test_op_gradient_matches_finite_differences(opdef, arrays, attrs):
     gc.test.check_gradients(build, arrays, **kw)
 
 
+@pytest.mark.parametrize("opdef,arrays,attrs", list(_cases()))
+def test_op_second_derivative_matches_finite_differences(opdef, arrays, attrs):
+    """The gradient of each op's gradient (Hessian-vector products need it). A sine of the
+    outputs makes the outer function non-linear, so second derivatives of the op count."""
+    kw = {"delta": 1e-3, "rtol": 1e-3, "atol": 1e-3} if _low_precision(opdef, arrays, attrs) \
+        else {}
+
+    def grad_of(*xs):
+        node = opdef.build(list(xs), dict(attrs))
+        terms = [gc.reduce_sum(gc.sin(gc.cast(t, gc.float64)))
+                 for t in node.outputs if t.dtype.is_floating]
+        loss = terms[0]
+        for t in terms[1:]:
+            loss = loss + t
+        return gc.gradients(loss, [x for x in xs if x.dtype.is_floating], unconnected="zero")
+
+    gc.test.check_gradients(grad_of, arrays, **kw)
+
+
 def test_every_differentiable_op_has_a_rule_and_samples():
     missing = [n for n, o in REGISTRY.items()
                if o.differentiable and not o.stateful and not o.extra.get("user_gradient")
