@@ -81,7 +81,8 @@ def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_g
 
     ``grad_ys`` weight each y (default ones). For an x with no path to any y the result is
     ``None`` (``unconnected="none"``), zeros (``"zero"``), or a GradientError explaining
-    which op cuts the path (``"raise"``)."""
+    which op cuts the path (``"raise"``). Tensors in ``stop_gradients`` are treated as
+    constants, as if wrapped in ``stop_gradient``."""
     ys, xs = _as_list(ys), _as_list(xs)
     if unconnected not in ("none", "zero", "raise"):
         raise GraphcError(f"unconnected must be 'none', 'zero' or 'raise', not {unconnected!r}")
@@ -180,7 +181,6 @@ def _check_rule(op, in_grads):
 
 def explain_unconnected(ys, x) -> str:
     """Why ``x`` gets no gradient from ``ys``: no path at all, or the op that cuts it."""
-    from .ir.graph import Graph  # noqa: F401  (documentation: works on any graph)
     reach = set()
     stack = [y.op for y in ys]
     while stack:
@@ -195,8 +195,9 @@ def explain_unconnected(ys, x) -> str:
                 "(is it the variable you meant, or is a layer missing from the loss?)")
     if not _differentiable(x):
         return f"{x.describe()} is {x.dtype}: integer and bool tensors have no gradient"
+    downstream = _downstream(x, reach)
     for op in sorted(reach, key=lambda o: o.id):
-        if any(t is x or t.op in _downstream(x, reach) for t in op.inputs):
+        if any(t is x or t.op in downstream for t in op.inputs):
             if op.op.grad is None or not op.op.differentiable or \
                     all(not _differentiable(t) for t in op.outputs):
                 return (f"no gradient flows from {names} to {x.describe()}: the path goes through "
@@ -205,6 +206,7 @@ def explain_unconnected(ys, x) -> str:
 
 
 def _downstream(x, within):
+    """The ops of ``within`` that depend on ``x``."""
     seen = {x.op}
     for op in sorted(within, key=lambda o: o.id):
         if any(t.op in seen for t in op.inputs):

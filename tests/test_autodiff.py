@@ -270,3 +270,12 @@ def test_gradients_and_minimize_build_in_the_loss_graph_not_the_default_one():
         sess.run(gc.variables_initializer(g.get_collection("variables")))
         sess.run(train)
         assert sess.run(loss) < 2.0
+
+
+def test_stop_gradients_argument_treats_tensors_as_constants():
+    x = gc.placeholder(gc.float64, ())
+    h = x * x
+    y = h * x                                          # x^3, but with h held constant: h
+    (g,) = gc.gradients(y, [x], stop_gradients=[h])
+    with gc.Session() as sess:
+        assert sess.run(g, {x: 2.0}) == pytest.approx(4.0)
