@@ -44,9 +44,9 @@ class Optimizer:
     _default_name = "Optimizer"
 
     def __init__(self, learning_rate, use_locking=False, name=None):
-        if isinstance(learning_rate, (int, float)) and not learning_rate > 0:
-            raise GraphcError(f"{type(self).__name__}: learning_rate must be positive, got "
-                              f"{learning_rate!r}", user_location())
+        if not isinstance(learning_rate, (int, float, Tensor)) and not callable(learning_rate):
+            raise GraphcError(f"{type(self).__name__}: learning_rate must be a number or a "
+                              f"tensor, got {learning_rate!r}", user_location())
         self._learning_rate = learning_rate
         self._name = name or self._default_name
         self._slots: dict = {}          # (var, slot name) -> Variable

@@ -209,3 +209,19 @@ def test_variables_initializer_initializes_only_its_list():
         assert sess.run(a) == 1.0
         with pytest.raises(gc.UninitializedError, match="'b'"):
             sess.run(b)
+
+
+def test_exponential_decay_learning_rate_follows_the_global_step():
+    step = gc.train.get_or_create_global_step()
+    lr = gc.train.exponential_decay(0.5, step, decay_steps=2, decay_rate=0.1, staircase=True)
+    w, loss = _quadratic()
+    train = gc.train.GradientDescentOptimizer(lr).minimize(loss, global_step=step)
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        rates = []
+        for _ in range(5):
+            rates.append(sess.run(lr))
+            sess.run(train)
+    np.testing.assert_allclose(rates, [0.5, 0.5, 0.05, 0.05, 0.005], rtol=1e-6)
+    with pytest.raises(gc.GraphcError, match="learning_rate"):
+        gc.train.GradientDescentOptimizer("fast")
