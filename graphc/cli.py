@@ -208,7 +208,9 @@ def cmd_compile(args) -> int:
     graph = _load(args)
     if args.emit == "py":
         from .backends.standalone import emit_module
-        source = emit_module(graph, source_name=os.path.basename(args.model_file))
+        params = _restored_values(graph, args.restore) if args.restore else None
+        source = emit_module(graph, source_name=os.path.basename(args.model_file),
+                             params=params)
         return _write(args.output, source)
     plan, used = _plan(graph, args)
     if args.emit == "dot":
@@ -220,6 +222,19 @@ def cmd_compile(args) -> int:
     lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
     lines.append(plan.report())
     return _write(args.output, "\n".join(lines) + "\n")
+
+
+def _restored_values(graph, path) -> dict:
+    """The variables' values in checkpoint ``path`` (restored through gc.train.Saver)."""
+    from .checkpoint import Saver
+    from .ops.state import GLOBAL_VARIABLES
+    from .session import Session
+    variables = graph.get_collection(GLOBAL_VARIABLES)
+    with graph.as_default():
+        saver = Saver(graph=graph)
+    with Session(graph=graph, optimize=0) as sess:
+        saver.restore(sess, path)
+        return {v.op.name: sess.run(v) for v in variables}
 
 
 def _write(path, text) -> int:
@@ -399,6 +414,8 @@ def _parser() -> argparse.ArgumentParser:
     compiled(c)
     c.add_argument("--emit", choices=("report", "py", "dot", "ir"), default="report")
     c.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    c.add_argument("--restore", metavar="CKPT",
+                   help="with --emit py: start the module's parameters from this checkpoint")
     c.set_defaults(run=cmd_compile)
 
     c = model_cmd("run", "run a model on feeds from .npy/.npz/.csv files, optionally training")

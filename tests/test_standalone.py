@@ -1,0 +1,128 @@
+"""--emit py: the generated module runs and trains with numpy alone, in a subprocess where
+graphc cannot be imported, and agrees with a Session on the same graph."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import graphc as gc
+from graphc.backends.standalone import emit_module
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+# Runs the module with graphc made unimportable; prints JSON results.
+DRIVER = """
+import json, sys
+sys.modules["graphc"] = None          # any `import graphc` now raises ImportError
+try:
+    import graphc  # noqa: F401
+    raise SystemExit("graphc is importable")
+except ImportError:
+    pass
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import model
+data = np.load(sys.argv[2])
+feeds = {k: data[k] for k in data.files}
+losses = [float(next(iter(model.train_step(feeds).values()))) for _ in range(int(sys.argv[3]))]
+outs = {k: np.asarray(v).tolist() for k, v in model.run(feeds).items()}
+print(json.dumps({"losses": losses, "outputs": outs}))
+"""
+
+
+def _run_module(tmp_path, source, feeds, steps):
+    (tmp_path / "model.py").write_text(source)
+    np.savez(tmp_path / "feeds.npz", **feeds)
+    (tmp_path / "driver.py").write_text(DRIVER)
+    p = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path),
+                        str(tmp_path / "feeds.npz"), str(steps)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def _session_results(graph, feeds, steps):
+    from graphc.frontend.dsl import OUTPUTS, TRAIN_CLAUSES
+    clause = graph.get_collection(TRAIN_CLAUSES)[-1]
+    outs = graph.get_collection(OUTPUTS)
+    with gc.Session(graph=graph, optimize=0) as sess:
+        for v in graph.get_collection("variables"):
+            sess.run(v.initializer)
+        losses = [float(sess.run([clause.op, clause.loss], feeds)[1]) for _ in range(steps)]
+        return losses, dict(zip([t.op.name for t in outs], sess.run(outs, feeds), strict=True))
+
+
+def _digits(rng, n=32):
+    x = rng.normal(size=(n, 64)).astype(np.float32)
+    labels = np.argmax(x @ rng.normal(size=(64, 10)), axis=1).astype(np.int64)
+    return {"x": x, "labels": labels}
+
+
+@pytest.mark.parametrize("example, make_feeds", [
+    ("mlp_classifier.g", _digits),
+    ("two_layer.g", lambda rng: {"x": rng.normal(size=(16, 1000)).astype(np.float32),
+                                 "y": rng.normal(size=(16, 10)).astype(np.float32)}),
+])
+def test_module_trains_without_graphc_like_a_session(tmp_path, example, make_feeds):
+    graph = gc.load(EXAMPLES / example, graph=gc.Graph())
+    feeds = make_feeds(np.random.default_rng(0))
+    source = emit_module(graph, source_name=example)
+    assert "import graphc" not in source and "pickle" not in source
+    got = _run_module(tmp_path, source, feeds, steps=5)
+    losses, outputs = _session_results(graph, {graph.get_tensor_by_name(k): v
+                                               for k, v in feeds.items()}, steps=5)
+    np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
+    assert got["losses"][-1] < got["losses"][0]
+    for name, value in outputs.items():
+        np.testing.assert_allclose(np.asarray(got["outputs"][name]), value, rtol=1e-4,
+                                   atol=1e-6)
+
+
+def test_module_checks_feeds_and_symbolic_dims(tmp_path):
+    graph = gc.load(EXAMPLES / "linear_regression.g", graph=gc.Graph())
+    ns = {}
+    exec(compile(emit_module(graph), "model.py", "exec"), ns)  # our own generated source
+    x = np.ones((4, 1), np.float32)
+    assert set(ns["run"]({"x": x, "y": x})) == {"pred", "loss"}
+    with pytest.raises(ValueError, match="dimension 'N'"):
+        ns["run"]({"x": x, "y": np.ones((3, 1), np.float32)})
+    with pytest.raises(KeyError, match="missing feed 'y'"):
+        ns["run"]({"x": x})
+    before = ns["PARAMS"]["w"].copy()
+    ns["train_step"]({"x": x, "y": 2 * x})
+    assert not np.array_equal(before, ns["PARAMS"]["w"])
+
+
+def test_module_starts_from_a_checkpoint(tmp_path):
+    graph = gc.load(EXAMPLES / "linear_regression.g", graph=gc.Graph())
+    with graph.as_default():
+        saver = gc.train.Saver()
+    with gc.Session(graph=graph) as sess:
+        sess.run(graph.get_operation_by_name("w/Assign"))
+        sess.run(graph.get_operation_by_name("b/Assign"))
+        sess.run(graph.get_operation_by_name("train"),
+                 {"x:0": np.ones((2, 1)), "y:0": np.full((2, 1), 5.0)})
+        path = saver.save(sess, str(tmp_path / "ckpt"))
+        w = sess.run("w")
+    p = subprocess.run([sys.executable, "-m", "graphc.cli", "compile",
+                        str(EXAMPLES / "linear_regression.g"), "--emit", "py", "--restore", path,
+                        "-o", str(tmp_path / "m.py")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    ns = {}
+    exec(compile((tmp_path / "m.py").read_text(), "m.py", "exec"), ns)
+    np.testing.assert_array_equal(ns["PARAMS"]["w"], w)
+    assert w[0, 0] != 0
+
+
+def test_unsupported_op_is_a_clear_error():
+    x = gc.placeholder(gc.float32, shape=(1, 4, 4, 1), name="x")
+    k = gc.constant(np.ones((2, 2, 1, 1), np.float32))
+    y = gc.nn.conv2d(x, k, strides=1, padding="SAME")
+    g = gc.get_default_graph()
+    g.add_to_collection("graphc.outputs", y)
+    with pytest.raises(gc.UnimplementedError, match="conv2d"):
+        emit_module(g)
