@@ -412,3 +412,15 @@ def test_full_slice_keeps_a_symbolic_dim():
     x = gc.placeholder(gc.float32, shape=("N", 4))
     assert tuple(x[:, 1:].shape) == ("N", 3)
     assert tuple(x[::2].shape) == (None, 4)
+
+
+def test_bare_initializer_and_positional_learning_rate():
+    g = gc.loads("model m {\n  input x : f32[N, 2]\n  param w : f32[2, 1] = ones\n"
+                 "  loss = reduce_sum(x @ w)\n  train loss with adam(0.01, beta1=0.8)\n}")
+    assert "train loss with adam(lr=0.01, beta1=0.8)" in g.to_text()
+    with gc.Session(graph=g) as sess:
+        sess.run(gc.global_variables_initializer())
+        np.testing.assert_array_equal(sess.run("w"), [[1.0], [1.0]])
+    with pytest.raises(gc.GraphcError, match="only the learning rate"):
+        gc.loads("model m { input x : f32[2]\n loss = reduce_sum(x)\n"
+                 " train loss with sgd(0.1, 0.2) }", graph=gc.Graph())

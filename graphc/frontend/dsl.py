@@ -459,6 +459,11 @@ class ModelBuilder(Interpreter):
         from ..ops.sources import constant
         if init is None:
             return N.INITIALIZERS["zeros"](shape, dtype)
+        if init.data == "ref":  # a bare initializer name: `= zeros` reads as `= zeros()`
+            fname = _name_of(init.children[0])
+            if fname in N.INITIALIZERS and self._binding(fname) is None:
+                with _Guard(self.src.of(init.meta), f"{fname}()"):
+                    return N.INITIALIZERS[fname](shape, dtype)
         if init.data == "call":
             callee = init.children[0]
             fname = callee.children[0].value if len(callee.children) == 1 else None
@@ -567,12 +572,16 @@ class ModelBuilder(Interpreter):
                               self.src.of(loss_tree.meta))
         builder = ExprBuilder(self, self.scope, None, None)
         kwargs = {}
-        for a in args:
+        for i, a in enumerate(args):
             v = builder.evaluate(a)
-            if not isinstance(v, _Kwarg):
-                raise GraphcError(f"{opt_tok.value}(): give the optimizer's arguments by "
-                                  "keyword, e.g. lr=0.1", self.src.of(a.meta))
-            kwargs[v.name] = v.value
+            if isinstance(v, _Kwarg):
+                kwargs[v.name] = v.value
+            elif i == 0:  # sgd(0.1): the one positional argument is the learning rate
+                kwargs["lr"] = v
+            else:
+                raise GraphcError(f"{opt_tok.value}(): only the learning rate may be given "
+                                  "without a keyword, e.g. adam(0.01, beta1=0.9)",
+                                  self.src.of(a.meta))
         build_train(self.graph, loss, opt_tok.value, kwargs, self.src.of(opt_tok))
 
     # -- helpers ------------------------------------------------------------------------------
