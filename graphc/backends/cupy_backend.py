@@ -144,8 +144,10 @@ class CupyExecutable:
     *feed_arrays)`` in the plan's feed order. Not re-entrant: one lock serialises runs (the
     GPU would serialise them anyway)."""
 
-    def __init__(self, plan, xp=None, compile_kernels=None, cuda_graph=False, capture=None):
+    def __init__(self, plan, xp=None, compile_kernels=None, cuda_graph=False, capture=None,
+                 block=cg.BLOCK, max_grid=cg.MAX_GRID):
         self.plan = plan
+        self._grid = {"block": block, "max_grid": max_grid}    # host tests launch small grids
         self.xp = xp if xp is not None else cupy_module()
         self._download = getattr(self.xp, "asnumpy", None) or (lambda a: np.array(a))
         self.feed_tensors = [t for t, _ in plan.feeds]
@@ -207,11 +209,13 @@ class CupyExecutable:
 
     def _ew_launch(self, group, out_slot, in_slots):
         full = tuple(self._slot(out_slot).shape)
-        return cg.elementwise_launch(group, full, [self._slot(k).shape for k in in_slots])
+        return cg.elementwise_launch(group, full, [self._slot(k).shape for k in in_slots],
+                                     **self._grid)
 
     def _reduction(self, group, full, in_slots, out_slot):
         launches, scratch, acc = cg.reduction_plan(group, full,
-                                                   [self._slot(k).shape for k in in_slots])
+                                                   [self._slot(k).shape for k in in_slots],
+                                                   **self._grid)
         if scratch is None:
             return [(launches[0], _slots(in_slots), _slots([out_slot]))]
         partials = (("scratch", len(self._scratch)),)
@@ -235,7 +239,8 @@ class CupyExecutable:
         if outs:
             group = cg.Group(inputs, steps, tuple(n_in + j for j, _ in outs))
             full = tuple(step.loop_shape)
-            launch = cg.elementwise_launch(group, full, [self._slot(k).shape for k in step.inputs])
+            launch = cg.elementwise_launch(group, full, [self._slot(k).shape for k in step.inputs],
+                                           **self._grid)
             launches.append((launch, _slots(step.inputs), _slots(s for _, s in outs)))
         if red is not None:
             (kind, arg), = red.args
@@ -319,9 +324,12 @@ class CupyExecutable:
             buffers[slot] = fixed
         addresses = tuple(id(b) for b in buffers)
         if self._graph is None or self._graph[0] != addresses:
+            captured = buffers                   # the buffer table the graph's launches use
             self._graph = (addresses, self._capture(self.xp, lambda: [
-                self._run_step(step, ctx, state, buffers) for step in self.plan.steps]))
+                self._run_step(step, ctx, state, captured) for step in self.plan.steps]),
+                captured)
         self._graph[1]()
+        buffers[:] = self._graph[2]              # results sit where the graph wrote them
 
     def _run_step(self, step, ctx, state, buffers):
         try:
