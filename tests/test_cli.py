@@ -133,3 +133,15 @@ def test_python_dash_m_graphc_is_the_cli(work):
     p = subprocess.run([sys.executable, "-m", "graphc", "check", "lin.g"], cwd=work,
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and "model lin: ok" in p.stdout
+
+
+def test_pyproject_lists_every_package_so_the_wheel_has_the_grammar():
+    """pyproject lists packages by hand (graphc.grammar is mapped from grammar/, which
+    packages.find cannot see): the list must cover every folder of modules."""
+    import tomllib
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "graphc").rglob("*.py")
+             if "__pycache__" not in p.parts}
+    assert found | {"graphc.grammar"} == listed
+    assert (ROOT / "grammar" / "graphc.lark").is_file()
