@@ -69,7 +69,8 @@ model everything {
   oh    = one_hot(idx, depth=3)
   msg   = print(red, message="red is \\"quoted\\"")
   ordered = identity(red) after [msg]
-  loss  = reduce_sum(p * SCALE) + reduce_sum(cmp + eqs) + reduce_sum(oh) + reduce_sum(c) + reduce_sum(z)
+  loss  = reduce_sum(p * SCALE) + reduce_sum(cmp + eqs) + reduce_sum(oh)
+          + reduce_sum(c) + reduce_sum(z)
   output lin, act, loss, sl, last, grown, both, arg
   train loss with momentum(lr=0.01, momentum=0.9)
 }

@@ -103,8 +103,7 @@ class _Source:
         return SourceLocation(self.filename, line, col, src)
 
     def of(self, meta_or_token) -> SourceLocation:
-        if isinstance(meta_or_token, Token):
-            return self.at(meta_or_token.line, meta_or_token.column)
+        """The location of a parse-tree node (its meta) or of a token."""
         return self.at(meta_or_token.line, meta_or_token.column)
 
 
@@ -152,9 +151,9 @@ def _signature_check(fn, name, args, kwargs, loc):
     try:
         sig.bind(*args, **kwargs)
     except TypeError as e:
-        params = [p for p in sig.parameters.values() if p.name not in ("shape", "dtype")
-                  or fn not in N.INITIALIZERS.values()]
-        shown = ", ".join(str(p) for p in params)
+        # an initializer's shape and dtype come from the declaration, not from the user
+        hidden = {"shape", "dtype"} if fn in N.INITIALIZERS.values() else set()
+        shown = ", ".join(str(p) for p in sig.parameters.values() if p.name not in hidden)
         raise GraphcError(f"{name}(): {e}; it takes ({shown})", loc) from None
 
 
@@ -179,10 +178,11 @@ class ExprBuilder(Transformer):
             raise inner from None
 
     # -- building, named and located --------------------------------------------------------
-    def _build(self, meta, what, fn, *args, **kwargs):
-        """Call ``fn``; the statement's root op gets the statement's name, built at the
-        graph's root scope (the rest is built inside the ``NAME/`` scope)."""
-        loc = self.src.of(meta)
+    def _build(self, meta, what, fn, *args, at=None, **kwargs):
+        """Call ``fn`` located at ``at`` (default: the node's start). The statement's root op
+        gets the statement's name at the graph's root scope; the rest is built inside the
+        ``NAME/`` scope."""
+        loc = at or self.src.of(meta)
         with _Guard(loc, what):
             if meta is self.root and self.stmt_name and _accepts_name(fn):
                 with self.model.graph.name_scope(None):
@@ -259,14 +259,7 @@ class ExprBuilder(Transformer):
                 return _fold(op.value, a, b)
         a = self._tensor(a, b, loc, f"'{op.value}'")
         b = self._tensor(b, a, loc, f"'{op.value}'")
-        return self._build_at(meta, loc, f"'{op.value}'", fn, a, b)
-
-    def _build_at(self, meta, loc, what, fn, *args):
-        with _Guard(loc, what):
-            if meta is self.root and self.stmt_name:
-                with self.model.graph.name_scope(None):
-                    return fn(*args, name=self.stmt_name)
-            return fn(*args)
+        return self._build(meta, f"'{op.value}'", fn, a, b, at=loc)
 
     @v_args(meta=True)
     def neg(self, meta, children):
@@ -275,7 +268,7 @@ class ExprBuilder(Transformer):
             with _Guard(self.src.of(op), "'-'"):
                 return -x
         from ..ops.elementwise import neg
-        return self._build_at(meta, self.src.of(op), "'-'", neg, x)
+        return self._build(meta, "'-'", neg, x, at=self.src.of(op))
 
     def pos(self, children):
         return children[1]

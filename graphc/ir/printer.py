@@ -202,9 +202,14 @@ class _Printer:
             return f"constant({_format_array(v)}, dtype={dt})"
         args = [self.ref(t) for t in ins]
         for k, v in attrs.items():
-            if not _IDENT.fullmatch(k):
-                raise GraphcError(f"cannot print attribute {k!r} of '{op.name}' as .g")
-            args.append(f"{k}={format_value(v)}")
+            try:
+                if not _IDENT.fullmatch(k):
+                    raise GraphcError("not an identifier")
+                args.append(f"{k}={format_value(v)}")
+            except GraphcError:
+                raise GraphcError(f"cannot print attribute {k}={v!r} of {op.describe()} as "
+                                  ".g (only numbers, strings, dtypes, lists and arrays print)",
+                                  op.location) from None
         return f"op.{op.type}({', '.join(args)})"
 
     def _control(self, c) -> str:
