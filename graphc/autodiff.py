@@ -8,6 +8,7 @@ Gradient nodes remember the forward op they differentiate (``node.origin``)."""
 
 from __future__ import annotations
 
+from .diagnostics import unconnected_error
 from .errors import GradientError, GraphcError, user_location
 from .ir.node import Tensor
 from .ops.array import fill_like, stop_gradient
@@ -110,7 +111,8 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
 
     with graph.name_scope(name):
         for op in reversed(_between(ys, xs)):
-            out_grads = [(_sum(grads[t]) if t in grads else None) for t in op.outputs]
+            with _Origin(op):   # the fan-in sums are part of op's gradient (for error messages)
+                out_grads = [(_sum(grads[t]) if t in grads else None) for t in op.outputs]
             for t, g in zip(op.outputs, out_grads, strict=True):
                 if g is not None:
                     grads[t] = [g]
@@ -131,7 +133,8 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
                 if g.dtype is not t.dtype:
                     raise GradientError(f"the gradient rule of {op.describe()} returned a "
                                         f"{g.dtype} gradient for the {t.dtype} input {t.name}")
-                _accumulate(grads, t, sum_to_like(g, t) if g.shape != t.shape else g)
+                with _Origin(op):   # undoing op's broadcast is part of op's gradient
+                    _accumulate(grads, t, sum_to_like(g, t) if g.shape != t.shape else g)
 
         result = []
         for x in xs:
@@ -140,7 +143,7 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
             elif unconnected == "zero":
                 result.append(fill_like(x, 0))
             elif unconnected == "raise":
-                raise GradientError(explain_unconnected(ys, x), x.op.location)
+                raise unconnected_error(ys, x)
             else:
                 result.append(None)
     return result

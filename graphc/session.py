@@ -9,6 +9,7 @@ import numpy as np
 
 from . import dtypes as D
 from .backends.reference import ReferenceExecutable, RunContext
+from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel
 from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
@@ -95,6 +96,8 @@ class Session:
         self._lock = threading.RLock()
         self._closed = False
         self._context_managers = []
+        self._plan_log = PlanCacheLog(backend, self.optimize, self.check_numerics)
+        self._growth = GrowthWatch(self.graph)
 
     # -- context management ------------------------------------------------------------------
     def as_default(self):
@@ -121,6 +124,8 @@ class Session:
         """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
         if self._closed:
             raise GraphcError("this session is closed", user_location())
+        if len(self.graph) != self._growth.seen:   # ops were built since the last run
+            self._growth.check()
         if trace is None:
             # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
             key = _fetch_key(fetches, feed_dict)
@@ -193,8 +198,12 @@ class Session:
     def _build_executable(self, fetch_tensors, fetch_ops, feeds):
         """optimize=0 (or check_numerics) interprets; otherwise compile a plan for exactly
         these fetches, fed tensors and feed shapes (unknown dims become the fed sizes)."""
-        if self.check_numerics or (self.optimize == 0 and self.backend != "cupy"):
-            return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys())
+        self._plan_log.record(fetch_tensors, fetch_ops, feeds)
+        # the NaN trap runs in the interpreter and in numpy plans (not in the cupy executor)
+        if (self.check_numerics and self.backend != "numpy") or (
+                self.optimize == 0 and self.backend != "cupy"):
+            return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys(),
+                                       check=check_kernel if self.check_numerics else None)
         from .backends.numpy_backend import NumpyExecutable
         from .compiler import compile as compile_plan
         plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
@@ -203,7 +212,13 @@ class Session:
         if self.backend == "cupy":        # the GPU runs plans at every level, even 0
             from .backends.cupy_backend import make_cupy_executable
             return make_cupy_executable(plan)
-        return NumpyExecutable(plan)
+        return NumpyExecutable(plan, check_numerics=self.check_numerics)
+
+    def plan_cache_info(self) -> list:
+        """Every plan this session compiled (a ``diagnostics.PlanInfo`` each): its signature
+        and, for a recompilation of fetches it had compiled before, which feed's shape or
+        dtype changed. ``GRAPHC_DEBUG=1`` prints each as it is compiled."""
+        return list(self._plan_log.entries)
 
     # -- fetches and feeds -------------------------------------------------------------------
     def _as_element(self, f):

@@ -11,8 +11,9 @@ dependencies), so one ``sess.run([train, loss])`` reports the loss before the st
 from __future__ import annotations
 
 from . import dtypes as D
-from .autodiff import explain_unconnected, gradients
+from .autodiff import gradients
 from .checkpoint import Saver, latest_checkpoint
+from .diagnostics import missing_gradients
 from .errors import DTypeError, GradientError, GraphcError, user_location
 from .ir.graph import get_default_graph
 from .ir.node import Tensor
@@ -62,11 +63,7 @@ class Optimizer:
         trainable variables) and return the op that runs one step. ``global_step`` (an int
         variable) is incremented after the updates."""
         grads_and_vars = self.compute_gradients(loss, var_list=var_list, grad_loss=grad_loss)
-        if all(g is None for g, _ in grads_and_vars):
-            names = ", ".join(v.op.name for _, v in grads_and_vars)
-            raise GradientError(
-                f"no gradient flows from {loss.describe()} to any of the variables [{names}]: "
-                + explain_unconnected([loss], grads_and_vars[0][1]), user_location())
+        missing_gradients(loss, grads_and_vars)   # raise (none) or warn (some), saying why
         with loss.graph.control_dependencies([loss.op]):
             return self.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 
+from ..diagnostics import NumericsTrap
 from ..errors import GraphcError, OpError
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import VARIABLE
@@ -48,8 +49,9 @@ def _kernel(fn, attrs):
 
 
 class _Generator:
-    def __init__(self, plan):
+    def __init__(self, plan, trap=None):
         self.plan = plan
+        self.trap = trap                      # a diagnostics.NumericsTrap, or None
         self.ns: dict = {"np": np}
         self.closure: list[str] = []          # names bound per thread (arena views, tiles)
 
@@ -60,6 +62,10 @@ class _Generator:
                 self.ns[f"s{s.index}"] = s.value
         src = _Source()
         body_lines = [self._step_lines(step) for step in plan.steps]
+        if self.trap is not None:    # check_numerics: a check after each step, nothing otherwise
+            self.ns["CK"] = self.trap
+            body_lines = [self.trap.wrap(s, lines)
+                          for s, lines in zip(plan.steps, body_lines, strict=True)]
         src.emit(f"def make({', '.join(self.closure)}):")
         for traced in (False, True):
             params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in plan.feeds]
@@ -205,10 +211,10 @@ class NumpyExecutable:
     """Runs one compiled plan: ``exe(ctx, feeds)`` as the reference executor, or
     ``exe.call(ctx, *feed_arrays)`` in the plan's feed order (the lowest-overhead path)."""
 
-    def __init__(self, plan):
+    def __init__(self, plan, check_numerics=False):
         self.plan = plan
         self.feed_tensors = [t for t, _ in plan.feeds]
-        gen = _Generator(plan)
+        gen = _Generator(plan, NumericsTrap(plan) if check_numerics else None)
         self._gen = gen
         self._source = gen.generate()
         self.source = "\n".join(self._source.lines)

@@ -74,10 +74,11 @@ def call_kernel(node, ctx, args):
 class ReferenceExecutable:
     """Runs one (fetches, feeds) signature by interpretation."""
 
-    def __init__(self, fetch_tensors, fetch_ops, feed_tensors):
+    def __init__(self, fetch_tensors, fetch_ops, feed_tensors, check=None):
         self.fetch_tensors = list(fetch_tensors)
         self.fed = set(feed_tensors)
         self.ops, _ = needed_ops(self.fetch_tensors, fetch_ops, self.fed)
+        self.check = check   # check(node, args, results) after every kernel: the NaN trap
 
     def __call__(self, ctx, feeds: dict):
         values = dict(feeds)
@@ -85,7 +86,10 @@ class ReferenceExecutable:
             outs = node.outputs
             if outs and all(t in values for t in outs):
                 continue
-            results = call_kernel(node, ctx, [values[t] for t in node.inputs])
+            args = [values[t] for t in node.inputs]
+            results = call_kernel(node, ctx, args)
+            if self.check is not None:
+                self.check(node, args, results)
             for t, v in zip(outs, results):
                 if t not in values:
                     values[t] = v
