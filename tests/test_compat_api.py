@@ -314,3 +314,73 @@ def test_control_flow_says_what_to_do_instead():
         tf.cond(tf.constant(True), lambda: 1, lambda: 2)
     with pytest.raises(gc.UnimplementedError, match="unroll"):
         tf.while_loop(lambda i: i < 3, lambda i: i + 1, [0])
+
+
+# --- shapes given as tensors, and more of what tutorials reach for ------------------------------
+
+
+def test_shapes_from_tf_shape_follow_the_run_time_batch():
+    x = tf.placeholder(tf.float32, [None, 2, 3])
+    eps = tf.random_normal(tf.shape(x), mean=1.0, stddev=tf.sqrt(4.0), seed=1)
+    zeros = tf.zeros(tf.shape(x))
+    flat = tf.reshape(x, [tf.shape(x)[0], -1])
+    back = tf.reshape(flat, [-1, tf.shape(x)[1], 3])
+    assert eps.shape == zeros.shape == (None, 2, 3)
+    assert flat.shape == (None, 6) and back.shape == (None, 2, 3)
+    assert x.shape[1:].num_elements() == 6          # TensorShape slices stay TensorShapes
+    xv = np.arange(5 * 6, dtype=np.float32).reshape(5, 2, 3)
+    with tf.Session() as sess:
+        e, z, f, b = sess.run([eps, zeros, flat, back], {x: xv})
+        big = sess.run(tf.random_normal(tf.shape(x), stddev=2.0), {x: np.zeros((4000, 2, 3))})
+    assert e.shape == z.shape == (5, 2, 3) and (z == 0).all()
+    np.testing.assert_array_equal(f, xv.reshape(5, 6))
+    np.testing.assert_array_equal(b, xv)
+    assert abs(big.std() - 2.0) < 0.05
+
+
+def test_dynamic_shapes_graphc_cannot_infer_are_refused():
+    x = tf.placeholder(tf.float32, [None, None])
+    with pytest.raises(gc.ShapeError, match="one run-time dimension"):
+        tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], -1])
+
+
+def test_metrics_accuracy_streams_over_batches():
+    labels = tf.placeholder(tf.int64, [None])
+    preds = tf.placeholder(tf.int64, [None])
+    acc, update = tf.metrics.accuracy(labels=labels, predictions=preds)
+    assert tf.local_variables() and not set(tf.local_variables()) & set(tf.global_variables())
+    with tf.Session() as sess:
+        sess.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
+        assert sess.run(update, {labels: [1, 2], preds: [1, 0]}) == 0.5
+        assert sess.run(update, {labels: [3, 3], preds: [3, 3]}) == 0.75
+        assert sess.run(acc) == 0.75
+        sess.run(tf.local_variables_initializer())
+        assert sess.run(acc) == 0.0
+
+
+def test_conv2d_transpose_layer_upsamples(rng):
+    x = tf.placeholder(tf.float32, [None, 7, 7, 4])
+    same = tf.layers.conv2d_transpose(x, 2, 5, strides=2, padding="same")
+    valid = tf.layers.conv2d_transpose(x, 3, 3, strides=2)
+    assert same.shape == (None, 14, 14, 2) and valid.shape == (None, 15, 15, 3)
+    assert tf.get_default_graph().get_tensor_by_name("conv2d_transpose/kernel:0").shape == \
+        (5, 5, 2, 4)
+    out = _run(same, {x: rng.standard_normal((2, 7, 7, 4)).astype(np.float32)})
+    assert out.shape == (2, 14, 14, 2)
+    with pytest.raises(gc.ShapeError, match="maps"):
+        tf.nn.conv2d_transpose(x, tf.zeros([3, 3, 2, 4]), [1, 10, 10, 2], [1, 2, 2, 1], "SAME")
+
+
+def test_contrib_fully_connected_device_and_gfile(tmp_path):
+    x = tf.placeholder(tf.float32, [None, 3])
+    with tf.device("/gpu:0"):
+        y = tf.contrib.layers.fully_connected(x, 2, activation_fn=None,
+                                              weights_initializer=tf.ones_initializer())
+    names = [v.name for v in tf.trainable_variables()]
+    assert names == ["fully_connected/weights:0", "fully_connected/biases:0"]
+    assert _run(y, {x: [[1.0, 2.0, 3.0]]}).tolist() == [[6.0, 6.0]]
+    logdir = str(tmp_path / "logs" / "run1")
+    tf.gfile.MakeDirs(logdir)
+    assert tf.gfile.Exists(logdir) and tf.gfile.IsDirectory(logdir)
+    tf.gfile.DeleteRecursively(str(tmp_path / "logs"))
+    assert not tf.io.gfile.exists(logdir)

@@ -96,6 +96,36 @@ def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
         return _activate(y, activation)
 
 
+def conv2d_transpose(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
+                     data_format="channels_last", activation=None, use_bias=True,
+                     kernel_initializer=None, bias_initializer=None, kernel_regularizer=None,
+                     bias_regularizer=None, activity_regularizer=None, kernel_constraint=None,
+                     bias_constraint=None, trainable=True, name=None, reuse=None):
+    """The transpose of a convolution (the gradient of conv2d with respect to its input):
+    each spatial dim grows to ``size * stride`` ("same") or
+    ``size * stride + max(kernel - stride, 0)`` ("valid"). The kernel is
+    ``(kh, kw, filters, in_channels)``, as TF's."""
+    _channels_last(data_format, "conv2d_transpose")
+    x = convert(inputs)
+    c_in = _static_last(x, "conv2d_transpose")
+    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(strides)
+    same = padding.lower() == "same"
+    h, w = (d * s + (0 if same else max(k - s, 0))
+            for d, s, k in ((x.shape[1], sh, kh), (x.shape[2], sw, kw)))
+    with variable_scope(name, default_name="conv2d_transpose", reuse=reuse):
+        kernel = get_variable("kernel", (kh, kw, int(filters), c_in), dtype=x.dtype,
+                              initializer=kernel_initializer, regularizer=kernel_regularizer,
+                              trainable=trainable)
+        y = _conv.CONV2D_BACKPROP_INPUT(x, kernel, input_shape=(x.shape[0], h, w, int(filters)),
+                                        strides=(sh, sw), padding=_conv._padding(padding))
+        if use_bias:
+            bias = get_variable("bias", (int(filters),), dtype=x.dtype,
+                                initializer=bias_initializer or Zeros(),
+                                regularizer=bias_regularizer, trainable=trainable)
+            y = bias_add(y, bias)
+        return _activate(y, activation)
+
+
 def max_pooling2d(inputs, pool_size, strides, padding="valid", data_format="channels_last",
                   name=None):
     _channels_last(data_format, "max_pooling2d")
@@ -182,7 +212,7 @@ def batch_normalization(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=Tru
         return _conv.batch_normalization(x, mean, var, beta, gamma, epsilon)
 
 
-__all__ = ["average_pooling2d", "batch_normalization", "conv2d", "dense", "dropout", "flatten",
-           "max_pooling2d"]
+__all__ = ["average_pooling2d", "batch_normalization", "conv2d", "conv2d_transpose", "dense",
+           "dropout", "flatten", "max_pooling2d"]
 
 __getattr__ = module_getattr("layers")

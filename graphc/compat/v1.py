@@ -18,6 +18,10 @@ TF's names shadow Python builtins here (``tf.float``, ``tf.bool``, ``tf.range``,
 from __future__ import annotations
 
 import builtins
+import contextlib
+import glob as _glob
+import os as _os
+import shutil as _shutil
 
 import numpy as np
 
@@ -39,12 +43,10 @@ from ..ops.array import (
     eye,
     gather,
     identity,
-    ones,
     ones_like,
     pad,
     range,
     rank,
-    reshape,
     slice,  # noqa: A004 - tf.slice
     stack,
     stop_gradient,
@@ -52,7 +54,6 @@ from ..ops.array import (
     tile,
     transpose,
     unstack,
-    zeros,
     zeros_like,
 )
 from ..ops.elementwise import (
@@ -100,13 +101,7 @@ from ..ops.elementwise import (
 from ..ops.elementwise import where as _where
 from ..ops.linalg import einsum, tensordot
 from ..ops.linalg import matmul as _matmul
-from ..ops.random import (
-    random_normal,
-    random_shuffle,
-    random_uniform,
-    set_random_seed,
-    truncated_normal,
-)
+from ..ops.random import random_shuffle, set_random_seed
 from ..ops.sources import constant as _constant
 from ..ops.sources import placeholder, placeholder_with_default
 from ..ops.state import (
@@ -125,7 +120,7 @@ from ..ops.state import (
 )
 from ..ops.state import tuple_ as tuple  # noqa: A001 - tf.tuple
 from ..session import InteractiveSession, Session, get_default_session
-from . import initializers, layers, losses, nn, summary, train
+from . import dynamic, initializers, layers, losses, metrics, nn, summary, train
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
@@ -165,7 +160,38 @@ def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
 
 
 def fill(dims, value, name=None):
-    return _array.fill(dims, value, name=name)
+    """``dims`` filled with ``value`` (its dtype); ``dims`` may be ``tf.shape(x)``."""
+    return dynamic.filled(value, dims, _D.default_dtype_of(value), name, "fill")
+
+
+def zeros(shape, dtype=float32, name=None):
+    return dynamic.filled(0, shape, as_dtype(dtype), name, "zeros")
+
+
+def ones(shape, dtype=float32, name=None):
+    return dynamic.filled(1, shape, as_dtype(dtype), name, "ones")
+
+
+def reshape(tensor, shape, name=None):
+    """``shape`` may hold -1, be ``tf.shape(y)``, or hold one run-time element
+    (``[tf.shape(x)[0], -1]`` style, see graphc.compat.dynamic)."""
+    return dynamic.reshape(tensor, shape, name=name)
+
+
+def random_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
+    """Normal samples; ``shape`` may be ``tf.shape(x)``, ``mean``/``stddev`` tensors."""
+    return dynamic.random("random_normal", shape, as_dtype(dtype), seed, name, mean=mean,
+                          stddev=stddev)
+
+
+def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
+    return dynamic.random("truncated_normal", shape, as_dtype(dtype), seed, name, mean=mean,
+                          stddev=stddev)
+
+
+def random_uniform(shape, minval=0, maxval=None, dtype=float32, seed=None, name=None):
+    return dynamic.random("random_uniform", shape, as_dtype(dtype), seed, name, minval=minval,
+                          maxval=maxval)
 
 
 def Print(input_, data=None, message=None, first_n=None, summarize=None, name=None):  # noqa: N802
@@ -187,12 +213,20 @@ def add_to_collection(name, value):
 
 
 def local_variables(scope=None):
-    """graphc keeps no local variables (TF used them for metrics and queues)."""
-    return []
+    """Variables outside ``global_variables``: the running totals of ``tf.metrics``."""
+    return get_default_graph().get_collection(metrics.LOCAL_VARIABLES, scope)
 
 
 def local_variables_initializer():
-    return no_op(name="local_init")
+    return variables_initializer(local_variables(), name="local_init")
+
+
+def device(device_name_or_function):
+    """Accepted and ignored: the session's backend decides where every op runs."""
+    return contextlib.nullcontext()
+
+
+colocate_with = container = device
 
 
 initialize_all_variables = global_variables_initializer
@@ -498,8 +532,34 @@ dtypes = Namespace(
     int8=int8, int16=int16, int32=int32, int64=int64, uint8=uint8, bool=bool, half=half,
     double=double)
 
+_ZEROS = zeros_initializer()
+
+
+def _fully_connected(inputs, num_outputs, activation_fn=nn.relu, normalizer_fn=None,
+                     normalizer_params=None, weights_initializer=None,
+                     weights_regularizer=None, biases_initializer=_ZEROS,
+                     biases_regularizer=None, reuse=None, variables_collections=None,
+                     outputs_collections=None, trainable=True, scope=None):
+    """``tf.contrib.layers.fully_connected``: variables ``<scope>/weights`` and ``biases``."""
+    x = _gc.ops.sources.convert(inputs)
+    with variable_scope(scope, default_name="fully_connected", reuse=reuse):
+        w = get_variable("weights", (x.shape[-1], int(num_outputs)), dtype=x.dtype,
+                         initializer=weights_initializer or initializers.GlorotUniform(),
+                         regularizer=weights_regularizer, trainable=trainable)
+        y = _matmul(x, w)
+        if normalizer_fn is not None:
+            y = normalizer_fn(y, **(normalizer_params or {}))
+        elif biases_initializer is not None:
+            b = get_variable("biases", (int(num_outputs),), dtype=x.dtype,
+                             initializer=biases_initializer, regularizer=biases_regularizer,
+                             trainable=trainable)
+            y = nn.bias_add(y, b)
+        return activation_fn(y) if activation_fn is not None else y
+
+
 _contrib_layers = Namespace(
     "contrib.layers", xavier_initializer=initializers.xavier_initializer,
+    fully_connected=_fully_connected,
     variance_scaling_initializer=initializers.variance_scaling_initializer,
     flatten=layers.flatten,
     l2_regularizer=lambda scale, scope=None: (lambda w: multiply(nn.l2_loss(w), scale)),
@@ -510,5 +570,28 @@ _contrib_layers = Namespace(
 contrib = Namespace("contrib", layers=_contrib_layers)
 
 compat = Namespace("compat", dimension_value=dimension_value)
+
+
+def _makedirs(path):
+    _os.makedirs(path, exist_ok=True)
+
+
+def _rename(src, dst, overwrite=False):
+    if not overwrite and _os.path.exists(dst):
+        raise FileExistsError(dst)
+    _os.replace(src, dst)
+
+
+# tf.gfile: the local file system (the scripts use it for log and checkpoint directories)
+gfile = Namespace(
+    "gfile", Exists=_os.path.exists, MakeDirs=_makedirs, MkDir=_os.mkdir,
+    DeleteRecursively=_shutil.rmtree, IsDirectory=_os.path.isdir, ListDirectory=_os.listdir,
+    Glob=_glob.glob, Remove=_os.remove, Rename=_rename, Copy=_shutil.copyfile, Walk=_os.walk,
+    GFile=open, Open=open, FastGFile=open)
+io = Namespace(
+    "io", gfile=Namespace(
+        "io.gfile", exists=_os.path.exists, makedirs=_makedirs, mkdir=_os.mkdir,
+        rmtree=_shutil.rmtree, isdir=_os.path.isdir, listdir=_os.listdir, glob=_glob.glob,
+        remove=_os.remove, rename=_rename, copy=_shutil.copyfile, walk=_os.walk, GFile=open))
 
 __getattr__ = module_getattr("")

@@ -37,6 +37,11 @@ class TensorShape(tuple):
             n *= d
         return n
 
+    def __getitem__(self, key):
+        # TF1 code slices shapes: ``shape[1:4].num_elements()``
+        item = tuple.__getitem__(self, key)
+        return TensorShape(item) if isinstance(key, slice) else item
+
     def __repr__(self):
         return f"TensorShape({list(self)})"
 
@@ -149,8 +154,8 @@ class Tensor:
         raise DefineAndRunError(f"the symbolic tensor {self.describe()} cannot be used as a Python "
                                 "integer", self.op.location)
 
-    def __hash__(self):
-        return id(self)
+    # identity hashing in C: feed_dict and plan-cache lookups hash tensors on every run
+    __hash__ = object.__hash__
 
     def __eq__(self, other):
         return self is other

@@ -122,7 +122,19 @@ def _conv_infer(ins, attrs):
 def _backprop_input_infer(ins, attrs):
     g, w = ins
     _check_float("conv2d_backprop_input", g, w)
-    return [(g.dtype, (g.shape[0],) + tuple(attrs["input_shape"][1:]))]
+    shape = tuple(attrs["input_shape"])
+    if g.shape is not None and w.shape is not None:
+        if len(g.shape) != 4 or len(w.shape) != 4:
+            raise ValueError(f"needs a 4-d gradient and filter, got {g.describe()} and "
+                             f"{w.describe()}")
+        (oh, ow), _ = _geometry(shape[1:3], w.shape[:2], attrs["strides"], attrs["padding"])
+        want = (oh, ow, w.shape[3])
+        if any(isinstance(a, int) and a != b for a, b in zip(g.shape[1:], want, strict=True)) or \
+                w.shape[2] != shape[3]:
+            raise ValueError(f"a {attrs['padding']} convolution with strides "
+                             f"{attrs['strides']} and filter {tuple(w.shape)} maps "
+                             f"{shape[1:]} to {want}, which {g.describe()} is not")
+    return [(g.dtype, (g.shape[0],) + shape[1:])]
 
 
 def _backprop_filter_infer(ins, attrs):
