@@ -40,8 +40,9 @@ def test_linear_regression_prints_falling_cost_and_approaches_least_squares(tmp_
         assert (tmp_path / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_two_layer_network_three_ways_agree():
-    out = run_example("two_layer.py", "--steps", "60")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_two_layer_network_three_ways_agree(dtype):
+    out = run_example("two_layer.py", "--steps", "60", "--dtype", dtype)
     assert "The three agree" in out
     rows = [line.split() for line in out.splitlines() if re.match(r"\s*\d+\s+\d", line)]
     assert [r[0] for r in rows] == ["1", "60"]
