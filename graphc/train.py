@@ -76,7 +76,9 @@ class Optimizer:
             raise DTypeError(f"cannot minimize {loss.describe()}: it is not floating point",
                              user_location())
         if var_list is None:
-            var_list = loss.graph.get_collection(TRAINABLE_VARIABLES)
+            # integer and bool variables (counters, masks) can never receive a gradient
+            var_list = [v for v in loss.graph.get_collection(TRAINABLE_VARIABLES)
+                        if v.dtype.is_floating]
         var_list = list(var_list)
         if not var_list:
             raise GradientError(f"there are no trainable variables to minimize {loss.describe()} "

@@ -150,3 +150,23 @@ def test_format_is_json_and_raw_bytes_not_pickle():
     back = checkpoint.decode(blob)
     np.testing.assert_array_equal(back["x"], [0, 1, 2])
     assert back["s"].shape == () and back["s"].dtype == np.float32
+
+
+def test_restore_into_a_running_session_is_seen_by_compiled_plans(tmp_path):
+    w, _ = _model()
+    loss = gc.reduce_sum(gc.square(w))
+    train = gc.train.GradientDescentOptimizer(0.1).minimize(loss, var_list=[w])
+    saver = gc.train.Saver([w])
+    path = str(tmp_path / "m")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        saved_loss = sess.run(loss)
+        saver.save(sess, path)
+        for _ in range(3):
+            sess.run([train, loss])                      # plans for both fetches now exist
+        assert sess.run(loss) < saved_loss
+        saver.restore(sess, path)
+        assert sess.run(loss) == pytest.approx(saved_loss)
+        _, reported = sess.run([train, loss])
+        assert reported == pytest.approx(saved_loss)
+        np.testing.assert_allclose(sess.run(w), 0.8 * np.arange(6).reshape(2, 3))
