@@ -240,3 +240,21 @@ def test_without_cupy_the_backend_says_how_to_get_it():
     with gc.Session(backend="cupy") as sess:
         with pytest.raises(gc.GraphcError, match="cupy"):
             sess.run(x * 2.0, {x: np.ones(2, np.float32)})
+
+
+def test_a_fused_op_without_a_scalar_expression_runs_the_group_on_the_host(on_cpu, rng):
+    """An elementwise op that only has a numpy kernel (here an unregistered one) still fuses;
+    its group then runs op by op on the host instead of as a generated kernel."""
+    from graphc.ops.registry import OpDef
+    twice = OpDef("twice", lambda ins, attrs: [(ins[0].dtype, ins[0].shape)],
+                  numpy=lambda x, out=None: np.multiply(x, 2, out=out), kind="elementwise")
+    x = gc.placeholder(gc.float32, (4, 5))
+    y = gc.exp(twice.build([gc.sin(x)]).outputs[0]) + 1.0
+    value = rng.standard_normal((4, 5)).astype(np.float32)
+    with gc.Session() as sess:
+        want = sess.run(y, {x: value})
+    with gc.Session(backend="cupy") as sess:
+        got = sess.run(y, {x: value})
+    exe, = on_cpu
+    assert [exe.plan.steps[i].kind for i in exe._host_steps] == ["fused"]
+    np.testing.assert_allclose(got, want, rtol=1e-6)

@@ -56,7 +56,7 @@ def gpu_unavailable_reason():
     try:
         cupy_module()
     except GraphcError as e:
-        return str(e)
+        return e.message
     return None
 
 
@@ -102,14 +102,13 @@ class DeviceVariables:
         return self.device[var]
 
     def assign(self, ctx, var, value):
-        dev = self.device.get(var) if var in ctx.variables else None
-        if dev is None or dev.shape != value.shape:
+        host = ctx.variables.get(var)
+        if host is None or host.shape != value.shape:      # first value, or a new shape
             dtype = var.outputs[0].dtype.np
             self.device[var] = self.xp.array(value, dtype=dtype, copy=True)
-            host = np.array(self.download(value), dtype=dtype, copy=True)
-            ctx.variables[var] = host
+            host = ctx.variables[var] = np.array(self.download(value), dtype=dtype, copy=True)
             self.uploaded_from[var] = host
-        else:
+        else:                           # in place; the host copy follows in write_back
             self.xp.copyto(self.read(ctx, var), value)
         return self.device[var]
 
@@ -152,7 +151,7 @@ class CupyExecutable:
         self._download = getattr(self.xp, "asnumpy", None) or (lambda a: np.array(a))
         self.feed_tensors = [t for t, _ in plan.feeds]
         self._lock = threading.Lock()
-        self._launches: dict = {}          # step index -> [(Launch, input slots, output)]
+        self._launches: dict = {}          # step index -> [(Launch, input refs, output refs)]
         self._scratch: list = []           # (offset, nbytes, dtype, shape) after the arena
         self._host_steps = []
         self._written = []                 # variables that this plan's assigns update
@@ -179,7 +178,10 @@ class CupyExecutable:
         """Decide where ``step`` runs; record its kernel launches if it gets any."""
         op = step.op
         if step.kind == "fused":
-            self._launches[step.index] = self._fused_launches(step)
+            if all(isinstance(f.op.expr, str) or f.op.extra.get("c_combine") for f in step.body):
+                self._launches[step.index] = self._fused_launches(step)
+            else:                       # a user op without a scalar expression in the body
+                self._host_steps.append(step.index)
             return
         known = step.kind in ("kernel", "alloc") and all(
             map(self._known, step.inputs + step.outputs))
@@ -272,7 +274,7 @@ class CupyExecutable:
             if s.kind in ("arena", "scratch"):
                 base[s.index] = self._view(s.offset, s.nbytes, s.dtype.np, s.shape)
             elif s.kind == "const":
-                base[s.index] = xp.asarray(np.ascontiguousarray(s.value))
+                base[s.index] = xp.asarray(_c_order(s.value))
         self._base = base
         self._partials = [self._view(*p) for p in placed]
 
@@ -300,7 +302,7 @@ class CupyExecutable:
             state = device_variables(ctx, self.xp, self._download)
             buffers = list(self._base)
             for (_, slot), value in zip(self.plan.feeds, feed_arrays, strict=True):
-                buffers[slot] = self.xp.asarray(np.ascontiguousarray(value))
+                buffers[slot] = self.xp.asarray(_c_order(value))
             if self._cuda_graph and self._eager_runs:     # the first run warms up (cuBLAS…)
                 self._run_graph(ctx, state, buffers)
             else:
@@ -385,6 +387,9 @@ class CupyExecutable:
     def _run_on_host(self, step, ctx, buffers, ins):
         """The op's numpy kernel between a download and an upload (see the module rules)."""
         host = [self._download(a) for a in ins]
+        if step.kind == "fused":
+            self._set_outputs(step, buffers, _fused_on_host(step, host), upload=True)
+            return
         fn = step.op.numpy
         result = fn(ctx, step.node, *host, **step.attrs) if step.kind == "state" else \
             fn(*host, **step.attrs)
@@ -398,6 +403,21 @@ class CupyExecutable:
                 self.xp.copyto(buffers[k], value)
             else:
                 buffers[k] = value
+
+
+def _fused_on_host(step, inputs):
+    """A fused body evaluated op by op with the numpy kernels; its outputs, in order."""
+    values = []
+    for f in step.body:
+        args = [inputs[a] if kind == "in" else values[a] for kind, a in f.args]
+        values.append(np.asarray(f.op.numpy(*args, **f.attrs)))
+    outs = sorted((k, j) for j, (where, k) in enumerate(step.body_slots) if where == "out")
+    return tuple(values[j] for _, j in outs)
+
+
+def _c_order(value):
+    """``value`` as a C-ordered array of its own rank (np.ascontiguousarray makes 0-d 1-d)."""
+    return np.asarray(value, order="C")
 
 
 def _sum_to_axes(shape, like):
