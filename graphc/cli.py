@@ -135,6 +135,8 @@ def _feeds(graph, specs) -> dict:
 
 
 def _fetches(graph, names):
+    """``--fetch`` names, else the model's outputs, else its train loss, else every tensor
+    nothing consumes (a graph printed from Python has no `output` statement)."""
     if names:
         out = []
         for item in names:
@@ -145,8 +147,19 @@ def _fetches(graph, names):
     if not outs and clause is not None:
         outs = [clause.loss]
     if not outs:
-        raise GraphcError("the model has no `output` statement; name what to fetch with --fetch")
+        outs = _sinks(graph)
+    if not outs:
+        raise GraphcError("the model computes nothing to fetch: add an `output` statement or "
+                          "name tensors with --fetch")
     return outs
+
+
+def _sinks(graph):
+    ops = graph.get_operations()
+    consumed = {t for op in ops for t in op.inputs}
+    skip = ("placeholder", "placeholder_with_default", "variable", "const", "assign",
+            "assign_add", "assign_sub")
+    return [t for op in ops if op.type not in skip for t in op.outputs if t not in consumed]
 
 
 # --- commands ---------------------------------------------------------------------------------

@@ -90,8 +90,13 @@ def test_module_checks_feeds_and_symbolic_dims(tmp_path):
     assert set(ns["run"]({"x": x, "y": x})) == {"pred", "loss"}
     with pytest.raises(ValueError, match="dimension 'N'"):
         ns["run"]({"x": x, "y": np.ones((3, 1), np.float32)})
+    assert set(ns["run"]({"x": x})) == {"pred"}  # what the feeds determine
+    with pytest.raises(KeyError, match=r"output 'loss' needs the feeds \['y'\]"):
+        ns["run"]({"x": x}, outputs=["loss"])
+    with pytest.raises(KeyError, match="no output can be computed"):
+        ns["run"]({})
     with pytest.raises(KeyError, match="missing feed 'y'"):
-        ns["run"]({"x": x})
+        ns["train_step"]({"x": x})
     before = ns["PARAMS"]["w"].copy()
     ns["train_step"]({"x": x, "y": 2 * x})
     assert not np.array_equal(before, ns["PARAMS"]["w"])

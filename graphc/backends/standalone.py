@@ -340,16 +340,43 @@ class _Emitter:
             return self.constants.setdefault(op, f"C{op.id}")
         return f"v{op.id}" if len(op.outputs) == 1 else f"v{op.id}_{t.index}"
 
-    def body(self, fetch_tensors, fetch_ops, feeds: set) -> list[str]:
+    def ops(self, fetch_tensors, fetch_ops, feeds: set) -> list:
         from .reference import needed_ops
         ops, _ = needed_ops(fetch_tensors, fetch_ops, feeds)
         # fed placeholders are not "needed" ops; read the feeds the others use, first
         used = {t.op for op in ops for t in op.inputs if t in feeds}
         used |= {t.op for t in fetch_tensors if t in feeds}
-        ops = sorted(used, key=lambda op: op.id) + ops
+        return sorted(used, key=lambda op: op.id) + ops
+
+    def body(self, fetch_tensors, fetch_ops, feeds: set) -> list[str]:
+        """Straight-line code for the fetches; every feed they need must be given."""
         lines = ["    dims = {}"]
-        for node in ops:
-            lines += self.statement(node)
+        for node in self.ops(fetch_tensors, fetch_ops, feeds):
+            lines += ["    " + line for line in self.statement(node)]
+        return lines
+
+    def guarded_body(self, outputs, feeds: set) -> list[str]:
+        """Code for every output the given feeds determine: statements are grouped under
+        ``if {needed feeds} <= fed:``, and each output goes into ``result`` once computed."""
+        needs: dict = {}
+        for node in self.ops(outputs, [], feeds):
+            own = {node.name} if node.outputs and node.outputs[0] in feeds else set()
+            deps = [t.op for t in node.inputs] + list(node.control_inputs)
+            needs[node] = frozenset(own.union(*(needs.get(d, ()) for d in deps)))
+        self.needs = {t.op.name: sorted(needs[t.op]) for t in outputs}
+        lines, current = ["    dims, result = {}, {}"], None
+        for node, need in needs.items():
+            body = self.statement(node) + [
+                f"result[{_literal(t.op.name)}] = np.array({self.var(t)}, copy=True)"
+                for t in outputs if t.op is node]
+            if not body:
+                continue
+            if need != current:
+                current = need
+                if need:
+                    lines.append(f"    if fed.issuperset({_literal(sorted(need))}):")
+            indent = "        " if need else "    "
+            lines += [indent + line for line in body]
         return lines
 
     def statement(self, node) -> list[str]:
@@ -362,27 +389,45 @@ class _Emitter:
             return []
         if t == "placeholder":
             out = node.outputs[0]
-            return [f"    {outs[0]} = _feed(feeds, {name}, {_literal(out.dtype)}, "
+            return [f"{outs[0]} = _feed(feeds, {name}, {_literal(out.dtype)}, "
                     f"{_literal(None if out.shape is None else tuple(out.shape))}, dims)"]
         if t == "placeholder_with_default":
             out = node.outputs[0]
             shape = _literal(None if out.shape is None else tuple(out.shape))
-            return [f"    {outs[0]} = (_feed(feeds, {name}, {_literal(out.dtype)}, {shape}, dims)"
+            return [f"{outs[0]} = (_feed(feeds, {name}, {_literal(out.dtype)}, {shape}, dims)"
                     f" if {name} in feeds else {args[0]})"]
         if t == "variable":
-            return [f"    {outs[0]} = PARAMS[{name}]"]
+            return [f"{outs[0]} = PARAMS[{name}]"]
         if t in ("assign", "assign_add", "assign_sub"):
             var = _literal(node.attrs["var"].name)
             if t == "assign":
-                return [f"    {outs[0]} = _assign({var}, {args[0]})"]
+                return [f"{outs[0]} = _assign({var}, {args[0]})"]
             ufunc = "np.add" if t == "assign_add" else "np.subtract"
-            return [f"    {outs[0]} = _update({ufunc}, {var}, {args[0]})"]
+            return [f"{outs[0]} = _update({ufunc}, {var}, {args[0]})"]
         if t == "no_op":
             return []
         expr = _source(node, args)
         if len(outs) == 1:
-            return [f"    {outs[0]} = {expr}"]
-        return [f"    {', '.join(outs)}, = {expr}"]
+            return [f"{outs[0]} = {expr}"]
+        return [f"{', '.join(outs)}, = {expr}"]
+
+
+_RUN = '''
+
+def run(feeds, outputs=None):
+    """Output name -> array: every output the feeds (input name -> array) determine, or the
+    named ``outputs`` (a KeyError names the feeds they still need)."""
+    fed = set(feeds)
+    for name in outputs or ():
+        missing = sorted(NEEDS[name] - fed)
+        if missing:
+            raise KeyError(f"output {name!r} needs the feeds {missing}")
+    if not outputs and OUTPUTS and not any(NEEDS[name] <= fed for name in OUTPUTS):
+        raise KeyError(f"no output can be computed from the feeds {sorted(fed)}; "
+                       f"they need {[sorted(NEEDS[name]) for name in OUTPUTS]}")
+    result = _run(feeds, fed)
+    return {k: v for k, v in result.items() if outputs is None or k in outputs}
+'''
 
 
 def emit_module(graph, source_name: str = "model.g", params: dict | None = None) -> str:
@@ -409,9 +454,7 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None)
     inputs = [op.outputs[0] for op in graph.get_operations() if op.type == "placeholder"]
     em = _Emitter(graph)
 
-    run_lines = em.body(outputs, [], set(inputs))
-    run_lines.append("    return {" + ", ".join(
-        f"{_literal(t.op.name)}: np.array({em.var(t)}, copy=True)" for t in outputs) + "}")
+    run_lines = em.guarded_body(outputs, set(inputs)) + ["    return result"]
     train_lines = []
     if clauses:
         c = clauses[-1]
@@ -430,10 +473,11 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None)
         f"{_literal(t.op.name)}: ({_literal(t.dtype)}, "
         f"{_literal(None if t.shape is None else tuple(t.shape))})" for t in inputs) + "}")
     out.append(f"OUTPUTS = {_literal([t.op.name for t in outputs])}")
+    out.append("NEEDS = {" + ", ".join(f"{_literal(k)}: set({_literal(v)})"
+                                       for k, v in em.needs.items()) + "}")
     for op, cname in sorted(em.constants.items(), key=lambda kv: kv[0].id):
         out.append(f"{cname} = {_literal(op.attrs['value'])}")
-    out += ["", "", "def run(feeds):", '    """Output name -> array, for feeds: input name -> '
-            'array."""'] + run_lines
+    out += [_RUN, "", "def _run(feeds, fed):"] + run_lines
     if clauses:
         out += ["", "", "def train_step(feeds):",
                 '    """One update of PARAMS; returns the loss before it."""'] + train_lines
