@@ -396,6 +396,15 @@ def test_random_programs_compile_or_fail_with_a_located_error(src):
         assert e.location.col is not None and e.location.col >= 1
         return
     assert gc.loads(g.to_text(), graph=gc.Graph()).to_text() == g.to_text()
+    values = [g.get_tensor_by_name(n) for n in ("v0", "v1", "v2") if n in _names(g)]
+    plan = gc.compile([v for v in values if isinstance(v, gc.Tensor)] or ["c"],
+                      feed_shapes={"a": tuple(2 if d == "N" else d for d in
+                                              g.get_tensor_by_name("a").shape)}, graph=g)
+    assert plan.peak_bytes >= 0
+
+
+def _names(graph):
+    return {op.name for op in graph.get_operations()}
 
 
 @settings(max_examples=60, deadline=None)
