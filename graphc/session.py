@@ -128,12 +128,18 @@ class Session:
             self._growth.check()
         if trace is None:
             # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
-            key = _fetch_key(fetches, feed_dict)
-            if key is not None:
-                call = self._callables.get(key)
-                if call is None:
+            kind = type(fetches)
+            key = (kind, tuple(fetches) if kind is list else fetches, *(feed_dict or ()))
+            try:
+                call = self._callables[key]
+            except KeyError:
+                call = None
+                if _cacheable(fetches, feed_dict):
                     call = self._callables[key] = self.make_callable(fetches, list(feed_dict or ()))
-                return call(*(feed_dict or {}).values())
+            except TypeError:      # unhashable: nested or dict fetches take the general path
+                call = None
+            if call is not None:
+                return call(*feed_dict.values()) if feed_dict else call()
         leaves = []
         rebuild = _flatten(fetches, leaves)
         elements = [self._as_element(f) for f in leaves]
@@ -159,16 +165,19 @@ class Session:
         fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
         fetch_ops = [e for e in elements if isinstance(e, Operation)]
         is_tensor = [isinstance(e, Tensor) for e in elements]
+        all_tensors = all(is_tensor)
+        n_feeds = len(feed_list)
         wants = [t.dtype.np for t in feed_list]
         by_shapes: dict = {}     # feed shapes -> (run, positions of the feeds it takes)
         ctx = self._ctx
 
         def call(*values):
-            if len(values) != len(feed_list):
-                raise FeedError(f"this callable takes {len(feed_list)} feed values, got "
+            if len(values) != n_feeds:
+                raise FeedError(f"this callable takes {n_feeds} feed values, got "
                                 f"{len(values)}", user_location())
-            arrays = [_quick_feed(v, w) for v, w in zip(values, wants)]
-            shapes = tuple(None if a is None else a.shape for a in arrays)
+            arrays = [v if type(v) is np.ndarray and v.dtype == w else _quick_feed(v, w)
+                      for v, w in zip(values, wants)]
+            shapes = tuple([None if a is None else a.shape for a in arrays])
             entry = by_shapes.get(shapes)
             if entry is None or None in shapes:
                 # first time for these shapes (or an unusual value): check everything
@@ -178,9 +187,13 @@ class Session:
                 entry = _entry(exe, feed_list)
                 by_shapes[tuple(a.shape for a in arrays)] = entry
             run, positions = entry
-            out = iter(run(ctx, *[arrays[i] for i in positions]))
-            results = [_as_numpy_result(next(out)) if t else None for t in is_tensor]
-            return rebuild(results)
+            if positions is not None:          # the plan takes only the feeds it needs
+                arrays = [arrays[i] for i in positions]
+            out = run(ctx, *arrays)
+            if all_tensors:
+                return rebuild([a[()] if a.ndim == 0 else a for a in out])
+            out = iter(out)
+            return rebuild([_as_numpy_result(next(out)) if t else None for t in is_tensor])
         return call
 
     def _executable(self, fetch_tensors, fetch_ops, feeds):
@@ -256,19 +269,12 @@ class Session:
         return self._variables.get(var.op)
 
 
-def _fetch_key(fetches, feed_dict):
-    """A hashable key for run()'s fast path, or None when the fetches are nested or the
-    feeds are not keyed by tensors (then run() takes the general path)."""
-    if isinstance(fetches, (Tensor, Operation)):
-        key = fetches
-    elif type(fetches) in (list, tuple) and all(isinstance(f, (Tensor, Operation))
-                                                 for f in fetches):
-        key = (type(fetches), tuple(fetches))
-    else:
-        return None
-    if feed_dict and not all(isinstance(t, Tensor) for t in feed_dict):
-        return None
-    return key, tuple(feed_dict or ())
+def _cacheable(fetches, feed_dict) -> bool:
+    """Whether run() may keep a callable for these fetches: tensors and ops, alone or in a
+    flat list/tuple, fed through tensors (names are resolved once, then not re-checked)."""
+    items = fetches if type(fetches) in (list, tuple) else [fetches]
+    return (all(isinstance(f, (Tensor, Operation)) for f in items)
+            and all(isinstance(t, Tensor) for t in (feed_dict or ())))
 
 
 def _quick_feed(value, want):
@@ -285,9 +291,9 @@ def _entry(exe, feed_list):
     """The executable's lowest-overhead entry point and which feeds it takes, in order."""
     order = getattr(exe, "feed_tensors", None)
     if order is None:                      # the reference executor takes a dict
-        return (lambda ctx, *arrays: exe(ctx, dict(zip(feed_list, arrays))),
-                list(range(len(feed_list))))
-    return exe.call, [feed_list.index(t) for t in order]
+        return lambda ctx, *arrays: exe(ctx, dict(zip(feed_list, arrays))), None
+    positions = [feed_list.index(t) for t in order]
+    return exe.call, None if positions == list(range(len(feed_list))) else positions
 
 
 def _traced_run(exe, ctx, feeds, path):

@@ -21,12 +21,22 @@ import numpy as np
 
 from ..diagnostics import NumericsTrap
 from ..errors import GraphcError, OpError
+from ..ops import elementwise as E
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
-from ..ops.state import VARIABLE
+from ..ops.state import ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
 _ACCUMULATE = {REDUCE_SUM: (np.add, 0.0), REDUCE_MEAN: (np.add, 0.0),
                REDUCE_MAX: (np.maximum, -np.inf), REDUCE_MIN: (np.minimum, np.inf)}
+
+# 0-d float values: Python operators on numpy scalars give the ufunc's exact float result
+# at a fraction of a ufunc call's cost (a scalar SGD step is all 0-d arithmetic).
+_SCALAR_EXPR = {E.ADD: "({0} + {1})", E.SUBTRACT: "({0} - {1})", E.MULTIPLY: "({0} * {1})",
+                E.NEG: "(-{0})", E.SQUARE: "({0} * {0})", E.DIVIDE: "({0} / {1})"}
+
+# Variable updates run inline on the variable's buffer: the kernel's lookup and call, minus
+# the Python frames (an unset variable still fails in the lookup, and is reported as such).
+_INLINE_UPDATE = {ASSIGN_ADD: "np.add", ASSIGN_SUB: "np.subtract"}
 
 _serial = itertools.count()
 
@@ -108,6 +118,12 @@ class _Generator:
             k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
             sep = ", " if ins else ""
             return [(f"{k}({ins}{sep}out={outs[0]})", None)]
+        if step.op is NO_OP:
+            return [("pass", None)]         # it exists for its control edges, already honoured
+        if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1:
+            var = self._bind(f"n{i}", step.attrs["var"])
+            return [(f"{outs[0]} = V[{var}]; {_INLINE_UPDATE[step.op]}({outs[0]}, {ins}, "
+                     f"out={outs[0]})", None)]
         if step.kind == "state":
             self._bind(f"n{i}", step.node)
             k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
@@ -122,8 +138,33 @@ class _Generator:
             return [(f"{outs[0]}, = as_tuple({call})", None)]
         return [(f"{', '.join(outs)}, = {call}", None)]
 
+    def _scalar_lines(self, step):
+        """A fused body over 0-d float values, as Python expressions on numpy scalars."""
+        i, lines, names = step.index, [], []
+        for k, slot in enumerate(step.inputs):
+            s = self.plan.slots[slot]
+            if s.kind == "const":      # a constant is a numpy scalar from the start
+                self._bind(f"a{i}_{k}", s.value[()])
+            else:
+                lines.append((f"a{i}_{k} = s{slot}[()]", None))
+        for j, (fop, (w, s)) in enumerate(zip(step.body, step.body_slots, strict=True)):
+            args = [f"a{i}_{a}" if kind == "in" else names[a] for kind, a in fop.args]
+            expr = _SCALAR_EXPR.get(fop.op)
+            if expr is None:
+                k = self._bind(f"k{i}_{j}", _kernel(fop.op.numpy, fop.attrs))
+                expr = f"{k}({', '.join(args)})"
+            else:
+                expr = expr.format(*args)
+            names.append(f"v{i}_{j}")
+            lines.append((f"v{i}_{j} = {expr}", j))
+            if w == "out":
+                lines.append((f"s{step.outputs[s]}[()] = v{i}_{j}", j))
+        return lines
+
     def _fused_lines(self, step):
         i, plan = step.index, self.plan
+        if not step.loop_shape and all(f.dtype.is_floating for f in step.body):
+            return self._scalar_lines(step)
         loop = step.loop_shape
         n0 = loop[0] if loop else 1
         tiled = bool(loop) and step.tile_rows < n0
@@ -246,7 +287,8 @@ class NumpyExecutable:
 
     def call(self, ctx, *feed_arrays):
         try:
-            return self._runners()[0](ctx, *feed_arrays)
+            runners = self._local.__dict__.get("runners") or self._runners()
+            return runners[0](ctx, *feed_arrays)
         except GraphcError:
             raise
         except Exception as e:  # noqa: BLE001 - turned into an error naming the user's line

@@ -37,14 +37,26 @@ class FusedOp:
     sources: tuple
 
 
+def _not_fusible(node) -> str:
+    """Why ``node`` starts no group and joins none."""
+    op = node.op
+    if op.kind not in ("elementwise", "reduction"):
+        return f"{op.name} is a {op.kind} op"
+    if op.kind == "reduction":
+        return f"{op.name} is not a fusible reduction (or not of a float tensor)"
+    if not fully_known(node.avals[0][1]):
+        return "its shape is only known at run time"
+    return f"{op.name}'s kernel cannot write into a given buffer"
+
+
 def _elementwise(node) -> bool:
     op = node.op
     return (op.kind == "elementwise" and kernel_takes_out(op) and len(node.avals) == 1
-            and fully_known(node.avals[0][1]) and not node.controls)
+            and fully_known(node.avals[0][1]))
 
 
 def _reduction(node) -> bool:
-    if node.op not in FUSIBLE_REDUCTIONS or node.controls:
+    if node.op not in FUSIBLE_REDUCTIONS:
         return False
     (p, i), = node.inputs
     dtype, shape = p.avals[i]
@@ -68,7 +80,7 @@ class _Group:
         if node.epoch != self.epoch:
             return "a state update runs in between"
         members = set(self.members)
-        for p, _ in node.inputs:
+        for p in [p for p, _ in node.inputs] + list(node.controls):
             # a node with no inputs (constant, feed, variable read) can never close a cycle
             if p not in members and pos[p] >= self.first and (p.inputs or p.controls):
                 return "another input is computed after the group starts"
@@ -86,7 +98,7 @@ def fuse(program: Program) -> Program:
         if not (elementwise or reduction):
             for p, _ in n.inputs:
                 if p in group_of:
-                    boundaries.append((p, n, f"{n.op.name} is a {n.op.kind} op"))
+                    boundaries.append((p, n, _not_fusible(n)))
             continue
         shape = n.inputs[0][0].avals[n.inputs[0][1]][1] if reduction else n.avals[0][1]
         chosen = None
@@ -124,7 +136,8 @@ def _contract(program, sched, group_of):
         g = group_of.get(n)
         if g is not None and len(g.members) > 1:
             if n is g.members[0]:
-                fused = _fused_node(g, consumers, fetched | controls_on, value)
+                fused = _fused_node(g, consumers, fetched | controls_on, value,
+                                    lambda c: node_subst.get(c, c))
                 nodes.append(fused)
                 for k, j in enumerate(fused.attrs["outputs"]):
                     subst[(g.members[j], 0)] = (fused, k)
@@ -145,7 +158,7 @@ def _contract(program, sched, group_of):
     return out
 
 
-def _fused_node(group, consumers, pinned, value):
+def _fused_node(group, consumers, pinned, value, control):
     members = group.members
     index = {m: j for j, m in enumerate(members)}
     inputs, input_index, body = [], {}, []
@@ -166,4 +179,6 @@ def _fused_node(group, consumers, pinned, value):
                if m in pinned or j == len(members) - 1
                or any(c not in index for c, _ in consumers[m])]
     attrs = {"body": tuple(body), "outputs": tuple(outputs), "loop_shape": group.shape}
-    return derived(FUSED, inputs, attrs, [members[j].avals[0] for j in outputs], members)
+    controls = dict.fromkeys(control(c) for m in members for c in m.controls if c not in index)
+    return derived(FUSED, inputs, attrs, [members[j].avals[0] for j in outputs], members,
+                   controls=tuple(controls))

@@ -35,6 +35,10 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
     nodes_of: dict = {}      # user Operation -> Node
     nodes: list = []
     feeds: dict = {}
+    # A pure node without inputs (a constant built under control_dependencies) hands its
+    # control edges to its consumers: the same nodes run first and are kept alive, and the
+    # constant itself can be folded, merged and fused like any other.
+    handed: dict = {}
     epoch = 0
     for t, shape in feed_shapes.items():
         dtype = feed_dtypes.get(t, t.dtype)
@@ -47,9 +51,16 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
         if writes_state(op.op):
             epoch += 1
         ins = [values[t] for t in op.inputs]
+        controls = [nodes_of[c] for c in op.control_inputs]
+        controls += [c for p, _ in ins for c in handed.get(p, ()) if c not in controls]
+        if not ins and not op.op.stateful and controls:
+            handed_controls, controls = controls, []
+        else:
+            handed_controls = None
         node = Node(op.op, ins, dict(op.attrs), _avals(op, ins), (op,), op.id,
-                    epoch - 1 if writes_state(op.op) else epoch,
-                    [nodes_of[c] for c in op.control_inputs])
+                    epoch - 1 if writes_state(op.op) else epoch, controls)
+        if handed_controls:
+            handed[node] = handed_controls
         nodes_of[op] = node
         nodes.append(node)
         for t in op.outputs:

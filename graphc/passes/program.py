@@ -188,13 +188,13 @@ def _collect_new(values, nodes, seen):
         stack.extend(n.controls)
 
 
-def derived(op, inputs, attrs, avals, like: Node | list) -> Node:
+def derived(op, inputs, attrs, avals, like: Node | list, controls=()) -> Node:
     """A new node that replaces ``like`` (a node or several): it keeps their sources, and the
     latest order and epoch so that it runs where they ran."""
     group = like if isinstance(like, (list, tuple)) else [like]
     sources = tuple(dict.fromkeys(s for n in group for s in n.sources))
     last = max(group, key=lambda n: n.order)
-    return Node(op, inputs, attrs, avals, sources, last.order, last.epoch)
+    return Node(op, inputs, attrs, avals, sources, last.order, last.epoch, controls)
 
 
 def kernel_takes_out(op) -> bool:

@@ -1,0 +1,82 @@
+"""Time the workloads: contenders alternate within one process, round after round, and the
+medians and their ratios to graphc are printed. Peers (torch, jax, tensorflow) join when
+importable; install them in a separate environment, never in the test one."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+from .workloads import WORKLOADS
+
+
+def _time_batch(fn, inner):
+    t = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    return (time.perf_counter() - t) / inner
+
+
+def measure(contenders: dict, rounds: int, budget: float) -> dict:
+    """Median seconds per call of each contender; each round runs every contender once, for
+    about ``budget`` seconds, in turn (so drifts in machine load hit all of them alike)."""
+    inner = {}
+    for name, fn in contenders.items():
+        for _ in range(2):
+            fn()                                     # warm-up: compile, caches
+        once = _time_batch(fn, 1)
+        inner[name] = max(1, int(budget / max(once, 1e-7)))
+    samples = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            samples[name].append(_time_batch(fn, inner[name]))
+    return {name: statistics.median(v) for name, v in samples.items()}
+
+
+def _fmt(seconds):
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:9.2f} us"
+    if seconds < 1:
+        return f"{seconds * 1e3:9.3f} ms"
+    return f"{seconds:9.3f} s "
+
+
+def report(workload, medians):
+    base = medians["graphc"]
+    print(f"\n== {workload} ==")
+    for name, t in sorted(medians.items(), key=lambda kv: kv[1]):
+        ratio = t / base
+        print(f"  {name:<14} {_fmt(t)}   {ratio:6.2f}x graphc's time")
+    if "matmuls only" in medians:
+        print(f"  graphc / matmuls only = {base / medians['matmuls only']:.3f} (target <= 1.15)")
+    if "numpy eager" in medians:
+        print(f"  speed-up over eager numpy = {medians['numpy eager'] / base:.2f}x (target >= 4)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--budget", type=float, default=0.05, help="seconds per timed batch")
+    args = parser.parse_args(argv)
+    print(f"graphc benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}")
+    names = list(WORKLOADS) if args.workload == "all" else [args.workload]
+    for name in names:
+        contenders = WORKLOADS[name]()
+        if name == "compile":
+            times = [_time_batch(contenders["graphc"], 1) for _ in range(3)]
+            plan = contenders["graphc"]()
+            median = statistics.median(times)
+            print(f"\n== compile ==\n  100-layer MLP + Adam: median {median:.3f} s "
+                  f"(target <= 2 s); {plan.stats['nodes_before']} -> "
+                  f"{plan.stats['nodes_after']} nodes, {plan.stats['kernels']} kernels, "
+                  f"peak {plan.stats['peak_bytes']} bytes")
+            continue
+        report(name, measure(contenders, args.rounds, args.budget))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""The SPEC §10 workloads. Each ``build_<name>()`` returns ``{contender: step()}``: callables
+doing one unit of work (a training step, one ``sess.run``, one forward pass). Peers appear
+only when importable; graphc and hand-written numpy always do."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import graphc as gc
+
+CHAIN_N = 1 << 20
+
+
+def _peer(name):
+    try:
+        return __import__(name)
+    except ImportError:
+        return None
+
+
+# --- mlp2 / mlp3: training steps ----------------------------------------------------------------
+
+def _mlp_data(n, sizes, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, sizes[0])).astype(np.float32)
+    labels = rng.integers(0, sizes[-1], n)
+    Y = np.eye(sizes[-1], dtype=np.float32)[labels]
+    Ws = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32)
+          for a, b in zip(sizes, sizes[1:], strict=False)]
+    return X, Y, Ws
+
+
+def build_mlp(n, sizes, loss_kind, lr):
+    """A ReLU MLP training step (no biases), SGD; loss "sse" (sum of squared error) or "xent"
+    (mean softmax cross-entropy)."""
+    X, Y, W0 = _mlp_data(n, sizes)
+    out = {}
+
+    # graphc
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder(gc.float32, (None, sizes[0]), name="x")
+        y = gc.placeholder(gc.float32, (None, sizes[-1]), name="y")
+        ws = [gc.Variable(w, name=f"w{i}") for i, w in enumerate(W0)]
+        h = x
+        for i, w in enumerate(ws):
+            h = h @ w
+            if i < len(ws) - 1:
+                h = gc.relu(h)
+        if loss_kind == "sse":
+            loss = gc.reduce_sum((h - y) ** 2)
+        else:
+            loss = gc.reduce_mean(gc.softmax_cross_entropy_with_logits(labels=y, logits=h))
+        train = gc.train.GradientDescentOptimizer(lr).minimize(loss)
+        init = gc.global_variables_initializer()
+    sess = gc.Session(graph=graph)
+    sess.run(init)
+    out["graphc"] = lambda: sess.run([train, loss], {x: X, y: Y})
+
+    # hand-written numpy, buffers reused
+    Wn = [w.copy() for w in W0]
+
+    def numpy_step():
+        acts, h = [X], X
+        for i, w in enumerate(Wn):
+            h = h @ w
+            if i < len(Wn) - 1:
+                np.maximum(h, 0, out=h)
+            acts.append(h)
+        if loss_kind == "sse":
+            g = h - Y
+            loss = float(np.sum(g * g))
+            g *= 2
+        else:
+            z = h - h.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            s = e.sum(axis=1, keepdims=True)
+            loss = float(np.mean(np.log(s)[:, 0] - (z * Y).sum(axis=1)))
+            g = (e / s - Y) / len(X)
+        for i in range(len(Wn) - 1, -1, -1):
+            gw = acts[i].T @ g
+            if i:
+                g = g @ Wn[i].T
+                g *= acts[i] > 0
+            Wn[i] -= lr * gw
+        return loss
+    out["numpy"] = numpy_step
+
+    # the matmuls alone: the floor any framework pays
+    def matmuls_only():
+        acts, h = [X], X
+        for w in W0:
+            h = h @ w
+            acts.append(h)
+        g = h
+        for i in range(len(W0) - 1, -1, -1):
+            acts[i].T @ g
+            if i:
+                g = g @ W0[i].T
+    out["matmuls only"] = matmuls_only
+
+    torch = _peer("torch")
+    if torch is not None:
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        tX, tY = torch.from_numpy(X), torch.from_numpy(Y)
+        tW = [torch.tensor(w, requires_grad=True) for w in W0]
+
+        def torch_step():
+            h = tX
+            for i, w in enumerate(tW):
+                h = h @ w
+                if i < len(tW) - 1:
+                    h = torch.relu(h)
+            if loss_kind == "sse":
+                loss = ((h - tY) ** 2).sum()
+            else:
+                loss = torch.nn.functional.cross_entropy(h, tY)
+            loss.backward()
+            with torch.no_grad():
+                for w in tW:
+                    w.sub_(lr * w.grad)
+                    w.grad = None
+            return loss
+        out["torch eager"] = torch_step
+
+    jax = _peer("jax")
+    if jax is not None:
+        jnp = jax.numpy
+
+        def loss_fn(ws, xb, yb):
+            h = xb
+            for i, w in enumerate(ws):
+                h = h @ w
+                if i < len(ws) - 1:
+                    h = jax.nn.relu(h)
+            if loss_kind == "sse":
+                return jnp.sum((h - yb) ** 2)
+            return jnp.mean(-jnp.sum(yb * jax.nn.log_softmax(h), axis=1))
+
+        @jax.jit
+        def jstep(ws, xb, yb):
+            loss, grads = jax.value_and_grad(loss_fn)(ws, xb, yb)
+            return [w - lr * g for w, g in zip(ws, grads, strict=True)], loss
+
+        state = {"ws": [jnp.asarray(w) for w in W0]}
+        jX, jY = jnp.asarray(X), jnp.asarray(Y)
+
+        def jax_step():
+            state["ws"], loss = jstep(state["ws"], jX, jY)
+            loss.block_until_ready()
+        out["jax jit"] = jax_step
+    return out
+
+
+def build_mlp2():
+    return build_mlp(64, (1000, 100, 10), "sse", 1e-4)
+
+
+def build_mlp3():
+    return build_mlp(256, (784, 512, 512, 10), "xent", 0.05)
+
+
+# --- linreg: one sess.run of a scalar SGD step ------------------------------------------------
+
+LINREG_X = np.array([3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167, 7.042,
+                     10.791, 5.313, 7.997, 5.654, 9.27, 3.1])
+LINREG_Y = np.array([1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221, 2.827,
+                     3.465, 1.65, 2.904, 2.42, 2.94, 1.3])
+
+
+def build_linreg():
+    """One call = one SGD step on one sample, cycling through the 17 samples."""
+    lr = 0.01
+    samples = [(float(a), float(b)) for a, b in zip(LINREG_X, LINREG_Y, strict=True)]
+    out = {}
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder(gc.float32, (), name="x")
+        y = gc.placeholder(gc.float32, (), name="y")
+        w = gc.Variable(0.3, name="w")
+        b = gc.Variable(0.1, name="b")
+        loss = (w * x + b - y) ** 2
+        train = gc.train.GradientDescentOptimizer(lr).minimize(loss)
+        init = gc.global_variables_initializer()
+    sess = gc.Session(graph=graph)
+    sess.run(init)
+    it = {"i": 0}
+
+    def graphc_step():
+        i = it["i"] = (it["i"] + 1) % 17
+        xi, yi = samples[i]
+        sess.run(train, {x: xi, y: yi})
+    out["graphc"] = graphc_step
+
+    wb = np.array([0.3, 0.1], np.float32)
+
+    def numpy_step():
+        i = it["i"] = (it["i"] + 1) % 17
+        xi, yi = samples[i]
+        err = 2 * (wb[0] * xi + wb[1] - yi)
+        wb[0] -= lr * err * xi
+        wb[1] -= lr * err
+    out["numpy"] = numpy_step
+
+    torch = _peer("torch")
+    if torch is not None:
+        tw = torch.tensor(0.3, requires_grad=True)
+        tb = torch.tensor(0.1, requires_grad=True)
+
+        def torch_step():
+            i = it["i"] = (it["i"] + 1) % 17
+            xi, yi = samples[i]
+            loss = (tw * xi + tb - yi) ** 2
+            loss.backward()
+            with torch.no_grad():
+                tw.sub_(lr * tw.grad)
+                tb.sub_(lr * tb.grad)
+                tw.grad = tb.grad = None
+        out["torch eager"] = torch_step
+
+    jax = _peer("jax")
+    if jax is not None:
+        @jax.jit
+        def jstep(p, xi, yi):
+            g = jax.grad(lambda p: (p[0] * xi + p[1] - yi) ** 2)(p)
+            return p - lr * g
+        state = {"p": jax.numpy.asarray([0.3, 0.1], dtype="float32")}
+
+        def jax_step():
+            i = it["i"] = (it["i"] + 1) % 17
+            xi, yi = samples[i]
+            state["p"] = jstep(state["p"], xi, yi)
+            state["p"].block_until_ready()
+        out["jax jit"] = jax_step
+    return out
+
+
+# --- chain: 12 elementwise ops on 1M float32, summed -----------------------------------------
+
+def chain_graphc(x):
+    """The 12 elementwise ops — neg, mul, exp, mul, add, tanh; mul, sub, abs, mul, add, sqrt —
+    then a sum. Two transcendentals: a chain of only exp/tanh is bound by their arithmetic,
+    which no executor schedule can hide."""
+    y = gc.tanh(gc.exp(-x * x) * 3.0 + 1.0)
+    y = gc.sqrt(gc.abs(y * y - 0.5) * 2.0 + 1.0)
+    return gc.reduce_sum(y)
+
+
+def chain_numpy(x):
+    y = np.tanh(np.exp(-x * x) * 3.0 + 1.0)
+    y = np.sqrt(np.abs(y * y - 0.5) * 2.0 + 1.0)
+    return y.sum()
+
+
+def build_chain():
+    X = np.random.default_rng(0).standard_normal(CHAIN_N).astype(np.float32)
+    out = {}
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder(gc.float32, (None,), name="x")
+        s = chain_graphc(x)
+    sess = gc.Session(graph=graph)
+    out["graphc"] = lambda: sess.run(s, {x: X})
+    out["numpy eager"] = lambda: chain_numpy(X)
+
+    buf = np.empty_like(X)
+
+    def numpy_out():
+        np.negative(X, out=buf)
+        np.multiply(buf, X, out=buf)
+        np.exp(buf, out=buf)
+        np.multiply(buf, 3.0, out=buf)
+        np.add(buf, 1.0, out=buf)
+        np.tanh(buf, out=buf)
+        np.multiply(buf, buf, out=buf)
+        np.subtract(buf, 0.5, out=buf)
+        np.abs(buf, out=buf)
+        np.multiply(buf, 2.0, out=buf)
+        np.add(buf, 1.0, out=buf)
+        np.sqrt(buf, out=buf)
+        return buf.sum()
+    out["numpy out="] = numpy_out
+
+    torch = _peer("torch")
+    if torch is not None:
+        tX = torch.from_numpy(X)
+
+        def torch_chain():
+            y = torch.tanh(torch.exp(-tX * tX) * 3.0 + 1.0)
+            return torch.sqrt(torch.abs(y * y - 0.5) * 2.0 + 1.0).sum()
+        out["torch eager"] = torch_chain
+
+    jax = _peer("jax")
+    if jax is not None:
+        jnp = jax.numpy
+
+        @jax.jit
+        def jchain(v):
+            y = jnp.tanh(jnp.exp(-v * v) * 3.0 + 1.0)
+            return jnp.sqrt(jnp.abs(y * y - 0.5) * 2.0 + 1.0).sum()
+        jX = jnp.asarray(X)
+        out["jax jit"] = lambda: jchain(jX).block_until_ready()
+    return out
+
+
+# --- compile: a 100-layer MLP with Adam ---------------------------------------------------------
+
+def compile_mlp(layers=100, width=64, batch=32):
+    """Build, differentiate, optimize and plan a deep MLP trained with Adam; return the plan."""
+    graph = gc.Graph()
+    with graph.as_default():
+        x = gc.placeholder(gc.float32, (None, width))
+        y = gc.placeholder(gc.float32, (None, width))
+        h = x
+        for i in range(layers):
+            w = gc.Variable(gc.random_normal((width, width), stddev=0.1, seed=i))
+            b = gc.Variable(gc.zeros((width,)))
+            h = gc.relu(h @ w + b)
+        loss = gc.reduce_mean((h - y) ** 2)
+        train = gc.train.AdamOptimizer(1e-3).minimize(loss)
+        return gc.compile([train, loss], feed_shapes={x: (batch, width), y: (batch, width)})
+
+
+def build_compile():
+    return {"graphc": compile_mlp}
+
+
+WORKLOADS = {"mlp2": build_mlp2, "mlp3": build_mlp3, "linreg": build_linreg,
+             "chain": build_chain, "compile": build_compile}
