@@ -384,3 +384,29 @@ def test_contrib_fully_connected_device_and_gfile(tmp_path):
     assert tf.gfile.Exists(logdir) and tf.gfile.IsDirectory(logdir)
     tf.gfile.DeleteRecursively(str(tmp_path / "logs"))
     assert not tf.io.gfile.exists(logdir)
+
+
+def test_lrn_matches_its_formula_and_differentiates(rng):
+    x = rng.random((2, 3, 3, 7))
+    y = tf.nn.lrn(tf.constant(x), depth_radius=2, bias=2.0, alpha=0.1, beta=0.75)
+    sq = np.pad(x ** 2, ((0, 0), (0, 0), (0, 0), (2, 2)))
+    expected = x / (2.0 + 0.1 * sum(sq[..., k:k + 7] for k in range(5))) ** 0.75
+    np.testing.assert_allclose(_run(y), expected, rtol=1e-12)
+    gc.test.check_gradients(lambda t: tf.nn.local_response_normalization(t, 1, 1.0, 0.5, 0.5),
+                            [x])
+
+
+def test_scripts_written_as_tf_compat_v1_run_too():
+    tf.compat.v1.disable_eager_execution()
+    x_data = np.random.default_rng(0).random(100).astype(np.float32)
+    y_data = x_data * 0.1 + 0.3
+    W = tf.compat.v1.Variable(tf.compat.v1.random_uniform([1], -1.0, 1.0, seed=3))
+    b = tf.compat.v1.Variable(tf.zeros([1]))
+    loss = tf.reduce_mean(tf.square(W * x_data + b - y_data))
+    train = tf.compat.v1.train.GradientDescentOptimizer(0.5).minimize(loss)
+    with tf.compat.v1.Session() as sess:
+        sess.run(tf.compat.v1.initialize_all_variables())
+        for _ in range(201):
+            sess.run(train)
+        w, bias = sess.run([W, b])
+    np.testing.assert_allclose([w[0], bias[0]], [0.1, 0.3], atol=1e-3)

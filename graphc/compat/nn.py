@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import nn as _gnn
 from ..errors import DTypeError, ShapeError, user_location
 from ..ops import conv as _conv
-from ..ops.array import cast, concat, one_hot
+from ..ops.array import cast, concat, one_hot, pad
 from ..ops.elementwise import abs as _abs
 from ..ops.elementwise import exp, less, log1p, maximum, sigmoid, tanh
 from ..ops.linalg import matmul
@@ -41,7 +41,8 @@ gelu = _gnn.gelu
 __all__ = [
     "avg_pool", "batch_normalization", "bias_add", "conv2d", "conv2d_transpose", "crelu",
     "dropout", "elu", "embedding_lookup", "gelu", "in_top_k", "l2_loss", "l2_normalize",
-    "leaky_relu", "log_softmax", "max_pool", "moments", "relu", "relu6", "selu", "sigmoid",
+    "leaky_relu", "local_response_normalization", "log_softmax", "lrn", "max_pool", "moments",
+    "relu", "relu6", "selu", "sigmoid",
     "sigmoid_cross_entropy_with_logits", "silu", "softmax", "softmax_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits_v2", "softplus", "softsign",
     "sparse_softmax_cross_entropy_with_logits", "swish", "tanh",
@@ -138,6 +139,25 @@ def weighted_cross_entropy_with_logits(labels=None, logits=None, pos_weight=None
     q = pos_weight
     log_weight = (q - 1) * z + 1
     return (1 - z) * x + log_weight * (log1p(exp(-_abs(x))) + maximum(-x, 0))
+
+
+def local_response_normalization(input, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5,  # noqa: A002
+                                 name=None):
+    """``x / (bias + alpha * sum of x**2 over depth_radius channels either side) ** beta``,
+    over the last (channel) axis of NHWC ``input``; built from slices, so it differentiates."""
+    x = convert(input)
+    channels = x.shape[-1]
+    if not isinstance(channels, int):
+        raise ShapeError(f"lrn needs a static channel count, got {x.describe()}", user_location())
+    r = int(depth_radius)
+    padded = pad(x * x, [(0, 0)] * (len(x.shape) - 1) + [(r, r)])
+    window = padded[..., 0:channels]
+    for k in range(1, 2 * r + 1):
+        window = window + padded[..., k:k + channels]
+    return x / (window * alpha + bias) ** beta
+
+
+lrn = local_response_normalization
 
 
 def crelu(features, axis=-1, name=None):

@@ -22,6 +22,7 @@ import contextlib
 import glob as _glob
 import os as _os
 import shutil as _shutil
+import sys
 
 import numpy as np
 
@@ -569,7 +570,8 @@ _contrib_layers = Namespace(
 # tutorials use are provided, everything else in it raises MissingAPIError
 contrib = Namespace("contrib", layers=_contrib_layers)
 
-compat = Namespace("compat", dimension_value=dimension_value)
+# scripts written for TF 1.15 / 2.x spell everything tf.compat.v1.<name>: this very module
+compat = Namespace("compat", v1=sys.modules[__name__], dimension_value=dimension_value)
 
 
 def _makedirs(path):
