@@ -61,6 +61,15 @@ def mnist():
 # --- basic operations -----------------------------------------------------------------------
 
 
+def test_hello_world():
+    hello = tf.constant('Hello, TensorFlow!')
+    sess = tf.Session()
+    assert sess.run(hello) == b'Hello, TensorFlow!'
+    assert hello.dtype is tf.string
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        hello + 1                       # strings are fetched, never computed with
+
+
 def test_basic_operations():
     a = tf.constant(2)
     b = tf.constant(3)

@@ -121,7 +121,7 @@ from ..ops.state import (
 )
 from ..ops.state import tuple_ as tuple  # noqa: A001 - tf.tuple
 from ..session import InteractiveSession, Session, get_default_session
-from . import dynamic, initializers, layers, losses, metrics, nn, summary, train
+from . import dynamic, initializers, layers, losses, metrics, nn, strings, summary, train
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
@@ -146,6 +146,7 @@ float = float32  # noqa: A001 - TF 1.x scripts may write tf.float for float32
 double = float64
 half = float16
 newaxis = None
+string = strings.string
 dimension_value = builtins.int   # tf.compat.dimension_value: graphc dims are plain ints
 
 __version__ = "1.15.0 (graphc.compat.v1)"
@@ -156,7 +157,10 @@ VERSION = __version__
 
 
 def constant(value, dtype=None, shape=None, name="Const", verify_shape=False):
-    """A constant; a scalar ``value`` with a ``shape`` fills it (TF 1.x's rule)."""
+    """A constant; a scalar ``value`` with a ``shape`` fills it (TF 1.x's rule). Strings
+    make a ``tf.string`` constant that can be fetched (as bytes) but not computed with."""
+    if strings.is_string_value(value):
+        return strings.string_constant(value, name=name)
     return _constant(value, dtype=dtype, shape=shape, name=name)
 
 
