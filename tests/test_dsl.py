@@ -434,3 +434,34 @@ def test_bare_initializer_and_positional_learning_rate():
     with pytest.raises(gc.GraphcError, match="only the learning rate"):
         gc.loads("model m { input x : f32[2]\n loss = reduce_sum(x)\n"
                  " train loss with sgd(0.1, 0.2) }", graph=gc.Graph())
+
+
+def test_layers_graph_with_a_graph_seed_round_trips_to_the_same_training():
+    gc.set_random_seed(1)  # initializers without their own seed derive one from it
+    x = gc.placeholder(gc.float32, (None, 6, 6, 1), name="x")
+    labels = gc.placeholder(gc.int64, (None,), name="labels")
+    training = gc.placeholder_with_default(False, (), name="training")
+    h = gc.layers.flatten(gc.layers.conv2d(x, 2, 3, activation=gc.relu))
+    h = gc.layers.dropout(gc.layers.dense(h, 8, activation=gc.relu), rate=0.5,
+                          training=training, seed=3)
+    logits = gc.layers.dense(h, 3)
+    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
+                                                                         logits=logits))
+    train = gc.train.MomentumOptimizer(0.1, 0.9).minimize(loss)
+    init = gc.global_variables_initializer()
+    g = gc.get_default_graph()
+    text = g.to_text()
+    assert "random_seed 1" in text
+    g2 = gc.loads(text, graph=gc.Graph())
+    assert g2.to_text() == text and len(g2) == len(g)
+    feeds = {"x:0": np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype(np.float32),
+             "labels:0": np.arange(4) % 3, "training:0": True}
+
+    def run(graph):
+        with gc.Session(graph=graph) as sess:
+            sess.run(graph.get_operation_by_name(init.name))
+            for _ in range(3):
+                sess.run(graph.get_operation_by_name(train.name), feeds)
+            return sess.run(graph.get_tensor_by_name(loss.name), feeds)
+
+    assert run(g) == run(g2)

@@ -577,6 +577,10 @@ class ModelBuilder(Interpreter):
                                   self.src.of(a.meta))
         build_train(self.graph, loss, opt_tok.value, kwargs, self.src.of(opt_tok))
 
+    def random_seed(self, tree):
+        """``random_seed 42``: random ops without their own seed derive one from it."""
+        self.graph.seed = int(tree.children[0].value)
+
     # -- helpers ------------------------------------------------------------------------------
     def _type(self, tree):
         dtype_tok, *dims = tree.children

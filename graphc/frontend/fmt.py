@@ -145,6 +145,10 @@ class _Layout(Transformer):
         return (f"fn {c[0].value}({params}) = {_wrap(c[-1], _CMP)}", meta)
 
     @v_args(meta=True)
+    def random_seed(self, meta, c):
+        return (f"random_seed {c[0].value}", meta)
+
+    @v_args(meta=True)
     def output(self, meta, c):
         return ("output " + ", ".join(n[0] for n in c), meta)
 

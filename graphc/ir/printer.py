@@ -28,7 +28,7 @@ from ..errors import GraphcError
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GRAPH_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
 KEYWORDS = {"model", "fn", "input", "param", "const", "output", "train", "with", "after",
-            "frozen", "true", "false", "none", "True", "False", "None"}
+            "frozen", "random_seed", "true", "false", "none", "True", "False", "None"}
 
 # Nodes written with an operator instead of op.NAME(...).
 _INFIX = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "floordiv": "//",
@@ -155,24 +155,21 @@ class _Printer:
         return f"{name}[{t.index}]" if len(t.op.outputs) > 1 else name
 
     def operand(self, t, other=None) -> str:
-        return self._inline_literal(t, other) or self.ref(t)
+        return self._inline_literal(t, other) if self.is_inlined(t.op) else self.ref(t)
 
     def is_inlined(self, op) -> bool:
-        """A 0-d constant that every consumer writes as a literal needs no statement."""
+        """A 0-d constant with one consumer, which writes it as a literal, needs no statement
+        (a shared one keeps its statement, so loading the text rebuilds the same nodes)."""
         # consumers a train clause rebuilds do not count: they are not printed
         users = [u for u in self.uses.get(op, []) if u not in self.hidden]
-        if op.type != "const" or not users:
+        if op.type != "const" or len(users) != 1:
             return False
-        for u in users:
-            if u.type not in _INFIX:
-                return False
-            if len(u.inputs) != 2 or u.control_inputs or self._expr(u) is None:
-                return False
-            a, b = u.inputs
-            if (a.op is op and self._inline_literal(a, b) is None) or \
-                    (b.op is op and self._inline_literal(b, a) is None):
-                return False
-        return True
+        (u,) = users
+        if u.type not in _INFIX or u.attrs or len(u.inputs) != 2 or u.control_inputs:
+            return False
+        a, b = u.inputs
+        mine, other = (a, b) if a.op is op else (b, a)
+        return self._inline_literal(mine, other) is not None
 
     # -- statements ---------------------------------------------------------------------------
     def _expr(self, op) -> str | None:
@@ -250,7 +247,7 @@ class _Printer:
         return f"{head} = {call}({kwargs}){frozen}"
 
     def text(self, model_name: str) -> str:
-        lines = []
+        lines = [] if self.graph.seed is None else [f"  random_seed {int(self.graph.seed)}"]
         for op in self.ops:
             if op in self.hidden or self.is_inlined(op):
                 continue
