@@ -77,30 +77,48 @@ def summarize(a) -> str:
     return f"{head}: {span}, {n_nan} NaN, {n_inf} Inf"
 
 
-def numerics_error(op, kernel_name, inputs, outputs) -> NumericsError:
+def numerics_error(op, kernel_name, inputs, outputs, upstream=(), note="") -> NumericsError:
     """The NaN trap's error for user op ``op`` (computed by kernel ``kernel_name``):
-    ``inputs`` are (tensor name, array) pairs, ``outputs`` the arrays it produced."""
+    ``inputs`` are (tensor name, array) pairs, ``outputs`` the arrays it produced;
+    ``upstream`` says where inputs that were already not finite came from."""
     bad = [np.asarray(o) for o in outputs if has_nonfinite(o)]
     counts = ", ".join(f"{int(np.isnan(o).sum())} NaN and {int(np.isinf(o).sum())} Inf in "
                        f"{o.dtype}{format_shape(o.shape)}" for o in bad)
     what = _where(op, located=False) if op is not None else kernel_name
     if op is not None and op.op.name != kernel_name:     # a rewritten kernel computes it
         what += f" (computed by the optimized kernel {kernel_name})"
-    lines = [f"NaN trap: {what} produced {counts}; it is the first op of this run to make "
-             "NaN or Inf. Its inputs:"]
+    lines = [f"NaN trap: {what}{note} produced {counts}; it is the first op of this run to "
+             "make NaN or Inf." + (" Its inputs:" if inputs else "")]
     lines += [f"  input {i} '{name}': {summarize(a)}" for i, (name, a) in enumerate(inputs)]
-    if any(has_nonfinite(a) for _, a in inputs):
-        lines.append("  an input already holds NaN or Inf: it came from a feed or a variable "
-                     "(a previous run's update), not from an op of this run")
+    lines += [f"  an input held NaN or Inf before this run: it comes from {u}" for u in upstream]
     return NumericsError("\n".join(lines), op.location if op is not None else None, node=op)
+
+
+# Ops whose "kernel" hands out a value held, not computed: a NaN there is blamed on the first
+# op that uses it (saying where it came from), as in a compiled plan, where they are no steps.
+_HELD = ("const", "variable")
 
 
 def check_kernel(node, args, results) -> None:
     """The interpreter's trap: raise if ``node``'s kernel produced NaN or Inf."""
+    if node.op.name in _HELD:
+        return
     for r in results:
         if has_nonfinite(r):
             inputs = [(t.name, a) for t, a in zip(node.inputs, args, strict=True)]
-            raise numerics_error(node, node.op.name, inputs, results)
+            upstream = [_producer(t.op.op.name, t.name, t.op)
+                        for t, a in zip(node.inputs, args, strict=True) if has_nonfinite(a)]
+            raise numerics_error(node, node.op.name, inputs, results, upstream)
+
+
+def _producer(kind, name, op) -> str:
+    """Where a value that was not finite before the run came from, for the trap's message."""
+    if kind in ("placeholder", "feed"):
+        return f"the feed for '{name}'"
+    if kind == "variable":
+        return (f"variable '{name.split(':')[0]}' (its initial value, a set_variable, or an "
+                "update in an earlier run)")
+    return f"the constant '{name}'" + (f" built at {op.location}" if op and op.location else "")
 
 
 def _primary(sources, opdef):
@@ -116,6 +134,7 @@ class NumericsTrap:
 
     def __init__(self, plan):
         self.plan = plan
+        self.graph = next((s.graph for st in plan.steps for s in st.sources), None)
 
     def wrap(self, step, lines):
         """``lines`` (generated ``(text, body)`` pairs of ``step``) with the check added."""
@@ -138,12 +157,28 @@ class NumericsTrap:
 
     def _error(self, step, outs, ins):
         names = list(step.input_names) or [self.plan.slots[k].name for k in step.inputs]
+        upstream = []
+        for k, name, a in zip(step.inputs, names, ins, strict=True):
+            if has_nonfinite(a):
+                slot = self.plan.slots[k]
+                op = self._user_op(name)
+                if slot.kind == "const" and op is not None and op.op.name != "const":
+                    # constant folding ran this op when the plan was compiled: blame it
+                    return numerics_error(op, op.op.name, [], [a],
+                                          note=" (run once, when constant folding compiled it)")
+                upstream.append(_producer(slot.kind, name, op))
         if step.kind == "fused":
             found = _first_bad_member(step, ins, names)
             if found is not None:
                 return found
         return numerics_error(_primary(step.sources, step.op), step.title,
-                              list(zip(names, ins, strict=True)), outs)
+                              list(zip(names, ins, strict=True)), outs, upstream)
+
+    def _user_op(self, tensor_name):
+        try:
+            return self.graph.get_operation_by_name(tensor_name.rsplit(":", 1)[0])
+        except (AttributeError, LookupError):
+            return None
 
 
 def _first_bad_member(step, ins, names):
@@ -359,7 +394,10 @@ class GrowthWatch:
             return
         self.warned = True
         leaking.sort(key=lambda loc: -per_line.get(loc, 0))
-        lines = ", ".join(f"{loc} (+{per_line.get(loc, 0)} ops)" for loc in leaking[:3])
+        kinds = {loc: ", ".join(dict.fromkeys(op.op.name for op in ops if op.location == loc))
+                 for loc in leaking[:3]}
+        lines = ", ".join(f"{loc} (+{per_line.get(loc, 0)} ops: {kinds[loc]})"
+                          for loc in leaking[:3])
         _warn_at(f"the graph keeps growing between runs of this session: {len(ops)} ops were "
                  f"added since the previous run, by {lines}. Ops built inside a training "
                  "loop are never freed and each new one is compiled again; build them once "

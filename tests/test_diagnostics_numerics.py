@@ -129,7 +129,34 @@ def test_nan_fed_in_is_reported_as_coming_from_a_feed(optimize):
             sess.run(y, {x: np.array([1.0, np.nan, 2.0], np.float32)})
     _assert_at(e.value, line)
     assert "input 0 'x:0': float32(3,): min 1, max 2, 1 NaN, 0 Inf" in str(e.value)
-    assert "came from a feed or a variable" in str(e.value)
+    assert "held NaN or Inf before this run: it comes from the feed for 'x:0'" in str(e.value)
+
+
+@pytest.mark.parametrize("optimize", LEVELS)
+def test_a_variable_that_holds_nan_is_named(optimize):
+    x = gc.placeholder(gc.float32, (2, 3), name="x")
+    w = gc.Variable(np.ones((3, 1), np.float32), name="w")
+    line = _line_below()
+    y = gc.matmul(x, w)
+    with gc.Session(optimize=optimize, check_numerics=True) as sess:
+        sess.set_variable(w, np.array([[1.0], [np.inf], [1.0]], np.float32))
+        with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
+            sess.run(y, {x: np.ones((2, 3))})
+    _assert_at(e.value, line)
+    assert "matmul 'matmul'" in str(e.value) and "it comes from variable 'w'" in str(e.value)
+
+
+@pytest.mark.parametrize("optimize", LEVELS)
+def test_an_op_folded_into_a_constant_is_still_the_one_named(optimize):
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    line = _line_below()
+    scale = gc.log(gc.constant([1.0, -1.0, 2.0]))     # optimize>=1 folds it at compile time
+    y = x * scale + 1.0
+    with gc.Session(optimize=optimize, check_numerics=True) as sess:
+        with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
+            sess.run(y, {x: np.ones(3)})
+    _assert_at(e.value, line)
+    assert "NaN trap: log 'log'" in str(e.value) and "1 NaN" in str(e.value)
 
 
 def test_finite_runs_give_the_same_results_with_the_trap_on():
