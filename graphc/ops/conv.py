@@ -123,10 +123,12 @@ def _backprop_input_infer(ins, attrs):
     g, w = ins
     _check_float("conv2d_backprop_input", g, w)
     shape = tuple(attrs["input_shape"])
-    if g.shape is not None and w.shape is not None:
-        if len(g.shape) != 4 or len(w.shape) != 4:
-            raise ValueError(f"needs a 4-d gradient and filter, got {g.describe()} and "
-                             f"{w.describe()}")
+    if g.shape is None or w.shape is None:
+        return [(g.dtype, (None,) + shape[1:])]
+    if len(g.shape) != 4 or len(w.shape) != 4:
+        raise ValueError(f"needs a 4-d gradient and filter, got {g.describe()} and "
+                         f"{w.describe()}")
+    if all(isinstance(d, int) for d in tuple(w.shape) + shape[1:]):
         (oh, ow), _ = _geometry(shape[1:3], w.shape[:2], attrs["strides"], attrs["padding"])
         want = (oh, ow, w.shape[3])
         if any(isinstance(a, int) and a != b for a, b in zip(g.shape[1:], want, strict=True)) or \
@@ -166,26 +168,32 @@ def _avg_pool_grad_infer(ins, attrs):
 # --- conv2d and its two adjoints --------------------------------------------------------------
 
 
-def _conv2d(x, w, strides, padding):
-    ksize = w.shape[:2]
+def _im2col(x, ksize, strides, padding):
+    """The patches of ``x`` as a (N * oh * ow, kh * kw * C) matrix, one row per output cell,
+    in the filter's (h, w, in) order: the single copy a convolution makes."""
     out_hw, pads = _geometry(x.shape[1:3], ksize, strides, padding)
-    cols = _windows(_pad(x, pads), ksize, strides, out_hw)           # (N, oh, ow, C, kh, kw)
-    return np.tensordot(cols, w, axes=((4, 5, 3), (0, 1, 2)))        # (N, oh, ow, O)
+    wins = _windows(_pad(x, pads), ksize, strides, out_hw)          # (N, oh, ow, C, kh, kw)
+    cols = wins.transpose(0, 1, 2, 4, 5, 3).reshape(-1, ksize[0] * ksize[1] * x.shape[3])
+    return cols, out_hw
+
+
+def _conv2d(x, w, strides, padding):
+    cols, (oh, ow) = _im2col(x, w.shape[:2], strides, padding)
+    out = cols @ w.reshape(-1, w.shape[3])                           # one BLAS matmul
+    return out.reshape(x.shape[0], oh, ow, w.shape[3])
 
 
 def _conv2d_backprop_input(g, w, input_shape, strides, padding):
-    taps = np.tensordot(g, w, axes=((3,), (3,)))                     # (N, oh, ow, kh, kw, C)
+    kh, kw, c, o = w.shape
+    taps = (g.reshape(-1, o) @ w.reshape(-1, o).T).reshape(g.shape[:3] + (kh, kw, c))
     shape = (g.shape[0],) + tuple(input_shape[1:])
-    return _scatter_taps(lambda i, j: taps[:, :, :, i, j], shape, w.shape[:2], strides,
+    return _scatter_taps(lambda i, j: taps[:, :, :, i, j], shape, (kh, kw), strides,
                          padding, g.dtype)
 
 
 def _conv2d_backprop_filter(x, g, filter_shape, strides, padding):
-    ksize = tuple(filter_shape[:2])
-    out_hw, pads = _geometry(x.shape[1:3], ksize, strides, padding)
-    cols = _windows(_pad(x, pads), ksize, strides, out_hw)           # (N, oh, ow, C, kh, kw)
-    dw = np.tensordot(cols, g, axes=((0, 1, 2), (0, 1, 2)))          # (C, kh, kw, O)
-    return np.ascontiguousarray(dw.transpose(1, 2, 0, 3))
+    cols, _ = _im2col(x, tuple(filter_shape[:2]), strides, padding)
+    return (cols.T @ g.reshape(-1, g.shape[3])).reshape(filter_shape)
 
 
 def _conv_attrs(op):
