@@ -7,9 +7,10 @@ Rules shared by every op here:
     odd pad lands at the bottom/right).
   * The spatial dims and channels must be static (the batch may be ``None``): gradients
     need them to rebuild the input's shape.
-  * Kernels are im2col: ``sliding_window_view`` gives every window as a strided view, and
-    one ``tensordot`` (a single BLAS matmul) contracts it with the filter. Backward passes
-    scatter with one strided ``+=`` per filter tap (``kh * kw`` of them), never per pixel.
+  * Kernels are im2col: ``sliding_window_view`` gives every window as a strided view, one
+    copy lays the patches out as a matrix, and a single BLAS matmul contracts it with the
+    filter (the filter gradient reuses the same matrix). Input gradients and pooling
+    gradients scatter with one strided ``+=`` per window tap (``kh * kw``), never per pixel.
 
 Each linear op comes with its adjoint, so gradients of gradients stay in this file:
 conv2d <-> conv2d_backprop_input / conv2d_backprop_filter, avg_pool <-> avg_pool_grad,
