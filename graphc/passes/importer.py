@@ -39,11 +39,17 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
     # control edges to its consumers: the same nodes run first and are kept alive, and the
     # constant itself can be folded, merged and fused like any other.
     handed: dict = {}
+    # Control edges order effects. The schedule already runs every state write where the
+    # program put it (epochs, see program.py), so an edge only has to keep alive what has an
+    # effect: a control input with no state write or random draw at or above it is dropped.
+    # (The optimizers' "after all gradients" edges would otherwise be thousands of edges.)
+    effect: dict = {}
     epoch = 0
     for t, shape in feed_shapes.items():
         dtype = feed_dtypes.get(t, t.dtype)
         shape = tuple(shape) if shape is not None else t.shape
         node = Node(FEED, (), {}, [(dtype, shape)], (t.op,), -1, 0, tensor=t)
+        effect[node] = False
         feeds[t] = node
         values[t] = (node, 0)
         nodes.append(node)
@@ -51,7 +57,7 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
         if writes_state(op.op):
             epoch += 1
         ins = [values[t] for t in op.inputs]
-        controls = [nodes_of[c] for c in op.control_inputs]
+        controls = [nodes_of[c] for c in op.control_inputs if effect[nodes_of[c]]]
         controls += [c for p, _ in ins for c in handed.get(p, ()) if c not in controls]
         if not ins and not op.op.stateful and controls:
             handed_controls, controls = controls, []
@@ -61,6 +67,9 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
                     epoch - 1 if writes_state(op.op) else epoch, controls)
         if handed_controls:
             handed[node] = handed_controls
+        effect[node] = (writes_state(op.op) or op.op.kind == "random"
+                        or bool(controls or handed_controls)
+                        or any(effect[p] for p, _ in ins))
         nodes_of[op] = node
         nodes.append(node)
         for t in op.outputs:

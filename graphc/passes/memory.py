@@ -63,9 +63,7 @@ def value_slots(program: Program, steps: list):
     slot_of, slots = {}, []
 
     def new(kind, dtype, shape, value, start):
-        node = value[0]
-        src = node.source
-        name = f"{src.name}:{value[1]}" if src is not None else node.op.name
+        name = value[0].value_name(value[1])
         s = Slot(len(slots), kind, dtype, shape, start=start, end=start, name=name)
         if kind in ("arena", "scratch"):
             s.nbytes = _nbytes(dtype, shape)

@@ -21,12 +21,14 @@ Rules every pass keeps:
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import itertools
 
 import networkx as nx
 import numpy as np
 
+from ..errors import GraphcError
 from ..ops.registry import OpDef
 from ..shapes import format_shape
 
@@ -74,6 +76,15 @@ class Node:
         return Node(self.op, inputs, self.attrs, self.avals, self.sources, self.order,
                     self.epoch, controls, self.tensor)
 
+    def value_name(self, k: int = 0) -> str:
+        """``'dense/add:0'``: the user tensor output ``k`` stands for (a fused node's output
+        k is the result of the body op it exports, not of its first member)."""
+        node = self
+        if self.op is FUSED:
+            node, k = self.attrs["body"][self.attrs["outputs"][k]], 0
+        src = node.sources[0] if node.sources else None
+        return f"{src.name}:{k}" if src is not None else node.op.name
+
     def describe(self) -> str:
         src = self.source
         where = f" at {src.location}" if src is not None and src.location else ""
@@ -97,6 +108,7 @@ class Program:
         self.targets = list(targets)       # nodes fetched as operations (for their effects)
         self.feeds = dict(feeds)           # user Tensor -> FEED node
         self.annotations: dict = {}
+        self._schedule = None
 
     def __len__(self):
         return len(self.nodes)
@@ -114,9 +126,37 @@ class Program:
         return g
 
     def schedule(self) -> list[Node]:
-        """The execution order: topological, epoch by epoch, then program order."""
-        return list(nx.lexicographical_topological_sort(
-            self.to_networkx(), key=lambda n: (n.epoch, writes_state(n.op), n.order, n.uid)))
+        """The execution order: topological, epoch by epoch, then program order.
+
+        (networkx's lexicographical_topological_sort computes the same order; this is that
+        algorithm over the nodes' own input lists, which spares building a DiGraph for each
+        of the several passes that ask — the compile of a deep model spent most of its time
+        there.) Cached: a Program's nodes never change."""
+        if self._schedule is None:
+            def key(n):
+                return (n.epoch, writes_state(n.op), n.order, n.uid)
+            present = set(self.nodes)
+            waiting = {n: 0 for n in self.nodes}
+            users: dict = {n: [] for n in self.nodes}
+            for n in self.nodes:
+                for p in {p for p, _ in n.inputs} | set(n.controls):
+                    if p in present:
+                        waiting[n] += 1
+                        users[p].append(n)
+            ready = [(key(n), n.uid, n) for n, w in waiting.items() if w == 0]
+            heapq.heapify(ready)
+            order = []
+            while ready:
+                n = heapq.heappop(ready)[2]
+                order.append(n)
+                for u in users[n]:
+                    waiting[u] -= 1
+                    if waiting[u] == 0:
+                        heapq.heappush(ready, (key(u), u.uid, u))
+            if len(order) != len(self.nodes):
+                raise GraphcError("the program has a cycle (a compiler bug)")
+            self._schedule = order
+        return list(self._schedule)
 
     def consumers(self) -> dict:
         """node -> list of (consumer, input position)."""
