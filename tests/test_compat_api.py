@@ -410,3 +410,20 @@ def test_scripts_written_as_tf_compat_v1_run_too():
             sess.run(train)
         w, bias = sess.run([W, b])
     np.testing.assert_allclose([w[0], bias[0]], [0.1, 0.3], atol=1e-3)
+
+
+def test_get_checkpoint_state_finds_the_newest_save(tmp_path):
+    assert tf.train.get_checkpoint_state(str(tmp_path)) is None
+    step = tf.Variable(0, name="global_step", trainable=False)
+    saver = tf.train.Saver()
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for i in (1, 2):
+            sess.run(tf.assign(step, i))
+            saver.save(sess, str(tmp_path / "model.ckpt"), global_step=step)
+    ckpt = tf.train.get_checkpoint_state(str(tmp_path))
+    assert ckpt.model_checkpoint_path == str(tmp_path / "model.ckpt-2")
+    assert tf.train.checkpoint_exists(ckpt.model_checkpoint_path)
+    with tf.Session() as sess:
+        saver.restore(sess, ckpt.model_checkpoint_path)
+        assert step.eval() == 2

@@ -20,3 +20,27 @@ def __getattr__(name):
         if hasattr(_train, name):
             return getattr(_train, name)
     raise missing("train", name)
+
+
+class CheckpointState:
+    """What ``get_checkpoint_state`` returns: the newest checkpoint's path."""
+
+    def __init__(self, path):
+        self.model_checkpoint_path = path
+        self.all_model_checkpoint_paths = [path]
+
+    def __repr__(self):
+        return f"model_checkpoint_path: {self.model_checkpoint_path!r}"
+
+
+def get_checkpoint_state(checkpoint_dir, latest_filename=None):
+    """The newest checkpoint a Saver wrote in ``checkpoint_dir``, or None (TF's falsy
+    answer when there is none)."""
+    from ..checkpoint import latest_checkpoint
+    path = latest_checkpoint(checkpoint_dir)
+    return CheckpointState(path) if path is not None else None
+
+
+def checkpoint_exists(checkpoint_prefix):
+    import os
+    return os.path.exists(checkpoint_prefix)
