@@ -258,3 +258,13 @@ def test_a_fused_op_without_a_scalar_expression_runs_the_group_on_the_host(on_cp
     exe, = on_cpu
     assert [exe.plan.steps[i].kind for i in exe._host_steps] == ["fused"]
     np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_graphc_cuda_graph_turns_capture_on(monkeypatch):
+    x = gc.placeholder(gc.float32, (4, 3))
+    plan = gc.compile(gc.exp(x) * 2.0, feed_shapes={x: (4, 3)}, backend="cupy")
+    options = dict(xp=np, compile_kernels=host_kernels, capture=_recording_capture([]), **SMALL)
+    monkeypatch.setenv("GRAPHC_CUDA_GRAPH", "1")
+    assert cb.make_cupy_executable(plan, **options)._cuda_graph
+    monkeypatch.setenv("GRAPHC_CUDA_GRAPH", "0")
+    assert not cb.make_cupy_executable(plan, **options)._cuda_graph

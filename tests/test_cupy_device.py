@@ -62,9 +62,15 @@ def test_every_registry_op_on_cupy_matches_numpy(op, k):
         _close(g, w)
 
 
-@pytest.mark.parametrize("sig", range(len(cg.registry_signatures())))
+SIGNATURES = cg.registry_signatures()
+
+
+@pytest.mark.parametrize("sig", range(len(SIGNATURES)),
+                         ids=[f"{op.name}-{'-'.join(d.name for d in ds)}"
+                              f"{'-to-' + str(attrs['dtype']) if attrs else ''}"
+                              for op, ds, attrs, _ in SIGNATURES])
 def test_every_elementwise_kernel_signature_on_cupy(sig):
-    op, dtypes, attrs, _ = cg.registry_signatures()[sig]
+    op, dtypes, attrs, _ = SIGNATURES[sig]
     rng = np.random.default_rng(sig)
     arrays = [(rng.random((64, 33)) > 0.5) if d is D.bool_ else
               (rng.uniform(0.5, 2.0, (64, 33)) * (3 if d.is_integer else 1)).astype(d.np)

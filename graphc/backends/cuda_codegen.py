@@ -264,10 +264,10 @@ def _render(group: Group, modes, rank, index="i"):
         lines.append(f"const {compute_type(dtype)} v{k} = {_load(dtype, f'in{k}[{at}]')};")
     n_in = len(group.inputs)
     for k, step in enumerate(group.steps):
-        operand_types = {group.dtype_of(a) for a in step.args}
-        arith = max(operand_types, key=lambda d: d.is_floating) if operand_types else step.dtype
+        # {F} follows the floating operand (where's bool condition is not arithmetic)
+        floats = [group.dtype_of(a) for a in step.args if group.dtype_of(a).is_floating]
         expr = step.op.expr.format(*(f"v{a}" for a in step.args), T=compute_type(step.dtype),
-                                   F=float_type(arith))
+                                   F=float_type(floats[0]) if floats else "double")
         if step.dtype is D.float16:        # round to half after every op, as numpy does
             expr = f"gc_h2f(gc_f2h({expr}))"
         lines.append(f"const {compute_type(step.dtype)} v{n_in + k} = {expr};")

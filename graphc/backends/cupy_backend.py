@@ -24,6 +24,7 @@ harness (``cuda_host.HostModule``) to run the whole orchestration on the CPU.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 
@@ -441,11 +442,15 @@ def _cupy_capture(xp, run):
         graph = stream.end_capture()
 
     def replay():
+        # the feeds were copied on the default stream, which a non-blocking stream ignores
+        xp.cuda.Stream.null.synchronize()
         graph.launch(stream)
         stream.synchronize()
     return replay
 
 
 def make_cupy_executable(plan, **options):
-    """The session's and ``gc.compile``'s entry point for ``backend="cupy"``."""
+    """The session's entry point for ``backend="cupy"``. ``GRAPHC_CUDA_GRAPH=1`` makes every
+    capturable plan replay as a CUDA Graph."""
+    options.setdefault("cuda_graph", os.environ.get("GRAPHC_CUDA_GRAPH", "") not in ("", "0"))
     return CupyExecutable(plan, **options)
