@@ -309,9 +309,22 @@ def test_missing_apis_raise_a_clear_error_naming_them(path, hint):
     assert not hasattr(parent, parts[-1])      # still an AttributeError for hasattr
 
 
-def test_control_flow_says_what_to_do_instead():
-    with pytest.raises(gc.UnimplementedError, match="tf.where"):
-        tf.cond(tf.constant(True), lambda: 1, lambda: 2)
+def test_cond_chooses_between_side_effect_free_branches():
+    flag = tf.placeholder(tf.bool)
+    x = tf.ones([4000])
+    dropped = tf.cond(flag, lambda: tf.nn.dropout(x, 0.5), lambda: x)
+    pair = tf.cond(flag, lambda: (x * 2, x), lambda: (x, x * 3))
+    assert dropped.shape == (4000,)
+    with tf.Session() as sess:
+        on, off = sess.run(dropped, {flag: True}), sess.run(dropped, {flag: False})
+        assert [v[0] for v in sess.run(pair, {flag: False})] == [1.0, 3.0]
+    assert set(np.unique(on)) == {0.0, 2.0} and (off == 1).all()
+    v = tf.Variable(1.0)
+    with pytest.raises(gc.UnimplementedError, match="side effects.*assign"):
+        tf.cond(flag, lambda: tf.assign(v, 2.0), lambda: v)
+
+
+def test_loops_say_what_to_do_instead():
     with pytest.raises(gc.UnimplementedError, match="unroll"):
         tf.while_loop(lambda i: i < 3, lambda i: i + 1, [0])
 

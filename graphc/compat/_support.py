@@ -15,7 +15,6 @@ _HINTS = {
     "estimator": "write the training loop with tf.Session and feed_dict",
     "keras": "build the model with tf.layers or graphc.layers",
     "while_loop": "graphc graphs have no control flow; unroll the loop in Python",
-    "cond": "compute both branches and choose with tf.where(pred, a, b)",
     "case": "compute the branches and choose with tf.where",
     "FIFOQueue": "queues are not supported; feed batches through feed_dict",
     "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",

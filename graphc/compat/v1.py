@@ -8,8 +8,9 @@ or defaults an argument differently (``reduction_indices``, ``keep_dims``, ``dim
 
 What graphc cannot do raises ``MissingAPIError`` (a ``gc.UnimplementedError`` that is also
 an ``AttributeError``) naming the TF API and what to do instead: queues, ``tf.contrib``
-beyond a few initializers and layers, ``tf.data``, ``tf.estimator``, control flow
-(``tf.cond``, ``tf.while_loop``). Summaries are accepted as no-ops with a warning.
+beyond a few initializers and layers, ``tf.data``, ``tf.estimator``, loops
+(``tf.while_loop``); ``tf.cond`` only for branches without side effects. Summaries are
+accepted as no-ops with a warning.
 The differences that remain are listed in the README ("Coming from TensorFlow 1.x").
 
 TF's names shadow Python builtins here (``tf.float``, ``tf.bool``, ``tf.range``,
@@ -431,8 +432,31 @@ def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):
     return _constant(value, dtype=dtype, name=name)
 
 
-def cond(pred, true_fn=None, false_fn=None, strict=False, name=None):
-    raise missing("", "cond")
+def cond(pred, true_fn=None, false_fn=None, strict=False, name=None, fn1=None, fn2=None):
+    """``true_fn()`` where the scalar bool ``pred`` is true, else ``false_fn()``.
+
+    graphc graphs have no branches: both functions are built and run, and ``tf.where``
+    picks each result. That is TF's meaning when the branches only compute (random draws,
+    as in dropout, included); a branch with side effects (an assign, a print, a new
+    variable) would run whichever way ``pred`` goes, so it is refused."""
+    true_fn, false_fn = true_fn or fn1, false_fn or fn2
+    graph = get_default_graph()
+    first = len(graph)
+    a, b = true_fn(), false_fn()
+    effects = [op for op in graph.get_operations()[first:]
+               if op.op.stateful and op.op.kind != "random"]
+    if effects:
+        raise MissingAPIError(
+            f"tf.cond: a branch has side effects ({effects[0].describe()}); graphc runs both "
+            "branches and chooses their results with tf.where, so only side-effect-free "
+            "branches are supported", effects[0].location)
+    p = _gc.ops.sources.convert(pred)
+    if p.shape is None:
+        p = reshape(p, ())
+    pick = lambda x, y: _where(p, x, y)  # noqa: E731
+    if isinstance(a, (builtins.list, builtins.tuple)):
+        return type(a)(pick(x, y) for x, y in zip(a, b, strict=True))
+    return pick(a, b) if name is None else identity(pick(a, b), name=name)
 
 
 def while_loop(*args, **kwargs):
