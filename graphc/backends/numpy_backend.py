@@ -41,6 +41,28 @@ _INLINE_UPDATE = {ASSIGN_ADD: "np.add", ASSIGN_SUB: "np.subtract"}
 _serial = itertools.count()
 
 
+def _select(c, a, b, out=None):
+    """``where(c, a, b)`` as a branch-free bitwise blend: ``(a & m) | (b & ~m)`` on the values'
+    bits, with ``m`` all ones where ``c``. Exact for every value (NaN, Inf, -0.0 included) and
+    several times faster than a masked copy when ``c`` is unpredictable (a ReLU's gradient)."""
+    if out is None:
+        return E.WHERE.numpy(c, a, b)
+    ints = np.dtype(f"i{out.dtype.itemsize}")
+    m = np.asarray(c).astype(ints)
+    np.negative(m, out=m)
+    o = out.view(ints)
+    np.bitwise_and(np.asarray(a).view(ints), m, out=o)
+    bits = np.asarray(b).view(ints)
+    if bits.size != 1 or bits.reshape(())[()] != 0:      # b == +0.0 adds nothing
+        np.invert(m, out=m)
+        np.bitwise_or(o, np.bitwise_and(bits, m), out=o)
+    return out
+
+
+# Kernels this backend runs in place of an op's registry kernel (same results, faster).
+_KERNELS = {E.WHERE: _select}
+
+
 class _Source:
     """Lines of generated Python, remembering which step (and fused body op) each runs."""
 
@@ -54,7 +76,8 @@ class _Source:
             self.where[len(self.lines)] = (step, body)
 
 
-def _kernel(fn, attrs):
+def _kernel(op, attrs):
+    fn = _KERNELS.get(op, op.numpy)
     return functools.partial(fn, **attrs) if attrs else fn
 
 
@@ -115,7 +138,7 @@ class _Generator:
         if step.kind == "fused":
             return self._fused_lines(step)
         if step.kind == "kernel":
-            k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             sep = ", " if ins else ""
             return [(f"{k}({ins}{sep}out={outs[0]})", None)]
         if step.op is NO_OP:
@@ -126,10 +149,10 @@ class _Generator:
                      f"out={outs[0]})", None)]
         if step.kind == "state":
             self._bind(f"n{i}", step.node)
-            k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             call = f"{k}(ctx, n{i}{', ' if ins else ''}{ins})"
         else:
-            k = self._bind(f"k{i}", _kernel(step.op.numpy, step.attrs))
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             call = f"{k}({ins})"
         if not outs:
             return [(call, None)]
@@ -151,7 +174,7 @@ class _Generator:
             args = [f"a{i}_{a}" if kind == "in" else names[a] for kind, a in fop.args]
             expr = _SCALAR_EXPR.get(fop.op)
             if expr is None:
-                k = self._bind(f"k{i}_{j}", _kernel(fop.op.numpy, fop.attrs))
+                k = self._bind(f"k{i}_{j}", _kernel(fop.op, fop.attrs))
                 expr = f"{k}({', '.join(args)})"
             else:
                 expr = expr.format(*args)
@@ -217,12 +240,12 @@ class _Generator:
             names.append(ref(target))
             if j == last and acc:
                 attrs = dict(fop.attrs)
-                fn = (REDUCE_SUM if red is REDUCE_MEAN else red).numpy
-                k = self._bind(f"k{i}_{j}", _kernel(fn, attrs))
+                partial = REDUCE_SUM if red is REDUCE_MEAN else red   # a mean divides at the end
+                k = self._bind(f"k{i}_{j}", _kernel(partial, attrs))
                 comb = self._bind(f"c{i}", combine)
                 lines.append((f"{indent}{comb}({target}, {k}({args[0]}), out={target})", j))
                 continue
-            k = self._bind(f"k{i}_{j}", _kernel(fop.op.numpy, fop.attrs))
+            k = self._bind(f"k{i}_{j}", _kernel(fop.op, fop.attrs))
             lines.append((f"{indent}{k}({', '.join(args)}, out={ref(target)})", j))
         if acc and red is REDUCE_MEAN:
             src_shape = step.loop_shape
