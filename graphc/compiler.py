@@ -10,6 +10,7 @@ from __future__ import annotations
 from .errors import GraphcError, user_location
 from .ir.graph import get_default_graph
 from .ir.node import Operation, Tensor
+from .ops.sources import PLACEHOLDER
 from .passes.importer import import_graph
 from .passes.memory import TILE_ELEMS
 from .passes.pipeline import run_pipeline
@@ -22,8 +23,9 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
             feed_dtypes=None) -> Plan:
     """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or a list of them).
 
-    ``feed_shapes`` maps each fed tensor (or its name) to the shape it will be fed with;
-    tensors whose static shape is fully known need no entry unless they are fed. ``optimize``:
+    ``feed_shapes`` maps each fed tensor (or its name) to the shape it will be fed with; a
+    placeholder left out keeps its static shape, and values whose size depends on an unknown
+    dimension are allocated by their kernels at run time instead of planned. ``optimize``:
     0 prunes and plans memory only; 1 adds CSE, constant folding, simplification and
     in-place reuse; 2 adds fusion. The plan's peak bytes are known before anything runs."""
     if backend not in BACKENDS:
@@ -39,6 +41,8 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     fetch_ops = [e for e in elements if isinstance(e, Operation)]
     shapes = {graph.as_graph_element(t): s for t, s in (feed_shapes or {}).items()}
     dtypes = {graph.as_graph_element(t): d for t, d in (feed_dtypes or {}).items()}
+    for t in _placeholders(fetch_tensors, fetch_ops, shapes):
+        shapes[t] = t.shape          # fed later, with any size its static shape allows
     program = import_graph(graph, fetch_tensors, fetch_ops, shapes, dtypes)
     nodes_before = len(program)
     log: list = []
@@ -46,6 +50,22 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     tile = TILE_ELEMS if backend == "numpy" else 1 << 62
     program = run_pipeline(program, level, log, tile_elems=tile)
     return build_plan(program, nodes_before, log, level, backend)
+
+
+def _placeholders(fetch_tensors, fetch_ops, fed):
+    """The placeholders the fetches need that ``fed`` does not mention."""
+    seen, found = set(), []
+    stack = [t.op for t in fetch_tensors if t not in fed] + list(fetch_ops)
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        if op.op is PLACEHOLDER:
+            found.append(op.outputs[0])
+        stack.extend(t.op for t in op.inputs if t not in fed)
+        stack.extend(op.control_inputs)
+    return found
 
 
 def _graph_of(items):

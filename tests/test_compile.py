@@ -128,3 +128,17 @@ def test_threads_share_a_session():
         for t in threads:
             t.join()
     assert errors == []
+
+
+def test_compile_without_feed_shapes_plans_what_it_can():
+    x = gc.placeholder(gc.float32, (None, 4))
+    w = gc.constant(np.ones((4, 3), np.float32))
+    y = gc.reduce_sum(gc.exp(x @ w) + 1.0)
+    plan = gc.compile(y)                          # batch size unknown: nothing to plan for it
+    assert plan.stats["kernels"] >= 1
+    assert all(s.kind != "arena" or None not in s.shape for s in plan.slots)
+    from graphc.backends.numpy_backend import NumpyExecutable
+    from graphc.backends.reference import RunContext
+    X = np.ones((2, 4), np.float32)
+    (out,) = NumpyExecutable(plan)(RunContext({}, {}), {x: X})
+    np.testing.assert_allclose(out, 6 * (np.exp(4.0) + 1), rtol=1e-5)
