@@ -164,3 +164,26 @@ def test_rewritten_nodes_keep_their_source_locations():
     p = optimize(program([y], {x: (3,)}))
     sig = [n for n in p.nodes if n.op is E.SIGMOID][0]
     assert sig.sources and all(s.location.file == __file__ for s in sig.sources)
+
+
+def test_a_scalar_times_a_matmul_scales_the_smaller_operand():
+    a = gc.placeholder(gc.float64, (64, 1000))
+    g = gc.placeholder(gc.float64, (64, 100))
+    step = 0.01 * gc.matmul(a, g, transpose_a=True)           # SGD's lr * x.T @ g
+    p = optimize(program([step], {a: (64, 1000), g: (64, 100)}))
+    scaled = [n for n in p.nodes if n.op is E.MULTIPLY]
+    assert len(scaled) == 1 and scaled[0].avals[0][1] == (64, 100)
+    rng = np.random.default_rng(0)
+    feeds = {a: rng.standard_normal((64, 1000)), g: rng.standard_normal((64, 100))}
+    ref, opt = run_both(step, feeds)
+    # scaling before the sum rounds differently: an error of a few ulps of the summed terms
+    # (~0.1 here), which near-cancelling entries show as a larger relative error
+    np.testing.assert_allclose(opt, ref, rtol=1e-12, atol=1e-15)
+
+
+def test_a_scaled_matmul_read_elsewhere_is_left_alone():
+    a = gc.placeholder(gc.float64, (4, 8))
+    b = gc.placeholder(gc.float64, (8, 2))
+    m = gc.matmul(a, b)
+    p = optimize(program([2.0 * m, m], {a: (4, 8), b: (8, 2)}))
+    assert ops(p).count("matmul") == 1

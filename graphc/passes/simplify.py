@@ -19,6 +19,7 @@ from ..ops.array import (
     STOP_GRADIENT,
     TRANSPOSE,
 )
+from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_SUM
 from ..shapes import fully_known
 from .fold import is_const, make_const, shape_only_positions
@@ -26,6 +27,11 @@ from .importer import _Abstract
 from .program import Program, derived, rewrite
 
 RULES: list = []
+
+# How many readers each value has in the program being simplified (set by ``simplify``
+# before each round): a rule that moves work off a value may only do so if nothing else
+# reads that value.
+_uses: dict = {}
 
 _MAX_ROUNDS = 4
 
@@ -217,6 +223,30 @@ def local_static_like(node):
             for i in range(len(node.avals))]
 
 
+@local_rule
+def local_scalar_into_matmul(node):
+    """c * (a @ b) -> (c * a) @ b, or a @ (c * b), for a scalar constant c: the scaling meets
+    the smallest operand instead of the product (SGD's ``lr * x.T @ g``), when nothing else
+    reads the product"""
+    if node.op is not E.MULTIPLY:
+        return None
+    for c, m in (node.inputs, node.inputs[::-1]):
+        mm = producer(m, MATMUL)
+        if (mm is not None and is_const(c) and c[0].attrs["value"].size == 1
+                and _uses.get(m) == 1 and fully_known(node.avals[0][1])):
+            a, b = mm.inputs
+            size = [int(np.prod(aval(v)[1])) if fully_known(aval(v)[1]) else None for v in (a, b)]
+            if None in size or min(size) >= int(np.prod(node.avals[0][1])):
+                return None
+            scalar_c = (make_const(c[0].attrs["value"].reshape(()), node), 0)
+            if size[0] <= size[1]:
+                a = build(E.MULTIPLY, (scalar_c, a), node)
+            else:
+                b = build(E.MULTIPLY, (scalar_c, b), node)
+            return _keep_if_same(build(MATMUL, (a, b), node, **mm.attrs), node)
+    return None
+
+
 # --- recognising numerically delicate patterns ------------------------------------------------
 
 @local_rule
@@ -300,6 +330,12 @@ def _apply_rules(node, fired):
 def simplify(program: Program) -> Program:
     for _ in range(_MAX_ROUNDS):
         fired: list = []
+        _uses.clear()
+        for n in program.nodes:
+            for v in n.inputs:
+                _uses[v] = _uses.get(v, 0) + 1
+        for v in program.fetches:
+            _uses[v] = _uses.get(v, 0) + 1
         program = rewrite(program, lambda node, fired=fired: _apply_rules(node, fired))
         if not fired:
             break
