@@ -218,7 +218,10 @@ class Session:
             return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys(),
                                        check=check_kernel if self.check_numerics else None)
         from .backends.numpy_backend import NumpyExecutable
+        from .backends.reference import needed_ops
         from .compiler import compile as compile_plan
+        # gc.compile plans unfed placeholders as later feeds; a run must name a missing one
+        needed_ops(fetch_tensors, fetch_ops, set(feeds))
         plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
                             feed_shapes={t: v.shape for t, v in feeds.items()},
                             backend=self.backend)

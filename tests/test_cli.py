@@ -1,5 +1,10 @@
-"""The graphc command, run as a user runs it (a subprocess): every command and exit code."""
+"""The graphc command: every command and exit code. Each command runs at least once as a
+user runs it (a subprocess); the other cases call the same main() in this process, which is
+cheaper on a loaded machine and checks the same code."""
 
+import contextlib
+import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +36,23 @@ def graphc(*args, cwd):
     return proc
 
 
+def graphc_here(*args, cwd):
+    """The same command in this process: main(argv) with stdout and stderr captured."""
+    from graphc.cli import main
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as e:  # argparse's usage errors
+                code = e.code
+    finally:
+        os.chdir(before)
+    assert "Traceback" not in err.getvalue(), err.getvalue()
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def work(tmp_path):
     (tmp_path / "lin.g").write_text(LIN)
@@ -44,7 +66,7 @@ def work(tmp_path):
 def test_check_and_compile_report_peak_memory(work):
     p = graphc("check", "lin.g", cwd=work)
     assert p.returncode == 0 and "model lin: ok" in p.stdout and "peak memory" in p.stdout
-    p = graphc("compile", "lin.g", "--dim", "N=17", "-O", "1", cwd=work)
+    p = graphc_here("compile", "lin.g", "--dim", "N=17", "-O", "1", cwd=work)
     assert p.returncode == 0, p.stderr
     assert "peak memory:" in p.stdout and "N=17" in p.stdout and "optimize=1" in p.stdout
     assert "prune" in p.stdout and "train:   loss with sgd(lr=0.5)" in p.stdout
@@ -53,10 +75,10 @@ def test_check_and_compile_report_peak_memory(work):
 def test_compile_emits_ir_dot_and_py(work):
     p = graphc("compile", "lin.g", "--emit", "ir", cwd=work)
     assert p.returncode == 0 and p.stdout.startswith("# plan:") and "fetch %" in p.stdout
-    p = graphc("compile", "lin.g", "--emit", "dot", "-o", "lin.dot", cwd=work)
+    p = graphc_here("compile", "lin.g", "--emit", "dot", "-o", "lin.dot", cwd=work)
     dot = (work / "lin.dot").read_text()
     assert p.returncode == 0 and "cluster_before" in dot and "cluster_after" in dot
-    p = graphc("compile", "lin.g", "--emit", "py", "-o", "lin_model.py", cwd=work)
+    p = graphc_here("compile", "lin.g", "--emit", "py", "-o", "lin_model.py", cwd=work)
     assert p.returncode == 0 and "def train_step(feeds):" in (work / "lin_model.py").read_text()
 
 
@@ -67,8 +89,8 @@ def test_run_trains_saves_and_restores(work):
     assert "200/200" in p.stderr and "loss" in p.stderr  # the progress bar
     final = float(p.stdout.split("loss = ")[-1])
     assert final < 1e-6
-    p = graphc("run", "lin.g", "--feed", "data.npz", "--restore", "ckpt", "--fetch", "w,b",
-               cwd=work)
+    p = graphc_here("run", "lin.g", "--feed", "data.npz", "--restore", "ckpt", "--fetch", "w,b",
+                    cwd=work)
     assert p.returncode == 0, p.stderr
     w = float(p.stdout.split("w = [[")[1].split("]")[0])
     assert abs(w - 3.0) < 1e-3
@@ -81,10 +103,10 @@ def test_fmt_prints_checks_and_rewrites(work):
     assert p.returncode == 0
     assert p.stdout == ("model m {\n  input x : f32[N, 2]  # in\n  y = x * 2.0 + x\n"
                         "  output y\n}\n")
-    assert graphc("fmt", "--check", "m.g", cwd=work).returncode == 1
-    assert graphc("fmt", "-i", "m.g", cwd=work).returncode == 0
+    assert graphc_here("fmt", "--check", "m.g", cwd=work).returncode == 1
+    assert graphc_here("fmt", "-i", "m.g", cwd=work).returncode == 0
     assert (work / "m.g").read_text() == p.stdout
-    assert graphc("fmt", "--check", "m.g", cwd=work).returncode == 0
+    assert graphc_here("fmt", "--check", "m.g", cwd=work).returncode == 0
 
 
 def test_viz_writes_svg_or_dot(work):
@@ -102,8 +124,8 @@ def test_viz_writes_svg_or_dot(work):
 ])
 def test_user_errors_exit_1_with_location_and_caret(work, src, line, words):
     (work / "bad.g").write_text(src)
-    for cmd in ("check", "compile"):
-        p = graphc(cmd, "bad.g", cwd=work)
+    for run, cmd in ((graphc, "check"), (graphc_here, "compile")):
+        p = run(cmd, "bad.g", cwd=work)
         assert p.returncode == 1
         first = p.stderr.splitlines()[0]
         assert first.startswith(f"error: bad.g:{line}:") and words in first
@@ -111,13 +133,13 @@ def test_user_errors_exit_1_with_location_and_caret(work, src, line, words):
 
 
 def test_other_user_errors_exit_1(work):
-    assert graphc("check", "missing.g", cwd=work).returncode == 1
-    p = graphc("run", "lin.g", "--feed", "z=x.npy", cwd=work)
+    assert graphc_here("check", "missing.g", cwd=work).returncode == 1
+    p = graphc_here("run", "lin.g", "--feed", "z=x.npy", cwd=work)
     assert p.returncode == 1 and "no input 'z'" in p.stderr
-    p = graphc("run", "lin.g", "--feed", "x=x.npy", cwd=work)
+    p = graphc_here("run", "lin.g", "--feed", "x=x.npy", cwd=work)
     assert p.returncode == 1 and "'y'" in p.stderr  # the missing feed is named
     (work / "bad.npy").write_bytes(b"not an array")
-    p = graphc("run", "lin.g", "--feed", "x=bad.npy", "--feed", "y=y.csv", cwd=work)
+    p = graphc_here("run", "lin.g", "--feed", "x=bad.npy", "--feed", "y=y.csv", cwd=work)
     assert p.returncode == 1 and "cannot read bad.npy" in p.stderr
 
 
@@ -125,8 +147,13 @@ def test_other_user_errors_exit_1(work):
                                   ("compile", "lin.g", "--emit", "exe"),
                                   ("compile", "lin.g", "-O", "7")])
 def test_bad_usage_exits_2(work, args):
-    p = graphc(*args, cwd=work)
+    p = graphc_here(*args, cwd=work)
     assert p.returncode == 2 and "usage:" in p.stderr
+
+
+def test_bad_usage_exits_2_from_the_command_line(work):
+    p = graphc("compile", "lin.g", "--emit", "exe", cwd=work)
+    assert p.returncode == 2 and "invalid choice: 'exe'" in p.stderr
 
 
 def test_python_dash_m_graphc_is_the_cli(work):
@@ -145,3 +172,13 @@ def test_pyproject_lists_every_package_so_the_wheel_has_the_grammar():
              if "__pycache__" not in p.parts}
     assert found | {"graphc.grammar"} == listed
     assert (ROOT / "grammar" / "graphc.lark").is_file()
+
+
+def test_session_names_a_missing_feed_with_the_compiled_executor():
+    """Regression (session.py): once gc.compile planned unfed placeholders as later feeds, a
+    run without one failed inside the executor with a ValueError instead of a FeedError."""
+    import graphc as gc
+    x = gc.placeholder(gc.float32, (None, 1), name="x")
+    y = gc.placeholder(gc.float32, (None, 1), name="y")
+    with gc.Session() as sess, pytest.raises(gc.FeedError, match="placeholder 'y'"):
+        sess.run(gc.reduce_sum(x - y), {x: np.ones((2, 1))})
