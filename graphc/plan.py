@@ -157,7 +157,8 @@ def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
         ins = tuple(slot_of[v].index for v in n.inputs)
         outs = tuple(slot_of[(n, k)].index for k in range(len(n.avals)))
         common = dict(index=i, op=n.op, attrs=dict(n.attrs), inputs=ins, outputs=outs,
-                      sources=n.sources, input_names=tuple(map(_value_name, n.inputs)))
+                      sources=n.sources,
+                      input_names=tuple(p.value_name(k) for p, k in n.inputs))
         if n.op is FUSED:
             where = tuple((w, s if w == "out" else s.index) for w, s in mem["bodies"][n])
             loop = tuple(n.attrs["loop_shape"])
@@ -178,16 +179,6 @@ def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
                   for p, c, why in program.annotations.get("boundaries", ())]
     return Plan(steps, mem["slots"], feeds, fetches, mem["peak"], list(passes), nodes_before,
                 len(program), boundaries, optimize, backend)
-
-
-def _value_name(value):
-    """``'dense/add:0'``: the user tensor a compiler value stands for (a fused node's output
-    k is the output of the body op it exports)."""
-    node, k = value
-    if node.op is FUSED:
-        node, k = node.attrs["body"][node.attrs["outputs"][k]], 0
-    src = node.sources[0] if node.sources else None
-    return f"{src.name}:{k}" if src is not None else node.op.name
 
 
 def _name(node):

@@ -138,13 +138,14 @@ MODEL = """model net {
 @pytest.mark.parametrize("optimize", LEVELS)
 def test_g_file_nodes_keep_file_line_col_through_the_passes(optimize):
     g = gc.loads(MODEL, filename="net.g")
-    x, train = g.get_tensor_by_name("x:0"), g.get_operation_by_name("train")
+    x, loss = g.get_tensor_by_name("x:0"), g.get_tensor_by_name("loss:0")
+    train = g.get_operation_by_name("train")
     with g.as_default():
         init = gc.global_variables_initializer()
     with gc.Session(g, optimize=optimize, check_numerics=True) as sess:
         sess.run(init)
         with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
-            sess.run(train, {x: np.ones((2, 3), np.float32)})
+            sess.run([train, loss], {x: np.ones((2, 3), np.float32)})
     loc = e.value.location
     assert (loc.file, loc.line, loc.col) == ("net.g", 5, 7)
     assert str(e.value).startswith("net.g:5:7: ") and "log 'z'" in str(e.value)
