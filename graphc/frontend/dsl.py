@@ -292,18 +292,18 @@ class ExprBuilder(Transformer):
     @v_args(meta=True)
     def call(self, meta, children):
         callee, *args = children
-        kwargs = {}
+        positional, kwargs = [], {}
         for a in args:
-            if isinstance(a, _Kwarg):
-                if a.name in kwargs:
-                    raise GraphcError(f"{callee}(): keyword {a.name!r} given twice",
-                                      self.src.of(meta))
+            if not isinstance(a, _Kwarg):
+                if kwargs:
+                    raise GraphcError(f"{callee}(): a positional argument after a keyword "
+                                      "argument", self.src.of(meta))
+                positional.append(a)
+            elif a.name in kwargs:
+                raise GraphcError(f"{callee}(): keyword {a.name!r} given twice",
+                                  self.src.of(meta))
+            else:
                 kwargs[a.name] = a.value
-        positional = [a for a in args if not isinstance(a, _Kwarg)]
-        if any(isinstance(a, _Kwarg) for a in args[:len(positional)]) and \
-                args[:len(positional)] != positional:
-            raise GraphcError(f"{callee}(): positional argument after a keyword argument",
-                              self.src.of(meta))
         return self.model.call(self, meta, callee, positional, kwargs)
 
 
@@ -374,7 +374,6 @@ class ModelBuilder(Interpreter):
         self.graph, self.src = graph, src
         self.scope = Scope(parent=globals_)
         self.deferred: list[Tree] = []
-        self.outputs: list[Tensor] = []
 
     # -- statements ---------------------------------------------------------------------------
     def model(self, tree):
@@ -388,13 +387,17 @@ class ModelBuilder(Interpreter):
         for stmt in self.deferred:
             self.visit(stmt)
 
-    def _bind(self, name: str, value, meta):
+    def _check_free(self, name: str, meta):
+        """Before a statement builds anything: its name must be new and not reserved."""
         if name in self.scope.values:
             raise GraphcError(f"{name!r} is already defined in this model",
                               self.src.of(meta))
         if name in N.DTYPES or name in N.CONSTANTS:
             raise GraphcError(f"{name!r} is a reserved name (a dtype or a constant); choose "
                               "another", self.src.of(meta))
+
+    def _bind(self, name: str, value, meta):
+        self._check_free(name, meta)
         self.scope.values[name] = value
 
     def _expr(self, tree, stmt_name):
@@ -407,6 +410,7 @@ class ModelBuilder(Interpreter):
     def input_decl(self, tree):
         name_tree, type_tree, default = tree.children
         name = _name_of(name_tree)
+        self._check_free(name, name_tree.meta)
         dtype, shape = self._type(type_tree)
         loc = self.src.of(tree.meta)
         from ..ops.sources import constant, placeholder, placeholder_with_default
@@ -428,6 +432,7 @@ class ModelBuilder(Interpreter):
     def param_decl(self, tree):
         name_tree, type_tree, init, frozen = tree.children
         name = _name_of(name_tree)
+        self._check_free(name, name_tree.meta)
         dtype, shape = self._type(type_tree)
         loc = self.src.of(tree.meta)
         if shape is None or not all(isinstance(d, int) for d in shape):
@@ -499,6 +504,7 @@ class ModelBuilder(Interpreter):
     def const_def(self, tree):
         name_tree, expr = tree.children
         name = _name_of(name_tree)
+        self._check_free(name, name_tree.meta)
         value = self._expr(expr, name)
         self._bind(name, self._named(name, value, tree.meta), tree.meta)
 
@@ -517,6 +523,8 @@ class ModelBuilder(Interpreter):
         targets = tree.children[:n_targets]  # the names after `after` are not targets
         expr, *after = tree.children[len(targets):]
         names = [_name_of(t) for t in targets]
+        for n, t in zip(names, targets, strict=True):
+            self._check_free(n, t.meta)
         loc = self.src.of(tree.meta)
         controls = []
         if after:
