@@ -181,6 +181,25 @@ class NumericsTrap:
             return None
 
 
+def trap_targets(fetch_tensors, fetch_ops, fed) -> list:
+    """The control inputs of everything a run needs. A compiled plan drops control inputs
+    that have no effect (the loss a training op waits for) while the interpreter runs them;
+    with the trap on, the session keeps them as targets, so a NaN in the loss is caught at
+    every optimization level, at the same op."""
+    seen, targets = set(), {}
+    stack = [t.op for t in fetch_tensors if t not in fed] + list(fetch_ops)
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        stack.extend(t.op for t in op.inputs if t not in fed)
+        for c in op.control_inputs:
+            targets[c] = True
+            stack.append(c)
+    return [c for c in targets if c not in fetch_ops]
+
+
 def _first_bad_member(step, ins, names):
     """Re-run a fused body op by op on its saved inputs and blame the first op whose result
     is not finite (the fused kernel only shows the group's outputs)."""

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import dtypes as D
 from .backends.reference import ReferenceExecutable, RunContext
-from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel
+from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
 from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
@@ -222,6 +222,8 @@ class Session:
         from .compiler import compile as compile_plan
         # gc.compile plans unfed placeholders as later feeds; a run must name a missing one
         needed_ops(fetch_tensors, fetch_ops, set(feeds))
+        if self.check_numerics:   # trap what the interpreter runs: the loss a train op waits for
+            fetch_ops = fetch_ops + trap_targets(fetch_tensors, fetch_ops, feeds)
         plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
                             feed_shapes={t: v.shape for t, v in feeds.items()},
                             backend=self.backend)

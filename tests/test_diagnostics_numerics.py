@@ -185,3 +185,21 @@ def test_large_finite_values_are_not_mistaken_for_overflow():
     big[3] = np.inf
     assert has_nonfinite(big)
     assert not has_nonfinite(np.array([1, 2], np.int32))
+
+
+@pytest.mark.parametrize("optimize", LEVELS)
+def test_running_only_the_train_op_still_traps_the_loss(optimize):
+    # the gradient of log(u) is 1/u, finite: only the loss itself, which the train op waits
+    # for by a control edge (and a plan would otherwise leave out), holds the NaN
+    x = gc.placeholder(gc.float32, (None, 3), name="x")
+    w = gc.Variable(np.ones((3, 1), np.float32), name="w")
+    line = _line_below()
+    z = gc.log(gc.matmul(x, w) - 5.0)
+    train = gc.train.GradientDescentOptimizer(0.1).minimize(gc.reduce_mean(z))
+    with gc.Session(optimize=optimize, check_numerics=True) as sess:
+        sess.run(w.initializer)
+        with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
+            sess.run(train, {x: np.ones((2, 3))})
+        assert sess.run(w).tolist() == [[1.0]] * 3          # the update did not run
+    _assert_at(e.value, line)
+    assert "log 'log'" in str(e.value)
