@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import graphc as gc
+from graphc.frontend.fmt import format_source
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -356,12 +357,14 @@ def test_printer_escapes_strings_and_quotes_names():
 _NAMES = st.sampled_from(["a", "b", "c"])
 _UNARY = st.sampled_from(["relu", "exp", "tanh", "sigmoid", "neg", "square", "reduce_sum",
                           "softmax", "sqrt", "log"])
-_BINARY = st.sampled_from(["+", "-", "*", "/", "@", "**"])
+_BINARY = st.sampled_from(["+", "-", "*", "/", "//", "%", "@", "**", "<", ">="])
 
 
 @st.composite
 def _expr(draw, depth=0):
-    choice = draw(st.integers(0, 4 if depth < 3 else 1))
+    choice = draw(st.integers(0, 5 if depth < 3 else 1))
+    if choice == 5:
+        return f"-{draw(_expr(depth + 1))}"
     if choice == 0:
         return draw(_NAMES)
     if choice == 1:
@@ -396,6 +399,10 @@ def test_random_programs_compile_or_fail_with_a_located_error(src):
         assert e.location.col is not None and e.location.col >= 1
         return
     assert gc.loads(g.to_text(), graph=gc.Graph()).to_text() == g.to_text()
+    # `graphc fmt` keeps the meaning: the formatted file builds the same graph
+    formatted = format_source(src)
+    assert format_source(formatted) == formatted
+    assert gc.loads(formatted, filename="prop.g", graph=gc.Graph()).to_text() == g.to_text()
     values = [g.get_tensor_by_name(n) for n in ("v0", "v1", "v2") if n in _names(g)]
     plan = gc.compile([v for v in values if isinstance(v, gc.Tensor)] or ["c"],
                       feed_shapes={"a": tuple(2 if d == "N" else d for d in
