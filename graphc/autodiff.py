@@ -182,39 +182,4 @@ def _check_rule(op, in_grads):
                                     f"{g.shape} for input {t.describe()}")
 
 
-def explain_unconnected(ys, x) -> str:
-    """Why ``x`` gets no gradient from ``ys``: no path at all, or the op that cuts it."""
-    reach = set()
-    stack = [y.op for y in ys]
-    while stack:
-        op = stack.pop()
-        if op in reach:
-            continue
-        reach.add(op)
-        stack.extend(t.op for t in op.inputs)
-    names = ", ".join(y.name for y in ys)
-    if x.op not in reach:
-        return (f"{x.describe()} has no path to {names}: the loss does not use it "
-                "(is it the variable you meant, or is a layer missing from the loss?)")
-    if not _differentiable(x):
-        return f"{x.describe()} is {x.dtype}: integer and bool tensors have no gradient"
-    downstream = _downstream(x, reach)
-    for op in sorted(reach, key=lambda o: o.id):
-        if any(t is x or t.op in downstream for t in op.inputs):
-            if op.op.grad is None or not op.op.differentiable or \
-                    all(not _differentiable(t) for t in op.outputs):
-                return (f"no gradient flows from {names} to {x.describe()}: the path goes through "
-                        f"{op.describe()}, which is not differentiable")
-    return f"no gradient flows from {names} to {x.describe()}"
-
-
-def _downstream(x, within):
-    """The ops of ``within`` that depend on ``x``."""
-    seen = {x.op}
-    for op in sorted(within, key=lambda o: o.id):
-        if any(t.op in seen for t in op.inputs):
-            seen.add(op)
-    return seen
-
-
-__all__ = ["gradients", "stop_gradient", "explain_unconnected"]
+__all__ = ["gradients", "stop_gradient"]
