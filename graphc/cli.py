@@ -95,10 +95,14 @@ def _read_array(path: str, key: str | None, like):
                 raise FeedError(f"{path} holds {', '.join(names)}; none is named {key!r} "
                                 f"(use --feed {key}={path} with an array named {key})")
         if ext in (".csv", ".txt"):
-            arr = np.loadtxt(path, delimiter="," if ext == ".csv" else None,
-                             dtype=like.dtype.np, ndmin=2)
+            arr = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=2)
             if like.shape is not None and len(like.shape) == 1 and arr.shape[1] == 1:
                 arr = arr[:, 0]
+            if like.dtype.np.kind in "iub":  # labels written as 3 or 3.0
+                if not np.array_equal(arr, np.round(arr)):
+                    raise FeedError(f"{path} holds fractions, but input {like.op.name} is "
+                                    f"{like.dtype}")
+                arr = arr.astype(like.dtype.np)
             return arr
     except FeedError:
         raise
@@ -266,6 +270,13 @@ def _atomic_write(path, text):
     os.replace(tmp, path)
 
 
+def _atomic_savez(path, arrays):
+    tmp = f"{path}.tmp{os.getpid()}.npz"
+    np.savez(tmp, **{k.replace("/", "."): np.asarray(v) for k, v in arrays.items()})
+    os.replace(tmp, path)
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def _ir(plan) -> str:
     lines = [f"# plan: {len(plan.steps)} steps, {len(plan.slots)} slots, "
              f"peak {plan.peak_bytes} bytes"]
@@ -375,6 +386,9 @@ def cmd_run(args) -> int:
         if args.train:
             _train(sess, clause, feeds, args.train)
         values = sess.run(fetches, feeds)
+        if args.output:
+            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
+                                                                     strict=True)})
         if args.save:
             path = saver.save(sess, args.save)
             print(f"saved {path}", file=sys.stderr)
@@ -438,6 +452,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--train", type=_positive, metavar="STEPS")
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")
+    c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")
     c.set_defaults(run=cmd_run)
 
     c = model_cmd("check", "parse, build and plan every model of a file")

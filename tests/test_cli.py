@@ -182,3 +182,16 @@ def test_session_names_a_missing_feed_with_the_compiled_executor():
     y = gc.placeholder(gc.float32, (None, 1), name="y")
     with gc.Session() as sess, pytest.raises(gc.FeedError, match="placeholder 'y'"):
         sess.run(gc.reduce_sum(x - y), {x: np.ones((2, 1))})
+
+
+def test_run_reads_integer_labels_from_csv_and_writes_npz(work):
+    (work / "c.g").write_text("model c {\n  input k : i64[N]\n  d = k * 2\n  output d\n}\n")
+    (work / "k.csv").write_text("1\n2.0\n3\n")
+    p = graphc_here("run", "c.g", "--feed", "k=k.csv", "-o", "out.npz", cwd=work)
+    assert p.returncode == 0, p.stderr
+    out = np.load(work / "out.npz")["d"]
+    np.testing.assert_array_equal(out, [2, 4, 6])
+    assert out.dtype == np.int64
+    (work / "k.csv").write_text("1.5\n")
+    p = graphc_here("run", "c.g", "--feed", "k=k.csv", cwd=work)
+    assert p.returncode == 1 and "fractions" in p.stderr
