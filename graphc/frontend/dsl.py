@@ -530,6 +530,8 @@ class ModelBuilder(Interpreter):
         if after:
             for t in after[1:]:  # after[0] is the `after` keyword
                 v = self.resolve(_name_of(t), self.scope, self.src.of(t.meta))
+                if isinstance(v, (tuple, list)) and v and isinstance(v[0], Tensor):
+                    v = v[0]  # the outputs of one op (split): after that op
                 if isinstance(v, Tensor):
                     v = v.op
                 if not isinstance(v, Operation):

@@ -213,7 +213,7 @@ class _Printer:
         var = c.attrs.get("var") if c.type == "assign" else None
         if var is not None and getattr(var.outputs[0], "initializer", None) is c:
             return format_name(var.name + "/Assign")  # the name a param declaration binds
-        return self.ref(c.outputs[0]) if c.outputs else format_name(c.name)
+        return format_name(c.name)  # the statement's name: the op, whatever its outputs
 
     def statement(self, op) -> str:
         name = format_name(op.name)
