@@ -440,3 +440,10 @@ def test_get_checkpoint_state_finds_the_newest_save(tmp_path):
     with tf.Session() as sess:
         saver.restore(sess, ckpt.model_checkpoint_path)
         assert step.eval() == 2
+
+
+def test_variables_accept_tfs_placement_options():
+    v = tf.Variable(tf.zeros([2]), name="v", use_resource=True, caching_device="/cpu:0")
+    assert isinstance(v, tf.Variable) and v.name == "v:0"
+    with pytest.raises(TypeError):
+        tf.Variable(1.0, trainabel=False)        # a misspelt argument is still an error

@@ -86,7 +86,11 @@ class Variable(Tensor, metaclass=_VariableMeta):
 
 
 def _make_variable(initial_value=None, trainable=True, name=None, dtype=None, shape=None,
-                   collections=None, validate_shape=True):
+                   collections=None, validate_shape=True, *, caching_device=None,
+                   expected_shape=None, constraint=None, use_resource=None,
+                   synchronization=None, aggregation=None, import_scope=None):
+    # the keyword-only arguments are TF 1.x's placement and resource options: accepted so
+    # that TF scripts run, and meaningless in graphc
     if initial_value is None:
         raise DTypeError("gc.Variable needs an initial_value (a tensor, array or number)")
     if callable(initial_value) and not isinstance(initial_value, Tensor):
