@@ -234,7 +234,8 @@ def cmd_compile(args) -> int:
         return _write(args.output, _dot(graph, plan))
     if args.emit == "ir":
         return _write(args.output, _ir(plan))
-    name = graph.get_collection("graphc.model_name")
+    from .frontend.dsl import MODEL_NAME
+    name = graph.get_collection(MODEL_NAME)
     lines = [f"model {name[0] if name else '?'} ({args.model_file})"] + _summary(graph)
     lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
     lines.append(plan.report())
