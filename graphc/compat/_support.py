@@ -14,6 +14,8 @@ _HINTS = {
     "data": "feed numpy batches through feed_dict; graphc.data iterates over arrays",
     "estimator": "write the training loop with tf.Session and feed_dict",
     "keras": "build the model with tf.layers or graphc.layers",
+    "enable_eager_execution": "graphc is define-and-run: build the graph, then run it in a "
+                              "tf.Session (graph mode is TF 1.x's default)",
     "while_loop": "graphc graphs have no control flow; unroll the loop in Python",
     "case": "compute the branches and choose with tf.where",
     "FIFOQueue": "queues are not supported; feed batches through feed_dict",
