@@ -268,3 +268,33 @@ def test_graphc_cuda_graph_turns_capture_on(monkeypatch):
     assert cb.make_cupy_executable(plan, **options)._cuda_graph
     monkeypatch.setenv("GRAPHC_CUDA_GRAPH", "0")
     assert not cb.make_cupy_executable(plan, **options)._cuda_graph
+
+
+def test_every_registry_op_through_the_backend_on_the_cpu(on_cpu):
+    """The device test's registry sweep in one plan (one kernel build): every stateless op with
+    samples, on the backend with numpy standing in, against the numpy backend."""
+    from graphc import dtypes as D
+    from graphc.ops.registry import REGISTRY
+    feeds, fetches = {}, []
+    for op in REGISTRY.values():
+        if op.samples is None or op.stateful:
+            continue
+        for arrays, attrs in op.samples(np.random.default_rng(0)):
+            ins = [gc.placeholder(D.as_dtype(np.asarray(a).dtype), np.shape(a)) for a in arrays]
+            feeds.update(zip(ins, arrays, strict=True))
+            fetches += [(op.name, t) for t in op.build(ins, dict(attrs)).outputs]
+    with gc.Session() as sess:
+        want = sess.run([t for _, t in fetches], feeds)
+    with gc.Session(backend="cupy") as sess:
+        got = sess.run([t for _, t in fetches], feeds)
+    assert len(on_cpu) == 1 and len(fetches) > 150
+    exe, = on_cpu
+    assert len(exe._launches) > 60, "the elementwise ops and reductions should be kernels"
+    for (name, _), g, w in zip(fetches, got, want, strict=True):
+        g, w = np.asarray(g), np.asarray(w)
+        assert (g.dtype, g.shape) == (w.dtype, w.shape), name
+        if g.dtype.kind == "f":
+            tol = 2.0 ** -20 if g.dtype.itemsize >= 4 else 2.0 ** -10
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True, err_msg=name)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=name)
