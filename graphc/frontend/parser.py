@@ -28,8 +28,9 @@ def parser() -> lark.Lark:
                      maybe_placeholders=True)
 
 
-# Friendly messages for common mistakes, recognised by lark's match_examples: the parser
-# state where each example fails identifies the mistake, wherever it happens in a file.
+# Friendly messages for common mistakes, recognised as lark's match_examples does: the parser
+# state where each example fails (and whether it failed at the end of the file) identifies
+# the mistake, wherever it happens in a file.
 _EXAMPLES = {
     "expected ':' and a type after the name (e.g. `input x : f32[N, 3]`)": [
         "model m { input x f32[3] }", "model m { param w f32[3] = zeros() }"],
@@ -54,10 +55,12 @@ _EXAMPLES = {
 
 
 def _state_of(e: UnexpectedInput):
-    """The LALR state where parsing stopped (not the stack depth, which depends on how many
-    statements came before, so lark's own match_examples would miss most mistakes)."""
-    state = getattr(e, "state", None)
-    return getattr(state, "position", None) if isinstance(e, UnexpectedToken) else None
+    """The LALR state where parsing stopped and whether the file had ended there. (Not the
+    stack depth, which depends on how many statements came before: lark's own
+    match_examples compares it too, and so would miss most mistakes.)"""
+    if not isinstance(e, UnexpectedToken):
+        return None
+    return getattr(e.state, "position", None), e.token.type == "$END"
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,7 +72,7 @@ def _example_labels() -> dict:
                 parser().parse(example)
             except UnexpectedInput as e:
                 state = _state_of(e)
-                if state is not None:
+                if state is not None and state[0] is not None:
                     labels.setdefault(state, label)
             else:  # pragma: no cover - a bad-syntax example that parses is a bug here
                 raise AssertionError(f"syntax example parses: {example!r}")
