@@ -447,3 +447,18 @@ def test_variables_accept_tfs_placement_options():
     assert isinstance(v, tf.Variable) and v.name == "v:0"
     with pytest.raises(TypeError):
         tf.Variable(1.0, trainabel=False)        # a misspelt argument is still an error
+
+
+def test_dropout_rate_spellings_agree_with_tf():
+    x = tf.ones([500, 40])
+    by_rate = tf.nn.dropout(x, rate=0.25, seed=1)
+    layer_on = tf.layers.dropout(x, rate=0.25, training=True, seed=2)
+    layer_off = tf.layers.dropout(x, rate=0.25)
+    a, b, c = _run([by_rate, layer_on, layer_off])
+    for kept in (a, b):
+        assert set(np.unique(kept)) == {0.0, np.float32(1 / 0.75)}
+        assert abs((kept > 0).mean() - 0.75) < 0.02
+    assert (c == 1).all()
+    assert _run(tf.nn.l2_loss(tf.constant([3.0, 4.0]))) == 12.5
+    with pytest.raises(gc.GraphcError, match="exactly one of keep_prob"):
+        tf.nn.dropout(x)
