@@ -131,3 +131,36 @@ def test_unsupported_op_is_a_clear_error():
     g.add_to_collection("graphc.outputs", y)
     with pytest.raises(gc.UnimplementedError, match="conv2d"):
         emit_module(g)
+
+
+@pytest.mark.parametrize("optimizer", [
+    "sgd(lr=0.1)", "momentum(lr=0.1, momentum=0.9, nesterov=true)", "adam(lr=0.1)",
+    "rmsprop(lr=0.01, momentum=0.5)", "adagrad(lr=0.1)"])
+def test_every_optimizer_matches_the_session(optimizer):
+    src = f"""model m {{
+  input x : f32[N, 3]
+  input y : i64[N]
+  param w : f32[3, 4] = normal(stddev=0.5, seed=1)
+  param b : f32[4] = 0.1
+  logits = x @ w + b
+  loss = reduce_mean(sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+         + 0.01 * l2_loss(w)
+  acc = reduce_mean(cast(argmax(logits, axis=1) == y, f32))
+  output loss, acc
+  train loss with {optimizer}
+}}"""
+    g = gc.loads(src, graph=gc.Graph())
+    ns = {}
+    exec(compile(emit_module(g), "model.py", "exec"), ns)  # our own generated source
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.normal(size=(8, 3)).astype(np.float32), "y": rng.integers(0, 4, 8)}
+    with gc.Session(graph=g, optimize=0) as sess:
+        for v in g.get_collection("variables"):
+            sess.run(v.initializer)
+        want = [sess.run(["train", "loss"], feeds)[1] for _ in range(4)]
+        want_out = sess.run(["loss", "acc"], feeds)
+    got = [ns["train_step"](feeds)["loss"] for _ in range(4)]
+    assert all(np.shape(v) == () for v in got)  # 0-d stays 0-d
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    out = ns["run"](feeds)
+    np.testing.assert_allclose([out["loss"], out["acc"]], want_out, rtol=1e-6)

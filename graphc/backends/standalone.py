@@ -57,7 +57,7 @@ def _literal(v) -> str:
 
 
 def _array_literal(a: np.ndarray) -> str:
-    a = np.ascontiguousarray(a)
+    a = np.asarray(a)  # (not ascontiguousarray: it makes a 0-d array 1-d; tobytes is C order)
     if a.dtype.kind not in _ARRAY_KINDS:
         raise GraphcError(f"the standalone backend cannot embed arrays of dtype {a.dtype}")
     dtype = a.dtype.newbyteorder("<") if a.dtype.byteorder == ">" else a.dtype
