@@ -78,6 +78,7 @@ def test_module_trains_without_graphc_like_a_session(tmp_path, example, make_fee
     np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
     assert got["losses"][-1] < got["losses"][0]
     for name, value in outputs.items():
+        assert np.shape(got["outputs"][name]) == np.shape(value)
         np.testing.assert_allclose(np.asarray(got["outputs"][name]), value, rtol=1e-4,
                                    atol=1e-6)
 
