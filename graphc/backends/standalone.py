@@ -329,6 +329,11 @@ def _update(ufunc, name, delta):
 
 # --- the module -------------------------------------------------------------------------------
 
+def _output_name(t) -> str:
+    """An output's key in run()'s result: its .g name, or ``name:i`` for one of several."""
+    return t.op.name if len(t.op.outputs) == 1 else t.name
+
+
 class _Emitter:
     def __init__(self, graph):
         self.graph = graph
@@ -363,11 +368,11 @@ class _Emitter:
             own = {node.name} if node.outputs and node.outputs[0] in feeds else set()
             deps = [t.op for t in node.inputs] + list(node.control_inputs)
             needs[node] = frozenset(own.union(*(needs.get(d, ()) for d in deps)))
-        self.needs = {t.op.name: sorted(needs[t.op]) for t in outputs}
+        self.needs = {_output_name(t): sorted(needs[t.op]) for t in outputs}
         lines, current = ["    dims, result = {}, {}"], None
         for node, need in needs.items():
             body = self.statement(node) + [
-                f"result[{_literal(t.op.name)}] = np.array({self.var(t)}, copy=True)"
+                f"result[{_literal(_output_name(t))}] = np.array({self.var(t)}, copy=True)"
                 for t in outputs if t.op is node]
             if not body:
                 continue
@@ -472,7 +477,7 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None)
     out.append("INPUTS = {" + ", ".join(
         f"{_literal(t.op.name)}: ({_literal(t.dtype)}, "
         f"{_literal(None if t.shape is None else tuple(t.shape))})" for t in inputs) + "}")
-    out.append(f"OUTPUTS = {_literal([t.op.name for t in outputs])}")
+    out.append(f"OUTPUTS = {_literal([_output_name(t) for t in outputs])}")
     out.append("NEEDS = {" + ", ".join(f"{_literal(k)}: set({_literal(v)})"
                                        for k, v in em.needs.items()) + "}")
     for op, cname in sorted(em.constants.items(), key=lambda kv: kv[0].id):
