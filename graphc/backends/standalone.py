@@ -154,6 +154,17 @@ def _random(draw, n, a, *keys):
             f"{_kw(n, *keys)})")
 
 
+# Ops that _Emitter.statement writes itself (they touch feeds, PARAMS or module constants).
+SPECIAL = {"const", "placeholder", "placeholder_with_default", "variable", "assign",
+           "assign_add", "assign_sub", "no_op"}
+
+
+def supports(opdef) -> bool:
+    """Whether generated modules can run ``opdef``."""
+    return (opdef.name in SPECIAL or opdef.name in SOURCES
+            or isinstance(opdef.numpy, np.ufunc))
+
+
 def _source(node, args) -> str:
     opdef = node.op
     fn = SOURCES.get(opdef.name)
