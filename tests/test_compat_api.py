@@ -296,7 +296,7 @@ def test_summaries_are_no_ops_that_warn_once(tmp_path):
 @pytest.mark.parametrize("path,hint", [
     ("contrib.learn", "tf.contrib"), ("data", "feed_dict"), ("estimator", "Session"),
     ("FIFOQueue", "queues"), ("train.start_queue_runners", "feed batches"),
-    ("nn.dynamic_rnn", "unroll"), ("keras", "tf.layers"), ("math.top_k", "")])
+    ("nn.nce_loss", ""), ("keras", "tf.layers"), ("math.top_k", "")])
 def test_missing_apis_raise_a_clear_error_naming_them(path, hint):
     parts = path.split(".")
     with pytest.raises(gc.UnimplementedError, match=f"tf.{path} is not available.*{hint}"):
@@ -462,3 +462,70 @@ def test_dropout_rate_spellings_agree_with_tf():
     assert _run(tf.nn.l2_loss(tf.constant([3.0, 4.0]))) == 12.5
     with pytest.raises(gc.GraphcError, match="exactly one of keep_prob"):
         tf.nn.dropout(x)
+
+
+# --- recurrent cells ------------------------------------------------------------------------------
+
+
+def _sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+def test_basic_lstm_cell_is_tfs_math_with_tfs_variable_names(rng):
+    x = tf.placeholder(tf.float64, [None, 3])
+    cell = tf.nn.rnn_cell.BasicLSTMCell(4, forget_bias=1.0)
+    state = cell.zero_state(2, tf.float64)
+    out, (c1, h1) = cell(x, state)
+    out2, _ = cell(out[:, :3], (c1, h1))                   # a second call shares the weights
+    assert [v.name for v in tf.trainable_variables()] == ["basic_lstm_cell/kernel:0",
+                                                          "basic_lstm_cell/bias:0"]
+    xv = rng.standard_normal((2, 3))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        kernel = sess.run("basic_lstm_cell/kernel:0")
+        got_h, got_c = sess.run([out, c1], {x: xv})
+    gates = np.concatenate([xv, np.zeros((2, 4))], 1) @ kernel
+    i, j, f, o = np.split(gates, 4, axis=1)
+    c = _sigmoid(i) * np.tanh(j)                                # c0 = 0, so f only scales 0
+    np.testing.assert_allclose(got_c, c, rtol=1e-12)
+    np.testing.assert_allclose(got_h, np.tanh(c) * _sigmoid(o), rtol=1e-12)
+    assert kernel.shape == (7, 16) and out2.shape == (2, 4)
+
+
+def test_gru_cell_matches_its_formula(rng):
+    x = tf.constant(rng.standard_normal((2, 3)))
+    h0 = tf.constant(rng.standard_normal((2, 5)))
+    out, _ = tf.nn.rnn_cell.GRUCell(5)(x, h0)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        got, gk, gb, ck, cb, xv, hv = sess.run(
+            [out, "gru_cell/gates/kernel:0", "gru_cell/gates/bias:0",
+             "gru_cell/candidate/kernel:0", "gru_cell/candidate/bias:0", x, h0])
+    assert (gb == 1).all() and (cb == 0).all()
+    r, u = np.split(_sigmoid(np.concatenate([xv, hv], 1) @ gk + gb), 2, axis=1)
+    cand = np.tanh(np.concatenate([xv, r * hv], 1) @ ck + cb)
+    np.testing.assert_allclose(got, u * hv + (1 - u) * cand, rtol=1e-12)
+
+
+def test_dynamic_rnn_unrolls_like_static_rnn_and_stacks(rng):
+    x = tf.placeholder(tf.float64, [None, 6, 3])
+    cells = [tf.nn.rnn_cell.BasicRNNCell(4), tf.nn.rnn_cell.LSTMCell(2)]
+    stacked = tf.nn.rnn_cell.MultiRNNCell(cells)
+    outputs, state = tf.nn.dynamic_rnn(stacked, x, dtype=tf.float64)
+    with tf.variable_scope("again"):
+        same, _ = tf.nn.static_rnn(stacked, tf.unstack(x, 6, 1), dtype=tf.float64)
+    assert outputs.shape == (None, 6, 2) and state[1].h.shape == (None, 2)
+    names = sorted(v.name for v in tf.trainable_variables())
+    assert names == ["rnn/multi_rnn_cell/cell_0/basic_rnn_cell/bias:0",
+                     "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/kernel:0",
+                     "rnn/multi_rnn_cell/cell_1/lstm_cell/bias:0",
+                     "rnn/multi_rnn_cell/cell_1/lstm_cell/kernel:0"]
+    (fw, bw), _ = tf.nn.bidirectional_dynamic_rnn(tf.nn.rnn_cell.GRUCell(3),
+                                                  tf.nn.rnn_cell.GRUCell(3), x,
+                                                  dtype=tf.float64)
+    xv = rng.standard_normal((5, 6, 3))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        o, s, f, b = sess.run([outputs, same, fw, bw], {x: xv})
+    np.testing.assert_allclose(o, np.stack(s, axis=1), rtol=1e-12)   # same cell, same weights
+    assert f.shape == b.shape == (5, 6, 3)

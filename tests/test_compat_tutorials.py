@@ -381,3 +381,36 @@ def test_interactive_session_eval_and_run():
         assert x.eval().tolist() == [5.0, 5.0]
     finally:
         sess.close()
+
+
+# --- a recurrent network reading the image row by row ----------------------------------------
+
+
+def test_recurrent_network_lstm(mnist):
+    tf.set_random_seed(4)
+    timesteps, num_input, num_hidden, num_classes = 28, 28, 32, 10
+    X = tf.placeholder("float", [None, timesteps, num_input])
+    Y = tf.placeholder("float", [None, num_classes])
+    weights = {'out': tf.Variable(tf.random_normal([num_hidden, num_classes]))}
+    biases = {'out': tf.Variable(tf.random_normal([num_classes]))}
+
+    def RNN(x, weights, biases):
+        x = tf.unstack(x, timesteps, 1)
+        lstm_cell = tf.contrib.rnn.BasicLSTMCell(num_hidden, forget_bias=1.0)
+        outputs, states = tf.contrib.rnn.static_rnn(lstm_cell, x, dtype=tf.float32)
+        return tf.matmul(outputs[-1], weights['out']) + biases['out']
+
+    logits = RNN(X, weights, biases)
+    loss_op = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(logits=logits, labels=Y))
+    train_op = tf.train.AdamOptimizer(learning_rate=0.01).minimize(loss_op)
+    correct_pred = tf.equal(tf.argmax(tf.nn.softmax(logits), 1), tf.argmax(Y, 1))
+    accuracy = tf.reduce_mean(tf.cast(correct_pred, tf.float32))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for step in range(1, 61):
+            batch_x, batch_y = mnist.train.next_batch(64)
+            batch_x = batch_x.reshape((64, timesteps, num_input))
+            sess.run(train_op, feed_dict={X: batch_x, Y: batch_y})
+        test_data = mnist.test.images.reshape((-1, timesteps, num_input))
+        acc = sess.run(accuracy, feed_dict={X: test_data, Y: mnist.test.labels})
+    assert acc > 0.9

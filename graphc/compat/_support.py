@@ -29,9 +29,6 @@ _HINTS = {
     "string": "graphc tensors are numeric; strings are not supported",
     "sparse": "sparse tensors are not supported",
     "SparseTensor": "sparse tensors are not supported",
-    "nn.rnn_cell": "recurrent cells are not provided; unroll the recurrence with tf.layers",
-    "nn.dynamic_rnn": "recurrent loops are not provided; unroll the recurrence in Python",
-    "nn.static_rnn": "recurrent cells are not provided; unroll the recurrence in Python",
 }
 
 

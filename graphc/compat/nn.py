@@ -29,6 +29,13 @@ from ..ops.nn import (
 from ..ops.reduce import reduce_sum
 from ..ops.sources import convert
 from ._support import module_getattr
+from .rnn import (
+    bidirectional_dynamic_rnn,
+    dynamic_rnn,
+    rnn_cell,
+    static_bidirectional_rnn,
+    static_rnn,
+)
 
 dropout = _gnn.dropout                     # keep_prob (TF 1.x) or rate=
 batch_normalization = _conv.batch_normalization
@@ -46,7 +53,8 @@ __all__ = [
     "sigmoid_cross_entropy_with_logits", "silu", "softmax", "softmax_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits_v2", "softplus", "softsign",
     "sparse_softmax_cross_entropy_with_logits", "swish", "tanh",
-    "weighted_cross_entropy_with_logits", "xw_plus_b",
+    "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "static_rnn", "dynamic_rnn",
+    "static_bidirectional_rnn", "bidirectional_dynamic_rnn",
 ]
 
 

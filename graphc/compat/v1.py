@@ -122,7 +122,7 @@ from ..ops.state import (
 )
 from ..ops.state import tuple_ as tuple  # noqa: A001 - tf.tuple
 from ..session import InteractiveSession, Session, get_default_session
-from . import dynamic, initializers, layers, losses, metrics, nn, strings, summary, train
+from . import dynamic, initializers, layers, losses, metrics, nn, rnn, strings, summary, train
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
@@ -596,7 +596,7 @@ _contrib_layers = Namespace(
 
 # tf.contrib is outside TF 1.x's stable API; only these well-defined pieces that classic
 # tutorials use are provided, everything else in it raises MissingAPIError
-contrib = Namespace("contrib", layers=_contrib_layers)
+contrib = Namespace("contrib", layers=_contrib_layers, rnn=rnn.contrib_rnn)
 
 # scripts written for TF 1.15 / 2.x spell everything tf.compat.v1.<name>: this very module
 compat = Namespace("compat", v1=sys.modules[__name__], dimension_value=dimension_value)

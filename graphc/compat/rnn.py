@@ -1,0 +1,322 @@
+"""Recurrent networks of TF 1.x (``tf.nn.rnn_cell``, ``tf.nn.static_rnn``,
+``tf.nn.dynamic_rnn`` and their bidirectional forms), unrolled in Python.
+
+graphc graphs have no loops, so a recurrence over a sequence of static length is built as
+one cell application per time step, all sharing the cell's variables (the first step
+creates them, the others reuse them). That is exactly what ``static_rnn`` always did; for
+``dynamic_rnn`` it needs the time dimension to be static (it is, in the classic
+"MNIST rows as a sequence" tutorials), and ``sequence_length`` is not supported.
+
+The cells follow TF 1.x's math and variable names: ``<scope>/basic_lstm_cell/kernel`` of
+shape ``(input_depth + num_units, 4 * num_units)`` with gates in i, j, f, o order and
+``forget_bias`` added to f; ``gru_cell/gates/*`` and ``gru_cell/candidate/*``;
+``basic_rnn_cell/*``; ``multi_rnn_cell/cell_<k>/...``."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+from ..errors import ShapeError, user_location
+from ..ir.node import Tensor
+from ..ops.array import concat, split, stack, unstack, zeros, zeros_like
+from ..ops.elementwise import sigmoid, tanh
+from ..ops.linalg import matmul
+from ..ops.nn import bias_add
+from ..ops.reduce import reduce_sum
+from ..ops.sources import convert
+from ._support import Namespace, missing
+from .dynamic import static_value
+from .initializers import Constant, Zeros
+from .scopes import VariableScope, get_variable, get_variable_scope, variable_scope
+
+LSTMStateTuple = namedtuple("LSTMStateTuple", ["c", "h"])
+
+
+def _batch_zeros(batch_size, units, dtype):
+    """A (batch, units) zero state; ``batch_size`` may be an int or ``tf.shape(x)[0]``."""
+    value = static_value(batch_size)
+    if value is not None:
+        return zeros((int(value), units), dtype=dtype)
+    source = batch_size.op.inputs[0].op.inputs[0] if isinstance(batch_size, Tensor) and \
+        batch_size.op.inputs and batch_size.op.inputs[0].op.inputs else None
+    if source is None or source.shape is None:
+        raise ShapeError("zero_state needs a batch size that is an int or tf.shape(x)[0]",
+                         user_location())
+    # zeros of x's run-time batch: sum a zero tensor like x over its other axes
+    per_example = reduce_sum(zeros_like(source, dtype=dtype),
+                             axis=list(range(1, len(source.shape))), keepdims=False)
+    return per_example[:, None] + zeros((units,), dtype=dtype)
+
+
+class RNNCell:
+    """Base class: ``output, new_state = cell(inputs, state)``; variables are made on the
+    first call inside ``<enclosing scope>/<cell name>`` and shared by later calls."""
+
+    _default_name = "rnn_cell"
+
+    def __init__(self, num_units, activation=None, reuse=None, name=None, dtype=None):
+        self._num_units = int(num_units)
+        self._activation = activation or tanh
+        self._reuse = reuse
+        self._name = name or self._default_name
+        self._scope_name = None   # where the variables live, fixed by the first call
+
+    @property
+    def state_size(self):
+        return self._num_units
+
+    @property
+    def output_size(self):
+        return self._num_units
+
+    def zero_state(self, batch_size, dtype):
+        return _batch_zeros(batch_size, self._num_units, dtype)
+
+    def __call__(self, inputs, state, scope=None):
+        inputs = convert(inputs)
+        if self._scope_name is None:
+            self._scope_name = f"{get_variable_scope().name}/{scope or self._name}".lstrip("/")
+            reuse = self._reuse
+        else:
+            reuse = True
+        with variable_scope(VariableScope(self._scope_name), reuse=reuse):
+            return self._step(inputs, state)
+
+    def _linear(self, name_scope, parts, units, bias_init):
+        """``concat(parts) @ kernel + bias`` with the variables ``[name_scope/]kernel|bias``."""
+        x = concat(parts, axis=1)
+        depth = x.shape[1]
+        if not isinstance(depth, int):
+            raise ShapeError(f"{type(self).__name__}: the input depth must be static, got "
+                             f"{x.describe()}", user_location())
+
+        def make():
+            kernel = get_variable("kernel", (depth, units), dtype=x.dtype)
+            bias = get_variable("bias", (units,), dtype=x.dtype, initializer=bias_init)
+            return bias_add(matmul(x, kernel), bias)
+        if name_scope is None:
+            return make()
+        with variable_scope(name_scope):
+            return make()
+
+
+class BasicRNNCell(RNNCell):
+    """``h = activation([x, h] @ kernel + bias)``."""
+
+    _default_name = "basic_rnn_cell"
+
+    def _step(self, inputs, state):
+        h = self._activation(self._linear(None, [inputs, state], self._num_units, Zeros()))
+        return h, h
+
+
+class BasicLSTMCell(RNNCell):
+    """TF's BasicLSTMCell: gates i, j, f, o from one matmul; ``forget_bias`` on f."""
+
+    _default_name = "basic_lstm_cell"
+
+    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True, activation=None,
+                 reuse=None, name=None, dtype=None):
+        super().__init__(num_units, activation, reuse, name, dtype)
+        self._forget_bias = forget_bias
+        self._state_is_tuple = state_is_tuple
+
+    @property
+    def state_size(self):
+        n = self._num_units
+        return LSTMStateTuple(n, n) if self._state_is_tuple else 2 * n
+
+    def zero_state(self, batch_size, dtype):
+        c = _batch_zeros(batch_size, self._num_units, dtype)
+        return LSTMStateTuple(c, c) if self._state_is_tuple else concat([c, c], axis=1)
+
+    def _step(self, inputs, state):
+        if self._state_is_tuple:
+            c, h = state
+        else:
+            c, h = split(state, 2, axis=1)
+        gates = self._linear(None, [inputs, h], 4 * self._num_units, Zeros())
+        i, j, f, o = split(gates, 4, axis=1)
+        new_c = c * sigmoid(f + self._forget_bias) + sigmoid(i) * self._activation(j)
+        new_h = self._activation(new_c) * sigmoid(o)
+        new_state = LSTMStateTuple(new_c, new_h) if self._state_is_tuple else \
+            concat([new_c, new_h], axis=1)
+        return new_h, new_state
+
+
+class LSTMCell(BasicLSTMCell):
+    """TF's LSTMCell without peepholes, clipping or projections (the same math as
+    BasicLSTMCell, variables under ``lstm_cell``)."""
+
+    _default_name = "lstm_cell"
+
+    def __init__(self, num_units, use_peepholes=False, cell_clip=None, initializer=None,
+                 num_proj=None, proj_clip=None, num_unit_shards=None, num_proj_shards=None,
+                 forget_bias=1.0, state_is_tuple=True, activation=None, reuse=None, name=None,
+                 dtype=None):
+        if use_peepholes or cell_clip is not None or num_proj is not None:
+            raise missing("nn.rnn_cell", "LSTMCell(use_peepholes/cell_clip/num_proj)")
+        super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse, name,
+                         dtype)
+
+
+class GRUCell(RNNCell):
+    """TF's GRUCell: reset and update gates (bias 1), then the candidate."""
+
+    _default_name = "gru_cell"
+
+    def _step(self, inputs, state):
+        n = self._num_units
+        gates = sigmoid(self._linear("gates", [inputs, state], 2 * n, Constant(1.0)))
+        r, u = split(gates, 2, axis=1)
+        candidate = self._activation(
+            self._linear("candidate", [inputs, r * state], n, Zeros()))
+        new_h = u * state + (1 - u) * candidate
+        return new_h, new_h
+
+
+class MultiRNNCell(RNNCell):
+    """Cells stacked: each one's output is the next one's input."""
+
+    _default_name = "multi_rnn_cell"
+
+    def __init__(self, cells, state_is_tuple=True):
+        super().__init__(0, name=None)
+        self._cells = list(cells)
+
+    @property
+    def state_size(self):
+        return tuple(c.state_size for c in self._cells)
+
+    @property
+    def output_size(self):
+        return self._cells[-1].output_size
+
+    def zero_state(self, batch_size, dtype):
+        return tuple(c.zero_state(batch_size, dtype) for c in self._cells)
+
+    def _step(self, inputs, state):
+        x, new_states = inputs, []
+        for k, (cell, s) in enumerate(zip(self._cells, state, strict=True)):
+            with variable_scope(f"cell_{k}"):
+                x, s = cell(x, s)
+            new_states.append(s)
+        return x, tuple(new_states)
+
+
+class DropoutWrapper(RNNCell):
+    """Dropout on a cell's inputs and outputs (``*_keep_prob``, floats or tensors)."""
+
+    def __init__(self, cell, input_keep_prob=1.0, output_keep_prob=1.0, state_keep_prob=1.0,
+                 variational_recurrent=False, input_size=None, dtype=None, seed=None):
+        self._cell, self._seed = cell, seed
+        self._in_keep, self._out_keep = input_keep_prob, output_keep_prob
+
+    state_size = property(lambda self: self._cell.state_size)
+    output_size = property(lambda self: self._cell.output_size)
+
+    def zero_state(self, batch_size, dtype):
+        return self._cell.zero_state(batch_size, dtype)
+
+    def __call__(self, inputs, state, scope=None):
+        from .. import nn as _gnn
+
+        def drop(x, keep):
+            if isinstance(keep, (int, float)) and keep == 1:
+                return x
+            return _gnn.dropout(x, keep_prob=keep, seed=self._seed)
+        out, new_state = self._cell(drop(convert(inputs), self._in_keep), state, scope)
+        return drop(out, self._out_keep), new_state
+
+
+# --- unrolling --------------------------------------------------------------------------------
+
+
+def _initial(cell, inputs0, initial_state, dtype):
+    if initial_state is not None:
+        return initial_state
+    if dtype is None:
+        raise ShapeError("an RNN without initial_state needs dtype=", user_location())
+    x = convert(inputs0)
+    batch = x.shape[0] if isinstance(x.shape[0], int) else None
+    if batch is not None:
+        return cell.zero_state(batch, dtype)
+    from ..ops.array import shape as _shape
+    return cell.zero_state(_shape(x)[0], dtype)
+
+
+def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None, scope=None):
+    """Run ``cell`` over the list ``inputs`` (one (batch, depth) tensor per step); returns
+    ``(outputs, final_state)``."""
+    if sequence_length is not None:
+        raise missing("nn", "static_rnn(sequence_length=)")
+    inputs = list(inputs)
+    state = _initial(cell, inputs[0], initial_state, dtype)
+    outputs = []
+    with variable_scope(scope or "rnn"):
+        for x in inputs:
+            out, state = cell(x, state)
+            outputs.append(out)
+    return outputs, state
+
+
+def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None,
+                parallel_iterations=None, swap_memory=False, time_major=False, scope=None):
+    """``static_rnn`` over the static time axis of ``inputs`` ((batch, time, depth), or
+    (time, batch, depth) with ``time_major``); outputs are stacked back on that axis."""
+    if sequence_length is not None:
+        raise missing("nn", "dynamic_rnn(sequence_length=)")
+    x = convert(inputs)
+    axis = 0 if time_major else 1
+    steps = x.shape[axis] if x.shape is not None else None
+    if not isinstance(steps, int):
+        raise ShapeError(f"dynamic_rnn unrolls the sequence, so its length must be static: "
+                         f"{x.describe()}", user_location())
+    outputs, state = static_rnn(cell, unstack(x, axis=axis), initial_state, dtype,
+                                scope=scope)
+    return stack(outputs, axis=axis), state
+
+
+def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
+                             initial_state_bw=None, dtype=None, sequence_length=None,
+                             scope=None):
+    """Forward and backward passes; each output is ``concat([fw, bw])`` for its step."""
+    inputs = list(inputs)
+    with variable_scope(scope or "bidirectional_rnn"):
+        with variable_scope("fw"):
+            fw, state_fw = static_rnn(cell_fw, inputs, initial_state_fw, dtype)
+        with variable_scope("bw"):
+            bw, state_bw = static_rnn(cell_bw, inputs[::-1], initial_state_bw, dtype)
+    outputs = [concat([f, b], axis=1) for f, b in zip(fw, bw[::-1], strict=True)]
+    return outputs, state_fw, state_bw
+
+
+def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None,
+                              initial_state_fw=None, initial_state_bw=None, dtype=None,
+                              parallel_iterations=None, swap_memory=False, time_major=False,
+                              scope=None):
+    """Returns ``((out_fw, out_bw), (state_fw, state_bw))``, outputs stacked in time."""
+    if sequence_length is not None:
+        raise missing("nn", "bidirectional_dynamic_rnn(sequence_length=)")
+    x = convert(inputs)
+    axis = 0 if time_major else 1
+    steps = unstack(x, axis=axis)
+    with variable_scope(scope or "bidirectional_rnn"):
+        with variable_scope("fw"):
+            fw, state_fw = static_rnn(cell_fw, steps, initial_state_fw, dtype)
+        with variable_scope("bw"):
+            bw, state_bw = static_rnn(cell_bw, steps[::-1], initial_state_bw, dtype)
+    return (stack(fw, axis=axis), stack(bw[::-1], axis=axis)), (state_fw, state_bw)
+
+
+rnn_cell = Namespace(
+    "nn.rnn_cell", RNNCell=RNNCell, BasicRNNCell=BasicRNNCell, BasicLSTMCell=BasicLSTMCell,
+    LSTMCell=LSTMCell, GRUCell=GRUCell, MultiRNNCell=MultiRNNCell, DropoutWrapper=DropoutWrapper,
+    LSTMStateTuple=LSTMStateTuple)
+
+# tf.contrib.rnn held the same cells (and static_rnn) before they moved into tf.nn
+contrib_rnn = Namespace(
+    "contrib.rnn", RNNCell=RNNCell, BasicRNNCell=BasicRNNCell, BasicLSTMCell=BasicLSTMCell,
+    LSTMCell=LSTMCell, GRUCell=GRUCell, MultiRNNCell=MultiRNNCell, DropoutWrapper=DropoutWrapper,
+    LSTMStateTuple=LSTMStateTuple, static_rnn=static_rnn,
+    static_bidirectional_rnn=static_bidirectional_rnn)
