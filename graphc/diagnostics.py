@@ -390,7 +390,8 @@ class GrowthWatch:
     """The ops-in-the-training-loop leak: ops built between the runs of a session are never
     freed, and each new fetch compiles a new plan. A line that adds ops in ``REPEATS``
     separate intervals between runs is building inside the loop; warn once, naming it.
-    (One growth is normal: build, initialize, then build the training op.)"""
+    Growing is not wrong in itself (build, initialize, build the training op, run), and a
+    helper's line may build in two phases; a third time is a loop."""
 
     REPEATS = 3
 
@@ -402,10 +403,11 @@ class GrowthWatch:
 
     def check(self) -> None:
         """Called by ``Session.run`` when the graph's size differs from the last run's."""
+        if self.warned:
+            self.seen = len(self.graph)
+            return
         ops = self.graph.get_operations()[self.seen:]
         self.seen += len(ops)
-        if self.warned:
-            return
         per_line = Counter(op.location for op in ops if op.location is not None)
         self.intervals.update(per_line.keys())
         leaking = [loc for loc, n in self.intervals.items() if n >= self.REPEATS]
@@ -424,5 +426,6 @@ class GrowthWatch:
                  "an error at the line that adds it)", leaking[0])
 
 
-__all__ = ["GraphcWarning", "NumericsTrap", "check_kernel", "explain_unconnected",
-           "missing_gradients", "PlanCacheLog", "PlanInfo", "GrowthWatch"]
+__all__ = ["GraphcWarning", "NumericsTrap", "check_kernel", "trap_targets", "has_nonfinite",
+           "explain_unconnected", "unconnected_error", "missing_gradients", "PlanCacheLog",
+           "PlanInfo", "GrowthWatch"]
