@@ -96,7 +96,9 @@ class Optimizer:
         live = [(g, v) for g, v in grads_and_vars if g is not None]
         if not live:
             names = ", ".join(v.op.name for _, v in grads_and_vars)
-            raise GradientError(f"no gradients were provided for any variable [{names}]",
+            raise GradientError(f"no gradients were provided for any variable [{names}]; "
+                                "gc.gradients(loss, variables, unconnected='raise') says which "
+                                "op cuts the path or that the loss does not use them",
                                 user_location())
         graph = live[0][1].graph
         for g, v in live:
