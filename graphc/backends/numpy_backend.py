@@ -22,6 +22,7 @@ import numpy as np
 from ..diagnostics import NumericsTrap
 from ..errors import GraphcError, OpError
 from ..ops import elementwise as E
+from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 
@@ -76,9 +77,18 @@ def _mean(x, axis, keepdims, out=None, **_):
     return np.true_divide(out, count, out=out, casting="unsafe")
 
 
+def _matmul(a, b, transpose_a, transpose_b, out=None):
+    # .T is an attribute read; np.swapaxes (for batches) is a Python call
+    if transpose_a:
+        a = a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)
+    if transpose_b:
+        b = b.T if b.ndim == 2 else np.swapaxes(b, -1, -2)
+    return np.matmul(a, b, out=out)
+
+
 # Kernels this backend runs in place of an op's registry kernel (same results, faster).
 _KERNELS = {E.WHERE: _select, REDUCE_SUM: _reduce(np.add), REDUCE_MAX: _reduce(np.maximum),
-            REDUCE_MIN: _reduce(np.minimum), REDUCE_MEAN: _mean}
+            REDUCE_MIN: _reduce(np.minimum), REDUCE_MEAN: _mean, MATMUL: _matmul}
 
 
 class _Source:
@@ -96,6 +106,8 @@ class _Source:
 
 def _kernel(op, attrs):
     fn = _KERNELS.get(op, op.numpy)
+    if op is MATMUL and not attrs["transpose_a"] and not attrs["transpose_b"]:
+        return np.matmul
     return functools.partial(fn, **attrs) if attrs else fn
 
 
@@ -362,7 +374,8 @@ class NumpyExecutable:
                 VARIABLE.numpy(ctx, step.node, **step.attrs)
             except GraphcError as e:
                 return e
-        local = found.tb_frame.f_locals
+        # arena views are the frame's (closure) locals; constants live in its globals
+        local = {**found.tb_frame.f_globals, **found.tb_frame.f_locals}
         if body is not None:
             fop = step.body[body]
             what, where = fop.op.name, fop.sources[0] if fop.sources else None
