@@ -5,6 +5,8 @@ translation unit per compiler call. A deliberately broken kernel must fail."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,7 @@ def _compilers():
     return out
 
 
-def _compile(compiler, source, arch):
+def _compile(compiler, arch, source):
     fn = cuda_compile.nvrtc_compile if compiler == "nvrtc" else cuda_compile.nvcc_compile
     return fn(source, arch)
 
@@ -132,20 +134,22 @@ def test_group_from_nodes_refuses_what_has_no_scalar_form():
 
 def _registry_kernels():
     """One kernel per registry signature and layout, and every reduction in every dtype."""
-    kernels = []
+    kernels, broadcast = [], set()
     for op, dtypes, attrs, out in cg.registry_signatures():
         group = cg.single_op_group(op, dtypes, out, attrs)
         shapes = [(4, 5)] * len(dtypes)
         kernels.append(cg.elementwise_launch(group, (4, 5), shapes).kernel)
-        if len(dtypes) > 1:                                     # broadcast and scalar operands
+        # broadcast and scalar operands: index code is the same for every dtype, so once per op
+        if len(dtypes) > 1 and op not in broadcast:
+            broadcast.add(op)
             shapes = [(4, 5), (5,), ()][:len(dtypes)]
             kernels.append(cg.elementwise_launch(group, (4, 5), shapes).kernel)
     for name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"):
         for dtype in D.ALL:
             if dtype is D.bool_:
                 continue
-            # strided two-pass, flat two-pass, flat one-pass
-            for shape, axes in [((1 << 16, 4), (0,)), ((4, 1 << 16), (1,)), ((4096, 64), (1,))]:
+            # strided two-pass, flat one-pass
+            for shape, axes in [((1 << 16, 4), (0,)), ((4096, 64), (1,))]:
                 group = cg.Group((dtype,), (), (), cg.Reduction(REGISTRY[name], 0, axes))
                 kernels += [la.kernel for la in cg.reduction_plan(group, shape, [shape])[0]]
     return kernels
@@ -194,17 +198,24 @@ def _model_kernels():
 
 @pytest.fixture(scope="module")
 def everything():
+    """Every kernel in one translation unit, compiled by each available compiler for each
+    architecture at once (NVRTC runs outside the GIL, nvcc in its own process)."""
     with gc.Graph().as_default():
         kernels = _registry_kernels() + _model_kernels()
-    return cg.module_source(kernels), kernels
+    source = cg.module_source(kernels)
+    jobs = [(c, a) for c in ("nvrtc", "nvcc") for a in ARCHS
+            if (cuda_compile.nvrtc() if c == "nvrtc" else cuda_compile.nvcc()) is not None]
+    with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
+        futures = {job: pool.submit(_compile, *job, source) for job in jobs}
+        return kernels, {job: f.result() for job, f in futures.items()}
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("compiler", _compilers())
 def test_every_kernel_compiles_for_the_gpu(everything, compiler, arch):
-    source, kernels = everything
+    kernels, results = everything
     assert len({k.name for k in kernels}) > 400
-    result = _compile(compiler, source, arch)
+    result = results[(compiler, arch)]
     assert result.ok, result.log[:4000]
     assert result.cubin_bytes > 0
 
@@ -216,7 +227,7 @@ def test_a_broken_kernel_fails_to_compile(compiler):
     kernels = [cg.elementwise_kernel(good, ("flat",), 0),
                cg.elementwise_kernel(cg.single_op_group(bad, (D.float32,), D.float32),
                                      ("flat",), 0)]
-    result = _compile(compiler, cg.module_source(kernels), "sm_90")
+    result = _compile(compiler, "sm_90", cg.module_source(kernels))
     assert not result.ok
     assert "no_such_function" in result.log
 
