@@ -149,3 +149,20 @@ def test_g_file_nodes_keep_file_line_col_through_the_passes(optimize):
     loc = e.value.location
     assert (loc.file, loc.line, loc.col) == ("net.g", 5, 7)
     assert str(e.value).startswith("net.g:5:7: ") and "log 'z'" in str(e.value)
+
+
+@pytest.mark.parametrize("optimize", LEVELS)
+def test_a_failing_kernel_on_a_constant_shows_its_input_at_every_level(optimize):
+    # at optimize>=1 the constant lives in the generated plan's globals, not its locals
+    def forward(a):
+        raise ValueError("refused")
+    refuse = gc.register_op("diag_loc_refuse", forward)
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    line = _line_below()
+    y = x + refuse(gc.constant([1.0, 2.0, 3.0]))
+    with gc.Session(optimize=optimize) as sess:
+        with pytest.raises(gc.OpError) as e:
+            sess.run(y, {x: np.ones(3)})
+    _assert_at(e.value, line)
+    assert "diag_loc_refuse 'diag_loc_refuse' failed on inputs [float32(3,)]: refused" \
+        in str(e.value)
