@@ -117,6 +117,7 @@ class _Generator:
         self.trap = trap                      # a diagnostics.NumericsTrap, or None
         self.ns: dict = {"np": np}
         self.closure: list[str] = []          # names bound per thread (arena views, tiles)
+        self._tiles: dict = {}                # tile-table name -> (step, names in each tile)
 
     def generate(self) -> _Source:
         plan = self.plan
@@ -235,9 +236,9 @@ class _Generator:
             if w == "out" or tiled:
                 tile_vars.append(name)
         tile_vars = list(dict.fromkeys(tile_vars))
-        if not tiled:
-            self.closure.extend(f"s{s.index if hasattr(s, 'index') else s}" for w, s in
-                                step.body_slots if w == "scratch" and f"s{s}" not in self.closure)
+        if not tiled:      # one tile: scratch is the whole slot, bound like any arena view
+            self.closure.extend(dict.fromkeys(f"s{s}" for w, s in step.body_slots
+                                              if w == "scratch" and f"s{s}" not in self.closure))
         if acc:
             tile_vars.remove(red_out)
             combine, init = _ACCUMULATE[red]
@@ -245,7 +246,6 @@ class _Generator:
         if tiled:
             tiles = f"T{i}"
             self.closure.append(tiles)
-            self._tiles = getattr(self, "_tiles", {})
             self._tiles[tiles] = (step, tile_vars)
             lines.append((f"for i, j, {', '.join(f't_{v}' for v in tile_vars)} in {tiles}:", None))
             indent = "    "
@@ -286,7 +286,7 @@ class _Generator:
     def tiles(self, views):
         """The per-tile tuples (i, j, views of each tile variable) for every tiled step."""
         out = {}
-        for name, (step, tile_vars) in getattr(self, "_tiles", {}).items():
+        for name, (step, tile_vars) in self._tiles.items():
             n0, rows = step.loop_shape[0], step.tile_rows
             entries = []
             for i in range(0, n0, rows):
