@@ -22,12 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import GradientError, NumericsError, SourceLocation, user_location
+from .errors import GradientError, GraphcWarning, NumericsError, SourceLocation, user_location
 from .shapes import format_shape
-
-
-class GraphcWarning(UserWarning):
-    """Something that works but is probably not what you meant (a leak, a skipped variable)."""
 
 
 def _warn_at(message: str, location: SourceLocation | None) -> None:

@@ -134,3 +134,8 @@ class UnimplementedError(GraphcError, NotImplementedError):
 
 class OpError(GraphcError, RuntimeError):
     """A kernel failed at run time; names the op and the user's line."""
+
+
+class GraphcWarning(UserWarning):
+    """Something that works but is probably not what you meant: ops built inside the
+    training loop, variables that ``minimize`` leaves untrained (``graphc.diagnostics``)."""
