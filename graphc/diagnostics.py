@@ -356,6 +356,13 @@ def feed_changes(before: dict, after: dict, tensors: dict) -> str:
     return "; ".join(changes) or "the same signature (the cache was cleared)"
 
 
+class PlanCacheInfo(list):
+    """``sess.plan_cache_info()``: the list of ``PlanInfo`` s, printed one plan per line."""
+
+    def __str__(self):
+        return "\n".join(map(str, self)) if self else "no plan compiled yet"
+
+
 class PlanCacheLog:
     """Records every plan a session compiles; a recompilation of already-seen fetches gets
     the reason. ``GRAPHC_DEBUG=1`` prints each entry to stderr as it happens."""
@@ -378,6 +385,9 @@ class PlanCacheLog:
         if os.environ.get("GRAPHC_DEBUG", "") not in ("", "0"):
             print(f"graphc: compiled {info}", file=sys.stderr)
         return info
+
+    def info(self) -> PlanCacheInfo:
+        return PlanCacheInfo(self.entries)
 
 
 # --- a graph that keeps growing between runs --------------------------------------------------
@@ -424,4 +434,4 @@ class GrowthWatch:
 
 __all__ = ["GraphcWarning", "NumericsTrap", "check_kernel", "trap_targets", "has_nonfinite",
            "explain_unconnected", "unconnected_error", "missing_gradients", "PlanCacheLog",
-           "PlanInfo", "GrowthWatch"]
+           "PlanCacheInfo", "PlanInfo", "GrowthWatch"]

@@ -236,7 +236,7 @@ class Session:
         """Every plan this session compiled (a ``diagnostics.PlanInfo`` each): its signature
         and, for a recompilation of fetches it had compiled before, which feed's shape or
         dtype changed. ``GRAPHC_DEBUG=1`` prints each as it is compiled."""
-        return list(self._plan_log.entries)
+        return self._plan_log.info()
 
     # -- fetches and feeds -------------------------------------------------------------------
     def _as_element(self, f):

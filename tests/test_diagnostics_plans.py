@@ -114,3 +114,17 @@ def test_the_report_gives_each_fusion_boundary_a_reason():
     assert "matmul" in reasons and "reduction" in reasons
     # every boundary names the op on the far side with the user's line (this file)
     assert all(__file__ in b for b in bounds)
+
+
+def test_plan_cache_info_prints_one_plan_per_line():
+    x = gc.placeholder(gc.float32, (None, 2), name="x")
+    y = gc.reduce_sum(x)
+    with gc.Session() as sess:
+        assert str(sess.plan_cache_info()) == "no plan compiled yet"
+        sess.run(y, {x: np.ones((1, 2))})
+        sess.run(y, {x: np.ones((3, 2))})
+        text = str(sess.plan_cache_info())
+    lines = text.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("plan for fetch [reduce_sum:0]")
+    assert lines[2] == (f"  recompiled: the feed for 'x:0' (built at {__file__}:"
+                        f"{x.op.location.line}) changed shape (1, 2) -> (3, 2)")
