@@ -124,14 +124,39 @@ def test_module_starts_from_a_checkpoint(tmp_path):
     assert w[0, 0] != 0
 
 
-def test_unsupported_op_is_a_clear_error():
-    x = gc.placeholder(gc.float32, shape=(1, 4, 4, 1), name="x")
-    k = gc.constant(np.ones((2, 2, 1, 1), np.float32))
-    y = gc.nn.conv2d(x, k, strides=1, padding="SAME")
+def test_a_user_op_is_a_clear_error():
+    """A user op's forward is the user's Python: a generated module cannot carry it."""
+    twice = gc.register_op("twice_for_standalone", lambda a: 2 * a)
+    x = gc.placeholder(gc.float32, shape=(3,), name="x")
     g = gc.get_default_graph()
-    g.add_to_collection("graphc.outputs", y)
-    with pytest.raises(gc.UnimplementedError, match="conv2d"):
+    g.add_to_collection("graphc.outputs", twice(x))
+    with pytest.raises(gc.UnimplementedError, match="twice_for_standalone"):
         emit_module(g)
+
+
+def test_convolutional_model_trains_from_the_carried_kernels(tmp_path):
+    src = """model cnn {
+  input x : f32[N, 6, 6, 1]
+  input y : i64[N]
+  param k : f32[3, 3, 1, 2] = normal(stddev=0.3, seed=1)
+  param w : f32[18, 3] = normal(stddev=0.3, seed=2)
+  h = max_pool(relu(conv2d(x, k, strides=1, padding="SAME")), ksize=2, strides=2,
+               padding="VALID")
+  logits = reshape(avg_pool(h, ksize=2, strides=1, padding="SAME"), [-1, 18]) @ w
+  loss = reduce_mean(sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
+  output loss
+  train loss with sgd(lr=0.5)
+}"""
+    g = gc.loads(src, graph=gc.Graph())
+    source = emit_module(g)
+    assert "def _conv2d(" in source and "import graphc" not in source
+    rng = np.random.default_rng(0)
+    feeds = {"x": rng.normal(size=(4, 6, 6, 1)).astype(np.float32),
+             "y": rng.integers(0, 3, 4)}
+    got = _run_module(tmp_path, source, feeds, steps=4)
+    losses, _ = _session_results(g, {g.get_tensor_by_name(k): v for k, v in feeds.items()},
+                                 steps=4)
+    np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
 
 
 @pytest.mark.parametrize("optimizer", [

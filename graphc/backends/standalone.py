@@ -8,7 +8,8 @@ once, here, and embedded) or at a checkpoint's values.
 
 Each op's numpy source is one entry of ``SOURCES`` (a backend dispatch table keyed by op
 name): ``fn(node, args) -> expression``, where ``args`` are the names of the input variables.
-Elementwise ops whose kernel is a numpy ufunc need no entry.
+Elementwise ops whose kernel is a numpy ufunc need no entry, and kernels that are plain numpy
+functions of graphc's op modules (conv2d, the pools) are carried as their own source text.
 
 Safety: nothing from the graph reaches the module as code. Variables are named ``v<id>``;
 node names, strings and numbers are written with ``repr()`` after checking their type
@@ -19,7 +20,10 @@ node names, strings and numbers are written with ``repr()`` after checking their
 from __future__ import annotations
 
 import base64
+import functools
+import inspect
 import math
+import textwrap
 
 import numpy as np
 
@@ -106,7 +110,7 @@ SOURCES = {
                                     f"np.shape({a[0]}), np.shape({a[1]})))"),
     "tile": lambda n, a: f"np.tile({a[0]}, {_kw(n, 'multiples')})",
     "tile_grad": lambda n, a: f"_tile_grad({a[0]}, {a[1]}, {_kw(n, 'multiples')})",
-    "pad": lambda n, a: f"_pad({a[0]}, {_kw(n, 'paddings', 'mode', 'constant_values')})",
+    "pad": lambda n, a: f"_pad_op({a[0]}, {_kw(n, 'paddings', 'mode', 'constant_values')})",
     "fill": lambda n, a: f"np.full({_kw(n, 'shape', 'value')}, dtype={_kw(n, 'dtype')})",
     "fill_like": lambda n, a: (f"np.full(np.shape({a[0]}), {_kw(n, 'value')}, "
                                f"dtype={_kw(n, 'dtype')})"),
@@ -162,16 +166,77 @@ SPECIAL = {"const", "placeholder", "placeholder_with_default", "variable", "assi
 def supports(opdef) -> bool:
     """Whether generated modules can run ``opdef``."""
     return (opdef.name in SPECIAL or opdef.name in SOURCES
-            or isinstance(opdef.numpy, np.ufunc))
+            or isinstance(opdef.numpy, np.ufunc) or _kernel_library(opdef) is not None)
 
 
-def _source(node, args) -> str:
+# --- kernels carried as source ----------------------------------------------------------------
+# A kernel that is a plain numpy function of graphc's own op modules (conv2d, the pools and
+# their gradients) needs no second copy here: the module carries its text, and the text of
+# the helpers it calls, read with inspect. Only graphc's source is copied, never user data.
+
+# Names such kernels may use besides their own module's functions, and how to import them.
+_KERNEL_IMPORTS = {
+    "np": "import numpy as np",
+    "math": "import math",
+    "sliding_window_view": "from numpy.lib.stride_tricks import sliding_window_view",
+}
+
+
+def _global_names(code) -> set:
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            names |= _global_names(const)
+    return names
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_library(opdef):
+    """(function sources in dependency order, import lines) for ``opdef``'s kernel, or None
+    when it is not a named pure-numpy function of a graphc module."""
+    kernel = opdef.numpy
+    if (opdef.stateful or not inspect.isfunction(kernel) or kernel.__name__ == "<lambda>"
+            or not kernel.__module__.startswith("graphc.ops.")):
+        return None
+    order, imports, seen = [], set(), set()
+
+    def visit(fn):
+        if fn in seen:
+            return True
+        seen.add(fn)
+        if fn.__closure__:  # it uses values its text does not hold (a user op's forward)
+            return False
+        for name in sorted(_global_names(fn.__code__)):
+            if name not in fn.__globals__:
+                continue  # an attribute or a builtin
+            value = fn.__globals__[name]
+            if name in _KERNEL_IMPORTS:
+                imports.add(_KERNEL_IMPORTS[name])
+            elif inspect.isfunction(value) and value.__module__ == kernel.__module__:
+                if value.__name__ == "<lambda>" or not visit(value):
+                    return False
+            else:
+                return False  # anything else is not plain numpy: no standalone source
+        order.append(textwrap.dedent(inspect.getsource(fn)))
+        return True
+
+    return (tuple(order), tuple(sorted(imports))) if visit(kernel) else None
+
+
+def _source(node, args, kernels: dict) -> str:
     opdef = node.op
     fn = SOURCES.get(opdef.name)
     if fn is not None:
         return fn(node, args)
     if isinstance(opdef.numpy, np.ufunc) and not node.attrs:
         return f"np.{opdef.numpy.__name__}({', '.join(args)})"
+    library = _kernel_library(opdef)
+    if library is not None:
+        sources, imports = kernels.setdefault(opdef.numpy.__module__, ({}, set()))
+        sources.update(dict.fromkeys(library[0]))  # ordered: helpers before their callers
+        imports.update(library[1])
+        attrs = "".join(f", {k}={_literal(v)}" for k, v in node.attrs.items())
+        return f"{opdef.numpy.__name__}({', '.join(args)}{attrs})"
     raise UnimplementedError(
         f"the standalone backend has no numpy source for op {opdef.name!r} (node "
         f"'{node.name}'); compile without --emit py or add it to backends/standalone.SOURCES",
@@ -302,7 +367,7 @@ def _tile_grad(g, x, multiples):
     return np.reshape(g, split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
 
 
-def _pad(x, paddings, mode, constant_values):
+def _pad_op(x, paddings, mode, constant_values):
     if mode == "constant":
         return np.pad(x, paddings, mode="constant", constant_values=constant_values)
     return np.pad(x, paddings, mode=mode)
@@ -349,6 +414,7 @@ class _Emitter:
     def __init__(self, graph):
         self.graph = graph
         self.constants: dict = {}      # const op -> module-level name
+        self.kernels: dict = {}        # graphc module -> ({kernel source: None}, {import})
 
     def var(self, t) -> str:
         op = t.op
@@ -422,7 +488,7 @@ class _Emitter:
             return [f"{outs[0]} = _update({ufunc}, {var}, {args[0]})"]
         if t == "no_op":
             return []
-        expr = _source(node, args)
+        expr = _source(node, args, self.kernels)
         if len(outs) == 1:
             return [f"{outs[0]} = {expr}"]
         return [f"{', '.join(outs)}, = {expr}"]
@@ -444,6 +510,26 @@ def run(feeds, outputs=None):
     result = _run(feeds, fed)
     return {k: v for k, v in result.items() if outputs is None or k in outputs}
 '''
+
+
+def _kernel_text(kernels: dict) -> list[str]:
+    """The carried kernels, each module's functions once; a name two modules define, or
+    one that the prelude defines, cannot be carried (UnimplementedError names it)."""
+    if not kernels:
+        return []
+    lines, defined = [], set()
+    prelude_names = {line.split("(")[0][4:] for line in _PRELUDE.splitlines()
+                     if line.startswith("def ")}
+    for module, (sources, imports) in sorted(kernels.items()):
+        lines += ["", "", f"# kernels carried from {module}"] + sorted(imports)
+        for src in sources:
+            name = src.split("(")[0].split()[-1]
+            if name in defined or name in prelude_names:
+                raise UnimplementedError(f"the standalone backend cannot carry {module}.{name}: "
+                                         "another kernel defines that name")
+            defined.add(name)
+            lines += ["", "", src.rstrip()]
+    return lines
 
 
 def emit_module(graph, source_name: str = "model.g", params: dict | None = None) -> str:
@@ -493,6 +579,7 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None)
                                        for k, v in em.needs.items()) + "}")
     for op, cname in sorted(em.constants.items(), key=lambda kv: kv[0].id):
         out.append(f"{cname} = {_literal(op.attrs['value'])}")
+    out += _kernel_text(em.kernels)
     out += [_RUN, "", "def _run(feeds, fed):"] + run_lines
     if clauses:
         out += ["", "", "def train_step(feeds):",
