@@ -22,9 +22,11 @@ def _time_batch(fn, inner):
     return (clock() - t) / inner
 
 
-def measure(contenders: dict, rounds: int, budget: float) -> dict:
+def measure(contenders: dict, rounds: int, budget: float, settle: float = 0.0) -> dict:
     """Median seconds per call of each contender; each round runs every contender once, for
-    about ``budget`` seconds, in turn (so drifts in machine load hit all of them alike)."""
+    about ``budget`` seconds, in turn (so drifts in machine load hit all of them alike).
+    ``settle`` seconds of sleep before each batch let the previous contender's worker
+    threads (torch's OpenMP pool, XLA's) stop spinning, so they do not bill the next one."""
     inner = {}
     for name, fn in contenders.items():
         for _ in range(2):
@@ -34,6 +36,7 @@ def measure(contenders: dict, rounds: int, budget: float) -> dict:
     samples = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
+            time.sleep(settle)
             samples[name].append(_time_batch(fn, inner[name]))
     return {name: statistics.median(v) for name, v in samples.items()}
 
@@ -63,6 +66,8 @@ def main(argv=None):
     parser.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--budget", type=float, default=0.05, help="seconds per timed batch")
+    parser.add_argument("--settle", type=float, default=0.2,
+                        help="seconds of idle time before each timed batch")
     parser.add_argument("--clock", default="wall", choices=list(CLOCK),
                         help="wall time, or this process's CPU time (steadier on a busy machine;"
                              " it misses the work of other threads)")
@@ -84,7 +89,7 @@ def main(argv=None):
                   f"{plan.stats['nodes_after']} nodes, {plan.stats['kernels']} kernels, "
                   f"peak {plan.stats['peak_bytes']} bytes")
             continue
-        report(name, measure(contenders, args.rounds, args.budget))
+        report(name, measure(contenders, args.rounds, args.budget, args.settle))
 
 
 if __name__ == "__main__":
