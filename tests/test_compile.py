@@ -142,3 +142,20 @@ def test_compile_without_feed_shapes_plans_what_it_can():
     X = np.ones((2, 4), np.float32)
     (out,) = NumpyExecutable(plan)(RunContext({}, {}), {x: X})
     np.testing.assert_allclose(out, 6 * (np.exp(4.0) + 1), rtol=1e-5)
+
+
+def test_user_ops_are_neither_folded_nor_merged_and_run_once_per_run():
+    calls = []
+
+    def forward(a):
+        calls.append(1)
+        return a * 2
+
+    double = gc.register_op("double_counting", forward)
+    c = gc.constant(np.ones(3, np.float32))
+    y = double(c) + double(c)                 # constant inputs, identical nodes
+    with gc.Session() as sess:
+        np.testing.assert_array_equal(sess.run(y), [4.0, 4.0, 4.0])
+        assert len(calls) == 2
+        sess.run(y)
+        assert len(calls) == 4

@@ -2,9 +2,10 @@
 
 Rule: a pure node whose inputs are all constants is evaluated once, at compile time, with
 its own numpy kernel, and becomes a constant. Inputs that an op reads only for their shape
-(``fill_like``'s ``like``…) count as constant once the signature fixes that shape. Large
-results stay unfolded (they would bloat the plan), and a kernel that fails is left for run
-time, where its error names the user's line."""
+(``fill_like``'s ``like``…) count as constant once the signature fixes that shape. User ops
+(``gc.register_op``) are not folded: their Python may have effects the user expects at run
+time. Large results stay unfolded (they would bloat the plan), and a kernel that fails is
+left for run time, where its error names the user's line."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ def fold(program: Program) -> Program:
     def local_constant(node):
         """f(c1, c2, …) -> c, evaluated now, when every input is a constant."""
         op = node.op
-        if op.stateful or op is CONST or op.numpy is None or len(node.avals) != 1 or node.controls:
+        if (op.stateful or op is CONST or op.numpy is None or len(node.avals) != 1
+                or node.controls or op.extra.get("user")):
             return None
         dtype, shape = node.avals[0]
         if not fully_known(shape) or int(np.prod(shape)) > FOLD_LIMIT:
