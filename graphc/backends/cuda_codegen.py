@@ -98,6 +98,9 @@ class Reduction:
 
 @dataclass(frozen=True)
 class Group:
+    """What one kernel computes: value ids ``0..len(inputs)-1`` are the inputs (by dtype),
+    then one per step; an elementwise group writes ``outputs``, a reduction group its
+    ``reduction``. Shapes are not part of it: they arrive as launch arguments."""
     inputs: tuple[D.DType, ...]
     steps: tuple[Step, ...]
     outputs: tuple[int, ...] = ()          # value ids an elementwise group writes out
@@ -121,8 +124,7 @@ def group_from_nodes(nodes, outputs):
                 ids[t] = len(inputs)
                 inputs.append(t)
         if node.op.kind == "reduction":
-            if k != len(nodes) - 1 or "c_combine" not in node.op.extra or \
-                    node.op.extra["c_combine"] is None:
+            if k != len(nodes) - 1 or not node.op.extra.get("c_combine"):
                 raise UnimplementedError(f"cannot generate CUDA for {node.describe()}: only one "
                                          "final sum/mean/max/min/prod reduction per group")
             reduction = (node, node.inputs[0])
