@@ -166,6 +166,7 @@ class Session:
         fetch_ops = [e for e in elements if isinstance(e, Operation)]
         is_tensor = [isinstance(e, Tensor) for e in elements]
         all_tensors = all(is_tensor)
+        no_values = [None] * len(elements)
         n_feeds = len(feed_list)
         wants = [t.dtype.np for t in feed_list]
         by_shapes: dict = {}     # feed shapes -> (run, positions of the feeds it takes)
@@ -176,12 +177,12 @@ class Session:
                 raise FeedError(f"this callable takes {n_feeds} feed values, got "
                                 f"{len(values)}", user_location())
             arrays = [v if type(v) is np.ndarray and v.dtype == w else _quick_feed(v, w)
-                      for v, w in zip(values, wants)]
+                      for v, w in zip(values, wants, strict=True)]
             shapes = tuple([None if a is None else a.shape for a in arrays])
             entry = by_shapes.get(shapes)
             if entry is None or None in shapes:
                 # first time for these shapes (or an unusual value): check everything
-                feeds = self._check_feeds(dict(zip(feed_list, values)))
+                feeds = self._check_feeds(dict(zip(feed_list, values, strict=True)))
                 arrays = list(feeds.values())
                 exe = self._executable(fetch_tensors, fetch_ops, feeds)
                 entry = _entry(exe, feed_list)
@@ -192,6 +193,8 @@ class Session:
             out = run(ctx, *arrays)
             if all_tensors:
                 return rebuild([a[()] if a.ndim == 0 else a for a in out])
+            if not out:                        # only operations fetched (a training step)
+                return rebuild(no_values)
             out = iter(out)
             return rebuild([_as_numpy_result(next(out)) if t else None for t in is_tensor])
         return call
@@ -296,7 +299,7 @@ def _entry(exe, feed_list):
     """The executable's lowest-overhead entry point and which feeds it takes, in order."""
     order = getattr(exe, "feed_tensors", None)
     if order is None:                      # the reference executor takes a dict
-        return lambda ctx, *arrays: exe(ctx, dict(zip(feed_list, arrays))), None
+        return lambda ctx, *arrays: exe(ctx, dict(zip(feed_list, arrays, strict=True))), None
     positions = [feed_list.index(t) for t in order]
     return exe.call, None if positions == list(range(len(feed_list))) else positions
 
