@@ -187,3 +187,27 @@ def test_a_scaled_matmul_read_elsewhere_is_left_alone():
     m = gc.matmul(a, b)
     p = optimize(program([2.0 * m, m], {a: (4, 8), b: (8, 2)}))
     assert ops(p).count("matmul") == 1
+
+
+def test_sum_to_like_with_known_shapes_becomes_a_reduction():
+    g = gc.placeholder(gc.float64, (None, 3, 4))
+    like = gc.placeholder(gc.float64, (3, 1))
+    from graphc.ops.reduce import SUM_TO_LIKE
+    s = SUM_TO_LIKE(g, like)
+    p = optimize(program([s], {g: (2, 3, 4), like: (3, 1)}))
+    assert "sum_to_like" not in ops(p) and "reduce_sum" in ops(p)
+    G = np.random.default_rng(0).standard_normal((2, 3, 4))
+    ref, opt = run_both(s, {g: G, like: np.zeros((3, 1))})
+    np.testing.assert_allclose(opt, ref, rtol=1e-14)
+
+
+def test_an_explicit_broadcast_before_an_elementwise_op_is_dropped():
+    x = gc.placeholder(gc.float64, (4,))
+    y = gc.placeholder(gc.float64, (3, 4))
+    z = gc.broadcast_to(x, (3, 4)) * y
+    p = optimize(program([z], {x: (4,), y: (3, 4)}))
+    assert "broadcast_to" not in ops(p)
+    rng = np.random.default_rng(1)
+    feeds = {x: rng.standard_normal(4), y: rng.standard_normal((3, 4))}
+    ref, opt = run_both(z, feeds)
+    np.testing.assert_array_equal(opt, ref)

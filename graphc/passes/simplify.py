@@ -20,7 +20,7 @@ from ..ops.array import (
     TRANSPOSE,
 )
 from ..ops.linalg import MATMUL
-from ..ops.reduce import REDUCE_SUM
+from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..shapes import fully_known
 from .fold import is_const, make_const, shape_only_positions
 from .importer import _Abstract
@@ -243,7 +243,44 @@ def local_scalar_into_matmul(node):
                 a = build(E.MULTIPLY, (scalar_c, a), node)
             else:
                 b = build(E.MULTIPLY, (scalar_c, b), node)
-            return _keep_if_same(build(MATMUL, (a, b), node, **mm.attrs), node)
+            return _keep_if_same(build(MATMUL, (a, b), [mm, node], **mm.attrs), node)
+    return None
+
+
+@local_rule
+def local_sum_to_static_shape(node):
+    """sum_to_like(g, y) -> reshape(reduce_sum(g, axes, keepdims=True), s) once the signature
+    fixes y's shape s: the broadcast axes are known, and a reduction can end a fused group"""
+    if node.op is not SUM_TO_LIKE:
+        return None
+    g = node.inputs[0]
+    gs, xs = aval(g)[1], node.avals[0][1]
+    if not (fully_known(gs) and fully_known(xs)):
+        return None
+    lead = len(gs) - len(xs)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(xs)
+                                      if d == 1 and gs[lead + i] != 1)
+    r = build(REDUCE_SUM, (g,), node, axis=axes, keepdims=True) if axes else g
+    return [r] if aval(r)[1] == tuple(xs) else [build(RESHAPE, (r,), node, shape=tuple(xs))]
+
+
+@local_rule
+def local_broadcast_into_elementwise(node):
+    """f(broadcast_to(x, s), y) -> f(x, y) for elementwise f whose own broadcasting already
+    gives the output shape: the expanded copy is never made, and f can fuse"""
+    if node.op.kind != "elementwise" or len(node.inputs) < 2:
+        return None
+    ins = list(node.inputs)
+    for k, v in enumerate(ins):
+        b = producer(v, BROADCAST_TO)
+        if b is None:
+            continue
+        shapes = [aval(w)[1] for w in ins[:k] + [b.inputs[0]] + ins[k + 1:]]
+        if not all(fully_known(s) for s in shapes):
+            continue
+        if tuple(np.broadcast_shapes(*shapes)) == tuple(node.avals[0][1]):
+            ins[k] = b.inputs[0]
+            return [(derived(node.op, ins, node.attrs, node.avals, node), 0)]
     return None
 
 
