@@ -105,6 +105,24 @@ def test_conv2d_with_an_unknown_batch_runs_on_any_batch(rng):
         assert yv.shape == (n, 3, 3, 4) and yv.dtype == np.float32 and gxv.shape == xv.shape
 
 
+def test_large_batches_are_convolved_in_slices_with_the_same_result(rng, monkeypatch):
+    """Past a patch budget the kernels slice the batch (so a 10,000-image evaluation does not
+    build gigabytes of patches); slicing must not change any value."""
+    from graphc.ops import conv as C
+    x, w = rng.standard_normal((7, 6, 6, 3)), rng.standard_normal((3, 3, 3, 4))
+    args = ((2, 2), "SAME")
+    y = C._conv2d(x, w, *args)
+    g = rng.standard_normal(y.shape)
+    whole = [y, C._conv2d_backprop_input(g, w, x.shape, *args),
+             C._conv2d_backprop_filter(x, g, w.shape, *args)]
+    monkeypatch.setattr(C, "_PATCH_BUDGET", 2 * 3 * 3 * 27)   # two examples per slice
+    assert len(C._batch_slices(7, 3 * 3 * 27)) == 4
+    sliced = [C._conv2d(x, w, *args), C._conv2d_backprop_input(g, w, x.shape, *args),
+              C._conv2d_backprop_filter(x, g, w.shape, *args)]
+    for a, b in zip(whole, sliced, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 # --- gradients against finite differences (float64) -------------------------------------------
 
 
