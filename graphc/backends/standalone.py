@@ -174,7 +174,8 @@ def supports(opdef) -> bool:
 # their gradients) needs no second copy here: the module carries its text, and the text of
 # the helpers it calls, read with inspect. Only graphc's source is copied, never user data.
 
-# Names such kernels may use besides their own module's functions, and how to import them.
+# Names such kernels may use besides their own module's functions and number constants, and
+# how to import them.
 _KERNEL_IMPORTS = {
     "np": "import numpy as np",
     "math": "import math",
@@ -192,8 +193,8 @@ def _global_names(code) -> set:
 
 @functools.lru_cache(maxsize=None)
 def _kernel_library(opdef):
-    """(function sources in dependency order, import lines) for ``opdef``'s kernel, or None
-    when it is not a named pure-numpy function of a graphc module."""
+    """(function sources in dependency order, import and constant lines) for ``opdef``'s
+    kernel, or None when it is not a named pure-numpy function of a graphc module."""
     kernel = opdef.numpy
     if (opdef.stateful or not inspect.isfunction(kernel) or kernel.__name__ == "<lambda>"
             or not kernel.__module__.startswith("graphc.ops.")):
@@ -212,6 +213,8 @@ def _kernel_library(opdef):
             value = fn.__globals__[name]
             if name in _KERNEL_IMPORTS:
                 imports.add(_KERNEL_IMPORTS[name])
+            elif type(value) in (int, float, bool, str):  # a module constant (a budget)
+                imports.add(f"{name} = {_literal(value)}")
             elif inspect.isfunction(value) and value.__module__ == kernel.__module__:
                 if value.__name__ == "<lambda>" or not visit(value):
                     return False
