@@ -25,6 +25,11 @@ _HINTS = {
     "train.Coordinator": "input queues are not supported; feed batches",
     "train.batch": "input queues are not supported; feed batches",
     "train.shuffle_batch": "input queues are not supported; feed batches",
+    "boolean_mask": "its result's shape depends on the data, which graphc graphs cannot "
+                    "have; multiply by the mask (tf.cast(mask, x.dtype)) instead",
+    "unique": "its result's shape depends on the data, which graphc graphs cannot have",
+    "dynamic_partition": "its results' shapes depend on the data, which graphc graphs "
+                         "cannot have",
     "py_func": "graphc cannot call Python inside a graph; use gc.register_op",
     "string": "graphc tensors are numeric; strings are not supported",
     "sparse": "sparse tensors are not supported",
