@@ -5,11 +5,17 @@ importable; install them in a separate environment, never in the test one."""
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import time
 
-from .workloads import WORKLOADS
+# One BLAS / OpenMP thread per contender unless the caller says otherwise: every contender
+# then gets the same single core, and idle pool threads do not spin against the next one.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+from .workloads import WORKLOADS  # noqa: E402 - numpy must see the thread settings
 
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
