@@ -101,7 +101,8 @@ def test_grammar_coverage_builds_and_runs():
     g = gc.loads(COVERAGE, model="everything", filename="cov.g")
     names = _ops(g)
     for n in ("x", "idx", "keep", "any", "free", "w", "b", "c", "t", "z", "lin", "act", "p",
-              "sl", "last", "grown", "both", "red", "arg", "oh", "msg", "ordered", "loss"):
+              "sl", "last", "grown", "s1", "s2", "both", "red", "arg", "oh", "msg", "ordered",
+              "loss"):
         assert n in names, n
     assert g.get_tensor_by_name("keep").op.type == "placeholder_with_default"
     assert g.get_tensor_by_name("any").shape is None

@@ -538,9 +538,11 @@ class ModelBuilder(Interpreter):
                     raise GraphcError(f"`after` takes tensors or operations, not {_kind(v)}",
                                       self.src.of(t.meta))
                 controls.append(v)
-        stmt_name = names[0] if len(names) == 1 else None
-        with self.graph.control_dependencies(controls) if controls else _nullcontext():
-            value = self._expr(expr, stmt_name)
+        # `a, b = split(x, 2)`: the ops are built inside `a/`, and each name is an identity
+        multi = len(names) > 1
+        with self.graph.control_dependencies(controls) if controls else _nullcontext(), \
+                self.graph.name_scope(names[0] + "/") if multi else _nullcontext():
+            value = self._expr(expr, None if multi else names[0])
         if len(names) == 1:
             self._bind(names[0], self._named(names[0], value, tree.meta), tree.meta)
             return
@@ -549,11 +551,12 @@ class ModelBuilder(Interpreter):
             raise GraphcError(f"{len(names)} names on the left but the expression gives {n} "
                               "value(s)", loc)
         for n, v, t in zip(names, value, targets, strict=True):
-            self._bind(n, v, t.meta)
+            self._bind(n, self._named(n, v, t.meta), t.meta)
 
     def _named(self, name, value, meta):
-        """Make sure the graph knows ``name``: a tensor built elsewhere gets an identity."""
-        if isinstance(value, Tensor) and value.op.name != name:
+        """Make sure the graph knows ``name``: a tensor built elsewhere, or one of several
+        outputs of an op, gets an identity of that name."""
+        if isinstance(value, Tensor) and (value.op.name != name or len(value.op.outputs) > 1):
             from ..ops.array import identity
             with _Guard(self.src.of(meta), name), self.graph.name_scope(None):
                 return identity(value, name=name)
