@@ -529,3 +529,17 @@ def test_dynamic_rnn_unrolls_like_static_rnn_and_stacks(rng):
         o, s, f, b = sess.run([outputs, same, fw, bw], {x: xv})
     np.testing.assert_allclose(o, np.stack(s, axis=1), rtol=1e-12)   # same cell, same weights
     assert f.shape == b.shape == (5, 6, 3)
+
+
+def test_layer_objects_create_once_and_share():
+    x = tf.placeholder(tf.float32, [None, 4])
+    dense = tf.layers.Dense(3, activation=tf.nn.relu, kernel_initializer=tf.ones_initializer())
+    first, second = dense(x), dense(x * 2)
+    head = tf.layers.Dense(2, name="head")
+    out = tf.layers.Dropout(0.5)(head(first), training=False)
+    names = [v.name for v in tf.trainable_variables()]
+    assert names == ["dense/kernel:0", "dense/bias:0", "head/kernel:0", "head/bias:0"]
+    assert dense.kernel.name == "dense/kernel:0" and len(dense.trainable_variables) == 2
+    a, b, o = _run([first, second, out], {x: [[1.0, 1.0, 1.0, 1.0]]})
+    assert a.tolist() == [[4.0, 4.0, 4.0]] and b.tolist() == [[8.0, 8.0, 8.0]]
+    assert o.shape == (1, 2)

@@ -24,7 +24,7 @@ from ..ops.sources import convert
 from ..ops.state import assign
 from ._support import module_getattr
 from .initializers import Ones, Zeros
-from .scopes import get_variable, variable_scope
+from .scopes import VariableScope, all_scoped_variables, get_variable, variable_scope
 
 UPDATE_OPS = "update_ops"
 
@@ -212,7 +212,81 @@ def batch_normalization(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=Tru
         return _conv.batch_normalization(x, mean, var, beta, gamma, epsilon)
 
 
+# --- TF 1.x's object layers: tf.layers.Dense(10)(x) -----------------------------------------
+
+
+class Layer:
+    """A layer object: the first call creates its variables under a fresh scope name (or
+    ``name``), and every later call shares them — TF 1.x's ``tf.layers.Dense`` & co."""
+
+    _function = None
+    _default_name = "layer"
+
+    def __init__(self, *args, name=None, **kwargs):
+        self._args, self._kwargs = args, kwargs
+        self.name = name
+        self._scope = None
+
+    def __call__(self, inputs, **call_kwargs):
+        if self._scope is None:
+            with variable_scope(self.name, default_name=self._default_name) as scope:
+                self._scope = VariableScope(scope.name)       # reserve the name
+            reuse = None
+        else:
+            reuse = True
+        fn = type(self)._function
+        return fn(inputs, *self._args, name=self._scope, reuse=reuse,
+                  **{**self._kwargs, **call_kwargs})
+
+    @property
+    def variables(self):
+        if self._scope is None:
+            return []
+        prefix = self._scope.name + "/"
+        return [v for name, v in all_scoped_variables().items() if name.startswith(prefix)]
+
+    @property
+    def trainable_variables(self):
+        return [v for v in self.variables if v.trainable]
+
+    def __getattr__(self, attr):          # .kernel, .bias, .gamma, .moving_mean…
+        if attr.startswith("_") or self._scope is None:
+            raise AttributeError(attr)
+        for v in self.variables:
+            if v.op.name == f"{self._scope.name}/{attr}":
+                return v
+        raise AttributeError(attr)
+
+
+class _Stateless(Layer):
+    """Pooling, flatten and dropout have no variables: each call just applies the op."""
+
+    def __call__(self, inputs, **call_kwargs):
+        fn = type(self)._function
+        return fn(inputs, *self._args, name=self.name, **{**self._kwargs, **call_kwargs})
+
+
+def _layer_class(name, function, default_name, base=Layer):
+    cls = type(name, (base,), {"_function": staticmethod(function),
+                               "_default_name": default_name,
+                               "__doc__": f"``tf.layers.{name}``: see ``{function.__name__}``."})
+    return cls
+
+
+Dense = _layer_class("Dense", dense, "dense")
+Conv2D = _layer_class("Conv2D", conv2d, "conv2d")
+Conv2DTranspose = _layer_class("Conv2DTranspose", conv2d_transpose, "conv2d_transpose")
+BatchNormalization = _layer_class("BatchNormalization", batch_normalization,
+                                  "batch_normalization")
+MaxPooling2D = _layer_class("MaxPooling2D", max_pooling2d, "max_pooling2d", _Stateless)
+AveragePooling2D = _layer_class("AveragePooling2D", average_pooling2d, "average_pooling2d",
+                                _Stateless)
+Flatten = _layer_class("Flatten", flatten, "flatten", _Stateless)
+Dropout = _layer_class("Dropout", dropout, "dropout", _Stateless)
+
+
 __all__ = ["average_pooling2d", "batch_normalization", "conv2d", "conv2d_transpose", "dense",
-           "dropout", "flatten", "max_pooling2d"]
+           "dropout", "flatten", "max_pooling2d", "Layer", "Dense", "Conv2D", "Conv2DTranspose",
+           "BatchNormalization", "MaxPooling2D", "AveragePooling2D", "Flatten", "Dropout"]
 
 __getattr__ = module_getattr("layers")
