@@ -15,7 +15,7 @@ import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
-from .parser import _grammar_text, _syntax_error
+from .parser import grammar_text, syntax_error
 
 # Binding strength of each expression form (higher binds tighter).
 _CMP, _SUM, _TERM, _UNARY, _POWER, _POSTFIX, _ATOM = range(1, 8)
@@ -26,7 +26,7 @@ _LEVEL = {"+": _SUM, "-": _SUM, "*": _TERM, "/": _TERM, "//": _TERM, "%": _TERM,
 @functools.lru_cache(maxsize=1)
 def _comment_parser():
     comments: list[Token] = []
-    p = lark.Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+    p = lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
                   maybe_placeholders=True, lexer_callbacks={"COMMENT": comments.append})
     return p, comments
 
@@ -163,7 +163,7 @@ def format_source(text: str, filename: str = "<string>") -> str:
     try:
         tree = parser.parse(text)
     except UnexpectedInput as e:
-        raise _syntax_error(e, text, filename) from None
+        raise syntax_error(e, text, filename) from None
     found = list(comments)
     lines: list[str] = []
     trailing = {}

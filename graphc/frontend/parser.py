@@ -13,7 +13,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..errors import GraphcError, GSyntaxError, SourceLocation
 
 
-def _grammar_text() -> str:
+def grammar_text() -> str:
     # Installed: the grammar is package data of graphc.grammar. In a source checkout with an
     # editable install that package is not importable, so fall back to the top-level folder.
     try:
@@ -24,7 +24,7 @@ def _grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def parser() -> lark.Lark:
-    return lark.Lark(_grammar_text(), parser="lalr", propagate_positions=True,
+    return lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
                      maybe_placeholders=True)
 
 
@@ -112,10 +112,10 @@ def parse(text: str, filename: str) -> lark.Tree:
     try:
         return parser().parse(text)
     except UnexpectedInput as e:
-        raise _syntax_error(e, text, filename) from None
+        raise syntax_error(e, text, filename) from None
 
 
-def _syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
+def syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
     lines = text.splitlines() or [""]
     line, col = getattr(e, "line", -1), getattr(e, "column", -1)
     at_end = isinstance(e, UnexpectedToken) and e.token.type == "$END"
