@@ -10,6 +10,8 @@ dtype error names it.
 Naming rules (what ``graph.get_tensor_by_name`` sees):
   * inputs, params and named values keep their ``.g`` names; the outermost op of
     ``h = relu(x @ w1)`` is named ``h``, the ops inside it ``h/matmul``, ``h/const``…;
+  * in ``a, b = split(x, 2)`` the call's ops are built inside ``a/`` and ``a``, ``b`` are
+    identities of its outputs;
   * the update op of ``train LOSS with OPT(...)`` is named ``train``;
   * a name that is only a Python value (``k = 3``, ``const lr = 0.1``) makes no node: it
     stays a weak scalar, as a Python number would.
