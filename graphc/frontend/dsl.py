@@ -9,7 +9,7 @@ dtype error names it.
 
 Naming rules (what ``graph.get_tensor_by_name`` sees):
   * inputs, params and named values keep their ``.g`` names; the outermost op of
-    ``h = relu(x @ w1)`` is named ``h``, the ops inside it ``h/matmul``, ``h/const``…;
+    ``h = relu(x @ w1)`` is named ``h``, the ops of its arguments ``h/matmul``…;
   * in ``a, b = split(x, 2)`` the call's ops are built inside ``a/`` and ``a``, ``b`` are
     identities of its outputs;
   * the update op of ``train LOSS with OPT(...)`` is named ``train``;
