@@ -159,3 +159,20 @@ def test_user_ops_are_neither_folded_nor_merged_and_run_once_per_run():
         assert len(calls) == 2
         sess.run(y)
         assert len(calls) == 4
+
+
+def test_scalar_training_steps_match_the_reference_exactly():
+    x = gc.placeholder(gc.float32, ())
+    y = gc.placeholder(gc.float32, ())
+    w = gc.Variable(0.3)
+    b = gc.Variable(0.1)
+    loss = (w * x + b - y) ** 2
+    train = gc.train.GradientDescentOptimizer(0.01).minimize(loss)
+    samples = [(3.3, 1.7), (4.4, 2.76), (5.5, 2.09), (6.71, 3.19)] * 3
+    history = {}
+    for level in (0, 2):
+        with gc.Session(optimize=level) as sess:
+            sess.run(gc.global_variables_initializer())
+            history[level] = [sess.run([train, loss, w, b], {x: a, y: t})[1:]
+                              for a, t in samples]
+    np.testing.assert_array_equal(np.array(history[2]), np.array(history[0]))

@@ -168,6 +168,10 @@ class _Generator:
             return [(f"{outs[0]} = V[n{i}]", None)]
         if step.kind == "fused":
             return self._fused_lines(step)
+        scalar = self._all_scalar_float(step)
+        if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
+            args = [self._scalar_ref(k) for k in step.inputs]
+            return [(f"{outs[0]}[()] = {_SCALAR_EXPR[step.op].format(*args)}", None)]
         if step.kind == "kernel":
             k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             sep = ", " if ins else ""
@@ -176,6 +180,10 @@ class _Generator:
             return [("pass", None)]         # it exists for its control edges, already honoured
         if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1:
             var = self._bind(f"n{i}", step.attrs["var"])
+            if scalar:
+                sign = "+" if step.op is ASSIGN_ADD else "-"
+                return [(f"{outs[0]} = V[{var}]; {outs[0]}[()] = {outs[0]}[()] {sign} "
+                         f"{self._scalar_ref(step.inputs[0])}", None)]
             return [(f"{outs[0]} = V[{var}]; {_INLINE_UPDATE[step.op]}({outs[0]}, {ins}, "
                      f"out={outs[0]})", None)]
         if step.kind == "state":
@@ -191,6 +199,18 @@ class _Generator:
             # a kernel returns its array, or a tuple of them (as call_kernel accepts)
             return [(f"{outs[0]}, = as_tuple({call})", None)]
         return [(f"{', '.join(outs)}, = {call}", None)]
+
+    def _all_scalar_float(self, step) -> bool:
+        """Whether every value the step touches is a 0-d float (see _SCALAR_EXPR)."""
+        slots = [self.plan.slots[k] for k in step.inputs + step.outputs]
+        return bool(slots) and all(s.shape == () and s.dtype.is_floating for s in slots)
+
+    def _scalar_ref(self, slot_index) -> str:
+        """A 0-d input as a numpy scalar: constants are bound as scalars once."""
+        s = self.plan.slots[slot_index]
+        if s.kind == "const":
+            return self._bind(f"c{slot_index}", s.value[()])
+        return f"s{slot_index}[()]"
 
     def _scalar_lines(self, step):
         """A fused body over 0-d float values, as Python expressions on numpy scalars."""
