@@ -176,3 +176,10 @@ def test_scalar_training_steps_match_the_reference_exactly():
             history[level] = [sess.run([train, loss, w, b], {x: a, y: t})[1:]
                               for a, t in samples]
     np.testing.assert_array_equal(np.array(history[2]), np.array(history[0]))
+
+
+def test_updating_an_uninitialized_variable_names_it():
+    w = gc.Variable(np.zeros(3, np.float32), name="weights")
+    step = gc.assign_add(w, np.ones(3, np.float32))
+    with gc.Session() as sess, pytest.raises(gc.UninitializedError, match="weights"):
+        sess.run(step)

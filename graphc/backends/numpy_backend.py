@@ -389,9 +389,11 @@ class NumpyExecutable:
             return exc
         step_index, body = self._source.where[found.tb_lineno]
         step = self.plan.steps[step_index]
-        if step.kind == "read":           # an unset variable: its own kernel says so
+        unset = step.node if step.kind == "read" else (
+            step.attrs["var"] if step.op in _INLINE_UPDATE and isinstance(exc, KeyError) else None)
+        if unset is not None:             # an unset variable: its own kernel says so
             try:
-                VARIABLE.numpy(ctx, step.node, **step.attrs)
+                VARIABLE.numpy(ctx, unset, **unset.attrs)
             except GraphcError as e:
                 return e
         # arena views are the frame's (closure) locals; constants live in its globals
