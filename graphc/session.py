@@ -104,13 +104,19 @@ class Session:
         return _DefaultSession(self)
 
     def __enter__(self):
+        # as in TF 1.x, the session's graph is also the default graph inside the block, so
+        # ops built there (``tf.global_variables_initializer()``…) land in the graph it runs
+        graph_cm = self.graph.as_default()
+        graph_cm.__enter__()
         cm = self.as_default()
-        self._context_managers.append(cm)
+        self._context_managers.append((graph_cm, cm))
         cm.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self._context_managers.pop().__exit__(*exc)
+        graph_cm, cm = self._context_managers.pop()
+        cm.__exit__(*exc)
+        graph_cm.__exit__(None, None, None)
         self.close()
         return False
 

@@ -543,3 +543,17 @@ def test_layer_objects_create_once_and_share():
     a, b, o = _run([first, second, out], {x: [[1.0, 1.0, 1.0, 1.0]]})
     assert a.tolist() == [[4.0, 4.0, 4.0]] and b.tolist() == [[8.0, 8.0, 8.0]]
     assert o.shape == (1, 2)
+
+
+def test_ops_built_inside_a_session_block_join_the_sessions_graph():
+    """The Udacity-course pattern: the graph is built under ``graph.as_default()`` and the
+    initializer inside ``with tf.Session(graph=graph)`` — TF makes that graph the default."""
+    graph = tf.Graph()
+    with graph.as_default():
+        weights = tf.Variable(tf.truncated_normal([3, 2], seed=1))
+        total = tf.reduce_sum(weights)
+    with tf.Session(graph=graph) as session:
+        tf.global_variables_initializer().run()
+        assert tf.get_default_graph() is graph
+        assert np.isfinite(session.run(total))
+    assert tf.get_default_graph() is not graph
