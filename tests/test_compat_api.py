@@ -557,3 +557,13 @@ def test_ops_built_inside_a_session_block_join_the_sessions_graph():
         assert tf.get_default_graph() is graph
         assert np.isfinite(session.run(total))
     assert tf.get_default_graph() is not graph
+
+
+def test_app_flags_parse_the_command_line():
+    tf.app.flags.DEFINE_integer("compat_test_steps", 100, "steps")
+    tf.app.flags.DEFINE_boolean("compat_test_fake", False, "fake data")
+    rest = tf.app.flags.FLAGS(["prog", "--compat_test_steps=7", "--compat_test_fake", "-x"])
+    assert tf.flags.FLAGS.compat_test_steps == 7 and tf.flags.FLAGS.compat_test_fake is True
+    assert rest == ["prog", "-x"]
+    tf.app.flags.FLAGS(["prog"])
+    assert tf.app.flags.FLAGS.compat_test_steps == 100

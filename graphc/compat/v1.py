@@ -123,6 +123,7 @@ from ..ops.state import (
 from ..ops.state import tuple_ as tuple  # noqa: A001 - tf.tuple
 from ..session import InteractiveSession, Session, get_default_session
 from . import dynamic, initializers, layers, losses, metrics, nn, rnn, strings, summary, train
+from . import flags as _flags
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
@@ -506,12 +507,18 @@ logging = Namespace("logging", set_verbosity=_log, info=_log, warning=_log, warn
 
 
 def _app_run(main=None, argv=None):
-    import sys
+    """Parse the flags, call ``main(remaining argv)`` and exit with its result (TF's
+    ``tf.app.run``)."""
     main = main or sys.modules["__main__"].main
-    sys.exit(main([sys.argv[0]] if argv is None else argv))
+    rest = _flags.FLAGS(sys.argv if argv is None else argv)
+    sys.exit(main(rest))
 
 
-app = Namespace("app", run=_app_run)
+_flag_names = {k: getattr(_flags, k) for k in ("FLAGS", "DEFINE_string", "DEFINE_integer",
+                                                "DEFINE_float", "DEFINE_boolean",
+                                                "DEFINE_bool")}
+flags = Namespace("flags", **_flag_names)
+app = Namespace("app", run=_app_run, flags=flags)
 
 
 class GraphKeys:
