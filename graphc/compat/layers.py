@@ -62,8 +62,9 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
         return _activate(y, activation)
 
 
-def _pair(v):
-    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else tuple(int(a) for a in v)
+def _pair(v, what="kernel_size"):
+    """An int or a pair, as tf.layers takes sizes and strides."""
+    return _conv._pair(v, what)
 
 
 def _channels_last(data_format, what):
