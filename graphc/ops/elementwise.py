@@ -226,8 +226,8 @@ FLOORDIV = elementwise("floordiv", np.floor_divide, "floor(({F}){0} / {1})", kin
 MOD = elementwise("mod", np.mod, "({0} - floor(({F}){0} / {1}) * {1})",
                   lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
                   kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
-POW = elementwise("pow", np.power, "pow(({F}){0}, ({F}){1})", _pow_grad, kind="number", arity=2,
-                  samples=_binary_samples(0.5, 2.0))
+POW = elementwise("pow", np.power, "pow(({F}){0}, ({F}){1})", _pow_grad, kind="number",
+                  arity=2, samples=_binary_samples(0.5, 2.0))
 MAXIMUM = elementwise("maximum", np.maximum, "(({0} >= {1} || {0} != {0}) ? {0} : {1})",
                       _max_grad, kind="number", arity=2)
 MINIMUM = elementwise("minimum", np.minimum, "(({0} <= {1} || {0} != {0}) ? {0} : {1})",
