@@ -260,7 +260,11 @@ def local_sum_to_static_shape(node):
     lead = len(gs) - len(xs)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(xs)
                                       if d == 1 and gs[lead + i] != 1)
-    r = build(REDUCE_SUM, (g,), node, axis=axes, keepdims=True) if axes else g
+    if not axes:
+        r = g
+    else:   # a bias gradient sums its leading axes away: no reshape is needed after it
+        dropped = tuple(d for i, d in enumerate(gs) if i not in axes)
+        r = build(REDUCE_SUM, (g,), node, axis=axes, keepdims=dropped != tuple(xs))
     return [r] if aval(r)[1] == tuple(xs) else [build(RESHAPE, (r,), node, shape=tuple(xs))]
 
 
