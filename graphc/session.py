@@ -173,6 +173,7 @@ class Session:
         is_tensor = [isinstance(e, Tensor) for e in elements]
         all_tensors = all(is_tensor)
         no_values = [None] * len(elements)
+        ndarray = np.ndarray
         n_feeds = len(feed_list)
         wants = [t.dtype.np for t in feed_list]
         by_shapes: dict = {}     # feed shapes -> (run, positions of the feeds it takes)
@@ -182,12 +183,13 @@ class Session:
             if len(values) != n_feeds:
                 raise FeedError(f"this callable takes {n_feeds} feed values, got "
                                 f"{len(values)}", user_location())
-            arrays = [v if type(v) is np.ndarray and v.dtype == w else _quick_feed(v, w)
+            arrays = [v if type(v) is ndarray and v.dtype == w else _quick_feed(v, w)
                       for v, w in zip(values, wants, strict=True)]
-            shapes = tuple([None if a is None else a.shape for a in arrays])
-            entry = by_shapes.get(shapes)
-            if entry is None or None in shapes:
-                # first time for these shapes (or an unusual value): check everything
+            try:
+                entry = by_shapes[tuple([a.shape for a in arrays])]
+            except (KeyError, AttributeError):
+                # first time for these shapes (or a value _quick_feed left to the full
+                # check, which is None and has no shape): check everything
                 feeds = self._check_feeds(dict(zip(feed_list, values, strict=True)))
                 arrays = list(feeds.values())
                 exe = self._executable(fetch_tensors, fetch_ops, feeds)
