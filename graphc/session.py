@@ -295,11 +295,17 @@ def _cacheable(fetches, feed_dict) -> bool:
 
 def _quick_feed(value, want):
     """``value`` as an array of dtype ``want`` when that needs no checking (an array of that
-    dtype, or a Python float for a float tensor); None sends it through _check_feed."""
+    dtype, a Python float for a float tensor, a Python int for a number tensor that holds
+    it); None sends it through _check_feed."""
     if type(value) is np.ndarray:
         return value if value.dtype == want else None
     if type(value) is float and want.kind == "f":
         return np.array(value, want)
+    if type(value) is int and want.kind in "fiu":
+        try:
+            return np.array(value, want)
+        except OverflowError:   # _check_feed says what is wrong with it
+            return None
     return None
 
 
