@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ops.state import VARIABLE
-from .passes.memory import Slot, tile_rows
+from .passes.memory import Slot
 from .passes.program import FUSED, kernel_takes_out
 
 __all__ = ["Plan", "Step", "Slot", "build_plan"]
@@ -160,10 +160,11 @@ def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
                       sources=n.sources,
                       input_names=tuple(p.value_name(k) for p, k in n.inputs))
         if n.op is FUSED:
-            where = tuple((w, s if w == "out" else s.index) for w, s in mem["bodies"][n])
+            rows, body = mem["bodies"][n]
+            where = tuple((w, s if w == "out" else s.index) for w, s in body)
             loop = tuple(n.attrs["loop_shape"])
             steps.append(Step(kind="fused", body=n.attrs["body"], body_slots=where,
-                              loop_shape=loop, tile_rows=tile_rows(loop, mem["tile_elems"]),
+                              loop_shape=loop, tile_rows=rows,
                               **common))
         elif n.op is VARIABLE:
             steps.append(Step(kind="read", node=n.source, **common))

@@ -62,3 +62,27 @@ def test_fusion_boundaries_name_their_reason():
     plan = gc.compile(y, feed_shapes={x: (4, 4)})
     assert any("matmul" in why for _, _, why in plan.boundaries)
     assert "fusion boundaries" in plan.report()
+
+
+def test_branches_that_meet_fuse_into_one_kernel():
+    x = gc.placeholder(gc.float64, (None,))
+    y = x * gc.sigmoid(x) + gc.nn.softplus(x) * gc.tanh(x)          # several branches of x
+    plan = gc.compile(y, feed_shapes={x: (1 << 16,)})
+    assert plan.stats["kernels"] == 1
+    # a wide body keeps many values alive: its tiles shrink so its scratch stays small
+    assert plan.stats["peak_bytes"] <= 3 * (1 << 16) * 8
+    X = np.random.default_rng(2).standard_normal(1 << 16)
+    with gc.Session(optimize=0) as ref, gc.Session(optimize=2) as opt:
+        np.testing.assert_allclose(opt.run(y, {x: X}), ref.run(y, {x: X}), rtol=1e-12)
+
+
+def test_groups_that_wait_for_each_other_stay_apart():
+    x = gc.placeholder(gc.float64, (6,))
+    a = gc.exp(x) + 1.0
+    s = gc.reduce_sum(a)                       # a reduction outside a's group...
+    b = a * s + gc.tanh(x)                     # ...that b's group needs: no cycle allowed
+    plan = gc.compile(b, feed_shapes={x: (6,)})
+    X = np.linspace(-1, 1, 6)
+    with gc.Session(optimize=0) as ref, gc.Session(optimize=2) as opt:
+        np.testing.assert_allclose(opt.run(b, {x: X}), ref.run(b, {x: X}), rtol=1e-12)
+    assert plan.stats["kernels"] >= 2

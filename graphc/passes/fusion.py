@@ -4,10 +4,10 @@ from the ops' ``expr``). A group may end in a reduction (sum, mean, max, min).
 
 Rules:
   * a node joins the group of one of its inputs when it is elementwise (or a reduction of the
-    group's shape), its output has the group's shape, it is in the group's epoch, and every
-    input from outside the group was computed before the group's first node. The last rule
-    makes the fused graph acyclic: an edge into a group always comes from earlier in the
-    schedule than the group's first node;
+    group's shape), its output has the group's shape, it is in the group's epoch, and none
+    of its inputs from outside the group depends on the group — directly, or through other
+    groups, each of which runs as one kernel after all its own inputs. That keeps the fused
+    graph acyclic;
   * values of a group that something outside uses (or the caller fetches) are materialized
     as the FUSED node's outputs; the others live only in per-tile scratch;
   * every edge where fusion stops is recorded with its reason (``annotations["boundaries"]``)
@@ -16,8 +16,10 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
+from ..errors import GraphcError
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..shapes import format_shape, fully_known
 from .program import FUSED, Program, derived, kernel_takes_out
@@ -64,60 +66,163 @@ def _reduction(node) -> bool:
 
 
 class _Group:
-    def __init__(self, node, first):
+    def __init__(self, node, pos):
         self.members = [node]
-        self.first = first
         self.shape = tuple(node.avals[0][1])
         self.epoch = node.epoch
         self.closed = False
+        self.first = self.last = pos      # schedule positions of its earliest / latest member
+        self.ext: list = []               # nodes outside the group that its members read
+        self.merged_into = None
 
-    def refuses(self, node, shape, pos) -> str | None:
-        """Why ``node`` cannot join this group, or None."""
-        if self.closed:
+    def find(self):
+        g = self
+        while g.merged_into is not None:
+            g = g.merged_into
+        return g
+
+
+class _Fuser:
+    """Grows the groups in schedule order (see the module rules)."""
+
+    def __init__(self, sched):
+        self.pos = {n: i for i, n in enumerate(sched)}
+        self.group_of: dict = {}
+
+    def group(self, n):
+        g = self.group_of.get(n)
+        return g.find() if g is not None else None
+
+    def depends_on(self, p, target) -> bool:
+        """Whether node ``p`` waits for group ``target``: through its inputs, or because it
+        is in a group, which runs as one kernel once all of its outside inputs are ready.
+        Nothing earlier in the schedule than the target's first member can wait for it."""
+        stack, seen = [p], set()
+        while stack:
+            q = stack.pop()
+            if q in seen:
+                continue
+            seen.add(q)
+            g = self.group(q)
+            if g is target:
+                return True
+            if g is not None:
+                if g not in seen and g.last >= target.first:
+                    seen.add(g)
+                    stack.extend(g.ext)
+            elif self.pos[q] >= target.first:
+                stack.extend(p for p, _ in q.inputs)
+                stack.extend(q.controls)
+        return False
+
+    def refuses(self, g, node, shape) -> str | None:
+        """Why ``node`` cannot join group ``g``, or None."""
+        if g.closed:
             return "the group already ends in a reduction"
-        if tuple(shape) != self.shape:
-            return f"shape change {format_shape(self.shape)} -> {format_shape(shape)}"
-        if node.epoch != self.epoch:
+        if tuple(shape) != g.shape:
+            return f"shape change {format_shape(g.shape)} -> {format_shape(shape)}"
+        if node.epoch != g.epoch:
             return "a state update runs in between"
-        members = set(self.members)
         for p in [p for p, _ in node.inputs] + list(node.controls):
-            # a node with no inputs (constant, feed, variable read) can never close a cycle
-            if p not in members and pos[p] >= self.first and (p.inputs or p.controls):
-                return "another input is computed after the group starts"
+            if self.group(p) is not g and self.depends_on(p, g):
+                return "another input depends on the group (fusing would make a cycle)"
         return None
+
+    def add(self, g, node):
+        g.members.append(node)
+        self.group_of[node] = g
+        g.last = max(g.last, self.pos[node])
+        g.ext.extend(p for p in [p for p, _ in node.inputs] + list(node.controls)
+                     if self.group(p) is not g)
+
+    def merge(self, keep, other):
+        """Join two groups that ``node`` both extends, when neither waits for the other."""
+        if any(self.depends_on(p, keep) for p in other.ext) or \
+                any(self.depends_on(p, other) for p in keep.ext):
+            return False
+        keep.members = sorted(keep.members + other.members, key=self.pos.get)
+        keep.ext += other.ext
+        keep.first, keep.last = min(keep.first, other.first), max(keep.last, other.last)
+        other.merged_into = keep
+        return True
 
 
 def fuse(program: Program) -> Program:
     sched = program.schedule()
-    pos = {n: i for i, n in enumerate(sched)}
-    group_of: dict = {}
+    f = _Fuser(sched)
     boundaries = program.annotations.setdefault("boundaries", [])
     del boundaries[:]
     for n in sched:
         elementwise, reduction = _elementwise(n), _reduction(n)
         if not (elementwise or reduction):
             for p, _ in n.inputs:
-                if p in group_of:
+                if f.group(p) is not None:
                     boundaries.append((p, n, _not_fusible(n)))
             continue
         shape = n.inputs[0][0].avals[n.inputs[0][1]][1] if reduction else n.avals[0][1]
         chosen = None
         for p, _ in n.inputs:
-            g = group_of.get(p)
+            g = f.group(p)
             if g is None or g is chosen:
                 continue
-            why = g.refuses(n, shape, pos)
+            why = f.refuses(g, n, shape)
             if why is None and chosen is None:
                 chosen = g
-            elif why is not None:
-                boundaries.append((p, n, why))
-        if chosen is not None:
-            chosen.members.append(n)
-            group_of[n] = chosen
-            chosen.closed = reduction
-        elif elementwise:
-            group_of[n] = _Group(n, pos[n])
-    return _contract(program, sched, group_of)
+            elif why is None and not reduction and f.merge(chosen, g):
+                pass                      # two groups meet at n: they become one
+            else:
+                boundaries.append((p, n, why or "its group and another input's group depend "
+                                                 "on each other"))
+        if chosen is None and not elementwise:
+            continue
+        if chosen is None:
+            chosen = _Group(n, f.pos[n])
+            f.group_of[n] = chosen
+            chosen.ext.extend(p for p in [p for p, _ in n.inputs] + list(n.controls))
+        else:
+            f.add(chosen, n)
+        chosen.closed = reduction
+    groups = {}
+    for n in sched:
+        g = f.group(n)
+        if g is not None:
+            groups[n] = g
+    return _contract(program, sched, groups)
+
+
+def _units_in_order(sched, group_of):
+    """Groups (of two or more) and lone nodes, in a topological order of the contracted
+    graph; ties keep the schedule's order."""
+    def unit(n):
+        g = group_of.get(n)
+        return g if g is not None and len(g.members) > 1 else n
+
+    index, preds = {}, {}
+    for n in sched:
+        u = unit(n)
+        index.setdefault(u, len(index))
+        ps = preds.setdefault(u, set())
+        for p in [p for p, _ in n.inputs] + list(n.controls):
+            if unit(p) is not u:
+                ps.add(unit(p))
+    users = {u: [] for u in preds}
+    for u, ps in preds.items():
+        for p in ps:
+            users[p].append(u)
+    waiting = {u: len(ps) for u, ps in preds.items()}
+    ready = [(index[u], u) for u, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        u = heapq.heappop(ready)[1]
+        order.append(u)
+        for v in users[u]:
+            waiting[v] -= 1
+            if not waiting[v]:
+                heapq.heappush(ready, (index[v], v))
+    if len(order) != len(preds):
+        raise GraphcError("fusion made a cycle (a compiler bug)")
+    return order
 
 
 def _contract(program, sched, group_of):
@@ -132,18 +237,17 @@ def _contract(program, sched, group_of):
     def value(v):
         return subst.get(v, v)
 
-    for n in sched:
-        g = group_of.get(n)
-        if g is not None and len(g.members) > 1:
-            if n is g.members[0]:
-                fused = _fused_node(g, consumers, fetched | controls_on, value,
-                                    lambda c: node_subst.get(c, c))
-                nodes.append(fused)
-                for k, j in enumerate(fused.attrs["outputs"]):
-                    subst[(g.members[j], 0)] = (fused, k)
-                for m in g.members:
-                    node_subst[m] = fused
+    for u in _units_in_order(sched, group_of):
+        if isinstance(u, _Group):
+            fused = _fused_node(u, consumers, fetched | controls_on, value,
+                                lambda c: node_subst.get(c, c))
+            nodes.append(fused)
+            for k, j in enumerate(fused.attrs["outputs"]):
+                subst[(u.members[j], 0)] = (fused, k)
+            for m in u.members:
+                node_subst[m] = fused
             continue
+        n = u
         ins = tuple(value(v) for v in n.inputs)
         ctrls = tuple(node_subst.get(c, c) for c in n.controls)
         new = n if ins == n.inputs and ctrls == n.controls else n.with_inputs(ins, ctrls)

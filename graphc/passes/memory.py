@@ -27,6 +27,7 @@ from .program import FEED, FUSED, Program, kernel_takes_out
 
 ALIGN = 64               # bytes: arena offsets are cache-line aligned
 TILE_ELEMS = 1 << 16     # elements per tile of a fused kernel (fits in L2 with a few operands)
+SCRATCH_BYTES = 1 << 19  # a fused kernel's tile scratch, at most (half a typical L2)
 
 
 @dataclass
@@ -117,14 +118,33 @@ def tile_rows(loop_shape, tile_elems=TILE_ELEMS) -> int:
     return max(1, min(loop_shape[0], tile_elems // row))
 
 
-def body_slots(node, step, slots, tile_elems, safe_inplace) -> list:
+def fused_layout(node, step, slots, tile_elems, safe_inplace):
+    """(rows per tile, body slots) of a fused step: tiles of at most ``tile_elems`` elements,
+    made smaller while the body's scratch would exceed SCRATCH_BYTES (a wide body keeps many
+    values alive at once; its scratch must stay cache-sized, and far below the arrays it
+    computes). New scratch slots are appended to ``slots``."""
+    loop = tuple(node.attrs["loop_shape"])
+    rows = tile_rows(loop, tile_elems)
+    while True:
+        scratch: list = []
+        where = body_slots(node, step, rows, scratch, safe_inplace)
+        if rows <= 1 or sum(s.nbytes for s in scratch) <= SCRATCH_BYTES:
+            break
+        rows //= 2
+    for s in scratch:
+        s.index = len(slots)
+        slots.append(s)
+    return rows, where
+
+
+def body_slots(node, step, rows, slots, safe_inplace) -> list:
     """Where each op of a fused body writes: ``("out", k)`` for the node's k-th output, or
-    ``("scratch", slot)``. Scratch is reused once its value is dead, in place where the op
-    allows it."""
+    ``("scratch", slot)`` (``rows`` rows of the loop each). Scratch is reused once its value
+    is dead, in place where the op allows it."""
     body, outputs = node.attrs["body"], node.attrs["outputs"]
     shape = tuple(node.attrs["loop_shape"])
     if shape:
-        shape = (tile_rows(shape, tile_elems),) + shape[1:]
+        shape = (rows,) + shape[1:]
     last_use = {}
     for j, fop in enumerate(body):
         for kind, a in fop.args:
@@ -196,7 +216,7 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
             inp.end = max(inp.end, out.end)
             out.kind = "alias"
             slot_of[(n, 0)] = inp
-    bodies = {n: body_slots(n, i, slots, tile_elems, SAFE_INPLACE)
+    bodies = {n: fused_layout(n, i, slots, tile_elems, SAFE_INPLACE)
               for i, n in enumerate(steps) if n.op is FUSED}
     slots = [s for s in slots if s.kind != "alias"]
     for k, s in enumerate(slots):
