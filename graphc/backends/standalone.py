@@ -9,7 +9,8 @@ once, here, and embedded) or at a checkpoint's values.
 Each op's numpy source is one entry of ``SOURCES`` (a backend dispatch table keyed by op
 name): ``fn(node, args) -> expression``, where ``args`` are the names of the input variables.
 Elementwise ops whose kernel is a numpy ufunc need no entry, and kernels that are plain numpy
-functions of graphc's op modules (conv2d, the pools) are carried as their own source text.
+functions of graphc's op modules (conv2d, the pools, most gradient kernels) and the random
+draws of ``ops.random`` are carried as their own source text: one definition, two uses.
 
 Safety: nothing from the graph reaches the module as code. Variables are named ``v<id>``;
 node names, strings and numbers are written with ``repr()`` after checking their type
@@ -20,6 +21,7 @@ node names, strings and numbers are written with ``repr()`` after checking their
 from __future__ import annotations
 
 import base64
+import dis
 import functools
 import inspect
 import math
@@ -84,7 +86,6 @@ SOURCES = {
     "stop_gradient": lambda n, a: a[0],
     "cast": lambda n, a: f"np.asarray({a[0]}).astype({_kw(n, 'dtype')})",
     "rsqrt": lambda n, a: f"np.reciprocal(np.sqrt({a[0]}))",
-    "sigmoid": lambda n, a: f"_sigmoid({a[0]})",
     "erf": lambda n, a: f"_erf({a[0]})",
     "is_finite": lambda n, a: f"np.isfinite({a[0]})",
     "divide": lambda n, a: f"np.true_divide({a[0]}, {a[1]})",
@@ -95,22 +96,14 @@ SOURCES = {
     "expand_dims": lambda n, a: f"np.expand_dims({a[0]}, {_kw(n, 'axis')})",
     "squeeze": lambda n, a: f"np.squeeze({a[0]}, {_kw(n, 'axis')})",
     "concat": lambda n, a: f"np.concatenate(({', '.join(a)},), axis={_kw(n, 'axis')})",
-    "split": lambda n, a: (f"tuple(np.split({a[0]}, np.cumsum({_kw(n, 'sizes')})[:-1], "
-                           f"axis={_kw(n, 'axis')}))"),
-    "split_like": lambda n, a: (f"tuple(np.split({a[0]}, np.cumsum([np.shape(t)[{_kw(n, 'axis')}]"
-                                f" for t in ({', '.join(a[1:])},)])[:-1], axis={_kw(n, 'axis')}))"),
     "getitem": lambda n, a: f"np.asarray({a[0]})[{_kw(n, 'key')}]",
-    "getitem_grad": lambda n, a: f"_getitem_grad({a[0]}, {a[1]}, {_kw(n, 'key')})",
     "gather": lambda n, a: f"np.take({a[0]}, {a[1]}, axis={_kw(n, 'axis')})",
-    "gather_grad": lambda n, a: f"_gather_grad({a[0]}, {a[1]}, {a[2]}, {_kw(n, 'axis')})",
     "one_hot": lambda n, a: (f"_one_hot({a[0]}, "
                              f"{_kw(n, 'depth', 'on', 'off', 'axis', 'dtype')})"),
     "broadcast_to": lambda n, a: f"np.broadcast_to({a[0]}, {_kw(n, 'shape')})",
     "broadcast_like": lambda n, a: (f"np.broadcast_to({a[0]}, np.broadcast_shapes("
                                     f"np.shape({a[0]}), np.shape({a[1]})))"),
     "tile": lambda n, a: f"np.tile({a[0]}, {_kw(n, 'multiples')})",
-    "tile_grad": lambda n, a: f"_tile_grad({a[0]}, {a[1]}, {_kw(n, 'multiples')})",
-    "pad": lambda n, a: f"_pad_op({a[0]}, {_kw(n, 'paddings', 'mode', 'constant_values')})",
     "fill": lambda n, a: f"np.full({_kw(n, 'shape', 'value')}, dtype={_kw(n, 'dtype')})",
     "fill_like": lambda n, a: (f"np.full(np.shape({a[0]}), {_kw(n, 'value')}, "
                                f"dtype={_kw(n, 'dtype')})"),
@@ -178,13 +171,17 @@ def supports(opdef) -> bool:
 # how to import them.
 _KERNEL_IMPORTS = {
     "np": "import numpy as np",
+    "builtins": "import builtins",  # (ops.array names ops range and slice, as TF does)
     "math": "import math",
     "sliding_window_view": "from numpy.lib.stride_tricks import sliding_window_view",
 }
 
 
 def _global_names(code) -> set:
-    names = set(code.co_names)
+    """The global names ``code`` (and the functions nested in it) reads; attribute names
+    such as ``x.reshape`` are not globals, so they do not tie a kernel to its module's
+    function of the same name."""
+    names = {ins.argval for ins in dis.get_instructions(code) if ins.opname == "LOAD_GLOBAL"}
     for const in code.co_consts:
         if inspect.iscode(const):
             names |= _global_names(const)
@@ -288,33 +285,6 @@ def _rng(key, seed):
     return _RNGS[key]
 
 
-def _normal(rng, shape, dtype, mean, stddev):
-    return (rng.standard_normal(shape) * stddev + mean).astype(dtype)
-
-
-def _truncated(rng, shape, dtype, mean, stddev):
-    x = rng.standard_normal(shape)
-    bad = np.abs(x) > 2
-    while bad.any():
-        x[bad] = rng.standard_normal(int(bad.sum()))
-        bad = np.abs(x) > 2
-    return (x * stddev + mean).astype(dtype)
-
-
-def _uniform(rng, shape, dtype, minval, maxval):
-    if dtype.kind in "iu":
-        return rng.integers(minval, maxval, size=shape, dtype=dtype)
-    return rng.uniform(minval, maxval, size=shape).astype(dtype)
-
-
-def _sigmoid(x):
-    out = np.multiply(x, 0.5, out=np.empty_like(x))
-    np.tanh(out, out=out)
-    out += 1
-    out *= 0.5
-    return out
-
-
 _erf_vec = np.vectorize(math.erf, otypes=[np.float64])
 
 
@@ -343,37 +313,10 @@ def _sum_to_shape(g, shape):
     return r.reshape(shape)
 
 
-def _getitem_grad(g, x, key):
-    out = np.zeros(np.shape(x), dtype=np.asarray(g).dtype)
-    out[key] = g
-    return out
-
-
-def _gather_grad(g, idx, params, axis):
-    out = np.zeros(params.shape, dtype=g.dtype)
-    moved = np.moveaxis(out, axis, 0)
-    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1:]) if idx.ndim != 1 else g
-    np.add.at(moved, idx.reshape(-1), np.moveaxis(gm, axis, 0))
-    return out
-
-
 def _one_hot(idx, depth, on, off, axis, dtype):
     eye = np.arange(depth) == np.asarray(idx)[..., None]
     out = np.where(eye, np.asarray(on, dtype), np.asarray(off, dtype))
     return np.moveaxis(out, -1, axis) if axis != -1 else out
-
-
-def _tile_grad(g, x, multiples):
-    split_shape = []
-    for k, d in zip(multiples, np.shape(x)):
-        split_shape += [k, d]
-    return np.reshape(g, split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
-
-
-def _pad_op(x, paddings, mode, constant_values):
-    if mode == "constant":
-        return np.pad(x, paddings, mode="constant", constant_values=constant_values)
-    return np.pad(x, paddings, mode=mode)
 
 
 def _print(x, message, summarize, data):
@@ -404,6 +347,18 @@ def _update(ufunc, name, delta):
     ufunc(PARAMS[name], delta, out=PARAMS[name])
     return PARAMS[name]
 '''
+
+
+# ops.random's draws, carried like the kernels: the same numbers as a session from one text.
+_DRAWS = ("_normal", "_truncated", "_uniform")
+
+
+@functools.lru_cache(maxsize=None)
+def _prelude() -> str:
+    """The helpers every generated module carries: ``_PRELUDE`` and the random draws."""
+    from ..ops import random
+    draws = [textwrap.dedent(inspect.getsource(getattr(random, name))) for name in _DRAWS]
+    return _PRELUDE.strip("\n") + "\n\n\n" + "\n\n".join(draws).rstrip()
 
 
 # --- the module -------------------------------------------------------------------------------
@@ -521,7 +476,7 @@ def _kernel_text(kernels: dict) -> list[str]:
     if not kernels:
         return []
     lines, defined = [], set()
-    prelude_names = {line.split("(")[0][4:] for line in _PRELUDE.splitlines()
+    prelude_names = {line.split("(")[0][4:] for line in _prelude().splitlines()
                      if line.startswith("def ")}
     for module, (sources, imports) in sorted(kernels.items()):
         lines += ["", "", f"# kernels carried from {module}"] + sorted(imports)
@@ -569,7 +524,7 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None)
 
     out = [f"# Generated by graphc from {_literal(source_name)}: run(feeds) -> dict"
            + (", train_step(feeds) -> dict" if clauses else "") + ". Needs only numpy.",
-           _PRELUDE.strip("\n"), "", ""]
+           _prelude(), "", ""]
     out.append("PARAMS = {")
     for v in variables:
         out.append(f"    {_literal(v.op.name)}: {_literal(np.asarray(values[v.op.name]))},")

@@ -18,14 +18,16 @@ def _shape_of(attrs, like):
     return like.shape if like is not None else attrs["shape"]
 
 
+# The draws take a numpy dtype and use only numpy: the standalone backend carries their
+# source into generated modules, so both backends draw the same numbers from one definition.
 def _normal(rng, shape, dtype, mean, stddev):
-    return (rng.standard_normal(shape) * stddev + mean).astype(dtype.np)
+    return (rng.standard_normal(shape) * stddev + mean).astype(dtype)
 
 
 def _uniform(rng, shape, dtype, minval, maxval):
-    if dtype.is_integer:
-        return rng.integers(minval, maxval, size=shape, dtype=dtype.np)
-    return rng.uniform(minval, maxval, size=shape).astype(dtype.np)
+    if dtype.kind in "iu":
+        return rng.integers(minval, maxval, size=shape, dtype=dtype)
+    return rng.uniform(minval, maxval, size=shape).astype(dtype)
 
 
 def _truncated(rng, shape, dtype, mean, stddev):
@@ -35,13 +37,13 @@ def _truncated(rng, shape, dtype, mean, stddev):
     while bad.any():
         x[bad] = rng.standard_normal(int(bad.sum()))
         bad = np.abs(x) > 2
-    return (x * stddev + mean).astype(dtype.np)
+    return (x * stddev + mean).astype(dtype)
 
 
 def _random_op(name, draw, samples):
     def kernel(ctx, node, *like, shape, dtype, seed, **params):
         shape = like[0].shape if like else shape
-        return draw(ctx.rng(node), shape, dtype, **params)
+        return draw(ctx.rng(node), shape, dtype.np, **params)
 
     def infer(ins, attrs):
         return [(attrs["dtype"], ins[0].shape if ins else attrs["shape"])]

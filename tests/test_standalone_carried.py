@@ -1,0 +1,37 @@
+"""The standalone backend carries graphc's own kernels as text instead of keeping copies."""
+
+import numpy as np
+
+from graphc.backends import standalone
+from graphc.ops import array, elementwise, random
+
+
+def test_attribute_names_do_not_block_carrying_a_kernel():
+    # _gather_grad_kernel calls g.reshape; ops.array also defines a function `reshape`,
+    # which an attribute name must not be mistaken for.
+    library = standalone._kernel_library(array.GATHER_GRAD)
+    assert library is not None
+    assert library[0][-1].startswith("def _gather_grad_kernel(")
+
+
+def test_kernels_that_use_builtins_are_carried_with_an_import():
+    library = standalone._kernel_library(array.TILE_GRAD)
+    assert library is not None and "import builtins" in library[1]
+
+
+def test_prelude_draws_are_ops_random_text():
+    prelude = standalone._prelude()
+    for name in ("_normal", "_truncated", "_uniform"):
+        assert prelude.count(f"def {name}(") == 1
+    assert "redraw values beyond two standard deviations" in prelude
+    assert "def _sigmoid(" not in prelude  # carried from ops.elementwise when used
+    assert standalone._kernel_library(elementwise.SIGMOID) is not None
+
+
+def test_prelude_truncated_normal_matches_the_session_draw():
+    ns: dict = {}
+    exec(compile(standalone._prelude(), "<prelude>", "exec"), ns)  # noqa: S102 - graphc's text
+    ours = ns["_truncated"](np.random.default_rng(7), (50,), np.dtype("float32"), 0.0, 1.0)
+    theirs = random._truncated(np.random.default_rng(7), (50,), np.dtype("float32"), 0.0, 1.0)
+    np.testing.assert_array_equal(ours, theirs)
+    assert ours.dtype == np.float32 and np.abs(ours).max() <= 2
