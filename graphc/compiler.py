@@ -7,14 +7,15 @@
 
 from __future__ import annotations
 
-from .errors import GraphcError, user_location
-from .ir.graph import get_default_graph
+from .errors import GraphcError, ShapeError, user_location
+from .ir.graph import get_default_graph, walk_needed
 from .ir.node import Operation, Tensor
 from .ops.sources import PLACEHOLDER
 from .passes.importer import import_graph
 from .passes.memory import TILE_ELEMS
 from .passes.pipeline import run_pipeline
 from .plan import Plan, build_plan
+from .shapes import format_shape
 
 BACKENDS = ("numpy", "cupy")
 
@@ -40,6 +41,8 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
     fetch_ops = [e for e in elements if isinstance(e, Operation)]
     shapes = {graph.as_graph_element(t): s for t, s in (feed_shapes or {}).items()}
+    for t, s in shapes.items():
+        _check_feed_shape(t, s)
     dtypes = {graph.as_graph_element(t): d for t, d in (feed_dtypes or {}).items()}
     for t in _placeholders(fetch_tensors, fetch_ops, shapes):
         shapes[t] = t.shape          # fed later, with any size its static shape allows
@@ -52,20 +55,22 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     return build_plan(program, nodes_before, log, level, backend)
 
 
+def _check_feed_shape(t, shape):
+    """A planned feed shape must fit the tensor's static shape (rank and every known dim),
+    as a fed value must in ``Session.run``: a plan for an impossible shape is an error."""
+    want = t.shape
+    shape = tuple(shape)
+    if want is None:
+        return
+    if len(shape) != len(want) or any(isinstance(d, int) and d != n for d, n in zip(want, shape)):
+        raise ShapeError(f"feed_shapes gives shape {shape} for {t.describe()}: "
+                         f"it needs shape {format_shape(want)}", user_location())
+
+
 def _placeholders(fetch_tensors, fetch_ops, fed):
     """The placeholders the fetches need that ``fed`` does not mention."""
-    seen, found = set(), []
-    stack = [t.op for t in fetch_tensors if t not in fed] + list(fetch_ops)
-    while stack:
-        op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        if op.op is PLACEHOLDER:
-            found.append(op.outputs[0])
-        stack.extend(t.op for t in op.inputs if t not in fed)
-        stack.extend(op.control_inputs)
-    return found
+    return [op.outputs[0] for op in walk_needed(fetch_tensors, fetch_ops, fed)
+            if op.op is PLACEHOLDER]
 
 
 def _graph_of(items):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import GradientError, GraphcWarning, NumericsError, SourceLocation, user_location
+from .ir.graph import walk_needed
 from .shapes import format_shape
 
 
@@ -182,17 +183,8 @@ def trap_targets(fetch_tensors, fetch_ops, fed) -> list:
     that have no effect (the loss a training op waits for) while the interpreter runs them;
     with the trap on, the session keeps them as targets, so a NaN in the loss is caught at
     every optimization level, at the same op."""
-    seen, targets = set(), {}
-    stack = [t.op for t in fetch_tensors if t not in fed] + list(fetch_ops)
-    while stack:
-        op = stack.pop()
-        if op in seen:
-            continue
-        seen.add(op)
-        stack.extend(t.op for t in op.inputs if t not in fed)
-        for c in op.control_inputs:
-            targets[c] = True
-            stack.append(c)
+    targets = {c: True for op in walk_needed(fetch_tensors, fetch_ops, fed)
+               for c in op.control_inputs}
     return [c for c in targets if c not in fetch_ops]
 
 

@@ -47,7 +47,8 @@ class Graph:
 
     @contextlib.contextmanager
     def name_scope(self, name):
-        """Prefix the names of ops built inside with ``name/``. ``None`` or ``""`` resets to the root."""
+        """Prefix the names of ops built inside with ``name/``. ``None`` or ``""`` resets to
+        the root."""
         scopes = self._scopes
         saved = list(scopes)
         if not name:
@@ -235,7 +236,8 @@ class Graph:
 
     def to_networkx(self) -> nx.DiGraph:
         """A DiGraph of the operations: an edge per data input (``kind="data"``, with the
-        input's position) and per control input (``kind="control"``). Cached until the graph grows."""
+        input's position) and per control input (``kind="control"``). Cached until the graph
+        grows."""
         cache = self._nx_cache
         if cache is not None:
             return cache
@@ -281,3 +283,18 @@ def reset_default_graph() -> Graph:
         raise GraphcError("reset_default_graph() called inside a `with graph.as_default()` block")
     _global_default_graph = Graph()
     return _global_default_graph
+
+
+def walk_needed(fetch_tensors, fetch_ops, fed):
+    """Each op a run of the fetches reaches, once: through inputs that ``fed`` (a container
+    of tensors) does not hold and through control inputs. Depth first, no particular order."""
+    seen = set()
+    stack = [t.op for t in fetch_tensors if t not in fed] + list(fetch_ops)
+    while stack:
+        op = stack.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        yield op
+        stack.extend(t.op for t in op.inputs if t not in fed)
+        stack.extend(op.control_inputs)
