@@ -15,6 +15,7 @@ import numpy as np
 from .. import nn as _gnn
 from ..errors import ShapeError, user_location
 from ..ir.node import Tensor
+from ..layers import _last_dim
 from ..ops import conv as _conv
 from ..ops.array import reshape
 from ..ops.elementwise import where
@@ -30,14 +31,16 @@ UPDATE_OPS = "update_ops"
 
 
 def _static_last(x, what):
-    d = x.shape[-1] if x.shape else None
-    if not isinstance(d, int):
-        raise ShapeError(f"tf.layers.{what} needs the last dimension of its input to be "
-                         f"static, got {x.describe()}", user_location())
-    return d
+    return _last_dim(x, f"tf.layers.{what}")
 
 
-def _activate(y, activation):
+def _bias_and_activate(y, n, use_bias, initializer, regularizer, trainable, activation):
+    """``activation(y + bias)``: the ``(n,)`` variable "bias" of the current variable scope
+    (zeros unless ``initializer`` says otherwise); each part left out when not asked for."""
+    if use_bias:
+        bias = get_variable("bias", (int(n),), dtype=y.dtype, initializer=initializer or Zeros(),
+                            regularizer=regularizer, trainable=trainable)
+        y = bias_add(y, bias)
     return activation(y) if activation is not None else y
 
 
@@ -54,12 +57,8 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
                               trainable=trainable)
         y = matmul(x, kernel) if len(x.shape) == 2 else \
             tensordot(x, kernel, [[len(x.shape) - 1], [0]])
-        if use_bias:
-            bias = get_variable("bias", (int(units),), dtype=x.dtype,
-                                initializer=bias_initializer or Zeros(),
-                                regularizer=bias_regularizer, trainable=trainable)
-            y = bias_add(y, bias)
-        return _activate(y, activation)
+        return _bias_and_activate(y, units, use_bias, bias_initializer, bias_regularizer,
+                                  trainable, activation)
 
 
 def _pair(v, what="kernel_size"):
@@ -89,12 +88,8 @@ def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
                               trainable=trainable)
         y = _conv.conv2d(x, kernel, strides=_pair(strides), padding=padding,
                          dilations=dilation_rate)
-        if use_bias:
-            bias = get_variable("bias", (int(filters),), dtype=x.dtype,
-                                initializer=bias_initializer or Zeros(),
-                                regularizer=bias_regularizer, trainable=trainable)
-            y = bias_add(y, bias)
-        return _activate(y, activation)
+        return _bias_and_activate(y, filters, use_bias, bias_initializer, bias_regularizer,
+                                  trainable, activation)
 
 
 def conv2d_transpose(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
@@ -119,12 +114,8 @@ def conv2d_transpose(inputs, filters, kernel_size, strides=(1, 1), padding="vali
                               trainable=trainable)
         y = _conv.CONV2D_BACKPROP_INPUT(x, kernel, input_shape=(x.shape[0], h, w, int(filters)),
                                         strides=(sh, sw), padding=_conv._padding(padding))
-        if use_bias:
-            bias = get_variable("bias", (int(filters),), dtype=x.dtype,
-                                initializer=bias_initializer or Zeros(),
-                                regularizer=bias_regularizer, trainable=trainable)
-            y = bias_add(y, bias)
-        return _activate(y, activation)
+        return _bias_and_activate(y, filters, use_bias, bias_initializer, bias_regularizer,
+                                  trainable, activation)
 
 
 def max_pooling2d(inputs, pool_size, strides, padding="valid", data_format="channels_last",
