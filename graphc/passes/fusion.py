@@ -16,13 +16,12 @@ Rules:
 
 from __future__ import annotations
 
-import heapq
 from dataclasses import dataclass
 
 from ..errors import GraphcError
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..shapes import format_shape, fully_known
-from .program import FUSED, Program, derived, kernel_takes_out
+from .program import FUSED, Program, derived, kernel_takes_out, ordered_toposort
 
 FUSIBLE_REDUCTIONS = (REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN)
 
@@ -205,22 +204,8 @@ def _units_in_order(sched, group_of):
         for p in [p for p, _ in n.inputs] + list(n.controls):
             if unit(p) is not u:
                 ps.add(unit(p))
-    users = {u: [] for u in preds}
-    for u, ps in preds.items():
-        for p in ps:
-            users[p].append(u)
-    waiting = {u: len(ps) for u, ps in preds.items()}
-    ready = [(index[u], u) for u, w in waiting.items() if w == 0]
-    heapq.heapify(ready)
-    order = []
-    while ready:
-        u = heapq.heappop(ready)[1]
-        order.append(u)
-        for v in users[u]:
-            waiting[v] -= 1
-            if not waiting[v]:
-                heapq.heappush(ready, (index[v], v))
-    if len(order) != len(preds):
+    order = ordered_toposort(preds, index.__getitem__)
+    if order is None:
         raise GraphcError("fusion made a cycle (a compiler bug)")
     return order
 

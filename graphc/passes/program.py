@@ -41,6 +41,28 @@ FUSED = OpDef("fused", infer=None, kind="fused", differentiable=False,
 _ids = itertools.count()
 
 
+def ordered_toposort(preds: dict, key) -> list | None:
+    """A topological order of ``preds`` (node -> the set of its predecessors, all of them
+    keys too) that, of the nodes ready at each step, takes the one with the least ``key``
+    (Kahn's algorithm with a heap; keys must be distinct). None if there is a cycle."""
+    users: dict = {n: [] for n in preds}
+    for n, ps in preds.items():
+        for p in ps:
+            users[p].append(n)
+    waiting = {n: len(ps) for n, ps in preds.items()}
+    ready = [(key(n), n) for n, w in waiting.items() if w == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        n = heapq.heappop(ready)[1]
+        order.append(n)
+        for u in users[n]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(ready, (key(u), u))
+    return order if len(order) == len(preds) else None
+
+
 def writes_state(op) -> bool:
     """Ops after which a variable read may see a different value (assign*, print…)."""
     return op.stateful and op.kind == "state"
@@ -136,24 +158,10 @@ class Program:
             def key(n):
                 return (n.epoch, writes_state(n.op), n.order, n.uid)
             present = set(self.nodes)
-            waiting = {n: 0 for n in self.nodes}
-            users: dict = {n: [] for n in self.nodes}
-            for n in self.nodes:
-                for p in {p for p, _ in n.inputs} | set(n.controls):
-                    if p in present:
-                        waiting[n] += 1
-                        users[p].append(n)
-            ready = [(key(n), n.uid, n) for n, w in waiting.items() if w == 0]
-            heapq.heapify(ready)
-            order = []
-            while ready:
-                n = heapq.heappop(ready)[2]
-                order.append(n)
-                for u in users[n]:
-                    waiting[u] -= 1
-                    if waiting[u] == 0:
-                        heapq.heappush(ready, (key(u), u.uid, u))
-            if len(order) != len(self.nodes):
+            preds = {n: {p for p, _ in n.inputs if p in present}
+                     | {c for c in n.controls if c in present} for n in self.nodes}
+            order = ordered_toposort(preds, key)
+            if order is None:
                 raise GraphcError("the program has a cycle (a compiler bug)")
             self._schedule = order
         return list(self._schedule)
