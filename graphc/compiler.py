@@ -62,7 +62,8 @@ def _check_feed_shape(t, shape):
     shape = tuple(shape)
     if want is None:
         return
-    if len(shape) != len(want) or any(isinstance(d, int) and d != n for d, n in zip(want, shape)):
+    if len(shape) != len(want) or any(isinstance(d, int) and d != n
+                                      for d, n in zip(want, shape, strict=True)):
         raise ShapeError(f"feed_shapes gives shape {shape} for {t.describe()}: "
                          f"it needs shape {format_shape(want)}", user_location())
 

@@ -143,8 +143,8 @@ def body_slots(node, step, rows, slots, safe_inplace) -> list:
     is dead, in place where the op allows it."""
     body, outputs = node.attrs["body"], node.attrs["outputs"]
     shape = tuple(node.attrs["loop_shape"])
-    if shape:
-        shape = (rows,) + shape[1:]
+    if shape:    # an empty loop (a batch of 0) gets empty scratch, not one row of it
+        shape = (min(rows, shape[0]),) + shape[1:]
     last_use = {}
     for j, fop in enumerate(body):
         for kind, a in fop.args:
