@@ -296,7 +296,7 @@ def _dot_label(text: str) -> str:
 
 def _dot(graph, plan) -> str:
     """Two clusters side by side: the graph before optimization, the plan after."""
-    from .backends.reference import needed_ops
+    from .ir.graph import needed_ops
     clause = _clause(graph)
     ins = _inputs(graph)
     ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
@@ -503,7 +503,8 @@ def main(argv=None) -> int:
         print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
         return EXIT_USER
     except UnicodeDecodeError as e:
-        print(f"error: the file is not UTF-8 text ({e.reason})", file=sys.stderr)
+        where = getattr(args, "model_file", None) or "the file"
+        print(f"error: {where} is not UTF-8 text ({e.reason})", file=sys.stderr)
         return EXIT_USER
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import FeedError, GraphcError, OpError
-from ..shapes import format_shape
+from ..errors import GraphcError, OpError
+from ..ir.graph import needed_ops
 
 
 class RunContext:
@@ -26,33 +26,6 @@ class RunContext:
         return gen
 
 
-def needed_ops(fetch_tensors, fetch_ops, fed):
-    """The ops a run must execute, in topological order, and for each the fetch that needs it.
-    Raises FeedError for an unfed placeholder, naming the fetch that depends on it."""
-    from ..ops.sources import PLACEHOLDER
-    reason = {}
-    stack = [(t.op, t) for t in fetch_tensors if t not in fed] + [(op, op) for op in fetch_ops]
-    while stack:
-        op, why = stack.pop()
-        if op in reason:
-            continue
-        reason[op] = why
-        if op.op is PLACEHOLDER:
-            fetch = why.describe() if hasattr(why, "describe") else repr(why)
-            t = op.outputs[0]
-            raise FeedError(
-                f"placeholder '{op.name}' ({t.dtype}, shape {format_shape(t.shape)}) must be fed: "
-                f"fetch {fetch} depends on it. Pass feed_dict={{{op.name}: value}}.",
-                op.location, node=op)
-        for t in op.inputs:
-            if t not in fed and t.op not in reason:
-                stack.append((t.op, why))
-        for c in op.control_inputs:
-            if c not in reason:
-                stack.append((c, why))
-    return sorted(reason, key=lambda op: op.id), reason
-
-
 def call_kernel(node, ctx, args):
     """Run one node's kernel, turning numpy failures into errors that name the node."""
     opdef = node.op
@@ -65,7 +38,8 @@ def call_kernel(node, ctx, args):
         raise
     except Exception as e:  # a kernel failed on run-time values: say which op, where
         shapes = ", ".join(f"{a.dtype}{tuple(a.shape)}" for a in map(np.asarray, args))
-        origin = f" (in the gradient of {node.origin.describe()})" if node.origin is not None else ""
+        origin = (f" (in the gradient of {node.origin.describe()})"
+                  if node.origin is not None else "")
         raise OpError(f"{opdef.name} '{node.name}'{origin} failed on inputs [{shapes}]: {e}",
                       node.location, node=node) from e
     return out if isinstance(out, tuple) else (out,)

@@ -381,7 +381,7 @@ class _Emitter:
         return f"v{op.id}" if len(op.outputs) == 1 else f"v{op.id}_{t.index}"
 
     def ops(self, fetch_tensors, fetch_ops, feeds: set) -> list:
-        from .reference import needed_ops
+        from ..ir.graph import needed_ops
         ops, _ = needed_ops(fetch_tensors, fetch_ops, feeds)
         # fed placeholders are not "needed" ops; read the feeds the others use, first
         used = {t.op for op in ops for t in op.inputs if t in feeds}

@@ -10,7 +10,8 @@ from collections import defaultdict
 
 import networkx as nx
 
-from ..errors import GraphFinalizedError, NotFoundError, user_location
+from ..errors import FeedError, GraphFinalizedError, NotFoundError, user_location
+from ..shapes import format_shape
 from .node import Operation, Tensor
 
 _VALID_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
@@ -298,3 +299,30 @@ def walk_needed(fetch_tensors, fetch_ops, fed):
         yield op
         stack.extend(t.op for t in op.inputs if t not in fed)
         stack.extend(op.control_inputs)
+
+
+def needed_ops(fetch_tensors, fetch_ops, fed):
+    """The ops a run must execute, in topological order, and for each the fetch that needs it.
+    Raises FeedError for an unfed placeholder, naming the fetch that depends on it.
+    (Placeholders are known by their type name: the op library builds on this module.)"""
+    reason = {}
+    stack = [(t.op, t) for t in fetch_tensors if t not in fed] + [(op, op) for op in fetch_ops]
+    while stack:
+        op, why = stack.pop()
+        if op in reason:
+            continue
+        reason[op] = why
+        if op.type == "placeholder":
+            fetch = why.describe() if hasattr(why, "describe") else repr(why)
+            t = op.outputs[0]
+            raise FeedError(
+                f"placeholder '{op.name}' ({t.dtype}, shape {format_shape(t.shape)}) must be fed: "
+                f"fetch {fetch} depends on it. Pass feed_dict={{{op.name}: value}}.",
+                op.location, node=op)
+        for t in op.inputs:
+            if t not in fed and t.op not in reason:
+                stack.append((t.op, why))
+        for c in op.control_inputs:
+            if c not in reason:
+                stack.append((c, why))
+    return sorted(reason, key=lambda op: op.id), reason

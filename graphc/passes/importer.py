@@ -8,7 +8,7 @@ and the memory planner leaves that value to the kernel to allocate."""
 
 from __future__ import annotations
 
-from ..backends.reference import needed_ops
+from ..ir.graph import needed_ops
 from ..shapes import format_shape
 from .program import FEED, Node, Program, writes_state
 
