@@ -15,7 +15,7 @@ import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
-from .parser import grammar_text, syntax_error
+from .parser import grammar_text, syntax_error, without_bom
 
 # Binding strength of each expression form (higher binds tighter).
 _CMP, _SUM, _TERM, _UNARY, _POWER, _POSTFIX, _ATOM = range(1, 8)
@@ -160,6 +160,7 @@ class _Layout(Transformer):
 def format_source(text: str, filename: str = "<string>") -> str:
     parser, comments = _comment_parser()
     comments.clear()
+    text = without_bom(text)
     try:
         tree = parser.parse(text)
     except UnexpectedInput as e:

@@ -107,10 +107,16 @@ def _describe_expected(expected) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def without_bom(text: str) -> str:
+    """``text`` with a leading byte-order mark (editors on Windows write one) as a space: it
+    is whitespace to the grammar, and every line and column stays where it was."""
+    return " " + text[1:] if text.startswith("\ufeff") else text
+
+
 def parse(text: str, filename: str) -> lark.Tree:
     """The parse tree of ``text``; a GSyntaxError (with the line and a caret) if it is not .g."""
     try:
-        return parser().parse(text)
+        return parser().parse(without_bom(text))
     except UnexpectedInput as e:
         raise syntax_error(e, text, filename) from None
 

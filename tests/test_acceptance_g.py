@@ -1,0 +1,40 @@
+"""Acceptance probes (issue 5: the .g language and the CLI) that found bugs, written from the
+SPEC alone: odd but legal files must work, bad ones must fail with exit 1 and a message."""
+
+import contextlib
+import io
+
+import graphc
+from graphc.cli import main
+
+MODEL = "model bom {\n  input x : f32[2]\n  y = x * 2\n  output y\n}\n"
+
+
+def _cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_byte_order_mark_is_whitespace(tmp_path):
+    """Editors on Windows save UTF-8 with a BOM; load, check and fmt read such a file, and
+    errors keep their line and column."""
+    path = tmp_path / "bom.g"
+    path.write_text("\ufeff" + MODEL, encoding="utf-8")
+    g = graphc.load(str(path))
+    assert g.get_tensor_by_name("y").shape == (2,)
+    assert _cli("check", str(path))[0] == 0
+    code, out, _ = _cli("fmt", str(path))
+    assert code == 0 and out.startswith("model bom {")
+    bad = tmp_path / "bad.g"
+    bad.write_text("\ufeffmodel b {\n  input x : f32[2]\n  y = x * \n}\n", encoding="utf-8")
+    code, _, err = _cli("check", str(bad))
+    assert code == 1 and "bad.g:4:1:" in err and "Traceback" not in err
+
+
+def test_a_binary_file_is_named_in_the_error(tmp_path):
+    path = tmp_path / "weights.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00\xff\xfe")
+    code, _, err = _cli("check", str(path))
+    assert code == 1 and "weights.npy" in err and "UTF-8" in err
