@@ -51,6 +51,7 @@ def cast(x, dtype, name=None):
 
 
 def to_float(x, name=None):
+    """``x`` cast to float32 (TF's ``to_float``)."""
     return cast(x, D.float32, name=name)
 
 
@@ -70,6 +71,7 @@ STOP_GRADIENT = register(OpDef(
 
 
 def identity(x, name=None):
+    """A new node with ``x``'s value (a name to fetch, or a point for control dependencies)."""
     return IDENTITY(convert(x), name=name)
 
 
@@ -170,6 +172,7 @@ def transpose(x, perm=None, name=None):
 
 
 def matrix_transpose(x, name=None):
+    """Swap the last two axes (a batch of matrices transposed)."""
     x = convert(x)
     r = len(x.shape)
     return transpose(x, tuple(builtins.range(r - 2)) + (r - 1, r - 2), name=name)
@@ -291,7 +294,7 @@ def _split_like_kernel(g, *likes, axis):
 
 SPLIT_LIKE = register(OpDef(
     "split_like", _split_like_infer, numpy=_split_like_kernel, kind="shape",
-    grad=lambda op, *gs: [concat([g if g is not None else zeros_like_(t)
+    grad=lambda op, *gs: [concat([g if g is not None else zeros_like(t)
                                   for g, t in zip(gs, op.outputs)], op.attrs["axis"])]
     + [None] * (len(op.inputs) - 1),
     samples=lambda rng: [([_randn(rng, 2, 8), _randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})]))
@@ -322,7 +325,7 @@ def _split_kernel(x, sizes, axis):
 
 SPLIT = register(OpDef(
     "split", _split_infer, numpy=_split_kernel, kind="shape",
-    grad=lambda op, *gs: [concat([g if g is not None else zeros_like_(t)
+    grad=lambda op, *gs: [concat([g if g is not None else zeros_like(t)
                                   for g, t in zip(gs, op.outputs)], op.attrs["axis"])],
     samples=lambda rng: [([_randn(rng, 2, 6)], {"sizes": (1, 2, 3), "axis": 1})]))
 
@@ -360,6 +363,7 @@ def stack(values, axis=0, name=None):
 
 
 def unstack(value, num=None, axis=0, name=None):
+    """The slices of ``value`` along ``axis``, that axis removed: the inverse of ``stack``."""
     x = convert(value)
     axis = normalize_axis(int(axis), len(x.shape))
     n = num or x.shape[axis]
@@ -450,6 +454,7 @@ def slice(input_, begin, size, name=None):  # noqa: A001 - TF's name
 
 
 def strided_slice(input_, begin, end, strides=None, name=None):
+    """TF's ``strided_slice``: ``input_[begin[i]:end[i]:strides[i], ...]``."""
     strides = strides or [1] * len(begin)
     key = tuple(builtins.slice(b, e, s) for b, e, s in zip(begin, end, strides))
     return getitem(input_, key, name=name)
@@ -543,6 +548,7 @@ BROADCAST_LIKE = register(OpDef(
 
 
 def broadcast_to(x, shape, name=None):
+    """``x`` broadcast to the static ``shape`` (numpy's rules)."""
     x = convert(x)
     return BROADCAST_TO(x, name=name, shape=tuple(int(d) for d in shape))
 
@@ -584,6 +590,7 @@ TILE_GRAD = register(OpDef(
 
 
 def tile(x, multiples, name=None):
+    """``x`` repeated ``multiples[i]`` times along each axis ``i``."""
     return TILE(convert(x), name=name, multiples=tuple(int(m) for m in multiples))
 
 
@@ -650,10 +657,12 @@ def fill(dims, value, dtype=None, name=None):
 
 
 def zeros(shape, dtype=D.float32, name=None):
+    """A constant of ``shape`` filled with 0."""
     return fill(shape, 0, dtype=dtype, name=name or "zeros")
 
 
 def ones(shape, dtype=D.float32, name=None):
+    """A constant of ``shape`` filled with 1."""
     return fill(shape, 1, dtype=dtype, name=name or "ones")
 
 
@@ -667,17 +676,18 @@ def fill_like(x, value, dtype=None, name=None):
 
 
 def zeros_like(x, dtype=None, name=None):
+    """Zeros of ``x``'s (run-time) shape, in ``x``'s dtype unless ``dtype`` is given."""
     return fill_like(x, 0, dtype=dtype, name=name or "zeros_like")
 
 
 def ones_like(x, dtype=None, name=None):
+    """Ones of ``x``'s (run-time) shape, in ``x``'s dtype unless ``dtype`` is given."""
     return fill_like(x, 1, dtype=dtype, name=name or "ones_like")
 
 
-zeros_like_ = zeros_like
-
 
 def eye(num_rows, num_columns=None, dtype=D.float32, name=None):
+    """The identity matrix (``num_rows`` by ``num_columns``, square by default) as a constant."""
     return constant(np.eye(num_rows, num_columns, dtype=D.as_dtype(dtype).np), name=name or "eye")
 
 
@@ -713,6 +723,7 @@ def shape(x, dtype=D.int32, name=None):
 
 
 def size(x, dtype=D.int32, name=None):
+    """The number of elements of ``x``: a constant when its shape is known, else an op."""
     x = convert(x)
     n = num_elements(x.shape)
     if n is not None:
@@ -721,6 +732,7 @@ def size(x, dtype=D.int32, name=None):
 
 
 def rank(x, name=None):
+    """The number of dimensions of ``x``, a constant (the rank is always static)."""
     x = convert(x)
     if x.shape is None:
         raise ShapeError(f"rank of {x.describe()} is unknown")

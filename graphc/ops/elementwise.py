@@ -365,10 +365,7 @@ def where(condition, x, y, name=None):
 
 
 def zeros_like(x, dtype=None, name=None):
+    """Zeros of ``x``'s shape, for the gradient rules above (``gc.zeros_like`` is
+    ``ops.array``'s; this one keeps the op's default name)."""
     from .array import fill_like
     return fill_like(x, 0, dtype=dtype, name=name)
-
-
-def ones_like(x, dtype=None, name=None):
-    from .array import fill_like
-    return fill_like(x, 1, dtype=dtype, name=name)

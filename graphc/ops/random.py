@@ -140,6 +140,7 @@ def random_permutation(n, dtype=D.int64, seed=None, name=None):
 
 
 def random_shuffle(value, seed=None, name=None):
+    """``value`` with its first dimension in a seeded random order (a new order each run)."""
     from .array import gather
     x = convert(value)
     n = x.shape[0]

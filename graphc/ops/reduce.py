@@ -210,6 +210,7 @@ def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
 # --- sum_to_like: undo broadcasting -----------------------------------------------------------
 
 def _sum_to_shape(g, shape):
+    """The index of the smallest value along ``axis`` (0 by default)."""
     lead = g.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
                                       if d == 1 and g.shape[lead + i] != 1)

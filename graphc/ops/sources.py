@@ -6,7 +6,6 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError, FeedError, GraphcError
-from ..ir.graph import get_default_graph
 from ..ir.node import Tensor
 from ..shapes import as_shape
 from .registry import OpDef, register
@@ -116,7 +115,3 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
 def scalar_like(value, x: Tensor) -> Tensor:
     """A 0-d constant of ``x``'s dtype."""
     return constant(value, dtype=x.dtype)
-
-
-def default_graph():
-    return get_default_graph()

@@ -183,6 +183,7 @@ NO_OP = register(OpDef("no_op", lambda ins, a: [], numpy=lambda ctx, node: (), k
 
 
 def no_op(name=None):
+    """An op that does nothing: a target for control dependencies."""
     return NO_OP.build([], {}, name=name)
 
 
@@ -203,6 +204,7 @@ def control_dependencies(control_inputs):
 
 
 def tuple_(tensors, name=None):
+    """Identities of ``tensors`` that are computed only once all of them are (TF's ``tuple``)."""
     from .array import identity
     g = group(*tensors)
     with control_dependencies([g]):
@@ -255,10 +257,12 @@ def check_numerics(tensor, message="", name=None):
 # --- collections ------------------------------------------------------------------------------
 
 def global_variables(scope=None):
+    """The graph's variables (those whose name starts with ``scope``, if given)."""
     return get_default_graph().get_collection(GLOBAL_VARIABLES, scope)
 
 
 def trainable_variables(scope=None):
+    """The variables optimizers update by default (``trainable=True``)."""
     return get_default_graph().get_collection(TRAINABLE_VARIABLES, scope)
 
 
