@@ -57,6 +57,7 @@ def _freeze(v):
 
 
 def cse(program: Program) -> Program:
+    """The program with each repeated pure computation replaced by its first occurrence."""
     seen: dict = {}
 
     def local_duplicate(node):

@@ -43,15 +43,18 @@ SHAPE_ONLY_INPUTS = {
 
 
 def shape_only_positions(node) -> tuple:
+    """The input positions of ``node`` whose shape, not value, is all its op reads."""
     rule = SHAPE_ONLY_INPUTS.get(node.op)
     return rule(len(node.inputs)) if rule else ()
 
 
 def is_const(value) -> bool:
+    """Whether ``value`` (a (node, index) pair) is produced by a CONST node."""
     return value[0].op is CONST
 
 
 def const_value(value):
+    """The array of a CONST-produced ``value``."""
     return value[0].attrs["value"]
 
 
@@ -68,6 +71,7 @@ def _dtype_of(array):
 
 
 def fold(program: Program) -> Program:
+    """The program with every pure node of constant inputs replaced by its value."""
     def local_constant(node):
         """f(c1, c2, …) -> c, evaluated now, when every input is a constant."""
         op = node.op

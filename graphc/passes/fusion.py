@@ -147,6 +147,9 @@ class _Fuser:
 
 
 def fuse(program: Program) -> Program:
+    """The program with each group of fusible elementwise nodes (and a closing reduction)
+    contracted into one FUSED node; every boundary is recorded in
+    ``program.annotations["boundaries"]`` with its reason."""
     sched = program.schedule()
     f = _Fuser(sched)
     boundaries = program.annotations.setdefault("boundaries", [])

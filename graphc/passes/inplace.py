@@ -28,6 +28,8 @@ SAFE_INPLACE = _safe_ops()
 
 
 def inplace(program: Program) -> Program:
+    """The program with in-place steps chosen (module docstring: when a step may reuse an
+    input's buffer)."""
     steps = steps_of(program)
     slot_of, _ = value_slots(program, steps)
     lifetimes(program, steps, slot_of)

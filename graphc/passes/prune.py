@@ -9,6 +9,7 @@ from .program import Program
 
 
 def prune(program: Program) -> Program:
+    """The program without the nodes no fetch or target depends on."""
     live = set()
     stack = [n for n, _ in program.fetches] + list(program.targets)
     while stack:

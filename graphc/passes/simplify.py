@@ -45,6 +45,7 @@ def local_rule(fn):
 # --- helpers ----------------------------------------------------------------------------------
 
 def aval(value):
+    """The (dtype, shape) of ``value``, a (node, index) pair."""
     node, i = value
     return node.avals[i]
 
@@ -64,6 +65,7 @@ def is_scalar(value, c) -> bool:
 
 
 def same_aval(value, node) -> bool:
+    """Whether ``value`` has ``node``'s dtype and shape, so it can replace it as is."""
     return aval(value) == node.avals[0]
 
 
@@ -74,6 +76,7 @@ def build(op, inputs, like, **attrs):
 
 
 def scalar(c, like_value, like_node):
+    """A 0-d constant ``c`` in ``like_value``'s dtype, replacing ``like_node``."""
     dtype = aval(like_value)[0]
     return (make_const(np.asarray(c, dtype.np), like_node), 0)
 
@@ -369,6 +372,8 @@ def _apply_rules(node, fired):
 
 
 def simplify(program: Program) -> Program:
+    """The program after the ``local_*`` rules, applied in rounds until none fires (or a
+    round limit is reached)."""
     for _ in range(_MAX_ROUNDS):
         fired: list = []
         _uses.clear()

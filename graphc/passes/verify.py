@@ -13,6 +13,9 @@ class VerifyError(GraphcError):
 
 
 def verify(program: Program, after: str) -> None:
+    """Raise VerifyError (naming the pass ``after``) unless: the program is acyclic; every
+    input is an existing output of a node present, from the reader's epoch or an earlier
+    one; every node keeps its source operations; fetches and targets are present."""
     present = set(program.nodes)
     g = program.to_networkx()
     if not nx.is_directed_acyclic_graph(g):
