@@ -7,6 +7,7 @@ import functools
 import math
 
 from ..errors import DTypeError, ShapeError
+from ..ir.graph import get_default_graph
 from ..shapes import normalize_axis
 from .array import one_hot, stop_gradient
 from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, minimum, sigmoid,
@@ -17,12 +18,15 @@ from .sources import convert
 
 def _named(fn):
     """A composite builds several nodes; ``name=`` names its result (an identity node, which
-    the optimizer removes) so that ``graph.get_tensor_by_name(name)`` finds it, as in TF."""
+    the optimizer removes) so that ``graph.get_tensor_by_name(name)`` finds it, as in TF.
+    Without a name its nodes go in a scope named after it (``softmax/exp``), so an error in
+    one of them says which call it belongs to."""
     @functools.wraps(fn)
     def wrapper(*args, name=None, **kwargs):
-        out = fn(*args, **kwargs)
         if name is None:
-            return out
+            with get_default_graph().name_scope(fn.__name__):
+                return fn(*args, **kwargs)
+        out = fn(*args, **kwargs)
         from .array import identity
         return identity(out, name=name)
     return wrapper
