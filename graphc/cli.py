@@ -435,7 +435,7 @@ def _parser() -> argparse.ArgumentParser:
     def compiled(c):
         c.add_argument("-O", type=int, choices=(0, 1, 2), default=2, help="optimization level")
         c.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-        c.add_argument("--dim", action="append", metavar="NAME=SIZE",
+        c.add_argument("--dim", action="append", metavar="NAME=SIZE", type=_dim_arg,
                        help="size of a symbolic dimension for planning (default 1)")
 
     c = model_cmd("compile", "check, differentiate, optimize and plan; print the report")
@@ -448,7 +448,7 @@ def _parser() -> argparse.ArgumentParser:
 
     c = model_cmd("run", "run a model on feeds from .npy/.npz/.csv files, optionally training")
     compiled(c)
-    c.add_argument("--feed", action="append", metavar="NAME=FILE")
+    c.add_argument("--feed", action="append", metavar="NAME=FILE", type=_feed_arg)
     c.add_argument("--fetch", action="append", metavar="NAMES", help="comma-separated names")
     c.add_argument("--train", type=_positive, metavar="STEPS")
     c.add_argument("--save", metavar="CKPT")
@@ -472,6 +472,23 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--output", metavar="OUT", default="graph.svg")
     c.set_defaults(run=cmd_viz)
     return p
+
+
+def _dim_arg(text):
+    """``--dim NAME=SIZE``; anything else is bad usage (exit 2), like an unknown option."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"takes NAME=SIZE (e.g. N=64), got {text!r}")
+    return text
+
+
+def _feed_arg(text):
+    """``--feed NAME=FILE`` or ``--feed FILE.npz``; anything else is bad usage (exit 2)."""
+    name, sep, _ = text.partition("=")
+    if (not sep and not text.lower().endswith(".npz")) or (sep and not name.strip()):
+        raise argparse.ArgumentTypeError(f"takes NAME=FILE (or FILE.npz with arrays named like "
+                                         f"the inputs), got {text!r}")
+    return text
 
 
 def _positive(text):

@@ -38,3 +38,18 @@ def test_a_binary_file_is_named_in_the_error(tmp_path):
     path.write_bytes(b"\x93NUMPY\x01\x00\xff\xfe")
     code, _, err = _cli("check", str(path))
     assert code == 1 and "weights.npy" in err and "UTF-8" in err
+
+
+def test_malformed_option_values_are_bad_usage(tmp_path):
+    """Exit 2 is for bad usage (SPEC §8): a --dim or --feed that is not NAME=VALUE is
+    rejected by the argument parser, before any file is read."""
+    path = tmp_path / "m.g"
+    path.write_text(MODEL, encoding="utf-8")
+    for argv in (("compile", str(path), "--dim", "N=abc"), ("compile", str(path), "--dim", "N"),
+                 ("run", str(path), "--feed", "x"), ("run", str(path), "--feed", "=x.npy")):
+        try:
+            code = _cli(*argv)[0]
+        except SystemExit as e:     # argparse exits on bad usage
+            code = e.code
+        assert code == 2, argv
+    assert _cli("compile", str(path), "--dim", "N=4")[0] == 0
