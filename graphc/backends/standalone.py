@@ -493,7 +493,7 @@ def _kernel_text(kernels: dict) -> list[str]:
 def emit_module(graph, source_name: str = "model.g", params: dict | None = None) -> str:
     """The module's source. ``params`` (name -> array) overrides the initial values, e.g.
     from a checkpoint; otherwise the initializers run once here and their values are kept."""
-    from ..frontend.dsl import OUTPUTS, TRAIN_CLAUSES
+    from ..ir.graph import OUTPUTS, TRAIN_CLAUSES
     from ..ops.state import GLOBAL_VARIABLES, variables_initializer
     from ..session import Session
 

@@ -34,16 +34,11 @@ from lark.exceptions import VisitError
 from lark.visitors import Interpreter
 
 from ..errors import DTypeError, GraphcError, NotFoundError, ShapeError, SourceLocation, located_at
-from ..ir.graph import Graph, get_default_graph
+from ..ir.graph import MODEL_NAME, OUTPUTS, TRAIN_CLAUSES, Graph, get_default_graph
 from ..ir.node import Operation, Tensor
 from ..ops.registry import REGISTRY, OpDef
 from . import names as N
 from .parser import attach_source, parse
-
-# Graph collections the front end fills, so printers, the CLI and users can find them.
-MODEL_NAME = "graphc.model_name"     # [the model's .g name]
-OUTPUTS = "graphc.outputs"           # the tensors of `output` statements, in order
-TRAIN_CLAUSES = "graphc.train"       # TrainClause records of `train` statements
 
 _MAX_FN_DEPTH = 64
 

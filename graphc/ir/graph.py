@@ -16,6 +16,12 @@ from .node import Operation, Tensor
 
 _VALID_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
 
+# Graph collections the .g front end fills, so the printer, the CLI, generated modules and
+# users can find them (defined here, below the front end, because all of those read them).
+MODEL_NAME = "graphc.model_name"     # [the model's .g name]
+OUTPUTS = "graphc.outputs"           # the tensors of `output` statements, in order
+TRAIN_CLAUSES = "graphc.train"       # TrainClause records of `train` statements
+
 
 class Graph:
     """A define-and-run program. Operations are appended in creation order, which is

@@ -109,7 +109,7 @@ def format_type(t) -> str:
 
 class _Printer:
     def __init__(self, graph):
-        from ..frontend.dsl import TRAIN_CLAUSES
+        from .graph import TRAIN_CLAUSES
         self.graph = graph
         self.ops = graph.get_operations()
         self.clauses = graph.get_collection(TRAIN_CLAUSES)
@@ -255,7 +255,7 @@ class _Printer:
         for c in self.clauses:
             args = ", ".join(f"{k}={format_value(v)}" for k, v in c.kwargs.items())
             lines.append(f"  train {format_name(c.loss.op.name)} with {c.optimizer}({args})")
-        from ..frontend.dsl import OUTPUTS
+        from .graph import OUTPUTS
         outs = self.graph.get_collection(OUTPUTS)
         if outs:
             lines.append("  output " + ", ".join(self.ref(t) for t in outs))
@@ -264,6 +264,6 @@ class _Printer:
 
 def to_text(graph, model_name: str | None = None) -> str:
     """The graph as a ``.g`` model (see the module docstring for the rules)."""
-    from ..frontend.dsl import MODEL_NAME
+    from .graph import MODEL_NAME
     names = graph.get_collection(MODEL_NAME)
     return _Printer(graph).text(model_name or (names[0] if names else "main"))
