@@ -132,7 +132,7 @@ class Session:
             raise GraphcError("this session is closed", user_location())
         if len(self.graph) != self._growth.seen:   # ops were built since the last run
             self._growth.check()
-        if trace is None:
+        if trace is None and (feed_dict is None or type(feed_dict) is dict):
             # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
             kind = type(fetches)
             key = (kind, tuple(fetches) if kind is list else fetches, *(feed_dict or ()))
@@ -264,6 +264,9 @@ class Session:
                           user_location())
 
     def _check_feeds(self, feed_dict) -> dict:
+        if not hasattr(feed_dict, "items"):
+            raise FeedError(f"feed_dict maps tensors (or their names) to values; got a "
+                            f"{type(feed_dict).__name__}", user_location())
         feeds = {}
         symbols = {}
         for key, value in feed_dict.items():

@@ -44,3 +44,14 @@ def test_compile_rejects_feed_shapes_that_contradict_the_static_shape(opt):
             gc.compile(y, feed_shapes={x: bad}, optimize=opt)
     assert gc.compile(y, feed_shapes={x: (4, 3)}, optimize=opt).stats["peak_bytes"] >= 0
     assert gc.compile(y, feed_shapes={"pixels:0": (0, 3)}, optimize=opt) is not None
+
+
+@pytest.mark.parametrize("opt", LEVELS)
+def test_a_feed_dict_that_is_not_a_mapping_is_a_feed_error(opt):
+    """Malformed feeds raise graphc errors, never an AttributeError from inside run()."""
+    x = gc.placeholder(gc.float32, shape=(None, 2))
+    with gc.Session(optimize=opt) as s:
+        for bad in ([(x, [[1.0, 2.0]])], ((x, 1.0),), [x]):
+            with pytest.raises(gc.FeedError, match="feed_dict maps tensors"):
+                s.run(gc.reduce_sum(x), bad)
+        assert s.run(gc.reduce_sum(x), {x: [[1.0, 2.0]]}) == 3
