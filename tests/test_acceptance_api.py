@@ -55,3 +55,9 @@ def test_a_feed_dict_that_is_not_a_mapping_is_a_feed_error(opt):
             with pytest.raises(gc.FeedError, match="feed_dict maps tensors"):
                 s.run(gc.reduce_sum(x), bad)
         assert s.run(gc.reduce_sum(x), {x: [[1.0, 2.0]]}) == 3
+
+
+def test_float_of_a_tensor_explains_define_and_run():
+    x = gc.placeholder(gc.float32, shape=())
+    with pytest.raises(gc.DefineAndRunError, match="float"):
+        float(x)

@@ -154,6 +154,11 @@ class Tensor:
         raise DefineAndRunError(f"the symbolic tensor {self.describe()} cannot be used as a Python "
                                 "integer", self.op.location)
 
+    def __float__(self):    # without it float() falls back to __index__ and says "integer"
+        raise DefineAndRunError(f"the symbolic tensor {self.describe()} has no value to convert "
+                                "with float() until it runs: fetch it with sess.run first",
+                                self.op.location)
+
     # identity hashing in C: feed_dict and plan-cache lookups hash tensors on every run
     __hash__ = object.__hash__
 
