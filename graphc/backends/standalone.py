@@ -112,9 +112,6 @@ SOURCES = {
     "matmul": lambda n, a: (f"np.matmul({_t(a[0], n.attrs.get('transpose_a'))}, "
                             f"{_t(a[1], n.attrs.get('transpose_b'))})"),
     "einsum": lambda n, a: f"np.einsum({_equation(n)}, {', '.join(a)}, optimize={len(a) > 2})",
-    "reduce_sum": lambda n, a: (f"np.sum({a[0]}, axis={_kw(n, 'axis')}, "
-                                f"keepdims={_kw(n, 'keepdims')}, dtype=np.asarray({a[0]}).dtype)"),
-    "reduce_mean": lambda n, a: f"_mean({a[0]}, {_kw(n, 'axis', 'keepdims')})",
     "reduce_max": lambda n, a: f"_reduce(np.max, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
     "reduce_min": lambda n, a: f"_reduce(np.min, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
     "reduce_prod": lambda n, a: f"_reduce(np.prod, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
@@ -290,13 +287,6 @@ _erf_vec = np.vectorize(math.erf, otypes=[np.float64])
 
 def _erf(x):
     return _erf_vec(x).astype(np.asarray(x).dtype, copy=False)
-
-
-def _mean(x, axis, keepdims):
-    x = np.asarray(x)
-    if x.dtype.kind == "f":
-        return np.mean(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
-    return np.mean(x, axis=axis, keepdims=keepdims).astype(x.dtype)
 
 
 def _reduce(fn, x, axis, keepdims):
