@@ -61,3 +61,14 @@ def test_float_of_a_tensor_explains_define_and_run():
     x = gc.placeholder(gc.float32, shape=())
     with pytest.raises(gc.DefineAndRunError, match="float"):
         float(x)
+
+
+@pytest.mark.parametrize("equation, shapes", [
+    ("ii->", [(3, 3)]), ("ii->i", [(3, 3)]), ("iij,j->i", [(2, 2, 3), (3,)]),
+    ("ij,jj->i", [(2, 3), (3, 3)]), ("iji->j", [(2, 4, 2)])])
+def test_einsum_differentiates_through_a_repeated_index(equation, shapes):
+    """einsum covers the contractions numpy supports, traces and diagonals included, and
+    its gradients match finite differences there too."""
+    rng = np.random.default_rng(0)
+    inputs = [rng.standard_normal(s) for s in shapes]
+    gc.test.check_gradients(lambda *xs: gc.einsum(equation, *xs), inputs)

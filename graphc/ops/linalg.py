@@ -6,11 +6,11 @@ import string
 
 import numpy as np
 
-from ..errors import DTypeError
-from ..shapes import broadcast_shapes, dims_compatible, merge_dim
+from ..errors import DTypeError, UnimplementedError
+from ..shapes import broadcast_shapes, dims_compatible, fully_known, merge_dim
 from .array import broadcast_like, expand_dims, reshape, transpose
 from .registry import OpDef, register
-from .sources import convert
+from .sources import constant, convert
 
 
 def _matmul_infer(ins, attrs):
@@ -155,18 +155,37 @@ def _einsum_grad(op, g):
     subs, out = op.attrs["subscripts"], op.attrs["output"]
     grads = []
     for i, (x, s) in enumerate(zip(op.inputs, subs)):
-        if len(set(s)) != len(s):
-            raise DTypeError("einsum: gradients of repeated indices (traces) are not supported")
+        u = "".join(dict.fromkeys(s))      # the distinct indices, in order of first use
         others = [(t, ss) for j, (t, ss) in enumerate(zip(op.inputs, subs)) if j != i]
         seen = set(out) | {c for _, ss in others for c in ss}
-        kept = "".join(c for c in s if c in seen)
+        kept = "".join(c for c in u if c in seen)
         gi = EINSUM(g, *[t for t, _ in others], subscripts=(out, *[ss for _, ss in others]),
                     output=kept)
-        for pos, c in enumerate(s):
+        for pos, c in enumerate(u):
             if c not in seen:
                 gi = expand_dims(gi, pos)
-        grads.append(broadcast_like(gi, x) if kept != s else gi)
+        if u != s:
+            grads.append(_onto_diagonal(gi, s, x))
+        else:
+            grads.append(broadcast_like(gi, x) if kept != s else gi)
     return grads
+
+
+def _onto_diagonal(gi, s, x):
+    """An operand with a repeated index (``ii``, a trace) only reaches the output through
+    its diagonal: the gradient over the distinct indices goes where the repeated indices
+    agree, and zero elsewhere. Needs the operand's static shape."""
+    if not fully_known(x.shape):
+        raise UnimplementedError(f"einsum: the gradient of {s!r} (a repeated index) needs the "
+                                 f"static shape of {x.describe()}")
+    mask = np.ones(x.shape, dtype=bool)
+    at = np.indices(x.shape)
+    for pos, c in enumerate(s):
+        first = s.index(c)
+        if first != pos:
+            gi = expand_dims(gi, pos)
+            mask &= at[first] == at[pos]
+    return broadcast_like(gi, x) * constant(mask.astype(x.dtype.np))
 
 
 EINSUM = register(OpDef(
@@ -179,8 +198,8 @@ EINSUM = register(OpDef(
 
 
 def einsum(equation, *inputs, name=None):
-    """``np.einsum`` on tensors (no ellipsis); differentiable when no index repeats
-    within one operand."""
+    """``np.einsum`` on tensors (no ellipsis); differentiable, also through a repeated index
+    within one operand (a trace or diagonal) when that operand's shape is static."""
     ts = [convert(t) for t in inputs]
     subs, out = _parse_einsum(equation, len(ts))
     for s in subs + [out]:
