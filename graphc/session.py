@@ -82,6 +82,14 @@ class Session:
                  check_numerics=None):
         if isinstance(target, Graph) and graph is None:  # gc.Session(g), as SPEC §6 writes it
             target, graph = "", target
+        if backend not in ("numpy", "cupy"):    # said here, not at the first run
+            raise GraphcError(f"unknown backend {backend!r}; choose 'numpy' or 'cupy'",
+                              user_location())
+        if isinstance(optimize, bool):
+            optimize = 2 if optimize else 0
+        if optimize not in (0, 1, 2):
+            raise GraphcError(f"optimize must be True, False, 0, 1 or 2, got {optimize!r}",
+                              user_location())
         self.graph = graph if graph is not None else get_default_graph()
         self.backend = backend
         self.optimize = int(optimize) if not isinstance(optimize, bool) else (2 if optimize else 0)

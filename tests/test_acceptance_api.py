@@ -72,3 +72,14 @@ def test_einsum_differentiates_through_a_repeated_index(equation, shapes):
     rng = np.random.default_rng(0)
     inputs = [rng.standard_normal(s) for s in shapes]
     gc.test.check_gradients(lambda *xs: gc.einsum(equation, *xs), inputs)
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"backend": "tpu"}, "unknown backend"), ({"optimize": 5}, "optimize must be"),
+    ({"optimize": "fast"}, "optimize must be")])
+def test_session_arguments_are_checked_when_it_is_made(kwargs, words):
+    """A bad backend or level is a GraphcError from Session(...), never a ValueError and not
+    a surprise at the first run."""
+    with pytest.raises(gc.GraphcError, match=words):
+        gc.Session(**kwargs)
+    assert gc.Session(optimize=True).optimize == 2 and gc.Session(optimize=False).optimize == 0
