@@ -92,7 +92,7 @@ class Session:
                               user_location())
         self.graph = graph if graph is not None else get_default_graph()
         self.backend = backend
-        self.optimize = int(optimize) if not isinstance(optimize, bool) else (2 if optimize else 0)
+        self.optimize = int(optimize)
         if check_numerics is None:
             check_numerics = os.environ.get("GRAPHC_CHECK_NUMERICS", "") not in ("", "0")
         self.check_numerics = bool(check_numerics)
