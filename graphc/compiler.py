@@ -22,7 +22,8 @@ BACKENDS = ("numpy", "cupy")
 
 def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None,  # noqa: A001
             feed_dtypes=None) -> Plan:
-    """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or a list of them).
+    """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or any nesting of lists,
+    tuples and dicts of them).
 
     ``feed_shapes`` maps each fed tensor (or its name) to the shape it will be fed with; a
     placeholder left out keeps its static shape, and values whose size depends on an unknown
@@ -35,9 +36,13 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     level = 2 if optimize is True else int(optimize)
     if level not in (0, 1, 2):
         raise GraphcError(f"optimize must be 0, 1 or 2, got {optimize!r}", user_location())
-    items = fetches if isinstance(fetches, (list, tuple)) else [fetches]
+    items = _leaves(fetches)
     graph = graph or _graph_of(items)
-    elements = [graph.as_graph_element(f) for f in items]
+    try:
+        elements = [graph.as_graph_element(f) for f in items]
+    except TypeError as e:
+        raise GraphcError(f"cannot compile: {e}; fetch tensors, operations or their names",
+                          user_location()) from None
     fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
     fetch_ops = [e for e in elements if isinstance(e, Operation)]
     shapes = {graph.as_graph_element(t): s for t, s in (feed_shapes or {}).items()}
@@ -53,6 +58,16 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     tile = TILE_ELEMS if backend == "numpy" else 1 << 62
     program = run_pipeline(program, level, log, tile_elems=tile)
     return build_plan(program, nodes_before, log, level, backend)
+
+
+def _leaves(fetches) -> list:
+    """The tensors, ops and names in ``fetches``: any nesting of lists, tuples and dicts, as
+    ``Session.run`` takes them (a plan computes the leaves; the structure is the caller's)."""
+    if isinstance(fetches, dict):
+        return [leaf for v in fetches.values() for leaf in _leaves(v)]
+    if isinstance(fetches, (list, tuple)):
+        return [leaf for v in fetches for leaf in _leaves(v)]
+    return [fetches]
 
 
 def _check_feed_shape(t, shape):

@@ -83,3 +83,17 @@ def test_session_arguments_are_checked_when_it_is_made(kwargs, words):
     with pytest.raises(gc.GraphcError, match=words):
         gc.Session(**kwargs)
     assert gc.Session(optimize=True).optimize == 2 and gc.Session(optimize=False).optimize == 0
+
+
+@pytest.mark.parametrize("opt", LEVELS)
+def test_compile_takes_the_fetch_structures_run_takes(opt):
+    """gc.compile plans any nesting of lists, tuples and dicts of fetches, as Session.run
+    runs them; something that is not a fetch is a GraphcError, not a TypeError."""
+    x = gc.placeholder(gc.float32, shape=(None, 3), name="x")
+    y = gc.reduce_sum(x * 2, name="y")
+    flat = gc.compile(y, feed_shapes={x: (2, 3)}, optimize=opt).stats["nodes_after"]
+    for fetches in ({"a": y}, (y, [y]), {"k": (y.op, ["y:0"])}):
+        plan = gc.compile(fetches, feed_shapes={"x": (2, 3)}, optimize=opt)
+        assert plan.stats["nodes_after"] == flat
+    with pytest.raises(gc.GraphcError, match="cannot compile"):
+        gc.compile({"a": [3.0]}, feed_shapes={x: (2, 3)}, optimize=opt)
