@@ -66,7 +66,9 @@ class Step:
 @dataclass
 class Plan:
     """A compiled signature. ``feeds``: (user Tensor, slot) in the order the executor takes
-    them; ``fetches``: one slot per fetched tensor; ``peak_bytes``: the arena size."""
+    them; ``fetches``: one slot per fetched tensor; ``peak_bytes``: the planned bytes of the
+    intermediates (SPEC §7: feeds, fetched results and variables not counted);
+    ``result_bytes``: the planned fetched results, placed after them (``arena_bytes``)."""
     steps: list
     slots: list
     feeds: list
@@ -79,6 +81,12 @@ class Plan:
     optimize: int = 2
     backend: str = "numpy"
     timings: dict = field(default_factory=dict)   # step index -> [runs, seconds]
+    result_bytes: int = 0
+
+    @property
+    def arena_bytes(self) -> int:
+        """The one buffer a backend allocates: the intermediates, then the fetched results."""
+        return self.peak_bytes + self.result_bytes
 
     @property
     def stats(self) -> dict:
@@ -105,8 +113,8 @@ class Plan:
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
     def live_at_peak(self):
-        """(step index, slots live there) where the planned arena holds the most bytes."""
-        planned = [s for s in self.slots if s.kind in ("arena", "scratch")]
+        """(step index, intermediates live there) where they hold the most bytes."""
+        planned = [s for s in self.slots if s.kind in ("arena", "scratch") and not s.result]
         best, best_bytes = 0, -1
         for i in range(len(self.steps)):
             live = sum(s.nbytes for s in planned if s.start <= i <= s.end)
@@ -119,7 +127,9 @@ class Plan:
         st = self.stats
         lines = [f"graphc plan [{self.backend}, optimize={self.optimize}]: "
                  f"{st['nodes_before']} -> {st['nodes_after']} nodes, {st['kernels']} kernels, "
-                 f"peak {_bytes(self.peak_bytes)} ({self.peak_bytes} bytes)",
+                 f"peak {_bytes(self.peak_bytes)} ({self.peak_bytes} bytes) of intermediates"
+                 + (f", {_bytes(self.result_bytes)} of fetched results" if self.result_bytes
+                    else ""),
                  "passes (nodes before -> after):"]
         lines += [f"  {name:<12} {a:>6} -> {b}" for name, a, b in self.passes]
         lines.append("steps:")
@@ -179,7 +189,7 @@ def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
     boundaries = [(_name(p), c.describe(), why)
                   for p, c, why in program.annotations.get("boundaries", ())]
     return Plan(steps, mem["slots"], feeds, fetches, mem["peak"], list(passes), nodes_before,
-                len(program), boundaries, optimize, backend)
+                len(program), boundaries, optimize, backend, result_bytes=mem["result_bytes"])
 
 
 def _name(node):

@@ -14,7 +14,7 @@ from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_loca
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
 from .ir.node import Operation, Tensor
-from .shapes import format_shape
+from .shapes import format_shape, fully_known
 
 # --- fetch structures -------------------------------------------------------------------------
 
@@ -82,6 +82,7 @@ class Session:
                  check_numerics=None):
         if isinstance(target, Graph) and graph is None:  # gc.Session(g), as SPEC §6 writes it
             target, graph = "", target
+        self.graph = graph if graph is not None else get_default_graph()
         if backend not in ("numpy", "cupy"):    # said here, not at the first run
             raise GraphcError(f"unknown backend {backend!r}; choose 'numpy' or 'cupy'",
                               user_location())
@@ -90,7 +91,6 @@ class Session:
         if optimize not in (0, 1, 2):
             raise GraphcError(f"optimize must be True, False, 0, 1 or 2, got {optimize!r}",
                               user_location())
-        self.graph = graph if graph is not None else get_default_graph()
         self.backend = backend
         self.optimize = int(optimize)
         if check_numerics is None:
@@ -170,7 +170,12 @@ class Session:
         return rebuild(results)
 
     def make_callable(self, fetches, feed_list=None, accept_options=False):
-        """A function ``f(*feed_values)`` computing ``fetches``: the lowest-overhead path."""
+        """A function ``f(*feed_values)`` computing ``fetches``: the lowest-overhead path.
+
+        A call converts each value with its feed's precomputed fast check (see
+        ``_fast_feed``) and looks the plan up by the feed shapes, or by nothing when every
+        feed's shape is static; anything the fast checks do not vouch for, and the first
+        call for new shapes, takes the full checks of ``run``."""
         feed_list = [self._as_element(f) for f in (feed_list or [])]
         feed_list = [f.outputs[0] if isinstance(f, Operation) else f for f in feed_list]
         leaves = []
@@ -181,29 +186,30 @@ class Session:
         is_tensor = [isinstance(e, Tensor) for e in elements]
         all_tensors = all(is_tensor)
         no_values = [None] * len(elements)
-        ndarray = np.ndarray
         n_feeds = len(feed_list)
-        wants = [t.dtype.np for t in feed_list]
-        by_shapes: dict = {}     # feed shapes -> (run, positions of the feeds it takes)
+        convert = _convert_all([_fast_feed(t) for t in feed_list])
+        # with every shape static the fed shapes are known, and so is the one plan they need
+        static = all(fully_known(t.shape) for t in feed_list)
+        by_shapes: dict = {}     # feed shapes (None if static) -> (run, positions of its feeds)
         ctx = self._ctx
 
-        def call(*values):
+        def checked(values):
+            """The full checks (and a plan for new shapes): (run, positions, arrays)."""
             if len(values) != n_feeds:
                 raise FeedError(f"this callable takes {n_feeds} feed values, got "
                                 f"{len(values)}", user_location())
-            arrays = [v if type(v) is ndarray and v.dtype == w else _quick_feed(v, w)
-                      for v, w in zip(values, wants, strict=True)]
+            feeds = self._check_feeds(dict(zip(feed_list, values, strict=True)))
+            arrays = list(feeds.values())
+            entry = _entry(self._executable(fetch_tensors, fetch_ops, feeds), feed_list)
+            by_shapes[None if static else tuple(a.shape for a in arrays)] = entry
+            return (*entry, arrays)
+
+        def call(*values):
             try:
-                entry = by_shapes[tuple([a.shape for a in arrays])]
-            except (KeyError, AttributeError):
-                # first time for these shapes (or a value _quick_feed left to the full
-                # check, which is None and has no shape): check everything
-                feeds = self._check_feeds(dict(zip(feed_list, values, strict=True)))
-                arrays = list(feeds.values())
-                exe = self._executable(fetch_tensors, fetch_ops, feeds)
-                entry = _entry(exe, feed_list)
-                by_shapes[tuple(a.shape for a in arrays)] = entry
-            run, positions = entry
+                arrays = convert(*values)
+                run, positions = by_shapes[None if static else tuple([a.shape for a in arrays])]
+            except (_NeedsCheck, KeyError, TypeError):    # TypeError: a wrong feed count
+                run, positions, arrays = checked(values)
             if positions is not None:          # the plan takes only the feeds it needs
                 arrays = [arrays[i] for i in positions]
             out = run(ctx, *arrays)
@@ -304,20 +310,63 @@ def _cacheable(fetches, feed_dict) -> bool:
             and all(isinstance(t, Tensor) for t in (feed_dict or ())))
 
 
-def _quick_feed(value, want):
-    """``value`` as an array of dtype ``want`` when that needs no checking (an array of that
-    dtype, a Python float for a float tensor, a Python int for a number tensor that holds
-    it); None sends it through _check_feed."""
-    if type(value) is np.ndarray:
-        return value if value.dtype == want else None
-    if type(value) is float and want.kind == "f":
-        return np.array(value, want)
-    if type(value) is int and want.kind in "fiu":
-        try:
-            return np.array(value, want)
-        except OverflowError:   # _check_feed says what is wrong with it
-            return None
-    return None
+_INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+class _NeedsCheck(Exception):
+    """A feed value that a fast check does not vouch for: the full check decides."""
+
+
+def _fast_feed(t: Tensor):
+    """The fast check of values fed to ``t``: a function returning the value as an array of
+    t's dtype where that needs no further checking, and raising _NeedsCheck otherwise.
+
+    It passes an ndarray of exactly t's dtype (and of t's shape, where that is static) as it
+    is; a Python float for a float tensor, or a Python int for a number tensor that holds it,
+    becomes a new 0-d array, unless t's static shape says it cannot be 0-d. A shape that is
+    not static is checked by the caller's plan lookup, which is keyed by the fed shapes."""
+    want = t.dtype.np
+    shape = tuple(t.shape) if fully_known(t.shape) else None
+    scalars = shape is None or shape == ()
+    floats = scalars and want.kind == "f"
+    numbers = scalars and want.kind in "fiu"
+    ndarray, array = np.ndarray, np.array
+
+    def convert(value):
+        kind = type(value)
+        if kind is ndarray:
+            if value.dtype == want and (shape is None or value.shape == shape):
+                return value
+        elif kind is float and floats:
+            return array(value, want)
+        elif kind is int and numbers and _INT64_MIN <= value <= _INT64_MAX:
+            try:    # (a larger int is no number array for _check_feed: it says so)
+                return array(value, want)
+            except OverflowError:   # _check_feed says what is wrong with it
+                pass
+        raise _NeedsCheck
+    return convert
+
+
+def _convert_all(converters):
+    """One function applying each feed's fast check to a call's values (one per feed, else
+    TypeError). Unrolled for up to three feeds: with a few scalar feeds, a comprehension's
+    own overhead would cost more than the checks themselves."""
+    if len(converters) == 1:
+        (c0,) = converters
+        return lambda v0: [c0(v0)]
+    if len(converters) == 2:
+        c0, c1 = converters
+        return lambda v0, v1: [c0(v0), c1(v1)]
+    if len(converters) == 3:
+        c0, c1, c2 = converters
+        return lambda v0, v1, v2: [c0(v0), c1(v1), c2(v2)]
+
+    def convert(*values):
+        if len(values) != len(converters):
+            raise TypeError("wrong number of feed values")
+        return [c(v) for c, v in zip(converters, values, strict=True)]
+    return convert
 
 
 def _entry(exe, feed_list):
@@ -366,10 +415,10 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     shape = t.shape
     if shape is not None:
         if arr.ndim != len(shape) or any(isinstance(d, int) and d != n
-                                         for d, n in zip(shape, arr.shape)):
+                                         for d, n in zip(shape, arr.shape, strict=True)):
             raise ShapeError(f"cannot feed a value of shape {tuple(arr.shape)} for {t.describe()}: "
                              f"it needs shape {format_shape(shape)}", loc)
-        for d, n in zip(shape, arr.shape):
+        for d, n in zip(shape, arr.shape, strict=True):
             if isinstance(d, str):
                 seen = symbols.setdefault(d, (n, t))
                 if seen[0] != n:

@@ -262,7 +262,7 @@ class CupyExecutable:
     def _allocate(self):
         """One device allocation: the planned arena, then the reductions' partials."""
         xp, plan = self.xp, self.plan
-        offset = _aligned(plan.peak_bytes)
+        offset = _aligned(plan.arena_bytes)      # intermediates, then fetched results
         placed = []
         for _, nbytes, dtype, shape in self._scratch:
             placed.append((offset, nbytes, dtype, shape))

@@ -116,8 +116,12 @@ class _Generator:
         self.plan = plan
         self.trap = trap                      # a diagnostics.NumericsTrap, or None
         self.ns: dict = {"np": np}
-        self.closure: list[str] = []          # names bound per thread (arena views, tiles)
+        self.per_thread: list[str] = []       # names bound per thread (arena views, tiles)
         self._tiles: dict = {}                # tile-table name -> (step, names in each tile)
+        # 0-d float values already held in a local (feed or arena slot -> the local's name):
+        # a later scalar step reads the local instead of the slot (see _lines_of)
+        self._known: dict = {}
+        self._known_by_step: dict = {}        # step index -> the slots it remembered
 
     def generate(self) -> _Source:
         plan = self.plan
@@ -125,15 +129,24 @@ class _Generator:
             if s.kind == "const":
                 self.ns[f"s{s.index}"] = s.value
         src = _Source()
-        body_lines = [self._step_lines(step) for step in plan.steps]
+        body_lines = [self._lines_of(step) for step in plan.steps]
         if self.trap is not None:    # check_numerics: a check after each step, nothing otherwise
             self.ns["CK"] = self.trap
             body_lines = [self.trap.wrap(s, lines)
                           for s, lines in zip(plan.steps, body_lines, strict=True)]
-        src.emit(f"def make({', '.join(self.closure)}):")
+        # each thread runs on its own arena: its views (and tile tables) are unpacked from a
+        # thread-local tuple on entry; a failing kernel is reported by FAIL, which finds its
+        # step from the line (a try costs nothing until something raises)
+        views = ", ".join(self.per_thread) + ("," if len(self.per_thread) == 1 else "")
         for traced in (False, True):
             params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in plan.feeds]
-            src.emit(f"    def {'run_traced' if traced else 'run'}({', '.join(params)}):")
+            src.emit(f"def {'run_traced' if traced else 'run'}({', '.join(params)}):")
+            if views:
+                src.emit("    try:")
+                src.emit(f"        {views} = LOCAL.views")
+                src.emit("    except AttributeError:")
+                src.emit(f"        {views} = LOCAL.views = ARENA()")
+            src.emit("    try:")
             src.emit("        V = ctx.variables")
             if traced:
                 src.emit("        TR.append(clock())")
@@ -143,7 +156,10 @@ class _Generator:
                 if traced:
                     src.emit("        TR.append(clock())")
             src.emit("        return [" + ", ".join(self._copy_out(i) for i in plan.fetches) + "]")
-        src.emit("    return run, run_traced")
+            src.emit("    except GraphcError:")
+            src.emit("        raise")
+            src.emit("    except Exception as e:")
+            src.emit("        raise FAIL(e, ctx) from e")
         self.ns["clock"] = time.perf_counter
         return src
 
@@ -156,13 +172,32 @@ class _Generator:
         self.ns[name] = value
         return name
 
+    def _lines_of(self, step):
+        """The step's lines. A scalar step keeps the 0-d values it reads and writes in locals
+        for the steps after it (a local read is ~1/10 of a 0-d array read); every other
+        write to a slot forgets its local. A straight-line run makes this safe: a slot's
+        value changes only where a step writes it, and a variable's buffer is never
+        remembered (its updates write it in place)."""
+        lines = self._step_lines(step)
+        written = self._known_by_step.pop(step.index, ())
+        for k in step.outputs:
+            if k not in written:
+                self._known.pop(k, None)
+        return lines
+
+    def _remember(self, step, slot_index, local):
+        """``local`` holds the current value of the 0-d feed or arena slot ``slot_index``."""
+        if self.trap is None and self.plan.slots[slot_index].kind in ("feed", "arena"):
+            self._known[slot_index] = local
+            self._known_by_step.setdefault(step.index, set()).add(slot_index)
+
     def _step_lines(self, step):
         i = step.index
         ins = ", ".join(f"s{k}" for k in step.inputs)
         outs = [f"s{k}" for k in step.outputs]
         for k, slot in zip(step.outputs, (self.plan.slots[o] for o in step.outputs), strict=False):
-            if slot.kind in ("arena", "scratch") and f"s{k}" not in self.closure:
-                self.closure.append(f"s{k}")
+            if slot.kind in ("arena", "scratch") and f"s{k}" not in self.per_thread:
+                self.per_thread.append(f"s{k}")
         if step.kind == "read":
             self._bind(f"n{i}", step.node)
             return [(f"{outs[0]} = V[n{i}]", None)]
@@ -171,7 +206,9 @@ class _Generator:
         scalar = self._all_scalar_float(step)
         if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
             args = [self._scalar_ref(k) for k in step.inputs]
-            return [(f"{outs[0]}[()] = {_SCALAR_EXPR[step.op].format(*args)}", None)]
+            self._remember(step, step.outputs[0], f"v{i}")
+            return [(f"v{i} = {_SCALAR_EXPR[step.op].format(*args)}; {outs[0]}[()] = v{i}",
+                     None)]
         if step.kind == "kernel":
             k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             sep = ", " if ins else ""
@@ -206,23 +243,31 @@ class _Generator:
         return bool(slots) and all(s.shape == () and s.dtype.is_floating for s in slots)
 
     def _scalar_ref(self, slot_index) -> str:
-        """A 0-d input as a numpy scalar: constants are bound as scalars once."""
+        """A 0-d input as a numpy scalar: constants are bound as scalars once, and a value
+        an earlier scalar step left in a local is read from there."""
         s = self.plan.slots[slot_index]
+        if slot_index in self._known:
+            return self._known[slot_index]
         if s.kind == "const":
             return self._bind(f"c{slot_index}", s.value[()])
         return f"s{slot_index}[()]"
 
     def _scalar_lines(self, step):
         """A fused body over 0-d float values, as Python expressions on numpy scalars."""
-        i, lines, names = step.index, [], []
+        i, lines, names, ins = step.index, [], [], []
         for k, slot in enumerate(step.inputs):
             s = self.plan.slots[slot]
+            if slot in self._known:
+                ins.append(self._known[slot])
+                continue
+            ins.append(f"a{i}_{k}")
             if s.kind == "const":      # a constant is a numpy scalar from the start
                 self._bind(f"a{i}_{k}", s.value[()])
             else:
                 lines.append((f"a{i}_{k} = s{slot}[()]", None))
+                self._remember(step, slot, f"a{i}_{k}")
         for j, (fop, (w, s)) in enumerate(zip(step.body, step.body_slots, strict=True)):
-            args = [f"a{i}_{a}" if kind == "in" else names[a] for kind, a in fop.args]
+            args = [ins[a] if kind == "in" else names[a] for kind, a in fop.args]
             expr = _SCALAR_EXPR.get(fop.op)
             if expr is None:
                 k = self._bind(f"k{i}_{j}", _kernel(fop.op, fop.attrs))
@@ -233,6 +278,8 @@ class _Generator:
             lines.append((f"v{i}_{j} = {expr}", j))
             if w == "out":
                 lines.append((f"s{step.outputs[s]}[()] = v{i}_{j}", j))
+                if fop.op in _SCALAR_EXPR:   # a kernel's result may differ from the slot's dtype
+                    self._remember(step, step.outputs[s], f"v{i}_{j}")
         return lines
 
     def _fused_lines(self, step):
@@ -257,15 +304,15 @@ class _Generator:
                 tile_vars.append(name)
         tile_vars = list(dict.fromkeys(tile_vars))
         if not tiled:      # one tile: scratch is the whole slot, bound like any arena view
-            self.closure.extend(dict.fromkeys(f"s{s}" for w, s in step.body_slots
-                                              if w == "scratch" and f"s{s}" not in self.closure))
+            self.per_thread.extend(dict.fromkeys(f"s{s}" for w, s in step.body_slots
+                                              if w == "scratch" and f"s{s}" not in self.per_thread))
         if acc:
             tile_vars.remove(red_out)
             combine, init = _ACCUMULATE[red]
             lines.append((f"{red_out}.fill({self._bind(f'z{i}', init)})", None))
         if tiled:
             tiles = f"T{i}"
-            self.closure.append(tiles)
+            self.per_thread.append(tiles)
             self._tiles[tiles] = (step, tile_vars)
             lines.append((f"for i, j, {', '.join(f't_{v}' for v in tile_vars)} in {tiles}:", None))
             indent = "    "
@@ -323,7 +370,8 @@ class _Generator:
 
 class NumpyExecutable:
     """Runs one compiled plan: ``exe(ctx, feeds)`` as the reference executor, or
-    ``exe.call(ctx, *feed_arrays)`` in the plan's feed order (the lowest-overhead path)."""
+    ``exe.call(ctx, *feed_arrays)`` in the plan's feed order (the lowest-overhead path: the
+    generated function itself)."""
 
     def __init__(self, plan, check_numerics=False):
         self.plan = plan
@@ -333,49 +381,30 @@ class NumpyExecutable:
         self._source = gen.generate()
         self.source = "\n".join(self._source.lines)
         self._filename = f"<graphc plan {next(_serial)}>"
-        gen.ns["array"] = np.array
-        gen.ns["as_tuple"] = _as_tuple
+        gen.ns.update(array=np.array, as_tuple=_as_tuple, GraphcError=GraphcError,
+                      LOCAL=threading.local(), ARENA=self._new_arena, FAIL=self._error)
         exec(compile(self.source, self._filename, "exec"), gen.ns)  # noqa: S102 - our own code
-        self._make = gen.ns["make"]
-        self._local = threading.local()
+        self.call = gen.ns["run"]
+        self._run_traced = gen.ns["run_traced"]
 
-    def _runners(self):
-        runners = self._local.__dict__.get("runners")
-        if runners is None:
-            runners = self._local.runners = self._make(*self._closure_values())
-        return runners
-
-    def _closure_values(self):
-        arena = np.empty(max(self.plan.peak_bytes, 1), np.uint8)
+    def _new_arena(self):
+        """This thread's arena: the views the generated code names, in its order."""
+        arena = np.empty(max(self.plan.arena_bytes, 1), np.uint8)
         views = {}
         for s in self.plan.slots:
             if s.kind in ("arena", "scratch"):
                 views[f"s{s.index}"] = (arena[s.offset:s.offset + s.nbytes]
                                         .view(s.dtype.np).reshape(s.shape))
         views.update(self._gen.tiles(views))
-        return [views[name] for name in self._gen.closure]
+        return tuple(views[name] for name in self._gen.per_thread)
 
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
 
-    def call(self, ctx, *feed_arrays):
-        try:
-            runners = self._local.__dict__.get("runners") or self._runners()
-            return runners[0](ctx, *feed_arrays)
-        except GraphcError:
-            raise
-        except Exception as e:  # noqa: BLE001 - turned into an error naming the user's line
-            raise self._error(e, ctx) from e
-
     def call_traced(self, ctx, feeds: dict):
         """Run once, timing every step: returns (results, per-step seconds, start time)."""
         marks: list = []
-        try:
-            results = self._runners()[1](ctx, marks, *[feeds[t] for t in self.feed_tensors])
-        except GraphcError:
-            raise
-        except Exception as e:  # noqa: BLE001
-            raise self._error(e, ctx) from e
+        results = self._run_traced(ctx, marks, *[feeds[t] for t in self.feed_tensors])
         durations = [b - a for a, b in zip(marks, marks[1:], strict=False)]
         return results, durations, marks[0]
 
@@ -396,7 +425,7 @@ class NumpyExecutable:
                 VARIABLE.numpy(ctx, unset, **unset.attrs)
             except GraphcError as e:
                 return e
-        # arena views are the frame's (closure) locals; constants live in its globals
+        # arena views are the frame's locals; constants live in its globals
         local = {**found.tb_frame.f_globals, **found.tb_frame.f_locals}
         if body is not None:
             fop = step.body[body]

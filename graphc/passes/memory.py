@@ -8,10 +8,14 @@ Rules:
     value lives to the end (it is copied out after the last step). A kernel that allocates
     its own result may return a view of an input (reshape, transpose…), so its inputs live
     as long as its result;
-  * an in-place step (see ``inplace.py``) writes into the buffer of the input it consumes;
+  * an in-place step (see ``inplace.py``) writes into the buffer of the input it consumes,
+    unless its output is fetched (a fetched result gets a buffer of its own, see below);
   * a fused kernel's per-tile scratch lives during its own step only;
   * buffers are packed largest first, each at the best-fitting gap (the smallest free gap
-    that holds it) among the buffers whose lifetimes overlap; ``peak`` is the arena size.
+    that holds it) among the buffers whose lifetimes overlap;
+  * planned values that are fetched (``Slot.result``) are packed after the intermediates,
+    in a region of their own: SPEC §7's ``peak`` counts intermediates only (feeds, fetched
+    results and variables not counted), and ``result_bytes`` is the size of that region.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ class Slot:
 
     ``kind``: "arena" (a planned intermediate), "scratch" (a fused kernel's tile memory),
     "feed", "const", "variable", or "dynamic" (allocated by its kernel at run time).
-    ``offset``/``nbytes`` place arena and scratch slots in the arena; ``start``/``end`` are
+    ``offset``/``nbytes`` place arena and scratch slots in the arena (a ``result`` slot:
+    past the intermediates' ``peak``); ``start``/``end`` are
     the first and last step that use it; ``name`` is the user tensor it holds."""
     index: int
     kind: str
@@ -48,6 +53,7 @@ class Slot:
     offset: int | None = None
     name: str = ""
     value: object = None        # the array of a "const" slot
+    result: bool = False        # a fetched value, placed after the intermediates
 
 
 def steps_of(program: Program) -> list:
@@ -204,14 +210,16 @@ def pack(slots) -> int:
 
 def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     """Record the layout in ``annotations["memory"]``: steps, slots, the slot of every value,
-    each fused step's body slots, and the peak arena bytes."""
+    each fused step's body slots, the peak bytes of the intermediates and the bytes of the
+    fetched results placed after them."""
     from .inplace import SAFE_INPLACE
     steps = steps_of(program)
     slot_of, slots = value_slots(program, steps)
     lifetimes(program, steps, slot_of)
-    for _i, n in enumerate(steps):        # in-place: the output takes the dying input's slot
+    fetched = dict.fromkeys(program.fetches)     # ordered: the layout is the same every time
+    for n in steps:                       # in-place: the output takes the dying input's slot
         pos = program.annotations.get("inplace", {}).get(n)
-        if pos is not None:
+        if pos is not None and (n, 0) not in fetched:
             inp, out = slot_of[n.inputs[pos]], slot_of[(n, 0)]
             inp.end = max(inp.end, out.end)
             out.kind = "alias"
@@ -221,7 +229,14 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     slots = [s for s in slots if s.kind != "alias"]
     for k, s in enumerate(slots):
         s.index = k
-    peak = pack(slots)
+    results = [slot_of[v] for v in fetched if slot_of[v].kind == "arena"]
+    for s in results:
+        s.result = True
+    peak = pack([s for s in slots if not s.result])
+    result_bytes = pack(results)
+    for s in results:                     # pack() placed them from 0; peak is ALIGN-ed
+        s.offset += peak
     program.annotations["memory"] = {"steps": steps, "slots": slots, "slot_of": slot_of,
-                                     "bodies": bodies, "peak": peak, "tile_elems": tile_elems}
+                                     "bodies": bodies, "peak": peak, "result_bytes": result_bytes,
+                                     "tile_elems": tile_elems}
     return program
