@@ -8,12 +8,17 @@ shape. A shape tensor is resolved to one of those when it is built:
   * ``tf.shape(t)`` of a partly unknown ``t`` becomes "like ``t``";
   * in a reshape list, one element known only at run time becomes ``-1`` (inferred from
     the element count, which gives the same result).
-Anything else raises a ShapeError saying graphc needs a static shape."""
+Anything else raises a ShapeError saying graphc needs a static shape.
+
+``tf.range`` with a bound known only at run time (``tf.range(tf.shape(x)[0])``, the classic
+"index of each example" idiom) is the one op here whose length is not a shape of a tensor:
+it is built as a small user op (``np.arange`` of its run-time scalars), length ``None``."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import as_dtype, default_dtype_of
 from ..errors import ShapeError, user_location
 from ..ir.node import Tensor
 from ..ops import array as _array
@@ -138,3 +143,39 @@ def random(kind, shape, dtype, seed, name, **params):
     if kind == "random_uniform":
         return draw * (convert(hi, like=draw) - convert(lo, like=draw)) + lo
     return draw * convert(hi, like=draw) + lo
+
+
+_runtime_range = None   # the user op behind tf.range of run-time bounds, made on first use
+
+
+def _arange(start, limit, delta):
+    """``np.arange`` of three run-time scalars."""
+    return np.arange(start, limit, delta)
+
+
+def range_(start, limit=None, delta=1, dtype=None, name="range"):
+    """TF's ``tf.range``: a constant when every bound is known while the graph is built,
+    else a run-time ``np.arange`` of length ``None`` in the bounds' dtype (int32 for
+    ``tf.shape`` elements, as TF)."""
+    global _runtime_range
+    if limit is None:
+        start, limit = 0, start
+    bounds = (start, limit, delta)
+    values = [static_value(b) for b in bounds]
+    if all(v is not None for v in values):
+        return _array.range(*(v.item() for v in values), dtype=dtype, name=name)
+    tensors = [b for b in bounds if isinstance(b, Tensor)]
+    dtype = as_dtype(dtype) if dtype is not None else (
+        tensors[0].dtype if all(t.dtype is tensors[0].dtype for t in tensors) else
+        default_dtype_of([v for v in values if v is not None] or [0]))
+    scalars = [_array.cast(b, dtype) if isinstance(b, Tensor) else convert(b, dtype=dtype)
+               for b in bounds]
+    for b in scalars:
+        if b.shape is not None and len(b.shape) != 0:
+            raise ShapeError(f"tf.range needs scalar bounds, got {b.describe()}",
+                             user_location())
+    if _runtime_range is None:
+        from ..ops.custom import register_op
+        _runtime_range = register_op("compat_v1_range", _arange, shape_fn=lambda *s: (None,),
+                                     doc="tf.range over bounds known when the graph runs")
+    return _runtime_range(*scalars, name=name)

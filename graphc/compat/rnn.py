@@ -5,7 +5,8 @@ graphc graphs have no loops, so a recurrence over a sequence of static length is
 one cell application per time step, all sharing the cell's variables (the first step
 creates them, the others reuse them). That is exactly what ``static_rnn`` always did; for
 ``dynamic_rnn`` it needs the time dimension to be static (it is, in the classic
-"MNIST rows as a sequence" tutorials), and ``sequence_length`` is not supported.
+"MNIST rows as a sequence" tutorials). ``sequence_length`` (static and dynamic rnn) masks
+the steps past each example's length, as TF does: zero outputs, the state carried through.
 
 The cells follow TF 1.x's math and variable names: ``<scope>/basic_lstm_cell/kernel`` of
 shape ``(input_depth + num_units, 4 * num_units)`` with gates in i, j, f, o order and
@@ -18,8 +19,8 @@ from collections import namedtuple
 
 from ..errors import ShapeError, user_location
 from ..ir.node import Tensor
-from ..ops.array import concat, split, stack, unstack, zeros, zeros_like
-from ..ops.elementwise import sigmoid, tanh
+from ..ops.array import cast, concat, expand_dims, split, stack, unstack, zeros, zeros_like
+from ..ops.elementwise import greater, sigmoid, tanh, where
 from ..ops.linalg import matmul
 from ..ops.nn import bias_add
 from ..ops.reduce import reduce_sum
@@ -245,17 +246,35 @@ def _initial(cell, inputs0, initial_state, dtype):
     return cell.zero_state(_shape(x)[0], dtype)
 
 
+def _select_state(alive, new, old):
+    """``new`` where ``alive`` else ``old``, through nested state tuples (LSTMStateTuple,
+    MultiRNNCell's tuple of states)."""
+    if isinstance(new, tuple):
+        parts = [_select_state(alive, n, o) for n, o in zip(new, old, strict=True)]
+        return type(new)(*parts) if hasattr(new, "_fields") else tuple(parts)
+    return where(alive, new, old)
+
+
 def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=None, scope=None):
     """Run ``cell`` over the list ``inputs`` (one (batch, depth) tensor per step); returns
-    ``(outputs, final_state)``."""
-    if sequence_length is not None:
-        raise missing("nn", "static_rnn(sequence_length=)")
+    ``(outputs, final_state)``.
+
+    With ``sequence_length`` (one length per example), step ``t`` of an example with length
+    ``<= t`` outputs zeros and leaves its state alone, so the final state is the state after
+    the example's last step (TF's rule; the cell still runs on the padding, then is masked)."""
     inputs = list(inputs)
     state = _initial(cell, inputs[0], initial_state, dtype)
+    lengths = None if sequence_length is None else cast(convert(sequence_length), "int32")
     outputs = []
     with variable_scope(scope or "rnn"):
-        for x in inputs:
-            out, state = cell(x, state)
+        for t, x in enumerate(inputs):
+            out, new_state = cell(x, state)
+            if lengths is None:
+                state = new_state
+            else:
+                alive = expand_dims(greater(lengths, t), 1)        # (batch, 1)
+                out = where(alive, out, zeros_like(out))
+                state = _select_state(alive, new_state, state)
             outputs.append(out)
     return outputs, state
 
@@ -264,8 +283,6 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
                 parallel_iterations=None, swap_memory=False, time_major=False, scope=None):
     """``static_rnn`` over the static time axis of ``inputs`` ((batch, time, depth), or
     (time, batch, depth) with ``time_major``); outputs are stacked back on that axis."""
-    if sequence_length is not None:
-        raise missing("nn", "dynamic_rnn(sequence_length=)")
     x = convert(inputs)
     axis = 0 if time_major else 1
     steps = x.shape[axis] if x.shape is not None else None
@@ -273,7 +290,7 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
         raise ShapeError(f"dynamic_rnn unrolls the sequence, so its length must be static: "
                          f"{x.describe()}", user_location())
     outputs, state = static_rnn(cell, unstack(x, axis=axis), initial_state, dtype,
-                                scope=scope)
+                                sequence_length, scope=scope)
     return stack(outputs, axis=axis), state
 
 
@@ -281,6 +298,8 @@ def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
                              initial_state_bw=None, dtype=None, sequence_length=None,
                              scope=None):
     """Forward and backward passes; each output is ``concat([fw, bw])`` for its step."""
+    if sequence_length is not None:     # the backward pass would need reverse_sequence
+        raise missing("nn", "static_bidirectional_rnn(sequence_length=)")
     inputs = list(inputs)
     with variable_scope(scope or "bidirectional_rnn"):
         with variable_scope("fw"):

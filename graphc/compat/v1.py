@@ -47,7 +47,6 @@ from ..ops.array import (
     identity,
     ones_like,
     pad,
-    range,
     rank,
     slice,  # noqa: A004 - tf.slice
     stack,
@@ -177,6 +176,9 @@ def zeros(shape, dtype=float32, name=None):
 
 def ones(shape, dtype=float32, name=None):
     return dynamic.filled(1, shape, as_dtype(dtype), name, "ones")
+
+
+range = dynamic.range_  # noqa: A001 - tf.range; run-time bounds too (tf.range(tf.shape(x)[0]))
 
 
 def reshape(tensor, shape, name=None):
