@@ -53,3 +53,34 @@ def test_malformed_option_values_are_bad_usage(tmp_path):
             code = e.code
         assert code == 2, argv
     assert _cli("compile", str(path), "--dim", "N=4")[0] == 0
+
+
+ADAM_MODEL = """model m {
+  input x : f32[N, 2]
+  param w : f32[2, 1] = normal(stddev=0.1, seed=1)
+  loss = reduce_mean((x @ w - 1.0) ** 2)
+  output loss
+  train loss with adam(lr=0.1)
+}
+"""
+
+
+def test_round_trip_after_an_initializer_names_the_clause_slots():
+    """The usual Python steps after loading a model (gc.global_variables_initializer(), which
+    groups the optimizer's slot initializers) must keep graph.to_text() loadable and exact:
+    the clause is then written out node by node."""
+    g = graphc.loads(ADAM_MODEL)
+    with graphc.Session(graph=g) as s:
+        s.run(graphc.global_variables_initializer())
+        text = g.to_text()
+        feeds = {"x": [[1.0, 2.0], [3.0, 4.0]]}
+        for _ in range(3):
+            s.run("train", feeds)
+        want = s.run("loss", feeds)
+    g2 = graphc.loads(text)
+    assert g2.to_text() == text
+    with graphc.Session(graph=g2) as s:
+        s.run(graphc.global_variables_initializer())
+        for _ in range(3):
+            s.run("train", feeds)
+        assert abs(s.run("loss", feeds) - want) < 1e-6

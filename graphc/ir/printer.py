@@ -112,7 +112,7 @@ class _Printer:
         from .graph import TRAIN_CLAUSES
         self.graph = graph
         self.ops = graph.get_operations()
-        self.clauses = graph.get_collection(TRAIN_CLAUSES)
+        self.clauses = [c for c in graph.get_collection(TRAIN_CLAUSES) if self._writable(c)]
         self.hidden = set()          # ops another statement writes (initializers, clauses)
         for c in self.clauses:
             self.hidden |= {op for op in self.ops if c.first_id <= op.id <= c.last_id}
@@ -124,6 +124,22 @@ class _Printer:
         for op in self.ops:
             if op.type == "variable":
                 self._plan_param(op)
+
+    def _writable(self, clause) -> bool:
+        """A clause is written as ``train`` only while no op outside it uses a node it built
+        (an initializer group made after it names its slots, say): the loader runs clauses
+        last, so no statement could name those nodes. Otherwise its nodes are written one by
+        one, like a training step built in Python."""
+        def inside(op):
+            return clause.first_id <= op.id <= clause.last_id
+        for op in self.ops:
+            if inside(op):
+                continue
+            var = op.attrs.get("var")
+            if (any(inside(t.op) for t in op.inputs) or any(inside(c) for c in op.control_inputs)
+                    or (isinstance(var, type(op)) and inside(var))):
+                return False
+        return True
 
     def _plan_param(self, var_op):
         init = getattr(var_op.outputs[0], "initializer", None)
