@@ -341,9 +341,11 @@ def cmd_viz(args) -> int:
         except (subprocess.SubprocessError, OSError) as e:
             raise GraphcError(f"Graphviz's dot failed: {e}") from None
         return _write(out, svg)
-    if out.endswith(".svg"):
-        out = out[:-4] + ".dot"
-        print("graphviz's `dot` is not installed: writing the DOT text instead", file=sys.stderr)
+    if out.endswith(".svg"):    # no Graphviz: graphc's own plainer layered drawing
+        from .svg import dot_to_svg
+        print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
+              file=sys.stderr)
+        return _write(out, dot_to_svg(dot_text))
     return _write(out, dot_text)
 
 

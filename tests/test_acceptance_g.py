@@ -84,3 +84,21 @@ def test_round_trip_after_an_initializer_names_the_clause_slots():
         for _ in range(3):
             s.run("train", feeds)
         assert abs(s.run("loss", feeds) - want) < 1e-6
+
+
+def test_viz_writes_the_svg_it_is_asked_for(tmp_path, monkeypatch):
+    """`graphc viz MODEL.g -o graph.svg` writes graph.svg, with or without Graphviz: without
+    it graphc draws the before/after clusters itself."""
+    import xml.dom.minidom
+
+    import graphc.cli
+    monkeypatch.setattr(graphc.cli.shutil, "which", lambda name: None)   # no `dot` here
+    path = tmp_path / "m.g"
+    path.write_text(MODEL, encoding="utf-8")
+    out = tmp_path / "graph.svg"
+    code, _, err = _cli("viz", str(path), "-o", str(out))
+    assert code == 0 and "plain layered SVG" in err
+    doc = xml.dom.minidom.parseString(out.read_text())
+    texts = [t.firstChild.data for t in doc.getElementsByTagName("text") if t.firstChild]
+    assert any(t.startswith("before") for t in texts) and any(t.startswith("after") for t in texts)
+    assert "x" in texts and "y" in texts
