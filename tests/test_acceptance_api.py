@@ -97,3 +97,16 @@ def test_compile_takes_the_fetch_structures_run_takes(opt):
         assert plan.stats["nodes_after"] == flat
     with pytest.raises(gc.GraphcError, match="cannot compile"):
         gc.compile({"a": [3.0]}, feed_shapes={x: (2, 3)}, optimize=opt)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: gc.zeros(gc.shape(x)), lambda x: gc.fill(gc.shape(x), 1.0),
+    lambda x: gc.broadcast_to(x[0], gc.shape(x)), lambda x: gc.reshape(x, gc.shape(x))])
+def test_shape_arguments_from_gc_shape(make):
+    """TF1 code passes gc.shape(x) as a shape: a static one is its value; a dynamic one is a
+    ShapeError naming the *_like op to use (not an error about iterating a tensor)."""
+    static = gc.placeholder(gc.float32, shape=(2, 4))
+    assert make(static).shape == (2, 4)
+    dynamic = gc.placeholder(gc.float32, shape=(None, 4))
+    with pytest.raises(gc.ShapeError, match="_like"):
+        make(dynamic)

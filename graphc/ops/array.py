@@ -121,12 +121,23 @@ RESHAPE_LIKE = register(OpDef(
     samples=lambda rng: [([_randn(rng, 3, 4), _randn(rng, 2, 6)], {})]))
 
 
+def _shape_value(shape, what, instead):
+    """A shape argument as Python ints. A constant int vector (``gc.shape`` of a tensor whose
+    shape is static is one) reads as its value; any other tensor has no value while the
+    graph is built, so it is a ShapeError that says what to use instead."""
+    if not isinstance(shape, Tensor):
+        return shape
+    value = shape.op.attrs.get("value") if shape.op.type == "const" else None
+    if value is not None and value.ndim == 1 and shape.dtype.is_integer:
+        return [int(d) for d in value]
+    raise ShapeError(f"{what} needs a static shape (a tuple of ints), got {shape.describe()}; for "
+                     f"a shape known only at run time use {instead}")
+
+
 def reshape(x, shape, name=None):
     """``shape`` may hold one -1; it is inferred from the element count."""
     x = convert(x)
-    if isinstance(shape, Tensor):
-        raise GraphcError("reshape needs a static shape (a tuple of ints); for a shape known only "
-                          "at run time use gc.reshape_like(x, other_tensor)")
+    shape = _shape_value(shape, "reshape", "gc.reshape_like(x, other_tensor)")
     shape = tuple(-1 if d is None else int(d) for d in shape)
     if x.shape is not None and tuple(x.shape) == shape:
         return x
@@ -550,6 +561,7 @@ BROADCAST_LIKE = register(OpDef(
 def broadcast_to(x, shape, name=None):
     """``x`` broadcast to the static ``shape`` (numpy's rules)."""
     x = convert(x)
+    shape = _shape_value(shape, "broadcast_to", "gc.broadcast_like(x, other_tensor)")
     return BROADCAST_TO(x, name=name, shape=tuple(int(d) for d in shape))
 
 
@@ -650,6 +662,8 @@ FILL_LIKE = register(OpDef(
 def fill(dims, value, dtype=None, name=None):
     """A tensor of shape ``dims`` filled with ``value``."""
     dtype = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of(value)
+    dims = _shape_value(dims, "fill (zeros, ones)",  # gc.zeros(gc.shape(x)), as in TF1
+                        "gc.zeros_like(x), gc.ones_like(x) or gc.fill_like(x, value)")
     shape = as_shape(dims)
     if not fully_known(shape):
         raise ShapeError(f"fill needs a static shape, got {dims}; use gc.fill_like")
