@@ -227,3 +227,31 @@ def test_bidirectional_rnn_refuses_sequence_lengths_rather_than_ignoring_them():
     cells = tf.nn.rnn_cell.GRUCell(4), tf.nn.rnn_cell.GRUCell(4)
     with pytest.raises(MissingAPIError, match="sequence_length"):
         tf.nn.static_bidirectional_rnn(*cells, x, dtype=tf.float32, sequence_length=[1, 2])
+
+
+def test_gather_nd_picks_index_rows_and_routes_gradients_back():
+    # the RNN scripts' other way to take each example's last output:
+    # tf.gather_nd(outputs, tf.stack([tf.range(batch), seqlen - 1], axis=1))
+    params = tf.placeholder(tf.float32, [None, 3, 4])
+    rows = tf.placeholder(tf.int32, [None, 2])
+    picked = tf.gather_nd(params, rows)
+    whole = tf.gather_nd(params, [[1]])                       # k=1: whole (3, 4) slices
+    cells = tf.gather_nd(params, [[[0, 1, 2], [1, 2, 3]]])   # k=rank: single elements
+    grad, = tf.gradients(tf.reduce_sum(picked * 2.0), [params])
+    assert picked.shape.as_list() == [None, 4] and whole.shape.as_list() == [1, 3, 4]
+    p = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    r = np.array([[0, 1], [1, 2], [0, 1]])
+    with tf.Session() as sess:
+        got, got_whole, got_cells, got_grad = sess.run([picked, whole, cells, grad],
+                                                       {params: p, rows: r})
+    np.testing.assert_array_equal(got, p[r[:, 0], r[:, 1]])
+    np.testing.assert_array_equal(got_whole, p[[1]])
+    np.testing.assert_array_equal(got_cells, [[p[0, 1, 2], p[1, 2, 3]]])
+    want = np.zeros_like(p)
+    np.add.at(want, (r[:, 0], r[:, 1]), 2.0)               # a repeated row gets 4
+    np.testing.assert_array_equal(got_grad, want)
+
+
+def test_gather_nd_needs_static_trailing_dims():
+    with pytest.raises(ShapeError, match="gather_nd"):
+        tf.gather_nd(tf.placeholder(tf.float32, [None, None]), [[0, 1]])

@@ -35,6 +35,8 @@ from .. import dtypes as _D
 from ..dtypes import DType, as_dtype, float16, float32, float64, int8, int16, int32, int64, uint8
 from ..dtypes import bool_ as bool  # noqa: A001 - tf.bool
 from ..errors import GraphcError, OpError, UnimplementedError
+from ..errors import ShapeError as _ShapeError
+from ..errors import user_location as _user_location
 from ..ir import Graph, Operation, Tensor, TensorShape, get_default_graph, reset_default_graph
 from ..ops import array as _array
 from ..ops import reduce as _reduce
@@ -398,6 +400,28 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
     return _array.one_hot(indices, depth, on_value=1 if on_value is None else on_value,
                           off_value=0 if off_value is None else off_value,
                           axis=-1 if axis is None else axis, dtype=dtype, name=name)
+
+
+def gather_nd(params, indices, name=None, batch_dims=0):
+    """``params[tuple(indices[..., :])]`` for each index row: the rows address the first
+    ``k = indices.shape[-1]`` axes. Built as one ``gather`` on ``params`` flattened over those
+    axes (row-major offsets), so its gradient is gather's; ``params.shape[1:]`` must be
+    static, the first axis may be ``None``."""
+    params, indices = convert_to_tensor(params), convert_to_tensor(indices)
+    if batch_dims:
+        raise missing("", "gather_nd(batch_dims=)")
+    k = indices.shape[-1] if indices.shape is not None and len(indices.shape) else None
+    if not isinstance(k, builtins.int) or params.shape is None or k > len(params.shape) or \
+            not builtins.all(isinstance(d, builtins.int) for d in params.shape[1:]):
+        raise _ShapeError(f"gather_nd needs indices with a static last axis of at most "
+                          f"params' rank, and params with static dims after the first: "
+                          f"params {params.describe()}, indices {indices.describe()}",
+                          _user_location())
+    dims = params.shape[1:k]
+    strides = np.cumprod([1] + builtins.list(dims[::-1]), dtype=np.int64)[::-1]
+    offsets = _reduce.reduce_sum(indices * strides.astype(indices.dtype.np), axis=-1)
+    flat = reshape(params, [-1] + builtins.list(params.shape[k:]))
+    return gather(flat, offsets, name=name)
 
 
 def where(condition, x=None, y=None, name=None):
