@@ -15,6 +15,7 @@ import time
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from . import gpu  # noqa: E402
 from .workloads import WORKLOADS  # noqa: E402 - numpy must see the thread settings
 
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -83,6 +84,12 @@ def main(argv=None):
     print(f"graphc benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"{args.clock} clock")
+    why = gpu.unavailable_reason()
+    if why:
+        print(f"GPU contenders: none ({why.splitlines()[0]})")
+    else:     # a GPU contender's process mostly waits: its CPU time says little
+        print("GPU contenders: graphc cupy (eager, CUDA Graph), torch cuda when importable"
+              + ("; compare them with --clock wall" if args.clock == "cpu" else ""))
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     for name in names:
         contenders = WORKLOADS[name]()
@@ -95,6 +102,7 @@ def main(argv=None):
                   f"{plan.stats['nodes_after']} nodes, {plan.stats['kernels']} kernels, "
                   f"peak {plan.stats['peak_bytes']} bytes")
             continue
+        contenders.update(gpu.contenders(name))      # {} without a GPU
         report(name, measure(contenders, args.rounds, args.budget, args.settle))
 
 

@@ -212,3 +212,30 @@ def test_the_cupy_executor_places_its_partials_after_the_fetched_results():
     assert not any(np.shares_memory(p, r) for p in exe._partials for r in results)
     np.testing.assert_allclose(got_total, np.exp(np.sin(value) * 0.5).sum(axis=1), rtol=1e-5)
     np.testing.assert_allclose(got_scaled, np.tanh(value) * 2 + 1, rtol=1e-6, atol=2.0 ** -21)
+
+
+# --- the numpy executor's kernels ------------------------------------------------------------
+
+@pytest.mark.parametrize("b", [0.0, -0.0, 2.5, np.nan])
+@pytest.mark.parametrize("alias", [False, True])
+def test_select_blends_bits_exactly(b, alias):
+    from graphc.backends.numpy_backend import _select
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((64, 33)).astype(np.float32)
+    a.ravel()[:6] = [np.nan, np.inf, -np.inf, -0.0, 0.0, -1e-45]
+    c = rng.random((64, 33)) < 0.5
+    c.ravel()[:6] = [True, False] * 3
+    want = np.where(c, a, np.float32(b))
+    out = a if alias else np.empty_like(a)     # where(c, a, 0) written over its own input
+    got = _select(c, a, np.array(b, np.float32), out=out)
+    assert got is out and np.array_equal(got.view(np.int32), want.view(np.int32))
+
+
+# --- the benchmark runner's GPU contenders -----------------------------------------------------
+
+def test_gpu_contenders_are_absent_without_a_gpu_and_for_cpu_workloads():
+    from benchmarks import gpu
+    from benchmarks.workloads import WORKLOADS
+    assert gpu.contenders("linreg") == {} and gpu.contenders("compile") == {}
+    if gpu.unavailable_reason() is not None:
+        assert all(gpu.contenders(name) == {} for name in WORKLOADS)

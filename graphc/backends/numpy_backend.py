@@ -49,11 +49,20 @@ def _select(c, a, b, out=None):
     if out is None:
         return E.WHERE.numpy(c, a, b)
     ints = np.dtype(f"i{out.dtype.itemsize}")
-    m = np.asarray(c).astype(ints)
+    c, a = np.asarray(c), np.asarray(a)
+    bits = np.asarray(b).view(ints)
+    if (c.dtype == np.bool_ and bits.size == 1 and bits.reshape(())[()] == 0
+            and not np.may_share_memory(a, out) and not np.may_share_memory(c, out)):
+        # where(c, a, 0) (a ReLU's gradient): the mask is built in ``out`` itself, as
+        # -c (0 or all ones); a temporary of out's size would cost a pass and page faults
+        o = out.view(ints)
+        np.negative(c.view(np.int8), out=o, casting="unsafe")
+        np.bitwise_and(a.view(ints), o, out=o)
+        return out
+    m = c.astype(ints)
     np.negative(m, out=m)
     o = out.view(ints)
-    np.bitwise_and(np.asarray(a).view(ints), m, out=o)
-    bits = np.asarray(b).view(ints)
+    np.bitwise_and(a.view(ints), m, out=o)
     if bits.size != 1 or bits.reshape(())[()] != 0:      # b == +0.0 adds nothing
         np.invert(m, out=m)
         np.bitwise_or(o, np.bitwise_and(bits, m), out=o)
