@@ -112,13 +112,15 @@ def weak_scalar_dtype(value, other: DType, *, where: str = "") -> DType:
         if other.is_floating:
             return other
     raise DTypeError(
-        f"{where}cannot combine Python {type(value).__name__} {value!r} with a {other.name} tensor; "
+        f"{where}cannot combine Python {type(value).__name__} {value!r} with a {other.name} "
+        "tensor; "
         f"use gc.cast(tensor, gc.float32) or a value of the tensor's kind"
     )
 
 
 def default_dtype_of(value) -> DType:
-    """dtype of a constant built from Python or numpy data: floats are float32 unless numpy says otherwise."""
+    """dtype of a constant built from Python or numpy data: floats are float32 unless numpy
+    says otherwise."""
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
         return as_dtype(value.dtype)
     arr = np.asarray(value)

@@ -85,7 +85,8 @@ def broadcast_shapes(*shapes: Shape):
         for i, d in enumerate(padded):
             r = broadcast_dim(out[i], d)
             if r is False:
-                raise ValueError(f"dimension {i - rank} is {out[i]} in one input and {d} in another")
+                raise ValueError(f"dimension {i - rank} is {out[i]} in one input and {d} in "
+                                 "another")
             out[i] = r
     return tuple(out)
 
@@ -93,7 +94,8 @@ def broadcast_shapes(*shapes: Shape):
 def format_shape(shape: Shape) -> str:
     if shape is None:
         return "<unknown rank>"
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    dims = ", ".join("?" if d is None else str(d) for d in shape)
+    return "(" + dims + ("," if len(shape) == 1 else "") + ")"
 
 
 def normalize_axis(axis: int, rank: int) -> int:

@@ -141,7 +141,8 @@ class Tensor:
 
     def __len__(self):
         if self._shape is None or not self._shape or not isinstance(self._shape[0], int):
-            raise DefineAndRunError(f"len() of {self.describe()}: its first dimension is not static",
+            raise DefineAndRunError(f"len() of {self.describe()}: its first dimension is not "
+                                    "static",
                                     self.op.location)
         return self._shape[0]
 

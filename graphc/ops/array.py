@@ -239,7 +239,8 @@ def squeeze(x, axis=None, name=None):
                              for a in (axis if isinstance(axis, (list, tuple)) else [axis])}))
         for a in axes:
             if isinstance(x.shape[a], int) and x.shape[a] != 1:
-                raise ShapeError(f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, not 1")
+                raise ShapeError(f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, "
+                                 "not 1")
     if not axes:
         return x
     return SQUEEZE(x, name=name, axis=axes)
@@ -293,7 +294,8 @@ def _split_like_infer(ins, attrs):
     outs = []
     for t in ins[1:]:
         shape = None if g.shape is None or t.shape is None else tuple(
-            t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i]) for i in builtins.range(len(g.shape)))
+            t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i])
+            for i in builtins.range(len(g.shape)))
         outs.append((g.dtype, shape))
     return outs
 
@@ -407,7 +409,8 @@ def _normalize_index(key, rank):
             out.extend([builtins.slice(None)] * (rank - n_real))
             n_real = rank  # only the first Ellipsis expands
         elif isinstance(k, builtins.slice):
-            out.append(builtins.slice(*(None if v is None else int(v) for v in (k.start, k.stop, k.step))))
+            bounds = (k.start, k.stop, k.step)
+            out.append(builtins.slice(*(None if v is None else int(v) for v in bounds)))
         else:
             out.append(k if k is None else int(k))
     out.extend([builtins.slice(None)] * (rank - sum(1 for k in out if k is not None)))
@@ -441,12 +444,14 @@ GETITEM = register(OpDef(
     "getitem", _getitem_infer, numpy=lambda x, key: x[key], kind="shape",
     grad=lambda op, g: [GETITEM_GRAD(g, op.inputs[0], key=op.attrs["key"])],
     samples=lambda rng: [([_randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2), -1)}),
-                         ([_randn(rng, 3, 4, 5)], {"key": (None, 0, builtins.slice(None), builtins.slice(None, -1))})]))
+                         ([_randn(rng, 3, 4, 5)],
+                          {"key": (None, 0, builtins.slice(None), builtins.slice(None, -1))})]))
 
 GETITEM_GRAD = register(OpDef(
     "getitem_grad", lambda ins, a: [(ins[0].dtype, ins[1].shape)], numpy=_getitem_grad_kernel,
     kind="shape", grad=lambda op, g: [GETITEM(g, key=op.attrs["key"]), None],
-    samples=lambda rng: [([_randn(rng, 2, 5), _randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2),)})]))
+    samples=lambda rng: [([_randn(rng, 2, 5), _randn(rng, 4, 5)],
+                          {"key": (builtins.slice(1, None, 2),)})]))
 
 
 def getitem(x, key, name=None):
@@ -667,7 +672,8 @@ def fill(dims, value, dtype=None, name=None):
     shape = as_shape(dims)
     if not fully_known(shape):
         raise ShapeError(f"fill needs a static shape, got {dims}; use gc.fill_like")
-    return FILL(name=name, shape=tuple(shape), value=np.asarray(value, dtype.np).item(), dtype=dtype)
+    return FILL(name=name, shape=tuple(shape), value=np.asarray(value, dtype.np).item(),
+                dtype=dtype)
 
 
 def zeros(shape, dtype=D.float32, name=None):

@@ -29,7 +29,8 @@ _KINDS = {
 
 def _check_kind(opname, kind, x):
     if not _KINDS[kind](x.dtype):
-        hint = " (use gc.cast(x, gc.float32))" if kind == "float" and not x.dtype.is_floating else ""
+        needs_cast = kind == "float" and not x.dtype.is_floating
+        hint = " (use gc.cast(x, gc.float32))" if needs_cast else ""
         raise DTypeError(f"{opname} needs a {kind} tensor, got {x.describe()}{hint}")
 
 
@@ -272,7 +273,8 @@ _where_infer.op_name = "where"
 
 
 def _where_samples(rng):
-    return [([rng.random((3, 4)) > 0.5, rng.standard_normal((3, 4)), rng.standard_normal((4,))], {})]
+    return [([rng.random((3, 4)) > 0.5, rng.standard_normal((3, 4)), rng.standard_normal((4,))],
+             {})]
 
 
 WHERE = register(OpDef(

@@ -142,7 +142,8 @@ def _einsum_infer(ins, attrs):
             raise ValueError(f"einsum: operand {s!r} has shape {t.shape}")
         for c, d in zip(s, t.shape):
             if c in dims and not dims_compatible(dims[c], d) and d != 1 and dims[c] != 1:
-                raise ValueError(f"einsum: index {c!r} is {dims[c]} in one operand and {d} in another")
+                raise ValueError(f"einsum: index {c!r} is {dims[c]} in one operand and {d} in "
+                                 "another")
             dims[c] = merge_dim(dims.get(c), d) if dims.get(c) != 1 else d
     return [(dtype, tuple(dims[c] for c in out))]
 

@@ -28,7 +28,8 @@ class OpDef:
     numpy: Callable | None = None
     grad: Callable | None = None
     expr: object = None                  # ScalarExpr for elementwise ops
-    kind: str = "other"                  # elementwise | reduction | matmul | shape | source | state | random | other
+    # elementwise | reduction | matmul | shape | source | state | random | other
+    kind: str = "other"
     stateful: bool = False               # kernel reads/writes session state: never folded or CSE'd
     differentiable: bool = True
     samples: Callable | None = None

@@ -70,7 +70,8 @@ def constant(value, dtype=None, shape=None, name=None) -> Tensor:
             try:
                 arr = arr.reshape(shape)
             except ValueError:
-                raise GraphcError(f"constant of {arr.size} elements cannot have shape {shape}") from None
+                raise GraphcError(f"constant of {arr.size} elements cannot have shape "
+                                  f"{shape}") from None
     arr.setflags(write=False)
     return CONST(name=name, value=arr)
 
@@ -84,7 +85,8 @@ def placeholder(dtype=D.float32, shape=None, name=None) -> Tensor:
 def placeholder_with_default(input, shape, name=None) -> Tensor:
     """``input`` unless a value is fed for this tensor."""
     x = convert(input)
-    return PLACEHOLDER_WITH_DEFAULT(x, name=name or "placeholder_with_default", shape=as_shape(shape))
+    return PLACEHOLDER_WITH_DEFAULT(x, name=name or "placeholder_with_default",
+                                    shape=as_shape(shape))
 
 
 def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") -> Tensor:
