@@ -15,8 +15,8 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 demo: $(VENV)/.installed
 	$(BIN)/python examples/demo.py
 	$(BIN)/graphc compile examples/two_layer.g --dim N=64
-	$(BIN)/python -c "import numpy as np, os; os.makedirs('build/demo', exist_ok=True); r = np.random.default_rng(0); x = r.standard_normal((64, 1000)).astype('f4'); np.save('build/demo/x.npy', x); np.save('build/demo/y.npy', 2 * x[:, :10])"
-	$(BIN)/graphc run examples/two_layer.g --feed x=build/demo/x.npy --feed y=build/demo/y.npy --train 200 --fetch loss
+	$(BIN)/python examples/linreg_data.py build/demo
+	$(BIN)/graphc run examples/linear_regression.g --feed x=build/demo/x.npy --feed y=build/demo/y.npy --train 500 --fetch loss,w,b
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest tests
