@@ -305,21 +305,47 @@ def _argmax_taps(x, ksize, strides, padding):
     """For each window, the flat index ``i * kw + j`` of its largest cell (the first on ties,
     as TF), shape (N, oh, ow, C)."""
     wins, out_hw = _padded_windows(x, ksize, strides, padding, -np.inf)
-    return wins.reshape(wins.shape[:4] + (-1,)).argmax(axis=-1), out_hw
+    kh, kw = ksize
+    if np.isnan(x).any():   # np.argmax's rule: the first NaN wins
+        return wins.reshape(wins.shape[:4] + (-1,)).argmax(axis=-1), out_hw
+    # a running max over the taps: kh * kw elementwise passes over (N, oh, ow, C) arrays,
+    # much faster than argmax along a short axis of a copied window array
+    # (arithmetic on the mask, not np.copyto(where=...), which is several times slower)
+    best = wins[..., 0, 0].copy()
+    arg = np.zeros(best.shape, np.min_scalar_type(kh * kw))
+    for t in range(1, kh * kw):
+        v = wins[..., t // kw, t % kw]
+        take = v > best                  # strictly: the first of equal cells keeps the window
+        arg ^= (arg ^ t) * take          # arg = t where take
+        np.maximum(best, v, out=best)
+    return arg, out_hw
 
 
 def _max_pool_grad(x, g, ksize, strides, padding):
     arg, _ = _argmax_taps(x, ksize, strides, padding)
     kw = ksize[1]
-    return _scatter_taps(lambda i, j: np.where(arg == i * kw + j, g, 0), x.shape, ksize,
-                         strides, padding, g.dtype)
+    finite = np.isfinite(g).all()
+
+    def pick(i, j):
+        # g * mask equals np.where(mask, g, 0) when g is finite, and is several times faster
+        won = arg == i * kw + j
+        return g * won if finite else np.where(won, g, 0)
+    return _scatter_taps(pick, x.shape, ksize, strides, padding, g.dtype)
 
 
 def _max_pool_select(x, d, ksize, strides, padding):
     arg, _ = _argmax_taps(x, ksize, strides, padding)
     wins, _ = _padded_windows(d, ksize, strides, padding, 0)
-    flat = wins.reshape(wins.shape[:4] + (-1,))
-    return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    if not np.isfinite(d).all():
+        flat = wins.reshape(wins.shape[:4] + (-1,))
+        return np.take_along_axis(flat, arg[..., None], axis=-1)[..., 0]
+    # finite d: a sum of masked taps (all but one term zero) is exact and several times
+    # faster than take_along_axis over a copy of the windows
+    kw = ksize[1]
+    out = np.zeros(arg.shape, d.dtype)
+    for t in range(ksize[0] * kw):
+        out += wins[..., t // kw, t % kw] * (arg == t)
+    return out
 
 
 def _pool_attrs(op):
