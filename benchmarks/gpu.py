@@ -18,7 +18,7 @@ import numpy as np
 
 import graphc as gc
 
-from .workloads import CHAIN_N, _mlp_data, _peer, chain_graphc
+from .workloads import CHAIN_N, _mlp_data, _peer, chain_graphc, torch_sgd_step
 
 
 def unavailable_reason():
@@ -74,21 +74,8 @@ def _mlp(n, sizes, loss_kind, lr):
         tW = [torch.tensor(w, device=dev, requires_grad=True) for w in W0]
 
         def torch_step():
-            h = tX.to(dev)                   # feeds cross the bus every step, as graphc's do
-            yb = tY.to(dev)
-            for i, w in enumerate(tW):
-                h = h @ w
-                h = torch.relu(h) if i < len(tW) - 1 else h
-            if loss_kind == "sse":
-                loss = ((h - yb) ** 2).sum()
-            else:
-                loss = torch.nn.functional.cross_entropy(h, yb)
-            loss.backward()
-            with torch.no_grad():
-                for w in tW:
-                    w.sub_(lr * w.grad)
-                    w.grad = None
-            return loss.item()              # the fetch: synchronizes
+            # feeds cross the bus every step, as graphc's do; .item() is the fetch (it syncs)
+            return torch_sgd_step(torch, tW, tX.to(dev), tY.to(dev), loss_kind, lr).item()
         out["torch cuda eager"] = torch_step
     return out
 

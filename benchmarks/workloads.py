@@ -30,6 +30,25 @@ def _mlp_data(n, sizes, seed=0):
     return X, Y, Ws
 
 
+def torch_sgd_step(torch, weights, x, y, loss_kind, lr):
+    """One SGD step of the ReLU MLP in torch eager: the peer's step on CPU and on CUDA."""
+    h = x
+    for i, w in enumerate(weights):
+        h = h @ w
+        if i < len(weights) - 1:
+            h = torch.relu(h)
+    if loss_kind == "sse":
+        loss = ((h - y) ** 2).sum()
+    else:
+        loss = torch.nn.functional.cross_entropy(h, y)
+    loss.backward()
+    with torch.no_grad():
+        for w in weights:
+            w.sub_(lr * w.grad)
+            w.grad = None
+    return loss
+
+
 def build_mlp(n, sizes, loss_kind, lr):
     """A ReLU MLP training step (no biases), SGD; loss "sse" (sum of squared error) or "xent"
     (mean softmax cross-entropy)."""
@@ -109,21 +128,7 @@ def build_mlp(n, sizes, loss_kind, lr):
         tW = [torch.tensor(w, requires_grad=True) for w in W0]
 
         def torch_step():
-            h = tX
-            for i, w in enumerate(tW):
-                h = h @ w
-                if i < len(tW) - 1:
-                    h = torch.relu(h)
-            if loss_kind == "sse":
-                loss = ((h - tY) ** 2).sum()
-            else:
-                loss = torch.nn.functional.cross_entropy(h, tY)
-            loss.backward()
-            with torch.no_grad():
-                for w in tW:
-                    w.sub_(lr * w.grad)
-                    w.grad = None
-            return loss
+            return torch_sgd_step(torch, tW, tX, tY, loss_kind, lr)
         out["torch eager"] = torch_step
 
     jax = _peer("jax")
