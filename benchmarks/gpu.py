@@ -18,7 +18,7 @@ import numpy as np
 
 import graphc as gc
 
-from .workloads import CHAIN_N, _mlp_data, _peer, chain_graphc, torch_sgd_step
+from .workloads import CHAIN_N, _mlp_data, _peer, chain_graphc, mlp_graph, torch_sgd_step
 
 
 def unavailable_reason():
@@ -49,21 +49,7 @@ def _graphc_runner(graph, fetches, feeds, init=None, cuda_graph=False):
 
 def _mlp(n, sizes, loss_kind, lr):
     X, Y, W0 = _mlp_data(n, sizes)
-    graph = gc.Graph()
-    with graph.as_default():
-        x = gc.placeholder(gc.float32, (None, sizes[0]), name="x")
-        y = gc.placeholder(gc.float32, (None, sizes[-1]), name="y")
-        ws = [gc.Variable(w, name=f"w{i}") for i, w in enumerate(W0)]
-        h = x
-        for i, w in enumerate(ws):
-            h = h @ w
-            h = gc.relu(h) if i < len(ws) - 1 else h
-        if loss_kind == "sse":
-            loss = gc.reduce_sum((h - y) ** 2)
-        else:
-            loss = gc.reduce_mean(gc.softmax_cross_entropy_with_logits(labels=y, logits=h))
-        train = gc.train.GradientDescentOptimizer(lr).minimize(loss)
-        init = gc.global_variables_initializer()
+    graph, x, y, train, loss, init = mlp_graph(W0, loss_kind, lr)
     out = {"graphc cupy": _graphc_runner(graph, [train, loss], {x: X, y: Y}, init)}
     out["graphc cupy+graph"] = _graphc_runner(graph, [train, loss], {x: X, y: Y}, init,
                                               cuda_graph=True)

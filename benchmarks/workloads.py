@@ -49,17 +49,12 @@ def torch_sgd_step(torch, weights, x, y, loss_kind, lr):
     return loss
 
 
-def build_mlp(n, sizes, loss_kind, lr):
-    """A ReLU MLP training step (no biases), SGD; loss "sse" (sum of squared error) or "xent"
-    (mean softmax cross-entropy)."""
-    X, Y, W0 = _mlp_data(n, sizes)
-    out = {}
-
-    # graphc
+def mlp_graph(W0, loss_kind, lr):
+    """graphc's MLP training step, in a graph of its own: (graph, x, y, train, loss, init)."""
     graph = gc.Graph()
     with graph.as_default():
-        x = gc.placeholder(gc.float32, (None, sizes[0]), name="x")
-        y = gc.placeholder(gc.float32, (None, sizes[-1]), name="y")
+        x = gc.placeholder(gc.float32, (None, W0[0].shape[0]), name="x")
+        y = gc.placeholder(gc.float32, (None, W0[-1].shape[1]), name="y")
         ws = [gc.Variable(w, name=f"w{i}") for i, w in enumerate(W0)]
         h = x
         for i, w in enumerate(ws):
@@ -72,6 +67,17 @@ def build_mlp(n, sizes, loss_kind, lr):
             loss = gc.reduce_mean(gc.softmax_cross_entropy_with_logits(labels=y, logits=h))
         train = gc.train.GradientDescentOptimizer(lr).minimize(loss)
         init = gc.global_variables_initializer()
+    return graph, x, y, train, loss, init
+
+
+def build_mlp(n, sizes, loss_kind, lr):
+    """A ReLU MLP training step (no biases), SGD; loss "sse" (sum of squared error) or "xent"
+    (mean softmax cross-entropy)."""
+    X, Y, W0 = _mlp_data(n, sizes)
+    out = {}
+
+    # graphc
+    graph, x, y, train, loss, init = mlp_graph(W0, loss_kind, lr)
     sess = gc.Session(graph=graph)
     sess.run(init)
     out["graphc"] = lambda: sess.run([train, loss], {x: X, y: Y})
