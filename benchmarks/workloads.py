@@ -341,3 +341,48 @@ def build_compile():
 
 WORKLOADS = {"mlp2": build_mlp2, "mlp3": build_mlp3, "linreg": build_linreg,
              "chain": build_chain, "compile": build_compile}
+
+
+# --- compile-scaling: build, minimize, compile and first run of deep MLPs -----------------------
+
+SCALING_DEPTHS = (10, 100, 300, 1000)
+
+
+def compile_scaling(depth, width=64, batch=32, clock=None):
+    """CPU seconds of each stage for a ``depth``-layer ReLU MLP trained with Adam: building
+    the forward graph, ``minimize`` (gradients and updates), ``gc.compile`` of the training
+    step, and the first run in a Session (initializer, then one training step: its own plan,
+    code generation and execution). Returns ``{stage: seconds, "ops": graph size}``."""
+    import time
+    clock = clock or time.process_time
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((batch, width)).astype(np.float32)
+    Y = rng.standard_normal((batch, width)).astype(np.float32)
+    out = {}
+    graph = gc.Graph()
+    with graph.as_default():
+        t = clock()
+        x = gc.placeholder(gc.float32, (None, width))
+        y = gc.placeholder(gc.float32, (None, width))
+        h = x
+        for i in range(depth):
+            w = gc.Variable(gc.random_normal((width, width), stddev=0.1, seed=i))
+            b = gc.Variable(gc.zeros((width,)))
+            h = gc.relu(h @ w + b)
+        loss = gc.reduce_mean((h - y) ** 2)
+        out["build"] = clock() - t
+        t = clock()
+        train = gc.train.AdamOptimizer(1e-3).minimize(loss)
+        init = gc.global_variables_initializer()
+        out["minimize"] = clock() - t
+        t = clock()
+        gc.compile([train, loss], feed_shapes={x: (batch, width), y: (batch, width)})
+        out["compile"] = clock() - t
+        t = clock()
+        with gc.Session(graph) as sess:
+            sess.run(init)
+            value = sess.run([train, loss], {x: X, y: Y})[1]
+        out["first run"] = clock() - t
+        assert np.isfinite(value)
+        out["ops"] = len(graph)
+    return out

@@ -13,7 +13,7 @@ from .ir.node import Operation, Tensor
 from .ops.sources import PLACEHOLDER
 from .passes.importer import import_graph
 from .passes.memory import TILE_ELEMS
-from .passes.pipeline import run_pipeline
+from .passes.pipeline import check_passes, run_pipeline
 from .plan import Plan, build_plan
 from .shapes import format_shape
 
@@ -21,7 +21,7 @@ BACKENDS = ("numpy", "cupy")
 
 
 def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None,  # noqa: A001
-            feed_dtypes=None) -> Plan:
+            feed_dtypes=None, passes=None) -> Plan:
     """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or any nesting of lists,
     tuples and dicts of them).
 
@@ -29,10 +29,14 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     placeholder left out keeps its static shape, and values whose size depends on an unknown
     dimension are allocated by their kernels at run time instead of planned. ``optimize``:
     0 prunes and plans memory only; 1 adds CSE, constant folding, simplification and
-    in-place reuse; 2 adds fusion. The plan's peak bytes are known before anything runs."""
+    in-place reuse; 2 adds fusion. The plan's peak bytes are known before anything runs.
+    ``passes``: user passes, functions ``fn(g) -> g | None`` over the program's
+    ``networkx.MultiDiGraph``, run after the built-in rewrites and before fusion (README,
+    "Writing your own pass")."""
     if backend not in BACKENDS:
         raise GraphcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}",
                           user_location())
+    passes = check_passes(passes)
     level = 2 if optimize is True else int(optimize)
     if level not in (0, 1, 2):
         raise GraphcError(f"optimize must be 0, 1 or 2, got {optimize!r}", user_location())
@@ -56,7 +60,7 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     log: list = []
     # Tiles are a CPU cache concern; a GPU kernel covers the whole loop in one launch.
     tile = TILE_ELEMS if backend == "numpy" else 1 << 62
-    program = run_pipeline(program, level, log, tile_elems=tile)
+    program = run_pipeline(program, level, log, tile_elems=tile, passes=passes)
     return build_plan(program, nodes_before, log, level, backend)
 
 

@@ -26,7 +26,15 @@ class SourceLocation:
 
 
 def _inside_graphc(filename: str) -> bool:
-    return os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+    inside = _INSIDE.get(filename)
+    if inside is None:
+        inside = os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
+        if os.path.isabs(filename):     # (a relative name's meaning changes with the cwd)
+            _INSIDE[filename] = inside
+    return inside
+
+
+_INSIDE: dict = {}    # code file name -> whether it is graphc's (user_location runs per node)
 
 
 # A front end (the .g parser) sets this while it builds nodes, so they carry

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ops.state import VARIABLE
-from .passes.memory import Slot
+from .passes.liveness import Slot
 from .passes.program import FUSED, kernel_takes_out
 
 __all__ = ["Plan", "Step", "Slot", "build_plan"]
@@ -131,7 +131,8 @@ class Plan:
                  + (f", {_bytes(self.result_bytes)} of fetched results" if self.result_bytes
                     else ""),
                  "passes (nodes before -> after):"]
-        lines += [f"  {name:<12} {a:>6} -> {b}" for name, a, b in self.passes]
+        width = max([12] + [len(name) for name, _, _ in self.passes])
+        lines += [f"  {name:<{width}} {a:>6} -> {b}" for name, a, b in self.passes]
         lines.append("steps:")
         lines += [f"  {s.index:>4}  {s.describe()}" for s in self.steps]
         step, live = self.live_at_peak()
@@ -159,37 +160,37 @@ def _bytes(n) -> str:
 
 
 def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
-    """Turn a planned Program (``annotations["memory"]``) into steps over slots."""
-    mem = program.annotations["memory"]
-    slot_of = mem["slot_of"]
+    """Turn a planned Program (its ``facts.memory``) into steps over slots."""
+    mem = program.facts.memory
+    slot_of = mem.slot_of
     steps = []
-    for i, n in enumerate(mem["steps"]):
+    for i, n in enumerate(mem.steps):
         ins = tuple(slot_of[v].index for v in n.inputs)
         outs = tuple(slot_of[(n, k)].index for k in range(len(n.avals)))
         common = dict(index=i, op=n.op, attrs=dict(n.attrs), inputs=ins, outputs=outs,
                       sources=n.sources,
                       input_names=tuple(p.value_name(k) for p, k in n.inputs))
         if n.op is FUSED:
-            rows, body = mem["bodies"][n]
-            where = tuple((w, s if w == "out" else s.index) for w, s in body)
+            layout = mem.bodies[n]
+            where = tuple((w, s if w == "out" else s.index) for w, s in layout.where)
             loop = tuple(n.attrs["loop_shape"])
             steps.append(Step(kind="fused", body=n.attrs["body"], body_slots=where,
-                              loop_shape=loop, tile_rows=rows,
+                              loop_shape=loop, tile_rows=layout.rows,
                               **common))
         elif n.op is VARIABLE:
             steps.append(Step(kind="read", node=n.source, **common))
         elif n.op.stateful:
             steps.append(Step(kind="state", node=n.source, **common))
-        elif kernel_takes_out(n.op) and all(mem["slots"][o].kind == "arena" for o in outs):
+        elif kernel_takes_out(n.op) and all(mem.slots[o].kind == "arena" for o in outs):
             steps.append(Step(kind="kernel", **common))
         else:
             steps.append(Step(kind="alloc", **common))
     feeds = [(t, slot_of[(node, 0)].index) for t, node in program.feeds.items()]
     fetches = [slot_of[v].index for v in program.fetches]
-    boundaries = [(_name(p), c.describe(), why)
-                  for p, c, why in program.annotations.get("boundaries", ())]
-    return Plan(steps, mem["slots"], feeds, fetches, mem["peak"], list(passes), nodes_before,
-                len(program), boundaries, optimize, backend, result_bytes=mem["result_bytes"])
+    boundaries = [(_name(b.producer), b.consumer.describe(), b.reason)
+                  for b in program.facts.boundaries]
+    return Plan(steps, mem.slots, feeds, fetches, mem.peak, list(passes), nodes_before,
+                len(program), boundaries, optimize, backend, result_bytes=mem.result_bytes)
 
 
 def _name(node):

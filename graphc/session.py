@@ -14,6 +14,7 @@ from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_loca
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
 from .ir.node import Operation, Tensor
+from .passes.pipeline import check_passes
 from .shapes import format_shape, fully_known
 
 # --- fetch structures -------------------------------------------------------------------------
@@ -76,10 +77,11 @@ class Session:
 
     ``backend``: "numpy" (default) or "cupy". ``optimize``: 0 runs the reference
     interpreter; 1 and 2 (True) run the compiled plan once the compiler is available.
+    ``passes``: user passes for every plan (see ``gc.compile``).
     """
 
     def __init__(self, target="", graph=None, config=None, *, backend="numpy", optimize=True,
-                 check_numerics=None):
+                 check_numerics=None, passes=None):
         if isinstance(target, Graph) and graph is None:  # gc.Session(g), as SPEC §6 writes it
             target, graph = "", target
         self.graph = graph if graph is not None else get_default_graph()
@@ -93,6 +95,10 @@ class Session:
                               user_location())
         self.backend = backend
         self.optimize = int(optimize)
+        # user passes (fn(g) -> g | None over the program's networkx graph) run in every plan
+        # this session compiles; with passes, optimize=0 compiles too (the interpreter would
+        # skip them)
+        self.passes = check_passes(passes)
         if check_numerics is None:
             check_numerics = os.environ.get("GRAPHC_CHECK_NUMERICS", "") not in ("", "0")
         self.check_numerics = bool(check_numerics)
@@ -239,7 +245,7 @@ class Session:
         self._plan_log.record(fetch_tensors, fetch_ops, feeds)
         # the NaN trap runs in the interpreter and in numpy plans (not in the cupy executor)
         if (self.check_numerics and self.backend != "numpy") or (
-                self.optimize == 0 and self.backend != "cupy"):
+                self.optimize == 0 and self.backend != "cupy" and not self.passes):
             return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys(),
                                        check=check_kernel if self.check_numerics else None)
         from .backends.numpy_backend import NumpyExecutable
@@ -251,7 +257,7 @@ class Session:
             fetch_ops = fetch_ops + trap_targets(fetch_tensors, fetch_ops, feeds)
         plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
                             feed_shapes={t: v.shape for t, v in feeds.items()},
-                            backend=self.backend)
+                            backend=self.backend, passes=self.passes)
         if self.backend == "cupy":        # the GPU runs plans at every level, even 0
             from .backends.cupy_backend import make_cupy_executable
             return make_cupy_executable(plan)

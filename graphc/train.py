@@ -6,7 +6,8 @@ and, per variable, assign ops that update the session's buffer in place. Slot va
 (momentum accumulators, Adam's moments) are ordinary non-trainable ``gc.Variable``s named
 ``<var>/<Optimizer>``, so ``global_variables_initializer`` initializes them and ``Saver``
 saves them. Every update runs after every gradient and the loss have been computed (control
-dependencies), so one ``sess.run([train, loss])`` reports the loss before the step."""
+dependencies on one ``gradients_ready`` no_op that waits for all of them), so one
+``sess.run([train, loss])`` reports the loss before the step."""
 
 from __future__ import annotations
 
@@ -118,7 +119,10 @@ class Optimizer:
         # absolute ("train/") so that opening it does not claim the op's own name.
         step_name = graph.unique_name(name or self._name, mark_used=False)
         with graph.name_scope(step_name + "/"):
-            with graph.control_dependencies([g.op for g, _ in live]):
+            # One no_op waits for every gradient, and every update waits for it (TF's
+            # pattern): one control edge per update op instead of one per (op, gradient).
+            ready = group(*[g.op for g, _ in live], name="gradients_ready")
+            with graph.control_dependencies([ready]):
                 updates = [self._apply_dense(g, v) for g, v in live]
                 finish = self._finish(graph, updates)
         base = step_name.rsplit("/", 1)[-1]

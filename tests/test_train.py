@@ -225,3 +225,22 @@ def test_exponential_decay_learning_rate_follows_the_global_step():
     np.testing.assert_allclose(rates, [0.5, 0.5, 0.05, 0.05, 0.005], rtol=1e-6)
     with pytest.raises(gc.GraphcError, match="learning_rate"):
         gc.train.GradientDescentOptimizer("fast")
+
+
+@pytest.mark.parametrize("optimize", [0, 2])
+def test_apply_gradients_takes_gradients_fed_through_placeholders(optimize):
+    """compute, (reduce,) apply: the update waits for its gradients, and a fed gradient is
+    already there (its placeholder is not run, so no FeedError)."""
+    x = gc.placeholder(gc.float32, (None, 2))
+    w = gc.Variable(np.array([[1.0], [2.0]], np.float32))
+    loss = gc.reduce_sum(gc.square(x @ w))
+    opt = gc.train.GradientDescentOptimizer(0.1)
+    (grad, var), = opt.compute_gradients(loss, var_list=[w])
+    fed = gc.placeholder(gc.float32, (2, 1))
+    apply = opt.apply_gradients([(fed, var)])
+    with gc.Session(optimize=optimize) as sess:
+        sess.run(gc.global_variables_initializer())
+        g = sess.run(grad, {x: np.ones((3, 2), np.float32)})
+        sess.run(apply, {fed: g * 0.5})
+        np.testing.assert_allclose(sess.run(w), np.array([[1.0], [2.0]]) - 0.1 * 0.5 * g,
+                                   rtol=1e-6)

@@ -304,7 +304,13 @@ def walk_needed(fetch_tensors, fetch_ops, fed):
         seen.add(op)
         yield op
         stack.extend(t.op for t in op.inputs if t not in fed)
-        stack.extend(op.control_inputs)
+        stack.extend(c for c in op.control_inputs if not _all_fed(c, fed))
+
+
+def _all_fed(op, fed) -> bool:
+    """Whether every output of ``op`` is fed: then it has nothing to run, and a control
+    dependency on it (an optimizer's on a fed gradient) is already met."""
+    return bool(op.outputs) and all(t in fed for t in op.outputs)
 
 
 def needed_ops(fetch_tensors, fetch_ops, fed):
@@ -329,6 +335,6 @@ def needed_ops(fetch_tensors, fetch_ops, fed):
             if t not in fed and t.op not in reason:
                 stack.append((t.op, why))
         for c in op.control_inputs:
-            if c not in reason:
+            if c not in reason and not _all_fed(c, fed):
                 stack.append((c, why))
     return sorted(reason, key=lambda op: op.id), reason

@@ -10,8 +10,8 @@ Rules:
     graph acyclic;
   * values of a group that something outside uses (or the caller fetches) are materialized
     as the FUSED node's outputs; the others live only in per-tile scratch;
-  * every edge where fusion stops is recorded with its reason (``annotations["boundaries"]``)
-    for the plan report.
+  * every edge where fusion stops is recorded with its reason (a ``Boundary`` in
+    ``program.facts.boundaries``) for the plan report.
 """
 
 from __future__ import annotations
@@ -24,6 +24,14 @@ from ..shapes import format_shape, fully_known
 from .program import FUSED, Program, derived, kernel_takes_out, ordered_toposort
 
 FUSIBLE_REDUCTIONS = (REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN)
+
+
+@dataclass(frozen=True)
+class Boundary:
+    """An edge where fusion stops: ``producer``'s group does not take ``consumer``."""
+    producer: object
+    consumer: object
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -149,17 +157,16 @@ class _Fuser:
 def fuse(program: Program) -> Program:
     """The program with each group of fusible elementwise nodes (and a closing reduction)
     contracted into one FUSED node; every boundary is recorded in
-    ``program.annotations["boundaries"]`` with its reason."""
+    ``program.facts.boundaries`` with its reason."""
     sched = program.schedule()
     f = _Fuser(sched)
-    boundaries = program.annotations.setdefault("boundaries", [])
-    del boundaries[:]
+    boundaries = program.facts.boundaries = []
     for n in sched:
         elementwise, reduction = _elementwise(n), _reduction(n)
         if not (elementwise or reduction):
             for p, _ in n.inputs:
                 if f.group(p) is not None:
-                    boundaries.append((p, n, _not_fusible(n)))
+                    boundaries.append(Boundary(p, n, _not_fusible(n)))
             continue
         shape = n.inputs[0][0].avals[n.inputs[0][1]][1] if reduction else n.avals[0][1]
         chosen = None
@@ -173,8 +180,8 @@ def fuse(program: Program) -> Program:
             elif why is None and not reduction and f.merge(chosen, g):
                 pass                      # two groups meet at n: they become one
             else:
-                boundaries.append((p, n, why or "its group and another input's group depend "
-                                                 "on each other"))
+                boundaries.append(Boundary(p, n, why or "its group and another input's group "
+                                                         "depend on each other"))
         if chosen is None and not elementwise:
             continue
         if chosen is None:
@@ -214,13 +221,13 @@ def _units_in_order(sched, group_of):
 
 
 def _contract(program, sched, group_of):
-    """Replace each group of two or more nodes by one FUSED node."""
+    """Replace each group of two or more nodes by one FUSED node, in place."""
     consumers = program.consumers()
     fetched = {p for p, _ in program.fetches} | set(program.targets)
-    controls_on = {c for n in program.nodes for c in n.controls}
+    controls_on = {c for n in program.g for c in n.controls}
     subst: dict = {}           # old value -> new value
     node_subst: dict = {}
-    nodes = []
+    order, members = [], []
 
     def value(v):
         return subst.get(v, v)
@@ -229,25 +236,24 @@ def _contract(program, sched, group_of):
         if isinstance(u, _Group):
             fused = _fused_node(u, consumers, fetched | controls_on, value,
                                 lambda c: node_subst.get(c, c))
-            nodes.append(fused)
+            program.add(fused)
+            order.append(fused)
             for k, j in enumerate(fused.attrs["outputs"]):
                 subst[(u.members[j], 0)] = (fused, k)
             for m in u.members:
                 node_subst[m] = fused
+            members += u.members
             continue
         n = u
-        ins = tuple(value(v) for v in n.inputs)
-        ctrls = tuple(node_subst.get(c, c) for c in n.controls)
-        new = n if ins == n.inputs and ctrls == n.controls else n.with_inputs(ins, ctrls)
-        node_subst[n] = new
-        if new is not n:
-            subst.update({(n, i): (new, i) for i in range(len(n.avals))})
-        nodes.append(new)
-    out = Program(nodes, [value(v) for v in program.fetches],
-                  [node_subst.get(t, t) for t in program.targets],
-                  {t: node_subst.get(f, f) for t, f in program.feeds.items()})
-    out.annotations = program.annotations
-    return out
+        ins = tuple([value(v) for v in n.inputs])
+        ctrls = tuple(dict.fromkeys(node_subst.get(c, c) for c in n.controls))
+        if ins != n.inputs or ctrls != n.controls:
+            program.set_inputs(n, ins, ctrls)
+        order.append(n)
+    program.substitute(subst, node_subst)
+    program.remove(members)
+    program._schedule = order
+    return program
 
 
 def _fused_node(group, consumers, pinned, value, control):

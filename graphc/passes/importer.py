@@ -8,6 +8,7 @@ and the memory planner leaves that value to the kernel to allocate."""
 
 from __future__ import annotations
 
+from ..errors import GraphcError
 from ..ir.graph import needed_ops
 from ..shapes import format_shape
 from .program import FEED, Node, Program, writes_state
@@ -26,11 +27,14 @@ class _Abstract:
 
 
 def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None) -> Program:
-    """The whole graph as a Program: fed tensors become FEED nodes, fetched tensors the
-    Program's fetches. Raises FeedError (naming the fetch) when a needed placeholder is
-    not fed. Unneeded nodes stay: the prune pass removes them and reports how many."""
+    """The ops the fetches reach as a Program: fed tensors become FEED nodes, fetched
+    tensors the Program's fetches. Raises FeedError (naming the fetch) when a needed
+    placeholder is not fed. Nodes reached only through control edges that order nothing
+    stay: the prune pass removes them and reports how many."""
     feed_dtypes = feed_dtypes or {}
-    needed_ops(fetch_tensors, fetch_ops, set(feed_shapes))   # missing-feed errors, early
+    # only what the fetches reach (raising FeedError for a missing feed): a signature's
+    # compile costs what it runs, not what the whole graph holds
+    needed, _ = needed_ops(fetch_tensors, fetch_ops, set(feed_shapes))
     values: dict = {}        # user Tensor -> (Node, index)
     nodes_of: dict = {}      # user Operation -> Node
     nodes: list = []
@@ -53,11 +57,11 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
         feeds[t] = node
         values[t] = (node, 0)
         nodes.append(node)
-    for op in graph.get_operations():
+    for op in needed:
         if writes_state(op.op):
             epoch += 1
         ins = [values[t] for t in op.inputs]
-        controls = [nodes_of[c] for c in op.control_inputs if effect[nodes_of[c]]]
+        controls = [nodes_of[c] for c in op.control_inputs if effect.get(nodes_of.get(c))]
         controls += [c for p, _ in ins for c in handed.get(p, ()) if c not in controls]
         if not ins and not op.op.stateful and controls:
             handed_controls, controls = controls, []
@@ -67,7 +71,8 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
                     epoch - 1 if writes_state(op.op) else epoch, controls)
         if handed_controls:
             handed[node] = handed_controls
-        effect[node] = (writes_state(op.op) or op.op.kind == "random"
+        # (a no_op only orders: it has an effect when something it waits for has one)
+        effect[node] = ((writes_state(op.op) and op.op.name != "no_op") or op.op.kind == "random"
                         or bool(controls or handed_controls)
                         or any(effect[p] for p, _ in ins))
         nodes_of[op] = node
@@ -77,6 +82,20 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
     fetches = [values[t] for t in fetch_tensors]
     targets = [nodes_of[op] for op in fetch_ops]
     return Program(nodes, fetches, targets, feeds)
+
+
+def infer_avals(op, inputs, attrs):
+    """``op``'s output (dtype, shape)s for input values ``inputs`` ((node, index) pairs),
+    from its own rule; None where the rule needs more than types (a GraphcError from the
+    rule, a real type clash, propagates)."""
+    abstract = [_Abstract(n.avals[i][0], n.avals[i][1], n.value_name(i)) for n, i in inputs]
+    try:
+        avals = op.infer(abstract, dict(attrs))
+    except GraphcError:
+        raise
+    except Exception:  # a rule that needs more than shapes
+        return None
+    return [(d, tuple(s) if s is not None else None) for d, s in avals]
 
 
 def _avals(op, ins):

@@ -9,22 +9,10 @@ its last reader is step i, and it has the output's dtype and shape."""
 
 from __future__ import annotations
 
-import numpy as np
-
-from ..ops.elementwise import RSQRT, SIGMOID
-from ..ops.registry import REGISTRY
-from .memory import lifetimes, steps_of, value_slots
+from .liveness import SAFE_INPLACE, lifetimes, steps_of, value_slots
 from .program import Program
 
-
-def _safe_ops():
-    # a ufunc kernel, or one of ours whose every write follows the read of the same element
-    ufuncs = {op for op in REGISTRY.values()
-              if op.kind == "elementwise" and isinstance(op.numpy, np.ufunc)}
-    return frozenset(ufuncs | {SIGMOID, RSQRT})
-
-
-SAFE_INPLACE = _safe_ops()
+__all__ = ["SAFE_INPLACE", "inplace"]
 
 
 def inplace(program: Program) -> Program:
@@ -49,5 +37,5 @@ def inplace(program: Program) -> Program:
                 slot_of[(n, 0)] = s
                 s.end = max(s.end, out.end)
                 break
-    program.annotations["inplace"] = chosen
+    program.facts.inplace = chosen
     return program

@@ -25,96 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..ops.sources import CONST
-from ..ops.state import VARIABLE
-from ..shapes import fully_known
-from .program import FEED, FUSED, Program, kernel_takes_out
+from .liveness import SAFE_INPLACE, Slot, lifetimes, nbytes, steps_of, value_slots
+from .program import FUSED, Program
+
+__all__ = ["MemoryPlan", "Slot", "FusedLayout", "pack", "plan_memory", "tile_rows"]
 
 ALIGN = 64               # bytes: arena offsets are cache-line aligned
 TILE_ELEMS = 1 << 16     # elements per tile of a fused kernel (fits in L2 with a few operands)
 SCRATCH_BYTES = 1 << 19  # a fused kernel's tile scratch, at most (half a typical L2)
-
-
-@dataclass
-class Slot:
-    """One buffer of the plan.
-
-    ``kind``: "arena" (a planned intermediate), "scratch" (a fused kernel's tile memory),
-    "feed", "const", "variable", or "dynamic" (allocated by its kernel at run time).
-    ``offset``/``nbytes`` place arena and scratch slots in the arena (a ``result`` slot:
-    past the intermediates' ``peak``); ``start``/``end`` are
-    the first and last step that use it; ``name`` is the user tensor it holds."""
-    index: int
-    kind: str
-    dtype: object
-    shape: tuple | None
-    nbytes: int = 0
-    start: int = 0
-    end: int = 0
-    offset: int | None = None
-    name: str = ""
-    value: object = None        # the array of a "const" slot
-    result: bool = False        # a fetched value, placed after the intermediates
-
-
-def steps_of(program: Program) -> list:
-    """The nodes that become steps, in execution order (feeds and constants need none)."""
-    return [n for n in program.schedule() if n.op is not FEED and n.op is not CONST]
-
-
-def _nbytes(dtype, shape):
-    return math.prod(shape) * dtype.itemsize      # (np.prod costs ~100x more per call)
-
-
-def value_slots(program: Program, steps: list):
-    """Give every value a slot; return (slot_of: value -> Slot, slots)."""
-    slot_of, slots = {}, []
-
-    def new(kind, dtype, shape, value, start):
-        name = value[0].value_name(value[1])
-        s = Slot(len(slots), kind, dtype, shape, start=start, end=start, name=name)
-        if kind in ("arena", "scratch"):
-            s.nbytes = _nbytes(dtype, shape)
-        slots.append(s)
-        slot_of[value] = s
-        return s
-
-    for n in program.nodes:
-        if n.op is FEED:
-            new("feed", *n.avals[0], (n, 0), -1)
-        elif n.op is CONST:
-            new("const", *n.avals[0], (n, 0), -1).value = n.attrs["value"]
-    for i, n in enumerate(steps):
-        planned = n.op is FUSED or kernel_takes_out(n.op)
-        for k, (dtype, shape) in enumerate(n.avals):
-            if n.op is VARIABLE:
-                kind = "variable"
-            elif planned and fully_known(shape):
-                kind = "arena"
-            else:
-                kind = "dynamic"
-            new(kind, dtype, shape, (n, k), i)
-    return slot_of, slots
-
-
-def lifetimes(program: Program, steps: list, slot_of: dict) -> None:
-    """Set each slot's ``end`` (see the module rules)."""
-    end = len(steps)
-    for i, n in enumerate(steps):
-        for v in n.inputs:
-            s = slot_of[v]
-            s.end = max(s.end, i)
-    for v in program.fetches:
-        slot_of[v].end = end
-    for i in range(len(steps) - 1, -1, -1):
-        n = steps[i]
-        outs = [slot_of[(n, k)] for k in range(len(n.avals))]
-        if all(s.kind != "dynamic" for s in outs):
-            continue
-        last = max(s.end for s in outs)
-        for v in n.inputs:        # the result may be a view of any input
-            s = slot_of[v]
-            s.end = max(s.end, last)
 
 
 def tile_rows(loop_shape, tile_elems=TILE_ELEMS) -> int:
@@ -173,7 +91,7 @@ def body_slots(node, step, rows, slots, safe_inplace) -> list:
                 if pick is not None:
                     free.remove(pick)
             if pick is None:
-                pick = Slot(len(slots), "scratch", fop.dtype, shape, _nbytes(fop.dtype, shape),
+                pick = Slot(len(slots), "scratch", fop.dtype, shape, nbytes(fop.dtype, shape),
                             step, step, name=f"tile scratch of step {step}")
                 slots.append(pick)
             where.append(("scratch", pick))
@@ -209,23 +127,43 @@ def pack(slots) -> int:
     return peak
 
 
+@dataclass
+class FusedLayout:
+    """How a fused step runs: ``rows`` per tile; ``where[j]`` is where body op j writes,
+    ``("out", k)`` or ``("scratch", Slot)``."""
+    rows: int
+    where: list
+
+
+@dataclass
+class MemoryPlan:
+    """The memory pass's result, read by ``plan.build_plan``: the steps in order, every
+    buffer slot, the slot of every value, each fused step's layout, the peak bytes of the
+    intermediates and the bytes of the fetched results placed after them."""
+    steps: list
+    slots: list
+    slot_of: dict
+    bodies: dict          # FUSED node -> FusedLayout
+    peak: int
+    result_bytes: int
+    tile_elems: int
+
+
 def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
-    """Record the layout in ``annotations["memory"]``: steps, slots, the slot of every value,
-    each fused step's body slots, the peak bytes of the intermediates and the bytes of the
-    fetched results placed after them."""
-    from .inplace import SAFE_INPLACE
+    """Lay out every buffer (``program.facts.memory``, a ``MemoryPlan``)."""
     steps = steps_of(program)
     slot_of, slots = value_slots(program, steps)
     lifetimes(program, steps, slot_of)
     fetched = dict.fromkeys(program.fetches)     # ordered: the layout is the same every time
+    chosen = program.facts.inplace
     for n in steps:                       # in-place: the output takes the dying input's slot
-        pos = program.annotations.get("inplace", {}).get(n)
+        pos = chosen.get(n)
         if pos is not None and (n, 0) not in fetched:
             inp, out = slot_of[n.inputs[pos]], slot_of[(n, 0)]
             inp.end = max(inp.end, out.end)
             out.kind = "alias"
             slot_of[(n, 0)] = inp
-    bodies = {n: fused_layout(n, i, slots, tile_elems, SAFE_INPLACE)
+    bodies = {n: FusedLayout(*fused_layout(n, i, slots, tile_elems, SAFE_INPLACE))
               for i, n in enumerate(steps) if n.op is FUSED}
     slots = [s for s in slots if s.kind != "alias"]
     for k, s in enumerate(slots):
@@ -237,7 +175,6 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     result_bytes = pack(results)
     for s in results:                     # pack() placed them from 0; peak is ALIGN-ed
         s.offset += peak
-    program.annotations["memory"] = {"steps": steps, "slots": slots, "slot_of": slot_of,
-                                     "bodies": bodies, "peak": peak, "result_bytes": result_bytes,
-                                     "tile_elems": tile_elems}
+    program.facts.memory = MemoryPlan(steps, slots, slot_of, bodies, peak, result_bytes,
+                                      tile_elems)
     return program

@@ -1,10 +1,11 @@
 """The compiler's working copy of a program, and the rewrite driver the passes share.
 
 The user's Graph is append-only and its Operations are immutable, so the compiler never
-touches it: ``import_graph`` copies the ops into lightweight ``Node`` records with concrete
-shapes (the feed shapes of the signature being compiled), and every rewrite builds new
-records. A ``Node`` keeps the user Operations it stands for in ``sources``, so a fused or
-rewritten kernel still names the user's lines (SPEC §12).
+touches it: ``import_graph`` copies the ops it needs into ``Node`` records with concrete
+shapes (the feed shapes of the signature being compiled), the nodes of a
+``networkx.MultiDiGraph`` that the passes change in place (``Program``). A ``Node`` keeps
+the user Operations it stands for in ``sources``, so a fused or rewritten kernel still
+names the user's lines (SPEC §12).
 
 Rules every pass keeps:
   * ``order`` is the position in the user's program (the source op's creation index). A
@@ -24,6 +25,7 @@ from __future__ import annotations
 import heapq
 import inspect
 import itertools
+from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
@@ -118,67 +120,196 @@ class Node:
         return f"<{self.op.name}#{self.uid} -> {shapes}>"
 
 
+@dataclass
+class Facts:
+    """What passes hand to later ones and to the plan, typed (no string-keyed dict):
+    fusion's ``boundaries`` (for the report), the in-place choices (node -> the input
+    position whose buffer it takes) and the memory plan (``passes.memory.MemoryPlan``)."""
+    boundaries: list = field(default_factory=list)     # [fusion.Boundary]
+    inplace: dict = field(default_factory=dict)        # Node -> input position
+    memory: object = None                              # memory.MemoryPlan, once planned
+
+
+def node_data(node) -> dict:
+    """The networkx attributes of ``node``: what a user pass reads (see ``Program``)."""
+    avals = node.avals
+    return {"op": node.op.name, "attrs": node.attrs,
+            "dtype": avals[0][0] if avals else None,
+            "shape": avals[0][1] if avals else None,
+            "avals": avals,
+            "locations": tuple(str(s.location) for s in node.sources if s.location),
+            "epoch": node.epoch, "opdef": node.op}
+
+
 class Program:
-    """The nodes being compiled, the values fetched and the nodes run for effect.
+    """The program being compiled: a ``networkx.MultiDiGraph`` (``self.g``) and the values
+    fetched, the nodes run for effect and the fed tensors (``g.graph["fetches"]``,
+    ``["targets"]``, ``["feeds"]``).
 
-    ``annotations`` is where passes leave facts for later ones (fusion boundaries,
-    in-place decisions) without changing the nodes."""
+    Nodes of ``g`` are ``Node`` records; their networkx attributes carry ``op`` (the OpDef's
+    name), ``attrs``, ``dtype`` and ``shape`` (of output 0; ``avals`` lists every output)
+    and ``locations`` (the user's ``file:line`` s). An edge ``p -> n`` with key ``k`` (an
+    int) is ``n``'s input ``k``, reading output ``index`` of ``p``; a control edge has the
+    key ``"control"``. A node's ``inputs`` / ``controls`` mirror its in-edges: the passes
+    change them through ``set_inputs``, ``add`` and ``remove``, which keep both current, and
+    ``sync`` re-reads them from the graph after a user pass (which may edit it freely).
 
-    def __init__(self, nodes, fetches, targets, feeds):
-        self.nodes = list(nodes)
-        self.fetches = list(fetches)       # [(node, index)] in the caller's order
-        self.targets = list(targets)       # nodes fetched as operations (for their effects)
-        self.feeds = dict(feeds)           # user Tensor -> FEED node
-        self.annotations: dict = {}
+    ``facts`` is what passes hand to later ones (typed, see ``Facts``)."""
+
+    def __init__(self, nodes=(), fetches=(), targets=(), feeds=None):
+        self.g = nx.MultiDiGraph(fetches=list(fetches), targets=list(targets),
+                                 feeds=dict(feeds or {}))
+        self.facts = Facts()
         self._schedule = None
+        for n in nodes:
+            self.add(n)
+
+    # -- the graph-level lists -----------------------------------------------------------------
+    @property
+    def fetches(self) -> list:
+        """[(node, output index)] in the caller's order."""
+        return self.g.graph["fetches"]
+
+    @property
+    def targets(self) -> list:
+        """Nodes fetched as operations (run for their effects)."""
+        return self.g.graph["targets"]
+
+    @property
+    def feeds(self) -> dict:
+        """user Tensor -> FEED node."""
+        return self.g.graph["feeds"]
+
+    @property
+    def nodes(self) -> list:
+        return list(self.g)
 
     def __len__(self):
-        return len(self.nodes)
+        return len(self.g)
 
-    def to_networkx(self) -> nx.DiGraph:
-        """Edges from producer to consumer, for data (``kind="data"``) and control deps."""
-        g = nx.DiGraph()
-        g.add_nodes_from(self.nodes)
-        for n in self.nodes:
-            for p, _ in n.inputs:
-                g.add_edge(p, n, kind="data")
-            for c in n.controls:
-                if not g.has_edge(c, n):
-                    g.add_edge(c, n, kind="control")
-        return g
+    def __contains__(self, node):
+        return node in self.g
 
+    # -- changing it (every change keeps the nodes' inputs and the edges in step) ---------------
+    def add(self, node) -> None:
+        """Add ``node``; its inputs and control inputs must be in the program already."""
+        g = self.g
+        g.add_node(node, **node_data(node))
+        for pos, (p, i) in enumerate(node.inputs):
+            g.add_edge(p, node, key=pos, index=i, kind="data")
+        for c in node.controls:
+            g.add_edge(c, node, key="control", kind="control")
+        self._schedule = None
+
+    def set_inputs(self, node, inputs, controls) -> None:
+        """Make ``node`` read ``inputs`` and wait for ``controls``."""
+        g = self.g
+        g.remove_edges_from(list(g.in_edges(node, keys=True)))
+        node.inputs, node.controls = tuple(inputs), tuple(controls)
+        for pos, (p, i) in enumerate(node.inputs):
+            g.add_edge(p, node, key=pos, index=i, kind="data")
+        for c in node.controls:
+            g.add_edge(c, node, key="control", kind="control")
+        self._schedule = None
+
+    def remove(self, nodes) -> None:
+        """Remove ``nodes`` (which nothing left may read) and keep a cached schedule."""
+        nodes = set(nodes)
+        if not nodes:
+            return
+        self.g.remove_nodes_from(nodes)
+        if self._schedule is not None:
+            self._schedule = [n for n in self._schedule if n not in nodes]
+
+    def substitute(self, subst: dict, node_subst: dict) -> None:
+        """Point the fetches, targets and feeds at replacement values / nodes."""
+        gg = self.g.graph
+        gg["fetches"] = [subst.get(v, v) for v in gg["fetches"]]
+        gg["targets"] = [node_subst.get(t, t) for t in gg["targets"]]
+        gg["feeds"] = {t: node_subst.get(n, n) for t, n in gg["feeds"].items()}
+
+    def use_graph(self, g) -> None:
+        """Make ``g`` (a MultiDiGraph over this program's nodes) the program's graph."""
+        graph = dict(g.graph)
+        for key in ("fetches", "targets", "feeds"):
+            graph.setdefault(key, self.g.graph[key])
+        if not isinstance(g, nx.MultiDiGraph):
+            raise GraphcError(f"a program is a networkx.MultiDiGraph, not {type(g).__name__}")
+        g.graph.update(graph)
+        self.g = g
+        self._schedule = None
+
+    def sync(self, after: str) -> None:
+        """Re-read every node's inputs, op, attributes and output types from the graph, after
+        a pass that may have edited ``g`` directly (a user pass). Raises GraphcError naming
+        the pass where the graph no longer describes a program."""
+        from ..ops.registry import REGISTRY
+        g = self.g
+        for n, data in g.nodes(data=True):
+            if not isinstance(n, Node):
+                raise GraphcError(f"after {after}: node {n!r} is not a compiler node; add "
+                                  "nodes with graphc.passes.add_op")
+            name = data.get("op", n.op.name)
+            if name != n.op.name:
+                op = REGISTRY.get(name)
+                if op is None:
+                    raise GraphcError(f"after {after}: {n!r} has op {name!r}, which is "
+                                      "not a registered op")
+                n.op = op
+            n.attrs = data.get("attrs", n.attrs)
+            if n.avals and (data.get("dtype"), data.get("shape")) != n.avals[0]:
+                shape = data.get("shape")
+                n.avals = ((data.get("dtype"), tuple(shape) if shape is not None else None),
+                           *n.avals[1:])
+            ins, ctrls = {}, []
+            for p, _, key, edge in g.in_edges(n, keys=True, data=True):
+                if edge.get("kind") == "control" or key == "control":
+                    ctrls.append(p)
+                elif not isinstance(key, int) or key in ins:
+                    raise GraphcError(f"after {after}: {n!r} has an input edge with key "
+                                      f"{key!r}; data edges are keyed by input position")
+                else:
+                    ins[key] = (p, edge.get("index", 0))
+            if sorted(ins) != list(range(len(ins))):
+                raise GraphcError(f"after {after}: the inputs of {n.describe()} are at "
+                                  f"positions {sorted(ins)}, not 0..{len(ins) - 1}")
+            n.inputs = tuple(ins[k] for k in range(len(ins)))
+            n.controls = tuple(ctrls)
+            data.update(node_data(n))
+        for p, _ in self.fetches:
+            if p not in g:
+                raise GraphcError(f"after {after}: the fetched {p!r} was removed")
+        if not nx.is_directed_acyclic_graph(g):
+            cycle = ", ".join(repr(e[0]) for e in nx.find_cycle(g))
+            raise GraphcError(f"after {after}: the program has a cycle through {cycle}")
+        self._schedule = None
+
+    # -- reading it ------------------------------------------------------------------------------
     def schedule(self) -> list[Node]:
-        """The execution order: topological, epoch by epoch, then program order.
-
-        (networkx's lexicographical_topological_sort computes the same order; this is that
-        algorithm over the nodes' own input lists, which spares building a DiGraph for each
-        of the several passes that ask — the compile of a deep model spent most of its time
-        there.) Cached: a Program's nodes never change."""
+        """The execution order: topological, epoch by epoch, then program order (networkx's
+        lexicographical topological sort). Cached until a pass changes the program; the
+        rewrite driver keeps it current as it goes."""
         if self._schedule is None:
-            def key(n):
-                return (n.epoch, writes_state(n.op), n.order, n.uid)
-            present = set(self.nodes)
-            preds = {n: {p for p, _ in n.inputs if p in present}
-                     | {c for c in n.controls if c in present} for n in self.nodes}
-            order = ordered_toposort(preds, key)
-            if order is None:
-                raise GraphcError("the program has a cycle (a compiler bug)")
-            self._schedule = order
+            try:
+                self._schedule = list(nx.lexicographical_topological_sort(self.g, key=_sched_key))
+            except nx.NetworkXUnfeasible:
+                raise GraphcError("the program has a cycle (a compiler bug)") from None
         return list(self._schedule)
 
     def consumers(self) -> dict:
         """node -> list of (consumer, input position)."""
-        out = {n: [] for n in self.nodes}
-        for n in self.nodes:
+        out = {n: [] for n in self.g}
+        for n in self.g:
             for pos, (p, _) in enumerate(n.inputs):
                 out[p].append((n, pos))
         return out
 
     def dump(self) -> str:
         """One line per node, for GRAPHC_DEBUG."""
-        index = {n: i for i, n in enumerate(self.schedule())}
+        order = self.schedule()
+        index = {n: i for i, n in enumerate(order)}
         lines = []
-        for n in sorted(self.nodes, key=index.get):
+        for n in order:
             ins = ", ".join(f"%{index[p]}" + (f".{k}" if k else "") for p, k in n.inputs)
             shapes = ", ".join(f"{d}{format_shape(s)}" for d, s in n.avals)
             lines.append(f"  %{index[n]} = {n.op.name}({ins}) : {shapes}")
@@ -187,53 +318,59 @@ class Program:
         return "\n".join(lines)
 
 
+def _sched_key(n):
+    return (n.epoch, writes_state(n.op), n.order, n.uid)
+
+
 def rewrite(program: Program, rule) -> Program:
-    """Rebuild ``program`` in schedule order, applying ``rule(node)`` to every node.
+    """Apply ``rule(node)`` to every node in schedule order, changing ``program`` in place.
 
     ``rule`` returns ``None`` (keep the node) or a list with one replacement value
     ``(node, index)`` per output. Consumers, control edges and fetches follow the
-    replacements; nodes whose inputs changed are copied, never mutated."""
+    replacements; new nodes a rule built (found through the replacement values' inputs) join
+    the program, and the replaced nodes leave it. The schedule stays current: new nodes take
+    the replaced node's place."""
     subst: dict = {}          # old value -> new value
     node_subst: dict = {}     # old node -> new node (for control edges)
-    nodes: list = []
-    present: set = set()
+    order: list = []
+    dead: list = []
     for node in program.schedule():
-        ins = tuple(subst.get(v, v) for v in node.inputs)
-        ctrls = tuple(node_subst.get(c, c) for c in node.controls)
-        same = ins == node.inputs and ctrls == node.controls
-        new = node if same else node.with_inputs(ins, ctrls)
-        repl = rule(new)
-        if repl is None:
-            nodes.append(new)
-            present.add(new)
-            node_subst[node] = new
-            for i in range(len(node.avals)):
-                if new is not node:
-                    subst[(node, i)] = (new, i)
+        if subst:
+            ins = tuple([subst.get(v, v) for v in node.inputs])
+            ctrls = tuple([node_subst.get(c, c) for c in node.controls])
+            if ins != node.inputs or ctrls != node.controls:
+                program.set_inputs(node, ins, ctrls)
+        repl = rule(node)
+        if repl is None or all(v == (node, i) for i, v in enumerate(repl)):
+            order.append(node)
             continue
+        repl = [subst.get(v, v) for v in repl]
         for i, value in enumerate(repl):
             subst[(node, i)] = value
-        node_subst[node] = repl[0][0] if repl else new
-        # New nodes a rule created are found through the replacement values' inputs.
-        _collect_new(repl, nodes, present)
-    fetches = [subst.get(v, v) for v in program.fetches]
-    targets = [node_subst.get(t, t) for t in program.targets]
-    feeds = {t: node_subst.get(n, n) for t, n in program.feeds.items()}
-    out = Program(nodes, fetches, targets, feeds)
-    out.annotations = program.annotations
-    return out
+        node_subst[node] = repl[0][0] if repl else node
+        _add_new(program, repl, order)
+        dead.append(node)
+    program.substitute(subst, node_subst)
+    program.remove(dead)
+    program._schedule = [n for n in order if n in program.g] if dead else order
+    return program
 
 
-def _collect_new(values, nodes, seen):
-    stack = [v[0] for v in values]
+def _add_new(program, values, order):
+    """Add the nodes behind ``values`` that the program lacks, inputs first."""
+    g = program.g
+    stack = [(v[0], False) for v in values]
     while stack:
-        n = stack.pop()
-        if n in seen:
+        n, ready = stack.pop()
+        if n in g:
             continue
-        seen.add(n)
-        nodes.append(n)
-        stack.extend(p for p, _ in n.inputs)
-        stack.extend(n.controls)
+        if ready:
+            program.add(n)
+            order.append(n)
+            continue
+        stack.append((n, True))
+        stack.extend((p, False) for p, _ in n.inputs if p not in g)
+        stack.extend((c, False) for c in n.controls if c not in g)
 
 
 def derived(op, inputs, attrs, avals, like: Node | list, controls=()) -> Node:

@@ -1,25 +1,31 @@
 """Pruning to the fetches (dead-code elimination).
 
 Rule: a node stays only if a fetched value or a fetched operation depends on it, through
-data or control edges. A fed tensor cuts the graph: what computes it is never run."""
+data or control edges (its networkx ancestors). A fed tensor cuts the graph: what computes
+it is never run."""
 
 from __future__ import annotations
+
+import networkx as nx
 
 from .program import Program
 
 
+def live_nodes(g) -> set:
+    """The fetched and target nodes of the program graph ``g`` and all their ancestors."""
+    live: set = set()
+    for n in [n for n, _ in g.graph["fetches"]] + list(g.graph["targets"]):
+        if n not in live:        # (an ancestor of an earlier root brings its own with it)
+            live.add(n)
+            live |= nx.ancestors(g, n)
+    return live
+
+
 def prune(program: Program) -> Program:
     """The program without the nodes no fetch or target depends on."""
-    live = set()
-    stack = [n for n, _ in program.fetches] + list(program.targets)
-    while stack:
-        n = stack.pop()
-        if n in live:
-            continue
-        live.add(n)
-        stack.extend(p for p, _ in n.inputs)
-        stack.extend(n.controls)
-    out = Program([n for n in program.nodes if n in live], program.fetches, program.targets,
-                  {t: n for t, n in program.feeds.items() if n in live})
-    out.annotations = program.annotations
-    return out
+    live = live_nodes(program.g)
+    program.remove([n for n in program.g if n not in live])
+    feeds = program.feeds
+    for t in [t for t, n in feeds.items() if n not in live]:
+        del feeds[t]
+    return program

@@ -1,11 +1,14 @@
 """Algebraic simplification: small local rewrites, each stated in its docstring.
 
-A rewrite is ``local_<pattern>(node) -> [replacement value] | None``, registered with
-``@local_rule``. ``simplify`` applies every rule to every node (inputs first) and repeats
-until nothing changes. A replacement must have the node's exact dtype and shape, so
+A rewrite is ``local_<pattern>(node, ctx) -> [replacement value] | None``, registered with
+``@local_rule``; ``ctx`` (a ``RuleContext``) holds what a rule may need to know about the
+rest of the program. ``simplify`` applies every rule to every node (inputs first) and
+repeats until nothing changes. A replacement must have the node's exact dtype and shape, so
 ``x * 1`` with a ``1`` that broadcasts ``x`` to a larger shape is left alone."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,10 +31,13 @@ from .program import Program, derived, rewrite
 
 RULES: list = []
 
-# How many readers each value has in the program being simplified (set by ``simplify``
-# before each round): a rule that moves work off a value may only do so if nothing else
-# reads that value.
-_uses: dict = {}
+
+@dataclass
+class RuleContext:
+    """What the rules see of the program besides the node: ``uses``, how many readers each
+    value has (a rule that moves work off a value may only do so if nothing else reads
+    it). Built by ``simplify`` before each round and passed to every rule."""
+    uses: dict = field(default_factory=dict)
 
 _MAX_ROUNDS = 4
 
@@ -88,7 +94,7 @@ def _keep_if_same(value, node):
 # --- identities -------------------------------------------------------------------------------
 
 @local_rule
-def local_mul_one(node):
+def local_mul_one(node, ctx):
     """x * 1 -> x ; 1 * x -> x"""
     if node.op is E.MULTIPLY:
         a, b = node.inputs
@@ -100,7 +106,7 @@ def local_mul_one(node):
 
 
 @local_rule
-def local_add_zero(node):
+def local_add_zero(node, ctx):
     """x + 0 -> x ; 0 + x -> x ; x - 0 -> x"""
     if node.op in (E.ADD, E.SUBTRACT):
         a, b = node.inputs
@@ -112,7 +118,7 @@ def local_add_zero(node):
 
 
 @local_rule
-def local_div_one(node):
+def local_div_one(node, ctx):
     """x / 1 -> x (float x)"""
     if node.op is E.DIVIDE and is_scalar(node.inputs[1], 1):
         return _keep_if_same(node.inputs[0], node)
@@ -120,7 +126,7 @@ def local_div_one(node):
 
 
 @local_rule
-def local_double_neg(node):
+def local_double_neg(node, ctx):
     """-(-x) -> x"""
     if node.op is E.NEG:
         inner = producer(node.inputs[0], E.NEG)
@@ -130,7 +136,7 @@ def local_double_neg(node):
 
 
 @local_rule
-def local_add_neg(node):
+def local_add_neg(node, ctx):
     """x + (-y) -> x - y ; (-y) + x -> x - y ; x - (-y) -> x + y"""
     if node.op not in (E.ADD, E.SUBTRACT):
         return None
@@ -146,7 +152,7 @@ def local_add_neg(node):
 
 
 @local_rule
-def local_identity(node):
+def local_identity(node, ctx):
     """identity(x) -> x ; stop_gradient(x) -> x (gradients are already built)"""
     if node.op in (IDENTITY, STOP_GRADIENT):
         return [node.inputs[0]]
@@ -154,7 +160,7 @@ def local_identity(node):
 
 
 @local_rule
-def local_pow_const(node):
+def local_pow_const(node, ctx):
     """x ** 2 -> square(x) ; x ** 1 -> x ; x ** 0.5 -> sqrt(x) (float x)"""
     if node.op is not E.POW or not aval(node.inputs[0])[0].is_floating:
         return None
@@ -171,7 +177,7 @@ def local_pow_const(node):
 # --- shape ops --------------------------------------------------------------------------------
 
 @local_rule
-def local_transpose_transpose(node):
+def local_transpose_transpose(node, ctx):
     """transpose(transpose(x, p), q) -> transpose(x, p[q]), or x when that is the identity"""
     if node.op is not TRANSPOSE:
         return None
@@ -187,7 +193,7 @@ def local_transpose_transpose(node):
 
 
 @local_rule
-def local_reshape_chain(node):
+def local_reshape_chain(node, ctx):
     """reshape(reshape(x, s1), s2) -> reshape(x, s2) ; reshape(x, shape of x) -> x"""
     if node.op not in (RESHAPE, RESHAPE_LIKE):
         return None
@@ -201,7 +207,7 @@ def local_reshape_chain(node):
 
 
 @local_rule
-def local_static_like(node):
+def local_static_like(node, ctx):
     """reshape_like(x, y) -> reshape(x, s) ; broadcast_like(x, y) -> broadcast_to(x, s), once
     the signature fixes y's shape s; other shape-only inputs of known shape become zero-byte
     constants, so what computed them can be pruned"""
@@ -227,7 +233,7 @@ def local_static_like(node):
 
 
 @local_rule
-def local_scalar_into_matmul(node):
+def local_scalar_into_matmul(node, ctx):
     """c * (a @ b) -> (c * a) @ b, or a @ (c * b), for a scalar constant c: the scaling meets
     the smallest operand instead of the product (SGD's ``lr * x.T @ g``), when nothing else
     reads the product"""
@@ -236,7 +242,7 @@ def local_scalar_into_matmul(node):
     for c, m in (node.inputs, node.inputs[::-1]):
         mm = producer(m, MATMUL)
         if (mm is not None and is_const(c) and c[0].attrs["value"].size == 1
-                and _uses.get(m) == 1 and fully_known(node.avals[0][1])):
+                and ctx.uses.get(m) == 1 and fully_known(node.avals[0][1])):
             a, b = mm.inputs
             size = [int(np.prod(aval(v)[1])) if fully_known(aval(v)[1]) else None for v in (a, b)]
             if None in size or min(size) >= int(np.prod(node.avals[0][1])):
@@ -251,7 +257,7 @@ def local_scalar_into_matmul(node):
 
 
 @local_rule
-def local_sum_to_static_shape(node):
+def local_sum_to_static_shape(node, ctx):
     """sum_to_like(g, y) -> reshape(reduce_sum(g, axes, keepdims=True), s) once the signature
     fixes y's shape s: the broadcast axes are known, and a reduction can end a fused group"""
     if node.op is not SUM_TO_LIKE:
@@ -272,7 +278,7 @@ def local_sum_to_static_shape(node):
 
 
 @local_rule
-def local_broadcast_into_elementwise(node):
+def local_broadcast_into_elementwise(node, ctx):
     """f(broadcast_to(x, s), y) -> f(x, y) for elementwise f whose own broadcasting already
     gives the output shape: the expanded copy is never made, and f can fuse"""
     if node.op.kind != "elementwise" or len(node.inputs) < 2:
@@ -294,7 +300,7 @@ def local_broadcast_into_elementwise(node):
 # --- recognising numerically delicate patterns ------------------------------------------------
 
 @local_rule
-def local_sigmoid(node):
+def local_sigmoid(node, ctx):
     """1 / (1 + exp(-x)) -> sigmoid(x) ; reciprocal(1 + exp(-x)) -> sigmoid(x)"""
     if node.op is E.DIVIDE and is_scalar(node.inputs[0], 1):
         denom = node.inputs[1]
@@ -315,7 +321,7 @@ def local_sigmoid(node):
 
 
 @local_rule
-def local_softplus(node):
+def local_softplus(node, ctx):
     """log(1 + exp(x)) -> max(x, 0) + log1p(exp(-|x|)) ; log1p(exp(x)) -> the same
     (the stable softplus: exp never overflows)"""
     if node.op is E.LOG:
@@ -341,7 +347,7 @@ def local_softplus(node):
 
 
 @local_rule
-def local_log_softmax(node):
+def local_log_softmax(node, ctx):
     """log(exp(z) / reduce_sum(exp(z), axis, keepdims=True)) -> z - log(reduce_sum(exp(z), …))
     (log of a softmax becomes a log-softmax: no log of an underflowed 0)"""
     if node.op is not E.LOG:
@@ -360,15 +366,26 @@ def local_log_softmax(node):
 
 # --- the pass ---------------------------------------------------------------------------------
 
-def _apply_rules(node, fired):
+def _apply_rules(node, fired, ctx):
     if node.controls or node.op.stateful:
         return None             # its ordering constraints must survive
     for rule in RULES:
-        repl = rule(node)
+        repl = rule(node, ctx)
         if repl is not None:
             fired.append(rule.__name__)
             return repl
     return None
+
+
+def use_counts(program: Program) -> dict:
+    """value -> how many inputs (and fetches) read it."""
+    uses: dict = {}
+    for n in program.g:
+        for v in n.inputs:
+            uses[v] = uses.get(v, 0) + 1
+    for v in program.fetches:
+        uses[v] = uses.get(v, 0) + 1
+    return uses
 
 
 def simplify(program: Program) -> Program:
@@ -376,13 +393,9 @@ def simplify(program: Program) -> Program:
     round limit is reached)."""
     for _ in range(_MAX_ROUNDS):
         fired: list = []
-        _uses.clear()
-        for n in program.nodes:
-            for v in n.inputs:
-                _uses[v] = _uses.get(v, 0) + 1
-        for v in program.fetches:
-            _uses[v] = _uses.get(v, 0) + 1
-        program = rewrite(program, lambda node, fired=fired: _apply_rules(node, fired))
+        ctx = RuleContext(use_counts(program))
+        program = rewrite(program,
+                          lambda node, fired=fired, ctx=ctx: _apply_rules(node, fired, ctx))
         if not fired:
             break
     return program
