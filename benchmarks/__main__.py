@@ -16,7 +16,7 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from . import gpu  # noqa: E402
-from .workloads import WORKLOADS  # noqa: E402 - numpy must see the thread settings
+from .workloads import SCALING_DEPTHS, WORKLOADS, compile_scaling  # noqa: E402 - numpy must see the thread settings
 
 CLOCK = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
@@ -70,7 +70,10 @@ def report(workload, medians):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
+    parser.add_argument("--workload", default="all",
+                        choices=[*WORKLOADS, "compile-scaling", "all"])
+    parser.add_argument("--depths", default=",".join(map(str, SCALING_DEPTHS)),
+                        help="compile-scaling: the MLP depths, comma-separated")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--budget", type=float, default=0.05, help="seconds per timed batch")
     parser.add_argument("--settle", type=float, default=0.2,
@@ -90,6 +93,9 @@ def main(argv=None):
     else:     # a GPU contender's process mostly waits: its CPU time says little
         print("GPU contenders: graphc cupy (eager, CUDA Graph), torch cuda when importable"
               + ("; compare them with --clock wall" if args.clock == "cpu" else ""))
+    if args.workload == "compile-scaling":
+        scaling([int(d) for d in args.depths.split(",")])
+        return
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     for name in names:
         contenders = WORKLOADS[name]()
@@ -104,6 +110,19 @@ def main(argv=None):
             continue
         contenders.update(gpu.contenders(name))      # {} without a GPU
         report(name, measure(contenders, args.rounds, args.budget, args.settle))
+
+
+def scaling(depths):
+    """CPU seconds of each stage of a depth-N MLP + Adam (one process, one run per depth)."""
+    stages = ("build", "minimize", "compile", "first run")
+    print("\n== compile-scaling: MLP width 64, Adam; CPU seconds ==")
+    print(f"  {'depth':>5} {'ops':>7} " + " ".join(f"{s:>10}" for s in stages)
+          + f" {'total':>8} {'per layer':>10}")
+    for depth in depths:
+        r = compile_scaling(depth)
+        total = sum(r[s] for s in stages)
+        print(f"  {depth:>5} {r['ops']:>7} " + " ".join(f"{r[s]:>10.3f}" for s in stages)
+              + f" {total:>8.3f} {total / depth * 1e3:>8.2f} ms", flush=True)
 
 
 if __name__ == "__main__":

@@ -156,3 +156,16 @@ def test_builtin_results_are_the_same_with_an_identity_pass_at_every_level():
                 runs.append([sess.run([train, loss], {x: X})[1] for _ in range(3)])
     for r in runs[1:]:
         np.testing.assert_allclose(r, runs[0], rtol=1e-5)
+
+
+def test_the_custom_pass_example_shows_the_plan_change():
+    import pathlib
+    import subprocess
+    import sys
+    root = pathlib.Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, str(root / "examples" / "custom_pass.py")],
+                         capture_output=True, text=True, timeout=120, check=True).stdout
+    first, second = out.split("--- passes=['double_to_add']")
+    assert "0  multiply ('multiply')" in first and "double_to_add" not in first
+    assert "0  add ('multiply')" in second and "double_to_add      4 -> 3" in second
+    assert "same result" in out

@@ -227,7 +227,7 @@ def _contract(program, sched, group_of):
     controls_on = {c for n in program.g for c in n.controls}
     subst: dict = {}           # old value -> new value
     node_subst: dict = {}
-    order, members = [], []
+    members = []
 
     def value(v):
         return subst.get(v, v)
@@ -237,7 +237,6 @@ def _contract(program, sched, group_of):
             fused = _fused_node(u, consumers, fetched | controls_on, value,
                                 lambda c: node_subst.get(c, c))
             program.add(fused)
-            order.append(fused)
             for k, j in enumerate(fused.attrs["outputs"]):
                 subst[(u.members[j], 0)] = (fused, k)
             for m in u.members:
@@ -249,10 +248,9 @@ def _contract(program, sched, group_of):
         ctrls = tuple(dict.fromkeys(node_subst.get(c, c) for c in n.controls))
         if ins != n.inputs or ctrls != n.controls:
             program.set_inputs(n, ins, ctrls)
-        order.append(n)
     program.substitute(subst, node_subst)
     program.remove(members)
-    program._schedule = order
+    program._schedule = None     # the contracted program's own order (epochs, program order)
     return program
 
 

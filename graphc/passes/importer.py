@@ -71,8 +71,7 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
                     epoch - 1 if writes_state(op.op) else epoch, controls)
         if handed_controls:
             handed[node] = handed_controls
-        # (a no_op only orders: it has an effect when something it waits for has one)
-        effect[node] = ((writes_state(op.op) and op.op.name != "no_op") or op.op.kind == "random"
+        effect[node] = (writes_state(op.op) or op.op.kind == "random"
                         or bool(controls or handed_controls)
                         or any(effect[p] for p, _ in ins))
         nodes_of[op] = node

@@ -66,8 +66,9 @@ def ordered_toposort(preds: dict, key) -> list | None:
 
 
 def writes_state(op) -> bool:
-    """Ops after which a variable read may see a different value (assign*, print…)."""
-    return op.stateful and op.kind == "state"
+    """Ops after which a variable read may see a different value (assign*, print…). A
+    ``no_op`` only orders (through its control edges) and changes nothing."""
+    return op.stateful and op.kind == "state" and op.name != "no_op"
 
 
 class Node:
