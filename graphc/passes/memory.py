@@ -113,15 +113,17 @@ def pack(slots) -> int:
         size = -(-max(s.nbytes, 1) // ALIGN) * ALIGN
         live = (starts[:k] <= s.end) & (ends[:k] >= s.start)
         lo, hi = offs[:k][live], offs[:k][live] + sizes[:k][live]
-        order = np.argsort(lo)
+        order = np.argsort(lo, kind="stable")
         lo, hi = lo[order], hi[order]
-        best, best_gap, cursor = None, None, 0
-        for a, b in zip(lo.tolist(), hi.tolist(), strict=False):
-            gap = a - cursor
-            if gap >= size and (best_gap is None or gap < best_gap):
-                best, best_gap = cursor, gap
-            cursor = max(cursor, b)
-        s.offset = best if best is not None else cursor
+        # the gap before each placed buffer (in offset order) ends at its offset and starts
+        # where the buffers below it end; the smallest gap that fits wins (the first, on ties)
+        below = np.maximum.accumulate(np.concatenate(([0], hi)))
+        gaps = lo - below[:-1]
+        fits = np.flatnonzero(gaps >= size)
+        if fits.size:
+            s.offset = int(below[fits[np.argmin(gaps[fits])]])
+        else:
+            s.offset = int(below[-1])
         starts[k], ends[k], offs[k], sizes[k] = s.start, s.end, s.offset, size
         peak = max(peak, s.offset + size)
     return peak
