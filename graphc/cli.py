@@ -21,6 +21,7 @@ import time
 
 import numpy as np
 
+from .backends import available_backends
 from .errors import FeedError, GraphcError, NotFoundError
 from .frontend.parser import attach_source
 
@@ -436,7 +437,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def compiled(c):
         c.add_argument("-O", type=int, choices=(0, 1, 2), default=2, help="optimization level")
-        c.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+        c.add_argument("--backend", choices=available_backends(), default="numpy",
+                       help="a registered backend (graphc.backends.register_backend)")
         c.add_argument("--dim", action="append", metavar="NAME=SIZE", type=_dim_arg,
                        help="size of a symbolic dimension for planning (default 1)")
 

@@ -37,6 +37,7 @@ from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 from ..shapes import fully_known
 from . import cuda_codegen as cg
+from .reference import ReferenceExecutable
 
 ALIGN = 256                       # device allocations: cuBLAS and vector loads like 256 B
 
@@ -298,6 +299,10 @@ class CupyExecutable:
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
 
+    def call_traced(self, ctx, feeds: dict):
+        raise GraphcError("trace= is not available on the cupy backend yet: trace the same "
+                          "fetches with backend='numpy'")
+
     def call(self, ctx, *feed_arrays):
         with self._lock:
             state = device_variables(ctx, self.xp, self._download)
@@ -454,3 +459,12 @@ def make_cupy_executable(plan, **options):
     capturable plan replay as a CUDA Graph."""
     options.setdefault("cuda_graph", os.environ.get("GRAPHC_CUDA_GRAPH", "") not in ("", "0"))
     return CupyExecutable(plan, **options)
+
+
+def executable(request):
+    """The ``cupy`` backend's factory: the GPU runs plans at every level, even 0; the NaN
+    trap (``check_numerics``) runs in the reference interpreter on the host."""
+    if request.check_numerics:
+        return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
+                                   check=request.check)
+    return make_cupy_executable(request.plan())

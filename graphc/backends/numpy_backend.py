@@ -25,6 +25,7 @@ from ..ops import elementwise as E
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
+from .reference import ReferenceExecutable
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
 _ACCUMULATE = {REDUCE_SUM: (np.add, 0.0), REDUCE_MEAN: (np.add, 0.0),
@@ -459,3 +460,13 @@ def _describe(a):
 
 def _as_tuple(out):
     return out if isinstance(out, tuple) else (out,)
+
+
+def executable(request):
+    """The ``numpy`` backend's factory: ``optimize=0`` interprets (the reference executor)
+    unless user passes must run; otherwise the generated code of the compiled plan (with
+    the NaN trap inside it when the request asks for one)."""
+    if request.optimize == 0 and not request.passes:
+        return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
+                                   check=request.check)
+    return NumpyExecutable(request.plan(), check_numerics=request.check_numerics)
