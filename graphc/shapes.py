@@ -91,6 +91,15 @@ def broadcast_shapes(*shapes: Shape):
     return tuple(out)
 
 
+def broadcast_axes(shape, like) -> tuple:
+    """The axes a value of ``shape`` was broadcast along from ``like`` (numpy's rules): its
+    leading extra axes and every axis where ``like`` has 1 and ``shape`` does not. Summing
+    over them (keepdims) and reshaping to ``like`` undoes the broadcast: ``sum_to_like``."""
+    lead = len(shape) - len(like)
+    return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(like)
+                                      if d == 1 and shape[lead + i] != 1)
+
+
 def format_shape(shape: Shape) -> str:
     if shape is None:
         return "<unknown rank>"

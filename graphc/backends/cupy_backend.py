@@ -35,7 +35,7 @@ from ..ops.array import BROADCAST_LIKE, BROADCAST_TO, IDENTITY
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
-from ..shapes import fully_known
+from ..shapes import broadcast_axes, fully_known
 from . import cuda_codegen as cg
 from .reference import ReferenceExecutable
 
@@ -200,7 +200,7 @@ class CupyExecutable:
                                            _slots(step.inputs[:1]), _slots(step.outputs))]
         elif known and (op is SUM_TO_LIKE or (op.kind == "reduction" and op.extra.get(
                 "c_combine"))):
-            axes = _sum_to_axes(x.shape, self._slot(step.outputs[0]).shape) \
+            axes = broadcast_axes(x.shape, self._slot(step.outputs[0]).shape) \
                 if op is SUM_TO_LIKE else tuple(step.attrs["axis"])
             reduce = REDUCE_SUM if op is SUM_TO_LIKE else op
             group = cg.Group((x.dtype,), (), (), cg.Reduction(reduce, 0, axes))
@@ -424,13 +424,6 @@ def _fused_on_host(step, inputs):
 def _c_order(value):
     """``value`` as a C-ordered array of its own rank (np.ascontiguousarray makes 0-d 1-d)."""
     return np.asarray(value, order="C")
-
-
-def _sum_to_axes(shape, like):
-    """The axes ``sum_to_like`` sums a ``shape`` value over to get ``like``'s shape."""
-    lead = len(shape) - len(like)
-    return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(like)
-                                      if d == 1 and shape[lead + i] != 1)
 
 
 def _slots(indices):

@@ -141,21 +141,27 @@ def _assign_kernel(ctx, node, value, var):
     return ctx.variables[var]
 
 
-def _assign_op_kernel(ufunc):
-    def kernel(ctx, node, delta, var):
-        buf = ctx.variables.get(var)
-        if buf is None:
-            _var_kernel(ctx, var, None, None, None)
-        ufunc(buf, delta, out=buf)
-        return buf
-    return kernel
+def _assign_add_kernel(ctx, node, delta, var):
+    buf = ctx.variables.get(var)
+    if buf is None:
+        _var_kernel(ctx, var, None, None, None)
+    np.add(buf, delta, out=buf)
+    return buf
+
+
+def _assign_sub_kernel(ctx, node, delta, var):
+    buf = ctx.variables.get(var)
+    if buf is None:
+        _var_kernel(ctx, var, None, None, None)
+    np.subtract(buf, delta, out=buf)
+    return buf
 
 
 ASSIGN = register(OpDef("assign", _assign_infer, numpy=_assign_kernel, kind="state",
                         stateful=True, differentiable=False))
-ASSIGN_ADD = register(OpDef("assign_add", _assign_infer, numpy=_assign_op_kernel(np.add),
+ASSIGN_ADD = register(OpDef("assign_add", _assign_infer, numpy=_assign_add_kernel,
                             kind="state", stateful=True, differentiable=False))
-ASSIGN_SUB = register(OpDef("assign_sub", _assign_infer, numpy=_assign_op_kernel(np.subtract),
+ASSIGN_SUB = register(OpDef("assign_sub", _assign_infer, numpy=_assign_sub_kernel,
                             kind="state", stateful=True, differentiable=False))
 
 
@@ -178,7 +184,11 @@ assign_sub.__doc__ = "``ref -= delta`` in place."
 
 # --- grouping and control ---------------------------------------------------------------------
 
-NO_OP = register(OpDef("no_op", lambda ins, a: [], numpy=lambda ctx, node: (), kind="state",
+def _no_op_kernel(ctx, node):
+    return ()     # it exists for its control edges
+
+
+NO_OP = register(OpDef("no_op", lambda ins, a: [], numpy=_no_op_kernel, kind="state",
                        stateful=True, differentiable=False))
 
 
