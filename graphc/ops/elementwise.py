@@ -191,7 +191,8 @@ SIN = elementwise("sin", np.sin, "sin({0})", lambda op, g: [g * cos(op.inputs[0]
 COS = elementwise("cos", np.cos, "cos({0})", lambda op, g: [-g * sin(op.inputs[0])])
 TANH = elementwise("tanh", np.tanh, "tanh({0})",
                    lambda op, g: [g * (1 - op.outputs[0] * op.outputs[0])])
-SIGMOID = elementwise("sigmoid", _sigmoid, "(1 / (1 + exp(-{0})))",
+# one formula for every backend: the numpy kernel above and the CUDA expression below
+SIGMOID = elementwise("sigmoid", _sigmoid, "(({F})0.5 * (tanh(({F})0.5 * {0}) + ({F})1))",
                       lambda op, g: [g * op.outputs[0] * (1 - op.outputs[0])])
 ERF = elementwise("erf", _erf, "erf({0})",
                   lambda op, g: [g * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))])
