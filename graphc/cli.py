@@ -228,7 +228,7 @@ def cmd_compile(args) -> int:
         from .backends.standalone import emit_module
         params = _restored_values(graph, args.restore) if args.restore else None
         source = emit_module(graph, source_name=os.path.basename(args.model_file),
-                             params=params)
+                             params=params, optimize=args.O)
         return _write(args.output, source)
     plan, used = _plan(graph, args)
     if args.emit == "dot":

@@ -19,18 +19,19 @@ def test_kernels_that_use_builtins_are_carried_with_an_import():
     assert library is not None and "import builtins" in library[1]
 
 
-def test_prelude_draws_are_ops_random_text():
-    prelude = standalone._prelude()
-    for name in ("_normal", "_truncated", "_uniform"):
-        assert prelude.count(f"def {name}(") == 1
-    assert "redraw values beyond two standard deviations" in prelude
-    assert "def _sigmoid(" not in prelude  # carried from ops.elementwise when used
-    assert standalone._kernel_library(elementwise.SIGMOID) is not None
+def test_random_draws_are_carried_as_ops_random_text():
+    sources, _ = standalone._kernel_library(random.TRUNCATED_NORMAL)
+    text = "\n".join(sources)
+    assert text.count("def _truncated(") == 1
+    assert "redraw values beyond two standard deviations" in text
+    sources, _ = standalone._kernel_library(elementwise.SIGMOID)
+    assert sources[-1].startswith("def _sigmoid(")
 
 
-def test_prelude_truncated_normal_matches_the_session_draw():
+def test_carried_truncated_normal_matches_the_session_draw():
+    sources, imports = standalone._kernel_library(random.TRUNCATED_NORMAL)
     ns: dict = {}
-    exec(compile(standalone._prelude(), "<prelude>", "exec"), ns)  # noqa: S102 - graphc's text
+    exec(compile("\n".join(imports + sources), "<carried>", "exec"), ns)  # noqa: S102 - graphc's text
     ours = ns["_truncated"](np.random.default_rng(7), (50,), np.dtype("float32"), 0.0, 1.0)
     theirs = random._truncated(np.random.default_rng(7), (50,), np.dtype("float32"), 0.0, 1.0)
     np.testing.assert_array_equal(ours, theirs)

@@ -100,11 +100,8 @@ def _rsqrt(x, out=None):
     return np.reciprocal(out, out=out)
 
 
-_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
-
-
 def _erf(x, out=None):
-    r = _erf_vec(x).astype(x.dtype, copy=False)
+    r = np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype, copy=False)
     if out is None:
         return r
     out[...] = r

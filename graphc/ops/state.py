@@ -135,7 +135,7 @@ def _assign_infer(ins, attrs):
 def _assign_kernel(ctx, node, value, var):
     buf = ctx.variables.get(var)
     if buf is None or buf.shape != value.shape:
-        ctx.variables[var] = np.array(value, dtype=var.outputs[0].dtype.np, copy=True)
+        ctx.variables[var] = np.array(value, copy=True)   # value has var's dtype (infer)
     else:
         np.copyto(buf, value)
     return ctx.variables[var]
