@@ -170,7 +170,6 @@ def _sinks(graph):
 # --- commands ---------------------------------------------------------------------------------
 
 def _summary(graph) -> list[str]:
-    from .frontend.names import DTYPE_NAMES
     from .ir.printer import format_type
     lines = []
     ins = _inputs(graph)
@@ -180,7 +179,7 @@ def _summary(graph) -> list[str]:
     if params:
         n = sum(int(np.prod(v.shape)) for v in params)
         lines.append(f"params:  {len(params)} ({n:,} values): " + ", ".join(
-            f"{v.op.name} : {DTYPE_NAMES[v.dtype]}{list(v.shape)}" for v in params))
+            f"{v.op.name} : {v.dtype.short}{list(v.shape)}" for v in params))
     outs = _outputs(graph)
     if outs:
         lines.append("outputs: " + ", ".join(t.op.name for t in outs))

@@ -11,6 +11,7 @@ import functools
 import inspect
 
 from .. import dtypes as D
+from ..ir.printer import CONSTANTS  # noqa: F401  (plain values every file can use)
 
 # Short and long dtype names: ``f32[N, 3]`` or ``float32[N, 3]``.
 DTYPES = {
@@ -21,12 +22,6 @@ DTYPES = {
     "int8": D.int8, "int16": D.int16, "int32": D.int32, "int64": D.int64, "uint8": D.uint8,
 }
 
-# The short name the printer writes for each dtype.
-DTYPE_NAMES = {D.float16: "f16", D.float32: "f32", D.float64: "f64", D.int8: "i8",
-               D.int16: "i16", D.int32: "i32", D.int64: "i64", D.uint8: "u8", D.bool_: "bool"}
-
-# Plain values every file can use.
-CONSTANTS = {"inf": float("inf"), "nan": float("nan"), "pi": 3.141592653589793}
 
 # Public functions that are not graph-building functions of one tensor expression.
 _NOT_BUILTINS = {
