@@ -13,6 +13,7 @@ Exit status: 0 on success, 1 on a user error (the message names the file, line a
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import shutil
 import subprocess
@@ -22,8 +23,18 @@ import time
 import numpy as np
 
 from .backends import available_backends
+from .backends.standalone import emit_module
+from .checkpoint import Saver
+from .compiler import compile as gc_compile
 from .errors import FeedError, GraphcError, NotFoundError
+from .frontend.dsl import MODEL_NAME, OUTPUTS, TRAIN_CLAUSES, load, model_names
+from .frontend.fmt import format_source
 from .frontend.parser import attach_source
+from .ir.graph import Graph, needed_ops
+from .ir.printer import format_type
+from .ops.state import GLOBAL_VARIABLES, variables_initializer
+from .session import Session
+from .svg import dot_to_svg
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -31,8 +42,6 @@ EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 # --- loading and feeding ----------------------------------------------------------------------
 
 def _load(args):
-    from .frontend.dsl import load
-    from .ir.graph import Graph
     return load(args.model_file, model=args.model, graph=Graph())
 
 
@@ -42,12 +51,10 @@ def _inputs(graph):
 
 
 def _outputs(graph):
-    from .frontend.dsl import OUTPUTS
     return graph.get_collection(OUTPUTS)
 
 
 def _clause(graph):
-    from .frontend.dsl import TRAIN_CLAUSES
     clauses = graph.get_collection(TRAIN_CLAUSES)
     return clauses[-1] if clauses else None
 
@@ -130,7 +137,6 @@ def _feeds(graph, specs) -> dict:
                 raise FeedError(f"cannot read {spec}: {e}") from None
             continue
         if name not in inputs:
-            import difflib
             close = difflib.get_close_matches(name, inputs, n=1)
             raise NotFoundError(f"--feed {name}=...: the model has no input {name!r}"
                                 + (f"; did you mean {close[0]!r}?" if close else
@@ -170,7 +176,6 @@ def _sinks(graph):
 # --- commands ---------------------------------------------------------------------------------
 
 def _summary(graph) -> list[str]:
-    from .ir.printer import format_type
     lines = []
     ins = _inputs(graph)
     if ins:
@@ -191,7 +196,6 @@ def _summary(graph) -> list[str]:
 
 
 def _plan(graph, args):
-    from .compiler import compile as gc_compile
     fetches = list(_fetches(graph, getattr(args, "fetch", None)))
     clause = _clause(graph)
     if clause is not None:
@@ -209,7 +213,6 @@ def _dims_note(used) -> str:
 
 
 def cmd_check(args) -> int:
-    from .frontend.dsl import model_names
     with open(args.model_file, encoding="utf-8") as f:
         names = model_names(f.read(), args.model_file)
     for name in ([args.model] if args.model else names):
@@ -224,7 +227,6 @@ def cmd_check(args) -> int:
 def cmd_compile(args) -> int:
     graph = _load(args)
     if args.emit == "py":
-        from .backends.standalone import emit_module
         params = _restored_values(graph, args.restore) if args.restore else None
         source = emit_module(graph, source_name=os.path.basename(args.model_file),
                              params=params, optimize=args.O)
@@ -234,7 +236,6 @@ def cmd_compile(args) -> int:
         return _write(args.output, _dot(graph, plan))
     if args.emit == "ir":
         return _write(args.output, _ir(plan))
-    from .frontend.dsl import MODEL_NAME
     name = graph.get_collection(MODEL_NAME)
     lines = [f"model {name[0] if name else '?'} ({args.model_file})"] + _summary(graph)
     lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
@@ -244,9 +245,6 @@ def cmd_compile(args) -> int:
 
 def _restored_values(graph, path) -> dict:
     """The variables' values in checkpoint ``path`` (restored through gc.train.Saver)."""
-    from .checkpoint import Saver
-    from .ops.state import GLOBAL_VARIABLES
-    from .session import Session
     variables = graph.get_collection(GLOBAL_VARIABLES)
     with graph.as_default():
         saver = Saver(graph=graph)
@@ -296,7 +294,6 @@ def _dot_label(text: str) -> str:
 
 def _dot(graph, plan) -> str:
     """Two clusters side by side: the graph before optimization, the plan after."""
-    from .ir.graph import needed_ops
     clause = _clause(graph)
     ins = _inputs(graph)
     ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
@@ -342,7 +339,6 @@ def cmd_viz(args) -> int:
             raise GraphcError(f"Graphviz's dot failed: {e}") from None
         return _write(out, svg)
     if out.endswith(".svg"):    # no Graphviz: graphc's own plainer layered drawing
-        from .svg import dot_to_svg
         print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
               file=sys.stderr)
         return _write(out, dot_to_svg(dot_text))
@@ -350,7 +346,6 @@ def cmd_viz(args) -> int:
 
 
 def cmd_fmt(args) -> int:
-    from .frontend.fmt import format_source
     with open(args.model_file, encoding="utf-8") as f:
         text = f.read()
     formatted = format_source(text, args.model_file)
@@ -368,9 +363,6 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .checkpoint import Saver
-    from .ops.state import GLOBAL_VARIABLES, variables_initializer
-    from .session import Session
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
     fetches = _fetches(graph, args.fetch)

@@ -12,7 +12,9 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError
+from ..ir.node import Tensor
 from ..shapes import broadcast_shapes
+from .array import fill_like
 from .registry import OpDef, register
 from .sources import convert
 
@@ -302,7 +304,6 @@ def _binary_fn(opdef, doc):
 
 def binary_operands(x, y, what):
     """Tensors for a binary op; a non-tensor operand is weak and takes the other's dtype."""
-    from ..ir.node import Tensor
     if isinstance(x, Tensor):
         return x, convert(y, like=x, what=f"{what}: ")
     if isinstance(y, Tensor):
@@ -356,7 +357,6 @@ logical_xor = _binary_fn(LOGICAL_XOR, "x xor y (bool)")
 
 def where(condition, x, y, name=None):
     """``x`` where ``condition`` is true, else ``y`` (broadcasting, weak scalars allowed)."""
-    from ..ir.node import Tensor
     c = convert(condition)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         x = convert(x)
@@ -367,5 +367,4 @@ def where(condition, x, y, name=None):
 def zeros_like(x, dtype=None, name=None):
     """Zeros of ``x``'s shape, for the gradient rules above (``gc.zeros_like`` is
     ``ops.array``'s; this one keeps the op's default name)."""
-    from .array import fill_like
     return fill_like(x, 0, dtype=dtype, name=name)

@@ -14,6 +14,11 @@ from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, mi
                           square, tanh, where)
 from .reduce import reduce_max, reduce_mean, reduce_sum
 from .sources import convert
+from .random import random_uniform, random_uniform_like
+from ..ir.node import Tensor
+from .array import reshape
+from .array import identity
+from .array import squeeze
 
 
 def _named(fn):
@@ -27,7 +32,6 @@ def _named(fn):
             with get_default_graph().name_scope(fn.__name__):
                 return fn(*args, **kwargs)
         out = fn(*args, **kwargs)
-        from .array import identity
         return identity(out, name=name)
     return wrapper
 
@@ -163,7 +167,6 @@ def bias_add(value, bias, data_format=None, name=None):
     if bias.shape is not None and len(bias.shape) != 1:
         raise ShapeError(f"bias_add: bias must be a vector, got {bias.describe()}")
     if data_format == "NCHW":
-        from .array import reshape
         bias = reshape(bias, (-1,) + (1,) * (len(value.shape) - 2))
     return value + bias
 
@@ -172,7 +175,6 @@ def bias_add(value, bias, data_format=None, name=None):
 def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
     """Zero each element with probability ``rate`` and scale the rest by 1 / (1 - rate)
     while ``training`` (a bool or a bool tensor); the identity otherwise."""
-    from .random import random_uniform, random_uniform_like
     x = convert(x)
     if isinstance(training, bool) and not training:
         return x
@@ -193,8 +195,6 @@ def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
 def _scalar(t):
     """A rate or switch fed through a shapeless placeholder (``tf.placeholder(tf.float32)``)
     is a scalar, as TF requires: say so, so that dropout's result keeps x's static shape."""
-    from ..ir.node import Tensor
-    from .array import reshape
     return reshape(t, ()) if isinstance(t, Tensor) and t.shape is None else t
 
 
@@ -204,7 +204,6 @@ def moments(x, axes, keepdims=False, name=None):
     mean = reduce_mean(x, axis=axes, keepdims=True)
     var = reduce_mean(square(x - stop_gradient(mean)), axis=axes, keepdims=True)
     if not keepdims:
-        from .array import squeeze
         axes = [normalize_axis(a, len(x.shape)) for a in (axes if isinstance(axes, (list, tuple))
                                                             else [axes])]
         mean, var = squeeze(mean, axes), squeeze(var, axes)

@@ -10,6 +10,7 @@ from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
 from ..ir.graph import get_default_graph
 from ..shapes import as_shape, fully_known
+from .array import gather
 from .registry import OpDef, register
 from .sources import convert
 
@@ -150,7 +151,6 @@ def random_permutation(n, dtype=D.int64, seed=None, name=None):
 
 def random_shuffle(value, seed=None, name=None):
     """``value`` with its first dimension in a seeded random order (a new order each run)."""
-    from .array import gather
     x = convert(value)
     n = x.shape[0]
     if not isinstance(n, int):

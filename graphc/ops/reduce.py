@@ -7,8 +7,17 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError
-from ..shapes import broadcast_axes, fully_known, normalize_axes, num_elements
-from .array import broadcast_like, cast, expand_dims, reshape, stop_gradient
+from ..shapes import broadcast_axes, fully_known, normalize_axes, normalize_axis, num_elements
+from .array import (
+    broadcast_like,
+    cast,
+    expand_dims,
+    identity,
+    reshape,
+    size,
+    squeeze,
+    stop_gradient,
+)
 from .elementwise import divide, equal, exp, log, not_equal
 from .registry import OpDef, register
 from .sources import constant, convert
@@ -182,12 +191,10 @@ def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
 
 
 def _squeeze_axes(t, axes):
-    from .array import squeeze
     return squeeze(t, axis=axes)
 
 
 def _named(t, name):
-    from .array import identity
     return identity(t, name=name)
 
 
@@ -221,14 +228,12 @@ ARGMIN = register(OpDef(
 def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
     """Index of the largest value along ``axis`` (default 0, as in TF)."""
     x = convert(input)
-    from ..shapes import normalize_axis
     return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
                   output_type=D.as_dtype(output_type))
 
 
 def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
     x = convert(input)
-    from ..shapes import normalize_axis
     return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
                   output_type=D.as_dtype(output_type))
 
@@ -262,7 +267,6 @@ def sum_to_like(g, x):
 
 
 def size_of(x):
-    from .array import size
     return size(x)
 
 

@@ -10,8 +10,9 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import DTypeError, NumericsError, ShapeError, UninitializedError
 from ..ir.graph import get_default_graph
-from ..ir.node import Operation, Tensor
+from ..ir.node import Operation, Tensor, _resolve_session
 from ..shapes import as_shape, dims_compatible, format_shape
+from .array import cast, identity
 from .registry import OpDef, register
 from .sources import constant, convert
 
@@ -75,7 +76,6 @@ class Variable(Tensor, metaclass=_VariableMeta):
 
     def load(self, value, session=None):
         """Set the value directly (TF1's ``Variable.load``)."""
-        from ..ir.node import _resolve_session
         _resolve_session(session, self).set_variable(self, value)
 
     def set_shape(self, shape):
@@ -98,7 +98,6 @@ def _make_variable(initial_value=None, trainable=True, name=None, dtype=None, sh
     init = convert(initial_value) if isinstance(initial_value, Tensor) else \
         constant(initial_value, dtype=dtype)
     if dtype is not None and init.dtype is not D.as_dtype(dtype):
-        from .array import cast
         init = cast(init, dtype)
     vshape = as_shape(shape) if shape is not None else init.shape
     graph = init.graph if isinstance(initial_value, Tensor) else get_default_graph()
@@ -215,7 +214,6 @@ def control_dependencies(control_inputs):
 
 def tuple_(tensors, name=None):
     """Identities of ``tensors`` that are computed only once all of them are (TF's ``tuple``)."""
-    from .array import identity
     g = group(*tensors)
     with control_dependencies([g]):
         return [identity(t) for t in tensors]
