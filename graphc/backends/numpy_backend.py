@@ -97,19 +97,10 @@ def _mean_reduce(x, axis, keepdims, out=None, **_):
     return np.true_divide(out, count, out=out, casting="unsafe")
 
 
-def _matmul_t(a, b, transpose_a, transpose_b, out=None):
-    # .T is an attribute read; np.swapaxes (for batches) is a Python call
-    if transpose_a:
-        a = a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)
-    if transpose_b:
-        b = b.T if b.ndim == 2 else np.swapaxes(b, -1, -2)
-    return np.matmul(a, b, out=out)
-
-
 # This backend's lowering table, keyed by OpDef: the kernels it runs in place of an op's
 # registry kernel (same results, faster). Every other op runs its OpDef's own ``numpy``.
 LOWERINGS = {E.WHERE: _select, REDUCE_SUM: _add_reduce, REDUCE_MAX: _max_reduce,
-             REDUCE_MIN: _min_reduce, REDUCE_MEAN: _mean_reduce, MATMUL: _matmul_t}
+             REDUCE_MIN: _min_reduce, REDUCE_MEAN: _mean_reduce}
 
 
 def register_lowering(opdef, kernel) -> None:

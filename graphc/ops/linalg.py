@@ -36,7 +36,8 @@ def _matmul_infer(ins, attrs):
 
 
 def _t(x):
-    return np.swapaxes(x, -1, -2)
+    # .T is an attribute read; np.swapaxes (for batches) is a Python call
+    return x.T if x.ndim == 2 else np.swapaxes(x, -1, -2)
 
 
 def _matmul_kernel(a, b, transpose_a, transpose_b, out=None):
