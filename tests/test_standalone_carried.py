@@ -36,3 +36,18 @@ def test_carried_truncated_normal_matches_the_session_draw():
     theirs = random._truncated(np.random.default_rng(7), (50,), np.dtype("float32"), 0.0, 1.0)
     np.testing.assert_array_equal(ours, theirs)
     assert ours.dtype == np.float32 and np.abs(ours).max() <= 2
+
+
+def test_every_registry_kernel_is_a_named_function_the_emitter_carries():
+    """No lambdas or closures in the registry (a user op's Python is the only exception):
+    --emit py carries each kernel by its source instead of keeping copies."""
+    from graphc.ops.custom import register_op
+    from graphc.ops.registry import REGISTRY
+    user = register_op.__module__
+    missing = [name for name, op in sorted(REGISTRY.items())
+               if getattr(op.numpy, "__module__", "") != user and not standalone.supports(op)]
+    assert missing == []
+    for name, op in REGISTRY.items():
+        k = op.numpy
+        if getattr(k, "__module__", "") != user and not isinstance(k, np.ufunc):
+            assert k.__name__ != "<lambda>" and k.__qualname__ == k.__name__, name

@@ -8,7 +8,11 @@ and step numbers (``s12``, ``k3_1``), never from user names.
 
 Each thread gets its own arena (threads may run one session concurrently). A failing
 kernel is found after the fact from the traceback's line in the generated source, so the
-hot path carries no per-kernel ``try``."""
+hot path carries no per-kernel ``try``.
+
+Every op runs its OpDef's ``numpy`` kernel unless ``LOWERINGS`` (keyed by OpDef) holds a
+faster one. Everything the generated source names is a named function or plain data, so
+``--emit py`` (``standalone.py``) writes this same source out with what it names."""
 
 from __future__ import annotations
 
