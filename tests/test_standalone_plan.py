@@ -150,3 +150,19 @@ def test_a_defaulted_input_can_be_fed_or_left_out():
     x = np.ones((3, 2), np.float32)
     assert ns["run"]({"x": x})["y"] == 3.0
     assert ns["run"]({"x": x, "keep": np.float32(2.0)})["y"] == 12.0
+
+
+def test_a_model_with_only_a_train_clause():
+    src = """model m {
+  input x : f32[N, 4]
+  param w : f32[4, 1] = ones()
+  loss = reduce_mean((x @ w) ** 2)
+  train loss with sgd(lr=0.1)
+}"""
+    g = gc.loads(src, graph=gc.Graph())
+    ns = {}
+    exec(compile(emit_module(g), "m.py", "exec"), ns)  # our own source
+    x = np.ones((2, 4), np.float32)
+    assert ns["run"]({"x": x}) == {}
+    assert ns["train_step"]({"x": x})["loss"] == 16.0
+    assert ns["train_step"]({"x": x})["loss"] < 16.0

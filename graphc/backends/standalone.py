@@ -394,7 +394,7 @@ def run(feeds, outputs=None):
         raise KeyError(f"no output can be computed from the feeds {sorted(fed)}; "
                        f"they need {[sorted(NEEDS[name]) for name in OUTPUTS]}")
     dims, result = {}, {}
-    if all(NEEDS[name] <= fed for name in OUTPUTS):
+    if OUTPUTS and all(NEEDS[name] <= fed for name in OUTPUTS):
         result = _call(RUN_PLANS[0], feeds, dims)           # the plan of every output
     else:                                                   # the plans the feeds allow
         for plan in RUN_PLANS[1:]:
