@@ -26,10 +26,6 @@ def as_shape(shape) -> Shape:
     return tuple(dims)
 
 
-def is_known(d: Dim) -> bool:
-    return isinstance(d, int)
-
-
 def fully_known(shape: Shape) -> bool:
     return shape is not None and all(isinstance(d, int) for d in shape)
 

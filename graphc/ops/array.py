@@ -12,7 +12,7 @@ import builtins
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError, GraphcError, ShapeError
+from ..errors import GraphcError, ShapeError
 from ..ir.node import Tensor
 from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, merge_dim,
                       normalize_axis, num_elements)
@@ -827,8 +827,3 @@ def rank(x, name=None):
     if x.shape is None:
         raise ShapeError(f"rank of {x.describe()} is unknown")
     return constant(np.int32(len(x.shape)), name=name or "rank")
-
-
-def _check_dtype(x, what):
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{what}: expected a tensor, got {type(x).__name__}")

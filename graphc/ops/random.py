@@ -15,10 +15,6 @@ from .registry import OpDef, register
 from .sources import convert
 
 
-def _shape_of(attrs, like):
-    return like.shape if like is not None else attrs["shape"]
-
-
 # The draws take a numpy dtype and use only numpy: the standalone backend carries their
 # source into generated modules, so both backends draw the same numbers from one definition.
 def _normal(rng, shape, dtype, mean, stddev):

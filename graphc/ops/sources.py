@@ -120,8 +120,3 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
                                  "tensor; cast one of them")
             dtype = target
     return constant(value, dtype=dtype)
-
-
-def scalar_like(value, x: Tensor) -> Tensor:
-    """A 0-d constant of ``x``'s dtype."""
-    return constant(value, dtype=x.dtype)
