@@ -208,7 +208,7 @@ class CupyExecutable:
                                                          step.outputs[0])
         elif op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB):
             self._written.append(step.attrs["var"])
-        elif op not in LOWERINGS and op is not VARIABLE:
+        elif op not in (MATMUL, NO_OP, VARIABLE):
             self._host_steps.append(step.index)
 
     def _ew_launch(self, group, out_slot, in_slots):
@@ -352,17 +352,30 @@ class CupyExecutable:
                           f"{e}", src.location if src is not None else None, node=src) from e
 
     def _dispatch(self, step, ctx, state, buffers):
+        xp, op = self.xp, step.op
         ins = [buffers[k] for k in step.inputs]
         if step.kind == "read":
             buffers[step.outputs[0]] = state.read(ctx, step.node)
         elif step.index in self._launches:
             self._launch_all(step, buffers)
+        elif op is MATMUL:
+            a, b = ins
+            a = xp.swapaxes(a, -1, -2) if step.attrs["transpose_a"] else a
+            b = xp.swapaxes(b, -1, -2) if step.attrs["transpose_b"] else b
+            out = buffers[step.outputs[0]]
+            buffers[step.outputs[0]] = xp.matmul(a, b, out=out) if out is not None else \
+                xp.matmul(a, b)
+        elif op is ASSIGN:
+            result = state.assign(ctx, step.attrs["var"], ins[0])
+            self._set_outputs(step, buffers, result)
+        elif op in (ASSIGN_ADD, ASSIGN_SUB):
+            var = state.read(ctx, step.attrs["var"])
+            (xp.add if op is ASSIGN_ADD else xp.subtract)(var, ins[0], out=var)
+            self._set_outputs(step, buffers, var)
+        elif op is NO_OP:
+            pass
         else:
-            lowering = LOWERINGS.get(step.op)
-            if lowering is None:
-                self._run_on_host(step, ctx, buffers, ins)
-            else:
-                lowering(self, step, ctx, state, buffers, ins)
+            self._run_on_host(step, ctx, buffers, ins)
 
     def _launch_all(self, step, buffers):
         for launch, in_refs, out_refs in self._launches[step.index]:
@@ -411,44 +424,6 @@ def _fused_on_host(step, inputs):
 def _c_order(value):
     """``value`` as a C-ordered array of its own rank (np.ascontiguousarray makes 0-d 1-d)."""
     return np.asarray(value, order="C")
-
-
-# --- the device lowerings: ops this backend runs on the device without a generated kernel ------
-# (elementwise ops, broadcasts and reductions get CUDA kernels from their scalar expressions;
-# every op in neither runs its numpy kernel on the host). Keyed by OpDef; each takes
-# (executable, step, ctx, device variables, buffers, input arrays).
-
-def _matmul(exe, step, ctx, state, buffers, ins):
-    """cuBLAS through ``xp.matmul``, into the planned buffer when there is one."""
-    xp, (a, b) = exe.xp, ins
-    a = xp.swapaxes(a, -1, -2) if step.attrs["transpose_a"] else a
-    b = xp.swapaxes(b, -1, -2) if step.attrs["transpose_b"] else b
-    out = buffers[step.outputs[0]]
-    buffers[step.outputs[0]] = xp.matmul(a, b, out=out) if out is not None else xp.matmul(a, b)
-
-
-def _assign(exe, step, ctx, state, buffers, ins):
-    exe._set_outputs(step, buffers, state.assign(ctx, step.attrs["var"], ins[0]))
-
-
-def _assign_add(exe, step, ctx, state, buffers, ins):
-    var = state.read(ctx, step.attrs["var"])
-    exe.xp.add(var, ins[0], out=var)
-    exe._set_outputs(step, buffers, var)
-
-
-def _assign_sub(exe, step, ctx, state, buffers, ins):
-    var = state.read(ctx, step.attrs["var"])
-    exe.xp.subtract(var, ins[0], out=var)
-    exe._set_outputs(step, buffers, var)
-
-
-def _no_op(exe, step, ctx, state, buffers, ins):
-    """It exists for its control edges, which the plan's order already honours."""
-
-
-LOWERINGS = {MATMUL: _matmul, ASSIGN: _assign, ASSIGN_ADD: _assign_add,
-             ASSIGN_SUB: _assign_sub, NO_OP: _no_op}
 
 
 def _slots(indices):
