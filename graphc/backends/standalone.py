@@ -253,8 +253,8 @@ def _what(step) -> str:
 
 def _binding(name, value, carried, what) -> str:
     """Source for one name the generated code reads from its namespace."""
-    if isinstance(value, np.ufunc) and getattr(np, value.__name__, None) is value:
-        return f"np.{value.__name__}"
+    if callable(value) and getattr(np, getattr(value, "__name__", ""), None) is value:
+        return f"np.{value.__name__}"            # a numpy ufunc or function
     if isinstance(value, functools.partial):
         fn = _binding(name, value.func, carried, what)
         kw = "".join(f", {k}={_attr_literal(v)}" for k, v in value.keywords.items())
@@ -268,6 +268,9 @@ def _binding(name, value, carried, what) -> str:
         return _array_literal(value)
     if isinstance(value, np.generic):
         return _scalar_literal(value)
+    if callable(value):
+        raise UnimplementedError(f"--emit py cannot carry the kernel of {what}: "
+                                 f"{type(value).__name__} {value!r} is not a named function")
     return _literal(value)
 
 
