@@ -12,6 +12,8 @@ import inspect
 
 from .. import dtypes as D
 from ..ir.printer import CONSTANTS  # noqa: F401  (plain values every file can use)
+from ..ops.array import fill
+from ..ops.random import random_normal, random_uniform, truncated_normal
 
 # Short and long dtype names: ``f32[N, 3]`` or ``float32[N, 3]``.
 DTYPES = {
@@ -36,7 +38,7 @@ _NOT_BUILTINS = {
 
 @functools.lru_cache(maxsize=1)
 def _public_functions() -> dict:
-    import graphc as gc
+    import graphc as gc  # the public API imports this front end: a cycle
     from graphc import nn
 
     table = {}
@@ -64,17 +66,14 @@ def builtin_names() -> list[str]:
 # Each takes the declared shape and dtype first, then the keyword arguments of the .g call.
 
 def _normal(shape, dtype, mean=0.0, stddev=1.0, seed=None, name=None):
-    from ..ops.random import random_normal
     return random_normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)
 
 
 def _truncated_normal(shape, dtype, mean=0.0, stddev=1.0, seed=None, name=None):
-    from ..ops.random import truncated_normal
     return truncated_normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)
 
 
 def _uniform(shape, dtype, minval=0.0, maxval=1.0, seed=None, name=None):
-    from ..ops.random import random_uniform
     return random_uniform(shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed, name=name)
 
 
@@ -87,7 +86,6 @@ def _glorot_uniform(shape, dtype, seed=None, name=None):
 
 
 def _fill(shape, dtype, value=0, name=None):
-    from ..ops.array import fill
     return fill(shape, value, dtype=dtype, name=name)
 
 
