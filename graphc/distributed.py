@@ -176,7 +176,7 @@ def set_timeout(seconds):
 
 # --- waiting with a timeout -------------------------------------------------------------------
 
-def _wait(request, what):
+def _wait(request, what, where=None):
     """Complete a non-blocking MPI request, or raise after the timeout."""
     if _world.timeout is None:
         request.Wait()
@@ -187,40 +187,40 @@ def _wait(request, what):
         if time.monotonic() > deadline:
             raise CollectiveTimeoutError(
                 f"rank {_world.rank}: {what} waited more than {_world.timeout:g} s for the other "
-                "ranks (one may have failed, or be running another program)")
+                "ranks (one may have failed, or be running another program)", where)
         time.sleep(pause)
         pause = min(1e-3, pause + 1e-5)
 
 
-def _allreduce_in_place(buf, what):
+def _allreduce_in_place(buf, what, where=None):
     MPI = _world.MPI
     if _world.timeout is None:
         _world.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
     else:
-        _wait(_world.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM), what)
+        _wait(_world.comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM), what, where)
 
 
-def _bcast_in_place(buf, root, what):
+def _bcast_in_place(buf, root, what, where=None):
     if _world.timeout is None:
         _world.comm.Bcast(buf, root=root)
     else:
-        _wait(_world.comm.Ibcast(buf, root=root), what)
+        _wait(_world.comm.Ibcast(buf, root=root), what, where)
 
 
-def _allgather_bytes(data: bytes, what) -> list:
+def _allgather_bytes(data: bytes, what, where=None) -> list:
     """Every rank's ``data`` (JSON text here: nothing received is unpickled)."""
     comm = _world.comm
     n = np.array([len(data)], np.int64)
     counts = np.empty(_world.size, np.int64)
     if _world.timeout:
-        _wait(comm.Iallgather(n, counts), what)
+        _wait(comm.Iallgather(n, counts), what, where)
     else:
         comm.Allgather(n, counts)
     recv = np.empty(int(counts.sum()), np.uint8)
     displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     send = np.frombuffer(data, np.uint8)
     if _world.timeout:
-        _wait(comm.Iallgatherv(send, [recv, (counts, displs)]), what)
+        _wait(comm.Iallgatherv(send, [recv, (counts, displs)]), what, where)
     else:
         comm.Allgatherv(send, [recv, (counts, displs)])
     return [recv[d:d + c].tobytes() for d, c in zip(displs.tolist(), counts.tolist())]
@@ -250,8 +250,9 @@ class PlanCollectives:
             self.checked = True
             return
         mine = json.dumps(self.signature).encode()
-        theirs = [json.loads(b) for b in _allgather_bytes(mine, "the collectives' signature "
-                                                          "check")]
+        where = next((loc for loc in self.locations if loc is not None), None)
+        theirs = [json.loads(b) for b in _allgather_bytes(
+            mine, f"the signature check before {self.signature[0]}", where)]
         self.checked = True
         _raise_on_difference(theirs, self.locations)
 
@@ -290,8 +291,8 @@ def _check_alone(node, arrays, op):
         return
     avals = [(D.as_dtype(a.dtype), a.shape) for a in arrays]
     sig = [describe_collective(op, node.name, node.attrs, avals)]
-    theirs = [json.loads(b) for b in _allgather_bytes(json.dumps(sig).encode(),
-                                                      f"the signature check of '{node.name}'")]
+    theirs = [json.loads(b) for b in _allgather_bytes(
+        json.dumps(sig).encode(), f"the signature check of '{node.name}'", node.location)]
     _checked_nodes.add(id(node))
     _raise_on_difference(theirs, [node.location])
 
@@ -347,7 +348,7 @@ def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None):
         _check_alone(node, arrays, ALLREDUCE)
     dtype = arrays[0].dtype
     buf = _pack(plan, node, np, arrays, _wire_dtype(dtype))
-    _allreduce_in_place(buf, f"allreduce '{node.name}'")
+    _allreduce_in_place(buf, f"allreduce '{node.name}'", node.location)
     if reduce == "average":
         np.true_divide(buf, _world.size, out=buf)
     return _unpack(buf, arrays, dtype)
@@ -363,7 +364,7 @@ def _broadcast_kernel(ctx, node, *arrays, root_rank=0, plan=None):
         _check_alone(node, arrays, BROADCAST)
     dtype = arrays[0].dtype
     buf = _pack(plan, node, np, arrays, dtype)
-    _bcast_in_place(buf, root_rank, f"broadcast '{node.name}'")
+    _bcast_in_place(buf, root_rank, f"broadcast '{node.name}'", node.location)
     return _unpack(buf, arrays, dtype)
 
 
@@ -414,6 +415,8 @@ class NcclCommunicator:
 
 
 def _bcast_bytes(data: bytes) -> bytes:
+    if _world.comm is None:               # one process: nothing to share
+        return data
     n = np.array([len(data)], np.int64)
     _bcast_in_place(n, 0, "the NCCL id broadcast")
     buf = np.frombuffer(data, np.uint8).copy() if _world.rank == 0 else np.empty(int(n[0]),
