@@ -337,8 +337,41 @@ def _unpack(buf, arrays, dtype):
     return tuple(out)
 
 
-def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None):
-    """MPI: the tensors packed into one bucket, reduced once in place, returned as views."""
+def _address(a):
+    return a.ctypes.data if isinstance(a, np.ndarray) else a.data.ptr
+
+
+def _span(xp, arrays):
+    """One flat view over ``arrays`` when the memory plan laid them out back to back in the
+    arena (each padded to its alignment), else None. The padding between them is reduced
+    too: it belongs to no other value while the bucket lives."""
+    from .passes.memory import ALIGN
+    first, last = arrays[0], arrays[-1]
+    dtype = np.dtype(first.dtype)
+    at = _address(first)
+    for a in arrays:
+        if not a.flags.c_contiguous or np.dtype(a.dtype) != dtype or _address(a) != at:
+            return None
+        at += -(-max(a.nbytes, 1) // ALIGN) * ALIGN
+    n = (_address(last) + last.nbytes - _address(first)) // dtype.itemsize
+    if isinstance(first, np.ndarray):
+        return np.lib.stride_tricks.as_strided(first.reshape(-1), (n,), (dtype.itemsize,))
+    return xp.ndarray((n,), dtype, memptr=first.data)
+
+
+def _bucket(plan, node, xp, arrays, dtype, contiguous):
+    """(the buffer to reduce in place, whether it is the arrays' own span)."""
+    if contiguous and _wire_dtype(dtype) == dtype:
+        span = _span(xp, arrays)
+        if span is not None:
+            return span, True
+    return _pack(plan, node, xp, arrays, _wire_dtype(dtype)), False
+
+
+def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None, contiguous=False):
+    """MPI: the tensors reduced once, in place, as one bucket: their own span of the arena
+    when the memory plan laid them out back to back (``contiguous``), else a buffer they
+    are packed into (one copy; the results are views of it)."""
     if _world.size == 1 or _world.comm is None:
         return tuple(arrays)
     arrays = [np.asarray(a) for a in arrays]
@@ -347,11 +380,11 @@ def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None):
     else:
         _check_alone(node, arrays, ALLREDUCE)
     dtype = arrays[0].dtype
-    buf = _pack(plan, node, np, arrays, _wire_dtype(dtype))
+    buf, own = _bucket(plan, node, np, arrays, dtype, contiguous)
     _allreduce_in_place(buf, f"allreduce '{node.name}'", node.location)
     if reduce == "average":
         np.true_divide(buf, _world.size, out=buf)
-    return _unpack(buf, arrays, dtype)
+    return tuple(arrays) if own else _unpack(buf, arrays, dtype)
 
 
 def _broadcast_kernel(ctx, node, *arrays, root_rank=0, plan=None):
@@ -435,19 +468,20 @@ def _device_comm(xp):
     return _world.nccl
 
 
-def _allreduce_device(xp, ctx, node, *arrays, reduce="average", plan=None):
-    """The device kernel: pack into a device bucket, one NCCL allreduce on the current
-    stream, views back. The host sees none of the data."""
+def _allreduce_device(xp, ctx, node, *arrays, reduce="average", plan=None,
+                      contiguous=False):
+    """The device kernel: one NCCL allreduce on the current stream over the bucket's span
+    of the device arena (or a device buffer it is packed into). The host sees no data."""
     if _world.size == 1 or _world.comm is None:
         return tuple(arrays)
     if plan is not None:
         plan.check()
     dtype = np.dtype(arrays[0].dtype)
-    buf = _pack(plan, node, xp, arrays, dtype)
+    buf, own = _bucket(plan, node, xp, arrays, dtype, contiguous)
     _device_comm(xp).allreduce(buf)
     if reduce == "average":
         xp.multiply(buf, dtype.type(1.0 / _world.size), out=buf)
-    return _unpack(buf, arrays, dtype)
+    return tuple(arrays) if own else _unpack(buf, arrays, dtype)
 
 
 def _broadcast_device(xp, ctx, node, *arrays, root_rank=0, plan=None):

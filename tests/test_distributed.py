@@ -265,7 +265,7 @@ def test_cli_np_2_equals_one_process(tmp_path):
                            capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
         assert p.returncode == 0, p.stdout + p.stderr
         return p.stdout
-    one = run("-o", "one.npz")
+    run("-o", "one.npz")
     two = run("--np", "2", "-o", "two.npz", "--save", "ck")
     a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     for k in ("w", "b"):
@@ -305,3 +305,31 @@ def test_nccl_communicator_on_one_device():
     comm.bcast(buf, 0)
     cupy.cuda.get_current_stream().synchronize()
     np.testing.assert_array_equal(cupy.asnumpy(buf), np.arange(5))
+
+
+def test_memory_plan_lays_a_bucket_out_back_to_back():
+    """A bucket's gradients share one span of the arena: no pack or unpack copy."""
+    from graphc.passes.memory import ALIGN
+    x = gc.placeholder(gc.float32, (4, 3), name="x")
+    a, b, c = x * 2.0, gc.reduce_sum(x, axis=0), gc.exp(x)
+    ra, rb, rc = gd.allreduce(a, b, c, name="bucket")
+    d = x - 1.0
+    kept = gd.allreduce(d, x * 3.0, name="kept")     # d is fetched too: no span
+    plan = gc.compile([ra, rb, rc, kept[0], d])
+    first, second = [s for s in plan.steps if s.op is gd.ALLREDUCE]
+    assert first.attrs.get("contiguous") is True and "contiguous" not in second.attrs
+    slots = [plan.slots[k] for k in first.inputs]
+    offsets = [s.offset for s in slots]
+    assert all(o2 - o1 == -(-s.nbytes // ALIGN) * ALIGN
+               for o1, o2, s in zip(offsets, offsets[1:], slots))
+
+
+def test_span_is_one_view_over_back_to_back_arrays():
+    arena = np.zeros(1024, np.uint8)
+    a = arena[0:48].view(np.float32).reshape(4, 3)
+    b = arena[64:76].view(np.float32)
+    span = gd._span(np, [a, b])
+    assert span.shape == (19,)
+    span[:] = 7
+    assert (a == 7).all() and (b == 7).all()
+    assert gd._span(np, [b, a]) is None                 # not in order: packed instead

@@ -1,5 +1,5 @@
-"""Collectives: give a plan's collective ops (``op.extra["collective"]``: allreduce,
-broadcast) one shared record of their signature.
+"""Collectives (run by the memory phase): give a plan's collective ops
+(``op.extra["collective"]``: allreduce, broadcast) one shared record of their signature.
 
 Rule: the collectives of a program, in the order the schedule runs them, are described by
 (op, mode, name, dtypes, shapes); every one of them gets the attribute ``plan``, one
@@ -24,5 +24,13 @@ def number_collectives(program: Program) -> Program:
                                          for n in nodes])
     for n in nodes:
         # a late annotation read by the kernels; the nodes' structure is unchanged
-        n.attrs = {**n.attrs, "plan": record}
+        set_attrs(program, n, {**n.attrs, "plan": record})
     return program
+
+
+def set_attrs(program, node, attrs) -> None:
+    """Give ``node`` new attributes, in the program's graph data too (which ``sync`` reads)."""
+    node.attrs = attrs
+    g = getattr(program, "g", None)
+    if g is not None and node in g:
+        g.nodes[node]["attrs"] = attrs
