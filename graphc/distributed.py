@@ -22,10 +22,11 @@ when one rank raises). Without a launcher the same script runs as one process: `
 1, ``DistributedOptimizer`` adds nothing and the collectives pass their input through.
 
 The collectives are ops of the registry (``ALLREDUCE``, ``BROADCAST``): shape and dtype
-rules, a numpy kernel that calls MPI, a device kernel (``extra["cupy"]``) that calls NCCL on
-the session's stream, and gradients (an allreduce's gradient is an allreduce). The
-compiler's ``collectives`` pass gives each compiled plan one ``PlanCollectives`` record (its
-collectives' signature, checked across ranks on the first run, and the bucket buffers).
+rules, a numpy kernel that calls MPI, a device kernel (in the cupy backend's
+``DEVICE_LOWERINGS``) that calls NCCL on the session's stream, and gradients (an
+allreduce's gradient is an allreduce). The memory phase gives each compiled plan one
+``PlanCollectives`` record (its collectives' signature, checked across ranks on the first
+run, and the bucket buffers) and lays each bucket's inputs out back to back.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import time
 import numpy as np
 
 from . import dtypes as D
+from .backends import cupy_backend as _cupy_backend
 from .errors import DTypeError, GraphcError, user_location
 from .ops.registry import OpDef, register
 from .ops.sources import convert
@@ -497,14 +499,18 @@ def _broadcast_device(xp, ctx, node, *arrays, root_rank=0, plan=None):
 
 ALLREDUCE = register(OpDef(
     "allreduce", _same_avals, numpy=_allreduce_kernel, grad=_allreduce_grad, stateful=True,
-    extra={"collective": True, "cupy": _allreduce_device},
+    extra={"collective": True},
     doc="Each tensor summed (or averaged) over the ranks; several tensors are one bucket, "
         "reduced in one call."))
 
 BROADCAST = register(OpDef(
     "broadcast", _same_avals, numpy=_broadcast_kernel, grad=_broadcast_grad, stateful=True,
-    extra={"collective": True, "cupy": _broadcast_device},
+    extra={"collective": True},
     doc="Each tensor as rank root_rank holds it."))
+
+# the cupy backend's lowering of the collectives (its module imports no cupy)
+_cupy_backend.register_device_lowering(ALLREDUCE, _allreduce_device)
+_cupy_backend.register_device_lowering(BROADCAST, _broadcast_device)
 
 
 def allreduce(*tensors, op="average", name=None):
