@@ -176,6 +176,13 @@ def set_timeout(seconds):
     _world.timeout = None if seconds is None else float(seconds)
 
 
+def _active() -> bool:
+    """Whether collectives communicate (a graph may run before anyone called ``init``)."""
+    if not _world.initialized:
+        init()
+    return _world.comm is not None and _world.size > 1
+
+
 # --- waiting with a timeout -------------------------------------------------------------------
 
 def _wait(request, what, where=None):
@@ -237,6 +244,9 @@ def describe_collective(op, node_name, attrs, avals) -> str:
     return f"{op.name}({mode}) '{node_name}' [{values}]"
 
 
+_checked_signatures: set = set()
+
+
 class PlanCollectives:
     """What one compiled plan's collectives share: their signature, in run order (compared
     across ranks before the first one runs), and the bucket buffers they reduce in."""
@@ -248,7 +258,11 @@ class PlanCollectives:
         self.buffers: dict = {}
 
     def check(self):
-        if self.checked or _world.size == 1:
+        """Compare this signature across ranks, once per distinct signature: plans compiled
+        for other feed shapes (a last, shorter batch on one rank only) usually share their
+        collectives' signature, and must not start an exchange the other ranks skip."""
+        key = tuple(self.signature)
+        if self.checked or _world.size == 1 or key in _checked_signatures:
             self.checked = True
             return
         mine = json.dumps(self.signature).encode()
@@ -257,6 +271,7 @@ class PlanCollectives:
             mine, f"the signature check before {self.signature[0]}", where)]
         self.checked = True
         _raise_on_difference(theirs, self.locations)
+        _checked_signatures.add(key)
 
     def buffer(self, key, xp, n, dtype):
         buf = self.buffers.get(key)
@@ -374,7 +389,7 @@ def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None, contiguou
     """MPI: the tensors reduced once, in place, as one bucket: their own span of the arena
     when the memory plan laid them out back to back (``contiguous``), else a buffer they
     are packed into (one copy; the results are views of it)."""
-    if _world.size == 1 or _world.comm is None:
+    if not _active():
         return tuple(arrays)
     arrays = [np.asarray(a) for a in arrays]
     if plan is not None:
@@ -390,7 +405,7 @@ def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None, contiguou
 
 
 def _broadcast_kernel(ctx, node, *arrays, root_rank=0, plan=None):
-    if _world.size == 1 or _world.comm is None:
+    if not _active():
         return tuple(arrays)
     arrays = [np.asarray(a) for a in arrays]
     if plan is not None:
@@ -474,7 +489,7 @@ def _allreduce_device(xp, ctx, node, *arrays, reduce="average", plan=None,
                       contiguous=False):
     """The device kernel: one NCCL allreduce on the current stream over the bucket's span
     of the device arena (or a device buffer it is packed into). The host sees no data."""
-    if _world.size == 1 or _world.comm is None:
+    if not _active():
         return tuple(arrays)
     if plan is not None:
         plan.check()
@@ -487,7 +502,7 @@ def _allreduce_device(xp, ctx, node, *arrays, reduce="average", plan=None,
 
 
 def _broadcast_device(xp, ctx, node, *arrays, root_rank=0, plan=None):
-    if _world.size == 1 or _world.comm is None:
+    if not _active():
         return tuple(arrays)
     if plan is not None:
         plan.check()
@@ -588,7 +603,7 @@ class DistributedOptimizer:
     """Wraps any optimizer: ``compute_gradients`` averages the gradients over the ranks
     (packed into buckets of at most ``fusion_bytes``, one allreduce each), and
     ``apply_gradients`` is the wrapped optimizer's, so every rank applies the same update.
-    ``op="sum"`` sums instead. ``gradient_scale`` (a number) multiplies this rank's
+    ``op="sum"`` sums instead. ``gradient_scale`` (a number or a tensor) multiplies this rank's
     gradients before the reduction: with unequal shards, ``op="sum"`` and
     ``gradient_scale = rows on this rank / rows on all ranks`` give the exact gradient of a
     mean loss over all rows. On one process it adds nothing. Anything else (slots,
@@ -631,7 +646,7 @@ class DistributedOptimizer:
         reduced = {}
         with loss.graph.as_default(), loss.graph.name_scope(self._name + "/"):
             if self.gradient_scale is not None:
-                grads_and_vars = [(None if g is None else g * float(self.gradient_scale), v)
+                grads_and_vars = [(None if g is None else g * self._scale(g), v)
                                   for g, v in grads_and_vars]
             live = [g for g, _ in grads_and_vars if g is not None]
             for k, bucket in enumerate(buckets(live, self.fusion_bytes)):
@@ -639,6 +654,14 @@ class DistributedOptimizer:
                 out = out if isinstance(out, tuple) else (out,)
                 reduced.update(zip(bucket, out, strict=True))
         return [(None if g is None else reduced[g], v) for g, v in grads_and_vars]
+
+    def _scale(self, grad):
+        from .ir.node import Tensor
+        from .ops.array import cast
+        scale = self.gradient_scale
+        if isinstance(scale, Tensor):
+            return scale if scale.dtype is grad.dtype else cast(scale, grad.dtype)
+        return float(scale)
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         return self._optimizer.apply_gradients(grads_and_vars, global_step=global_step,

@@ -209,6 +209,12 @@ def test_equal_to_one_process(n, opt):
 
 
 @mpi
+def test_unequal_shards_weighted_sum_equals_one_process():
+    rc, out, _ = launch(2, "unequal")
+    assert rc == 0 and ranks_ok(out, 2), out
+
+
+@mpi
 def test_broadcast_fixes_diverged_initial_weights():
     rc, out, _ = launch(3, "broadcast")
     assert rc == 0 and ranks_ok(out, 3), out

@@ -75,6 +75,41 @@ def equal(name):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
 
 
+def unequal():
+    """Two ranks with unequal, changing row counts (only rank 0 meets new batch shapes, so
+    only it compiles new plans): op="sum" with gradient_scale = its share of the rows is
+    the one-process update on all the rows (the README's recipe)."""
+    r = gd.rank()
+    sizes = [(9, 8), (8, 8), (9, 8), (5, 2)]
+    X, Y = data()
+    gc.reset_default_graph()
+    x, y, ws, _, loss = mlp(optimizer("adam"), wrap=False)
+    share = gc.placeholder(gc.float32, (), name="share")
+    opt = gd.DistributedOptimizer(optimizer("adam"), op="sum", gradient_scale=share)
+    step = opt.minimize(loss)
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        at = 0
+        for a, b in sizes:                 # (rows wrap around the 48 of the data)
+            rows = np.arange(at, at + a) if r == 0 else np.arange(at + a, at + a + b)
+            rows %= ROWS
+            sess.run(step, {x: X[rows], y: Y[rows], share: (a, b)[r] / (a + b)})
+            at += a + b
+        got = [sess.get_variable(w) for w in ws]
+    gc.reset_default_graph()
+    x, y, ws, step, _ = mlp(optimizer("adam"), wrap=False)
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        at = 0
+        for a, b in sizes:
+            rows = np.arange(at, at + a + b) % ROWS
+            sess.run(step, {x: X[rows], y: Y[rows]})
+            at += a + b
+        want = [sess.get_variable(w) for w in ws]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+
+
 def broadcast():
     """Each rank starts from other weights; the broadcast makes them rank 0's."""
     r = gd.rank()
