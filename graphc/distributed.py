@@ -512,15 +512,30 @@ def _broadcast_device(xp, ctx, node, *arrays, root_rank=0, plan=None):
     return _unpack(buf, arrays, dtype)
 
 
+def _one_process_reference(arrays, attrs):
+    """The registry tests' reference: on one process a collective returns its inputs."""
+    return [np.array(a) for a in arrays]
+
+
+def _allreduce_samples(rng):
+    return [([rng.standard_normal((2, 3)).astype(np.float32),
+              rng.standard_normal(4).astype(np.float32)], {"reduce": "average"}),
+            ([rng.integers(-5, 5, (3,))], {"reduce": "sum"})]
+
+
+def _broadcast_samples(rng):
+    return [([rng.standard_normal((2, 3)), rng.standard_normal(5)], {"root_rank": 0})]
+
+
 ALLREDUCE = register(OpDef(
     "allreduce", _same_avals, numpy=_allreduce_kernel, grad=_allreduce_grad, stateful=True,
-    extra={"collective": True},
+    samples=_allreduce_samples, extra={"collective": True, "reference": _one_process_reference},
     doc="Each tensor summed (or averaged) over the ranks; several tensors are one bucket, "
         "reduced in one call."))
 
 BROADCAST = register(OpDef(
     "broadcast", _same_avals, numpy=_broadcast_kernel, grad=_broadcast_grad, stateful=True,
-    extra={"collective": True},
+    samples=_broadcast_samples, extra={"collective": True, "reference": _one_process_reference},
     doc="Each tensor as rank root_rank holds it."))
 
 # the cupy backend's lowering of the collectives (its module imports no cupy)
