@@ -215,6 +215,12 @@ def test_unequal_shards_weighted_sum_equals_one_process():
 
 
 @mpi
+def test_collectives_in_the_reference_interpreter():
+    rc, out, _ = launch(3, "interpreted")
+    assert rc == 0 and ranks_ok(out, 3), out
+
+
+@mpi
 def test_broadcast_fixes_diverged_initial_weights():
     rc, out, _ = launch(3, "broadcast")
     assert rc == 0 and ranks_ok(out, 3), out

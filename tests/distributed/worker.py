@@ -127,6 +127,22 @@ def broadcast():
         assert not np.array_equal(before, after)
 
 
+def interpreted():
+    """optimize=0 (the reference interpreter, no compiled plan): the collectives still
+    communicate, and check their signature one by one."""
+    r, n = gd.rank(), gd.size()
+    x = gc.placeholder(gc.float32, (3,), name="x")
+    total = gd.allreduce(x, op="sum", name="total")
+    mean, first = gd.allreduce(x * 2.0, x, name="pair"), gd.broadcast(x, root_rank=1)
+    with gc.Session(optimize=0) as sess:
+        got = sess.run([total, mean[0], mean[1], first], {x: np.full(3, r + 1.0, np.float32)})
+    ranks = np.arange(1, n + 1)
+    np.testing.assert_allclose(got[0], ranks.sum())
+    np.testing.assert_allclose(got[1], 2 * ranks.mean())
+    np.testing.assert_allclose(got[2], ranks.mean())
+    np.testing.assert_allclose(got[3], 2.0)
+
+
 def fail():
     """Rank 1 raises before its collective; rank 0 waits in it."""
     x = gc.placeholder(gc.float32, (4,), name="x")
