@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 
 import numpy as np
@@ -141,11 +142,15 @@ class Saver:
 
     def save(self, sess, save_path, global_step=None, write_state=True, **_tf_kwargs):
         """Write the variables' current values to ``save_path`` (``save_path-<step>`` when
-        ``global_step`` is given) and return that path."""
+        ``global_step`` is given) and return that path. In a ``graphc.distributed`` job
+        only rank 0 writes (the others return the path); ``all_ranks=True`` writes on every
+        rank."""
         if global_step is not None:
             step = global_step if isinstance(global_step, (int, np.integer)) else \
                 sess.run(global_step)
             save_path = f"{save_path}-{int(step)}"
+        if not _writes_here(_tf_kwargs):    # data-parallel jobs: rank 0 writes
+            return save_path
         arrays = {}
         for name, v in self._vars.items():
             value = sess.get_variable(v)
@@ -200,6 +205,14 @@ class Saver:
             state = {"latest": os.path.basename(path),
                      "all": [os.path.basename(p) for p in self._written]}
             write_atomic(os.path.join(directory, _STATE_FILE), json.dumps(state).encode())
+
+
+def _writes_here(options) -> bool:
+    """Whether this process writes checkpoints: rank 0 of a ``graphc.distributed`` job (or
+    every rank with ``save(..., all_ranks=True)``); always on one process."""
+    if options.get("all_ranks") or "graphc.distributed" not in sys.modules:
+        return True
+    return sys.modules["graphc.distributed"].rank() == 0
 
 
 def _shape_fits(static, shape):

@@ -2,7 +2,7 @@
 
     graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir] [-o OUT]
     graphc run model.g --feed x=x.npy --feed y=y.csv [--fetch loss] [--train 100]
-                       [--save ckpt] [--restore ckpt]
+                       [--save ckpt] [--restore ckpt] [--np N]
     graphc check model.g          graphc fmt model.g [-i]        graphc viz model.g -o g.svg
 
 Exit status: 0 on success, 1 on a user error (the message names the file, line and column),
@@ -27,7 +27,7 @@ from .backends.standalone import emit_module
 from .checkpoint import Saver
 from .compiler import compile as gc_compile
 from .errors import FeedError, GraphcError, NotFoundError
-from .frontend.dsl import MODEL_NAME, OUTPUTS, TRAIN_CLAUSES, load, model_names
+from .frontend.dsl import MODEL_NAME, OPTIMIZER_WRAPPER, OUTPUTS, TRAIN_CLAUSES, load, model_names
 from .frontend.fmt import format_source
 from .frontend.parser import attach_source
 from .ir.graph import Graph, needed_ops
@@ -363,6 +363,8 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_run(args) -> int:
+    if getattr(args, "np", None):         # data-parallel: under mpiexec, one rank per process
+        return _run_distributed(args)
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
     fetches = _fetches(graph, args.fetch)
@@ -393,10 +395,75 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _train(sess, clause, feeds, steps):
+def _run_distributed(args) -> int:
+    """``graphc run --np N``: relaunch under mpiexec; in each rank, train on its rows of the
+    feeds with the train clause's optimizer wrapped in ``DistributedOptimizer`` (gradients
+    weighted by the rank's share of the rows and summed: exact for unequal shards too);
+    rank 0 fetches on all the rows, prints and writes ``-o`` and ``--save``."""
+    from . import distributed as gd  # the MPI layer, only for --np
+    gd.init()
+    if gd.size() == 1 and args.np > 1:
+        return gd.relaunch(args.np, args.argv)
+    if gd.size() != args.np:
+        raise GraphcError(f"--np {args.np}, but this MPI job has {gd.size()} ranks")
+    full = _feeds(_load(args), args.feed)          # read once to learn this rank's rows
+    _, weight = gd.shard_feeds(full)
+    token = OPTIMIZER_WRAPPER.set(lambda opt: gd.DistributedOptimizer(
+        opt, op="sum", gradient_scale=weight))
+    try:
+        graph = _load(args)
+    finally:
+        OPTIMIZER_WRAPPER.reset(token)
+    full = _feeds(graph, args.feed)
+    feeds, _ = gd.shard_feeds(full)
+    fetches = _fetches(graph, args.fetch)
+    clause = _clause(graph)
+    if args.train and clause is None:
+        raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
+                          f"{args.model_file}")
+    with graph.as_default():
+        init = variables_initializer(graph.get_collection(GLOBAL_VARIABLES))
+        sync = gd.broadcast_global_variables(0)
+        saver = Saver(graph=graph) if (args.save or args.restore) else None
+        if clause is not None:      # the progress bar shows the loss over all the rows
+            import dataclasses
+            loss = gd.allreduce(clause.loss * weight, op="sum",
+                                name=f"{clause.loss.op.name}_all_ranks")
+            clause = dataclasses.replace(clause, loss=loss)
+    with Session(graph=graph, backend=args.backend, optimize=args.O) as sess:
+        if args.restore:
+            saver.restore(sess, args.restore)
+        else:
+            sess.run(init)
+        sess.run(sync)
+        if args.train:
+            _train(sess, clause, feeds, args.train, quiet=gd.rank() != 0)
+        if gd.rank() != 0:
+            return EXIT_OK
+        values = sess.run(fetches, full)
+        if args.output:
+            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
+                                                                     strict=True)})
+        if args.save:
+            print(f"saved {saver.save(sess, args.save)}", file=sys.stderr)
+    _print_values(fetches, values)
+    return EXIT_OK
+
+
+def _print_values(fetches, values):
+    with np.printoptions(precision=6, threshold=20, edgeitems=3, suppress=True):
+        for t, v in zip(fetches, values, strict=True):
+            print(f"{t.op.name} = {np.array2string(np.asarray(v), prefix=t.op.name + ' = ')}")
+
+
+def _train(sess, clause, feeds, steps, quiet=False):
     """``steps`` full-batch updates, with a progress bar (on stderr) and the loss."""
     step_fn = sess.make_callable([clause.op, clause.loss], list(feeds))
     values = list(feeds.values())
+    if quiet:                             # ranks other than 0 of a data-parallel run
+        for _ in range(steps):
+            step_fn(*values)
+        return
     tty = sys.stderr.isatty()
     start, width, last = time.perf_counter(), 30, None
     every = max(1, steps // 20)
@@ -449,6 +516,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")
     c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")
+    c.add_argument("--np", type=_positive, metavar="N",
+                   help="train data-parallel on N processes under mpiexec (graphc[mpi])")
     c.set_defaults(run=cmd_run)
 
     c = model_cmd("check", "parse, build and plan every model of a file")
@@ -506,6 +575,7 @@ def _describe(e: GraphcError) -> str:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # exits 2 on bad usage
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # for `run --np`'s relaunch
     try:
         return args.run(args)
     except GraphcError as e:

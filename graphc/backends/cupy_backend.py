@@ -12,6 +12,8 @@ How a plan becomes GPU work:
     ``get_variable``): a variable is uploaded when first read or when its host array was
     replaced, and the variables a run assigned are copied back into their host arrays;
   * feeds are copied in once per run, fetched values copied out;
+  * an op with a device kernel in ``DEVICE_LOWERINGS`` (keyed by OpDef: the collectives
+    of ``graphc.distributed``, NCCL on the current stream) runs it on the device buffers;
   * any other op (random draws, print, gather, conv…) runs its numpy kernel on the host
     between a download and an upload — correct everywhere, fast where it matters;
   * ``cuda_graph=True`` captures a run's device work as a CUDA Graph and replays it while the
@@ -40,6 +42,16 @@ from . import cuda_codegen as cg
 from .reference import ReferenceExecutable
 
 ALIGN = 256                       # device allocations: cuBLAS and vector loads like 256 B
+
+
+# This backend's lowering table for ops whose registry kernel is host code but which have a
+# device kernel of their own, keyed by OpDef: ``kernel(xp, ctx, node, *device_arrays,
+# **attrs)`` returns the outputs as device arrays (``register_device_lowering``).
+DEVICE_LOWERINGS: dict = {}
+
+
+def register_device_lowering(opdef, kernel) -> None:
+    DEVICE_LOWERINGS[opdef] = kernel
 
 
 def cupy_module():
@@ -208,7 +220,7 @@ class CupyExecutable:
                                                          step.outputs[0])
         elif op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB):
             self._written.append(step.attrs["var"])
-        elif op not in (MATMUL, NO_OP, VARIABLE):
+        elif op not in (MATMUL, NO_OP, VARIABLE) and op not in DEVICE_LOWERINGS:
             self._host_steps.append(step.index)
 
     def _ew_launch(self, group, out_slot, in_slots):
@@ -374,6 +386,9 @@ class CupyExecutable:
             self._set_outputs(step, buffers, var)
         elif op is NO_OP:
             pass
+        elif op in DEVICE_LOWERINGS:          # a registered device kernel (NCCL collectives)
+            fn = DEVICE_LOWERINGS[op]
+            self._set_outputs(step, buffers, fn(xp, ctx, step.node, *ins, **step.attrs))
         else:
             self._run_on_host(step, ctx, buffers, ins)
 

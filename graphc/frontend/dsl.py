@@ -24,6 +24,7 @@ grammar restricts to one double-quoted literal.
 from __future__ import annotations
 
 import ast
+import contextvars
 import difflib
 import inspect
 import os
@@ -707,6 +708,12 @@ def _suggest(name, candidates) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+# A function applied to the optimizer of every train clause built while it is set (``graphc
+# run --np N`` sets ``graphc.distributed.DistributedOptimizer``).
+OPTIMIZER_WRAPPER: contextvars.ContextVar = contextvars.ContextVar("OPTIMIZER_WRAPPER",
+                                                                   default=None)
+
+
 def build_train(graph: Graph, loss: Tensor, optimizer: str, kwargs: dict,
                 loc: SourceLocation) -> Operation:
     """``train LOSS with OPT(kwargs)``: OPT's ``minimize`` op, named ``train``."""
@@ -724,7 +731,9 @@ def build_train(graph: Graph, loss: Tensor, optimizer: str, kwargs: dict,
     _signature_check(cls, optimizer, [], ctor, loc)
     first = len(graph)
     with _Guard(loc, f"train with {optimizer}"), graph.as_default(), graph.name_scope(None):
-        op = cls(**ctor).minimize(loss, name="train")
+        optimizer_ = cls(**ctor)
+        wrap = OPTIMIZER_WRAPPER.get()
+        op = (wrap(optimizer_) if wrap else optimizer_).minimize(loss, name="train")
         if isinstance(op, Tensor):
             op = op.op
         if op.name != "train":
