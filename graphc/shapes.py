@@ -117,3 +117,8 @@ def normalize_axes(axis, rank):
         axis = (axis,)
     axes = tuple(sorted({normalize_axis(int(a), rank) for a in axis}))
     return axes
+
+
+# Offsets in a planned arena are multiples of this (a cache line): the memory plan pads every
+# buffer to it, and a collective recognises back-to-back buffers by it.
+ARENA_ALIGN = 64

@@ -16,7 +16,7 @@ import pytest
 import graphc as gc
 import graphc.distributed as gd
 from graphc import cli
-from graphc.backends import cuda_host
+from graphc.backends import cuda_host, nccl
 from graphc.backends import cupy_backend as cb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -311,7 +311,7 @@ def test_nccl_on_devices():
 def test_nccl_communicator_on_one_device():
     """The NCCL calls themselves (unique id, communicator, allReduce, bcast) on one GPU."""
     import cupy
-    comm = gd.NcclCommunicator(cupy)
+    comm = nccl.NcclCommunicator(cupy)
     buf = cupy.arange(5, dtype=cupy.float32)
     comm.allreduce(buf)
     comm.bcast(buf, 0)

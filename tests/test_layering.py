@@ -14,6 +14,7 @@ import graphc
 STAGES = {"errors": 0, "dtypes": 0, "shapes": 0, "ir": 1, "diagnostics": 1, "ops": 2,
           "autodiff": 3, "passes": 4, "plan": 5, "compiler": 5, "backends": 6, "session": 7,
           "test": 8, "train": 8, "layers": 8, "data": 8, "checkpoint": 8, "nn": 8,
+          "distributed": 8,
           "frontend": 9, "svg": 9, "cli": 10, "__main__": 10,
           "compat": 12}    # the TF 1.x layer is a user of the public API (``import graphc``)
 # The backend registry is plain data that gc.compile reads (a backend's tile size): it sits

@@ -39,6 +39,7 @@ from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 from ..shapes import broadcast_axes, fully_known
 from . import cuda_codegen as cg
+from . import nccl
 from .reference import ReferenceExecutable
 
 ALIGN = 256                       # device allocations: cuBLAS and vector loads like 256 B
@@ -47,11 +48,8 @@ ALIGN = 256                       # device allocations: cuBLAS and vector loads 
 # This backend's lowering table for ops whose registry kernel is host code but which have a
 # device kernel of their own, keyed by OpDef: ``kernel(xp, ctx, node, *device_arrays,
 # **attrs)`` returns the outputs as device arrays (``register_device_lowering``).
-DEVICE_LOWERINGS: dict = {}
-
-
-def register_device_lowering(opdef, kernel) -> None:
-    DEVICE_LOWERINGS[opdef] = kernel
+# Ops with a device kernel of their own, keyed by OpDef: the collectives' NCCL calls.
+DEVICE_LOWERINGS: dict = {**nccl.LOWERINGS}
 
 
 def cupy_module():

@@ -9,6 +9,7 @@ first difference instead of hanging in mismatched calls (see ``graphc.distribute
 
 from __future__ import annotations
 
+from ..ops.collectives import PlanCollectives, describe_collective
 from .program import Program
 
 
@@ -17,7 +18,6 @@ def number_collectives(program: Program) -> Program:
     nodes = [n for n in program.schedule() if n.op.extra.get("collective")]
     if not nodes:
         return program
-    from ..distributed import PlanCollectives, describe_collective
     signature = [describe_collective(n.op, n.source.name if n.source else n.op.name, n.attrs,
                                      n.avals) for n in nodes]
     record = PlanCollectives(signature, [n.source.location if n.source else None

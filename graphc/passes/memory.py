@@ -30,12 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..shapes import ARENA_ALIGN
 from .liveness import SAFE_INPLACE, Slot, lifetimes, nbytes, steps_of, value_slots
 from .program import FUSED, Program
 
 __all__ = ["MemoryPlan", "Slot", "FusedLayout", "pack", "plan_memory", "tile_rows"]
 
-ALIGN = 64               # bytes: arena offsets are cache-line aligned
+ALIGN = ARENA_ALIGN      # bytes: arena offsets are cache-line aligned
 TILE_ELEMS = 1 << 16     # elements per tile of a fused kernel (fits in L2 with a few operands)
 SCRATCH_BYTES = 1 << 19  # a fused kernel's tile scratch, at most (half a typical L2)
 

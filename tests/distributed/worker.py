@@ -10,6 +10,7 @@ import numpy as np
 
 import graphc as gc
 import graphc.distributed as gd
+from graphc.backends import nccl
 
 ROWS = 48
 
@@ -217,7 +218,7 @@ def device_standin():
             calls.append("bcast")
             self.comm.Bcast(buf, root=root)
 
-    gd.DEVICE_COMMUNICATOR = HostComm
+    nccl.DEVICE_COMMUNICATOR = HostComm
     modules = {}
 
     def kernels(ks):
