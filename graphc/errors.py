@@ -140,6 +140,16 @@ class UnimplementedError(GraphcError, NotImplementedError):
     """An API graphc does not provide (named in the message)."""
 
 
+class ClosedSessionError(GraphcError, RuntimeError):
+    """A closed session (or a callable made from it) was used: "Attempted to use a closed
+    Session", as TF 1.x says."""
+
+
+class LimitError(GraphcError, MemoryError):
+    """An input, a file or a graph is over one of graphc's limits (expansion, nesting,
+    declared sizes, memory); the message names the limit and where it was reached."""
+
+
 class OpError(GraphcError, RuntimeError):
     """A kernel failed at run time; names the op and the user's line."""
 

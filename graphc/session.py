@@ -10,7 +10,8 @@ import numpy as np
 from . import dtypes as D
 from .backends.reference import ReferenceExecutable, RunContext
 from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
-from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
+from .errors import (ClosedSessionError, FeedError, GraphcError, NotFoundError, ShapeError,
+                     user_location)
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
 from .ir.node import Operation, Tensor
@@ -143,7 +144,7 @@ class Session:
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None, trace=None):
         """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
         if self._closed:
-            raise GraphcError("this session is closed", user_location())
+            raise _closed_error()
         if len(self.graph) != self._growth.seen:   # ops were built since the last run
             self._growth.check()
         if trace is None and (feed_dict is None or type(feed_dict) is dict):
@@ -182,6 +183,8 @@ class Session:
         ``_fast_feed``) and looks the plan up by the feed shapes, or by nothing when every
         feed's shape is static; anything the fast checks do not vouch for, and the first
         call for new shapes, takes the full checks of ``run``."""
+        if self._closed:
+            raise _closed_error()
         feed_list = [self._as_element(f) for f in (feed_list or [])]
         feed_list = [f.outputs[0] if isinstance(f, Operation) else f for f in feed_list]
         leaves = []
@@ -211,6 +214,8 @@ class Session:
             return (*entry, arrays)
 
         def call(*values):
+            if self._closed:
+                raise _closed_error()
             try:
                 arrays = convert(*values)
                 run, positions = by_shapes[None if static else tuple([a.shape for a in arrays])]
@@ -300,12 +305,18 @@ class Session:
 
     # -- variables ---------------------------------------------------------------------------
     def set_variable(self, var, value):
+        if self._closed:
+            raise _closed_error()
         arr = _check_feed(var, value, {})
         with self._lock:
             self._variables[var.op] = np.array(arr, copy=True)
 
     def get_variable(self, var):
         return self._variables.get(var.op)
+
+
+def _closed_error():
+    return ClosedSessionError("Attempted to use a closed Session.", user_location())
 
 
 def _cacheable(fetches, feed_dict) -> bool:

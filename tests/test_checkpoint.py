@@ -1,6 +1,8 @@
 """gc.train.Saver: round trips, atomic writes, and checkpoints that must be refused
 without touching any variable."""
 
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -143,13 +145,45 @@ def test_atomic_write_leaves_no_temporary_files_and_replaces_whole(tmp_path):
     assert os.listdir(tmp_path) == ["f"]
 
 
-def test_format_is_json_and_raw_bytes_not_pickle():
+def test_format_is_safetensors_json_and_raw_bytes_not_pickle():
     blob = checkpoint.encode({"x": np.arange(3, dtype=np.float64), "s": np.float32(2)})
-    assert blob.startswith(checkpoint.MAGIC)
-    assert b"pickle" not in blob and b'"dtype": "float64"' in blob
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    assert header["x"] == {"dtype": "F64", "shape": [3], "data_offsets": header["x"]["data_offsets"]}
+    assert header["__metadata__"]["format"] == "graphc" and len(header["__metadata__"]["sha256"]) == 64
+    assert b"pickle" not in blob
     back = checkpoint.decode(blob)
     np.testing.assert_array_equal(back["x"], [0, 1, 2])
     assert back["s"].shape == () and back["s"].dtype == np.float32
+
+
+def _v1_bytes(arrays):
+    """A checkpoint in graphc's first format (magic, JSON entries, payload, SHA-256)."""
+    entries, chunks, offset = [], [], 0
+    for name, a in arrays.items():
+        data = np.asarray(a).astype(np.asarray(a).dtype.newbyteorder("<")).tobytes()
+        entries.append({"name": name, "dtype": np.asarray(a).dtype.name,
+                        "shape": list(np.shape(a)), "offset": offset, "nbytes": len(data)})
+        chunks.append(data)
+        offset += len(data)
+    header = json.dumps(entries).encode()
+    body = checkpoint.MAGIC + len(header).to_bytes(8, "little") + header + b"".join(chunks)
+    return body + hashlib.sha256(body).digest()
+
+
+def test_checkpoints_of_the_first_format_still_restore(tmp_path):
+    w, b = _model()
+    path = tmp_path / "old.ckpt"
+    path.write_bytes(_v1_bytes({"w": np.full((2, 3), 7, np.float32),
+                                "b": np.array([5, 6], np.int64)}))
+    with gc.Session() as sess:
+        gc.train.Saver().restore(sess, str(path))
+        np.testing.assert_array_equal(sess.run(w), np.full((2, 3), 7))
+        np.testing.assert_array_equal(sess.run(b), [5, 6])
+    blob = bytearray(path.read_bytes())
+    blob[-40] ^= 1
+    with pytest.raises(gc.CheckpointError, match="checksum"):
+        checkpoint.decode(bytes(blob))
 
 
 def test_restore_into_a_running_session_is_seen_by_compiled_plans(tmp_path):
