@@ -265,16 +265,17 @@ def _write(path, text) -> int:
 
 
 def _atomic_write(path, text):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from .fileio import write_atomic
+    write_atomic(path, text)
 
 
 def _atomic_savez(path, arrays):
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, **{k.replace("/", "."): np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, path)
+    import io
+
+    from .fileio import write_atomic
+    buf = io.BytesIO()
+    np.savez(buf, **{k.replace("/", "."): np.asarray(v) for k, v in arrays.items()})
+    write_atomic(path, buf.getvalue())
     print(f"wrote {path}", file=sys.stderr)
 
 

@@ -123,6 +123,8 @@ def read_regular(path, limit: int, what: str, error=GraphcError) -> bytes:
         if len(data) > st.st_size:
             raise error(f"cannot read {what} {path}: it changed while it was read")
         return data
+    except GraphcError:
+        raise
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror}") from None
     except MemoryError:
