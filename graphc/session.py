@@ -416,9 +416,16 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     if isinstance(value, Tensor):
         raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
                         "feed numpy arrays or Python values", loc)
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise FeedError(f"cannot feed a masked array with masked elements for {t.describe()}: "
+                        "graphc has no masks; fill them first (value.filled(...))", loc)
     try:
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    except (TypeError, ValueError) as e:  # ragged nested lists, say
+        # subclasses (np.matrix, masked arrays) become plain arrays: every executor then
+        # computes the same thing (a matrix's `*` would be a product of matrices)
+        arr = value if type(value) is np.ndarray else np.asarray(value)
+        if type(arr) is not np.ndarray:
+            arr = arr.view(np.ndarray)
+    except (TypeError, ValueError, OverflowError) as e:  # ragged nested lists, say
         raise FeedError(f"cannot feed {type(value).__name__} value for {t.describe()}: {e}",
                         loc) from None
     if arr.dtype.kind not in "biuf":
@@ -428,6 +435,13 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
                         f"convert them with .astype({want.name!r}) if that is what you mean", loc)
     if arr.dtype != want.np:
+        if arr.dtype.kind in "iu" and want.np.kind in "iu" and arr.size:
+            info = np.iinfo(want.np)    # numpy itself refuses such Python ints: no wrapping
+            lo, hi = arr.min(), arr.max()
+            if lo < info.min or hi > info.max:
+                bad = lo if lo < info.min else hi
+                raise FeedError(f"cannot feed {bad} to {t.describe()}: it is outside the range "
+                                f"of {want.name} [{info.min}, {info.max}]", loc)
         arr = arr.astype(want.np)
     shape = t.shape
     if shape is not None:

@@ -99,9 +99,21 @@ def format_shape(shape: Shape) -> str:
 
 
 def normalize_axis(axis: int, rank: int) -> int:
+    """``axis`` in ``[0, rank)``; a located ShapeError (a ValueError) when out of range."""
     if not -rank <= axis < rank:
-        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+        from .errors import ShapeError
+        valid = f"[{-rank}, {rank})" if rank else "none: the tensor is a scalar"
+        raise ShapeError(f"axis {axis} is out of range for a tensor of rank {rank} "
+                         f"(valid axes: {valid})")
     return axis % rank
+
+
+def known_rank(t, what: str) -> int:
+    """The rank of tensor ``t``; a located ShapeError if it is unknown (``f32[*]``)."""
+    if t.shape is None:
+        from .errors import ShapeError
+        raise ShapeError(f"{what} needs a tensor of known rank: {t.describe()}")
+    return len(t.shape)
 
 
 def normalize_axes(axis, rank):

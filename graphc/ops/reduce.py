@@ -195,15 +195,17 @@ ARGMIN = register(OpDef(
 def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
     """Index of the largest value along ``axis`` (default 0, as in TF)."""
     x = convert(input)
-    from ..shapes import normalize_axis
-    return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
+    from ..shapes import known_rank, normalize_axis
+    rank = known_rank(x, "argmax")
+    return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), rank),
                   output_type=D.as_dtype(output_type))
 
 
 def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
     x = convert(input)
-    from ..shapes import normalize_axis
-    return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
+    from ..shapes import known_rank, normalize_axis
+    rank = known_rank(x, "argmin")
+    return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), rank),
                   output_type=D.as_dtype(output_type))
 
 
