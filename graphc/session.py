@@ -10,8 +10,14 @@ import numpy as np
 from . import dtypes as D
 from .backends.reference import ReferenceExecutable, RunContext
 from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
-from .errors import (ClosedSessionError, FeedError, GraphcError, NotFoundError, ShapeError,
-                     user_location)
+from .errors import (
+    ClosedSessionError,
+    FeedError,
+    GraphcError,
+    NotFoundError,
+    ShapeError,
+    user_location,
+)
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
 from .ir.node import Operation, Tensor

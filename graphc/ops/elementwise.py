@@ -233,8 +233,9 @@ DIVIDE = elementwise("divide", _divide, "(({F}){0} / {1})",
                      lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
                      kind="number", arity=2, out=_int_div_dtype,
                      samples=_binary_samples(0.5, 2.0))
-FLOORDIV = elementwise("floordiv", _int_checked(np.floor_divide), "floor(({F}){0} / {1})", kind="number",
-                       arity=2, differentiable=False, samples=_binary_samples(0.5, 4.0))
+FLOORDIV = elementwise("floordiv", _int_checked(np.floor_divide), "floor(({F}){0} / {1})",
+                       kind="number", arity=2, differentiable=False,
+                       samples=_binary_samples(0.5, 4.0))
 MOD = elementwise("mod", _int_checked(np.mod), "({0} - floor(({F}){0} / {1}) * {1})",
                   lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
                   kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
