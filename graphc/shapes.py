@@ -19,10 +19,12 @@ def as_shape(shape) -> Shape:
     for d in shape:
         if d is None or isinstance(d, str):
             dims.append(d)
-        elif int(d) == d and d >= -1:
+        elif int(d) == d and -1 <= d < (1 << 63):
             dims.append(None if d == -1 else int(d))
         else:
-            raise ValueError(f"bad dimension {d!r} in shape {shape!r}")
+            from .errors import ShapeError   # a ValueError, located at the user's line
+            raise ShapeError(f"bad dimension {d!r} in shape {shape!r}"
+                             + (" (dimensions are below 2**63)" if d >= (1 << 63) else ""))
     return tuple(dims)
 
 

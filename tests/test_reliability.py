@@ -208,3 +208,10 @@ def test_out_of_range_axes_on_unknown_ranks_are_graphc_errors(case):
         assert e.location is not None
     else:   # pragma: no cover
         pytest.fail("an out-of-range axis ran")
+
+
+def test_python_api_dimensions_of_2_63_and_more_are_shape_errors():
+    for shape in ([2 ** 63], [2 ** 64, 2]):
+        with pytest.raises(gc.ShapeError, match="below 2\\*\\*63") as e:
+            gc.placeholder(gc.float32, shape)
+        assert e.value.location.file == __file__
