@@ -316,13 +316,15 @@ class Saver:
         if directory in self._adopted:
             return
         self._adopted.add(directory)
-        listed = [os.path.join(directory, n) for n in _read_state(directory).get("all", [])]
-        pattern = re.compile(re.escape(os.path.basename(base)) + r"-\d+")
+        pattern = re.compile(re.escape(os.path.basename(base)) + r"(-\d+)?")
+        listed = [os.path.join(directory, n) for n in _read_state(directory).get("all", [])
+                  if pattern.fullmatch(n)]     # another save path's checkpoints stay
         unlisted = []
         try:
             for n in os.listdir(directory):
                 p = os.path.join(directory, n)
-                if pattern.fullmatch(n) and p not in listed and os.path.isfile(p):
+                if pattern.fullmatch(n) and n != os.path.basename(base) and p not in listed \
+                        and os.path.isfile(p):
                     unlisted.append(p)
         except OSError:
             pass

@@ -302,3 +302,16 @@ def test_max_to_keep_holds_across_savers(tmp_path):
                 saver.save(sess, prefix, global_step=s)
     assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-21", "ckpt-22"]
     assert gc.train.latest_checkpoint(str(tmp_path)) == prefix + "-22"
+
+
+def test_a_new_saver_leaves_checkpoints_of_another_save_path_alone(tmp_path):
+    _model()
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        for s in range(3):
+            gc.train.Saver(max_to_keep=5).save(sess, str(tmp_path / "other"), global_step=s)
+        saver = gc.train.Saver(max_to_keep=1)
+        for s in range(3):
+            saver.save(sess, str(tmp_path / "model"), global_step=s)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model-2", "other-0", "other-1",
+                                            "other-2"]
