@@ -2,22 +2,31 @@
 package, and bounded reads that refuse what is not a regular file.
 
 ``write_atomic`` writes a temporary file next to the target (named
-``<target>.<pid>.<random>.tmp``), fsyncs it, renames it over the target and fsyncs the
+``<target>.<host>.<pid>.<random>.tmp``), fsyncs it, renames it over the target and fsyncs the
 directory: a crash at any point leaves either the old file or the new one under the real
 name, never a mix. A temporary file left behind by a process that was killed is removed by
-``remove_orphans`` (the Saver calls it before each save)."""
+``remove_orphans`` (the Saver calls it before each save): one whose process (on this host) is
+gone, or that is over a day old."""
 
 from __future__ import annotations
 
 import os
 import re
 import secrets
+import socket
 import stat
 import time
 
 from .errors import GraphcError
 
-_ORPHAN = re.compile(r"^(?P<base>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+def _host() -> str:
+    """This machine's name as it goes into temporary file names (a pid means something only
+    on the host that has it: a directory may be shared)."""
+    name = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32]
+    return name or "host"
+
+_ORPHAN = re.compile(r"^(?P<base>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
 _ORPHAN_AGE_S = 24 * 3600      # a temporary file this old is an orphan whoever made it
 
 
@@ -41,7 +50,7 @@ def write_atomic(path, data) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = f"{os.path.abspath(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    tmp = f"{os.path.abspath(path)}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
@@ -78,7 +87,7 @@ def remove_orphans(directory) -> list[str]:
         names = os.listdir(directory)
     except OSError:
         return removed
-    now = time.time()
+    now, host = time.time(), _host()
     for name in names:
         m = _ORPHAN.match(name)
         if m is None:
@@ -88,7 +97,8 @@ def remove_orphans(directory) -> list[str]:
             st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode):
                 continue
-            if _alive(int(m["pid"])) and now - st.st_mtime < _ORPHAN_AGE_S:
+            young = now - st.st_mtime < _ORPHAN_AGE_S
+            if young and (m["host"] != host or _alive(int(m["pid"]))):
                 continue
             os.unlink(path)
             removed.append(path)

@@ -10,14 +10,7 @@ import numpy as np
 from . import dtypes as D
 from .backends.reference import ReferenceExecutable, RunContext
 from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
-from .errors import (
-    ClosedSessionError,
-    FeedError,
-    GraphcError,
-    NotFoundError,
-    ShapeError,
-    user_location,
-)
+from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph
 from .ir.node import Operation, Tensor
@@ -322,6 +315,7 @@ class Session:
 
 
 def _closed_error():
+    from .errors import ClosedSessionError
     return ClosedSessionError("Attempted to use a closed Session.", user_location())
 
 

@@ -22,7 +22,7 @@ def as_shape(shape) -> Shape:
         elif int(d) == d and -1 <= d < (1 << 63):
             dims.append(None if d == -1 else int(d))
         else:
-            from .errors import ShapeError   # a ValueError, located at the user's line
+            from .errors import ShapeError  # a ValueError, located at the user's line
             raise ShapeError(f"bad dimension {d!r} in shape {shape!r}"
                              + (" (dimensions are below 2**63)" if d >= (1 << 63) else ""))
     return tuple(dims)

@@ -109,14 +109,23 @@ def test_a_save_removes_temporary_files_of_dead_processes_only(tmp_path):
     import graphc as gc
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    orphan = tmp_path / f"ckpt-7.{dead.pid}.0123abcd.tmp"       # as write_atomic names them
+    from graphc.fileio import _host
+    orphan = tmp_path / f"ckpt-7.{_host()}.{dead.pid}.0123abcd.tmp"   # as write_atomic names them
     orphan.write_bytes(b"half a checkpoint")
-    mine = tmp_path / f"ckpt-8.{os.getpid()}.0123abcd.tmp"       # a save still in flight
+    mine = tmp_path / f"ckpt-8.{_host()}.{os.getpid()}.0123abcd.tmp"   # a save still in flight
     mine.write_bytes(b"")
+    elsewhere = tmp_path / f"ckpt-9.otherhost.{dead.pid}.0123abcd.tmp"   # another machine's
+    elsewhere.write_bytes(b"")
     unrelated = tmp_path / "notes.tmp"
     unrelated.write_bytes(b"")
     v = gc.Variable(np.ones(2, np.float32), name="v")
     with gc.Session() as sess:
         sess.run(v.initializer)
         gc.train.Saver([v]).save(sess, str(tmp_path / "ckpt"), global_step=9)
-    assert not orphan.exists() and mine.exists() and unrelated.exists()
+    assert not orphan.exists() and mine.exists() and unrelated.exists() and elsewhere.exists()
+    old = time.time() - 2 * 24 * 3600
+    os.utime(elsewhere, (old, old))                 # a day old: an orphan whoever made it
+    with gc.Session() as sess:
+        sess.run(v.initializer)
+        gc.train.Saver([v]).save(sess, str(tmp_path / "ckpt"), global_step=10)
+    assert not elsewhere.exists() and mine.exists()
