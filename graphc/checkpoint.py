@@ -390,6 +390,32 @@ def _shape_fits(static, shape):
         not isinstance(d, int) or d == n for d, n in zip(static, shape, strict=True))
 
 
+def _complete(path) -> bool:
+    """Whether ``path`` holds a whole checkpoint: its header parses and the file is exactly as
+    long as the header says (cheap: the payload is not read). An atomic save never leaves a
+    partial file under a checkpoint's name, so this is what a crash could break."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if head.startswith(MAGIC[:8]):
+                return loadable(path)           # the first format: checked whole
+            if len(head) < 8:
+                return False
+            n = int.from_bytes(head, "little")
+            if n > MAX_HEADER:
+                return False
+            header = json.loads(f.read(n).decode("utf-8"))
+            size = os.fstat(f.fileno()).st_size
+    except (OSError, ValueError, RecursionError):
+        return False
+    if not isinstance(header, dict):
+        return False
+    ends = [e.get("data_offsets", [0, -1])[1] for k, e in header.items()
+            if k != "__metadata__" and isinstance(e, dict)
+            and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2]
+    return size == 8 + n + max(ends, default=0)
+
+
 def _looks_like_checkpoint(path) -> bool:
     """A cheap first look: graphc's old magic, or a safetensors header naming graphc."""
     try:
@@ -401,16 +427,17 @@ def _looks_like_checkpoint(path) -> bool:
 
 
 def latest_checkpoint(checkpoint_dir):
-    """The path of the newest loadable checkpoint in ``checkpoint_dir``, or None: the one its
-    state file names; if that one is gone or damaged (a crash, a deleted file), the newest
-    loadable checkpoint the state lists, else the newest loadable checkpoint file there."""
+    """The path of the newest checkpoint in ``checkpoint_dir``, or None: the one its state
+    file names; if that one is gone or incomplete (a deleted or damaged file), the newest
+    whole checkpoint the state lists, else the newest whole checkpoint file there. Only
+    headers and sizes are read here; restore checks every byte."""
     checkpoint_dir = os.fspath(checkpoint_dir)
     state = _read_state(checkpoint_dir)
     listed = [state["latest"]] if "latest" in state else []
     listed += [n for n in reversed(state.get("all", [])) if n not in listed]
     for name in listed:
         path = os.path.join(checkpoint_dir, name)
-        if os.path.isfile(path) and loadable(path):
+        if os.path.isfile(path) and _complete(path):
             return path
     try:
         names = os.listdir(checkpoint_dir)
@@ -420,7 +447,7 @@ def latest_checkpoint(checkpoint_dir):
               if n != _STATE_FILE and not n.endswith(".tmp") and n not in listed]
     others = [p for p in others if os.path.isfile(p) and _looks_like_checkpoint(p)]
     for path in sorted(others, key=_mtime, reverse=True):
-        if loadable(path):
+        if _complete(path):
             return path
     return None
 
