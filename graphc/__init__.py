@@ -11,9 +11,10 @@ from . import dtypes, errors, ops  # noqa: F401  (ops fills the registry)
 from .dtypes import (DType, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64,
                      uint8)
 from .dtypes import bool_ as bool  # noqa: A001,F401 - the SPEC's dtype name (tf.bool), like gc.range
-from .errors import (CheckpointError, DefineAndRunError, DTypeError, FeedError, GradientError,
-                     GraphcError, GraphFinalizedError, GSyntaxError, NotFoundError, NumericsError,
-                     OpError, ShapeError, UnimplementedError, UninitializedError)
+from .errors import (CheckpointError, ClosedSessionError, DefineAndRunError, DTypeError,
+                     FeedError, GradientError, GraphcError, GraphFinalizedError, GSyntaxError,
+                     LimitError, NotFoundError, NumericsError, OpError, ShapeError,
+                     UnimplementedError, UninitializedError)
 from .ir import Graph, Operation, Tensor, TensorShape, get_default_graph, reset_default_graph
 from .ops.array import (broadcast_like, broadcast_to, cast, concat, expand_dims, eye, fill,
                         fill_like, gather, getitem, identity, matrix_transpose, one_hot, ones,

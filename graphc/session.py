@@ -144,7 +144,7 @@ class Session:
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None, trace=None):
         """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
         if self._closed:
-            raise GraphcError("this session is closed", user_location())
+            raise _closed_error()
         if len(self.graph) != self._growth.seen:   # ops were built since the last run
             self._growth.check()
         if trace is None and (feed_dict is None or type(feed_dict) is dict):
@@ -183,6 +183,8 @@ class Session:
         ``_fast_feed``) and looks the plan up by the feed shapes, or by nothing when every
         feed's shape is static; anything the fast checks do not vouch for, and the first
         call for new shapes, takes the full checks of ``run``."""
+        if self._closed:
+            raise _closed_error()
         feed_list = [self._as_element(f) for f in (feed_list or [])]
         feed_list = [f.outputs[0] if isinstance(f, Operation) else f for f in feed_list]
         leaves = []
@@ -212,6 +214,8 @@ class Session:
             return (*entry, arrays)
 
         def call(*values):
+            if self._closed:
+                raise _closed_error()
             try:
                 arrays = convert(*values)
                 run, positions = by_shapes[None if static else tuple([a.shape for a in arrays])]
@@ -297,12 +301,19 @@ class Session:
 
     # -- variables ---------------------------------------------------------------------------
     def set_variable(self, var, value):
+        if self._closed:
+            raise _closed_error()
         arr = _check_feed(var, value, {})
         with self._lock:
             self._variables[var.op] = np.array(arr, copy=True)
 
     def get_variable(self, var):
         return self._variables.get(var.op)
+
+
+def _closed_error():
+    from .errors import ClosedSessionError
+    return ClosedSessionError("Attempted to use a closed Session.", user_location())
 
 
 def _cacheable(fetches, feed_dict) -> bool:
@@ -395,9 +406,16 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     if isinstance(value, Tensor):
         raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
                         "feed numpy arrays or Python values", loc)
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise FeedError(f"cannot feed a masked array with masked elements for {t.describe()}: "
+                        "graphc has no masks; fill them first (value.filled(...))", loc)
     try:
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    except (TypeError, ValueError) as e:  # ragged nested lists, say
+        # subclasses (np.matrix, masked arrays) become plain arrays: every executor then
+        # computes the same thing (a matrix's `*` would be a product of matrices)
+        arr = value if type(value) is np.ndarray else np.asarray(value)
+        if type(arr) is not np.ndarray:
+            arr = arr.view(np.ndarray)
+    except (TypeError, ValueError, OverflowError) as e:  # ragged nested lists, say
         raise FeedError(f"cannot feed {type(value).__name__} value for {t.describe()}: {e}",
                         loc) from None
     if arr.dtype.kind not in "biuf":
@@ -407,6 +425,13 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
                         f"convert them with .astype({want.name!r}) if that is what you mean", loc)
     if arr.dtype != want.np:
+        if arr.dtype.kind in "iu" and want.np.kind in "iu" and arr.size:
+            info = np.iinfo(want.np)    # numpy itself refuses such Python ints: no wrapping
+            lo, hi = arr.min(), arr.max()
+            if lo < info.min or hi > info.max:
+                bad = lo if lo < info.min else hi
+                raise FeedError(f"cannot feed {bad} to {t.describe()}: it is outside the range "
+                                f"of {want.name} [{info.min}, {info.max}]", loc)
         arr = arr.astype(want.np)
     shape = t.shape
     if shape is not None:

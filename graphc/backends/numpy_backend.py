@@ -260,7 +260,8 @@ class _Generator:
             return [(f"{k}({ins}{sep}out={outs[0]})", None)]
         if step.op is NO_OP:
             return [("pass", None)]         # it exists for its control edges, already honoured
-        if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1:
+        if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1 \
+                and not step.attrs.get("use_locking"):      # a locked update runs its kernel
             var = self._bind(f"n{i}", step.attrs["var"])
             if scalar:
                 sign = "+" if step.op is ASSIGN_ADD else "-"

@@ -14,8 +14,8 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import GraphcError, ShapeError
 from ..ir.node import Tensor
-from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, merge_dim,
-                      normalize_axis, num_elements)
+from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, known_rank,
+                      merge_dim, normalize_axis, num_elements)
 from .registry import OpDef, register
 from .sources import constant, convert
 
@@ -96,21 +96,21 @@ def _reshape_infer(ins, attrs):
     x = ins[0]
     target = list(attrs["shape"])
     if target.count(-1) > 1:
-        raise ValueError("reshape: at most one dimension may be -1")
+        raise ShapeError("reshape: at most one dimension may be -1")
     n = num_elements(x.shape)
     known = [d for d in target if d != -1]
     if any(not isinstance(d, int) or d < 0 for d in known):
-        raise ValueError(f"reshape: bad target shape {tuple(target)}")
+        raise ShapeError(f"reshape: bad target shape {tuple(target)}")
     if -1 in target:
         rest = int(np.prod(known, dtype=np.int64))
         if n is not None:
             if rest == 0 or n % rest:
-                raise ValueError(f"cannot reshape {n} elements into {tuple(target)}")
+                raise ShapeError(f"cannot reshape {n} elements into {tuple(target)}")
             target[target.index(-1)] = n // rest
         else:
             target[target.index(-1)] = None
     elif n is not None and n != int(np.prod(target, dtype=np.int64)):
-        raise ValueError(f"cannot reshape {x.shape} ({n} elements) into {tuple(target)}")
+        raise ShapeError(f"cannot reshape {x.shape} ({n} elements) into {tuple(target)}")
     return [(x.dtype, tuple(target))]
 
 
@@ -156,7 +156,11 @@ def reshape(x, shape, name=None):
     """``shape`` may hold one -1; it is inferred from the element count."""
     x = convert(x)
     shape = _shape_value(shape, "reshape", "gc.reshape_like(x, other_tensor)")
-    shape = tuple(-1 if d is None else int(d) for d in shape)
+    try:
+        shape = tuple(-1 if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ShapeError(f"reshape needs a shape of integers (one may be -1), got "
+                         f"{list(shape)}") from None
     if x.shape is not None and tuple(x.shape) == shape:
         return x
     return RESHAPE(x, name=name, shape=shape)
@@ -404,7 +408,9 @@ def split(value, num_or_size_splits, axis=0, name=None):
 def stack(values, axis=0, name=None):
     """Join tensors along a new axis."""
     values = [convert(v) for v in values]
-    r = len(values[0].shape) + 1
+    if not values:
+        raise ShapeError("stack needs at least one tensor")
+    r = known_rank(values[0], "stack") + 1
     axis = normalize_axis(int(axis), r)
     return concat([expand_dims(v, axis) for v in values], axis, name=name)
 
@@ -412,8 +418,11 @@ def stack(values, axis=0, name=None):
 def unstack(value, num=None, axis=0, name=None):
     """The slices of ``value`` along ``axis``, that axis removed: the inverse of ``stack``."""
     x = convert(value)
-    axis = normalize_axis(int(axis), len(x.shape))
+    axis = normalize_axis(int(axis), known_rank(x, "unstack"))
     n = num or x.shape[axis]
+    if not isinstance(n, int):
+        raise ShapeError(f"unstack needs num= or a static size along axis {axis}: "
+                         f"{x.describe()}")
     return [squeeze(p, axis) for p in split(x, n, axis=axis, name=name)]
 
 
@@ -553,7 +562,7 @@ GATHER_GRAD = register(OpDef(
 def gather(params, indices, axis=0, name=None):
     """``np.take(params, indices, axis)``; the gradient accumulates over repeated indices."""
     params, indices = convert(params), convert(indices)
-    axis = normalize_axis(int(axis), len(params.shape))
+    axis = normalize_axis(int(axis), known_rank(params, "gather"))
     return GATHER(params, indices, name=name, axis=axis)
 
 

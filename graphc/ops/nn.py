@@ -6,7 +6,9 @@ from __future__ import annotations
 import functools
 import math
 
-from ..errors import DTypeError, ShapeError
+import numpy as np
+
+from ..errors import DTypeError, GraphcError, ShapeError, user_location
 from ..ir.graph import get_default_graph
 from ..shapes import normalize_axis
 from .array import one_hot, stop_gradient
@@ -176,6 +178,9 @@ def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
     """Zero each element with probability ``rate`` and scale the rest by 1 / (1 - rate)
     while ``training`` (a bool or a bool tensor); the identity otherwise."""
     x = convert(x)
+    if isinstance(rate, (int, float, np.number)) and not (0 <= rate < 1):
+        raise GraphcError(f"dropout: rate must be in [0, 1), got {rate!r} (it is the fraction "
+                          "of elements dropped; keep_prob = 1 - rate)", user_location())
     if isinstance(training, bool) and not training:
         return x
     if isinstance(rate, (int, float)) and rate == 0:

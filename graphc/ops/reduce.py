@@ -7,7 +7,14 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError
-from ..shapes import broadcast_axes, fully_known, normalize_axes, normalize_axis, num_elements
+from ..shapes import (
+    broadcast_axes,
+    fully_known,
+    known_rank,
+    normalize_axes,
+    normalize_axis,
+    num_elements,
+)
 from .array import (
     broadcast_like,
     cast,
@@ -228,13 +235,15 @@ ARGMIN = register(OpDef(
 def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
     """Index of the largest value along ``axis`` (default 0, as in TF)."""
     x = convert(input)
-    return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
+    rank = known_rank(x, "argmax")
+    return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), rank),
                   output_type=D.as_dtype(output_type))
 
 
 def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
     x = convert(input)
-    return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), len(x.shape)),
+    rank = known_rank(x, "argmin")
+    return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), rank),
                   output_type=D.as_dtype(output_type))
 
 

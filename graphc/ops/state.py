@@ -5,6 +5,8 @@ kernels read and update them in place, so compiled plans may keep references to 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import dtypes as D
@@ -65,14 +67,14 @@ class Variable(Tensor, metaclass=_VariableMeta):
     def read_value(self):
         return self
 
-    def assign(self, value, name=None):
-        return assign(self, value, name=name)
+    def assign(self, value, use_locking=None, name=None, read_value=True):
+        return assign(self, value, use_locking=use_locking, name=name)
 
-    def assign_add(self, delta, name=None):
-        return assign_add(self, delta, name=name)
+    def assign_add(self, delta, use_locking=None, name=None, read_value=True):
+        return assign_add(self, delta, use_locking=use_locking, name=name)
 
-    def assign_sub(self, delta, name=None):
-        return assign_sub(self, delta, name=name)
+    def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
+        return assign_sub(self, delta, use_locking=use_locking, name=name)
 
     def load(self, value, session=None):
         """Set the value directly (TF1's ``Variable.load``)."""
@@ -131,7 +133,10 @@ def _assign_infer(ins, attrs):
     return [(ref.dtype, ref.shape)]
 
 
-def _assign_kernel(ctx, node, value, var):
+def _assign_kernel(ctx, node, value, var, use_locking=False):
+    if use_locking:
+        with variable_lock(ctx, var):
+            return _assign_kernel(ctx, node, value, var)
     buf = ctx.variables.get(var)
     if buf is None or buf.shape != value.shape:
         ctx.variables[var] = np.array(value, copy=True)   # value has var's dtype (infer)
@@ -140,20 +145,63 @@ def _assign_kernel(ctx, node, value, var):
     return ctx.variables[var]
 
 
-def _assign_add_kernel(ctx, node, delta, var):
+def _assign_add_kernel(ctx, node, delta, var, use_locking=False):
+    return _update_in_place(np.add, ctx, delta, var, use_locking)
+
+
+def _assign_sub_kernel(ctx, node, delta, var, use_locking=False):
+    return _update_in_place(np.subtract, ctx, delta, var, use_locking)
+
+
+def _update_in_place(ufunc, ctx, delta, var, use_locking):
     buf = ctx.variables.get(var)
     if buf is None:
         _var_kernel(ctx, var, None, None, None)
-    np.add(buf, delta, out=buf)
+    if use_locking:
+        with variable_lock(ctx, var):
+            ufunc(buf, delta, out=buf)
+    else:
+        ufunc(buf, delta, out=buf)
     return buf
 
 
-def _assign_sub_kernel(ctx, node, delta, var):
-    buf = ctx.variables.get(var)
-    if buf is None:
-        _var_kernel(ctx, var, None, None, None)
-    np.subtract(buf, delta, out=buf)
-    return buf
+# --- use_locking ------------------------------------------------------------------------------
+# As in TF 1.x: an assign op built with ``use_locking=True`` holds its variable's lock (one per
+# variable and session) while it writes, so concurrent updates of one variable are serialized
+# and none is lost. Reads take no lock. Without it, concurrent updates of one variable may
+# interleave (numpy releases the GIL inside large in-place ufuncs): updates can be lost.
+
+_LOCKS_GUARD = threading.Lock()
+_locking_default = threading.local()
+
+
+def variable_lock(ctx, var) -> threading.Lock:
+    """The lock of variable ``var`` (its op) in the session whose run context is ``ctx``."""
+    locks = getattr(ctx, "variable_locks", None)
+    lock = locks.get(var) if locks is not None else None
+    if lock is None:
+        with _LOCKS_GUARD:
+            locks = getattr(ctx, "variable_locks", None)
+            if locks is None:
+                locks = ctx.variable_locks = {}
+            lock = locks.setdefault(var, threading.Lock())
+    return lock
+
+
+class locking:
+    """``with locking(True):`` assign ops built inside default to ``use_locking=True`` (how an
+    optimizer built with ``use_locking=True`` locks every update it builds)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = bool(enabled)
+
+    def __enter__(self):
+        self.saved = getattr(_locking_default, "on", False)
+        _locking_default.on = self.enabled or self.saved
+
+    def __exit__(self, *exc):
+        _locking_default.on = self.saved
+        return False
 
 
 ASSIGN = register(OpDef("assign", _assign_infer, numpy=_assign_kernel, kind="state",
@@ -165,10 +213,13 @@ ASSIGN_SUB = register(OpDef("assign_sub", _assign_infer, numpy=_assign_sub_kerne
 
 
 def _assign_fn(opdef):
-    def fn(ref, value, name=None, **_tf_kwargs):
+    def fn(ref, value, use_locking=None, name=None, **_tf_kwargs):
         if not isinstance(ref, Variable):
             raise DTypeError(f"{opdef.name}: the target must be a gc.Variable, got {ref!r}")
-        return opdef(convert(value, like=ref), name=name, var=ref.op)
+        if use_locking is None:
+            use_locking = getattr(_locking_default, "on", False)
+        extra = {"use_locking": True} if use_locking else {}
+        return opdef(convert(value, like=ref), name=name, var=ref.op, **extra)
     fn.__name__ = opdef.name
     return fn
 
