@@ -4,6 +4,8 @@ differential tests compare every other executor against it."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ..errors import GraphcError, OpError, user_location
@@ -18,6 +20,17 @@ class RunContext:
         self.variables = variables
         self.rngs = rngs
         self.print = printer
+        self._locks: dict = {}
+        self._locks_guard = threading.Lock()
+
+    def lock(self, var) -> threading.Lock:
+        """The lock of variable ``var`` (its op) in this session: ``use_locking`` updates
+        hold it while they write."""
+        lock = self._locks.get(var)
+        if lock is None:
+            with self._locks_guard:
+                lock = self._locks.setdefault(var, threading.Lock())
+        return lock
 
     def rng(self, node):
         gen = self.rngs.get(node)

@@ -335,6 +335,10 @@ class _Context:
         self.variables = variables
         self.rngs = {}
         self.print = print
+        self.locks = {}
+
+    def lock(self, var):
+        return self.locks.setdefault(var.name, threading.Lock())
 
     def rng(self, node):
         gen = self.rngs.get(node.name)

@@ -126,15 +126,21 @@ def _divide(x, y, out=None):
     return np.true_divide(x, y, out=out)
 
 
-def _int_checked(ufunc):
-    """``ufunc`` that raises on an integer division by zero (numpy would return 0; TF raises
-    "Integer division by zero")."""
-    def kernel(x, y, out=None):
-        if getattr(y, "dtype", np.asarray(y).dtype).kind in "iub" and not np.all(y):
-            raise ZeroDivisionError(f"integer division by zero (in {ufunc.__name__})")
-        return ufunc(x, y, out=out)
-    kernel.__name__ = ufunc.__name__
-    return kernel
+def _check_divisor(y, what):
+    """An integer division by zero raises (numpy would return 0; TF raises "Integer division
+    by zero")."""
+    if getattr(y, "dtype", np.asarray(y).dtype).kind in "iub" and not np.all(y):
+        raise ZeroDivisionError(f"integer division by zero (in {what})")
+
+
+def _floordiv(x, y, out=None):
+    _check_divisor(y, "floor_divide")
+    return np.floor_divide(x, y, out=out)
+
+
+def _mod(x, y, out=None):
+    _check_divisor(y, "mod")
+    return np.mod(x, y, out=out)
 
 
 def _int_div_dtype(d):
@@ -233,10 +239,10 @@ DIVIDE = elementwise("divide", _divide, "(({F}){0} / {1})",
                      lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
                      kind="number", arity=2, out=_int_div_dtype,
                      samples=_binary_samples(0.5, 2.0))
-FLOORDIV = elementwise("floordiv", _int_checked(np.floor_divide), "floor(({F}){0} / {1})",
+FLOORDIV = elementwise("floordiv", _floordiv, "floor(({F}){0} / {1})",
                        kind="number", arity=2, differentiable=False,
                        samples=_binary_samples(0.5, 4.0))
-MOD = elementwise("mod", _int_checked(np.mod), "({0} - floor(({F}){0} / {1}) * {1})",
+MOD = elementwise("mod", _mod, "({0} - floor(({F}){0} / {1}) * {1})",
                   lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
                   kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
 POW = elementwise("pow", np.power, "pow(({F}){0}, ({F}){1})", _pow_grad, kind="number",

@@ -135,7 +135,7 @@ def _assign_infer(ins, attrs):
 
 def _assign_kernel(ctx, node, value, var, use_locking=False):
     if use_locking:
-        with variable_lock(ctx, var):
+        with ctx.lock(var):
             return _assign_kernel(ctx, node, value, var)
     buf = ctx.variables.get(var)
     if buf is None or buf.shape != value.shape:
@@ -158,7 +158,7 @@ def _update_in_place(ufunc, ctx, delta, var, use_locking):
     if buf is None:
         _var_kernel(ctx, var, None, None, None)
     if use_locking:
-        with variable_lock(ctx, var):
+        with ctx.lock(var):
             ufunc(buf, delta, out=buf)
     else:
         ufunc(buf, delta, out=buf)
@@ -167,25 +167,12 @@ def _update_in_place(ufunc, ctx, delta, var, use_locking):
 
 # --- use_locking ------------------------------------------------------------------------------
 # As in TF 1.x: an assign op built with ``use_locking=True`` holds its variable's lock (one per
-# variable and session) while it writes, so concurrent updates of one variable are serialized
-# and none is lost. Reads take no lock. Without it, concurrent updates of one variable may
-# interleave (numpy releases the GIL inside large in-place ufuncs): updates can be lost.
+# variable and session: ``RunContext.lock``) while it writes, so concurrent updates of one
+# variable are serialized and none is lost. Reads take no lock. Without it, concurrent updates
+# of one variable may interleave (numpy releases the GIL inside large in-place ufuncs): updates
+# can be lost.
 
-_LOCKS_GUARD = threading.Lock()
 _locking_default = threading.local()
-
-
-def variable_lock(ctx, var) -> threading.Lock:
-    """The lock of variable ``var`` (its op) in the session whose run context is ``ctx``."""
-    locks = getattr(ctx, "variable_locks", None)
-    lock = locks.get(var) if locks is not None else None
-    if lock is None:
-        with _LOCKS_GUARD:
-            locks = getattr(ctx, "variable_locks", None)
-            if locks is None:
-                locks = ctx.variable_locks = {}
-            lock = locks.setdefault(var, threading.Lock())
-    return lock
 
 
 class locking:
