@@ -14,8 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ops.array import (CONCAT, EXPAND_DIMS, GATHER, GATHER_GRAD, ONE_HOT, RESHAPE,
-                         RESHAPE_LIKE, SPLIT, SPLIT_LIKE, SQUEEZE, TRANSPOSE)
+from ..ops.array import (
+    CONCAT,
+    EXPAND_DIMS,
+    GATHER,
+    GATHER_GRAD,
+    ONE_HOT,
+    RESHAPE,
+    RESHAPE_LIKE,
+    SPLIT,
+    SPLIT_LIKE,
+    SQUEEZE,
+    TRANSPOSE,
+)
 
 
 def _reshape(xp, out, x, shape):
