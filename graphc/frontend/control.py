@@ -53,6 +53,19 @@ def _flatten(x):
     return [x], lambda vals: vals[0]
 
 
+def _flatten_like(structure, values):
+    """The leaves of ``values`` that sit where ``structure`` has its leaves (shapes are
+    tuples, so they cannot be told from structure on their own)."""
+    if isinstance(structure, dict):
+        return [v for k in structure for v in _flatten_like(structure[k], values[k])]
+    if isinstance(structure, (list, tuple)):
+        if len(values) != len(structure):
+            raise GraphcError(f"shape_invariants {values!r} does not match the loop variables' "
+                              "structure", user_location())
+        return [v for a, b in zip(structure, values, strict=True) for v in _flatten_like(a, b)]
+    return [values]
+
+
 def _rebuilder(parts, make):
     def rebuild(vals):
         vals, out, i = list(vals), [], 0
@@ -117,8 +130,9 @@ def _hoist(region, variant_params):
     invariant = set()
     for op in region.get_operations():
         if op in variant or op.op.stateful or op.control_inputs:
-            if op.op is PLACEHOLDER and op.outputs[0] in outer_of:
-                invariant.add(op)
+            t = op.outputs[0] if op.op is PLACEHOLDER else None
+            if t in outer_of and not _reads_variable(outer_of[t]):
+                invariant.add(op)       # a captured value (a variable may change: not hoisted)
             continue
         if all(t.op in invariant for t in op.inputs):
             invariant.add(op)
@@ -136,9 +150,10 @@ def _hoist(region, variant_params):
     need, stack = set(), [t.op for t in frontier]
     while stack:
         op = stack.pop()
-        if op in need or op not in worth:
+        if op in need or (op not in worth and op.op is not CONST):
             continue
         need.add(op)
+        stack.extend(t.op for t in op.inputs if t.op.op is CONST)
         stack.extend(t.op for t in op.inputs)
     copies = dict(outer_of)
     with region.parent.as_default():
@@ -148,6 +163,18 @@ def _hoist(region, variant_params):
                                location=op.location)
             copies.update(zip(op.outputs, node.outputs, strict=True))
     return [copies[t] for t in frontier], frontier
+
+
+def _reads_variable(t) -> bool:
+    """Whether ``t`` is a variable's value, directly or captured from an enclosing graph."""
+    while True:
+        if t.op.op is VARIABLE:
+            return True
+        parent = getattr(t.graph, "captured", None)
+        outer = [o for o, inner in (parent or {}).items() if inner is t]
+        if not outer:
+            return False
+        t = outer[0]
 
 
 def _check_loop_shapes(outs, params, initial, what, kind):
@@ -266,7 +293,7 @@ def while_loop(cond_fn, body_fn, loop_vars, maximum_iterations=None, shape_invar
     if shape_invariants is None:
         invariants = [v.shape for v in init]
     else:
-        inv_leaves, _ = _flatten(shape_invariants)
+        inv_leaves = _flatten_like(loop_vars, shape_invariants)
         if len(inv_leaves) != len(init):
             raise GraphcError(f"while_loop: {len(inv_leaves)} shape_invariants for "
                               f"{len(init)} loop variables", loc)
