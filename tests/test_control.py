@@ -144,7 +144,8 @@ def test_variables_read_and_assigned_inside_a_loop_body_in_program_order():
         before = acc * 3.0                       # read before the update
         with gc.control_dependencies([acc.assign(acc * 2.0)]):
             return i + 1, seen + before
-    i, seen = gc.while_loop(lambda i, s: i < 4, body, (gc.constant(0), gc.constant(0.0, gc.float64)))
+    i, seen = gc.while_loop(lambda i, s: i < 4, body,
+                            (gc.constant(0), gc.constant(0.0, gc.float64)))
     after = acc + 0.0
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
@@ -343,3 +344,54 @@ def test_unoptimized_sessions_and_the_gradient_check_agree_with_compiled_ones():
 
 def test_control_ops_are_in_the_registry():
     assert {COND.name, WHILE.name, SCAN.name} <= set(gc.REGISTRY)
+
+
+# --- TF 1.x compat: dynamic_rnn as a loop ------------------------------------------------------
+
+def test_dynamic_rnn_runs_over_a_run_time_length_and_matches_the_unrolled_static_rnn():
+    import graphc.compat.v1 as tf
+    rng = np.random.default_rng(4)
+    x = tf.placeholder(tf.float64, [None, None, 3])
+    lengths = tf.placeholder(tf.int32, [None])
+    cell = tf.nn.rnn_cell.BasicLSTMCell(4)
+    seq, state = tf.nn.dynamic_rnn(cell, x, sequence_length=lengths, dtype=tf.float64)
+    assert seq.shape == (None, None, 4)
+    assert any(op.op is SCAN for op in tf.get_default_graph().get_operations())
+    fixed = tf.placeholder(tf.float64, [2, 5, 3])
+    unrolled, ustate = tf.nn.static_rnn(cell, tf.unstack(fixed, axis=1), sequence_length=lengths,
+                                        dtype=tf.float64)
+    variables = tf.trainable_variables()
+    assert len(variables) == 2            # one kernel and one bias, shared by both
+    g_dyn = tf.gradients(tf.reduce_sum(seq ** 2), variables)
+    g_unr = tf.gradients(tf.reduce_sum(tf.stack(unrolled, axis=1) ** 2), variables)
+    data = rng.standard_normal((2, 5, 3))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for steps in (5, 9, 1):              # one graph, any run-time length
+            out, st = sess.run([seq, state], {x: rng.standard_normal((2, steps, 3)),
+                                              lengths: [steps, 1]})
+            assert out.shape == (2, steps, 4)
+            assert (out[1, 1:] == 0).all() and np.allclose(st.h[1], out[1, 0])
+        feeds = {x: data, fixed: data, lengths: [5, 3]}
+        a, b = sess.run([seq, tf.stack(unrolled, axis=1)], feeds)
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        for u, v in zip(*sess.run([g_dyn, g_unr], feeds), strict=True):
+            np.testing.assert_allclose(u, v, rtol=1e-10, atol=1e-12)
+
+
+def test_bidirectional_dynamic_rnn_with_sequence_length_runs_backwards_from_each_end():
+    import graphc.compat.v1 as tf
+    x = tf.placeholder(tf.float64, [None, None, 2])
+    lengths = tf.placeholder(tf.int32, [None])
+    cell_fw, cell_bw = tf.nn.rnn_cell.GRUCell(3), tf.nn.rnn_cell.GRUCell(3)
+    (fw, bw), (s_fw, s_bw) = tf.nn.bidirectional_dynamic_rnn(
+        cell_fw, cell_bw, x, sequence_length=lengths, dtype=tf.float64)
+    data = np.random.default_rng(5).standard_normal((2, 4, 2))
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        out_bw, last_bw, out_fw = sess.run([bw, s_bw, fw], {x: data, lengths: [4, 2]})
+        # example 1 (length 2) backwards starts at its own last step: as if unpadded
+        short_bw = sess.run(bw, {x: data[1:, :2], lengths: [2]})
+    assert (out_bw[1, 2:] == 0).all() and (out_fw[1, 2:] == 0).all()
+    np.testing.assert_allclose(out_bw[1, :2], short_bw[0], rtol=1e-12)
+    np.testing.assert_allclose(last_bw[1], out_bw[1, 0])

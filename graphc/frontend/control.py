@@ -24,14 +24,13 @@ from ..errors import DTypeError, GraphcError, ShapeError, located_at, user_locat
 from ..ir.graph import get_default_graph
 from ..ir.node import Operation, Tensor
 from ..ops.array import concat, expand_dims, fill_like
-from ..ops.control import (COND, CONTROL_OPS, SCAN, WHILE, Function, Region, functions_of,
-                           param)
+from ..ops.control import COND, CONTROL_OPS, SCAN, WHILE, Function, Region, functions_of, param
 from ..ops.elementwise import add, less, logical_and
 from ..ops.sources import CONST, PLACEHOLDER, convert
 from ..ops.state import VARIABLE
 from ..shapes import as_shape, format_shape
 
-__all__ = ["cond", "while_loop", "scan", "map_fn", "case"]
+__all__ = ["cond", "while_loop", "scan", "map_fn", "case", "scan_with_outputs"]
 
 
 # --- structures -------------------------------------------------------------------------------
@@ -386,80 +385,85 @@ def scan(fn, elems, initializer=None, reverse=False, name=None, parallel_iterati
     (from the end when ``reverse``), returning every ``a``, stacked. ``initializer`` gives
     the first ``a`` (and its structure); without one, the first element does."""
     loc = user_location()
-    label = name or "scan"
     x_leaves, x_rebuild = _flatten(elems)
     xs = _tensors(x_leaves, "scan elems")
-    for x in xs:
-        if x.shape is None or not x.shape:
-            raise ShapeError(f"{label}: elems {x.describe()} needs a leading axis to scan over",
-                             loc)
+    _check_elems(xs, name or "scan", loc)
     first = None
     if initializer is None:
         edge = -1 if reverse else 0
         first = [x[edge] for x in xs]
-        rest = [x[:-1] if reverse else x[1:] for x in xs]
-        a_leaves, a_rebuild = [*first], x_rebuild
-        xs_loop = rest
-    else:
-        a_leaves, a_rebuild = _flatten(initializer)
-        a_leaves = _tensors(a_leaves, "scan initializer")
-        xs_loop = xs
-    init = [convert(a) for a in a_leaves]
+        xs = [x[:-1] if reverse else x[1:] for x in xs]
+        initializer = x_rebuild(first)
+
+    def step(a, x):
+        a = fn(a, x)
+        return a, a
+    _, ys = scan_with_outputs(step, x_rebuild(xs), initializer, reverse=reverse, name=name,
+                              _location=loc)
+    with located_at(loc):
+        if first is not None:
+            y_leaves, y_rebuild = _flatten(ys)
+            ys = y_rebuild([concat([y, expand_dims(f, 0)], 0) if reverse else
+                            concat([expand_dims(f, 0), y], 0)
+                            for y, f in zip(y_leaves, first, strict=True)])
+    return ys
+
+
+def _check_elems(xs, label, loc):
+    for x in xs:
+        if x.shape is None or not x.shape:
+            raise ShapeError(f"{label}: elems {x.describe()} needs a leading axis to scan over",
+                             loc)
+
+
+def scan_with_outputs(fn, elems, initializer, reverse=False, name=None, _location=None):
+    """JAX's ``lax.scan``: ``carry, y = fn(carry, x)`` for each ``x`` along the leading axis of
+    ``elems``; returns ``(final carry, stacked y's)``. ``gc.scan``, ``gc.map_fn`` and the
+    compat ``dynamic_rnn`` are built on it."""
+    loc = _location or user_location()
+    label = name or "scan"
+    x_leaves, x_rebuild = _flatten(elems)
+    xs = _tensors(x_leaves, "scan elems")
+    _check_elems(xs, label, loc)
+    a_leaves, a_rebuild = _flatten(initializer)
+    init = _tensors(a_leaves, "scan initializer")
     k = len(init)
     avals = ([(a.dtype, a.shape, f"carry{i}") for i, a in enumerate(init)]
-             + [(x.dtype, x.shape[1:], f"elem{i}") for i, x in enumerate(xs_loop)])
+             + [(x.dtype, x.shape[1:], f"elem{i}") for i, x in enumerate(xs)])
 
     def call(f, params):
         return f(a_rebuild(params[:k]), x_rebuild(params[k:]))
     region, params, out = _trace(get_default_graph(), f"{label}/body", fn, avals, call)
-    out_leaves = _flatten(out)[0]
-    if len(out_leaves) != k:
-        raise GraphcError(f"{label}: fn returns {len(out_leaves)} values but the accumulator "
+    if not isinstance(out, (list, tuple)) or len(out) != 2:
+        raise GraphcError(f"{label}: the step function must return (carry, y)", loc)
+    c_leaves, y_leaves = _flatten(out[0])[0], _flatten(out[1])
+    y_leaves, y_rebuild = y_leaves
+    if len(c_leaves) != k:
+        raise GraphcError(f"{label}: fn returns {len(c_leaves)} values but the accumulator "
                           f"has {k}", loc)
-    outs = _outputs(region, out_leaves, f"{label} fn")
+    carries = _outputs(region, c_leaves, f"{label} fn")
+    ys = _outputs(region, y_leaves, f"{label} fn")
     with located_at(loc):
-        _check_loop_shapes(outs, params[:k], init, label, "accumulator")
+        _check_loop_shapes(carries, params[:k], init, label, "accumulator")
     hoisted_outer, hoisted_inner = _hoist(region, params)
     caps = list(region.captured)
     body = Function(region, params + [region.capture(c) for c in caps] + hoisted_inner,
-                    outs + outs, f"{label}/body", targets=_effects(region))
+                    carries + ys, f"{label}/body", targets=_effects(region))
     with located_at(loc):
-        node = SCAN.build(init + xs_loop + caps + hoisted_outer,
-                          {"body_fn": body, "n_carry": k, "n_elems": len(xs_loop),
+        node = SCAN.build(init + xs + caps + hoisted_outer,
+                          {"body_fn": body, "n_carry": k, "n_elems": len(xs),
                            "reverse": bool(reverse)}, name=label)
-        ys = list(node.outputs[k:2 * k])
-        if first is not None:
-            ys = [concat([y, expand_dims(f, 0)], 0) if reverse else
-                  concat([expand_dims(f, 0), y], 0) for y, f in zip(ys, first, strict=True)]
-    return a_rebuild(ys)
+    outs = node.outputs
+    return a_rebuild(list(outs[:k])), y_rebuild(list(outs[k:k + len(ys)]))
 
 
 def map_fn(fn, elems, dtype=None, parallel_iterations=None, back_prop=True, swap_memory=False,
            infer_shape=True, name=None, fn_output_signature=None):
     """``fn`` applied to each element along the leading axis of ``elems``, results stacked
     (TF's ``map_fn``; the output structure is what ``fn`` returns)."""
-    loc = user_location()
-    label = name or "map"
-    x_leaves, x_rebuild = _flatten(elems)
-    xs = _tensors(x_leaves, "map_fn elems")
-    for x in xs:
-        if x.shape is None or not x.shape:
-            raise ShapeError(f"{label}: elems {x.describe()} needs a leading axis to map over",
-                             loc)
-    avals = [(x.dtype, x.shape[1:], f"elem{i}") for i, x in enumerate(xs)]
-    region, params, out = _trace(get_default_graph(), f"{label}/fn", fn, avals,
-                                 lambda f, p: f(x_rebuild(p)))
-    out_leaves, out_rebuild = _flatten(out)
-    outs = _outputs(region, out_leaves, f"{label} fn")
-    hoisted_outer, hoisted_inner = _hoist(region, params)
-    caps = list(region.captured)
-    body = Function(region, params + [region.capture(c) for c in caps] + hoisted_inner, outs,
-                    f"{label}/fn", targets=_effects(region))
-    with located_at(loc):
-        node = SCAN.build(xs + caps + hoisted_outer,
-                          {"body_fn": body, "n_carry": 0, "n_elems": len(xs),
-                           "reverse": False}, name=label)
-    return out_rebuild(list(node.outputs[:len(outs)]))
+    _, ys = scan_with_outputs(lambda _, x: ((), fn(x)), elems, (), name=name or "map",
+                              _location=user_location())
+    return ys
 
 
 # --- gradients --------------------------------------------------------------------------------
