@@ -195,6 +195,12 @@ def _check_loop_shapes(outs, params, initial, what, kind):
                 user_location())
 
 
+def _op_name(name, kind):
+    """A control op has several outputs: under a user's ``name`` it is ``NAME/kind``, so the
+    name itself stays free for the value the user means (``.g``: ``total = scan(...)``)."""
+    return f"{name}/{kind}" if name else kind
+
+
 # --- cond -------------------------------------------------------------------------------------
 
 def _static_pred(pred):
@@ -248,7 +254,8 @@ def cond(pred, true_fn=None, false_fn=None, name=None, strict=False, fn1=None, f
     ff = Function(rf, params_f, outs_f, f"{label}/false_fn",
                   targets=list(dict.fromkeys(_effects(rf) + ops_f)))
     with located_at(loc):
-        node = COND.build([pred, *operands], {"true_fn": ft, "false_fn": ff}, name=label)
+        node = COND.build([pred, *operands], {"true_fn": ft, "false_fn": ff},
+                          name=_op_name(name, "cond"))
     if not node.outputs:
         return node          # branches run for their effects only (tf.group, no_op)
     if ops_t:
@@ -362,7 +369,8 @@ def while_loop(cond_fn, body_fn, loop_vars, maximum_iterations=None, shape_invar
     with located_at(loc):
         node = WHILE.build(init + operands + hoisted_outer,
                            {"cond_fn": cond_f, "body_fn": body_f, "n_vars": len(init),
-                            "maximum_iterations": maximum_iterations}, name=label)
+                            "maximum_iterations": maximum_iterations},
+                           name=_op_name(name, "while"))
     results = list(node.outputs[:len(init)])
     if counter is not None:
         results = results[:-1]
@@ -452,7 +460,7 @@ def scan_with_outputs(fn, elems, initializer, reverse=False, name=None, _locatio
     with located_at(loc):
         node = SCAN.build(init + xs + caps + hoisted_outer,
                           {"body_fn": body, "n_carry": k, "n_elems": len(xs),
-                           "reverse": bool(reverse)}, name=label)
+                           "reverse": bool(reverse)}, name=_op_name(name, "scan"))
     outs = node.outputs
     return a_rebuild(list(outs[:k])), y_rebuild(list(outs[k:k + len(ys)]))
 
