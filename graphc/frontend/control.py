@@ -254,7 +254,7 @@ def cond(pred, true_fn=None, false_fn=None, name=None, strict=False, fn1=None, f
     ff = Function(rf, params_f, outs_f, f"{label}/false_fn",
                   targets=list(dict.fromkeys(_effects(rf) + ops_f)))
     with located_at(loc):
-        node = COND.build([pred, *operands], {"true_fn": ft, "false_fn": ff},
+        node = COND.build([pred, *operands], {"then_fn": ft, "else_fn": ff},
                           name=_op_name(name, "cond"))
     if not node.outputs:
         return node          # branches run for their effects only (tf.group, no_op)
@@ -503,8 +503,8 @@ def _cond_grad(op, *dys):
         gs = _vjp(r, fn.outputs, d, [fn.params[i] for i in wrt])
         return Function(r, list(fn.params) + d, gs, fn.name + "/grad")
     node = COND.build([pred, *operands, *dys],
-                      {"true_fn": branch(op.attrs["true_fn"]),
-                       "false_fn": branch(op.attrs["false_fn"])},
+                      {"then_fn": branch(op.attrs["then_fn"]),
+                       "else_fn": branch(op.attrs["else_fn"])},
                       name=op.name.rsplit("/", 1)[-1] + "_grad")
     result = [None] * len(op.inputs)
     for j, i in enumerate(wrt):
@@ -586,6 +586,42 @@ def _while_grad(op, *gs):
                                        op.name.rsplit("/", 1)[-1] + "_grad")
     return d_init + d_caps
 
+
+# --- bodies given as callables of every parameter (the .g form graph.to_text prints) ----------
+
+def _param_types(opdef, inputs, attrs):
+    """(dtype, shape) of each parameter of the op's bodies, from its inputs."""
+    if opdef is COND:
+        return [(t.dtype, t.shape) for t in inputs[1:]]
+    if opdef is WHILE:
+        return [(t.dtype, t.shape) for t in inputs]
+    k, m = attrs["n_carry"], attrs["n_elems"]
+    elems = [(t.dtype, t.shape[1:] if t.shape is not None else None) for t in inputs[k:k + m]]
+    return ([(t.dtype, t.shape) for t in inputs[:k]] + elems
+            + [(t.dtype, t.shape) for t in inputs[k + m:]])
+
+
+def bodies_from_callables(opdef, inputs, attrs):
+    """``attrs`` with each callable (a branch, condition or body taking every parameter,
+    captures included) traced into a Function, for ``op.cond(...)`` & co. in ``.g``."""
+    attrs = dict(attrs)
+    types = _param_types(opdef, inputs, attrs)
+    parent = get_default_graph()
+    for key, fn in list(attrs.items()):
+        if not callable(fn) or isinstance(fn, Function):
+            continue
+        region, params, out = _trace(parent, key, fn,
+                                     [(d, s, f"p{i}") for i, (d, s) in enumerate(types)],
+                                     lambda f, p: f(*p))
+        leaves = [] if out is None else _flatten(out)[0]
+        outs = _outputs(region, leaves, key)
+        attrs[key] = Function(region, params, outs, key, targets=_effects(region))
+    return attrs
+
+
+for _op in CONTROL_OPS:
+    _op.extra["bodies_from_callables"] = (lambda op: lambda ins, attrs:
+                                          bodies_from_callables(op, ins, attrs))(_op)
 
 COND.grad = _cond_grad
 SCAN.grad = _scan_grad

@@ -651,6 +651,15 @@ class ModelBuilder(Interpreter):
                 if not isinstance(a, Tensor):
                     raise GraphcError(f"{callee}(): positional arguments are tensors; give "
                                       f"attributes by keyword, not {_kind(a)}", loc)
+            if any(isinstance(v, UserFn) for v in kwargs.values()):
+                # a control op written as is (what graph.to_text prints): op.scan(h0, xs, w,
+                # body_fn=f, ...); each fn takes every parameter of its body explicitly
+                kwargs = {k: self._body(builder, v, callee) for k, v in kwargs.items()}
+                trace = opdef.extra.get("bodies_from_callables")
+                if trace is None:
+                    raise GraphcError(f"{callee}() takes no fn arguments", loc)
+                with _Guard(loc, callee):
+                    kwargs = trace(ins, kwargs)
             return builder._build(meta, callee, opdef, *ins, **kwargs)
         if "." in callee:
             raise NotFoundError(f"unknown namespace in {callee!r}; only op.NAME is allowed", loc)

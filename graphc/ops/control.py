@@ -158,7 +158,7 @@ def _cond_infer(ins, attrs):
     pred = ins[0]
     if not pred.dtype.is_bool or (pred.shape is not None and len(pred.shape) != 0):
         raise DTypeError(f"cond needs a scalar bool predicate, got {pred.describe()}")
-    t, f = attrs["true_fn"], attrs["false_fn"]
+    t, f = attrs["then_fn"], attrs["else_fn"]
     if len(t.outputs) != len(f.outputs):
         raise ShapeError(f"cond: true_fn returns {len(t.outputs)} values, false_fn "
                          f"{len(f.outputs)}")
@@ -171,16 +171,17 @@ def _cond_infer(ins, attrs):
     return out
 
 
-def _cond_kernel(ctx, node, pred, *operands, true_fn, false_fn):
-    fn = true_fn if bool(pred) else false_fn
+def _cond_kernel(ctx, node, pred, *operands, then_fn, else_fn):
+    fn = then_fn if bool(pred) else else_fn
     outs = run_function(fn, ctx, operands)
     return tuple(_copy_if_input(v, operands) for v in outs)
 
 
 COND = register(OpDef(
     "cond", _cond_infer, numpy=_cond_kernel, kind="state", stateful=True,
-    doc="Runs true_fn or false_fn (Functions over the operands) as the predicate says; only "
-        "the taken branch runs, side effects included."))
+    doc="Runs then_fn or else_fn (Functions over the operands) as the predicate says; only "
+        "the taken branch runs, side effects included. (Not true_fn/false_fn: in .g, a name "
+        "starting with `true` or `false` would lex as the keyword.)"))
 
 
 # --- while_loop -------------------------------------------------------------------------------
