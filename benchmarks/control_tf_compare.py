@@ -57,7 +57,7 @@ def programs(tf):
 def _lstm(tf, n):
     if tf.__name__.startswith("graphc"):
         return tf.nn.rnn_cell.BasicLSTMCell(n)
-    from tensorflow.python.ops import rnn_cell_impl    # Keras 3 hides tf.nn.rnn_cell's
+    from tensorflow.python.ops import rnn_cell_impl  # Keras 3 hides tf.nn.rnn_cell's
     return rnn_cell_impl.BasicLSTMCell(n)
 
 
