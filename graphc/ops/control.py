@@ -25,6 +25,7 @@ import threading
 
 import numpy as np
 
+from ..dtypes import int64
 from ..errors import DTypeError, GraphcError, ShapeError, user_location
 from ..ir.graph import Graph
 from ..ir.node import Tensor
@@ -193,13 +194,8 @@ def _while_infer(ins, attrs):
     if attrs.get("record"):
         out += [(p.dtype, (None,) + tuple(p.shape) if p.shape is not None else None)
                 for p in body.params[:n]]
-        out.append((_int64(), ()))
+        out.append((int64, ()))
     return out
-
-
-def _int64():
-    from ..dtypes import int64
-    return int64
 
 
 def _while_kernel(ctx, node, *args, cond_fn, body_fn, n_vars, maximum_iterations=None,
