@@ -405,23 +405,29 @@ EXAMPLE = __import__("pathlib").Path(__file__).parent.parent / "examples" / "con
 def _run_example(graph):
     feeds = {"x:0": np.arange(1, 4, dtype=np.float32), "n:0": 2, "p:0": True}
     with gc.Session(graph=graph) as sess:
+        sess.run([v.initializer for v in graph.get_collection("variables")])
         out = sess.run(["y", "running", "picked"], feeds)
         out.append(sess.run("picked", {**feeds, "p:0": False}))
+        first = sess.run("loss", feeds)
+        for _ in range(30):
+            sess.run("train", feeds)           # through the scan's gradient
+        out.append(first / sess.run("loss", feeds))
     return out
 
 
 def test_g_control_flow_runs_and_round_trips_through_to_text():
     graph = gc.load(EXAMPLE)
-    y, running, picked, negated = _run_example(graph)
+    y, running, picked, negated, improved = _run_example(graph)
     np.testing.assert_allclose(y, [4, 8, 12])
-    np.testing.assert_allclose(running, [1, 3, 6])
+    np.testing.assert_allclose(running, [1, 2.5, 4.25])
     np.testing.assert_allclose(picked, [1, 4, 9])
     np.testing.assert_allclose(negated, [-1, -2, -3])
+    assert improved > 2
     text = graph.to_text()
     again = gc.loads(text)
     assert again.to_text() == text                       # a fixed point
-    for a, b in zip(_run_example(again), [y, running, picked, negated], strict=True):
-        np.testing.assert_allclose(a, b)
+    for a, b in zip(_run_example(again), [y, running, picked, negated, improved], strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
 
 
 def test_g_formatter_keeps_the_example_as_it_is():
