@@ -2,6 +2,7 @@
 
     graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir] [-o OUT]
     graphc run model.g --feed x=x.npy --feed y=y.csv [--fetch loss] [--train 100]
+                       [--batch-size 64 --epochs 5 --shuffle --eval x=xt.npy --logdir runs]
                        [--save ckpt] [--restore ckpt] [--np N]
     graphc check model.g          graphc fmt model.g [-i]        graphc viz model.g -o g.svg
 
@@ -496,12 +497,15 @@ def cmd_fmt(args) -> int:
 def cmd_run(args) -> int:
     if getattr(args, "np", None):         # data-parallel: under mpiexec, one rank per process
         return _run_distributed(args)
+    from .fit import check_arguments, run_training, wants_training
+    check_arguments(args)
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
+    eval_feeds = _feeds(graph, args.eval) if args.eval else None
     fetches = _fetches(graph, args.fetch)
     _refuse_what_cannot_fit(graph, fetches, feeds)
     clause = _clause(graph)
-    if args.train and clause is None:
+    if wants_training(args) and clause is None:
         raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
                           f"{args.model_file}")
     with graph.as_default():
@@ -512,8 +516,8 @@ def cmd_run(args) -> int:
             saver.restore(sess, args.restore)
         else:
             sess.run(init)
-        if args.train:
-            _train(sess, clause, feeds, args.train)
+        if wants_training(args):    # batches, epochs, eval, logs, Ctrl-C save: graphc/fit.py
+            feeds = run_training(sess, graph, clause, feeds, args, saver, eval_feeds)
         values = sess.run(fetches, feeds)
         if args.output:
             _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
@@ -661,7 +665,8 @@ def _parser() -> argparse.ArgumentParser:
     compiled(c)
     c.add_argument("--feed", action="append", metavar="NAME=FILE", type=_feed_arg)
     c.add_argument("--fetch", action="append", metavar="NAMES", help="comma-separated names")
-    c.add_argument("--train", type=_positive, metavar="STEPS")
+    from .fit import add_arguments
+    add_arguments(c)        # --train [STEPS], --batch-size, --epochs, --eval, --logdir, ...
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")
     c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")

@@ -410,3 +410,5 @@ __all__ = [
     "create_global_step", "exponential_decay", "global_variables_initializer",
     "variables_initializer",
 ]
+
+from .fit import History, Progress, TrainingInterrupted, evaluate, fit  # noqa: E402,F401
