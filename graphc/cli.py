@@ -1,6 +1,6 @@
 """The ``graphc`` command: compile, run, check, format and draw ``.g`` models.
 
-    graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir] [-o OUT]
+    graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir|onnx] [-o OUT]
     graphc run model.g --feed x=x.npy --feed y=y.csv [--fetch loss] [--train 100]
                        [--batch-size 64 --epochs 5 --shuffle --eval x=xt.npy --logdir runs]
                        [--save ckpt] [--restore ckpt] [--np N]
@@ -362,6 +362,8 @@ def cmd_compile(args) -> int:
         source = emit_module(graph, source_name=os.path.basename(args.model_file),
                              params=params, optimize=args.O)
         return _write(args.output, source)
+    if args.emit == "onnx":
+        return _emit_onnx(graph, args)
     plan, used = _plan(graph, args)
     if args.emit == "dot":
         return _write(args.output, _dot(graph, plan))
@@ -372,6 +374,30 @@ def cmd_compile(args) -> int:
     lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
     lines.append(plan.report())
     return _write(args.output, "\n".join(lines) + "\n")
+
+
+def _emit_onnx(graph, args) -> int:
+    """The model's outputs (``--fetch``-free: its `output` names) as an ONNX file; parameters
+    from ``--restore CKPT`` when given, else their initial values."""
+    from .onnx import export
+    from .session import Session
+    out = args.output or os.path.splitext(os.path.basename(args.model_file))[0] + ".onnx"
+    if out == "-":
+        raise GraphcError("--emit onnx writes a binary file: give -o MODEL.onnx")
+    fetches = {t.op.name: t for t in _fetches(graph, None)}
+    dims = _parse_dims(args.dim)
+    shapes = {t: s for t, s in _feed_shapes(graph, dims)[0].items()} if dims else None
+    if args.restore:
+        from .checkpoint import Saver
+        with graph.as_default():
+            saver = Saver(graph=graph)
+        with Session(graph=graph, optimize=0) as sess:
+            saver.restore(sess, args.restore)
+            export(fetches, out, feed_shapes=shapes, session=sess, graph=graph)
+    else:
+        export(fetches, out, feed_shapes=shapes, graph=graph)
+    print(f"wrote {out}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _restored_values(graph, path) -> dict:
@@ -655,10 +681,10 @@ def _parser() -> argparse.ArgumentParser:
 
     c = model_cmd("compile", "check, differentiate, optimize and plan; print the report")
     compiled(c)
-    c.add_argument("--emit", choices=("report", "py", "dot", "ir"), default="report")
+    c.add_argument("--emit", choices=("report", "py", "dot", "ir", "onnx"), default="report")
     c.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     c.add_argument("--restore", metavar="CKPT",
-                   help="with --emit py: start the module's parameters from this checkpoint")
+                   help="with --emit py or onnx: the parameters' values from this checkpoint")
     c.set_defaults(run=cmd_compile)
 
     c = model_cmd("run", "run a model on feeds from .npy/.npz/.csv files, optionally training")
