@@ -17,7 +17,6 @@ import argparse
 import difflib
 import os
 import shutil
-import subprocess
 import sys
 import time
 import zipfile
@@ -43,7 +42,6 @@ from .ir.graph import Graph, needed_ops
 from .ir.printer import format_type
 from .ops.state import GLOBAL_VARIABLES, variables_initializer
 from .session import Session
-from .svg import dot_to_svg
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -484,23 +482,26 @@ def _dot(graph, plan) -> str:
 
 
 def cmd_viz(args) -> int:
+    """Before and after optimization side by side; gradient and optimizer scopes collapsed
+    unless ``--expand`` names them (graphc/viz.py)."""
+    from .viz import graph_digraph, plan_digraph, render, to_dot
     graph = _load(args)
     plan, _ = _plan(graph, args)
-    dot_text = _dot(graph, plan)
+    clause = _clause(graph)
+    ins = _inputs(graph)
+    ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
+    ops = sorted(set(ops) | {t.op for t in ins}, key=lambda o: o.id)
+    expand = True if "all" in (args.expand or ()) else (args.expand or ())
+    clusters = [(f"before: {len(ops)} nodes", graph_digraph(ops, expand=expand)),
+                (f"after: {len(plan.steps)} steps, peak {plan.peak_bytes} B",
+                 plan_digraph(plan))]
     out = args.output or "graph.svg"
-    dot = shutil.which("dot")
-    if out.endswith(".svg") and dot:
-        try:
-            svg = subprocess.run([dot, "-Tsvg"], input=dot_text, capture_output=True,
-                                 text=True, check=True, timeout=60).stdout
-        except (subprocess.SubprocessError, OSError) as e:
-            raise GraphcError(f"Graphviz's dot failed: {e}") from None
-        return _write(out, svg)
-    if out.endswith(".svg"):    # no Graphviz: graphc's own plainer layered drawing
-        print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
+    if not out.endswith(".svg"):
+        return _write(out, to_dot(clusters))
+    if not shutil.which("dot"):
+        print("graphviz's `dot` is not installed: drawing graphc's own layered SVG",
               file=sys.stderr)
-        return _write(out, dot_to_svg(dot_text))
-    return _write(out, dot_text)
+    return _write(out, render(clusters))
 
 
 def cmd_fmt(args) -> int:
@@ -714,6 +715,8 @@ def _parser() -> argparse.ArgumentParser:
     c = model_cmd("viz", "draw the graph before and after optimization (SVG, or DOT text)")
     compiled(c)
     c.add_argument("-o", "--output", metavar="OUT", default="graph.svg")
+    c.add_argument("--expand", action="append", metavar="SCOPE",
+                   help="draw a collapsed scope (gradients, Adam, ...) op by op; 'all' for all")
     c.set_defaults(run=cmd_viz)
     return p
 
