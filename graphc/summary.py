@@ -28,8 +28,14 @@ HISTOGRAM_BINS = 30
 def _tb():
     """TensorBoard's protocol buffers and writer, or a clear error saying how to get them."""
     try:
-        from tensorboard.compat.proto import (event_pb2, graph_pb2, summary_pb2, tensor_pb2,
-                                              tensor_shape_pb2, types_pb2)
+        from tensorboard.compat.proto import (
+            event_pb2,
+            graph_pb2,
+            summary_pb2,
+            tensor_pb2,
+            tensor_shape_pb2,
+            types_pb2,
+        )
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError as e:
         raise GraphcError(f"summaries need TensorBoard ({e}): {INSTALL_HINT}",

@@ -8,8 +8,7 @@ no-ops that warn once, so tutorial scripts that log them keep running."""
 from __future__ import annotations
 
 from ..ops.state import no_op
-from ..summary import (SUMMARIES, FileWriter, histogram, merge, merge_all, scalar,  # noqa: F401
-                       text)
+from ..summary import SUMMARIES, FileWriter, histogram, merge, merge_all, scalar, text  # noqa: F401
 from ._support import module_getattr, warn_once
 
 
