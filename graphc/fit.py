@@ -268,7 +268,7 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
         raise ShapeError(f"fit: {n} examples give no batch of {batch_size} with drop_last",
                          user_location())
     total = int(steps) if steps else per_epoch * int(epochs)
-    if (saver is None) != (save_path is None) and (save_every or saver is not None):
+    if (saver is None) != (save_path is None):
         raise GraphcError("fit: saving checkpoints needs both saver= and save_path=",
                           user_location())
     run_fetches = [train_op] + ([loss] if loss is not None else [])

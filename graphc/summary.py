@@ -15,6 +15,8 @@ PyTorch's ``torch.utils.tensorboard`` uses too), so the files are exactly what
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .errors import GraphcError, user_location
@@ -291,6 +293,8 @@ class FileWriter:
         self._writer = tb["writer"](self.logdir, max_queue_size=max_queue,
                                     flush_secs=flush_secs, filename_suffix=filename_suffix or "")
         self._closed = False
+        # a writer the script never closes (TF 1.x tutorials) still reaches the disk at exit
+        self._finalizer = weakref.finalize(self, self._writer.close)
         if graph is not None:
             self.add_graph(graph)
 
@@ -355,12 +359,13 @@ class FileWriter:
 
     def close(self):
         if not self._closed:
-            self._writer.close()
+            self._finalizer()
             self._closed = True
 
     def reopen(self):
         if self._closed:
             self._writer.reopen()
+            self._finalizer = weakref.finalize(self, self._writer.close)
             self._closed = False
 
     def __enter__(self):
@@ -369,9 +374,3 @@ class FileWriter:
     def __exit__(self, *exc):
         self.close()
         return False
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass

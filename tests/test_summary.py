@@ -99,3 +99,13 @@ def test_add_summary_rejects_what_is_not_a_summary(tmp_path):
     with gc.summary.FileWriter(tmp_path) as writer:
         with pytest.raises(gc.GraphcError, match="add_summary"):
             writer.add_summary(3.0, 1)
+
+
+def test_a_writer_never_closed_still_reaches_the_disk_at_exit(tmp_path):
+    import subprocess
+    import sys
+    code = ("import graphc as gc, sys\n"
+            "w = gc.summary.FileWriter(sys.argv[1])\n"
+            "w.add_scalar('loss', 0.25, 9)\n")       # no flush, no close: TF 1.x tutorials
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
+    assert [(e.step, e.value) for e in _read(tmp_path).Scalars("loss")] == [(9, 0.25)]
