@@ -498,10 +498,11 @@ def cmd_viz(args) -> int:
     out = args.output or "graph.svg"
     if not out.endswith(".svg"):
         return _write(out, to_dot(clusters))
-    if not shutil.which("dot"):
-        print("graphviz's `dot` is not installed: drawing graphc's own layered SVG",
+    graphviz = bool(shutil.which("dot"))
+    if not graphviz:
+        print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
               file=sys.stderr)
-    return _write(out, render(clusters))
+    return _write(out, render(clusters, use_graphviz=graphviz))
 
 
 def cmd_fmt(args) -> int:
