@@ -525,7 +525,7 @@ def cmd_fmt(args) -> int:
 def cmd_run(args) -> int:
     if getattr(args, "np", None):         # data-parallel: under mpiexec, one rank per process
         return _run_distributed(args)
-    from .fit import check_arguments, run_training, wants_training
+    from .cli_train import check_arguments, run_training, wants_training
     check_arguments(args)
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
@@ -544,7 +544,7 @@ def cmd_run(args) -> int:
             saver.restore(sess, args.restore)
         else:
             sess.run(init)
-        if wants_training(args):    # batches, epochs, eval, logs, Ctrl-C save: graphc/fit.py
+        if wants_training(args):    # batches, epochs, eval, logs, Ctrl-C save: cli_train.py
             feeds = run_training(sess, graph, clause, feeds, args, saver, eval_feeds)
         values = sess.run(fetches, feeds)
         if args.output:
@@ -693,7 +693,7 @@ def _parser() -> argparse.ArgumentParser:
     compiled(c)
     c.add_argument("--feed", action="append", metavar="NAME=FILE", type=_feed_arg)
     c.add_argument("--fetch", action="append", metavar="NAMES", help="comma-separated names")
-    from .fit import add_arguments
+    from .cli_train import add_arguments
     add_arguments(c)        # --train [STEPS], --batch-size, --epochs, --eval, --logdir, ...
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")

@@ -730,6 +730,18 @@ def _np_dtype(elem_type):
 IMPORTERS: dict = {}
 
 
+def _api():
+    """The op functions the importers build with, by their public names (``gc.relu``...),
+    from the op modules themselves: this module sits below the package's public face."""
+    from types import SimpleNamespace
+
+    from .ops import array, conv, elementwise, linalg, nn, reduce
+    names = {}
+    for module in (elementwise, array, reduce, linalg, nn, conv):
+        names.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
+    return SimpleNamespace(**names, as_dtype=D.as_dtype, int64=D.int64)
+
+
 def importer(*names):
     def register(fn):
         for n in names:
@@ -740,7 +752,7 @@ def importer(*names):
 
 def _unary(fn_name):
     def build(im, node, a):
-        import graphc as gc
+        gc = _api()
         return [getattr(gc, fn_name)(im.get(node.input[0]))]
     return build
 
@@ -755,7 +767,7 @@ for _o, _g in {"Identity": "identity", "Neg": "negative", "Abs": "abs", "Sign": 
 
 def _binary(fn_name):
     def build(im, node, a):
-        import graphc as gc
+        gc = _api()
         x, y = (im.get(n) for n in node.input)
         return [getattr(gc, fn_name)(x, y)]
     return build
@@ -770,7 +782,7 @@ for _o, _g in {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divid
 
 @importer("Max", "Min")
 def _im_maxmin(im, node, a):
-    import graphc as gc
+    gc = _api()
     fn = gc.maximum if node.op_type == "Max" else gc.minimum
     ins = [im.get(n) for n in node.input]
     out = ins[0]
@@ -781,7 +793,7 @@ def _im_maxmin(im, node, a):
 
 @importer("Mod")
 def _im_mod(im, node, a):
-    import graphc as gc
+    gc = _api()
     x, y = (im.get(n) for n in node.input)
     if a.get("fmod", 0):      # C's fmod: the sign of x
         return [x - gc.cast(gc.cast(x / y, gc.int64), x.dtype) * y] if x.dtype.np.kind == "f" \
@@ -792,33 +804,33 @@ def _im_mod(im, node, a):
 
 @importer("IsInf")
 def _im_isinf(im, node, a):
-    import graphc as gc
+    gc = _api()
     x = im.get(node.input[0])
     return [gc.logical_and(gc.logical_not(gc.is_finite(x)), gc.logical_not(gc.is_nan(x)))]
 
 
 @importer("Where")
 def _im_where(im, node, a):
-    import graphc as gc
+    gc = _api()
     c, x, y = (im.get(n) for n in node.input)
     return [gc.where(c, x, y)]
 
 
 @importer("Cast")
 def _im_cast(im, node, a):
-    import graphc as gc
+    gc = _api()
     return [gc.cast(im.get(node.input[0]), gc.as_dtype(_np_dtype(a["to"])))]
 
 
 @importer("MatMul")
 def _im_matmul(im, node, a):
-    import graphc as gc
+    gc = _api()
     return [gc.matmul(im.get(node.input[0]), im.get(node.input[1]))]
 
 
 @importer("Gemm")
 def _im_gemm(im, node, a):
-    import graphc as gc
+    gc = _api()
     y = gc.matmul(im.get(node.input[0]), im.get(node.input[1]),
                   transpose_a=bool(a.get("transA", 0)), transpose_b=bool(a.get("transB", 0)))
     if a.get("alpha", 1.0) != 1.0:
@@ -831,7 +843,7 @@ def _im_gemm(im, node, a):
 
 @importer("Einsum")
 def _im_einsum(im, node, a):
-    import graphc as gc
+    gc = _api()
     eq = a["equation"].decode() if isinstance(a["equation"], bytes) else a["equation"]
     return [gc.einsum(eq.replace(" ", ""), *(im.get(n) for n in node.input))]
 
@@ -844,7 +856,7 @@ def _axes(im, node, a):
 
 def _im_reduce(fn_name):
     def build(im, node, a):
-        import graphc as gc
+        gc = _api()
         axes = _axes(im, node, a)
         if axes == () and a.get("noop_with_empty_axes", 0):
             return [gc.identity(im.get(node.input[0]))]
@@ -860,7 +872,7 @@ for _o, _g in {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMa
 
 @importer("ArgMax", "ArgMin")
 def _im_arg(im, node, a):
-    import graphc as gc
+    gc = _api()
     fn = gc.argmax if node.op_type == "ArgMax" else gc.argmin
     out = fn(im.get(node.input[0]), axis=int(a.get("axis", 0)))
     return [gc.expand_dims(out, int(a.get("axis", 0))) if a.get("keepdims", 1) else out]
@@ -884,7 +896,7 @@ class _ShapeOf:
 
 @importer("Size")
 def _im_size(im, node, a):
-    import graphc as gc
+    gc = _api()
     return [gc.size(im.get(node.input[0]), dtype=gc.int64)]
 
 
@@ -898,7 +910,7 @@ def _shape_input(im, node, k):
 
 @importer("Reshape")
 def _im_reshape(im, node, a):
-    import graphc as gc
+    gc = _api()
     x, shape = im.get(node.input[0]), _shape_input(im, node, 1)
     if isinstance(shape, _ShapeOf):
         return [gc.reshape_like(x, shape.of)]
@@ -909,7 +921,7 @@ def _im_reshape(im, node, a):
 
 @importer("Expand")
 def _im_expand(im, node, a):
-    import graphc as gc
+    gc = _api()
     x, shape = im.get(node.input[0]), _shape_input(im, node, 1)
     if isinstance(shape, _ShapeOf):
         return [gc.broadcast_like(x, shape.of)]
@@ -919,7 +931,7 @@ def _im_expand(im, node, a):
 
 @importer("Flatten")
 def _im_flatten(im, node, a):
-    import graphc as gc
+    gc = _api()
     x = im.get(node.input[0])
     axis = int(a.get("axis", 1))
     lead = x.shape[:axis]
@@ -932,7 +944,7 @@ def _im_flatten(im, node, a):
 
 @importer("Transpose")
 def _im_transpose(im, node, a):
-    import graphc as gc
+    gc = _api()
     x = im.get(node.input[0])
     perm = a.get("perm", list(range(len(x.shape)))[::-1])
     return [gc.transpose(x, perm=list(perm))]
@@ -940,7 +952,7 @@ def _im_transpose(im, node, a):
 
 @importer("Unsqueeze")
 def _im_unsqueeze(im, node, a):
-    import graphc as gc
+    gc = _api()
     x = im.get(node.input[0])
     axes = sorted(int(v) % (len(x.shape) + len(_axes(im, node, a))) for v in _axes(im, node, a))
     for ax in axes:
@@ -950,20 +962,20 @@ def _im_unsqueeze(im, node, a):
 
 @importer("Squeeze")
 def _im_squeeze(im, node, a):
-    import graphc as gc
+    gc = _api()
     axes = _axes(im, node, a)
     return [gc.squeeze(im.get(node.input[0]), axis=list(axes) if axes else None)]
 
 
 @importer("Concat")
 def _im_concat(im, node, a):
-    import graphc as gc
+    gc = _api()
     return [gc.concat([im.get(n) for n in node.input], axis=int(a["axis"]))]
 
 
 @importer("Split")
 def _im_split(im, node, a):
-    import graphc as gc
+    gc = _api()
     x = im.get(node.input[0])
     axis = int(a.get("axis", 0))
     if len(node.input) > 1 and node.input[1]:
@@ -997,13 +1009,13 @@ def _im_slice(im, node, a):
 
 @importer("Gather")
 def _im_gather(im, node, a):
-    import graphc as gc
+    gc = _api()
     return [gc.gather(im.get(node.input[0]), im.get(node.input[1]), axis=int(a.get("axis", 0)))]
 
 
 @importer("OneHot")
 def _im_one_hot(im, node, a):
-    import graphc as gc
+    gc = _api()
     depth = int(np.asarray(im.value(node.input[1], node, "depth")).reshape(-1)[0])
     values = im.value(node.input[2], node, "values")
     return [gc.one_hot(im.get(node.input[0]), depth, on_value=values[1].item(),
@@ -1013,14 +1025,14 @@ def _im_one_hot(im, node, a):
 
 @importer("Tile")
 def _im_tile(im, node, a):
-    import graphc as gc
+    gc = _api()
     reps = [int(v) for v in im.value(node.input[1], node, "repeats")]
     return [gc.tile(im.get(node.input[0]), reps)]
 
 
 @importer("Pad")
 def _im_pad(im, node, a):
-    import graphc as gc
+    gc = _api()
     x = im.get(node.input[0])
     pads = [int(v) for v in im.value(node.input[1], node, "pads")]
     r = len(pads) // 2
@@ -1055,14 +1067,14 @@ def _im_constant_of_shape(im, node, a):
 
 @importer("Softmax", "LogSoftmax")
 def _im_softmax(im, node, a):
-    import graphc as gc
+    gc = _api()
     fn = gc.softmax if node.op_type == "Softmax" else gc.log_softmax
     return [fn(im.get(node.input[0]), axis=int(a.get("axis", -1)))]
 
 
 @importer("LeakyRelu")
 def _im_leaky_relu(im, node, a):
-    import graphc as gc
+    gc = _api()
     return [gc.leaky_relu(im.get(node.input[0]), alpha=float(a.get("alpha", 0.01)))]
 
 
@@ -1083,7 +1095,7 @@ def _nchw_pads(node, a, k_hw, s_hw, x):
 
 
 def _nhwc_input(x, pads):
-    import graphc as gc
+    gc = _api()
     y = gc.transpose(x, perm=[0, 2, 3, 1])
     if pads:
         y = gc.pad(y, [(0, 0), (pads[0], pads[2]), (pads[1], pads[3]), (0, 0)])
@@ -1092,7 +1104,7 @@ def _nhwc_input(x, pads):
 
 @importer("Conv")
 def _im_conv(im, node, a):
-    import graphc as gc
+    gc = _api()
     x, w = im.get(node.input[0]), im.get(node.input[1])
     if a.get("group", 1) != 1 or any(d != 1 for d in a.get("dilations", [1, 1])):
         raise OnnxImportError(f"Conv {node.name!r}: groups and dilations are not supported")
@@ -1108,7 +1120,7 @@ def _im_conv(im, node, a):
 
 @importer("MaxPool", "AveragePool")
 def _im_pool(im, node, a):
-    import graphc as gc
+    gc = _api()
     if len(node.output) > 1 and node.output[1]:
         raise OnnxImportError(f"MaxPool {node.name!r}: the indices output is not supported")
     x = im.get(node.input[0])

@@ -19,6 +19,7 @@ import weakref
 
 import numpy as np
 
+from .dtypes import string
 from .errors import GraphcError, user_location
 from .ops.registry import OpDef
 
@@ -44,11 +45,6 @@ def _tb():
                           user_location()) from None
     return dict(event=event_pb2, graph=graph_pb2, summary=summary_pb2, tensor=tensor_pb2,
                 shape=tensor_shape_pb2, types=types_pb2, writer=EventFileWriter)
-
-
-def _string_dtype():
-    from .compat.strings import string
-    return string
 
 
 def _bytes(value) -> np.ndarray:
@@ -107,7 +103,7 @@ def merge_summaries(*summaries):
 
 
 def _string_rule(ins, attrs):
-    return [(_string_dtype(), ())]
+    return [(string, ())]
 
 
 def _scalar_kernel(ctx, node, value, tag):
@@ -118,8 +114,8 @@ def _histogram_kernel(ctx, node, values, tag):
     return histogram_summary(values, tag)
 
 
-def _text_kernel(ctx, node, text, tag):
-    return text_summary_bytes(text, tag)
+def _text_kernel(ctx, node, *text, tag, value=None):
+    return text_summary_bytes(text[0] if text else value, tag)
 
 
 def _merge_kernel(ctx, node, *summaries):
@@ -207,10 +203,11 @@ def text(name, tensor, collections=None):
     _check_name(name, "text")
     _tb()
     from .ir.node import Tensor
-    if not isinstance(tensor, Tensor):
-        from .compat.strings import string_constant
-        tensor = string_constant(tensor)
-    return _add(TEXT_SUMMARY(tensor, name=name, tag=_tag(name)), collections)
+    if isinstance(tensor, Tensor):
+        op = TEXT_SUMMARY(tensor, name=name, tag=_tag(name))
+    else:     # a Python string (or list of them) travels as the op's attribute
+        op = TEXT_SUMMARY(name=name, tag=_tag(name), value=np.array(tensor, dtype=object))
+    return _add(op, collections)
 
 
 def merge(inputs, collections=None, name=None):
