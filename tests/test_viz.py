@@ -62,11 +62,15 @@ def _assert_edges_avoid_boxes(svg):
     boxes = _boxes(svg)
     paths = re.findall(r'<path d="(M[^"]+)" fill="none"', svg)
     assert boxes and paths
+    b = np.array(boxes)
     for d in paths:
-        for px, py in _curve_points(d):
-            for x, y, w, h in boxes:
-                inside = x + 1 < px < x + w - 1 and y + 1 < py < y + h - 1
-                assert not inside, f"edge {d[:40]}... crosses the box at ({x}, {y})"
+        p = np.array(_curve_points(d))
+        inside = ((b[None, :, 0] + 1 < p[:, None, 0]) & (p[:, None, 0] < b[None, :, 0]
+                                                           + b[None, :, 2] - 1)
+                  & (b[None, :, 1] + 1 < p[:, None, 1]) & (p[:, None, 1] < b[None, :, 1]
+                                                             + b[None, :, 3] - 1))
+        hit = np.argwhere(inside)
+        assert len(hit) == 0, f"edge {d[:40]}... crosses the box at {b[hit[0][1]][:2]}"
 
 
 def test_viz_of_a_python_graph_collapses_gradients_and_the_optimizer(tmp_path):
