@@ -135,7 +135,8 @@ class Progress:
             self._bar.update(n)
             return
         now = time.perf_counter()
-        if now - self.last >= self.interval or self.n == self.total:
+        # the first step (training has started), then by time, and the last
+        if self.n == n or now - self.last >= self.interval or self.n == self.total:
             self.last = now
             self._print(self.line())
 
@@ -319,8 +320,8 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
         emit({"step": step, "epoch": epoch, **{f"eval_{k}": v for k, v in values.items()}})
         say(f"eval at step {step}: " + ", ".join(f"{k} = {v:.6g}" for k, v in values.items()))
 
-    step_fn = sess.make_callable(run_fetches, list(feeds) + list(on))
-    try:
+    try:      # Ctrl-C while the step compiles saves too: the weights are already there
+        step_fn = sess.make_callable(run_fetches, list(feeds) + list(on))
         while step < total:
             epoch += 1
             order = rng.permutation(n) if (shuffle and n) else None

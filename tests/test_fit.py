@@ -110,14 +110,15 @@ def test_eval_and_the_final_fetch_run_with_the_training_switch_off(work):
 def test_ctrl_c_saves_a_checkpoint_and_says_where(work):
     proc = subprocess.Popen(
         [sys.executable, "-m", "graphc.cli", "run", "drop.g", "--feed", "x=x.npy", "--feed",
-         "y=y.npy", "--train", "100000000", "--log-every", "200", "--save", "ckpt/model",
+         "y=y.npy", "--train", "100000000", "--save", "ckpt/model",
          "--history", "h.csv", "--fetch", "loss"],
         cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 100
-        for line in proc.stderr:          # training has started once a step is logged
-            if line.startswith("step ") or time.monotonic() > deadline:
+        for line in proc.stderr:          # the progress line says training has started
+            if line.startswith("train ") or time.monotonic() > deadline:
                 break
+        time.sleep(0.5)
         os.makedirs(work / "ckpt", exist_ok=True)
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -206,8 +207,10 @@ def test_progress_line_shows_rate_and_eta_and_refreshes_by_time():
     bar = Progress(100, file=out, interval=3600)   # not a terminal: plain lines, by time
     for _ in range(50):
         bar.update(1, "loss 0.5")
-    assert out.getvalue() == ""                  # 50 steps, but the interval has not passed
+    first = out.getvalue()
+    assert first.startswith("train 1/100 (1%)")  # training has started
+    assert first.count("\n") == 1               # then 49 steps, but the interval has not passed
     bar.interval = 0
     bar.update(1)
-    line = out.getvalue()
+    line = out.getvalue()[len(first):]
     assert "51/100 (51%)" in line and "steps/s" in line and "<" in line and "loss 0.5" in line
