@@ -699,7 +699,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--restore", metavar="CKPT")
     c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")
     c.add_argument("--np", type=_positive, metavar="N",
-                   help="train data-parallel on N processes under mpiexec (graphc[mpi])")
+                   help="train data-parallel on N processes under mpiexec (the mpi extra)")
     c.set_defaults(run=cmd_run)
 
     c = model_cmd("check", "parse, build and plan every model of a file")
