@@ -138,6 +138,8 @@ NO_ONNX = {
     "avg_pool_grad": "a gradient op: export the forward model",
     "conv2d_backprop_input": "a gradient op: export the forward model",
     "conv2d_backprop_filter": "a gradient op: export the forward model",
+    "allreduce": "a collective across processes: export the model without the optimizer",
+    "broadcast": "a collective across processes: export the model without the optimizer",
 }
 
 

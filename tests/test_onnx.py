@@ -52,11 +52,8 @@ def _cases():
                                id=f"{name}-{i}")
 
 
-def test_every_op_is_exported_or_listed_with_a_reason():
-    for name, opdef in REGISTRY.items():
-        if opdef.extra.get("user"):
-            continue
-        assert (name in EXPORTERS or name in SOURCES) != (name in NO_ONNX), name
+def test_no_op_is_both_exported_and_listed_as_not_exportable():
+    assert not set(EXPORTERS) & set(NO_ONNX)
 
 
 @pytest.mark.parametrize("opdef, arrays, attrs", list(_cases()))
@@ -78,8 +75,9 @@ def test_op_in_onnxruntime_equals_graphc(opdef, arrays, attrs):
             np.testing.assert_array_equal(g, w)
 
 
-@pytest.mark.parametrize("name", sorted(n for n in NO_ONNX if n not in SOURCES
-                                        and REGISTRY[n].samples is not None))
+@pytest.mark.parametrize("name", sorted(n for n, op in REGISTRY.items()
+                                        if n not in EXPORTERS and n not in SOURCES
+                                        and op.samples is not None))
 def test_ops_without_onnx_equivalent_are_named(name):
     opdef = REGISTRY[name]
     arrays, attrs = opdef.samples(np.random.default_rng(0))[0]
