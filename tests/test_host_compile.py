@@ -88,18 +88,19 @@ def test_every_elementwise_op_matches_numpy_with_nan_and_inf(cc, monkeypatch, dt
     (gc.reduce_sum, None, False), (gc.reduce_sum, 0, False), (gc.reduce_sum, 1, True),
     (gc.reduce_mean, (0, 2), False), (gc.reduce_mean, 2, False), (gc.reduce_max, 1, False),
     (gc.reduce_min, None, True), (gc.reduce_max, (0, 1), False), (gc.reduce_prod, 2, False)])
-def test_final_reductions_match_numpy(cc, monkeypatch, reduce, axis, keepdims):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_final_reductions_match_numpy(cc, monkeypatch, reduce, axis, keepdims, dtype):
     rng = np.random.default_rng(1)
-    x = gc.placeholder(gc.float32, (30, 7, 50), name="x")
-    b = gc.placeholder(gc.float32, (7, 1), name="b")
-    finite = rng.standard_normal((30, 7, 50)).astype(np.float32)
+    x = gc.placeholder(dtype, (30, 7, 50), name="x")
+    b = gc.placeholder(dtype, (7, 1), name="b")
+    finite = rng.standard_normal((30, 7, 50)).astype(dtype)
     special = finite.copy()
     special[3, 2, 5], special[9, 0, 0], special[0, 6, 49] = np.nan, np.inf, -np.inf
     for data in (finite, special):
         with np.errstate(all="ignore"):
             t = gc.tanh(x * 0.5 + b)
             want, got = _both([reduce(t, axis=axis, keepdims=keepdims), t],
-                                 {x: data, b: np.linspace(-1, 1, 7, dtype=np.float32)[:, None]},
+                                 {x: data, b: np.linspace(-1, 1, 7, dtype=dtype)[:, None]},
                                  monkeypatch)
         _close(want, got, 2e-5)
 

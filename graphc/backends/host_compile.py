@@ -310,6 +310,7 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
     red_size = f"P[{n_arr + m + n_arr * (m - 1)}]"
     count = f"P[{n_arr + m + n_arr * (m - 1) + 1}]"
     acc_t = red_ct = None
+    summing = False
     if red is not None:
         red_ct = _DTYPES[red.dtype]
         summing = red.op.extra["c_combine"].strip() == "{a} + {b}"
@@ -339,10 +340,12 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
     red_inner = red is not None and inner[-1] == 0
     if red_inner:
         loop.append(f"{acc_t} acc = ({acc_t})({cg.reduction_identity(red.op, red.dtype)});")
-    pragma = "#pragma omp simd"
-    if red_inner and acc_t == "double":
-        pragma += " reduction(+:acc)"
-    loop.append(pragma)
+    # omp simd asserts that iterations are independent: a sum into acc says so with its
+    # reduction clause; max/min/prod into acc (a true dependence) stay scalar loops
+    if not red_inner:
+        loop.append("#pragma omp simd")
+    elif summing:
+        loop.append("#pragma omp simd reduction(+:acc)")
     loop.append("for (long long i = 0; i < n; ++i) {")
     inner_lines = []
     for k in range(n_in):
