@@ -16,6 +16,7 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 from ..errors import GraphcError
@@ -103,23 +104,40 @@ class _Fuser:
     def depends_on(self, p, target) -> bool:
         """Whether node ``p`` waits for group ``target``: through its inputs, or because it
         is in a group, which runs as one kernel once all of its outside inputs are ready.
-        Nothing earlier in the schedule than the target's first member can wait for it."""
-        stack, seen = [p], set()
-        while stack:
-            q = stack.pop()
-            if q in seen:
-                continue
-            seen.add(q)
-            g = self.group(q)
-            if g is target:
+        Nothing earlier in the schedule than the target's first member can wait for it.
+
+        The walk goes backwards, always from the node (or group) that starts earliest in the
+        schedule: a path to the target usually runs down through earlier groups (a backward
+        pass reaches its layer's forward group through the next layer's), and taking the
+        latest first would walk the whole backward pass before trying it."""
+        first, pos = target.first, self.pos
+        seen, heap = set(), []
+
+        def found(r):           # r is the target's; or else queue r if it may lead there
+            seen.add(r)
+            h = self.group(r)
+            if h is target:
                 return True
+            if (h.last if h is not None else pos[r]) >= first:
+                heapq.heappush(heap, (h.first if h is not None else pos[r], pos[r], r))
+            return False
+
+        if found(p):
+            return True
+        while heap:
+            q = heapq.heappop(heap)[2]
+            g = self.group(q)
             if g is not None:
-                if g not in seen and g.last >= target.first:
-                    seen.add(g)
-                    stack.extend(g.ext)
-            elif self.pos[q] >= target.first:
-                stack.extend(p for p, _ in q.inputs)
-                stack.extend(q.controls)
+                if g in seen:
+                    continue
+                seen.add(g)
+                nxt = g.ext
+            else:
+                nxt = [r for r, _ in q.inputs]
+                nxt += q.controls
+            for r in nxt:
+                if r not in seen and found(r):
+                    return True
         return False
 
     def refuses(self, g, node, shape) -> str | None:
@@ -223,8 +241,9 @@ def _units_in_order(sched, group_of):
 def _contract(program, sched, group_of):
     """Replace each group of two or more nodes by one FUSED node, in place."""
     consumers = program.consumers()
-    fetched = {p for p, _ in program.fetches} | set(program.targets)
-    controls_on = {c for n in program.g for c in n.controls}
+    # values a group must materialize (fetched, or waited for): one set for every group
+    pinned = ({p for p, _ in program.fetches} | set(program.targets)
+              | {c for n in program.g for c in n.controls})
     subst: dict = {}           # old value -> new value
     node_subst: dict = {}
     members = []
@@ -234,7 +253,7 @@ def _contract(program, sched, group_of):
 
     for u in _units_in_order(sched, group_of):
         if isinstance(u, _Group):
-            fused = _fused_node(u, consumers, fetched | controls_on, value,
+            fused = _fused_node(u, consumers, pinned, value,
                                 lambda c: node_subst.get(c, c))
             program.add(fused)
             for k, j in enumerate(fused.attrs["outputs"]):
