@@ -152,6 +152,7 @@ class _Generator:
         self.compiled_loops = compiled_loops
         self.ns: dict = {"np": np}
         self.per_thread: list[str] = []       # names bound per thread (arena views, tiles)
+        self._per_thread_set: set[str] = set()   # ... as a set (a list lookup is O(slots))
         self._tiles: dict = {}                # tile-table name -> (step, names in each tile)
         # 0-d float values already held in a local (feed or arena slot -> the local's name):
         # a later scalar step reads the local instead of the slot (see _lines_of)
@@ -229,6 +230,11 @@ class _Generator:
         kind = self.plan.slots[slot_index].kind
         return f"array(s{slot_index})" if kind == "dynamic" else f"s{slot_index}.copy()"
 
+    def _bind_per_thread(self, name):
+        if name not in self._per_thread_set:
+            self._per_thread_set.add(name)
+            self.per_thread.append(name)
+
     def _bind(self, name, value):
         self.ns[name] = value
         return name
@@ -257,8 +263,8 @@ class _Generator:
         ins = ", ".join(f"s{k}" for k in step.inputs)
         outs = [f"s{k}" for k in step.outputs]
         for k, slot in zip(step.outputs, (self.plan.slots[o] for o in step.outputs), strict=False):
-            if slot.kind in ("arena", "scratch") and f"s{k}" not in self.per_thread:
-                self.per_thread.append(f"s{k}")
+            if slot.kind in ("arena", "scratch"):
+                self._bind_per_thread(f"s{k}")
         if step.kind == "read":
             self._bind(f"n{i}", step.node)
             return [(f"{outs[0]} = V[n{i}]", None)]
@@ -368,8 +374,9 @@ class _Generator:
                 tile_vars.append(name)
         tile_vars = list(dict.fromkeys(tile_vars))
         if not tiled:      # one tile: scratch is the whole slot, bound like any arena view
-            self.per_thread.extend(dict.fromkeys(f"s{s}" for w, s in step.body_slots
-                                              if w == "scratch" and f"s{s}" not in self.per_thread))
+            for w, s in step.body_slots:
+                if w == "scratch":
+                    self._bind_per_thread(f"s{s}")
         if acc:
             tile_vars.remove(red_out)
             combine, init = _ACCUMULATE[red]
