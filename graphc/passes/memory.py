@@ -25,10 +25,9 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
-
-import numpy as np
 
 from ..shapes import ARENA_ALIGN
 from .liveness import SAFE_INPLACE, Slot, lifetimes, nbytes, steps_of, value_slots
@@ -110,29 +109,112 @@ def body_slots(node, step, rows, slots, safe_inplace) -> list:
 
 
 def pack(slots) -> int:
-    """Place arena and scratch slots (largest first, best-fitting gap); return the peak."""
+    """Place arena and scratch slots (largest first, best-fitting gap); return the peak.
+
+    A slot goes into the smallest hole (the lowest, on ties) of the union of the offset
+    ranges of the placed slots whose lifetimes overlap its own, or on top of that union.
+    The unions come from a segment tree over the steps (``_LifetimeTree``), so a placement
+    reads a few short interval lists instead of every placed slot."""
     todo = sorted((s for s in slots if s.kind in ("arena", "scratch") and s.offset is None),
                   key=lambda s: (-s.nbytes, s.start))
-    starts, ends, offs, sizes = (np.empty(len(todo), np.int64) for _ in range(4))
+    if not todo:
+        return 0
+    first = min(s.start for s in todo)
+    tree = _LifetimeTree(max(s.end for s in todo) - first + 1)
     peak = 0
-    for k, s in enumerate(todo):
+    for s in todo:
         size = -(-max(s.nbytes, 1) // ALIGN) * ALIGN
-        live = (starts[:k] <= s.end) & (ends[:k] >= s.start)
-        lo, hi = offs[:k][live], offs[:k][live] + sizes[:k][live]
-        order = np.argsort(lo, kind="stable")
-        lo, hi = lo[order], hi[order]
-        # the gap before each placed buffer (in offset order) ends at its offset and starts
-        # where the buffers below it end; the smallest gap that fits wins (the first, on ties)
-        below = np.maximum.accumulate(np.concatenate(([0], hi)))
-        gaps = lo - below[:-1]
-        fits = np.flatnonzero(gaps >= size)
-        if fits.size:
-            s.offset = int(below[fits[np.argmin(gaps[fits])]])
-        else:
-            s.offset = int(below[-1])
-        starts[k], ends[k], offs[k], sizes[k] = s.start, s.end, s.offset, size
+        nodes = tree.cover(s.start - first, s.end - first)
+        s.offset = _best_fit(tree.union(nodes, s.start - first, s.end - first), size)
+        tree.add(nodes, s.offset, s.offset + size)
         peak = max(peak, s.offset + size)
     return peak
+
+
+def _best_fit(ranges, size) -> int:
+    """The start of the smallest hole (the lowest, on ties) of at least ``size`` bytes below
+    the top of ``ranges`` (a flat list lo0, hi0, lo1, hi1, … of byte ranges, in any order,
+    which may overlap), or that top when none fits."""
+    best, best_gap, top = None, 0, 0
+    for lo, hi in sorted(zip(ranges[::2], ranges[1::2])):
+        gap = lo - top
+        if gap >= size and (best is None or gap < best_gap):
+            best, best_gap = top, gap
+        if hi > top:
+            top = hi
+    return top if best is None else best
+
+
+class _LifetimeTree:
+    """A segment tree over steps ``0..n-1`` holding the byte ranges of placed slots.
+
+    A slot living over steps [start, end] is stored at the O(log n) nodes that exactly
+    cover that interval: ``own[v]`` is the union of the ranges stored at node v, and
+    ``sub[v]`` the union of those stored at v or below it. The slots overlapping a step
+    interval are then those stored at or below the nodes covering it, or at a node whose
+    steps include one of its two ends, so their union is a merge of O(log n) unions. Each
+    union is a sorted flat list ``[lo0, hi0, lo1, hi1, …]`` of disjoint, non-touching
+    ranges: packed buffers leave few holes, so these lists stay short."""
+
+    def __init__(self, n):
+        size = 1
+        while size < n:
+            size *= 2
+        self.size = size
+        self.own = [[] for _ in range(2 * size)]
+        self.sub = [[] for _ in range(2 * size)]
+
+    def cover(self, start, end) -> list:
+        """The nodes whose step ranges exactly cover [start, end] (both included)."""
+        nodes, lo, hi = [], start + self.size, end + self.size + 1
+        while lo < hi:
+            if lo & 1:
+                nodes.append(lo)
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                nodes.append(hi)
+            lo >>= 1
+            hi >>= 1
+        return nodes
+
+    def union(self, nodes, start, end) -> list:
+        """The byte ranges (flat, unsorted, overlapping) of every slot whose lifetime
+        overlaps [start, end]; ``nodes`` covers that interval."""
+        ranges = []
+        for v in nodes:
+            ranges += self.sub[v]
+        own, a, b = self.own, start + self.size, end + self.size
+        while a != b:            # the two ends' paths up to where they meet ...
+            ranges += own[a]
+            ranges += own[b]
+            a >>= 1
+            b >>= 1
+        while a:                 # ... and on to the root
+            ranges += own[a]
+            a >>= 1
+        return ranges
+
+    def add(self, nodes, lo, hi) -> None:
+        """Store the byte range [lo, hi) of a slot whose lifetime ``nodes`` cover."""
+        for v in nodes:
+            _merge(self.own[v], lo, hi)
+            while v and _merge(self.sub[v], lo, hi):   # an ancestor holding it holds more
+                v >>= 1
+
+
+def _merge(ranges, lo, hi) -> bool:
+    """Add [lo, hi) to the union ``ranges`` (sorted, flat); False if it held it already."""
+    i = bisect.bisect_left(ranges, lo)
+    j = bisect.bisect_right(ranges, hi)
+    i -= i & 1               # an odd index is inside a range: start from that range's lo
+    j += j & 1               # ... and end after that range's hi
+    if j - i == 2 and ranges[i] <= lo and ranges[i + 1] >= hi:
+        return False
+    if i < j:
+        lo, hi = min(lo, ranges[i]), max(hi, ranges[j - 1])
+    ranges[i:j] = (lo, hi)
+    return True
 
 
 @dataclass
