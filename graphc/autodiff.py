@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .diagnostics import unconnected_error
 from .errors import GradientError, GraphcError, user_location
+from .gcpause import paused_gc
 from .ir.node import Tensor
 from .ops.array import fill_like, stop_gradient
 from .ops.elementwise import add
@@ -77,6 +78,7 @@ class _Origin:
         return False
 
 
+@paused_gc()
 def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_gradients=None):
     """d(sum of ys)/d(each x), as new graph tensors.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .backends import get_backend
 from .errors import GraphcError, ShapeError, user_location
+from .gcpause import paused_gc
 from .ir.graph import get_default_graph, walk_needed
 from .ir.node import Operation, Tensor
 from .ops.sources import PLACEHOLDER
@@ -18,6 +19,7 @@ from .plan import Plan, build_plan
 from .shapes import format_shape
 
 
+@paused_gc()
 def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None,  # noqa: A001
             feed_dtypes=None, passes=None) -> Plan:
     """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or any nesting of lists,

@@ -13,6 +13,7 @@ from .backends.reference import RunContext
 from .compiler import compile as compile_plan
 from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
 from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
+from .gcpause import paused_gc
 from .ir import node as _node
 from .ir.graph import Graph, get_default_graph, needed_ops
 from .ir.node import Operation, Tensor
@@ -247,6 +248,7 @@ class Session:
                     self._cache[key] = exe
         return exe
 
+    @paused_gc()
     def _build_executable(self, fetch_tensors, fetch_ops, feeds):
         """The backend's executable for exactly these fetches, fed tensors and feed shapes;
         a backend that compiles asks for the plan (unknown dims become the fed sizes)."""

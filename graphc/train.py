@@ -16,6 +16,7 @@ from .autodiff import gradients
 from .checkpoint import Saver, latest_checkpoint
 from .diagnostics import missing_gradients
 from .errors import DTypeError, GradientError, GraphcError, user_location
+from .gcpause import paused_gc
 from .ir.graph import get_default_graph
 from .ir.node import Tensor
 from .ops.array import cast, fill, fill_like
@@ -60,6 +61,7 @@ class Optimizer:
     def get_name(self):
         return self._name
 
+    @paused_gc()
     def minimize(self, loss, global_step=None, var_list=None, name=None, grad_loss=None,
                  **_tf_kwargs):
         """Add the gradients of ``loss`` and the updates of ``var_list`` (default: the
