@@ -9,6 +9,8 @@ left for run time, where its error names the user's line."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..dtypes import as_dtype
@@ -79,7 +81,7 @@ def fold(program: Program) -> Program:
                 or node.controls or op.extra.get("user")):
             return None
         dtype, shape = node.avals[0]
-        if not fully_known(shape) or int(np.prod(shape)) > FOLD_LIMIT:
+        if not fully_known(shape) or math.prod(shape) > FOLD_LIMIT:
             return None
         shape_only = shape_only_positions(node)
         args = []
