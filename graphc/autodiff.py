@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .diagnostics import unconnected_error
 from .errors import GradientError, GraphcError, user_location
-from .gcpause import paused_gc
+from .ir.gcpause import paused_gc
 from .ir.node import Tensor
 from .ops.array import fill_like, stop_gradient
 from .ops.elementwise import add

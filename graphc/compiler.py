@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from .backends import get_backend
 from .errors import GraphcError, ShapeError, user_location
-from .gcpause import paused_gc
+from .ir.gcpause import paused_gc
 from .ir.graph import get_default_graph, walk_needed
 from .ir.node import Operation, Tensor
 from .ops.sources import PLACEHOLDER

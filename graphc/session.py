@@ -13,8 +13,8 @@ from .backends.reference import RunContext
 from .compiler import compile as compile_plan
 from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
 from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
-from .gcpause import paused_gc
 from .ir import node as _node
+from .ir.gcpause import paused_gc
 from .ir.graph import Graph, get_default_graph, needed_ops
 from .ir.node import Operation, Tensor
 from .passes.pipeline import check_passes

@@ -16,7 +16,7 @@ from .autodiff import gradients
 from .checkpoint import Saver, latest_checkpoint
 from .diagnostics import missing_gradients
 from .errors import DTypeError, GradientError, GraphcError, user_location
-from .gcpause import paused_gc
+from .ir.gcpause import paused_gc
 from .ir.graph import get_default_graph
 from .ir.node import Tensor
 from .ops.array import cast, fill, fill_like
