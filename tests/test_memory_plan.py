@@ -64,3 +64,34 @@ def test_training_step_peak_is_planned_and_below_the_sum_of_intermediates():
     # the largest intermediates are the (128, 256) activations and the (784, 256) gradient
     assert plan.stats["peak_bytes"] >= 784 * 256 * 4
     assert plan.stats["peak_bytes"] <= 784 * 256 * 4 + 6 * 128 * 256 * 4
+
+
+def _best_fit_by_scanning(slots):
+    """The packing rule spelled out: largest first, each slot in the smallest hole (the lowest,
+    on ties) between the placed slots whose lifetimes overlap its own, else on top of them."""
+    placed = []
+    for s in sorted(slots, key=lambda s: (-s.nbytes, s.start)):
+        size = -(-s.nbytes // 64) * 64
+        ranges = sorted((o, o + z) for o, z, a, b in placed if a <= s.end and b >= s.start)
+        top, best = 0, None
+        for lo, hi in ranges:
+            if lo - top >= size and (best is None or lo - top < best[0]):
+                best = (lo - top, top)
+            top = max(top, hi)
+        offset = best[1] if best else top
+        placed.append((offset, size, s.start, s.end))
+    return [o for o, *_ in placed], sorted(slots, key=lambda s: (-s.nbytes, s.start))
+
+
+def test_pack_places_every_slot_where_the_best_fit_rule_says():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        slots = []
+        for i in range(int(rng.integers(1, 300))):
+            s = int(rng.integers(0, 200))
+            life = int(rng.integers(0, 3)) if rng.random() < 0.7 else int(rng.integers(0, 200))
+            slots.append(slot(i, int(rng.choice([64, 128, 256, 2048, 8192])), s, s + life))
+        want, order = _best_fit_by_scanning(slots)
+        peak = pack(slots)
+        assert [s.offset for s in order] == want
+        assert peak == max(s.offset + s.nbytes for s in slots)
