@@ -78,7 +78,7 @@ class _Origin:
         return False
 
 
-@paused_gc()
+@paused_gc
 def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_gradients=None):
     """d(sum of ys)/d(each x), as new graph tensors.
 

@@ -19,7 +19,7 @@ from .plan import Plan, build_plan
 from .shapes import format_shape
 
 
-@paused_gc()
+@paused_gc
 def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None,  # noqa: A001
             feed_dtypes=None, passes=None) -> Plan:
     """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or any nesting of lists,

@@ -248,7 +248,7 @@ class Session:
                     self._cache[key] = exe
         return exe
 
-    @paused_gc()
+    @paused_gc
     def _build_executable(self, fetch_tensors, fetch_ops, feeds):
         """The backend's executable for exactly these fetches, fed tensors and feed shapes;
         a backend that compiles asks for the plan (unknown dims become the fed sizes)."""

@@ -61,7 +61,7 @@ class Optimizer:
     def get_name(self):
         return self._name
 
-    @paused_gc()
+    @paused_gc
     def minimize(self, loss, global_step=None, var_list=None, name=None, grad_loss=None,
                  **_tf_kwargs):
         """Add the gradients of ``loss`` and the updates of ``var_list`` (default: the
