@@ -194,8 +194,8 @@ def matrix_transpose(x, name=None):
 def expand_dims(x, axis, name=None):
     """Insert a dimension of size 1 at ``axis``."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"expand_dims needs a known rank: {x.describe()}")
+    if x.shape is None:   # unknown rank: numpy places a negative axis at run time
+        return EXPAND_DIMS(x, name=name, axis=int(axis))
     r = len(x.shape) + 1
     axis = normalize_axis(int(axis), r)
     shape = list(x.shape)
@@ -207,7 +207,8 @@ def expand_dims(x, axis, name=None):
 
 EXPAND_DIMS = register(OpDef(
     "expand_dims",
-    lambda ins, a: [(ins[0].dtype, ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
+    lambda ins, a: [(ins[0].dtype, None if ins[0].shape is None else
+                     ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
     numpy=lambda x, axis: np.expand_dims(x, axis), kind="shape",
     grad=lambda op, g: [reshape_like(g, op.inputs[0])],
     samples=lambda rng: [([_randn(rng, 3, 4)], {"axis": 1})]))
@@ -215,6 +216,11 @@ EXPAND_DIMS = register(OpDef(
 
 def _squeeze_infer(ins, attrs):
     x, axes = ins[0], attrs["axis"]
+    if x.shape is None:
+        return [(x.dtype, None)]
+    if axes is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    axes = tuple(a % len(x.shape) for a in axes)
     return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
 
 
@@ -227,8 +233,10 @@ SQUEEZE = register(OpDef(
 def squeeze(x, axis=None, name=None):
     """Remove dimensions of size 1 (all of them, or those in ``axis``)."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"squeeze needs a known rank: {x.describe()}")
+    if x.shape is None:   # unknown rank: numpy squeezes (and checks) at run time
+        axes = None if axis is None else tuple(
+            int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+        return SQUEEZE(x, name=name, axis=axes)
     r = len(x.shape)
     if axis is None:
         if any(d is None or isinstance(d, str) for d in x.shape):
@@ -370,6 +378,8 @@ def split(value, num_or_size_splits, axis=0, name=None):
 def stack(values, axis=0, name=None):
     """Join tensors along a new axis."""
     values = [convert(v) for v in values]
+    if values[0].shape is None:
+        return concat([expand_dims(v, int(axis)) for v in values], int(axis), name=name)
     r = len(values[0].shape) + 1
     axis = normalize_axis(int(axis), r)
     return concat([expand_dims(v, axis) for v in values], axis, name=name)
@@ -419,6 +429,10 @@ def _normalize_index(key, rank):
 
 def _getitem_infer(ins, attrs):
     x, key = ins[0], attrs["key"]
+    if x.shape is None:
+        return [(x.dtype, None)]
+    if any(k is Ellipsis for k in key) or sum(k is not None for k in key) > len(x.shape):
+        key = _normalize_index(key, len(x.shape))
     shape, dim = [], 0
     for k in key:
         if k is None:
@@ -457,8 +471,15 @@ GETITEM_GRAD = register(OpDef(
 def getitem(x, key, name=None):
     """``x[key]`` with ints, slices (any step), ``None`` and ``...``."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"slicing needs a known rank: {x.describe()}")
+    if x.shape is None:   # unknown rank: numpy applies the key at run time
+        key = key if isinstance(key, tuple) else (key,)
+        for k in key:
+            if isinstance(k, Tensor):
+                raise GraphcError("indexing with a tensor is not supported; use gc.gather")
+        return GETITEM(x, name=name, key=tuple(
+            builtins.slice(*(None if v is None else int(v) for v in (k.start, k.stop, k.step)))
+            if isinstance(k, builtins.slice) else k if k is None or k is Ellipsis else int(k)
+            for k in key))
     key = _normalize_index(key, len(x.shape))
     return GETITEM(x, name=name, key=key)
 
@@ -583,6 +604,8 @@ def broadcast_like(x, like, name=None):
 
 def _tile_infer(ins, attrs):
     x, m = ins[0], attrs["multiples"]
+    if x.shape is None:
+        return [(x.dtype, (None,) * len(m))]
     if len(m) != len(x.shape):
         raise ValueError(f"tile: {len(m)} multiples for a tensor of rank {len(x.shape)}")
     return [(x.dtype, tuple(d * k if isinstance(d, int) else None for d, k in zip(x.shape, m)))]
@@ -613,6 +636,8 @@ def tile(x, multiples, name=None):
 
 def _pad_infer(ins, attrs):
     x, p = ins[0], attrs["paddings"]
+    if x.shape is None:
+        return [(x.dtype, (None,) * len(p))]
     if len(p) != len(x.shape):
         raise ValueError(f"pad: {len(p)} paddings for a tensor of rank {len(x.shape)}")
     return [(x.dtype, tuple(d + a + b if isinstance(d, int) else None

@@ -138,14 +138,16 @@ def _einsum_infer(ins, attrs):
     for t, s in zip(ins, subs):
         if t.dtype is not dtype:
             raise TypeError(f"einsum: mixed dtypes {dtype} and {t.dtype}")
-        if t.shape is None or len(t.shape) != len(s):
+        if t.shape is None:   # unknown rank: its indices' sizes come with the feeds
+            continue
+        if len(t.shape) != len(s):
             raise ValueError(f"einsum: operand {s!r} has shape {t.shape}")
         for c, d in zip(s, t.shape):
             if c in dims and not dims_compatible(dims[c], d) and d != 1 and dims[c] != 1:
                 raise ValueError(f"einsum: index {c!r} is {dims[c]} in one operand and {d} in "
                                  "another")
             dims[c] = merge_dim(dims.get(c), d) if dims.get(c) != 1 else d
-    return [(dtype, tuple(dims[c] for c in out))]
+    return [(dtype, tuple(dims.get(c) for c in out))]
 
 
 def _einsum_kernel(*xs, subscripts, output):

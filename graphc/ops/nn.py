@@ -6,6 +6,8 @@ from __future__ import annotations
 import functools
 import math
 
+import numpy as np
+
 from ..errors import DTypeError, ShapeError
 from ..ir.graph import get_default_graph
 from ..shapes import normalize_axis
@@ -13,7 +15,37 @@ from .array import one_hot, stop_gradient
 from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, minimum, sigmoid,
                           square, tanh, where)
 from .reduce import reduce_max, reduce_mean, reduce_sum
+from .registry import OpDef, register
 from .sources import convert
+
+
+def _class_labels_infer(ins, attrs):
+    return [(ins[0].dtype, ins[0].shape)]
+
+
+def _class_labels_kernel(labels, depth, what):
+    """The labels, unchanged, if every one is a class index in ``[0, depth)``."""
+    bad = (labels < 0) | (labels >= depth)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{what}: label {labels[where]} at index {list(where)} is outside "
+                         f"the valid range [0, {depth}) of the {depth} classes")
+    return labels
+
+
+# TF on CPU (and PyTorch) raise for a label outside [0, classes): without this check
+# one_hot gives an all-zero row and the loss is silently 0 for that example
+CLASS_LABELS = register(OpDef(
+    "class_labels", _class_labels_infer, numpy=_class_labels_kernel, kind="other",
+    differentiable=False,
+    samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "what": "labels"})],
+    doc="Its input, after checking that every value is a class index in [0, depth)."))
+
+
+def class_labels(labels, depth, what="labels"):
+    """``labels`` checked at run time to lie in ``[0, depth)`` (an OpError naming the
+    caller's line otherwise)."""
+    return CLASS_LABELS(convert(labels), depth=int(depth), what=what)
 
 
 def _named(fn):
@@ -137,6 +169,7 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
             len(labels.shape) != len(logits.shape) - 1:
         raise ShapeError(f"labels {labels.describe()} should have rank {len(logits.shape) - 1} "
                          f"(logits {logits.describe()} without the class axis)")
+    labels = class_labels(labels, depth, "sparse_softmax_cross_entropy_with_logits")
     onehot = stop_gradient(one_hot(labels, depth, dtype=logits.dtype))
     return -reduce_sum(onehot * log_softmax(logits), axis=-1)
 
