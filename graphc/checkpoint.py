@@ -24,6 +24,7 @@ import tempfile
 import numpy as np
 
 from . import dtypes as D
+from ._kwargs import accepts
 from .errors import CheckpointError, GraphcError, user_location
 from .ir.graph import get_default_graph
 from .ops.state import GLOBAL_VARIABLES, Variable
@@ -119,6 +120,10 @@ class Saver:
     built — so build it after the optimizer, whose slot variables then get saved too.
     ``max_to_keep``: older checkpoints this Saver wrote are deleted (None keeps all)."""
 
+    @accepts("reshape", "sharded", "keep_checkpoint_every_n_hours", "name",
+             "restore_sequentially", "saver_def", "builder", "defer_build", "allow_empty",
+             "write_version", "pad_step_number", "save_relative_paths", "filename",
+             what="Saver")
     def __init__(self, var_list=None, max_to_keep=5, graph=None, **_tf_kwargs):
         graph = graph or get_default_graph()
         if var_list is None:
@@ -139,6 +144,8 @@ class Saver:
         self.max_to_keep = max_to_keep
         self._written: list[str] = []
 
+    @accepts("latest_filename", "meta_graph_suffix", "write_meta_graph",
+             "strip_default_attrs", "save_debug_info", what="Saver.save")
     def save(self, sess, save_path, global_step=None, write_state=True, **_tf_kwargs):
         """Write the variables' current values to ``save_path`` (``save_path-<step>`` when
         ``global_step`` is given) and return that path."""

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ._kwargs import TF_BATCH_NORM, TF_CONV, TF_DROPOUT, TF_LAYER, accepts
 from .errors import GraphcError, ShapeError, UnimplementedError, user_location
 from .ir.graph import get_default_graph
 from .ir.node import Tensor
@@ -143,6 +144,7 @@ class Dense(Layer):
 
     kind = "Dense"
 
+    @accepts(what="gc.layers.Dense")
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
                  bias_initializer=None, name=None, trainable=True):
         super().__init__(name, trainable)
@@ -175,6 +177,7 @@ class Dropout(Layer):
 
     kind = "Dropout"
 
+    @accepts(what="gc.layers.Dropout")
     def __init__(self, rate=0.5, seed=None, name=None):
         super().__init__(name)
         self.rate, self.seed = rate, seed
@@ -209,6 +212,7 @@ class BatchNormalization(Layer):
 
     kind = "BatchNormalization"
 
+    @accepts(what="gc.layers.BatchNormalization")
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  name=None, trainable=True):
         super().__init__(name, trainable)
@@ -275,6 +279,7 @@ class Conv2D(Layer):
 
     kind = "Conv2D"
 
+    @accepts(what="gc.layers.Conv2D")
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
                  trainable=True):
@@ -305,6 +310,7 @@ class Conv2D(Layer):
 class MaxPooling2D(Layer):
     kind = "MaxPooling2D"
 
+    @accepts(what="gc.layers.MaxPooling2D")
     def __init__(self, pool_size, strides=None, padding="valid", name=None):
         super().__init__(name)
         self.pool_size, self.strides = pool_size, strides or pool_size
@@ -359,6 +365,7 @@ class Sequential:
 
 # --- the functional forms (TF 1.x's tf.layers) ------------------------------------------------
 
+@accepts(*TF_LAYER, what="gc.layers.dense")
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
           bias_initializer=None, name=None, trainable=True, **_tf_kwargs):
     """A fully connected layer: ``activation(inputs @ kernel + bias)``. Creates variables
@@ -367,6 +374,7 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
                  trainable)(inputs)
 
 
+@accepts(*TF_DROPOUT, what="gc.layers.dropout")
 def dropout(inputs, rate=0.5, training=False, seed=None, name=None, **_tf_kwargs):
     """Dropout that acts only when ``training`` is true (TF's default is False)."""
     return Dropout(rate, seed, name)(inputs, training=training)
@@ -376,6 +384,7 @@ def flatten(inputs, name=None):
     return Flatten(name)(inputs)
 
 
+@accepts(*TF_BATCH_NORM, what="gc.layers.batch_norm")
 def batch_norm(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                training=False, name=None, trainable=True, **_tf_kwargs):
     """Batch normalization (see BatchNormalization): batch statistics and moving-average
@@ -387,6 +396,7 @@ def batch_norm(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=
 batch_normalization = batch_norm
 
 
+@accepts(*TF_CONV, what="gc.layers.conv2d")
 def conv2d(inputs, filters, kernel_size, strides=1, padding="valid", activation=None,
            use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
            trainable=True, **_tf_kwargs):

@@ -12,6 +12,7 @@ dependencies on one ``gradients_ready`` no_op that waits for all of them), so on
 from __future__ import annotations
 
 from . import dtypes as D
+from ._kwargs import accepts
 from .autodiff import gradients
 from .checkpoint import Saver, latest_checkpoint
 from .diagnostics import missing_gradients
@@ -58,6 +59,8 @@ class Optimizer:
     def get_name(self):
         return self._name
 
+    @accepts("gate_gradients", "aggregation_method", "colocate_gradients_with_ops",
+             what="Optimizer.minimize")
     def minimize(self, loss, global_step=None, var_list=None, name=None, grad_loss=None,
                  **_tf_kwargs):
         """Add the gradients of ``loss`` and the updates of ``var_list`` (default: the
@@ -68,6 +71,8 @@ class Optimizer:
         with loss.graph.control_dependencies([loss.op]):
             return self.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
+    @accepts("gate_gradients", "aggregation_method", "colocate_gradients_with_ops",
+             what="Optimizer.compute_gradients")
     def compute_gradients(self, loss, var_list=None, grad_loss=None, **_tf_kwargs):
         """``[(gradient or None, variable), ...]`` for ``var_list`` (default: trainable)."""
         if not isinstance(loss, Tensor):

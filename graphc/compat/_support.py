@@ -3,6 +3,8 @@ does not provide, namespaces of plain functions, and warnings given once."""
 
 from __future__ import annotations
 
+import difflib
+import sys
 import warnings
 
 from ..errors import UnimplementedError, user_location
@@ -42,20 +44,31 @@ class MissingAPIError(UnimplementedError, AttributeError):
     so ``hasattr(tf, name)`` and ``getattr(tf, name, default)`` keep working."""
 
 
-def missing(namespace: str, name: str) -> MissingAPIError:
+def missing(namespace: str, name: str, candidates=()) -> MissingAPIError:
+    """The error for ``tf.<namespace>.<name>``; a name close to one of ``candidates`` (the
+    names the namespace has) is most likely a typo, so the message asks about it first."""
     qual = f"{namespace}.{name}" if namespace else name
     top = namespace.split(".")[0]
+    public = [c for c in candidates if not c.startswith("_")]
+    close = difflib.get_close_matches(name, public, n=1, cutoff=0.75) if public else []
+    if close and qual not in _HINTS and name not in _HINTS:
+        prefix = f"{namespace}." if namespace else ""
+        return MissingAPIError(f"tf.{qual} does not exist: did you mean {close[0]}? "
+                               f"(tf.{prefix}{close[0]})", user_location())
     hint = _HINTS.get(qual) or _HINTS.get(name) or _HINTS.get(top)
     return MissingAPIError(f"tf.{qual} is not available in graphc.compat.v1"
                            + (f": {hint}" if hint else ""), user_location())
 
 
 def module_getattr(namespace: str):
-    """A module-level ``__getattr__`` raising MissingAPIError for TF names not defined."""
+    """A module-level ``__getattr__`` raising MissingAPIError for TF names not defined
+    (called at the bottom of the module, whose names it offers as did-you-means)."""
+    names = sys._getframe(1).f_globals
+
     def __getattr__(name):
         if name.startswith("__"):   # import machinery and tools probe dunders: stay quiet
             raise AttributeError(name)
-        raise missing(namespace, name)
+        raise missing(namespace, name, list(names))
     return __getattr__
 
 
@@ -70,7 +83,7 @@ class Namespace:
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise missing(self._name, attr)
+        raise missing(self._name, attr, list(self.__dict__))
 
     def __repr__(self):
         return f"<graphc.compat.v1 namespace tf.{self._name}>"
