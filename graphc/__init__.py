@@ -15,6 +15,7 @@ from .errors import (CheckpointError, DefineAndRunError, DTypeError, FeedError, 
                      GraphcError, GraphFinalizedError, GSyntaxError, NotFoundError, NumericsError,
                      OpError, ShapeError, UnimplementedError, UninitializedError)
 from .ir import Graph, Operation, Tensor, TensorShape, get_default_graph, reset_default_graph
+from .ops.array import empty  # noqa: F401
 from .ops.array import (broadcast_like, broadcast_to, cast, concat, expand_dims, eye, fill,
                         fill_like, gather, getitem, identity, matrix_transpose, one_hot, ones,
                         ones_like, pad, range, rank, reshape, reshape_like, shape, size, slice,
@@ -33,6 +34,7 @@ from .ops.nn import (bias_add, dropout, elu, gelu, l2_loss, leaky_relu, log_soft
                      sparse_softmax_cross_entropy_with_logits)
 from .ops.random import (random_int, random_normal, random_permutation, random_shuffle,
                          random_uniform, set_random_seed, truncated_normal)
+from .ops.random import random_normal_like, random_uniform_like  # noqa: F401
 from .ops.reduce import (argmax, argmin, count_nonzero, reduce_all, reduce_any,
                          reduce_logsumexp, reduce_max, reduce_mean, reduce_min, reduce_prod,
                          reduce_sum)

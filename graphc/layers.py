@@ -362,6 +362,44 @@ class Sequential:
         graph = self.layers[0].variables[0].graph if self.variables else get_default_graph()
         return graph.summary(print_fn=print_fn)
 
+    def __repr__(self):
+        """The model's layers as ``graph.summary()`` shows them (output shapes once the
+        model has been called)."""
+        from .shapes import format_shape, num_elements
+        records = {}
+        for layer in self.layers:
+            scope = getattr(layer, "_scope", None)
+            graph = layer.variables[0].graph if getattr(layer, "variables", None) else \
+                get_default_graph()
+            if scope:
+                for rec in graph.get_collection(LAYERS):
+                    if rec.name == scope.rstrip("/"):
+                        records[id(layer)] = rec
+        rows = []
+        for layer in self.layers:
+            rec = records.get(id(layer))
+            if isinstance(layer, Layer):
+                name = (rec.name if rec else layer.name or layer.default_name())
+                kind = layer.kind
+            else:
+                name, kind = getattr(layer, "__name__", type(layer).__name__), "function"
+            variables = getattr(layer, "variables", [])
+            rows.append((f"{name} ({kind})",
+                         format_shape(rec.output.shape) if rec else "(not built)",
+                         ", ".join(v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape)
+                                   for v in variables),
+                         sum(num_elements(v.shape) or 0 for v in variables)))
+        total = sum(r[3] for r in rows)
+        header = ("Layer (type)", "Output shape", "Variables", "Params")
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+        line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
+        rule = "-" * (sum(widths) + 6)
+        title = f"Sequential {self.name!r}" if self.name else "Sequential"
+        return "\n".join([f"{title}: {len(self.layers)} layers", line.format(*header), rule]
+                         + [line.format(*r) for r in rows] + [rule, f"Total params: {total:,}"])
+
+    __str__ = __repr__
+
 
 # --- the functional forms (TF 1.x's tf.layers) ------------------------------------------------
 

@@ -50,7 +50,7 @@ def missing(namespace: str, name: str, candidates=()) -> MissingAPIError:
     qual = f"{namespace}.{name}" if namespace else name
     top = namespace.split(".")[0]
     public = [c for c in candidates if not c.startswith("_")]
-    close = difflib.get_close_matches(name, public, n=1, cutoff=0.75) if public else []
+    close = difflib.get_close_matches(name, public, n=1, cutoff=0.8) if public else []
     if close and qual not in _HINTS and name not in _HINTS:
         prefix = f"{namespace}." if namespace else ""
         return MissingAPIError(f"tf.{qual} does not exist: did you mean {close[0]}? "

@@ -701,6 +701,12 @@ def fill(dims, value, dtype=None, name=None):
                 dtype=dtype)
 
 
+def empty(shape, dtype=D.float32, name=None):
+    """A tensor of ``shape`` whose values the program must not rely on (``np.empty``,
+    ``torch.empty``): graphc fills it with zeros, so it is deterministic."""
+    return fill(shape, 0, dtype=dtype, name=name or "empty")
+
+
 def zeros(shape, dtype=D.float32, name=None):
     """A constant of ``shape`` filled with 0."""
     return fill(shape, 0, dtype=dtype, name=name or "zeros")
