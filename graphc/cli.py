@@ -13,8 +13,8 @@ Exit status: 0 on success, 1 on a user error (the message names the file, line a
 from __future__ import annotations
 
 import argparse
-import re
 import os
+import re
 import shutil
 import subprocess
 import sys

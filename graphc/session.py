@@ -444,8 +444,8 @@ def _check_integral(arr: np.ndarray, t: Tensor, loc) -> None:
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
         raise FeedError(f"cannot feed float values to the integer {t.describe()}: the value "
-                        f"{arr[where].item()!r} at index {list(where)} is not a whole number; round "
-                        f"or cast the data first", loc)
+                        f"{arr[where].item()!r} at index {list(where)} is not a whole number; "
+                        f"round or cast the data first", loc)
     info = np.iinfo(t.dtype.np)
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
         raise FeedError(f"cannot feed float values to {t.describe()}: they do not fit in "
