@@ -127,6 +127,8 @@ def _polyval(coefs, x):
 
 def _erf_vec(x):
     """erf of a float64 array."""
+    shape = x.shape
+    x = x.reshape(-1)     # 1-d: numpy's in-place operators turn 0-d arrays into scalars
     a = np.abs(x)
     z = np.minimum(a, 1.0)
     z *= z
@@ -143,8 +145,8 @@ def _erf_vec(x):
         e *= _polyval(_ERFC_P, ab)
         e /= _polyval(_ERFC_Q, ab)
         np.subtract(1.0, e, out=e)
-        out.flat[idx] = np.copysign(e, x.take(idx))
-    return out
+        out[idx] = np.copysign(e, x.take(idx))
+    return out.reshape(shape)
 
 
 def _erf(x, out=None):

@@ -23,12 +23,12 @@ def _class_labels_infer(ins, attrs):
     return [(ins[0].dtype, ins[0].shape)]
 
 
-def _class_labels_kernel(labels, depth, what):
+def _class_labels_kernel(labels, depth, caller):
     """The labels, unchanged, if every one is a class index in ``[0, depth)``."""
     bad = (labels < 0) | (labels >= depth)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{what}: label {labels[where]} at index {list(where)} is outside "
+        raise ValueError(f"{caller}: label {labels[where]} at index {list(where)} is outside "
                          f"the valid range [0, {depth}) of the {depth} classes")
     return labels
 
@@ -38,14 +38,14 @@ def _class_labels_kernel(labels, depth, what):
 CLASS_LABELS = register(OpDef(
     "class_labels", _class_labels_infer, numpy=_class_labels_kernel, kind="other",
     differentiable=False,
-    samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "what": "labels"})],
+    samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "caller": "labels"})],
     doc="Its input, after checking that every value is a class index in [0, depth)."))
 
 
 def class_labels(labels, depth, what="labels"):
     """``labels`` checked at run time to lie in ``[0, depth)`` (an OpError naming the
     caller's line otherwise)."""
-    return CLASS_LABELS(convert(labels), depth=int(depth), what=what)
+    return CLASS_LABELS(convert(labels), depth=int(depth), caller=what)
 
 
 def _named(fn):
