@@ -413,3 +413,8 @@ __all__ = [
     "create_global_step", "exponential_decay", "global_variables_initializer",
     "variables_initializer",
 ]
+
+
+from .optimizers import AdadeltaOptimizer, FtrlOptimizer  # noqa: E402  (built on Optimizer)
+
+__all__ += ["AdadeltaOptimizer", "FtrlOptimizer"]

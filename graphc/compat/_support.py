@@ -11,9 +11,9 @@ from ..errors import UnimplementedError, user_location
 
 # Why some well-known TF 1.x APIs are missing, and what to use instead.
 _HINTS = {
-    "contrib": "tf.contrib was never part of TF's stable API; use tf.layers, tf.nn and "
-               "tf.initializers (xavier_initializer is tf.glorot_uniform_initializer)",
-    "data": "feed numpy batches through feed_dict; graphc.data iterates over arrays",
+    "contrib": "tf.contrib was never part of TF's stable API; graphc provides "
+               "contrib.layers, contrib.framework (arg_scope), contrib.slim, contrib.rnn and "
+               "contrib.seq2seq.sequence_loss",
     "estimator": "write the training loop with tf.Session and feed_dict",
     "keras": "build the model with tf.layers or graphc.layers",
     "enable_eager_execution": "graphc is define-and-run: build the graph, then run it in a "
@@ -22,11 +22,8 @@ _HINTS = {
     "case": "compute the branches and choose with tf.where",
     "FIFOQueue": "queues are not supported; feed batches through feed_dict",
     "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",
-    "train.string_input_producer": "input queues are not supported; feed batches",
-    "train.start_queue_runners": "input queues are not supported; feed batches",
-    "train.Coordinator": "input queues are not supported; feed batches",
-    "train.batch": "input queues are not supported; feed batches",
-    "train.shuffle_batch": "input queues are not supported; feed batches",
+    "train.batch_join": "use tf.train.batch on one reader",
+    "train.shuffle_batch_join": "use tf.train.shuffle_batch on one reader",
     "boolean_mask": "its result's shape depends on the data, which graphc graphs cannot "
                     "have; multiply by the mask (tf.cast(mask, x.dtype)) instead",
     "unique": "its result's shape depends on the data, which graphc graphs cannot have",
