@@ -11,6 +11,7 @@ from . import dtypes, errors, ops  # noqa: F401  (ops fills the registry)
 from .dtypes import (DType, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64,
                      uint8)
 from .dtypes import bool_ as bool  # noqa: A001,F401 - the SPEC's dtype name (tf.bool), like gc.range
+from .errors import ArgumentError  # noqa: F401
 from .errors import (CheckpointError, DefineAndRunError, DTypeError, FeedError, GradientError,
                      GraphcError, GraphFinalizedError, GSyntaxError, NotFoundError, NumericsError,
                      OpError, ShapeError, UnimplementedError, UninitializedError)
