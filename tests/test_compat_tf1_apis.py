@@ -22,9 +22,9 @@ def _init_and_run(fetches, feed=None):
 
 
 def test_contrib_imports_as_a_package_and_by_module_path():
+    import graphc.compat.v1.contrib.layers as layers
     from graphc.compat.v1.contrib import rnn
     from graphc.compat.v1.contrib.layers import fully_connected
-    import graphc.compat.v1.contrib.layers as layers
     assert rnn.BasicLSTMCell is tf.contrib.rnn.BasicLSTMCell
     assert fully_connected is tf.contrib.layers.fully_connected is layers.fully_connected
     assert tf.contrib.slim.arg_scope is tf.contrib.framework.arg_scope
