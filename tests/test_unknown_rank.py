@@ -129,3 +129,20 @@ def test_softmax_classifier_on_unshaped_placeholders():
             sess.run(step, {x: xs, y: ys})
         pred = sess.run(tf.argmax(logits, 1), {x: xs})
     assert pred.tolist() == [0, 1, 0, 1]
+
+
+def test_shape_functions_and_common_ops_on_unknown_rank():
+    x = tf.placeholder(tf.float32)
+    v = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    outs = [tf.shape(x), tf.size(x), tf.rank(x), tf.transpose(x), tf.reshape(x, [-1]),
+            tf.nn.softmax(x), tf.nn.relu(x - 2), tf.concat([x, x], 0), tf.tile(x, [1, 2]),
+            tf.pad(x, [[1, 0], [0, 0]]), tf.matmul(x, x), tf.gradients(tf.reduce_sum(
+                tf.transpose(x) * tf.constant([[1.0, 2.0], [3.0, 4.0]])), [x])[0]]
+    with tf.Session() as sess:
+        got = sess.run(outs, {x: v})
+    e = np.exp(v - v.max(-1, keepdims=True))
+    want = [[2, 2], 4, 2, v.T, v.ravel(), e / e.sum(-1, keepdims=True), np.maximum(v - 2, 0),
+            np.concatenate([v, v]), np.tile(v, [1, 2]), np.pad(v, [[1, 0], [0, 0]]), v @ v,
+            np.array([[1.0, 3.0], [2.0, 4.0]])]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6)

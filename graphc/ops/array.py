@@ -158,6 +158,8 @@ def _transpose_infer(ins, attrs):
     x, perm = ins[0], attrs["perm"]
     if x.shape is None:
         return [(x.dtype, None)]
+    if perm is None:      # built on an unknown rank: reverse the axes
+        perm = tuple(reversed(builtins.range(len(x.shape))))
     if sorted(perm) != list(builtins.range(len(x.shape))):
         raise ValueError(f"transpose: perm {perm} is not a permutation of {len(x.shape)} axes")
     return [(x.dtype, tuple(x.shape[p] for p in perm))]
@@ -165,7 +167,8 @@ def _transpose_infer(ins, attrs):
 
 TRANSPOSE = register(OpDef(
     "transpose", _transpose_infer, numpy=lambda x, perm: np.transpose(x, perm), kind="shape",
-    grad=lambda op, g: [transpose(g, tuple(np.argsort(op.attrs["perm"])))],
+    grad=lambda op, g: [TRANSPOSE(g, perm=None) if op.attrs["perm"] is None else
+                        transpose(g, tuple(np.argsort(op.attrs["perm"])))],
     samples=lambda rng: [([_randn(rng, 2, 3, 4)], {"perm": (2, 0, 1)})]))
 
 
@@ -173,8 +176,8 @@ def transpose(x, perm=None, name=None):
     """Permute axes; ``perm=None`` reverses them (``.T``)."""
     x = convert(x)
     if perm is None:
-        if x.shape is None:
-            raise ShapeError(f"transpose without perm needs a known rank: {x.describe()}")
+        if x.shape is None:   # numpy reverses the axes of the fed value
+            return TRANSPOSE(x, name=name, perm=None)
         perm = tuple(reversed(builtins.range(len(x.shape))))
     perm = tuple(int(p) % len(perm) for p in perm)
     if perm == tuple(builtins.range(len(perm))):
@@ -783,10 +786,11 @@ def size(x, dtype=D.int32, name=None):
 
 
 def rank(x, name=None):
-    """The number of dimensions of ``x``, a constant (the rank is always static)."""
+    """The number of dimensions of ``x``: a constant, or for an unknown rank, the size
+    of its run-time shape."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"rank of {x.describe()} is unknown")
+    if x.shape is None:   # known when the value is fed
+        return SIZE(shape(x), name=name or "rank", dtype=D.int32)
     return constant(np.int32(len(x.shape)), name=name or "rank")
 
 
