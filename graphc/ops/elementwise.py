@@ -129,15 +129,15 @@ def _erf_vec(x):
     """erf of a float64 array."""
     shape = x.shape
     x = x.reshape(-1)     # 1-d: numpy's in-place operators turn 0-d arrays into scalars
-    a = np.abs(x)
-    z = np.minimum(a, 1.0)
-    z *= z
+    z = np.square(x)
+    idx = np.flatnonzero(z >= 1.0)     # |x| >= 1 (or NaN-free inf): the erfc branch
+    np.minimum(z, 1.0, out=z)
     out = _polyval(_ERF_T, z)
     out *= x
     out /= _polyval(_ERF_U, z)
-    idx = np.flatnonzero(a >= 1.0)
     if idx.size:
-        ab = a.take(idx)
+        xb = x.take(idx)
+        ab = np.abs(xb)
         np.minimum(ab, 6.0, out=ab)
         e = np.multiply(ab, ab)
         np.negative(e, out=e)
@@ -145,7 +145,8 @@ def _erf_vec(x):
         e *= _polyval(_ERFC_P, ab)
         e /= _polyval(_ERFC_Q, ab)
         np.subtract(1.0, e, out=e)
-        out[idx] = np.copysign(e, x.take(idx))
+        np.copysign(e, xb, out=e)
+        out[idx] = e
     return out.reshape(shape)
 
 
