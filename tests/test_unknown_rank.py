@@ -146,3 +146,21 @@ def test_shape_functions_and_common_ops_on_unknown_rank():
             np.array([[1.0, 3.0], [2.0, 4.0]])]
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+def test_matmul_of_an_unshaped_placeholder_is_a_matrix_product_as_in_tf1():
+    X, Y = tf.placeholder(tf.float32), tf.placeholder(tf.int32)
+    W = tf.Variable(tf.zeros([3, 4]))
+    logits = tf.matmul(X, W)
+    assert logits.shape.as_list() == [None, 4]      # TF 1.x's MatMul says (?, 4) too
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=Y,
+                                                                         logits=logits))
+    mean, var = tf.nn.moments(X, [0])
+    step = tf.train.GradientDescentOptimizer(0.5).minimize(loss)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(50):
+            sess.run(step, {X: np.eye(3)[[0, 1, 2, 0]], Y: [0, 1, 2, 0]})
+        assert sess.run(tf.argmax(logits, 1), {X: np.eye(3)}).tolist() == [0, 1, 2]
+        m, v = sess.run([mean, var], {X: [[1.0, 2.0], [3.0, 6.0]]})
+    assert m.tolist() == [2.0, 4.0] and v.tolist() == [1.0, 4.0]

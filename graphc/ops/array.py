@@ -508,6 +508,7 @@ def _gather_infer(ins, attrs):
         raise TypeError(f"gather: indices must be integers, got {idx.dtype}")
     if params.shape is None or idx.shape is None:
         return [(params.dtype, None)]
+    axis = normalize_axis(axis, len(params.shape))
     return [(params.dtype, params.shape[:axis] + idx.shape + params.shape[axis + 1:])]
 
 
@@ -535,7 +536,9 @@ GATHER_GRAD = register(OpDef(
 def gather(params, indices, axis=0, name=None):
     """``np.take(params, indices, axis)``; the gradient accumulates over repeated indices."""
     params, indices = convert(params), convert(indices)
-    axis = normalize_axis(int(axis), len(params.shape))
+    # unknown rank: the axis as given (0, the usual one, needs no rank)
+    axis = normalize_axis(int(axis), len(params.shape)) if params.shape is not None \
+        else int(axis)
     return GATHER(params, indices, name=name, axis=axis)
 
 

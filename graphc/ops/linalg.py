@@ -19,6 +19,13 @@ def _matmul_infer(ins, attrs):
         raise DTypeError(f"matmul got mixed dtypes: {a.describe()} and {b.describe()}")
     if a.dtype.is_bool:
         raise DTypeError(f"matmul of bool tensors: {a.describe()}")
+    if a.shape is None and b.shape is not None and len(b.shape) == 2:
+        # TF 1.x: matmul with a matrix of unknown rank is a matrix product (MatMul)
+        n = b.shape[0] if attrs["transpose_b"] else b.shape[1]
+        return [(a.dtype, (None, n))]
+    if b.shape is None and a.shape is not None and len(a.shape) == 2:
+        m = a.shape[1] if attrs["transpose_a"] else a.shape[0]
+        return [(a.dtype, (m, None))]
     if a.shape is None or b.shape is None:
         return [(a.dtype, None)]
     if len(a.shape) < 2 or len(b.shape) < 2:

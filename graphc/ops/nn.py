@@ -236,6 +236,10 @@ def moments(x, axes, keepdims=False, name=None):
     x = convert(x)
     mean = reduce_mean(x, axis=axes, keepdims=True)
     var = reduce_mean(square(x - stop_gradient(mean)), axis=axes, keepdims=True)
+    if not keepdims and x.shape is None:   # unknown rank: the axes as given, resolved later
+        from .array import squeeze
+        axes = list(axes) if isinstance(axes, (list, tuple)) else [axes]
+        return squeeze(mean, axes), squeeze(var, axes)
     if not keepdims:
         from .array import squeeze
         axes = [normalize_axis(a, len(x.shape)) for a in (axes if isinstance(axes, (list, tuple))
