@@ -350,3 +350,20 @@ def test_decode_csv_reports_a_bad_field(tmp_path):
         with pytest.raises(gc.GraphcError, match="'x'"):
             sess.run(cols)
     assert os.path.exists(path)
+
+
+def test_reinitializable_iterator_switches_between_train_and_test_data():
+    train = tf.data.Dataset.from_tensor_slices(np.arange(6, dtype=np.float32)).batch(4)
+    test = tf.data.Dataset.from_tensor_slices(np.array([10.0, 20.0], np.float32)).batch(4)
+    iterator = tf.data.Iterator.from_structure(train.output_types, train.output_shapes)
+    batch = iterator.get_next()
+    train_init, test_init = iterator.make_initializer(train), iterator.make_initializer(test)
+    with tf.Session() as sess:
+        sess.run(train_init)
+        assert sess.run(batch).tolist() == [0, 1, 2, 3]
+        sess.run(test_init)
+        assert sess.run(batch).tolist() == [10, 20]
+        with pytest.raises(tf.errors.OutOfRangeError):
+            sess.run(batch)
+        sess.run(train_init)
+        assert sess.run(tf.reduce_sum(batch)) == 6.0

@@ -57,6 +57,19 @@ def _pack(structure, flat):
     return build(structure)
 
 
+def _flatten_shapes(shapes, structure):
+    """The shapes in ``shapes`` (nested like ``structure``), one per component."""
+    if isinstance(structure, dict):
+        return [x for k in sorted(structure) for x in _flatten_shapes(shapes[k], structure[k])]
+    if isinstance(structure, (tuple, list)) and not _is_leaf_list(structure):
+        return [x for sh, st in zip(shapes, structure, strict=True)
+                for x in _flatten_shapes(sh, st)]
+    if shapes is None:
+        return [None]
+    dims = shapes.as_list() if hasattr(shapes, "as_list") else list(shapes)
+    return [tuple(dims)]
+
+
 class _Spec:
     """The dtype and static shape of one component of an element."""
 
@@ -290,10 +303,10 @@ def _positions(ctx) -> dict:
     return state
 
 
-def _start(iterator, ctx, arrays):
-    seed = getattr(iterator._dataset, "_seed", None)
-    rng = np.random.default_rng(seed)
-    _positions(ctx)[iterator] = iter(iterator._dataset._make(list(arrays), rng))
+def _start(iterator, ctx, arrays, dataset=None):
+    dataset = dataset or iterator._dataset
+    rng = np.random.default_rng(getattr(dataset, "_seed", None))
+    _positions(ctx)[iterator] = iter(dataset._make(list(arrays), rng))
 
 
 def _get_next_kernel(ctx, node, *arrays, iterator, specs):
@@ -311,8 +324,8 @@ def _get_next_kernel(ctx, node, *arrays, iterator, specs):
     return tuple(np.asarray(v, dtype=s.dtype.np) for v, s in zip(element, specs, strict=True))
 
 
-def _init_kernel(ctx, node, *arrays, iterator):
-    _start(iterator, ctx, arrays)
+def _init_kernel(ctx, node, *arrays, iterator, dataset=None):
+    _start(iterator, ctx, arrays, dataset)
     return ()
 
 
@@ -342,6 +355,28 @@ class Iterator:
 
     def __eq__(self, other):
         return self is other
+
+    @staticmethod
+    def from_structure(output_types, output_shapes=None, shared_name=None,
+                       output_classes=None):
+        """A reinitializable iterator: ``make_initializer(dataset)`` points it at any
+        dataset of this structure (the train/test switch of TF 1.x tutorials)."""
+        types = _flatten(output_types)
+        shapes = _flatten_shapes(output_shapes, output_types) if output_shapes is not None \
+            else [None] * len(types)
+        specs = [_Spec(D.as_dtype(t), None if s is None else tuple(s))
+                 for t, s in zip(types, shapes, strict=True)]
+        return Iterator(Dataset([], None, output_types, specs), initializable=True)
+
+    def make_initializer(self, dataset, name=None):
+        """The op that restarts this iterator on ``dataset``."""
+        if len(dataset._specs) != len(self._dataset._specs) or any(
+                a.dtype is not b.dtype for a, b in zip(dataset._specs, self._dataset._specs,
+                                                        strict=True)):
+            raise GraphcError("make_initializer: the dataset's element types differ from the "
+                              "iterator's", user_location())
+        return INIT.build(list(dataset._sources), {"iterator": self, "dataset": dataset},
+                          name=name or "MakeIterator")
 
     @property
     def initializer(self):
@@ -375,7 +410,16 @@ def make_initializable_iterator(dataset, shared_name=None):
     return dataset.make_initializable_iterator()
 
 
+def _get_output_types(obj):
+    return obj.output_types
+
+
+def _get_output_shapes(obj):
+    return obj.output_shapes
+
+
 data = Namespace("data", Dataset=Dataset, Iterator=Iterator,
+                 get_output_types=_get_output_types, get_output_shapes=_get_output_shapes,
                  make_one_shot_iterator=make_one_shot_iterator,
                  make_initializable_iterator=make_initializable_iterator,
                  experimental=Namespace("data.experimental"))
