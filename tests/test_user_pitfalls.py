@@ -166,3 +166,13 @@ def test_erf_and_gelu_are_accurate_to_float64_rounding():
     g = gc.Session().run(gc.gelu(x))
     ref = [v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in np.linspace(-4, 4, 81)]
     np.testing.assert_allclose(g, ref, rtol=1e-14, atol=1e-15)
+
+
+def test_cli_missing_feed_hint_names_the_flag(tmp_path):
+    model = tmp_path / "m.g"
+    model.write_text("model m {\n  input x : f32[N, 2]\n  y = reduce_sum(x * 2.0)\n"
+                     "  output y\n}\n")
+    p = subprocess.run([sys.executable, "-m", "graphc", "run", str(model), "--fetch", "y"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "Pass --feed x=FILE" in p.stderr
+    assert "feed_dict" not in p.stderr
