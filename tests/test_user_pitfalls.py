@@ -176,3 +176,23 @@ def test_cli_missing_feed_hint_names_the_flag(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 1 and "Pass --feed x=FILE" in p.stderr
     assert "feed_dict" not in p.stderr
+
+
+def test_the_shipped_g_examples_are_in_canonical_layout():
+    from pathlib import Path
+
+    from graphc.frontend.fmt import format_source
+    examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.g"))
+    assert len(examples) >= 3
+    for path in examples:
+        text = path.read_text()
+        assert format_source(text, str(path)) == text, f"graphc fmt --check {path.name} fails"
+
+
+def test_fmt_keeps_grouped_definitions_and_the_header_comment_apart():
+    from graphc.frontend.fmt import format_source
+    src = ("# header\n#\n\nconst A = 1  # one\nconst B = 2\n\nfn f(x) = x * A\n"
+           "model m {\n  input x : f32[3]\n  y = f(x) + B\n  output y\n}\n")
+    want = ("# header\n#\n\nconst A = 1  # one\nconst B = 2\n\nfn f(x) = x * A\n\n"
+            "model m {\n  input x : f32[3]\n  y = f(x) + B\n  output y\n}\n")
+    assert format_source(src) == want and format_source(want) == want
