@@ -133,6 +133,7 @@ def test_top_k_values_indices_and_gradient_match_tensorflow():
     assert v.tolist() == [[5, 5], [8, 4]] and i.tolist() == [[1, 3], [2, 0]]
     assert i.dtype == np.int32 and gv.tolist() == [[0, 1, 0, 2], [4, 0, 3, 0]]
     assert tf.math.top_k is tf.nn.top_k
+    assert tf.nn.top_k(x, 3).indices.shape.as_list() == [2, 3]   # TF's namedtuple
 
 
 def test_conv1d_matches_tensorflow():

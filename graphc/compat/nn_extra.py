@@ -9,6 +9,7 @@ graphc's ops, so it differentiates and runs on every backend."""
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 
@@ -36,6 +37,9 @@ from ..ops.sources import constant, convert
 from ..ops.state import assign
 
 # --- top_k ------------------------------------------------------------------------------------
+
+
+TopKV2 = namedtuple("TopKV2", ["values", "indices"])
 
 
 def _top_k_infer(ins, attrs):
@@ -84,7 +88,8 @@ def top_k(input, k=1, sorted=True, name=None):  # noqa: A002 - TF's names
         if value is None:
             raise ShapeError("top_k needs a static k", user_location())
         k = int(value)
-    return TOP_K(x, name=name or "TopKV2", k=int(k), sorted=bool(sorted))
+    values, indices = TOP_K(x, name=name or "TopKV2", k=int(k), sorted=bool(sorted))
+    return TopKV2(values, indices)
 
 
 # --- conv1d -----------------------------------------------------------------------------------
