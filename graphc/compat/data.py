@@ -40,9 +40,9 @@ def _flatten(s):
 
 
 def _is_leaf_list(s):
-    """A list of numbers (not of arrays or tensors) is one value, as TF reads it."""
-    return isinstance(s, list) and not any(isinstance(v, (Tensor, np.ndarray, tuple, list, dict))
-                                           for v in s)
+    """A list is one value (tf.data converts lists to tensors; tuples and dicts nest),
+    unless it holds tensors or arrays of different components."""
+    return isinstance(s, list) and not any(isinstance(v, (Tensor, tuple, dict)) for v in s)
 
 
 def _pack(structure, flat):
@@ -94,9 +94,8 @@ class Dataset:
     @staticmethod
     def from_tensor_slices(tensors):
         """The slices of ``tensors`` along their first axis (all the same length)."""
-        flat = [convert(t) if isinstance(t, Tensor) else
-                convert(np.asarray(t)) if not isinstance(t, np.ndarray) else convert(t)
-                for t in _flatten(tensors)]
+        # numpy arrays keep their dtype; Python lists take TF's defaults (int32, float32)
+        flat = [convert(t) for t in _flatten(tensors)]
         for t in flat:
             if t.shape is not None and len(t.shape) == 0:
                 raise ShapeError(f"from_tensor_slices needs tensors of rank >= 1, got "

@@ -23,10 +23,12 @@ from ..ops.array import (
     expand_dims,
     gather,
     one_hot,
+    ones_like,
     reshape,
     squeeze,
     stop_gradient,
     transpose,
+    zeros_like,
 )
 from ..ops.elementwise import equal, log, where
 from ..ops.linalg import matmul
@@ -221,9 +223,9 @@ def nce_loss(weights, biases, labels, inputs, num_sampled, num_classes, num_true
         weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
         True, remove_accidental_hits)
     true_xent = sigmoid_cross_entropy_with_logits(
-        labels=constant(1.0 / num_true, dtype=true_logits.dtype) + true_logits * 0,
+        labels=ones_like(true_logits) / num_true,
         logits=true_logits)
-    sampled_xent = sigmoid_cross_entropy_with_logits(labels=sampled_logits * 0,
+    sampled_xent = sigmoid_cross_entropy_with_logits(labels=zeros_like(sampled_logits),
                                                      logits=sampled_logits)
     return reduce_sum(true_xent, axis=1) + reduce_sum(sampled_xent, axis=1)
 
@@ -236,7 +238,7 @@ def sampled_softmax_loss(weights, biases, labels, inputs, num_sampled, num_class
         weights, biases, labels, inputs, num_sampled, num_classes, num_true, sampled_values,
         True, remove_accidental_hits)
     logits = concat([true_logits, sampled_logits], 1)
-    targets = concat([true_logits * 0 + 1.0 / num_true, sampled_logits * 0], 1)
+    targets = concat([ones_like(true_logits) / num_true, zeros_like(sampled_logits)], 1)
     return softmax_cross_entropy_with_logits(labels=stop_gradient(targets), logits=logits)
 
 
