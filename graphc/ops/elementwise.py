@@ -115,9 +115,10 @@ _ERFC_Q = (1.0, 1.32281951154744992508E1, 8.67072140885989742329E1, 3.5493777888
            1.65666309194161350182E3, 5.57535340817727675546E2)
 
 
-def _polyval(coefs, x):
-    """``coefs[0] x^n + ... + coefs[n]`` by Horner's rule, in place on one new array."""
-    r = np.multiply(x, coefs[0])
+def _polyval(coefs, x, r=None):
+    """``coefs[0] x^n + ... + coefs[n]`` by Horner's rule, in place in ``r`` (a new array
+    if not given): large temporaries cost page faults, so the caller reuses its buffers."""
+    r = np.multiply(x, coefs[0], out=r)
     r += coefs[1]
     for k in coefs[2:]:
         r *= x
@@ -125,16 +126,28 @@ def _polyval(coefs, x):
     return r
 
 
-def _erf_vec(x):
-    """erf of a float64 array."""
+_ERF_BLOCK = 65536   # elements per block: temporaries are reused, not page-faulted anew
+
+
+def _erf_vec(x, out=None):
+    """erf of a float64 array (into ``out``, a float64 array of its shape, if given),
+    block by block."""
     shape = x.shape
     x = x.reshape(-1)     # 1-d: numpy's in-place operators turn 0-d arrays into scalars
+    r = np.empty_like(x) if out is None else out.reshape(-1)
+    for i in range(0, x.size, _ERF_BLOCK):
+        _erf_block(x[i:i + _ERF_BLOCK], r[i:i + _ERF_BLOCK])
+    return r.reshape(shape)
+
+
+def _erf_block(x, r):
     z = np.square(x)
-    idx = np.flatnonzero(z >= 1.0)     # |x| >= 1 (or NaN-free inf): the erfc branch
+    idx = np.flatnonzero(z >= 1.0)     # |x| >= 1: the erfc branch
     np.minimum(z, 1.0, out=z)
-    out = _polyval(_ERF_T, z)
-    out *= x
-    out /= _polyval(_ERF_U, z)
+    q = _polyval(_ERF_U, z)
+    _polyval(_ERF_T, z, r)
+    r *= x
+    r /= q
     if idx.size:
         xb = x.take(idx)
         ab = np.abs(xb)
@@ -142,15 +155,18 @@ def _erf_vec(x):
         e = np.multiply(ab, ab)
         np.negative(e, out=e)
         np.exp(e, out=e)
-        e *= _polyval(_ERFC_P, ab)
-        e /= _polyval(_ERFC_Q, ab)
+        t = _polyval(_ERFC_P, ab)
+        e *= t
+        e /= _polyval(_ERFC_Q, ab, t)
         np.subtract(1.0, e, out=e)
         np.copysign(e, xb, out=e)
-        out[idx] = e
-    return out.reshape(shape)
+        r[idx] = e
 
 
 def _erf(x, out=None):
+    if out is not None and out.dtype == np.float64 and out.shape == np.shape(x) and \
+            not np.shares_memory(out, x):
+        return _erf_vec(np.asarray(x, dtype=np.float64), out)
     r = _erf_vec(np.asarray(x, dtype=np.float64)).astype(x.dtype, copy=False)
     if out is None:
         return r
