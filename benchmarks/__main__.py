@@ -70,8 +70,9 @@ def report(workload, medians):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    # allreduce launches mpiexec (graphc[mpi]); "all" leaves it out
     parser.add_argument("--workload", default="all",
-                        choices=[*WORKLOADS, "compile-scaling", "all"])
+                        choices=[*WORKLOADS, "compile-scaling", "allreduce", "all"])
     parser.add_argument("--depths", default=",".join(map(str, SCALING_DEPTHS)),
                         help="compile-scaling: the MLP depths, comma-separated")
     parser.add_argument("--rounds", type=int, default=9)
@@ -98,6 +99,10 @@ def main(argv=None):
         return
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     for name in names:
+        if name == "allreduce":
+            from .allreduce import run
+            run()
+            continue
         contenders = WORKLOADS[name]()
         if name == "compile":
             times = [_time_batch(contenders["graphc"], 1) for _ in range(3)]

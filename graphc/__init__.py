@@ -12,9 +12,10 @@ from .dtypes import (DType, as_dtype, bool_, float16, float32, float64, int8, in
                      uint8)
 from .dtypes import bool_ as bool  # noqa: A001,F401 - the SPEC's dtype name (tf.bool), like gc.range
 from .errors import ArgumentError  # noqa: F401
-from .errors import (CheckpointError, DefineAndRunError, DTypeError, FeedError, GradientError,
-                     GraphcError, GraphFinalizedError, GSyntaxError, NotFoundError, NumericsError,
-                     OpError, ShapeError, UnimplementedError, UninitializedError)
+from .errors import (CheckpointError, ClosedSessionError, DefineAndRunError, DTypeError,
+                     FeedError, GradientError, GraphcError, GraphFinalizedError, GSyntaxError,
+                     LimitError, NotFoundError, NumericsError, OpError, ShapeError,
+                     UnimplementedError, UninitializedError)
 from .ir import Graph, Operation, Tensor, TensorShape, get_default_graph, reset_default_graph
 from .ops.array import empty  # noqa: F401
 from .ops.array import (broadcast_like, broadcast_to, cast, concat, expand_dims, eye, fill,

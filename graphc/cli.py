@@ -2,7 +2,7 @@
 
     graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir] [-o OUT]
     graphc run model.g --feed x=x.npy --feed y=y.csv [--fetch loss] [--train 100]
-                       [--save ckpt] [--restore ckpt]
+                       [--save ckpt] [--restore ckpt] [--np N]
     graphc check model.g          graphc fmt model.g [-i]        graphc viz model.g -o g.svg
 
 Exit status: 0 on success, 1 on a user error (the message names the file, line and column),
@@ -13,17 +13,37 @@ Exit status: 0 on success, 1 on a user error (the message names the file, line a
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import time
+import zipfile
 
 import numpy as np
 
-from .errors import FeedError, GraphcError, NotFoundError
+from .backends import available_backends
+from .backends.standalone import emit_module
+from .checkpoint import Saver
+from .compiler import compile as gc_compile
+from .errors import FeedError, GraphcError, NotFoundError, escape_controls
+from .frontend.dsl import (
+    MODEL_NAME,
+    OPTIMIZER_WRAPPER,
+    OUTPUTS,
+    TRAIN_CLAUSES,
+    load,
+    loads_each,
+)
+from .frontend.fmt import format_source
 from .frontend.parser import attach_source
+from .ir.graph import Graph, needed_ops
+from .ir.printer import format_type
+from .ops.state import GLOBAL_VARIABLES, variables_initializer
+from .session import Session
+from .svg import dot_to_svg
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -31,8 +51,6 @@ EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 # --- loading and feeding ----------------------------------------------------------------------
 
 def _load(args):
-    from .frontend.dsl import load
-    from .ir.graph import Graph
     return load(args.model_file, model=args.model, graph=Graph())
 
 
@@ -42,12 +60,10 @@ def _inputs(graph):
 
 
 def _outputs(graph):
-    from .frontend.dsl import OUTPUTS
     return graph.get_collection(OUTPUTS)
 
 
 def _clause(graph):
-    from .frontend.dsl import TRAIN_CLAUSES
     clauses = graph.get_collection(TRAIN_CLAUSES)
     return clauses[-1] if clauses else None
 
@@ -80,14 +96,81 @@ def _feed_shapes(graph, dims: dict) -> tuple[dict, dict]:
     return shapes, used
 
 
+def _feed_limit() -> int:
+    """The most bytes one feed file may unpack to: GRAPHC_MAX_FEED_BYTES, else half the
+    machine's memory."""
+    env = os.environ.get("GRAPHC_MAX_FEED_BYTES", "")
+    if env.isdigit():
+        return int(env)
+    return (_memory_available() or (1 << 35)) // 2
+
+
+def _checked_npy(f, path: str, available: int) -> None:
+    """Read the .npy header at ``f``'s position and check that the array it declares is
+    plain numbers, fits the ``available`` bytes that follow it and the feed limit — before
+    numpy allocates anything (a 176-byte header can claim terabytes)."""
+    fmt = np.lib.format
+    start = f.tell()
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(f)
+    else:
+        raise FeedError(f"cannot read {path}: .npy format version {version} is not supported")
+    if dtype.hasobject:
+        raise FeedError(f"cannot read {path}: it holds Python objects (graphc never unpickles)")
+    declared = dtype.itemsize
+    for d in shape:
+        declared *= d
+    left = available - (f.tell() - start)
+    if declared > left:
+        raise FeedError(f"cannot read {path}: its header declares shape {shape} of {dtype} "
+                        f"({declared:,} bytes), but only {max(left, 0):,} bytes follow it")
+    limit = _feed_limit()
+    if declared > limit:
+        raise FeedError(f"cannot read {path}: its array of {declared:,} bytes is over the limit "
+                        f"of {limit:,} (GRAPHC_MAX_FEED_BYTES)")
+
+
+def _load_npy(path: str):
+    from .fileio import check_regular
+    size = check_regular(path, "feed file", FeedError)
+    with open(path, "rb") as f:
+        _checked_npy(f, path, size)
+        f.seek(0)
+        return np.load(f, allow_pickle=False)
+
+
+def _open_npz(path: str):
+    """``np.load`` of a .npz whose every member was checked first (see _checked_npy): a zip
+    bomb is refused by its declared sizes, not found out by running out of memory."""
+
+    from .fileio import check_regular
+    check_regular(path, "feed file", FeedError)
+    total, limit = 0, _feed_limit()
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            total += info.file_size
+            if total > limit:
+                raise FeedError(f"cannot read {path}: its arrays unpack to more than the limit "
+                                f"of {limit:,} bytes (GRAPHC_MAX_FEED_BYTES)")
+            if info.filename.endswith(".npy"):
+                with zf.open(info) as member:
+                    _checked_npy(member, f"{path}:{info.filename}", info.file_size)
+    return np.load(path, allow_pickle=False)
+
+
 def _read_array(path: str, key: str | None, like):
-    """One array from .npy, .npz (by key) or .csv; never unpickles."""
+    """One array from .npy, .npz (by key) or .csv; never unpickles; declared sizes are
+    checked against the file and the feed limit before anything is allocated; a device or a
+    FIFO is refused."""
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".npy":
-            return np.load(path, allow_pickle=False)
+            return _load_npy(path)
         if ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
+            with _open_npz(path) as z:
                 names = list(z.keys())
                 if key in names:
                     return z[key]
@@ -96,6 +179,8 @@ def _read_array(path: str, key: str | None, like):
                 raise FeedError(f"{path} holds {', '.join(names)}; none is named {key!r} "
                                 f"(use --feed {key}={path} with an array named {key})")
         if ext in (".csv", ".txt"):
+            from .fileio import check_regular
+            check_regular(path, "feed file", FeedError)
             arr = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=2)
             if like.shape is not None and len(like.shape) == 1 and arr.shape[1] == 1:
                 arr = arr[:, 0]
@@ -107,14 +192,22 @@ def _read_array(path: str, key: str | None, like):
             return arr
     except FeedError:
         raise
-    except (OSError, ValueError) as e:
-        raise FeedError(f"cannot read {path}: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise FeedError(f"cannot read {path}: {e or type(e).__name__}") from None
+    except MemoryError:
+        raise FeedError(f"cannot read {path}: not enough memory") from None
     raise FeedError(f"cannot read {path}: feeds are .npy, .npz or .csv files")
 
 
 def _feeds(graph, specs) -> dict:
     inputs = {t.op.name: t for t in _inputs(graph)}
-    feeds = {}
+    feeds, given = {}, {}
+
+    def once(t, spec):
+        if t in feeds:
+            raise FeedError(f"input {t.op.name!r} is fed twice: by --feed {given[t]} and by "
+                            f"--feed {spec}")
+        given[t] = spec
     for spec in specs or ():
         name, sep, path = spec.partition("=")
         if not sep:  # --feed data.npz: every array whose name is an input
@@ -122,19 +215,20 @@ def _feeds(graph, specs) -> dict:
                 raise FeedError(f"--feed takes NAME=FILE (or FILE.npz with arrays named like "
                                 f"the inputs), got {spec!r}")
             try:
-                with np.load(spec, allow_pickle=False) as z:
+                with _open_npz(spec) as z:
                     for k in z.keys():
                         if k in inputs:
+                            once(inputs[k], spec)
                             feeds[inputs[k]] = z[k]
-            except (OSError, ValueError) as e:
-                raise FeedError(f"cannot read {spec}: {e}") from None
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+                raise FeedError(f"cannot read {spec}: {e or type(e).__name__}") from None
             continue
         if name not in inputs:
-            import difflib
             close = difflib.get_close_matches(name, inputs, n=1)
             raise NotFoundError(f"--feed {name}=...: the model has no input {name!r}"
                                 + (f"; did you mean {close[0]!r}?" if close else
                                    f" (inputs: {', '.join(inputs) or 'none'})"))
+        once(inputs[name], spec)
         feeds[inputs[name]] = _read_array(path, name, inputs[name])
     return feeds
 
@@ -170,8 +264,6 @@ def _sinks(graph):
 # --- commands ---------------------------------------------------------------------------------
 
 def _summary(graph) -> list[str]:
-    from .frontend.names import DTYPE_NAMES
-    from .ir.printer import format_type
     lines = []
     ins = _inputs(graph)
     if ins:
@@ -180,7 +272,7 @@ def _summary(graph) -> list[str]:
     if params:
         n = sum(int(np.prod(v.shape)) for v in params)
         lines.append(f"params:  {len(params)} ({n:,} values): " + ", ".join(
-            f"{v.op.name} : {DTYPE_NAMES[v.dtype]}{list(v.shape)}" for v in params))
+            f"{v.op.name} : {v.dtype.short}{list(v.shape)}" for v in params))
     outs = _outputs(graph)
     if outs:
         lines.append("outputs: " + ", ".join(t.op.name for t in outs))
@@ -192,7 +284,6 @@ def _summary(graph) -> list[str]:
 
 
 def _plan(graph, args):
-    from .compiler import compile as gc_compile
     fetches = list(_fetches(graph, getattr(args, "fetch", None)))
     clause = _clause(graph)
     if clause is not None:
@@ -210,32 +301,72 @@ def _dims_note(used) -> str:
 
 
 def cmd_check(args) -> int:
-    from .frontend.dsl import model_names
     with open(args.model_file, encoding="utf-8") as f:
-        names = model_names(f.read(), args.model_file)
-    for name in ([args.model] if args.model else names):
+        text = f.read()
+    found = False
+    for name, graph in loads_each(text, args.model_file):   # parsed once, whatever the count
+        if args.model and name != args.model:
+            continue
+        found = True
         args_one = argparse.Namespace(**{**vars(args), "model": name})
-        graph = _load(args_one)
         plan, used = _plan(graph, args_one)
+        need = _memory_needed(graph, plan, _feed_shapes(graph, _parse_dims(args.dim))[0])
         print(f"{args.model_file}: model {name}: ok, {len(graph)} ops; "
-              f"peak memory {plan.peak_bytes:,} bytes{_dims_note(used)}")
+              f"peak memory {need['total']:,} bytes ({_memory_parts(need)})"
+              f"{_dims_note(used)}")
+    if args.model and not found:
+        raise NotFoundError(f"no model named {args.model!r} in {args.model_file}")
     return EXIT_OK
+
+
+def _memory_needed(graph, plan, feed_shapes) -> dict:
+    """What running ``plan`` holds at its peak, in bytes: the planned intermediates and
+    results (the arena), the variables, the feeds, the constants and what kernels allocate
+    at run time (counted whole: an upper bound)."""
+    from .ops.state import GLOBAL_VARIABLES
+
+    def nbytes(dtype, shape):
+        if shape is None or not all(isinstance(d, int) for d in shape):
+            return 0
+        n = np.dtype(dtype.np).itemsize
+        for d in shape:
+            n *= d
+        return n
+    need = {"intermediates": plan.arena_bytes,
+            "variables": sum(nbytes(v.dtype, v.shape)
+                             for v in graph.get_collection(GLOBAL_VARIABLES)),
+            "feeds": sum(nbytes(t.dtype, s) for t, s in feed_shapes.items()),
+            "constants": sum(s.nbytes or nbytes(s.dtype, s.shape) for s in plan.slots
+                             if s.kind == "const"),
+            "allocated": sum(nbytes(s.dtype, s.shape) for s in plan.slots
+                             if s.kind == "dynamic")}
+    need["total"] = sum(need.values())
+    return need
+
+
+def _memory_parts(need) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in need.items() if k != "total" and v) or "nothing"
+
+
+def _memory_available() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def cmd_compile(args) -> int:
     graph = _load(args)
     if args.emit == "py":
-        from .backends.standalone import emit_module
         params = _restored_values(graph, args.restore) if args.restore else None
         source = emit_module(graph, source_name=os.path.basename(args.model_file),
-                             params=params)
+                             params=params, optimize=args.O)
         return _write(args.output, source)
     plan, used = _plan(graph, args)
     if args.emit == "dot":
         return _write(args.output, _dot(graph, plan))
     if args.emit == "ir":
         return _write(args.output, _ir(plan))
-    from .frontend.dsl import MODEL_NAME
     name = graph.get_collection(MODEL_NAME)
     lines = [f"model {name[0] if name else '?'} ({args.model_file})"] + _summary(graph)
     lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
@@ -245,9 +376,6 @@ def cmd_compile(args) -> int:
 
 def _restored_values(graph, path) -> dict:
     """The variables' values in checkpoint ``path`` (restored through gc.train.Saver)."""
-    from .checkpoint import Saver
-    from .ops.state import GLOBAL_VARIABLES
-    from .session import Session
     variables = graph.get_collection(GLOBAL_VARIABLES)
     with graph.as_default():
         saver = Saver(graph=graph)
@@ -266,16 +394,17 @@ def _write(path, text) -> int:
 
 
 def _atomic_write(path, text):
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    from .fileio import write_atomic
+    write_atomic(path, text)
 
 
 def _atomic_savez(path, arrays):
-    tmp = f"{path}.tmp{os.getpid()}.npz"
-    np.savez(tmp, **{k.replace("/", "."): np.asarray(v) for k, v in arrays.items()})
-    os.replace(tmp, path)
+    import io
+
+    from .fileio import write_atomic
+    buf = io.BytesIO()
+    np.savez(buf, **{k.replace("/", "."): np.asarray(v) for k, v in arrays.items()})
+    write_atomic(path, buf.getvalue())
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -297,7 +426,6 @@ def _dot_label(text: str) -> str:
 
 def _dot(graph, plan) -> str:
     """Two clusters side by side: the graph before optimization, the plan after."""
-    from .ir.graph import needed_ops
     clause = _clause(graph)
     ins = _inputs(graph)
     ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
@@ -343,7 +471,6 @@ def cmd_viz(args) -> int:
             raise GraphcError(f"Graphviz's dot failed: {e}") from None
         return _write(out, svg)
     if out.endswith(".svg"):    # no Graphviz: graphc's own plainer layered drawing
-        from .svg import dot_to_svg
         print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
               file=sys.stderr)
         return _write(out, dot_to_svg(dot_text))
@@ -351,7 +478,6 @@ def cmd_viz(args) -> int:
 
 
 def cmd_fmt(args) -> int:
-    from .frontend.fmt import format_source
     with open(args.model_file, encoding="utf-8") as f:
         text = f.read()
     formatted = format_source(text, args.model_file)
@@ -369,12 +495,12 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .checkpoint import Saver
-    from .ops.state import GLOBAL_VARIABLES, variables_initializer
-    from .session import Session
+    if getattr(args, "np", None):         # data-parallel: under mpiexec, one rank per process
+        return _run_distributed(args)
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
     fetches = _fetches(graph, args.fetch)
+    _refuse_what_cannot_fit(graph, fetches, feeds)
     clause = _clause(graph)
     if args.train and clause is None:
         raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
@@ -402,10 +528,92 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
-def _train(sess, clause, feeds, steps):
+def _run_distributed(args) -> int:
+    """``graphc run --np N``: relaunch under mpiexec; in each rank, train on its rows of the
+    feeds with the train clause's optimizer wrapped in ``DistributedOptimizer`` (gradients
+    weighted by the rank's share of the rows and summed: exact for unequal shards too);
+    rank 0 fetches on all the rows, prints and writes ``-o`` and ``--save``."""
+    from . import distributed as gd  # the MPI layer, only for --np
+    gd.init()
+    if gd.size() == 1 and args.np > 1:
+        return gd.relaunch(args.np, args.argv)
+    if gd.size() != args.np:
+        raise GraphcError(f"--np {args.np}, but this MPI job has {gd.size()} ranks")
+    full = _feeds(_load(args), args.feed)          # read once to learn this rank's rows
+    _, weight = gd.shard_feeds(full)
+    token = OPTIMIZER_WRAPPER.set(lambda opt: gd.DistributedOptimizer(
+        opt, op="sum", gradient_scale=weight))
+    try:
+        graph = _load(args)
+    finally:
+        OPTIMIZER_WRAPPER.reset(token)
+    full = _feeds(graph, args.feed)
+    feeds, _ = gd.shard_feeds(full)
+    fetches = _fetches(graph, args.fetch)
+    clause = _clause(graph)
+    if args.train and clause is None:
+        raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
+                          f"{args.model_file}")
+    with graph.as_default():
+        init = variables_initializer(graph.get_collection(GLOBAL_VARIABLES))
+        sync = gd.broadcast_global_variables(0)
+        saver = Saver(graph=graph) if (args.save or args.restore) else None
+        if clause is not None:      # the progress bar shows the loss over all the rows
+            import dataclasses
+            loss = gd.allreduce(clause.loss * weight, op="sum",
+                                name=f"{clause.loss.op.name}_all_ranks")
+            clause = dataclasses.replace(clause, loss=loss)
+    with Session(graph=graph, backend=args.backend, optimize=args.O) as sess:
+        if args.restore:
+            saver.restore(sess, args.restore)
+        else:
+            sess.run(init)
+        sess.run(sync)
+        if args.train:
+            _train(sess, clause, feeds, args.train, quiet=gd.rank() != 0)
+        if gd.rank() != 0:
+            return EXIT_OK
+        values = sess.run(fetches, full)
+        if args.output:
+            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
+                                                                     strict=True)})
+        if args.save:
+            print(f"saved {saver.save(sess, args.save)}", file=sys.stderr)
+    _print_values(fetches, values)
+    return EXIT_OK
+
+
+def _print_values(fetches, values):
+    with np.printoptions(precision=6, threshold=20, edgeitems=3, suppress=True):
+        for t, v in zip(fetches, values, strict=True):
+            print(f"{t.op.name} = {np.array2string(np.asarray(v), prefix=t.op.name + ' = ')}")
+
+
+def _refuse_what_cannot_fit(graph, fetches, feeds):
+    """Before anything runs: a model whose variables and fed arrays alone exceed the
+    machine's memory is refused, with the numbers (instead of a MemoryError mid-run)."""
+    from .ops.state import GLOBAL_VARIABLES
+    have = _memory_available()
+    if have is None:
+        return
+    need = sum(int(np.prod(v.shape, dtype=object)) * np.dtype(v.dtype.np).itemsize
+               for v in graph.get_collection(GLOBAL_VARIABLES)
+               if v.shape is not None and all(isinstance(d, int) for d in v.shape))
+    need += sum(np.asarray(a).nbytes for a in feeds.values())
+    if need > have:
+        from .errors import LimitError
+        raise LimitError(f"the model needs at least {need:,} bytes for its variables and feeds; "
+                         f"this machine has {have:,}")
+
+
+def _train(sess, clause, feeds, steps, quiet=False):
     """``steps`` full-batch updates, with a progress bar (on stderr) and the loss."""
     step_fn = sess.make_callable([clause.op, clause.loss], list(feeds))
     values = list(feeds.values())
+    if quiet:                             # ranks other than 0 of a data-parallel run
+        for _ in range(steps):
+            step_fn(*values)
+        return
     tty = sys.stderr.isatty()
     start, width, last = time.perf_counter(), 30, None
     every = max(1, steps // 20)
@@ -443,7 +651,8 @@ def _parser() -> argparse.ArgumentParser:
 
     def compiled(c):
         c.add_argument("-O", type=int, choices=(0, 1, 2), default=2, help="optimization level")
-        c.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+        c.add_argument("--backend", choices=available_backends(), default="numpy",
+                       help="a registered backend (graphc.backends.register_backend)")
         c.add_argument("--dim", action="append", metavar="NAME=SIZE", type=_dim_arg,
                        help="size of a symbolic dimension for planning (default 1)")
 
@@ -463,6 +672,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")
     c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")
+    c.add_argument("--np", type=_positive, metavar="N",
+                   help="train data-parallel on N processes under mpiexec (graphc[mpi])")
     c.set_defaults(run=cmd_run)
 
     c = model_cmd("check", "parse, build and plan every model of a file")
@@ -524,13 +735,18 @@ def _describe(e: GraphcError) -> str:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # exits 2 on bad usage
+    args.argv = list(sys.argv[1:] if argv is None else argv)   # for `run --np`'s relaunch
     try:
         return args.run(args)
     except GraphcError as e:
-        print(f"error: {_describe(e)}", file=sys.stderr)
+        print(f"error: {escape_controls(_describe(e), keep=chr(10))}", file=sys.stderr)
         return EXIT_USER
     except OSError as e:
-        print(f"error: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        print(escape_controls(f"error: {e.filename or ''}: {e.strerror or e}"), file=sys.stderr)
+        return EXIT_USER
+    except MemoryError:
+        print("error: not enough memory (graphc check MODEL.g says what a model needs)",
+              file=sys.stderr)
         return EXIT_USER
     except UnicodeDecodeError as e:
         where = getattr(args, "model_file", None) or "the file"

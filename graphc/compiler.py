@@ -7,17 +7,15 @@
 
 from __future__ import annotations
 
+from .backends import get_backend
 from .errors import GraphcError, ShapeError, user_location
 from .ir.graph import get_default_graph, walk_needed
 from .ir.node import Operation, Tensor
 from .ops.sources import PLACEHOLDER
 from .passes.importer import import_graph
-from .passes.memory import TILE_ELEMS
 from .passes.pipeline import check_passes, run_pipeline
 from .plan import Plan, build_plan
 from .shapes import format_shape
-
-BACKENDS = ("numpy", "cupy")
 
 
 def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None,  # noqa: A001
@@ -32,10 +30,9 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     in-place reuse; 2 adds fusion. The plan's peak bytes are known before anything runs.
     ``passes``: user passes, functions ``fn(g) -> g | None`` over the program's
     ``networkx.MultiDiGraph``, run after the built-in rewrites and before fusion (README,
-    "Writing your own pass")."""
-    if backend not in BACKENDS:
-        raise GraphcError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}",
-                          user_location())
+    "Writing your own pass"). ``backend``: a registered backend (``graphc.backends``); its
+    tile size shapes the plan."""
+    tile = get_backend(backend).tile_elems     # a GraphcError names the registered ones
     passes = check_passes(passes)
     level = 2 if optimize is True else int(optimize)
     if level not in (0, 1, 2):
@@ -59,8 +56,7 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     nodes_before = len(program)
     log: list = []
     # Tiles are a CPU cache concern; a GPU kernel covers the whole loop in one launch.
-    tile = TILE_ELEMS if backend == "numpy" else 1 << 62
-    program = run_pipeline(program, level, log, tile_elems=tile, passes=passes)
+    program = run_pipeline(program, level, log, tile_elems=tile or 1 << 62, passes=passes)
     return build_plan(program, nodes_before, log, level, backend)
 
 

@@ -16,7 +16,8 @@ class DataError(GraphcError, ValueError):
     """A data file that is missing, malformed or truncated."""
 
 
-def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epochs=1):
+def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epochs=1,
+            shard=None):
     """Yield minibatches of ``arrays`` (sliced together along their first axis).
 
     One array gives one array per batch; several give a tuple per batch. ``shuffle`` draws
@@ -26,6 +27,12 @@ def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epoc
 
         for xb, yb in gc.data.batches(X, Y, batch_size=64, shuffle=True, seed=0, epochs=5):
             sess.run(train, {x: xb, y: yb})
+
+    ``shard=(rank, size)`` (data-parallel training, ``graphc.distributed``): every rank
+    draws the same order (give all the same ``seed``) and takes every ``size``-th example
+    of it from position ``rank``, after dropping the last ``n % size`` examples of the
+    epoch, so shards are equal and local batch k of all ranks together is global batch k
+    of ``batch_size * size`` examples.
     """
     if not arrays:
         raise GraphcError("batches() needs at least one array", user_location())
@@ -44,17 +51,29 @@ def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epoc
     if epochs is not None and (not isinstance(epochs, (int, np.integer)) or epochs < 0):
         raise GraphcError(f"epochs must be a non-negative int or None, got {epochs!r}",
                           user_location())
-    return _generate(arrays, n, int(batch_size), shuffle, seed, drop_last, epochs)
+    if shard is not None:
+        ok = (isinstance(shard, (tuple, list)) and len(shard) == 2
+              and all(isinstance(v, (int, np.integer)) for v in shard))
+        if not ok or not 0 <= shard[0] < shard[1]:
+            raise GraphcError(f"shard must be (rank, size) with 0 <= rank < size, got {shard!r}",
+                              user_location())
+        shard = (int(shard[0]), int(shard[1]))
+    return _generate(arrays, n, int(batch_size), shuffle, seed, drop_last, epochs, shard)
 
 
-def _generate(arrays, n, batch_size, shuffle, seed, drop_last, epochs):
+def _generate(arrays, n, batch_size, shuffle, seed, drop_last, epochs, shard=None):
     rng = np.random.default_rng(seed)
     epoch = 0
     while epochs is None or epoch < epochs:
         order = rng.permutation(n) if shuffle else None
-        stop = n - n % batch_size if drop_last else n
+        if shard is not None:          # this rank's equal part of the epoch's order
+            rank, size = shard
+            full = order if order is not None else np.arange(n)
+            order = full[:n - n % size][rank::size]
+        m = len(order) if order is not None else n
+        stop = m - m % batch_size if drop_last else m
         for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size] if shuffle else slice(lo, lo + batch_size)
+            idx = order[lo:lo + batch_size] if order is not None else slice(lo, lo + batch_size)
             parts = tuple(a[idx] for a in arrays)
             yield parts[0] if len(parts) == 1 else parts
         epoch += 1

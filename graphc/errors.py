@@ -10,6 +10,25 @@ from dataclasses import dataclass
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+def _escape_char(c: str) -> str:
+    n = ord(c)
+    return f"\\x{n:02x}" if n < 0x100 else f"\\u{n:04x}"
+
+
+def _is_control(c: str) -> bool:
+    import unicodedata
+    return c not in "\t" and (unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"))
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with control characters (ESC, NUL, \\x0b, \\x85, \\u2028, bidi overrides…)
+    written as escapes, so that text from a user's file cannot drive the terminal; tabs and
+    the characters in ``keep`` stay as they are."""
+    if text.isprintable() and not any(c in text for c in "\u2028\u2029"):
+        return text
+    return "".join(_escape_char(c) if c not in keep and _is_control(c) else c for c in text)
+
+
 @dataclass(frozen=True)
 class SourceLocation:
     """Where the user built something: a Python ``file:line`` or a ``.g`` ``file:line:col``."""
@@ -138,6 +157,16 @@ class GSyntaxError(GraphcError, SyntaxError):
 
 class UnimplementedError(GraphcError, NotImplementedError):
     """An API graphc does not provide (named in the message)."""
+
+
+class ClosedSessionError(GraphcError, RuntimeError):
+    """A closed session (or a callable made from it) was used: "Attempted to use a closed
+    Session", as TF 1.x says."""
+
+
+class LimitError(GraphcError, MemoryError):
+    """An input, a file or a graph is over one of graphc's limits (expansion, nesting,
+    declared sizes, memory); the message names the limit and where it was reached."""
 
 
 class OpError(GraphcError, RuntimeError):

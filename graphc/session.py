@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 
 import numpy as np
 
-from . import dtypes as D
-from .backends.reference import ReferenceExecutable, RunContext
+from .backends import Request, get_backend
+from .backends.reference import RunContext
+from .compiler import compile as compile_plan
 from .diagnostics import GrowthWatch, PlanCacheLog, check_kernel, trap_targets
 from .errors import FeedError, GraphcError, NotFoundError, ShapeError, user_location
 from .ir import node as _node
-from .ir.graph import Graph, get_default_graph
+from .ir.graph import Graph, get_default_graph, needed_ops
 from .ir.node import Operation, Tensor
 from .passes.pipeline import check_passes
 from .shapes import format_shape, fully_known
@@ -75,8 +77,9 @@ _node._default_session_resolver = _resolve
 class Session:
     """Runs a graph. Variables live here, one copy per session.
 
-    ``backend``: "numpy" (default) or "cupy". ``optimize``: 0 runs the reference
-    interpreter; 1 and 2 (True) run the compiled plan once the compiler is available.
+    ``backend``: a registered backend (``graphc.backends.available_backends()``: "numpy", the
+    default, "cupy", "reference"…). ``optimize``: 0, 1 or 2 (True), the ``gc.compile`` level;
+    the numpy backend interprets at 0 (unless there are user passes to run).
     ``passes``: user passes for every plan (see ``gc.compile``).
     """
 
@@ -85,9 +88,7 @@ class Session:
         if isinstance(target, Graph) and graph is None:  # gc.Session(g), as SPEC §6 writes it
             target, graph = "", target
         self.graph = graph if graph is not None else get_default_graph()
-        if backend not in ("numpy", "cupy"):    # said here, not at the first run
-            raise GraphcError(f"unknown backend {backend!r}; choose 'numpy' or 'cupy'",
-                              user_location())
+        self._backend = get_backend(backend)    # an unknown name is said here, not at a run
         if isinstance(optimize, bool):
             optimize = 2 if optimize else 0
         if optimize not in (0, 1, 2):
@@ -143,7 +144,7 @@ class Session:
     def run(self, fetches, feed_dict=None, options=None, run_metadata=None, trace=None):
         """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
         if self._closed:
-            raise GraphcError("this session is closed", user_location())
+            raise _closed_error()
         if len(self.graph) != self._growth.seen:   # ops were built since the last run
             self._growth.check()
         if trace is None and (feed_dict is None or type(feed_dict) is dict):
@@ -182,6 +183,8 @@ class Session:
         ``_fast_feed``) and looks the plan up by the feed shapes, or by nothing when every
         feed's shape is static; anything the fast checks do not vouch for, and the first
         call for new shapes, takes the full checks of ``run``."""
+        if self._closed:
+            raise _closed_error()
         feed_list = [self._as_element(f) for f in (feed_list or [])]
         feed_list = [f.outputs[0] if isinstance(f, Operation) else f for f in feed_list]
         leaves = []
@@ -211,6 +214,8 @@ class Session:
             return (*entry, arrays)
 
         def call(*values):
+            if self._closed:
+                raise _closed_error()
             try:
                 arrays = convert(*values)
                 run, positions = by_shapes[None if static else tuple([a.shape for a in arrays])]
@@ -240,28 +245,24 @@ class Session:
         return exe
 
     def _build_executable(self, fetch_tensors, fetch_ops, feeds):
-        """optimize=0 (or check_numerics) interprets; otherwise compile a plan for exactly
-        these fetches, fed tensors and feed shapes (unknown dims become the fed sizes)."""
+        """The backend's executable for exactly these fetches, fed tensors and feed shapes;
+        a backend that compiles asks for the plan (unknown dims become the fed sizes)."""
         self._plan_log.record(fetch_tensors, fetch_ops, feeds)
-        # the NaN trap runs in the interpreter and in numpy plans (not in the cupy executor)
-        if (self.check_numerics and self.backend != "numpy") or (
-                self.optimize == 0 and self.backend != "cupy" and not self.passes):
-            return ReferenceExecutable(fetch_tensors, fetch_ops, feeds.keys(),
-                                       check=check_kernel if self.check_numerics else None)
-        from .backends.numpy_backend import NumpyExecutable
-        from .backends.reference import needed_ops
-        from .compiler import compile as compile_plan
-        # gc.compile plans unfed placeholders as later feeds; a run must name a missing one
-        needed_ops(fetch_tensors, fetch_ops, set(feeds))
-        if self.check_numerics:   # trap what the interpreter runs: the loss a train op waits for
-            fetch_ops = fetch_ops + trap_targets(fetch_tensors, fetch_ops, feeds)
-        plan = compile_plan(fetch_tensors + fetch_ops, graph=self.graph, optimize=self.optimize,
-                            feed_shapes={t: v.shape for t, v in feeds.items()},
-                            backend=self.backend, passes=self.passes)
-        if self.backend == "cupy":        # the GPU runs plans at every level, even 0
-            from .backends.cupy_backend import make_cupy_executable
-            return make_cupy_executable(plan)
-        return NumpyExecutable(plan, check_numerics=self.check_numerics)
+
+        def plan():
+            # gc.compile plans unfed placeholders as later feeds; a run must name a missing one
+            needed_ops(fetch_tensors, fetch_ops, set(feeds))
+            ops = fetch_ops
+            if self.check_numerics:   # trap what the interpreter runs: what a train op waits for
+                ops = fetch_ops + trap_targets(fetch_tensors, fetch_ops, feeds)
+            return compile_plan(fetch_tensors + ops, graph=self.graph, optimize=self.optimize,
+                                feed_shapes={t: v.shape for t, v in feeds.items()},
+                                backend=self.backend, passes=self.passes)
+        request = Request(tuple(fetch_tensors), tuple(fetch_ops),
+                          {t: (v.shape, v.dtype) for t, v in feeds.items()}, self.optimize,
+                          check_kernel if self.check_numerics else None, plan, self.backend,
+                          tuple(self.passes or ()))
+        return self._backend.executable(request)
 
     def plan_cache_info(self) -> list:
         """Every plan this session compiled (a ``diagnostics.PlanInfo`` each): its signature
@@ -300,12 +301,19 @@ class Session:
 
     # -- variables ---------------------------------------------------------------------------
     def set_variable(self, var, value):
+        if self._closed:
+            raise _closed_error()
         arr = _check_feed(var, value, {})
         with self._lock:
             self._variables[var.op] = np.array(arr, copy=True)
 
     def get_variable(self, var):
         return self._variables.get(var.op)
+
+
+def _closed_error():
+    from .errors import ClosedSessionError
+    return ClosedSessionError("Attempted to use a closed Session.", user_location())
 
 
 def _cacheable(fetches, feed_dict) -> bool:
@@ -377,20 +385,13 @@ def _convert_all(converters):
 
 def _entry(exe, feed_list):
     """The executable's lowest-overhead entry point and which feeds it takes, in order."""
-    order = getattr(exe, "feed_tensors", None)
-    if order is None:                      # the reference executor takes a dict
-        return lambda ctx, *arrays: exe(ctx, dict(zip(feed_list, arrays, strict=True))), None
-    positions = [feed_list.index(t) for t in order]
+    positions = [feed_list.index(t) for t in exe.feed_tensors]
     return exe.call, None if positions == list(range(len(feed_list))) else positions
 
 
 def _traced_run(exe, ctx, feeds, path):
     """Run once with per-kernel timings, written to ``path`` as Chrome trace-event JSON
     (open it in Perfetto or chrome://tracing); the plan keeps them for report()."""
-    import json
-    if not hasattr(exe, "call_traced"):
-        raise GraphcError("trace= needs a compiled plan: use a Session with optimize=1 or 2",
-                          user_location())
     results, durations, _ = exe.call_traced(ctx, feeds)
     exe.plan.record_timings(durations)
     with open(path, "w") as f:
@@ -405,9 +406,16 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     if isinstance(value, Tensor):
         raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
                         "feed numpy arrays or Python values", loc)
+    if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
+        raise FeedError(f"cannot feed a masked array with masked elements for {t.describe()}: "
+                        "graphc has no masks; fill them first (value.filled(...))", loc)
     try:
-        arr = value if isinstance(value, np.ndarray) else np.asarray(value)
-    except (TypeError, ValueError) as e:  # ragged nested lists, say
+        # subclasses (np.matrix, masked arrays) become plain arrays: every executor then
+        # computes the same thing (a matrix's `*` would be a product of matrices)
+        arr = value if type(value) is np.ndarray else np.asarray(value)
+        if type(arr) is not np.ndarray:
+            arr = arr.view(np.ndarray)
+    except (TypeError, ValueError, OverflowError) as e:  # ragged nested lists, say
         raise FeedError(f"cannot feed {type(value).__name__} value for {t.describe()}: {e}",
                         loc) from None
     if arr.dtype.kind not in "biuf":
@@ -422,6 +430,13 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
                         f"convert them with .astype({want.name!r}) if that is what you mean", loc)
     if arr.dtype != want.np:
+        if arr.dtype.kind in "iu" and want.np.kind in "iu" and arr.size:
+            info = np.iinfo(want.np)    # numpy itself refuses such Python ints: no wrapping
+            lo, hi = arr.min(), arr.max()
+            if lo < info.min or hi > info.max:
+                bad = lo if lo < info.min else hi
+                raise FeedError(f"cannot feed {bad} to {t.describe()}: it is outside the range "
+                                f"of {want.name} [{info.min}, {info.max}]", loc)
         arr = arr.astype(want.np)
     shape = t.shape
     if shape is not None:
@@ -476,10 +491,6 @@ class InteractiveSession(Session):
         if _interactive[0] is self:
             _interactive[0] = None
         super().close()
-
-
-def _feed_dtype_name(dt):
-    return D.as_dtype(dt).name
 
 
 __all__ = ["Session", "InteractiveSession", "get_default_session", "NotFoundError"]

@@ -19,15 +19,13 @@ def as_shape(shape) -> Shape:
     for d in shape:
         if d is None or isinstance(d, str):
             dims.append(d)
-        elif int(d) == d and d >= -1:
+        elif int(d) == d and -1 <= d < (1 << 63):
             dims.append(None if d == -1 else int(d))
         else:
-            raise ValueError(f"bad dimension {d!r} in shape {shape!r}")
+            from .errors import ShapeError  # a ValueError, located at the user's line
+            raise ShapeError(f"bad dimension {d!r} in shape {shape!r}"
+                             + (" (dimensions are below 2**63)" if d >= (1 << 63) else ""))
     return tuple(dims)
-
-
-def is_known(d: Dim) -> bool:
-    return isinstance(d, int)
 
 
 def fully_known(shape: Shape) -> bool:
@@ -91,6 +89,15 @@ def broadcast_shapes(*shapes: Shape):
     return tuple(out)
 
 
+def broadcast_axes(shape, like) -> tuple:
+    """The axes a value of ``shape`` was broadcast along from ``like`` (numpy's rules): its
+    leading extra axes and every axis where ``like`` has 1 and ``shape`` does not. Summing
+    over them (keepdims) and reshaping to ``like`` undoes the broadcast: ``sum_to_like``."""
+    lead = len(shape) - len(like)
+    return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(like)
+                                      if d == 1 and shape[lead + i] != 1)
+
+
 def format_shape(shape: Shape) -> str:
     if shape is None:
         return "<unknown rank>"
@@ -99,9 +106,21 @@ def format_shape(shape: Shape) -> str:
 
 
 def normalize_axis(axis: int, rank: int) -> int:
+    """``axis`` in ``[0, rank)``; a located ShapeError (a ValueError) when out of range."""
     if not -rank <= axis < rank:
-        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+        from .errors import ShapeError
+        valid = f"[{-rank}, {rank})" if rank else "none: the tensor is a scalar"
+        raise ShapeError(f"axis {axis} is out of range for a tensor of rank {rank} "
+                         f"(valid axes: {valid})")
     return axis % rank
+
+
+def known_rank(t, what: str) -> int:
+    """The rank of tensor ``t``; a located ShapeError if it is unknown (``f32[*]``)."""
+    if t.shape is None:
+        from .errors import ShapeError
+        raise ShapeError(f"{what} needs a tensor of known rank: {t.describe()}")
+    return len(t.shape)
 
 
 def normalize_axes(axis, rank):
@@ -112,3 +131,8 @@ def normalize_axes(axis, rank):
         axis = (axis,)
     axes = tuple(sorted({normalize_axis(int(a), rank) for a in axis}))
     return axes
+
+
+# Offsets in a planned arena are multiples of this (a cache line): the memory plan pads every
+# buffer to it, and a collective recognises back-to-back buffers by it.
+ARENA_ALIGN = 64

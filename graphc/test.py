@@ -8,9 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import dtypes as D
+from .autodiff import gradients
 from .errors import GradientError
 from .ir.graph import Graph
 from .ir.node import Tensor
+from .ops.array import cast
+from .ops.reduce import reduce_sum
+from .ops.sources import constant, placeholder
+from .session import Session
 
 
 def _as_list(x):
@@ -32,11 +37,6 @@ def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed
     GradientError and an AssertionError) naming the input and the worst entry when they
     differ by more than ``atol + rtol * |numeric|``.
     """
-    from .autodiff import gradients
-    from .ops.array import cast
-    from .ops.reduce import reduce_sum
-    from .ops.sources import constant, placeholder
-    from .session import Session
 
     arrays = [_as_input(a) for a in inputs]
     if wrt is None:

@@ -31,6 +31,7 @@ from .ops.state import (
     assign_sub,
     global_variables_initializer,
     group,
+    locking,
     variables_initializer,
 )
 from .shapes import fully_known
@@ -51,6 +52,7 @@ class Optimizer:
             raise GraphcError(f"{type(self).__name__}: learning_rate must be a number or a "
                               f"tensor, got {learning_rate!r}", user_location())
         self._learning_rate = learning_rate
+        self._use_locking = bool(use_locking)   # every update holds its variable's lock
         self._name = name or self._default_name
         self._slots: dict = {}          # (var, slot name) -> Variable
         self._non_slot: dict = {}       # name -> Variable shared by all vars (Adam's beta powers)
@@ -127,7 +129,7 @@ class Optimizer:
             # One no_op waits for every gradient, and every update waits for it (TF's
             # pattern): one control edge per update op instead of one per (op, gradient).
             ready = group(*[g.op for g, _ in live], name="gradients_ready")
-            with graph.control_dependencies([ready]):
+            with graph.control_dependencies([ready]), locking(self._use_locking):
                 updates = [self._apply_dense(g, v) for g, v in live]
                 finish = self._finish(graph, updates)
         base = step_name.rsplit("/", 1)[-1]

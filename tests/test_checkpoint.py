@@ -1,6 +1,8 @@
 """gc.train.Saver: round trips, atomic writes, and checkpoints that must be refused
 without touching any variable."""
 
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -143,13 +145,46 @@ def test_atomic_write_leaves_no_temporary_files_and_replaces_whole(tmp_path):
     assert os.listdir(tmp_path) == ["f"]
 
 
-def test_format_is_json_and_raw_bytes_not_pickle():
+def test_format_is_safetensors_json_and_raw_bytes_not_pickle():
     blob = checkpoint.encode({"x": np.arange(3, dtype=np.float64), "s": np.float32(2)})
-    assert blob.startswith(checkpoint.MAGIC)
-    assert b"pickle" not in blob and b'"dtype": "float64"' in blob
+    n = int.from_bytes(blob[:8], "little")
+    header = json.loads(blob[8:8 + n])
+    assert header["x"]["dtype"] == "F64" and header["x"]["shape"] == [3]
+    meta = header["__metadata__"]
+    assert meta["format"] == "graphc" and len(meta["sha256"]) == 64
+    assert b"pickle" not in blob
     back = checkpoint.decode(blob)
     np.testing.assert_array_equal(back["x"], [0, 1, 2])
     assert back["s"].shape == () and back["s"].dtype == np.float32
+
+
+def _v1_bytes(arrays):
+    """A checkpoint in graphc's first format (magic, JSON entries, payload, SHA-256)."""
+    entries, chunks, offset = [], [], 0
+    for name, a in arrays.items():
+        data = np.asarray(a).astype(np.asarray(a).dtype.newbyteorder("<")).tobytes()
+        entries.append({"name": name, "dtype": np.asarray(a).dtype.name,
+                        "shape": list(np.shape(a)), "offset": offset, "nbytes": len(data)})
+        chunks.append(data)
+        offset += len(data)
+    header = json.dumps(entries).encode()
+    body = checkpoint.MAGIC + len(header).to_bytes(8, "little") + header + b"".join(chunks)
+    return body + hashlib.sha256(body).digest()
+
+
+def test_checkpoints_of_the_first_format_still_restore(tmp_path):
+    w, b = _model()
+    path = tmp_path / "old.ckpt"
+    path.write_bytes(_v1_bytes({"w": np.full((2, 3), 7, np.float32),
+                                "b": np.array([5, 6], np.int64)}))
+    with gc.Session() as sess:
+        gc.train.Saver().restore(sess, str(path))
+        np.testing.assert_array_equal(sess.run(w), np.full((2, 3), 7))
+        np.testing.assert_array_equal(sess.run(b), [5, 6])
+    blob = bytearray(path.read_bytes())
+    blob[-40] ^= 1
+    with pytest.raises(gc.CheckpointError, match="checksum"):
+        checkpoint.decode(bytes(blob))
 
 
 def test_restore_into_a_running_session_is_seen_by_compiled_plans(tmp_path):
@@ -170,3 +205,113 @@ def test_restore_into_a_running_session_is_seen_by_compiled_plans(tmp_path):
         _, reported = sess.run([train, loss])
         assert reported == pytest.approx(saved_loss)
         np.testing.assert_allclose(sess.run(w), 0.8 * np.arange(6).reshape(2, 3))
+
+
+def test_a_saved_checkpoint_opens_with_safetensors(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")   # installed by the dev extra
+    w, b = _model()
+    path = str(tmp_path / "model.safetensors")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        gc.train.Saver().save(sess, path)
+    loaded = st.load_file(path)
+    assert set(loaded) == {"w", "b"}
+    np.testing.assert_array_equal(loaded["w"], np.arange(6).reshape(2, 3))
+    assert loaded["w"].dtype == np.float32 and loaded["b"].dtype == np.int64
+    from safetensors import safe_open
+    with safe_open(path, framework="numpy") as f:
+        meta = f.metadata()
+    assert meta["format"] == "graphc" and len(meta["sha256"]) == 64
+
+
+def test_without_the_library_the_same_layout_is_written(monkeypatch):
+    st = pytest.importorskip("safetensors.numpy")
+    arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.float64(2.5),
+              "flags": np.array([True, False]), "k": np.arange(3, dtype=np.int8),
+              "h": np.ones((2, 0), np.float16)}
+    with_library = checkpoint.encode(arrays)
+    monkeypatch.setitem(__import__("sys").modules, "safetensors.numpy", None)  # not installed
+    by_hand = checkpoint.encode(arrays)
+    for blob in (with_library, by_hand):
+        for back in (st.load(blob), checkpoint.decode(blob)):
+            assert set(back) == set(arrays)
+            for k, a in arrays.items():
+                np.testing.assert_array_equal(back[k], a)
+                assert back[k].dtype == np.asarray(a).dtype and back[k].shape == np.shape(a)
+
+
+def test_a_safetensors_file_from_another_tool_restores(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    w, b = _model()
+    path = str(tmp_path / "other.safetensors")
+    st.save_file({"w": np.full((2, 3), 3, np.float32), "b": np.array([1, 1], np.int64)}, path)
+    with gc.Session() as sess:
+        gc.train.Saver().restore(sess, path)
+        np.testing.assert_array_equal(sess.run(w), np.full((2, 3), 3))
+
+
+def _forged(header: bytes, payload=b"") -> bytes:
+    return len(header).to_bytes(8, "little") + header + payload
+
+
+@pytest.mark.parametrize("blob", [
+    _forged(b'{"w": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}}', b"\0" * 4),
+    _forged(b'{"w": {"dtype": "F32", "shape": [4611686018427387904, 4], '
+            b'"data_offsets": [0, 4]}}', b"\0" * 4),
+    _forged(b'{"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}', b"\0" * 4),
+    _forged(b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 99999999999]}}'),
+    _forged(b'{"w": {"dtype": "O", "shape": [1], "data_offsets": [0, 8]}}', b"\0" * 8),
+    _forged(b"[" * 100_000 + b"]" * 100_000),
+    _forged(b'{"w": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"),
+    (10 ** 15).to_bytes(8, "little") + b"{}",
+    _forged(b'{"__metadata__": {"format": "graphc", "sha256": "00"}, '
+            b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', b"\0" * 4),
+    checkpoint.MAGIC + (10 ** 12).to_bytes(8, "little") + b"x" * 40,
+], ids=["inf-dim", "huge-shape", "negative-dim", "offsets-outside", "object-dtype",
+        "deep-json", "deep-entry", "huge-header-length", "bad-checksum", "v1-huge-header"])
+def test_forged_headers_are_checkpoint_errors(blob, tmp_path):
+    with pytest.raises(gc.CheckpointError):
+        checkpoint.decode(blob)
+    path = tmp_path / "forged"
+    path.write_bytes(blob)
+    w, b = _model()
+    with gc.Session() as sess, pytest.raises(gc.CheckpointError):
+        gc.train.Saver().restore(sess, str(path))
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_restore_refuses_devices_and_fifos_without_reading(tmp_path):
+    _model()
+    saver = gc.train.Saver()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with gc.Session() as sess:
+        for path in ("/dev/zero", str(fifo), str(tmp_path)):
+            with pytest.raises(gc.CheckpointError, match="not a regular file|Is a directory"):
+                saver.restore(sess, path)
+
+
+def test_max_to_keep_holds_across_savers(tmp_path):
+    _model()
+    prefix = str(tmp_path / "ckpt")
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        for start in (0, 10, 20):          # three "runs" of a training script
+            saver = gc.train.Saver(max_to_keep=2)
+            for s in range(start, start + 3):
+                saver.save(sess, prefix, global_step=s)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "ckpt-21", "ckpt-22"]
+    assert gc.train.latest_checkpoint(str(tmp_path)) == prefix + "-22"
+
+
+def test_a_new_saver_leaves_checkpoints_of_another_save_path_alone(tmp_path):
+    _model()
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        for s in range(3):
+            gc.train.Saver(max_to_keep=5).save(sess, str(tmp_path / "other"), global_step=s)
+        saver = gc.train.Saver(max_to_keep=1)
+        for s in range(3):
+            saver.save(sess, str(tmp_path / "model"), global_step=s)
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model-2", "other-0", "other-1",
+                                            "other-2"]

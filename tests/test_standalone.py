@@ -204,7 +204,8 @@ def _registry_cases():
 
 @pytest.mark.parametrize("name, arrays, attrs", list(_registry_cases()))
 def test_registry_op_sources_agree_with_the_kernels(name, arrays, attrs):
-    """Every op's numpy source (SOURCES, or its ufunc) against its registry kernel."""
+    """Every op's carried kernel (the numpy backend's, as graphc's own source text) against
+    its registry kernel."""
     from graphc.backends.standalone import supports
     from graphc.ops.registry import REGISTRY
     opdef = REGISTRY[name]

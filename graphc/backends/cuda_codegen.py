@@ -32,7 +32,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import UnimplementedError
+from ..errors import GraphcError, UnimplementedError
+from ..ir.graph import Graph
+from ..ops.registry import REGISTRY
+from ..ops.sources import placeholder
 
 BLOCK = 256                 # threads per block; the reduction's shared buffer has this size
 MAX_GRID = 65535            # grid-stride loops cover the rest
@@ -465,10 +468,6 @@ def registry_signatures():
     every dtype combination its dtype rule accepts: all operands of one dtype, or a bool
     first operand (``where``) — graphc never mixes dtypes otherwise. An op whose expression
     names ``{T}`` (``cast``) is tried with every target ``dtype`` attribute."""
-    from ..errors import GraphcError
-    from ..ir.graph import Graph
-    from ..ops.registry import REGISTRY
-    from ..ops.sources import placeholder
 
     found = []
     with Graph().as_default():

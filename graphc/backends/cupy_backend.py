@@ -12,6 +12,8 @@ How a plan becomes GPU work:
     ``get_variable``): a variable is uploaded when first read or when its host array was
     replaced, and the variables a run assigned are copied back into their host arrays;
   * feeds are copied in once per run, fetched values copied out;
+  * an op with a device kernel in ``DEVICE_LOWERINGS`` (keyed by OpDef: the collectives
+    of ``graphc.distributed``, NCCL on the current stream) runs it on the device buffers;
   * any other op (random draws, print, gather, conv…) runs its numpy kernel on the host
     between a download and an upload — correct everywhere, fast where it matters;
   * ``cuda_graph=True`` captures a run's device work as a CUDA Graph and replays it while the
@@ -35,10 +37,19 @@ from ..ops.array import BROADCAST_LIKE, BROADCAST_TO, IDENTITY
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
-from ..shapes import fully_known
+from ..shapes import broadcast_axes, fully_known
 from . import cuda_codegen as cg
+from . import nccl
+from .reference import ReferenceExecutable
 
 ALIGN = 256                       # device allocations: cuBLAS and vector loads like 256 B
+
+
+# This backend's lowering table for ops whose registry kernel is host code but which have a
+# device kernel of their own, keyed by OpDef: ``kernel(xp, ctx, node, *device_arrays,
+# **attrs)`` returns the outputs as device arrays (``register_device_lowering``).
+# Ops with a device kernel of their own, keyed by OpDef: the collectives' NCCL calls.
+DEVICE_LOWERINGS: dict = {**nccl.LOWERINGS}
 
 
 def cupy_module():
@@ -199,7 +210,7 @@ class CupyExecutable:
                                            _slots(step.inputs[:1]), _slots(step.outputs))]
         elif known and (op is SUM_TO_LIKE or (op.kind == "reduction" and op.extra.get(
                 "c_combine"))):
-            axes = _sum_to_axes(x.shape, self._slot(step.outputs[0]).shape) \
+            axes = broadcast_axes(x.shape, self._slot(step.outputs[0]).shape) \
                 if op is SUM_TO_LIKE else tuple(step.attrs["axis"])
             reduce = REDUCE_SUM if op is SUM_TO_LIKE else op
             group = cg.Group((x.dtype,), (), (), cg.Reduction(reduce, 0, axes))
@@ -207,7 +218,7 @@ class CupyExecutable:
                                                          step.outputs[0])
         elif op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB):
             self._written.append(step.attrs["var"])
-        elif op not in (MATMUL, NO_OP, VARIABLE):
+        elif op not in (MATMUL, NO_OP, VARIABLE) and op not in DEVICE_LOWERINGS:
             self._host_steps.append(step.index)
 
     def _ew_launch(self, group, out_slot, in_slots):
@@ -298,6 +309,10 @@ class CupyExecutable:
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
 
+    def call_traced(self, ctx, feeds: dict):
+        raise GraphcError("trace= is not available on the cupy backend yet: trace the same "
+                          "fetches with backend='numpy'")
+
     def call(self, ctx, *feed_arrays):
         with self._lock:
             state = device_variables(ctx, self.xp, self._download)
@@ -369,6 +384,9 @@ class CupyExecutable:
             self._set_outputs(step, buffers, var)
         elif op is NO_OP:
             pass
+        elif op in DEVICE_LOWERINGS:          # a registered device kernel (NCCL collectives)
+            fn = DEVICE_LOWERINGS[op]
+            self._set_outputs(step, buffers, fn(xp, ctx, step.node, *ins, **step.attrs))
         else:
             self._run_on_host(step, ctx, buffers, ins)
 
@@ -421,13 +439,6 @@ def _c_order(value):
     return np.asarray(value, order="C")
 
 
-def _sum_to_axes(shape, like):
-    """The axes ``sum_to_like`` sums a ``shape`` value over to get ``like``'s shape."""
-    lead = len(shape) - len(like)
-    return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(like)
-                                      if d == 1 and shape[lead + i] != 1)
-
-
 def _slots(indices):
     """Launch argument references to plan slots (the partials are ``("scratch", k)``)."""
     return tuple(("slot", k) for k in indices)
@@ -454,3 +465,12 @@ def make_cupy_executable(plan, **options):
     capturable plan replay as a CUDA Graph."""
     options.setdefault("cuda_graph", os.environ.get("GRAPHC_CUDA_GRAPH", "") not in ("", "0"))
     return CupyExecutable(plan, **options)
+
+
+def executable(request):
+    """The ``cupy`` backend's factory: the GPU runs plans at every level, even 0; the NaN
+    trap (``check_numerics``) runs in the reference interpreter on the host."""
+    if request.check_numerics:
+        return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
+                                   check=request.check)
+    return make_cupy_executable(request.plan())

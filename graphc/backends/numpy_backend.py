@@ -8,7 +8,11 @@ and step numbers (``s12``, ``k3_1``), never from user names.
 
 Each thread gets its own arena (threads may run one session concurrently). A failing
 kernel is found after the fact from the traceback's line in the generated source, so the
-hot path carries no per-kernel ``try``."""
+hot path carries no per-kernel ``try``.
+
+Every op runs its OpDef's ``numpy`` kernel unless ``LOWERINGS`` (keyed by OpDef) holds a
+faster one. Everything the generated source names is a named function or plain data, so
+``--emit py`` (``standalone.py``) writes this same source out with what it names."""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from ..ops import elementwise as E
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
+from .reference import ReferenceExecutable
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
 _ACCUMULATE = {REDUCE_SUM: (np.add, 0.0), REDUCE_MEAN: (np.add, 0.0),
@@ -47,7 +52,7 @@ def _select(c, a, b, out=None):
     bits, with ``m`` all ones where ``c``. Exact for every value (NaN, Inf, -0.0 included) and
     several times faster than a masked copy when ``c`` is unpredictable (a ReLU's gradient)."""
     if out is None:
-        return E.WHERE.numpy(c, a, b)
+        return np.where(c, a, b)
     ints = np.dtype(f"i{out.dtype.itemsize}")
     c, a = np.asarray(c), np.asarray(a)
     bits = np.asarray(b).view(ints)
@@ -69,35 +74,43 @@ def _select(c, a, b, out=None):
     return out
 
 
-def _reduce(ufunc):
-    """A reduction straight through ``ufunc.reduce`` (what np.sum / np.max call, minus the
-    Python wrapper: a few microseconds per call on small tensors)."""
-    def kernel(x, axis, keepdims, out=None, **_):
-        return ufunc.reduce(x, axis=axis, dtype=x.dtype, keepdims=keepdims, out=out)
-    return kernel
+# Reductions straight through ``ufunc.reduce`` (what np.sum / np.max call, minus the Python
+# wrapper: a few microseconds per call on small tensors).
+def _add_reduce(x, axis, keepdims, out=None, **_):
+    return np.add.reduce(x, axis=axis, dtype=x.dtype, keepdims=keepdims, out=out)
 
 
-def _mean(x, axis, keepdims, out=None, **_):
-    if x.dtype.kind != "f":
-        return REDUCE_MEAN.numpy(x, axis=axis, keepdims=keepdims, out=out)
+def _max_reduce(x, axis, keepdims, out=None, **_):
+    return np.maximum.reduce(x, axis=axis, dtype=x.dtype, keepdims=keepdims, out=out)
+
+
+def _min_reduce(x, axis, keepdims, out=None, **_):
+    return np.minimum.reduce(x, axis=axis, dtype=x.dtype, keepdims=keepdims, out=out)
+
+
+def _mean_reduce(x, axis, keepdims, out=None, **_):
+    if x.dtype.kind != "f":          # as the registry kernel: numpy's mean, in x's dtype
+        r = np.mean(x, axis=axis, keepdims=keepdims).astype(x.dtype)
+        if out is None:
+            return r
+        out[...] = r
+        return out
     # np.mean's own steps for floats: a sum in x's dtype, then one true division
     out = np.add.reduce(x, axis=axis, dtype=x.dtype, keepdims=keepdims, out=out)
     count = int(np.prod([x.shape[a] for a in axis])) if x.ndim else 1
     return np.true_divide(out, count, out=out, casting="unsafe")
 
 
-def _matmul(a, b, transpose_a, transpose_b, out=None):
-    # .T is an attribute read; np.swapaxes (for batches) is a Python call
-    if transpose_a:
-        a = a.T if a.ndim == 2 else np.swapaxes(a, -1, -2)
-    if transpose_b:
-        b = b.T if b.ndim == 2 else np.swapaxes(b, -1, -2)
-    return np.matmul(a, b, out=out)
+# This backend's lowering table, keyed by OpDef: the kernels it runs in place of an op's
+# registry kernel (same results, faster). Every other op runs its OpDef's own ``numpy``.
+LOWERINGS = {E.WHERE: _select, REDUCE_SUM: _add_reduce, REDUCE_MAX: _max_reduce,
+             REDUCE_MIN: _min_reduce, REDUCE_MEAN: _mean_reduce}
 
 
-# Kernels this backend runs in place of an op's registry kernel (same results, faster).
-_KERNELS = {E.WHERE: _select, REDUCE_SUM: _reduce(np.add), REDUCE_MAX: _reduce(np.maximum),
-            REDUCE_MIN: _reduce(np.minimum), REDUCE_MEAN: _mean, MATMUL: _matmul}
+def register_lowering(opdef, kernel) -> None:
+    """Run ``kernel`` (a named module-level function, so ``--emit py`` can carry it) for
+    ``opdef`` in numpy plans; it takes the registry kernel's arguments and ``out=``."""
+    LOWERINGS[opdef] = kernel
 
 
 class _Source:
@@ -114,7 +127,7 @@ class _Source:
 
 
 def _kernel(op, attrs):
-    fn = _KERNELS.get(op, op.numpy)
+    fn = LOWERINGS.get(op, op.numpy)
     if op is MATMUL and not attrs["transpose_a"] and not attrs["transpose_b"]:
         return np.matmul
     return functools.partial(fn, **attrs) if attrs else fn
@@ -132,7 +145,9 @@ class _Generator:
         self._known: dict = {}
         self._known_by_step: dict = {}        # step index -> the slots it remembered
 
-    def generate(self) -> _Source:
+    def generate(self, entries=("run", "run_traced")) -> _Source:
+        """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
+        ``run_traced(ctx, TR, *feeds)``) and of ``ARENA()``; what they name is in ``ns``."""
         plan = self.plan
         for s in plan.slots:
             if s.kind == "const":
@@ -147,9 +162,10 @@ class _Generator:
         # thread-local tuple on entry; a failing kernel is reported by FAIL, which finds its
         # step from the line (a try costs nothing until something raises)
         views = ", ".join(self.per_thread) + ("," if len(self.per_thread) == 1 else "")
-        for traced in (False, True):
+        for entry in entries:
+            traced = entry == "run_traced"
             params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in plan.feeds]
-            src.emit(f"def {'run_traced' if traced else 'run'}({', '.join(params)}):")
+            src.emit(f"def {entry}({', '.join(params)}):")
             if views:
                 src.emit("    try:")
                 src.emit(f"        {views} = LOCAL.views")
@@ -169,8 +185,28 @@ class _Generator:
             src.emit("        raise")
             src.emit("    except Exception as e:")
             src.emit("        raise FAIL(e, ctx) from e")
+        self._emit_arena(src)
         self.ns["clock"] = time.perf_counter
         return src
+
+    def _emit_arena(self, src):
+        """``ARENA()``: one thread's arena, as the tuple of views (and tile tables) that the
+        entry functions unpack, in ``per_thread`` order."""
+        plan = self.plan
+        src.emit("")
+        src.emit("def ARENA():")
+        src.emit(f"    arena = np.empty({max(plan.arena_bytes, 1)}, np.uint8)")
+        for s in plan.slots:
+            if s.kind in ("arena", "scratch"):
+                src.emit(f"    s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
+                         f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})")
+        for name, (step, tile_vars) in self._tiles.items():
+            outs = self._out_names(step)
+            views = "".join(f"{v}, " for v in tile_vars)
+            whole = "".join(f"{v in outs}, " for v in tile_vars)
+            src.emit(f"    {name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({views}), "
+                     f"({whole}))")
+        src.emit("    return (" + "".join(f"{v}, " for v in self.per_thread) + ")")
 
     # -- pieces ----------------------------------------------------------------------------
     def _copy_out(self, slot_index):
@@ -224,7 +260,8 @@ class _Generator:
             return [(f"{k}({ins}{sep}out={outs[0]})", None)]
         if step.op is NO_OP:
             return [("pass", None)]         # it exists for its control edges, already honoured
-        if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1:
+        if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1 \
+                and not step.attrs.get("use_locking"):      # a locked update runs its kernel
             var = self._bind(f"n{i}", step.attrs["var"])
             if scalar:
                 sign = "+" if step.op is ASSIGN_ADD else "-"
@@ -359,20 +396,6 @@ class _Generator:
             lines.append((f"np.true_divide({red_out}, {count}, out={red_out})", last))
         return lines
 
-    def tiles(self, views):
-        """The per-tile tuples (i, j, views of each tile variable) for every tiled step."""
-        out = {}
-        for name, (step, tile_vars) in self._tiles.items():
-            n0, rows = step.loop_shape[0], step.tile_rows
-            entries = []
-            for i in range(0, n0, rows):
-                j = min(i + rows, n0)
-                entries.append((i, j) + tuple(
-                    views[v][i:j] if v in self._out_names(step) else views[v][:j - i]
-                    for v in tile_vars))
-            out[name] = tuple(entries)
-        return out
-
     def _out_names(self, step):
         return {f"s{k}" for k in step.outputs}
 
@@ -390,22 +413,10 @@ class NumpyExecutable:
         self._source = gen.generate()
         self.source = "\n".join(self._source.lines)
         self._filename = f"<graphc plan {next(_serial)}>"
-        gen.ns.update(array=np.array, as_tuple=_as_tuple, GraphcError=GraphcError,
-                      LOCAL=threading.local(), ARENA=self._new_arena, FAIL=self._error)
+        gen.ns.update(RUNTIME, LOCAL=threading.local(), FAIL=self._error)
         exec(compile(self.source, self._filename, "exec"), gen.ns)  # noqa: S102 - our own code
         self.call = gen.ns["run"]
         self._run_traced = gen.ns["run_traced"]
-
-    def _new_arena(self):
-        """This thread's arena: the views the generated code names, in its order."""
-        arena = np.empty(max(self.plan.arena_bytes, 1), np.uint8)
-        views = {}
-        for s in self.plan.slots:
-            if s.kind in ("arena", "scratch"):
-                views[f"s{s.index}"] = (arena[s.offset:s.offset + s.nbytes]
-                                        .view(s.dtype.np).reshape(s.shape))
-        views.update(self._gen.tiles(views))
-        return tuple(views[name] for name in self._gen.per_thread)
 
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
@@ -457,5 +468,33 @@ def _describe(a):
     return f"{a.dtype}{tuple(a.shape)}"
 
 
-def _as_tuple(out):
+def as_tuple(out):
+    """A kernel's result as a tuple (a kernel returns its array, or a tuple of them)."""
     return out if isinstance(out, tuple) else (out,)
+
+
+def tiles(n0, rows, views, whole):
+    """The per-tile tuples ``(i, j, view, …)`` of a fused step tiled over ``n0`` rows, ``rows``
+    at a time: a view that holds the ``whole`` loop (an output) is sliced at ``[i:j]``;
+    tile-sized scratch is used from its start."""
+    out = []
+    for i in range(0, n0, rows):
+        j = min(i + rows, n0)
+        out.append((i, j) + tuple(v[i:j] if w else v[:j - i]
+                                  for v, w in zip(views, whole, strict=True)))
+    return tuple(out)
+
+
+# Names the generated code reads besides its own bindings (``--emit py`` carries these).
+RUNTIME = {"np": np, "array": np.array, "as_tuple": as_tuple, "tiles": tiles,
+           "GraphcError": GraphcError}
+
+
+def executable(request):
+    """The ``numpy`` backend's factory: ``optimize=0`` interprets (the reference executor)
+    unless user passes must run; otherwise the generated code of the compiled plan (with
+    the NaN trap inside it when the request asks for one)."""
+    if request.optimize == 0 and not request.passes:
+        return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
+                                   check=request.check)
+    return NumpyExecutable(request.plan(), check_numerics=request.check_numerics)

@@ -4,10 +4,13 @@ differential tests compare every other executor against it."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from ..errors import GraphcError, OpError
+from ..errors import GraphcError, OpError, user_location
 from ..ir.graph import needed_ops
+from ..ops.random import seed_for
 
 
 class RunContext:
@@ -17,11 +20,21 @@ class RunContext:
         self.variables = variables
         self.rngs = rngs
         self.print = printer
+        self._locks: dict = {}
+        self._locks_guard = threading.Lock()
+
+    def lock(self, var) -> threading.Lock:
+        """The lock of variable ``var`` (its op) in this session: ``use_locking`` updates
+        hold it while they write."""
+        lock = self._locks.get(var)
+        if lock is None:
+            with self._locks_guard:
+                lock = self._locks.setdefault(var, threading.Lock())
+        return lock
 
     def rng(self, node):
         gen = self.rngs.get(node)
         if gen is None:
-            from ..ops.random import seed_for
             gen = self.rngs.setdefault(node, np.random.default_rng(seed_for(node)))
         return gen
 
@@ -46,13 +59,24 @@ def call_kernel(node, ctx, args):
 
 
 class ReferenceExecutable:
-    """Runs one (fetches, feeds) signature by interpretation."""
+    """Runs one (fetches, feeds) signature by interpretation (an ``Executable`` without a
+    plan)."""
+
+    plan = None
 
     def __init__(self, fetch_tensors, fetch_ops, feed_tensors, check=None):
         self.fetch_tensors = list(fetch_tensors)
-        self.fed = set(feed_tensors)
+        self.feed_tensors = list(feed_tensors)
+        self.fed = set(self.feed_tensors)
         self.ops, _ = needed_ops(self.fetch_tensors, fetch_ops, self.fed)
         self.check = check   # check(node, args, results) after every kernel: the NaN trap
+
+    def call(self, ctx, *arrays):
+        return self(ctx, dict(zip(self.feed_tensors, arrays, strict=True)))
+
+    def call_traced(self, ctx, feeds):
+        raise GraphcError("trace= needs a compiled plan: use a Session with optimize=1 or 2 "
+                          "on a backend that compiles one", user_location())
 
     def __call__(self, ctx, feeds: dict):
         values = dict(feeds)
@@ -68,3 +92,9 @@ class ReferenceExecutable:
                 if t not in values:
                     values[t] = v
         return [np.array(values[t], copy=True) for t in self.fetch_tensors]
+
+
+def executable(request) -> ReferenceExecutable:
+    """The ``reference`` backend's factory: interpret the request at every optimize level."""
+    return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
+                               check=request.check)

@@ -1,21 +1,24 @@
-"""The standalone backend: a graph as a Python module that needs only numpy
-(``graphc compile model.g --emit py``).
+"""``--emit py``: the optimized plan as a Python module that needs only numpy.
 
-The module defines ``run(feeds) -> dict`` (output name -> array) and, for a model with a
-``train`` clause, ``train_step(feeds) -> dict`` that updates the embedded parameters in place
-and returns the loss. Parameters start at the values the model's initializers give (drawn
-once, here, and embedded) or at a checkpoint's values.
+The module is the numpy backend's own product, written out: for each plan it needs, the
+source that ``numpy_backend`` generates and executes (one call per kernel into views of a
+preallocated arena, fused groups in tiles, 0-d arithmetic in locals) plus what that source
+names — the kernels it calls, carried as their graphc source text (``inspect.getsource``,
+with the helpers and module constants they use), the plan's constants, and a small runtime.
+So the emitted module differs between ``-O0`` and ``-O2`` exactly as the plans do.
 
-Each op's numpy source is one entry of ``SOURCES`` (a backend dispatch table keyed by op
-name): ``fn(node, args) -> expression``, where ``args`` are the names of the input variables.
-Elementwise ops whose kernel is a numpy ufunc need no entry, and kernels that are plain numpy
-functions of graphc's op modules (conv2d, the pools, most gradient kernels) and the random
-draws of ``ops.random`` are carried as their own source text: one definition, two uses.
+It defines ``run(feeds, outputs=None) -> dict`` (output name -> array: every output the given
+feeds determine, or the named ``outputs``), and for a model with a ``train`` clause
+``train_step(feeds) -> dict``, which updates ``PARAMS`` in place and returns the loss.
+``PARAMS`` starts at the values the model's initializers give (computed here once by the
+reference interpreter, and embedded) or at a checkpoint's values.
 
-Safety: nothing from the graph reaches the module as code. Variables are named ``v<id>``;
-node names, strings and numbers are written with ``repr()`` after checking their type
-(``_literal``); arrays are base64 of their raw bytes with a checked dtype. So a hostile
-``.g`` file (quotes, newlines or Python in its names and strings) yields inert literals.
+Safety: nothing from the graph reaches the module as code. The generated code names slots
+and steps (``s12``, ``k3``), never user names; node names, strings and numbers are written
+with ``repr()`` after checking their type (``_literal``); arrays are base64 of their raw bytes
+with a checked dtype; only graphc's own functions are carried as text, and a user op's
+Python kernel is refused. A hostile ``.g`` file (quotes, newlines or Python in its names and
+strings) yields inert literals.
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ import textwrap
 
 import numpy as np
 
+from ..compiler import compile as compile_plan
+from ..dtypes import DType
 from ..errors import GraphcError, UnimplementedError
+from ..ir.graph import OUTPUTS, TRAIN_CLAUSES, walk_needed
+from ..ir.node import Operation
+from ..ops.random import seed_for
+from ..ops.state import GLOBAL_VARIABLES
+from . import numpy_backend
+from .numpy_backend import LOWERINGS, RUNTIME, _Generator
+from .reference import ReferenceExecutable, RunContext
 
 # --- literals ---------------------------------------------------------------------------------
 
@@ -38,7 +50,6 @@ _ARRAY_KINDS = "biuf"
 
 def _literal(v) -> str:
     """``v`` as Python source that evaluates to ``v``, for plain data only."""
-    from ..dtypes import DType
     if v is None or v is Ellipsis or type(v) in (bool, int, str):
         return repr(v)
     if isinstance(v, (bool, np.bool_)):
@@ -71,105 +82,37 @@ def _array_literal(a: np.ndarray) -> str:
     return f"_array({data!r}, {dtype.str!r}, {_literal(tuple(a.shape))})"
 
 
-# --- per-op numpy source ----------------------------------------------------------------------
-
-def _kw(node, *keys) -> str:
-    return ", ".join(_literal(node.attrs[k]) for k in keys)
-
-
-def _t(expr, flag) -> str:
-    return f"np.swapaxes({expr}, -1, -2)" if flag else expr
-
-
-SOURCES = {
-    "identity": lambda n, a: a[0],
-    "stop_gradient": lambda n, a: a[0],
-    "cast": lambda n, a: f"np.asarray({a[0]}).astype({_kw(n, 'dtype')})",
-    "rsqrt": lambda n, a: f"np.reciprocal(np.sqrt({a[0]}))",
-    "erf": lambda n, a: f"_erf({a[0]})",
-    "is_finite": lambda n, a: f"np.isfinite({a[0]})",
-    "divide": lambda n, a: f"np.true_divide({a[0]}, {a[1]})",
-    "where": lambda n, a: f"np.where({a[0]}, {a[1]}, {a[2]})",
-    "reshape": lambda n, a: f"np.reshape({a[0]}, {_kw(n, 'shape')})",
-    "reshape_like": lambda n, a: f"np.reshape({a[0]}, np.shape({a[1]}))",
-    "transpose": lambda n, a: f"np.transpose({a[0]}, {_kw(n, 'perm')})",
-    "expand_dims": lambda n, a: f"np.expand_dims({a[0]}, {_kw(n, 'axis')})",
-    "squeeze": lambda n, a: f"np.squeeze({a[0]}, {_kw(n, 'axis')})",
-    "concat": lambda n, a: f"np.concatenate(({', '.join(a)},), axis={_kw(n, 'axis')})",
-    "getitem": lambda n, a: f"np.asarray({a[0]})[{_kw(n, 'key')}]",
-    "gather": lambda n, a: f"np.take({a[0]}, {a[1]}, axis={_kw(n, 'axis')})",
-    "one_hot": lambda n, a: (f"_one_hot({a[0]}, "
-                             f"{_kw(n, 'depth', 'on', 'off', 'axis', 'dtype')})"),
-    "broadcast_to": lambda n, a: f"np.broadcast_to({a[0]}, {_kw(n, 'shape')})",
-    "broadcast_like": lambda n, a: (f"np.broadcast_to({a[0]}, np.broadcast_shapes("
-                                    f"np.shape({a[0]}), np.shape({a[1]})))"),
-    "tile": lambda n, a: f"np.tile({a[0]}, {_kw(n, 'multiples')})",
-    "fill": lambda n, a: f"np.full({_kw(n, 'shape', 'value')}, dtype={_kw(n, 'dtype')})",
-    "fill_like": lambda n, a: (f"np.full(np.shape({a[0]}), {_kw(n, 'value')}, "
-                               f"dtype={_kw(n, 'dtype')})"),
-    "shape": lambda n, a: f"np.array(np.shape({a[0]}), dtype={_kw(n, 'dtype')})",
-    "size": lambda n, a: f"np.array(np.size({a[0]}), dtype={_kw(n, 'dtype')})",
-    "matmul": lambda n, a: (f"np.matmul({_t(a[0], n.attrs.get('transpose_a'))}, "
-                            f"{_t(a[1], n.attrs.get('transpose_b'))})"),
-    "einsum": lambda n, a: f"np.einsum({_equation(n)}, {', '.join(a)}, optimize={len(a) > 2})",
-    "reduce_max": lambda n, a: f"_reduce(np.max, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
-    "reduce_min": lambda n, a: f"_reduce(np.min, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
-    "reduce_prod": lambda n, a: f"_reduce(np.prod, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
-    "reduce_any": lambda n, a: f"_reduce(np.any, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
-    "reduce_all": lambda n, a: f"_reduce(np.all, {a[0]}, {_kw(n, 'axis', 'keepdims')})",
-    "argmax": lambda n, a: (f"np.argmax({a[0]}, axis={_kw(n, 'axis')})"
-                            f".astype({_kw(n, 'output_type')})"),
-    "argmin": lambda n, a: (f"np.argmin({a[0]}, axis={_kw(n, 'axis')})"
-                            f".astype({_kw(n, 'output_type')})"),
-    "sum_to_like": lambda n, a: f"_sum_to_shape({a[0]}, np.shape({a[1]}))",
-    "random_normal": lambda n, a: _random("_normal", n, a, "mean", "stddev"),
-    "truncated_normal": lambda n, a: _random("_truncated", n, a, "mean", "stddev"),
-    "random_uniform": lambda n, a: _random("_uniform", n, a, "minval", "maxval"),
-    "random_permutation": lambda n, a: (f"_rng({n.id}, {_literal(_seed(n))}).permutation("
-                                        f"{_kw(n, 'n')}).astype({_kw(n, 'dtype')})"),
-    "print": lambda n, a: (f"_print({a[0]}, {_kw(n, 'message', 'summarize')}, "
-                           f"({', '.join(a[1:])},))"),
-    "check_numerics": lambda n, a: f"_check_numerics({a[0]}, {_kw(n, 'message')})",
-}
+def _attr_literal(v) -> str:
+    """A kernel attribute: a DType is the module's ``_DType`` stand-in (kernels read
+    ``dtype.np``); a variable is its name (the key of ``PARAMS``, which is the generated
+    code's ``ctx.variables``); anything else is plain data."""
+    if isinstance(v, DType):
+        return f"_DType({_literal(np.dtype(v.np).name)})"
+    if isinstance(v, Operation) and v.type == "variable":
+        return _literal(v.name)
+    if isinstance(v, (tuple, list)) and any(isinstance(x, (DType, Operation)) for x in v):
+        inner = ", ".join(_attr_literal(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    return _literal(v)
 
 
-def _equation(node) -> str:
-    return _literal(",".join(node.attrs["subscripts"]) + "->" + node.attrs["output"])
-
-
-def _seed(node):
-    from ..ops.random import seed_for
-    return seed_for(node)
-
-
-def _random(draw, n, a, *keys):
-    shape = f"np.shape({a[0]})" if a else _kw(n, "shape")
-    return (f"{draw}(_rng({n.id}, {_literal(_seed(n))}), {shape}, {_kw(n, 'dtype')}, "
-            f"{_kw(n, *keys)})")
-
-
-# Ops that _Emitter.statement writes itself (they touch feeds, PARAMS or module constants).
-SPECIAL = {"const", "placeholder", "placeholder_with_default", "variable", "assign",
-           "assign_add", "assign_sub", "no_op"}
-
-
-def supports(opdef) -> bool:
-    """Whether generated modules can run ``opdef``."""
-    return (opdef.name in SPECIAL or opdef.name in SOURCES
-            or isinstance(opdef.numpy, np.ufunc) or _kernel_library(opdef) is not None)
+def _scalar_literal(v) -> str:
+    """A numpy scalar keeps its type (0-d arithmetic in the plan depends on it)."""
+    return f"np.dtype({np.dtype(type(v)).name!r}).type({_literal(v.item())})"
 
 
 # --- kernels carried as source ----------------------------------------------------------------
-# A kernel that is a plain numpy function of graphc's own op modules (conv2d, the pools and
-# their gradients) needs no second copy here: the module carries its text, and the text of
-# the helpers it calls, read with inspect. Only graphc's source is copied, never user data.
+# A kernel is a named module-level function of graphc (STYLE: no lambdas in the registry):
+# the module carries its text, and the text of the graphc functions it calls, read with
+# inspect. Only graphc's own source is copied, never user code or data.
 
-# Names such kernels may use besides their own module's functions and number constants, and
-# how to import them.
+# Names carried functions may use besides graphc functions, number constants and error
+# classes, and how to import them.
 _KERNEL_IMPORTS = {
     "np": "import numpy as np",
     "builtins": "import builtins",  # (ops.array names ops range and slice, as TF does)
     "math": "import math",
+    "functools": "import functools",
     "sliding_window_view": "from numpy.lib.stride_tricks import sliding_window_view",
 }
 
@@ -186,74 +129,236 @@ def _global_names(code) -> set:
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel_library(opdef):
-    """(function sources in dependency order, import and constant lines) for ``opdef``'s
-    kernel, or None when it is not a named pure-numpy function of a graphc module."""
-    kernel = opdef.numpy
-    if (opdef.stateful or not inspect.isfunction(kernel) or kernel.__name__ == "<lambda>"
-            or not kernel.__module__.startswith("graphc.ops.")):
-        return None
-    order, imports, seen = [], set(), set()
+def _library(fn):
+    """``(functions in dependency order, import and constant lines, error class names)`` that
+    carrying ``fn`` takes, or None when it is not a named module-level graphc function whose
+    every global is one of those."""
+    order, imports, errors, seen = [], set(), set(), set()
 
-    def visit(fn):
-        if fn in seen:
+    def visit(f):
+        if f in seen:
             return True
-        seen.add(fn)
-        if fn.__closure__:  # it uses values its text does not hold (a user op's forward)
-            return False
-        for name in sorted(_global_names(fn.__code__)):
-            if name not in fn.__globals__:
+        seen.add(f)
+        if (not inspect.isfunction(f) or f.__name__ != f.__qualname__ or f.__closure__
+                or not f.__module__.startswith("graphc.")):
+            return False      # a lambda, a closure, a method, or not graphc's own code
+        for name in sorted(_global_names(f.__code__)):
+            if name not in f.__globals__:
                 continue  # an attribute or a builtin
-            value = fn.__globals__[name]
-            if name in _KERNEL_IMPORTS:
+            value = f.__globals__[name]
+            if name in _KERNEL_IMPORTS and inspect.ismodule(value) or (
+                    name == "sliding_window_view"):
                 imports.add(_KERNEL_IMPORTS[name])
             elif type(value) in (int, float, bool, str):  # a module constant (a budget)
                 imports.add(f"{name} = {_literal(value)}")
-            elif inspect.isfunction(value) and value.__module__ == kernel.__module__:
-                if value.__name__ == "<lambda>" or not visit(value):
+            elif isinstance(value, type) and issubclass(value, GraphcError):
+                if value.__name__ != name:
+                    return False
+                errors.add(name)
+            elif inspect.isfunction(value) and value.__name__ == name:
+                if not visit(value):
                     return False
             else:
                 return False  # anything else is not plain numpy: no standalone source
-        order.append(textwrap.dedent(inspect.getsource(fn)))
+        order.append(f)
         return True
 
-    return (tuple(order), tuple(sorted(imports))) if visit(kernel) else None
+    if not visit(fn):
+        return None
+    return tuple(order), tuple(sorted(imports)), tuple(sorted(errors))
 
 
-def _source(node, args, kernels: dict) -> str:
-    opdef = node.op
-    fn = SOURCES.get(opdef.name)
-    if fn is not None:
-        return fn(node, args)
-    if isinstance(opdef.numpy, np.ufunc) and not node.attrs:
-        return f"np.{opdef.numpy.__name__}({', '.join(args)})"
-    library = _kernel_library(opdef)
-    if library is not None:
-        sources, imports = kernels.setdefault(opdef.numpy.__module__, ({}, set()))
-        sources.update(dict.fromkeys(library[0]))  # ordered: helpers before their callers
-        imports.update(library[1])
-        attrs = "".join(f", {k}={_literal(v)}" for k, v in node.attrs.items())
-        return f"{opdef.numpy.__name__}({', '.join(args)}{attrs})"
-    raise UnimplementedError(
-        f"the standalone backend has no numpy source for op {opdef.name!r} (node "
-        f"'{node.name}'); compile without --emit py or add it to backends/standalone.SOURCES",
-        node.location)
+def _kernel_library(opdef):
+    """(function sources in dependency order, import and constant lines) for the kernel the
+    numpy backend runs for ``opdef``, or None when it cannot be carried (a user op)."""
+    kernel = LOWERINGS.get(opdef, opdef.numpy)
+    if isinstance(kernel, np.ufunc):
+        return (), ()
+    lib = _library(kernel)
+    if lib is None:
+        return None
+    return tuple(_source_of(f) for f in lib[0]), lib[1]
 
 
-# Helpers every generated module carries (numpy only).
+def supports(opdef) -> bool:
+    """Whether generated modules can run ``opdef``."""
+    return _kernel_library(opdef) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _source_of(fn) -> str:
+    return textwrap.dedent(inspect.getsource(fn)).rstrip()
+
+
+class _Carried:
+    """The functions one module carries: each once, helpers before their callers; a name
+    two different functions (or constants) would define is refused, not shadowed."""
+
+    def __init__(self):
+        self.functions: dict = {}      # function -> None (ordered)
+        self.names: dict = {}          # name -> function or constant line
+        self.imports: set = set()
+        self.errors: set = set()
+
+    def add(self, fn, what) -> str:
+        """Carry ``fn``; returns its name. ``what`` names the op for an error."""
+        lib = _library(fn)
+        if lib is None:
+            raise UnimplementedError(f"--emit py cannot carry the kernel of {what}: it is not "
+                                     "a named function of graphc (a user op's Python is not "
+                                     "copied into generated modules)")
+        order, imports, errors = lib
+        for f in order:
+            self._claim(f.__name__, f, what)
+        for line in imports:
+            if " = " in line:
+                self._claim(line.split(" = ")[0], line, what)
+        self.functions.update(dict.fromkeys(order))
+        self.imports.update(imports)
+        self.errors.update(errors)
+        return fn.__name__
+
+    def _claim(self, name, value, what):
+        if name in _RESERVED or self.names.setdefault(name, value) is not value and (
+                self.names[name] != value):
+            raise UnimplementedError(f"--emit py cannot carry {name!r} for {what}: another "
+                                     "carried kernel (or the module itself) defines that name")
+
+    def text(self) -> list[str]:
+        lines = sorted(line for line in self.imports if " = " not in line)
+        lines += sorted(line for line in self.imports if " = " in line)
+        lines += [f"\n\nclass {name}(GraphcError):\n    pass" for name in sorted(self.errors)
+                  if name != "GraphcError"]
+        lines += ["\n\n" + _source_of(f) for f in self.functions]
+        return lines
+
+
+# --- rendering a numpy plan -------------------------------------------------------------------
+
+def _node_literal(node) -> str:
+    """A stateful step's node: what its kernel reads of it (name, random seed, inputs)."""
+    if node.type == "variable":
+        return _literal(node.name)
+    seed = seed_for(node) if node.op.kind == "random" else None
+    inputs = tuple(t.name for t in node.inputs)
+    return f"_Node({_literal(node.name)}, {_literal(seed)}, {_literal(inputs)})"
+
+
+def _what(step) -> str:
+    src = step.sources[0] if step.sources else None
+    where = f" at {src.location}" if src is not None and src.location else ""
+    name = f" '{src.name}'" if src is not None else ""
+    return f"op {step.op.name!r}{name}{where}"
+
+
+def _binding(name, value, carried, what) -> str:
+    """Source for one name the generated code reads from its namespace."""
+    if callable(value) and getattr(np, getattr(value, "__name__", ""), None) is value:
+        return f"np.{value.__name__}"            # a numpy ufunc or function
+    if isinstance(value, functools.partial):
+        fn = _binding(name, value.func, carried, what)
+        kw = "".join(f", {k}={_attr_literal(v)}" for k, v in value.keywords.items())
+        args = "".join(f", {_attr_literal(a)}" for a in value.args)
+        return f"functools.partial({fn}{args}{kw})"
+    if inspect.isfunction(value):
+        return carried.add(value, what)
+    if isinstance(value, Operation):
+        return _node_literal(value)
+    if isinstance(value, np.ndarray):
+        return _array_literal(value)
+    if isinstance(value, np.generic):
+        return _scalar_literal(value)
+    if callable(value):
+        raise UnimplementedError(f"--emit py cannot carry the kernel of {what}: "
+                                 f"{type(value).__name__} {value!r} is not a named function")
+    return _literal(value)
+
+
+def _render_plan(plan, fn_name, carried) -> list[str]:
+    """``def fn_name():`` returning the plan's ``run(ctx, *feeds)``: the numpy backend's
+    generated source, with everything it names bound as local literals and carried code."""
+    gen = _Generator(plan)
+    src = gen.generate(entries=("run",))
+    what = {}
+    for step in plan.steps:
+        for key in (f"k{step.index}",) + tuple(f"k{step.index}_{j}" for j in range(len(step.body))):
+            what[key] = step
+    lines = [f"def {fn_name}():"]
+    for name, value in gen.ns.items():
+        if name in RUNTIME or name == "clock":
+            continue
+        step = what.get(name)
+        lines.append(f"    {name} = " + _binding(name, value, carried,
+                                                 _what(step) if step is not None else name))
+    lines.append("    LOCAL = threading.local()   # each thread runs on its own arena")
+    lines.append("    FAIL = _fail")
+    lines += ["    " + line if line else "" for line in src.lines]
+    lines.append("    return run")
+    return lines
+
+
+# --- the module -------------------------------------------------------------------------------
+
+# The runtime every generated module carries (numpy only): stand-ins for what the generated
+# code reads of graphc (its error class, DTypes, nodes, the session's run context).
 _PRELUDE = '''
-import base64
-import math
+class GraphcError(Exception):
+    def __init__(self, message="", location=None, **_):
+        super().__init__(f"{location}: {message}" if location else message)
 
-import numpy as np
+
+class _DType:
+    """What kernels read of a graphc DType."""
+
+    def __init__(self, name):
+        self.name = name
+        self.np = np.dtype(name)
+        self.is_floating = self.np.kind == "f"
+        self.is_integer = self.np.kind in "iu"
+        self.is_bool = self.np.kind == "b"
+
+
+class _Node:
+    """What stateful kernels read of their node: name, random seed, input names."""
+
+    def __init__(self, name, seed=None, inputs=()):
+        self.name = name
+        self.seed = seed
+        self.inputs = [_Node(i) for i in inputs]
+        self.location = None
+
+
+class _Context:
+    """The run context: variables (PARAMS, by name), random generators, printing."""
+
+    def __init__(self, variables):
+        self.variables = variables
+        self.rngs = {}
+        self.print = print
+        self.locks = {}
+
+    def lock(self, var):
+        return self.locks.setdefault(var.name, threading.Lock())
+
+    def rng(self, node):
+        gen = self.rngs.get(node.name)
+        if gen is None:
+            gen = self.rngs[node.name] = np.random.default_rng(node.seed)
+        return gen
+
+
+def _fail(exc, ctx):
+    return exc
 
 
 def _array(data, dtype, shape):
     return np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype)).reshape(shape).copy()
 
 
-def _feed(feeds, name, dtype, shape, dims):
+def _feed(feeds, name, dtype, shape, dims, default=None):
     if name not in feeds:
+        if default is not None:
+            return default
         raise KeyError(f"missing feed {name!r}")
     value = np.asarray(feeds[name])
     if value.dtype != dtype:
@@ -273,176 +378,16 @@ def _feed(feeds, name, dtype, shape, dims):
     return value
 
 
-_RNGS = {}
-
-
-def _rng(key, seed):
-    if key not in _RNGS:
-        _RNGS[key] = np.random.default_rng(seed)
-    return _RNGS[key]
-
-
-_erf_vec = np.vectorize(math.erf, otypes=[np.float64])
-
-
-def _erf(x):
-    return _erf_vec(x).astype(np.asarray(x).dtype, copy=False)
-
-
-def _reduce(fn, x, axis, keepdims):
-    x = np.asarray(x)
-    return np.asarray(fn(x, axis=axis, keepdims=keepdims), dtype=x.dtype)
-
-
-def _sum_to_shape(g, shape):
-    g = np.asarray(g)
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
-                                      if d == 1 and g.shape[lead + i] != 1)
-    r = g.sum(axis=axes, keepdims=True) if axes else g
-    return r.reshape(shape)
-
-
-def _one_hot(idx, depth, on, off, axis, dtype):
-    eye = np.arange(depth) == np.asarray(idx)[..., None]
-    out = np.where(eye, np.asarray(on, dtype), np.asarray(off, dtype))
-    return np.moveaxis(out, -1, axis) if axis != -1 else out
-
-
-def _print(x, message, summarize, data):
-    with np.printoptions(threshold=summarize or 1000):
-        parts = [message] + [np.array2string(np.asarray(d)) for d in data]
-    print(" ".join(p for p in parts if p))
-    return x
-
-
-def _check_numerics(x, message):
-    x = np.asarray(x)
-    if x.dtype.kind == "f" and not np.isfinite(x).all():
-        raise FloatingPointError(f"check_numerics failed: {message}")
-    return x
-
-
-def _assign(name, value):
-    buf = PARAMS[name]
-    value = np.asarray(value)
-    if buf.shape != value.shape:
-        PARAMS[name] = np.array(value, dtype=buf.dtype, copy=True)
-    else:
-        np.copyto(buf, value)
-    return PARAMS[name]
-
-
-def _update(ufunc, name, delta):
-    ufunc(PARAMS[name], delta, out=PARAMS[name])
-    return PARAMS[name]
+array = np.array
 '''
 
-
-# ops.random's draws, carried like the kernels: the same numbers as a session from one text.
-_DRAWS = ("_normal", "_truncated", "_uniform")
-
-
-@functools.lru_cache(maxsize=None)
-def _prelude() -> str:
-    """The helpers every generated module carries: ``_PRELUDE`` and the random draws."""
-    from ..ops import random
-    draws = [textwrap.dedent(inspect.getsource(getattr(random, name))) for name in _DRAWS]
-    return _PRELUDE.strip("\n") + "\n\n\n" + "\n\n".join(draws).rstrip()
-
-
-# --- the module -------------------------------------------------------------------------------
-
-def _output_name(t) -> str:
-    """An output's key in run()'s result: its .g name, or ``name:i`` for one of several."""
-    return t.op.name if len(t.op.outputs) == 1 else t.name
-
-
-class _Emitter:
-    def __init__(self, graph):
-        self.graph = graph
-        self.constants: dict = {}      # const op -> module-level name
-        self.kernels: dict = {}        # graphc module -> ({kernel source: None}, {import})
-
-    def var(self, t) -> str:
-        op = t.op
-        if op.type == "const":
-            return self.constants.setdefault(op, f"C{op.id}")
-        return f"v{op.id}" if len(op.outputs) == 1 else f"v{op.id}_{t.index}"
-
-    def ops(self, fetch_tensors, fetch_ops, feeds: set) -> list:
-        from ..ir.graph import needed_ops
-        ops, _ = needed_ops(fetch_tensors, fetch_ops, feeds)
-        # fed placeholders are not "needed" ops; read the feeds the others use, first
-        used = {t.op for op in ops for t in op.inputs if t in feeds}
-        used |= {t.op for t in fetch_tensors if t in feeds}
-        return sorted(used, key=lambda op: op.id) + ops
-
-    def body(self, fetch_tensors, fetch_ops, feeds: set) -> list[str]:
-        """Straight-line code for the fetches; every feed they need must be given."""
-        lines = ["    dims = {}"]
-        for node in self.ops(fetch_tensors, fetch_ops, feeds):
-            lines += ["    " + line for line in self.statement(node)]
-        return lines
-
-    def guarded_body(self, outputs, feeds: set) -> list[str]:
-        """Code for every output the given feeds determine: statements are grouped under
-        ``if {needed feeds} <= fed:``, and each output goes into ``result`` once computed."""
-        needs: dict = {}
-        for node in self.ops(outputs, [], feeds):
-            own = {node.name} if node.outputs and node.outputs[0] in feeds else set()
-            deps = [t.op for t in node.inputs] + list(node.control_inputs)
-            needs[node] = frozenset(own.union(*(needs.get(d, ()) for d in deps)))
-        self.needs = {_output_name(t): sorted(needs[t.op]) for t in outputs}
-        lines, current = ["    dims, result = {}, {}"], None
-        for node, need in needs.items():
-            body = self.statement(node) + [
-                f"result[{_literal(_output_name(t))}] = np.array({self.var(t)}, copy=True)"
-                for t in outputs if t.op is node]
-            if not body:
-                continue
-            if need != current:
-                current = need
-                if need:
-                    lines.append(f"    if fed.issuperset({_literal(sorted(need))}):")
-            indent = "        " if need else "    "
-            lines += [indent + line for line in body]
-        return lines
-
-    def statement(self, node) -> list[str]:
-        t = node.type
-        args = [self.var(x) for x in node.inputs]
-        outs = [self.var(o) for o in node.outputs]
-        name = _literal(node.name)
-        if t == "const":
-            self.var(node.outputs[0])
-            return []
-        if t == "placeholder":
-            out = node.outputs[0]
-            return [f"{outs[0]} = _feed(feeds, {name}, {_literal(out.dtype)}, "
-                    f"{_literal(None if out.shape is None else tuple(out.shape))}, dims)"]
-        if t == "placeholder_with_default":
-            out = node.outputs[0]
-            shape = _literal(None if out.shape is None else tuple(out.shape))
-            return [f"{outs[0]} = (_feed(feeds, {name}, {_literal(out.dtype)}, {shape}, dims)"
-                    f" if {name} in feeds else {args[0]})"]
-        if t == "variable":
-            return [f"{outs[0]} = PARAMS[{name}]"]
-        if t in ("assign", "assign_add", "assign_sub"):
-            var = _literal(node.attrs["var"].name)
-            if t == "assign":
-                return [f"{outs[0]} = _assign({var}, {args[0]})"]
-            ufunc = "np.add" if t == "assign_add" else "np.subtract"
-            return [f"{outs[0]} = _update({ufunc}, {var}, {args[0]})"]
-        if t == "no_op":
-            return []
-        expr = _source(node, args, self.kernels)
-        if len(outs) == 1:
-            return [f"{outs[0]} = {expr}"]
-        return [f"{', '.join(outs)}, = {expr}"]
-
-
 _RUN = '''
+
+def _call(plan, feeds, dims):
+    outputs, names, fn = plan
+    args = [_feed(feeds, n, INPUTS[n][0], INPUTS[n][1], dims, DEFAULTS.get(n)) for n in names]
+    return dict(zip(outputs, fn(_CTX, *args)))
+
 
 def run(feeds, outputs=None):
     """Output name -> array: every output the feeds (input name -> array) determine, or the
@@ -455,81 +400,143 @@ def run(feeds, outputs=None):
     if not outputs and OUTPUTS and not any(NEEDS[name] <= fed for name in OUTPUTS):
         raise KeyError(f"no output can be computed from the feeds {sorted(fed)}; "
                        f"they need {[sorted(NEEDS[name]) for name in OUTPUTS]}")
-    result = _run(feeds, fed)
+    dims, result = {}, {}
+    if OUTPUTS and all(NEEDS[name] <= fed for name in OUTPUTS):
+        result = _call(RUN_PLANS[0], feeds, dims)           # the plan of every output
+    else:                                                   # the plans the feeds allow
+        for plan in RUN_PLANS[1:]:
+            if set(plan[1]) - set(DEFAULTS) <= fed:
+                result.update(_call(plan, feeds, dims))
     return {k: v for k, v in result.items() if outputs is None or k in outputs}
 '''
 
 
-def _kernel_text(kernels: dict) -> list[str]:
-    """The carried kernels, each module's functions once; a name two modules define, or
-    one that the prelude defines, cannot be carried (UnimplementedError names it)."""
-    if not kernels:
-        return []
-    lines, defined = [], set()
-    prelude_names = {line.split("(")[0][4:] for line in _prelude().splitlines()
-                     if line.startswith("def ")}
-    for module, (sources, imports) in sorted(kernels.items()):
-        lines += ["", "", f"# kernels carried from {module}"] + sorted(imports)
-        for src in sources:
-            name = src.split("(")[0].split()[-1]
-            if name in defined or name in prelude_names:
-                raise UnimplementedError(f"the standalone backend cannot carry {module}.{name}: "
-                                         "another kernel defines that name")
-            defined.add(name)
-            lines += ["", "", src.rstrip()]
-    return lines
+def _output_name(t) -> str:
+    """An output's key in run()'s result: its .g name, or ``name:i`` for one of several."""
+    return t.op.name if len(t.op.outputs) == 1 else t.name
 
 
-def emit_module(graph, source_name: str = "model.g", params: dict | None = None) -> str:
-    """The module's source. ``params`` (name -> array) overrides the initial values, e.g.
-    from a checkpoint; otherwise the initializers run once here and their values are kept."""
-    from ..ir.graph import OUTPUTS, TRAIN_CLAUSES
-    from ..ops.state import GLOBAL_VARIABLES, variables_initializer
-    from ..session import Session
+def _initial_values(graph, variables) -> dict:
+    """Each variable's initial value, from its initializer, run by the reference
+    interpreter (no Session: the emitter is a backend, below the session)."""
+    ctx = RunContext({}, {})
+    inits = []
+    for v in variables:
+        init = getattr(v, "initializer", None)
+        if init is None:
+            raise GraphcError(f"--emit py: variable '{v.op.name}' has no initializer; give it "
+                              "an initial value or start from a checkpoint (--restore)")
+        inits.append(init)
+    ReferenceExecutable([], inits, [])(ctx, {})
+    return {v.op.name: ctx.variables[v.op] for v in variables}
 
+
+def _defaults(graph, inputs) -> dict:
+    """A ``placeholder_with_default`` whose default needs no feed and no variable can be fed:
+    its default value is embedded. Others compute their default in the plan."""
+    out = {}
+    for t in inputs:
+        if t.op.type != "placeholder_with_default":
+            continue
+        deps = list(walk_needed([t.op.inputs[0]], [], set()))
+        if any(op.type in ("placeholder", "variable") or op.op.stateful for op in deps):
+            continue
+        (value,) = ReferenceExecutable([t.op.inputs[0]], [], [])(RunContext({}, {}), {})
+        out[t.op.name] = value
+    return out
+
+
+def _needs(t, placeholders) -> frozenset:
+    """The names of the placeholders that output ``t`` needs fed."""
+    fed = set(placeholders)
+    used = {x.op.name for op in walk_needed([t], [], fed) for x in op.inputs if x in fed}
+    used |= {x.op.name for op in walk_needed([t], [], fed) for c in op.control_inputs
+             for x in c.outputs if x in fed}
+    return frozenset(used | ({t.op.name} if t in fed else set()))
+
+
+def emit_module(graph, source_name: str = "model.g", params: dict | None = None,
+                optimize: int = 2) -> str:
+    """The module's source: the ``optimize``-level numpy plans of the model's outputs and of
+    its train clause. ``params`` (name -> array) overrides the initial values, e.g. from a
+    checkpoint; otherwise the initializers run once here and their values are kept."""
     variables = graph.get_collection(GLOBAL_VARIABLES)
     values = dict(params or {})
     missing = [v for v in variables if v.op.name not in values]
     if missing:
-        with graph.as_default():
-            init = variables_initializer(missing)
-        with Session(graph=graph, optimize=0) as sess:
-            sess.run(init)
-            for v in missing:
-                values[v.op.name] = sess.run(v)
+        values.update(_initial_values(graph, missing))
     outputs = graph.get_collection(OUTPUTS)
     clauses = graph.get_collection(TRAIN_CLAUSES)
     if not outputs and not clauses:
         raise GraphcError("--emit py needs `output` statements or a `train` clause in the model")
-    inputs = [op.outputs[0] for op in graph.get_operations() if op.type == "placeholder"]
-    em = _Emitter(graph)
+    placeholders = [op.outputs[0] for op in graph.get_operations() if op.type == "placeholder"]
+    with_default = [op.outputs[0] for op in graph.get_operations()
+                    if op.type == "placeholder_with_default"]
+    defaults = _defaults(graph, with_default)
+    feedable = [t for t in with_default if t.op.name in defaults]
+    needs = {_output_name(t): _needs(t, placeholders) for t in outputs}
+    carried = _Carried()
+    plans, tables = [], []
 
-    run_lines = em.guarded_body(outputs, set(inputs)) + ["    return result"]
-    train_lines = []
+    def plan_of(fetches, fetch_ops, label):
+        """A plan for these fetches, rendered as ``_plan_<i>()``; its table entry."""
+        shapes = {t: t.shape for t in feedable}
+        plan = compile_plan(list(fetches) + list(fetch_ops), feed_shapes=shapes,
+                            optimize=optimize, graph=graph)
+        fn = f"_plan_{len(plans)}"
+        plans.append([f"# {label}: {plan.stats['kernels']} kernels, "
+                      f"{plan.stats['nodes_before']} -> {plan.stats['nodes_after']} nodes"]
+                     + _render_plan(plan, fn, carried)
+                     + [f"_PLAN_{len(plans)} = {fn}()"])
+        names = tuple(t.op.name for t, _ in plan.feeds)
+        return f"({_literal(tuple(_output_name(t) for t in fetches))}, {_literal(names)}, " \
+               f"_PLAN_{len(plans) - 1})"
+
+    if outputs:
+        tables.append(plan_of(outputs, [], "run: every output"))
+        everything = frozenset().union(*needs.values())
+        for need in sorted(set(needs.values()) - {everything}, key=sorted):
+            part = [t for t in outputs if needs[_output_name(t)] <= need]
+            tables.append(plan_of(part, [], f"run: the outputs of the feeds {sorted(need)}"))
+    train = None
     if clauses:
         c = clauses[-1]
-        train_lines = em.body([c.loss], [c.op], set(inputs))
-        train_lines.append(f"    return {{{_literal(c.loss.op.name)}: "
-                           f"np.array({em.var(c.loss)}, copy=True)}}")
+        train = plan_of([c.loss], [c.op], "train_step")
 
-    out = [f"# Generated by graphc from {_literal(source_name)}: run(feeds) -> dict"
-           + (", train_step(feeds) -> dict" if clauses else "") + ". Needs only numpy.",
-           _prelude(), "", ""]
-    out.append("PARAMS = {")
+    out = [f"# Generated by graphc from {_literal(source_name)} at -O{optimize}: "
+           "run(feeds) -> dict" + (", train_step(feeds) -> dict" if clauses else "")
+           + ". Needs only numpy.",
+           "import base64", "import functools", "import threading", "", "import numpy as np",
+           "", _PRELUDE.strip("\n"), ""]
+    # the generated code's own runtime (numpy_backend.as_tuple, tiles), carried as its text
+    runtime = [carried.add(getattr(numpy_backend, n), n) for n in ("as_tuple", "tiles")]
+    assert runtime == ["as_tuple", "tiles"]
+    body = [line for p in plans for line in ["", ""] + p]
+    out += carried.text()
+    out += ["", "", "PARAMS = {"]
     for v in variables:
         out.append(f"    {_literal(v.op.name)}: {_literal(np.asarray(values[v.op.name]))},")
     out.append("}")
     out.append("INPUTS = {" + ", ".join(
         f"{_literal(t.op.name)}: ({_literal(t.dtype)}, "
-        f"{_literal(None if t.shape is None else tuple(t.shape))})" for t in inputs) + "}")
+        f"{_literal(None if t.shape is None else tuple(t.shape))})"
+        for t in placeholders + feedable) + "}")
+    out.append("DEFAULTS = {" + ", ".join(f"{_literal(k)}: {_literal(np.asarray(v))}"
+                                          for k, v in defaults.items()) + "}")
     out.append(f"OUTPUTS = {_literal([_output_name(t) for t in outputs])}")
-    out.append("NEEDS = {" + ", ".join(f"{_literal(k)}: set({_literal(v)})"
-                                       for k, v in em.needs.items()) + "}")
-    for op, cname in sorted(em.constants.items(), key=lambda kv: kv[0].id):
-        out.append(f"{cname} = {_literal(op.attrs['value'])}")
-    out += _kernel_text(em.kernels)
-    out += [_RUN, "", "def _run(feeds, fed):"] + run_lines
-    if clauses:
-        out += ["", "", "def train_step(feeds):",
-                '    """One update of PARAMS; returns the loss before it."""'] + train_lines
+    out.append("NEEDS = {" + ", ".join(f"{_literal(k)}: set({_literal(sorted(v))})"
+                                       for k, v in needs.items()) + "}")
+    out.append("_CTX = _Context(PARAMS)")
+    out += body
+    out += ["", "", "RUN_PLANS = [" + ", ".join(tables) + "]"]
+    out.append(_RUN)
+    if train is not None:
+        out += ["", "def train_step(feeds):",
+                '    """One update of PARAMS; returns the loss before it."""',
+                f"    return _call({train}, feeds, {{}})"]
     return "\n".join(out) + "\n"
+
+
+_RESERVED = {"GraphcError", "_DType", "_Node", "_Context", "_fail", "_array", "_feed", "array",
+             "PARAMS", "INPUTS", "DEFAULTS", "OUTPUTS", "NEEDS", "RUN_PLANS", "run",
+             "train_step", "_call", "_CTX", "np", "base64", "functools", "threading"}

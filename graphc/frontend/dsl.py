@@ -24,6 +24,7 @@ grammar restricts to one double-quoted literal.
 from __future__ import annotations
 
 import ast
+import contextvars
 import difflib
 import inspect
 import os
@@ -33,14 +34,31 @@ from lark import Token, Transformer, Tree, v_args
 from lark.exceptions import VisitError
 from lark.visitors import Interpreter
 
-from ..errors import DTypeError, GraphcError, NotFoundError, ShapeError, SourceLocation, located_at
+from ..errors import (
+    DTypeError,
+    GraphcError,
+    GSyntaxError,
+    LimitError,
+    NotFoundError,
+    ShapeError,
+    SourceLocation,
+    located_at,
+)
 from ..ir.graph import MODEL_NAME, OUTPUTS, TRAIN_CLAUSES, Graph, get_default_graph
 from ..ir.node import Operation, Tensor
 from ..ops.registry import REGISTRY, OpDef
 from . import names as N
-from .parser import attach_source, parse
+from .parser import attach_source, parse, source_lines, transform
 
 _MAX_FN_DEPTH = 64
+# Limits on what a file may ask for, each reported at the line that passes it: the calls of
+# user fns one model may expand to (fns that each call the previous one twice would
+# otherwise expand exponentially), the length of a string literal, the digits of an integer
+# literal (Python's own int-from-text limit) and a dimension (numpy's: below 2**63).
+MAX_FN_CALLS = 50_000
+MAX_STRING = 1 << 20
+MAX_INT_DIGITS = 4300
+_MAX_DIM = (1 << 63) - 1
 
 
 @dataclass
@@ -93,7 +111,7 @@ class _Source:
 
     def __init__(self, filename: str, text: str):
         self.filename = filename
-        self.lines = text.splitlines()
+        self.lines = source_lines(text)
 
     def at(self, line: int, col: int) -> SourceLocation:
         src = self.lines[line - 1] if 0 < line <= len(self.lines) else ""
@@ -129,8 +147,10 @@ class _Guard:
                 exc.location = self.loc
                 exc.args = (exc._format(),)
             return False
-        if isinstance(exc, (RecursionError, MemoryError)):
-            raise GraphcError(f"{self.what}: too deeply nested", self.loc) from None
+        if isinstance(exc, MemoryError):
+            raise LimitError(f"{self.what}: not enough memory", self.loc) from None
+        if isinstance(exc, RecursionError):
+            raise LimitError(f"{self.what}: too deeply nested", self.loc) from None
         if isinstance(exc, (TypeError, ValueError, KeyError, IndexError, AttributeError,
                             OverflowError, ZeroDivisionError)):
             detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
@@ -167,7 +187,7 @@ class ExprBuilder(Transformer):
         if not isinstance(tree, Tree):  # a bare token (never produced by this grammar)
             raise GraphcError("unexpected token", self.src.of(tree))
         try:
-            return self.transform(tree)
+            return transform(self, tree, self.src.filename, self.src.lines)
         except VisitError as e:
             inner = e.orig_exc
             while isinstance(inner, VisitError):
@@ -197,7 +217,11 @@ class ExprBuilder(Transformer):
 
     # -- atoms --------------------------------------------------------------------------------
     def int(self, children):
-        return int(children[0].value)
+        tok = children[0]
+        if len(tok.value) > MAX_INT_DIGITS:
+            raise GraphcError(f"an integer literal of {len(tok.value)} digits: at most "
+                              f"{MAX_INT_DIGITS} are allowed", self.src.of(tok))
+        return int(tok.value)
 
     def float(self, children):
         return float(children[0].value)
@@ -205,7 +229,18 @@ class ExprBuilder(Transformer):
     def string(self, children):
         # The STRING token is exactly one double-quoted literal (see the grammar), so
         # literal_eval only ever decodes escapes; it cannot evaluate anything.
-        return ast.literal_eval(children[0].value)
+        tok = children[0]
+        if len(tok.value) > MAX_STRING:
+            raise LimitError(f"a string literal of {len(tok.value):,} characters: at most "
+                             f"{MAX_STRING:,} are allowed", self.src.of(tok))
+        try:
+            return ast.literal_eval(tok.value)
+        except (SyntaxError, ValueError) as e:     # "\x", "\N{nothing}", a NUL…
+            why = getattr(e, "msg", None) or str(e)
+            raise GSyntaxError(f"bad string literal: {why}", self.src.of(tok)) from None
+        except MemoryError:
+            raise LimitError("a string literal too large for the memory available",
+                             self.src.of(tok)) from None
 
     def true(self, children):
         return True
@@ -371,6 +406,7 @@ class ModelBuilder(Interpreter):
         self.graph, self.src = graph, src
         self.scope = Scope(parent=globals_)
         self.deferred: list[Tree] = []
+        self.fn_calls = 0       # user fn bodies expanded so far (bounded: MAX_FN_CALLS)
 
     # -- statements ---------------------------------------------------------------------------
     def model(self, tree):
@@ -415,7 +451,8 @@ class ModelBuilder(Interpreter):
             with _Guard(loc, f"input {name}"):
                 t = placeholder(dtype, shape=shape, name=name)
         else:
-            value = self._expr(default, name)
+            with self.graph.name_scope(name + "/"):    # the placeholder itself takes `name`
+                value = self._expr(default, None)
             with _Guard(loc, f"input {name}"), self.graph.name_scope(name + "/"):
                 if not isinstance(value, Tensor):
                     value = constant(value, dtype=dtype)
@@ -604,7 +641,12 @@ class ModelBuilder(Interpreter):
             if d is None:
                 continue
             if d.data == "known_dim":
-                shape.append(int(d.children[0].value))
+                tok = d.children[0]
+                if len(tok.value) > 19 or int(tok.value) > _MAX_DIM:
+                    raise ShapeError(f"dimension {tok.value[:30]}{'…' * (len(tok.value) > 30)} "
+                                     f"is too large (dimensions are below 2**63)",
+                                     self.src.of(tok))
+                shape.append(int(tok.value))
             elif d.data == "any_dim":
                 shape.append(None)
             elif d.data == "any_rank":
@@ -676,6 +718,12 @@ class ModelBuilder(Interpreter):
 
     def _call_fn(self, builder, meta, fn: UserFn, args, kwargs):
         loc = self.src.of(meta)
+        if builder.depth == 0:      # count the whole expansion before building any of it
+            self.fn_calls += _expansion(fn, {})
+        if self.fn_calls > MAX_FN_CALLS:
+            raise LimitError(f"fn {fn.name}: the model expands to more than {MAX_FN_CALLS:,} "
+                             "calls of user fns (do fns call each other several times each?)",
+                             loc)
         if builder.depth >= _MAX_FN_DEPTH:
             raise GraphcError(f"fn {fn.name}: calls nest deeper than {_MAX_FN_DEPTH} "
                               "(is it recursive?)", loc)
@@ -694,6 +742,34 @@ class ModelBuilder(Interpreter):
         return inner.evaluate(fn.body)
 
 
+def _expansion(fn: UserFn, memo: dict, active=frozenset()) -> int:
+    """How many fn bodies calling ``fn`` expands to: 1 + the expansions of the user fns its
+    body calls (a recursive call counts 1: the depth limit stops it)."""
+    if id(fn) in memo:
+        return memo[id(fn)]
+    total, todo = 1, [fn.body]
+    while todo:
+        node = todo.pop()
+        if not isinstance(node, Tree):
+            continue
+        if node.data == "call":
+            callee = node.children[0]
+            name = callee.children[0].value if len(callee.children) == 1 else None
+            target = None
+            if name is not None and name not in fn.params:
+                try:
+                    target = fn.scope.lookup(name)
+                except KeyError:
+                    pass
+            if isinstance(target, UserFn) and id(target) not in active:
+                total += _expansion(target, memo, active | {id(fn)})
+                if total > MAX_FN_CALLS:
+                    break
+        todo.extend(node.children)
+    memo[id(fn)] = total
+    return total
+
+
 class _nullcontext:
     def __enter__(self):
         return None
@@ -705,6 +781,12 @@ class _nullcontext:
 def _suggest(name, candidates) -> str:
     close = difflib.get_close_matches(name, list(candidates), n=3)
     return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+# A function applied to the optimizer of every train clause built while it is set (``graphc
+# run --np N`` sets ``graphc.distributed.DistributedOptimizer``).
+OPTIMIZER_WRAPPER: contextvars.ContextVar = contextvars.ContextVar("OPTIMIZER_WRAPPER",
+                                                                   default=None)
 
 
 def build_train(graph: Graph, loss: Tensor, optimizer: str, kwargs: dict,
@@ -724,7 +806,9 @@ def build_train(graph: Graph, loss: Tensor, optimizer: str, kwargs: dict,
     _signature_check(cls, optimizer, [], ctor, loc)
     first = len(graph)
     with _Guard(loc, f"train with {optimizer}"), graph.as_default(), graph.name_scope(None):
-        op = cls(**ctor).minimize(loss, name="train")
+        optimizer_ = cls(**ctor)
+        wrap = OPTIMIZER_WRAPPER.get()
+        op = (wrap(optimizer_) if wrap else optimizer_).minimize(loss, name="train")
         if isinstance(op, Tensor):
             op = op.op
         if op.name != "train":
@@ -750,12 +834,35 @@ def loads(text: str, model: str | None = None, filename: str = "<string>",
     except GraphcError as e:
         raise attach_source(e) from None
     except RecursionError:
-        raise GraphcError("expressions are nested too deeply",
-                          SourceLocation(filename, 1, 1)) from None
+        raise LimitError("the file nests too deeply to be built",
+                         SourceLocation(filename, 1, 1)) from None
+    except MemoryError:
+        raise LimitError("not enough memory to build the model",
+                         SourceLocation(filename, 1, 1)) from None
 
 
-def _loads(text, model, filename, graph):
-    tree = parse(text, filename)
+def loads_each(text: str, filename: str = "<string>"):
+    """``(model name, graph)`` for every model of ``.g`` text, each in a new Graph; the text
+    is parsed once (``graphc check`` of a file with many models stays linear)."""
+    try:
+        tree = parse(text, filename)
+    except GraphcError as e:
+        raise attach_source(e) from None
+    for name in [_name_of(m.children[0]) for m in tree.children if m.data == "model"]:
+        try:
+            yield name, _loads(text, name, filename, Graph(), tree=tree)
+        except GraphcError as e:
+            raise attach_source(e) from None
+        except RecursionError:
+            raise LimitError("the file nests too deeply to be built",
+                             SourceLocation(filename, 1, 1)) from None
+        except MemoryError:
+            raise LimitError("not enough memory to build the model",
+                             SourceLocation(filename, 1, 1)) from None
+
+
+def _loads(text, model, filename, graph, tree=None):
+    tree = tree if tree is not None else parse(text, filename)
     src = _Source(filename, text)
     models = [m for m in tree.children if m.data == "model"]
     if not models:
@@ -797,5 +904,5 @@ def load(path, model: str | None = None, graph: Graph | None = None) -> Graph:
     return loads(text, model=model, filename=path, graph=graph)
 
 
-__all__ = ["load", "loads", "model_names", "build_train", "TrainClause", "MODEL_NAME",
+__all__ = ["load", "loads", "loads_each", "model_names", "build_train", "TrainClause", "MODEL_NAME",
            "OUTPUTS", "TRAIN_CLAUSES"]

@@ -16,7 +16,7 @@ import lark
 from lark import Token, Transformer, v_args
 from lark.exceptions import UnexpectedInput
 
-from .parser import grammar_text, syntax_error, without_bom
+from .parser import grammar_text, source_lines, syntax_error, transform, without_bom
 
 # Binding strength of each expression form (higher binds tighter).
 _CMP, _SUM, _TERM, _UNARY, _POWER, _POSTFIX, _ATOM = range(1, 8)
@@ -169,7 +169,7 @@ def format_source(text: str, filename: str = "<string>") -> str:
     found = list(comments)
     lines: list[str] = []
     trailing = {}
-    src_lines = text.splitlines()
+    src_lines = source_lines(text)
     for tok in found:
         before = src_lines[tok.line - 1][:tok.column - 1]
         if before.strip():
@@ -218,7 +218,7 @@ def format_source(text: str, filename: str = "<string>") -> str:
             lines.append(f"model {name} {{" + (f"  {tail.rstrip()}" if tail else ""))
             last[0] = item.meta.line
             for stmt in stmts:
-                text_, meta = _statement(layout, stmt)
+                text_, meta = _statement(layout, stmt, filename, src_lines)
                 emit(text_, meta, "  ")
             flush_comments(item.meta.end_line, "  ")
             tail = trailing.pop(item.meta.end_line, None)
@@ -230,19 +230,19 @@ def format_source(text: str, filename: str = "<string>") -> str:
                 lines.append("")
             before_model = False
             # consecutive definitions stay grouped as the source grouped them
-            text_, meta = _statement(layout, item)
+            text_, meta = _statement(layout, item, filename, src_lines)
             emit(text_, meta, "")
     flush_comments(10 ** 9, "")
     return "\n".join(lines).strip("\n") + "\n"
 
 
-def _statement(layout: _Layout, stmt):
+def _statement(layout: _Layout, stmt, filename="<string>", lines=()):
     if stmt.data != "let":
-        return layout.transform(stmt)
+        return transform(layout, stmt, filename, lines)
     n = next(i for i, c in enumerate(stmt.children) if c.data != "name")
     targets = [c.children[0].value for c in stmt.children[:n]]
     expr, *after = stmt.children[n:]
-    text = f"{', '.join(targets)} = {_wrap(layout.transform(expr), _CMP)}"
+    text = f"{', '.join(targets)} = {_wrap(transform(layout, expr, filename, lines), _CMP)}"
     if after:
         text += " after [" + ", ".join(c.children[0].value for c in after[1:]) + "]"
     return text, stmt.meta

@@ -11,6 +11,9 @@ import functools
 import inspect
 
 from .. import dtypes as D
+from ..ir.printer import CONSTANTS  # noqa: F401  (plain values every file can use)
+from ..ops.array import fill
+from ..ops.random import random_normal, random_uniform, truncated_normal
 
 # Short and long dtype names: ``f32[N, 3]`` or ``float32[N, 3]``.
 DTYPES = {
@@ -21,12 +24,6 @@ DTYPES = {
     "int8": D.int8, "int16": D.int16, "int32": D.int32, "int64": D.int64, "uint8": D.uint8,
 }
 
-# The short name the printer writes for each dtype.
-DTYPE_NAMES = {D.float16: "f16", D.float32: "f32", D.float64: "f64", D.int8: "i8",
-               D.int16: "i16", D.int32: "i32", D.int64: "i64", D.uint8: "u8", D.bool_: "bool"}
-
-# Plain values every file can use.
-CONSTANTS = {"inf": float("inf"), "nan": float("nan"), "pi": 3.141592653589793}
 
 # Public functions that are not graph-building functions of one tensor expression.
 _NOT_BUILTINS = {
@@ -41,7 +38,7 @@ _NOT_BUILTINS = {
 
 @functools.lru_cache(maxsize=1)
 def _public_functions() -> dict:
-    import graphc as gc
+    import graphc as gc  # the public API imports this front end: a cycle
     from graphc import nn
 
     table = {}
@@ -69,17 +66,14 @@ def builtin_names() -> list[str]:
 # Each takes the declared shape and dtype first, then the keyword arguments of the .g call.
 
 def _normal(shape, dtype, mean=0.0, stddev=1.0, seed=None, name=None):
-    from ..ops.random import random_normal
     return random_normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)
 
 
 def _truncated_normal(shape, dtype, mean=0.0, stddev=1.0, seed=None, name=None):
-    from ..ops.random import truncated_normal
     return truncated_normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)
 
 
 def _uniform(shape, dtype, minval=0.0, maxval=1.0, seed=None, name=None):
-    from ..ops.random import random_uniform
     return random_uniform(shape, minval=minval, maxval=maxval, dtype=dtype, seed=seed, name=name)
 
 
@@ -92,7 +86,6 @@ def _glorot_uniform(shape, dtype, seed=None, name=None):
 
 
 def _fill(shape, dtype, value=0, name=None):
-    from ..ops.array import fill
     return fill(shape, value, dtype=dtype, name=name)
 
 

@@ -10,7 +10,12 @@ from pathlib import Path
 import lark
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from ..errors import GraphcError, GSyntaxError, SourceLocation
+from ..errors import GraphcError, GSyntaxError, LimitError, SourceLocation, escape_controls
+
+# How deeply expressions may nest (parentheses, calls, operator chains: ``a + b + c`` nests
+# two deep). Evaluation and formatting walk the tree without recursion; the limit keeps what
+# is built from a file within what the later stages can walk.
+MAX_NESTING = 10_000
 
 
 def grammar_text() -> str:
@@ -113,16 +118,68 @@ def without_bom(text: str) -> str:
     return " " + text[1:] if text.startswith("\ufeff") else text
 
 
+def source_lines(text: str) -> list[str]:
+    """The lines of ``text`` as the grammar counts them: split at ``\\n`` only (a ``\\r``
+    before it dropped). str.splitlines would also split at \\x0b, \\x0c, \\x1c-\\x1e,
+    \\x85 and \\u2028/9, which may sit in comments and strings, and then every line number
+    after them would show the wrong line."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+MAX_LINE = 1 << 20       # characters in one line (a string literal never spans lines)
+
+
 def parse(text: str, filename: str) -> lark.Tree:
     """The parse tree of ``text``; a GSyntaxError (with the line and a caret) if it is not .g."""
+    if len(text) > MAX_LINE:
+        lines = source_lines(text)
+        longest = max(range(len(lines)), key=lambda i: len(lines[i]))
+        if len(lines[longest]) > MAX_LINE:
+            raise LimitError(f"line {longest + 1} holds {len(lines[longest]):,} characters; "
+                             f"at most {MAX_LINE:,} are allowed",
+                             SourceLocation(filename, longest + 1, 1))
     try:
         return parser().parse(without_bom(text))
     except UnexpectedInput as e:
         raise syntax_error(e, text, filename) from None
+    except MemoryError:
+        raise LimitError(f"{filename} is too large to parse in the memory available",
+                         SourceLocation(filename, 1, 1)) from None
+
+
+def transform(transformer: lark.Transformer, tree: lark.Tree, filename: str, lines):
+    """``transformer.transform(tree)`` without recursion, so that long operator chains and
+    deep nesting cost no Python stack; a LimitError at the line where nesting passes
+    MAX_NESTING."""
+    stack = [(tree, False, 0, None)]
+    values: list = []
+    while stack:
+        node, ready, depth, at = stack.pop()
+        if not isinstance(node, lark.Tree):
+            values.append(node)
+            continue
+        meta = node.meta
+        if not getattr(meta, "empty", True):
+            at = meta
+        if ready:
+            n = len(node.children)
+            children = values[len(values) - n:] if n else []
+            del values[len(values) - n:]
+            values.append(transformer._call_userfunc(node, children))
+            continue
+        if depth > MAX_NESTING:
+            line, col = (at.line, at.column) if at is not None else (1, 1)
+            src = lines[line - 1] if 0 < line <= len(lines) else ""
+            raise LimitError(f"expressions nest more than {MAX_NESTING} deep",
+                             SourceLocation(filename, line, col, src))
+        stack.append((node, True, depth, at))
+        for child in reversed(node.children):
+            stack.append((child, False, depth + 1, at))
+    return values[0]
 
 
 def syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
-    lines = text.splitlines() or [""]
+    lines = source_lines(text) or [""]
     line, col = getattr(e, "line", -1), getattr(e, "column", -1)
     at_end = isinstance(e, UnexpectedToken) and e.token.type == "$END"
     if isinstance(e, UnexpectedEOF) or at_end or line is None or line < 1:
@@ -151,8 +208,13 @@ def attach_source(err: GraphcError) -> GraphcError:
     if (loc is None or not loc.source_line or loc.col is None
             or getattr(err, "_source_attached", False)):
         return err
-    src = loc.source_line.expandtabs(1)
-    err.message = f"{err.message}\n    {src}\n    {' ' * (loc.col - 1)}^"
+    line, col = loc.source_line.expandtabs(1), loc.col
+    if len(line) > 160:                             # a window of a long line around the column
+        lo = max(0, col - 1 - 80)
+        line, col = ("…" if lo else "") + line[lo:lo + 160] + "…", col - lo + (1 if lo else 0)
+    src = escape_controls(line)                     # shown as escapes; the caret follows
+    before = escape_controls(line[:col - 1])
+    err.message = f"{err.message}\n    {src}\n    {' ' * len(before)}^"
     err.args = (err._format(),)
     err._source_attached = True
     return err

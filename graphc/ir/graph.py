@@ -4,14 +4,15 @@ and a networkx view of it for the passes."""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import re
 import threading
 from collections import defaultdict
 
 import networkx as nx
 
-from ..errors import FeedError, GraphFinalizedError, NotFoundError, user_location
-from ..shapes import format_shape
+from ..errors import FeedError, GraphcError, GraphFinalizedError, NotFoundError, user_location
+from ..shapes import format_shape, num_elements
 from .node import Operation, Tensor
 
 _VALID_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
@@ -174,7 +175,6 @@ class Graph:
         raise TypeError(f"cannot interpret {obj!r} as a tensor or operation")
 
     def _suggest(self, name: str) -> str:
-        import difflib
         close = difflib.get_close_matches(name, self._by_name.keys(), n=3)
         return f"; did you mean {', '.join(map(repr, close))}?" if close else ""
 
@@ -197,7 +197,6 @@ class Graph:
         one per trainable variable no layer owns, then the parameter totals. A variable counts
         once however many layers share it; optimizer slots (non-trainable, owned by no layer)
         are not model parameters and are left out."""
-        from ..shapes import format_shape, num_elements
         rows, seen = [], {}
         for rec in self.get_collection("layers"):
             new = [v for v in rec.variables if v not in seen]
@@ -238,7 +237,7 @@ class Graph:
 
     def to_text(self, model_name: str | None = None) -> str:
         """This graph as a ``.g`` model that ``graphc.loads`` builds back (``ir/printer.py``)."""
-        from .printer import to_text
+        from .printer import to_text  # (the printer reads this module: a cycle)
         return to_text(self, model_name)
 
     def to_networkx(self) -> nx.DiGraph:
@@ -286,7 +285,6 @@ def reset_default_graph() -> Graph:
     """Start a fresh global default graph (not allowed inside ``with graph.as_default()``)."""
     global _global_default_graph
     if _default_graph_stack.stack:
-        from ..errors import GraphcError
         raise GraphcError("reset_default_graph() called inside a `with graph.as_default()` block")
     _global_default_graph = Graph()
     return _global_default_graph

@@ -23,12 +23,18 @@ import re
 
 import numpy as np
 
+from ..dtypes import ALL, DType, as_dtype
 from ..errors import GraphcError
+from .graph import MODEL_NAME, OUTPUTS, TRAIN_CLAUSES
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GRAPH_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
 KEYWORDS = {"model", "fn", "input", "param", "const", "output", "train", "with", "after",
             "frozen", "random_seed", "true", "false", "none", "True", "False", "None"}
+# Plain values every .g file can use by name (the front end resolves them).
+CONSTANTS = {"inf": float("inf"), "nan": float("nan"), "pi": 3.141592653589793}
+# Dtype spellings (f32, float32…): names that read as a type, not a node.
+_DTYPE_WORDS = {d.short for d in ALL} | {d.name for d in ALL}
 
 # Nodes written with an operator instead of op.NAME(...).
 _INFIX = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "floordiv": "//",
@@ -44,8 +50,7 @@ _INITIALIZER_CALLS = {"random_normal": ("normal", ("mean", "stddev", "seed")),
 
 def format_name(name: str) -> str:
     """A graph name as a .g name: itself when it is an identifier, else in backquotes."""
-    from ..frontend.names import CONSTANTS, DTYPES
-    if _IDENT.fullmatch(name) and name not in KEYWORDS and name not in DTYPES \
+    if _IDENT.fullmatch(name) and name not in KEYWORDS and name not in _DTYPE_WORDS \
             and name not in CONSTANTS:
         return name
     if not _GRAPH_NAME.fullmatch(name):
@@ -72,14 +77,12 @@ def format_scalar(v) -> str:
 
 def format_value(v) -> str:
     """An attribute value as a .g literal."""
-    from ..dtypes import DType
-    from ..frontend.names import DTYPE_NAMES
     if v is None:
         return "none"
     if v is Ellipsis:
         return "..."
     if isinstance(v, DType):
-        return DTYPE_NAMES[v]
+        return v.short
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)  # escapes quotes, backslashes, newlines
     if isinstance(v, slice):
@@ -100,16 +103,14 @@ def _format_array(a: np.ndarray) -> str:
 
 
 def format_type(t) -> str:
-    from ..frontend.names import DTYPE_NAMES
     if t.shape is None:
-        return f"{DTYPE_NAMES[t.dtype]}[*]"
+        return f"{t.dtype.short}[*]"
     dims = ["?" if d is None else str(d) for d in t.shape]
-    return DTYPE_NAMES[t.dtype] + (f"[{', '.join(dims)}]" if dims else "")
+    return t.dtype.short + (f"[{', '.join(dims)}]" if dims else "")
 
 
 class _Printer:
     def __init__(self, graph):
-        from .graph import TRAIN_CLAUSES
         self.graph = graph
         self.ops = graph.get_operations()
         self.clauses = [c for c in graph.get_collection(TRAIN_CLAUSES) if self._writable(c)]
@@ -207,9 +208,7 @@ class _Printer:
             return f"group({', '.join(self._control(c) for c in op.control_inputs)})"
         if op.type == "const":
             v = attrs["value"]
-            from ..dtypes import as_dtype
-            from ..frontend.names import DTYPE_NAMES
-            dt = DTYPE_NAMES[as_dtype(v.dtype)]
+            dt = as_dtype(v.dtype).short
             if v.size == 0:
                 return f"constant([], dtype={dt}, shape={format_value(list(v.shape))})"
             return f"constant({_format_array(v)}, dtype={dt})"
@@ -271,7 +270,6 @@ class _Printer:
         for c in self.clauses:
             args = ", ".join(f"{k}={format_value(v)}" for k, v in c.kwargs.items())
             lines.append(f"  train {format_name(c.loss.op.name)} with {c.optimizer}({args})")
-        from .graph import OUTPUTS
         outs = self.graph.get_collection(OUTPUTS)
         if outs:
             lines.append("  output " + ", ".join(self.ref(t) for t in outs))
@@ -280,6 +278,5 @@ class _Printer:
 
 def to_text(graph, model_name: str | None = None) -> str:
     """The graph as a ``.g`` model (see the module docstring for the rules)."""
-    from .graph import MODEL_NAME
     names = graph.get_collection(MODEL_NAME)
     return _Printer(graph).text(model_name or (names[0] if names else "main"))

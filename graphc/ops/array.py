@@ -12,10 +12,10 @@ import builtins
 import numpy as np
 
 from .. import dtypes as D
-from ..errors import DTypeError, GraphcError, ShapeError
+from ..errors import GraphcError, ShapeError
 from ..ir.node import Tensor
-from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, merge_dim,
-                      normalize_axis, num_elements)
+from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, known_rank,
+                      merge_dim, normalize_axis, num_elements)
 from .registry import OpDef, register
 from .sources import constant, convert
 
@@ -33,10 +33,15 @@ def _cast_grad(op, g):
     return [None]
 
 
+def _cast(x, dtype, out=None):
+    if out is None:
+        return x.astype(dtype.np)
+    np.copyto(out, x, casting="unsafe")
+    return out
+
+
 CAST = register(OpDef(
-    "cast", lambda ins, a: [(a["dtype"], ins[0].shape)],
-    numpy=lambda x, dtype, out=None: (x.astype(dtype.np) if out is None
-                                      else np.copyto(out, x, casting="unsafe") or out),
+    "cast", lambda ins, a: [(a["dtype"], ins[0].shape)], numpy=_cast,
     expr="(({T}){0})", kind="elementwise", grad=_cast_grad,
     samples=lambda rng: [([_randn(rng, 3, 4)], {"dtype": D.float32})]))
 
@@ -57,15 +62,20 @@ def to_float(x, name=None):
 
 # --- identity, stop_gradient ------------------------------------------------------------------
 
+def _identity(x, out=None):
+    if out is None:
+        return x
+    np.copyto(out, x)
+    return out
+
+
 IDENTITY = register(OpDef(
-    "identity", lambda ins, a: [(ins[0].dtype, ins[0].shape)],
-    numpy=lambda x, out=None: x if out is None else np.copyto(out, x) or out,
+    "identity", lambda ins, a: [(ins[0].dtype, ins[0].shape)], numpy=_identity,
     expr="{0}", kind="elementwise", grad=lambda op, g: [g],
     samples=lambda rng: [([_randn(rng, 3, 4)], {})]))
 
 STOP_GRADIENT = register(OpDef(
-    "stop_gradient", lambda ins, a: [(ins[0].dtype, ins[0].shape)],
-    numpy=lambda x, out=None: x if out is None else np.copyto(out, x) or out,
+    "stop_gradient", lambda ins, a: [(ins[0].dtype, ins[0].shape)], numpy=_identity,
     expr="{0}", kind="elementwise", grad=lambda op, g: [None], differentiable=False,
     samples=lambda rng: [([_randn(rng, 3, 4)], {})]))
 
@@ -86,21 +96,21 @@ def _reshape_infer(ins, attrs):
     x = ins[0]
     target = list(attrs["shape"])
     if target.count(-1) > 1:
-        raise ValueError("reshape: at most one dimension may be -1")
+        raise ShapeError("reshape: at most one dimension may be -1")
     n = num_elements(x.shape)
     known = [d for d in target if d != -1]
     if any(not isinstance(d, int) or d < 0 for d in known):
-        raise ValueError(f"reshape: bad target shape {tuple(target)}")
+        raise ShapeError(f"reshape: bad target shape {tuple(target)}")
     if -1 in target:
         rest = int(np.prod(known, dtype=np.int64))
         if n is not None:
             if rest == 0 or n % rest:
-                raise ValueError(f"cannot reshape {n} elements into {tuple(target)}")
+                raise ShapeError(f"cannot reshape {n} elements into {tuple(target)}")
             target[target.index(-1)] = n // rest
         else:
             target[target.index(-1)] = None
     elif n is not None and n != int(np.prod(target, dtype=np.int64)):
-        raise ValueError(f"cannot reshape {x.shape} ({n} elements) into {tuple(target)}")
+        raise ShapeError(f"cannot reshape {x.shape} ({n} elements) into {tuple(target)}")
     return [(x.dtype, tuple(target))]
 
 
@@ -108,15 +118,23 @@ def _reshape_grad(op, g):
     return [reshape_like(g, op.inputs[0])]
 
 
+def _reshape(x, shape):
+    return np.reshape(x, shape)
+
+
+def _reshape_like(x, like):
+    return np.reshape(x, like.shape)
+
+
 RESHAPE = register(OpDef(
-    "reshape", _reshape_infer, numpy=lambda x, shape: np.reshape(x, shape), kind="shape",
+    "reshape", _reshape_infer, numpy=_reshape, kind="shape",
     grad=_reshape_grad,
     samples=lambda rng: [([_randn(rng, 3, 4)], {"shape": (2, -1)}),
                          ([_randn(rng, 2, 3, 4)], {"shape": (6, 4)})]))
 
 RESHAPE_LIKE = register(OpDef(
     "reshape_like", lambda ins, a: [(ins[0].dtype, ins[1].shape)],
-    numpy=lambda x, like: np.reshape(x, like.shape), kind="shape",
+    numpy=_reshape_like, kind="shape",
     grad=lambda op, g: [reshape_like(g, op.inputs[0]), None],
     samples=lambda rng: [([_randn(rng, 3, 4), _randn(rng, 2, 6)], {})]))
 
@@ -138,7 +156,11 @@ def reshape(x, shape, name=None):
     """``shape`` may hold one -1; it is inferred from the element count."""
     x = convert(x)
     shape = _shape_value(shape, "reshape", "gc.reshape_like(x, other_tensor)")
-    shape = tuple(-1 if d is None else int(d) for d in shape)
+    try:
+        shape = tuple(-1 if d is None else int(d) for d in shape)
+    except (TypeError, ValueError):
+        raise ShapeError(f"reshape needs a shape of integers (one may be -1), got "
+                         f"{list(shape)}") from None
     if x.shape is not None and tuple(x.shape) == shape:
         return x
     return RESHAPE(x, name=name, shape=shape)
@@ -165,8 +187,12 @@ def _transpose_infer(ins, attrs):
     return [(x.dtype, tuple(x.shape[p] for p in perm))]
 
 
+def _transpose(x, perm):
+    return np.transpose(x, perm)
+
+
 TRANSPOSE = register(OpDef(
-    "transpose", _transpose_infer, numpy=lambda x, perm: np.transpose(x, perm), kind="shape",
+    "transpose", _transpose_infer, numpy=_transpose, kind="shape",
     grad=lambda op, g: [TRANSPOSE(g, perm=None) if op.attrs["perm"] is None else
                         transpose(g, tuple(np.argsort(op.attrs["perm"])))],
     samples=lambda rng: [([_randn(rng, 2, 3, 4)], {"perm": (2, 0, 1)})]))
@@ -208,11 +234,15 @@ def expand_dims(x, axis, name=None):
     return EXPAND_DIMS(x, name=name, axis=axis)
 
 
+def _expand_dims(x, axis):
+    return np.expand_dims(x, axis)
+
+
 EXPAND_DIMS = register(OpDef(
     "expand_dims",
     lambda ins, a: [(ins[0].dtype, None if ins[0].shape is None else
                      ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
-    numpy=lambda x, axis: np.expand_dims(x, axis), kind="shape",
+    numpy=_expand_dims, kind="shape",
     grad=lambda op, g: [reshape_like(g, op.inputs[0])],
     samples=lambda rng: [([_randn(rng, 3, 4)], {"axis": 1})]))
 
@@ -227,8 +257,12 @@ def _squeeze_infer(ins, attrs):
     return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
 
 
+def _squeeze(x, axis):
+    return np.squeeze(x, axis)
+
+
 SQUEEZE = register(OpDef(
-    "squeeze", _squeeze_infer, numpy=lambda x, axis: np.squeeze(x, axis), kind="shape",
+    "squeeze", _squeeze_infer, numpy=_squeeze, kind="shape",
     grad=lambda op, g: [reshape_like(g, op.inputs[0])],
     samples=lambda rng: [([_randn(rng, 3, 1, 4)], {"axis": (1,)})]))
 
@@ -284,8 +318,12 @@ def _concat_infer(ins, attrs):
     return [(first.dtype, tuple(out))]
 
 
+def _concat(*xs, axis):
+    return np.concatenate(xs, axis=axis)
+
+
 CONCAT = register(OpDef(
-    "concat", _concat_infer, numpy=lambda *xs, axis: np.concatenate(xs, axis=axis),
+    "concat", _concat_infer, numpy=_concat,
     kind="shape",
     grad=lambda op, g: list(split_like(g, op.inputs, axis=op.attrs["axis"])),
     samples=lambda rng: [([_randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})]))
@@ -381,9 +419,11 @@ def split(value, num_or_size_splits, axis=0, name=None):
 def stack(values, axis=0, name=None):
     """Join tensors along a new axis."""
     values = [convert(v) for v in values]
+    if not values:
+        raise ShapeError("stack needs at least one tensor")
     if values[0].shape is None:
         return concat([expand_dims(v, int(axis)) for v in values], int(axis), name=name)
-    r = len(values[0].shape) + 1
+    r = known_rank(values[0], "stack") + 1
     axis = normalize_axis(int(axis), r)
     return concat([expand_dims(v, axis) for v in values], axis, name=name)
 
@@ -391,8 +431,11 @@ def stack(values, axis=0, name=None):
 def unstack(value, num=None, axis=0, name=None):
     """The slices of ``value`` along ``axis``, that axis removed: the inverse of ``stack``."""
     x = convert(value)
-    axis = normalize_axis(int(axis), len(x.shape))
+    axis = normalize_axis(int(axis), known_rank(x, "unstack"))
     n = num or x.shape[axis]
+    if not isinstance(n, int):
+        raise ShapeError(f"unstack needs num= or a static size along axis {axis}: "
+                         f"{x.describe()}")
     return [squeeze(p, axis) for p in split(x, n, axis=axis, name=name)]
 
 
@@ -457,8 +500,12 @@ def _getitem_grad_kernel(g, x, key):
     return out
 
 
+def _getitem(x, key):
+    return x[key]
+
+
 GETITEM = register(OpDef(
-    "getitem", _getitem_infer, numpy=lambda x, key: x[key], kind="shape",
+    "getitem", _getitem_infer, numpy=_getitem, kind="shape",
     grad=lambda op, g: [GETITEM_GRAD(g, op.inputs[0], key=op.attrs["key"])],
     samples=lambda rng: [([_randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2), -1)}),
                          ([_randn(rng, 3, 4, 5)],
@@ -520,8 +567,12 @@ def _gather_grad_kernel(g, idx, params, axis):
     return out
 
 
+def _gather(p, i, axis):
+    return np.take(p, i, axis=axis)
+
+
 GATHER = register(OpDef(
-    "gather", _gather_infer, numpy=lambda p, i, axis: np.take(p, i, axis=axis), kind="other",
+    "gather", _gather_infer, numpy=_gather, kind="other",
     grad=lambda op, g: [GATHER_GRAD(g, op.inputs[1], op.inputs[0], axis=op.attrs["axis"]), None],
     samples=lambda rng: [([_randn(rng, 5, 3), np.array([0, 2, 2, 4])], {"axis": 0}),
                          ([_randn(rng, 2, 5), np.array([[1, 0], [3, 3]])], {"axis": 1})]))
@@ -578,14 +629,22 @@ def _broadcast_to_infer(ins, attrs):
     return [(ins[0].dtype, broadcast_shapes(ins[0].shape, attrs["shape"]))]
 
 
+def _broadcast_to(x, shape):
+    return np.broadcast_to(x, shape)
+
+
+def _broadcast_like(x, like):
+    return np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape))
+
+
 BROADCAST_TO = register(OpDef(
-    "broadcast_to", _broadcast_to_infer, numpy=lambda x, shape: np.broadcast_to(x, shape),
+    "broadcast_to", _broadcast_to_infer, numpy=_broadcast_to,
     kind="shape", grad=lambda op, g: [g],  # the driver sums the gradient back to x's shape
     samples=lambda rng: [([_randn(rng, 3, 1)], {"shape": (2, 3, 4)})]))
 
 BROADCAST_LIKE = register(OpDef(
     "broadcast_like", lambda ins, a: [(ins[0].dtype, broadcast_shapes(ins[0].shape, ins[1].shape))],
-    numpy=lambda x, like: np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape)),
+    numpy=_broadcast_like,
     kind="shape", grad=lambda op, g: [g, None],
     samples=lambda rng: [([_randn(rng, 3, 1), _randn(rng, 3, 4)], {})]))
 
@@ -624,8 +683,12 @@ def _tile_grad_kernel(g, x, multiples):
     return g.reshape(split_shape).sum(axis=tuple(builtins.range(0, 2 * len(multiples), 2)))
 
 
+def _tile(x, multiples):
+    return np.tile(x, multiples)
+
+
 TILE = register(OpDef(
-    "tile", _tile_infer, numpy=lambda x, multiples: np.tile(x, multiples), kind="shape",
+    "tile", _tile_infer, numpy=_tile, kind="shape",
     grad=lambda op, g: [TILE_GRAD(g, op.inputs[0], multiples=op.attrs["multiples"])],
     samples=lambda rng: [([_randn(rng, 2, 3)], {"multiples": (2, 1)})]))
 
@@ -682,15 +745,23 @@ def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
 
 # --- fill, zeros, ones, eye, range ------------------------------------------------------------
 
+def _fill(shape, value, dtype):
+    return np.full(shape, value, dtype=dtype.np)
+
+
+def _fill_like(like, value, dtype):
+    return np.full(like.shape, value, dtype=dtype.np)
+
+
 FILL = register(OpDef(
     "fill", lambda ins, a: [(a["dtype"], a["shape"])],
-    numpy=lambda shape, value, dtype: np.full(shape, value, dtype=dtype.np), kind="source",
+    numpy=_fill, kind="source",
     differentiable=False,
     samples=lambda rng: [([], {"shape": (2, 3), "value": 1.5, "dtype": D.float32})]))
 
 FILL_LIKE = register(OpDef(
     "fill_like", lambda ins, a: [(a["dtype"], ins[0].shape)],
-    numpy=lambda like, value, dtype: np.full(like.shape, value, dtype=dtype.np), kind="source",
+    numpy=_fill_like, kind="source",
     differentiable=False,
     samples=lambda rng: [([_randn(rng, 2, 3)], {"value": 0.0, "dtype": D.float64})]))
 
@@ -760,14 +831,22 @@ def range(start, limit=None, delta=1, dtype=None, name=None):  # noqa: A001 - TF
 
 # --- shape / size as values -------------------------------------------------------------------
 
+def _shape(x, dtype):
+    return np.array(x.shape, dtype=dtype.np)
+
+
+def _size(x, dtype):
+    return np.array(x.size, dtype=dtype.np)
+
+
 SHAPE = register(OpDef(
     "shape", lambda ins, a: [(a["dtype"], (None if ins[0].shape is None else len(ins[0].shape),))],
-    numpy=lambda x, dtype: np.array(x.shape, dtype=dtype.np), differentiable=False,
+    numpy=_shape, differentiable=False,
     samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})]))
 
 SIZE = register(OpDef(
     "size", lambda ins, a: [(a["dtype"], ())],
-    numpy=lambda x, dtype: np.array(x.size, dtype=dtype.np), differentiable=False,
+    numpy=_size, differentiable=False,
     samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})]))
 
 
@@ -795,8 +874,3 @@ def rank(x, name=None):
     if x.shape is None:   # known when the value is fed
         return SIZE(shape(x), name=name or "rank", dtype=D.int32)
     return constant(np.int32(len(x.shape)), name=name or "rank")
-
-
-def _check_dtype(x, what):
-    if not isinstance(x, Tensor):
-        raise DTypeError(f"{what}: expected a tensor, got {type(x).__name__}")

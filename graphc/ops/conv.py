@@ -24,6 +24,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import DTypeError, ShapeError
 from .elementwise import rsqrt
+from .nn import moments
 from .registry import OpDef, register
 from .sources import convert
 
@@ -531,7 +532,6 @@ def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name
 def layer_normalization(x, scale=None, offset=None, axis=-1, epsilon=1e-5, name=None):
     """Normalize each example over ``axis`` (default the last) to mean 0 and variance 1,
     then apply ``scale`` and ``offset`` (broadcast over the normalized axes)."""
-    from .nn import moments
     x = convert(x)
     mean, variance = moments(x, axes=axis, keepdims=True)
     return batch_normalization(x, mean, variance, offset, scale, epsilon, name=name)

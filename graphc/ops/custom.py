@@ -6,6 +6,8 @@ user ops are checked, differentiated, optimized and run like built-in ones."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from .. import dtypes as D
@@ -166,7 +168,6 @@ def custom_gradient(f):
         def clip_grad_identity(x):
             return gc.identity(x), lambda dy: gc.clip_by_value(dy, -1.0, 1.0)
     """
-    import functools
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):

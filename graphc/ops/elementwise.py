@@ -12,7 +12,9 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError
+from ..ir.node import Tensor
 from ..shapes import broadcast_shapes
+from .array import fill_like
 from .registry import OpDef, register
 from .sources import convert
 
@@ -190,6 +192,23 @@ def _divide(x, y, out=None):
     return np.true_divide(x, y, out=out)
 
 
+def _check_divisor(y, what):
+    """An integer division by zero raises (numpy would return 0; TF raises "Integer division
+    by zero")."""
+    if getattr(y, "dtype", np.asarray(y).dtype).kind in "iub" and not np.all(y):
+        raise ZeroDivisionError(f"integer division by zero (in {what})")
+
+
+def _floordiv(x, y, out=None):
+    _check_divisor(y, "floor_divide")
+    return np.floor_divide(x, y, out=out)
+
+
+def _mod(x, y, out=None):
+    _check_divisor(y, "mod")
+    return np.mod(x, y, out=out)
+
+
 def _int_div_dtype(d):
     return d if d.is_floating else D.float64
 
@@ -254,7 +273,8 @@ SIN = elementwise("sin", np.sin, "sin({0})", lambda op, g: [g * cos(op.inputs[0]
 COS = elementwise("cos", np.cos, "cos({0})", lambda op, g: [-g * sin(op.inputs[0])])
 TANH = elementwise("tanh", np.tanh, "tanh({0})",
                    lambda op, g: [g * (1 - op.outputs[0] * op.outputs[0])])
-SIGMOID = elementwise("sigmoid", _sigmoid, "(1 / (1 + exp(-{0})))",
+# one formula for every backend: the numpy kernel above and the CUDA expression below
+SIGMOID = elementwise("sigmoid", _sigmoid, "(({F})0.5 * (tanh(({F})0.5 * {0}) + ({F})1))",
                       lambda op, g: [g * op.outputs[0] * (1 - op.outputs[0])])
 ERF = elementwise("erf", _erf, "erf({0})",
                   lambda op, g: [g * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))])
@@ -285,9 +305,10 @@ DIVIDE = elementwise("divide", _divide, "(({F}){0} / {1})",
                      lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
                      kind="number", arity=2, out=_int_div_dtype,
                      samples=_binary_samples(0.5, 2.0))
-FLOORDIV = elementwise("floordiv", np.floor_divide, "floor(({F}){0} / {1})", kind="number",
-                       arity=2, differentiable=False, samples=_binary_samples(0.5, 4.0))
-MOD = elementwise("mod", np.mod, "({0} - floor(({F}){0} / {1}) * {1})",
+FLOORDIV = elementwise("floordiv", _floordiv, "floor(({F}){0} / {1})",
+                       kind="number", arity=2, differentiable=False,
+                       samples=_binary_samples(0.5, 4.0))
+MOD = elementwise("mod", _mod, "({0} - floor(({F}){0} / {1}) * {1})",
                   lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
                   kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
 POW = elementwise("pow", np.power, "pow(({F}){0}, ({F}){1})", _pow_grad, kind="number",
@@ -367,7 +388,6 @@ def _binary_fn(opdef, doc):
 
 def binary_operands(x, y, what):
     """Tensors for a binary op; a non-tensor operand is weak and takes the other's dtype."""
-    from ..ir.node import Tensor
     if isinstance(x, Tensor):
         return x, convert(y, like=x, what=f"{what}: ")
     if isinstance(y, Tensor):
@@ -421,7 +441,6 @@ logical_xor = _binary_fn(LOGICAL_XOR, "x xor y (bool)")
 
 def where(condition, x, y, name=None):
     """``x`` where ``condition`` is true, else ``y`` (broadcasting, weak scalars allowed)."""
-    from ..ir.node import Tensor
     c = convert(condition)
     if not isinstance(x, Tensor) and not isinstance(y, Tensor):
         x = convert(x)
@@ -432,5 +451,4 @@ def where(condition, x, y, name=None):
 def zeros_like(x, dtype=None, name=None):
     """Zeros of ``x``'s shape, for the gradient rules above (``gc.zeros_like`` is
     ``ops.array``'s; this one keeps the op's default name)."""
-    from .array import fill_like
     return fill_like(x, 0, dtype=dtype, name=name)

@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import DTypeError, UnimplementedError
 from ..shapes import broadcast_shapes, dims_compatible, fully_known, merge_dim
 from .array import broadcast_like, expand_dims, reshape, transpose
+from .elementwise import binary_operands
 from .registry import OpDef, register
 from .sources import constant, convert
 
@@ -42,7 +43,8 @@ def _matmul_infer(ins, attrs):
 
 
 def _t(x):
-    return np.swapaxes(x, -1, -2)
+    # .T is an attribute read; np.swapaxes (for batches) is a Python call
+    return x.T if x.ndim == 2 else np.swapaxes(x, -1, -2)
 
 
 def _matmul_kernel(a, b, transpose_a, transpose_b, out=None):
@@ -80,7 +82,6 @@ MATMUL = register(OpDef("matmul", _matmul_infer, numpy=_matmul_kernel, grad=_mat
 
 def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
     """Matrix product of the last two axes; leading axes broadcast as batches."""
-    from .elementwise import binary_operands
     a, b = binary_operands(a, b, "matmul")
     return MATMUL(a, b, name=name, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
 

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from ..errors import DTypeError, ShapeError
+from ..errors import DTypeError, GraphcError, ShapeError, user_location
 from ..ir.graph import get_default_graph
 from ..shapes import normalize_axis
 from .array import one_hot, stop_gradient
@@ -17,6 +17,11 @@ from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, mi
 from .reduce import reduce_max, reduce_mean, reduce_sum
 from .registry import OpDef, register
 from .sources import convert
+from .random import random_uniform, random_uniform_like
+from ..ir.node import Tensor
+from .array import reshape
+from .array import identity
+from .array import squeeze
 
 
 def _class_labels_infer(ins, attrs):
@@ -64,7 +69,6 @@ def _named(fn):
             with get_default_graph().name_scope(fn.__name__):
                 return fn(*args, **kwargs)
         out = fn(*args, **kwargs)
-        from .array import identity
         return identity(out, name=name)
     return wrapper
 
@@ -201,7 +205,6 @@ def bias_add(value, bias, data_format=None, name=None):
     if bias.shape is not None and len(bias.shape) != 1:
         raise ShapeError(f"bias_add: bias must be a vector, got {bias.describe()}")
     if data_format == "NCHW":
-        from .array import reshape
         bias = reshape(bias, (-1,) + (1,) * (len(value.shape) - 2))
     return value + bias
 
@@ -210,8 +213,10 @@ def bias_add(value, bias, data_format=None, name=None):
 def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
     """Zero each element with probability ``rate`` and scale the rest by 1 / (1 - rate)
     while ``training`` (a bool or a bool tensor); the identity otherwise."""
-    from .random import random_uniform, random_uniform_like
     x = convert(x)
+    if isinstance(rate, (int, float, np.number)) and not (0 <= rate < 1):
+        raise GraphcError(f"dropout: rate must be in [0, 1), got {rate!r} (it is the fraction "
+                          "of elements dropped; keep_prob = 1 - rate)", user_location())
     if isinstance(training, bool) and not training:
         return x
     if isinstance(rate, (int, float)) and rate == 0:
@@ -231,8 +236,6 @@ def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
 def _scalar(t):
     """A rate or switch fed through a shapeless placeholder (``tf.placeholder(tf.float32)``)
     is a scalar, as TF requires: say so, so that dropout's result keeps x's static shape."""
-    from ..ir.node import Tensor
-    from .array import reshape
     return reshape(t, ()) if isinstance(t, Tensor) and t.shape is None else t
 
 
@@ -242,11 +245,9 @@ def moments(x, axes, keepdims=False, name=None):
     mean = reduce_mean(x, axis=axes, keepdims=True)
     var = reduce_mean(square(x - stop_gradient(mean)), axis=axes, keepdims=True)
     if not keepdims and x.shape is None:   # unknown rank: the axes as given, resolved later
-        from .array import squeeze
         axes = list(axes) if isinstance(axes, (list, tuple)) else [axes]
         return squeeze(mean, axes), squeeze(var, axes)
     if not keepdims:
-        from .array import squeeze
         axes = [normalize_axis(a, len(x.shape)) for a in (axes if isinstance(axes, (list, tuple))
                                                             else [axes])]
         mean, var = squeeze(mean, axes), squeeze(var, axes)

@@ -10,12 +10,9 @@ from .. import dtypes as D
 from ..errors import DTypeError, ShapeError
 from ..ir.graph import get_default_graph
 from ..shapes import as_shape, fully_known
+from .array import gather
 from .registry import OpDef, register
 from .sources import convert
-
-
-def _shape_of(attrs, like):
-    return like.shape if like is not None else attrs["shape"]
 
 
 # The draws take a numpy dtype and use only numpy: the standalone backend carries their
@@ -40,15 +37,24 @@ def _truncated(rng, shape, dtype, mean, stddev):
     return (x * stddev + mean).astype(dtype)
 
 
-def _random_op(name, draw, samples):
-    def kernel(ctx, node, *like, shape, dtype, seed, **params):
-        shape = like[0].shape if like else shape
-        return draw(ctx.rng(node), shape, dtype.np, **params)
+def _normal_kernel(ctx, node, *like, shape, dtype, seed, mean, stddev):
+    return _normal(ctx.rng(node), like[0].shape if like else shape, dtype.np, mean, stddev)
 
-    def infer(ins, attrs):
-        return [(attrs["dtype"], ins[0].shape if ins else attrs["shape"])]
 
-    return register(OpDef(name, infer, numpy=kernel, kind="random", stateful=True,
+def _uniform_kernel(ctx, node, *like, shape, dtype, seed, minval, maxval):
+    return _uniform(ctx.rng(node), like[0].shape if like else shape, dtype.np, minval, maxval)
+
+
+def _truncated_kernel(ctx, node, *like, shape, dtype, seed, mean, stddev):
+    return _truncated(ctx.rng(node), like[0].shape if like else shape, dtype.np, mean, stddev)
+
+
+def _random_infer(ins, attrs):
+    return [(attrs["dtype"], ins[0].shape if ins else attrs["shape"])]
+
+
+def _random_op(name, kernel, samples):
+    return register(OpDef(name, _random_infer, numpy=kernel, kind="random", stateful=True,
                           differentiable=False, samples=samples))
 
 
@@ -65,9 +71,9 @@ def _uniform_samples(rng):
              {"shape": None, "dtype": D.float64, "seed": 5, "minval": 0.0, "maxval": 1.0})]
 
 
-RANDOM_NORMAL = _random_op("random_normal", _normal, _normal_samples)
-RANDOM_UNIFORM = _random_op("random_uniform", _uniform, _uniform_samples)
-TRUNCATED_NORMAL = _random_op("truncated_normal", _truncated, _normal_samples)
+RANDOM_NORMAL = _random_op("random_normal", _normal_kernel, _normal_samples)
+RANDOM_UNIFORM = _random_op("random_uniform", _uniform_kernel, _uniform_samples)
+TRUNCATED_NORMAL = _random_op("truncated_normal", _truncated_kernel, _normal_samples)
 
 
 def _static_shape(shape, what):
@@ -175,7 +181,6 @@ def random_permutation(n, dtype=D.int64, seed=None, name=None):
 
 def random_shuffle(value, seed=None, name=None):
     """``value`` with its first dimension in a seeded random order (a new order each run)."""
-    from .array import gather
     x = convert(value)
     n = x.shape[0]
     if not isinstance(n, int):

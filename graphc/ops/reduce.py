@@ -7,8 +7,23 @@ import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError
-from ..shapes import fully_known, normalize_axes, num_elements
-from .array import broadcast_like, cast, expand_dims, reshape, stop_gradient
+from ..shapes import (
+    broadcast_axes,
+    fully_known,
+    normalize_axes,
+    normalize_axis,
+    num_elements,
+)
+from .array import (
+    broadcast_like,
+    cast,
+    expand_dims,
+    identity,
+    reshape,
+    size,
+    squeeze,
+    stop_gradient,
+)
 from .elementwise import divide, equal, exp, log, not_equal
 from .registry import OpDef, register
 from .sources import constant, convert
@@ -80,15 +95,33 @@ def _prod_grad(op, g):
     return [broadcast_like(_keep(op, g * y), x) / x]
 
 
-def _kernel(fn):
-    def kernel(x, axis, keepdims, out=None, **_):
-        r = fn(x, axis=axis, keepdims=keepdims)
-        r = np.asarray(r, dtype=x.dtype)
-        if out is not None:
-            out[...] = r
-            return out
-        return r
-    return kernel
+def _reduced(fn, x, axis, keepdims, out):
+    """``fn`` over ``axis`` in x's dtype, written into ``out`` when one is given."""
+    r = np.asarray(fn(x, axis=axis, keepdims=keepdims), dtype=x.dtype)
+    if out is not None:
+        out[...] = r
+        return out
+    return r
+
+
+def _max(x, axis, keepdims, out=None, **_):
+    return _reduced(np.max, x, axis, keepdims, out)
+
+
+def _min(x, axis, keepdims, out=None, **_):
+    return _reduced(np.min, x, axis, keepdims, out)
+
+
+def _prod(x, axis, keepdims, out=None, **_):
+    return _reduced(np.prod, x, axis, keepdims, out)
+
+
+def _any(x, axis, keepdims, out=None, **_):
+    return _reduced(np.any, x, axis, keepdims, out)
+
+
+def _all(x, axis, keepdims, out=None, **_):
+    return _reduced(np.all, x, axis, keepdims, out)
 
 
 def _sum(x, axis, keepdims, out=None, **_):
@@ -123,11 +156,11 @@ def reduction(name, kernel, grad, c_init=None, c_combine=None, c_finalize=None):
 REDUCE_SUM = reduction("reduce_sum", _sum, _sum_grad, "0", "{a} + {b}")
 REDUCE_MEAN = reduction("reduce_mean", _mean, _mean_grad, "0", "{a} + {b}", "{a} / {n}")
 # NaN wins, as in numpy (CUDA's max/min would drop it)
-REDUCE_MAX = reduction("reduce_max", _kernel(np.max), _extreme_grad, "-INFINITY",
+REDUCE_MAX = reduction("reduce_max", _max, _extreme_grad, "-INFINITY",
                        "(({a} >= {b} || {a} != {a}) ? {a} : {b})")
-REDUCE_MIN = reduction("reduce_min", _kernel(np.min), _extreme_grad, "INFINITY",
+REDUCE_MIN = reduction("reduce_min", _min, _extreme_grad, "INFINITY",
                        "(({a} <= {b} || {a} != {a}) ? {a} : {b})")
-REDUCE_PROD = reduction("reduce_prod", _kernel(np.prod), _prod_grad, "1", "{a} * {b}")
+REDUCE_PROD = reduction("reduce_prod", _prod, _prod_grad, "1", "{a} * {b}")
 
 
 def _bool_reduce_infer(ins, attrs):
@@ -140,10 +173,10 @@ def _bool_samples(rng):
     return [([rng.random((3, 4)) > 0.5], {"axis": (1,), "keepdims": False})]
 
 
-REDUCE_ANY = register(OpDef("reduce_any", _bool_reduce_infer, numpy=_kernel(np.any),
+REDUCE_ANY = register(OpDef("reduce_any", _bool_reduce_infer, numpy=_any,
                             kind="reduction", differentiable=False, samples=_bool_samples,
                             extra={"resolve": _resolve_axes}))
-REDUCE_ALL = register(OpDef("reduce_all", _bool_reduce_infer, numpy=_kernel(np.all),
+REDUCE_ALL = register(OpDef("reduce_all", _bool_reduce_infer, numpy=_all,
                             kind="reduction", differentiable=False, samples=_bool_samples,
                             extra={"resolve": _resolve_axes}))
 
@@ -191,12 +224,10 @@ def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
 
 
 def _squeeze_axes(t, axes):
-    from .array import squeeze
     return squeeze(t, axis=axes)
 
 
 def _named(t, name):
-    from .array import identity
     return identity(t, name=name)
 
 
@@ -211,14 +242,12 @@ def _arg_infer(ins, attrs):
 
 
 def _resolve_arg_axis(ins, attrs):
-    from ..shapes import normalize_axis
     if ins[0].shape is None:
         return attrs
     return {**attrs, "axis": normalize_axis(attrs["axis"], len(ins[0].shape))}
 
 
 def _arg_axis(x, axis):
-    from ..shapes import normalize_axis
     axis = 0 if axis is None else int(axis)
     return axis if x.shape is None else normalize_axis(axis, len(x.shape))
 
@@ -227,14 +256,22 @@ def _arg_samples(rng):
     return [([rng.standard_normal((3, 4))], {"axis": 1, "output_type": D.int64})]
 
 
+def _argmax(x, axis, output_type):
+    return np.argmax(x, axis=axis).astype(output_type.np)
+
+
+def _argmin(x, axis, output_type):
+    return np.argmin(x, axis=axis).astype(output_type.np)
+
+
 ARGMAX = register(OpDef(
     "argmax", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
     extra={"resolve": _resolve_arg_axis},
-    numpy=lambda x, axis, output_type: np.argmax(x, axis=axis).astype(output_type.np)))
+    numpy=_argmax))
 ARGMIN = register(OpDef(
     "argmin", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
     extra={"resolve": _resolve_arg_axis},
-    numpy=lambda x, axis, output_type: np.argmin(x, axis=axis).astype(output_type.np)))
+    numpy=_argmin))
 
 
 def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
@@ -252,18 +289,16 @@ def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
 
 # --- sum_to_like: undo broadcasting -----------------------------------------------------------
 
-def _sum_to_shape(g, shape):
-    """The index of the smallest value along ``axis`` (0 by default)."""
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape)
-                                      if d == 1 and g.shape[lead + i] != 1)
+def _sum_to_like(g, like):
+    """``g`` summed over the axes along which ``like`` was broadcast, in ``like``'s shape."""
+    axes = broadcast_axes(g.shape, like.shape)
     r = g.sum(axis=axes, keepdims=True) if axes else g
-    return r.reshape(shape)
+    return r.reshape(like.shape)
 
 
 SUM_TO_LIKE = register(OpDef(
     "sum_to_like", lambda ins, a: [(ins[0].dtype, ins[1].shape)],
-    numpy=lambda g, like: _sum_to_shape(g, like.shape), kind="reduction",
+    numpy=_sum_to_like, kind="reduction",
     grad=lambda op, g: [broadcast_like(g, op.inputs[0]), None],
     samples=lambda rng: [([rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 1))], {})]))
 
@@ -274,16 +309,13 @@ def sum_to_like(g, x):
     if gs is not None and xs is not None and fully_known(gs) and fully_known(xs):
         if tuple(gs) == tuple(xs):
             return g
-        lead = len(gs) - len(xs)
-        axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(xs)
-                                          if d == 1 and gs[lead + i] != 1)
+        axes = broadcast_axes(gs, xs)
         r = reduce_sum(g, axis=axes, keepdims=True) if axes else g
         return reshape(r, xs)
     return SUM_TO_LIKE(g, x)
 
 
 def size_of(x):
-    from .array import size
     return size(x)
 
 

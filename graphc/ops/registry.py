@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..errors import DTypeError, GraphcError, ShapeError, user_location
+from ..ir.graph import get_default_graph
+from ..ir.node import Tensor
 from ..shapes import format_shape
 
 REGISTRY: dict[str, OpDef] = {}
@@ -44,8 +46,6 @@ class OpDef:
 
     def build(self, inputs, attrs=None, name=None, output_cls=None, location=None, origin=None):
         """Check the rules and add a node to the inputs' graph (or the default graph)."""
-        from ..ir.graph import get_default_graph
-        from ..ir.node import Tensor
 
         attrs = attrs or {}
         graph = inputs[0].graph if inputs else get_default_graph()

@@ -20,8 +20,12 @@ def _const_samples(rng):
     return [([], {"value": rng.standard_normal((2, 3)).astype(np.float32)})]
 
 
+def _const(value):
+    return value
+
+
 CONST = register(OpDef(
-    "const", _const_infer, numpy=lambda value: value, kind="source",
+    "const", _const_infer, numpy=_const, kind="source",
     differentiable=False, samples=_const_samples,
     doc="A constant array, stored in the graph."))
 
@@ -45,8 +49,12 @@ def _pwd_infer(inputs, attrs):
 
 
 # stateful: it must never be folded into a constant, since a feed may replace its value
+def _pwd_kernel(ctx, node, x, shape):
+    return x      # what a run computes when nothing is fed for it
+
+
 PLACEHOLDER_WITH_DEFAULT = register(OpDef(
-    "placeholder_with_default", _pwd_infer, numpy=lambda ctx, node, x, shape: x, kind="source",
+    "placeholder_with_default", _pwd_infer, numpy=_pwd_kernel, kind="source",
     grad=lambda op, g: [g], stateful=True,
     samples=lambda rng: [([rng.standard_normal((2, 3))], {"shape": (None, 3)})],
     doc="Its input unless a value is fed for it."))
@@ -114,11 +122,6 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
                                  "tensor; cast one of them")
             dtype = target
     return constant(value, dtype=dtype)
-
-
-def scalar_like(value, x: Tensor) -> Tensor:
-    """A 0-d constant of ``x``'s dtype."""
-    return constant(value, dtype=x.dtype)
 
 
 def _holds_tensor(value) -> bool:

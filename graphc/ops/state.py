@@ -5,13 +5,16 @@ kernels read and update them in place, so compiled plans may keep references to 
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .. import dtypes as D
 from ..errors import DTypeError, NumericsError, ShapeError, UninitializedError
 from ..ir.graph import get_default_graph
-from ..ir.node import Operation, Tensor
+from ..ir.node import Operation, Tensor, _resolve_session
 from ..shapes import as_shape, dims_compatible, format_shape
+from .array import cast, identity
 from .registry import OpDef, register
 from .sources import constant, convert
 
@@ -64,18 +67,17 @@ class Variable(Tensor, metaclass=_VariableMeta):
     def read_value(self):
         return self
 
-    def assign(self, value, name=None):
-        return assign(self, value, name=name)
+    def assign(self, value, use_locking=None, name=None, read_value=True):
+        return assign(self, value, use_locking=use_locking, name=name)
 
-    def assign_add(self, delta, name=None):
-        return assign_add(self, delta, name=name)
+    def assign_add(self, delta, use_locking=None, name=None, read_value=True):
+        return assign_add(self, delta, use_locking=use_locking, name=name)
 
-    def assign_sub(self, delta, name=None):
-        return assign_sub(self, delta, name=name)
+    def assign_sub(self, delta, use_locking=None, name=None, read_value=True):
+        return assign_sub(self, delta, use_locking=use_locking, name=name)
 
     def load(self, value, session=None):
         """Set the value directly (TF1's ``Variable.load``)."""
-        from ..ir.node import _resolve_session
         _resolve_session(session, self).set_variable(self, value)
 
     def set_shape(self, shape):
@@ -98,7 +100,6 @@ def _make_variable(initial_value=None, trainable=True, name=None, dtype=None, sh
     init = convert(initial_value) if isinstance(initial_value, Tensor) else \
         constant(initial_value, dtype=dtype)
     if dtype is not None and init.dtype is not D.as_dtype(dtype):
-        from .array import cast
         init = cast(init, dtype)
     vshape = as_shape(shape) if shape is not None else init.shape
     graph = init.graph if isinstance(initial_value, Tensor) else get_default_graph()
@@ -132,38 +133,80 @@ def _assign_infer(ins, attrs):
     return [(ref.dtype, ref.shape)]
 
 
-def _assign_kernel(ctx, node, value, var):
+def _assign_kernel(ctx, node, value, var, use_locking=False):
+    if use_locking:
+        with ctx.lock(var):
+            return _assign_kernel(ctx, node, value, var)
     buf = ctx.variables.get(var)
     if buf is None or buf.shape != value.shape:
-        ctx.variables[var] = np.array(value, dtype=var.outputs[0].dtype.np, copy=True)
+        ctx.variables[var] = np.array(value, copy=True)   # value has var's dtype (infer)
     else:
         np.copyto(buf, value)
     return ctx.variables[var]
 
 
-def _assign_op_kernel(ufunc):
-    def kernel(ctx, node, delta, var):
-        buf = ctx.variables.get(var)
-        if buf is None:
-            _var_kernel(ctx, var, None, None, None)
+def _assign_add_kernel(ctx, node, delta, var, use_locking=False):
+    return _update_in_place(np.add, ctx, delta, var, use_locking)
+
+
+def _assign_sub_kernel(ctx, node, delta, var, use_locking=False):
+    return _update_in_place(np.subtract, ctx, delta, var, use_locking)
+
+
+def _update_in_place(ufunc, ctx, delta, var, use_locking):
+    buf = ctx.variables.get(var)
+    if buf is None:
+        _var_kernel(ctx, var, None, None, None)
+    if use_locking:
+        with ctx.lock(var):
+            ufunc(buf, delta, out=buf)
+    else:
         ufunc(buf, delta, out=buf)
-        return buf
-    return kernel
+    return buf
+
+
+# --- use_locking ------------------------------------------------------------------------------
+# As in TF 1.x: an assign op built with ``use_locking=True`` holds its variable's lock (one per
+# variable and session: ``RunContext.lock``) while it writes, so concurrent updates of one
+# variable are serialized and none is lost. Reads take no lock. Without it, concurrent updates
+# of one variable may interleave (numpy releases the GIL inside large in-place ufuncs): updates
+# can be lost.
+
+_locking_default = threading.local()
+
+
+class locking:
+    """``with locking(True):`` assign ops built inside default to ``use_locking=True`` (how an
+    optimizer built with ``use_locking=True`` locks every update it builds)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = bool(enabled)
+
+    def __enter__(self):
+        self.saved = getattr(_locking_default, "on", False)
+        _locking_default.on = self.enabled or self.saved
+
+    def __exit__(self, *exc):
+        _locking_default.on = self.saved
+        return False
 
 
 ASSIGN = register(OpDef("assign", _assign_infer, numpy=_assign_kernel, kind="state",
                         stateful=True, differentiable=False))
-ASSIGN_ADD = register(OpDef("assign_add", _assign_infer, numpy=_assign_op_kernel(np.add),
+ASSIGN_ADD = register(OpDef("assign_add", _assign_infer, numpy=_assign_add_kernel,
                             kind="state", stateful=True, differentiable=False))
-ASSIGN_SUB = register(OpDef("assign_sub", _assign_infer, numpy=_assign_op_kernel(np.subtract),
+ASSIGN_SUB = register(OpDef("assign_sub", _assign_infer, numpy=_assign_sub_kernel,
                             kind="state", stateful=True, differentiable=False))
 
 
 def _assign_fn(opdef):
-    def fn(ref, value, name=None, **_tf_kwargs):
+    def fn(ref, value, use_locking=None, name=None, **_tf_kwargs):
         if not isinstance(ref, Variable):
             raise DTypeError(f"{opdef.name}: the target must be a gc.Variable, got {ref!r}")
-        return opdef(convert(value, like=ref), name=name, var=ref.op)
+        if use_locking is None:
+            use_locking = getattr(_locking_default, "on", False)
+        extra = {"use_locking": True} if use_locking else {}
+        return opdef(convert(value, like=ref), name=name, var=ref.op, **extra)
     fn.__name__ = opdef.name
     return fn
 
@@ -178,7 +221,11 @@ assign_sub.__doc__ = "``ref -= delta`` in place."
 
 # --- grouping and control ---------------------------------------------------------------------
 
-NO_OP = register(OpDef("no_op", lambda ins, a: [], numpy=lambda ctx, node: (), kind="state",
+def _no_op_kernel(ctx, node):
+    return ()     # it exists for its control edges
+
+
+NO_OP = register(OpDef("no_op", lambda ins, a: [], numpy=_no_op_kernel, kind="state",
                        stateful=True, differentiable=False))
 
 
@@ -205,7 +252,6 @@ def control_dependencies(control_inputs):
 
 def tuple_(tensors, name=None):
     """Identities of ``tensors`` that are computed only once all of them are (TF's ``tuple``)."""
-    from .array import identity
     g = group(*tensors)
     with control_dependencies([g]):
         return [identity(t) for t in tensors]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..dtypes import as_dtype
 from ..ops.array import (
     BROADCAST_LIKE,
     FILL_LIKE,
@@ -66,7 +67,6 @@ def make_const(array, like):
 
 
 def _dtype_of(array):
-    from ..dtypes import as_dtype
     return as_dtype(array.dtype)
 
 

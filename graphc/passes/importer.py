@@ -8,7 +8,7 @@ and the memory planner leaves that value to the kernel to allocate."""
 
 from __future__ import annotations
 
-from ..errors import GraphcError
+from ..errors import GraphcError, ShapeError
 from ..ir.graph import needed_ops
 from ..shapes import format_shape
 from .program import FEED, Node, Program, writes_state
@@ -127,6 +127,10 @@ def _avals(op, ins, attrs=None):
                 for (n, i), t in zip(ins, op.inputs, strict=False)]
     try:
         avals = op.op.infer(abstract, dict(op.attrs if attrs is None else attrs))
+    except ShapeError as e:   # the fed shapes do not fit: say so now, at the op's line
+        shapes = ", ".join(format_shape(a.shape) for a in abstract)
+        raise ShapeError(f"{op.type} '{op.name}' cannot take the fed shapes [{shapes}]: "
+                         f"{e.message}", op.location, node=op) from None
     except Exception:  # a rule that needs more than shapes: the static answer is still right
         return static
     if len(avals) != len(static):

@@ -13,6 +13,11 @@ Rules:
   * a fused kernel's per-tile scratch lives during its own step only;
   * buffers are packed largest first, each at the best-fitting gap (the smallest free gap
     that holds it) among the buffers whose lifetimes overlap;
+  * the inputs of a collective that reduces several tensors at once (a gradient bucket,
+    ``op.extra["collective"]``) are laid out back to back (each ALIGN-padded) when each is
+    a planned intermediate that this step reads last: the bucket is then one span of the
+    arena that the collective reduces in place, with no pack or unpack copy. The node gets
+    the attribute ``contiguous=True``; the span lives from its first member's start;
   * planned values that are fetched (``Slot.result``) are packed after the intermediates,
     in a region of their own: SPEC §7's ``peak`` counts intermediates only (feeds, fetched
     results and variables not counted), and ``result_bytes`` is the size of that region.
@@ -25,12 +30,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..shapes import ARENA_ALIGN
 from .liveness import SAFE_INPLACE, Slot, lifetimes, nbytes, steps_of, value_slots
 from .program import FUSED, Program
 
 __all__ = ["MemoryPlan", "Slot", "FusedLayout", "pack", "plan_memory", "tile_rows"]
 
-ALIGN = 64               # bytes: arena offsets are cache-line aligned
+ALIGN = ARENA_ALIGN      # bytes: arena offsets are cache-line aligned
 TILE_ELEMS = 1 << 16     # elements per tile of a fused kernel (fits in L2 with a few operands)
 SCRATCH_BYTES = 1 << 19  # a fused kernel's tile scratch, at most (half a typical L2)
 
@@ -151,8 +157,39 @@ class MemoryPlan:
     tile_elems: int
 
 
+def _aligned(n):
+    return -(-max(n, 1) // ALIGN) * ALIGN
+
+
+def contiguous_buckets(program, steps, slot_of) -> list:
+    """``[(span slot, member slots)]`` for the collectives whose inputs can share one span
+    (module rules), marking those nodes ``contiguous``."""
+    from .collectives import set_attrs
+    spans, last_read = [], {}
+    for i, n in enumerate(steps):
+        for v in n.inputs:
+            last_read[id(slot_of[v])] = i
+    for i, n in enumerate(steps):
+        if not n.op.extra.get("collective") or len(n.inputs) < 2:
+            continue
+        group = [slot_of[v] for v in n.inputs]
+        # (a member's ``end`` may be later: the results are the members themselves)
+        if len({id(m) for m in group}) < len(group) or not all(
+                m.kind == "arena" and not m.result and last_read[id(m)] == i
+                and m.dtype == group[0].dtype for m in group):
+            continue
+        span = Slot(-1, "arena", group[0].dtype, None,
+                    sum(_aligned(m.nbytes) for m in group), min(m.start for m in group),
+                    max(m.end for m in group), name=f"bucket of step {i}")
+        spans.append((span, group))
+        set_attrs(program, n, {**n.attrs, "contiguous": True})
+    return spans
+
+
 def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     """Lay out every buffer (``program.facts.memory``, a ``MemoryPlan``)."""
+    from .collectives import number_collectives
+    number_collectives(program)           # the collectives' shared signature record
     steps = steps_of(program)
     slot_of, slots = value_slots(program, steps)
     lifetimes(program, steps, slot_of)
@@ -173,7 +210,15 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     results = [slot_of[v] for v in fetched if slot_of[v].kind == "arena"]
     for s in results:
         s.result = True
-    peak = pack([s for s in slots if not s.result])
+    spans = contiguous_buckets(program, steps, slot_of)
+    members = {id(m) for _, group in spans for m in group}
+    peak = pack([s for s in slots if not s.result and id(s) not in members]
+                + [span for span, _ in spans])
+    for span, group in spans:             # the members, back to back inside their span
+        at = span.offset
+        for m in group:
+            m.offset = at
+            at += _aligned(m.nbytes)
     result_bytes = pack(results)
     for s in results:                     # pack() placed them from 0; peak is ALIGN-ed
         s.offset += peak

@@ -24,7 +24,7 @@ from ..ops.array import (
 )
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
-from ..shapes import fully_known
+from ..shapes import broadcast_axes, fully_known
 from .fold import is_const, make_const, shape_only_positions
 from .importer import _Abstract
 from .program import Program, derived, rewrite
@@ -266,9 +266,7 @@ def local_sum_to_static_shape(node, ctx):
     gs, xs = aval(g)[1], node.avals[0][1]
     if not (fully_known(gs) and fully_known(xs)):
         return None
-    lead = len(gs) - len(xs)
-    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(xs)
-                                      if d == 1 and gs[lead + i] != 1)
+    axes = broadcast_axes(gs, xs)
     if not axes:
         r = g
     else:   # a bias gradient sums its leading axes away: no reshape is needed after it
