@@ -269,7 +269,7 @@ class Saver:
         return list(self._written)
 
     @accepts("latest_filename", "meta_graph_suffix", "write_meta_graph",
-             "strip_default_attrs", "save_debug_info", what="Saver.save")
+             "strip_default_attrs", "save_debug_info", "all_ranks", what="Saver.save")
     def save(self, sess, save_path, global_step=None, write_state=True, **_tf_kwargs):
         """Write the variables' current values to ``save_path`` (``save_path-<step>`` when
         ``global_step`` is given) and return that path. In a ``graphc.distributed`` job
