@@ -113,6 +113,9 @@ def main(argv=None):
                   f"{plan.stats['nodes_after']} nodes, {plan.stats['kernels']} kernels, "
                   f"peak {plan.stats['peak_bytes']} bytes")
             continue
+        if name == "lstm":       # scan vs unrolled: compile time, step time, memory
+            contenders["graphc"]()
+            continue
         contenders.update(gpu.contenders(name))      # {} without a GPU
         report(name, measure(contenders, args.rounds, args.budget, args.settle))
 

@@ -339,8 +339,13 @@ def build_compile():
     return {"graphc": compile_mlp}
 
 
+def build_lstm():
+    from .lstm import report
+    return {"graphc": report}
+
+
 WORKLOADS = {"mlp2": build_mlp2, "mlp3": build_mlp3, "linreg": build_linreg,
-             "chain": build_chain, "compile": build_compile}
+             "chain": build_chain, "compile": build_compile, "lstm": build_lstm}
 
 
 # --- compile-scaling: build, minimize, compile and first run of deep MLPs -----------------------

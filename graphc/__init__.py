@@ -79,3 +79,5 @@ from .compiler import compile  # noqa: E402,A001 - gc.compile is the public name
 
 from . import diagnostics  # noqa: E402  (NaN trap, plan cache log, growth watch: SPEC §12)
 from .diagnostics import GraphcWarning  # noqa: E402
+
+from .frontend.control import case, cond, map_fn, scan, while_loop  # noqa: E402  (SPEC §15)

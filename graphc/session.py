@@ -106,6 +106,9 @@ class Session:
         self._variables: dict = {}
         self._rngs: dict = {}
         self._ctx = RunContext(self._variables, self._rngs)
+        # a backend that keeps variables elsewhere (the cupy device) registers how to bring a
+        # host array up to date; get_variable calls it before it reads
+        self._ctx.host_reads = []
         self._cache: dict = {}
         self._callables: dict = {}
         self._lock = threading.RLock()
@@ -308,6 +311,8 @@ class Session:
             self._variables[var.op] = np.array(arr, copy=True)
 
     def get_variable(self, var):
+        for sync in self._ctx.host_reads:
+            sync(var.op)
         return self._variables.get(var.op)
 
 

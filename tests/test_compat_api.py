@@ -309,24 +309,36 @@ def test_missing_apis_raise_a_clear_error_naming_them(path, hint):
     assert not hasattr(parent, parts[-1])      # still an AttributeError for hasattr
 
 
-def test_cond_chooses_between_side_effect_free_branches():
+def test_cond_chooses_between_branches_and_runs_only_the_taken_ones_effects():
     flag = tf.placeholder(tf.bool)
     x = tf.ones([4000])
     dropped = tf.cond(flag, lambda: tf.nn.dropout(x, 0.5), lambda: x)
     pair = tf.cond(flag, lambda: (x * 2, x), lambda: (x, x * 3))
     assert dropped.shape == (4000,)
+    v = tf.Variable(1.0)
+    set_v = tf.cond(flag, lambda: tf.assign(v, 2.0), lambda: v + 0.0)
     with tf.Session() as sess:
         on, off = sess.run(dropped, {flag: True}), sess.run(dropped, {flag: False})
         assert [v[0] for v in sess.run(pair, {flag: False})] == [1.0, 3.0]
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(set_v, {flag: False}) == 1.0 and sess.run(v) == 1.0
+        assert sess.run(set_v, {flag: True}) == 2.0 and sess.run(v) == 2.0
     assert set(np.unique(on)) == {0.0, 2.0} and (off == 1).all()
-    v = tf.Variable(1.0)
-    with pytest.raises(gc.UnimplementedError, match="side effects.*assign"):
-        tf.cond(flag, lambda: tf.assign(v, 2.0), lambda: v)
 
 
-def test_loops_say_what_to_do_instead():
-    with pytest.raises(gc.UnimplementedError, match="unroll"):
-        tf.while_loop(lambda i: i < 3, lambda i: i + 1, [0])
+def test_loops_scan_map_fn_and_case():
+    i = tf.while_loop(lambda i: i < 3, lambda i: i + 1, [0])
+    k, s = tf.while_loop(lambda k, s: k < 4, lambda k, s: [k + 1, s + k], [0, 0])
+    xs = tf.constant([1.0, 2.0, 3.0])
+    cum = tf.scan(lambda a, x: a + x, xs)
+    sq = tf.map_fn(lambda x: x * x, xs)
+    n = tf.placeholder(tf.int32, [])
+    c = tf.case([(tf.less(n, 0), lambda: tf.constant(-1))], default=lambda: tf.constant(1))
+    with tf.Session() as sess:
+        assert sess.run(i) == 3 and sess.run([k, s]) == [4, 6]
+        assert sess.run(cum).tolist() == [1.0, 3.0, 6.0]
+        assert sess.run(sq).tolist() == [1.0, 4.0, 9.0]
+        assert sess.run(c, {n: -3}) == -1 and sess.run(c, {n: 3}) == 1
 
 
 # --- shapes given as tensors, and more of what tutorials reach for ------------------------------

@@ -181,7 +181,8 @@ def test_ops_without_a_kernel_run_on_the_host_between_transfers(on_cpu, rng):
         got = sess.run(out, {table: value})
     exe, = on_cpu
     titles = {exe.plan.steps[i].title for i in exe._host_steps}
-    assert {"gather", "random_normal"} <= titles
+    assert "random_normal" in titles          # drawn on the host: the same numbers as numpy
+    assert "gather" not in titles             # lowered to the device (cupy_lowerings)
     np.testing.assert_allclose(got, want, rtol=1e-6)          # same seeds, same numbers
 
 
@@ -228,11 +229,12 @@ def test_cuda_graph_replays_with_new_feed_values(on_cpu, rng):
 
 def test_plans_with_host_steps_are_not_captured(on_cpu):
     table = gc.placeholder(gc.float32, (6, 4))
-    out = gc.gather(table, gc.constant([1, 2])) * 2.0
+    out = table * gc.random_normal((6, 4), seed=3)
     plan = gc.compile(out, feed_shapes={table: (6, 4)}, backend="cupy")
     exe = cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, **SMALL,
                             cuda_graph=True, capture=_recording_capture([]))
     assert not exe._cuda_graph
+    assert "on the host" in exe.capture_refused
 
 
 @pytest.mark.skipif(cb.gpu_unavailable_reason() is None, reason="cupy and a GPU are present")
@@ -299,3 +301,257 @@ def test_every_registry_op_through_the_backend_on_the_cpu(on_cpu):
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True, err_msg=name)
         else:
             np.testing.assert_array_equal(g, w, err_msg=name)
+
+
+# --- the GPU path's first-device fixes, checked with numpy standing in ------------------------
+
+def _device_state(sess, exe):
+    return cb._DEVICE_STATE[sess._ctx][id(exe.xp)]
+
+
+def test_a_steady_training_step_copies_no_variable_between_host_and_device(on_cpu, rng):
+    data = _data(rng)
+    x, y, params, _, loss, train = _mlp()
+    with gc.Session(backend="cupy") as sess:
+        sess.run(gc.global_variables_initializer())
+        sess.run([train, loss], {x: data[0], y: data[1]})
+        exe = max(on_cpu, key=lambda e: len(e.plan.steps))
+        state = _device_state(sess, exe)
+        before = (state.uploads, state.downloads, exe.xp.calls["array"])
+        for _ in range(4):
+            sess.run([train, loss], {x: data[0], y: data[1]})
+        assert (state.uploads, state.downloads, exe.xp.calls["array"]) == before
+        assert exe._host_steps == []
+        # the host copy is brought up to date only when the host reads it
+        w1 = sess.get_variable(params[0])
+        assert state.downloads == before[1] + 1
+        np.testing.assert_array_equal(w1, sess.run(params[0]))
+        sess.get_variable(params[0])
+        assert state.downloads == before[1] + 1             # already current: no copy
+
+
+def test_a_saved_checkpoint_holds_the_device_values(on_cpu, rng, tmp_path):
+    data = _data(rng)
+    x, y, params, _, loss, train = _mlp()
+    with gc.Session(backend="cupy") as sess:
+        sess.run(gc.global_variables_initializer())
+        for _ in range(3):
+            sess.run(train, {x: data[0], y: data[1]})
+        want = [sess.run(p) for p in params]
+        path = gc.train.Saver().save(sess, str(tmp_path / "ckpt"))
+    with gc.Session() as sess:
+        gc.train.Saver().restore(sess, path)
+        for p, w in zip(params, want, strict=True):
+            np.testing.assert_array_equal(sess.run(p), w)
+
+
+def test_an_lstm_training_step_has_no_host_step(on_cpu):
+    import graphc.compat.v1 as tf
+    tf.set_random_seed(1)                              # the same initial weights twice
+    x = tf.placeholder(tf.float32, (8, 5, 6))
+    y = tf.placeholder(tf.float32, (8, 3))
+    outs, _ = tf.nn.static_rnn(tf.nn.rnn_cell.BasicLSTMCell(7), tf.unstack(x, axis=1),
+                               dtype=tf.float32)
+    loss = tf.reduce_mean((tf.layers.dense(outs[-1], 3) - y) ** 2)
+    train = tf.train.AdamOptimizer(1e-2).minimize(loss)
+    feeds = {x: np.linspace(-1, 1, 240, dtype=np.float32).reshape(8, 5, 6),
+             y: np.ones((8, 3), np.float32)}
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        want = [sess.run([train, loss], feeds)[1] for _ in range(3)]
+    with gc.Session(backend="cupy") as sess:
+        sess.run(gc.global_variables_initializer())
+        got = [sess.run([train, loss], feeds)[1] for _ in range(3)]
+    exe = max(on_cpu, key=lambda e: len(e.plan.steps))
+    assert exe._host_steps == [], [exe.plan.steps[i].title for i in exe._host_steps]
+    np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_one_hot_and_gather_run_on_the_device_like_numpy(on_cpu, rng):
+    table = gc.placeholder(gc.float32, (6, 4))
+    idx = gc.placeholder(gc.int32, (3,))
+    out = gc.gather(table, idx, axis=0) + gc.reduce_sum(gc.one_hot(idx, 4, axis=0), axis=1)
+    grad, = gc.gradients(gc.reduce_sum(out * out), [table])
+    feeds = {table: rng.standard_normal((6, 4)).astype(np.float32),
+             idx: np.array([4, 0, 4], np.int32)}
+    with gc.Session() as sess:
+        want = sess.run([out, grad], feeds)
+    with gc.Session(backend="cupy") as sess:
+        got = sess.run([out, grad], feeds)
+    exe, = on_cpu
+    assert exe._host_steps == []
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+def _capture_plan(a_shape, b_shape, dtype=gc.float32, **attrs):
+    a = gc.placeholder(dtype, a_shape)
+    b = gc.placeholder(dtype, b_shape)
+    plan = gc.compile(gc.matmul(a, b, **attrs) * 2.0, feed_shapes={a: a_shape, b: b_shape},
+                      backend="cupy")
+    return cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, **SMALL,
+                             cuda_graph=True, capture=_recording_capture([]))
+
+
+def test_capture_refuses_matmuls_for_which_cupy_allocates_a_temporary():
+    assert _capture_plan((4, 3), (3, 5))._cuda_graph                 # plain 2-D: captured
+    batched = _capture_plan((2, 3, 4), (2, 3, 5), transpose_a=True)
+    assert not batched._cuda_graph
+    assert "transposed batched operand" in batched.capture_refused
+    half = _capture_plan((4, 3), (3, 5), dtype=gc.float16)
+    assert not half._cuda_graph and "float16" in half.capture_refused
+
+
+def test_replay_is_launched_on_the_callers_current_stream():
+    events = []
+
+    class Graph:
+        def launch(self, stream):
+            events.append(("launch", stream))
+
+    class Stream:
+        def __init__(self, non_blocking=False):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def begin_capture(self):
+            events.append("begin")
+
+        def end_capture(self):
+            events.append("end")
+            return Graph()
+
+    from types import SimpleNamespace
+    current = object()
+    fake_xp = SimpleNamespace(cuda=SimpleNamespace(Stream=Stream,
+                                                   get_current_stream=lambda: current))
+    replay = cb._cupy_capture(fake_xp, lambda: events.append("run"))
+    replay()
+    assert events == ["begin", "run", "end", ("launch", current)]
+
+
+def test_a_kernel_that_does_not_compile_names_the_users_line():
+    from graphc.backends import cuda_modules
+
+    def broken(kernels):
+        err = cuda_modules.KernelCompileError("error: identifier \"bogus\" is undefined")
+        err.kernel = kernels[0].name
+        raise err
+    x = gc.placeholder(gc.float32, (4,))
+    y = gc.exp(x) * 3.0                                     # this line is the kernel's
+    plan = gc.compile(y, feed_shapes={x: (4,)}, backend="cupy")
+    with pytest.raises(gc.GraphcError, match=r"test_cupy_backend.py:\d+") as info:
+        cb.CupyExecutable(plan, xp=np, compile_kernels=broken, **SMALL)
+    assert "bogus" in str(info.value) and "does not compile" in str(info.value)
+
+
+def test_feeds_go_through_a_pinned_buffer_and_one_device_buffer_per_feed(on_cpu, rng):
+    class DeviceArray(np.ndarray):
+        def set(self, host, stream=None):
+            np.copyto(self, host)
+
+    class Event:
+        def synchronize(self):
+            pass
+
+    class Stream:
+        def record(self):
+            return Event()
+
+    class PinnedXP(CountingNumpy):
+        class cuda:
+            @staticmethod
+            def get_current_stream():
+                return Stream()
+
+        def empty(self, shape, dtype):
+            self.calls["empty"] += 1
+            return np.empty(shape, dtype).view(DeviceArray)
+
+    x = gc.placeholder(gc.float32, (4, 3))
+    plan = gc.compile(gc.exp(x) + 1.0, feed_shapes={x: (4, 3)}, backend="cupy")
+    exe = cb.CupyExecutable(plan, xp=PinnedXP(), compile_kernels=host_kernels, **SMALL)
+    pinned = []
+    exe._pinned = lambda shape, dtype: pinned.append(shape) or np.empty(shape, dtype)
+    ctx = gc.Session(backend="cupy")._ctx
+    uploads = exe.xp.calls["asarray"]                  # the plan's constants, once
+    for _ in range(3):
+        value = rng.standard_normal((4, 3)).astype(np.float32)
+        got, = exe(ctx, {x: value})
+        np.testing.assert_allclose(got, np.exp(value) + 1, rtol=1e-6)
+    assert pinned == [(4, 3)]                          # one pinned buffer, reused
+    assert exe.xp.calls["asarray"] == uploads          # no pageable upload per run
+
+
+def test_cuda_modules_compile_ieee_once_per_device_architecture(monkeypatch, tmp_path):
+    from graphc.backends import cuda_compile, cuda_modules
+    if cuda_compile.nvrtc() is None:
+        pytest.skip("NVRTC is not installed (the dev extra brings nvidia-cuda-nvrtc)")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cuda_modules, "_modules", {})
+    compiled, loaded = [], []
+    real = cuda_compile.nvrtc_compile
+
+    def recording(source, arch, **kw):
+        compiled.append((arch, kw["options"]))
+        return real(source, arch, **kw)
+    monkeypatch.setattr(cuda_compile, "nvrtc_compile", recording)
+    device = {"id": 0, "cc": "90"}
+
+    class FakeCupy:
+        class cuda:
+            class Device:
+                def __init__(self):
+                    self.id, self.compute_capability = device["id"], device["cc"]
+
+        @staticmethod
+        def RawModule(path):
+            loaded.append(path)
+            return ("module", path)
+
+    source = 'extern "C" __global__ void k(float* x) { x[0] = x[0] * 1e-30f; }'
+    first = cuda_modules.load(FakeCupy, source)
+    assert cuda_modules.load(FakeCupy, source) is first            # cached in memory
+    device.update(id=1, cc="80")
+    second = cuda_modules.load(FakeCupy, source)                    # another device
+    assert [a for a, _ in compiled] == ["sm_90", "sm_80"]
+    assert all(opts == cuda_compile.IEEE for _, opts in compiled)
+    assert first != second and len(list(tmp_path.glob("cuda/*.cubin"))) == 2
+    monkeypatch.setattr(cuda_modules, "_modules", {})               # a new process
+    device.update(id=0, cc="90")
+    cuda_modules.load(FakeCupy, source)
+    assert len(compiled) == 2                                       # read from disk
+    with pytest.raises(cuda_modules.KernelCompileError, match="bogus"):
+        cuda_modules.load(FakeCupy, 'extern "C" __global__ void k() { bogus(); }')
+
+
+def test_nvrtc_keeps_float32_denormals_with_the_ieee_options():
+    """What cupy's RawModule would do (``-ftz=true`` appended last) flushes; graphc's own
+    options keep denormals, as numpy does."""
+    import ctypes
+
+    from graphc.backends import cuda_compile
+    lib = cuda_compile.nvrtc()
+    if lib is None:
+        pytest.skip("NVRTC is not installed (the dev extra brings nvidia-cuda-nvrtc)")
+
+    def ptx(options):
+        prog = ctypes.c_void_p()
+        src = b'extern "C" __global__ void k(float* x) { x[0] = x[0] * 1e-30f; }'
+        lib.nvrtcCreateProgram(ctypes.byref(prog), src, b"k.cu", 0, None, None)
+        opts = [b"--gpu-architecture=compute_90", *(o.encode() for o in options)]
+        assert lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts)) == 0
+        n = ctypes.c_size_t()
+        lib.nvrtcGetPTXSize(prog, ctypes.byref(n))
+        buf = ctypes.create_string_buffer(n.value)
+        lib.nvrtcGetPTX(prog, buf)
+        lib.nvrtcDestroyProgram(ctypes.byref(prog))
+        return buf.value.decode()
+    assert "mul.ftz.f32" in ptx(cuda_compile.IEEE + ("-ftz=true",))
+    keep = ptx(cuda_compile.IEEE)
+    assert "mul.f32" in keep and ".ftz" not in keep

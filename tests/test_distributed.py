@@ -178,12 +178,12 @@ def test_saver_writes_on_rank_0_only(tmp_path, monkeypatch):
 def test_cupy_backend_runs_the_device_kernel_not_the_host_one(monkeypatch):
     """The collectives' device lowering runs on the device buffers (numpy stands in)."""
     called = []
-    real = cb.DEVICE_LOWERINGS[gd.ALLREDUCE]
+    real = cb.LOWERINGS[gd.ALLREDUCE]
 
     def device(xp, *args, **attrs):
         called.append(xp)
         return real(xp, *args, **attrs)
-    monkeypatch.setitem(cb.DEVICE_LOWERINGS, gd.ALLREDUCE, device)
+    monkeypatch.setitem(cb.LOWERINGS, gd.ALLREDUCE, device)
     x = gc.placeholder(gc.float32, (4,), name="x")
     y = gd.allreduce(x)
     plan = gc.compile([y])

@@ -527,6 +527,9 @@ NO_SAMPLES = {
     "assign_sub": "updates a variable in place: test_variable_and_assignments",
     "no_op": "has no output, only control edges: test_no_op_and_group_run_their_inputs",
     "custom_gradient": "wraps a user's function and grad_fn: test_custom_gradient_op",
+    "cond": "runs traced sub-graphs (Functions), not arrays: tests/test_control.py",
+    "while_loop": "runs traced sub-graphs (Functions), not arrays: tests/test_control.py",
+    "scan": "runs traced sub-graphs (Functions), not arrays: tests/test_control.py",
 }
 
 

@@ -24,6 +24,7 @@ class CompileResult:
     ok: bool
     log: str
     cubin_bytes: int = 0
+    cubin: bytes = b""          # the code itself, when the caller asked to keep it
 
 
 def _nvrtc_candidates():
@@ -64,8 +65,16 @@ def nvcc():
 FAST = "--Ofast-compile=max"
 
 
-def nvrtc_compile(source: str, arch: str, name="graphc_kernels.cu", fast=True) -> CompileResult:
-    """Compile ``source`` with NVRTC to a cubin for ``arch`` (e.g. ``"sm_90"``)."""
+# IEEE float32 on the device, as numpy computes on the host: no flush of denormals to zero,
+# exact division and square root. (cupy's RawModule appends ``-ftz=true`` after the caller's
+# options, and NVRTC honours the last one, so the cupy backend compiles with these itself.)
+IEEE = ("-ftz=false", "-prec-div=true", "-prec-sqrt=true")
+
+
+def nvrtc_compile(source: str, arch: str, name="graphc_kernels.cu", fast=True,
+                  options=(), keep=False) -> CompileResult:
+    """Compile ``source`` with NVRTC to a cubin for ``arch`` (e.g. ``"sm_90"``); ``options``
+    are added to the command line, ``keep`` returns the cubin's bytes too."""
     lib = nvrtc()
     if lib is None:
         raise RuntimeError("NVRTC not found (pip install nvidia-cuda-nvrtc)")
@@ -77,18 +86,24 @@ def nvrtc_compile(source: str, arch: str, name="graphc_kernels.cu", fast=True) -
     try:
         opts = [f"--gpu-architecture={arch}".encode(), b"--std=c++17"]
         opts += [FAST.encode()] if fast else []
+        opts += [o.encode() for o in options]
         argv = (ctypes.c_char_p * len(opts))(*opts)
         status = lib.nvrtcCompileProgram(prog, len(opts), argv)
         size = ctypes.c_size_t()
         lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
         log = ctypes.create_string_buffer(size.value)
         lib.nvrtcGetProgramLog(prog, log)
-        cubin = 0
+        cubin, code = 0, b""
         if status == 0:
             n = ctypes.c_size_t()
             lib.nvrtcGetCUBINSize(prog, ctypes.byref(n))
             cubin = n.value
-        return CompileResult(status == 0 and cubin > 0, log.value.decode(errors="replace"), cubin)
+            if keep and cubin:
+                buf = ctypes.create_string_buffer(cubin)
+                lib.nvrtcGetCUBIN(prog, buf)
+                code = buf.raw
+        return CompileResult(status == 0 and cubin > 0, log.value.decode(errors="replace"), cubin,
+                             code)
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 

@@ -5,19 +5,21 @@ How a plan becomes GPU work:
     reductions after it); every planned slot is a view into it;
   * fused groups and lone elementwise ops and reductions run as CUDA kernels that
     ``cuda_codegen`` generates from the ops' scalar expressions; all kernels of a plan are
-    compiled together as one ``cupy.RawModule``, cached by source (the source holds the dtypes);
+    compiled together as one module for the current device (``cuda_modules``: graphc's own
+    NVRTC, IEEE float32 so denormals match numpy, cached per device and on disk);
   * matmul goes to cuBLAS through ``xp.matmul(..., out=)``;
+  * ops in ``LOWERINGS`` (keyed by OpDef) run on the device buffers: shape and indexing ops
+    (``cupy_lowerings``) and the collectives' NCCL calls (``nccl``);
   * variables live on the device (``DeviceVariables``); assign/assign_add/assign_sub update
-    them there. The session's host arrays stay the record the rest of graphc reads (Saver,
-    ``get_variable``): a variable is uploaded when first read or when its host array was
-    replaced, and the variables a run assigned are copied back into their host arrays;
-  * feeds are copied in once per run, fetched values copied out;
-  * an op with a device kernel in ``DEVICE_LOWERINGS`` (keyed by OpDef: the collectives
-    of ``graphc.distributed``, NCCL on the current stream) runs it on the device buffers;
-  * any other op (random draws, print, gather, conv…) runs its numpy kernel on the host
+    them there and nothing is copied back: the session's host array is synced only when the
+    host reads it (``get_variable``, the Saver, a host step that reads state);
+  * each feed goes through a pinned host buffer into a device buffer of its own; each fetch
+    is one device-to-host copy;
+  * any other op (random draws, print, conv, pooling…) runs its numpy kernel on the host
     between a download and an upload — correct everywhere, fast where it matters;
-  * ``cuda_graph=True`` captures a run's device work as a CUDA Graph and replays it while the
-    plan's buffers stay put (plans with host steps run eagerly).
+  * ``cuda_graph=True`` captures a run's device work as a CUDA Graph and replays it on the
+    caller's current stream while the plan's buffers stay put; a plan in which cupy would
+    allocate during capture runs eagerly, its reason in ``capture_refused``.
 
 The array module ``xp`` and the kernel compiler are parameters: cupy and ``CupyKernels`` by
 default, imported lazily so CPU users never need cupy; tests pass numpy and the host
@@ -39,7 +41,7 @@ from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 from ..shapes import broadcast_axes, fully_known
 from . import cuda_codegen as cg
-from . import nccl
+from . import cuda_modules, cupy_lowerings, nccl
 from .reference import ReferenceExecutable
 
 ALIGN = 256                       # device allocations: cuBLAS and vector loads like 256 B
@@ -48,8 +50,10 @@ ALIGN = 256                       # device allocations: cuBLAS and vector loads 
 # This backend's lowering table for ops whose registry kernel is host code but which have a
 # device kernel of their own, keyed by OpDef: ``kernel(xp, ctx, node, *device_arrays,
 # **attrs)`` returns the outputs as device arrays (``register_device_lowering``).
-# Ops with a device kernel of their own, keyed by OpDef: the collectives' NCCL calls.
-DEVICE_LOWERINGS: dict = {**nccl.LOWERINGS}
+# The device lowerings of ops that are neither generated kernels nor cuBLAS, keyed by OpDef:
+# ``fn(xp, node, out, *inputs, **attrs)`` (``out``: the planned buffer of a single output, or
+# None). Shape and indexing ops (``cupy_lowerings``) and the collectives' NCCL calls.
+LOWERINGS: dict = {**cupy_lowerings.LOWERINGS, **nccl.LOWERINGS}
 
 
 def cupy_module():
@@ -73,19 +77,16 @@ def gpu_unavailable_reason():
 
 
 class CupyKernels:
-    """A plan's kernels compiled with NVRTC as one ``cupy.RawModule``, cached by source."""
-
-    _modules: dict = {}
-    _lock = threading.Lock()
+    """A plan's kernels compiled as one module for the current device (``cuda_modules``:
+    IEEE float32, cached per device and on disk). A kernel NVRTC rejects raises
+    ``KernelCompileError`` naming it, so the executable can name the user's line."""
 
     def __init__(self, kernels):
         cupy = cupy_module()
-        source = cg.module_source(kernels)
-        with self._lock:
-            module = self._modules.get(source)
-            if module is None:
-                module = self._modules[source] = cupy.RawModule(code=source,
-                                                                options=("--std=c++17",))
+        try:
+            module = cuda_modules.load(cupy, cg.module_source(kernels))
+        except cuda_modules.KernelCompileError as e:
+            raise _first_failing(cupy, kernels, e) from None
         self._functions = {k.name: module.get_function(k.name) for k in kernels}
 
     def launch(self, launch: cg.Launch, arrays) -> None:
@@ -93,16 +94,35 @@ class CupyKernels:
         fn(launch.grid, (launch.block,), (*arrays, *(np.int64(s) for s in launch.scalars)))
 
 
+def _first_failing(cupy, kernels, error):
+    """The module did not compile: find the kernel that does not compile alone (the error
+    path only), so the message can name its step; the whole module's log otherwise."""
+    for k in kernels:
+        try:
+            cuda_modules.load(cupy, cg.module_source([k]))
+        except cuda_modules.KernelCompileError as e:
+            e.kernel = k.name
+            return e
+    return error
+
+
 # --- variables on the device -------------------------------------------------------------------
 
 class DeviceVariables:
-    """A session's variables on the device (see the module rules)."""
+    """A session's variables on the device. The device copy is the value: a run's assigns
+    update it in place and nothing is copied back. The session's host array is brought up
+    to date only when the host reads it (``sync``: ``Session.get_variable``, the Saver, a
+    state op that runs on the host); a host array the session replaced (restore,
+    ``Variable.load``) is uploaded at its next read on the device. ``uploads`` and
+    ``downloads`` count the copies, for tests and the smoke probe."""
 
     def __init__(self, xp, download):
         self.xp = xp
         self.download = download
         self.device: dict = {}
         self.uploaded_from: dict = {}     # var -> the host array the device copy came from
+        self.stale: set = set()           # vars whose host array is behind the device copy
+        self.uploads = self.downloads = 0
 
     def read(self, ctx, var):
         host = ctx.variables.get(var)
@@ -111,6 +131,8 @@ class DeviceVariables:
         if self.uploaded_from.get(var) is not host:
             self.device[var] = self.xp.array(host, copy=True)
             self.uploaded_from[var] = host
+            self.stale.discard(var)
+            self.uploads += 1
         return self.device[var]
 
     def assign(self, ctx, var, value):
@@ -120,16 +142,34 @@ class DeviceVariables:
             self.device[var] = self.xp.array(value, dtype=dtype, copy=True)
             host = ctx.variables[var] = np.array(self.download(value), dtype=dtype, copy=True)
             self.uploaded_from[var] = host
-        else:                           # in place; the host copy follows in write_back
+            self.stale.discard(var)
+            self.downloads += 1
+        else:
             self.xp.copyto(self.read(ctx, var), value)
+            self.stale.add(var)
         return self.device[var]
 
-    def write_back(self, ctx, variables):
-        """Copy the device values of ``variables`` into their host arrays, in place."""
-        for var in variables:
-            host = ctx.variables.get(var)
-            if host is not None and self.uploaded_from.get(var) is host:
+    def updated(self, var):
+        """``var``'s device copy was changed in place (assign_add, assign_sub)."""
+        self.stale.add(var)
+
+    def sync(self, var):
+        """Bring ``var``'s host array up to date with the device (a no-op when it is)."""
+        if var in self.stale:
+            self.stale.discard(var)
+            host = self.uploaded_from.get(var)
+            if host is not None:
                 np.copyto(host, self.download(self.device[var]))
+                self.downloads += 1
+
+    def sync_all(self):
+        for var in list(self.stale):
+            self.sync(var)
+
+    def forget(self):
+        """The host may have changed variables in place: re-upload each at its next read."""
+        self.sync_all()
+        self.uploaded_from.clear()
 
 
 _DEVICE_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -141,6 +181,9 @@ def device_variables(ctx, xp, download) -> DeviceVariables:
     state = per_ctx.get(id(xp))
     if state is None:
         state = per_ctx[id(xp)] = DeviceVariables(xp, download)
+        hooks = getattr(ctx, "host_reads", None)
+        if hooks is not None:         # the session syncs before it reads a host array
+            hooks.append(state.sync)
     return state
 
 
@@ -166,15 +209,22 @@ class CupyExecutable:
         self._launches: dict = {}          # step index -> [(Launch, input refs, output refs)]
         self._scratch: list = []           # (offset, nbytes, dtype, shape) after the arena
         self._host_steps = []
-        self._written = []                 # variables that this plan's assigns update
         for step in plan.steps:
             self._prepare(step)
         kernels = [la.kernel for group in self._launches.values() for la, _, _ in group]
         if kernels:
-            self._kernels = (compile_kernels or CupyKernels)(kernels)
+            try:
+                self._kernels = (compile_kernels or CupyKernels)(kernels)
+            except cuda_modules.KernelCompileError as e:
+                raise self._compile_error(e) from None
         self._allocate()
-        self._cuda_graph = cuda_graph and self._capturable()
+        self.capture_refused = self._capture_refusal()
+        self._cuda_graph = cuda_graph and self.capture_refused is None
         self._capture = capture or _cupy_capture
+        # pinned staging for feeds where the array module is cupy (not numpy standing in)
+        cupyx = _cupyx(self.xp)
+        self._pinned = getattr(cupyx, "empty_pinned", None) if cupyx is not None else None
+        self._staging: dict = {}
         self._graph = None
         self._eager_runs = 0
 
@@ -216,9 +266,8 @@ class CupyExecutable:
             group = cg.Group((x.dtype,), (), (), cg.Reduction(reduce, 0, axes))
             self._launches[step.index] = self._reduction(group, tuple(x.shape), step.inputs[:1],
                                                          step.outputs[0])
-        elif op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB):
-            self._written.append(step.attrs["var"])
-        elif op not in (MATMUL, NO_OP, VARIABLE) and op not in DEVICE_LOWERINGS:
+        elif op not in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB, MATMUL, NO_OP, VARIABLE) and \
+                op not in LOWERINGS:
             self._host_steps.append(step.index)
 
     def _ew_launch(self, group, out_slot, in_slots):
@@ -293,17 +342,49 @@ class CupyExecutable:
     def _view(self, offset, nbytes, dtype, shape):
         return self._arena[offset:offset + nbytes].view(dtype).reshape(shape)
 
-    def _capturable(self):
-        """Whether a run is pure device work into buffers that stay put (a CUDA Graph replays
-        fixed addresses and cannot allocate): no host steps, and every kernel and matmul
-        writes into the arena."""
+    def _capture_refusal(self):
+        """None when a run is pure device work into buffers that stay put, else why not. A
+        CUDA Graph replays fixed addresses: it cannot run host steps, and memory that cupy
+        allocates during capture (an unplanned output, a temporary of ``cupy.matmul``) goes
+        back to the pool afterwards, so a replay would write memory that is no longer ours."""
         if self._host_steps:
-            return False
+            return f"{len(self._host_steps)} step(s) run on the host"
         for step in self.plan.steps:
             computes = step.index in self._launches or step.op is MATMUL
             if computes and any(self._slot(k).kind != "arena" for k in step.outputs):
-                return False
-        return True
+                return f"{step.describe()} writes a buffer allocated at run time"
+            if step.op in LOWERINGS and step.op not in cupy_lowerings.ALLOCATION_FREE:
+                return f"{step.describe()} may allocate or synchronise while it runs"
+            if step.op is MATMUL and (why := self._matmul_temporary(step)):
+                return f"{step.describe()}: cupy.matmul would allocate a temporary ({why})"
+        return None
+
+    def _matmul_temporary(self, step):
+        """Why ``cupy.matmul`` would allocate scratch memory for this step, or None: it copies
+        batched operands that are not C-contiguous (a transposed 3-D operand), computes
+        float16 through a float32 copy, and writes through a temporary when the output shares
+        memory with an input (in-place reuse)."""
+        (a, b), (out,) = [self._slot(k) for k in step.inputs], [self._slot(step.outputs[0])]
+        if len(a.shape) > 2 and step.attrs.get("transpose_a") or \
+                len(b.shape) > 2 and step.attrs.get("transpose_b"):
+            return "a transposed batched operand"
+        if out.dtype.np == np.float16:
+            return "float16"
+        for s in (a, b):
+            if s.kind == "arena" and out.kind == "arena" and \
+                    s.offset < out.offset + out.nbytes and out.offset < s.offset + s.nbytes:
+                return "its output overlaps an input"
+        return None
+
+    def _compile_error(self, error):
+        """A kernel NVRTC rejected, as an error naming the user's line of its first op."""
+        step = next((self.plan.steps[i] for i, group in self._launches.items()
+                     if any(la.kernel.name == getattr(error, "kernel", None)
+                            for la, _, _ in group)), None)
+        src = step.sources[0] if step is not None and step.sources else None
+        what = step.describe() if step is not None else "the plan's kernels"
+        return OpError(f"the CUDA kernel of {what} does not compile:\n{error.log}",
+                       src.location if src is not None else None, node=src)
 
     # -- running ------------------------------------------------------------------------------
     def __call__(self, ctx, feeds: dict):
@@ -318,15 +399,36 @@ class CupyExecutable:
             state = device_variables(ctx, self.xp, self._download)
             buffers = list(self._base)
             for (_, slot), value in zip(self.plan.feeds, feed_arrays, strict=True):
-                buffers[slot] = self.xp.asarray(_c_order(value))
+                buffers[slot] = self._feed(slot, value)
             if self._cuda_graph and self._eager_runs:     # the first run warms up (cuBLAS…)
                 self._run_graph(ctx, state, buffers)
             else:
                 for step in self.plan.steps:
                     self._run_step(step, ctx, state, buffers)
                 self._eager_runs += 1
-            state.write_back(ctx, self._written)
-            return [np.array(self._download(buffers[k]), copy=True) for k in self.plan.fetches]
+            # one copy per fetch: the download is the caller's own array
+            return [self._download(buffers[k]) for k in self.plan.fetches]
+
+    def _feed(self, slot, value):
+        """A fed value on the device. With cupy, through a pinned host buffer of this feed
+        (a DMA from page-locked memory, no staging copy by the driver) into a device buffer
+        of its own; the copy is ordered on the current stream like the run that reads it."""
+        value = _c_order(value)
+        staging = self._staging.get(slot) if self._pinned is not None else None
+        if self._pinned is None or value.dtype == object:
+            return self.xp.asarray(value)
+        if staging is None or staging[0].shape != value.shape or \
+                staging[0].dtype != value.dtype:
+            staging = self._staging[slot] = (
+                self._pinned(value.shape, value.dtype), self.xp.empty(value.shape, value.dtype),
+                None)
+        host, device, done = staging
+        if done is not None:
+            done.synchronize()             # the last copy out of this pinned buffer is over
+        np.copyto(host, value)
+        device.set(host, stream=self.xp.cuda.get_current_stream())
+        self._staging[slot] = (host, device, self.xp.cuda.get_current_stream().record())
+        return device
 
     def _run_graph(self, ctx, state, buffers):
         """Replay the captured run; (re)capture when a feed or variable buffer moved."""
@@ -381,12 +483,21 @@ class CupyExecutable:
         elif op in (ASSIGN_ADD, ASSIGN_SUB):
             var = state.read(ctx, step.attrs["var"])
             (xp.add if op is ASSIGN_ADD else xp.subtract)(var, ins[0], out=var)
+            state.updated(step.attrs["var"])
             self._set_outputs(step, buffers, var)
         elif op is NO_OP:
             pass
-        elif op in DEVICE_LOWERINGS:          # a registered device kernel (NCCL collectives)
-            fn = DEVICE_LOWERINGS[op]
-            self._set_outputs(step, buffers, fn(xp, ctx, step.node, *ins, **step.attrs))
+        elif op in LOWERINGS:
+            outs = step.outputs
+            planned = buffers[outs[0]] if len(outs) == 1 and self._slot(outs[0]).kind in (
+                "arena", "scratch") else None
+            result = LOWERINGS[op](xp, step.node, planned, *ins, **step.attrs)
+            if result is not planned:
+                self._set_outputs(step, buffers, result)
+        elif step.kind == "state":     # a host kernel reads and may write ctx.variables
+            state.sync_all()
+            self._run_on_host(step, ctx, buffers, ins)
+            state.forget()
         else:
             self._run_on_host(step, ctx, buffers, ins)
 
@@ -434,6 +545,14 @@ def _fused_on_host(step, inputs):
     return tuple(values[j] for _, j in outs)
 
 
+def _cupyx(xp):
+    """cupyx when ``xp`` is cupy, else None."""
+    if getattr(xp, "__name__", "") != "cupy":
+        return None
+    import cupyx
+    return cupyx
+
+
 def _c_order(value):
     """``value`` as a C-ordered array of its own rank (np.ascontiguousarray makes 0-d 1-d)."""
     return np.asarray(value, order="C")
@@ -445,18 +564,21 @@ def _slots(indices):
 
 
 def _cupy_capture(xp, run):
-    """Capture ``run()``'s GPU work on a side stream as a CUDA Graph; returns a replayer."""
-    stream = xp.cuda.Stream(non_blocking=True)
-    with stream:
-        stream.begin_capture()
+    """Capture ``run()``'s GPU work as a CUDA Graph; returns a replayer.
+
+    Capture needs a stream of its own (the legacy default stream cannot be captured), but
+    nothing runs while capturing. The replay is launched on the caller's current stream, the
+    one the feeds were just copied on and the fetches will be copied from, so it is ordered
+    after the copies in and before the copies out under ``with cupy.cuda.Stream()`` and
+    per-thread default streams alike, without a device-wide synchronisation."""
+    side = xp.cuda.Stream(non_blocking=True)
+    with side:
+        side.begin_capture()
         run()
-        graph = stream.end_capture()
+        graph = side.end_capture()
 
     def replay():
-        # the feeds were copied on the default stream, which a non-blocking stream ignores
-        xp.cuda.Stream.null.synchronize()
-        graph.launch(stream)
-        stream.synchronize()
+        graph.launch(xp.cuda.get_current_stream())
     return replay
 
 

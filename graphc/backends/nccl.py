@@ -72,7 +72,7 @@ def _device_comm(xp):
     return _world.nccl
 
 
-def _allreduce_device(xp, ctx, node, *arrays, reduce="average", plan=None,
+def _allreduce_device(xp, node, out, *arrays, reduce="average", plan=None,
                       contiguous=False):
     """The device kernel: one NCCL allreduce on the current stream over the bucket's span
     of the device arena (or a device buffer it is packed into). The host sees no data."""
@@ -88,7 +88,7 @@ def _allreduce_device(xp, ctx, node, *arrays, reduce="average", plan=None,
     return tuple(arrays) if own else _unpack(buf, arrays, dtype)
 
 
-def _broadcast_device(xp, ctx, node, *arrays, root_rank=0, plan=None):
+def _broadcast_device(xp, node, out, *arrays, root_rank=0, plan=None):
     if not _active():
         return tuple(arrays)
     if plan is not None:

@@ -18,8 +18,6 @@ _HINTS = {
     "keras": "build the model with tf.layers or graphc.layers",
     "enable_eager_execution": "graphc is define-and-run: build the graph, then run it in a "
                               "tf.Session (graph mode is TF 1.x's default)",
-    "while_loop": "graphc graphs have no control flow; unroll the loop in Python",
-    "case": "compute the branches and choose with tf.where",
     "FIFOQueue": "queues are not supported; feed batches through feed_dict",
     "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",
     "train.batch_join": "use tf.train.batch on one reader",

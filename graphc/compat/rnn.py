@@ -1,12 +1,12 @@
 """Recurrent networks of TF 1.x (``tf.nn.rnn_cell``, ``tf.nn.static_rnn``,
-``tf.nn.dynamic_rnn`` and their bidirectional forms), unrolled in Python.
+``tf.nn.dynamic_rnn`` and their bidirectional forms).
 
-graphc graphs have no loops, so a recurrence over a sequence of static length is built as
-one cell application per time step, all sharing the cell's variables (the first step
-creates them, the others reuse them). That is exactly what ``static_rnn`` always did; for
-``dynamic_rnn`` it needs the time dimension to be static (it is, in the classic
-"MNIST rows as a sequence" tutorials). ``sequence_length`` (static and dynamic rnn) masks
-the steps past each example's length, as TF does: zero outputs, the state carried through.
+``static_rnn`` unrolls in Python, as TF did: one cell application per element of its input
+list, all sharing the cell's variables (the first step creates them, the others reuse
+them). ``dynamic_rnn`` and ``bidirectional_dynamic_rnn`` are one ``scan`` over the time
+axis (a loop in the graph), so the sequence length may be known only at run time.
+``sequence_length`` masks the steps past each example's length, as TF does: zero
+outputs, the state carried through.
 
 The cells follow TF 1.x's math and variable names: ``<scope>/basic_lstm_cell/kernel`` of
 shape ``(input_depth + num_units, 4 * num_units)`` with gates in i, j, f, o order and
@@ -18,8 +18,10 @@ from __future__ import annotations
 from collections import namedtuple
 
 from ..errors import ShapeError, user_location
+from ..frontend.control import scan_with_outputs
 from ..ir.node import Tensor
-from ..ops.array import cast, concat, expand_dims, split, stack, unstack, zeros, zeros_like
+from ..ops.array import cast, concat, expand_dims, split, transpose, zeros, zeros_like
+from ..ops.array import shape as _shape
 from ..ops.elementwise import greater, sigmoid, tanh, where
 from ..ops.linalg import matmul
 from ..ops.nn import bias_add
@@ -284,19 +286,47 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
     return outputs, state
 
 
+def _time_major(x, time_major):
+    if time_major:
+        return x
+    return transpose(x, [1, 0] + list(range(2, len(x.shape))))
+
+
+def _scan_rnn(cell, x, state, lengths, reverse, name):
+    """The cell over the time-major ``x`` as one ``scan`` (a loop in the graph, whatever the
+    run-time length): returns (time-major outputs, final state). With ``lengths``, step
+    ``t`` of an example with length ``<= t`` outputs zeros and keeps its state; run in
+    ``reverse`` that makes each example start at its own last step, as TF's backward pass
+    over ``reverse_sequence`` does."""
+    start = (_shape(x)[0] - 1) if reverse else convert(0)
+
+    def step(carry, xt):
+        t, st = carry
+        out, new_state = cell(xt, st)
+        if lengths is not None:
+            alive = expand_dims(greater(lengths, t), 1)        # (batch, 1)
+            out = where(alive, out, zeros_like(out))
+            new_state = _select_state(alive, new_state, st)
+        return (t - 1 if reverse else t + 1, new_state), out
+    (_, final), outputs = scan_with_outputs(step, x, (start, state), reverse=reverse,
+                                            name=name)
+    return outputs, final
+
+
 def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None,
                 parallel_iterations=None, swap_memory=False, time_major=False, scope=None):
-    """``static_rnn`` over the static time axis of ``inputs`` ((batch, time, depth), or
-    (time, batch, depth) with ``time_major``); outputs are stacked back on that axis."""
-    x = convert(inputs)
-    axis = 0 if time_major else 1
-    steps = x.shape[axis] if x.shape is not None else None
-    if not isinstance(steps, int):
-        raise ShapeError(f"dynamic_rnn unrolls the sequence, so its length must be static: "
-                         f"{x.describe()}", user_location())
-    outputs, state = static_rnn(cell, unstack(x, axis=axis), initial_state, dtype,
-                                sequence_length, scope=scope)
-    return stack(outputs, axis=axis), state
+    """The cell over the time axis of ``inputs`` ((batch, time, depth), or (time, batch,
+    depth) with ``time_major``) as a loop in the graph (``scan``): the time length may be
+    unknown until run time. Returns (outputs stacked on that axis, final state)."""
+    x = _time_major(convert(inputs), time_major)
+    if x.shape is None or len(x.shape) < 3:
+        raise ShapeError(f"dynamic_rnn needs inputs of rank 3 or more, got {x.describe()}",
+                         user_location())
+    state = _initial(cell, x[0], initial_state, dtype)
+    lengths = None if sequence_length is None else cast(convert(sequence_length), "int32")
+    with variable_scope(scope or "rnn"):
+        outputs, state = _scan_rnn(cell, x, state, lengths, False, "rnn")
+    return _time_major(outputs, time_major), state
 
 
 def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
@@ -319,18 +349,18 @@ def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None,
                               initial_state_fw=None, initial_state_bw=None, dtype=None,
                               parallel_iterations=None, swap_memory=False, time_major=False,
                               scope=None):
-    """Returns ``((out_fw, out_bw), (state_fw, state_bw))``, outputs stacked in time."""
-    if sequence_length is not None:
-        raise missing("nn", "bidirectional_dynamic_rnn(sequence_length=)")
-    x = convert(inputs)
-    axis = 0 if time_major else 1
-    steps = unstack(x, axis=axis)
+    """Returns ``((out_fw, out_bw), (state_fw, state_bw))``, outputs stacked in time; the
+    backward pass runs each example from its own last step (``sequence_length``)."""
+    x = _time_major(convert(inputs), time_major)
+    lengths = None if sequence_length is None else cast(convert(sequence_length), "int32")
     with variable_scope(scope or "bidirectional_rnn"):
         with variable_scope("fw"):
-            fw, state_fw = static_rnn(cell_fw, steps, initial_state_fw, dtype)
+            fw, state_fw = _scan_rnn(cell_fw, x, _initial(cell_fw, x[0], initial_state_fw,
+                                                          dtype), lengths, False, "fw")
         with variable_scope("bw"):
-            bw, state_bw = static_rnn(cell_bw, steps[::-1], initial_state_bw, dtype)
-    return (stack(fw, axis=axis), stack(bw[::-1], axis=axis)), (state_fw, state_bw)
+            bw, state_bw = _scan_rnn(cell_bw, x, _initial(cell_bw, x[0], initial_state_bw,
+                                                          dtype), lengths, True, "bw")
+    return (_time_major(fw, time_major), _time_major(bw, time_major)), (state_fw, state_bw)
 
 
 rnn_cell = Namespace(

@@ -75,8 +75,15 @@ class _Store:
 _stores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
+def _outermost(graph):
+    """Variables and scopes belong to the program's graph, not to a control-flow body's."""
+    while getattr(graph, "parent", None) is not None:
+        graph = graph.parent
+    return graph
+
+
 def _store(graph=None) -> _Store:
-    graph = graph or get_default_graph()
+    graph = _outermost(graph or get_default_graph())
     store = _stores.get(graph)
     if store is None:
         store = _stores[graph] = _Store()
@@ -187,6 +194,14 @@ def _check_same(var, shape, dtype):
 
 
 def _create(store, scope, full, shape, dtype, initializer, trainable, collections):
+    # made in the program's graph even when first asked for inside a loop body (TF's
+    # init_scope): the body then captures it like any outer tensor
+    with _outermost(get_default_graph()).as_default():
+        return _create_here(store, scope, full, shape, dtype, initializer, trainable,
+                            collections)
+
+
+def _create_here(store, scope, full, shape, dtype, initializer, trainable, collections):
     graph = get_default_graph()
     init = _init.as_initializer(initializer if initializer is not None else scope.initializer)
     if isinstance(init, Tensor):

@@ -8,9 +8,9 @@ or defaults an argument differently (``reduction_indices``, ``keep_dims``, ``dim
 
 What graphc cannot do raises ``MissingAPIError`` (a ``gc.UnimplementedError`` that is also
 an ``AttributeError``) naming the TF API and what to do instead: queues, ``tf.contrib``
-beyond a few initializers and layers, ``tf.data``, ``tf.estimator``, loops
-(``tf.while_loop``); ``tf.cond`` only for branches without side effects. Summaries are
-accepted as no-ops with a warning.
+beyond a few initializers and layers, ``tf.data``, ``tf.estimator``. Control flow
+(``tf.cond``, ``tf.while_loop``, ``tf.scan``, ``tf.map_fn``, ``tf.case``) is graphc's own
+(``gc.cond``…). Summaries are accepted as no-ops with a warning.
 The differences that remain are listed in the README ("Coming from TensorFlow 1.x").
 
 TF's names shadow Python builtins here (``tf.float``, ``tf.bool``, ``tf.range``,
@@ -464,34 +464,27 @@ def convert_to_tensor(value, dtype=None, name=None, preferred_dtype=None):
 
 
 def cond(pred, true_fn=None, false_fn=None, strict=False, name=None, fn1=None, fn2=None):
-    """``true_fn()`` where the scalar bool ``pred`` is true, else ``false_fn()``.
-
-    graphc graphs have no branches: both functions are built and run, and ``tf.where``
-    picks each result. That is TF's meaning when the branches only compute (random draws,
-    as in dropout, included); a branch with side effects (an assign, a print, a new
-    variable) would run whichever way ``pred`` goes, so it is refused."""
+    """``true_fn()`` where the scalar bool ``pred`` is true, else ``false_fn()``: a real
+    branch (``gc.cond``), so only the taken branch runs, its assignments included."""
     true_fn, false_fn = true_fn or fn1, false_fn or fn2
-    graph = get_default_graph()
-    first = len(graph)
-    a, b = true_fn(), false_fn()
-    effects = [op for op in graph.get_operations()[first:]
-               if op.op.stateful and op.op.kind != "random"]
-    if effects:
-        raise MissingAPIError(
-            f"tf.cond: a branch has side effects ({effects[0].describe()}); graphc runs both "
-            "branches and chooses their results with tf.where, so only side-effect-free "
-            "branches are supported", effects[0].location)
-    p = _gc.ops.sources.convert(pred)
-    if p.shape is None:
-        p = reshape(p, ())
-    pick = lambda x, y: _where(p, x, y)  # noqa: E731
-    if isinstance(a, (builtins.list, builtins.tuple)):
-        return type(a)(pick(x, y) for x, y in zip(a, b, strict=True))
-    return pick(a, b) if name is None else identity(pick(a, b), name=name)
+    if isinstance(pred, Tensor) and pred.shape is None:
+        pred = reshape(pred, ())
+    return _gc.cond(pred, true_fn, false_fn, name=name)
 
 
-def while_loop(*args, **kwargs):
-    raise missing("", "while_loop")
+def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations=10,
+               back_prop=True, swap_memory=False, name=None, maximum_iterations=None,
+               return_same_structure=False):
+    """TF 1.x's argument order over ``gc.while_loop`` (a list of one loop variable returns
+    the tensor, unless ``return_same_structure``)."""
+    return _gc.while_loop(cond, body, loop_vars, maximum_iterations=maximum_iterations,
+                          shape_invariants=shape_invariants, name=name,
+                          return_same_structure=return_same_structure)
+
+
+scan = _gc.scan
+map_fn = _gc.map_fn
+case = _gc.case
 
 
 # --- sessions, configuration and other switches TF 1.x scripts flip ---------------------------

@@ -692,6 +692,15 @@ class ModelBuilder(Interpreter):
                 if not isinstance(a, Tensor):
                     raise GraphcError(f"{callee}(): positional arguments are tensors; give "
                                       f"attributes by keyword, not {_kind(a)}", loc)
+            if any(isinstance(v, UserFn) for v in kwargs.values()):
+                # a control op written as is (what graph.to_text prints): op.scan(h0, xs, w,
+                # body_fn=f, ...); each fn takes every parameter of its body explicitly
+                kwargs = {k: self._body(builder, v, callee) for k, v in kwargs.items()}
+                trace = opdef.extra.get("bodies_from_callables")
+                if trace is None:
+                    raise GraphcError(f"{callee}() takes no fn arguments", loc)
+                with _Guard(loc, callee):
+                    kwargs = trace(ins, kwargs)
             return builder._build(meta, callee, opdef, *ins, **kwargs)
         if "." in callee:
             raise NotFoundError(f"unknown namespace in {callee!r}; only op.NAME is allowed", loc)
@@ -713,8 +722,27 @@ class ModelBuilder(Interpreter):
                                   f"`train LOSS with {callee}(...)`", loc)
             raise NotFoundError(f"unknown function {callee!r}" + _suggest(
                 callee, builder.scope.known() | set(N.builtin_names())), loc)
+        if any(isinstance(a, UserFn) for a in [*args, *kwargs.values()]):
+            # control flow (cond, while_loop, scan, map_fn, case): a fn is a body to trace
+            args = [self._body(builder, a, callee) for a in args]
+            kwargs = {k: self._body(builder, v, callee) for k, v in kwargs.items()}
         _signature_check(fn, callee, args, kwargs, loc)
         return builder._build(meta, f"{callee}()", fn, *args, **kwargs)
+
+    def _body(self, builder, fn, callee):
+        """A user fn passed to ``callee`` as the Python callable it expects (a branch or a
+        loop body); its nodes are built where ``callee`` traces it."""
+        if not isinstance(fn, UserFn):
+            return fn
+
+        def body(*args):
+            if len(args) != len(fn.params):
+                raise GraphcError(f"{callee}() calls fn {fn.name} with {len(args)} values; "
+                                  f"it takes ({', '.join(fn.params)})", fn.location)
+            inner = ExprBuilder(self, Scope(dict(zip(fn.params, args, strict=True)),
+                                            parent=fn.scope), None, None, builder.depth + 1)
+            return inner.evaluate(fn.body)
+        return body
 
     def _call_fn(self, builder, meta, fn: UserFn, args, kwargs):
         loc = self.src.of(meta)

@@ -268,7 +268,10 @@ class _DefaultGraphStack(threading.local):
         try:
             yield graph
         finally:
-            self.stack.remove(graph)
+            # the innermost entry: a graph entered again inside another graph's block (a
+            # variable made in the program's graph from inside a loop body) leaves the
+            # outer entries where they were
+            del self.stack[len(self.stack) - 1 - self.stack[::-1].index(graph)]
 
 
 _default_graph_stack = _DefaultGraphStack()

@@ -109,9 +109,18 @@ def format_type(t) -> str:
     return t.dtype.short + (f"[{', '.join(dims)}]" if dims else "")
 
 
+def _is_function(v) -> bool:
+    """A control op's body (``ops.control.Function``; the IR does not import the ops)."""
+    return all(hasattr(v, a) for a in ("graph", "params", "outputs", "targets"))
+
+
 class _Printer:
     def __init__(self, graph):
+        self.root = self
+        self.fn_lines: list = []      # fn definitions not yet written (bodies of control ops)
+        self.fn_names: dict = {}      # Function -> its fn's name
         self.graph = graph
+        self.ops_by_name = {op.name for op in graph.get_operations()}
         self.ops = graph.get_operations()
         self.clauses = [c for c in graph.get_collection(TRAIN_CLAUSES) if self._writable(c)]
         self.hidden = set()          # ops another statement writes (initializers, clauses)
@@ -214,6 +223,9 @@ class _Printer:
             return f"constant({_format_array(v)}, dtype={dt})"
         args = [self.ref(t) for t in ins]
         for k, v in attrs.items():
+            if _is_function(v):        # a control op's body: a fn printed before it
+                args.append(f"{k}={self.root.function_name(v, op, k)}")
+                continue
             try:
                 if not _IDENT.fullmatch(k):
                     raise GraphcError("not an identifier")
@@ -261,12 +273,35 @@ class _Printer:
         kwargs = ", ".join(f"{k}={format_value(a[k])}" for k in keys if k in a)
         return f"{head} = {call}({kwargs}){frozen}"
 
+    def function_name(self, fn, op, key) -> str:
+        """The name of the fn that prints ``fn`` (the body ``key`` of ``op``), writing its
+        definition (and those of bodies nested in it) first: ``fn NAME(p0, p1) = expr``, every
+        parameter explicit and the body's nodes as one expression."""
+        name = self.fn_names.get(fn)
+        if name is None:
+            # numbered in printing order (not by node names, which a body's copy changes)
+            i = len(self.fn_names)
+            name = f"{key}{i}"
+            while name in self.fn_names.values() or name in self.ops_by_name:
+                i += 1
+                name = f"{key}{i}"
+            self.fn_names[fn] = name
+            params = [f"p{i}" for i in range(len(fn.params))]
+            body = _BodyPrinter(self, fn, params)
+            outs = [body.ref(t) for t in fn.outputs]
+            expr = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
+            self.fn_lines.append(f"  fn {name}({', '.join(params)}) = {expr}")
+        return name
+
     def text(self, model_name: str) -> str:
         lines = [] if self.graph.seed is None else [f"  random_seed {int(self.graph.seed)}"]
         for op in self.ops:
             if op in self.hidden or self.is_inlined(op):
                 continue
-            lines.append("  " + self.statement(op))
+            statement = self.statement(op)
+            lines += self.fn_lines
+            self.fn_lines = []
+            lines.append("  " + statement)
         for c in self.clauses:
             args = ", ".join(f"{k}={format_value(v)}" for k, v in c.kwargs.items())
             lines.append(f"  train {format_name(c.loss.op.name)} with {c.optimizer}({args})")
@@ -274,6 +309,35 @@ class _Printer:
         if outs:
             lines.append("  output " + ", ".join(self.ref(t) for t in outs))
         return f"model {format_name(model_name)} {{\n" + "\n".join(lines) + "\n}\n"
+
+
+class _BodyPrinter(_Printer):
+    """A control op's body as one expression over its parameters ``p0, p1…``: each node is
+    written inline where it is used (a node used twice is written twice, and loading the
+    text builds it twice: the text is still a fixed point)."""
+
+    def __init__(self, root, fn, params):
+        self.root, self.fn = root, fn
+        self.names = dict(zip(fn.params, params, strict=True))
+
+    def ref(self, t) -> str:
+        if t in self.names:
+            return self.names[t]
+        if t.graph is not self.fn.graph:       # an outer variable an assign names
+            return self.root.ref(t)
+        op = t.op
+        if op.type in ("placeholder", "variable"):
+            raise GraphcError(f"cannot print {op.describe()} inside a body as .g")
+        expr = self._expr(op)
+        if op.type in _INFIX or op.type in ("matmul", "neg"):
+            expr = f"({expr})"
+        if op.control_inputs:
+            raise GraphcError(f"cannot print {op.describe()} inside a body as .g: it has "
+                              "control dependencies")
+        return f"{expr}[{t.index}]" if len(op.outputs) > 1 else expr
+
+    def operand(self, t, other=None) -> str:
+        return self.ref(t)
 
 
 def to_text(graph, model_name: str | None = None) -> str:

@@ -1,7 +1,7 @@
 """The op library. Importing it fills the registry and gives Tensor its operators."""
 
 from ..ir.node import install_operators
-from . import array, elementwise, linalg, nn, random, reduce, sources, state  # noqa: F401
+from . import array, control, elementwise, linalg, nn, random, reduce, sources, state  # noqa: F401
 from .array import getitem, transpose
 from .elementwise import (abs, add, divide, floordiv, greater, greater_equal, less, less_equal,
                           logical_and, logical_not, logical_or, logical_xor, mod, multiply, neg,

@@ -49,6 +49,10 @@ class OpDef:
 
         attrs = attrs or {}
         graph = inputs[0].graph if inputs else get_default_graph()
+        capture = getattr(get_default_graph(), "capture", None)
+        if capture is not None:   # inside a control-flow body: outer inputs become captures
+            graph = get_default_graph()
+            inputs = [capture(t) for t in inputs]
         for t in inputs:
             if t.graph is not graph:
                 raise GraphcError(f"{self.name}: input {t.describe()} belongs to another graph",

@@ -1,0 +1,115 @@
+"""The cupy backend's lowerings of shape and indexing ops, keyed by OpDef: each runs on the
+device with the array module ``xp`` (cupy, or numpy standing in for it in tests), so the
+arrays never leave the device. Elementwise ops, reductions, matmul and assigns are lowered in
+``cupy_backend`` itself (generated kernels, cuBLAS); an op in neither table runs its numpy
+kernel on the host between a download and an upload.
+
+A lowering is ``fn(xp, node, out, *inputs, **attrs) -> array | tuple``. ``out`` is the step's
+planned output buffer when it has exactly one (else None); a lowering that writes into it
+allocates nothing, which is what a captured CUDA Graph needs (``ALLOCATION_FREE``). Views
+(reshape, squeeze, split…) are copied into their planned buffers by the caller, a device
+copy that allocates nothing either."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ops.array import (
+    CONCAT,
+    EXPAND_DIMS,
+    GATHER,
+    GATHER_GRAD,
+    ONE_HOT,
+    RESHAPE,
+    RESHAPE_LIKE,
+    SPLIT,
+    SPLIT_LIKE,
+    SQUEEZE,
+    TRANSPOSE,
+)
+
+
+def _reshape(xp, node, out, x, shape):
+    return xp.reshape(x, shape)
+
+
+def _reshape_like(xp, node, out, x, like):
+    return xp.reshape(x, like.shape)
+
+
+def _transpose(xp, node, out, x, perm):
+    return xp.transpose(x, perm)
+
+
+def _expand_dims(xp, node, out, x, axis):
+    return xp.expand_dims(x, axis)
+
+
+def _squeeze(xp, node, out, x, axis):
+    return xp.squeeze(x, axis)
+
+
+def _concat(xp, node, out, *xs, axis):
+    return xp.concatenate(xs, axis=axis, out=out) if out is not None else \
+        xp.concatenate(xs, axis=axis)
+
+
+def _split(xp, node, out, x, sizes, axis):
+    return tuple(xp.split(x, [int(i) for i in np.cumsum(sizes)[:-1]], axis=axis))
+
+
+def _split_like(xp, node, out, g, *likes, axis):
+    return _split(xp, node, out, g, [t.shape[axis] for t in likes], axis)
+
+
+def _gather(xp, node, out, params, idx, axis):
+    # cupy's take wraps indices out of range where numpy raises: check on the device, at
+    # the cost of one synchronisation (which also keeps gather out of captured graphs)
+    n = params.shape[axis]
+    if idx.size and bool(((idx < -n) | (idx >= n)).any()):
+        bad = int(xp.asarray(idx).ravel()[xp.argmax(((idx < -n) | (idx >= n)).ravel())])
+        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
+    return xp.take(params, idx, axis=axis, out=out) if out is not None else \
+        xp.take(params, idx, axis=axis)
+
+
+def _gather_grad(xp, node, out, g, idx, params, axis):
+    result = xp.zeros(params.shape, dtype=g.dtype)
+    moved = xp.moveaxis(result, axis, 0)
+    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1:]) if idx.ndim != 1 else g
+    _scatter_add(xp)(moved, idx.reshape(-1), xp.moveaxis(gm, axis, 0))
+    return result
+
+
+def _scatter_add(xp):
+    """``np.add.at`` on the host; cupy's own scatter-add on the device."""
+    if xp is np or getattr(xp, "__name__", "") != "cupy":
+        return np.add.at
+    import cupyx
+    return cupyx.scatter_add
+
+
+def _one_hot(xp, node, out, idx, depth, on, off, axis, dtype):
+    hot = xp.arange(depth) == idx[..., None]
+    result = xp.where(hot, xp.asarray(on, dtype.np), xp.asarray(off, dtype.np))
+    return xp.moveaxis(result, -1, axis) if axis != -1 else result
+
+
+LOWERINGS = {
+    RESHAPE: _reshape,
+    RESHAPE_LIKE: _reshape_like,
+    TRANSPOSE: _transpose,
+    EXPAND_DIMS: _expand_dims,
+    SQUEEZE: _squeeze,
+    CONCAT: _concat,
+    SPLIT: _split,
+    SPLIT_LIKE: _split_like,
+    GATHER: _gather,
+    GATHER_GRAD: _gather_grad,
+    ONE_HOT: _one_hot,
+}
+
+# The lowerings that allocate no device memory when their output is planned (views, or
+# ``out=``): a plan whose other device lowerings are all here can be captured.
+ALLOCATION_FREE = frozenset({RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT,
+                             SPLIT, SPLIT_LIKE})
