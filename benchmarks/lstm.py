@@ -1,5 +1,5 @@
 """LSTM training step over T time steps: one ``gc.scan`` (a loop in the graph) against the
-same cell unrolled T times in Python (``python -m benchmarks --workload lstm``).
+same cell unrolled T times in Python (``python -m benchmarks --workload lstm-scan``).
 
 For T in (28, 200) and each form it reports: build time (graph + gradients + optimizer),
 the first ``sess.run`` (compiling the plan, and for scan the bodies' plans, then one step), the

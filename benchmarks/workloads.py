@@ -1,12 +1,16 @@
-"""The SPEC §10 workloads. Each ``build_<name>()`` returns ``{contender: step()}``: callables
-doing one unit of work (a training step, one ``sess.run``, one forward pass). Peers appear
-only when importable; graphc and hand-written numpy always do."""
+"""The SPEC §10 workloads (issue 18's models are in benchmarks/models.py). Each
+``build_<name>()`` returns ``{contender: step()}``: callables doing one unit of work (a
+training step, one ``sess.run``, one forward pass). Peers appear only when importable;
+graphc and hand-written numpy always do."""
 
 from __future__ import annotations
 
 import numpy as np
 
 import graphc as gc
+
+from . import models
+from .models import real_tf, tf_session
 
 CHAIN_N = 1 << 20
 
@@ -163,6 +167,28 @@ def build_mlp(n, sizes, loss_kind, lr):
             state["ws"], loss = jstep(state["ws"], jX, jY)
             loss.block_until_ready()
         out["jax jit"] = jax_step
+
+    tf = real_tf()
+    if tf is not None:
+        tgraph = tf.Graph()
+        with tgraph.as_default():
+            tx = tf.placeholder(tf.float32, [None, sizes[0]])
+            ty = tf.placeholder(tf.float32, [None, sizes[-1]])
+            h = tx
+            for i, w in enumerate(W0):
+                h = tf.matmul(h, tf.Variable(w))
+                if i < len(W0) - 1:
+                    h = tf.nn.relu(h)
+            if loss_kind == "sse":
+                tloss = tf.reduce_sum(tf.square(h - ty))
+            else:
+                tloss = tf.reduce_mean(
+                    tf.nn.softmax_cross_entropy_with_logits_v2(labels=ty, logits=h))
+            ttrain = tf.train.GradientDescentOptimizer(lr).minimize(tloss)
+            tinit = tf.global_variables_initializer()
+        tsess = tf_session(tf, tgraph)
+        tsess.run(tinit)
+        out["tf1 session"] = lambda: tsess.run([ttrain, tloss], {tx: X, ty: Y})
     return out
 
 
@@ -246,6 +272,32 @@ def build_linreg():
             state["p"] = jstep(state["p"], xi, yi)
             state["p"].block_until_ready()
         out["jax jit"] = jax_step
+
+    tf = real_tf()
+    if tf is not None:
+        tgraph = tf.Graph()
+        with tgraph.as_default():
+            tx, ty = tf.placeholder(tf.float32, []), tf.placeholder(tf.float32, [])
+            tfw, tfb = tf.Variable(0.3), tf.Variable(0.1)
+            ttrain = tf.train.GradientDescentOptimizer(lr).minimize((tfw * tx + tfb - ty) ** 2)
+            tinit = tf.global_variables_initializer()
+        tsess = tf_session(tf, tgraph)
+        tsess.run(tinit)
+
+        def tf_step():
+            i = it["i"] = (it["i"] + 1) % 17
+            xi, yi = samples[i]
+            tsess.run(ttrain, {tx: xi, ty: yi})
+        out["tf1 session"] = tf_step
+
+    # the same graphc step fed numpy float32 scalars (issue 18: as cheap as Python floats)
+    np_samples = [(np.float32(a), np.float32(b)) for a, b in samples]
+
+    def graphc_np_step():
+        i = it["i"] = (it["i"] + 1) % 17
+        xi, yi = np_samples[i]
+        sess.run(train, {x: xi, y: yi})
+    out["graphc np.float32"] = graphc_np_step
     return out
 
 
@@ -314,6 +366,16 @@ def build_chain():
             return jnp.sqrt(jnp.abs(y * y - 0.5) * 2.0 + 1.0).sum()
         jX = jnp.asarray(X)
         out["jax jit"] = lambda: jchain(jX).block_until_ready()
+
+    tf = real_tf()
+    if tf is not None:
+        tgraph = tf.Graph()
+        with tgraph.as_default():
+            tx = tf.placeholder(tf.float32, [None])
+            ty = tf.tanh(tf.exp(-tx * tx) * 3.0 + 1.0)
+            ts = tf.reduce_sum(tf.sqrt(tf.abs(ty * ty - 0.5) * 2.0 + 1.0))
+        tsess = tf_session(tf, tgraph)
+        out["tf1 session"] = lambda: tsess.run(ts, {tx: X})
     return out
 
 
@@ -339,13 +401,16 @@ def build_compile():
     return {"graphc": compile_mlp}
 
 
-def build_lstm():
+def build_lstm_scan():
     from .lstm import report
     return {"graphc": report}
 
 
 WORKLOADS = {"mlp2": build_mlp2, "mlp3": build_mlp3, "linreg": build_linreg,
-             "chain": build_chain, "compile": build_compile, "lstm": build_lstm}
+             "chain": build_chain, "compile": build_compile, "lstm": models.build_lstm,
+             "cnn": models.build_cnn, "dropout-mlp": models.build_dropout_mlp,
+             "cnn-script": models.build_cnn_script,
+             "lstm-scan": build_lstm_scan}
 
 
 # --- compile-scaling: build, minimize, compile and first run of deep MLPs -----------------------

@@ -1,7 +1,8 @@
 """Data-parallel training with graphc.distributed: the same script on one process or many.
 
     python examples/distributed_mlp.py                       # one process
-    mpiexec -n 2 python -m mpi4py examples/distributed_mlp.py  # two ranks (pip install graphc[mpi])
+    mpiexec -n 2 python -m mpi4py examples/distributed_mlp.py  # two ranks (the mpi extra:
+                                           # pip install "graphc-compiler[mpi]")
 
 Every rank builds the same graph, starts from rank 0's weights (the broadcast), trains on
 its own shard of every epoch and averages the gradients with the other ranks before each

@@ -83,7 +83,7 @@ def _plot(path, w, b):
     try:
         import matplotlib
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install graphc[examples])")
+        print("matplotlib is not installed: no plot (pip install \"graphc-compiler[examples]\")")
         return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -2,7 +2,7 @@
 cross-entropy: the define-and-run counterpart of a Dataset/DataLoader training loop.
 
 The data are scikit-learn's bundled 8x8 handwritten digits (1,797 images, no download;
-``pip install graphc[examples]``). Without scikit-learn a synthetic 10-class problem of
+``pip install "graphc-compiler[examples]"``). Without scikit-learn a synthetic 10-class problem of
 the same shape stands in, and the script says so.
 
     python examples/mlp_digits.py [--epochs 30] [--synthetic]

@@ -77,6 +77,10 @@ from .frontend.dsl import load, loads  # noqa: E402  (the .g language)
 
 from .compiler import compile  # noqa: E402,A001 - gc.compile is the public name
 
+from . import summary  # noqa: E402  (gc.summary: TensorBoard event files, the tensorboard extra)
+from . import onnx  # noqa: E402  (gc.onnx: ONNX export and import, the onnx extra)
+from .viz import viz  # noqa: E402  (gc.viz: SVG pictures of graphs and plans)
+
 from . import diagnostics  # noqa: E402  (NaN trap, plan cache log, growth watch: SPEC §12)
 from .diagnostics import GraphcWarning  # noqa: E402
 

@@ -1,8 +1,9 @@
 """Checkpoints: ``gc.train.Saver`` (SPEC §5).
 
 A checkpoint is a safetensors file (https://github.com/huggingface/safetensors), written
-through the ``safetensors`` library when it is installed (``pip install graphc[checkpoint]``)
-and otherwise by graphc itself in the same layout, so ``safetensors.numpy.load_file`` and every
+through the ``safetensors`` library when it is installed
+(``pip install "graphc-compiler[checkpoint]"``) and otherwise by graphc itself in the same
+layout, so ``safetensors.numpy.load_file`` and every
 other safetensors reader open it::
 
     8 bytes, little-endian          length of the header

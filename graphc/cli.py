@@ -1,7 +1,8 @@
 """The ``graphc`` command: compile, run, check, format and draw ``.g`` models.
 
-    graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir] [-o OUT]
+    graphc compile model.g [-O 2] [--backend numpy] [--emit report|py|dot|ir|onnx] [-o OUT]
     graphc run model.g --feed x=x.npy --feed y=y.csv [--fetch loss] [--train 100]
+                       [--batch-size 64 --epochs 5 --shuffle --eval x=xt.npy --logdir runs]
                        [--save ckpt] [--restore ckpt] [--np N]
     graphc check model.g          graphc fmt model.g [-i]        graphc viz model.g -o g.svg
 
@@ -17,7 +18,6 @@ import difflib
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 import zipfile
@@ -43,7 +43,6 @@ from .ir.graph import Graph, needed_ops
 from .ir.printer import format_type
 from .ops.state import GLOBAL_VARIABLES, variables_initializer
 from .session import Session
-from .svg import dot_to_svg
 
 EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
@@ -362,6 +361,8 @@ def cmd_compile(args) -> int:
         source = emit_module(graph, source_name=os.path.basename(args.model_file),
                              params=params, optimize=args.O)
         return _write(args.output, source)
+    if args.emit == "onnx":
+        return _emit_onnx(graph, args)
     plan, used = _plan(graph, args)
     if args.emit == "dot":
         return _write(args.output, _dot(graph, plan))
@@ -372,6 +373,30 @@ def cmd_compile(args) -> int:
     lines.append(f"peak memory: {plan.peak_bytes:,} bytes{_dims_note(used)}")
     lines.append(plan.report())
     return _write(args.output, "\n".join(lines) + "\n")
+
+
+def _emit_onnx(graph, args) -> int:
+    """The model's outputs (``--fetch``-free: its `output` names) as an ONNX file; parameters
+    from ``--restore CKPT`` when given, else their initial values."""
+    from .onnx import export
+    from .session import Session
+    out = args.output or os.path.splitext(os.path.basename(args.model_file))[0] + ".onnx"
+    if out == "-":
+        raise GraphcError("--emit onnx writes a binary file: give -o MODEL.onnx")
+    fetches = {t.op.name: t for t in _fetches(graph, None)}
+    dims = _parse_dims(args.dim)
+    shapes = {t: s for t, s in _feed_shapes(graph, dims)[0].items()} if dims else None
+    if args.restore:
+        from .checkpoint import Saver
+        with graph.as_default():
+            saver = Saver(graph=graph)
+        with Session(graph=graph, optimize=0) as sess:
+            saver.restore(sess, args.restore)
+            export(fetches, out, feed_shapes=shapes, session=sess, graph=graph)
+    else:
+        export(fetches, out, feed_shapes=shapes, graph=graph)
+    print(f"wrote {out}", file=sys.stderr)
+    return EXIT_OK
 
 
 def _restored_values(graph, path) -> dict:
@@ -458,23 +483,27 @@ def _dot(graph, plan) -> str:
 
 
 def cmd_viz(args) -> int:
+    """Before and after optimization side by side; gradient and optimizer scopes collapsed
+    unless ``--expand`` names them (graphc/viz.py)."""
+    from .viz import graph_digraph, plan_digraph, render, to_dot
     graph = _load(args)
     plan, _ = _plan(graph, args)
-    dot_text = _dot(graph, plan)
+    clause = _clause(graph)
+    ins = _inputs(graph)
+    ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
+    ops = sorted(set(ops) | {t.op for t in ins}, key=lambda o: o.id)
+    expand = True if "all" in (args.expand or ()) else (args.expand or ())
+    clusters = [(f"before: {len(ops)} nodes", graph_digraph(ops, expand=expand)),
+                (f"after: {len(plan.steps)} steps, peak {plan.peak_bytes} B",
+                 plan_digraph(plan))]
     out = args.output or "graph.svg"
-    dot = shutil.which("dot")
-    if out.endswith(".svg") and dot:
-        try:
-            svg = subprocess.run([dot, "-Tsvg"], input=dot_text, capture_output=True,
-                                 text=True, check=True, timeout=60).stdout
-        except (subprocess.SubprocessError, OSError) as e:
-            raise GraphcError(f"Graphviz's dot failed: {e}") from None
-        return _write(out, svg)
-    if out.endswith(".svg"):    # no Graphviz: graphc's own plainer layered drawing
+    if not out.endswith(".svg"):
+        return _write(out, to_dot(clusters))
+    graphviz = bool(shutil.which("dot"))
+    if not graphviz:
         print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
               file=sys.stderr)
-        return _write(out, dot_to_svg(dot_text))
-    return _write(out, dot_text)
+    return _write(out, render(clusters, use_graphviz=graphviz))
 
 
 def cmd_fmt(args) -> int:
@@ -497,12 +526,15 @@ def cmd_fmt(args) -> int:
 def cmd_run(args) -> int:
     if getattr(args, "np", None):         # data-parallel: under mpiexec, one rank per process
         return _run_distributed(args)
+    from .cli_train import check_arguments, run_training, wants_training
+    check_arguments(args)
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
+    eval_feeds = _feeds(graph, args.eval) if args.eval else None
     fetches = _fetches(graph, args.fetch)
     _refuse_what_cannot_fit(graph, fetches, feeds)
     clause = _clause(graph)
-    if args.train and clause is None:
+    if wants_training(args) and clause is None:
         raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
                           f"{args.model_file}")
     with graph.as_default():
@@ -513,8 +545,8 @@ def cmd_run(args) -> int:
             saver.restore(sess, args.restore)
         else:
             sess.run(init)
-        if args.train:
-            _train(sess, clause, feeds, args.train)
+        if wants_training(args):    # batches, epochs, eval, logs, Ctrl-C save: cli_train.py
+            feeds = run_training(sess, graph, clause, feeds, args, saver, eval_feeds)
         values = sess.run(fetches, feeds)
         if args.output:
             _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
@@ -658,22 +690,23 @@ def _parser() -> argparse.ArgumentParser:
 
     c = model_cmd("compile", "check, differentiate, optimize and plan; print the report")
     compiled(c)
-    c.add_argument("--emit", choices=("report", "py", "dot", "ir"), default="report")
+    c.add_argument("--emit", choices=("report", "py", "dot", "ir", "onnx"), default="report")
     c.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     c.add_argument("--restore", metavar="CKPT",
-                   help="with --emit py: start the module's parameters from this checkpoint")
+                   help="with --emit py or onnx: the parameters' values from this checkpoint")
     c.set_defaults(run=cmd_compile)
 
     c = model_cmd("run", "run a model on feeds from .npy/.npz/.csv files, optionally training")
     compiled(c)
     c.add_argument("--feed", action="append", metavar="NAME=FILE", type=_feed_arg)
     c.add_argument("--fetch", action="append", metavar="NAMES", help="comma-separated names")
-    c.add_argument("--train", type=_positive, metavar="STEPS")
+    from .cli_train import add_arguments
+    add_arguments(c)        # --train [STEPS], --batch-size, --epochs, --eval, --logdir, ...
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")
     c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")
     c.add_argument("--np", type=_positive, metavar="N",
-                   help="train data-parallel on N processes under mpiexec (graphc[mpi])")
+                   help="train data-parallel on N processes under mpiexec (the mpi extra)")
     c.set_defaults(run=cmd_run)
 
     c = model_cmd("check", "parse, build and plan every model of a file")
@@ -690,6 +723,8 @@ def _parser() -> argparse.ArgumentParser:
     c = model_cmd("viz", "draw the graph before and after optimization (SVG, or DOT text)")
     compiled(c)
     c.add_argument("-o", "--output", metavar="OUT", default="graph.svg")
+    c.add_argument("--expand", action="append", metavar="SCOPE",
+                   help="draw a collapsed scope (gradients, Adam, ...) op by op; 'all' for all")
     c.set_defaults(run=cmd_viz)
     return p
 

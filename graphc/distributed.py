@@ -211,7 +211,7 @@ def relaunch(np_, argv) -> int:
     mpiexec = find_mpiexec()
     if mpiexec is None:
         raise DistributedError(f"--np {np_} needs an MPI launcher (mpiexec): pip install "
-                               "'graphc[mpi]' installs mpi4py and MPICH")
+                               "'graphc-compiler[mpi]' installs mpi4py and MPICH")
     env = dict(os.environ, GRAPHC_RELAUNCHED="1")
     cmd = [mpiexec, "-n", str(np_), sys.executable, "-m", "mpi4py", "-m", "graphc", *argv]
     return subprocess.call(cmd, env=env)

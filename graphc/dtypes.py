@@ -62,6 +62,9 @@ uint8 = DType("uint8", "u8")
 bool_ = DType("bool", "bool")
 
 ALL = (float16, float32, float64, int8, int16, int32, int64, uint8, bool_)
+# TF's tf.string: numpy object arrays of bytes that a session can fetch (compat's string
+# constants, summaries); not in ALL, since no numeric op takes it
+string = DType("object", "string")
 FLOATING = (float16, float32, float64)
 _BY_NAME = {d.name: d for d in ALL} | {d.short: d for d in ALL}
 _BY_NAME |= {"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,

@@ -94,6 +94,11 @@ class Plan:
                 "kernels": sum(1 for s in self.steps if s.kind != "read"),
                 "peak_bytes": self.peak_bytes, "passes": list(self.passes)}
 
+    def _repr_svg_(self) -> str:
+        """Jupyter shows a compiled plan as the picture of its steps (``gc.viz``)."""
+        from .viz import viz
+        return viz(self)
+
     def record_timings(self, durations) -> None:
         """Add one traced run's per-step seconds (for ``report()``'s slowest kernels)."""
         for i, d in enumerate(durations):

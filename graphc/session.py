@@ -330,6 +330,7 @@ def _cacheable(fetches, feed_dict) -> bool:
 
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_FLOAT_SCALARS = frozenset({np.float16, np.float32, np.float64})
 
 
 class _NeedsCheck(Exception):
@@ -356,7 +357,14 @@ def _fast_feed(t: Tensor):
         if kind is ndarray:
             if value.dtype == want and (shape is None or value.shape == shape):
                 return value
+            if (value.dtype.kind == "f" and want.kind == "f"
+                    and (shape is None or value.shape == shape)):
+                return value.astype(want)       # what _check_feed's same-kind cast does
         elif kind is float and floats:
+            return array(value, want)
+        elif kind is want.type and scalars:     # a numpy scalar of t's dtype (np.float32(x))
+            return array(value)
+        elif floats and kind in _FLOAT_SCALARS:
             return array(value, want)
         elif kind is int and numbers and _INT64_MIN <= value <= _INT64_MAX:
             try:    # (a larger int is no number array for _check_feed: it says so)
@@ -406,14 +414,14 @@ def _traced_run(exe, ctx, feeds, path):
 
 def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     """The fed value as an array of ``t``'s dtype, after checking kind and static shape."""
-    loc = user_location()
+    # the user's location is looked up only when a check fails (a stack walk per feed)
     want = t.dtype
     if isinstance(value, Tensor):
         raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
-                        "feed numpy arrays or Python values", loc)
+                        "feed numpy arrays or Python values", user_location())
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
         raise FeedError(f"cannot feed a masked array with masked elements for {t.describe()}: "
-                        "graphc has no masks; fill them first (value.filled(...))", loc)
+                        "graphc has no masks; fill them first (value.filled(...))", user_location())
     try:
         # subclasses (np.matrix, masked arrays) become plain arrays: every executor then
         # computes the same thing (a matrix's `*` would be a product of matrices)
@@ -422,18 +430,20 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
             arr = arr.view(np.ndarray)
     except (TypeError, ValueError, OverflowError) as e:  # ragged nested lists, say
         raise FeedError(f"cannot feed {type(value).__name__} value for {t.describe()}: {e}",
-                        loc) from None
+                        user_location()) from None
     if arr.dtype.kind not in "biuf":
-        raise FeedError(f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}", loc)
+        raise FeedError(f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}",
+                        user_location())
     same_kind = np.can_cast(arr.dtype, want.np, casting="same_kind")
     if arr.dtype.kind == "f" and want.np.kind in "iu":
         # labels loaded with np.loadtxt are floats: TF converts them, so do we when every
         # value is a whole number (and refuse, naming one, when not)
-        _check_integral(arr, t, loc)
+        _check_integral(arr, t)
         same_kind = True
     if not same_kind and not (arr.dtype.kind in "iub" and want.np.kind in "iuf"):
         raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
-                        f"convert them with .astype({want.name!r}) if that is what you mean", loc)
+                        f"convert them with .astype({want.name!r}) if that is what you mean",
+                        user_location())
     if arr.dtype != want.np:
         if arr.dtype.kind in "iu" and want.np.kind in "iu" and arr.size:
             info = np.iinfo(want.np)    # numpy itself refuses such Python ints: no wrapping
@@ -441,35 +451,35 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
             if lo < info.min or hi > info.max:
                 bad = lo if lo < info.min else hi
                 raise FeedError(f"cannot feed {bad} to {t.describe()}: it is outside the range "
-                                f"of {want.name} [{info.min}, {info.max}]", loc)
+                                f"of {want.name} [{info.min}, {info.max}]", user_location())
         arr = arr.astype(want.np)
     shape = t.shape
     if shape is not None:
         if arr.ndim != len(shape) or any(isinstance(d, int) and d != n
                                          for d, n in zip(shape, arr.shape, strict=True)):
             raise ShapeError(f"cannot feed a value of shape {tuple(arr.shape)} for {t.describe()}: "
-                             f"it needs shape {format_shape(shape)}", loc)
+                             f"it needs shape {format_shape(shape)}", user_location())
         for d, n in zip(shape, arr.shape, strict=True):
             if isinstance(d, str):
                 seen = symbols.setdefault(d, (n, t))
                 if seen[0] != n:
                     raise ShapeError(
                         f"dimension {d!r} is {seen[0]} in the feed for {seen[1].describe()} but "
-                        f"{n} in the feed for {t.describe()}", loc)
+                        f"{n} in the feed for {t.describe()}", user_location())
     return arr
 
 
-def _check_integral(arr: np.ndarray, t: Tensor, loc) -> None:
+def _check_integral(arr: np.ndarray, t: Tensor) -> None:
     bad = ~np.isfinite(arr) | (arr != np.round(arr))
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
         raise FeedError(f"cannot feed float values to the integer {t.describe()}: the value "
                         f"{arr[where].item()!r} at index {list(where)} is not a whole number; "
-                        f"round or cast the data first", loc)
+                        f"round or cast the data first", user_location())
     info = np.iinfo(t.dtype.np)
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
         raise FeedError(f"cannot feed float values to {t.describe()}: they do not fit in "
-                        f"{t.dtype}", loc)
+                        f"{t.dtype}", user_location())
 
 
 class _DefaultSession:

@@ -416,7 +416,7 @@ __all__ = [
     "variables_initializer",
 ]
 
-
+from .fit import History, Progress, TrainingInterrupted, evaluate, fit  # noqa: E402,F401
 from .optimizers import AdadeltaOptimizer, FtrlOptimizer  # noqa: E402  (built on Optimizer)
 
 __all__ += ["AdadeltaOptimizer", "FtrlOptimizer"]

@@ -277,20 +277,33 @@ def test_session_config_and_v2_switches_are_accepted():
         assert sess.run(tf.constant(3) * 2) == 6
 
 
-def test_summaries_are_no_ops_that_warn_once(tmp_path):
+def test_summaries_write_tensorboard_event_files(tmp_path):
+    # tf.summary used to be a no-op; it now writes through gc.summary (issue 13)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     loss = tf.constant(1.5)
-    with pytest.warns(UserWarning, match="TensorBoard"):
-        tf.summary.scalar("loss", loss)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")          # the second use stays quiet
-        tf.summary.histogram("h", loss)
-        merged = tf.summary.merge_all()
-        writer = tf.summary.FileWriter(str(tmp_path), tf.get_default_graph())
+    tf.summary.scalar("loss", loss)
+    tf.summary.histogram("h", loss)
+    merged = tf.summary.merge_all()
+    writer = tf.summary.FileWriter(str(tmp_path), tf.get_default_graph())
     with tf.Session() as sess:
         summary, value = sess.run([merged, loss])
     writer.add_summary(summary, 1)
     writer.close()
-    assert summary is None and value == 1.5 and list(tmp_path.iterdir()) == []
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert value == 1.5 and isinstance(summary, bytes)
+    assert [(e.step, e.value) for e in acc.Scalars("loss")] == [(1, 1.5)]
+    assert acc.Histograms("h")[0].histogram_value.num == 1
+    assert acc.Tags()["graph"]
+
+
+def test_image_summaries_are_no_ops_that_warn_once():
+    img = tf.zeros((1, 4, 4, 3))
+    with pytest.warns(UserWarning, match="image summaries are no-ops"):
+        tf.summary.image("img", img)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # the second use stays quiet
+        tf.summary.image("img2", img)
 
 
 @pytest.mark.parametrize("path,hint", [

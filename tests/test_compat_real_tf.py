@@ -92,9 +92,16 @@ def test_mnist_for_beginners_matches_tensorflow(monkeypatch, tmp_path):
 
 
 def test_tensorboard_basic_runs_its_summaries_and_matches_tensorflow(monkeypatch, tmp_path):
-    # name scopes, summary.scalar/merge_all, FileWriter.add_summary (graphc writes nothing)
+    # name scopes, summary.scalar/merge_all, FileWriter.add_summary: real event files
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     ns = run_script("tensorboard_basic", monkeypatch, tmp_path)
     assert ns["test_accuracy"] == pytest.approx(0.93, abs=1e-6)
+    ns["summary_writer"].flush()
+    acc = EventAccumulator(ns["logs_path"])
+    acc.Reload()
+    assert set(acc.Tags()["scalars"]) == {"loss", "accuracy"}
+    losses = acc.Scalars("loss")
+    assert len(losses) > 10 and losses[-1].value < losses[0].value
 
 
 # --- programs with tf.random_normal weights: they must train ------------------------------------

@@ -16,7 +16,10 @@ STAGES = {"errors": 0, "dtypes": 0, "shapes": 0, "fileio": 0, "_kwargs": 0, "opt
           "autodiff": 3, "passes": 4, "plan": 5, "compiler": 5, "backends": 6, "session": 7,
           "test": 8, "train": 8, "layers": 8, "data": 8, "checkpoint": 8, "nn": 8,
           "distributed": 8,
-          "frontend": 9, "svg": 9, "cli": 10, "__main__": 10,
+          "frontend": 9, "cli": 10, "__main__": 10,
+          # drawing with the plan; summaries and the fit loop with training; ONNX with the
+          # front ends it mirrors; the training flags with the CLI
+          "svg": 5, "viz": 5, "summary": 8, "fit": 8, "onnx": 9, "cli_train": 10,
           "compat": 12}    # the TF 1.x layer is a user of the public API (``import graphc``)
 # The backend registry is plain data that gc.compile reads (a backend's tile size): it sits
 # with the compiler, below the backends it names by string.
@@ -25,7 +28,9 @@ MODULE_STAGES = {"graphc": 11, "graphc.backends": 5}
 # Known exceptions. The .g front end resolves a call by name in the public API (``gc.*``,
 # ``gc.nn.*``), and the public API re-exports the front end's ``load``: a cycle, broken by
 # importing the API when a file is loaded, not when the front end is.
-KNOWN = {("graphc.frontend.names", "graphc"), ("graphc.frontend.dsl", "graphc")}
+# Jupyter asks a Graph itself for its picture (Graph._repr_svg_ draws with graphc.viz).
+KNOWN = {("graphc.frontend.names", "graphc"), ("graphc.frontend.dsl", "graphc"),
+         ("graphc.ir.graph", "graphc.viz")}
 
 ROOT = pathlib.Path(graphc.__file__).parent
 

@@ -41,6 +41,9 @@ def test_readme_numbers_compare_with_a_tolerance():
 @pytest.mark.parametrize("code,shown", EXAMPLES)
 def test_readme_example(code, shown, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    # the printed losses are the numpy tiles' digits; compiled CPU loops (host_compile, when
+    # a C++ compiler is present) round the last of them differently
+    monkeypatch.setenv("GRAPHC_NO_CC", "1")
     with gc.Graph().as_default():
         exec(compile(code, "mlp.py", "exec"), {})  # noqa: S102 - the README's own text
     printed = capsys.readouterr().out.splitlines()

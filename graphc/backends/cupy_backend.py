@@ -61,7 +61,8 @@ def cupy_module():
     try:
         import cupy
     except ImportError:
-        raise GraphcError("backend='cupy' needs cupy: pip install graphc[gpu]") from None
+        raise GraphcError("backend='cupy' needs cupy: pip install \"graphc-compiler[gpu]\" "
+                          "(\"graphc-compiler[gpu-cuda13]\" for CUDA 13 drivers)") from None
     if not cupy.cuda.is_available():
         raise GraphcError("backend='cupy' needs a CUDA device; cupy sees none")
     return cupy

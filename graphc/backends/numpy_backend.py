@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import os
 import threading
 import time
 
@@ -26,9 +27,11 @@ import numpy as np
 from ..diagnostics import NumericsTrap
 from ..errors import GraphcError, OpError
 from ..ops import elementwise as E
+from ..ops.array import SPLIT, SPLIT_LIKE
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
-from ..ops.state import ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
+from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
+from . import host_compile
 from .reference import ReferenceExecutable
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
@@ -45,6 +48,11 @@ _SCALAR_EXPR = {E.ADD: "({0} + {1})", E.SUBTRACT: "({0} - {1})", E.MULTIPLY: "({
 _INLINE_UPDATE = {ASSIGN_ADD: "np.add", ASSIGN_SUB: "np.subtract"}
 
 _serial = itertools.count()
+
+# Fused steps of at least this many elements run as compiled loops (host_compile) when a
+# C++ compiler is available; smaller ones cost less as a few ufunc calls than a ctypes call.
+_CC_MIN_ELEMS = int(os.environ.get("GRAPHC_CC_MIN_ELEMS", "256"))
+_USE_CC = host_compile.unavailable_reason() is None
 
 
 def _select(c, a, b, out=None):
@@ -134,9 +142,14 @@ def _kernel(op, attrs):
 
 
 class _Generator:
-    def __init__(self, plan, trap=None):
+    def __init__(self, plan, trap=None, compiled_loops=None):
         self.plan = plan
         self.trap = trap                      # a diagnostics.NumericsTrap, or None
+        # fused steps as host_compile loops (False: numpy tiles only, e.g. for source that
+        # is written out and run elsewhere)
+        if compiled_loops is None:      # GRAPHC_NO_CC may be set after import
+            compiled_loops = _USE_CC and host_compile.compiler() is not None
+        self.compiled_loops = compiled_loops
         self.ns: dict = {"np": np}
         self.per_thread: list[str] = []       # names bound per thread (arena views, tiles)
         self._tiles: dict = {}                # tile-table name -> (step, names in each tile)
@@ -144,6 +157,8 @@ class _Generator:
         # a later scalar step reads the local instead of the slot (see _lines_of)
         self._known: dict = {}
         self._known_by_step: dict = {}        # step index -> the slots it remembered
+        self.compiled: dict = {}              # step index -> host_compile.FusedKernel
+        self._folded: set = set()             # assign steps run by the fused step before them
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
@@ -206,6 +221,7 @@ class _Generator:
             whole = "".join(f"{v in outs}, " for v in tile_vars)
             src.emit(f"    {name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({views}), "
                      f"({whole}))")
+        self._emit_pointer_tables(src)
         src.emit("    return (" + "".join(f"{v}, " for v in self.per_thread) + ")")
 
     # -- pieces ----------------------------------------------------------------------------
@@ -247,7 +263,9 @@ class _Generator:
             self._bind(f"n{i}", step.node)
             return [(f"{outs[0]} = V[n{i}]", None)]
         if step.kind == "fused":
-            return self._fused_lines(step)
+            return self._compiled_lines(step, self._fused_lines(step))
+        if step.index in self._folded:
+            return [("pass", None)]         # the fused step before it stored the variable
         scalar = self._all_scalar_float(step)
         if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
             args = [self._scalar_ref(k) for k in step.inputs]
@@ -396,6 +414,143 @@ class _Generator:
             lines.append((f"np.true_divide({red_out}, {count}, out={red_out})", last))
         return lines
 
+    def _compiled_lines(self, step, lines):
+        """A fused step as one compiled loop (host_compile) once its library is loaded, its
+        numpy tiles until then (or for good, without a compiler). ``P<i>`` holds the
+        kernel's pointers and sizes; fed, variable and run-time inputs are stored into it
+        on every run, arena and constant ones once per thread."""
+        i, plan = step.index, self.plan
+        if (self.trap is not None or not step.loop_shape or not self.compiled_loops
+                or int(np.prod(step.loop_shape)) < _CC_MIN_ELEMS):
+            return lines
+        update = self._update_after(step)
+        store = {ASSIGN: "=", ASSIGN_SUB: "-", ASSIGN_ADD: "+"}[update.op] if update else ""
+        views = self._views_read(step)
+        kernel = host_compile.fused_kernel(step, plan.slots, store,
+                                           {a: v for a, (v, _) in views.items()})
+        if kernel is None:
+            return lines
+        self.compiled[i] = kernel
+        self.ns[f"C{i}"] = None
+        self.per_thread += [f"P{i}", f"Q{i}"]
+        test = f"C{i} is not None"
+        if update is not None:
+            # the update's variable, when it holds a buffer of its static shape, is written
+            # by the loop itself; otherwise both steps run as they would without a compiler
+            var = update.attrs["var"]
+            self._folded.add(update.index)
+            self._bind(f"uv{i}", var)
+            self._bind(f"w{i}", _shape_of(var.outputs[0].shape))
+            test += (f" and (u{i} := V.get(uv{i})) is not None and u{i}.shape == w{i}"
+                     f" and u{i}.flags.c_contiguous")
+            lines = lines + self._step_lines_unfolded(update)
+        for a, (_, nbytes) in views.items():
+            test += f" and s{step.inputs[a]}.strides == {nbytes!r}"
+        for a, k in enumerate(step.inputs):
+            slot = plan.slots[k]
+            if slot.kind in ("variable", "dynamic"):
+                # what a loop reads must be what the plan says (the numpy path reports a
+                # mismatch as an error, where a loop would read out of bounds)
+                dt = self._bind(f"dt{i}_{a}", slot.dtype.np)
+                test += f" and s{k}.shape == {_shape_of(slot.shape)!r} and s{k}.dtype == {dt}"
+        out = [(f"if {test}:", None)]
+        for a, k in enumerate(step.inputs):
+            if a in views:
+                out.append((f"    P{i}[{a}] = s{k}.__array_interface__['data'][0]", None))
+            elif plan.slots[k].kind not in ("arena", "const"):
+                out.append((f"    if not s{k}.flags.c_contiguous: s{k} = ascontiguous(s{k})",
+                            None))
+                out.append((f"    P{i}[{a}] = s{k}.__array_interface__['data'][0]", None))
+        if update is not None:
+            out.append((f"    P{i}[{len(step.inputs)}] = u{i}.__array_interface__['data'][0]",
+                        None))
+        out.append((f"    C{i}(Q{i})", None))
+        if update is not None:
+            out.append((f"    s{update.outputs[0]} = u{i}", None))
+        out.append(("else:", None))
+        return out + [("    " + text, body) for text, body in lines]
+
+    def _views_read(self, step):
+        """{input position: (element strides, byte strides)} of the inputs that are views
+        made by a ``split`` of a contiguous buffer (an LSTM's gates): the loop reads them in
+        place, where a copy would cost a pass over each."""
+        if not hasattr(self, "_producer"):
+            self._producer = {k: s for s in self.plan.steps for k in s.outputs}
+        found = {}
+        for a, k in enumerate(step.inputs):
+            p = self._producer.get(k)
+            if p is None or p.op not in (SPLIT, SPLIT_LIKE) or self.plan.slots[k].kind != "dynamic":
+                continue
+            parent = self.plan.slots[p.inputs[0]]
+            shape = _shape_of(parent.shape)
+            if parent.kind not in ("arena", "feed", "variable", "const") or shape is None:
+                continue
+            strides, acc = [], 1
+            for d in reversed(shape):
+                strides.insert(0, acc)
+                acc *= d
+            found[a] = (tuple(strides), tuple(st * parent.dtype.itemsize for st in strides))
+        return found
+
+    def _update_after(self, step):
+        """The variable update that only consumes ``step``'s one output, right after it
+        (an optimizer's ``assign``/``assign_sub``), or None."""
+        plan, nxt = self.plan, self.plan.steps[step.index + 1:step.index + 2]
+        if not nxt or len(step.outputs) != 1 or step.body[-1].op.kind == "reduction":
+            return None
+        nxt, out = nxt[0], plan.slots[step.outputs[0]]
+        if (nxt.kind != "state" or nxt.op not in (ASSIGN, ASSIGN_SUB, ASSIGN_ADD)
+                or tuple(nxt.inputs) != (out.index,) or len(nxt.outputs) != 1
+                or out.result or out.index in self.plan.fetches):
+            return None
+        if any(out.index in s.inputs for s in plan.steps if s is not nxt):
+            return None      # another step reads the value (the slot's end is no proof:
+            #                  it outlives the update's result, which may be its view)
+        shape = nxt.attrs["var"].outputs[0].shape
+        if shape is None or _shape_of(shape) != _shape_of(out.shape):
+            return None
+        return nxt
+
+    def _step_lines_unfolded(self, step):
+        self._folded.discard(step.index)
+        try:
+            return self._step_lines(step)
+        finally:
+            self._folded.add(step.index)
+
+    def _emit_pointer_tables(self, src):
+        """In ``ARENA()``: each compiled step's ``P`` table (this thread's arena and the
+        constants' pointers, and the loop's sizes) and its address ``Q``."""
+        for i, kernel in self.compiled.items():
+            step = self.plan.steps[i]
+            arrays = list(step.inputs) + [step.outputs[k] for j, (w, k)
+                                          in enumerate(step.body_slots)
+                                          if w == "out" and step.body[j].op.kind != "reduction"]
+            if step.body[-1].op.kind == "reduction":
+                arrays.append(step.outputs[step.body_slots[-1][1]])
+            fixed = []
+            for a, k in enumerate(arrays):
+                s = self.plan.slots[k]
+                if s.kind == "arena":
+                    fixed.append(f"({a}, s{k})")
+                elif s.kind == "const":
+                    name = self._bind(f"cc{k}", np.ascontiguousarray(s.value, s.dtype.np))
+                    fixed.append(f"({a}, {name})")
+            src.emit(f"    P{i} = ptable({kernel.n_pointers}, ({''.join(f + ', ' for f in fixed)}),"
+                     f" {kernel.scalars!r})")
+            src.emit(f"    Q{i} = P{i}.__array_interface__['data'][0]")
+
+    def request_compiled(self):
+        """Build (or load) this plan's kernels; each step switches once they are loaded."""
+        if not self.compiled:
+            return
+        ns, by_step = self.ns, dict(self.compiled)
+
+        def ready(found):
+            for i, kernel in by_step.items():
+                ns[f"C{i}"] = found[kernel.name]
+        host_compile.request(list(by_step.values()), ready)
+
     def _out_names(self, step):
         return {f"s{k}" for k in step.outputs}
 
@@ -417,6 +572,7 @@ class NumpyExecutable:
         exec(compile(self.source, self._filename, "exec"), gen.ns)  # noqa: S102 - our own code
         self.call = gen.ns["run"]
         self._run_traced = gen.ns["run_traced"]
+        gen.request_compiled()
 
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
@@ -485,9 +641,28 @@ def tiles(n0, rows, views, whole):
     return tuple(out)
 
 
+def ptable(n_pointers, pointers, scalars):
+    """A compiled loop's argument table: ``pointers`` ((position, array) pairs), then the
+    loop's ``scalars`` (sizes and strides), as int64 (see host_compile.FusedKernel)."""
+    table = np.zeros(n_pointers + len(scalars), np.int64)
+    for a, arr in pointers:
+        table[a] = arr.__array_interface__["data"][0]
+    table[n_pointers:] = scalars
+    return table
+
+
+def _shape_of(shape):
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        return None
+    return dims if all(isinstance(d, int) for d in dims) else None
+
+
 # Names the generated code reads besides its own bindings (``--emit py`` carries these).
 RUNTIME = {"np": np, "array": np.array, "as_tuple": as_tuple, "tiles": tiles,
-           "GraphcError": GraphcError}
+           "GraphcError": GraphcError,
+           "ptable": ptable, "ascontiguous": np.ascontiguousarray}
 
 
 def executable(request):

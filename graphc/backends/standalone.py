@@ -277,7 +277,7 @@ def _binding(name, value, carried, what) -> str:
 def _render_plan(plan, fn_name, carried) -> list[str]:
     """``def fn_name():`` returning the plan's ``run(ctx, *feeds)``: the numpy backend's
     generated source, with everything it names bound as local literals and carried code."""
-    gen = _Generator(plan)
+    gen = _Generator(plan, compiled_loops=False)   # numpy only: the source runs elsewhere
     src = gen.generate(entries=("run",))
     what = {}
     for step in plan.steps:

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..dtypes import DType
+from ..dtypes import string
 from ..ops.registry import OpDef
-
-string = DType("object", "string")
 
 
 def _encode(value):

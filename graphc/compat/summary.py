@@ -1,67 +1,47 @@
-"""``tf.summary`` of TF 1.x, accepted as no-ops.
+"""``tf.summary`` of TF 1.x, writing real TensorBoard event files through ``gc.summary``.
 
-graphc writes no TensorBoard event files. So that tutorial scripts that log summaries still
-run, each summary op is a ``no_op`` (fetching it gives ``None``) and ``FileWriter`` accepts
-and drops what it is given; the first use warns once, saying so."""
+``scalar``, ``histogram``, ``text``, ``merge``, ``merge_all`` and ``FileWriter`` are
+graphc's own (``graphc/summary.py``, TensorBoard's protocol buffers and event writer, the
+``tensorboard`` extra). ``image``, ``audio`` and ``tensor_summary`` are still accepted as
+no-ops that warn once, so tutorial scripts that log them keep running."""
 
 from __future__ import annotations
 
 from ..ops.state import no_op
+from ..summary import SUMMARIES, FileWriter, histogram, merge, merge_all, scalar, text  # noqa: F401
 from ._support import module_getattr, warn_once
 
-_WHY = ("tf.summary: graphc does not write TensorBoard summaries; summary ops are no-ops "
-        "and FileWriter writes nothing")
+
+def _unsupported(kind):
+    def summary_op(name=None, *args, **kwargs):
+        warn_once(f"summary.{kind}", f"tf.summary.{kind}: graphc writes scalar, histogram and "
+                  f"text summaries; {kind} summaries are no-ops (fetching one gives None)")
+        return no_op(name="summary")
+    summary_op.__name__ = kind
+    return summary_op
 
 
-def _summary_op(name=None, *args, **kwargs):
-    warn_once("summary", _WHY)
-    return no_op(name="summary")
+image = _unsupported("image")
+audio = _unsupported("audio")
+tensor_summary = _unsupported("tensor_summary")
 
 
-scalar = histogram = image = audio = text = tensor_summary = _summary_op
+class FileWriterCache:
+    """``tf.summary.FileWriterCache.get(logdir)``: one writer per directory."""
 
+    _writers: dict = {}
 
-def merge_all(key="summaries", scope=None, name=None):
-    return _summary_op()
+    @classmethod
+    def get(cls, logdir):
+        if logdir not in cls._writers:
+            cls._writers[logdir] = FileWriter(logdir)
+        return cls._writers[logdir]
 
-
-def merge(inputs, collections=None, name=None):
-    return _summary_op()
-
-
-class FileWriter:
-    """Accepts TF's FileWriter calls and writes nothing."""
-
-    def __init__(self, logdir=None, graph=None, *args, **kwargs):
-        warn_once("summary", _WHY)
-        self.logdir = logdir
-
-    def add_summary(self, summary, global_step=None):
-        pass
-
-    def add_graph(self, graph, global_step=None, **kwargs):
-        pass
-
-    def add_run_metadata(self, run_metadata, tag, global_step=None):
-        pass
-
-    def add_session_log(self, session_log, global_step=None):
-        pass
-
-    def get_logdir(self):
-        return self.logdir
-
-    def flush(self):
-        pass
-
-    def close(self):
-        pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    @classmethod
+    def clear(cls):
+        for w in cls._writers.values():
+            w.close()
+        cls._writers.clear()
 
 
 __getattr__ = module_getattr("summary")

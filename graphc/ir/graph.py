@@ -240,6 +240,11 @@ class Graph:
         from .printer import to_text  # (the printer reads this module: a cycle)
         return to_text(self, model_name)
 
+    def _repr_svg_(self) -> str:
+        """Jupyter shows a graph as its picture (``gc.viz``; gradients collapsed)."""
+        from ..viz import viz
+        return viz(self)
+
     def to_networkx(self) -> nx.DiGraph:
         """A DiGraph of the operations: an edge per data input (``kind="data"``, with the
         input's position) and per control input (``kind="control"``). Cached until the graph

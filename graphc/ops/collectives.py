@@ -76,7 +76,7 @@ def init(timeout=None):
         from mpi4py import MPI
     except ImportError:
         raise DistributedError("this process was started by an MPI launcher but mpi4py is not "
-                               "installed: pip install 'graphc[mpi]'") from None
+                               "installed: pip install 'graphc-compiler[mpi]'") from None
     comm = MPI.COMM_WORLD
     _world.MPI, _world.comm = MPI, comm
     _world.rank, _world.size = comm.Get_rank(), comm.Get_size()
