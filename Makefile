@@ -2,7 +2,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-fast bench lint clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,6 +20,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest tests
+
+# the same without the long end-to-end runs (@pytest.mark.slow): for the edit-test loop
+test-fast: $(VENV)/.installed
+	$(BIN)/python -m pytest tests -m "not slow"
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m benchmarks --workload all

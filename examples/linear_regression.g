@@ -5,7 +5,7 @@ model linear_regression {
   input x : f32[N, 1]
   input y : f32[N, 1]
   param w : f32[1, 1] = zeros()
-  param b : f32[1]    = zeros()
+  param b : f32[1] = zeros()
 
   pred = x @ w + b
   loss = reduce_mean((pred - y) ** 2)

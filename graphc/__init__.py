@@ -11,11 +11,13 @@ from . import dtypes, errors, ops  # noqa: F401  (ops fills the registry)
 from .dtypes import (DType, as_dtype, bool_, float16, float32, float64, int8, int16, int32, int64,
                      uint8)
 from .dtypes import bool_ as bool  # noqa: A001,F401 - the SPEC's dtype name (tf.bool), like gc.range
+from .errors import ArgumentError  # noqa: F401
 from .errors import (CheckpointError, ClosedSessionError, DefineAndRunError, DTypeError,
                      FeedError, GradientError, GraphcError, GraphFinalizedError, GSyntaxError,
                      LimitError, NotFoundError, NumericsError, OpError, ShapeError,
                      UnimplementedError, UninitializedError)
 from .ir import Graph, Operation, Tensor, TensorShape, get_default_graph, reset_default_graph
+from .ops.array import empty  # noqa: F401
 from .ops.array import (broadcast_like, broadcast_to, cast, concat, expand_dims, eye, fill,
                         fill_like, gather, getitem, identity, matrix_transpose, one_hot, ones,
                         ones_like, pad, range, rank, reshape, reshape_like, shape, size, slice,
@@ -34,6 +36,7 @@ from .ops.nn import (bias_add, dropout, elu, gelu, l2_loss, leaky_relu, log_soft
                      sparse_softmax_cross_entropy_with_logits)
 from .ops.random import (random_int, random_normal, random_permutation, random_shuffle,
                          random_uniform, set_random_seed, truncated_normal)
+from .ops.random import random_normal_like, random_uniform_like  # noqa: F401
 from .ops.reduce import (argmax, argmin, count_nonzero, reduce_all, reduce_any,
                          reduce_logsumexp, reduce_max, reduce_mean, reduce_min, reduce_prod,
                          reduce_sum)

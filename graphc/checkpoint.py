@@ -35,6 +35,7 @@ import sys
 import numpy as np
 
 from . import dtypes as D
+from ._kwargs import accepts
 from .errors import CheckpointError, ClosedSessionError, GraphcError, user_location
 from .fileio import read_regular, remove_orphans, write_atomic
 from .ir.graph import get_default_graph
@@ -238,6 +239,10 @@ class Saver:
     its state file lists, and those of the same save path (``PATH-<step>``) a crash left
     unlisted, oldest first."""
 
+    @accepts("reshape", "sharded", "keep_checkpoint_every_n_hours", "name",
+             "restore_sequentially", "saver_def", "builder", "defer_build", "allow_empty",
+             "write_version", "pad_step_number", "save_relative_paths", "filename",
+             what="Saver")
     def __init__(self, var_list=None, max_to_keep=5, graph=None, **_tf_kwargs):
         graph = graph or get_default_graph()
         if var_list is None:
@@ -264,6 +269,8 @@ class Saver:
         """The checkpoints this Saver keeps, oldest first (TF's ``last_checkpoints``)."""
         return list(self._written)
 
+    @accepts("latest_filename", "meta_graph_suffix", "write_meta_graph",
+             "strip_default_attrs", "save_debug_info", "all_ranks", what="Saver.save")
     def save(self, sess, save_path, global_step=None, write_state=True, **_tf_kwargs):
         """Write the variables' current values to ``save_path`` (``save_path-<step>`` when
         ``global_step`` is given) and return that path. In a ``graphc.distributed`` job

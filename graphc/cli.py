@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import os
+import re
 import shutil
 import sys
 import time
@@ -664,8 +665,14 @@ def _train(sess, clause, feeds, steps, quiet=False):
 
 # --- argument parsing -------------------------------------------------------------------------
 
+def _version() -> str:
+    from . import __version__
+    return __version__
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="graphc", description="Compile, run and check .g models.")
+    p.add_argument("--version", action="version", version=f"graphc {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def model_cmd(name, help_):
@@ -752,6 +759,10 @@ def _positive(text):
 def _describe(e: GraphcError) -> str:
     """A .g location with its line and caret; a Python location (this command's own frame)
     means nothing to a command-line user, so it is left out."""
+    if isinstance(e, FeedError):    # the Python API's hint, in the command line's terms
+        e.message = re.sub(r"Pass feed_dict=\{(\w+): value\}\.",
+                           r"Pass --feed \1=FILE (a .npy, .npz or .csv file).", e.message)
+        e.args = (e._format(),)
     if e.location is not None and e.location.col is None:
         return e.message
     return str(attach_source(e))

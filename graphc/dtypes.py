@@ -126,7 +126,11 @@ def default_dtype_of(value) -> DType:
     says otherwise."""
     if isinstance(value, np.ndarray) or isinstance(value, np.generic):
         return as_dtype(value.dtype)
-    arr = np.asarray(value)
+    try:
+        arr = np.asarray(value)
+    except ValueError as e:   # a ragged nested list: numpy says where the lengths differ
+        raise DTypeError(f"cannot make a tensor from a ragged nested list (its rows have "
+                         f"different lengths): {e}") from None
     if arr.dtype.kind == "f":
         return float32
     if arr.dtype.kind in "iu":

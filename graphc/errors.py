@@ -176,3 +176,8 @@ class OpError(GraphcError, RuntimeError):
 class GraphcWarning(UserWarning):
     """Something that works but is probably not what you meant: ops built inside the
     training loop, variables that ``minimize`` leaves untrained (``graphc.diagnostics``)."""
+
+
+class ArgumentError(GraphcError, TypeError):
+    """A call with a keyword argument the function does not take (a misspelling, usually):
+    raised rather than silently ignored, with the closest valid name."""

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 
+from ._kwargs import TF_BATCH_NORM, TF_CONV, TF_DROPOUT, TF_LAYER, accepts
 from .errors import GraphcError, ShapeError, UnimplementedError, user_location
 from .ir.graph import get_default_graph
 from .ir.node import Tensor
@@ -143,6 +144,7 @@ class Dense(Layer):
 
     kind = "Dense"
 
+    @accepts(what="gc.layers.Dense")
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
                  bias_initializer=None, name=None, trainable=True):
         super().__init__(name, trainable)
@@ -175,6 +177,7 @@ class Dropout(Layer):
 
     kind = "Dropout"
 
+    @accepts(what="gc.layers.Dropout")
     def __init__(self, rate=0.5, seed=None, name=None):
         super().__init__(name)
         self.rate, self.seed = rate, seed
@@ -209,6 +212,7 @@ class BatchNormalization(Layer):
 
     kind = "BatchNormalization"
 
+    @accepts(what="gc.layers.BatchNormalization")
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  name=None, trainable=True):
         super().__init__(name, trainable)
@@ -275,6 +279,7 @@ class Conv2D(Layer):
 
     kind = "Conv2D"
 
+    @accepts(what="gc.layers.Conv2D")
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
                  use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
                  trainable=True):
@@ -305,6 +310,7 @@ class Conv2D(Layer):
 class MaxPooling2D(Layer):
     kind = "MaxPooling2D"
 
+    @accepts(what="gc.layers.MaxPooling2D")
     def __init__(self, pool_size, strides=None, padding="valid", name=None):
         super().__init__(name)
         self.pool_size, self.strides = pool_size, strides or pool_size
@@ -356,9 +362,48 @@ class Sequential:
         graph = self.layers[0].variables[0].graph if self.variables else get_default_graph()
         return graph.summary(print_fn=print_fn)
 
+    def __repr__(self):
+        """The model's layers as ``graph.summary()`` shows them (output shapes once the
+        model has been called)."""
+        from .shapes import format_shape, num_elements
+        records = {}
+        for layer in self.layers:
+            scope = getattr(layer, "_scope", None)
+            graph = layer.variables[0].graph if getattr(layer, "variables", None) else \
+                get_default_graph()
+            if scope:
+                for rec in graph.get_collection(LAYERS):
+                    if rec.name == scope.rstrip("/"):
+                        records[id(layer)] = rec
+        rows = []
+        for layer in self.layers:
+            rec = records.get(id(layer))
+            if isinstance(layer, Layer):
+                name = (rec.name if rec else layer.name or layer.default_name())
+                kind = layer.kind
+            else:
+                name, kind = getattr(layer, "__name__", type(layer).__name__), "function"
+            variables = getattr(layer, "variables", [])
+            rows.append((f"{name} ({kind})",
+                         format_shape(rec.output.shape) if rec else "(not built)",
+                         ", ".join(v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape)
+                                   for v in variables),
+                         sum(num_elements(v.shape) or 0 for v in variables)))
+        total = sum(r[3] for r in rows)
+        header = ("Layer (type)", "Output shape", "Variables", "Params")
+        widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
+        line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
+        rule = "-" * (sum(widths) + 6)
+        title = f"Sequential {self.name!r}" if self.name else "Sequential"
+        return "\n".join([f"{title}: {len(self.layers)} layers", line.format(*header), rule]
+                         + [line.format(*r) for r in rows] + [rule, f"Total params: {total:,}"])
+
+    __str__ = __repr__
+
 
 # --- the functional forms (TF 1.x's tf.layers) ------------------------------------------------
 
+@accepts(*TF_LAYER, what="gc.layers.dense")
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
           bias_initializer=None, name=None, trainable=True, **_tf_kwargs):
     """A fully connected layer: ``activation(inputs @ kernel + bias)``. Creates variables
@@ -367,6 +412,7 @@ def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None
                  trainable)(inputs)
 
 
+@accepts(*TF_DROPOUT, what="gc.layers.dropout")
 def dropout(inputs, rate=0.5, training=False, seed=None, name=None, **_tf_kwargs):
     """Dropout that acts only when ``training`` is true (TF's default is False)."""
     return Dropout(rate, seed, name)(inputs, training=training)
@@ -376,6 +422,7 @@ def flatten(inputs, name=None):
     return Flatten(name)(inputs)
 
 
+@accepts(*TF_BATCH_NORM, what="gc.layers.batch_norm")
 def batch_norm(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                training=False, name=None, trainable=True, **_tf_kwargs):
     """Batch normalization (see BatchNormalization): batch statistics and moving-average
@@ -387,6 +434,7 @@ def batch_norm(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=
 batch_normalization = batch_norm
 
 
+@accepts(*TF_CONV, what="gc.layers.conv2d")
 def conv2d(inputs, filters, kernel_size, strides=1, padding="valid", activation=None,
            use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
            trainable=True, **_tf_kwargs):

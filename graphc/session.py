@@ -437,6 +437,11 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         raise FeedError(f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}",
                         user_location())
     same_kind = np.can_cast(arr.dtype, want.np, casting="same_kind")
+    if arr.dtype.kind == "f" and want.np.kind in "iu":
+        # labels loaded with np.loadtxt are floats: TF converts them, so do we when every
+        # value is a whole number (and refuse, naming one, when not)
+        _check_integral(arr, t)
+        same_kind = True
     if not same_kind and not (arr.dtype.kind in "iub" and want.np.kind in "iuf"):
         raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
                         f"convert them with .astype({want.name!r}) if that is what you mean",
@@ -464,6 +469,19 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
                         f"dimension {d!r} is {seen[0]} in the feed for {seen[1].describe()} but "
                         f"{n} in the feed for {t.describe()}", user_location())
     return arr
+
+
+def _check_integral(arr: np.ndarray, t: Tensor) -> None:
+    bad = ~np.isfinite(arr) | (arr != np.round(arr))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+        raise FeedError(f"cannot feed float values to the integer {t.describe()}: the value "
+                        f"{arr[where].item()!r} at index {list(where)} is not a whole number; "
+                        f"round or cast the data first", user_location())
+    info = np.iinfo(t.dtype.np)
+    if arr.size and (arr.min() < info.min or arr.max() > info.max):
+        raise FeedError(f"cannot feed float values to {t.describe()}: they do not fit in "
+                        f"{t.dtype}", user_location())
 
 
 class _DefaultSession:

@@ -12,6 +12,7 @@ dependencies on one ``gradients_ready`` no_op that waits for all of them), so on
 from __future__ import annotations
 
 from . import dtypes as D
+from ._kwargs import accepts
 from .autodiff import gradients
 from .checkpoint import Saver, latest_checkpoint
 from .diagnostics import missing_gradients
@@ -61,6 +62,8 @@ class Optimizer:
     def get_name(self):
         return self._name
 
+    @accepts("gate_gradients", "aggregation_method", "colocate_gradients_with_ops",
+             what="Optimizer.minimize")
     @paused_gc
     def minimize(self, loss, global_step=None, var_list=None, name=None, grad_loss=None,
                  **_tf_kwargs):
@@ -72,6 +75,8 @@ class Optimizer:
         with loss.graph.control_dependencies([loss.op]):
             return self.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
+    @accepts("gate_gradients", "aggregation_method", "colocate_gradients_with_ops",
+             what="Optimizer.compute_gradients")
     def compute_gradients(self, loss, var_list=None, grad_loss=None, **_tf_kwargs):
         """``[(gradient or None, variable), ...]`` for ``var_list`` (default: trainable)."""
         if not isinstance(loss, Tensor):
@@ -414,3 +419,6 @@ __all__ = [
 ]
 
 from .fit import History, Progress, TrainingInterrupted, evaluate, fit  # noqa: E402,F401
+from .optimizers import AdadeltaOptimizer, FtrlOptimizer  # noqa: E402  (built on Optimizer)
+
+__all__ += ["AdadeltaOptimizer", "FtrlOptimizer"]

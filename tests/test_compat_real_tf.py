@@ -112,6 +112,7 @@ def test_multilayer_perceptron_trains(monkeypatch, tmp_path):
     assert ns["test_accuracy"] > 0.8           # TF 2.21, 15 epochs: 0.96 (graphc 0.92)
 
 
+@pytest.mark.slow
 def test_neural_network_raw_trains(monkeypatch, tmp_path):
     ns = run_script("neural_network_raw", monkeypatch, tmp_path, num_steps="100")
     assert ns["test_accuracy"] > 0.8           # TF 2.21, 500 steps: 0.96 (graphc 0.97)
@@ -125,29 +126,34 @@ def test_save_restore_model_resumes_where_it_stopped(monkeypatch, tmp_path):
     assert ns["test_accuracy"] > 0.8           # TF 2.21, 3 + 7 epochs: 0.88 (graphc 0.90)
 
 
+@pytest.mark.slow
 def test_convolutional_network_raw_trains(monkeypatch, tmp_path):
     ns = run_script("convolutional_network_raw", monkeypatch, tmp_path, num_steps="20",
                     batch_size="32")
     assert ns["test_accuracy"] > 0.4           # TF 2.21, 60 steps of 64: 0.91 (graphc 0.92)
 
 
+@pytest.mark.slow
 def test_deep_mnist_for_experts_trains(monkeypatch, tmp_path):
     ns = run_script("mnist_deep", monkeypatch, tmp_path,
                     lines=[("    for i in range(80):", "    for i in range(30):")])
     assert ns["test_accuracy"] > 0.6           # TF 2.21, 80 steps: 0.977 (graphc 0.99)
 
 
+@pytest.mark.slow
 def test_recurrent_network_trains(monkeypatch, tmp_path):
     ns = run_script("recurrent_network", monkeypatch, tmp_path, training_steps="40",
                     batch_size="64")
     assert ns["test_accuracy"] > 0.5           # TF 2.21, 150 steps of 128: 0.945 (graphc 0.95)
 
 
+@pytest.mark.slow
 def test_autoencoder_reconstructs(monkeypatch, tmp_path):
     ns = run_script("autoencoder", monkeypatch, tmp_path, num_steps="250")
     assert ns["test_loss"] < 0.25              # 0.41 at the start; TF 2.21, 300 steps: 0.172
 
 
+@pytest.mark.slow
 def test_dynamic_rnn_with_sequence_lengths_runs_to_the_end(monkeypatch, tmp_path):
     # static_rnn(sequence_length=) and tf.range(tf.shape(outputs)[0]) to pick each last
     # output. It needs ~150 steps to leave chance (TF 2.21, 300 steps: 0.956, graphc 0.964),
@@ -156,6 +162,7 @@ def test_dynamic_rnn_with_sequence_lengths_runs_to_the_end(monkeypatch, tmp_path
     assert np.isfinite(ns["loss"]) and 0 <= ns["test_accuracy"] <= 1
 
 
+@pytest.mark.slow
 def test_layers_cnn_checkpoint_round_trip(monkeypatch, tmp_path):
     ns = run_script("layers_cnn", monkeypatch, tmp_path, TRAIN_STEPS="30")
     assert ns["final_step"] == 30

@@ -187,6 +187,7 @@ def test_nearest_neighbour(mnist):
 # --- a raw two-hidden-layer network with Adam -----------------------------------------------
 
 
+@pytest.mark.slow
 def test_multilayer_perceptron_with_adam(mnist):
     tf.set_random_seed(1)
     n_hidden_1, n_hidden_2, n_input, n_classes = 64, 64, 784, 10
@@ -233,6 +234,7 @@ def test_multilayer_perceptron_with_adam(mnist):
 # --- a convolutional network (raw ops, the "Deep MNIST for experts" style) --------------------
 
 
+@pytest.mark.slow
 def test_convolutional_network_with_dropout(mnist):
     tf.set_random_seed(2)
 
@@ -282,6 +284,7 @@ def test_convolutional_network_with_dropout(mnist):
 # --- tf.layers, with a training graph and an evaluation graph sharing variables --------------
 
 
+@pytest.mark.slow
 def test_layers_cnn_with_shared_weights_and_batch_norm(mnist):
     tf.set_random_seed(3)
 

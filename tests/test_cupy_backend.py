@@ -96,6 +96,7 @@ def _train(backend, steps, data):
         return losses, [sess.run(p) for p in params], [sess.get_variable(p) for p in params]
 
 
+@pytest.mark.slow
 def test_training_matches_the_numpy_backend(on_cpu, rng):
     data = _data(rng)
     want_losses, want_params, _ = _train("numpy", 6, data)

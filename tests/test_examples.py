@@ -40,6 +40,7 @@ def test_linear_regression_prints_falling_cost_and_approaches_least_squares(tmp_
         assert (tmp_path / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_two_layer_network_three_ways_agree(dtype):
     out = run_example("two_layer.py", "--steps", "60", "--dtype", dtype)

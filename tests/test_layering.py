@@ -11,7 +11,8 @@ import graphc
 
 # Stage of each top-level module or package of graphc (a dotted name below overrides its
 # package's stage).
-STAGES = {"errors": 0, "dtypes": 0, "shapes": 0, "fileio": 0, "ir": 1, "diagnostics": 1, "ops": 2,
+STAGES = {"errors": 0, "dtypes": 0, "shapes": 0, "fileio": 0, "_kwargs": 0, "optimizers": 8,
+          "ir": 1, "diagnostics": 1, "ops": 2,
           "autodiff": 3, "passes": 4, "plan": 5, "compiler": 5, "backends": 6, "session": 7,
           "test": 8, "train": 8, "layers": 8, "data": 8, "checkpoint": 8, "nn": 8,
           "distributed": 8,

@@ -3,26 +3,25 @@ does not provide, namespaces of plain functions, and warnings given once."""
 
 from __future__ import annotations
 
+import difflib
+import sys
 import warnings
 
 from ..errors import UnimplementedError, user_location
 
 # Why some well-known TF 1.x APIs are missing, and what to use instead.
 _HINTS = {
-    "contrib": "tf.contrib was never part of TF's stable API; use tf.layers, tf.nn and "
-               "tf.initializers (xavier_initializer is tf.glorot_uniform_initializer)",
-    "data": "feed numpy batches through feed_dict; graphc.data iterates over arrays",
+    "contrib": "tf.contrib was never part of TF's stable API; graphc provides "
+               "contrib.layers, contrib.framework (arg_scope), contrib.slim, contrib.rnn and "
+               "contrib.seq2seq.sequence_loss",
     "estimator": "write the training loop with tf.Session and feed_dict",
     "keras": "build the model with tf.layers or graphc.layers",
     "enable_eager_execution": "graphc is define-and-run: build the graph, then run it in a "
                               "tf.Session (graph mode is TF 1.x's default)",
     "FIFOQueue": "queues are not supported; feed batches through feed_dict",
     "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",
-    "train.string_input_producer": "input queues are not supported; feed batches",
-    "train.start_queue_runners": "input queues are not supported; feed batches",
-    "train.Coordinator": "input queues are not supported; feed batches",
-    "train.batch": "input queues are not supported; feed batches",
-    "train.shuffle_batch": "input queues are not supported; feed batches",
+    "train.batch_join": "use tf.train.batch on one reader",
+    "train.shuffle_batch_join": "use tf.train.shuffle_batch on one reader",
     "boolean_mask": "its result's shape depends on the data, which graphc graphs cannot "
                     "have; multiply by the mask (tf.cast(mask, x.dtype)) instead",
     "unique": "its result's shape depends on the data, which graphc graphs cannot have",
@@ -40,20 +39,31 @@ class MissingAPIError(UnimplementedError, AttributeError):
     so ``hasattr(tf, name)`` and ``getattr(tf, name, default)`` keep working."""
 
 
-def missing(namespace: str, name: str) -> MissingAPIError:
+def missing(namespace: str, name: str, candidates=()) -> MissingAPIError:
+    """The error for ``tf.<namespace>.<name>``; a name close to one of ``candidates`` (the
+    names the namespace has) is most likely a typo, so the message asks about it first."""
     qual = f"{namespace}.{name}" if namespace else name
     top = namespace.split(".")[0]
+    public = [c for c in candidates if not c.startswith("_")]
+    close = difflib.get_close_matches(name, public, n=1, cutoff=0.8) if public else []
+    if close and qual not in _HINTS and name not in _HINTS:
+        prefix = f"{namespace}." if namespace else ""
+        return MissingAPIError(f"tf.{qual} does not exist: did you mean {close[0]}? "
+                               f"(tf.{prefix}{close[0]})", user_location())
     hint = _HINTS.get(qual) or _HINTS.get(name) or _HINTS.get(top)
     return MissingAPIError(f"tf.{qual} is not available in graphc.compat.v1"
                            + (f": {hint}" if hint else ""), user_location())
 
 
 def module_getattr(namespace: str):
-    """A module-level ``__getattr__`` raising MissingAPIError for TF names not defined."""
+    """A module-level ``__getattr__`` raising MissingAPIError for TF names not defined
+    (called at the bottom of the module, whose names it offers as did-you-means)."""
+    names = sys._getframe(1).f_globals
+
     def __getattr__(name):
         if name.startswith("__"):   # import machinery and tools probe dunders: stay quiet
             raise AttributeError(name)
-        raise missing(namespace, name)
+        raise missing(namespace, name, list(names))
     return __getattr__
 
 
@@ -68,7 +78,7 @@ class Namespace:
     def __getattr__(self, attr):
         if attr.startswith("__"):
             raise AttributeError(attr)
-        raise missing(self._name, attr)
+        raise missing(self._name, attr, list(self.__dict__))
 
     def __repr__(self):
         return f"<graphc.compat.v1 namespace tf.{self._name}>"

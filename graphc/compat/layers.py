@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn as _gnn
+from .._kwargs import accepts, check_kwargs, parameters
 from ..errors import ShapeError, user_location
 from ..ir.node import Tensor
 from ..layers import _last_dim
@@ -44,6 +45,7 @@ def _bias_and_activate(y, n, use_bias, initializer, regularizer, trainable, acti
     return activation(y) if activation is not None else y
 
 
+@accepts(what="tf.layers.dense")
 def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
           bias_initializer=None, kernel_regularizer=None, bias_regularizer=None,
           activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
@@ -72,6 +74,7 @@ def _channels_last(data_format, what):
                          f"got {data_format!r}", user_location())
 
 
+@accepts(what="tf.layers.conv2d")
 def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
            data_format="channels_last", dilation_rate=(1, 1), activation=None, use_bias=True,
            kernel_initializer=None, bias_initializer=None, kernel_regularizer=None,
@@ -92,6 +95,7 @@ def conv2d(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
                                   trainable, activation)
 
 
+@accepts(what="tf.layers.conv2d_transpose")
 def conv2d_transpose(inputs, filters, kernel_size, strides=(1, 1), padding="valid",
                      data_format="channels_last", activation=None, use_bias=True,
                      kernel_initializer=None, bias_initializer=None, kernel_regularizer=None,
@@ -118,18 +122,21 @@ def conv2d_transpose(inputs, filters, kernel_size, strides=(1, 1), padding="vali
                                   trainable, activation)
 
 
+@accepts(what="tf.layers.max_pooling2d")
 def max_pooling2d(inputs, pool_size, strides, padding="valid", data_format="channels_last",
                   name=None):
     _channels_last(data_format, "max_pooling2d")
     return _conv.max_pool(inputs, _pair(pool_size), _pair(strides), padding, name=name)
 
 
+@accepts(what="tf.layers.average_pooling2d")
 def average_pooling2d(inputs, pool_size, strides, padding="valid",
                       data_format="channels_last", name=None):
     _channels_last(data_format, "average_pooling2d")
     return _conv.avg_pool(inputs, _pair(pool_size), _pair(strides), padding, name=name)
 
 
+@accepts(what="tf.layers.flatten")
 def flatten(inputs, name=None, data_format="channels_last"):
     """Keep the batch axis, merge the others (which must be static)."""
     x = convert(inputs)
@@ -140,6 +147,7 @@ def flatten(inputs, name=None, data_format="channels_last"):
     return reshape(x, (-1, int(np.prod(rest, dtype=np.int64))), name=name)
 
 
+@accepts(what="tf.layers.dropout")
 def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=None):
     """Drop with probability ``rate`` while ``training`` (a bool or a bool tensor); TF's
     default is ``training=False``: the identity."""
@@ -147,6 +155,7 @@ def dropout(inputs, rate=0.5, noise_shape=None, seed=None, training=False, name=
                         training=training, name=name)
 
 
+@accepts(what="tf.layers.batch_normalization")
 def batch_normalization(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                         beta_initializer=None, gamma_initializer=None,
                         moving_mean_initializer=None, moving_variance_initializer=None,
@@ -215,6 +224,10 @@ class Layer:
     _default_name = "layer"
 
     def __init__(self, *args, name=None, **kwargs):
+        fn = type(self)._function
+        if fn is not None:   # a misspelled argument fails here, not at the first call
+            check_kwargs(f"tf.layers.{type(self).__name__}", kwargs,
+                         parameters(fn) - {"inputs"})
         self._args, self._kwargs = args, kwargs
         self.name = name
         self._scope = None

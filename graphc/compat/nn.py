@@ -29,6 +29,13 @@ from ..ops.nn import (
 from ..ops.reduce import reduce_sum
 from ..ops.sources import convert
 from ._support import module_getattr
+from .nn_extra import (  # noqa: F401
+    conv1d,
+    log_uniform_candidate_sampler,
+    nce_loss,
+    sampled_softmax_loss,
+    top_k,
+)
 from .rnn import (
     bidirectional_dynamic_rnn,
     dynamic_rnn,
@@ -54,7 +61,8 @@ __all__ = [
     "softmax_cross_entropy_with_logits_v2", "softplus", "softsign",
     "sparse_softmax_cross_entropy_with_logits", "swish", "tanh",
     "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "static_rnn", "dynamic_rnn",
-    "static_bidirectional_rnn", "bidirectional_dynamic_rnn",
+    "static_bidirectional_rnn", "bidirectional_dynamic_rnn", "conv1d", "top_k", "nce_loss",
+    "sampled_softmax_loss", "log_uniform_candidate_sampler",
 ]
 
 

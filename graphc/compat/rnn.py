@@ -78,11 +78,16 @@ class RNNCell:
     def __call__(self, inputs, state, scope=None):
         inputs = convert(inputs)
         if self._scope_name is None:
-            self._scope_name = f"{get_variable_scope().name}/{scope or self._name}".lstrip("/")
+            outer = get_variable_scope()
+            self._scope_name = f"{outer.name}/{scope or self._name}".lstrip("/")
+            # the enclosing scope's defaults (initializer…) hold for the cell's variables
+            self._scope_defaults = (outer.initializer, outer.regularizer, outer.dtype)
             reuse = self._reuse
         else:
             reuse = True
-        with variable_scope(VariableScope(self._scope_name), reuse=reuse):
+        init, reg, dtype = getattr(self, "_scope_defaults", (None, None, None))
+        with variable_scope(VariableScope(self._scope_name, initializer=init, regularizer=reg,
+                                          dtype=dtype), reuse=reuse):
             return self._step(inputs, state)
 
     def _linear(self, name_scope, parts, units, bias_init):

@@ -6,20 +6,26 @@ machinery of TF 1.x (queue runners, coordinators, batch producers) raises a
 from __future__ import annotations
 
 from ._support import missing
+from .queues import (  # noqa: F401 - tf.train's input path, Python-side
+    Coordinator,
+    batch,
+    shuffle_batch,
+    start_queue_runners,
+    string_input_producer,
+)
 
-_QUEUES = {"string_input_producer", "input_producer", "range_input_producer",
-           "slice_input_producer", "start_queue_runners", "Coordinator", "QueueRunner",
-           "batch", "shuffle_batch", "batch_join", "shuffle_batch_join", "add_queue_runner"}
+_QUEUES = {"input_producer", "range_input_producer", "slice_input_producer", "QueueRunner",
+           "batch_join", "shuffle_batch_join", "add_queue_runner"}
 
 
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
+    from .. import train as _train  # imported on first use: it is a later stage
     if name not in _QUEUES:
-        from .. import train as _train  # imported on first use: it is a later stage
         if hasattr(_train, name):
             return getattr(_train, name)
-    raise missing("train", name)
+    raise missing("train", name, [*globals(), *getattr(_train, "__all__", ())])
 
 
 class CheckpointState:

@@ -126,6 +126,8 @@ from ..session import InteractiveSession, Session, get_default_session
 from . import dynamic, initializers, layers, losses, metrics, nn, rnn, strings, summary, train
 from . import flags as _flags
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
+from .data import OutOfRangeError
+from .data import data as _data
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
 from .initializers import GlorotUniform as glorot_uniform_initializer
@@ -136,6 +138,8 @@ from .initializers import TruncatedNormal as truncated_normal_initializer
 from .initializers import VarianceScaling as variance_scaling_initializer
 from .initializers import Zeros as zeros_initializer
 from .losses import LOSSES
+from .nn_extra import scatter_add, scatter_sub, scatter_update
+from .queues import TextLineReader, decode_csv
 from .scopes import (
     AUTO_REUSE,
     REGULARIZATION_LOSSES,
@@ -561,7 +565,8 @@ class GraphKeys:
 errors = Namespace(
     "errors", OpError=GraphcError, InvalidArgumentError=GraphcError,
     FailedPreconditionError=_gc.UninitializedError, NotFoundError=_gc.NotFoundError,
-    UnimplementedError=UnimplementedError, DataLossError=_gc.CheckpointError)
+    UnimplementedError=UnimplementedError, DataLossError=_gc.CheckpointError,
+    OutOfRangeError=OutOfRangeError)
 
 math = Namespace(
     "math", abs=abs, add=add, add_n=add_n, argmax=argmax, argmin=argmin, ceil=ceil, cos=cos,
@@ -576,7 +581,7 @@ math = Namespace(
     reduce_min=reduce_min, reduce_prod=reduce_prod, reduce_sum=reduce_sum, round=round,
     rsqrt=rsqrt, sigmoid=sigmoid, sign=sign, sin=sin, softplus=nn.softplus, sqrt=sqrt,
     square=square, squared_difference=squared_difference, subtract=subtract, tanh=tanh,
-    truediv=truediv, in_top_k=nn.in_top_k, l2_normalize=nn.l2_normalize)
+    truediv=truediv, in_top_k=nn.in_top_k, l2_normalize=nn.l2_normalize, top_k=nn.top_k)
 
 random = Namespace(
     "random", normal=random_normal, uniform=random_uniform, truncated_normal=truncated_normal,
@@ -587,42 +592,18 @@ dtypes = Namespace(
     int8=int8, int16=int16, int32=int32, int64=int64, uint8=uint8, bool=bool, half=half,
     double=double)
 
-_ZEROS = zeros_initializer()
+# tf.contrib: a package (graphc.compat.contrib) of the pieces classic tutorials use;
+# everything else in it raises MissingAPIError
+from . import contrib  # noqa: E402
+from .contrib.layers import fully_connected as _fully_connected  # noqa: E402
 
+# `from graphc.compat.v1.contrib import rnn` and `import graphc.compat.v1.contrib.layers`
+# work as TF's module paths did: this module is not a package, so the paths are aliases
+for _name, _module in list(sys.modules.items()):
+    if _name == "graphc.compat.contrib" or _name.startswith("graphc.compat.contrib."):
+        sys.modules["graphc.compat.v1" + _name[len("graphc.compat"):]] = _module
 
-def _fully_connected(inputs, num_outputs, activation_fn=nn.relu, normalizer_fn=None,
-                     normalizer_params=None, weights_initializer=None,
-                     weights_regularizer=None, biases_initializer=_ZEROS,
-                     biases_regularizer=None, reuse=None, variables_collections=None,
-                     outputs_collections=None, trainable=True, scope=None):
-    """``tf.contrib.layers.fully_connected``: variables ``<scope>/weights`` and ``biases``."""
-    x = _gc.ops.sources.convert(inputs)
-    with variable_scope(scope, default_name="fully_connected", reuse=reuse):
-        w = get_variable("weights", (x.shape[-1], int(num_outputs)), dtype=x.dtype,
-                         initializer=weights_initializer or initializers.GlorotUniform(),
-                         regularizer=weights_regularizer, trainable=trainable)
-        y = _matmul(x, w)
-        if normalizer_fn is not None:
-            y = normalizer_fn(y, **(normalizer_params or {}))
-        elif biases_initializer is not None:
-            b = get_variable("biases", (int(num_outputs),), dtype=x.dtype,
-                             initializer=biases_initializer, regularizer=biases_regularizer,
-                             trainable=trainable)
-            y = nn.bias_add(y, b)
-        return activation_fn(y) if activation_fn is not None else y
-
-
-_contrib_layers = Namespace(
-    "contrib.layers", xavier_initializer=initializers.xavier_initializer,
-    fully_connected=_fully_connected,
-    variance_scaling_initializer=initializers.variance_scaling_initializer,
-    flatten=layers.flatten,
-    l2_regularizer=lambda scale, scope=None: (lambda w: multiply(nn.l2_loss(w), scale)),
-    l1_regularizer=lambda scale, scope=None: (lambda w: multiply(reduce_sum(abs(w)), scale)))
-
-# tf.contrib is outside TF 1.x's stable API; only these well-defined pieces that classic
-# tutorials use are provided, everything else in it raises MissingAPIError
-contrib = Namespace("contrib", layers=_contrib_layers, rnn=rnn.contrib_rnn)
+data = _data   # tf.data (graphc.compat.data): a Python-side pipeline feeding the graph
 
 # scripts written for TF 1.15 / 2.x spell everything tf.compat.v1.<name>: this very module
 compat = Namespace("compat", v1=sys.modules[__name__], dimension_value=dimension_value)
@@ -645,7 +626,7 @@ gfile = Namespace(
     Glob=_glob.glob, Remove=_os.remove, Rename=_rename, Copy=_shutil.copyfile, Walk=_os.walk,
     GFile=open, Open=open, FastGFile=open)
 io = Namespace(
-    "io", gfile=Namespace(
+    "io", decode_csv=decode_csv, gfile=Namespace(
         "io.gfile", exists=_os.path.exists, makedirs=_makedirs, mkdir=_os.mkdir,
         rmtree=_shutil.rmtree, isdir=_os.path.isdir, listdir=_os.listdir, glob=_glob.glob,
         remove=_os.remove, rename=_rename, copy=_shutil.copyfile, walk=_os.walk, GFile=open))

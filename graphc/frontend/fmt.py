@@ -2,9 +2,10 @@
 
 Layout: one statement per line, two-space indentation inside a model, single spaces around
 binary operators and after commas, ``name : type`` in declarations, parentheses only where
-precedence needs them, one blank line between top-level items and at most one where the
-source had blank lines. Full-line comments stay above the statement that followed them;
-trailing comments stay on their line. Formatting a formatted file changes nothing.
+precedence needs them, one blank line around each model and at most one where the source
+had blank lines (consecutive ``const``/``fn`` lines stay grouped as written). Full-line
+comments stay above the statement that followed them; trailing comments stay on their line.
+Formatting a formatted file changes nothing.
 """
 
 from __future__ import annotations
@@ -176,46 +177,61 @@ def format_source(text: str, filename: str = "<string>") -> str:
     # full-line comments, in order, wait for the statement they precede
     pending = sorted((t for t in found if trailing.get(t.line) != t.value), key=lambda t: t.line)
 
+    last = [None]    # the source line of the last comment or statement written
+
+    def gap(line):
+        """One blank line where the source had some before ``line``."""
+        if last[0] is not None and line > last[0] + 1 and lines and lines[-1] != "":
+            lines.append("")
+
     def flush_comments(upto_line, indent):
         while pending and pending[0].line < upto_line:
-            lines.append(indent + pending.pop(0).value.rstrip())
+            tok = pending.pop(0)
+            gap(tok.line)
+            lines.append(indent + tok.value.rstrip())
+            last[0] = tok.line
 
-    def emit(stmt_text, meta, indent, prev_end):
-        if prev_end is not None and meta.line > prev_end + 1 and lines and lines[-1] != "":
-            # keep one blank line where the source had some
-            between = [t for t in pending if t.line < meta.line]
-            if not between or between[0].line > prev_end + 1:
-                lines.append("")
+    def emit(stmt_text, meta, indent):
         flush_comments(meta.line, indent)
+        gap(meta.line)
         # comments at the ends of the lines a statement spans follow it (none is dropped)
         tails = [trailing.pop(n).rstrip() for n in range(meta.line, meta.end_line + 1)
                  if n in trailing]
         lines.append(indent + stmt_text + "".join(f"  {t}" for t in tails))
+        last[0] = meta.end_line
 
     layout = _Layout()
-    first = True
+    before_model = False
     for item in tree.children:
-        if not first:
-            lines.append("")
-        first = False
         if item.data == "model":
+            # a model is set apart from its neighbours by one blank line
+            if lines and lines[-1] != "" and not (pending and pending[0].line < item.meta.line):
+                lines.append("")
             flush_comments(item.meta.line, "")
+            if lines and lines[-1] != "" and last[0] is not None and \
+                    item.meta.line > last[0] + 1:
+                lines.append("")
             name = item.children[0].children[0].value
             stmts = item.children[1:]
             shares_line = stmts and stmts[0].meta.line == item.meta.line
             tail = None if shares_line else trailing.pop(item.meta.line, None)
             lines.append(f"model {name} {{" + (f"  {tail.rstrip()}" if tail else ""))
-            prev_end = None
+            last[0] = item.meta.line
             for stmt in stmts:
                 text_, meta = _statement(layout, stmt, filename, src_lines)
-                emit(text_, meta, "  ", prev_end)
-                prev_end = meta.end_line
+                emit(text_, meta, "  ")
             flush_comments(item.meta.end_line, "  ")
             tail = trailing.pop(item.meta.end_line, None)
             lines.append("}" + (f"  {tail.rstrip()}" if tail else ""))
+            last[0] = item.meta.end_line
+            before_model = True
         else:
+            if before_model and lines[-1] != "":
+                lines.append("")
+            before_model = False
+            # consecutive definitions stay grouped as the source grouped them
             text_, meta = _statement(layout, item, filename, src_lines)
-            emit(text_, meta, "", None)
+            emit(text_, meta, "")
     flush_comments(10 ** 9, "")
     return "\n".join(lines).strip("\n") + "\n"
 

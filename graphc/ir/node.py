@@ -139,6 +139,15 @@ class Tensor:
             self.op.location,
         )
 
+    def __array__(self, dtype=None, copy=None):
+        raise DefineAndRunError(
+            f"a symbolic tensor {self.describe()} has no value while the graph is being built, "
+            "so numpy cannot convert it (np.asarray, np.array, a numpy function). graphc is "
+            "define-and-run: use graphc's ops on it inside the graph, or run the tensor in a "
+            "Session and use the numpy result.",
+            self.op.location,
+        )
+
     def __len__(self):
         if self._shape is None or not self._shape or not isinstance(self._shape[0], int):
             raise DefineAndRunError(f"len() of {self.describe()}: its first dimension is not "

@@ -180,6 +180,8 @@ def _transpose_infer(ins, attrs):
     x, perm = ins[0], attrs["perm"]
     if x.shape is None:
         return [(x.dtype, None)]
+    if perm is None:      # built on an unknown rank: reverse the axes
+        perm = tuple(reversed(builtins.range(len(x.shape))))
     if sorted(perm) != list(builtins.range(len(x.shape))):
         raise ValueError(f"transpose: perm {perm} is not a permutation of {len(x.shape)} axes")
     return [(x.dtype, tuple(x.shape[p] for p in perm))]
@@ -191,7 +193,8 @@ def _transpose(x, perm):
 
 TRANSPOSE = register(OpDef(
     "transpose", _transpose_infer, numpy=_transpose, kind="shape",
-    grad=lambda op, g: [transpose(g, tuple(np.argsort(op.attrs["perm"])))],
+    grad=lambda op, g: [TRANSPOSE(g, perm=None) if op.attrs["perm"] is None else
+                        transpose(g, tuple(np.argsort(op.attrs["perm"])))],
     samples=lambda rng: [([_randn(rng, 2, 3, 4)], {"perm": (2, 0, 1)})]))
 
 
@@ -199,8 +202,8 @@ def transpose(x, perm=None, name=None):
     """Permute axes; ``perm=None`` reverses them (``.T``)."""
     x = convert(x)
     if perm is None:
-        if x.shape is None:
-            raise ShapeError(f"transpose without perm needs a known rank: {x.describe()}")
+        if x.shape is None:   # numpy reverses the axes of the fed value
+            return TRANSPOSE(x, name=name, perm=None)
         perm = tuple(reversed(builtins.range(len(x.shape))))
     perm = tuple(int(p) % len(perm) for p in perm)
     if perm == tuple(builtins.range(len(perm))):
@@ -220,8 +223,8 @@ def matrix_transpose(x, name=None):
 def expand_dims(x, axis, name=None):
     """Insert a dimension of size 1 at ``axis``."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"expand_dims needs a known rank: {x.describe()}")
+    if x.shape is None:   # unknown rank: numpy places a negative axis at run time
+        return EXPAND_DIMS(x, name=name, axis=int(axis))
     r = len(x.shape) + 1
     axis = normalize_axis(int(axis), r)
     shape = list(x.shape)
@@ -237,7 +240,8 @@ def _expand_dims(x, axis):
 
 EXPAND_DIMS = register(OpDef(
     "expand_dims",
-    lambda ins, a: [(ins[0].dtype, ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
+    lambda ins, a: [(ins[0].dtype, None if ins[0].shape is None else
+                     ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
     numpy=_expand_dims, kind="shape",
     grad=lambda op, g: [reshape_like(g, op.inputs[0])],
     samples=lambda rng: [([_randn(rng, 3, 4)], {"axis": 1})]))
@@ -245,6 +249,11 @@ EXPAND_DIMS = register(OpDef(
 
 def _squeeze_infer(ins, attrs):
     x, axes = ins[0], attrs["axis"]
+    if x.shape is None:
+        return [(x.dtype, None)]
+    if axes is None:
+        axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
+    axes = tuple(a % len(x.shape) for a in axes)
     return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
 
 
@@ -261,8 +270,10 @@ SQUEEZE = register(OpDef(
 def squeeze(x, axis=None, name=None):
     """Remove dimensions of size 1 (all of them, or those in ``axis``)."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"squeeze needs a known rank: {x.describe()}")
+    if x.shape is None:   # unknown rank: numpy squeezes (and checks) at run time
+        axes = None if axis is None else tuple(
+            int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+        return SQUEEZE(x, name=name, axis=axes)
     r = len(x.shape)
     if axis is None:
         if any(d is None or isinstance(d, str) for d in x.shape):
@@ -420,6 +431,8 @@ def stack(values, axis=0, name=None):
     values = [convert(v) for v in values]
     if not values:
         raise ShapeError("stack needs at least one tensor")
+    if values[0].shape is None:
+        return concat([expand_dims(v, int(axis)) for v in values], int(axis), name=name)
     r = known_rank(values[0], "stack") + 1
     axis = normalize_axis(int(axis), r)
     return concat([expand_dims(v, axis) for v in values], axis, name=name)
@@ -472,6 +485,10 @@ def _normalize_index(key, rank):
 
 def _getitem_infer(ins, attrs):
     x, key = ins[0], attrs["key"]
+    if x.shape is None:
+        return [(x.dtype, None)]
+    if any(k is Ellipsis for k in key) or sum(k is not None for k in key) > len(x.shape):
+        key = _normalize_index(key, len(x.shape))
     shape, dim = [], 0
     for k in key:
         if k is None:
@@ -514,8 +531,15 @@ GETITEM_GRAD = register(OpDef(
 def getitem(x, key, name=None):
     """``x[key]`` with ints, slices (any step), ``None`` and ``...``."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"slicing needs a known rank: {x.describe()}")
+    if x.shape is None:   # unknown rank: numpy applies the key at run time
+        key = key if isinstance(key, tuple) else (key,)
+        for k in key:
+            if isinstance(k, Tensor):
+                raise GraphcError("indexing with a tensor is not supported; use gc.gather")
+        return GETITEM(x, name=name, key=tuple(
+            builtins.slice(*(None if v is None else int(v) for v in (k.start, k.stop, k.step)))
+            if isinstance(k, builtins.slice) else k if k is None or k is Ellipsis else int(k)
+            for k in key))
     key = _normalize_index(key, len(x.shape))
     return GETITEM(x, name=name, key=key)
 
@@ -541,6 +565,7 @@ def _gather_infer(ins, attrs):
         raise TypeError(f"gather: indices must be integers, got {idx.dtype}")
     if params.shape is None or idx.shape is None:
         return [(params.dtype, None)]
+    axis = normalize_axis(axis, len(params.shape))
     return [(params.dtype, params.shape[:axis] + idx.shape + params.shape[axis + 1:])]
 
 
@@ -572,7 +597,9 @@ GATHER_GRAD = register(OpDef(
 def gather(params, indices, axis=0, name=None):
     """``np.take(params, indices, axis)``; the gradient accumulates over repeated indices."""
     params, indices = convert(params), convert(indices)
-    axis = normalize_axis(int(axis), known_rank(params, "gather"))
+    # unknown rank: the axis as given (0, the usual one, needs no rank)
+    axis = normalize_axis(int(axis), len(params.shape)) if params.shape is not None \
+        else int(axis)
     return GATHER(params, indices, name=name, axis=axis)
 
 
@@ -652,6 +679,8 @@ def broadcast_like(x, like, name=None):
 
 def _tile_infer(ins, attrs):
     x, m = ins[0], attrs["multiples"]
+    if x.shape is None:
+        return [(x.dtype, (None,) * len(m))]
     if len(m) != len(x.shape):
         raise ValueError(f"tile: {len(m)} multiples for a tensor of rank {len(x.shape)}")
     return [(x.dtype, tuple(d * k if isinstance(d, int) else None for d, k in zip(x.shape, m)))]
@@ -686,6 +715,8 @@ def tile(x, multiples, name=None):
 
 def _pad_infer(ins, attrs):
     x, p = ins[0], attrs["paddings"]
+    if x.shape is None:
+        return [(x.dtype, (None,) * len(p))]
     if len(p) != len(x.shape):
         raise ValueError(f"pad: {len(p)} paddings for a tensor of rank {len(x.shape)}")
     return [(x.dtype, tuple(d + a + b if isinstance(d, int) else None
@@ -755,6 +786,12 @@ def fill(dims, value, dtype=None, name=None):
         raise ShapeError(f"fill needs a static shape, got {dims}; use gc.fill_like")
     return FILL(name=name, shape=tuple(shape), value=np.asarray(value, dtype.np).item(),
                 dtype=dtype)
+
+
+def empty(shape, dtype=D.float32, name=None):
+    """A tensor of ``shape`` whose values the program must not rely on (``np.empty``,
+    ``torch.empty``): graphc fills it with zeros, so it is deterministic."""
+    return fill(shape, 0, dtype=dtype, name=name or "empty")
 
 
 def zeros(shape, dtype=D.float32, name=None):
@@ -841,8 +878,9 @@ def size(x, dtype=D.int32, name=None):
 
 
 def rank(x, name=None):
-    """The number of dimensions of ``x``, a constant (the rank is always static)."""
+    """The number of dimensions of ``x``: a constant, or for an unknown rank, the size
+    of its run-time shape."""
     x = convert(x)
-    if x.shape is None:
-        raise ShapeError(f"rank of {x.describe()} is unknown")
+    if x.shape is None:   # known when the value is fed
+        return SIZE(shape(x), name=name or "rank", dtype=D.int32)
     return constant(np.int32(len(x.shape)), name=name or "rank")

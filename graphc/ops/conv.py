@@ -80,8 +80,11 @@ def _scatter_taps(per_tap, input_shape, ksize, strides, padding, dtype):
 
 
 def _static_image(t, what):
-    """(H, W, C) of an NHWC tensor, all static."""
-    if t.shape is None or len(t.shape) != 4:
+    """(H, W, C) of an NHWC tensor, all static; all ``None`` when its rank is unknown
+    (the plan resolves them from the fed shape)."""
+    if t.shape is None:
+        return (None, None, None)
+    if len(t.shape) != 4:
         raise ShapeError(f"{what} needs a 4-d NHWC tensor (batch, height, width, channels), "
                          f"got {t.describe()}")
     hwc = t.shape[1:]
@@ -100,6 +103,8 @@ def _check_float(what, *ts):
 
 
 def _pooled_shape(n, hw, c, ksize, strides, padding, what):
+    if hw[0] is None:
+        return (None, None, None, c)
     (oh, ow), _ = _geometry(hw, ksize, strides, padding)
     if oh < 1 or ow < 1:
         raise ShapeError(f"{what}: a {ksize[0]}x{ksize[1]} window with {padding} padding does "
@@ -111,11 +116,15 @@ def _conv_infer(ins, attrs):
     x, w = ins
     _check_float("conv2d", x, w)
     h, wd, c = _static_image(x, "conv2d")
+    if w.shape is None:   # unknown rank: the plan resolves the shape from the feeds
+        return [(x.dtype, (None,) * 4)]
+    if x.shape is None and len(w.shape) == 4:
+        return [(x.dtype, (None, None, None, w.shape[3]))]
     if w.shape is None or len(w.shape) != 4 or not all(isinstance(d, int) for d in w.shape):
         raise ValueError(f"the filter must be a static 4-d (height, width, in_channels, "
                          f"out_channels) tensor, got {w.describe()}")
     kh, kw, ci, co = w.shape
-    if ci != c:
+    if c is not None and ci != c:
         raise ValueError(f"the input has {c} channels but the filter {w.describe()} expects {ci}")
     return [(x.dtype, _pooled_shape(x.shape[0], (h, wd), co, (kh, kw), attrs["strides"],
                                     attrs["padding"], "conv2d"))]
@@ -151,7 +160,8 @@ def _pool_infer(ins, attrs):
     x = ins[0]
     _check_float("pool", *ins)
     h, w, c = _static_image(x, "pooling")
-    return [(x.dtype, _pooled_shape(x.shape[0], (h, w), c, attrs["ksize"], attrs["strides"],
+    n = None if x.shape is None else x.shape[0]
+    return [(x.dtype, _pooled_shape(n, (h, w), c, attrs["ksize"], attrs["strides"],
                                     attrs["padding"], "pooling"))]
 
 
@@ -164,7 +174,7 @@ def _like_input_infer(ins, attrs):
 def _avg_pool_grad_infer(ins, attrs):
     g = ins[0]
     _check_float("avg_pool_grad", g)
-    return [(g.dtype, (g.shape[0],) + tuple(attrs["input_shape"][1:]))]
+    return [(g.dtype, (None if g.shape is None else g.shape[0],) + tuple(attrs["input_shape"][1:]))]
 
 
 # --- conv2d and its two adjoints --------------------------------------------------------------

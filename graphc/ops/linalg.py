@@ -20,6 +20,13 @@ def _matmul_infer(ins, attrs):
         raise DTypeError(f"matmul got mixed dtypes: {a.describe()} and {b.describe()}")
     if a.dtype.is_bool:
         raise DTypeError(f"matmul of bool tensors: {a.describe()}")
+    if a.shape is None and b.shape is not None and len(b.shape) == 2:
+        # TF 1.x: matmul with a matrix of unknown rank is a matrix product (MatMul)
+        n = b.shape[0] if attrs["transpose_b"] else b.shape[1]
+        return [(a.dtype, (None, n))]
+    if b.shape is None and a.shape is not None and len(a.shape) == 2:
+        m = a.shape[1] if attrs["transpose_a"] else a.shape[0]
+        return [(a.dtype, (m, None))]
     if a.shape is None or b.shape is None:
         return [(a.dtype, None)]
     if len(a.shape) < 2 or len(b.shape) < 2:
@@ -139,14 +146,16 @@ def _einsum_infer(ins, attrs):
     for t, s in zip(ins, subs):
         if t.dtype is not dtype:
             raise TypeError(f"einsum: mixed dtypes {dtype} and {t.dtype}")
-        if t.shape is None or len(t.shape) != len(s):
+        if t.shape is None:   # unknown rank: its indices' sizes come with the feeds
+            continue
+        if len(t.shape) != len(s):
             raise ValueError(f"einsum: operand {s!r} has shape {t.shape}")
         for c, d in zip(s, t.shape):
             if c in dims and not dims_compatible(dims[c], d) and d != 1 and dims[c] != 1:
                 raise ValueError(f"einsum: index {c!r} is {dims[c]} in one operand and {d} in "
                                  "another")
             dims[c] = merge_dim(dims.get(c), d) if dims.get(c) != 1 else d
-    return [(dtype, tuple(dims[c] for c in out))]
+    return [(dtype, tuple(dims.get(c) for c in out))]
 
 
 def _einsum_kernel(*xs, subscripts, output):

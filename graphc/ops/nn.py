@@ -15,12 +15,47 @@ from .array import one_hot, stop_gradient
 from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, minimum, sigmoid,
                           square, tanh, where)
 from .reduce import reduce_max, reduce_mean, reduce_sum
+from .registry import OpDef, register
 from .sources import convert
 from .random import random_uniform, random_uniform_like
 from ..ir.node import Tensor
 from .array import reshape
 from .array import identity
 from .array import squeeze
+
+
+def _class_labels_infer(ins, attrs):
+    return [(ins[0].dtype, ins[0].shape)]
+
+
+def _class_labels_kernel(labels, depth, caller):
+    """The labels, unchanged, if every one is a class index in ``[0, depth)``."""
+    bad = (labels < 0) | (labels >= depth)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{caller}: label {labels[where]} at index {list(where)} is outside "
+                         f"the valid range [0, {depth}) of the {depth} classes")
+    return labels
+
+
+def _class_labels_reference(arrays, attrs):
+    """For the registry tests: in-range labels come back unchanged."""
+    return np.array(arrays[0])
+
+
+# TF on CPU (and PyTorch) raise for a label outside [0, classes): without this check
+# one_hot gives an all-zero row and the loss is silently 0 for that example
+CLASS_LABELS = register(OpDef(
+    "class_labels", _class_labels_infer, numpy=_class_labels_kernel, kind="other",
+    differentiable=False, extra={"reference": _class_labels_reference},
+    samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "caller": "labels"})],
+    doc="Its input, after checking that every value is a class index in [0, depth)."))
+
+
+def class_labels(labels, depth, what="labels"):
+    """``labels`` checked at run time to lie in ``[0, depth)`` (an OpError naming the
+    caller's line otherwise)."""
+    return CLASS_LABELS(convert(labels), depth=int(depth), caller=what)
 
 
 def _named(fn):
@@ -143,6 +178,7 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
             len(labels.shape) != len(logits.shape) - 1:
         raise ShapeError(f"labels {labels.describe()} should have rank {len(logits.shape) - 1} "
                          f"(logits {logits.describe()} without the class axis)")
+    labels = class_labels(labels, depth, "sparse_softmax_cross_entropy_with_logits")
     onehot = stop_gradient(one_hot(labels, depth, dtype=logits.dtype))
     return -reduce_sum(onehot * log_softmax(logits), axis=-1)
 
@@ -208,6 +244,9 @@ def moments(x, axes, keepdims=False, name=None):
     x = convert(x)
     mean = reduce_mean(x, axis=axes, keepdims=True)
     var = reduce_mean(square(x - stop_gradient(mean)), axis=axes, keepdims=True)
+    if not keepdims and x.shape is None:   # unknown rank: the axes as given, resolved later
+        axes = list(axes) if isinstance(axes, (list, tuple)) else [axes]
+        return squeeze(mean, axes), squeeze(var, axes)
     if not keepdims:
         axes = [normalize_axis(a, len(x.shape)) for a in (axes if isinstance(axes, (list, tuple))
                                                             else [axes])]

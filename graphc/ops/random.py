@@ -83,6 +83,20 @@ def _static_shape(shape, what):
     return tuple(s)
 
 
+def _like_of(shape):
+    """``x`` when ``shape`` is ``gc.shape(x)`` of a tensor whose shape is known only at run
+    time (the draw then takes x's run-time shape), else None."""
+    from ..ir.node import Tensor
+    if isinstance(shape, Tensor) and shape.op.type == "shape":
+        return shape.op.inputs[0]
+    return None
+
+
+def _shape_arg(shape, what):
+    from .array import _shape_value
+    return _static_shape(_shape_value(shape, what, f"{what}_like(x) or gc.shape(x)"), what)
+
+
 def _seed(seed):
     return None if seed is None else int(seed)
 
@@ -92,14 +106,21 @@ def random_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, name=
     dtype = D.as_dtype(dtype)
     if not dtype.is_floating:
         raise DTypeError(f"random_normal needs a floating dtype, got {dtype}")
-    return RANDOM_NORMAL(name=name, shape=_static_shape(shape, "random_normal"), dtype=dtype,
+    like = _like_of(shape)
+    if like is not None:      # gc.random_normal(gc.shape(x)): x's run-time shape
+        return random_normal_like(like, mean, stddev, dtype=dtype, seed=seed, name=name)
+    return RANDOM_NORMAL(name=name, shape=_shape_arg(shape, "random_normal"), dtype=dtype,
                          seed=_seed(seed), mean=float(mean), stddev=float(stddev))
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, name=None):
     """Normal samples redrawn when beyond two standard deviations."""
     dtype = D.as_dtype(dtype)
-    return TRUNCATED_NORMAL(name=name, shape=_static_shape(shape, "truncated_normal"),
+    like = _like_of(shape)
+    if like is not None:
+        return TRUNCATED_NORMAL(convert(like), name=name, shape=None, dtype=dtype,
+                                seed=_seed(seed), mean=float(mean), stddev=float(stddev))
+    return TRUNCATED_NORMAL(name=name, shape=_shape_arg(shape, "truncated_normal"),
                             dtype=dtype, seed=_seed(seed), mean=float(mean), stddev=float(stddev))
 
 
@@ -110,7 +131,10 @@ def random_uniform(shape, minval=0, maxval=None, dtype=D.float32, seed=None, nam
         if dtype.is_integer:
             raise DTypeError("random_uniform with an integer dtype needs maxval")
         maxval = 1.0
-    return RANDOM_UNIFORM(name=name, shape=_static_shape(shape, "random_uniform"), dtype=dtype,
+    like = _like_of(shape)
+    if like is not None:
+        return random_uniform_like(like, minval, maxval, dtype=dtype, seed=seed, name=name)
+    return RANDOM_UNIFORM(name=name, shape=_shape_arg(shape, "random_uniform"), dtype=dtype,
                           seed=_seed(seed), minval=minval, maxval=maxval)
 
 
@@ -120,6 +144,16 @@ def random_uniform_like(x, minval=0.0, maxval=1.0, dtype=None, seed=None, name=N
     dtype = D.as_dtype(dtype) if dtype is not None else x.dtype
     return RANDOM_UNIFORM(x, name=name, shape=None, dtype=dtype, seed=_seed(seed),
                           minval=minval, maxval=maxval)
+
+
+def random_normal_like(x, mean=0.0, stddev=1.0, dtype=None, seed=None, name=None):
+    """Normal samples of ``x``'s run-time shape (``torch.randn_like``)."""
+    x = convert(x)
+    dtype = D.as_dtype(dtype) if dtype is not None else x.dtype
+    if not dtype.is_floating:
+        raise DTypeError(f"random_normal_like needs a floating dtype, got {dtype}")
+    return RANDOM_NORMAL(x, name=name, shape=None, dtype=dtype, seed=_seed(seed),
+                         mean=float(mean), stddev=float(stddev))
 
 
 def random_int(shape, minval=0, maxval=None, dtype=D.int32, seed=None, name=None):

@@ -10,7 +10,6 @@ from ..errors import DTypeError
 from ..shapes import (
     broadcast_axes,
     fully_known,
-    known_rank,
     normalize_axes,
     normalize_axis,
     num_elements,
@@ -36,9 +35,28 @@ def _reduce_infer(ins, attrs):
         raise DTypeError(f"cannot reduce a bool tensor numerically: {x.describe()} (cast it first)")
     if x.shape is None:  # axes None: every axis of a tensor whose rank is known only at run time
         return [(x.dtype, () if axes is None and not keep else None)]
+    axes = _resolve_axes(ins, attrs)["axis"]
     if keep:
         return [(x.dtype, tuple(1 if i in axes else d for i, d in enumerate(x.shape)))]
     return [(x.dtype, tuple(d for i, d in enumerate(x.shape) if i not in axes))]
+
+
+def _resolve_axes(ins, attrs):
+    """The axes as sorted non-negative ints once the input's rank is known: a reduction
+    built on a tensor of unknown rank keeps the axes as written (``None``: all of them,
+    negative ones from the end) until the plan knows the fed shape."""
+    x, axes = ins[0], attrs["axis"]
+    if x.shape is None:
+        return attrs
+    return {**attrs, "axis": normalize_axes(axes, len(x.shape))}
+
+
+def _unknown_rank_axes(axis):
+    """``axis`` as written, in an order that ``_keep`` can put back one by one: the
+    non-negative axes ascending, then the negative ones from -1 down."""
+    axes = (axis,) if isinstance(axis, int) else tuple(int(a) for a in axis)
+    return tuple(sorted({a for a in axes if a >= 0})) + tuple(
+        sorted({a for a in axes if a < 0}, reverse=True))
 
 
 def _keep(op, t):
@@ -131,7 +149,8 @@ def reduction(name, kernel, grad, c_init=None, c_combine=None, c_finalize=None):
     generated kernels; ``c_finalize`` (over ``{a}`` and the count ``{n}``) ends it."""
     return register(OpDef(name, _reduce_infer, numpy=kernel, grad=grad, kind="reduction",
                           samples=_samples, extra={"c_init": c_init, "c_combine": c_combine,
-                                                   "c_finalize": c_finalize}))
+                                                   "c_finalize": c_finalize,
+                                                   "resolve": _resolve_axes}))
 
 
 REDUCE_SUM = reduction("reduce_sum", _sum, _sum_grad, "0", "{a} + {b}")
@@ -155,18 +174,23 @@ def _bool_samples(rng):
 
 
 REDUCE_ANY = register(OpDef("reduce_any", _bool_reduce_infer, numpy=_any,
-                            kind="reduction", differentiable=False, samples=_bool_samples))
+                            kind="reduction", differentiable=False, samples=_bool_samples,
+                            extra={"resolve": _resolve_axes}))
 REDUCE_ALL = register(OpDef("reduce_all", _bool_reduce_infer, numpy=_all,
-                            kind="reduction", differentiable=False, samples=_bool_samples))
+                            kind="reduction", differentiable=False, samples=_bool_samples,
+                            extra={"resolve": _resolve_axes}))
 
 
 def _reduce_fn(opdef, doc):
     def fn(input_tensor, axis=None, keepdims=False, name=None):
         x = convert(input_tensor)
         if x.shape is None:
-            if axis is None:  # TF1's placeholder("float") of unknown shape: reduce everything
-                return opdef(x, name=name, axis=None, keepdims=bool(keepdims))
-            raise DTypeError(f"{opdef.name} needs a tensor of known rank: {x.describe()}")
+            # TF1's placeholder("float") of unknown shape: the axes are resolved (and checked)
+            # when the plan knows the fed shape
+            axes = None if axis is None else _unknown_rank_axes(axis)
+            if axes == ():
+                return x
+            return opdef(x, name=name, axis=axes, keepdims=bool(keepdims))
         axes = normalize_axes(axis, len(x.shape))
         if not axes:
             return x
@@ -190,6 +214,8 @@ def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
     x = convert(input_tensor)
     m = stop_gradient(reduce_max(x, axis=axis, keepdims=True))
     s = log(reduce_sum(exp(x - m), axis=axis, keepdims=True)) + m
+    if not keepdims and x.shape is None:
+        return reduce_sum(s, axis=axis, keepdims=False, name=name)   # drop the size-1 axes
     if not keepdims:
         axes = normalize_axes(axis, len(x.shape))
         s = reshape(s, [d for i, d in enumerate(s.shape) if i not in axes]) if fully_known(
@@ -209,7 +235,21 @@ def _named(t, name):
 
 def _arg_infer(ins, attrs):
     x, axis = ins[0], attrs["axis"]
+    if x.shape is None:
+        return [(attrs["output_type"], None)]
+    axis = _resolve_arg_axis(ins, attrs)["axis"]
     return [(attrs["output_type"], tuple(d for i, d in enumerate(x.shape) if i != axis))]
+
+
+def _resolve_arg_axis(ins, attrs):
+    if ins[0].shape is None:
+        return attrs
+    return {**attrs, "axis": normalize_axis(attrs["axis"], len(ins[0].shape))}
+
+
+def _arg_axis(x, axis):
+    axis = 0 if axis is None else int(axis)
+    return axis if x.shape is None else normalize_axis(axis, len(x.shape))
 
 
 def _arg_samples(rng):
@@ -226,24 +266,24 @@ def _argmin(x, axis, output_type):
 
 ARGMAX = register(OpDef(
     "argmax", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
+    extra={"resolve": _resolve_arg_axis},
     numpy=_argmax))
 ARGMIN = register(OpDef(
     "argmin", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
+    extra={"resolve": _resolve_arg_axis},
     numpy=_argmin))
 
 
 def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
     """Index of the largest value along ``axis`` (default 0, as in TF)."""
     x = convert(input)
-    rank = known_rank(x, "argmax")
-    return ARGMAX(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), rank),
+    return ARGMAX(x, name=name, axis=_arg_axis(x, axis),
                   output_type=D.as_dtype(output_type))
 
 
 def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
     x = convert(input)
-    rank = known_rank(x, "argmin")
-    return ARGMIN(x, name=name, axis=normalize_axis(0 if axis is None else int(axis), rank),
+    return ARGMIN(x, name=name, axis=_arg_axis(x, axis),
                   output_type=D.as_dtype(output_type))
 
 

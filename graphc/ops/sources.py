@@ -106,6 +106,8 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
         return value
     if hasattr(value, "_as_graph_tensor"):      # e.g. layers that behave like tensors
         return value._as_graph_tensor()
+    if isinstance(value, (list, tuple)) and _holds_tensor(value):
+        return _pack(value, dtype, like)
     if dtype is None and like is not None:
         if D.is_python_scalar(value):
             dtype = D.weak_scalar_dtype(value, like.dtype, where=what)
@@ -120,3 +122,25 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
                                  "tensor; cast one of them")
             dtype = target
     return constant(value, dtype=dtype)
+
+
+def _holds_tensor(value) -> bool:
+    return any(isinstance(v, Tensor) or hasattr(v, "_as_graph_tensor")
+               or (isinstance(v, (list, tuple)) and _holds_tensor(v)) for v in value)
+
+
+def _pack(values, dtype=None, like=None) -> Tensor:
+    """A (nested) Python list holding tensors, stacked along a new first axis as TF packs
+    it (``tf.reduce_mean([a, b])``, ``tf.stop_gradient([y])``); the plain numbers in it
+    take the tensors' dtype."""
+    from .array import stack
+    parts = [_pack(v, dtype, like) if isinstance(v, (list, tuple)) and _holds_tensor(v)
+             else v for v in values]
+    first = next(p for p in parts if isinstance(p, Tensor) or hasattr(p, "_as_graph_tensor"))
+    first = convert(first, dtype)
+    tensors = [convert(p, dtype, like=first) for p in parts]
+    for t in tensors:
+        if t.dtype is not first.dtype:
+            raise DTypeError(f"cannot pack a list of {first.dtype} and {t.dtype} tensors "
+                             f"({first.describe()}, {t.describe()}); cast them to one dtype")
+    return stack(tensors, axis=0)

@@ -67,7 +67,8 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
             handed_controls, controls = controls, []
         else:
             handed_controls = None
-        node = Node(op.op, ins, dict(op.attrs), _avals(op, ins), (op,), op.id,
+        attrs = _resolved_attrs(op, ins)
+        node = Node(op.op, ins, attrs, _avals(op, ins, attrs), (op,), op.id,
                     epoch - 1 if writes_state(op.op) else epoch, controls)
         if handed_controls:
             handed[node] = handed_controls
@@ -97,7 +98,25 @@ def infer_avals(op, inputs, attrs):
     return [(d, tuple(s) if s is not None else None) for d, s in avals]
 
 
-def _avals(op, ins):
+def _resolved_attrs(op, ins):
+    """The op's attrs, made concrete by its ``extra["resolve"]`` hook where an input's rank
+    was unknown when the op was built and the feeds now say it (``reduce_max(x, axis=-1)``
+    on ``placeholder(float32)``: the axes become non-negative ints)."""
+    attrs = dict(op.attrs)
+    resolve = op.op.extra.get("resolve") if op.op.extra else None
+    if resolve is None or not ins or all(t.shape is not None for t in op.inputs):
+        return attrs
+    abstract = [_Abstract(n.avals[i][0], n.avals[i][1], t.name)
+                for (n, i), t in zip(ins, op.inputs, strict=False)]
+    if any(a.shape is None for a in abstract):
+        return attrs
+    try:
+        return resolve(abstract, attrs)
+    except Exception:  # the kernel checks the values at run time and names the node
+        return attrs
+
+
+def _avals(op, ins, attrs=None):
     """The op's output (dtype, shape)s for the concrete input shapes, or its static ones."""
     static = [(t.dtype, t.shape) for t in op.outputs]
     if op.op.infer is None or not ins:
@@ -107,7 +126,7 @@ def _avals(op, ins):
     abstract = [_Abstract(n.avals[i][0], n.avals[i][1], t.name)
                 for (n, i), t in zip(ins, op.inputs, strict=False)]
     try:
-        avals = op.op.infer(abstract, dict(op.attrs))
+        avals = op.op.infer(abstract, dict(op.attrs if attrs is None else attrs))
     except ShapeError as e:   # the fed shapes do not fit: say so now, at the op's line
         shapes = ", ".join(format_shape(a.shape) for a in abstract)
         raise ShapeError(f"{op.type} '{op.name}' cannot take the fed shapes [{shapes}]: "
