@@ -26,7 +26,7 @@ def _compiled_loops_loaded():
     """Wait until graphc's fused loops, built in the background, are loaded."""
     try:
         from graphc.backends import host_compile
-    except ImportError:              # a graphc without compiled loops (before issue 18)
+    except ImportError:  # a graphc without compiled loops (before issue 18)
         return
     host_compile.wait()
 
@@ -46,7 +46,7 @@ def measure(contenders: dict, rounds: int, budget: float, settle: float = 0.0) -
     inner = {}
     for name, fn in contenders.items():
         for _ in range(2):
-            fn()                                     # warm-up: compile, caches
+            fn()  # warm-up: compile, caches
         _compiled_loops_loaded()
         once = _time_batch(fn, 1)
         inner[name] = max(1, int(budget / max(once, 1e-7)))
@@ -81,29 +81,42 @@ def report(workload, medians):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     # allreduce launches mpiexec (graphc[mpi]); "all" leaves it out
-    parser.add_argument("--workload", default="all",
-                        choices=[*WORKLOADS, "compile-scaling", "allreduce", "all"])
-    parser.add_argument("--depths", default=",".join(map(str, SCALING_DEPTHS)),
-                        help="compile-scaling: the MLP depths, comma-separated")
+    parser.add_argument(
+        "--workload", default="all", choices=[*WORKLOADS, "compile-scaling", "allreduce", "all"]
+    )
+    parser.add_argument(
+        "--depths",
+        default=",".join(map(str, SCALING_DEPTHS)),
+        help="compile-scaling: the MLP depths, comma-separated",
+    )
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--budget", type=float, default=0.05, help="seconds per timed batch")
-    parser.add_argument("--settle", type=float, default=0.2,
-                        help="seconds of idle time before each timed batch")
-    parser.add_argument("--clock", default="wall", choices=list(CLOCK),
-                        help="wall time, or this process's CPU time (steadier on a busy machine;"
-                             " it misses the work of other threads)")
+    parser.add_argument(
+        "--settle", type=float, default=0.2, help="seconds of idle time before each timed batch"
+    )
+    parser.add_argument(
+        "--clock",
+        default="wall",
+        choices=list(CLOCK),
+        help="wall time, or this process's CPU time (steadier on a busy machine;"
+        " it misses the work of other threads)",
+    )
     args = parser.parse_args(argv)
     global clock
     clock = CLOCK[args.clock]
-    print(f"graphc benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
-          f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
-          f"{args.clock} clock")
+    print(
+        f"graphc benchmarks, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
+        f"{args.clock} clock"
+    )
     why = gpu.unavailable_reason()
     if why:
         print(f"GPU contenders: none ({why.splitlines()[0]})")
-    else:     # a GPU contender's process mostly waits: its CPU time says little
-        print("GPU contenders: graphc cupy (eager, CUDA Graph), torch cuda when importable"
-              + ("; compare them with --clock wall" if args.clock == "cpu" else ""))
+    else:  # a GPU contender's process mostly waits: its CPU time says little
+        print(
+            "GPU contenders: graphc cupy (eager, CUDA Graph), torch cuda when importable"
+            + ("; compare them with --clock wall" if args.clock == "cpu" else "")
+        )
     if args.workload == "compile-scaling":
         scaling([int(d) for d in args.depths.split(",")])
         return
@@ -111,6 +124,7 @@ def main(argv=None):
     for name in names:
         if name == "allreduce":
             from .allreduce import run
+
             run()
             continue
         contenders = WORKLOADS[name]()
@@ -118,15 +132,17 @@ def main(argv=None):
             times = [_time_batch(contenders["graphc"], 1) for _ in range(3)]
             plan = contenders["graphc"]()
             median = statistics.median(times)
-            print(f"\n== compile ==\n  100-layer MLP + Adam: median {median:.3f} s "
-                  f"(target <= 2 s); {plan.stats['nodes_before']} -> "
-                  f"{plan.stats['nodes_after']} nodes, {plan.stats['kernels']} kernels, "
-                  f"peak {plan.stats['peak_bytes']} bytes")
+            print(
+                f"\n== compile ==\n  100-layer MLP + Adam: median {median:.3f} s "
+                f"(target <= 2 s); {plan.stats['nodes_before']} -> "
+                f"{plan.stats['nodes_after']} nodes, {plan.stats['kernels']} kernels, "
+                f"peak {plan.stats['peak_bytes']} bytes"
+            )
             continue
         if name == "lstm-scan":  # scan vs unrolled: compile time, step time, memory
             contenders["graphc"]()
             continue
-        contenders.update(gpu.contenders(name))      # {} without a GPU
+        contenders.update(gpu.contenders(name))  # {} without a GPU
         report(name, measure(contenders, args.rounds, args.budget, args.settle))
 
 
@@ -134,13 +150,20 @@ def scaling(depths):
     """CPU seconds of each stage of a depth-N MLP + Adam (one process, one run per depth)."""
     stages = ("build", "minimize", "compile", "first run")
     print("\n== compile-scaling: MLP width 64, Adam; CPU seconds ==")
-    print(f"  {'depth':>5} {'ops':>7} " + " ".join(f"{s:>10}" for s in stages)
-          + f" {'total':>8} {'per layer':>10}")
+    print(
+        f"  {'depth':>5} {'ops':>7} "
+        + " ".join(f"{s:>10}" for s in stages)
+        + f" {'total':>8} {'per layer':>10}"
+    )
     for depth in depths:
         r = compile_scaling(depth)
         total = sum(r[s] for s in stages)
-        print(f"  {depth:>5} {r['ops']:>7} " + " ".join(f"{r[s]:>10.3f}" for s in stages)
-              + f" {total:>8.3f} {total / depth * 1e3:>8.2f} ms", flush=True)
+        print(
+            f"  {depth:>5} {r['ops']:>7} "
+            + " ".join(f"{r[s]:>10.3f}" for s in stages)
+            + f" {total:>8.3f} {total / depth * 1e3:>8.2f} ms",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

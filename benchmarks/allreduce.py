@@ -35,10 +35,11 @@ def child(rounds=7, inner=5):
     import graphc.distributed as gd
 
     from .workloads import _mlp_data
+
     gd.init()
     r, n = gd.rank(), gd.size()
     X, Y, W0 = _mlp_data(ROWS, SIZES)
-    X, Y = X[r::n], Y[r::n]                   # this rank's rows of the global batch
+    X, Y = X[r::n], Y[r::n]  # this rank's rows of the global batch
     x = gc.placeholder(gc.float32, (None, SIZES[0]), name="x")
     y = gc.placeholder(gc.float32, (None, SIZES[-1]), name="y")
     ws = [gc.Variable(w, name=f"w{i}") for i, w in enumerate(W0)]
@@ -51,8 +52,9 @@ def child(rounds=7, inner=5):
     train = gd.DistributedOptimizer(gc.train.GradientDescentOptimizer(0.05)).minimize(loss)
     # the reduction alone, ranks in step: one bucket of the gradients' shapes (packed from
     # variables: one copy of 2.7 MB more than the step's in-place span)
-    bucket = gd.allreduce(*[gc.Variable(w, trainable=False, name=f"g{i}")
-                            for i, w in enumerate(W0)])
+    bucket = gd.allreduce(
+        *[gc.Variable(w, trainable=False, name=f"g{i}") for i, w in enumerate(W0)]
+    )
     nbytes = sum(w.nbytes for w in W0)
     trace = os.path.join(tempfile.mkdtemp(), f"trace{r}.json")
     with gc.Session() as sess:
@@ -62,21 +64,31 @@ def child(rounds=7, inner=5):
         alone = sess.make_callable(list(bucket))
         t_alone = _median_time(alone, rounds, inner)
         reduce_s, total_s = [], []
-        for _ in range(rounds):       # traced runs: the allreduce step's own time
+        for _ in range(rounds):  # traced runs: the allreduce step's own time
             sess.run(train, {x: X, y: Y}, trace=trace)
             with open(trace) as f:
                 events = json.load(f)["traceEvents"]
             reduce_s.append(sum(e["dur"] for e in events if e["name"] == "allreduce") * 1e-6)
             total_s.append(sum(e["dur"] for e in events) * 1e-6)
     if r == 0:
-        print(json.dumps({"ranks": n, "step_s": t_step,
-                          "allreduce_s": statistics.median(reduce_s),
-                          "share": statistics.median(a / t for a, t in zip(reduce_s, total_s)),
-                          "alone_s": t_alone, "bytes": nbytes}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "ranks": n,
+                    "step_s": t_step,
+                    "allreduce_s": statistics.median(reduce_s),
+                    "share": statistics.median(a / t for a, t in zip(reduce_s, total_s)),
+                    "alone_s": t_alone,
+                    "bytes": nbytes,
+                }
+            ),
+            flush=True,
+        )
 
 
 def _launch(n):
     import graphc.distributed as gd
+
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -85,8 +97,17 @@ def _launch(n):
         mpiexec = gd.find_mpiexec()
         if mpiexec is None:
             raise SystemExit("the allreduce workload needs mpiexec: pip install 'graphc[mpi]'")
-        cmd = [mpiexec, "-n", str(n), sys.executable, "-m", "mpi4py", "-m",
-               "benchmarks.allreduce", "--child"]
+        cmd = [
+            mpiexec,
+            "-n",
+            str(n),
+            sys.executable,
+            "-m",
+            "mpi4py",
+            "-m",
+            "benchmarks.allreduce",
+            "--child",
+        ]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=600)
     if out.returncode:
         raise SystemExit(out.stdout + out.stderr)
@@ -98,12 +119,16 @@ def run(ranks=(1, 2)):
     for n in ranks:
         m = _launch(n)
         share = m["share"] if n > 1 else 0.0
-        print(f"  {n} rank{'s' if n > 1 else ' '}: step {m['step_s'] * 1e3:8.3f} ms  "
-              f"({ROWS // n} rows per rank)  allreduce in the step "
-              f"{m['allreduce_s'] * 1e3:7.3f} ms = {share:5.1%} of it")
+        print(
+            f"  {n} rank{'s' if n > 1 else ' '}: step {m['step_s'] * 1e3:8.3f} ms  "
+            f"({ROWS // n} rows per rank)  allreduce in the step "
+            f"{m['allreduce_s'] * 1e3:7.3f} ms = {share:5.1%} of it"
+        )
         if n > 1:
-            print(f"           the reduction alone: {m['alone_s'] * 1e3:.3f} ms for "
-                  f"{m['bytes'] / 1e6:.2f} MB = {m['bytes'] / m['alone_s'] / 1e9:.2f} GB/s")
+            print(
+                f"           the reduction alone: {m['alone_s'] * 1e3:.3f} ms for "
+                f"{m['bytes'] / 1e6:.2f} MB = {m['bytes'] / m['alone_s'] / 1e9:.2f} GB/s"
+            )
         else:
             print("           (one process: DistributedOptimizer adds no collective)")
 

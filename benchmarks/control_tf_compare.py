@@ -19,21 +19,31 @@ def programs(tf):
     # tf.cond with an assign in each branch: only the taken one runs
     v = tf.Variable(1.0)
     p = tf.placeholder(tf.bool, [])
-    out["cond_assign"] = (tf.cond(p, lambda: tf.assign_add(v, 2.0), lambda: tf.assign_sub(v, 5.0)),
-                          {p: True})
+    out["cond_assign"] = (
+        tf.cond(p, lambda: tf.assign_add(v, 2.0), lambda: tf.assign_sub(v, 5.0)),
+        {p: True},
+    )
     # Newton's square root in a while_loop
     a = tf.placeholder(tf.float64, [])
     root = tf.while_loop(lambda y: tf.abs(y * y - a) > 1e-12, lambda y: 0.5 * (y + a / y), [a])
     out["while_newton"] = (root, {a: 10.0})
     xs = tf.constant(rng.standard_normal((6, 3)))
     out["scan_cumprod"] = (tf.scan(lambda acc, x: acc * tf.cos(x), xs), {})
-    out["scan_reverse_init"] = (tf.scan(lambda acc, x: acc + x * x, xs, reverse=True,
-                                        initializer=tf.zeros([3], tf.float64)), {})
+    out["scan_reverse_init"] = (
+        tf.scan(
+            lambda acc, x: acc + x * x, xs, reverse=True, initializer=tf.zeros([3], tf.float64)
+        ),
+        {},
+    )
     out["map_fn"] = (tf.map_fn(lambda x: tf.reduce_sum(tf.exp(x)), xs), {})
     n = tf.placeholder(tf.int32, [])
-    out["case"] = (tf.case([(tf.less(n, 0), lambda: tf.constant(-1)),
-                            (tf.less(n, 10), lambda: tf.constant(1))],
-                           default=lambda: tf.constant(100)), {n: 5})
+    out["case"] = (
+        tf.case(
+            [(tf.less(n, 0), lambda: tf.constant(-1)), (tf.less(n, 10), lambda: tf.constant(1))],
+            default=lambda: tf.constant(100),
+        ),
+        {n: 5},
+    )
     # dynamic_rnn over a run-time length, with sequence_length; its gradient
     x = tf.placeholder(tf.float32, [None, None, 3])
     lengths = tf.placeholder(tf.int32, [None])
@@ -44,12 +54,11 @@ def programs(tf):
     out["dynamic_rnn_outputs"] = (seq, data)
     out["dynamic_rnn_state_h"] = (state.h, data)
     lstm_vars = [w for w in tf.trainable_variables() if w.name.startswith("lstm")]
-    out["dynamic_rnn_grad_kernel"] = (tf.gradients(tf.reduce_sum(seq * seq), lstm_vars[0])[0],
-                                      data)
+    out["dynamic_rnn_grad_kernel"] = (tf.gradients(tf.reduce_sum(seq * seq), lstm_vars[0])[0], data)
     with tf.variable_scope("bi"):
-        (fw, bw), _ = tf.nn.bidirectional_dynamic_rnn(_gru(tf, 3), _gru(tf, 3), x,
-                                                      sequence_length=lengths,
-                                                      dtype=tf.float32)
+        (fw, bw), _ = tf.nn.bidirectional_dynamic_rnn(
+            _gru(tf, 3), _gru(tf, 3), x, sequence_length=lengths, dtype=tf.float32
+        )
     out["bidirectional_bw_outputs"] = (bw, data)
     return out
 
@@ -58,6 +67,7 @@ def _lstm(tf, n):
     if tf.__name__.startswith("graphc"):
         return tf.nn.rnn_cell.BasicLSTMCell(n)
     from tensorflow.python.ops import rnn_cell_impl  # Keras 3 hides tf.nn.rnn_cell's
+
     return rnn_cell_impl.BasicLSTMCell(n)
 
 
@@ -65,6 +75,7 @@ def _gru(tf, n):
     if tf.__name__.startswith("graphc"):
         return tf.nn.rnn_cell.GRUCell(n)
     from tensorflow.python.ops import rnn_cell_impl
+
     return rnn_cell_impl.GRUCell(n)
 
 
@@ -73,7 +84,7 @@ def evaluate(tf):
     rng = np.random.default_rng(1)
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
-        for w in tf.trainable_variables():       # the same weights on both sides
+        for w in tf.trainable_variables():  # the same weights on both sides
             shape = [int(d) for d in w.shape]
             if shape:
                 w.load(rng.uniform(-0.5, 0.5, shape).astype(np.float32), sess)
@@ -87,10 +98,12 @@ def main():
     side, path = sys.argv[1], sys.argv[2]
     if side == "tf":
         import tensorflow.compat.v1 as tf
+
         tf.disable_v2_behavior()
         np.savez(path, **evaluate(tf))
         return
     import graphc.compat.v1 as tf
+
     theirs = np.load(path)
     ours = evaluate(tf)
     print(f"{'program':<28} {'max |graphc - TF|':>18}  value shape")

@@ -24,6 +24,7 @@ from .workloads import CHAIN_N, _mlp_data, _peer, chain_graphc, mlp_graph, torch
 def unavailable_reason():
     """None when cupy sees a CUDA device, else why the GPU contenders are absent."""
     from graphc.backends.cupy_backend import gpu_unavailable_reason
+
     return gpu_unavailable_reason()
 
 
@@ -35,15 +36,17 @@ def _torch_cuda():
 def _graphc_runner(graph, fetches, feeds, init=None, cuda_graph=False):
     """``step()`` running ``fetches`` on the cupy backend, optionally as a replayed CUDA Graph."""
     from graphc.backends.cupy_backend import CupyExecutable
+
     sess = gc.Session(graph=graph, backend="cupy")
     if init is not None:
         sess.run(init)
     if not cuda_graph:
         return lambda: sess.run(fetches, feeds)
-    plan = gc.compile(fetches, feed_shapes={t: np.shape(v) for t, v in feeds.items()},
-                      backend="cupy", graph=graph)
+    plan = gc.compile(
+        fetches, feed_shapes={t: np.shape(v) for t, v in feeds.items()}, backend="cupy", graph=graph
+    )
     exe = CupyExecutable(plan, cuda_graph=True)
-    ctx = sess._ctx                      # the session's variables, as sess.run would use
+    ctx = sess._ctx  # the session's variables, as sess.run would use
     return lambda: exe(ctx, feeds)
 
 
@@ -51,8 +54,9 @@ def _mlp(n, sizes, loss_kind, lr):
     X, Y, W0 = _mlp_data(n, sizes)
     graph, x, y, train, loss, init = mlp_graph(W0, loss_kind, lr)
     out = {"graphc cupy": _graphc_runner(graph, [train, loss], {x: X, y: Y}, init)}
-    out["graphc cupy+graph"] = _graphc_runner(graph, [train, loss], {x: X, y: Y}, init,
-                                              cuda_graph=True)
+    out["graphc cupy+graph"] = _graphc_runner(
+        graph, [train, loss], {x: X, y: Y}, init, cuda_graph=True
+    )
     torch = _torch_cuda()
     if torch is not None:
         dev = torch.device("cuda")
@@ -62,6 +66,7 @@ def _mlp(n, sizes, loss_kind, lr):
         def torch_step():
             # feeds cross the bus every step, as graphc's do; .item() is the fetch (it syncs)
             return torch_sgd_step(torch, tW, tX.to(dev), tY.to(dev), loss_kind, lr).item()
+
         out["torch cuda eager"] = torch_step
     return out
 
@@ -72,8 +77,10 @@ def _chain():
     with graph.as_default():
         x = gc.placeholder(gc.float32, (None,), name="x")
         s = chain_graphc(x)
-    out = {"graphc cupy": _graphc_runner(graph, s, {x: X}),
-           "graphc cupy+graph": _graphc_runner(graph, s, {x: X}, cuda_graph=True)}
+    out = {
+        "graphc cupy": _graphc_runner(graph, s, {x: X}),
+        "graphc cupy+graph": _graphc_runner(graph, s, {x: X}, cuda_graph=True),
+    }
     torch = _torch_cuda()
     if torch is not None:
         tX = torch.from_numpy(X)
@@ -82,13 +89,16 @@ def _chain():
             v = tX.to("cuda")
             y = torch.tanh(torch.exp(-v * v) * 3.0 + 1.0)
             return torch.sqrt(torch.abs(y * y - 0.5) * 2.0 + 1.0).sum().item()
+
         out["torch cuda eager"] = torch_chain
     return out
 
 
-_BUILDERS = {"mlp2": lambda: _mlp(64, (1000, 100, 10), "sse", 1e-4),
-             "mlp3": lambda: _mlp(256, (784, 512, 512, 10), "xent", 0.05),
-             "chain": _chain}
+_BUILDERS = {
+    "mlp2": lambda: _mlp(64, (1000, 100, 10), "sse", 1e-4),
+    "mlp3": lambda: _mlp(256, (784, 512, 512, 10), "xent", 0.05),
+    "chain": _chain,
+}
 
 
 def contenders(workload: str) -> dict:

@@ -19,8 +19,8 @@ import numpy as np
 import graphc as gc
 
 RESULTS: dict = {}
-OUT_FILE: list = []          # where probe.json goes, rewritten after every probe
-SMALL: list = []             # set under --stand-in: small shapes, the CPU emulates the GPU
+OUT_FILE: list = []  # where probe.json goes, rewritten after every probe
+SMALL: list = []  # set under --stand-in: small shapes, the CPU emulates the GPU
 
 
 def probe(fn):
@@ -31,10 +31,13 @@ def probe(fn):
         figures = fn() or {}
         RESULTS[name] = {"ok": True, **figures}
     except Exception as e:  # noqa: BLE001 - a probe reports, it never stops the others
-        RESULTS[name] = {"ok": False, "error": f"{type(e).__name__}: {e}",
-                         "traceback": traceback.format_exc(limit=8)}
+        RESULTS[name] = {
+            "ok": False,
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(limit=8),
+        }
     RESULTS[name]["seconds"] = round(time.perf_counter() - t, 3)
-    if OUT_FILE:                     # a probe that hangs past the time limit loses only itself
+    if OUT_FILE:  # a probe that hangs past the time limit loses only itself
         OUT_FILE[0].write_text(json.dumps(RESULTS, indent=1, default=str))
     status = "ok" if RESULTS[name]["ok"] else "FAILED " + RESULTS[name]["error"][:300]
     print(f"[probe] {name}: {status}", flush=True)
@@ -64,11 +67,13 @@ BUILT: list = []
 def _record_executables():
     """Keep every CupyExecutable built, so a probe can look at its plan and counters."""
     from graphc.backends.cupy_backend import CupyExecutable
+
     init = CupyExecutable.__init__
 
     def recording(self, *a, **k):
         init(self, *a, **k)
         BUILT.append(self)
+
     CupyExecutable.__init__ = recording
 
 
@@ -80,20 +85,26 @@ def _exe_of(sess=None):
 
 def probe_environment():
     import cupy
+
     if not hasattr(cupy.cuda, "runtime"):
         return {"stand_in": True}
     dev = cupy.cuda.Device()
     props = cupy.cuda.runtime.getDeviceProperties(dev.id)
     from graphc.backends import cuda_compile
+
     lib = cuda_compile.nvrtc()
     # cupy's own kernels need CUDA headers (the [ctk] extra on a machine without a toolkit)
     assert int((cupy.arange(10, dtype=cupy.float32) * 2).sum()) == 90
-    return {"device": props["name"].decode() if isinstance(props["name"], bytes)
-            else props["name"], "compute_capability": dev.compute_capability,
-            "cupy": cupy.__version__, "numpy": np.__version__,
-            "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
-            "driver": cupy.cuda.runtime.driverGetVersion(),
-            "graphc_nvrtc": lib is not None, "python": sys.version.split()[0]}
+    return {
+        "device": props["name"].decode() if isinstance(props["name"], bytes) else props["name"],
+        "compute_capability": dev.compute_capability,
+        "cupy": cupy.__version__,
+        "numpy": np.__version__,
+        "cuda_runtime": cupy.cuda.runtime.runtimeGetVersion(),
+        "driver": cupy.cuda.runtime.driverGetVersion(),
+        "graphc_nvrtc": lib is not None,
+        "python": sys.version.split()[0],
+    }
 
 
 def probe_quick_start():
@@ -112,24 +123,25 @@ def probe_quick_start():
         train = gc.train.GradientDescentOptimizer(1e-4).minimize(loss)
         with gc.Session(backend=backend) as sess:
             sess.run(gc.global_variables_initializer())
-            losses[backend] = [float(sess.run([train, loss], {x: X, y: Y})[1])
-                               for _ in range(20)]
+            losses[backend] = [float(sess.run([train, loss], {x: X, y: Y})[1]) for _ in range(20)]
     _close(losses["cupy"], losses["numpy"], rtol=1e-4)
     return {"first_loss": losses["cupy"][0], "last_loss": losses["cupy"][-1]}
 
 
 def _mlp3(backend, cuda_graph=False, steps=5):
     from benchmarks.workloads import _mlp_data, mlp_graph
-    X, Y, W0 = _mlp_data(16, (30, 20, 20, 10)) if SMALL else \
-        _mlp_data(256, (784, 512, 512, 10))
+
+    X, Y, W0 = _mlp_data(16, (30, 20, 20, 10)) if SMALL else _mlp_data(256, (784, 512, 512, 10))
     graph, x, y, train, loss, init = mlp_graph(W0, "xent", 0.01)
     sess = gc.Session(graph=graph, backend=backend)
     sess.run(init)
     feeds = {x: X, y: Y}
     if cuda_graph:
         from graphc.backends.cupy_backend import CupyExecutable
-        plan = gc.compile([train, loss], feed_shapes={x: X.shape, y: Y.shape},
-                          backend="cupy", graph=graph)
+
+        plan = gc.compile(
+            [train, loss], feed_shapes={x: X.shape, y: Y.shape}, backend="cupy", graph=graph
+        )
         exe = CupyExecutable(plan, cuda_graph=True)
 
         def step():
@@ -139,6 +151,7 @@ def _mlp3(backend, cuda_graph=False, steps=5):
 
         def step():
             return sess.run([train, loss], feeds)[1]
+
     losses = [float(step()) for _ in range(steps)]
     return sess, step, losses, graph, exe
 
@@ -147,16 +160,20 @@ def probe_mlp3():
     """mlp3 on numpy, cupy and cupy + CUDA Graph: the same losses, and step times."""
     out = {}
     ref = None
-    for name, backend, cg in (("numpy", "numpy", False), ("cupy", "cupy", False),
-                              ("cupy_graph", "cupy", True)):
+    for name, backend, cg in (
+        ("numpy", "numpy", False),
+        ("cupy", "cupy", False),
+        ("cupy_graph", "cupy", True),
+    ):
         _exe_of()
         sess, step, losses, graph, exe = _mlp3(backend, cg)
         if ref is None:
             ref = losses
         else:
             _close(losses, ref, rtol=1e-3)
-        out[f"{name}_step_ms"] = round(_median_time(step, n=20 if backend == "numpy" else 50)
-                                       * 1e3, 4)
+        out[f"{name}_step_ms"] = round(
+            _median_time(step, n=20 if backend == "numpy" else 50) * 1e3, 4
+        )
         if exe is not None:
             out["captured"] = bool(exe._cuda_graph)
             out["capture_refused"] = exe.capture_refused
@@ -165,8 +182,10 @@ def probe_mlp3():
             out["host_steps"] = [e.plan.steps[i].title for i in e._host_steps] if e else "?"
     try:
         import torch
+
         if torch.cuda.is_available():
             from benchmarks.workloads import _mlp_data, torch_sgd_step
+
             X, Y, W0 = _mlp_data(256, (784, 512, 512, 10))
             dev = torch.device("cuda")
             tX = torch.from_numpy(X).to(dev)
@@ -177,6 +196,7 @@ def probe_mlp3():
                 loss = torch_sgd_step(torch, tW, tX, tY, "xent", 0.01)
                 torch.cuda.synchronize()
                 return loss
+
             out["torch_cuda_step_ms"] = round(_median_time(tstep, n=50) * 1e3, 4)
     except Exception as e:  # noqa: BLE001
         out["torch_error"] = str(e)
@@ -186,10 +206,12 @@ def probe_mlp3():
 def probe_transfers_per_step():
     """Host<->device bytes of a steady mlp3 SGD step: feeds in, the loss out, no variables."""
     import cupy
+
     _exe_of()
     sess, step, _, graph, _ = _mlp3("cupy")
     exe = _exe_of()
     from graphc.backends.cupy_backend import _DEVICE_STATE
+
     state = _DEVICE_STATE[sess._ctx][id(exe.xp)]
     before = (state.uploads, state.downloads)
     for _ in range(5):
@@ -197,10 +219,15 @@ def probe_transfers_per_step():
     cupy.cuda.Device().synchronize()
     var_copies = (state.uploads - before[0], state.downloads - before[1])
     assert var_copies == (0, 0), f"variables copied in a steady step: {var_copies}"
-    feed_bytes = sum(int(np.prod(exe.plan.slots[k].shape)) * exe.plan.slots[k].dtype.np.itemsize
-                     for _, k in exe.plan.feeds)
-    return {"variable_copies_per_step": 0, "feed_bytes_per_step": feed_bytes,
-            "host_steps": [exe.plan.steps[i].title for i in exe._host_steps]}
+    feed_bytes = sum(
+        int(np.prod(exe.plan.slots[k].shape)) * exe.plan.slots[k].dtype.np.itemsize
+        for _, k in exe.plan.feeds
+    )
+    return {
+        "variable_copies_per_step": 0,
+        "feed_bytes_per_step": feed_bytes,
+        "host_steps": [exe.plan.steps[i].title for i in exe._host_steps],
+    }
 
 
 def probe_matmul_capture_with_pool_churn():
@@ -209,12 +236,15 @@ def probe_matmul_capture_with_pool_churn():
     import cupy
 
     from graphc.backends.cupy_backend import CupyExecutable
+
     rng = np.random.default_rng(1)
     out = {}
-    cases = {"2d": ((64, 32), (32, 48), {}),
-             "2d_tt": ((32, 64), (48, 32), {"transpose_a": True, "transpose_b": True}),
-             "batched": ((8, 64, 32), (8, 32, 16), {}),
-             "batched_ta": ((8, 32, 64), (8, 32, 16), {"transpose_a": True})}
+    cases = {
+        "2d": ((64, 32), (32, 48), {}),
+        "2d_tt": ((32, 64), (48, 32), {"transpose_a": True, "transpose_b": True}),
+        "batched": ((8, 64, 32), (8, 32, 16), {}),
+        "batched_ta": ((8, 32, 64), (8, 32, 16), {"transpose_a": True}),
+    }
     for name, (sa, sb, attrs) in cases.items():
         gc.reset_default_graph()
         a = gc.placeholder(gc.float32, sa)
@@ -226,9 +256,9 @@ def probe_matmul_capture_with_pool_churn():
         for _ in range(4):
             va = rng.standard_normal(sa).astype(np.float32)
             vb = rng.standard_normal(sb).astype(np.float32)
-            got, = exe(ctx, {a: va, b: vb})
+            (got,) = exe(ctx, {a: va, b: vb})
             junk = [cupy.empty(int(rng.integers(1, 1 << 20)), cupy.uint8) for _ in range(20)]
-            del junk                                     # returned to the pool: churn
+            del junk  # returned to the pool: churn
             am = np.swapaxes(va, -1, -2) if attrs.get("transpose_a") else va
             bm = np.swapaxes(vb, -1, -2) if attrs.get("transpose_b") else vb
             _close(got, np.tanh(am @ bm) * 2.0, rtol=1e-4, atol=1e-4)
@@ -239,6 +269,7 @@ def probe_matmul_capture_with_pool_churn():
 def probe_variables_replaced_between_replays():
     """A captured training step sees a variable the host replaced between replays."""
     from graphc.backends.cupy_backend import CupyExecutable
+
     gc.reset_default_graph()
     x = gc.placeholder(gc.float32, (16, 8))
     w = gc.Variable(np.ones((8, 4), np.float32), name="w")
@@ -252,7 +283,7 @@ def probe_variables_replaced_between_replays():
     for _ in range(3):
         exe(sess._ctx, feeds)
     sess.set_variable(w, np.zeros((8, 4), np.float32))
-    got, = exe(sess._ctx, feeds)
+    (got,) = exe(sess._ctx, feeds)
     assert float(got) == 0.0, f"replay used the old variable: loss {got}"
     return {"captured": bool(exe._cuda_graph), "refused": exe.capture_refused}
 
@@ -269,8 +300,12 @@ def probe_small_dtypes():
         h = gc.placeholder(gc.float16, a16.shape)
         i = gc.placeholder(gc.int8, i8.shape)
         m = gc.placeholder(gc.bool, bits.shape)
-        fetches = [gc.exp(h) * h + 1.0, i * 2 + i, gc.logical_and(m, i > 0),
-                   gc.reduce_sum(gc.cast(h, gc.float32))]
+        fetches = [
+            gc.exp(h) * h + 1.0,
+            i * 2 + i,
+            gc.logical_and(m, i > 0),
+            gc.reduce_sum(gc.cast(h, gc.float32)),
+        ]
         with gc.Session(backend=backend) as sess:
             results[backend] = sess.run(fetches, {h: a16, i: i8, m: bits})
     for g, w in zip(results["cupy"], results["numpy"], strict=True):
@@ -297,6 +332,7 @@ def probe_denormals():
 def probe_cnn_and_lstm_plans():
     """Which steps of a CNN and an LSTM training step still run on the host."""
     import graphc.compat.v1 as tf
+
     out = {}
     gc.reset_default_graph()
     tf.set_random_seed(0)
@@ -306,19 +342,23 @@ def probe_cnn_and_lstm_plans():
     h = tf.layers.conv2d(x, 16, 5, padding="same", activation=tf.nn.relu)
     h = tf.layers.max_pooling2d(h, 2, 2)
     logits = tf.layers.dense(tf.layers.flatten(h), 10)
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                         logits=logits))
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
     train = tf.train.AdamOptimizer(1e-3).minimize(loss)
-    feeds = {x: np.random.default_rng(0).random((n, side, side, 1), np.float32),
-             y: np.arange(n) % 10}
+    feeds = {
+        x: np.random.default_rng(0).random((n, side, side, 1), np.float32),
+        y: np.arange(n) % 10,
+    }
     for backend in ("numpy", "cupy"):
         _exe_of()
         with gc.Session(backend=backend) as sess:
             sess.run(tf.global_variables_initializer())
             losses = [float(sess.run([train, loss], feeds)[1]) for _ in range(3)]
             out[f"cnn_{backend}_losses"] = losses
-            out[f"cnn_{backend}_step_ms"] = round(_median_time(
-                lambda s=sess: s.run([train, loss], feeds), n=2 if SMALL else 10) * 1e3, 3)
+            out[f"cnn_{backend}_step_ms"] = round(
+                _median_time(lambda s=sess: s.run([train, loss], feeds), n=2 if SMALL else 10)
+                * 1e3,
+                3,
+            )
             if backend == "cupy":
                 e = _exe_of()
                 out["cnn_host_steps"] = [e.plan.steps[i].title for i in e._host_steps]
@@ -326,8 +366,9 @@ def probe_cnn_and_lstm_plans():
     gc.reset_default_graph()
     tf.set_random_seed(0)
     x = tf.placeholder(tf.float32, (4 * n, t, side))
-    outs, _ = tf.nn.static_rnn(tf.nn.rnn_cell.BasicLSTMCell(units), tf.unstack(x, axis=1),
-                               dtype=tf.float32)
+    outs, _ = tf.nn.static_rnn(
+        tf.nn.rnn_cell.BasicLSTMCell(units), tf.unstack(x, axis=1), dtype=tf.float32
+    )
     loss = tf.reduce_mean(tf.layers.dense(outs[-1], 10) ** 2)
     train = tf.train.AdamOptimizer(1e-3).minimize(loss)
     feeds = {x: np.random.default_rng(0).random((4 * n, t, side), np.float32)}
@@ -337,8 +378,9 @@ def probe_cnn_and_lstm_plans():
         sess.run(train, feeds)
         e = _exe_of()
         out["lstm_host_steps"] = [e.plan.steps[i].title for i in e._host_steps]
-        out["lstm_cupy_step_ms"] = round(_median_time(lambda: sess.run(train, feeds),
-                                                      n=2 if SMALL else 10) * 1e3, 3)
+        out["lstm_cupy_step_ms"] = round(
+            _median_time(lambda: sess.run(train, feeds), n=2 if SMALL else 10) * 1e3, 3
+        )
     return out
 
 
@@ -347,6 +389,7 @@ def probe_chain():
     import cupy
 
     from benchmarks.workloads import CHAIN_N, chain_graphc
+
     size = 4096 if SMALL else CHAIN_N
     X = np.random.default_rng(0).standard_normal(size).astype(np.float32)
     gc.reset_default_graph()
@@ -368,6 +411,7 @@ def _stand_in():
 
     from graphc.backends import cuda_host
     from graphc.backends import cupy_backend as cb
+
     modules: dict = {}
 
     def host_kernels(kernels):
@@ -378,11 +422,13 @@ def _stand_in():
 
     def capture(xp, run):
         return run
+
     init = cb.CupyExecutable.__init__
 
     def on_cpu(self, plan, **k):
         k.update(xp=np, compile_kernels=host_kernels, capture=capture, block=32, max_grid=4)
         init(self, plan, **k)
+
     cb.CupyExecutable.__init__ = on_cpu
     cb.cupy_module = lambda: np
     device = types.SimpleNamespace(synchronize=lambda: None, compute_capability="00")
@@ -403,14 +449,25 @@ def main(argv=None):
         _stand_in()
         SMALL.append(True)
     _record_executables()
-    for fn in (probe_environment, probe_quick_start, probe_mlp3, probe_transfers_per_step,
-               probe_matmul_capture_with_pool_churn, probe_variables_replaced_between_replays,
-               probe_small_dtypes, probe_denormals, probe_cnn_and_lstm_plans, probe_chain):
+    for fn in (
+        probe_environment,
+        probe_quick_start,
+        probe_mlp3,
+        probe_transfers_per_step,
+        probe_matmul_capture_with_pool_churn,
+        probe_variables_replaced_between_replays,
+        probe_small_dtypes,
+        probe_denormals,
+        probe_cnn_and_lstm_plans,
+        probe_chain,
+    ):
         probe(fn)
     (out / "probe.json").write_text(json.dumps(RESULTS, indent=1, default=str))
     failed = [k for k, v in RESULTS.items() if not v["ok"]]
-    print(f"[probe] {len(RESULTS) - len(failed)} ok, {len(failed)} failed"
-          + (f": {', '.join(failed)}" if failed else ""))
+    print(
+        f"[probe] {len(RESULTS) - len(failed)} ok, {len(failed)} failed"
+        + (f": {', '.join(failed)}" if failed else "")
+    )
     return 1 if failed else 0
 
 

@@ -31,8 +31,7 @@ def build(steps, form, seed=0):
     with graph.as_default():
         x = gc.placeholder(gc.float32, (steps, BATCH, DEPTH), name="x")
         y = gc.placeholder(gc.float32, (BATCH, 1), name="y")
-        w = gc.Variable(rng.standard_normal((DEPTH + UNITS, 4 * UNITS)).astype(np.float32)
-                        * 0.05)
+        w = gc.Variable(rng.standard_normal((DEPTH + UNITS, 4 * UNITS)).astype(np.float32) * 0.05)
         b = gc.Variable(np.zeros(4 * UNITS, np.float32))
         wo = gc.Variable(rng.standard_normal((UNITS, 1)).astype(np.float32) * 0.1)
 
@@ -41,6 +40,7 @@ def build(steps, form, seed=0):
             i, j, f, o = gc.split(gc.concat([xt, h], 1) @ w + b, 4, axis=1)
             c = c * gc.sigmoid(f + 1.0) + gc.sigmoid(i) * gc.tanh(j)
             return (c, gc.tanh(c) * gc.sigmoid(o))
+
         zero = gc.zeros((BATCH, UNITS), gc.float32)
         if form == "scan":
             (_, h), _ = scan_with_outputs(lambda s, xt: (cell(s, xt), ()), x, (zero, zero))
@@ -52,8 +52,10 @@ def build(steps, form, seed=0):
         loss = gc.reduce_mean((h @ wo - y) ** 2)
         train = gc.train.GradientDescentOptimizer(0.1).minimize(loss)
         init = gc.global_variables_initializer()
-    feeds = {x: rng.standard_normal((steps, BATCH, DEPTH)).astype(np.float32),
-             y: rng.standard_normal((BATCH, 1)).astype(np.float32)}
+    feeds = {
+        x: rng.standard_normal((steps, BATCH, DEPTH)).astype(np.float32),
+        y: rng.standard_normal((BATCH, 1)).astype(np.float32),
+    }
     return graph, init, train, loss, feeds
 
 
@@ -72,33 +74,49 @@ def measure(steps, form, runs=5):
             sess.run([train, loss], feeds)
             times.append(time.perf_counter() - t0)
         step = statistics.median(times)
-        plan = gc.compile([train, loss], feed_shapes={t: v.shape for t, v in feeds.items()},
-                          graph=graph)
+        plan = gc.compile(
+            [train, loss], feed_shapes={t: v.shape for t, v in feeds.items()}, graph=graph
+        )
         # arenas are allocated once, before the traced step: the plan's, and each body's
         arenas = plan.arena_bytes + sum(
-            exe.plan.arena_bytes for op in graph.get_operations() for fn in functions_of(op)
-            for exe, _ in fn.cache.values())
+            exe.plan.arena_bytes
+            for op in graph.get_operations()
+            for fn in functions_of(op)
+            for exe, _ in fn.cache.values()
+        )
         tracemalloc.start()
         sess.run([train, loss], feeds)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    return {"build": t_build, "first": t_first, "step": step,
-            "planned": plan.peak_bytes, "peak": peak + arenas, "nodes": len(graph)}
+    return {
+        "build": t_build,
+        "first": t_first,
+        "step": step,
+        "planned": plan.peak_bytes,
+        "peak": peak + arenas,
+        "nodes": len(graph),
+    }
 
 
 def report(lengths=(28, 200)):
     print("\n== lstm: scan vs unrolled (batch 32, 28 -> 128 units, SGD step) ==")
-    print(f"  {'T':>4} {'form':<9} {'nodes':>6} {'build':>9} {'compile':>9} {'step':>10} "
-          f"{'planned peak':>13} {'step memory':>14}")
+    print(
+        f"  {'T':>4} {'form':<9} {'nodes':>6} {'build':>9} {'compile':>9} {'step':>10} "
+        f"{'planned peak':>13} {'step memory':>14}"
+    )
     rows = {}
     for steps in lengths:
         for form in ("scan", "unrolled"):
             r = rows[(steps, form)] = measure(steps, form)
-            print(f"  {steps:>4} {form:<9} {r['nodes']:>6} {r['build']:>8.3f}s "
-                  f"{r['first']:>8.3f}s {r['step'] * 1e3:>8.2f}ms "
-                  f"{r['planned'] / 2**20:>10.2f} MiB {r['peak'] / 2**20:>11.2f} MiB")
+            print(
+                f"  {steps:>4} {form:<9} {r['nodes']:>6} {r['build']:>8.3f}s "
+                f"{r['first']:>8.3f}s {r['step'] * 1e3:>8.2f}ms "
+                f"{r['planned'] / 2**20:>10.2f} MiB {r['peak'] / 2**20:>11.2f} MiB"
+            )
         s, u = rows[(steps, "scan")], rows[(steps, "unrolled")]
         ready = (u["build"] + u["first"]) / (s["build"] + s["first"])
-        print(f"       T={steps}: scan is ready to run {ready:.1f}x sooner; its step takes "
-              f"{s['step'] / u['step']:.2f}x the unrolled step's time")
+        print(
+            f"       T={steps}: scan is ready to run {ready:.1f}x sooner; its step takes "
+            f"{s['step'] / u['step']:.2f}x the unrolled step's time"
+        )
     return rows

@@ -17,6 +17,7 @@ BATCH_MLP = 128
 
 def graphc_tf():
     import graphc.compat.v1 as tf
+
     return tf
 
 
@@ -26,7 +27,7 @@ def real_tf():
         import tensorflow.compat.v1 as tf
     except ImportError:
         return None
-    tf.disable_eager_execution()      # what a TF 1.x script's tf.disable_v2_behavior() does
+    tf.disable_eager_execution()  # what a TF 1.x script's tf.disable_v2_behavior() does
     return tf
 
 
@@ -47,6 +48,7 @@ def mnist_like(n, seed=0):
 
 
 # --- the graphs, written once against the TF 1.x API --------------------------------------------
+
 
 def _init(tf, shape, seed, scale=0.1):
     return tf.Variable(tf.random_normal(shape, stddev=scale, seed=seed))
@@ -145,6 +147,7 @@ def _torch():
 
 # --- torch eager steps ------------------------------------------------------------------------
 
+
 def _torch_step(torch, model, batch, shape_x, keep=None):
     X, Y = mnist_like(batch)
     tX = torch.from_numpy(X.reshape((batch,) + shape_x))
@@ -159,6 +162,7 @@ def _torch_step(torch, model, batch, shape_x, keep=None):
         loss.backward()
         opt.step()
         return loss
+
     return step
 
 
@@ -176,6 +180,7 @@ def build_lstm():
 
             def forward(self, x):
                 return self.out(self.lstm(x)[0][:, -1])
+
         out["torch eager"] = _torch_step(torch, Net(), BATCH_LSTM, (STEPS, INPUT))
     return out
 
@@ -184,17 +189,27 @@ def _torch_cnn(torch, kernels=(5, 5)):
     nn = torch.nn
     k1, k2 = kernels
     return nn.Sequential(
-        nn.Conv2d(1, 32, k1, padding=k1 // 2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, k2, padding=k2 // 2), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(7 * 7 * 64, 1024), nn.ReLU(), nn.Dropout(0.25), nn.Linear(1024, 10))
+        nn.Conv2d(1, 32, k1, padding=k1 // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, k2, padding=k2 // 2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(7 * 7 * 64, 1024),
+        nn.ReLU(),
+        nn.Dropout(0.25),
+        nn.Linear(1024, 10),
+    )
 
 
 def build_cnn():
     out = _contenders(cnn_graph, BATCH_CNN, (784,))
     torch = _torch()
     if torch is not None:
-        out["torch eager"] = _torch_step(torch, _torch_cnn(torch), BATCH_CNN, (1, 28, 28),
-                                         keep=0.75)
+        out["torch eager"] = _torch_step(
+            torch, _torch_cnn(torch), BATCH_CNN, (1, 28, 28), keep=0.75
+        )
     return out
 
 
@@ -203,9 +218,15 @@ def build_dropout_mlp():
     torch = _torch()
     if torch is not None:
         nn = torch.nn
-        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.25),
-                              nn.Linear(256, 256), nn.ReLU(), nn.Dropout(0.25),
-                              nn.Linear(256, 10))
+        model = nn.Sequential(
+            nn.Linear(784, 256),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(256, 256),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Linear(256, 10),
+        )
         out["torch eager"] = _torch_step(torch, model, BATCH_MLP, (784,), keep=0.75)
     return out
 
@@ -231,7 +252,7 @@ def tutorial_cnn_script(tf, steps=SCRIPT_STEPS, n_test=SCRIPT_TEST, batch=BATCH_
     with tf_session(tf, graph) as sess:
         sess.run(init)
         for step in range(steps):
-            xb, yb = X[step * batch:(step + 1) * batch], Y[step * batch:(step + 1) * batch]
+            xb, yb = X[step * batch : (step + 1) * batch], Y[step * batch : (step + 1) * batch]
             sess.run(train, feed_dict={x: xb, y: yb, keep: 0.75})
             if step % 10 == 0:
                 sess.run([loss, accuracy], feed_dict={x: xb, y: yb, keep: 1.0})

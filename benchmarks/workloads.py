@@ -24,13 +24,16 @@ def _peer(name):
 
 # --- mlp2 / mlp3: training steps ----------------------------------------------------------------
 
+
 def _mlp_data(n, sizes, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, sizes[0])).astype(np.float32)
     labels = rng.integers(0, sizes[-1], n)
     Y = np.eye(sizes[-1], dtype=np.float32)[labels]
-    Ws = [(rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32)
-          for a, b in zip(sizes, sizes[1:], strict=False)]
+    Ws = [
+        (rng.standard_normal((a, b)) * np.sqrt(2 / a)).astype(np.float32)
+        for a, b in zip(sizes, sizes[1:], strict=False)
+    ]
     return X, Y, Ws
 
 
@@ -113,6 +116,7 @@ def build_mlp(n, sizes, loss_kind, lr):
                 g *= acts[i] > 0
             Wn[i] -= lr * gw
         return loss
+
     out["numpy"] = numpy_step
 
     # the matmuls alone, into preallocated outputs: the floor any framework pays
@@ -129,6 +133,7 @@ def build_mlp(n, sizes, loss_kind, lr):
             np.matmul((fwd[i - 1] if i else X).T, g, out=dW[i])
             if i:
                 g = np.matmul(g, W0[i].T, out=dA[i])
+
     out["matmuls only"] = matmuls_only
 
     torch = _peer("torch")
@@ -139,6 +144,7 @@ def build_mlp(n, sizes, loss_kind, lr):
 
         def torch_step():
             return torch_sgd_step(torch, tW, tX, tY, loss_kind, lr)
+
         out["torch eager"] = torch_step
 
     jax = _peer("jax")
@@ -166,6 +172,7 @@ def build_mlp(n, sizes, loss_kind, lr):
         def jax_step():
             state["ws"], loss = jstep(state["ws"], jX, jY)
             loss.block_until_ready()
+
         out["jax jit"] = jax_step
 
     tf = real_tf()
@@ -183,7 +190,8 @@ def build_mlp(n, sizes, loss_kind, lr):
                 tloss = tf.reduce_sum(tf.square(h - ty))
             else:
                 tloss = tf.reduce_mean(
-                    tf.nn.softmax_cross_entropy_with_logits_v2(labels=ty, logits=h))
+                    tf.nn.softmax_cross_entropy_with_logits_v2(labels=ty, logits=h)
+                )
             ttrain = tf.train.GradientDescentOptimizer(lr).minimize(tloss)
             tinit = tf.global_variables_initializer()
         tsess = tf_session(tf, tgraph)
@@ -202,10 +210,48 @@ def build_mlp3():
 
 # --- linreg: one sess.run of a scalar SGD step ------------------------------------------------
 
-LINREG_X = np.array([3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167, 7.042,
-                     10.791, 5.313, 7.997, 5.654, 9.27, 3.1])
-LINREG_Y = np.array([1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221, 2.827,
-                     3.465, 1.65, 2.904, 2.42, 2.94, 1.3])
+LINREG_X = np.array(
+    [
+        3.3,
+        4.4,
+        5.5,
+        6.71,
+        6.93,
+        4.168,
+        9.779,
+        6.182,
+        7.59,
+        2.167,
+        7.042,
+        10.791,
+        5.313,
+        7.997,
+        5.654,
+        9.27,
+        3.1,
+    ]
+)
+LINREG_Y = np.array(
+    [
+        1.7,
+        2.76,
+        2.09,
+        3.19,
+        1.694,
+        1.573,
+        3.366,
+        2.596,
+        2.53,
+        1.221,
+        2.827,
+        3.465,
+        1.65,
+        2.904,
+        2.42,
+        2.94,
+        1.3,
+    ]
+)
 
 
 def build_linreg():
@@ -230,6 +276,7 @@ def build_linreg():
         i = it["i"] = (it["i"] + 1) % 17
         xi, yi = samples[i]
         sess.run(train, {x: xi, y: yi})
+
     out["graphc"] = graphc_step
 
     wb = np.array([0.3, 0.1], np.float32)
@@ -240,6 +287,7 @@ def build_linreg():
         err = 2 * (wb[0] * xi + wb[1] - yi)
         wb[0] -= lr * err * xi
         wb[1] -= lr * err
+
     out["numpy"] = numpy_step
 
     torch = _peer("torch")
@@ -256,14 +304,17 @@ def build_linreg():
                 tw.sub_(lr * tw.grad)
                 tb.sub_(lr * tb.grad)
                 tw.grad = tb.grad = None
+
         out["torch eager"] = torch_step
 
     jax = _peer("jax")
     if jax is not None:
+
         @jax.jit
         def jstep(p, xi, yi):
             g = jax.grad(lambda p: (p[0] * xi + p[1] - yi) ** 2)(p)
             return p - lr * g
+
         state = {"p": jax.numpy.asarray([0.3, 0.1], dtype="float32")}
 
         def jax_step():
@@ -271,6 +322,7 @@ def build_linreg():
             xi, yi = samples[i]
             state["p"] = jstep(state["p"], xi, yi)
             state["p"].block_until_ready()
+
         out["jax jit"] = jax_step
 
     tf = real_tf()
@@ -288,6 +340,7 @@ def build_linreg():
             i = it["i"] = (it["i"] + 1) % 17
             xi, yi = samples[i]
             tsess.run(ttrain, {tx: xi, ty: yi})
+
         out["tf1 session"] = tf_step
 
     # the same graphc step fed numpy float32 scalars (issue 18: as cheap as Python floats)
@@ -297,11 +350,13 @@ def build_linreg():
         i = it["i"] = (it["i"] + 1) % 17
         xi, yi = np_samples[i]
         sess.run(train, {x: xi, y: yi})
+
     out["graphc np.float32"] = graphc_np_step
     return out
 
 
 # --- chain: 12 elementwise ops on 1M float32, summed -----------------------------------------
+
 
 def chain_graphc(x):
     """The 12 elementwise ops — neg, mul, exp, mul, add, tanh; mul, sub, abs, mul, add, sqrt —
@@ -345,6 +400,7 @@ def build_chain():
         np.add(buf, 1.0, out=buf)
         np.sqrt(buf, out=buf)
         return buf.sum()
+
     out["numpy out="] = numpy_out
 
     torch = _peer("torch")
@@ -354,6 +410,7 @@ def build_chain():
         def torch_chain():
             y = torch.tanh(torch.exp(-tX * tX) * 3.0 + 1.0)
             return torch.sqrt(torch.abs(y * y - 0.5) * 2.0 + 1.0).sum()
+
         out["torch eager"] = torch_chain
 
     jax = _peer("jax")
@@ -364,6 +421,7 @@ def build_chain():
         def jchain(v):
             y = jnp.tanh(jnp.exp(-v * v) * 3.0 + 1.0)
             return jnp.sqrt(jnp.abs(y * y - 0.5) * 2.0 + 1.0).sum()
+
         jX = jnp.asarray(X)
         out["jax jit"] = lambda: jchain(jX).block_until_ready()
 
@@ -380,6 +438,7 @@ def build_chain():
 
 
 # --- compile: a 100-layer MLP with Adam ---------------------------------------------------------
+
 
 def compile_mlp(layers=100, width=64, batch=32):
     """Build, differentiate, optimize and plan a deep MLP trained with Adam; return the plan."""
@@ -403,14 +462,22 @@ def build_compile():
 
 def build_lstm_scan():
     from .lstm import report
+
     return {"graphc": report}
 
 
-WORKLOADS = {"mlp2": build_mlp2, "mlp3": build_mlp3, "linreg": build_linreg,
-             "chain": build_chain, "compile": build_compile, "lstm": models.build_lstm,
-             "cnn": models.build_cnn, "dropout-mlp": models.build_dropout_mlp,
-             "cnn-script": models.build_cnn_script,
-             "lstm-scan": build_lstm_scan}
+WORKLOADS = {
+    "mlp2": build_mlp2,
+    "mlp3": build_mlp3,
+    "linreg": build_linreg,
+    "chain": build_chain,
+    "compile": build_compile,
+    "lstm": models.build_lstm,
+    "cnn": models.build_cnn,
+    "dropout-mlp": models.build_dropout_mlp,
+    "cnn-script": models.build_cnn_script,
+    "lstm-scan": build_lstm_scan,
+}
 
 
 # --- compile-scaling: build, minimize, compile and first run of deep MLPs -----------------------
@@ -424,6 +491,7 @@ def compile_scaling(depth, width=64, batch=32, clock=None):
     step, and the first run in a Session (initializer, then one training step: its own plan,
     code generation and execution). Returns ``{stage: seconds, "ops": graph size}``."""
     import time
+
     clock = clock or time.process_time
     rng = np.random.default_rng(0)
     X = rng.standard_normal((batch, width)).astype(np.float32)

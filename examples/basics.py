@@ -30,8 +30,12 @@ def tf1_basics(sess):
     x = gc.placeholder(gc.int16, name="x")
     y = gc.placeholder(gc.int16, name="y")
     add, mul = gc.add(x, y), gc.multiply(x, y)
-    print("x + y =", sess.run(add, feed_dict={x: 2, y: 3}),
-          "   x * y =", sess.run(mul, feed_dict={x: 2, y: 3}))
+    print(
+        "x + y =",
+        sess.run(add, feed_dict={x: 2, y: 3}),
+        "   x * y =",
+        sess.run(mul, feed_dict={x: 2, y: 3}),
+    )
 
     # matmul of constants: (1x2) @ (2x1) = [[12]]
     m1 = gc.constant([[3.0, 3.0]])
@@ -47,8 +51,9 @@ def tensor_creation(sess):
     u = gc.random_uniform((2, 3), seed=1)
     i = gc.random_int((5,), 0, 10, seed=2)
     p = gc.random_permutation(8, seed=3)
-    results = sess.run({"zeros": z, "ones": o, "normal": n, "uniform": u,
-                        "randint": i, "randperm": p})
+    results = sess.run(
+        {"zeros": z, "ones": o, "normal": n, "uniform": u, "randint": i, "randperm": p}
+    )
     for name, value in results.items():
         print(f"{name:9s} {value.dtype}{value.shape}:\n{value}")
 
@@ -57,7 +62,7 @@ def tensor_creation(sess):
     print("*_like of a (2, 3) feed:", sess.run(like, {x: np.full((2, 3), 7.0)}))
 
     flat = gc.range(12, dtype=gc.float32)
-    view = gc.reshape(flat, (-1, 4))         # -1 is inferred when the graph is built
+    view = gc.reshape(flat, (-1, 4))  # -1 is inferred when the graph is built
     print("reshape(range(12), (-1, 4)) has static shape", tuple(view.shape))
     print(sess.run(view))
 

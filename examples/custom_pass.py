@@ -16,7 +16,7 @@ def double_to_add(g):
         x, c = gp.inputs(g, n)
         if gp.constant_value(g, c) == 2:
             gp.replace_uses(g, n, gp.add_op(g, "add", [x, x], like=n))
-    gp.remove_dead(g)       # the multiply and its constant are no longer read
+    gp.remove_dead(g)  # the multiply and its constant are no longer read
 
 
 def main():
@@ -29,8 +29,9 @@ def main():
         print(plan.report())
         with gc.Session(optimize=1, passes=passes) as sess:
             print("result:", np.array2string(sess.run(y, feeds), precision=4))
-    np.testing.assert_allclose(gc.Session(passes=[double_to_add]).run(y, feeds),
-                               np.tanh(feeds[x] * 2), rtol=1e-6)
+    np.testing.assert_allclose(
+        gc.Session(passes=[double_to_add]).run(y, feeds), np.tanh(feeds[x] * 2), rtol=1e-6
+    )
     print("x * 2 -> x + x: same result")
 
 

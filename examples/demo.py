@@ -32,8 +32,10 @@ def main(argv=None):
     train = gc.train.GradientDescentOptimizer(2e-4).minimize(loss, name="train")
     saver = gc.train.Saver()
 
-    print(f"graphc demo (Python): 1000-100-10 ReLU network, {len(gc.get_default_graph())} "
-          "graph nodes including the gradients")
+    print(
+        f"graphc demo (Python): 1000-100-10 ReLU network, {len(gc.get_default_graph())} "
+        "graph nodes including the gradients"
+    )
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         for step in range(args.steps):

@@ -16,10 +16,48 @@ import numpy as np
 import graphc as gc
 
 # The tutorial's data.
-train_X = np.asarray([3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167,
-                      7.042, 10.791, 5.313, 7.997, 5.654, 9.27, 3.1])
-train_Y = np.asarray([1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221,
-                      2.827, 3.465, 1.65, 2.904, 2.42, 2.94, 1.3])
+train_X = np.asarray(
+    [
+        3.3,
+        4.4,
+        5.5,
+        6.71,
+        6.93,
+        4.168,
+        9.779,
+        6.182,
+        7.59,
+        2.167,
+        7.042,
+        10.791,
+        5.313,
+        7.997,
+        5.654,
+        9.27,
+        3.1,
+    ]
+)
+train_Y = np.asarray(
+    [
+        1.7,
+        2.76,
+        2.09,
+        3.19,
+        1.694,
+        1.573,
+        3.366,
+        2.596,
+        2.53,
+        1.221,
+        2.827,
+        3.465,
+        1.65,
+        2.904,
+        2.42,
+        2.94,
+        1.3,
+    ]
+)
 test_X = np.asarray([6.83, 4.668, 8.9, 7.91, 5.7, 8.7, 3.1, 2.1])
 test_Y = np.asarray([1.84, 2.273, 3.2, 2.831, 2.92, 3.24, 1.35, 1.03])
 n_samples = train_X.shape[0]
@@ -30,8 +68,11 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--learning-rate", type=float, default=0.01)
     parser.add_argument("--display-step", type=int, default=50)
-    parser.add_argument("--plot", default="linear_regression.png",
-                        help="PNG to write when matplotlib is installed ('' to skip)")
+    parser.add_argument(
+        "--plot",
+        default="linear_regression.png",
+        help="PNG to write when matplotlib is installed ('' to skip)",
+    )
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
 
@@ -53,12 +94,14 @@ def main(argv=None):
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         for epoch in range(args.epochs):
-            for (x, y) in zip(train_X, train_Y, strict=True):
+            for x, y in zip(train_X, train_Y, strict=True):
                 sess.run(optimizer, feed_dict={X: x, Y: y})
             if (epoch + 1) % args.display_step == 0:
                 c = sess.run(cost, feed_dict={X: train_X, Y: train_Y})
-                print(f"Epoch: {epoch + 1:04d} cost= {c:.9f} W= {sess.run(W):.6f} "
-                      f"b= {sess.run(b):.6f}")
+                print(
+                    f"Epoch: {epoch + 1:04d} cost= {c:.9f} W= {sess.run(W):.6f} "
+                    f"b= {sess.run(b):.6f}"
+                )
 
         print("Optimization Finished!")
         training_cost = sess.run(cost, feed_dict={X: train_X, Y: train_Y})
@@ -67,7 +110,8 @@ def main(argv=None):
 
         testing_cost = sess.run(
             gc.reduce_sum(gc.pow(pred - Y, 2)) / (2 * test_X.shape[0]),
-            feed_dict={X: test_X, Y: test_Y})
+            feed_dict={X: test_X, Y: test_Y},
+        )
         print(f"Testing cost= {testing_cost:.9f}")
         print(f"Absolute mean square loss difference: {abs(training_cost - testing_cost):.9f}")
 
@@ -83,10 +127,11 @@ def _plot(path, w, b):
     try:
         import matplotlib
     except ImportError:
-        print("matplotlib is not installed: no plot (pip install \"graphc-compiler[examples]\")")
+        print('matplotlib is not installed: no plot (pip install "graphc-compiler[examples]")')
         return
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots()
     ax.plot(train_X, train_Y, "ro", label="Original data")
     ax.plot(test_X, test_Y, "bo", label="Testing data")

@@ -22,6 +22,7 @@ def load_digits_or_synthetic(force_synthetic=False, seed=0):
         if force_synthetic:
             raise ImportError
         from sklearn.datasets import load_digits
+
         digits = load_digits()
         x, y, name = digits.data / 16.0, digits.target, "scikit-learn digits"
     except ImportError:
@@ -41,14 +42,17 @@ def build(hidden=64, learning_rate=0.01, seed=1):
     x = gc.placeholder(gc.float32, (None, 64), name="x")
     labels = gc.placeholder(gc.int64, (None,), name="labels")
     training = gc.placeholder_with_default(False, (), name="training")
-    model = gc.layers.Sequential([
-        gc.layers.Dense(hidden, activation=gc.relu),
-        gc.layers.Dropout(0.1, seed=seed),
-        gc.layers.Dense(10),
-    ])
+    model = gc.layers.Sequential(
+        [
+            gc.layers.Dense(hidden, activation=gc.relu),
+            gc.layers.Dropout(0.1, seed=seed),
+            gc.layers.Dense(10),
+        ]
+    )
     logits = model(x, training=training)
-    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                         logits=logits))
+    loss = gc.reduce_mean(
+        gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
     accuracy = gc.reduce_mean(gc.cast(gc.equal(gc.argmax(logits, 1), labels), gc.float32))
     train = gc.train.AdamOptimizer(learning_rate).minimize(loss)
     return x, labels, training, loss, accuracy, train
@@ -69,17 +73,19 @@ def main(argv=None):
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         epoch, seen, total = 0, 0, 0.0
-        for xb, yb in gc.data.batches(x_train, y_train, batch_size=args.batch_size,
-                                      shuffle=True, seed=0, epochs=args.epochs):
+        for xb, yb in gc.data.batches(
+            x_train, y_train, batch_size=args.batch_size, shuffle=True, seed=0, epochs=args.epochs
+        ):
             _, batch_loss = sess.run([train, loss], {x: xb, labels: yb, training: True})
             total += float(batch_loss) * len(yb)
             seen += len(yb)
-            if seen >= len(y_train):        # one epoch done
+            if seen >= len(y_train):  # one epoch done
                 epoch += 1
                 if epoch % 5 == 0 or epoch == args.epochs:
                     acc = sess.run(accuracy, {x: x_test, labels: y_test})
-                    print(f"epoch {epoch:3d}  train loss {total / seen:.4f}  "
-                          f"test accuracy {acc:.4f}")
+                    print(
+                        f"epoch {epoch:3d}  train loss {total / seen:.4f}  test accuracy {acc:.4f}"
+                    )
                 seen, total = 0, 0.0
         test_accuracy = float(sess.run(accuracy, {x: x_test, labels: y_test}))
     print(f"final test accuracy: {test_accuracy:.4f}")

@@ -71,8 +71,9 @@ def graphc_train(x, y, w1, w2, steps, relu):
         y_pred = relu(x_in @ v1) @ v2
         loss = gc.reduce_sum((y_pred - y_in) ** 2)
         grad_w1, grad_w2 = gc.gradients(loss, [v1, v2])
-        step = gc.group(v1.assign_sub(LEARNING_RATE * grad_w1),
-                        v2.assign_sub(LEARNING_RATE * grad_w2))
+        step = gc.group(
+            v1.assign_sub(LEARNING_RATE * grad_w1), v2.assign_sub(LEARNING_RATE * grad_w2)
+        )
         with gc.Session(graph=graph) as sess:
             sess.run(gc.global_variables_initializer())
             losses = [float(sess.run([step, loss], {x_in: x, y_in: y})[1]) for _ in range(steps)]

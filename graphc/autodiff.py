@@ -34,7 +34,7 @@ def _between(ys, xs):
     graph_ops = ys[0].graph.get_operations()
     lo = min(op.id for op in x_ops)
     hi = max(y.op.id for y in ys)
-    for op in graph_ops[lo:hi + 1]:
+    for op in graph_ops[lo : hi + 1]:
         if op in x_ops or any(t.op in from_x for t in op.inputs):
             from_x.add(op)
     to_y = set()
@@ -97,8 +97,9 @@ def gradients(ys, xs, grad_ys=None, unconnected="none", name="gradients", stop_g
     graph = ys[0].graph
 
     if len(grad_ys) != len(ys):
-        raise GradientError(f"gradients() got {len(grad_ys)} grad_ys for {len(ys)} ys",
-                            user_location())
+        raise GradientError(
+            f"gradients() got {len(grad_ys)} grad_ys for {len(ys)} ys", user_location()
+        )
     # gradient nodes join the ys' graph even when another graph is the default
     with graph.as_default():
         return _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops)
@@ -113,7 +114,7 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
 
     with graph.name_scope(name):
         for op in reversed(_between(ys, xs)):
-            with _Origin(op):   # the fan-in sums are part of op's gradient (for error messages)
+            with _Origin(op):  # the fan-in sums are part of op's gradient (for error messages)
                 out_grads = [(_sum(grads[t]) if t in grads else None) for t in op.outputs]
             for t, g in zip(op.outputs, out_grads, strict=True):
                 if g is not None:
@@ -124,8 +125,10 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
                 continue
             if all(not _differentiable(t) for t in op.inputs):
                 continue
-            filled = [g if g is not None else fill_like(t, 0)
-                      for g, t in zip(out_grads, op.outputs, strict=True)]
+            filled = [
+                g if g is not None else fill_like(t, 0)
+                for g, t in zip(out_grads, op.outputs, strict=True)
+            ]
             with _Origin(op):
                 in_grads = op.op.grad(op, *filled)
             _check_rule(op, in_grads)
@@ -133,9 +136,11 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
                 if g is None or not _differentiable(t):
                     continue
                 if g.dtype is not t.dtype:
-                    raise GradientError(f"the gradient rule of {op.describe()} returned a "
-                                        f"{g.dtype} gradient for the {t.dtype} input {t.name}")
-                with _Origin(op):   # undoing op's broadcast is part of op's gradient
+                    raise GradientError(
+                        f"the gradient rule of {op.describe()} returned a "
+                        f"{g.dtype} gradient for the {t.dtype} input {t.name}"
+                    )
+                with _Origin(op):  # undoing op's broadcast is part of op's gradient
                     _accumulate(grads, t, sum_to_like(g, t) if g.shape != t.shape else g)
 
         result = []
@@ -155,11 +160,17 @@ def _seed_gradient(y, gy):
     """``grad_ys`` entry for ``y`` as a tensor of y's dtype and shape."""
     gy = convert(gy, like=y)
     if gy.dtype is not y.dtype:
-        raise GradientError(f"grad_ys for {y.describe()} is {gy.describe()}: the dtypes differ",
-                            user_location())
-    if gy.shape is not None and y.shape is not None and (
+        raise GradientError(
+            f"grad_ys for {y.describe()} is {gy.describe()}: the dtypes differ", user_location()
+        )
+    if (
+        gy.shape is not None
+        and y.shape is not None
+        and (
             len(gy.shape) != len(y.shape)
-            or not all(dims_compatible(a, b) for a, b in zip(gy.shape, y.shape, strict=True))):
+            or not all(dims_compatible(a, b) for a, b in zip(gy.shape, y.shape, strict=True))
+        )
+    ):
         raise GradientError(f"grad_ys for {y.describe()} has shape {gy.shape}", user_location())
     return gy
 
@@ -167,21 +178,28 @@ def _seed_gradient(y, gy):
 def _check_rule(op, in_grads):
     if not isinstance(in_grads, (list, tuple)) or len(in_grads) != len(op.inputs):
         n = len(in_grads) if isinstance(in_grads, (list, tuple)) else type(in_grads).__name__
-        raise GradientError(f"the gradient rule of {op.describe()} returned {n} gradients for "
-                            f"{len(op.inputs)} inputs")
+        raise GradientError(
+            f"the gradient rule of {op.describe()} returned {n} gradients for "
+            f"{len(op.inputs)} inputs"
+        )
     for t, g in zip(op.inputs, in_grads, strict=True):
         if g is None:
             continue
         if not isinstance(g, Tensor):
-            raise GradientError(f"the gradient rule of {op.describe()} returned {g!r}, not a "
-                                "tensor or None")
+            raise GradientError(
+                f"the gradient rule of {op.describe()} returned {g!r}, not a tensor or None"
+            )
         if g.shape is not None and t.shape is not None:
             # a gradient may carry broadcast axes (summed away later) but no clashing dims
             lead = len(g.shape) - len(t.shape)
-            if lead < 0 or not all(dims_compatible(a, b) or b == 1
-                                   for a, b in zip(g.shape[lead:], t.shape, strict=True)):
-                raise GradientError(f"the gradient rule of {op.describe()} returned shape "
-                                    f"{g.shape} for input {t.describe()}")
+            if lead < 0 or not all(
+                dims_compatible(a, b) or b == 1
+                for a, b in zip(g.shape[lead:], t.shape, strict=True)
+            ):
+                raise GradientError(
+                    f"the gradient rule of {op.describe()} returned shape "
+                    f"{g.shape} for input {t.describe()}"
+                )
 
 
 __all__ = ["gradients", "stop_gradient"]

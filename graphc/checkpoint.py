@@ -42,16 +42,25 @@ from .ir.graph import get_default_graph
 from .ops.state import GLOBAL_VARIABLES, Variable
 from .shapes import format_shape
 
-MAGIC = b"GRAPHCKPT\x01"     # graphc's first format (still restored)
+MAGIC = b"GRAPHCKPT\x01"  # graphc's first format (still restored)
 _DIGEST = 32
-_STATE_FILE = "checkpoint"   # names the latest checkpoints of a directory (JSON)
+_STATE_FILE = "checkpoint"  # names the latest checkpoints of a directory (JSON)
 VERSION = "2"
-MAX_HEADER = 100_000_000     # bytes of JSON header, as the safetensors library allows
-MAX_CHECKPOINT = 1 << 40     # bytes of a checkpoint file restore reads (1 TiB)
+MAX_HEADER = 100_000_000  # bytes of JSON header, as the safetensors library allows
+MAX_CHECKPOINT = 1 << 40  # bytes of a checkpoint file restore reads (1 TiB)
 _MAX_DIM = (1 << 63) - 1
 
-_ST_DTYPE = {D.float16: "F16", D.float32: "F32", D.float64: "F64", D.int8: "I8",
-             D.int16: "I16", D.int32: "I32", D.int64: "I64", D.uint8: "U8", D.bool_: "BOOL"}
+_ST_DTYPE = {
+    D.float16: "F16",
+    D.float32: "F32",
+    D.float64: "F64",
+    D.int8: "I8",
+    D.int16: "I16",
+    D.int32: "I32",
+    D.int64: "I64",
+    D.uint8: "U8",
+    D.bool_: "BOOL",
+}
 _ST_BACK = {v: k for k, v in _ST_DTYPE.items()}
 
 
@@ -72,8 +81,11 @@ def digest(arrays: dict) -> str:
     name order: what the header's metadata records and restore checks, whatever the layout."""
     h = hashlib.sha256()
     names = sorted(arrays)
-    h.update(json.dumps([[n, _ST_DTYPE[D.as_dtype(arrays[n].dtype)], list(arrays[n].shape)]
-                         for n in names]).encode())
+    h.update(
+        json.dumps(
+            [[n, _ST_DTYPE[D.as_dtype(arrays[n].dtype)], list(arrays[n].shape)] for n in names]
+        ).encode()
+    )
     for n in names:
         a = arrays[n]
         h.update(a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes())
@@ -100,8 +112,11 @@ def _safetensors_bytes(arrays: dict, metadata: dict) -> bytes:
     for n in order:
         a = arrays[n]
         data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[n] = {"dtype": _ST_DTYPE[D.as_dtype(a.dtype)], "shape": list(a.shape),
-                     "data_offsets": [offset, offset + len(data)]}
+        header[n] = {
+            "dtype": _ST_DTYPE[D.as_dtype(a.dtype)],
+            "shape": list(a.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -119,8 +134,11 @@ def _json(text: bytes, bad):
 
 
 def _shape(value, bad, name) -> tuple:
-    if not isinstance(value, list) or len(value) > 64 or not all(
-            type(d) is int and 0 <= d <= _MAX_DIM for d in value):
+    if (
+        not isinstance(value, list)
+        or len(value) > 64
+        or not all(type(d) is int and 0 <= d <= _MAX_DIM for d in value)
+    ):
         raise bad(f"entry {name!r} has a malformed shape {str(value)[:80]}")
     return tuple(value)
 
@@ -129,11 +147,12 @@ def _nbytes(dtype, shape) -> int:
     n = np.dtype(dtype.np).itemsize
     for d in shape:
         n *= d
-    return n            # a Python int: a forged shape cannot overflow
+    return n  # a Python int: a forged shape cannot overflow
 
 
 def decode(blob: bytes, path="<bytes>") -> dict:
     """``{name: array}`` from checkpoint bytes; CheckpointError if anything is off."""
+
     def bad(why):
         return CheckpointError(f"checkpoint {path} is not usable: {why}", user_location())
 
@@ -143,35 +162,47 @@ def decode(blob: bytes, path="<bytes>") -> dict:
         raise bad("it is not a checkpoint (too short)")
     n = int.from_bytes(blob[:8], "little")
     if n > MAX_HEADER or 8 + n > len(blob):
-        raise bad("it is not a checkpoint (its header length does not fit the file; "
-                  "truncated, or another kind of file)")
-    header = _json(blob[8:8 + n], bad)
+        raise bad(
+            "it is not a checkpoint (its header length does not fit the file; "
+            "truncated, or another kind of file)"
+        )
+    header = _json(blob[8 : 8 + n], bad)
     if not isinstance(header, dict):
         raise bad("its header is not a JSON object")
     meta = header.pop("__metadata__", None) or {}
     if not isinstance(meta, dict):
         raise bad("its __metadata__ is not a JSON object")
-    payload = memoryview(blob)[8 + n:]
+    payload = memoryview(blob)[8 + n :]
     arrays, spans = {}, []
     for name, e in header.items():
         if not isinstance(e, dict):
             raise bad(f"entry {name!r} is not a JSON object")
         dtype = _ST_BACK.get(e.get("dtype"))
         if dtype is None:
-            raise bad(f"entry {name!r} has dtype {str(e.get('dtype'))[:40]!r}, which graphc "
-                      f"does not hold (it holds {', '.join(_ST_BACK)})")
+            raise bad(
+                f"entry {name!r} has dtype {str(e.get('dtype'))[:40]!r}, which graphc "
+                f"does not hold (it holds {', '.join(_ST_BACK)})"
+            )
         shape = _shape(e.get("shape"), bad, name)
         offs = e.get("data_offsets")
-        if not (isinstance(offs, list) and len(offs) == 2
-                and all(type(o) is int for o in offs) and 0 <= offs[0] <= offs[1] <= len(payload)):
-            raise bad(f"entry {name!r} has data offsets {str(offs)[:80]} outside the payload "
-                      f"of {len(payload)} bytes")
+        if not (
+            isinstance(offs, list)
+            and len(offs) == 2
+            and all(type(o) is int for o in offs)
+            and 0 <= offs[0] <= offs[1] <= len(payload)
+        ):
+            raise bad(
+                f"entry {name!r} has data offsets {str(offs)[:80]} outside the payload "
+                f"of {len(payload)} bytes"
+            )
         if offs[1] - offs[0] != _nbytes(dtype, shape):
-            raise bad(f"entry {name!r} claims {offs[1] - offs[0]} bytes for shape "
-                      f"{list(shape)} of {dtype}")
+            raise bad(
+                f"entry {name!r} claims {offs[1] - offs[0]} bytes for shape "
+                f"{list(shape)} of {dtype}"
+            )
         spans.append(offs)
         np_dtype = np.dtype(dtype.np).newbyteorder("<")
-        arrays[name] = np.frombuffer(payload[offs[0]:offs[1]], dtype=np_dtype).reshape(shape)
+        arrays[name] = np.frombuffer(payload[offs[0] : offs[1]], dtype=np_dtype).reshape(shape)
     spans.sort()
     if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
         raise bad("its entries overlap")
@@ -189,11 +220,11 @@ def _decode_v1(blob: bytes, bad) -> dict:
     if hashlib.sha256(body).digest() != check:
         raise bad("its checksum does not match (the file is corrupt or truncated)")
     start = len(MAGIC) + 8
-    n = int.from_bytes(body[len(MAGIC):start], "little")
+    n = int.from_bytes(body[len(MAGIC) : start], "little")
     if n > MAX_HEADER or start + n > len(body):
         raise bad("its header length does not fit the file")
-    entries = _json(body[start:start + n], bad)
-    payload = memoryview(body)[start + n:]
+    entries = _json(body[start : start + n], bad)
+    payload = memoryview(body)[start + n :]
     arrays = {}
     for e in entries if isinstance(entries, list) else [None]:
         if not isinstance(e, dict):
@@ -205,11 +236,16 @@ def _decode_v1(blob: bytes, bad) -> dict:
         except (TypeError, KeyError, ValueError, GraphcError) as err:
             raise bad(f"its header has a malformed entry ({err})") from None
         shape = _shape(e.get("shape"), bad, name)
-        if type(lo) is not int or type(size) is not int or lo < 0 or lo + size > len(payload) \
-                or size != _nbytes(dtype, shape):
+        if (
+            type(lo) is not int
+            or type(size) is not int
+            or lo < 0
+            or lo + size > len(payload)
+            or size != _nbytes(dtype, shape)
+        ):
             raise bad(f"entry {name!r} does not fit the payload")
-        arr = np.frombuffer(payload[lo:lo + size], dtype=np.dtype(dtype.np).newbyteorder("<"))
-        arrays[str(name)] = arr.reshape(shape).astype(dtype.np)   # native order, own memory
+        arr = np.frombuffer(payload[lo : lo + size], dtype=np.dtype(dtype.np).newbyteorder("<"))
+        arrays[str(name)] = arr.reshape(shape).astype(dtype.np)  # native order, own memory
     return arrays
 
 
@@ -239,10 +275,22 @@ class Saver:
     its state file lists, and those of the same save path (``PATH-<step>``) a crash left
     unlisted, oldest first."""
 
-    @accepts("reshape", "sharded", "keep_checkpoint_every_n_hours", "name",
-             "restore_sequentially", "saver_def", "builder", "defer_build", "allow_empty",
-             "write_version", "pad_step_number", "save_relative_paths", "filename",
-             what="Saver")
+    @accepts(
+        "reshape",
+        "sharded",
+        "keep_checkpoint_every_n_hours",
+        "name",
+        "restore_sequentially",
+        "saver_def",
+        "builder",
+        "defer_build",
+        "allow_empty",
+        "write_version",
+        "pad_step_number",
+        "save_relative_paths",
+        "filename",
+        what="Saver",
+    )
     def __init__(self, var_list=None, max_to_keep=5, graph=None, **_tf_kwargs):
         graph = graph or get_default_graph()
         if var_list is None:
@@ -253,8 +301,9 @@ class Saver:
             items = [(v.op.name, v) for v in var_list]
         for name, v in items:
             if not isinstance(v, Variable):
-                raise GraphcError(f"Saver can only save gc.Variables; {name!r} is {v!r}",
-                                  user_location())
+                raise GraphcError(
+                    f"Saver can only save gc.Variables; {name!r} is {v!r}", user_location()
+                )
         names = [n for n, _ in items]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -262,15 +311,22 @@ class Saver:
         self._vars = dict(items)
         self.max_to_keep = max_to_keep
         self._written: list[str] = []
-        self._adopted: set = set()       # directories whose earlier checkpoints were adopted
+        self._adopted: set = set()  # directories whose earlier checkpoints were adopted
 
     @property
     def last_checkpoints(self) -> list[str]:
         """The checkpoints this Saver keeps, oldest first (TF's ``last_checkpoints``)."""
         return list(self._written)
 
-    @accepts("latest_filename", "meta_graph_suffix", "write_meta_graph",
-             "strip_default_attrs", "save_debug_info", "all_ranks", what="Saver.save")
+    @accepts(
+        "latest_filename",
+        "meta_graph_suffix",
+        "write_meta_graph",
+        "strip_default_attrs",
+        "save_debug_info",
+        "all_ranks",
+        what="Saver.save",
+    )
     def save(self, sess, save_path, global_step=None, write_state=True, **_tf_kwargs):
         """Write the variables' current values to ``save_path`` (``save_path-<step>`` when
         ``global_step`` is given) and return that path. In a ``graphc.distributed`` job
@@ -279,21 +335,24 @@ class Saver:
         _check_open(sess)
         base = os.fspath(save_path)
         if global_step is not None:
-            step = global_step if isinstance(global_step, (int, np.integer)) else \
-                sess.run(global_step)
+            step = (
+                global_step if isinstance(global_step, (int, np.integer)) else sess.run(global_step)
+            )
             save_path = f"{base}-{int(step)}"
         save_path = os.fspath(save_path)
-        if not _writes_here(_tf_kwargs):    # data-parallel jobs: rank 0 writes
+        if not _writes_here(_tf_kwargs):  # data-parallel jobs: rank 0 writes
             return save_path
         arrays = {}
         for name, v in self._vars.items():
             value = sess.get_variable(v)
             if value is None:
-                raise CheckpointError(f"cannot save variable {name!r}: it is not initialized in "
-                                      "this session", v.op.location)
+                raise CheckpointError(
+                    f"cannot save variable {name!r}: it is not initialized in this session",
+                    v.op.location,
+                )
             arrays[name] = value
         directory = os.path.dirname(os.path.abspath(save_path))
-        remove_orphans(directory)        # temporary files of saves that were killed
+        remove_orphans(directory)  # temporary files of saves that were killed
         self._adopt(directory, base)
         write_atomic(save_path, encode(arrays))
         self._remember(save_path, write_state)
@@ -309,18 +368,24 @@ class Saver:
             if name not in stored:
                 raise CheckpointError(
                     f"checkpoint {save_path} has no value for variable {name!r} "
-                    f"(it holds {sorted(stored)[:20]})", user_location())
+                    f"(it holds {sorted(stored)[:20]})",
+                    user_location(),
+                )
             arr = stored[name]
             if D.as_dtype(arr.dtype) is not v.dtype:
                 raise CheckpointError(
                     f"checkpoint {save_path} stores {name!r} as {D.as_dtype(arr.dtype)}, but the "
-                    f"variable {v.describe()} is {v.dtype}", user_location())
+                    f"variable {v.describe()} is {v.dtype}",
+                    user_location(),
+                )
             if not _shape_fits(v.shape, arr.shape):
                 raise CheckpointError(
                     f"checkpoint {save_path} stores {name!r} with shape {arr.shape}, but the "
-                    f"variable {v.describe()} has shape {format_shape(v.shape)}", user_location())
+                    f"variable {v.describe()} has shape {format_shape(v.shape)}",
+                    user_location(),
+                )
             values[v] = arr
-        for v, arr in values.items():     # only now, with every value checked
+        for v, arr in values.items():  # only now, with every value checked
             sess.set_variable(v, arr)
 
     def _adopt(self, directory, base):
@@ -330,14 +395,21 @@ class Saver:
             return
         self._adopted.add(directory)
         pattern = re.compile(re.escape(os.path.basename(base)) + r"(-\d+)?")
-        listed = [os.path.join(directory, n) for n in _read_state(directory).get("all", [])
-                  if pattern.fullmatch(n)]     # another save path's checkpoints stay
+        listed = [
+            os.path.join(directory, n)
+            for n in _read_state(directory).get("all", [])
+            if pattern.fullmatch(n)
+        ]  # another save path's checkpoints stay
         unlisted = []
         try:
             for n in os.listdir(directory):
                 p = os.path.join(directory, n)
-                if pattern.fullmatch(n) and n != os.path.basename(base) and p not in listed \
-                        and os.path.isfile(p):
+                if (
+                    pattern.fullmatch(n)
+                    and n != os.path.basename(base)
+                    and p not in listed
+                    and os.path.isfile(p)
+                ):
                     unlisted.append(p)
         except OSError:
             pass
@@ -355,10 +427,13 @@ class Saver:
             while len(self._written) > self.max_to_keep:
                 doomed.append(self._written.pop(0))
         directory = os.path.dirname(path)
-        if write_state:     # the state names the new checkpoint before any old one goes
-            state = {"latest": os.path.basename(path),
-                     "all": [os.path.basename(p) for p in self._written
-                             if os.path.dirname(p) == directory]}
+        if write_state:  # the state names the new checkpoint before any old one goes
+            state = {
+                "latest": os.path.basename(path),
+                "all": [
+                    os.path.basename(p) for p in self._written if os.path.dirname(p) == directory
+                ],
+            }
             write_atomic(os.path.join(directory, _STATE_FILE), json.dumps(state))
         for old in doomed:
             try:
@@ -391,8 +466,9 @@ def _read_state(directory) -> dict:
     if isinstance(state.get("latest"), str):
         out["latest"] = state["latest"]
     if isinstance(state.get("all"), list):
-        out["all"] = [n for n in state["all"] if isinstance(n, str) and n
-                      and os.path.basename(n) == n]
+        out["all"] = [
+            n for n in state["all"] if isinstance(n, str) and n and os.path.basename(n) == n
+        ]
     return out
 
 
@@ -408,7 +484,8 @@ def _shape_fits(static, shape):
     if static is None:
         return True
     return len(static) == len(shape) and all(
-        not isinstance(d, int) or d == n for d, n in zip(static, shape, strict=True))
+        not isinstance(d, int) or d == n for d, n in zip(static, shape, strict=True)
+    )
 
 
 def _complete(path) -> bool:
@@ -419,7 +496,7 @@ def _complete(path) -> bool:
         with open(path, "rb") as f:
             head = f.read(8)
             if head.startswith(MAGIC[:8]):
-                return loadable(path)           # the first format: checked whole
+                return loadable(path)  # the first format: checked whole
             if len(head) < 8:
                 return False
             n = int.from_bytes(head, "little")
@@ -431,9 +508,14 @@ def _complete(path) -> bool:
         return False
     if not isinstance(header, dict):
         return False
-    ends = [e.get("data_offsets", [0, -1])[1] for k, e in header.items()
-            if k != "__metadata__" and isinstance(e, dict)
-            and isinstance(e.get("data_offsets"), list) and len(e["data_offsets"]) == 2]
+    ends = [
+        e.get("data_offsets", [0, -1])[1]
+        for k, e in header.items()
+        if k != "__metadata__"
+        and isinstance(e, dict)
+        and isinstance(e.get("data_offsets"), list)
+        and len(e["data_offsets"]) == 2
+    ]
     return size == 8 + n + max(ends, default=0)
 
 
@@ -464,8 +546,11 @@ def latest_checkpoint(checkpoint_dir):
         names = os.listdir(checkpoint_dir)
     except OSError:
         return None
-    others = [os.path.join(checkpoint_dir, n) for n in names
-              if n != _STATE_FILE and not n.endswith(".tmp") and n not in listed]
+    others = [
+        os.path.join(checkpoint_dir, n)
+        for n in names
+        if n != _STATE_FILE and not n.endswith(".tmp") and n not in listed
+    ]
     others = [p for p in others if os.path.isfile(p) and _looks_like_checkpoint(p)]
     for path in sorted(others, key=_mtime, reverse=True):
         if _complete(path):
@@ -473,5 +558,13 @@ def latest_checkpoint(checkpoint_dir):
     return None
 
 
-__all__ = ["Saver", "latest_checkpoint", "encode", "decode", "read", "loadable", "digest",
-           "write_atomic"]
+__all__ = [
+    "Saver",
+    "latest_checkpoint",
+    "encode",
+    "decode",
+    "read",
+    "loadable",
+    "digest",
+    "write_atomic",
+]

@@ -49,13 +49,17 @@ EXIT_OK, EXIT_USER, EXIT_USAGE = 0, 1, 2
 
 # --- loading and feeding ----------------------------------------------------------------------
 
+
 def _load(args):
     return load(args.model_file, model=args.model, graph=Graph())
 
 
 def _inputs(graph):
-    return [op.outputs[0] for op in graph.get_operations()
-            if op.type in ("placeholder", "placeholder_with_default")]
+    return [
+        op.outputs[0]
+        for op in graph.get_operations()
+        if op.type in ("placeholder", "placeholder_with_default")
+    ]
 
 
 def _outputs(graph):
@@ -124,16 +128,21 @@ def _checked_npy(f, path: str, available: int) -> None:
         declared *= d
     left = available - (f.tell() - start)
     if declared > left:
-        raise FeedError(f"cannot read {path}: its header declares shape {shape} of {dtype} "
-                        f"({declared:,} bytes), but only {max(left, 0):,} bytes follow it")
+        raise FeedError(
+            f"cannot read {path}: its header declares shape {shape} of {dtype} "
+            f"({declared:,} bytes), but only {max(left, 0):,} bytes follow it"
+        )
     limit = _feed_limit()
     if declared > limit:
-        raise FeedError(f"cannot read {path}: its array of {declared:,} bytes is over the limit "
-                        f"of {limit:,} (GRAPHC_MAX_FEED_BYTES)")
+        raise FeedError(
+            f"cannot read {path}: its array of {declared:,} bytes is over the limit "
+            f"of {limit:,} (GRAPHC_MAX_FEED_BYTES)"
+        )
 
 
 def _load_npy(path: str):
     from .fileio import check_regular
+
     size = check_regular(path, "feed file", FeedError)
     with open(path, "rb") as f:
         _checked_npy(f, path, size)
@@ -146,14 +155,17 @@ def _open_npz(path: str):
     bomb is refused by its declared sizes, not found out by running out of memory."""
 
     from .fileio import check_regular
+
     check_regular(path, "feed file", FeedError)
     total, limit = 0, _feed_limit()
     with zipfile.ZipFile(path) as zf:
         for info in zf.infolist():
             total += info.file_size
             if total > limit:
-                raise FeedError(f"cannot read {path}: its arrays unpack to more than the limit "
-                                f"of {limit:,} bytes (GRAPHC_MAX_FEED_BYTES)")
+                raise FeedError(
+                    f"cannot read {path}: its arrays unpack to more than the limit "
+                    f"of {limit:,} bytes (GRAPHC_MAX_FEED_BYTES)"
+                )
             if info.filename.endswith(".npy"):
                 with zf.open(info) as member:
                     _checked_npy(member, f"{path}:{info.filename}", info.file_size)
@@ -175,18 +187,22 @@ def _read_array(path: str, key: str | None, like):
                     return z[key]
                 if len(names) == 1:
                     return z[names[0]]
-                raise FeedError(f"{path} holds {', '.join(names)}; none is named {key!r} "
-                                f"(use --feed {key}={path} with an array named {key})")
+                raise FeedError(
+                    f"{path} holds {', '.join(names)}; none is named {key!r} "
+                    f"(use --feed {key}={path} with an array named {key})"
+                )
         if ext in (".csv", ".txt"):
             from .fileio import check_regular
+
             check_regular(path, "feed file", FeedError)
             arr = np.loadtxt(path, delimiter="," if ext == ".csv" else None, ndmin=2)
             if like.shape is not None and len(like.shape) == 1 and arr.shape[1] == 1:
                 arr = arr[:, 0]
             if like.dtype.np.kind in "iub":  # labels written as 3 or 3.0
                 if not np.array_equal(arr, np.round(arr)):
-                    raise FeedError(f"{path} holds fractions, but input {like.op.name} is "
-                                    f"{like.dtype}")
+                    raise FeedError(
+                        f"{path} holds fractions, but input {like.op.name} is {like.dtype}"
+                    )
                 arr = arr.astype(like.dtype.np)
             return arr
     except FeedError:
@@ -204,15 +220,19 @@ def _feeds(graph, specs) -> dict:
 
     def once(t, spec):
         if t in feeds:
-            raise FeedError(f"input {t.op.name!r} is fed twice: by --feed {given[t]} and by "
-                            f"--feed {spec}")
+            raise FeedError(
+                f"input {t.op.name!r} is fed twice: by --feed {given[t]} and by --feed {spec}"
+            )
         given[t] = spec
+
     for spec in specs or ():
         name, sep, path = spec.partition("=")
         if not sep:  # --feed data.npz: every array whose name is an input
             if not spec.lower().endswith(".npz"):
-                raise FeedError(f"--feed takes NAME=FILE (or FILE.npz with arrays named like "
-                                f"the inputs), got {spec!r}")
+                raise FeedError(
+                    f"--feed takes NAME=FILE (or FILE.npz with arrays named like "
+                    f"the inputs), got {spec!r}"
+                )
             try:
                 with _open_npz(spec) as z:
                     for k in z.keys():
@@ -224,9 +244,14 @@ def _feeds(graph, specs) -> dict:
             continue
         if name not in inputs:
             close = difflib.get_close_matches(name, inputs, n=1)
-            raise NotFoundError(f"--feed {name}=...: the model has no input {name!r}"
-                                + (f"; did you mean {close[0]!r}?" if close else
-                                   f" (inputs: {', '.join(inputs) or 'none'})"))
+            raise NotFoundError(
+                f"--feed {name}=...: the model has no input {name!r}"
+                + (
+                    f"; did you mean {close[0]!r}?"
+                    if close
+                    else f" (inputs: {', '.join(inputs) or 'none'})"
+                )
+            )
         once(inputs[name], spec)
         feeds[inputs[name]] = _read_array(path, name, inputs[name])
     return feeds
@@ -247,20 +272,30 @@ def _fetches(graph, names):
     if not outs:
         outs = _sinks(graph)
     if not outs:
-        raise GraphcError("the model computes nothing to fetch: add an `output` statement or "
-                          "name tensors with --fetch")
+        raise GraphcError(
+            "the model computes nothing to fetch: add an `output` statement or "
+            "name tensors with --fetch"
+        )
     return outs
 
 
 def _sinks(graph):
     ops = graph.get_operations()
     consumed = {t for op in ops for t in op.inputs}
-    skip = ("placeholder", "placeholder_with_default", "variable", "const", "assign",
-            "assign_add", "assign_sub")
+    skip = (
+        "placeholder",
+        "placeholder_with_default",
+        "variable",
+        "const",
+        "assign",
+        "assign_add",
+        "assign_sub",
+    )
     return [t for op in ops if op.type not in skip for t in op.outputs if t not in consumed]
 
 
 # --- commands ---------------------------------------------------------------------------------
+
 
 def _summary(graph) -> list[str]:
     lines = []
@@ -270,8 +305,10 @@ def _summary(graph) -> list[str]:
     params = graph.get_collection("trainable_variables")
     if params:
         n = sum(int(np.prod(v.shape)) for v in params)
-        lines.append(f"params:  {len(params)} ({n:,} values): " + ", ".join(
-            f"{v.op.name} : {v.dtype.short}{list(v.shape)}" for v in params))
+        lines.append(
+            f"params:  {len(params)} ({n:,} values): "
+            + ", ".join(f"{v.op.name} : {v.dtype.short}{list(v.shape)}" for v in params)
+        )
     outs = _outputs(graph)
     if outs:
         lines.append("outputs: " + ", ".join(t.op.name for t in outs))
@@ -288,8 +325,9 @@ def _plan(graph, args):
     if clause is not None:
         fetches.append(clause.op)
     shapes, used = _feed_shapes(graph, _parse_dims(getattr(args, "dim", None)))
-    plan = gc_compile(fetches, feed_shapes=shapes, optimize=args.O, backend=args.backend,
-                      graph=graph)
+    plan = gc_compile(
+        fetches, feed_shapes=shapes, optimize=args.O, backend=args.backend, graph=graph
+    )
     return plan, used
 
 
@@ -303,16 +341,18 @@ def cmd_check(args) -> int:
     with open(args.model_file, encoding="utf-8") as f:
         text = f.read()
     found = False
-    for name, graph in loads_each(text, args.model_file):   # parsed once, whatever the count
+    for name, graph in loads_each(text, args.model_file):  # parsed once, whatever the count
         if args.model and name != args.model:
             continue
         found = True
         args_one = argparse.Namespace(**{**vars(args), "model": name})
         plan, used = _plan(graph, args_one)
         need = _memory_needed(graph, plan, _feed_shapes(graph, _parse_dims(args.dim))[0])
-        print(f"{args.model_file}: model {name}: ok, {len(graph)} ops; "
-              f"peak memory {need['total']:,} bytes ({_memory_parts(need)})"
-              f"{_dims_note(used)}")
+        print(
+            f"{args.model_file}: model {name}: ok, {len(graph)} ops; "
+            f"peak memory {need['total']:,} bytes ({_memory_parts(need)})"
+            f"{_dims_note(used)}"
+        )
     if args.model and not found:
         raise NotFoundError(f"no model named {args.model!r} in {args.model_file}")
     return EXIT_OK
@@ -331,14 +371,16 @@ def _memory_needed(graph, plan, feed_shapes) -> dict:
         for d in shape:
             n *= d
         return n
-    need = {"intermediates": plan.arena_bytes,
-            "variables": sum(nbytes(v.dtype, v.shape)
-                             for v in graph.get_collection(GLOBAL_VARIABLES)),
-            "feeds": sum(nbytes(t.dtype, s) for t, s in feed_shapes.items()),
-            "constants": sum(s.nbytes or nbytes(s.dtype, s.shape) for s in plan.slots
-                             if s.kind == "const"),
-            "allocated": sum(nbytes(s.dtype, s.shape) for s in plan.slots
-                             if s.kind == "dynamic")}
+
+    need = {
+        "intermediates": plan.arena_bytes,
+        "variables": sum(nbytes(v.dtype, v.shape) for v in graph.get_collection(GLOBAL_VARIABLES)),
+        "feeds": sum(nbytes(t.dtype, s) for t, s in feed_shapes.items()),
+        "constants": sum(
+            s.nbytes or nbytes(s.dtype, s.shape) for s in plan.slots if s.kind == "const"
+        ),
+        "allocated": sum(nbytes(s.dtype, s.shape) for s in plan.slots if s.kind == "dynamic"),
+    }
     need["total"] = sum(need.values())
     return need
 
@@ -358,8 +400,9 @@ def cmd_compile(args) -> int:
     graph = _load(args)
     if args.emit == "py":
         params = _restored_values(graph, args.restore) if args.restore else None
-        source = emit_module(graph, source_name=os.path.basename(args.model_file),
-                             params=params, optimize=args.O)
+        source = emit_module(
+            graph, source_name=os.path.basename(args.model_file), params=params, optimize=args.O
+        )
         return _write(args.output, source)
     if args.emit == "onnx":
         return _emit_onnx(graph, args)
@@ -380,6 +423,7 @@ def _emit_onnx(graph, args) -> int:
     from ``--restore CKPT`` when given, else their initial values."""
     from .onnx import export
     from .session import Session
+
     out = args.output or os.path.splitext(os.path.basename(args.model_file))[0] + ".onnx"
     if out == "-":
         raise GraphcError("--emit onnx writes a binary file: give -o MODEL.onnx")
@@ -388,6 +432,7 @@ def _emit_onnx(graph, args) -> int:
     shapes = {t: s for t, s in _feed_shapes(graph, dims)[0].items()} if dims else None
     if args.restore:
         from .checkpoint import Saver
+
         with graph.as_default():
             saver = Saver(graph=graph)
         with Session(graph=graph, optimize=0) as sess:
@@ -420,6 +465,7 @@ def _write(path, text) -> int:
 
 def _atomic_write(path, text):
     from .fileio import write_atomic
+
     write_atomic(path, text)
 
 
@@ -427,6 +473,7 @@ def _atomic_savez(path, arrays):
     import io
 
     from .fileio import write_atomic
+
     buf = io.BytesIO()
     np.savez(buf, **{k.replace("/", "."): np.asarray(v) for k, v in arrays.items()})
     write_atomic(path, buf.getvalue())
@@ -434,8 +481,9 @@ def _atomic_savez(path, arrays):
 
 
 def _ir(plan) -> str:
-    lines = [f"# plan: {len(plan.steps)} steps, {len(plan.slots)} slots, "
-             f"peak {plan.peak_bytes} bytes"]
+    lines = [
+        f"# plan: {len(plan.steps)} steps, {len(plan.slots)} slots, peak {plan.peak_bytes} bytes"
+    ]
     for s in plan.steps:
         ins = ", ".join(f"%{i}" for i in s.inputs)
         outs = ", ".join(f"%{o}" for o in s.outputs)
@@ -456,8 +504,11 @@ def _dot(graph, plan) -> str:
     ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
     ops = sorted(set(ops) | {t.op for t in ins}, key=lambda o: o.id)
     index = {op: i for i, op in enumerate(ops)}
-    out = ["digraph graphc {", "  rankdir=TB; node [shape=box, fontsize=10];",
-           f"  subgraph cluster_before {{ label={_dot_label(f'before: {len(ops)} nodes')};"]
+    out = [
+        "digraph graphc {",
+        "  rankdir=TB; node [shape=box, fontsize=10];",
+        f"  subgraph cluster_before {{ label={_dot_label(f'before: {len(ops)} nodes')};",
+    ]
     for op, i in index.items():
         out.append(f"    b{i} [label={_dot_label(op.name + chr(10) + op.type)}];")
     for op, i in index.items():
@@ -468,8 +519,10 @@ def _dot(graph, plan) -> str:
             if c in index:
                 out.append(f"    b{index[c]} -> b{i} [style=dashed];")
     out.append("  }")
-    out.append(f"  subgraph cluster_after {{ label="
-               f"{_dot_label(f'after: {len(plan.steps)} steps, peak {plan.peak_bytes} B')};")
+    out.append(
+        f"  subgraph cluster_after {{ label="
+        f"{_dot_label(f'after: {len(plan.steps)} steps, peak {plan.peak_bytes} B')};"
+    )
     producer = {}
     for s in plan.steps:
         out.append(f"    a{s.index} [label={_dot_label(s.title)}];")
@@ -486,6 +539,7 @@ def cmd_viz(args) -> int:
     """Before and after optimization side by side; gradient and optimizer scopes collapsed
     unless ``--expand`` names them (graphc/viz.py)."""
     from .viz import graph_digraph, plan_digraph, render, to_dot
+
     graph = _load(args)
     plan, _ = _plan(graph, args)
     clause = _clause(graph)
@@ -493,16 +547,19 @@ def cmd_viz(args) -> int:
     ops, _ = needed_ops(_fetches(graph, None), [clause.op] if clause else [], set(ins))
     ops = sorted(set(ops) | {t.op for t in ins}, key=lambda o: o.id)
     expand = True if "all" in (args.expand or ()) else (args.expand or ())
-    clusters = [(f"before: {len(ops)} nodes", graph_digraph(ops, expand=expand)),
-                (f"after: {len(plan.steps)} steps, peak {plan.peak_bytes} B",
-                 plan_digraph(plan))]
+    clusters = [
+        (f"before: {len(ops)} nodes", graph_digraph(ops, expand=expand)),
+        (f"after: {len(plan.steps)} steps, peak {plan.peak_bytes} B", plan_digraph(plan)),
+    ]
     out = args.output or "graph.svg"
     if not out.endswith(".svg"):
         return _write(out, to_dot(clusters))
     graphviz = bool(shutil.which("dot"))
     if not graphviz:
-        print("graphviz's `dot` is not installed: drawing a plain layered SVG instead",
-              file=sys.stderr)
+        print(
+            "graphviz's `dot` is not installed: drawing a plain layered SVG instead",
+            file=sys.stderr,
+        )
     return _write(out, render(clusters, use_graphviz=graphviz))
 
 
@@ -524,9 +581,10 @@ def cmd_fmt(args) -> int:
 
 
 def cmd_run(args) -> int:
-    if getattr(args, "np", None):         # data-parallel: under mpiexec, one rank per process
+    if getattr(args, "np", None):  # data-parallel: under mpiexec, one rank per process
         return _run_distributed(args)
     from .cli_train import check_arguments, run_training, wants_training
+
     check_arguments(args)
     graph = _load(args)
     feeds = _feeds(graph, args.feed)
@@ -535,8 +593,9 @@ def cmd_run(args) -> int:
     _refuse_what_cannot_fit(graph, fetches, feeds)
     clause = _clause(graph)
     if wants_training(args) and clause is None:
-        raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
-                          f"{args.model_file}")
+        raise GraphcError(
+            f"--train needs a `train LOSS with OPTIMIZER(...)` clause in {args.model_file}"
+        )
     with graph.as_default():
         init = variables_initializer(graph.get_collection(GLOBAL_VARIABLES))
         saver = Saver(graph=graph) if (args.save or args.restore) else None
@@ -545,12 +604,11 @@ def cmd_run(args) -> int:
             saver.restore(sess, args.restore)
         else:
             sess.run(init)
-        if wants_training(args):    # batches, epochs, eval, logs, Ctrl-C save: cli_train.py
+        if wants_training(args):  # batches, epochs, eval, logs, Ctrl-C save: cli_train.py
             feeds = run_training(sess, graph, clause, feeds, args, saver, eval_feeds)
         values = sess.run(fetches, feeds)
         if args.output:
-            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
-                                                                     strict=True)})
+            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values, strict=True)})
         if args.save:
             path = saver.save(sess, args.save)
             print(f"saved {path}", file=sys.stderr)
@@ -566,15 +624,17 @@ def _run_distributed(args) -> int:
     weighted by the rank's share of the rows and summed: exact for unequal shards too);
     rank 0 fetches on all the rows, prints and writes ``-o`` and ``--save``."""
     from . import distributed as gd  # the MPI layer, only for --np
+
     gd.init()
     if gd.size() == 1 and args.np > 1:
         return gd.relaunch(args.np, args.argv)
     if gd.size() != args.np:
         raise GraphcError(f"--np {args.np}, but this MPI job has {gd.size()} ranks")
-    full = _feeds(_load(args), args.feed)          # read once to learn this rank's rows
+    full = _feeds(_load(args), args.feed)  # read once to learn this rank's rows
     _, weight = gd.shard_feeds(full)
-    token = OPTIMIZER_WRAPPER.set(lambda opt: gd.DistributedOptimizer(
-        opt, op="sum", gradient_scale=weight))
+    token = OPTIMIZER_WRAPPER.set(
+        lambda opt: gd.DistributedOptimizer(opt, op="sum", gradient_scale=weight)
+    )
     try:
         graph = _load(args)
     finally:
@@ -584,16 +644,19 @@ def _run_distributed(args) -> int:
     fetches = _fetches(graph, args.fetch)
     clause = _clause(graph)
     if args.train and clause is None:
-        raise GraphcError(f"--train needs a `train LOSS with OPTIMIZER(...)` clause in "
-                          f"{args.model_file}")
+        raise GraphcError(
+            f"--train needs a `train LOSS with OPTIMIZER(...)` clause in {args.model_file}"
+        )
     with graph.as_default():
         init = variables_initializer(graph.get_collection(GLOBAL_VARIABLES))
         sync = gd.broadcast_global_variables(0)
         saver = Saver(graph=graph) if (args.save or args.restore) else None
-        if clause is not None:      # the progress bar shows the loss over all the rows
+        if clause is not None:  # the progress bar shows the loss over all the rows
             import dataclasses
-            loss = gd.allreduce(clause.loss * weight, op="sum",
-                                name=f"{clause.loss.op.name}_all_ranks")
+
+            loss = gd.allreduce(
+                clause.loss * weight, op="sum", name=f"{clause.loss.op.name}_all_ranks"
+            )
             clause = dataclasses.replace(clause, loss=loss)
     with Session(graph=graph, backend=args.backend, optimize=args.O) as sess:
         if args.restore:
@@ -607,8 +670,7 @@ def _run_distributed(args) -> int:
             return EXIT_OK
         values = sess.run(fetches, full)
         if args.output:
-            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values,
-                                                                     strict=True)})
+            _atomic_savez(args.output, {t.op.name: v for t, v in zip(fetches, values, strict=True)})
         if args.save:
             print(f"saved {saver.save(sess, args.save)}", file=sys.stderr)
     _print_values(fetches, values)
@@ -625,24 +687,30 @@ def _refuse_what_cannot_fit(graph, fetches, feeds):
     """Before anything runs: a model whose variables and fed arrays alone exceed the
     machine's memory is refused, with the numbers (instead of a MemoryError mid-run)."""
     from .ops.state import GLOBAL_VARIABLES
+
     have = _memory_available()
     if have is None:
         return
-    need = sum(int(np.prod(v.shape, dtype=object)) * np.dtype(v.dtype.np).itemsize
-               for v in graph.get_collection(GLOBAL_VARIABLES)
-               if v.shape is not None and all(isinstance(d, int) for d in v.shape))
+    need = sum(
+        int(np.prod(v.shape, dtype=object)) * np.dtype(v.dtype.np).itemsize
+        for v in graph.get_collection(GLOBAL_VARIABLES)
+        if v.shape is not None and all(isinstance(d, int) for d in v.shape)
+    )
     need += sum(np.asarray(a).nbytes for a in feeds.values())
     if need > have:
         from .errors import LimitError
-        raise LimitError(f"the model needs at least {need:,} bytes for its variables and feeds; "
-                         f"this machine has {have:,}")
+
+        raise LimitError(
+            f"the model needs at least {need:,} bytes for its variables and feeds; "
+            f"this machine has {have:,}"
+        )
 
 
 def _train(sess, clause, feeds, steps, quiet=False):
     """``steps`` full-batch updates, with a progress bar (on stderr) and the loss."""
     step_fn = sess.make_callable([clause.op, clause.loss], list(feeds))
     values = list(feeds.values())
-    if quiet:                             # ranks other than 0 of a data-parallel run
+    if quiet:  # ranks other than 0 of a data-parallel run
         for _ in range(steps):
             step_fn(*values)
         return
@@ -655,8 +723,9 @@ def _train(sess, clause, feeds, steps, quiet=False):
             done = int(width * i / steps)
             bar = "#" * done + "-" * (width - done)
             line = f"[{bar}] {i}/{steps}  loss {float(last):.6g}"
-            print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr,
-                  flush=True)
+            print(
+                ("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True
+            )
     if tty:
         print(file=sys.stderr)
     secs = time.perf_counter() - start
@@ -665,8 +734,10 @@ def _train(sess, clause, feeds, steps, quiet=False):
 
 # --- argument parsing -------------------------------------------------------------------------
 
+
 def _version() -> str:
     from . import __version__
+
     return __version__
 
 
@@ -683,17 +754,29 @@ def _parser() -> argparse.ArgumentParser:
 
     def compiled(c):
         c.add_argument("-O", type=int, choices=(0, 1, 2), default=2, help="optimization level")
-        c.add_argument("--backend", choices=available_backends(), default="numpy",
-                       help="a registered backend (graphc.backends.register_backend)")
-        c.add_argument("--dim", action="append", metavar="NAME=SIZE", type=_dim_arg,
-                       help="size of a symbolic dimension for planning (default 1)")
+        c.add_argument(
+            "--backend",
+            choices=available_backends(),
+            default="numpy",
+            help="a registered backend (graphc.backends.register_backend)",
+        )
+        c.add_argument(
+            "--dim",
+            action="append",
+            metavar="NAME=SIZE",
+            type=_dim_arg,
+            help="size of a symbolic dimension for planning (default 1)",
+        )
 
     c = model_cmd("compile", "check, differentiate, optimize and plan; print the report")
     compiled(c)
     c.add_argument("--emit", choices=("report", "py", "dot", "ir", "onnx"), default="report")
     c.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
-    c.add_argument("--restore", metavar="CKPT",
-                   help="with --emit py or onnx: the parameters' values from this checkpoint")
+    c.add_argument(
+        "--restore",
+        metavar="CKPT",
+        help="with --emit py or onnx: the parameters' values from this checkpoint",
+    )
     c.set_defaults(run=cmd_compile)
 
     c = model_cmd("run", "run a model on feeds from .npy/.npz/.csv files, optionally training")
@@ -701,12 +784,17 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--feed", action="append", metavar="NAME=FILE", type=_feed_arg)
     c.add_argument("--fetch", action="append", metavar="NAMES", help="comma-separated names")
     from .cli_train import add_arguments
-    add_arguments(c)        # --train [STEPS], --batch-size, --epochs, --eval, --logdir, ...
+
+    add_arguments(c)  # --train [STEPS], --batch-size, --epochs, --eval, --logdir, ...
     c.add_argument("--save", metavar="CKPT")
     c.add_argument("--restore", metavar="CKPT")
     c.add_argument("-o", "--output", metavar="OUT.npz", help="also write the fetched values")
-    c.add_argument("--np", type=_positive, metavar="N",
-                   help="train data-parallel on N processes under mpiexec (the mpi extra)")
+    c.add_argument(
+        "--np",
+        type=_positive,
+        metavar="N",
+        help="train data-parallel on N processes under mpiexec (the mpi extra)",
+    )
     c.set_defaults(run=cmd_run)
 
     c = model_cmd("check", "parse, build and plan every model of a file")
@@ -723,8 +811,12 @@ def _parser() -> argparse.ArgumentParser:
     c = model_cmd("viz", "draw the graph before and after optimization (SVG, or DOT text)")
     compiled(c)
     c.add_argument("-o", "--output", metavar="OUT", default="graph.svg")
-    c.add_argument("--expand", action="append", metavar="SCOPE",
-                   help="draw a collapsed scope (gradients, Adam, ...) op by op; 'all' for all")
+    c.add_argument(
+        "--expand",
+        action="append",
+        metavar="SCOPE",
+        help="draw a collapsed scope (gradients, Adam, ...) op by op; 'all' for all",
+    )
     c.set_defaults(run=cmd_viz)
     return p
 
@@ -741,8 +833,9 @@ def _feed_arg(text):
     """``--feed NAME=FILE`` or ``--feed FILE.npz``; anything else is bad usage (exit 2)."""
     name, sep, _ = text.partition("=")
     if (not sep and not text.lower().endswith(".npz")) or (sep and not name.strip()):
-        raise argparse.ArgumentTypeError(f"takes NAME=FILE (or FILE.npz with arrays named like "
-                                         f"the inputs), got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"takes NAME=FILE (or FILE.npz with arrays named like the inputs), got {text!r}"
+        )
     return text
 
 
@@ -759,9 +852,12 @@ def _positive(text):
 def _describe(e: GraphcError) -> str:
     """A .g location with its line and caret; a Python location (this command's own frame)
     means nothing to a command-line user, so it is left out."""
-    if isinstance(e, FeedError):    # the Python API's hint, in the command line's terms
-        e.message = re.sub(r"Pass feed_dict=\{(\w+): value\}\.",
-                           r"Pass --feed \1=FILE (a .npy, .npz or .csv file).", e.message)
+    if isinstance(e, FeedError):  # the Python API's hint, in the command line's terms
+        e.message = re.sub(
+            r"Pass feed_dict=\{(\w+): value\}\.",
+            r"Pass --feed \1=FILE (a .npy, .npz or .csv file).",
+            e.message,
+        )
         e.args = (e._format(),)
     if e.location is not None and e.location.col is None:
         return e.message
@@ -770,7 +866,7 @@ def _describe(e: GraphcError) -> str:
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)  # exits 2 on bad usage
-    args.argv = list(sys.argv[1:] if argv is None else argv)   # for `run --np`'s relaunch
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # for `run --np`'s relaunch
     try:
         return args.run(args)
     except GraphcError as e:
@@ -780,8 +876,10 @@ def main(argv=None) -> int:
         print(escape_controls(f"error: {e.filename or ''}: {e.strerror or e}"), file=sys.stderr)
         return EXIT_USER
     except MemoryError:
-        print("error: not enough memory (graphc check MODEL.g says what a model needs)",
-              file=sys.stderr)
+        print(
+            "error: not enough memory (graphc check MODEL.g says what a model needs)",
+            file=sys.stderr,
+        )
         return EXIT_USER
     except UnicodeDecodeError as e:
         where = getattr(args, "model_file", None) or "the file"
@@ -793,8 +891,10 @@ def main(argv=None) -> int:
     except Exception as e:  # a bug in graphc: say so briefly; GRAPHC_DEBUG=1 shows where
         if os.environ.get("GRAPHC_DEBUG"):
             raise
-        print(f"internal error: {type(e).__name__}: {e} (GRAPHC_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(e).__name__}: {e} (GRAPHC_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_USER
 
 

@@ -1,8 +1,8 @@
 """``gc.compile``: fetches + feed shapes -> a Plan (SPEC §7). The session and the CLI call it.
 
-    plan = gc.compile(loss, feed_shapes={x: (64, 1000)}, optimize=2)
-    plan.stats      # nodes before/after, kernels, peak_bytes, per-pass node counts
-    print(plan.report())
+plan = gc.compile(loss, feed_shapes={x: (64, 1000)}, optimize=2)
+plan.stats      # nodes before/after, kernels, peak_bytes, per-pass node counts
+print(plan.report())
 """
 
 from __future__ import annotations
@@ -20,8 +20,15 @@ from .shapes import format_shape
 
 
 @paused_gc
-def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None,  # noqa: A001
-            feed_dtypes=None, passes=None) -> Plan:
+def compile(
+    fetches,
+    feed_shapes=None,
+    optimize=2,
+    backend="numpy",
+    graph=None,  # noqa: A001
+    feed_dtypes=None,
+    passes=None,
+) -> Plan:
     """Check, optimize and plan ``fetches`` (a tensor, an op, a name, or any nesting of lists,
     tuples and dicts of them).
 
@@ -34,7 +41,7 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     ``networkx.MultiDiGraph``, run after the built-in rewrites and before fusion (README,
     "Writing your own pass"). ``backend``: a registered backend (``graphc.backends``); its
     tile size shapes the plan."""
-    tile = get_backend(backend).tile_elems     # a GraphcError names the registered ones
+    tile = get_backend(backend).tile_elems  # a GraphcError names the registered ones
     passes = check_passes(passes)
     level = 2 if optimize is True else int(optimize)
     if level not in (0, 1, 2):
@@ -44,8 +51,9 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
     try:
         elements = [graph.as_graph_element(f) for f in items]
     except TypeError as e:
-        raise GraphcError(f"cannot compile: {e}; fetch tensors, operations or their names",
-                          user_location()) from None
+        raise GraphcError(
+            f"cannot compile: {e}; fetch tensors, operations or their names", user_location()
+        ) from None
     fetch_tensors = [e for e in elements if isinstance(e, Tensor)]
     fetch_ops = [e for e in elements if isinstance(e, Operation)]
     shapes = {graph.as_graph_element(t): s for t, s in (feed_shapes or {}).items()}
@@ -53,7 +61,7 @@ def compile(fetches, feed_shapes=None, optimize=2, backend="numpy", graph=None, 
         _check_feed_shape(t, s)
     dtypes = {graph.as_graph_element(t): d for t, d in (feed_dtypes or {}).items()}
     for t in _placeholders(fetch_tensors, fetch_ops, shapes):
-        shapes[t] = t.shape          # fed later, with any size its static shape allows
+        shapes[t] = t.shape  # fed later, with any size its static shape allows
     program = import_graph(graph, fetch_tensors, fetch_ops, shapes, dtypes)
     nodes_before = len(program)
     log: list = []
@@ -79,16 +87,21 @@ def _check_feed_shape(t, shape):
     shape = tuple(shape)
     if want is None:
         return
-    if len(shape) != len(want) or any(isinstance(d, int) and d != n
-                                      for d, n in zip(want, shape, strict=True)):
-        raise ShapeError(f"feed_shapes gives shape {shape} for {t.describe()}: "
-                         f"it needs shape {format_shape(want)}", user_location())
+    if len(shape) != len(want) or any(
+        isinstance(d, int) and d != n for d, n in zip(want, shape, strict=True)
+    ):
+        raise ShapeError(
+            f"feed_shapes gives shape {shape} for {t.describe()}: "
+            f"it needs shape {format_shape(want)}",
+            user_location(),
+        )
 
 
 def _placeholders(fetch_tensors, fetch_ops, fed):
     """The placeholders the fetches need that ``fed`` does not mention."""
-    return [op.outputs[0] for op in walk_needed(fetch_tensors, fetch_ops, fed)
-            if op.op is PLACEHOLDER]
+    return [
+        op.outputs[0] for op in walk_needed(fetch_tensors, fetch_ops, fed) if op.op is PLACEHOLDER
+    ]
 
 
 def _graph_of(items):

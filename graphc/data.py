@@ -16,8 +16,7 @@ class DataError(GraphcError, ValueError):
     """A data file that is missing, malformed or truncated."""
 
 
-def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epochs=1,
-            shard=None):
+def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epochs=1, shard=None):
     """Yield minibatches of ``arrays`` (sliced together along their first axis).
 
     One array gives one array per batch; several give a tuple per batch. ``shuffle`` draws
@@ -39,24 +38,33 @@ def batches(*arrays, batch_size, shuffle=False, seed=None, drop_last=False, epoc
     arrays = [np.asarray(a) for a in arrays]
     for a in arrays:
         if a.ndim == 0:
-            raise ShapeError("batches() slices along the first axis; got a 0-d array",
-                             user_location())
+            raise ShapeError(
+                "batches() slices along the first axis; got a 0-d array", user_location()
+            )
     n = len(arrays[0])
     lengths = [len(a) for a in arrays]
     if any(m != n for m in lengths):
-        raise ShapeError(f"batches(): the arrays have different lengths {lengths}; they are "
-                         "sliced together, so they must agree", user_location())
+        raise ShapeError(
+            f"batches(): the arrays have different lengths {lengths}; they are "
+            "sliced together, so they must agree",
+            user_location(),
+        )
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise GraphcError(f"batch_size must be a positive int, got {batch_size!r}", user_location())
     if epochs is not None and (not isinstance(epochs, (int, np.integer)) or epochs < 0):
-        raise GraphcError(f"epochs must be a non-negative int or None, got {epochs!r}",
-                          user_location())
+        raise GraphcError(
+            f"epochs must be a non-negative int or None, got {epochs!r}", user_location()
+        )
     if shard is not None:
-        ok = (isinstance(shard, (tuple, list)) and len(shard) == 2
-              and all(isinstance(v, (int, np.integer)) for v in shard))
+        ok = (
+            isinstance(shard, (tuple, list))
+            and len(shard) == 2
+            and all(isinstance(v, (int, np.integer)) for v in shard)
+        )
         if not ok or not 0 <= shard[0] < shard[1]:
-            raise GraphcError(f"shard must be (rank, size) with 0 <= rank < size, got {shard!r}",
-                              user_location())
+            raise GraphcError(
+                f"shard must be (rank, size) with 0 <= rank < size, got {shard!r}", user_location()
+            )
         shard = (int(shard[0]), int(shard[1]))
     return _generate(arrays, n, int(batch_size), shuffle, seed, drop_last, epochs, shard)
 
@@ -66,14 +74,14 @@ def _generate(arrays, n, batch_size, shuffle, seed, drop_last, epochs, shard=Non
     epoch = 0
     while epochs is None or epoch < epochs:
         order = rng.permutation(n) if shuffle else None
-        if shard is not None:          # this rank's equal part of the epoch's order
+        if shard is not None:  # this rank's equal part of the epoch's order
             rank, size = shard
             full = order if order is not None else np.arange(n)
-            order = full[:n - n % size][rank::size]
+            order = full[: n - n % size][rank::size]
         m = len(order) if order is not None else n
         stop = m - m % batch_size if drop_last else m
         for lo in range(0, stop, batch_size):
-            idx = order[lo:lo + batch_size] if order is not None else slice(lo, lo + batch_size)
+            idx = order[lo : lo + batch_size] if order is not None else slice(lo, lo + batch_size)
             parts = tuple(a[idx] for a in arrays)
             yield parts[0] if len(parts) == 1 else parts
         epoch += 1
@@ -108,8 +116,9 @@ def read_idx(path):
 
 def parse_idx(raw: bytes, path="<bytes>"):
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4]!r})",
-                        user_location())
+        raise DataError(
+            f"{path} is not an IDX file (bad magic number {raw[:4]!r})", user_location()
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -118,8 +127,11 @@ def parse_idx(raw: bytes, path="<bytes>"):
     dtype = np.dtype(_IDX_TYPES[raw[2]])
     expected = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
     if len(raw) - header != expected:
-        raise DataError(f"{path}: the header promises shape {shape} ({expected} bytes of data) "
-                        f"but the file holds {len(raw) - header}", user_location())
+        raise DataError(
+            f"{path}: the header promises shape {shape} ({expected} bytes of data) "
+            f"but the file holds {len(raw) - header}",
+            user_location(),
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -131,14 +143,19 @@ def write_idx(path, array):
     code = codes.get(a.dtype.newbyteorder("="))
     if code is None:
         raise DataError(f"IDX cannot store {a.dtype} arrays", user_location())
-    raw = bytes([0, 0, code, a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes() + \
-        a.astype(_IDX_TYPES[code]).tobytes()
+    raw = (
+        bytes([0, 0, code, a.ndim])
+        + np.asarray(a.shape, dtype=">u4").tobytes()
+        + a.astype(_IDX_TYPES[code]).tobytes()
+    )
     with open(path, "wb") as f:
         f.write(gzip.compress(raw) if path.endswith(".gz") else raw)
 
 
-_MNIST_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-                "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+_MNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 
 
 def load_mnist(directory, kind="train"):
@@ -146,8 +163,9 @@ def load_mnist(directory, kind="train"):
     ``directory`` (plain or ``.gz``): uint8 images of shape (n, 28, 28) and uint8 labels.
     graphc downloads nothing: fetch the four files yourself."""
     if kind not in _MNIST_FILES:
-        raise DataError(f"load_mnist: kind must be 'train' or 'test', not {kind!r}",
-                        user_location())
+        raise DataError(
+            f"load_mnist: kind must be 'train' or 'test', not {kind!r}", user_location()
+        )
     arrays = []
     for stem in _MNIST_FILES[kind]:
         for candidate in (stem, stem + ".gz", stem.replace("-idx", ".idx")):
@@ -156,14 +174,24 @@ def load_mnist(directory, kind="train"):
                 arrays.append(read_idx(path))
                 break
         else:
-            raise DataError(f"load_mnist: {directory} has no {stem} (or {stem}.gz)",
-                            user_location())
+            raise DataError(
+                f"load_mnist: {directory} has no {stem} (or {stem}.gz)", user_location()
+            )
     images, labels = arrays
     if len(images) != len(labels):
-        raise DataError(f"load_mnist: {len(images)} images but {len(labels)} labels in "
-                        f"{directory}", user_location())
+        raise DataError(
+            f"load_mnist: {len(images)} images but {len(labels)} labels in {directory}",
+            user_location(),
+        )
     return images, labels
 
 
-__all__ = ["batches", "num_batches", "read_idx", "parse_idx", "write_idx", "load_mnist",
-           "DataError"]
+__all__ = [
+    "batches",
+    "num_batches",
+    "read_idx",
+    "parse_idx",
+    "write_idx",
+    "load_mnist",
+    "DataError",
+]

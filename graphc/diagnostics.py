@@ -46,6 +46,7 @@ def _where(op, located=True) -> str:
 
 # --- the NaN trap -----------------------------------------------------------------------------
 
+
 def has_nonfinite(a) -> bool:
     """Whether a floating array holds NaN or Inf. The sum is the fast test (NaN and Inf
     survive it); only when it is not finite — which large finite values can also cause —
@@ -79,13 +80,18 @@ def numerics_error(op, kernel_name, inputs, outputs, upstream=(), note="") -> Nu
     ``inputs`` are (tensor name, array) pairs, ``outputs`` the arrays it produced;
     ``upstream`` says where inputs that were already not finite came from."""
     bad = [np.asarray(o) for o in outputs if has_nonfinite(o)]
-    counts = ", ".join(f"{int(np.isnan(o).sum())} NaN and {int(np.isinf(o).sum())} Inf in "
-                       f"{o.dtype}{format_shape(o.shape)}" for o in bad)
+    counts = ", ".join(
+        f"{int(np.isnan(o).sum())} NaN and {int(np.isinf(o).sum())} Inf in "
+        f"{o.dtype}{format_shape(o.shape)}"
+        for o in bad
+    )
     what = _where(op, located=False) if op is not None else kernel_name
-    if op is not None and op.op.name != kernel_name:     # a rewritten kernel computes it
+    if op is not None and op.op.name != kernel_name:  # a rewritten kernel computes it
         what += f" (computed by the optimized kernel {kernel_name})"
-    lines = [f"NaN trap: {what}{note} produced {counts}; it is the first op of this run to "
-             "make NaN or Inf." + (" Its inputs:" if inputs else "")]
+    lines = [
+        f"NaN trap: {what}{note} produced {counts}; it is the first op of this run to "
+        "make NaN or Inf." + (" Its inputs:" if inputs else "")
+    ]
     lines += [f"  input {i} '{name}': {summarize(a)}" for i, (name, a) in enumerate(inputs)]
     lines += [f"  an input held NaN or Inf before this run: it comes from {u}" for u in upstream]
     return NumericsError("\n".join(lines), op.location if op is not None else None, node=op)
@@ -103,8 +109,11 @@ def check_kernel(node, args, results) -> None:
     for r in results:
         if has_nonfinite(r):
             inputs = [(t.name, a) for t, a in zip(node.inputs, args, strict=True)]
-            upstream = [_producer(t.op.op.name, t.name, t.op)
-                        for t, a in zip(node.inputs, args, strict=True) if has_nonfinite(a)]
+            upstream = [
+                _producer(t.op.op.name, t.name, t.op)
+                for t, a in zip(node.inputs, args, strict=True)
+                if has_nonfinite(a)
+            ]
             raise numerics_error(node, node.op.name, inputs, results, upstream)
 
 
@@ -113,8 +122,10 @@ def _producer(kind, name, op) -> str:
     if kind in ("placeholder", "feed"):
         return f"the feed for '{name}'"
     if kind == "variable":
-        return (f"variable '{name.split(':')[0]}' (its initial value, a set_variable, or an "
-                "update in an earlier run)")
+        return (
+            f"variable '{name.split(':')[0]}' (its initial value, a set_variable, or an "
+            "update in an earlier run)"
+        )
     return f"the constant '{name}'" + (f" built at {op.location}" if op and op.location else "")
 
 
@@ -140,7 +151,7 @@ class NumericsTrap:
         ins = [f"s{k}" for k in step.inputs]
         before = []
         for pos, k in enumerate(step.inputs):
-            if k in step.outputs:            # in place: the kernel overwrites this input
+            if k in step.outputs:  # in place: the kernel overwrites this input
                 before.append((f"P{step.index}_{pos} = s{k}.copy()", None))
                 ins[pos] = f"P{step.index}_{pos}"
         outs = "".join(f"s{k}, " for k in step.outputs)
@@ -161,15 +172,25 @@ class NumericsTrap:
                 op = self._user_op(name)
                 if slot.kind == "const" and op is not None and op.op.name != "const":
                     # constant folding ran this op when the plan was compiled: blame it
-                    return numerics_error(op, op.op.name, [], [a],
-                                          note=" (run once, when constant folding compiled it)")
+                    return numerics_error(
+                        op,
+                        op.op.name,
+                        [],
+                        [a],
+                        note=" (run once, when constant folding compiled it)",
+                    )
                 upstream.append(_producer(slot.kind, name, op))
         if step.kind == "fused":
             found = _first_bad_member(step, ins, names)
             if found is not None:
                 return found
-        return numerics_error(_primary(step.sources, step.op), step.title,
-                              list(zip(names, ins, strict=True)), outs, upstream)
+        return numerics_error(
+            _primary(step.sources, step.op),
+            step.title,
+            list(zip(names, ins, strict=True)),
+            outs,
+            upstream,
+        )
 
     def _user_op(self, tensor_name):
         try:
@@ -183,8 +204,9 @@ def trap_targets(fetch_tensors, fetch_ops, fed) -> list:
     that have no effect (the loss a training op waits for) while the interpreter runs them;
     with the trap on, the session keeps them as targets, so a NaN in the loss is caught at
     every optimization level, at the same op."""
-    targets = {c: True for op in walk_needed(fetch_tensors, fetch_ops, fed)
-               for c in op.control_inputs}
+    targets = {
+        c: True for op in walk_needed(fetch_tensors, fetch_ops, fed) for c in op.control_inputs
+    }
     return [c for c in targets if c not in fetch_ops]
 
 
@@ -206,12 +228,17 @@ def _first_bad_member(step, ins, names):
             out = fop.op.numpy(*args, **fop.attrs)
             results.append(out)
             if has_nonfinite(out):
-                return numerics_error(_primary(fop.sources, fop.op), fop.op.name,
-                                      list(zip(arg_names, args, strict=True)), [out])
+                return numerics_error(
+                    _primary(fop.sources, fop.op),
+                    fop.op.name,
+                    list(zip(arg_names, args, strict=True)),
+                    [out],
+                )
     return None
 
 
 # --- why a gradient is missing ----------------------------------------------------------------
+
 
 def _ancestors(ys) -> set:
     seen, stack = set(), [y.op for y in ys]
@@ -227,8 +254,11 @@ def _passes_gradient(op) -> bool:
     """Whether gradients can flow from ``op``'s outputs back to its inputs at all: it has a
     rule, is marked differentiable, and has a floating output (argmax, casts to integer
     types and comparisons do not)."""
-    return (op.op.grad is not None and op.op.differentiable
-            and any(t.dtype.is_floating for t in op.outputs))
+    return (
+        op.op.grad is not None
+        and op.op.differentiable
+        and any(t.dtype.is_floating for t in op.outputs)
+    )
 
 
 def cut_ops(ys, x) -> list:
@@ -252,23 +282,35 @@ def explain_unconnected(ys, x) -> tuple[str, SourceLocation | None]:
     when nothing uses it, else the line of the op that cuts the path."""
     names = ", ".join(f"'{y.name}'" for y in ys)
     if x.op not in _ancestors(ys):
-        return (f"{x.describe()} has no path to {names}: the loss does not use it (is it the "
-                "variable you meant, or is a layer missing from the loss?)", x.op.location)
+        return (
+            f"{x.describe()} has no path to {names}: the loss does not use it (is it the "
+            "variable you meant, or is a layer missing from the loss?)",
+            x.op.location,
+        )
     if not x.dtype.is_floating:
-        return (f"{x.describe()} is {x.dtype}: integer and bool tensors carry no gradient",
-                x.op.location)
+        return (
+            f"{x.describe()} is {x.dtype}: integer and bool tensors carry no gradient",
+            x.op.location,
+        )
     cuts = cut_ops(ys, x)
     if not cuts:
-        return (f"no gradient flows from {names} to {x.describe()}: the gradient rules on "
-                "every path between them return none (stop_gradient, or a custom gradient "
-                "that returns None)", x.op.location)
-    blame = "; ".join(f"{_where(op)}, whose {_out_dtypes(op)} output carries no gradient"
-                      for op in cuts[:3])
+        return (
+            f"no gradient flows from {names} to {x.describe()}: the gradient rules on "
+            "every path between them return none (stop_gradient, or a custom gradient "
+            "that returns None)",
+            x.op.location,
+        )
+    blame = "; ".join(
+        f"{_where(op)}, whose {_out_dtypes(op)} output carries no gradient" for op in cuts[:3]
+    )
     more = f" (and {len(cuts) - 3} more)" if len(cuts) > 3 else ""
-    return (f"no gradient flows from {names} to {x.describe()}: every path between them goes "
-            f"through a non-differentiable op: {blame}{more}. argmax, casts to integer types, "
-            "comparisons and stop_gradient cut gradients; use a differentiable surrogate "
-            "(softmax instead of argmax, keep values floating)", cuts[0].location)
+    return (
+        f"no gradient flows from {names} to {x.describe()}: every path between them goes "
+        f"through a non-differentiable op: {blame}{more}. argmax, casts to integer types, "
+        "comparisons and stop_gradient cut gradients; use a differentiable surrogate "
+        "(softmax instead of argmax, keep values floating)",
+        cuts[0].location,
+    )
 
 
 def _out_dtypes(op) -> str:
@@ -296,25 +338,33 @@ def missing_gradients(loss, grads_and_vars) -> None:
     reasons = "\n".join(f"  {v.op.name}: {explain_unconnected([loss], v)[0]}" for v in missing)
     where = user_location()
     if len(missing) == len(grads_and_vars):
-        raise GradientError(f"no gradient flows from {loss.describe()} to any of the variables "
-                            f"it should train:\n{reasons}", where)
-    _warn_at(f"{len(missing)} of {len(grads_and_vars)} variables get no gradient from "
-             f"{loss.describe()} and will not be trained:\n{reasons}", where)
+        raise GradientError(
+            f"no gradient flows from {loss.describe()} to any of the variables "
+            f"it should train:\n{reasons}",
+            where,
+        )
+    _warn_at(
+        f"{len(missing)} of {len(grads_and_vars)} variables get no gradient from "
+        f"{loss.describe()} and will not be trained:\n{reasons}",
+        where,
+    )
 
 
 # --- why a plan was compiled again ------------------------------------------------------------
+
 
 @dataclass
 class PlanInfo:
     """One compiled plan of a session: what it computes, for which feed shapes and dtypes,
     and — when these fetches had been compiled before — what changed."""
-    fetches: tuple                   # names of the fetched tensors and operations
-    feeds: dict                      # fed tensor name -> (shape, dtype name)
+
+    fetches: tuple  # names of the fetched tensors and operations
+    feeds: dict  # fed tensor name -> (shape, dtype name)
     backend: str
     optimize: int
     check_numerics: bool
-    compiled_at: SourceLocation | None   # the user's run() line that compiled it
-    reason: str | None = None            # None for the first plan of these fetches
+    compiled_at: SourceLocation | None  # the user's run() line that compiled it
+    reason: str | None = None  # None for the first plan of these fetches
     previous: dict = field(default_factory=dict)
 
     @property
@@ -343,8 +393,10 @@ def feed_changes(before: dict, after: dict, tensors: dict) -> str:
         elif old[1] != new[1]:
             changes.append(f"the feed for '{name}'{built} changed dtype {old[1]} -> {new[1]}")
         elif old[0] != new[0]:
-            changes.append(f"the feed for '{name}'{built} changed shape "
-                           f"{format_shape(old[0])} -> {format_shape(new[0])}")
+            changes.append(
+                f"the feed for '{name}'{built} changed shape "
+                f"{format_shape(old[0])} -> {format_shape(new[0])}"
+            )
     return "; ".join(changes) or "the same signature (the cache was cleared)"
 
 
@@ -362,7 +414,7 @@ class PlanCacheLog:
     def __init__(self, backend, optimize, check_numerics):
         self.entries: list[PlanInfo] = []
         self._settings = (backend, optimize, check_numerics)
-        self._last: dict = {}        # fetch names -> latest PlanInfo
+        self._last: dict = {}  # fetch names -> latest PlanInfo
 
     def record(self, fetch_tensors, fetch_ops, feeds) -> PlanInfo:
         fetches = tuple(e.name for e in list(fetch_tensors) + list(fetch_ops))
@@ -384,6 +436,7 @@ class PlanCacheLog:
 
 # --- a graph that keeps growing between runs --------------------------------------------------
 
+
 class GrowthWatch:
     """The ops-in-the-training-loop leak: ops built between the runs of a session are never
     freed, and each new fetch compiles a new plan. A line that adds ops in ``REPEATS``
@@ -396,7 +449,7 @@ class GrowthWatch:
     def __init__(self, graph):
         self.graph = graph
         self.seen = len(graph)
-        self.intervals: Counter = Counter()    # user line -> intervals in which it added ops
+        self.intervals: Counter = Counter()  # user line -> intervals in which it added ops
         self.warned = False
 
     def check(self) -> None:
@@ -404,7 +457,7 @@ class GrowthWatch:
         if self.warned:
             self.seen = len(self.graph)
             return
-        ops = self.graph.get_operations()[self.seen:]
+        ops = self.graph.get_operations()[self.seen :]
         self.seen += len(ops)
         per_line = Counter(op.location for op in ops if op.location is not None)
         self.intervals.update(per_line.keys())
@@ -413,17 +466,34 @@ class GrowthWatch:
             return
         self.warned = True
         leaking.sort(key=lambda loc: -per_line.get(loc, 0))
-        kinds = {loc: ", ".join(dict.fromkeys(op.op.name for op in ops if op.location == loc))
-                 for loc in leaking[:3]}
-        lines = ", ".join(f"{loc} (+{per_line.get(loc, 0)} ops: {kinds[loc]})"
-                          for loc in leaking[:3])
-        _warn_at(f"the graph keeps growing between runs of this session: {len(ops)} ops were "
-                 f"added since the previous run, by {lines}. Ops built inside a training "
-                 "loop are never freed and each new one is compiled again; build them once "
-                 "before the loop and run them inside it (graph.finalize() makes a new op "
-                 "an error at the line that adds it)", leaking[0])
+        kinds = {
+            loc: ", ".join(dict.fromkeys(op.op.name for op in ops if op.location == loc))
+            for loc in leaking[:3]
+        }
+        lines = ", ".join(
+            f"{loc} (+{per_line.get(loc, 0)} ops: {kinds[loc]})" for loc in leaking[:3]
+        )
+        _warn_at(
+            f"the graph keeps growing between runs of this session: {len(ops)} ops were "
+            f"added since the previous run, by {lines}. Ops built inside a training "
+            "loop are never freed and each new one is compiled again; build them once "
+            "before the loop and run them inside it (graph.finalize() makes a new op "
+            "an error at the line that adds it)",
+            leaking[0],
+        )
 
 
-__all__ = ["GraphcWarning", "NumericsTrap", "check_kernel", "trap_targets", "has_nonfinite",
-           "explain_unconnected", "unconnected_error", "missing_gradients", "PlanCacheLog",
-           "PlanCacheInfo", "PlanInfo", "GrowthWatch"]
+__all__ = [
+    "GraphcWarning",
+    "NumericsTrap",
+    "check_kernel",
+    "trap_targets",
+    "has_nonfinite",
+    "explain_unconnected",
+    "unconnected_error",
+    "missing_gradients",
+    "PlanCacheLog",
+    "PlanCacheInfo",
+    "PlanInfo",
+    "GrowthWatch",
+]

@@ -59,10 +59,24 @@ from .ops.collectives import (  # noqa: F401
     size,
 )
 
-__all__ = ["init", "rank", "size", "local_rank", "is_initialized", "allreduce", "broadcast",
-           "DistributedOptimizer", "broadcast_global_variables", "set_timeout",
-           "DistributedError", "CollectiveMismatchError", "CollectiveTimeoutError",
-           "ALLREDUCE", "BROADCAST", "PlanCollectives"]
+__all__ = [
+    "init",
+    "rank",
+    "size",
+    "local_rank",
+    "is_initialized",
+    "allreduce",
+    "broadcast",
+    "DistributedOptimizer",
+    "broadcast_global_variables",
+    "set_timeout",
+    "DistributedError",
+    "CollectiveMismatchError",
+    "CollectiveTimeoutError",
+    "ALLREDUCE",
+    "BROADCAST",
+    "PlanCollectives",
+]
 
 
 def broadcast_global_variables(root_rank=0, name="broadcast_global_variables"):
@@ -70,6 +84,7 @@ def broadcast_global_variables(root_rank=0, name="broadcast_global_variables"):
     the initializer, or after a restore on the root). On one process: a no-op."""
     from .ir.graph import get_default_graph
     from .ops.state import GLOBAL_VARIABLES, assign, group, no_op
+
     init()
     graph = get_default_graph()
     variables = graph.get_collection(GLOBAL_VARIABLES)
@@ -93,10 +108,12 @@ def _by_dtype(tensors):
 
 # --- the optimizer ----------------------------------------------------------------------------
 
+
 def buckets(tensors, fusion_bytes):
     """Tensors grouped for fused reduction: per dtype, in order, each bucket at most
     ``fusion_bytes`` (a larger tensor is a bucket of its own; one of unknown size too)."""
     from .shapes import fully_known
+
     out: list = []
     open_: dict = {}
     for t in tensors:
@@ -123,45 +140,52 @@ class DistributedOptimizer:
     mean loss over all rows. On one process it adds nothing. Anything else (slots,
     ``variables()``, names) is the wrapped optimizer's."""
 
-    def __init__(self, optimizer, fusion_bytes=64 << 20, op="average", name=None,
-                 gradient_scale=None):
-        if not hasattr(optimizer, "compute_gradients") or not hasattr(optimizer,
-                                                                      "apply_gradients"):
-            raise GraphcError(f"DistributedOptimizer wraps an optimizer, got {optimizer!r}",
-                              user_location())
+    def __init__(
+        self, optimizer, fusion_bytes=64 << 20, op="average", name=None, gradient_scale=None
+    ):
+        if not hasattr(optimizer, "compute_gradients") or not hasattr(optimizer, "apply_gradients"):
+            raise GraphcError(
+                f"DistributedOptimizer wraps an optimizer, got {optimizer!r}", user_location()
+            )
         if op not in ("average", "sum"):
-            raise GraphcError(f"DistributedOptimizer: op must be 'average' or 'sum', not {op!r}",
-                              user_location())
+            raise GraphcError(
+                f"DistributedOptimizer: op must be 'average' or 'sum', not {op!r}", user_location()
+            )
         if not isinstance(fusion_bytes, (int, np.integer)) or fusion_bytes < 0:
-            raise GraphcError(f"fusion_bytes must be a non-negative int, got {fusion_bytes!r}",
-                              user_location())
+            raise GraphcError(
+                f"fusion_bytes must be a non-negative int, got {fusion_bytes!r}", user_location()
+            )
         self._optimizer = optimizer
         self.fusion_bytes = int(fusion_bytes)
         self.op = op
         self._name = name or "DistributedOptimizer"
         self.gradient_scale = gradient_scale
 
-    def __getattr__(self, item):            # get_slot, variables, get_name, ...
+    def __getattr__(self, item):  # get_slot, variables, get_name, ...
         return getattr(self.__dict__["_optimizer"], item)
 
-    def minimize(self, loss, global_step=None, var_list=None, name=None, grad_loss=None,
-                 **_tf_kwargs):
+    def minimize(
+        self, loss, global_step=None, var_list=None, name=None, grad_loss=None, **_tf_kwargs
+    ):
         from .diagnostics import missing_gradients
+
         grads_and_vars = self.compute_gradients(loss, var_list=var_list, grad_loss=grad_loss)
         missing_gradients(loss, grads_and_vars)
         with loss.graph.control_dependencies([loss.op]):
             return self.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
     def compute_gradients(self, loss, var_list=None, grad_loss=None, **kwargs):
-        grads_and_vars = self._optimizer.compute_gradients(loss, var_list=var_list,
-                                                           grad_loss=grad_loss, **kwargs)
+        grads_and_vars = self._optimizer.compute_gradients(
+            loss, var_list=var_list, grad_loss=grad_loss, **kwargs
+        )
         if size() == 1:
             return grads_and_vars
         reduced = {}
         with loss.graph.as_default(), loss.graph.name_scope(self._name + "/"):
             if self.gradient_scale is not None:
-                grads_and_vars = [(None if g is None else g * self._scale(g), v)
-                                  for g, v in grads_and_vars]
+                grads_and_vars = [
+                    (None if g is None else g * self._scale(g), v) for g, v in grads_and_vars
+                ]
             live = [g for g, _ in grads_and_vars if g is not None]
             for k, bucket in enumerate(buckets(live, self.fusion_bytes)):
                 out = allreduce(*bucket, op=self.op, name=f"allreduce_{k}")
@@ -172,25 +196,28 @@ class DistributedOptimizer:
     def _scale(self, grad):
         from .ir.node import Tensor
         from .ops.array import cast
+
         scale = self.gradient_scale
         if isinstance(scale, Tensor):
             return scale if scale.dtype is grad.dtype else cast(scale, grad.dtype)
         return float(scale)
 
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
-        return self._optimizer.apply_gradients(grads_and_vars, global_step=global_step,
-                                               name=name)
+        return self._optimizer.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
 
 # --- `graphc run --np N` ----------------------------------------------------------------------
+
 
 def find_mpiexec():
     """The ``mpiexec`` of the installed MPI: next to this Python (``pip install mpich``
     puts it in the environment's bin), next to mpi4py's compiler wrapper, or on PATH."""
     import shutil
+
     candidates = [os.path.join(os.path.dirname(sys.executable), "mpiexec")]
     try:
         import mpi4py
+
         mpicc = mpi4py.get_config().get("mpicc")
         if mpicc:
             candidates.append(os.path.join(os.path.dirname(mpicc), "mpiexec"))
@@ -206,12 +233,16 @@ def relaunch(np_, argv) -> int:
     """Run ``python -m mpi4py -m graphc ARGV`` under ``mpiexec -n np_`` and return its exit
     status (``-m mpi4py``: a rank that fails ends the job)."""
     if os.environ.get("GRAPHC_RELAUNCHED"):
-        raise DistributedError(f"--np {np_}: this process was started by mpiexec but is not "
-                               "part of an MPI job (is mpi4py built for this MPI?)")
+        raise DistributedError(
+            f"--np {np_}: this process was started by mpiexec but is not "
+            "part of an MPI job (is mpi4py built for this MPI?)"
+        )
     mpiexec = find_mpiexec()
     if mpiexec is None:
-        raise DistributedError(f"--np {np_} needs an MPI launcher (mpiexec): pip install "
-                               "'graphc-compiler[mpi]' installs mpi4py and MPICH")
+        raise DistributedError(
+            f"--np {np_} needs an MPI launcher (mpiexec): pip install "
+            "'graphc-compiler[mpi]' installs mpi4py and MPICH"
+        )
     env = dict(os.environ, GRAPHC_RELAUNCHED="1")
     cmd = [mpiexec, "-n", str(np_), sys.executable, "-m", "mpi4py", "-m", "graphc", *argv]
     return subprocess.call(cmd, env=env)
@@ -225,8 +256,10 @@ def shard_feeds(feeds: dict):
     if not lengths:
         return feeds, 1.0 / size()
     if len(set(lengths.values())) > 1:
-        raise DistributedError(f"--np {size()}: the feeds are split along their first axis, so "
-                               f"they need the same number of rows; got {lengths}")
+        raise DistributedError(
+            f"--np {size()}: the feeds are split along their first axis, so "
+            f"they need the same number of rows; got {lengths}"
+        )
     n = next(iter(lengths.values()))
     if n < size():
         raise DistributedError(f"--np {size()}: the feeds have {n} rows, fewer than the ranks")

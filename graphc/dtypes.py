@@ -67,8 +67,15 @@ ALL = (float16, float32, float64, int8, int16, int32, int64, uint8, bool_)
 string = DType("object", "string")
 FLOATING = (float16, float32, float64)
 _BY_NAME = {d.name: d for d in ALL} | {d.short: d for d in ALL}
-_BY_NAME |= {"float": float32, "double": float64, "half": float16, "int": int32, "long": int64,
-             "bool_": bool_, "boolean": bool_}
+_BY_NAME |= {
+    "float": float32,
+    "double": float64,
+    "half": float16,
+    "int": int32,
+    "long": int64,
+    "bool_": bool_,
+    "boolean": bool_,
+}
 
 
 def as_dtype(x) -> DType:
@@ -128,9 +135,10 @@ def default_dtype_of(value) -> DType:
         return as_dtype(value.dtype)
     try:
         arr = np.asarray(value)
-    except ValueError as e:   # a ragged nested list: numpy says where the lengths differ
-        raise DTypeError(f"cannot make a tensor from a ragged nested list (its rows have "
-                         f"different lengths): {e}") from None
+    except ValueError as e:  # a ragged nested list: numpy says where the lengths differ
+        raise DTypeError(
+            f"cannot make a tensor from a ragged nested list (its rows have different lengths): {e}"
+        ) from None
     if arr.dtype.kind == "f":
         return float32
     if arr.dtype.kind in "iu":

@@ -17,6 +17,7 @@ def _escape_char(c: str) -> str:
 
 def _is_control(c: str) -> bool:
     import unicodedata
+
     return c not in "\t" and (unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp"))
 
 
@@ -48,12 +49,12 @@ def _inside_graphc(filename: str) -> bool:
     inside = _INSIDE.get(filename)
     if inside is None:
         inside = os.path.abspath(filename).startswith(_PACKAGE_DIR + os.sep)
-        if os.path.isabs(filename):     # (a relative name's meaning changes with the cwd)
+        if os.path.isabs(filename):  # (a relative name's meaning changes with the cwd)
             _INSIDE[filename] = inside
     return inside
 
 
-_INSIDE: dict = {}    # code file name -> whether it is graphc's (user_location runs per node)
+_INSIDE: dict = {}  # code file name -> whether it is graphc's (user_location runs per node)
 
 
 # A front end (the .g parser) sets this while it builds nodes, so they carry

@@ -26,8 +26,9 @@ def _host() -> str:
     name = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32]
     return name or "host"
 
+
 _ORPHAN = re.compile(r"^(?P<base>.+)\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-_ORPHAN_AGE_S = 24 * 3600      # a temporary file this old is an orphan whoever made it
+_ORPHAN_AGE_S = 24 * 3600  # a temporary file this old is an orphan whoever made it
 
 
 def _fsync_dir(directory: str) -> None:
@@ -51,7 +52,7 @@ def write_atomic(path, data) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     tmp = f"{os.path.abspath(path)}.{_host()}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)   # the umask applies
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -69,7 +70,7 @@ def write_atomic(path, data) -> None:
 
 def _alive(pid: int) -> bool:
     if pid == os.getpid():
-        return True            # this process's own writes may be in flight on other threads
+        return True  # this process's own writes may be in flight on other threads
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -120,9 +121,11 @@ def read_regular(path, limit: int, what: str, error=GraphcError) -> bytes:
         if not stat.S_ISREG(st.st_mode):
             raise error(f"cannot read {what} {path}: it is not a regular file")
         if st.st_size > limit:
-            raise error(f"cannot read {what} {path}: it holds {st.st_size:,} bytes, more than "
-                        f"the limit of {limit:,}")
-        chunks, left = [], st.st_size + 1    # +1: a file that grew while we read is refused
+            raise error(
+                f"cannot read {what} {path}: it holds {st.st_size:,} bytes, more than "
+                f"the limit of {limit:,}"
+            )
+        chunks, left = [], st.st_size + 1  # +1: a file that grew while we read is refused
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 24))
             if not chunk:
@@ -138,8 +141,9 @@ def read_regular(path, limit: int, what: str, error=GraphcError) -> bytes:
     except OSError as e:
         raise error(f"cannot read {what} {path}: {e.strerror}") from None
     except MemoryError:
-        raise error(f"cannot read {what} {path}: not enough memory for "
-                    f"{os.fstat(fd).st_size:,} bytes") from None
+        raise error(
+            f"cannot read {what} {path}: not enough memory for {os.fstat(fd).st_size:,} bytes"
+        ) from None
     finally:
         os.close(fd)
 

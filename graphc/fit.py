@@ -55,8 +55,7 @@ class History:
         return [r["loss"] for r in self.rows if r.get("loss") is not None]
 
     def columns(self) -> list:
-        cols = [k for k in ("step", "epoch", "loss", "seconds")
-                if any(k in r for r in self.rows)]
+        cols = [k for k in ("step", "epoch", "loss", "seconds") if any(k in r for r in self.rows)]
         for r in self.rows:
             cols += [k for k in r if k not in cols]
         return cols
@@ -78,6 +77,7 @@ class History:
         (an optional extra); returns ``path``."""
         try:
             import matplotlib
+
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
         except ImportError:
@@ -101,6 +101,7 @@ class History:
 
 # --- progress display ---------------------------------------------------------------------------
 
+
 class Progress:
     """A progress bar on stderr with rate and ETA, refreshed by time, not by step count: tqdm
     on a terminal when installed (the ``progress`` extra), else a plain line (``\\r``-redrawn on
@@ -114,14 +115,20 @@ class Progress:
         self.start = self.last = time.perf_counter()
         self.postfix = ""
         self._bar = None
-        if not disable and self.tty:     # a log file gets plain lines, not \r-redrawn bars
+        if not disable and self.tty:  # a log file gets plain lines, not \r-redrawn bars
             try:
                 from tqdm import tqdm
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self._bar = tqdm(total=total, desc=desc, unit="step", file=self.file,
-                                 mininterval=self.interval, dynamic_ncols=True)
+                self._bar = tqdm(
+                    total=total,
+                    desc=desc,
+                    unit="step",
+                    file=self.file,
+                    mininterval=self.interval,
+                    dynamic_ncols=True,
+                )
 
     def update(self, n=1, postfix=None):
         self.n += n
@@ -148,8 +155,9 @@ class Progress:
             head = f"{self.desc} {self.n}/{self.total} ({100 * self.n / self.total:.0f}%)"
         else:
             eta, head = float("nan"), f"{self.desc} {self.n}"
-        return (f"{head} [{_clock(secs)}<{_clock(eta)}, {rate:.3g} steps/s]"
-                + (f" {self.postfix}" if self.postfix else ""))
+        return f"{head} [{_clock(secs)}<{_clock(eta)}, {rate:.3g} steps/s]" + (
+            f" {self.postfix}" if self.postfix else ""
+        )
 
     def _print(self, text):
         if self.tty:
@@ -183,6 +191,7 @@ def _clock(secs) -> str:
 
 # --- the loop -----------------------------------------------------------------------------------
 
+
 def _batched(feeds) -> tuple[list, int | None]:
     """The feeds sliced per batch (placeholders whose first dim is unknown, or arrays fed to
     a tensor of unknown shape) and the number of examples they share."""
@@ -194,10 +203,14 @@ def _batched(feeds) -> tuple[list, int | None]:
         if arr.ndim == 0 or not first_unknown:
             continue
         if n is not None and len(arr) != n:
-            names = ", ".join(f"{getattr(k, 'name', k)}: {len(np.asarray(feeds[k]))}"
-                              for k in keys + [t])
-            raise ShapeError(f"fit: the batched feeds have different lengths ({names}); they "
-                             f"are sliced together, so they must agree", user_location())
+            names = ", ".join(
+                f"{getattr(k, 'name', k)}: {len(np.asarray(feeds[k]))}" for k in keys + [t]
+            )
+            raise ShapeError(
+                f"fit: the batched feeds have different lengths ({names}); they "
+                f"are sliced together, so they must agree",
+                user_location(),
+            )
         keys.append(t)
         n = len(arr)
     return keys, n
@@ -220,7 +233,7 @@ def evaluate(sess, fetches, feeds, batch_size=None, training=None) -> dict:
     for lo in range(0, n, batch_size):
         part = dict(feeds)
         for k in keys:
-            part[k] = feeds[k][lo:lo + batch_size]
+            part[k] = feeds[k][lo : lo + batch_size]
         m = len(part[keys[0]])
         for k, v in zip(names, sess.run([fetches[k] for k in names], part)):
             total[k] += _scalar(v) * m
@@ -232,10 +245,31 @@ def _scalar(v):
     return float(arr) if arr.size == 1 else float(np.mean(arr))
 
 
-def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=None,
-        shuffle=False, seed=None, drop_last=False, eval_feeds=None, eval_fetches=None,
-        training=None, log_every=0, logdir=None, summary=None, saver=None, save_path=None,
-        save_every=0, callbacks=(), progress=True, log=None) -> History:
+def fit(
+    sess,
+    train_op,
+    feeds,
+    *,
+    loss=None,
+    batch_size=None,
+    epochs=1,
+    steps=None,
+    shuffle=False,
+    seed=None,
+    drop_last=False,
+    eval_feeds=None,
+    eval_fetches=None,
+    training=None,
+    log_every=0,
+    logdir=None,
+    summary=None,
+    saver=None,
+    save_path=None,
+    save_every=0,
+    callbacks=(),
+    progress=True,
+    log=None,
+) -> History:
     """Train: run ``train_op`` (and ``loss``) over minibatches of ``feeds``.
 
     - ``batch_size=None``: full batch. ``epochs`` passes over the data, or exactly ``steps``
@@ -257,21 +291,23 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
     """
     feeds = {k: np.asarray(v) for k, v in feeds.items()}
     keys, n = _batched(feeds)
-    if batch_size is not None and (not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise GraphcError(f"fit: batch_size must be a positive int, got {batch_size!r}",
-                          user_location())
+    if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
+        raise GraphcError(
+            f"fit: batch_size must be a positive int, got {batch_size!r}", user_location()
+        )
     if n is None or batch_size is None or batch_size >= n:
         per_epoch = 1
     else:
         per_epoch = n // batch_size if drop_last else -(-n // batch_size)
     if per_epoch == 0:
-        raise ShapeError(f"fit: {n} examples give no batch of {batch_size} with drop_last",
-                         user_location())
+        raise ShapeError(
+            f"fit: {n} examples give no batch of {batch_size} with drop_last", user_location()
+        )
     total = int(steps) if steps else per_epoch * int(epochs)
     if (saver is None) != (save_path is None):
-        raise GraphcError("fit: saving checkpoints needs both saver= and save_path=",
-                          user_location())
+        raise GraphcError(
+            "fit: saving checkpoints needs both saver= and save_path=", user_location()
+        )
     run_fetches = [train_op] + ([loss] if loss is not None else [])
     on = switch_feeds(training, True)
     if eval_feeds is not None and eval_fetches is None:
@@ -281,6 +317,7 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
     writer = None
     if logdir is not None:
         from .summary import FileWriter
+
         writer = FileWriter(logdir, graph=sess.graph)
 
     history = History()
@@ -304,13 +341,16 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
     def log_train():
         if not window:
             return
-        row = {"step": step, "epoch": epoch, "loss": float(np.mean(window)),
-               "seconds": round(time.perf_counter() - t0, 3)}
+        row = {
+            "step": step,
+            "epoch": epoch,
+            "loss": float(np.mean(window)),
+            "seconds": round(time.perf_counter() - t0, 3),
+        }
         window.clear()
         emit(row)
         if writer is not None and summary is not None:
-            writer.add_summary(sess.run(summary, {**feeds, **switch_feeds(training, False)}),
-                               step)
+            writer.add_summary(sess.run(summary, {**feeds, **switch_feeds(training, False)}), step)
         say(f"step {step}/{total}  epoch {epoch}  loss {row['loss']:.6g}")
 
     def run_eval():
@@ -320,7 +360,7 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
         emit({"step": step, "epoch": epoch, **{f"eval_{k}": v for k, v in values.items()}})
         say(f"eval at step {step}: " + ", ".join(f"{k} = {v:.6g}" for k, v in values.items()))
 
-    try:      # Ctrl-C while the step compiles saves too: the weights are already there
+    try:  # Ctrl-C while the step compiles saves too: the weights are already there
         step_fn = sess.make_callable(run_fetches, list(feeds) + list(on))
         while step < total:
             epoch += 1
@@ -331,8 +371,11 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
                 part = dict(feeds)
                 if keys and per_epoch > 1:
                     lo = b * batch_size
-                    idx = order[lo:lo + batch_size] if order is not None \
+                    idx = (
+                        order[lo : lo + batch_size]
+                        if order is not None
                         else slice(lo, lo + batch_size)
+                    )
                     for k in keys:
                         part[k] = feeds[k][idx]
                 elif order is not None:
@@ -363,8 +406,7 @@ def fit(sess, train_op, feeds, *, loss=None, batch_size=None, epochs=1, steps=No
             saved = saver.save(sess, save_path)
         if writer is not None:
             writer.close()
-        raise TrainingInterrupted(history, saved if saver is not None else None,
-                                  step) from None
+        raise TrainingInterrupted(history, saved if saver is not None else None, step) from None
     bar.close()
     if writer is not None:
         writer.close()

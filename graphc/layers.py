@@ -24,8 +24,8 @@ from .ops.sources import convert
 from .ops.state import Variable, assign
 from .shapes import fully_known, num_elements
 
-LAYERS = "layers"            # graph collection of LayerRecord, read by Graph.summary()
-UPDATE_OPS = "update_ops"    # batch_norm's moving-average updates, as TF's GraphKeys.UPDATE_OPS
+LAYERS = "layers"  # graph collection of LayerRecord, read by Graph.summary()
+UPDATE_OPS = "update_ops"  # batch_norm's moving-average updates, as TF's GraphKeys.UPDATE_OPS
 
 
 @dataclass
@@ -40,14 +40,17 @@ class LayerRecord:
 
 # --- initializers: callables (shape, dtype) -> tensor -----------------------------------------
 
+
 def glorot_uniform_initializer(seed=None):
     """Uniform in ±sqrt(6 / (fan_in + fan_out)) (TF's default for dense and conv kernels)."""
+
     def init(shape, dtype):
         receptive = math.prod(shape[:-2]) if len(shape) > 2 else 1
         fan_in = shape[-2] * receptive if len(shape) >= 2 else shape[0]
         fan_out = shape[-1] * receptive
         limit = math.sqrt(6.0 / (fan_in + fan_out))
         return random_uniform(shape, -limit, limit, dtype=dtype, seed=seed)
+
     return init
 
 
@@ -72,6 +75,7 @@ def ones_initializer():
 
 
 # --- the layer objects ------------------------------------------------------------------------
+
 
 class Layer:
     """A callable that builds graph nodes, creating its variables on the first call."""
@@ -98,9 +102,10 @@ class Layer:
                 self.built = True
             with graph.name_scope(self._scope):
                 out = self.call(x, training)
-        if first:   # one summary row per layer, however often it is called
-            graph.add_to_collection(LAYERS, LayerRecord(self._scope.rstrip("/"), self.kind, out,
-                                                        list(self.variables)))
+        if first:  # one summary row per layer, however often it is called
+            graph.add_to_collection(
+                LAYERS, LayerRecord(self._scope.rstrip("/"), self.kind, out, list(self.variables))
+            )
         return out
 
     def default_name(self):
@@ -115,8 +120,9 @@ class Layer:
 
     def add_variable(self, name, shape, dtype, initializer, trainable=True):
         with get_default_graph().control_dependencies(None):
-            v = Variable(initializer(tuple(shape), dtype), name=name,
-                         trainable=trainable and self.trainable)
+            v = Variable(
+                initializer(tuple(shape), dtype), name=name, trainable=trainable and self.trainable
+            )
         self.variables.append(v)
         return v
 
@@ -128,15 +134,18 @@ class Layer:
 def _last_dim(x, what):
     d = x.shape[-1] if x.shape else None
     if not isinstance(d, int):
-        raise ShapeError(f"{what} needs the last dimension of its input to be static: "
-                         f"{x.describe()}", user_location())
+        raise ShapeError(
+            f"{what} needs the last dimension of its input to be static: {x.describe()}",
+            user_location(),
+        )
     return d
 
 
 def _float(x, what):
     if not x.dtype.is_floating:
-        raise GraphcError(f"{what} needs a floating input, got {x.describe()} (use gc.cast)",
-                          user_location())
+        raise GraphcError(
+            f"{what} needs a floating input, got {x.describe()} (use gc.cast)", user_location()
+        )
 
 
 class Dense(Layer):
@@ -145,12 +154,21 @@ class Dense(Layer):
     kind = "Dense"
 
     @accepts(what="gc.layers.Dense")
-    def __init__(self, units, activation=None, use_bias=True, kernel_initializer=None,
-                 bias_initializer=None, name=None, trainable=True):
+    def __init__(
+        self,
+        units,
+        activation=None,
+        use_bias=True,
+        kernel_initializer=None,
+        bias_initializer=None,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         if not isinstance(units, int) or units < 1:
-            raise GraphcError(f"Dense: units must be a positive int, got {units!r}",
-                              user_location())
+            raise GraphcError(
+                f"Dense: units must be a positive int, got {units!r}", user_location()
+            )
         self.units, self.activation, self.use_bias = units, activation, use_bias
         self.kernel_initializer = kernel_initializer or glorot_uniform_initializer()
         self.bias_initializer = bias_initializer or zeros_initializer()
@@ -158,13 +176,18 @@ class Dense(Layer):
     def build(self, x):
         _float(x, "dense")
         n_in = _last_dim(x, "dense")
-        self.kernel = self.add_variable("kernel", (n_in, self.units), x.dtype,
-                                        self.kernel_initializer)
-        self.bias = self.add_variable("bias", (self.units,), x.dtype,
-                                      self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_variable(
+            "kernel", (n_in, self.units), x.dtype, self.kernel_initializer
+        )
+        self.bias = (
+            self.add_variable("bias", (self.units,), x.dtype, self.bias_initializer)
+            if self.use_bias
+            else None
+        )
 
     def call(self, x, training):
         from .ops.linalg import matmul, tensordot
+
         y = matmul(x, self.kernel) if len(x.shape) == 2 else tensordot(x, self.kernel, 1)
         if self.bias is not None:
             y = y + self.bias
@@ -183,8 +206,9 @@ class Dropout(Layer):
         self.rate, self.seed = rate, seed
 
     def call(self, x, training):
-        return _dropout(x, rate=self.rate, training=False if training is None else training,
-                        seed=self.seed)
+        return _dropout(
+            x, rate=self.rate, training=False if training is None else training, seed=self.seed
+        )
 
 
 class Flatten(Layer):
@@ -194,8 +218,9 @@ class Flatten(Layer):
 
     def call(self, x, training):
         if x.shape is None or not fully_known(x.shape[1:]):
-            raise ShapeError(f"flatten needs static dimensions after the first: {x.describe()}",
-                             user_location())
+            raise ShapeError(
+                f"flatten needs static dimensions after the first: {x.describe()}", user_location()
+            )
         return reshape(x, (-1, num_elements(x.shape[1:])))
 
 
@@ -213,8 +238,16 @@ class BatchNormalization(Layer):
     kind = "BatchNormalization"
 
     @accepts(what="gc.layers.BatchNormalization")
-    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
-                 name=None, trainable=True):
+    def __init__(
+        self,
+        axis=-1,
+        momentum=0.99,
+        epsilon=1e-3,
+        center=True,
+        scale=True,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self.axis, self.momentum, self.epsilon = axis, momentum, epsilon
         self.center, self.scale = center, scale
@@ -225,17 +258,23 @@ class BatchNormalization(Layer):
         self._axis = self.axis % rank
         d = x.shape[self._axis]
         if not isinstance(d, int):
-            raise ShapeError(f"batch_norm needs a static size for axis {self.axis}: "
-                             f"{x.describe()}", user_location())
+            raise ShapeError(
+                f"batch_norm needs a static size for axis {self.axis}: {x.describe()}",
+                user_location(),
+            )
         shape = (d,)
-        self.gamma = self.add_variable("gamma", shape, x.dtype, ones_initializer()) \
-            if self.scale else None
-        self.beta = self.add_variable("beta", shape, x.dtype, zeros_initializer()) \
-            if self.center else None
-        self.moving_mean = self.add_variable("moving_mean", shape, x.dtype,
-                                             zeros_initializer(), trainable=False)
-        self.moving_variance = self.add_variable("moving_variance", shape, x.dtype,
-                                                 ones_initializer(), trainable=False)
+        self.gamma = (
+            self.add_variable("gamma", shape, x.dtype, ones_initializer()) if self.scale else None
+        )
+        self.beta = (
+            self.add_variable("beta", shape, x.dtype, zeros_initializer()) if self.center else None
+        )
+        self.moving_mean = self.add_variable(
+            "moving_mean", shape, x.dtype, zeros_initializer(), trainable=False
+        )
+        self.moving_variance = self.add_variable(
+            "moving_variance", shape, x.dtype, ones_initializer(), trainable=False
+        )
 
     def _broadcastable(self, v, x):
         # parameters of shape (d,) lined up with ``axis`` of x
@@ -245,6 +284,7 @@ class BatchNormalization(Layer):
     def call(self, x, training):
         from .ops.conv import batch_normalization
         from .ops.elementwise import where
+
         axes = [i for i in range(len(x.shape)) if i != self._axis]
         mean, var = moments(x, axes)
         m = self.momentum
@@ -262,16 +302,22 @@ class BatchNormalization(Layer):
             mean = where(flag, mean, self.moving_mean)
             var = where(flag, var, self.moving_variance)
         b = self._broadcastable
-        return batch_normalization(x, b(mean, x), b(var, x),
-                                   b(self.beta, x) if self.beta is not None else None,
-                                   b(self.gamma, x) if self.gamma is not None else None,
-                                   self.epsilon)
+        return batch_normalization(
+            x,
+            b(mean, x),
+            b(var, x),
+            b(self.beta, x) if self.beta is not None else None,
+            b(self.gamma, x) if self.gamma is not None else None,
+            self.epsilon,
+        )
 
     def _record_updates(self, graph, mean, var, m):
         graph.add_to_collection(
-            UPDATE_OPS, assign(self.moving_mean, self.moving_mean * m + mean * (1 - m)).op)
+            UPDATE_OPS, assign(self.moving_mean, self.moving_mean * m + mean * (1 - m)).op
+        )
         graph.add_to_collection(
-            UPDATE_OPS, assign(self.moving_variance, self.moving_variance * m + var * (1 - m)).op)
+            UPDATE_OPS, assign(self.moving_variance, self.moving_variance * m + var * (1 - m)).op
+        )
 
 
 class Conv2D(Layer):
@@ -280,13 +326,24 @@ class Conv2D(Layer):
     kind = "Conv2D"
 
     @accepts(what="gc.layers.Conv2D")
-    def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None,
-                 use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
-                 trainable=True):
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="valid",
+        activation=None,
+        use_bias=True,
+        kernel_initializer=None,
+        bias_initializer=None,
+        name=None,
+        trainable=True,
+    ):
         super().__init__(name, trainable)
         self.filters = filters
-        self.kernel_size = (kernel_size, kernel_size) if isinstance(kernel_size, int) else \
-            tuple(kernel_size)
+        self.kernel_size = (
+            (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        )
         self.strides, self.padding = strides, padding.upper()
         self.activation, self.use_bias = activation, use_bias
         self.kernel_initializer = kernel_initializer or glorot_uniform_initializer()
@@ -295,10 +352,14 @@ class Conv2D(Layer):
     def build(self, x):
         _float(x, "conv2d")
         c = _last_dim(x, "conv2d")
-        self.kernel = self.add_variable("kernel", self.kernel_size + (c, self.filters), x.dtype,
-                                        self.kernel_initializer)
-        self.bias = self.add_variable("bias", (self.filters,), x.dtype,
-                                      self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_variable(
+            "kernel", self.kernel_size + (c, self.filters), x.dtype, self.kernel_initializer
+        )
+        self.bias = (
+            self.add_variable("bias", (self.filters,), x.dtype, self.bias_initializer)
+            if self.use_bias
+            else None
+        )
 
     def call(self, x, training):
         y = _nn_op("conv2d")(x, self.kernel, strides=self.strides, padding=self.padding)
@@ -322,6 +383,7 @@ class MaxPooling2D(Layer):
 
 def _nn_op(name):
     from .ops import conv
+
     fn = getattr(conv, name, None)
     if fn is None:
         raise UnimplementedError(f"gc.layers needs gc.nn.{name}, which this build lacks")
@@ -338,8 +400,9 @@ class Sequential:
         self.layers = list(layers or [])
         for layer in self.layers:
             if not callable(layer):
-                raise GraphcError(f"Sequential takes layers (callables), got {layer!r}",
-                                  user_location())
+                raise GraphcError(
+                    f"Sequential takes layers (callables), got {layer!r}", user_location()
+                )
 
     def add(self, layer):
         self.layers.append(layer)
@@ -366,11 +429,15 @@ class Sequential:
         """The model's layers as ``graph.summary()`` shows them (output shapes once the
         model has been called)."""
         from .shapes import format_shape, num_elements
+
         records = {}
         for layer in self.layers:
             scope = getattr(layer, "_scope", None)
-            graph = layer.variables[0].graph if getattr(layer, "variables", None) else \
-                get_default_graph()
+            graph = (
+                layer.variables[0].graph
+                if getattr(layer, "variables", None)
+                else get_default_graph()
+            )
             if scope:
                 for rec in graph.get_collection(LAYERS):
                     if rec.name == scope.rstrip("/"):
@@ -379,37 +446,56 @@ class Sequential:
         for layer in self.layers:
             rec = records.get(id(layer))
             if isinstance(layer, Layer):
-                name = (rec.name if rec else layer.name or layer.default_name())
+                name = rec.name if rec else layer.name or layer.default_name()
                 kind = layer.kind
             else:
                 name, kind = getattr(layer, "__name__", type(layer).__name__), "function"
             variables = getattr(layer, "variables", [])
-            rows.append((f"{name} ({kind})",
-                         format_shape(rec.output.shape) if rec else "(not built)",
-                         ", ".join(v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape)
-                                   for v in variables),
-                         sum(num_elements(v.shape) or 0 for v in variables)))
+            rows.append(
+                (
+                    f"{name} ({kind})",
+                    format_shape(rec.output.shape) if rec else "(not built)",
+                    ", ".join(
+                        v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape) for v in variables
+                    ),
+                    sum(num_elements(v.shape) or 0 for v in variables),
+                )
+            )
         total = sum(r[3] for r in rows)
         header = ("Layer (type)", "Output shape", "Variables", "Params")
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
         line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
         rule = "-" * (sum(widths) + 6)
         title = f"Sequential {self.name!r}" if self.name else "Sequential"
-        return "\n".join([f"{title}: {len(self.layers)} layers", line.format(*header), rule]
-                         + [line.format(*r) for r in rows] + [rule, f"Total params: {total:,}"])
+        return "\n".join(
+            [f"{title}: {len(self.layers)} layers", line.format(*header), rule]
+            + [line.format(*r) for r in rows]
+            + [rule, f"Total params: {total:,}"]
+        )
 
     __str__ = __repr__
 
 
 # --- the functional forms (TF 1.x's tf.layers) ------------------------------------------------
 
+
 @accepts(*TF_LAYER, what="gc.layers.dense")
-def dense(inputs, units, activation=None, use_bias=True, kernel_initializer=None,
-          bias_initializer=None, name=None, trainable=True, **_tf_kwargs):
+def dense(
+    inputs,
+    units,
+    activation=None,
+    use_bias=True,
+    kernel_initializer=None,
+    bias_initializer=None,
+    name=None,
+    trainable=True,
+    **_tf_kwargs,
+):
     """A fully connected layer: ``activation(inputs @ kernel + bias)``. Creates variables
     ``<name>/kernel`` (Glorot-uniform) and ``<name>/bias`` (zeros)."""
-    return Dense(units, activation, use_bias, kernel_initializer, bias_initializer, name,
-                 trainable)(inputs)
+    return Dense(
+        units, activation, use_bias, kernel_initializer, bias_initializer, name, trainable
+    )(inputs)
 
 
 @accepts(*TF_DROPOUT, what="gc.layers.dropout")
@@ -423,23 +509,55 @@ def flatten(inputs, name=None):
 
 
 @accepts(*TF_BATCH_NORM, what="gc.layers.batch_norm")
-def batch_norm(inputs, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
-               training=False, name=None, trainable=True, **_tf_kwargs):
+def batch_norm(
+    inputs,
+    axis=-1,
+    momentum=0.99,
+    epsilon=1e-3,
+    center=True,
+    scale=True,
+    training=False,
+    name=None,
+    trainable=True,
+    **_tf_kwargs,
+):
     """Batch normalization (see BatchNormalization): batch statistics and moving-average
     updates (``"update_ops"`` collection) while ``training``, moving averages otherwise."""
-    return BatchNormalization(axis, momentum, epsilon, center, scale, name,
-                              trainable)(inputs, training=training)
+    return BatchNormalization(axis, momentum, epsilon, center, scale, name, trainable)(
+        inputs, training=training
+    )
 
 
 batch_normalization = batch_norm
 
 
 @accepts(*TF_CONV, what="gc.layers.conv2d")
-def conv2d(inputs, filters, kernel_size, strides=1, padding="valid", activation=None,
-           use_bias=True, kernel_initializer=None, bias_initializer=None, name=None,
-           trainable=True, **_tf_kwargs):
-    return Conv2D(filters, kernel_size, strides, padding, activation, use_bias,
-                  kernel_initializer, bias_initializer, name, trainable)(inputs)
+def conv2d(
+    inputs,
+    filters,
+    kernel_size,
+    strides=1,
+    padding="valid",
+    activation=None,
+    use_bias=True,
+    kernel_initializer=None,
+    bias_initializer=None,
+    name=None,
+    trainable=True,
+    **_tf_kwargs,
+):
+    return Conv2D(
+        filters,
+        kernel_size,
+        strides,
+        padding,
+        activation,
+        use_bias,
+        kernel_initializer,
+        bias_initializer,
+        name,
+        trainable,
+    )(inputs)
 
 
 def max_pooling2d(inputs, pool_size, strides, padding="valid", name=None):
@@ -447,9 +565,28 @@ def max_pooling2d(inputs, pool_size, strides, padding="valid", name=None):
 
 
 __all__ = [
-    "Layer", "Dense", "Dropout", "Flatten", "BatchNormalization", "Conv2D", "MaxPooling2D",
-    "Sequential", "dense", "dropout", "flatten", "batch_norm", "batch_normalization", "conv2d",
-    "max_pooling2d", "glorot_uniform_initializer", "random_normal_initializer",
-    "truncated_normal_initializer", "constant_initializer", "zeros_initializer",
-    "ones_initializer", "LAYERS", "UPDATE_OPS", "LayerRecord",
+    "Layer",
+    "Dense",
+    "Dropout",
+    "Flatten",
+    "BatchNormalization",
+    "Conv2D",
+    "MaxPooling2D",
+    "Sequential",
+    "dense",
+    "dropout",
+    "flatten",
+    "batch_norm",
+    "batch_normalization",
+    "conv2d",
+    "max_pooling2d",
+    "glorot_uniform_initializer",
+    "random_normal_initializer",
+    "truncated_normal_initializer",
+    "constant_initializer",
+    "zeros_initializer",
+    "ones_initializer",
+    "LAYERS",
+    "UPDATE_OPS",
+    "LayerRecord",
 ]

@@ -36,11 +36,30 @@ from .ops.reduce import reduce_sum
 from .ops.sources import convert
 
 __all__ = [
-    "bias_add", "dropout", "elu", "embedding_lookup", "gelu", "l2_loss", "l2_normalize",
-    "leaky_relu", "log_softmax", "moments", "relu", "relu6", "selu", "sigmoid",
-    "sigmoid_cross_entropy_with_logits", "silu", "softmax", "softmax_cross_entropy_with_logits",
-    "softmax_cross_entropy_with_logits_v2", "softplus", "softsign",
-    "sparse_softmax_cross_entropy_with_logits", "swish", "tanh",
+    "bias_add",
+    "dropout",
+    "elu",
+    "embedding_lookup",
+    "gelu",
+    "l2_loss",
+    "l2_normalize",
+    "leaky_relu",
+    "log_softmax",
+    "moments",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "sigmoid_cross_entropy_with_logits",
+    "silu",
+    "softmax",
+    "softmax_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits_v2",
+    "softplus",
+    "softsign",
+    "sparse_softmax_cross_entropy_with_logits",
+    "swish",
+    "tanh",
 ]
 
 
@@ -54,8 +73,9 @@ def softmax_cross_entropy_with_logits(labels=None, logits=None, axis=-1, dim=Non
     """TF 1.x's original: like ``_v2``, but ``labels`` are treated as constants (no gradient
     flows into them), which is what TF 1.x did."""
     if labels is not None:
-        labels = stop_gradient(convert(labels, like=convert(logits)) if logits is not None
-                               else convert(labels))
+        labels = stop_gradient(
+            convert(labels, like=convert(logits)) if logits is not None else convert(labels)
+        )
     return _softmax_xent(labels=labels, logits=logits, axis=axis, dim=dim, name=name)
 
 
@@ -64,12 +84,12 @@ def dropout(x, keep_prob=None, noise_shape=None, seed=None, name=None, rate=None
     Kept elements are scaled by ``1 / keep_prob``; ``training=False`` (or a bool tensor that
     is false) makes it the identity."""
     if (keep_prob is None) == (rate is None):
-        raise GraphcError("gc.nn.dropout needs exactly one of keep_prob (TF 1.x) or rate=",
-                          user_location())
+        raise GraphcError(
+            "gc.nn.dropout needs exactly one of keep_prob (TF 1.x) or rate=", user_location()
+        )
     if rate is None:
         rate = 1 - keep_prob
-    return _dropout(x, rate=rate, training=training, seed=seed, noise_shape=noise_shape,
-                    name=name)
+    return _dropout(x, rate=rate, training=training, seed=seed, noise_shape=noise_shape, name=name)
 
 
 def l2_normalize(x, axis=None, epsilon=1e-12, name=None):
@@ -83,6 +103,7 @@ def l2_normalize(x, axis=None, epsilon=1e-12, name=None):
 def embedding_lookup(params, ids, name=None):
     """Rows of ``params`` picked by the integer ``ids`` (a gather on axis 0)."""
     return gather(params, ids, axis=0, name=name)
+
 
 # conv2d, pooling and normalization (issue 7): the ops of ops/conv.py under TF's names.
 from .ops.conv import avg_pool, batch_normalization, conv2d, layer_normalization, max_pool  # noqa: E402

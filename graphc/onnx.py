@@ -45,12 +45,14 @@ def _onnx():
         import onnx
         from onnx import helper, numpy_helper
     except ImportError as e:
-        raise GraphcError(f"ONNX export and import need the onnx package ({e}): "
-                          f"{INSTALL_HINT}", user_location()) from None
+        raise GraphcError(
+            f"ONNX export and import need the onnx package ({e}): {INSTALL_HINT}", user_location()
+        ) from None
     return onnx, helper, numpy_helper
 
 
 # --- export -------------------------------------------------------------------------------------
+
 
 class _Exporter:
     """The state of one export: nodes, initializers and unique names."""
@@ -58,8 +60,8 @@ class _Exporter:
     def __init__(self, onnx, helper, numpy_helper, values):
         self.onnx, self.helper, self.nh = onnx, helper, numpy_helper
         self.nodes, self.initializers, self.inputs = [], [], []
-        self.values = values           # variable op -> numpy value
-        self.names: dict = {}          # graphc Tensor -> ONNX name
+        self.values = values  # variable op -> numpy value
+        self.names: dict = {}  # graphc Tensor -> ONNX name
         self._used: set = set()
         self._tmp = 0
 
@@ -87,8 +89,11 @@ class _Exporter:
 
     def node(self, op_type, inputs, outputs=None, base="n", **attrs) -> list:
         outputs = outputs or [self.fresh(base)]
-        self.nodes.append(self.helper.make_node(op_type, list(inputs), list(outputs),
-                                                name=self.fresh(op_type), **attrs))
+        self.nodes.append(
+            self.helper.make_node(
+                op_type, list(inputs), list(outputs), name=self.fresh(op_type), **attrs
+            )
+        )
         return outputs
 
     def one(self, op_type, inputs, base="n", **attrs) -> str:
@@ -106,14 +111,14 @@ class _Exporter:
 
 def _elem_type(dtype) -> int:
     from onnx import helper
+
     return helper.np_dtype_to_tensor_dtype(np.dtype(dtype.np))
 
 
 def _value_info(name, t, helper):
     dims = None
     if t.shape is not None:
-        dims = [d if isinstance(d, int) else (d if isinstance(d, str) else None)
-                for d in t.shape]
+        dims = [d if isinstance(d, int) else (d if isinstance(d, str) else None) for d in t.shape]
     return helper.make_tensor_value_info(name, _elem_type(t.dtype), dims)
 
 
@@ -148,25 +153,54 @@ def exporter(*names):
         for n in names:
             EXPORTERS[n] = fn
         return fn
+
     return register
 
 
 def _simple(onnx_type):
     def emit(ex, op, ins):
         return [ex.one(onnx_type, ins)]
+
     return emit
 
 
-for _g, _o in {"identity": "Identity", "stop_gradient": "Identity", "neg": "Neg",
-               "abs": "Abs", "sign": "Sign", "exp": "Exp", "log": "Log", "sqrt": "Sqrt",
-               "reciprocal": "Reciprocal", "sin": "Sin", "cos": "Cos", "tanh": "Tanh",
-               "sigmoid": "Sigmoid", "erf": "Erf", "floor": "Floor", "ceil": "Ceil",
-               "round": "Round", "logical_not": "Not", "is_nan": "IsNaN", "add": "Add",
-               "subtract": "Sub", "multiply": "Mul", "divide": "Div", "pow": "Pow",
-               "maximum": "Max", "minimum": "Min", "equal": "Equal", "less": "Less",
-               "less_equal": "LessOrEqual", "greater": "Greater",
-               "greater_equal": "GreaterOrEqual", "logical_and": "And", "logical_or": "Or",
-               "logical_xor": "Xor", "where": "Where"}.items():
+for _g, _o in {
+    "identity": "Identity",
+    "stop_gradient": "Identity",
+    "neg": "Neg",
+    "abs": "Abs",
+    "sign": "Sign",
+    "exp": "Exp",
+    "log": "Log",
+    "sqrt": "Sqrt",
+    "reciprocal": "Reciprocal",
+    "sin": "Sin",
+    "cos": "Cos",
+    "tanh": "Tanh",
+    "sigmoid": "Sigmoid",
+    "erf": "Erf",
+    "floor": "Floor",
+    "ceil": "Ceil",
+    "round": "Round",
+    "logical_not": "Not",
+    "is_nan": "IsNaN",
+    "add": "Add",
+    "subtract": "Sub",
+    "multiply": "Mul",
+    "divide": "Div",
+    "pow": "Pow",
+    "maximum": "Max",
+    "minimum": "Min",
+    "equal": "Equal",
+    "less": "Less",
+    "less_equal": "LessOrEqual",
+    "greater": "Greater",
+    "greater_equal": "GreaterOrEqual",
+    "logical_and": "And",
+    "logical_or": "Or",
+    "logical_xor": "Xor",
+    "where": "Where",
+}.items():
     EXPORTERS[_g] = _simple(_o)
 
 
@@ -222,16 +256,16 @@ def _is_int(op):
 
 @exporter("mod")
 def _mod(ex, op, ins):
-    if _is_int(op):        # ONNX Mod with fmod=0 is Python's (floored) modulo, for integers
+    if _is_int(op):  # ONNX Mod with fmod=0 is Python's (floored) modulo, for integers
         return [ex.one("Mod", ins, fmod=0)]
-    a, b = ins            # floats: a - floor(a / b) * b, numpy's sign convention
+    a, b = ins  # floats: a - floor(a / b) * b, numpy's sign convention
     return [ex.one("Sub", [a, ex.one("Mul", [ex.one("Floor", [ex.one("Div", [a, b])]), b])])]
 
 
 @exporter("floordiv")
 def _floordiv(ex, op, ins):
     a, b = ins
-    if _is_int(op):        # (a - a mod b) / b is exact, and floored
+    if _is_int(op):  # (a - a mod b) / b is exact, and floored
         return [ex.one("Div", [ex.one("Sub", [a, ex.one("Mod", [a, b], fmod=0)]), b])]
     return [ex.one("Floor", [ex.one("Div", [a, b])])]
 
@@ -260,20 +294,28 @@ def _reduce(onnx_type):
     def emit(ex, op, ins):
         axes = ex.ints(op.attrs["axis"])
         return [ex.one(onnx_type, [ins[0], axes], keepdims=int(bool(op.attrs["keepdims"])))]
+
     return emit
 
 
-for _g, _o in {"reduce_sum": "ReduceSum", "reduce_mean": "ReduceMean", "reduce_max": "ReduceMax",
-               "reduce_min": "ReduceMin", "reduce_prod": "ReduceProd"}.items():
+for _g, _o in {
+    "reduce_sum": "ReduceSum",
+    "reduce_mean": "ReduceMean",
+    "reduce_max": "ReduceMax",
+    "reduce_min": "ReduceMin",
+    "reduce_prod": "ReduceProd",
+}.items():
     EXPORTERS[_g] = _reduce(_o)
 
 
 def _bool_reduce(onnx_type):
     def emit(ex, op, ins):
         as_int = ex.one("Cast", ins, to=_onnx()[0].TensorProto.INT32)
-        r = ex.one(onnx_type, [as_int, ex.ints(op.attrs["axis"])],
-                   keepdims=int(bool(op.attrs["keepdims"])))
+        r = ex.one(
+            onnx_type, [as_int, ex.ints(op.attrs["axis"])], keepdims=int(bool(op.attrs["keepdims"]))
+        )
         return [ex.one("Cast", [r], to=_onnx()[0].TensorProto.BOOL)]
+
     return emit
 
 
@@ -283,11 +325,11 @@ EXPORTERS["reduce_all"] = _bool_reduce("ReduceMin")
 
 def _arg(onnx_type):
     def emit(ex, op, ins):
-        r = ex.one(onnx_type, ins, axis=int(op.attrs["axis"]), keepdims=0,
-                   select_last_index=0)
+        r = ex.one(onnx_type, ins, axis=int(op.attrs["axis"]), keepdims=0, select_last_index=0)
         if op.attrs["output_type"].np != np.int64:
             r = ex.one("Cast", [r], to=_elem_type(op.attrs["output_type"]))
         return [r]
+
     return emit
 
 
@@ -297,8 +339,10 @@ EXPORTERS["argmin"] = _arg("ArgMin")
 
 def _static(t, what):
     if t.shape is None or not all(isinstance(d, int) for d in t.shape):
-        raise OnnxExportError(f"{what}: {t.describe()} needs a static shape for ONNX export "
-                              f"(give feed_shapes=)", t.op.location)
+        raise OnnxExportError(
+            f"{what}: {t.describe()} needs a static shape for ONNX export (give feed_shapes=)",
+            t.op.location,
+        )
     return tuple(t.shape)
 
 
@@ -426,11 +470,16 @@ def _tile(ex, op, ins):
 def _pad(ex, op, ins):
     a = op.attrs
     if a["mode"] == "symmetric":
-        raise OnnxExportError(f"pad {op.name!r}: ONNX has no SYMMETRIC padding (CONSTANT and "
-                              f"REFLECT export)", op.location)
+        raise OnnxExportError(
+            f"pad {op.name!r}: ONNX has no SYMMETRIC padding (CONSTANT and REFLECT export)",
+            op.location,
+        )
     pads = [int(p[0]) for p in a["paddings"]] + [int(p[1]) for p in a["paddings"]]
-    extra = [ex.const(np.asarray(a["constant_values"], dtype=op.inputs[0].dtype.np))] \
-        if a["mode"] == "constant" else []
+    extra = (
+        [ex.const(np.asarray(a["constant_values"], dtype=op.inputs[0].dtype.np))]
+        if a["mode"] == "constant"
+        else []
+    )
     return [ex.one("Pad", [ins[0], ex.ints(pads)] + extra, mode=a["mode"])]
 
 
@@ -473,7 +522,7 @@ def _pool_pads(ex, op, k_hw, s_hw):
         return [0, 0, 0, 0]
     shape = op.inputs[0].shape
     if shape is None or not all(isinstance(d, int) for d in shape[1:3]):
-        return None      # auto_pad SAME_UPPER: TF's SAME, for any image size
+        return None  # auto_pad SAME_UPPER: TF's SAME, for any image size
     return _same_pads(shape[1:3], k_hw, s_hw)
 
 
@@ -488,8 +537,13 @@ def _conv2d(ex, op, ins):
     s_hw = tuple(op.attrs["strides"])
     x = ex.one("Transpose", [ins[0]], perm=[0, 3, 1, 2])
     f = ex.one("Transpose", [ins[1]], perm=[3, 2, 0, 1])
-    y = ex.one("Conv", [x, f], kernel_shape=list(k_hw), strides=list(s_hw),
-               **_pads_attr(_pool_pads(ex, op, k_hw, s_hw)))
+    y = ex.one(
+        "Conv",
+        [x, f],
+        kernel_shape=list(k_hw),
+        strides=list(s_hw),
+        **_pads_attr(_pool_pads(ex, op, k_hw, s_hw)),
+    )
     return [ex.one("Transpose", [y], perm=[0, 2, 3, 1])]
 
 
@@ -498,9 +552,16 @@ def _pool(onnx_type):
         k_hw, s_hw = tuple(op.attrs["ksize"]), tuple(op.attrs["strides"])
         x = ex.one("Transpose", ins[:1], perm=[0, 3, 1, 2])
         extra = {"count_include_pad": 0} if onnx_type == "AveragePool" else {}
-        y = ex.one(onnx_type, [x], kernel_shape=list(k_hw), strides=list(s_hw),
-                   **_pads_attr(_pool_pads(ex, op, k_hw, s_hw)), **extra)
+        y = ex.one(
+            onnx_type,
+            [x],
+            kernel_shape=list(k_hw),
+            strides=list(s_hw),
+            **_pads_attr(_pool_pads(ex, op, k_hw, s_hw)),
+            **extra,
+        )
         return [ex.one("Transpose", [y], perm=[0, 2, 3, 1])]
+
     return emit
 
 
@@ -512,6 +573,7 @@ def _variable_values(graph, variables, session):
     """Each variable's value: the session's (trained) or, without one, its initial value."""
     from .ops.state import variables_initializer
     from .session import Session
+
     if not variables:
         return {}
     if session is not None:
@@ -525,7 +587,7 @@ def _variable_values(graph, variables, session):
     return dict(zip(variables, values))
 
 
-FOLD_LIMIT = 64      # elements: the switches and flags worth knowing, not weights
+FOLD_LIMIT = 64  # elements: the switches and flags worth knowing, not weights
 
 
 def _specialize(ops) -> dict:
@@ -546,12 +608,17 @@ def _specialize(ops) -> dict:
             out = op.outputs[0]
             if pick is not None and pick.shape == out.shape and pick.dtype == out.dtype:
                 alias[out] = pick
-        elif (op.inputs and all(t in known for t in ins) and not op.op.stateful
-              and op.op.numpy is not None and len(op.outputs) == 1
-              and op.type in EXPORTERS):
+        elif (
+            op.inputs
+            and all(t in known for t in ins)
+            and not op.op.stateful
+            and op.op.numpy is not None
+            and len(op.outputs) == 1
+            and op.type in EXPORTERS
+        ):
             try:
                 value = np.asarray(op.op.numpy(*(known[t] for t in ins), **op.attrs))
-            except Exception:   # noqa: BLE001 - left to the exported graph
+            except Exception:  # noqa: BLE001 - left to the exported graph
                 continue
             if value.size <= FOLD_LIMIT:
                 known[op.outputs[0]] = value
@@ -570,8 +637,7 @@ def _needed(fetches, alias) -> list:
     return sorted(seen, key=lambda o: o.id)
 
 
-def to_model(fetches, feed_shapes=None, session=None, graph=None, model_name=None,
-             opset=OPSET):
+def to_model(fetches, feed_shapes=None, session=None, graph=None, model_name=None, opset=OPSET):
     """The ONNX ModelProto computing ``fetches`` (a tensor, a list, or a dict name -> tensor)."""
     onnx, helper, numpy_helper = _onnx()
     from .ir.graph import get_default_graph, walk_needed
@@ -584,23 +650,32 @@ def to_model(fetches, feed_shapes=None, session=None, graph=None, model_name=Non
         named = [(None, t) for t in items]
     for _key, t in named:
         if not isinstance(t, Tensor):
-            raise OnnxExportError(f"ONNX export takes tensors to compute, got {t!r} "
-                                  f"(a training op cannot be exported: fetch the outputs)",
-                                  user_location())
+            raise OnnxExportError(
+                f"ONNX export takes tensors to compute, got {t!r} "
+                f"(a training op cannot be exported: fetch the outputs)",
+                user_location(),
+            )
     graph = graph or (named[0][1].graph if named else get_default_graph())
-    feed_shapes = {(graph.get_tensor_by_name(k) if isinstance(k, str) else k): tuple(v)
-                   for k, v in (feed_shapes or {}).items()}
+    feed_shapes = {
+        (graph.get_tensor_by_name(k) if isinstance(k, str) else k): tuple(v)
+        for k, v in (feed_shapes or {}).items()
+    }
     alias = _specialize(walk_needed([t for _, t in named], [], set()))
     ops = _needed([alias.get(t, t) for _, t in named], alias)
-    missing = [op for op in ops if op.type not in EXPORTERS
-               and op.type not in ("placeholder", "placeholder_with_default", "const",
-                                   "variable")]
+    missing = [
+        op
+        for op in ops
+        if op.type not in EXPORTERS
+        and op.type not in ("placeholder", "placeholder_with_default", "const", "variable")
+    ]
     if missing:
-        lines = "\n".join(f"  {op.describe()}: {NO_ONNX.get(op.type, 'no ONNX equivalent')}"
-                          for op in missing)
+        lines = "\n".join(
+            f"  {op.describe()}: {NO_ONNX.get(op.type, 'no ONNX equivalent')}" for op in missing
+        )
         kinds = ", ".join(sorted({op.type for op in missing}))
-        raise OnnxExportError(f"cannot export to ONNX: no ONNX equivalent for {kinds}:\n"
-                              f"{lines}", user_location())
+        raise OnnxExportError(
+            f"cannot export to ONNX: no ONNX equivalent for {kinds}:\n{lines}", user_location()
+        )
     variables = [op for op in ops if op.type == "variable"]
     ex = _Exporter(onnx, helper, numpy_helper, _variable_values(graph, variables, session))
 
@@ -619,8 +694,11 @@ def to_model(fetches, feed_shapes=None, session=None, graph=None, model_name=Non
         elif op.type in ("variable", "const"):
             name = ex.out_name(op)
             value = ex.values[op] if op.type == "variable" else op.attrs["value"]
-            ex.initializers.append(numpy_helper.from_array(
-                np.ascontiguousarray(np.asarray(value, dtype=t.dtype.np)), name))
+            ex.initializers.append(
+                numpy_helper.from_array(
+                    np.ascontiguousarray(np.asarray(value, dtype=t.dtype.np)), name
+                )
+            )
             ex.bind(t, name)
         elif op.type == "placeholder_with_default":
             name = ex.out_name(op)
@@ -646,17 +724,20 @@ def to_model(fetches, feed_shapes=None, session=None, graph=None, model_name=Non
             ex.node("Identity", [src], [name])
         outputs.append(_value_info(name, t, helper))
 
-    g = helper.make_graph(ex.nodes, model_name or "graphc", inputs, outputs,
-                          initializer=ex.initializers)
-    model = helper.make_model(g, producer_name="graphc",
-                              opset_imports=[helper.make_opsetid("", opset)])
-    model.ir_version = min(model.ir_version, 10)     # what onnxruntime releases read
+    g = helper.make_graph(
+        ex.nodes, model_name or "graphc", inputs, outputs, initializer=ex.initializers
+    )
+    model = helper.make_model(
+        g, producer_name="graphc", opset_imports=[helper.make_opsetid("", opset)]
+    )
+    model.ir_version = min(model.ir_version, 10)  # what onnxruntime releases read
     onnx.checker.check_model(model)
     return model
 
 
-def export(fetches, path, feed_shapes=None, session=None, graph=None, model_name=None,
-           opset=OPSET) -> str:
+def export(
+    fetches, path, feed_shapes=None, session=None, graph=None, model_name=None, opset=OPSET
+) -> str:
     """Write the ONNX model computing ``fetches`` to ``path`` (atomically) and return the path.
 
     ``feed_shapes`` ({placeholder or name: shape}) fixes input dims that are unknown;
@@ -664,8 +745,15 @@ def export(fetches, path, feed_shapes=None, session=None, graph=None, model_name
     without it they hold their initial values. Fetch the model's outputs (logits, loss),
     not a training op."""
     import os
-    model = to_model(fetches, feed_shapes=feed_shapes, session=session, graph=graph,
-                     model_name=model_name, opset=opset)
+
+    model = to_model(
+        fetches,
+        feed_shapes=feed_shapes,
+        session=session,
+        graph=graph,
+        model_name=model_name,
+        opset=opset,
+    )
     data = model.SerializeToString()
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
@@ -679,13 +767,14 @@ def export(fetches, path, feed_shapes=None, session=None, graph=None, model_name
 
 # --- import -------------------------------------------------------------------------------------
 
+
 class _Importer:
     def __init__(self, model, variables):
         _, self.helper, self.nh = _onnx()
         self.model = model
         self.variables = variables
-        self.tensors: dict = {}        # ONNX name -> graphc Tensor
-        self.static: dict = {}         # ONNX name -> numpy value known without running
+        self.tensors: dict = {}  # ONNX name -> graphc Tensor
+        self.static: dict = {}  # ONNX name -> numpy value known without running
 
     def has(self, name) -> bool:
         return name in self.tensors or name in self.static
@@ -694,8 +783,10 @@ class _Importer:
         """The graphc tensor for ``name`` (initializers become constants or variables)."""
         from .ops.sources import constant
         from .ops.state import Variable
+
         if isinstance(self.tensors.get(name), _ShapeOf):
             from .ops.array import shape
+
             self.tensors[name] = shape(self.tensors[name].of, dtype=D.int64)
         if name not in self.tensors:
             if name not in self.static:
@@ -712,8 +803,10 @@ class _Importer:
         """The known value of an input that graphc needs static (axes, shapes, pads)."""
         if name in self.static:
             return self.static[name]
-        raise OnnxImportError(f"ONNX node {node.name!r} ({node.op_type}): its {what} "
-                              f"({name!r}) must be a constant for graphc")
+        raise OnnxImportError(
+            f"ONNX node {node.name!r} ({node.op_type}): its {what} "
+            f"({name!r}) must be a constant for graphc"
+        )
 
 
 def _safe_name(name: str) -> str:
@@ -726,6 +819,7 @@ def _attrs(node, helper) -> dict:
 
 def _np_dtype(elem_type):
     from onnx import helper
+
     return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
 
 
@@ -738,6 +832,7 @@ def _api():
     from types import SimpleNamespace
 
     from .ops import array, conv, elementwise, linalg, nn, reduce
+
     names = {}
     for module in (elementwise, array, reduce, linalg, nn, conv):
         names.update({k: v for k, v in vars(module).items() if not k.startswith("_")})
@@ -749,6 +844,7 @@ def importer(*names):
         for n in names:
             IMPORTERS[n] = fn
         return fn
+
     return register
 
 
@@ -756,14 +852,32 @@ def _unary(fn_name):
     def build(im, node, a):
         gc = _api()
         return [getattr(gc, fn_name)(im.get(node.input[0]))]
+
     return build
 
 
-for _o, _g in {"Identity": "identity", "Neg": "negative", "Abs": "abs", "Sign": "sign",
-               "Exp": "exp", "Log": "log", "Sqrt": "sqrt", "Reciprocal": "reciprocal",
-               "Sin": "sin", "Cos": "cos", "Tanh": "tanh", "Sigmoid": "sigmoid", "Erf": "erf",
-               "Floor": "floor", "Ceil": "ceil", "Round": "round", "Not": "logical_not",
-               "IsNaN": "is_nan", "Relu": "relu", "Softplus": "softplus"}.items():
+for _o, _g in {
+    "Identity": "identity",
+    "Neg": "negative",
+    "Abs": "abs",
+    "Sign": "sign",
+    "Exp": "exp",
+    "Log": "log",
+    "Sqrt": "sqrt",
+    "Reciprocal": "reciprocal",
+    "Sin": "sin",
+    "Cos": "cos",
+    "Tanh": "tanh",
+    "Sigmoid": "sigmoid",
+    "Erf": "erf",
+    "Floor": "floor",
+    "Ceil": "ceil",
+    "Round": "round",
+    "Not": "logical_not",
+    "IsNaN": "is_nan",
+    "Relu": "relu",
+    "Softplus": "softplus",
+}.items():
     IMPORTERS[_o] = _unary(_g)
 
 
@@ -772,13 +886,25 @@ def _binary(fn_name):
         gc = _api()
         x, y = (im.get(n) for n in node.input)
         return [getattr(gc, fn_name)(x, y)]
+
     return build
 
 
-for _o, _g in {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide",
-               "Pow": "pow", "Equal": "equal", "Less": "less", "LessOrEqual": "less_equal",
-               "Greater": "greater", "GreaterOrEqual": "greater_equal", "And": "logical_and",
-               "Or": "logical_or", "Xor": "logical_xor"}.items():
+for _o, _g in {
+    "Add": "add",
+    "Sub": "subtract",
+    "Mul": "multiply",
+    "Div": "divide",
+    "Pow": "pow",
+    "Equal": "equal",
+    "Less": "less",
+    "LessOrEqual": "less_equal",
+    "Greater": "greater",
+    "GreaterOrEqual": "greater_equal",
+    "And": "logical_and",
+    "Or": "logical_or",
+    "Xor": "logical_xor",
+}.items():
     IMPORTERS[_o] = _binary(_g)
 
 
@@ -797,10 +923,19 @@ def _im_maxmin(im, node, a):
 def _im_mod(im, node, a):
     gc = _api()
     x, y = (im.get(n) for n in node.input)
-    if a.get("fmod", 0):      # C's fmod: the sign of x
-        return [x - gc.cast(gc.cast(x / y, gc.int64), x.dtype) * y] if x.dtype.np.kind == "f" \
-            else [x - (x // y + gc.cast(gc.logical_and(gc.not_equal(x % y, 0),
-                                                       gc.less(x * y, 0)), x.dtype)) * y]
+    if a.get("fmod", 0):  # C's fmod: the sign of x
+        return (
+            [x - gc.cast(gc.cast(x / y, gc.int64), x.dtype) * y]
+            if x.dtype.np.kind == "f"
+            else [
+                x
+                - (
+                    x // y
+                    + gc.cast(gc.logical_and(gc.not_equal(x % y, 0), gc.less(x * y, 0)), x.dtype)
+                )
+                * y
+            ]
+        )
     return [gc.mod(x, y)]
 
 
@@ -833,8 +968,12 @@ def _im_matmul(im, node, a):
 @importer("Gemm")
 def _im_gemm(im, node, a):
     gc = _api()
-    y = gc.matmul(im.get(node.input[0]), im.get(node.input[1]),
-                  transpose_a=bool(a.get("transA", 0)), transpose_b=bool(a.get("transB", 0)))
+    y = gc.matmul(
+        im.get(node.input[0]),
+        im.get(node.input[1]),
+        transpose_a=bool(a.get("transA", 0)),
+        transpose_b=bool(a.get("transB", 0)),
+    )
     if a.get("alpha", 1.0) != 1.0:
         y = y * a["alpha"]
     if len(node.input) > 2 and node.input[2]:
@@ -862,13 +1001,22 @@ def _im_reduce(fn_name):
         axes = _axes(im, node, a)
         if axes == () and a.get("noop_with_empty_axes", 0):
             return [gc.identity(im.get(node.input[0]))]
-        return [getattr(gc, fn_name)(im.get(node.input[0]), axis=axes or None,
-                                     keepdims=bool(a.get("keepdims", 1)))]
+        return [
+            getattr(gc, fn_name)(
+                im.get(node.input[0]), axis=axes or None, keepdims=bool(a.get("keepdims", 1))
+            )
+        ]
+
     return build
 
 
-for _o, _g in {"ReduceSum": "reduce_sum", "ReduceMean": "reduce_mean", "ReduceMax": "reduce_max",
-               "ReduceMin": "reduce_min", "ReduceProd": "reduce_prod"}.items():
+for _o, _g in {
+    "ReduceSum": "reduce_sum",
+    "ReduceMean": "reduce_mean",
+    "ReduceMax": "reduce_max",
+    "ReduceMin": "reduce_min",
+    "ReduceProd": "reduce_prod",
+}.items():
     IMPORTERS[_o] = _im_reduce(_g)
 
 
@@ -916,7 +1064,7 @@ def _im_reshape(im, node, a):
     x, shape = im.get(node.input[0]), _shape_input(im, node, 1)
     if isinstance(shape, _ShapeOf):
         return [gc.reshape_like(x, shape.of)]
-    if 0 in shape and not a.get("allowzero", 0):      # 0 copies the input's dim
+    if 0 in shape and not a.get("allowzero", 0):  # 0 copies the input's dim
         shape = tuple(x.shape[i] if d == 0 else d for i, d in enumerate(shape))
     return [gc.reshape(x, shape)]
 
@@ -996,16 +1144,23 @@ def _im_slice(im, node, a):
     starts = im.value(node.input[1], node, "starts")
     ends = im.value(node.input[2], node, "ends")
     rank = len(x.shape)
-    axes = im.value(node.input[3], node, "axes") if len(node.input) > 3 and node.input[3] \
+    axes = (
+        im.value(node.input[3], node, "axes")
+        if len(node.input) > 3 and node.input[3]
         else range(len(starts))
-    steps = im.value(node.input[4], node, "steps") if len(node.input) > 4 and node.input[4] \
+    )
+    steps = (
+        im.value(node.input[4], node, "steps")
+        if len(node.input) > 4 and node.input[4]
         else [1] * len(starts)
+    )
     key = [slice(None)] * rank
     for s, e, ax, st in zip(starts, ends, axes, steps):
         s, e, st = int(s), int(e), int(st)
         big = INT64_MAX // 2
-        key[int(ax) % rank] = slice(None if abs(s) >= big else s,
-                                    None if abs(e) >= big else e, None if st == 1 else st)
+        key[int(ax) % rank] = slice(
+            None if abs(s) >= big else s, None if abs(e) >= big else e, None if st == 1 else st
+        )
     return [x[tuple(key)]]
 
 
@@ -1020,9 +1175,16 @@ def _im_one_hot(im, node, a):
     gc = _api()
     depth = int(np.asarray(im.value(node.input[1], node, "depth")).reshape(-1)[0])
     values = im.value(node.input[2], node, "values")
-    return [gc.one_hot(im.get(node.input[0]), depth, on_value=values[1].item(),
-                       off_value=values[0].item(), axis=int(a.get("axis", -1)),
-                       dtype=gc.as_dtype(values.dtype))]
+    return [
+        gc.one_hot(
+            im.get(node.input[0]),
+            depth,
+            on_value=values[1].item(),
+            off_value=values[0].item(),
+            axis=int(a.get("axis", -1)),
+            dtype=gc.as_dtype(values.dtype),
+        )
+    ]
 
 
 @importer("Tile")
@@ -1044,10 +1206,12 @@ def _im_pad(im, node, a):
     mode = a.get("mode", b"constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
     if mode not in ("constant", "reflect"):
-        raise OnnxImportError(f"Pad {node.name!r}: mode {mode!r} (graphc pads constant, "
-                              f"reflect)")
-    return [gc.pad(x, [(pads[i], pads[i + r]) for i in range(r)], mode=mode.upper(),
-                   constant_values=value)]
+        raise OnnxImportError(f"Pad {node.name!r}: mode {mode!r} (graphc pads constant, reflect)")
+    return [
+        gc.pad(
+            x, [(pads[i], pads[i + r]) for i in range(r)], mode=mode.upper(), constant_values=value
+        )
+    ]
 
 
 @importer("Constant")
@@ -1113,8 +1277,9 @@ def _im_conv(im, node, a):
     k_hw = tuple(a.get("kernel_shape", w.shape[2:]))
     s_hw = tuple(a.get("strides", [1, 1]))
     padding, pads = _nchw_pads(node, a, k_hw, s_hw, x)
-    y = gc.conv2d(_nhwc_input(x, pads), gc.transpose(w, perm=[2, 3, 1, 0]), strides=s_hw,
-                  padding=padding)
+    y = gc.conv2d(
+        _nhwc_input(x, pads), gc.transpose(w, perm=[2, 3, 1, 0]), strides=s_hw, padding=padding
+    )
     if len(node.input) > 2 and node.input[2]:
         y = gc.bias_add(y, im.get(node.input[2]))
     return [gc.transpose(y, perm=[0, 3, 1, 2])]
@@ -1129,8 +1294,9 @@ def _im_pool(im, node, a):
     k_hw, s_hw = tuple(a["kernel_shape"]), tuple(a.get("strides", [1, 1]))
     padding, pads = _nchw_pads(node, a, k_hw, s_hw, x)
     if pads:
-        raise OnnxImportError(f"{node.op_type} {node.name!r}: pads {pads} are neither SAME "
-                              f"nor VALID")
+        raise OnnxImportError(
+            f"{node.op_type} {node.name!r}: pads {pads} are neither SAME nor VALID"
+        )
     fn = gc.max_pool if node.op_type == "MaxPool" else gc.avg_pool
     y = fn(gc.transpose(x, perm=[0, 2, 3, 1]), ksize=k_hw, strides=s_hw, padding=padding)
     return [gc.transpose(y, perm=[0, 3, 1, 2])]
@@ -1171,8 +1337,10 @@ def load(path_or_model, variables=False, graph=None):
     unknown = [n for n in g.node if n.op_type not in IMPORTERS or n.domain not in ("", "ai.onnx")]
     if unknown:
         listed = ", ".join(f"{n.name or n.output[0]!r} ({n.op_type})" for n in unknown[:20])
-        raise OnnxImportError(f"cannot load {getattr(path_or_model, 'name', path_or_model)}: "
-                              f"graphc has no import for {listed}")
+        raise OnnxImportError(
+            f"cannot load {getattr(path_or_model, 'name', path_or_model)}: "
+            f"graphc has no import for {listed}"
+        )
     graph = graph or Graph()
     im = _Importer(model, variables)
     inits = {t.name for t in g.initializer}
@@ -1181,24 +1349,28 @@ def load(path_or_model, variables=False, graph=None):
             im.static[t.name] = numpy_helper.to_array(t)
         for vi in g.input:
             if vi.name in inits:
-                continue        # an initializer listed as an input: its value is its default
+                continue  # an initializer listed as an input: its value is its default
             dtype = _np_dtype(vi.type.tensor_type.elem_type)
             from .dtypes import as_dtype
-            im.tensors[vi.name] = placeholder(as_dtype(dtype), shape=_input_shape(vi),
-                                              name=_safe_name(vi.name))
+
+            im.tensors[vi.name] = placeholder(
+                as_dtype(dtype), shape=_input_shape(vi), name=_safe_name(vi.name)
+            )
         for node in g.node:
             try:
                 outs = IMPORTERS[node.op_type](im, node, _attrs(node, helper))
             except OnnxImportError:
                 raise
             except GraphcError as e:
-                raise OnnxImportError(f"ONNX node {node.name!r} ({node.op_type}): "
-                                      f"{e.message}") from None
+                raise OnnxImportError(
+                    f"ONNX node {node.name!r} ({node.op_type}): {e.message}"
+                ) from None
             for name, t in zip(node.output, outs):
                 if t is not None:
                     im.tensors[name] = t
         for vi in g.output:
             from .ops.array import identity
+
             t = identity(im.get(vi.name), name=_safe_name(vi.name))
             graph.add_to_collection(OUTPUTS, t)
     return graph

@@ -32,17 +32,17 @@ __all__ = ["Plan", "Step", "Slot", "build_plan"]
 class Step:
     index: int
     kind: str
-    op: object                       # the OpDef (FUSED for fused steps)
+    op: object  # the OpDef (FUSED for fused steps)
     attrs: dict
-    inputs: tuple                    # slot indices
-    outputs: tuple                   # slot indices
-    sources: tuple                   # user Operations this step computes (for errors, traces)
-    node: object = None              # the user Operation, for "state" and "read" steps
+    inputs: tuple  # slot indices
+    outputs: tuple  # slot indices
+    sources: tuple  # user Operations this step computes (for errors, traces)
+    node: object = None  # the user Operation, for "state" and "read" steps
     body: tuple = ()
     body_slots: tuple = ()
     loop_shape: tuple = ()
     tile_rows: int = 0
-    input_names: tuple = ()          # the user tensor each input holds (for the NaN trap)
+    input_names: tuple = ()  # the user tensor each input holds (for the NaN trap)
 
     @property
     def title(self) -> str:
@@ -69,6 +69,7 @@ class Plan:
     them; ``fetches``: one slot per fetched tensor; ``peak_bytes``: the planned bytes of the
     intermediates (SPEC §7: feeds, fetched results and variables not counted);
     ``result_bytes``: the planned fetched results, placed after them (``arena_bytes``)."""
+
     steps: list
     slots: list
     feeds: list
@@ -80,7 +81,7 @@ class Plan:
     boundaries: list = field(default_factory=list)
     optimize: int = 2
     backend: str = "numpy"
-    timings: dict = field(default_factory=dict)   # step index -> [runs, seconds]
+    timings: dict = field(default_factory=dict)  # step index -> [runs, seconds]
     result_bytes: int = 0
 
     @property
@@ -90,13 +91,18 @@ class Plan:
 
     @property
     def stats(self) -> dict:
-        return {"nodes_before": self.nodes_before, "nodes_after": self.nodes_after,
-                "kernels": sum(1 for s in self.steps if s.kind != "read"),
-                "peak_bytes": self.peak_bytes, "passes": list(self.passes)}
+        return {
+            "nodes_before": self.nodes_before,
+            "nodes_after": self.nodes_after,
+            "kernels": sum(1 for s in self.steps if s.kind != "read"),
+            "peak_bytes": self.peak_bytes,
+            "passes": list(self.passes),
+        }
 
     def _repr_svg_(self) -> str:
         """Jupyter shows a compiled plan as the picture of its steps (``gc.viz``)."""
         from .viz import viz
+
         return viz(self)
 
     def record_timings(self, durations) -> None:
@@ -110,10 +116,22 @@ class Plan:
         ("X") event per step, in microseconds, naming its ops and the user's lines."""
         events, t = [], 0.0
         for step, d in zip(self.steps, durations, strict=False):
-            events.append({"name": step.title, "cat": step.kind, "ph": "X", "pid": 1, "tid": 1,
-                           "ts": round(t * 1e6, 3), "dur": round(d * 1e6, 3),
-                           "args": {"step": step.index, "where": step.where(),
-                                    "ops": [s.name for s in step.sources]}})
+            events.append(
+                {
+                    "name": step.title,
+                    "cat": step.kind,
+                    "ph": "X",
+                    "pid": 1,
+                    "tid": 1,
+                    "ts": round(t * 1e6, 3),
+                    "dur": round(d * 1e6, 3),
+                    "args": {
+                        "step": step.index,
+                        "where": step.where(),
+                        "ops": [s.name for s in step.sources],
+                    },
+                }
+            )
             t += d
         return {"traceEvents": events, "displayTimeUnit": "ms"}
 
@@ -130,12 +148,13 @@ class Plan:
 
     def report(self, slowest: int = 10) -> str:
         st = self.stats
-        lines = [f"graphc plan [{self.backend}, optimize={self.optimize}]: "
-                 f"{st['nodes_before']} -> {st['nodes_after']} nodes, {st['kernels']} kernels, "
-                 f"peak {_bytes(self.peak_bytes)} ({self.peak_bytes} bytes) of intermediates"
-                 + (f", {_bytes(self.result_bytes)} of fetched results" if self.result_bytes
-                    else ""),
-                 "passes (nodes before -> after):"]
+        lines = [
+            f"graphc plan [{self.backend}, optimize={self.optimize}]: "
+            f"{st['nodes_before']} -> {st['nodes_after']} nodes, {st['kernels']} kernels, "
+            f"peak {_bytes(self.peak_bytes)} ({self.peak_bytes} bytes) of intermediates"
+            + (f", {_bytes(self.result_bytes)} of fetched results" if self.result_bytes else ""),
+            "passes (nodes before -> after):",
+        ]
         width = max([12] + [len(name) for name, _, _ in self.passes])
         lines += [f"  {name:<{width}} {a:>6} -> {b}" for name, a, b in self.passes]
         lines.append("steps:")
@@ -143,8 +162,10 @@ class Plan:
         step, live = self.live_at_peak()
         if live:
             lines.append(f"largest live tensors at the peak (step {step}):")
-            lines += [f"  {_bytes(s.nbytes):>10}  {s.name} {s.dtype}{list(s.shape)} ({s.kind})"
-                      for s in live[:5]]
+            lines += [
+                f"  {_bytes(s.nbytes):>10}  {s.name} {s.dtype}{list(s.shape)} ({s.kind})"
+                for s in live[:5]
+            ]
         if self.boundaries:
             lines.append("fusion boundaries:")
             lines += [f"  {a} -> {b}: {why}" for a, b, why in self.boundaries]
@@ -172,16 +193,29 @@ def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
     for i, n in enumerate(mem.steps):
         ins = tuple(slot_of[v].index for v in n.inputs)
         outs = tuple(slot_of[(n, k)].index for k in range(len(n.avals)))
-        common = dict(index=i, op=n.op, attrs=dict(n.attrs), inputs=ins, outputs=outs,
-                      sources=n.sources,
-                      input_names=tuple(p.value_name(k) for p, k in n.inputs))
+        common = dict(
+            index=i,
+            op=n.op,
+            attrs=dict(n.attrs),
+            inputs=ins,
+            outputs=outs,
+            sources=n.sources,
+            input_names=tuple(p.value_name(k) for p, k in n.inputs),
+        )
         if n.op is FUSED:
             layout = mem.bodies[n]
             where = tuple((w, s if w == "out" else s.index) for w, s in layout.where)
             loop = tuple(n.attrs["loop_shape"])
-            steps.append(Step(kind="fused", body=n.attrs["body"], body_slots=where,
-                              loop_shape=loop, tile_rows=layout.rows,
-                              **common))
+            steps.append(
+                Step(
+                    kind="fused",
+                    body=n.attrs["body"],
+                    body_slots=where,
+                    loop_shape=loop,
+                    tile_rows=layout.rows,
+                    **common,
+                )
+            )
         elif n.op is VARIABLE:
             steps.append(Step(kind="read", node=n.source, **common))
         elif n.op.stateful:
@@ -192,10 +226,23 @@ def build_plan(program, nodes_before, passes, optimize, backend) -> Plan:
             steps.append(Step(kind="alloc", **common))
     feeds = [(t, slot_of[(node, 0)].index) for t, node in program.feeds.items()]
     fetches = [slot_of[v].index for v in program.fetches]
-    boundaries = [(_name(b.producer), b.consumer.describe(), b.reason)
-                  for b in program.facts.boundaries]
-    return Plan(steps, mem.slots, feeds, fetches, mem.peak, list(passes), nodes_before,
-                len(program), boundaries, optimize, backend, result_bytes=mem.result_bytes)
+    boundaries = [
+        (_name(b.producer), b.consumer.describe(), b.reason) for b in program.facts.boundaries
+    ]
+    return Plan(
+        steps,
+        mem.slots,
+        feeds,
+        fetches,
+        mem.peak,
+        list(passes),
+        nodes_before,
+        len(program),
+        boundaries,
+        optimize,
+        backend,
+        result_bytes=mem.result_bytes,
+    )
 
 
 def _name(node):

@@ -48,6 +48,7 @@ def _as_numpy_result(a):
 
 # --- the default session ----------------------------------------------------------------------
 
+
 class _SessionStack(threading.local):
     def __init__(self):
         self.stack = []
@@ -68,7 +69,9 @@ def _resolve(what):
     if sess is None:
         raise GraphcError(
             f"no default session to evaluate {getattr(what, 'name', what)!r}: use "
-            "`with gc.Session() as sess:` or pass session=sess", user_location())
+            "`with gc.Session() as sess:` or pass session=sess",
+            user_location(),
+        )
     return sess
 
 
@@ -84,17 +87,27 @@ class Session:
     ``passes``: user passes for every plan (see ``gc.compile``).
     """
 
-    def __init__(self, target="", graph=None, config=None, *, backend="numpy", optimize=True,
-                 check_numerics=None, passes=None):
+    def __init__(
+        self,
+        target="",
+        graph=None,
+        config=None,
+        *,
+        backend="numpy",
+        optimize=True,
+        check_numerics=None,
+        passes=None,
+    ):
         if isinstance(target, Graph) and graph is None:  # gc.Session(g), as SPEC §6 writes it
             target, graph = "", target
         self.graph = graph if graph is not None else get_default_graph()
-        self._backend = get_backend(backend)    # an unknown name is said here, not at a run
+        self._backend = get_backend(backend)  # an unknown name is said here, not at a run
         if isinstance(optimize, bool):
             optimize = 2 if optimize else 0
         if optimize not in (0, 1, 2):
-            raise GraphcError(f"optimize must be True, False, 0, 1 or 2, got {optimize!r}",
-                              user_location())
+            raise GraphcError(
+                f"optimize must be True, False, 0, 1 or 2, got {optimize!r}", user_location()
+            )
         self.backend = backend
         self.optimize = int(optimize)
         # user passes (fn(g) -> g | None over the program's networkx graph) run in every plan
@@ -149,7 +162,7 @@ class Session:
         """Compute ``fetches`` (a tensor, op, name, or nested lists/tuples/dicts of them)."""
         if self._closed:
             raise _closed_error()
-        if len(self.graph) != self._growth.seen:   # ops were built since the last run
+        if len(self.graph) != self._growth.seen:  # ops were built since the last run
             self._growth.check()
         if trace is None and (feed_dict is None or type(feed_dict) is dict):
             # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
@@ -161,7 +174,7 @@ class Session:
                 call = None
                 if _cacheable(fetches, feed_dict):
                     call = self._callables[key] = self.make_callable(fetches, list(feed_dict or ()))
-            except TypeError:      # unhashable: nested or dict fetches take the general path
+            except TypeError:  # unhashable: nested or dict fetches take the general path
                 call = None
             if call is not None:
                 return call(*feed_dict.values()) if feed_dict else call()
@@ -176,8 +189,9 @@ class Session:
             values = iter(_traced_run(executable, self._ctx, feeds, trace))
         else:
             values = iter(executable(self._ctx, feeds))
-        results = [_as_numpy_result(next(values)) if isinstance(e, Tensor) else None
-                   for e in elements]
+        results = [
+            _as_numpy_result(next(values)) if isinstance(e, Tensor) else None for e in elements
+        ]
         return rebuild(results)
 
     def make_callable(self, fetches, feed_list=None, accept_options=False):
@@ -203,14 +217,15 @@ class Session:
         convert = _convert_all([_fast_feed(t) for t in feed_list])
         # with every shape static the fed shapes are known, and so is the one plan they need
         static = all(fully_known(t.shape) for t in feed_list)
-        by_shapes: dict = {}     # feed shapes (None if static) -> (run, positions of its feeds)
+        by_shapes: dict = {}  # feed shapes (None if static) -> (run, positions of its feeds)
         ctx = self._ctx
 
         def checked(values):
             """The full checks (and a plan for new shapes): (run, positions, arrays)."""
             if len(values) != n_feeds:
-                raise FeedError(f"this callable takes {n_feeds} feed values, got "
-                                f"{len(values)}", user_location())
+                raise FeedError(
+                    f"this callable takes {n_feeds} feed values, got {len(values)}", user_location()
+                )
             feeds = self._check_feeds(dict(zip(feed_list, values, strict=True)))
             arrays = list(feeds.values())
             entry = _entry(self._executable(fetch_tensors, fetch_ops, feeds), feed_list)
@@ -223,22 +238,26 @@ class Session:
             try:
                 arrays = convert(*values)
                 run, positions = by_shapes[None if static else tuple([a.shape for a in arrays])]
-            except (_NeedsCheck, KeyError, TypeError):    # TypeError: a wrong feed count
+            except (_NeedsCheck, KeyError, TypeError):  # TypeError: a wrong feed count
                 run, positions, arrays = checked(values)
-            if positions is not None:          # the plan takes only the feeds it needs
+            if positions is not None:  # the plan takes only the feeds it needs
                 arrays = [arrays[i] for i in positions]
             out = run(ctx, *arrays)
             if all_tensors:
                 return rebuild([a[()] if a.ndim == 0 else a for a in out])
-            if not out:                        # only operations fetched (a training step)
+            if not out:  # only operations fetched (a training step)
                 return rebuild(no_values)
             out = iter(out)
             return rebuild([_as_numpy_result(next(out)) if t else None for t in is_tensor])
+
         return call
 
     def _executable(self, fetch_tensors, fetch_ops, feeds):
-        key = (tuple(fetch_tensors), tuple(fetch_ops),
-               tuple((t, v.shape, v.dtype) for t, v in feeds.items()))
+        key = (
+            tuple(fetch_tensors),
+            tuple(fetch_ops),
+            tuple((t, v.shape, v.dtype) for t, v in feeds.items()),
+        )
         exe = self._cache.get(key)
         if exe is None:
             with self._lock:
@@ -258,15 +277,27 @@ class Session:
             # gc.compile plans unfed placeholders as later feeds; a run must name a missing one
             needed_ops(fetch_tensors, fetch_ops, set(feeds))
             ops = fetch_ops
-            if self.check_numerics:   # trap what the interpreter runs: what a train op waits for
+            if self.check_numerics:  # trap what the interpreter runs: what a train op waits for
                 ops = fetch_ops + trap_targets(fetch_tensors, fetch_ops, feeds)
-            return compile_plan(fetch_tensors + ops, graph=self.graph, optimize=self.optimize,
-                                feed_shapes={t: v.shape for t, v in feeds.items()},
-                                backend=self.backend, passes=self.passes)
-        request = Request(tuple(fetch_tensors), tuple(fetch_ops),
-                          {t: (v.shape, v.dtype) for t, v in feeds.items()}, self.optimize,
-                          check_kernel if self.check_numerics else None, plan, self.backend,
-                          tuple(self.passes or ()))
+            return compile_plan(
+                fetch_tensors + ops,
+                graph=self.graph,
+                optimize=self.optimize,
+                feed_shapes={t: v.shape for t, v in feeds.items()},
+                backend=self.backend,
+                passes=self.passes,
+            )
+
+        request = Request(
+            tuple(fetch_tensors),
+            tuple(fetch_ops),
+            {t: (v.shape, v.dtype) for t, v in feeds.items()},
+            self.optimize,
+            check_kernel if self.check_numerics else None,
+            plan,
+            self.backend,
+            tuple(self.passes or ()),
+        )
         return self._backend.executable(request)
 
     def plan_cache_info(self) -> list:
@@ -283,16 +314,21 @@ class Session:
             f = f._as_graph_element()
         if isinstance(f, (Tensor, Operation)):
             if f.graph is not self.graph:
-                raise GraphcError(f"{f.name!r} belongs to another graph than this session's",
-                                  user_location())
+                raise GraphcError(
+                    f"{f.name!r} belongs to another graph than this session's", user_location()
+                )
             return f
-        raise GraphcError(f"cannot fetch {f!r}: fetch tensors, operations, or their names",
-                          user_location())
+        raise GraphcError(
+            f"cannot fetch {f!r}: fetch tensors, operations, or their names", user_location()
+        )
 
     def _check_feeds(self, feed_dict) -> dict:
         if not hasattr(feed_dict, "items"):
-            raise FeedError(f"feed_dict maps tensors (or their names) to values; got a "
-                            f"{type(feed_dict).__name__}", user_location())
+            raise FeedError(
+                f"feed_dict maps tensors (or their names) to values; got a "
+                f"{type(feed_dict).__name__}",
+                user_location(),
+            )
         feeds = {}
         symbols = {}
         for key, value in feed_dict.items():
@@ -320,6 +356,7 @@ class Session:
 
 def _closed_error():
     from .errors import ClosedSessionError
+
     return ClosedSessionError("Attempted to use a closed Session.", user_location())
 
 
@@ -327,8 +364,9 @@ def _cacheable(fetches, feed_dict) -> bool:
     """Whether run() may keep a callable for these fetches: tensors and ops, alone or in a
     flat list/tuple, fed through tensors (names are resolved once, then not re-checked)."""
     items = fetches if type(fetches) in (list, tuple) else [fetches]
-    return (all(isinstance(f, (Tensor, Operation)) for f in items)
-            and all(isinstance(t, Tensor) for t in (feed_dict or ())))
+    return all(isinstance(f, (Tensor, Operation)) for f in items) and all(
+        isinstance(t, Tensor) for t in (feed_dict or ())
+    )
 
 
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
@@ -359,21 +397,25 @@ def _fast_feed(t: Tensor):
         if kind is ndarray:
             if value.dtype == want and (shape is None or value.shape == shape):
                 return value
-            if (value.dtype.kind == "f" and want.kind == "f"
-                    and (shape is None or value.shape == shape)):
-                return value.astype(want)       # what _check_feed's same-kind cast does
+            if (
+                value.dtype.kind == "f"
+                and want.kind == "f"
+                and (shape is None or value.shape == shape)
+            ):
+                return value.astype(want)  # what _check_feed's same-kind cast does
         elif kind is float and floats:
             return array(value, want)
-        elif kind is want.type and scalars:     # a numpy scalar of t's dtype (np.float32(x))
+        elif kind is want.type and scalars:  # a numpy scalar of t's dtype (np.float32(x))
             return array(value)
         elif floats and kind in _FLOAT_SCALARS:
             return array(value, want)
         elif kind is int and numbers and _INT64_MIN <= value <= _INT64_MAX:
-            try:    # (a larger int is no number array for _check_feed: it says so)
+            try:  # (a larger int is no number array for _check_feed: it says so)
                 return array(value, want)
-            except OverflowError:   # _check_feed says what is wrong with it
+            except OverflowError:  # _check_feed says what is wrong with it
                 pass
         raise _NeedsCheck
+
     return convert
 
 
@@ -395,6 +437,7 @@ def _convert_all(converters):
         if len(values) != len(converters):
             raise TypeError("wrong number of feed values")
         return [c(v) for c, v in zip(converters, values, strict=True)]
+
     return convert
 
 
@@ -419,11 +462,17 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     # the user's location is looked up only when a check fails (a stack walk per feed)
     want = t.dtype
     if isinstance(value, Tensor):
-        raise FeedError(f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
-                        "feed numpy arrays or Python values", user_location())
+        raise FeedError(
+            f"cannot feed a symbolic tensor ({value.describe()}) for {t.describe()}; "
+            "feed numpy arrays or Python values",
+            user_location(),
+        )
     if isinstance(value, np.ma.MaskedArray) and np.ma.is_masked(value):
-        raise FeedError(f"cannot feed a masked array with masked elements for {t.describe()}: "
-                        "graphc has no masks; fill them first (value.filled(...))", user_location())
+        raise FeedError(
+            f"cannot feed a masked array with masked elements for {t.describe()}: "
+            "graphc has no masks; fill them first (value.filled(...))",
+            user_location(),
+        )
     try:
         # subclasses (np.matrix, masked arrays) become plain arrays: every executor then
         # computes the same thing (a matrix's `*` would be a product of matrices)
@@ -431,11 +480,13 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         if type(arr) is not np.ndarray:
             arr = arr.view(np.ndarray)
     except (TypeError, ValueError, OverflowError) as e:  # ragged nested lists, say
-        raise FeedError(f"cannot feed {type(value).__name__} value for {t.describe()}: {e}",
-                        user_location()) from None
+        raise FeedError(
+            f"cannot feed {type(value).__name__} value for {t.describe()}: {e}", user_location()
+        ) from None
     if arr.dtype.kind not in "biuf":
-        raise FeedError(f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}",
-                        user_location())
+        raise FeedError(
+            f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}", user_location()
+        )
     same_kind = np.can_cast(arr.dtype, want.np, casting="same_kind")
     if arr.dtype.kind == "f" and want.np.kind in "iu":
         # labels loaded with np.loadtxt are floats: TF converts them, so do we when every
@@ -443,31 +494,42 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         _check_integral(arr, t)
         same_kind = True
     if not same_kind and not (arr.dtype.kind in "iub" and want.np.kind in "iuf"):
-        raise FeedError(f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
-                        f"convert them with .astype({want.name!r}) if that is what you mean",
-                        user_location())
+        raise FeedError(
+            f"feeding {arr.dtype} values to {t.describe()} would change their kind; "
+            f"convert them with .astype({want.name!r}) if that is what you mean",
+            user_location(),
+        )
     if arr.dtype != want.np:
         if arr.dtype.kind in "iu" and want.np.kind in "iu" and arr.size:
-            info = np.iinfo(want.np)    # numpy itself refuses such Python ints: no wrapping
+            info = np.iinfo(want.np)  # numpy itself refuses such Python ints: no wrapping
             lo, hi = arr.min(), arr.max()
             if lo < info.min or hi > info.max:
                 bad = lo if lo < info.min else hi
-                raise FeedError(f"cannot feed {bad} to {t.describe()}: it is outside the range "
-                                f"of {want.name} [{info.min}, {info.max}]", user_location())
+                raise FeedError(
+                    f"cannot feed {bad} to {t.describe()}: it is outside the range "
+                    f"of {want.name} [{info.min}, {info.max}]",
+                    user_location(),
+                )
         arr = arr.astype(want.np)
     shape = t.shape
     if shape is not None:
-        if arr.ndim != len(shape) or any(isinstance(d, int) and d != n
-                                         for d, n in zip(shape, arr.shape, strict=True)):
-            raise ShapeError(f"cannot feed a value of shape {tuple(arr.shape)} for {t.describe()}: "
-                             f"it needs shape {format_shape(shape)}", user_location())
+        if arr.ndim != len(shape) or any(
+            isinstance(d, int) and d != n for d, n in zip(shape, arr.shape, strict=True)
+        ):
+            raise ShapeError(
+                f"cannot feed a value of shape {tuple(arr.shape)} for {t.describe()}: "
+                f"it needs shape {format_shape(shape)}",
+                user_location(),
+            )
         for d, n in zip(shape, arr.shape, strict=True):
             if isinstance(d, str):
                 seen = symbols.setdefault(d, (n, t))
                 if seen[0] != n:
                     raise ShapeError(
                         f"dimension {d!r} is {seen[0]} in the feed for {seen[1].describe()} but "
-                        f"{n} in the feed for {t.describe()}", user_location())
+                        f"{n} in the feed for {t.describe()}",
+                        user_location(),
+                    )
     return arr
 
 
@@ -475,13 +537,18 @@ def _check_integral(arr: np.ndarray, t: Tensor) -> None:
     bad = ~np.isfinite(arr) | (arr != np.round(arr))
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
-        raise FeedError(f"cannot feed float values to the integer {t.describe()}: the value "
-                        f"{arr[where].item()!r} at index {list(where)} is not a whole number; "
-                        f"round or cast the data first", user_location())
+        raise FeedError(
+            f"cannot feed float values to the integer {t.describe()}: the value "
+            f"{arr[where].item()!r} at index {list(where)} is not a whole number; "
+            f"round or cast the data first",
+            user_location(),
+        )
     info = np.iinfo(t.dtype.np)
     if arr.size and (arr.min() < info.min or arr.max() > info.max):
-        raise FeedError(f"cannot feed float values to {t.describe()}: they do not fit in "
-                        f"{t.dtype}", user_location())
+        raise FeedError(
+            f"cannot feed float values to {t.describe()}: they do not fit in {t.dtype}",
+            user_location(),
+        )
 
 
 class _DefaultSession:

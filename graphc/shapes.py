@@ -23,8 +23,11 @@ def as_shape(shape) -> Shape:
             dims.append(None if d == -1 else int(d))
         else:
             from .errors import ShapeError  # a ValueError, located at the user's line
-            raise ShapeError(f"bad dimension {d!r} in shape {shape!r}"
-                             + (" (dimensions are below 2**63)" if d >= (1 << 63) else ""))
+
+            raise ShapeError(
+                f"bad dimension {d!r} in shape {shape!r}"
+                + (" (dimensions are below 2**63)" if d >= (1 << 63) else "")
+            )
     return tuple(dims)
 
 
@@ -83,8 +86,9 @@ def broadcast_shapes(*shapes: Shape):
         for i, d in enumerate(padded):
             r = broadcast_dim(out[i], d)
             if r is False:
-                raise ValueError(f"dimension {i - rank} is {out[i]} in one input and {d} in "
-                                 "another")
+                raise ValueError(
+                    f"dimension {i - rank} is {out[i]} in one input and {d} in another"
+                )
             out[i] = r
     return tuple(out)
 
@@ -94,8 +98,9 @@ def broadcast_axes(shape, like) -> tuple:
     leading extra axes and every axis where ``like`` has 1 and ``shape`` does not. Summing
     over them (keepdims) and reshaping to ``like`` undoes the broadcast: ``sum_to_like``."""
     lead = len(shape) - len(like)
-    return tuple(range(lead)) + tuple(lead + i for i, d in enumerate(like)
-                                      if d == 1 and shape[lead + i] != 1)
+    return tuple(range(lead)) + tuple(
+        lead + i for i, d in enumerate(like) if d == 1 and shape[lead + i] != 1
+    )
 
 
 def format_shape(shape: Shape) -> str:
@@ -109,9 +114,11 @@ def normalize_axis(axis: int, rank: int) -> int:
     """``axis`` in ``[0, rank)``; a located ShapeError (a ValueError) when out of range."""
     if not -rank <= axis < rank:
         from .errors import ShapeError
+
         valid = f"[{-rank}, {rank})" if rank else "none: the tensor is a scalar"
-        raise ShapeError(f"axis {axis} is out of range for a tensor of rank {rank} "
-                         f"(valid axes: {valid})")
+        raise ShapeError(
+            f"axis {axis} is out of range for a tensor of rank {rank} (valid axes: {valid})"
+        )
     return axis % rank
 
 
@@ -119,6 +126,7 @@ def known_rank(t, what: str) -> int:
     """The rank of tensor ``t``; a located ShapeError if it is unknown (``f32[*]``)."""
     if t.shape is None:
         from .errors import ShapeError
+
         raise ShapeError(f"{what} needs a tensor of known rank: {t.describe()}")
     return len(t.shape)
 

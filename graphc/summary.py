@@ -23,7 +23,7 @@ from .dtypes import string
 from .errors import GraphcError, user_location
 from .ops.registry import OpDef
 
-SUMMARIES = "summaries"          # TF's GraphKeys.SUMMARIES
+SUMMARIES = "summaries"  # TF's GraphKeys.SUMMARIES
 INSTALL_HINT = 'pip install "graphc-compiler[tensorboard]"'
 HISTOGRAM_BINS = 30
 
@@ -41,10 +41,18 @@ def _tb():
         )
         from tensorboard.summary.writer.event_file_writer import EventFileWriter
     except ImportError as e:
-        raise GraphcError(f"summaries need TensorBoard ({e}): {INSTALL_HINT}",
-                          user_location()) from None
-    return dict(event=event_pb2, graph=graph_pb2, summary=summary_pb2, tensor=tensor_pb2,
-                shape=tensor_shape_pb2, types=types_pb2, writer=EventFileWriter)
+        raise GraphcError(
+            f"summaries need TensorBoard ({e}): {INSTALL_HINT}", user_location()
+        ) from None
+    return dict(
+        event=event_pb2,
+        graph=graph_pb2,
+        summary=summary_pb2,
+        tensor=tensor_pb2,
+        shape=tensor_shape_pb2,
+        types=types_pb2,
+        writer=EventFileWriter,
+    )
 
 
 def _bytes(value) -> np.ndarray:
@@ -53,13 +61,17 @@ def _bytes(value) -> np.ndarray:
 
 # --- the kernels: numpy values in, a serialized Summary out -------------------------------------
 
+
 def scalar_summary(value, tag):
     pb = _tb()["summary"]
     arr = np.asarray(value)
     if arr.size != 1:
         raise GraphcError(f"summary.scalar {tag!r}: expected one value, got shape {arr.shape}")
-    return _bytes(pb.Summary(value=[pb.Summary.Value(
-        tag=tag, simple_value=float(arr.reshape(())))]).SerializeToString())
+    return _bytes(
+        pb.Summary(
+            value=[pb.Summary.Value(tag=tag, simple_value=float(arr.reshape(())))]
+        ).SerializeToString()
+    )
 
 
 def histogram_proto(values, bins=HISTOGRAM_BINS):
@@ -70,16 +82,24 @@ def histogram_proto(values, bins=HISTOGRAM_BINS):
     if v.size == 0:
         return pb.HistogramProto()
     counts, edges = np.histogram(v, bins=bins)
-    return pb.HistogramProto(min=float(v.min()), max=float(v.max()), num=float(v.size),
-                             sum=float(v.sum()), sum_squares=float(np.dot(v, v)),
-                             bucket_limit=[float(e) for e in edges[1:]],
-                             bucket=[float(c) for c in counts])
+    return pb.HistogramProto(
+        min=float(v.min()),
+        max=float(v.max()),
+        num=float(v.size),
+        sum=float(v.sum()),
+        sum_squares=float(np.dot(v, v)),
+        bucket_limit=[float(e) for e in edges[1:]],
+        bucket=[float(c) for c in counts],
+    )
 
 
 def histogram_summary(values, tag):
     pb = _tb()["summary"]
-    return _bytes(pb.Summary(value=[pb.Summary.Value(
-        tag=tag, histo=histogram_proto(values))]).SerializeToString())
+    return _bytes(
+        pb.Summary(
+            value=[pb.Summary.Value(tag=tag, histo=histogram_proto(values))]
+        ).SerializeToString()
+    )
 
 
 def text_summary_bytes(text, tag):
@@ -89,17 +109,24 @@ def text_summary_bytes(text, tag):
     arr = np.asarray(text, dtype=object)
     strings = [s.encode("utf-8") if isinstance(s, str) else bytes(s) for s in arr.ravel()]
     tensor = tb["tensor"].TensorProto(
-        dtype=tb["types"].DT_STRING, string_val=strings,
+        dtype=tb["types"].DT_STRING,
+        string_val=strings,
         tensor_shape=tb["shape"].TensorShapeProto(
-            dim=[tb["shape"].TensorShapeProto.Dim(size=d) for d in arr.shape]))
+            dim=[tb["shape"].TensorShapeProto.Dim(size=d) for d in arr.shape]
+        ),
+    )
     meta = pb.SummaryMetadata(plugin_data=pb.SummaryMetadata.PluginData(plugin_name="text"))
-    return _bytes(pb.Summary(value=[pb.Summary.Value(tag=tag, metadata=meta, tensor=tensor)])
-                  .SerializeToString())
+    return _bytes(
+        pb.Summary(
+            value=[pb.Summary.Value(tag=tag, metadata=meta, tensor=tensor)]
+        ).SerializeToString()
+    )
 
 
 def merge_summaries(*summaries):
-    return _bytes(b"".join(bytes(np.asarray(s, dtype=object).reshape(()).item())
-                           for s in summaries))
+    return _bytes(
+        b"".join(bytes(np.asarray(s, dtype=object).reshape(()).item()) for s in summaries)
+    )
 
 
 def _string_rule(ins, attrs):
@@ -126,23 +153,51 @@ def _merge_kernel(ctx, node, *summaries):
 # testing, and a kernel that only serializes its input. stateful=True keeps them out of
 # constant folding, whose constants are numeric arrays (a summary of a constant is still a
 # summary to write at each step).
-SCALAR_SUMMARY = OpDef("scalar_summary", _string_rule, numpy=_scalar_kernel, kind="other",
-                       stateful=True, differentiable=False,
-                       doc="A TensorBoard scalar: one value under a tag.")
-HISTOGRAM_SUMMARY = OpDef("histogram_summary", _string_rule, numpy=_histogram_kernel,
-                          kind="other", stateful=True, differentiable=False,
-                          doc="A TensorBoard histogram of all the values of a tensor.")
-TEXT_SUMMARY = OpDef("text_summary", _string_rule, numpy=_text_kernel, kind="other",
-                     stateful=True, differentiable=False, doc="A TensorBoard text summary.")
-MERGE_SUMMARY = OpDef("merge_summary", _string_rule, numpy=_merge_kernel, kind="other",
-                      stateful=True, differentiable=False, doc="Several summaries as one.")
+SCALAR_SUMMARY = OpDef(
+    "scalar_summary",
+    _string_rule,
+    numpy=_scalar_kernel,
+    kind="other",
+    stateful=True,
+    differentiable=False,
+    doc="A TensorBoard scalar: one value under a tag.",
+)
+HISTOGRAM_SUMMARY = OpDef(
+    "histogram_summary",
+    _string_rule,
+    numpy=_histogram_kernel,
+    kind="other",
+    stateful=True,
+    differentiable=False,
+    doc="A TensorBoard histogram of all the values of a tensor.",
+)
+TEXT_SUMMARY = OpDef(
+    "text_summary",
+    _string_rule,
+    numpy=_text_kernel,
+    kind="other",
+    stateful=True,
+    differentiable=False,
+    doc="A TensorBoard text summary.",
+)
+MERGE_SUMMARY = OpDef(
+    "merge_summary",
+    _string_rule,
+    numpy=_merge_kernel,
+    kind="other",
+    stateful=True,
+    differentiable=False,
+    doc="Several summaries as one.",
+)
 
 
 # --- building summary ops -----------------------------------------------------------------------
 
+
 def _tensor(value, what):
     from .ir.node import Tensor
     from .ops.sources import constant
+
     if isinstance(value, Tensor):
         return value
     try:
@@ -150,26 +205,29 @@ def _tensor(value, what):
     except GraphcError:
         raise
     except Exception as e:
-        raise GraphcError(f"summary.{what}: cannot make a tensor of {value!r}: {e}",
-                          user_location()) from None
+        raise GraphcError(
+            f"summary.{what}: cannot make a tensor of {value!r}: {e}", user_location()
+        ) from None
 
 
 def _tag(name):
     from .ir.graph import get_default_graph
+
     scope = get_default_graph().get_name_scope()
     return f"{scope}/{name}" if scope else name
 
 
 def _add(op, collections):
-    for key in (collections if collections is not None else [SUMMARIES]):
+    for key in collections if collections is not None else [SUMMARIES]:
         op.graph.add_to_collection(key, op)
     return op
 
 
 def _check_name(name, what):
     if not isinstance(name, str) or not name:
-        raise GraphcError(f"summary.{what}: the name must be a non-empty string, got {name!r}",
-                          user_location())
+        raise GraphcError(
+            f"summary.{what}: the name must be a non-empty string, got {name!r}", user_location()
+        )
 
 
 def scalar(name, tensor, collections=None, family=None):
@@ -179,11 +237,17 @@ def scalar(name, tensor, collections=None, family=None):
     _check_name(name, "scalar")
     _tb()
     t = _tensor(tensor, "scalar")
-    if t.shape is not None and all(isinstance(d, int) for d in t.shape) \
-            and int(np.prod(t.shape, dtype=np.int64)) != 1:
-        raise GraphcError(f"summary.scalar {name!r}: {t.describe()} has shape {tuple(t.shape)}; "
-                          f"a scalar summary takes one value (reduce it first, e.g. "
-                          f"gc.reduce_mean)", user_location())
+    if (
+        t.shape is not None
+        and all(isinstance(d, int) for d in t.shape)
+        and int(np.prod(t.shape, dtype=np.int64)) != 1
+    ):
+        raise GraphcError(
+            f"summary.scalar {name!r}: {t.describe()} has shape {tuple(t.shape)}; "
+            f"a scalar summary takes one value (reduce it first, e.g. "
+            f"gc.reduce_mean)",
+            user_location(),
+        )
     tag = _tag(f"{family}/{name}" if family else name)
     return _add(SCALAR_SUMMARY(t, name=name, tag=tag), collections)
 
@@ -203,9 +267,10 @@ def text(name, tensor, collections=None):
     _check_name(name, "text")
     _tb()
     from .ir.node import Tensor
+
     if isinstance(tensor, Tensor):
         op = TEXT_SUMMARY(tensor, name=name, tag=_tag(name))
-    else:     # a Python string (or list of them) travels as the op's attribute
+    else:  # a Python string (or list of them) travels as the op's attribute
         op = TEXT_SUMMARY(name=name, tag=_tag(name), value=np.array(tensor, dtype=object))
     return _add(op, collections)
 
@@ -213,7 +278,8 @@ def text(name, tensor, collections=None):
 def merge(inputs, collections=None, name=None):
     """One summary holding all of ``inputs`` (summary tensors)."""
     from .ir.node import Tensor
-    inputs = [t for t in inputs if isinstance(t, Tensor)]   # compat's no-op summaries drop out
+
+    inputs = [t for t in inputs if isinstance(t, Tensor)]  # compat's no-op summaries drop out
     if not inputs:
         raise GraphcError("summary.merge: no summaries to merge", user_location())
     op = MERGE_SUMMARY(*inputs, name=name or "Merge/MergeSummary")
@@ -226,6 +292,7 @@ def merge_all(key=SUMMARIES, scope=None, name=None, graph=None):
     """Every summary of the graph's ``key`` collection merged into one, or ``None`` when there
     is none (as in TF)."""
     from .ir.graph import get_default_graph
+
     graph = graph or get_default_graph()
     found = graph.get_collection(key, scope=scope) if scope else graph.get_collection(key)
     if not found:
@@ -236,15 +303,25 @@ def merge_all(key=SUMMARIES, scope=None, name=None, graph=None):
 
 # --- the graph, as TensorBoard's GraphDef -------------------------------------------------------
 
+
 def graph_def(graph):
     """``graph`` as a TensorBoard ``GraphDef``: one NodeDef per op (name scopes become
     TensorBoard's groups), inputs ``name:k``, control inputs ``^name``, dtype and shape attrs."""
     tb = _tb()
     gpb, types, shape_pb = tb["graph"], tb["types"], tb["shape"]
     from tensorboard.compat.proto import attr_value_pb2, node_def_pb2
-    dt = {"float16": types.DT_HALF, "float32": types.DT_FLOAT, "float64": types.DT_DOUBLE,
-          "int8": types.DT_INT8, "int16": types.DT_INT16, "int32": types.DT_INT32,
-          "int64": types.DT_INT64, "uint8": types.DT_UINT8, "bool": types.DT_BOOL}
+
+    dt = {
+        "float16": types.DT_HALF,
+        "float32": types.DT_FLOAT,
+        "float64": types.DT_DOUBLE,
+        "int8": types.DT_INT8,
+        "int16": types.DT_INT16,
+        "int32": types.DT_INT32,
+        "int64": types.DT_INT64,
+        "uint8": types.DT_UINT8,
+        "bool": types.DT_BOOL,
+    }
     out = gpb.GraphDef()
     for op in graph.get_operations():
         node = node_def_pb2.NodeDef(name=op.name, op=op.type)
@@ -255,24 +332,35 @@ def graph_def(graph):
             node.input.append("^" + c.name)
         if op.outputs:
             t0 = op.outputs[0]
-            node.attr["T"].CopyFrom(attr_value_pb2.AttrValue(
-                type=dt.get(getattr(t0.dtype, "name", ""), types.DT_STRING)))
+            node.attr["T"].CopyFrom(
+                attr_value_pb2.AttrValue(
+                    type=dt.get(getattr(t0.dtype, "name", ""), types.DT_STRING)
+                )
+            )
             shapes = attr_value_pb2.AttrValue.ListValue()
             for t in op.outputs:
-                dims = [] if t.shape is None else [
-                    shape_pb.TensorShapeProto.Dim(size=d if isinstance(d, int) else -1)
-                    for d in t.shape]
-                shapes.shape.add().CopyFrom(shape_pb.TensorShapeProto(
-                    dim=dims, unknown_rank=t.shape is None))
+                dims = (
+                    []
+                    if t.shape is None
+                    else [
+                        shape_pb.TensorShapeProto.Dim(size=d if isinstance(d, int) else -1)
+                        for d in t.shape
+                    ]
+                )
+                shapes.shape.add().CopyFrom(
+                    shape_pb.TensorShapeProto(dim=dims, unknown_rank=t.shape is None)
+                )
             node.attr["_output_shapes"].CopyFrom(attr_value_pb2.AttrValue(list=shapes))
         if op.location is not None:
-            node.attr["_location"].CopyFrom(attr_value_pb2.AttrValue(
-                s=str(op.location).encode("utf-8")))
+            node.attr["_location"].CopyFrom(
+                attr_value_pb2.AttrValue(s=str(op.location).encode("utf-8"))
+            )
         out.node.append(node)
     return out
 
 
 # --- the writer ---------------------------------------------------------------------------------
+
 
 class FileWriter:
     """Writes TensorBoard event files into ``logdir`` (created if needed):
@@ -280,15 +368,28 @@ class FileWriter:
     for the Graphs tab (also done by ``graph=`` here), ``flush()``, ``close()``.
     Usable as a context manager."""
 
-    def __init__(self, logdir, graph=None, max_queue=10, flush_secs=120, filename_suffix=None,
-                 session=None, **ignored):
+    def __init__(
+        self,
+        logdir,
+        graph=None,
+        max_queue=10,
+        flush_secs=120,
+        filename_suffix=None,
+        session=None,
+        **ignored,
+    ):
         import os
+
         tb = _tb()
         self._pb = tb
         self.logdir = os.fspath(logdir)
         os.makedirs(self.logdir, exist_ok=True)
-        self._writer = tb["writer"](self.logdir, max_queue_size=max_queue,
-                                    flush_secs=flush_secs, filename_suffix=filename_suffix or "")
+        self._writer = tb["writer"](
+            self.logdir,
+            max_queue_size=max_queue,
+            flush_secs=flush_secs,
+            filename_suffix=filename_suffix or "",
+        )
         self._closed = False
         # a writer the script never closes (TF 1.x tutorials) still reaches the disk at exit
         self._finalizer = weakref.finalize(self, self._writer.close)
@@ -297,6 +398,7 @@ class FileWriter:
 
     def _event(self, **fields):
         import time
+
         if self._closed:
             raise GraphcError(f"FileWriter({self.logdir!r}) is closed")
         ev = self._pb["event"].Event(wall_time=time.time(), **fields)
@@ -308,8 +410,11 @@ class FileWriter:
             return
         pb = self._pb["summary"]
         if isinstance(summary, np.ndarray):
-            summary = summary.reshape(()).item() if summary.size == 1 else b"".join(
-                bytes(s) for s in summary.ravel())
+            summary = (
+                summary.reshape(()).item()
+                if summary.size == 1
+                else b"".join(bytes(s) for s in summary.ravel())
+            )
         if isinstance(summary, (bytes, bytearray)):
             msg = pb.Summary()
             try:
@@ -318,8 +423,9 @@ class FileWriter:
                 raise GraphcError(f"add_summary: not a serialized Summary ({e})") from None
             summary = msg
         if not isinstance(summary, pb.Summary):
-            raise GraphcError(f"add_summary takes what a summary op fetched (bytes), got "
-                              f"{type(summary).__name__}")
+            raise GraphcError(
+                f"add_summary takes what a summary op fetched (bytes), got {type(summary).__name__}"
+            )
         self._event(summary=summary, step=int(global_step or 0))
 
     def add_scalar(self, tag, value, global_step=None):
@@ -335,14 +441,15 @@ class FileWriter:
     def add_graph(self, graph, global_step=None, **ignored):
         """Write ``graph`` (a graphc Graph, or a compat ``graph_def``) for the Graphs tab."""
         from .ir.graph import Graph
+
         if isinstance(graph, Graph):
             graph = graph_def(graph)
-        elif hasattr(graph, "graph") and isinstance(graph.graph, Graph):   # a Session
+        elif hasattr(graph, "graph") and isinstance(graph.graph, Graph):  # a Session
             graph = graph_def(graph.graph)
         self._event(graph_def=graph.SerializeToString(), step=int(global_step or 0))
 
     def add_run_metadata(self, run_metadata, tag, global_step=None):
-        pass     # graphc has no per-op run metadata
+        pass  # graphc has no per-op run metadata
 
     def add_session_log(self, session_log, global_step=None):
         pass

@@ -49,8 +49,7 @@ def _parse(dot_text: str):
             style = "group" if "fillcolor" in m.group(3) else None
             clusters[-1][1].add_node(m.group(1), label=_unquote(m.group(2)), style=style)
         elif clusters and (m := _EDGE.match(line)):
-            clusters[-1][1].add_edge(m.group(1), m.group(2),
-                                     dashed="dashed" in m.group(3))
+            clusters[-1][1].add_edge(m.group(1), m.group(2), dashed="dashed" in m.group(3))
     return clusters
 
 
@@ -110,6 +109,7 @@ def _order(rows, chains):
                 def key(n, pos=pos, old=old, nbrs=nbrs):
                     ps = [pos[m] for m in nbrs.get(n, ()) if m in pos]
                     return sum(ps) / len(ps) if ps else old[n]
+
                 rows[r].sort(key=key)
 
 
@@ -132,8 +132,10 @@ def graph_to_svg(clusters) -> str:
                 x += w + (GAP_X if n in size else 6)
             width = max(width, x - x0)
             y += max(row_h, 4) + GAP_Y
-        parts.append(f'<text x="{x0}" y="22" font-weight="bold" font-size="{FONT + 2}">'
-                     f"{escape(title)}</text>")
+        parts.append(
+            f'<text x="{x0}" y="22" font-weight="bold" font-size="{FONT + 2}">'
+            f"{escape(title)}</text>"
+        )
         for chain, a, b in chains:
             # straight down inside a row (below the source box, through a dummy's own
             # column), curves only in the gaps between rows, where there are no boxes
@@ -155,28 +157,39 @@ def graph_to_svg(clusters) -> str:
                 my = (p[1] + q[1]) / 2
                 d += f" C{p[0]:.1f},{my:.1f} {q[0]:.1f},{my:.1f} {q[0]:.1f},{q[1]:.1f}"
             dash = ' stroke-dasharray="4,3"' if g.edges[a, b].get("dashed") else ""
-            parts.append(f'<path d="{d}" fill="none" stroke="#778" stroke-width="1"{dash} '
-                         'marker-end="url(#arrow)"/>')
+            parts.append(
+                f'<path d="{d}" fill="none" stroke="#778" stroke-width="1"{dash} '
+                'marker-end="url(#arrow)"/>'
+            )
         for n in g.nodes:
             x, top, _, _ = pos[n]
             w, h = size[n]
             group = g.nodes[n].get("style") == "group"
             fill, stroke = ("#fff3d6", "#a66") if group else ("#f4f4ff", "#446")
             if group:
-                parts.append(f'<rect x="{x + 3}" y="{top + 3}" width="{w}" height="{h}" rx="4" '
-                             f'fill="{fill}" stroke="{stroke}"/>')
-            parts.append(f'<rect x="{x}" y="{top}" width="{w}" height="{h}" rx="4" '
-                         f'fill="{fill}" stroke="{stroke}"><title>{escape(str(n))}</title>'
-                         "</rect>")
+                parts.append(
+                    f'<rect x="{x + 3}" y="{top + 3}" width="{w}" height="{h}" rx="4" '
+                    f'fill="{fill}" stroke="{stroke}"/>'
+                )
+            parts.append(
+                f'<rect x="{x}" y="{top}" width="{w}" height="{h}" rx="4" '
+                f'fill="{fill}" stroke="{stroke}"><title>{escape(str(n))}</title>'
+                "</rect>"
+            )
             for k, text in enumerate(g.nodes[n].get("label") or [str(n)]):
                 weight = ' font-weight="bold"' if k == 0 else ' fill="#555"'
-                parts.append(f'<text x="{x + PAD_X}" y="{top + PAD_Y + 11 + k * LINE_H}"'
-                             f"{weight}>{escape(text)}</text>")
+                parts.append(
+                    f'<text x="{x + PAD_X}" y="{top + PAD_Y + 11 + k * LINE_H}"'
+                    f"{weight}>{escape(text)}</text>"
+                )
         height = max(height, y)
         x0 += width + 50
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{x0:.0f}" height="{height:.0f}" '
-            f'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="{FONT}">\n'
-            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
-            'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#778"/></marker>'
-            '</defs>\n<rect width="100%" height="100%" fill="white"/>\n'
-            + "\n".join(parts) + "\n</svg>\n")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{x0:.0f}" height="{height:.0f}" '
+        f'font-family="DejaVu Sans Mono, Menlo, Consolas, monospace" font-size="{FONT}">\n'
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#778"/></marker>'
+        '</defs>\n<rect width="100%" height="100%" fill="white"/>\n'
+        + "\n".join(parts)
+        + "\n</svg>\n"
+    )

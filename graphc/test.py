@@ -22,8 +22,7 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed=0,
-                    optimize=0):
+def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed=0, optimize=0):
     """Check ``gc.gradients`` of ``fn(*tensors)`` against central finite differences.
 
     ``inputs`` are numpy values; floating ones become float64 placeholders (finite
@@ -57,8 +56,9 @@ def check_gradients(fn, inputs, wrt=None, delta=1e-6, rtol=1e-5, atol=1e-6, seed
             y64 = cast(y, D.float64) if y.dtype is not D.float64 else y
             terms.append(reduce_sum(y64 * w))
         if not terms:
-            raise GradientCheckError("check_gradients: fn returned no floating tensor to "
-                                     "differentiate")
+            raise GradientCheckError(
+                "check_gradients: fn returned no floating tensor to differentiate"
+            )
         loss = terms[0]
         for t in terms[1:]:
             loss = loss + t
@@ -103,17 +103,22 @@ def _central_differences(f, arrays, i, delta):
 
 def _compare(x, symbolic, numeric, rtol, atol):
     if symbolic.shape != numeric.shape:
-        raise GradientCheckError(f"gradient for {x.name} has shape {symbolic.shape}, the "
-                                 f"input has shape {numeric.shape}")
+        raise GradientCheckError(
+            f"gradient for {x.name} has shape {symbolic.shape}, the input has shape {numeric.shape}"
+        )
     err = np.abs(symbolic - numeric)
     bound = atol + rtol * np.abs(numeric)
     if not np.all(err <= bound) or not np.all(np.isfinite(symbolic)):
-        worst = np.unravel_index(np.argmax(np.where(np.isfinite(err), err - bound, np.inf)),
-                                 err.shape) if err.ndim else ()
+        worst = (
+            np.unravel_index(np.argmax(np.where(np.isfinite(err), err - bound, np.inf)), err.shape)
+            if err.ndim
+            else ()
+        )
         raise GradientCheckError(
             f"symbolic and finite-difference gradients for {x.name} differ: at index {worst} "
             f"symbolic {symbolic[worst]!r}, numeric {numeric[worst]!r} "
-            f"(max abs error {np.nanmax(err):.3g}, allowed {atol} + {rtol} * |numeric|)")
+            f"(max abs error {np.nanmax(err):.3g}, allowed {atol} + {rtol} * |numeric|)"
+        )
 
 
 __all__ = ["check_gradients", "GradientCheckError"]

@@ -50,49 +50,67 @@ class Optimizer:
 
     def __init__(self, learning_rate, use_locking=False, name=None):
         if not isinstance(learning_rate, (int, float, Tensor)) and not callable(learning_rate):
-            raise GraphcError(f"{type(self).__name__}: learning_rate must be a number or a "
-                              f"tensor, got {learning_rate!r}", user_location())
+            raise GraphcError(
+                f"{type(self).__name__}: learning_rate must be a number or a "
+                f"tensor, got {learning_rate!r}",
+                user_location(),
+            )
         self._learning_rate = learning_rate
-        self._use_locking = bool(use_locking)   # every update holds its variable's lock
+        self._use_locking = bool(use_locking)  # every update holds its variable's lock
         self._name = name or self._default_name
-        self._slots: dict = {}          # (var, slot name) -> Variable
-        self._non_slot: dict = {}       # name -> Variable shared by all vars (Adam's beta powers)
+        self._slots: dict = {}  # (var, slot name) -> Variable
+        self._non_slot: dict = {}  # name -> Variable shared by all vars (Adam's beta powers)
 
     # -- the TF1 API ----------------------------------------------------------------------------
     def get_name(self):
         return self._name
 
-    @accepts("gate_gradients", "aggregation_method", "colocate_gradients_with_ops",
-             what="Optimizer.minimize")
+    @accepts(
+        "gate_gradients",
+        "aggregation_method",
+        "colocate_gradients_with_ops",
+        what="Optimizer.minimize",
+    )
     @paused_gc
-    def minimize(self, loss, global_step=None, var_list=None, name=None, grad_loss=None,
-                 **_tf_kwargs):
+    def minimize(
+        self, loss, global_step=None, var_list=None, name=None, grad_loss=None, **_tf_kwargs
+    ):
         """Add the gradients of ``loss`` and the updates of ``var_list`` (default: the
         trainable variables) and return the op that runs one step. ``global_step`` (an int
         variable) is incremented after the updates."""
         grads_and_vars = self.compute_gradients(loss, var_list=var_list, grad_loss=grad_loss)
-        missing_gradients(loss, grads_and_vars)   # raise (none) or warn (some), saying why
+        missing_gradients(loss, grads_and_vars)  # raise (none) or warn (some), saying why
         with loss.graph.control_dependencies([loss.op]):
             return self.apply_gradients(grads_and_vars, global_step=global_step, name=name)
 
-    @accepts("gate_gradients", "aggregation_method", "colocate_gradients_with_ops",
-             what="Optimizer.compute_gradients")
+    @accepts(
+        "gate_gradients",
+        "aggregation_method",
+        "colocate_gradients_with_ops",
+        what="Optimizer.compute_gradients",
+    )
     def compute_gradients(self, loss, var_list=None, grad_loss=None, **_tf_kwargs):
         """``[(gradient or None, variable), ...]`` for ``var_list`` (default: trainable)."""
         if not isinstance(loss, Tensor):
-            raise GraphcError(f"{type(self).__name__}: the loss must be a tensor, got {loss!r}",
-                              user_location())
+            raise GraphcError(
+                f"{type(self).__name__}: the loss must be a tensor, got {loss!r}", user_location()
+            )
         if not loss.dtype.is_floating:
-            raise DTypeError(f"cannot minimize {loss.describe()}: it is not floating point",
-                             user_location())
+            raise DTypeError(
+                f"cannot minimize {loss.describe()}: it is not floating point", user_location()
+            )
         if var_list is None:
             # integer and bool variables (counters, masks) can never receive a gradient
-            var_list = [v for v in loss.graph.get_collection(TRAINABLE_VARIABLES)
-                        if v.dtype.is_floating]
+            var_list = [
+                v for v in loss.graph.get_collection(TRAINABLE_VARIABLES) if v.dtype.is_floating
+            ]
         var_list = list(var_list)
         if not var_list:
-            raise GradientError(f"there are no trainable variables to minimize {loss.describe()} "
-                                "over: create gc.Variable(...)s or pass var_list", user_location())
+            raise GradientError(
+                f"there are no trainable variables to minimize {loss.describe()} "
+                "over: create gc.Variable(...)s or pass var_list",
+                user_location(),
+            )
         for v in var_list:
             if not isinstance(v, Variable):
                 raise GraphcError(f"var_list must hold gc.Variables, got {v!r}", user_location())
@@ -106,20 +124,25 @@ class Optimizer:
         live = [(g, v) for g, v in grads_and_vars if g is not None]
         if not live:
             names = ", ".join(v.op.name for _, v in grads_and_vars)
-            raise GradientError(f"no gradients were provided for any variable [{names}]; "
-                                "gc.gradients(loss, variables, unconnected='raise') says which "
-                                "op cuts the path or that the loss does not use them",
-                                user_location())
+            raise GradientError(
+                f"no gradients were provided for any variable [{names}]; "
+                "gc.gradients(loss, variables, unconnected='raise') says which "
+                "op cuts the path or that the loss does not use them",
+                user_location(),
+            )
         graph = live[0][1].graph
         for g, v in live:
             if g.dtype is not v.dtype:
-                raise DTypeError(f"the gradient {g.describe()} of {v.describe()} has another "
-                                 "dtype than the variable", user_location())
-        with graph.as_default():   # the step joins the variables' graph, whatever the default
+                raise DTypeError(
+                    f"the gradient {g.describe()} of {v.describe()} has another "
+                    "dtype than the variable",
+                    user_location(),
+                )
+        with graph.as_default():  # the step joins the variables' graph, whatever the default
             return self._build_step(graph, live, global_step, name)
 
     def _build_step(self, graph, live, global_step, name):
-        with graph.control_dependencies(None):   # slots initialize on their own
+        with graph.control_dependencies(None):  # slots initialize on their own
             for _, v in live:
                 self._create_slots(v)
             self._create_non_slots(graph, live[0][1].dtype)
@@ -181,12 +204,14 @@ class Optimizer:
         for name, value in self._non_slot_specs():
             if name not in self._non_slot:
                 with graph.name_scope(""):
-                    self._non_slot[name] = Variable(_constant(value, dtype), trainable=False,
-                                                    name=name)
+                    self._non_slot[name] = Variable(
+                        _constant(value, dtype), trainable=False, name=name
+                    )
 
 
 def _constant(value, dtype):
     from .ops.sources import constant
+
     return constant(value, dtype=dtype)
 
 
@@ -223,8 +248,7 @@ class MomentumOptimizer(Optimizer):
 
     _default_name = "Momentum"
 
-    def __init__(self, learning_rate, momentum, use_locking=False, name=None,
-                 use_nesterov=False):
+    def __init__(self, learning_rate, momentum, use_locking=False, name=None, use_nesterov=False):
         super().__init__(learning_rate, use_locking, name)
         self._momentum = momentum
         self._nesterov = bool(use_nesterov)
@@ -244,20 +268,27 @@ class MomentumOptimizer(Optimizer):
 class AdamOptimizer(Optimizer):
     """Adam (Kingma & Ba), as TF 1.x computes it::
 
-        lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
-        m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2
-        var -= lr_t * m / (sqrt(v) + epsilon)
+    lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)
+    m = beta1 * m + (1 - beta1) * g;   v = beta2 * v + (1 - beta2) * g^2
+    var -= lr_t * m / (sqrt(v) + epsilon)
     """
 
     _default_name = "Adam"
 
-    def __init__(self, learning_rate=0.001, beta1=0.9, beta2=0.999, epsilon=1e-8,
-                 use_locking=False, name=None):
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta1=0.9,
+        beta2=0.999,
+        epsilon=1e-8,
+        use_locking=False,
+        name=None,
+    ):
         super().__init__(learning_rate, use_locking, name)
         self._beta1, self._beta2, self._epsilon = beta1, beta2, epsilon
 
     def _slot_specs(self, var):
-        return [("", 0.0), ("_1", 0.0)]    # TF's names: "w/Adam" (m) and "w/Adam_1" (v)
+        return [("", 0.0), ("_1", 0.0)]  # TF's names: "w/Adam" (m) and "w/Adam_1" (v)
 
     def _non_slot_specs(self):
         return [("beta1_power", self._beta1), ("beta2_power", self._beta2)]
@@ -276,8 +307,10 @@ class AdamOptimizer(Optimizer):
         # the beta powers advance once per step, after every variable has used them
         with graph.control_dependencies(updates):
             b1p, b2p = self._non_slot["beta1_power"], self._non_slot["beta2_power"]
-            return [assign(b1p, b1p * _hyper(self._beta1, b1p)).op,
-                    assign(b2p, b2p * _hyper(self._beta2, b2p)).op]
+            return [
+                assign(b1p, b1p * _hyper(self._beta1, b1p)).op,
+                assign(b2p, b2p * _hyper(self._beta2, b2p)).op,
+            ]
 
 
 class RMSPropOptimizer(Optimizer):
@@ -292,16 +325,24 @@ class RMSPropOptimizer(Optimizer):
 
     _default_name = "RMSProp"
 
-    def __init__(self, learning_rate, decay=0.9, momentum=0.0, epsilon=1e-10,
-                 use_locking=False, centered=False, name=None):
+    def __init__(
+        self,
+        learning_rate,
+        decay=0.9,
+        momentum=0.0,
+        epsilon=1e-10,
+        use_locking=False,
+        centered=False,
+        name=None,
+    ):
         super().__init__(learning_rate, use_locking, name)
         self._decay, self._momentum, self._epsilon = decay, momentum, epsilon
         self._centered = bool(centered)
 
     def _slot_specs(self, var):
-        specs = [("", 1.0), ("_1", 0.0)]           # "w/RMSProp" (ms), "w/RMSProp_1" (mom)
+        specs = [("", 1.0), ("_1", 0.0)]  # "w/RMSProp" (ms), "w/RMSProp_1" (mom)
         if self._centered:
-            specs.append(("_2", 0.0))              # "w/RMSProp_2" (mg)
+            specs.append(("_2", 0.0))  # "w/RMSProp_2" (mg)
         return specs
 
     def _apply_dense(self, grad, var):
@@ -324,12 +365,14 @@ class AdagradOptimizer(Optimizer):
 
     _default_name = "Adagrad"
 
-    def __init__(self, learning_rate, initial_accumulator_value=0.1, use_locking=False,
-                 name=None):
+    def __init__(self, learning_rate, initial_accumulator_value=0.1, use_locking=False, name=None):
         super().__init__(learning_rate, use_locking, name)
         if not initial_accumulator_value > 0:
-            raise GraphcError("AdagradOptimizer: initial_accumulator_value must be positive, "
-                              f"got {initial_accumulator_value!r}", user_location())
+            raise GraphcError(
+                "AdagradOptimizer: initial_accumulator_value must be positive, "
+                f"got {initial_accumulator_value!r}",
+                user_location(),
+            )
         self._init_acc = float(initial_accumulator_value)
 
     def _slot_specs(self, var):
@@ -346,6 +389,7 @@ def _as(t, like):
 
 
 # --- clipping ---------------------------------------------------------------------------------
+
 
 def global_norm(t_list, name=None):
     """sqrt(sum of the squared entries of every tensor in ``t_list``); None entries skipped."""
@@ -365,8 +409,11 @@ def clip_by_global_norm(t_list, clip_norm, use_norm=None, name=None):
     t_list = list(t_list)
     norm = use_norm if use_norm is not None else global_norm(t_list)
     clip = _hyper(clip_norm, norm)
-    scale = divide(clip, maximum(norm, clip)) if isinstance(clip, Tensor) else \
-        clip / maximum(norm, clip)
+    scale = (
+        divide(clip, maximum(norm, clip))
+        if isinstance(clip, Tensor)
+        else clip / maximum(norm, clip)
+    )
     clipped = [None if t is None else convert(t) * _as(scale, convert(t)) for t in t_list]
     return clipped, norm
 
@@ -378,6 +425,7 @@ def clip_by_norm(t, clip_norm, name=None):
 
 
 # --- global step ------------------------------------------------------------------------------
+
 
 def get_global_step(graph=None):
     graph = graph or get_default_graph()
@@ -399,10 +447,12 @@ def get_or_create_global_step(graph=None):
 create_global_step = get_or_create_global_step
 
 
-def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, staircase=False,
-                      name=None):
+def exponential_decay(
+    learning_rate, global_step, decay_steps, decay_rate, staircase=False, name=None
+):
     """``learning_rate * decay_rate ** (global_step / decay_steps)`` as a float32 tensor."""
     from .ops.elementwise import floor, pow
+
     step = cast(global_step, D.float32)
     p = step / float(decay_steps)
     if staircase:
@@ -411,10 +461,22 @@ def exponential_decay(learning_rate, global_step, decay_steps, decay_rate, stair
 
 
 __all__ = [
-    "Optimizer", "GradientDescentOptimizer", "MomentumOptimizer", "AdamOptimizer",
-    "RMSPropOptimizer", "AdagradOptimizer", "clip_by_global_norm", "clip_by_norm",
-    "global_norm", "Saver", "latest_checkpoint", "get_global_step", "get_or_create_global_step",
-    "create_global_step", "exponential_decay", "global_variables_initializer",
+    "Optimizer",
+    "GradientDescentOptimizer",
+    "MomentumOptimizer",
+    "AdamOptimizer",
+    "RMSPropOptimizer",
+    "AdagradOptimizer",
+    "clip_by_global_norm",
+    "clip_by_norm",
+    "global_norm",
+    "Saver",
+    "latest_checkpoint",
+    "get_global_step",
+    "get_or_create_global_step",
+    "create_global_step",
+    "exponential_decay",
+    "global_variables_initializer",
     "variables_initializer",
 ]
 

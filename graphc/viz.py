@@ -25,9 +25,11 @@ import networkx as nx
 
 from .errors import GraphcError, user_location
 
-OPTIMIZER_SCOPES = re.compile(r"^(gradients|GradientDescent|Momentum|Adam|RMSProp|Adagrad|"
-                              r"Adadelta|Ftrl|ProximalGradientDescent)(_\d+)?$")
-MAX_NODES = 400    # beyond this, even collapsed, a picture stops being readable
+OPTIMIZER_SCOPES = re.compile(
+    r"^(gradients|GradientDescent|Momentum|Adam|RMSProp|Adagrad|"
+    r"Adadelta|Ftrl|ProximalGradientDescent)(_\d+)?$"
+)
+MAX_NODES = 400  # beyond this, even collapsed, a picture stops being readable
 
 
 def _group_of(op, expand, collapse) -> str | None:
@@ -48,6 +50,7 @@ def _group_of(op, expand, collapse) -> str | None:
 
 def _shape_text(t) -> str:
     from .shapes import format_shape
+
     return f"{t.dtype}{format_shape(t.shape)}"
 
 
@@ -59,9 +62,14 @@ def _update_scopes(ops) -> set:
     (``minimize`` named ``train`` in a .g file, or anything else). Initializers, named
     ``.../Assign``, do not count."""
     tops = {op.name for op in ops if op.type == "no_op" and "/" not in op.name}
-    return {op.name.split("/", 1)[0] for op in ops
-            if op.type in STATE_UPDATES and "/" in op.name
-            and not op.name.endswith("/Assign") and op.name.split("/", 1)[0] in tops}
+    return {
+        op.name.split("/", 1)[0]
+        for op in ops
+        if op.type in STATE_UPDATES
+        and "/" in op.name
+        and not op.name.endswith("/Assign")
+        and op.name.split("/", 1)[0] in tops
+    }
 
 
 def graph_digraph(ops, expand=(), collapse=()) -> nx.DiGraph:
@@ -90,8 +98,7 @@ def graph_digraph(ops, expand=(), collapse=()) -> nx.DiGraph:
         group = groups[op]
         if group is None:
             k = f"op{op.id}"
-            label = [op.name, op.type + (f"  {_shape_text(op.outputs[0])}" if op.outputs
-                                         else "")]
+            label = [op.name, op.type + (f"  {_shape_text(op.outputs[0])}" if op.outputs else "")]
             g.add_node(k, label=label, style=None)
         else:
             k = f"group:{group}"
@@ -101,8 +108,9 @@ def graph_digraph(ops, expand=(), collapse=()) -> nx.DiGraph:
     for k, (group, grouped) in members.items():
         kinds = sorted({o.type for o in grouped})
         what = ", ".join(kinds[:4]) + (", …" if len(kinds) > 4 else "")
-        g.nodes[k].update(label=[f"{group}/*", f"{len(grouped)} ops collapsed: {what}"],
-                          style="group")
+        g.nodes[k].update(
+            label=[f"{group}/*", f"{len(grouped)} ops collapsed: {what}"], style="group"
+        )
     for op in ops:
         for t in op.inputs:
             if t.op in key and key[t.op] != key[op]:
@@ -133,15 +141,24 @@ def _ops_of(target):
     """The ops to draw for a Graph, a tensor / op / list of them (what computing them runs)."""
     from .ir.graph import Graph, walk_needed
     from .ir.node import Operation, Tensor
+
     if isinstance(target, Graph):
         return target.get_operations(), "graph"
-    items = list(target.values()) if isinstance(target, dict) else \
-        list(target) if isinstance(target, (list, tuple)) else [target]
+    items = (
+        list(target.values())
+        if isinstance(target, dict)
+        else list(target)
+        if isinstance(target, (list, tuple))
+        else [target]
+    )
     tensors = [t for t in items if isinstance(t, Tensor)]
     ops = [o for o in items if isinstance(o, Operation)]
     if len(tensors) + len(ops) != len(items) or not items:
-        raise GraphcError(f"viz draws a Graph, a compiled plan, or tensors / ops (or a list of "
-                          f"them), got {target!r}", user_location())
+        raise GraphcError(
+            f"viz draws a Graph, a compiled plan, or tensors / ops (or a list of "
+            f"them), got {target!r}",
+            user_location(),
+        )
     needed = sorted(walk_needed(tensors, ops, set()), key=lambda o: o.id)
     title = ", ".join((t.op.name if isinstance(t, Tensor) else t.name) for t in items[:3])
     return needed, title
@@ -149,20 +166,21 @@ def _ops_of(target):
 
 def to_dot(clusters) -> str:
     """DOT text of ``[(title, DiGraph)]`` (clusters), the same picture for Graphviz."""
+
     def q(text):
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    out = ["digraph graphc {", "  rankdir=TB; node [shape=box, fontsize=10, "
-           'fontname="monospace"];']
+
+    out = ["digraph graphc {", '  rankdir=TB; node [shape=box, fontsize=10, fontname="monospace"];']
     for i, (title, g) in enumerate(clusters):
         out.append(f"  subgraph cluster_{i} {{ label={q(title)};")
         for n, data in g.nodes(data=True):
-            label = "\\n".join(x.replace("\\", "\\\\").replace('"', '\\"')
-                               for x in data.get("label") or [str(n)])
+            label = "\\n".join(
+                x.replace("\\", "\\\\").replace('"', '\\"') for x in data.get("label") or [str(n)]
+            )
             extra = ', style="filled,bold", fillcolor="#fff3d6"' if data.get("style") else ""
             out.append(f'    "{n}" [label="{label}"{extra}];')
         for a, b, data in g.edges(data=True):
-            out.append(f'    "{a}" -> "{b}"' + (" [style=dashed];" if data.get("dashed")
-                                                else ";"))
+            out.append(f'    "{a}" -> "{b}"' + (" [style=dashed];" if data.get("dashed") else ";"))
         out.append("  }")
     out.append("}")
     return "\n".join(out) + "\n"
@@ -174,11 +192,18 @@ def render(clusters, use_graphviz=None) -> str:
     dot = shutil.which("dot") if use_graphviz is not False else None
     if dot:
         try:
-            return subprocess.run([dot, "-Tsvg"], input=to_dot(clusters), capture_output=True,
-                                  text=True, check=True, timeout=60).stdout
+            return subprocess.run(
+                [dot, "-Tsvg"],
+                input=to_dot(clusters),
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            ).stdout
         except (subprocess.SubprocessError, OSError):
-            pass           # graphc's own drawing below
+            pass  # graphc's own drawing below
     from .svg import graph_to_svg
+
     return graph_to_svg(clusters)
 
 
@@ -186,16 +211,21 @@ def viz(target, path=None, expand=(), collapse=(), use_graphviz=None) -> str:
     """Draw ``target`` (a Graph, a compiled plan, or tensors / ops: what computing them runs)
     and return the SVG text (DOT text for a ``.dot`` path); write it to ``path`` if given."""
     from .plan import Plan
+
     if isinstance(target, Plan):
-        clusters = [(f"plan: {len(target.steps)} steps, peak {target.peak_bytes:,} B",
-                     plan_digraph(target))]
+        clusters = [
+            (f"plan: {len(target.steps)} steps, peak {target.peak_bytes:,} B", plan_digraph(target))
+        ]
     else:
         ops, title = _ops_of(target)
         g = graph_digraph(ops, expand=expand, collapse=collapse)
         if len(g) > MAX_NODES:
-            raise GraphcError(f"viz: {len(g)} boxes are too many to read; draw a part "
-                              f"(gc.viz(some_tensor)) or collapse scopes "
-                              f"(collapse=[...])", user_location())
+            raise GraphcError(
+                f"viz: {len(g)} boxes are too many to read; draw a part "
+                f"(gc.viz(some_tensor)) or collapse scopes "
+                f"(collapse=[...])",
+                user_location(),
+            )
         clusters = [(f"{title}: {len(ops)} ops", g)]
     if path is not None and os.fspath(path).endswith(".dot"):
         text = to_dot(clusters)

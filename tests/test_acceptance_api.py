@@ -63,9 +63,16 @@ def test_float_of_a_tensor_explains_define_and_run():
         float(x)
 
 
-@pytest.mark.parametrize("equation, shapes", [
-    ("ii->", [(3, 3)]), ("ii->i", [(3, 3)]), ("iij,j->i", [(2, 2, 3), (3,)]),
-    ("ij,jj->i", [(2, 3), (3, 3)]), ("iji->j", [(2, 4, 2)])])
+@pytest.mark.parametrize(
+    "equation, shapes",
+    [
+        ("ii->", [(3, 3)]),
+        ("ii->i", [(3, 3)]),
+        ("iij,j->i", [(2, 2, 3), (3,)]),
+        ("ij,jj->i", [(2, 3), (3, 3)]),
+        ("iji->j", [(2, 4, 2)]),
+    ],
+)
 def test_einsum_differentiates_through_a_repeated_index(equation, shapes):
     """einsum covers the contractions numpy supports, traces and diagonals included, and
     its gradients match finite differences there too."""
@@ -74,9 +81,14 @@ def test_einsum_differentiates_through_a_repeated_index(equation, shapes):
     gc.test.check_gradients(lambda *xs: gc.einsum(equation, *xs), inputs)
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"backend": "tpu"}, "unknown backend"), ({"optimize": 5}, "optimize must be"),
-    ({"optimize": "fast"}, "optimize must be")])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"backend": "tpu"}, "unknown backend"),
+        ({"optimize": 5}, "optimize must be"),
+        ({"optimize": "fast"}, "optimize must be"),
+    ],
+)
 def test_session_arguments_are_checked_when_it_is_made(kwargs, words):
     """A bad backend or level is a GraphcError from Session(...), never a ValueError and not
     a surprise at the first run."""
@@ -99,9 +111,15 @@ def test_compile_takes_the_fetch_structures_run_takes(opt):
         gc.compile({"a": [3.0]}, feed_shapes={x: (2, 3)}, optimize=opt)
 
 
-@pytest.mark.parametrize("make", [
-    lambda x: gc.zeros(gc.shape(x)), lambda x: gc.fill(gc.shape(x), 1.0),
-    lambda x: gc.broadcast_to(x[0], gc.shape(x)), lambda x: gc.reshape(x, gc.shape(x))])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda x: gc.zeros(gc.shape(x)),
+        lambda x: gc.fill(gc.shape(x), 1.0),
+        lambda x: gc.broadcast_to(x[0], gc.shape(x)),
+        lambda x: gc.reshape(x, gc.shape(x)),
+    ],
+)
 def test_shape_arguments_from_gc_shape(make):
     """TF1 code passes gc.shape(x) as a shape: a static one is its value; a dynamic one is a
     ShapeError naming the *_like op to use (not an error about iterating a tensor)."""

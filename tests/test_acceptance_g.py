@@ -45,11 +45,15 @@ def test_malformed_option_values_are_bad_usage(tmp_path):
     rejected by the argument parser, before any file is read."""
     path = tmp_path / "m.g"
     path.write_text(MODEL, encoding="utf-8")
-    for argv in (("compile", str(path), "--dim", "N=abc"), ("compile", str(path), "--dim", "N"),
-                 ("run", str(path), "--feed", "x"), ("run", str(path), "--feed", "=x.npy")):
+    for argv in (
+        ("compile", str(path), "--dim", "N=abc"),
+        ("compile", str(path), "--dim", "N"),
+        ("run", str(path), "--feed", "x"),
+        ("run", str(path), "--feed", "=x.npy"),
+    ):
         try:
             code = _cli(*argv)[0]
-        except SystemExit as e:     # argparse exits on bad usage
+        except SystemExit as e:  # argparse exits on bad usage
             code = e.code
         assert code == 2, argv
     assert _cli("compile", str(path), "--dim", "N=4")[0] == 0
@@ -92,7 +96,8 @@ def test_viz_writes_the_svg_it_is_asked_for(tmp_path, monkeypatch):
     import xml.dom.minidom
 
     import graphc.cli
-    monkeypatch.setattr(graphc.cli.shutil, "which", lambda name: None)   # no `dot` here
+
+    monkeypatch.setattr(graphc.cli.shutil, "which", lambda name: None)  # no `dot` here
     path = tmp_path / "m.g"
     path.write_text(MODEL, encoding="utf-8")
     out = tmp_path / "graph.svg"

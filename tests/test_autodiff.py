@@ -11,20 +11,36 @@ check = gc.test.check_gradients
 
 # --- compositions against finite differences --------------------------------------------------
 
-@pytest.mark.parametrize("fn", [
-    lambda x: gc.softmax(x),
-    lambda x: gc.log_softmax(x, axis=0),
-    lambda x: gc.reduce_logsumexp(x, axis=1),
-    lambda x: gc.nn.l2_loss(x),
-    lambda x: gc.gelu(x) + gc.elu(x) + gc.softplus(x) + gc.leaky_relu(x, 0.1),
-    lambda x: gc.tanh(gc.sigmoid(x) * x) / (1 + gc.square(x)),
-    lambda x: gc.moments(x, [0])[1],
-    lambda x: gc.concat([x, 2 * x[:, ::-1]], 1)[1:, 1:3],
-    lambda x: gc.stack([x, gc.exp(x)], axis=1),
-    lambda x: gc.tensordot(x, gc.transpose(x), 1),
-    lambda x: gc.reduce_max(gc.reshape(x, (-1,))) * gc.reduce_prod(x[0]),
-], ids=["softmax", "log_softmax", "logsumexp", "l2_loss", "activations", "nested", "moments",
-        "slices", "stack", "tensordot", "max_prod"])
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda x: gc.softmax(x),
+        lambda x: gc.log_softmax(x, axis=0),
+        lambda x: gc.reduce_logsumexp(x, axis=1),
+        lambda x: gc.nn.l2_loss(x),
+        lambda x: gc.gelu(x) + gc.elu(x) + gc.softplus(x) + gc.leaky_relu(x, 0.1),
+        lambda x: gc.tanh(gc.sigmoid(x) * x) / (1 + gc.square(x)),
+        lambda x: gc.moments(x, [0])[1],
+        lambda x: gc.concat([x, 2 * x[:, ::-1]], 1)[1:, 1:3],
+        lambda x: gc.stack([x, gc.exp(x)], axis=1),
+        lambda x: gc.tensordot(x, gc.transpose(x), 1),
+        lambda x: gc.reduce_max(gc.reshape(x, (-1,))) * gc.reduce_prod(x[0]),
+    ],
+    ids=[
+        "softmax",
+        "log_softmax",
+        "logsumexp",
+        "l2_loss",
+        "activations",
+        "nested",
+        "moments",
+        "slices",
+        "stack",
+        "tensordot",
+        "max_prod",
+    ],
+)
 def test_compositions(fn, rng):
     check(fn, [rng.uniform(-2, 2, (3, 4))])
 
@@ -33,8 +49,16 @@ def test_mlp_loss_gradient_against_finite_differences(rng):
     def loss(x, w1, b1, w2):
         h = gc.relu(x @ w1 + b1)
         return gc.reduce_mean(gc.square(h @ w2 - 1.0))
-    check(loss, [rng.standard_normal((5, 3)), rng.standard_normal((3, 4)),
-                 rng.standard_normal(4), rng.standard_normal((4, 2))])
+
+    check(
+        loss,
+        [
+            rng.standard_normal((5, 3)),
+            rng.standard_normal((3, 4)),
+            rng.standard_normal(4),
+            rng.standard_normal((4, 2)),
+        ],
+    )
 
 
 def test_broadcasting_gradients_are_summed_to_the_input_shape(rng):
@@ -68,18 +92,23 @@ def test_softmax_cross_entropy_gradient_is_softmax_minus_labels(rng):
 
 def test_sparse_softmax_cross_entropy_gradient(rng):
     labels = np.array([0, 3, 1])
-    check(lambda z: gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z),
-          [rng.standard_normal((3, 4))])
-    check(lambda z: gc.sigmoid_cross_entropy_with_logits(labels=rng.random((3, 4)), logits=z),
-          [rng.standard_normal((3, 4))])
+    check(
+        lambda z: gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=z),
+        [rng.standard_normal((3, 4))],
+    )
+    check(
+        lambda z: gc.sigmoid_cross_entropy_with_logits(labels=rng.random((3, 4)), logits=z),
+        [rng.standard_normal((3, 4))],
+    )
 
 
 # --- second order -----------------------------------------------------------------------------
 
+
 def test_hessian_vector_product(rng):
     x = gc.placeholder(gc.float64, (4,))
     v = gc.placeholder(gc.float64, (4,))
-    f = gc.reduce_sum(x ** 3) + gc.reduce_sum(gc.sin(x)) * gc.reduce_sum(x)
+    f = gc.reduce_sum(x**3) + gc.reduce_sum(gc.sin(x)) * gc.reduce_sum(x)
     (g,) = gc.gradients(f, [x])
     (hv,) = gc.gradients(gc.reduce_sum(g * v), [x])
     xv, vv = rng.standard_normal(4), rng.standard_normal(4)
@@ -92,12 +121,14 @@ def test_hessian_vector_product(rng):
 
 def test_gradient_of_gradient_against_finite_differences(rng):
     def grad_of(x):
-        (g,) = gc.gradients(gc.reduce_sum(gc.tanh(x) * x ** 2), [x])
+        (g,) = gc.gradients(gc.reduce_sum(gc.tanh(x) * x**2), [x])
         return g
+
     check(grad_of, [rng.standard_normal((2, 3))])
 
 
 # --- stop_gradient, unconnected, integer paths ------------------------------------------------
+
 
 def test_stop_gradient_blocks_only_its_path():
     x = gc.placeholder(gc.float64, ())
@@ -156,6 +187,7 @@ def test_gradient_nodes_remember_their_forward_op():
 
 # --- custom_gradient and register_op ----------------------------------------------------------
 
+
 def test_custom_gradient_replaces_the_derived_gradient():
     @gc.custom_gradient
     def clipped_identity(x):
@@ -170,7 +202,7 @@ def test_custom_gradient_replaces_the_derived_gradient():
     np.testing.assert_allclose(grad, [0.5, 1.0, -1.0])
 
 
-@pytest.mark.filterwarnings("ignore:overflow")   # the forward overflows; the gradient must not
+@pytest.mark.filterwarnings("ignore:overflow")  # the forward overflows; the gradient must not
 def test_custom_gradient_log1pexp_is_stable():
     @gc.custom_gradient
     def log1pexp(x):
@@ -185,8 +217,10 @@ def test_custom_gradient_log1pexp_is_stable():
 
 def test_register_op_relu_trains():
     my_relu = gc.register_op(
-        "test_relu", forward=lambda x: np.maximum(x, 0),
-        gradient=lambda op, dy: [dy * gc.cast(op.inputs[0] > 0, dy.dtype)])
+        "test_relu",
+        forward=lambda x: np.maximum(x, 0),
+        gradient=lambda op, dy: [dy * gc.cast(op.inputs[0] > 0, dy.dtype)],
+    )
     rng = np.random.default_rng(0)
     check(lambda x: my_relu(x), [rng.uniform(-2, 2, (3, 4))])
     x = gc.placeholder(gc.float64, (None, 2))
@@ -202,12 +236,16 @@ def test_register_op_relu_trains():
 
 
 def test_register_op_rules_and_errors():
-    pair_sum = gc.register_op("test_pair_sum", forward=lambda a, b: (a + b).sum(axis=-1),
-                              shape_fn=lambda a, b: a[:-1], dtype_fn=lambda a, b: gc.float64)
+    pair_sum = gc.register_op(
+        "test_pair_sum",
+        forward=lambda a, b: (a + b).sum(axis=-1),
+        shape_fn=lambda a, b: a[:-1],
+        dtype_fn=lambda a, b: gc.float64,
+    )
     a = gc.placeholder(gc.float32, (2, 3))
     y = pair_sum(a, a)
     assert y.shape == (2,) and y.dtype is gc.float64
-    assert gc.gradients(y, [a]) == [None]           # no gradient rule: not differentiable
+    assert gc.gradients(y, [a]) == [None]  # no gradient rule: not differentiable
     with gc.Session() as sess:
         np.testing.assert_allclose(sess.run(y, {a: np.ones((2, 3))}), [6.0, 6.0])
     with pytest.raises(gc.GraphcError, match="built-in"):
@@ -228,21 +266,25 @@ def test_full_reduction_of_an_unknown_rank_tensor_and_its_gradient(reduce):
     assert y.shape == ()
     (g,) = gc.gradients(y, [x])
     xv = np.array([[1.0, -3.0], [2.0, 0.5]])
-    expected = {gc.reduce_sum: 2 * xv, gc.reduce_mean: 2 * xv / 4,
-                gc.reduce_max: np.where(xv == -3.0, -6.0, 0.0)}[reduce]
+    expected = {
+        gc.reduce_sum: 2 * xv,
+        gc.reduce_mean: 2 * xv / 4,
+        gc.reduce_max: np.where(xv == -3.0, -6.0, 0.0),
+    }[reduce]
     with gc.Session() as sess:
         np.testing.assert_allclose(sess.run(g, {x: xv}), expected)
 
 
 def test_check_gradients_catches_a_wrong_rule():
-    wrong = gc.register_op("test_wrong_square", forward=np.square,
-                           gradient=lambda op, g: [g * op.inputs[0]])   # misses the factor 2
+    wrong = gc.register_op(
+        "test_wrong_square", forward=np.square, gradient=lambda op, g: [g * op.inputs[0]]
+    )  # misses the factor 2
     with pytest.raises(gc.test.GradientCheckError, match="x0"):
         check(wrong, [np.array([1.0, 2.0])])
     with pytest.raises(AssertionError):
         check(wrong, [np.array([1.0, 2.0])])
     (pair,) = check(lambda x: gc.square(x), [np.array([1.0, 2.0], np.float32)])
-    assert pair[0].dtype == np.float64                       # checked in float64
+    assert pair[0].dtype == np.float64  # checked in float64
 
 
 def test_custom_gradient_with_two_arguments_one_a_number():
@@ -262,7 +304,7 @@ def test_gradients_and_minimize_build_in_the_loss_graph_not_the_default_one():
     with g.as_default():
         w = gc.Variable(np.ones(2), name="w")
         loss = gc.reduce_sum(w * w)
-    (grad,) = gc.gradients(loss, [w])                 # outside the with block
+    (grad,) = gc.gradients(loss, [w])  # outside the with block
     train = gc.train.AdamOptimizer(0.1).minimize(loss)
     assert grad.graph is g and train.graph is g
     assert len(gc.get_default_graph()) == 0
@@ -275,7 +317,7 @@ def test_gradients_and_minimize_build_in_the_loss_graph_not_the_default_one():
 def test_stop_gradients_argument_treats_tensors_as_constants():
     x = gc.placeholder(gc.float64, ())
     h = x * x
-    y = h * x                                          # x^3, but with h held constant: h
+    y = h * x  # x^3, but with h held constant: h
     (g,) = gc.gradients(y, [x], stop_gradients=[h])
     with gc.Session() as sess:
         assert sess.run(g, {x: 2.0}) == pytest.approx(4.0)

@@ -43,6 +43,7 @@ def toy():
     def factory(request):
         requests.append(request)
         return ToyExecutable(request.plan(), calls)
+
     register_backend("toy", factory, tile_elems=8)
     yield requests, calls
     unregister_backend("toy")
@@ -83,7 +84,7 @@ def test_a_registered_backend_runs_through_session_and_compile(toy):
     np.testing.assert_allclose(results["toy"][0], results["numpy"][0], rtol=1e-6)
     np.testing.assert_allclose(results["toy"][1], results["numpy"][1], rtol=1e-6)
     assert requests and all(r.backend == "toy" and r.optimize == 2 for r in requests)
-    assert calls        # the session ran the toy's executables, not numpy's
+    assert calls  # the session ran the toy's executables, not numpy's
     plan = gc.compile([train, loss], feed_shapes={x: (4, 3)}, backend="toy")
     assert plan.backend == "toy" and "[toy, optimize=2]" in plan.report()
 
@@ -91,13 +92,16 @@ def test_a_registered_backend_runs_through_session_and_compile(toy):
 def test_the_tile_size_a_backend_registers_is_what_compile_plans_with(toy):
     x = gc.placeholder(gc.float32, (64, 4), name="x")
     y = gc.reduce_sum(gc.exp(gc.tanh(x) * 2.0 + 1.0))
-    tiles = {b: [s.tile_rows for s in gc.compile(y, backend=b).steps if s.kind == "fused"]
-             for b in ("numpy", "toy")}
-    assert tiles["toy"] == [2] and tiles["numpy"] == [64]     # 8 elements = 2 rows of 4
+    tiles = {
+        b: [s.tile_rows for s in gc.compile(y, backend=b).steps if s.kind == "fused"]
+        for b in ("numpy", "toy")
+    }
+    assert tiles["toy"] == [2] and tiles["numpy"] == [64]  # 8 elements = 2 rows of 4
 
 
 def test_the_cli_offers_every_registered_backend(toy):
     from graphc.cli import _parser
+
     args = _parser().parse_args(["compile", "m.g", "--backend", "toy"])
     assert args.backend == "toy"
 

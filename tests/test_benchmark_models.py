@@ -18,7 +18,7 @@ def test_the_runner_lists_the_model_workloads():
 def test_each_training_step_runs_and_updates(name):
     step = WORKLOADS[name]()["graphc"]
     losses = [float(step()[1]) for _ in range(3)]
-    assert all(np.isfinite(losses)) and len(set(losses)) > 1     # the weights move
+    assert all(np.isfinite(losses)) and len(set(losses)) > 1  # the weights move
 
 
 def test_the_tutorial_script_trains_and_evaluates_the_whole_test_set():

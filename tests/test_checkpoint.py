@@ -26,7 +26,7 @@ def test_round_trip_restores_values_dtypes_and_optimizer_slots(tmp_path):
     w, b = _model()
     loss = gc.reduce_sum(gc.square(w))
     train = gc.train.AdamOptimizer(0.1).minimize(loss)
-    saver = gc.train.Saver()                                # built after the optimizer
+    saver = gc.train.Saver()  # built after the optimizer
     path = str(tmp_path / "model.ckpt")
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
@@ -79,12 +79,13 @@ def _trained_and_saved(tmp_path):
     sess = gc.Session()
     sess.run(gc.global_variables_initializer())
     saver.save(sess, path)
-    sess.run([w.assign(w * 10), b.assign(b * 10)])      # the values that must survive
+    sess.run([w.assign(w * 10), b.assign(b * 10)])  # the values that must survive
     return w, b, saver, path, sess
 
 
-@pytest.mark.parametrize("damage", ["flip_payload", "flip_header", "truncate", "empty",
-                                    "garbage", "missing"])
+@pytest.mark.parametrize(
+    "damage", ["flip_payload", "flip_header", "truncate", "empty", "garbage", "missing"]
+)
 def test_damaged_checkpoints_raise_and_leave_variables_untouched(tmp_path, damage):
     w, b, saver, path, sess = _trained_and_saved(tmp_path)
     before = _values(sess, w, b)
@@ -94,11 +95,11 @@ def test_damaged_checkpoints_raise_and_leave_variables_untouched(tmp_path, damag
     elif damage == "flip_header":
         blob[20] ^= 0x01
     elif damage == "truncate":
-        blob = blob[:len(blob) // 2]
+        blob = blob[: len(blob) // 2]
     elif damage == "empty":
         blob = b""
     elif damage == "garbage":
-        blob = b"\x80\x04\x95" + b"x" * 100       # e.g. a pickle: refused, never loaded
+        blob = b"\x80\x04\x95" + b"x" * 100  # e.g. a pickle: refused, never loaded
     if damage == "missing":
         os.unlink(path)
     else:
@@ -148,7 +149,7 @@ def test_atomic_write_leaves_no_temporary_files_and_replaces_whole(tmp_path):
 def test_format_is_safetensors_json_and_raw_bytes_not_pickle():
     blob = checkpoint.encode({"x": np.arange(3, dtype=np.float64), "s": np.float32(2)})
     n = int.from_bytes(blob[:8], "little")
-    header = json.loads(blob[8:8 + n])
+    header = json.loads(blob[8 : 8 + n])
     assert header["x"]["dtype"] == "F64" and header["x"]["shape"] == [3]
     meta = header["__metadata__"]
     assert meta["format"] == "graphc" and len(meta["sha256"]) == 64
@@ -163,8 +164,15 @@ def _v1_bytes(arrays):
     entries, chunks, offset = [], [], 0
     for name, a in arrays.items():
         data = np.asarray(a).astype(np.asarray(a).dtype.newbyteorder("<")).tobytes()
-        entries.append({"name": name, "dtype": np.asarray(a).dtype.name,
-                        "shape": list(np.shape(a)), "offset": offset, "nbytes": len(data)})
+        entries.append(
+            {
+                "name": name,
+                "dtype": np.asarray(a).dtype.name,
+                "shape": list(np.shape(a)),
+                "offset": offset,
+                "nbytes": len(data),
+            }
+        )
         chunks.append(data)
         offset += len(data)
     header = json.dumps(entries).encode()
@@ -175,8 +183,9 @@ def _v1_bytes(arrays):
 def test_checkpoints_of_the_first_format_still_restore(tmp_path):
     w, b = _model()
     path = tmp_path / "old.ckpt"
-    path.write_bytes(_v1_bytes({"w": np.full((2, 3), 7, np.float32),
-                                "b": np.array([5, 6], np.int64)}))
+    path.write_bytes(
+        _v1_bytes({"w": np.full((2, 3), 7, np.float32), "b": np.array([5, 6], np.int64)})
+    )
     with gc.Session() as sess:
         gc.train.Saver().restore(sess, str(path))
         np.testing.assert_array_equal(sess.run(w), np.full((2, 3), 7))
@@ -198,7 +207,7 @@ def test_restore_into_a_running_session_is_seen_by_compiled_plans(tmp_path):
         saved_loss = sess.run(loss)
         saver.save(sess, path)
         for _ in range(3):
-            sess.run([train, loss])                      # plans for both fetches now exist
+            sess.run([train, loss])  # plans for both fetches now exist
         assert sess.run(loss) < saved_loss
         saver.restore(sess, path)
         assert sess.run(loss) == pytest.approx(saved_loss)
@@ -208,7 +217,7 @@ def test_restore_into_a_running_session_is_seen_by_compiled_plans(tmp_path):
 
 
 def test_a_saved_checkpoint_opens_with_safetensors(tmp_path):
-    st = pytest.importorskip("safetensors.numpy")   # installed by the dev extra
+    st = pytest.importorskip("safetensors.numpy")  # installed by the dev extra
     w, b = _model()
     path = str(tmp_path / "model.safetensors")
     with gc.Session() as sess:
@@ -219,6 +228,7 @@ def test_a_saved_checkpoint_opens_with_safetensors(tmp_path):
     np.testing.assert_array_equal(loaded["w"], np.arange(6).reshape(2, 3))
     assert loaded["w"].dtype == np.float32 and loaded["b"].dtype == np.int64
     from safetensors import safe_open
+
     with safe_open(path, framework="numpy") as f:
         meta = f.metadata()
     assert meta["format"] == "graphc" and len(meta["sha256"]) == 64
@@ -226,9 +236,13 @@ def test_a_saved_checkpoint_opens_with_safetensors(tmp_path):
 
 def test_without_the_library_the_same_layout_is_written(monkeypatch):
     st = pytest.importorskip("safetensors.numpy")
-    arrays = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "s": np.float64(2.5),
-              "flags": np.array([True, False]), "k": np.arange(3, dtype=np.int8),
-              "h": np.ones((2, 0), np.float16)}
+    arrays = {
+        "w": np.arange(6, dtype=np.float32).reshape(2, 3),
+        "s": np.float64(2.5),
+        "flags": np.array([True, False]),
+        "k": np.arange(3, dtype=np.int8),
+        "h": np.ones((2, 0), np.float16),
+    }
     with_library = checkpoint.encode(arrays)
     monkeypatch.setitem(__import__("sys").modules, "safetensors.numpy", None)  # not installed
     by_hand = checkpoint.encode(arrays)
@@ -254,21 +268,40 @@ def _forged(header: bytes, payload=b"") -> bytes:
     return len(header).to_bytes(8, "little") + header + payload
 
 
-@pytest.mark.parametrize("blob", [
-    _forged(b'{"w": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}}', b"\0" * 4),
-    _forged(b'{"w": {"dtype": "F32", "shape": [4611686018427387904, 4], '
-            b'"data_offsets": [0, 4]}}', b"\0" * 4),
-    _forged(b'{"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}', b"\0" * 4),
-    _forged(b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 99999999999]}}'),
-    _forged(b'{"w": {"dtype": "O", "shape": [1], "data_offsets": [0, 8]}}', b"\0" * 8),
-    _forged(b"[" * 100_000 + b"]" * 100_000),
-    _forged(b'{"w": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"),
-    (10 ** 15).to_bytes(8, "little") + b"{}",
-    _forged(b'{"__metadata__": {"format": "graphc", "sha256": "00"}, '
-            b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}', b"\0" * 4),
-    checkpoint.MAGIC + (10 ** 12).to_bytes(8, "little") + b"x" * 40,
-], ids=["inf-dim", "huge-shape", "negative-dim", "offsets-outside", "object-dtype",
-        "deep-json", "deep-entry", "huge-header-length", "bad-checksum", "v1-huge-header"])
+@pytest.mark.parametrize(
+    "blob",
+    [
+        _forged(b'{"w": {"dtype": "F32", "shape": [1e999], "data_offsets": [0, 4]}}', b"\0" * 4),
+        _forged(
+            b'{"w": {"dtype": "F32", "shape": [4611686018427387904, 4], "data_offsets": [0, 4]}}',
+            b"\0" * 4,
+        ),
+        _forged(b'{"w": {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}', b"\0" * 4),
+        _forged(b'{"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 99999999999]}}'),
+        _forged(b'{"w": {"dtype": "O", "shape": [1], "data_offsets": [0, 8]}}', b"\0" * 8),
+        _forged(b"[" * 100_000 + b"]" * 100_000),
+        _forged(b'{"w": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"),
+        (10**15).to_bytes(8, "little") + b"{}",
+        _forged(
+            b'{"__metadata__": {"format": "graphc", "sha256": "00"}, '
+            b'"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}',
+            b"\0" * 4,
+        ),
+        checkpoint.MAGIC + (10**12).to_bytes(8, "little") + b"x" * 40,
+    ],
+    ids=[
+        "inf-dim",
+        "huge-shape",
+        "negative-dim",
+        "offsets-outside",
+        "object-dtype",
+        "deep-json",
+        "deep-entry",
+        "huge-header-length",
+        "bad-checksum",
+        "v1-huge-header",
+    ],
+)
 def test_forged_headers_are_checkpoint_errors(blob, tmp_path):
     with pytest.raises(gc.CheckpointError):
         checkpoint.decode(blob)
@@ -296,7 +329,7 @@ def test_max_to_keep_holds_across_savers(tmp_path):
     prefix = str(tmp_path / "ckpt")
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
-        for start in (0, 10, 20):          # three "runs" of a training script
+        for start in (0, 10, 20):  # three "runs" of a training script
             saver = gc.train.Saver(max_to_keep=2)
             for s in range(start, start + 3):
                 saver.save(sess, prefix, global_step=s)
@@ -313,5 +346,10 @@ def test_a_new_saver_leaves_checkpoints_of_another_save_path_alone(tmp_path):
         saver = gc.train.Saver(max_to_keep=1)
         for s in range(3):
             saver.save(sess, str(tmp_path / "model"), global_step=s)
-    assert sorted(os.listdir(tmp_path)) == ["checkpoint", "model-2", "other-0", "other-1",
-                                            "other-2"]
+    assert sorted(os.listdir(tmp_path)) == [
+        "checkpoint",
+        "model-2",
+        "other-0",
+        "other-1",
+        "other-2",
+    ]

@@ -30,8 +30,13 @@ model lin {
 
 
 def graphc(*args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "graphc.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "graphc.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -39,6 +44,7 @@ def graphc(*args, cwd):
 def graphc_here(*args, cwd):
     """The same command in this process: main(argv) with stdout and stderr captured."""
     from graphc.cli import main
+
     out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
     os.chdir(cwd)
     try:
@@ -83,14 +89,28 @@ def test_compile_emits_ir_dot_and_py(work):
 
 
 def test_run_trains_saves_and_restores(work):
-    p = graphc("run", "lin.g", "--feed", "x=x.npy", "--feed", "y=y.csv", "--train", "200",
-               "--save", "ckpt", "--fetch", "loss", cwd=work)
+    p = graphc(
+        "run",
+        "lin.g",
+        "--feed",
+        "x=x.npy",
+        "--feed",
+        "y=y.csv",
+        "--train",
+        "200",
+        "--save",
+        "ckpt",
+        "--fetch",
+        "loss",
+        cwd=work,
+    )
     assert p.returncode == 0, p.stderr
     assert "200/200" in p.stderr and "loss" in p.stderr  # the progress bar
     final = float(p.stdout.split("loss = ")[-1])
     assert final < 1e-6
-    p = graphc_here("run", "lin.g", "--feed", "data.npz", "--restore", "ckpt", "--fetch", "w,b",
-                    cwd=work)
+    p = graphc_here(
+        "run", "lin.g", "--feed", "data.npz", "--restore", "ckpt", "--fetch", "w,b", cwd=work
+    )
     assert p.returncode == 0, p.stderr
     w = float(p.stdout.split("w = [[")[1].split("]")[0])
     assert abs(w - 3.0) < 1e-3
@@ -101,8 +121,9 @@ def test_fmt_prints_checks_and_rewrites(work):
     (work / "m.g").write_text(messy)
     p = graphc("fmt", "m.g", cwd=work)
     assert p.returncode == 0
-    assert p.stdout == ("model m {\n  input x : f32[N, 2]  # in\n  y = x * 2.0 + x\n"
-                        "  output y\n}\n")
+    assert p.stdout == (
+        "model m {\n  input x : f32[N, 2]  # in\n  y = x * 2.0 + x\n  output y\n}\n"
+    )
     assert graphc_here("fmt", "--check", "m.g", cwd=work).returncode == 1
     assert graphc_here("fmt", "-i", "m.g", cwd=work).returncode == 0
     assert (work / "m.g").read_text() == p.stdout
@@ -117,11 +138,17 @@ def test_viz_writes_svg_or_dot(work):
     assert ("<svg" in text) if out.suffix == ".svg" else text.startswith("digraph")
 
 
-@pytest.mark.parametrize("src, line, words", [
-    ("model m {\n  input x : f32[N, 3]\n  y = x @@ x\n}", 3, "syntax error"),
-    ("model m {\n  input x : f32[N, 3]\n  param w : f32[4, 2] = zeros()\n  y = x @ w\n}",
-     4, "matmul"),
-])
+@pytest.mark.parametrize(
+    "src, line, words",
+    [
+        ("model m {\n  input x : f32[N, 3]\n  y = x @@ x\n}", 3, "syntax error"),
+        (
+            "model m {\n  input x : f32[N, 3]\n  param w : f32[4, 2] = zeros()\n  y = x @ w\n}",
+            4,
+            "matmul",
+        ),
+    ],
+)
 def test_user_errors_exit_1_with_location_and_caret(work, src, line, words):
     (work / "bad.g").write_text(src)
     for run, cmd in ((graphc, "check"), (graphc_here, "compile")):
@@ -143,9 +170,17 @@ def test_other_user_errors_exit_1(work):
     assert p.returncode == 1 and "cannot read bad.npy" in p.stderr
 
 
-@pytest.mark.parametrize("args", [(), ("bogus",), ("compile",), ("run", "lin.g", "--train", "0"),
-                                  ("compile", "lin.g", "--emit", "exe"),
-                                  ("compile", "lin.g", "-O", "7")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        (),
+        ("bogus",),
+        ("compile",),
+        ("run", "lin.g", "--train", "0"),
+        ("compile", "lin.g", "--emit", "exe"),
+        ("compile", "lin.g", "-O", "7"),
+    ],
+)
 def test_bad_usage_exits_2(work, args):
     p = graphc_here(*args, cwd=work)
     assert p.returncode == 2 and "usage:" in p.stderr
@@ -157,8 +192,13 @@ def test_bad_usage_exits_2_from_the_command_line(work):
 
 
 def test_python_dash_m_graphc_is_the_cli(work):
-    p = subprocess.run([sys.executable, "-m", "graphc", "check", "lin.g"], cwd=work,
-                       capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "graphc", "check", "lin.g"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0 and "model lin: ok" in p.stdout
 
 
@@ -167,12 +207,16 @@ def test_pyproject_lists_every_package_so_the_wheel_has_the_grammar():
     packages.find cannot see): the list must cover every folder of modules."""
     try:
         import tomllib
-    except ModuleNotFoundError:      # Python 3.10: the dev extra installs tomli
+    except ModuleNotFoundError:  # Python 3.10: the dev extra installs tomli
         import tomli as tomllib
-    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-                 ["packages"])
-    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "graphc").rglob("*.py")
-             if "__pycache__" not in p.parts}
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(p.parent.relative_to(ROOT).parts)
+        for p in (ROOT / "graphc").rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
     assert found | {"graphc.grammar"} == listed
     assert (ROOT / "grammar" / "graphc.lark").is_file()
 
@@ -181,6 +225,7 @@ def test_session_names_a_missing_feed_with_the_compiled_executor():
     """Regression (session.py): once gc.compile planned unfed placeholders as later feeds, a
     run without one failed inside the executor with a ValueError instead of a FeedError."""
     import graphc as gc
+
     x = gc.placeholder(gc.float32, (None, 1), name="x")
     y = gc.placeholder(gc.float32, (None, 1), name="y")
     with gc.Session() as sess, pytest.raises(gc.FeedError, match="placeholder 'y'"):

@@ -99,7 +99,7 @@ def test_reuse_rules():
         assert tf.get_variable("w", [3]) is w
         with pytest.raises(gc.NotFoundError, match="layer/v does not exist"):
             tf.get_variable("v", [3])
-        with tf.variable_scope("inner", reuse=False):   # reuse cannot be switched off
+        with tf.variable_scope("inner", reuse=False):  # reuse cannot be switched off
             assert tf.get_variable_scope().reuse is True
     with pytest.raises(gc.ShapeError, match="share"):
         with tf.variable_scope("layer", reuse=True):
@@ -135,14 +135,18 @@ def test_initializers_scale_by_the_fans():
     xavier = tf.get_variable("x", [200, 200], initializer=tf.contrib.layers.xavier_initializer())
     tn = tf.get_variable("tn", [1000], initializer=tf.truncated_normal_initializer(stddev=0.1))
     hv, xv, tv = _run([he, xavier, tn])
-    assert abs(hv.std() - np.sqrt(2 / (9 * 64))) < 0.005     # fan_in = 3 * 3 * 64
+    assert abs(hv.std() - np.sqrt(2 / (9 * 64))) < 0.005  # fan_in = 3 * 3 * 64
     assert np.abs(xv).max() <= np.sqrt(6 / 400)
     assert np.abs(tv).max() <= 0.2
 
 
 def test_regularizers_are_collected_into_the_regularization_loss():
-    w = tf.get_variable("w", [2], initializer=tf.constant_initializer([3.0, 4.0]),
-                        regularizer=tf.contrib.layers.l2_regularizer(0.1))
+    w = tf.get_variable(
+        "w",
+        [2],
+        initializer=tf.constant_initializer([3.0, 4.0]),
+        regularizer=tf.contrib.layers.l2_regularizer(0.1),
+    )
     reg = tf.losses.get_regularization_loss()
     assert _run(reg) == pytest.approx(0.1 * 25 / 2)
     assert w.name == "w:0"
@@ -157,8 +161,14 @@ def test_layer_names_count_up_and_reuse_shares():
     tf.layers.dense(x, 3)
     tf.layers.dense(x, 2, name="head")
     names = sorted(v.name for v in tf.trainable_variables())
-    assert names == ["dense/bias:0", "dense/kernel:0", "dense_1/bias:0", "dense_1/kernel:0",
-                     "head/bias:0", "head/kernel:0"]
+    assert names == [
+        "dense/bias:0",
+        "dense/kernel:0",
+        "dense_1/bias:0",
+        "dense_1/kernel:0",
+        "head/bias:0",
+        "head/kernel:0",
+    ]
     before = len(tf.global_variables())
     tf.layers.dense(x, 2, name="head", reuse=True)
     assert len(tf.global_variables()) == before
@@ -166,17 +176,23 @@ def test_layer_names_count_up_and_reuse_shares():
 
 def test_layers_compute_what_they_say(rng):
     x = tf.placeholder(tf.float32, [None, 6, 6, 2])
-    c = tf.layers.conv2d(x, 3, 3, padding="same", activation=tf.nn.relu,
-                         kernel_initializer=tf.ones_initializer(),
-                         bias_initializer=tf.constant_initializer(-1.0))
+    c = tf.layers.conv2d(
+        x,
+        3,
+        3,
+        padding="same",
+        activation=tf.nn.relu,
+        kernel_initializer=tf.ones_initializer(),
+        bias_initializer=tf.constant_initializer(-1.0),
+    )
     p = tf.layers.max_pooling2d(c, 2, 2)
     f = tf.layers.flatten(p)
-    d = tf.layers.dropout(f, rate=0.5)        # training=False by default: the identity
+    d = tf.layers.dropout(f, rate=0.5)  # training=False by default: the identity
     assert c.shape == (None, 6, 6, 3) and f.shape == (None, 27)
     xv = rng.random((2, 6, 6, 2)).astype(np.float32)
     cv, fv, dv = _run([c, f, d], {x: xv})
     window = np.pad(xv.sum(-1), ((0, 0), (1, 1), (1, 1)))
-    direct = sum(window[:, i:i + 6, j:j + 6] for i in range(3) for j in range(3)) - 1
+    direct = sum(window[:, i : i + 6, j : j + 6] for i in range(3) for j in range(3)) - 1
     np.testing.assert_allclose(cv[..., 0], np.maximum(direct, 0), rtol=1e-5)
     np.testing.assert_array_equal(fv, dv)
 
@@ -244,8 +260,9 @@ def test_conv2d_transpose_is_the_adjoint_of_conv2d(rng):
     wv = rng.standard_normal((3, 3, 3, 4))
     yv = rng.standard_normal((2, 3, 3, 4))
     conv = tf.nn.conv2d(tf.constant(xv), tf.constant(wv), [1, 2, 2, 1], "SAME")
-    back = tf.nn.conv2d_transpose(tf.constant(yv), tf.constant(wv), [2, 6, 6, 3],
-                                  [1, 2, 2, 1], "SAME")
+    back = tf.nn.conv2d_transpose(
+        tf.constant(yv), tf.constant(wv), [2, 6, 6, 3], [1, 2, 2, 1], "SAME"
+    )
     c, b = _run([conv, back])
     assert np.sum(c * yv) == pytest.approx(np.sum(xv * b), rel=1e-10)
 
@@ -280,6 +297,7 @@ def test_session_config_and_v2_switches_are_accepted():
 def test_summaries_write_tensorboard_event_files(tmp_path):
     # tf.summary used to be a no-op; it now writes through gc.summary (issue 13)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     loss = tf.constant(1.5)
     tf.summary.scalar("loss", loss)
     tf.summary.histogram("h", loss)
@@ -302,14 +320,22 @@ def test_image_summaries_are_no_ops_that_warn_once():
     with pytest.warns(UserWarning, match="image summaries are no-ops"):
         tf.summary.image("img", img)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")          # the second use stays quiet
+        warnings.simplefilter("error")  # the second use stays quiet
         tf.summary.image("img2", img)
 
 
-@pytest.mark.parametrize("path,hint", [
-    ("contrib.learn", "tf.contrib"), ("estimator", "Session"),
-    ("FIFOQueue", "queues"), ("train.batch_join", "tf.train.batch"),
-    ("nn.fractional_max_pool", ""), ("keras", "tf.layers"), ("math.cumsum", "")])
+@pytest.mark.parametrize(
+    "path,hint",
+    [
+        ("contrib.learn", "tf.contrib"),
+        ("estimator", "Session"),
+        ("FIFOQueue", "queues"),
+        ("train.batch_join", "tf.train.batch"),
+        ("nn.fractional_max_pool", ""),
+        ("keras", "tf.layers"),
+        ("math.cumsum", ""),
+    ],
+)
 def test_missing_apis_raise_a_clear_error_naming_them(path, hint):
     parts = path.split(".")
     with pytest.raises(gc.UnimplementedError, match=f"tf.{path} is not available.*{hint}"):
@@ -319,7 +345,7 @@ def test_missing_apis_raise_a_clear_error_naming_them(path, hint):
     parent = tf
     for p in parts[:-1]:
         parent = getattr(parent, p)
-    assert not hasattr(parent, parts[-1])      # still an AttributeError for hasattr
+    assert not hasattr(parent, parts[-1])  # still an AttributeError for hasattr
 
 
 def test_cond_chooses_between_branches_and_runs_only_the_taken_ones_effects():
@@ -365,7 +391,7 @@ def test_shapes_from_tf_shape_follow_the_run_time_batch():
     back = tf.reshape(flat, [-1, tf.shape(x)[1], 3])
     assert eps.shape == zeros.shape == (None, 2, 3)
     assert flat.shape == (None, 6) and back.shape == (None, 2, 3)
-    assert x.shape[1:].num_elements() == 6          # TensorShape slices stay TensorShapes
+    assert x.shape[1:].num_elements() == 6  # TensorShape slices stay TensorShapes
     xv = np.arange(5 * 6, dtype=np.float32).reshape(5, 2, 3)
     with tf.Session() as sess:
         e, z, f, b = sess.run([eps, zeros, flat, back], {x: xv})
@@ -401,8 +427,12 @@ def test_conv2d_transpose_layer_upsamples(rng):
     same = tf.layers.conv2d_transpose(x, 2, 5, strides=2, padding="same")
     valid = tf.layers.conv2d_transpose(x, 3, 3, strides=2)
     assert same.shape == (None, 14, 14, 2) and valid.shape == (None, 15, 15, 3)
-    assert tf.get_default_graph().get_tensor_by_name("conv2d_transpose/kernel:0").shape == \
-        (5, 5, 2, 4)
+    assert tf.get_default_graph().get_tensor_by_name("conv2d_transpose/kernel:0").shape == (
+        5,
+        5,
+        2,
+        4,
+    )
     out = _run(same, {x: rng.standard_normal((2, 7, 7, 4)).astype(np.float32)})
     assert out.shape == (2, 14, 14, 2)
     with pytest.raises(gc.ShapeError, match="maps"):
@@ -412,8 +442,9 @@ def test_conv2d_transpose_layer_upsamples(rng):
 def test_contrib_fully_connected_device_and_gfile(tmp_path):
     x = tf.placeholder(tf.float32, [None, 3])
     with tf.device("/gpu:0"):
-        y = tf.contrib.layers.fully_connected(x, 2, activation_fn=None,
-                                              weights_initializer=tf.ones_initializer())
+        y = tf.contrib.layers.fully_connected(
+            x, 2, activation_fn=None, weights_initializer=tf.ones_initializer()
+        )
     names = [v.name for v in tf.trainable_variables()]
     assert names == ["fully_connected/weights:0", "fully_connected/biases:0"]
     assert _run(y, {x: [[1.0, 2.0, 3.0]]}).tolist() == [[6.0, 6.0]]
@@ -427,11 +458,10 @@ def test_contrib_fully_connected_device_and_gfile(tmp_path):
 def test_lrn_matches_its_formula_and_differentiates(rng):
     x = rng.random((2, 3, 3, 7))
     y = tf.nn.lrn(tf.constant(x), depth_radius=2, bias=2.0, alpha=0.1, beta=0.75)
-    sq = np.pad(x ** 2, ((0, 0), (0, 0), (0, 0), (2, 2)))
-    expected = x / (2.0 + 0.1 * sum(sq[..., k:k + 7] for k in range(5))) ** 0.75
+    sq = np.pad(x**2, ((0, 0), (0, 0), (0, 0), (2, 2)))
+    expected = x / (2.0 + 0.1 * sum(sq[..., k : k + 7] for k in range(5))) ** 0.75
     np.testing.assert_allclose(_run(y), expected, rtol=1e-12)
-    gc.test.check_gradients(lambda t: tf.nn.local_response_normalization(t, 1, 1.0, 0.5, 0.5),
-                            [x])
+    gc.test.check_gradients(lambda t: tf.nn.local_response_normalization(t, 1, 1.0, 0.5, 0.5), [x])
 
 
 def test_scripts_written_as_tf_compat_v1_run_too():
@@ -471,7 +501,7 @@ def test_variables_accept_tfs_placement_options():
     v = tf.Variable(tf.zeros([2]), name="v", use_resource=True, caching_device="/cpu:0")
     assert isinstance(v, tf.Variable) and v.name == "v:0"
     with pytest.raises(TypeError):
-        tf.Variable(1.0, trainabel=False)        # a misspelt argument is still an error
+        tf.Variable(1.0, trainabel=False)  # a misspelt argument is still an error
 
 
 def test_dropout_rate_spellings_agree_with_tf():
@@ -501,9 +531,11 @@ def test_basic_lstm_cell_is_tfs_math_with_tfs_variable_names(rng):
     cell = tf.nn.rnn_cell.BasicLSTMCell(4, forget_bias=1.0)
     state = cell.zero_state(2, tf.float64)
     out, (c1, h1) = cell(x, state)
-    out2, _ = cell(out[:, :3], (c1, h1))                   # a second call shares the weights
-    assert [v.name for v in tf.trainable_variables()] == ["basic_lstm_cell/kernel:0",
-                                                          "basic_lstm_cell/bias:0"]
+    out2, _ = cell(out[:, :3], (c1, h1))  # a second call shares the weights
+    assert [v.name for v in tf.trainable_variables()] == [
+        "basic_lstm_cell/kernel:0",
+        "basic_lstm_cell/bias:0",
+    ]
     xv = rng.standard_normal((2, 3))
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
@@ -511,7 +543,7 @@ def test_basic_lstm_cell_is_tfs_math_with_tfs_variable_names(rng):
         got_h, got_c = sess.run([out, c1], {x: xv})
     gates = np.concatenate([xv, np.zeros((2, 4))], 1) @ kernel
     i, j, f, o = np.split(gates, 4, axis=1)
-    c = _sigmoid(i) * np.tanh(j)                                # c0 = 0, so f only scales 0
+    c = _sigmoid(i) * np.tanh(j)  # c0 = 0, so f only scales 0
     np.testing.assert_allclose(got_c, c, rtol=1e-12)
     np.testing.assert_allclose(got_h, np.tanh(c) * _sigmoid(o), rtol=1e-12)
     assert kernel.shape == (7, 16) and out2.shape == (2, 4)
@@ -524,8 +556,16 @@ def test_gru_cell_matches_its_formula(rng):
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         got, gk, gb, ck, cb, xv, hv = sess.run(
-            [out, "gru_cell/gates/kernel:0", "gru_cell/gates/bias:0",
-             "gru_cell/candidate/kernel:0", "gru_cell/candidate/bias:0", x, h0])
+            [
+                out,
+                "gru_cell/gates/kernel:0",
+                "gru_cell/gates/bias:0",
+                "gru_cell/candidate/kernel:0",
+                "gru_cell/candidate/bias:0",
+                x,
+                h0,
+            ]
+        )
     assert (gb == 1).all() and (cb == 0).all()
     r, u = np.split(_sigmoid(np.concatenate([xv, hv], 1) @ gk + gb), 2, axis=1)
     cand = np.tanh(np.concatenate([xv, r * hv], 1) @ ck + cb)
@@ -541,18 +581,20 @@ def test_dynamic_rnn_unrolls_like_static_rnn_and_stacks(rng):
         same, _ = tf.nn.static_rnn(stacked, tf.unstack(x, 6, 1), dtype=tf.float64)
     assert outputs.shape == (None, 6, 2) and state[1].h.shape == (None, 2)
     names = sorted(v.name for v in tf.trainable_variables())
-    assert names == ["rnn/multi_rnn_cell/cell_0/basic_rnn_cell/bias:0",
-                     "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/kernel:0",
-                     "rnn/multi_rnn_cell/cell_1/lstm_cell/bias:0",
-                     "rnn/multi_rnn_cell/cell_1/lstm_cell/kernel:0"]
-    (fw, bw), _ = tf.nn.bidirectional_dynamic_rnn(tf.nn.rnn_cell.GRUCell(3),
-                                                  tf.nn.rnn_cell.GRUCell(3), x,
-                                                  dtype=tf.float64)
+    assert names == [
+        "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/bias:0",
+        "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/kernel:0",
+        "rnn/multi_rnn_cell/cell_1/lstm_cell/bias:0",
+        "rnn/multi_rnn_cell/cell_1/lstm_cell/kernel:0",
+    ]
+    (fw, bw), _ = tf.nn.bidirectional_dynamic_rnn(
+        tf.nn.rnn_cell.GRUCell(3), tf.nn.rnn_cell.GRUCell(3), x, dtype=tf.float64
+    )
     xv = rng.standard_normal((5, 6, 3))
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         o, s, f, b = sess.run([outputs, same, fw, bw], {x: xv})
-    np.testing.assert_allclose(o, np.stack(s, axis=1), rtol=1e-12)   # same cell, same weights
+    np.testing.assert_allclose(o, np.stack(s, axis=1), rtol=1e-12)  # same cell, same weights
     assert f.shape == b.shape == (5, 6, 3)
 
 

@@ -21,7 +21,8 @@ def test_bias_is_made_only_when_asked_for(use_bias):
         y = tf.layers.conv2d(x, 4, 3, use_bias=use_bias, activation=tf.nn.relu, name="c")
         y2 = tf.layers.conv2d_transpose(y, 2, 2, strides=2, use_bias=use_bias, name="t")
         names = sorted(v.op.name for v in tf.global_variables())
-        expected = ["c/bias", "c/kernel", "t/bias", "t/kernel"] if use_bias else \
-            ["c/kernel", "t/kernel"]
+        expected = (
+            ["c/bias", "c/kernel", "t/bias", "t/kernel"] if use_bias else ["c/kernel", "t/kernel"]
+        )
         assert names == expected
         assert y.shape.as_list() == [None, 3, 3, 4] and y2.shape.as_list() == [None, 6, 6, 2]

@@ -24,7 +24,7 @@ class _DataSet:
     def next_batch(self, batch_size):
         if self._pos + batch_size > self.num_examples:
             self._order, self._pos = self._rng.permutation(self.num_examples), 0
-        idx = self._order[self._pos:self._pos + batch_size]
+        idx = self._order[self._pos : self._pos + batch_size]
         self._pos += batch_size
         return self.images[idx], self.labels[idx]
 
@@ -62,12 +62,12 @@ def mnist():
 
 
 def test_hello_world():
-    hello = tf.constant('Hello, TensorFlow!')
+    hello = tf.constant("Hello, TensorFlow!")
     sess = tf.Session()
-    assert sess.run(hello) == b'Hello, TensorFlow!'
+    assert sess.run(hello) == b"Hello, TensorFlow!"
     assert hello.dtype is tf.string
     with pytest.raises(tf.errors.InvalidArgumentError):
-        hello + 1                       # strings are fetched, never computed with
+        hello + 1  # strings are fetched, never computed with
 
 
 def test_basic_operations():
@@ -84,8 +84,8 @@ def test_basic_operations():
         assert sess.run(add, feed_dict={a: 2, b: 3}) == 5
         assert sess.run(mul, feed_dict={a: 2, b: 3}) == 6
 
-    matrix1 = tf.constant([[3., 3.]])
-    matrix2 = tf.constant([[2.], [2.]])
+    matrix1 = tf.constant([[3.0, 3.0]])
+    matrix2 = tf.constant([[2.0], [2.0]])
     product = tf.matmul(matrix1, matrix2)
     with tf.Session() as sess:
         result = sess.run(product)
@@ -99,10 +99,48 @@ def test_linear_regression():
     rng = np.random
     rng.seed(0)
     learning_rate, training_epochs = 0.02, 60
-    train_X = np.asarray([3.3, 4.4, 5.5, 6.71, 6.93, 4.168, 9.779, 6.182, 7.59, 2.167,
-                          7.042, 10.791, 5.313, 7.997, 5.654, 9.27, 3.1])
-    train_Y = np.asarray([1.7, 2.76, 2.09, 3.19, 1.694, 1.573, 3.366, 2.596, 2.53, 1.221,
-                          2.827, 3.465, 1.65, 2.904, 2.42, 2.94, 1.3])
+    train_X = np.asarray(
+        [
+            3.3,
+            4.4,
+            5.5,
+            6.71,
+            6.93,
+            4.168,
+            9.779,
+            6.182,
+            7.59,
+            2.167,
+            7.042,
+            10.791,
+            5.313,
+            7.997,
+            5.654,
+            9.27,
+            3.1,
+        ]
+    )
+    train_Y = np.asarray(
+        [
+            1.7,
+            2.76,
+            2.09,
+            3.19,
+            1.694,
+            1.573,
+            3.366,
+            2.596,
+            2.53,
+            1.221,
+            2.827,
+            3.465,
+            1.65,
+            2.904,
+            2.42,
+            2.94,
+            1.3,
+        ]
+    )
     n_samples = train_X.shape[0]
 
     X = tf.placeholder("float")
@@ -119,17 +157,17 @@ def test_linear_regression():
         first = sess.run(cost, feed_dict={X: train_X, Y: train_Y})
         w_ref, b_ref = sess.run([W, b])
         for epoch in range(training_epochs):
-            for (x, y) in zip(train_X, train_Y):
+            for x, y in zip(train_X, train_Y):
                 sess.run(optimizer, feed_dict={X: x, Y: y})
         training_cost = sess.run(cost, feed_dict={X: train_X, Y: train_Y})
         w_fit, b_fit = sess.run(W), sess.run(b)
     # the same per-sample SGD in numpy: d cost / dW = (pred - y) * x / n_samples
     for epoch in range(training_epochs):
-        for (x, y) in zip(train_X, train_Y):
+        for x, y in zip(train_X, train_Y):
             err = (w_ref * x + b_ref - y) / n_samples
             w_ref, b_ref = w_ref - learning_rate * err * x, b_ref - learning_rate * err
     np.testing.assert_allclose([w_fit, b_fit], [w_ref, b_ref], rtol=1e-4)
-    assert training_cost < 0.1 < first    # least squares reaches 0.077
+    assert training_cost < 0.1 < first  # least squares reaches 0.077
 
 
 # --- logistic regression --------------------------------------------------------------------
@@ -150,7 +188,7 @@ def test_logistic_regression(mnist):
         sess.run(init)
         costs = []
         for epoch in range(training_epochs):
-            avg_cost = 0.
+            avg_cost = 0.0
             total_batch = int(mnist.train.num_examples / batch_size)
             for i in range(total_batch):
                 batch_xs, batch_ys = mnist.train.next_batch(batch_size)
@@ -174,13 +212,13 @@ def test_nearest_neighbour(mnist):
     xte = tf.placeholder("float", [784])
     distance = tf.reduce_sum(tf.abs(tf.add(xtr, tf.negative(xte))), reduction_indices=1)
     pred = tf.arg_min(distance, 0)
-    accuracy = 0.
+    accuracy = 0.0
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
         for i in range(len(Xte)):
             nn_index = sess.run(pred, feed_dict={xtr: Xtr, xte: Xte[i, :]})
             if np.argmax(Ytr[nn_index]) == np.argmax(Yte[i]):
-                accuracy += 1. / len(Xte)
+                accuracy += 1.0 / len(Xte)
     assert accuracy > 0.9
 
 
@@ -194,20 +232,20 @@ def test_multilayer_perceptron_with_adam(mnist):
     X = tf.placeholder("float", [None, n_input])
     Y = tf.placeholder("float", [None, n_classes])
     weights = {
-        'h1': tf.Variable(tf.random_normal([n_input, n_hidden_1], stddev=0.05)),
-        'h2': tf.Variable(tf.random_normal([n_hidden_1, n_hidden_2], stddev=0.1)),
-        'out': tf.Variable(tf.random_normal([n_hidden_2, n_classes], stddev=0.1)),
+        "h1": tf.Variable(tf.random_normal([n_input, n_hidden_1], stddev=0.05)),
+        "h2": tf.Variable(tf.random_normal([n_hidden_1, n_hidden_2], stddev=0.1)),
+        "out": tf.Variable(tf.random_normal([n_hidden_2, n_classes], stddev=0.1)),
     }
     biases = {
-        'b1': tf.Variable(tf.random_normal([n_hidden_1])),
-        'b2': tf.Variable(tf.random_normal([n_hidden_2])),
-        'out': tf.Variable(tf.random_normal([n_classes])),
+        "b1": tf.Variable(tf.random_normal([n_hidden_1])),
+        "b2": tf.Variable(tf.random_normal([n_hidden_2])),
+        "out": tf.Variable(tf.random_normal([n_classes])),
     }
 
     def neural_net(x):
-        layer_1 = tf.nn.relu(tf.add(tf.matmul(x, weights['h1']), biases['b1']))
-        layer_2 = tf.nn.relu(tf.add(tf.matmul(layer_1, weights['h2']), biases['b2']))
-        return tf.matmul(layer_2, weights['out']) + biases['out']
+        layer_1 = tf.nn.relu(tf.add(tf.matmul(x, weights["h1"]), biases["b1"]))
+        layer_2 = tf.nn.relu(tf.add(tf.matmul(layer_1, weights["h2"]), biases["b2"]))
+        return tf.matmul(layer_2, weights["out"]) + biases["out"]
 
     logits = neural_net(X)
     prediction = tf.nn.softmax(logits)
@@ -245,10 +283,10 @@ def test_convolutional_network_with_dropout(mnist):
         return tf.Variable(tf.constant(0.1, shape=shape))
 
     def conv2d(x, W):
-        return tf.nn.conv2d(x, W, strides=[1, 1, 1, 1], padding='SAME')
+        return tf.nn.conv2d(x, W, strides=[1, 1, 1, 1], padding="SAME")
 
     def max_pool_2x2(x):
-        return tf.nn.max_pool(x, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding='SAME')
+        return tf.nn.max_pool(x, ksize=[1, 2, 2, 1], strides=[1, 2, 2, 1], padding="SAME")
 
     x = tf.placeholder(tf.float32, shape=[None, 784])
     y_ = tf.placeholder(tf.float32, shape=[None, 10])
@@ -266,7 +304,8 @@ def test_convolutional_network_with_dropout(mnist):
     y_conv = tf.matmul(h_fc1_drop, W_fc2) + b_fc2
 
     cross_entropy = tf.reduce_mean(
-        tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y_conv))
+        tf.nn.softmax_cross_entropy_with_logits(labels=y_, logits=y_conv)
+    )
     train_step = tf.train.AdamOptimizer(2e-3).minimize(cross_entropy)
     correct_prediction = tf.equal(tf.argmax(y_conv, 1), tf.argmax(y_, 1))
     accuracy = tf.reduce_mean(tf.cast(correct_prediction, tf.float32))
@@ -276,8 +315,9 @@ def test_convolutional_network_with_dropout(mnist):
         for i in range(120):
             batch = mnist.train.next_batch(32)
             train_step.run(feed_dict={x: batch[0], y_: batch[1], keep_prob: 0.75})
-        test_accuracy = accuracy.eval(feed_dict={x: mnist.test.images, y_: mnist.test.labels,
-                                                 keep_prob: 1.0})
+        test_accuracy = accuracy.eval(
+            feed_dict={x: mnist.test.images, y_: mnist.test.labels, keep_prob: 1.0}
+        )
     assert test_accuracy > 0.95
 
 
@@ -289,7 +329,7 @@ def test_layers_cnn_with_shared_weights_and_batch_norm(mnist):
     tf.set_random_seed(3)
 
     def conv_net(x, n_classes, dropout, reuse, is_training):
-        with tf.variable_scope('ConvNet', reuse=reuse):
+        with tf.variable_scope("ConvNet", reuse=reuse):
             x = tf.reshape(x, shape=[-1, 28, 28, 1])
             conv1 = tf.layers.conv2d(x, 8, 5, activation=tf.nn.relu, padding="same")
             conv1 = tf.layers.max_pooling2d(conv1, 2, 2)
@@ -305,10 +345,11 @@ def test_layers_cnn_with_shared_weights_and_batch_norm(mnist):
     Y = tf.placeholder(tf.float32, [None, 10])
     logits_train = conv_net(X, 10, 0.25, reuse=False, is_training=True)
     logits_test = conv_net(X, 10, 0.25, reuse=True, is_training=False)
-    assert len(tf.trainable_variables()) == 10     # 4 kernels, 4 biases, gamma, beta
+    assert len(tf.trainable_variables()) == 10  # 4 kernels, 4 biases, gamma, beta
 
-    loss_op = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(
-        logits=logits_train, labels=Y))
+    loss_op = tf.reduce_mean(
+        tf.nn.softmax_cross_entropy_with_logits_v2(logits=logits_train, labels=Y)
+    )
     update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
     with tf.control_dependencies(update_ops):
         train_op = tf.train.AdamOptimizer(0.003).minimize(loss_op)
@@ -321,9 +362,10 @@ def test_layers_cnn_with_shared_weights_and_batch_norm(mnist):
             batch_x, batch_y = mnist.train.next_batch(32)
             sess.run(train_op, feed_dict={X: batch_x, Y: batch_y})
         acc = sess.run(accuracy, feed_dict={X: mnist.test.images, Y: mnist.test.labels})
-        moving_mean = sess.run(tf.get_default_graph().get_tensor_by_name(
-            "ConvNet/batch_normalization/moving_mean:0"))
-    assert np.abs(moving_mean).max() > 0      # the update ops ran
+        moving_mean = sess.run(
+            tf.get_default_graph().get_tensor_by_name("ConvNet/batch_normalization/moving_mean:0")
+        )
+    assert np.abs(moving_mean).max() > 0  # the update ops ran
     assert acc > 0.9
 
 
@@ -340,8 +382,7 @@ def test_save_and_restore(mnist, tmp_path):
             W = tf.get_variable("W", [784, 10], initializer=tf.zeros_initializer())
             b = tf.get_variable("b", [10], initializer=tf.zeros_initializer())
         logits = tf.matmul(x, W) + b
-        cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(labels=y,
-                                                                           logits=logits))
+        cost = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits_v2(labels=y, logits=logits))
         acc = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, 1), tf.argmax(y, 1)), "float"))
         return x, y, cost, acc
 
@@ -394,14 +435,14 @@ def test_recurrent_network_lstm(mnist):
     timesteps, num_input, num_hidden, num_classes = 28, 28, 32, 10
     X = tf.placeholder("float", [None, timesteps, num_input])
     Y = tf.placeholder("float", [None, num_classes])
-    weights = {'out': tf.Variable(tf.random_normal([num_hidden, num_classes]))}
-    biases = {'out': tf.Variable(tf.random_normal([num_classes]))}
+    weights = {"out": tf.Variable(tf.random_normal([num_hidden, num_classes]))}
+    biases = {"out": tf.Variable(tf.random_normal([num_classes]))}
 
     def RNN(x, weights, biases):
         x = tf.unstack(x, timesteps, 1)
         lstm_cell = tf.contrib.rnn.BasicLSTMCell(num_hidden, forget_bias=1.0)
         outputs, states = tf.contrib.rnn.static_rnn(lstm_cell, x, dtype=tf.float32)
-        return tf.matmul(outputs[-1], weights['out']) + biases['out']
+        return tf.matmul(outputs[-1], weights["out"]) + biases["out"]
 
     logits = RNN(X, weights, biases)
     loss_op = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(logits=logits, labels=Y))

@@ -92,7 +92,7 @@ def test_training_updates_variables_in_place_like_the_reference():
 def test_run_time_error_names_the_users_line():
     x = gc.placeholder(gc.float32, (None, 3))
     y = gc.placeholder(gc.float32, (None, 3))
-    z = gc.exp(x) + y                                  # shapes only clash at run time
+    z = gc.exp(x) + y  # shapes only clash at run time
     with gc.Session() as sess, pytest.raises(gc.OpError) as err:
         sess.run(z, {x: np.ones((2, 3), np.float32), y: np.ones((4, 3), np.float32)})
     assert f"{__file__}" in str(err.value)
@@ -116,12 +116,14 @@ def test_threads_share_a_session():
     y = gc.reduce_sum(gc.exp(x) * 2.0)
     errors = []
     with gc.Session() as sess:
+
         def work(seed):
             X = np.random.default_rng(seed).standard_normal(1000).astype(np.float32)
             for _ in range(20):
                 got = sess.run(y, {x: X})
                 if not np.isclose(got, np.exp(X).sum() * 2, rtol=1e-4):
                     errors.append(seed)
+
         threads = [threading.Thread(target=work, args=(s,)) for s in range(4)]
         for t in threads:
             t.start()
@@ -134,11 +136,12 @@ def test_compile_without_feed_shapes_plans_what_it_can():
     x = gc.placeholder(gc.float32, (None, 4))
     w = gc.constant(np.ones((4, 3), np.float32))
     y = gc.reduce_sum(gc.exp(x @ w) + 1.0)
-    plan = gc.compile(y)                          # batch size unknown: nothing to plan for it
+    plan = gc.compile(y)  # batch size unknown: nothing to plan for it
     assert plan.stats["kernels"] >= 1
     assert all(s.kind != "arena" or None not in s.shape for s in plan.slots)
     from graphc.backends.numpy_backend import NumpyExecutable
     from graphc.backends.reference import RunContext
+
     X = np.ones((2, 4), np.float32)
     (out,) = NumpyExecutable(plan)(RunContext({}, {}), {x: X})
     np.testing.assert_allclose(out, 6 * (np.exp(4.0) + 1), rtol=1e-5)
@@ -153,7 +156,7 @@ def test_user_ops_are_neither_folded_nor_merged_and_run_once_per_run():
 
     double = gc.register_op("double_counting", forward)
     c = gc.constant(np.ones(3, np.float32))
-    y = double(c) + double(c)                 # constant inputs, identical nodes
+    y = double(c) + double(c)  # constant inputs, identical nodes
     with gc.Session() as sess:
         np.testing.assert_array_equal(sess.run(y), [4.0, 4.0, 4.0])
         assert len(calls) == 2
@@ -173,8 +176,7 @@ def test_scalar_training_steps_match_the_reference_exactly():
     for level in (0, 2):
         with gc.Session(optimize=level) as sess:
             sess.run(gc.global_variables_initializer())
-            history[level] = [sess.run([train, loss, w, b], {x: a, y: t})[1:]
-                              for a, t in samples]
+            history[level] = [sess.run([train, loss, w, b], {x: a, y: t})[1:] for a, t in samples]
     np.testing.assert_array_equal(np.array(history[2]), np.array(history[0]))
 
 

@@ -49,7 +49,7 @@ def _ref_pool(x, k, strides, padding, reduce):
     for i in range(oh):
         for j in range(ow):
             r0, q0 = i * strides[0] - pt, j * strides[1] - pl
-            win = x[:, max(r0, 0):r0 + k[0], max(q0, 0):q0 + k[1]]
+            win = x[:, max(r0, 0) : r0 + k[0], max(q0, 0) : q0 + k[1]]
             out[:, i, j] = reduce(win.reshape(n, -1, c), axis=1)
     return out
 
@@ -59,10 +59,12 @@ def _run(t, feed=None):
         return sess.run(t, feed)
 
 
-CONV_CASES = [((2, 7, 7, 3), (3, 3, 3, 4), (1, 1), "SAME"),
-              ((2, 8, 8, 2), (5, 5, 2, 3), (2, 2), "SAME"),   # odd padding total: 1 top, 2 bottom
-              ((1, 9, 6, 2), (4, 2, 2, 5), (3, 2), "VALID"),
-              ((3, 5, 5, 1), (5, 5, 1, 2), (1, 1), "VALID")]  # filter as large as the image
+CONV_CASES = [
+    ((2, 7, 7, 3), (3, 3, 3, 4), (1, 1), "SAME"),
+    ((2, 8, 8, 2), (5, 5, 2, 3), (2, 2), "SAME"),  # odd padding total: 1 top, 2 bottom
+    ((1, 9, 6, 2), (4, 2, 2, 5), (3, 2), "VALID"),
+    ((3, 5, 5, 1), (5, 5, 1, 2), (1, 1), "VALID"),
+]  # filter as large as the image
 
 
 @pytest.mark.parametrize("xs,ws,strides,padding", CONV_CASES)
@@ -70,13 +72,14 @@ def test_conv2d_matches_the_direct_sum(rng, xs, ws, strides, padding):
     x, w = rng.standard_normal(xs), rng.standard_normal(ws)
     y = gc.conv2d(gc.constant(x), gc.constant(w), strides=[1, *strides, 1], padding=padding)
     expected = _ref_conv(x, w, strides, padding)
-    assert tuple(y.shape) == expected.shape          # the static shape rule agrees
+    assert tuple(y.shape) == expected.shape  # the static shape rule agrees
     np.testing.assert_allclose(_run(y), expected, rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("ksize,strides,padding", [((2, 2), (2, 2), "SAME"),
-                                                   ((3, 3), (2, 2), "SAME"),
-                                                   ((3, 2), (1, 2), "VALID")])
+@pytest.mark.parametrize(
+    "ksize,strides,padding",
+    [((2, 2), (2, 2), "SAME"), ((3, 3), (2, 2), "SAME"), ((3, 2), (1, 2), "VALID")],
+)
 def test_pools_match_the_direct_reduction_over_real_cells(rng, ksize, strides, padding):
     x = rng.standard_normal((2, 7, 5, 3))
     t = gc.constant(x)
@@ -109,16 +112,23 @@ def test_large_batches_are_convolved_in_slices_with_the_same_result(rng, monkeyp
     """Past a patch budget the kernels slice the batch (so a 10,000-image evaluation does not
     build gigabytes of patches); slicing must not change any value."""
     from graphc.ops import conv as C
+
     x, w = rng.standard_normal((7, 6, 6, 3)), rng.standard_normal((3, 3, 3, 4))
     args = ((2, 2), "SAME")
     y = C._conv2d(x, w, *args)
     g = rng.standard_normal(y.shape)
-    whole = [y, C._conv2d_backprop_input(g, w, x.shape, *args),
-             C._conv2d_backprop_filter(x, g, w.shape, *args)]
-    monkeypatch.setattr(C, "_PATCH_BUDGET", 2 * 3 * 3 * 27)   # two examples per slice
+    whole = [
+        y,
+        C._conv2d_backprop_input(g, w, x.shape, *args),
+        C._conv2d_backprop_filter(x, g, w.shape, *args),
+    ]
+    monkeypatch.setattr(C, "_PATCH_BUDGET", 2 * 3 * 3 * 27)  # two examples per slice
     assert len(C._batch_slices(7, 3 * 3 * 27)) == 4
-    sliced = [C._conv2d(x, w, *args), C._conv2d_backprop_input(g, w, x.shape, *args),
-              C._conv2d_backprop_filter(x, g, w.shape, *args)]
+    sliced = [
+        C._conv2d(x, w, *args),
+        C._conv2d_backprop_input(g, w, x.shape, *args),
+        C._conv2d_backprop_filter(x, g, w.shape, *args),
+    ]
     for a, b in zip(whole, sliced, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -128,19 +138,25 @@ def test_large_batches_are_convolved_in_slices_with_the_same_result(rng, monkeyp
 
 @pytest.mark.parametrize("xs,ws,strides,padding", CONV_CASES[:3])
 def test_conv2d_gradients(rng, xs, ws, strides, padding):
-    gc.test.check_gradients(lambda x, w: gc.conv2d(x, w, strides, padding),
-                            [rng.standard_normal(xs), rng.standard_normal(ws)])
+    gc.test.check_gradients(
+        lambda x, w: gc.conv2d(x, w, strides, padding),
+        [rng.standard_normal(xs), rng.standard_normal(ws)],
+    )
 
 
 def test_second_order_gradients_through_conv_and_pools(rng):
     """Gradients of gradients: the backprop ops differentiate through their adjoints."""
+
     def grad_of_loss(x, w):
         h = gc.tanh(gc.conv2d(x, w, 1, "SAME"))
-        loss = gc.reduce_sum(gc.max_pool(h, 2, 2, "SAME") ** 2) + \
-            gc.reduce_sum(gc.avg_pool(h, 3, 2, "SAME") ** 2)
+        loss = gc.reduce_sum(gc.max_pool(h, 2, 2, "SAME") ** 2) + gc.reduce_sum(
+            gc.avg_pool(h, 3, 2, "SAME") ** 2
+        )
         return gc.gradients(loss, [x, w])
-    gc.test.check_gradients(grad_of_loss, [rng.standard_normal((1, 5, 5, 2)),
-                                           rng.standard_normal((3, 3, 2, 2))])
+
+    gc.test.check_gradients(
+        grad_of_loss, [rng.standard_normal((1, 5, 5, 2)), rng.standard_normal((3, 3, 2, 2))]
+    )
 
 
 def test_a_small_cnn_is_differentiable_end_to_end(rng):
@@ -148,10 +164,16 @@ def test_a_small_cnn_is_differentiable_end_to_end(rng):
         h = gc.max_pool(gc.relu(gc.conv2d(x, w1, 1, "SAME")), 2, 2, "VALID")
         h = gc.avg_pool(gc.conv2d(h, w2, 2, "SAME"), 2, 1, "SAME")
         return gc.reduce_sum(h * h)
+
     # shift x away from relu's kink so finite differences see a smooth function
-    gc.test.check_gradients(net, [rng.standard_normal((2, 6, 6, 1)) + 0.1,
-                                  rng.standard_normal((3, 3, 1, 3)),
-                                  rng.standard_normal((2, 2, 3, 2))])
+    gc.test.check_gradients(
+        net,
+        [
+            rng.standard_normal((2, 6, 6, 1)) + 0.1,
+            rng.standard_normal((3, 3, 1, 3)),
+            rng.standard_normal((2, 2, 3, 2)),
+        ],
+    )
 
 
 # --- normalization ---------------------------------------------------------------------------
@@ -162,8 +184,9 @@ def test_batch_normalization_is_tfs_formula(rng):
     mean, var = x.mean(0), x.var(0)
     scale, offset = rng.standard_normal(3), rng.standard_normal(3)
     y = gc.batch_normalization(gc.constant(x), mean, var, offset, scale, 1e-3)
-    np.testing.assert_allclose(_run(y), (x - mean) / np.sqrt(var + 1e-3) * scale + offset,
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        _run(y), (x - mean) / np.sqrt(var + 1e-3) * scale + offset, rtol=1e-12
+    )
     bare = gc.batch_normalization(gc.constant(x), mean, var, None, None, 1e-3)
     np.testing.assert_allclose(_run(bare), (x - mean) / np.sqrt(var + 1e-3), rtol=1e-12)
 
@@ -172,8 +195,10 @@ def test_batch_normalization_with_moments_is_differentiable(rng):
     def bn(x, scale, offset):
         mean, var = gc.nn.moments(x, axes=[0, 1, 2])
         return gc.batch_normalization(x, mean, var, offset, scale, 1e-3)
-    gc.test.check_gradients(bn, [rng.standard_normal((2, 3, 3, 4)), rng.standard_normal(4),
-                                 rng.standard_normal(4)])
+
+    gc.test.check_gradients(
+        bn, [rng.standard_normal((2, 3, 3, 4)), rng.standard_normal(4), rng.standard_normal(4)]
+    )
 
 
 def test_layer_normalization_normalizes_each_example(rng):
@@ -181,8 +206,10 @@ def test_layer_normalization_normalizes_each_example(rng):
     y = _run(gc.layer_normalization(gc.constant(x), epsilon=0.0))
     np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-12)
     np.testing.assert_allclose(y.std(axis=1), 1, rtol=1e-10)
-    gc.test.check_gradients(lambda t, g, b: gc.layer_normalization(t, scale=g, offset=b),
-                            [x, rng.standard_normal(8), rng.standard_normal(8)])
+    gc.test.check_gradients(
+        lambda t, g, b: gc.layer_normalization(t, scale=g, offset=b),
+        [x, rng.standard_normal(8), rng.standard_normal(8)],
+    )
 
 
 # --- errors name the user's line ----------------------------------------------------------------
@@ -246,15 +273,16 @@ def test_a_small_cnn_trains_on_synthetic_digits_quickly(rng):
     params = [w1, w2, b2]
     grads = gc.gradients(loss, params)
     step = gc.group(*[gc.assign_sub(p, 0.5 * g) for p, g in zip(params, grads, strict=True)])
-    accuracy = gc.reduce_mean(gc.cast(gc.equal(gc.argmax(logits, 1), gc.cast(y, gc.int64)),
-                                      gc.float32))
+    accuracy = gc.reduce_mean(
+        gc.cast(gc.equal(gc.argmax(logits, 1), gc.cast(y, gc.int64)), gc.float32)
+    )
     start = time.perf_counter()
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         before = sess.run(loss, {x: xs, y: ys})
         for _ in range(6):
             for i in range(0, 512, 64):
-                sess.run(step, {x: xs[i:i + 64], y: ys[i:i + 64]})
+                sess.run(step, {x: xs[i : i + 64], y: ys[i : i + 64]})
         after, acc = sess.run([loss, accuracy], {x: xs, y: ys})
     assert after < before / 3
     assert acc > 0.9

@@ -22,10 +22,19 @@ ARCHS = ["sm_80", "sm_90"]
 def _compilers():
     out = []
     reason_nvrtc = "NVRTC not installed (pip install nvidia-cuda-nvrtc, the dev extra)"
-    out.append(pytest.param("nvrtc", marks=pytest.mark.skipif(
-        cuda_compile.nvrtc() is None, reason=reason_nvrtc)))
-    out.append(pytest.param("nvcc", marks=pytest.mark.skipif(
-        cuda_compile.nvcc() is None, reason="nvcc (CUDA toolkit) not on PATH")))
+    out.append(
+        pytest.param(
+            "nvrtc", marks=pytest.mark.skipif(cuda_compile.nvrtc() is None, reason=reason_nvrtc)
+        )
+    )
+    out.append(
+        pytest.param(
+            "nvcc",
+            marks=pytest.mark.skipif(
+                cuda_compile.nvcc() is None, reason="nvcc (CUDA toolkit) not on PATH"
+            ),
+        )
+    )
     return out
 
 
@@ -35,6 +44,7 @@ def _compile(compiler, arch, source):
 
 
 # --- indexing --------------------------------------------------------------------------------
+
 
 def test_same_shape_inputs_are_read_flat_and_scalars_at_zero():
     ix = cg.plan_indexing((4, 5), [(4, 5), (), (1, 1)])
@@ -78,7 +88,7 @@ def test_kernel_names_are_content_hashes_that_follow_the_dtype():
 
 
 def test_generated_identifiers_never_contain_user_names():
-    x = gc.placeholder(gc.float32, (3, 4), name="x_evil\";system(\"rm\")")
+    x = gc.placeholder(gc.float32, (3, 4), name='x_evil";system("rm")')
     y = gc.exp(x, name="y__user_name_xyz") * 2.0
     group, inputs = cg.group_from_nodes([y.op, y.op.inputs[0].op], [y])
     kernel = cg.elementwise_launch(group, (3, 4), [(3, 4), ()]).kernel
@@ -87,8 +97,11 @@ def test_generated_identifiers_never_contain_user_names():
 
 
 def test_half_is_computed_in_float_and_rounded_after_every_op():
-    group = cg.Group((D.float16,), (cg.Step(REGISTRY["exp"], (0,), D.float16),
-                                    cg.Step(REGISTRY["square"], (1,), D.float16)), (2,))
+    group = cg.Group(
+        (D.float16,),
+        (cg.Step(REGISTRY["exp"], (0,), D.float16), cg.Step(REGISTRY["square"], (1,), D.float16)),
+        (2,),
+    )
     body = cg.elementwise_kernel(group, ("flat",), 0).body
     assert "const float v1 = gc_h2f(gc_f2h(exp(v0)));" in body
     assert "out0[i] = gc_f2h(v2);" in body
@@ -96,10 +109,12 @@ def test_half_is_computed_in_float_and_rounded_after_every_op():
 
 def test_float32_division_stays_in_float_and_integer_division_in_double():
     div = REGISTRY["divide"]
-    f = cg.elementwise_kernel(cg.single_op_group(div, (D.float32,) * 2, D.float32),
-                              ("flat", "flat"), 0).body
-    i = cg.elementwise_kernel(cg.single_op_group(div, (D.int32,) * 2, D.float64),
-                              ("flat", "flat"), 0).body
+    f = cg.elementwise_kernel(
+        cg.single_op_group(div, (D.float32,) * 2, D.float32), ("flat", "flat"), 0
+    ).body
+    i = cg.elementwise_kernel(
+        cg.single_op_group(div, (D.int32,) * 2, D.float64), ("flat", "flat"), 0
+    ).body
     assert "((float)v0 / v1)" in f and "double" not in f
     assert "((double)v0 / v1)" in i
 
@@ -115,9 +130,9 @@ def test_few_long_rows_split_over_blocks_and_many_rows_do_not():
     group = cg.Group((D.float16,), (), (), cg.Reduction(REGISTRY["reduce_mean"], 0, (0,)))
     launches, scratch, acc = cg.reduction_plan(group, (1 << 20,), [(1 << 20,)])
     assert len(launches) == 2 and scratch == (1, launches[0].grid[1]) and acc is D.float32
-    assert launches[0].kernel.out_dtypes == (D.float32,)         # partials in float
+    assert launches[0].kernel.out_dtypes == (D.float32,)  # partials in float
     assert launches[1].kernel.out_dtypes == (D.float16,)
-    assert launches[1].scalars[-1] == 1 << 20                     # the mean divides by all
+    assert launches[1].scalars[-1] == 1 << 20  # the mean divides by all
     group = cg.Group((D.float32,), (), (), cg.Reduction(REGISTRY["reduce_sum"], 0, (1,)))
     launches, scratch, _ = cg.reduction_plan(group, (4096, 10), [(4096, 10)])
     assert len(launches) == 1 and scratch is None and launches[0].block == 32
@@ -132,6 +147,7 @@ def test_group_from_nodes_refuses_what_has_no_scalar_form():
 
 # --- compile checks --------------------------------------------------------------------------
 
+
 def _registry_kernels():
     """One kernel per registry signature and layout, and every reduction in every dtype."""
     kernels, broadcast = [], set()
@@ -142,7 +158,7 @@ def _registry_kernels():
         # broadcast and scalar operands: index code is the same for every dtype, so once per op
         if len(dtypes) > 1 and op not in broadcast:
             broadcast.add(op)
-            shapes = [(4, 5), (5,), ()][:len(dtypes)]
+            shapes = [(4, 5), (5,), ()][: len(dtypes)]
             kernels.append(cg.elementwise_launch(group, (4, 5), shapes).kernel)
     for name in ("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod"):
         for dtype in D.ALL:
@@ -158,8 +174,9 @@ def _registry_kernels():
 def _model_kernels():
     """Fused groups of the benchmark models: the elementwise chain and an MLP training step."""
     from graphc.ops.nn import relu
+
     x = gc.placeholder(gc.float32, (1 << 20,))
-    y = gc.sqrt(gc.abs(gc.exp(-(gc.sin(x) * 0.5 + 1.0) ** 2) - gc.tanh(x)) + 1e-3) * gc.sigmoid(x)
+    y = gc.sqrt(gc.abs(gc.exp(-((gc.sin(x) * 0.5 + 1.0) ** 2)) - gc.tanh(x)) + 1e-3) * gc.sigmoid(x)
     total = gc.reduce_sum(y)
     h = gc.placeholder(gc.float32, (64, 100))
     b = gc.placeholder(gc.float32, (100,))
@@ -184,15 +201,20 @@ def _model_kernels():
         return out
 
     kernels = []
-    for result, feeds, full in [(y, [x], (1 << 20,)), (act, [h, b], (64, 100)),
-                                (dz, [h, b, g], (64, 100))]:
+    for result, feeds, full in [
+        (y, [x], (1 << 20,)),
+        (act, [h, b], (64, 100)),
+        (dz, [h, b, g], (64, 100)),
+    ]:
         group, ins = cg.group_from_nodes(ops_of(result, {f.op for f in feeds}), [result])
         kernels.append(cg.elementwise_launch(group, full, [i.shape for i in ins]).kernel)
-    for result, feeds, full in [(total, [x], (1 << 20,)), (db, [h, b, g], (64, 100)),
-                                (softmax_denominator, [z, zmax], (64, 10))]:
+    for result, feeds, full in [
+        (total, [x], (1 << 20,)),
+        (db, [h, b, g], (64, 100)),
+        (softmax_denominator, [z, zmax], (64, 10)),
+    ]:
         group, ins = cg.group_from_nodes(ops_of(result, {f.op for f in feeds}), [result])
-        kernels += [la.kernel for la in
-                    cg.reduction_plan(group, full, [i.shape for i in ins])[0]]
+        kernels += [la.kernel for la in cg.reduction_plan(group, full, [i.shape for i in ins])[0]]
     return kernels
 
 
@@ -203,8 +225,12 @@ def everything():
     with gc.Graph().as_default():
         kernels = _registry_kernels() + _model_kernels()
     source = cg.module_source(kernels)
-    jobs = [(c, a) for c in ("nvrtc", "nvcc") for a in ARCHS
-            if (cuda_compile.nvrtc() if c == "nvrtc" else cuda_compile.nvcc()) is not None]
+    jobs = [
+        (c, a)
+        for c in ("nvrtc", "nvcc")
+        for a in ARCHS
+        if (cuda_compile.nvrtc() if c == "nvrtc" else cuda_compile.nvcc()) is not None
+    ]
     with ThreadPoolExecutor(max_workers=len(jobs) or 1) as pool:
         futures = {job: pool.submit(_compile, *job, source) for job in jobs}
         return kernels, {job: f.result() for job, f in futures.items()}
@@ -224,9 +250,10 @@ def test_every_kernel_compiles_for_the_gpu(everything, compiler, arch):
 def test_a_broken_kernel_fails_to_compile(compiler):
     bad = OpDef("bad", infer=None, expr="no_such_function({0})", kind="elementwise")
     good = cg.single_op_group(REGISTRY["exp"], (D.float32,), D.float32)
-    kernels = [cg.elementwise_kernel(good, ("flat",), 0),
-               cg.elementwise_kernel(cg.single_op_group(bad, (D.float32,), D.float32),
-                                     ("flat",), 0)]
+    kernels = [
+        cg.elementwise_kernel(good, ("flat",), 0),
+        cg.elementwise_kernel(cg.single_op_group(bad, (D.float32,), D.float32), ("flat",), 0),
+    ]
     result = _compile(compiler, "sm_90", cg.module_source(kernels))
     assert not result.ok
     assert "no_such_function" in result.log

@@ -17,17 +17,19 @@ from graphc.backends import cuda_codegen as cg
 from graphc.backends import cuda_host
 from graphc.ops.registry import REGISTRY
 
-pytestmark = pytest.mark.skipif(cuda_host.host_compiler() is None,
-                                reason="the host harness needs g++ to compile generated kernels")
+pytestmark = pytest.mark.skipif(
+    cuda_host.host_compiler() is None,
+    reason="the host harness needs g++ to compile generated kernels",
+)
 
 SHAPE = (5, 7)
-BROADCAST = [(5, 7), (7,), (5, 1)]      # operand k of a broadcasting case has shape k % 3
-EW = {"block": 4, "max_grid": 2}        # 8 threads for 35 elements: the loop turns 5 times
+BROADCAST = [(5, 7), (7,), (5, 1)]  # operand k of a broadcasting case has shape k % 3
+EW = {"block": 4, "max_grid": 2}  # 8 threads for 35 elements: the loop turns 5 times
 RED = {"block": 8}
 
 # relative tolerance per result dtype: results computed in the same precision as numpy may
 # still differ by the last bits of libm's and numpy's own exp/log/sin implementations
-RTOL = {D.float16: 2.0 ** -10, D.float32: 2.0 ** -21, D.float64: 2.0 ** -48}
+RTOL = {D.float16: 2.0**-10, D.float32: 2.0**-21, D.float64: 2.0**-48}
 
 
 def _sample_range(op):
@@ -49,11 +51,11 @@ def _values(rng, dtype, shape, lo, hi, special=(), nonnegative=False):
     x = rng.uniform(lo, hi, shape)
     if nonnegative:
         x = np.abs(x)
-    if dtype.is_integer:                  # small integers of the domain's sign: no overflow
+    if dtype.is_integer:  # small integers of the domain's sign: no overflow
         x = np.clip(np.trunc(x * 2), -3, 3)
         x = np.abs(x) if dtype.np.kind == "u" else x
     elif special:
-        x.flat[:len(special)] = special
+        x.flat[: len(special)] = special
     return np.ascontiguousarray(x.astype(dtype.np))
 
 
@@ -62,10 +64,15 @@ def _case_inputs(op, dtypes, attrs, layout, seed):
     ranges = _sample_range(op)
     # C leaves float -> unsigned conversion of negatives undefined (numpy wraps): avoid it
     unsigned_target = "dtype" in attrs and attrs["dtype"].np.kind == "u"
-    shapes = [SHAPE] * len(dtypes) if layout == "flat" else \
-        [BROADCAST[k % 3] for k in range(len(dtypes))]
-    return [_values(rng, d, s, *ranges[min(k, len(ranges) - 1)], nonnegative=unsigned_target)
-            for k, (d, s) in enumerate(zip(dtypes, shapes, strict=True))]
+    shapes = (
+        [SHAPE] * len(dtypes)
+        if layout == "flat"
+        else [BROADCAST[k % 3] for k in range(len(dtypes))]
+    )
+    return [
+        _values(rng, d, s, *ranges[min(k, len(ranges) - 1)], nonnegative=unsigned_target)
+        for k, (d, s) in enumerate(zip(dtypes, shapes, strict=True))
+    ]
 
 
 def _ew_cases():
@@ -92,7 +99,7 @@ RED_AXES = [((6, 40), (1,)), ((40, 6), (0,)), ((6, 40), (0, 1)), ((3, 4, 20), (0
 
 def _red_input(dtype, shape, seed, op_name):
     rng = np.random.default_rng(seed)
-    if op_name == "reduce_prod":           # products stay representable (no signed overflow)
+    if op_name == "reduce_prod":  # products stay representable (no signed overflow)
         if dtype.is_floating:
             x = rng.uniform(0.9, 1.1, shape)
         elif dtype.np.kind == "u":
@@ -110,15 +117,21 @@ def _red_group(op, dtype, axes):
     return cg.Group((dtype,), (), (), cg.Reduction(op, 0, axes))
 
 
-RED_CASES = [(name, d, shape, axes, two_stage) for name in RED_OPS for d in RED_DTYPES
-             for shape, axes in RED_AXES for two_stage in (False, True)]
+RED_CASES = [
+    (name, d, shape, axes, two_stage)
+    for name in RED_OPS
+    for d in RED_DTYPES
+    for shape, axes in RED_AXES
+    for two_stage in (False, True)
+]
 
 
 def _red_plan(name, dtype, shape, axes, two_stage):
     group = _red_group(REGISTRY[name], dtype, axes)
     # two_stage: split every row over several blocks (as for a few long rows on a GPU)
-    return cg.reduction_plan(group, shape, [shape], min_rows_per_pass=10 ** 9 if two_stage else 0,
-                             cols_per_thread=1, **RED)
+    return cg.reduction_plan(
+        group, shape, [shape], min_rows_per_pass=10**9 if two_stage else 0, cols_per_thread=1, **RED
+    )
 
 
 def _chain(x):
@@ -194,17 +207,23 @@ def host():
     """Every kernel of this file in one shared library (one g++ run)."""
     kernels = []
     for k, (op, dtypes, attrs, out, layout) in enumerate(EW_CASES):
-        kernels.append(_ew_launch(op, dtypes, attrs, out,
-                                  _case_inputs(op, dtypes, attrs, layout, k)).kernel)
+        kernels.append(
+            _ew_launch(op, dtypes, attrs, out, _case_inputs(op, dtypes, attrs, layout, k)).kernel
+        )
     for case in RED_CASES:
         kernels += [launch.kernel for launch in _red_plan(*case)[0]]
     return cuda_host.HostModule(kernels)
 
 
-@pytest.mark.parametrize("case", range(len(EW_CASES)),
-                         ids=[f"{c[0].name}-{'-'.join(d.name for d in c[1])}"
-                              f"{'-to-' + c[2]['dtype'].name if c[2] else ''}-{c[4]}"
-                              for c in EW_CASES])
+@pytest.mark.parametrize(
+    "case",
+    range(len(EW_CASES)),
+    ids=[
+        f"{c[0].name}-{'-'.join(d.name for d in c[1])}"
+        f"{'-to-' + c[2]['dtype'].name if c[2] else ''}-{c[4]}"
+        for c in EW_CASES
+    ],
+)
 def test_every_elementwise_op_matches_numpy(host, case):
     op, dtypes, attrs, out, layout = EW_CASES[case]
     inputs = _case_inputs(op, dtypes, attrs, layout, case)
@@ -219,9 +238,14 @@ def test_every_elementwise_op_matches_numpy(host, case):
         np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.parametrize("case", RED_CASES, ids=[
-    f"{n}-{d.name}-{'x'.join(map(str, s))}-axes{''.join(map(str, a))}-{2 if t else 1}pass"
-    for n, d, s, a, t in RED_CASES])
+@pytest.mark.parametrize(
+    "case",
+    RED_CASES,
+    ids=[
+        f"{n}-{d.name}-{'x'.join(map(str, s))}-axes{''.join(map(str, a))}-{2 if t else 1}pass"
+        for n, d, s, a, t in RED_CASES
+    ],
+)
 def test_reductions_match_numpy(host, case):
     name, dtype, shape, axes, two_stage = case
     op = REGISTRY[name]
@@ -250,12 +274,21 @@ def test_nan_propagates_like_numpy():
     """maximum/minimum and reduce_max/min let NaN win, as numpy does (CUDA's fmaxf would not)."""
     x = np.array([[1.0, np.nan, -2.0, 3.0]] * 3, np.float32)
     y = np.array([[np.nan, 0.0, -1.0, 4.0]] * 3, np.float32)
-    binary = {name: cg.elementwise_launch(
-        cg.single_op_group(REGISTRY[name], (D.float32, D.float32), D.float32),
-        x.shape, [x.shape, y.shape], **EW) for name in ("maximum", "minimum")}
-    reduce = {name: cg.reduction_plan(_red_group(REGISTRY[name], D.float32, (1,)),
-                                      x.shape, [x.shape], **RED)[0][0]
-              for name in ("reduce_max", "reduce_min")}
+    binary = {
+        name: cg.elementwise_launch(
+            cg.single_op_group(REGISTRY[name], (D.float32, D.float32), D.float32),
+            x.shape,
+            [x.shape, y.shape],
+            **EW,
+        )
+        for name in ("maximum", "minimum")
+    }
+    reduce = {
+        name: cg.reduction_plan(
+            _red_group(REGISTRY[name], D.float32, (1,)), x.shape, [x.shape], **RED
+        )[0][0]
+        for name in ("reduce_max", "reduce_min")
+    }
     module = cuda_host.HostModule([la.kernel for la in [*binary.values(), *reduce.values()]])
     for name, launch in binary.items():
         got = np.empty_like(x)
@@ -297,8 +330,11 @@ def fused():
             values = [rng.uniform(0.1, 2.0, t.shape).astype(t.dtype.np) for t in feeds]
             feed = dict(zip(feeds, values, strict=True))
             group, inputs = cg.group_from_nodes(_group_nodes(feeds, outs[0]), outs)
-            rgroup, rinputs = (cg.group_from_nodes(_group_nodes(feeds, reduced), [reduced])
-                               if reduced is not None else (None, []))
+            rgroup, rinputs = (
+                cg.group_from_nodes(_group_nodes(feeds, reduced), [reduced])
+                if reduced is not None
+                else (None, [])
+            )
             with gc.Session(graph=graph) as sess:
                 want = sess.run(outs + ([reduced] if reduced is not None else []), feed)
                 # non-feed inputs of a group are constants (weak scalars, zeros_like fills)
@@ -307,14 +343,21 @@ def fused():
         ins = [np.ascontiguousarray(arrays[t]) for t in inputs]
         rins = [np.ascontiguousarray(arrays[t]) for t in rinputs]
         full = tuple(outs[0].shape)
-        case = {"outs": outs, "ins": ins, "rins": rins, "reduced": reduced, "want": want,
-                "launch": cg.elementwise_launch(group, full, [a.shape for a in ins], **EW)}
+        case = {
+            "outs": outs,
+            "ins": ins,
+            "rins": rins,
+            "reduced": reduced,
+            "want": want,
+            "launch": cg.elementwise_launch(group, full, [a.shape for a in ins], **EW),
+        }
         if reduced is not None:
             case["reduction"] = cg.reduction_plan(rgroup, full, [a.shape for a in rins], **RED)
         cases[name] = case
     kernels = [c["launch"].kernel for c in cases.values()]
-    kernels += [la.kernel for c in cases.values() if c["reduced"] is not None
-                for la in c["reduction"][0]]
+    kernels += [
+        la.kernel for c in cases.values() if c["reduced"] is not None for la in c["reduction"][0]
+    ]
     return cuda_host.HostModule(kernels), cases
 
 

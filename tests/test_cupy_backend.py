@@ -14,11 +14,13 @@ import graphc as gc
 from graphc.backends import cuda_host
 from graphc.backends import cupy_backend as cb
 
-pytestmark = pytest.mark.skipif(cuda_host.host_compiler() is None,
-                                reason="the host harness needs g++ to compile generated kernels")
+pytestmark = pytest.mark.skipif(
+    cuda_host.host_compiler() is None,
+    reason="the host harness needs g++ to compile generated kernels",
+)
 
 
-SMALL = {"block": 32, "max_grid": 4}     # CPU threads stand in for CUDA threads: few of them
+SMALL = {"block": 32, "max_grid": 4}  # CPU threads stand in for CUDA threads: few of them
 
 
 _HOST_MODULES: dict = {}
@@ -65,6 +67,7 @@ def on_cpu(monkeypatch):
         exe = cb.CupyExecutable(plan, xp=xp, compile_kernels=host_kernels, **SMALL, **options)
         built.append(exe)
         return exe
+
     monkeypatch.setattr(cb, "make_cupy_executable", make)
     return built
 
@@ -106,7 +109,7 @@ def test_training_matches_the_numpy_backend(on_cpu, rng):
     assert losses[-1] < losses[0]
     for got, mirror, want in zip(params, host_copies, want_params, strict=True):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
-        np.testing.assert_array_equal(mirror, got)   # the session's host record is current
+        np.testing.assert_array_equal(mirror, got)  # the session's host record is current
 
 
 def test_the_training_step_runs_entirely_on_the_device(on_cpu, rng):
@@ -119,13 +122,13 @@ def test_the_training_step_runs_entirely_on_the_device(on_cpu, rng):
 
 def test_the_memory_plan_is_one_device_allocation(on_cpu, rng):
     x = gc.placeholder(gc.float32, (8, 1 << 13))
-    total = gc.reduce_sum(gc.exp(gc.sin(x) * 0.5), axis=1)       # few long rows: two passes
+    total = gc.reduce_sum(gc.exp(gc.sin(x) * 0.5), axis=1)  # few long rows: two passes
     scaled = gc.tanh(x) * 2.0 + 1.0
     with gc.Session(backend="cupy") as sess:
         value = rng.standard_normal((8, 1 << 13)).astype(np.float32)
         got_total, got_scaled = sess.run([total, scaled], {x: value})
-    exe, = on_cpu
-    assert exe.xp.calls["empty"] == 1                             # the arena, nothing else
+    (exe,) = on_cpu
+    assert exe.xp.calls["empty"] == 1  # the arena, nothing else
     assert exe._partials, "the two-pass reduction should need partials"
     planned = [exe._base[s.index] for s in exe.plan.slots if s.kind in ("arena", "scratch")]
     assert planned
@@ -134,7 +137,7 @@ def test_the_memory_plan_is_one_device_allocation(on_cpu, rng):
     assert exe.device_bytes >= exe.plan.peak_bytes
     np.testing.assert_allclose(got_total, np.exp(np.sin(value) * 0.5).sum(axis=1), rtol=1e-5)
     # 2 tanh(x) + 1 cancels near tanh(x) = -1/2: compare to float32 rounding of O(1) terms
-    np.testing.assert_allclose(got_scaled, np.tanh(value) * 2 + 1, rtol=1e-6, atol=2.0 ** -21)
+    np.testing.assert_allclose(got_scaled, np.tanh(value) * 2 + 1, rtol=1e-6, atol=2.0**-21)
 
 
 def test_feeds_are_copied_in_once_and_fetches_copied_out(on_cpu, rng):
@@ -143,14 +146,14 @@ def test_feeds_are_copied_in_once_and_fetches_copied_out(on_cpu, rng):
     with gc.Session(backend="cupy") as sess:
         value = rng.standard_normal((4, 3)).astype(np.float32)
         first = sess.run(y, {x: value})
-        exe, = on_cpu
+        (exe,) = on_cpu
         before = exe.xp.calls["asarray"]
         second = sess.run(y, {x: value})
-        assert exe.xp.calls["asarray"] == before + 1                # one feed, one copy
+        assert exe.xp.calls["asarray"] == before + 1  # one feed, one copy
         kept = first.copy()
-        first[...] = 0                                              # a copy, not the arena
+        first[...] = 0  # a copy, not the arena
         np.testing.assert_array_equal(second, kept)
-        np.testing.assert_allclose(second, np.exp(value) + 1, rtol=2.0 ** -21)
+        np.testing.assert_allclose(second, np.exp(value) + 1, rtol=2.0**-21)
 
 
 def test_variables_stay_on_the_device_until_the_host_replaces_them(on_cpu):
@@ -161,9 +164,9 @@ def test_variables_stay_on_the_device_until_the_host_replaces_them(on_cpu):
         for _ in range(3):
             sess.run(step)
         xp = on_cpu[0].xp
-        assert xp.calls["array"] == 1              # uploaded once, then updated in place
+        assert xp.calls["array"] == 1  # uploaded once, then updated in place
         np.testing.assert_array_equal(sess.get_variable(v), np.arange(6).reshape(2, 3) + 3)
-        sess.set_variable(v, np.zeros((2, 3), np.float32))          # the host replaces it
+        sess.set_variable(v, np.zeros((2, 3), np.float32))  # the host replaces it
         sess.run(step)
         assert xp.calls["array"] == 2
         np.testing.assert_array_equal(sess.run(v), np.ones((2, 3)))
@@ -179,11 +182,11 @@ def test_ops_without_a_kernel_run_on_the_host_between_transfers(on_cpu, rng):
         want = sess.run(out, {table: value})
     with gc.Session(backend="cupy") as sess:
         got = sess.run(out, {table: value})
-    exe, = on_cpu
+    (exe,) = on_cpu
     titles = {exe.plan.steps[i].title for i in exe._host_steps}
-    assert "random_normal" in titles          # drawn on the host: the same numbers as numpy
-    assert "gather" not in titles             # lowered to the device (cupy_lowerings)
-    np.testing.assert_allclose(got, want, rtol=1e-6)          # same seeds, same numbers
+    assert "random_normal" in titles  # drawn on the host: the same numbers as numpy
+    assert "gather" not in titles  # lowered to the device (cupy_lowerings)
+    np.testing.assert_allclose(got, want, rtol=1e-6)  # same seeds, same numbers
 
 
 def test_a_failing_host_step_names_the_users_line(on_cpu):
@@ -198,13 +201,16 @@ def test_a_failing_host_step_names_the_users_line(on_cpu):
 def _recording_capture(log):
     """A stand-in for stream capture: records the run and replays it on the buffers it saw
     at capture time, as a CUDA Graph replays fixed addresses."""
+
     def capture(xp, run):
         log.append("capture")
 
         def replay():
             log.append("replay")
             run()
+
         return replay
+
     return capture
 
 
@@ -217,22 +223,34 @@ def test_cuda_graph_replays_with_new_feed_values(on_cpu, rng):
         ref.run(init)
         sess.run(init)
         plan = gc.compile(probs, feed_shapes={x: (8, 20)}, backend="cupy")
-        exe = cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, **SMALL,
-                                cuda_graph=True, capture=_recording_capture(log))
+        exe = cb.CupyExecutable(
+            plan,
+            xp=np,
+            compile_kernels=host_kernels,
+            **SMALL,
+            cuda_graph=True,
+            capture=_recording_capture(log),
+        )
         assert exe._cuda_graph, "a forward MLP is pure device work"
         for _ in range(4):
             value = rng.standard_normal((8, 20)).astype(np.float32)
-            got, = exe(sess._ctx, {x: value})
+            (got,) = exe(sess._ctx, {x: value})
             np.testing.assert_allclose(got, ref.run(probs, {x: value}), rtol=1e-5, atol=1e-7)
-    assert log == ["capture", "replay", "replay", "replay"]         # run 0 warms up eagerly
+    assert log == ["capture", "replay", "replay", "replay"]  # run 0 warms up eagerly
 
 
 def test_plans_with_host_steps_are_not_captured(on_cpu):
     table = gc.placeholder(gc.float32, (6, 4))
     out = table * gc.random_normal((6, 4), seed=3)
     plan = gc.compile(out, feed_shapes={table: (6, 4)}, backend="cupy")
-    exe = cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, **SMALL,
-                            cuda_graph=True, capture=_recording_capture([]))
+    exe = cb.CupyExecutable(
+        plan,
+        xp=np,
+        compile_kernels=host_kernels,
+        **SMALL,
+        cuda_graph=True,
+        capture=_recording_capture([]),
+    )
     assert not exe._cuda_graph
     assert "on the host" in exe.capture_refused
 
@@ -249,8 +267,13 @@ def test_a_fused_op_without_a_scalar_expression_runs_the_group_on_the_host(on_cp
     """An elementwise op that only has a numpy kernel (here an unregistered one) still fuses;
     its group then runs op by op on the host instead of as a generated kernel."""
     from graphc.ops.registry import OpDef
-    twice = OpDef("twice", lambda ins, attrs: [(ins[0].dtype, ins[0].shape)],
-                  numpy=lambda x, out=None: np.multiply(x, 2, out=out), kind="elementwise")
+
+    twice = OpDef(
+        "twice",
+        lambda ins, attrs: [(ins[0].dtype, ins[0].shape)],
+        numpy=lambda x, out=None: np.multiply(x, 2, out=out),
+        kind="elementwise",
+    )
     x = gc.placeholder(gc.float32, (4, 5))
     y = gc.exp(twice.build([gc.sin(x)]).outputs[0]) + 1.0
     value = rng.standard_normal((4, 5)).astype(np.float32)
@@ -258,7 +281,7 @@ def test_a_fused_op_without_a_scalar_expression_runs_the_group_on_the_host(on_cp
         want = sess.run(y, {x: value})
     with gc.Session(backend="cupy") as sess:
         got = sess.run(y, {x: value})
-    exe, = on_cpu
+    (exe,) = on_cpu
     assert [exe.plan.steps[i].kind for i in exe._host_steps] == ["fused"]
     np.testing.assert_allclose(got, want, rtol=1e-6)
 
@@ -278,6 +301,7 @@ def test_every_registry_op_through_the_backend_on_the_cpu(on_cpu):
     samples, on the backend with numpy standing in, against the numpy backend."""
     from graphc import dtypes as D
     from graphc.ops.registry import REGISTRY
+
     feeds, fetches = {}, []
     for op in REGISTRY.values():
         if op.samples is None or op.stateful:
@@ -291,19 +315,20 @@ def test_every_registry_op_through_the_backend_on_the_cpu(on_cpu):
     with gc.Session(backend="cupy") as sess:
         got = sess.run([t for _, t in fetches], feeds)
     assert len(on_cpu) == 1 and len(fetches) > 150
-    exe, = on_cpu
+    (exe,) = on_cpu
     assert len(exe._launches) > 60, "the elementwise ops and reductions should be kernels"
     for (name, _), g, w in zip(fetches, got, want, strict=True):
         g, w = np.asarray(g), np.asarray(w)
         assert (g.dtype, g.shape) == (w.dtype, w.shape), name
         if g.dtype.kind == "f":
-            tol = 2.0 ** -20 if g.dtype.itemsize >= 4 else 2.0 ** -10
+            tol = 2.0**-20 if g.dtype.itemsize >= 4 else 2.0**-10
             np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True, err_msg=name)
         else:
             np.testing.assert_array_equal(g, w, err_msg=name)
 
 
 # --- the GPU path's first-device fixes, checked with numpy standing in ------------------------
+
 
 def _device_state(sess, exe):
     return cb._DEVICE_STATE[sess._ctx][id(exe.xp)]
@@ -327,7 +352,7 @@ def test_a_steady_training_step_copies_no_variable_between_host_and_device(on_cp
         assert state.downloads == before[1] + 1
         np.testing.assert_array_equal(w1, sess.run(params[0]))
         sess.get_variable(params[0])
-        assert state.downloads == before[1] + 1             # already current: no copy
+        assert state.downloads == before[1] + 1  # already current: no copy
 
 
 def test_a_saved_checkpoint_holds_the_device_values(on_cpu, rng, tmp_path):
@@ -347,15 +372,19 @@ def test_a_saved_checkpoint_holds_the_device_values(on_cpu, rng, tmp_path):
 
 def test_an_lstm_training_step_has_no_host_step(on_cpu):
     import graphc.compat.v1 as tf
-    tf.set_random_seed(1)                              # the same initial weights twice
+
+    tf.set_random_seed(1)  # the same initial weights twice
     x = tf.placeholder(tf.float32, (8, 5, 6))
     y = tf.placeholder(tf.float32, (8, 3))
-    outs, _ = tf.nn.static_rnn(tf.nn.rnn_cell.BasicLSTMCell(7), tf.unstack(x, axis=1),
-                               dtype=tf.float32)
+    outs, _ = tf.nn.static_rnn(
+        tf.nn.rnn_cell.BasicLSTMCell(7), tf.unstack(x, axis=1), dtype=tf.float32
+    )
     loss = tf.reduce_mean((tf.layers.dense(outs[-1], 3) - y) ** 2)
     train = tf.train.AdamOptimizer(1e-2).minimize(loss)
-    feeds = {x: np.linspace(-1, 1, 240, dtype=np.float32).reshape(8, 5, 6),
-             y: np.ones((8, 3), np.float32)}
+    feeds = {
+        x: np.linspace(-1, 1, 240, dtype=np.float32).reshape(8, 5, 6),
+        y: np.ones((8, 3), np.float32),
+    }
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         want = [sess.run([train, loss], feeds)[1] for _ in range(3)]
@@ -371,14 +400,16 @@ def test_one_hot_and_gather_run_on_the_device_like_numpy(on_cpu, rng):
     table = gc.placeholder(gc.float32, (6, 4))
     idx = gc.placeholder(gc.int32, (3,))
     out = gc.gather(table, idx, axis=0) + gc.reduce_sum(gc.one_hot(idx, 4, axis=0), axis=1)
-    grad, = gc.gradients(gc.reduce_sum(out * out), [table])
-    feeds = {table: rng.standard_normal((6, 4)).astype(np.float32),
-             idx: np.array([4, 0, 4], np.int32)}
+    (grad,) = gc.gradients(gc.reduce_sum(out * out), [table])
+    feeds = {
+        table: rng.standard_normal((6, 4)).astype(np.float32),
+        idx: np.array([4, 0, 4], np.int32),
+    }
     with gc.Session() as sess:
         want = sess.run([out, grad], feeds)
     with gc.Session(backend="cupy") as sess:
         got = sess.run([out, grad], feeds)
-    exe, = on_cpu
+    (exe,) = on_cpu
     assert exe._host_steps == []
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-6)
@@ -387,14 +418,21 @@ def test_one_hot_and_gather_run_on_the_device_like_numpy(on_cpu, rng):
 def _capture_plan(a_shape, b_shape, dtype=gc.float32, **attrs):
     a = gc.placeholder(dtype, a_shape)
     b = gc.placeholder(dtype, b_shape)
-    plan = gc.compile(gc.matmul(a, b, **attrs) * 2.0, feed_shapes={a: a_shape, b: b_shape},
-                      backend="cupy")
-    return cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, **SMALL,
-                             cuda_graph=True, capture=_recording_capture([]))
+    plan = gc.compile(
+        gc.matmul(a, b, **attrs) * 2.0, feed_shapes={a: a_shape, b: b_shape}, backend="cupy"
+    )
+    return cb.CupyExecutable(
+        plan,
+        xp=np,
+        compile_kernels=host_kernels,
+        **SMALL,
+        cuda_graph=True,
+        capture=_recording_capture([]),
+    )
 
 
 def test_capture_refuses_matmuls_for_which_cupy_allocates_a_temporary():
-    assert _capture_plan((4, 3), (3, 5))._cuda_graph                 # plain 2-D: captured
+    assert _capture_plan((4, 3), (3, 5))._cuda_graph  # plain 2-D: captured
     batched = _capture_plan((2, 3, 4), (2, 3, 5), transpose_a=True)
     assert not batched._cuda_graph
     assert "transposed batched operand" in batched.capture_refused
@@ -427,9 +465,11 @@ def test_replay_is_launched_on_the_callers_current_stream():
             return Graph()
 
     from types import SimpleNamespace
+
     current = object()
-    fake_xp = SimpleNamespace(cuda=SimpleNamespace(Stream=Stream,
-                                                   get_current_stream=lambda: current))
+    fake_xp = SimpleNamespace(
+        cuda=SimpleNamespace(Stream=Stream, get_current_stream=lambda: current)
+    )
     replay = cb._cupy_capture(fake_xp, lambda: events.append("run"))
     replay()
     assert events == ["begin", "run", "end", ("launch", current)]
@@ -439,11 +479,12 @@ def test_a_kernel_that_does_not_compile_names_the_users_line():
     from graphc.backends import cuda_modules
 
     def broken(kernels):
-        err = cuda_modules.KernelCompileError("error: identifier \"bogus\" is undefined")
+        err = cuda_modules.KernelCompileError('error: identifier "bogus" is undefined')
         err.kernel = kernels[0].name
         raise err
+
     x = gc.placeholder(gc.float32, (4,))
-    y = gc.exp(x) * 3.0                                     # this line is the kernel's
+    y = gc.exp(x) * 3.0  # this line is the kernel's
     plan = gc.compile(y, feed_shapes={x: (4,)}, backend="cupy")
     with pytest.raises(gc.GraphcError, match=r"test_cupy_backend.py:\d+") as info:
         cb.CupyExecutable(plan, xp=np, compile_kernels=broken, **SMALL)
@@ -479,17 +520,18 @@ def test_feeds_go_through_a_pinned_buffer_and_one_device_buffer_per_feed(on_cpu,
     pinned = []
     exe._pinned = lambda shape, dtype: pinned.append(shape) or np.empty(shape, dtype)
     ctx = gc.Session(backend="cupy")._ctx
-    uploads = exe.xp.calls["asarray"]                  # the plan's constants, once
+    uploads = exe.xp.calls["asarray"]  # the plan's constants, once
     for _ in range(3):
         value = rng.standard_normal((4, 3)).astype(np.float32)
-        got, = exe(ctx, {x: value})
+        (got,) = exe(ctx, {x: value})
         np.testing.assert_allclose(got, np.exp(value) + 1, rtol=1e-6)
-    assert pinned == [(4, 3)]                          # one pinned buffer, reused
-    assert exe.xp.calls["asarray"] == uploads          # no pageable upload per run
+    assert pinned == [(4, 3)]  # one pinned buffer, reused
+    assert exe.xp.calls["asarray"] == uploads  # no pageable upload per run
 
 
 def test_cuda_modules_compile_ieee_once_per_device_architecture(monkeypatch, tmp_path):
     from graphc.backends import cuda_compile, cuda_modules
+
     if cuda_compile.nvrtc() is None:
         pytest.skip("NVRTC is not installed (the dev extra brings nvidia-cuda-nvrtc)")
     monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
@@ -500,6 +542,7 @@ def test_cuda_modules_compile_ieee_once_per_device_architecture(monkeypatch, tmp
     def recording(source, arch, **kw):
         compiled.append((arch, kw["options"]))
         return real(source, arch, **kw)
+
     monkeypatch.setattr(cuda_compile, "nvrtc_compile", recording)
     device = {"id": 0, "cc": "90"}
 
@@ -516,16 +559,16 @@ def test_cuda_modules_compile_ieee_once_per_device_architecture(monkeypatch, tmp
 
     source = 'extern "C" __global__ void k(float* x) { x[0] = x[0] * 1e-30f; }'
     first = cuda_modules.load(FakeCupy, source)
-    assert cuda_modules.load(FakeCupy, source) is first            # cached in memory
+    assert cuda_modules.load(FakeCupy, source) is first  # cached in memory
     device.update(id=1, cc="80")
-    second = cuda_modules.load(FakeCupy, source)                    # another device
+    second = cuda_modules.load(FakeCupy, source)  # another device
     assert [a for a, _ in compiled] == ["sm_90", "sm_80"]
     assert all(opts == cuda_compile.IEEE for _, opts in compiled)
     assert first != second and len(list(tmp_path.glob("cuda/*.cubin"))) == 2
-    monkeypatch.setattr(cuda_modules, "_modules", {})               # a new process
+    monkeypatch.setattr(cuda_modules, "_modules", {})  # a new process
     device.update(id=0, cc="90")
     cuda_modules.load(FakeCupy, source)
-    assert len(compiled) == 2                                       # read from disk
+    assert len(compiled) == 2  # read from disk
     with pytest.raises(cuda_modules.KernelCompileError, match="bogus"):
         cuda_modules.load(FakeCupy, 'extern "C" __global__ void k() { bogus(); }')
 
@@ -536,6 +579,7 @@ def test_nvrtc_keeps_float32_denormals_with_the_ieee_options():
     import ctypes
 
     from graphc.backends import cuda_compile
+
     lib = cuda_compile.nvrtc()
     if lib is None:
         pytest.skip("NVRTC is not installed (the dev extra brings nvidia-cuda-nvrtc)")
@@ -552,6 +596,7 @@ def test_nvrtc_keeps_float32_denormals_with_the_ieee_options():
         lib.nvrtcGetPTX(prog, buf)
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
         return buf.value.decode()
+
     assert "mul.ftz.f32" in ptx(cuda_compile.IEEE + ("-ftz=true",))
     keep = ptx(cuda_compile.IEEE)
     assert "mul.f32" in keep and ".ftz" not in keep

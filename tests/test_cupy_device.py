@@ -18,7 +18,7 @@ REASON = cb.gpu_unavailable_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None, reason=f"{REASON}")]
 
 # float32 on the device uses CUDA's libdevice, numpy its own routines: a few ulp apart
-RTOL = {D.float16: 2.0 ** -10, D.float32: 2.0 ** -20, D.float64: 2.0 ** -46}
+RTOL = {D.float16: 2.0**-10, D.float32: 2.0**-20, D.float64: 2.0**-46}
 
 
 def _run_both(build, feeds_of):
@@ -37,15 +37,24 @@ def _close(got, want):
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype and got.shape == want.shape
     if got.dtype.kind == "f":
-        np.testing.assert_allclose(got, want, rtol=RTOL[D.as_dtype(got.dtype)],
-                                   atol=RTOL[D.as_dtype(got.dtype)], equal_nan=True)
+        np.testing.assert_allclose(
+            got,
+            want,
+            rtol=RTOL[D.as_dtype(got.dtype)],
+            atol=RTOL[D.as_dtype(got.dtype)],
+            equal_nan=True,
+        )
     else:
         np.testing.assert_array_equal(got, want)
 
 
 def _sampled_ops():
-    return [(op, k) for op in REGISTRY.values() if op.samples is not None and not op.stateful
-            for k in range(len(op.samples(np.random.default_rng(0))))]
+    return [
+        (op, k)
+        for op in REGISTRY.values()
+        if op.samples is not None and not op.stateful
+        for k in range(len(op.samples(np.random.default_rng(0))))
+    ]
 
 
 @pytest.mark.parametrize("op, k", _sampled_ops(), ids=lambda v: getattr(v, "name", str(v)))
@@ -65,16 +74,23 @@ def test_every_registry_op_on_cupy_matches_numpy(op, k):
 SIGNATURES = cg.registry_signatures()
 
 
-@pytest.mark.parametrize("sig", range(len(SIGNATURES)),
-                         ids=[f"{op.name}-{'-'.join(d.name for d in ds)}"
-                              f"{'-to-' + str(attrs['dtype']) if attrs else ''}"
-                              for op, ds, attrs, _ in SIGNATURES])
+@pytest.mark.parametrize(
+    "sig",
+    range(len(SIGNATURES)),
+    ids=[
+        f"{op.name}-{'-'.join(d.name for d in ds)}{'-to-' + str(attrs['dtype']) if attrs else ''}"
+        for op, ds, attrs, _ in SIGNATURES
+    ],
+)
 def test_every_elementwise_kernel_signature_on_cupy(sig):
     op, dtypes, attrs, _ = SIGNATURES[sig]
     rng = np.random.default_rng(sig)
-    arrays = [(rng.random((64, 33)) > 0.5) if d is D.bool_ else
-              (rng.uniform(0.5, 2.0, (64, 33)) * (3 if d.is_integer else 1)).astype(d.np)
-              for d in dtypes]
+    arrays = [
+        (rng.random((64, 33)) > 0.5)
+        if d is D.bool_
+        else (rng.uniform(0.5, 2.0, (64, 33)) * (3 if d.is_integer else 1)).astype(d.np)
+        for d in dtypes
+    ]
 
     def build():
         ins = [gc.placeholder(d, a.shape) for d, a in zip(dtypes, arrays, strict=True)]
@@ -87,17 +103,20 @@ def test_every_elementwise_kernel_signature_on_cupy(sig):
 @pytest.mark.parametrize("workload", ["mlp2", "mlp3", "chain"])
 def test_benchmark_models_on_cupy_match_numpy(workload):
     from benchmarks.workloads import CHAIN_N, _mlp_data, chain_graphc
+
     if workload == "chain":
         X = np.random.default_rng(0).standard_normal(CHAIN_N).astype(np.float32)
 
         def build():
             x = gc.placeholder(gc.float32, (None,))
             return chain_graphc(x), {x: X}
+
         want, got = _run_both(build, lambda feeds: feeds)
         np.testing.assert_allclose(got, want, rtol=1e-5)
         return
-    n, sizes, lr = (64, (1000, 100, 10), 1e-4) if workload == "mlp2" else \
-        (256, (784, 512, 512, 10), 0.05)
+    n, sizes, lr = (
+        (64, (1000, 100, 10), 1e-4) if workload == "mlp2" else (256, (784, 512, 512, 10), 0.05)
+    )
     X, Y, W0 = _mlp_data(n, sizes)
 
     def build():
@@ -107,8 +126,11 @@ def test_benchmark_models_on_cupy_match_numpy(workload):
         h = x
         for i, w in enumerate(ws):
             h = gc.relu(h @ w) if i < len(ws) - 1 else h @ w
-        loss = gc.reduce_sum((h - y) ** 2) if workload == "mlp2" else gc.reduce_mean(
-            gc.softmax_cross_entropy_with_logits(labels=y, logits=h))
+        loss = (
+            gc.reduce_sum((h - y) ** 2)
+            if workload == "mlp2"
+            else gc.reduce_mean(gc.softmax_cross_entropy_with_logits(labels=y, logits=h))
+        )
         train = gc.train.GradientDescentOptimizer(lr).minimize(loss)
         return [train, loss, ws[0]], {x: X, y: Y}
 
@@ -137,5 +159,5 @@ def test_cuda_graph_replay_matches_eager():
         rng = np.random.default_rng(2)
         for _ in range(3):
             value = rng.standard_normal((128, 64)).astype(np.float32)
-            got, = exe(sess._ctx, {x: value})
+            (got,) = exe(sess._ctx, {x: value})
             np.testing.assert_allclose(got, sess.run(out, {x: value}), rtol=1e-5, atol=1e-7)

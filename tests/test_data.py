@@ -21,12 +21,14 @@ def test_batches_in_order_with_a_short_last_batch():
 
 def test_shuffle_is_seeded_keeps_pairs_and_changes_each_epoch():
     x = np.arange(12)
-    runs = [list(gc.data.batches(x, x * 2, batch_size=5, shuffle=True, seed=7, epochs=2))
-            for _ in range(2)]
+    runs = [
+        list(gc.data.batches(x, x * 2, batch_size=5, shuffle=True, seed=7, epochs=2))
+        for _ in range(2)
+    ]
     for (a, b), (c, d) in zip(runs[0], runs[1], strict=True):
         np.testing.assert_array_equal(a, c)
         np.testing.assert_array_equal(b, d)
-        np.testing.assert_array_equal(b, a * 2)          # rows stay paired
+        np.testing.assert_array_equal(b, a * 2)  # rows stay paired
     epoch1 = np.concatenate([a for a, _ in runs[0][:3]])
     epoch2 = np.concatenate([a for a, _ in runs[0][3:]])
     assert sorted(epoch1) == list(x) and sorted(epoch2) == list(x)
@@ -78,11 +80,14 @@ def test_idx_big_endian_floats(tmp_path):
     assert got.dtype == np.float32
 
 
-@pytest.mark.parametrize("raw,match", [
-    (b"\x08\x03\x00\x00", "not an IDX"),
-    (b"\x00\x00\x08\x02" + (3).to_bytes(4, "big"), "truncated"),
-    (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02", "promises"),
-])
+@pytest.mark.parametrize(
+    "raw,match",
+    [
+        (b"\x08\x03\x00\x00", "not an IDX"),
+        (b"\x00\x00\x08\x02" + (3).to_bytes(4, "big"), "truncated"),
+        (b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02", "promises"),
+    ],
+)
 def test_bad_idx_files_raise(tmp_path, raw, match):
     (tmp_path / "bad").write_bytes(raw)
     with pytest.raises(data.DataError, match=match):

@@ -26,7 +26,7 @@ def test_a_variable_not_used_by_the_loss_is_named_with_its_line():
     w = gc.Variable(np.ones((3, 1), np.float32), name="w")
     line = _line_below()
     b = gc.Variable(np.zeros((1,), np.float32), name="b")
-    loss = gc.reduce_mean(gc.square(gc.matmul(x, w)))      # forgot "+ b"
+    loss = gc.reduce_mean(gc.square(gc.matmul(x, w)))  # forgot "+ b"
     with pytest.raises(gc.GradientError) as e:
         gc.gradients(loss, [w, b], unconnected="raise")
     _assert_at(e.value, line)
@@ -69,7 +69,7 @@ def test_minimize_with_no_gradient_at_all_explains_each_variable():
     x = gc.placeholder(gc.float32, (None, 3), name="x")
     w_line = _line_below()
     w = gc.Variable(np.ones((3, 4), np.float32), name="w")
-    gc.Variable(np.zeros((4,), np.float32), name="b")      # never used by the loss
+    gc.Variable(np.zeros((4,), np.float32), name="b")  # never used by the loss
     argmax_line = _line_below()
     predicted = gc.argmax(gc.matmul(x, w), axis=1)
     loss = gc.reduce_mean(gc.cast(predicted, gc.float32))

@@ -16,8 +16,11 @@ def _line_below(n=1):
 
 
 def _growth_warnings(record):
-    return [w for w in record if issubclass(w.category, gc.GraphcWarning)
-            and "keeps growing" in str(w.message)]
+    return [
+        w
+        for w in record
+        if issubclass(w.category, gc.GraphcWarning) and "keeps growing" in str(w.message)
+    ]
 
 
 def test_an_op_created_in_the_training_loop_warns_once_naming_its_line():
@@ -28,7 +31,7 @@ def test_an_op_created_in_the_training_loop_warns_once_naming_its_line():
         sess.run(w.initializer)
         for _step in range(10):
             line = _line_below()
-            prediction = gc.matmul(x, w) * 2.0         # the leak: 3 new ops every step
+            prediction = gc.matmul(x, w) * 2.0  # the leak: 3 new ops every step
             sess.run(prediction, {x: np.ones((2, 3))})
     found = _growth_warnings(record)
     assert len(found) == 1
@@ -45,7 +48,7 @@ def test_a_graph_built_before_the_loop_does_not_warn():
     with gc.Session() as sess, warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         sess.run(w.initializer)
-        train = gc.train.GradientDescentOptimizer(0.01).minimize(loss)   # built after init
+        train = gc.train.GradientDescentOptimizer(0.01).minimize(loss)  # built after init
         summary = loss * 1.0
         sess.run(summary, {x: np.ones((2, 3))})
         for _step in range(10):
@@ -67,7 +70,7 @@ def test_finalize_makes_a_new_op_an_error_at_its_line():
                     sess.run(gc.sqrt(y), {x: np.ones(3)})
     assert (e.value.location.file, e.value.location.line) == (__file__, line)
     assert "sqrt" in str(e.value) and str(e.value).startswith(f"{__file__}:{line}: ")
-    assert graph.finalized and len(graph) == 3      # nothing was added
+    assert graph.finalized and len(graph) == 3  # nothing was added
 
 
 def test_warn_once_per_session_even_when_several_lines_leak():
@@ -76,7 +79,7 @@ def test_warn_once_per_session_even_when_several_lines_leak():
         warnings.simplefilter("always")
         for _step in range(6):
             a = gc.exp(x)
-            b = gc.log(a + 1.0)               # exp, a constant, add, log
+            b = gc.log(a + 1.0)  # exp, a constant, add, log
             sess.run(b, {x: np.zeros(2)})
     found = _growth_warnings(record)
     assert len(found) == 1

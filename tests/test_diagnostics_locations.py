@@ -37,7 +37,7 @@ def test_typo_in_a_label_batch_names_the_loss_line_at_every_level(optimize):
         sess.run(gc.global_variables_initializer())
         sess.run(train, {x: xs[0:4], y: ys[0:4]})
         with pytest.raises(gc.OpError) as e:
-            sess.run(train, {x: xs[4:8], y: ys[4:7]})     # the typo: 7 instead of 8
+            sess.run(train, {x: xs[4:8], y: ys[4:7]})  # the typo: 7 instead of 8
     _assert_at(e.value, line)
     assert "subtract" in str(e.value) and "(4, 1)" in str(e.value) and "(3, 1)" in str(e.value)
 
@@ -61,8 +61,9 @@ def test_symbolic_dims_that_disagree_at_run_time_name_both_placeholders(optimize
 @pytest.mark.parametrize("optimize", LEVELS)
 def test_a_failing_gradient_kernel_names_the_forward_op_and_its_line(optimize):
     reshape7 = gc.register_op("diag_loc_reshape7", lambda g: g.reshape(7))
-    square = gc.register_op("diag_loc_square", lambda a: a * a,
-                            gradient=lambda op, g: [reshape7(g) * 2.0])
+    square = gc.register_op(
+        "diag_loc_square", lambda a: a * a, gradient=lambda op, g: [reshape7(g) * 2.0]
+    )
     x = gc.placeholder(gc.float32, (None, 3), name="x")
     w = gc.Variable(np.ones((3, 2), np.float32), name="w")
     line = _line_below()
@@ -73,8 +74,9 @@ def test_a_failing_gradient_kernel_names_the_forward_op_and_its_line(optimize):
         with pytest.raises(gc.OpError) as e:
             sess.run(grad_w, {x: np.ones((4, 3))})
     _assert_at(e.value, line)
-    assert f"in the gradient of diag_loc_square 'diag_loc_square' at {__file__}:{line}" \
-        in str(e.value)
+    assert f"in the gradient of diag_loc_square 'diag_loc_square' at {__file__}:{line}" in str(
+        e.value
+    )
     assert "diag_loc_reshape7" in str(e.value)
 
 
@@ -83,7 +85,7 @@ def test_gradient_nodes_carry_the_forward_ops_location_and_origin():
     w = gc.Variable(np.ones((3, 1), np.float32), name="w")
     b = gc.Variable(np.zeros((1,), np.float32), name="b")
     line = _line_below()
-    h = gc.matmul(x, w) + b        # the add broadcasts b: its gradient sums it back
+    h = gc.matmul(x, w) + b  # the add broadcasts b: its gradient sums it back
     loss = gc.reduce_sum(h * h)
     grads = gc.gradients(loss, [w, b])
     new = [op for op in gc.get_default_graph().get_operations() if op.id > loss.op.id]
@@ -101,6 +103,7 @@ def test_a_user_op_raising_names_its_line(optimize):
         if (a < 0).any():
             raise ValueError("negative input")
         return np.sqrt(a)
+
     safe_sqrt = gc.register_op("diag_loc_safe_sqrt", forward)
     x = gc.placeholder(gc.float32, (2, 3), name="x")
     line = _line_below()
@@ -156,6 +159,7 @@ def test_a_failing_kernel_on_a_constant_shows_its_input_at_every_level(optimize)
     # at optimize>=1 the constant lives in the generated plan's globals, not its locals
     def forward(a):
         raise ValueError("refused")
+
     refuse = gc.register_op("diag_loc_refuse", forward)
     x = gc.placeholder(gc.float32, (3,), name="x")
     line = _line_below()
@@ -164,5 +168,6 @@ def test_a_failing_kernel_on_a_constant_shows_its_input_at_every_level(optimize)
         with pytest.raises(gc.OpError) as e:
             sess.run(y, {x: np.ones(3)})
     _assert_at(e.value, line)
-    assert "diag_loc_refuse 'diag_loc_refuse' failed on inputs [float32(3,)]: refused" \
-        in str(e.value)
+    assert "diag_loc_refuse 'diag_loc_refuse' failed on inputs [float32(3,)]: refused" in str(
+        e.value
+    )

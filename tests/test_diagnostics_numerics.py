@@ -31,7 +31,7 @@ def _deep_network():
     h2 = gc.nn.relu(gc.matmul(h1, w2))
     h3 = h2 * 2.0 - 1.0
     line = _line_below()
-    h4 = gc.log(h3)                    # h3 is negative for small inputs: NaN
+    h4 = gc.log(h3)  # h3 is negative for small inputs: NaN
     h5 = gc.exp(h4) + 1.0
     loss = gc.reduce_mean(gc.square(h5))
     return x, loss, line
@@ -78,15 +78,15 @@ def test_an_inf_in_a_gradient_names_the_forward_op(optimize):
     w = gc.Variable(np.zeros((3, 2), np.float32), name="w")
     h = gc.matmul(x, w)
     line = _line_below()
-    norm = gc.sqrt(gc.reduce_sum(gc.square(h), axis=1))    # d sqrt(u)/du is Inf at u = 0
+    norm = gc.sqrt(gc.reduce_sum(gc.square(h), axis=1))  # d sqrt(u)/du is Inf at u = 0
     loss = gc.reduce_mean(norm)
     train = gc.train.GradientDescentOptimizer(0.1).minimize(loss)
     with gc.Session(optimize=optimize, check_numerics=True) as sess:
         sess.run(w.initializer)
-        assert sess.run(loss, {x: np.ones((4, 3))}) == 0.0      # the forward pass is finite
+        assert sess.run(loss, {x: np.ones((4, 3))}) == 0.0  # the forward pass is finite
         with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
             sess.run(train, {x: np.ones((4, 3))})
-        assert not sess.run(w).any()             # stopped before the update
+        assert not sess.run(w).any()  # stopped before the update
     _assert_at(e.value, line)
     assert f"(in the gradient of sqrt 'sqrt' at {__file__}:{line})" in str(e.value)
     assert "4 Inf" in str(e.value)
@@ -109,7 +109,7 @@ def test_the_op_inside_a_fused_group_is_named(optimize):
 
 def test_an_input_overwritten_in_place_is_still_shown():
     x = gc.placeholder(gc.float32, (4,), name="x")
-    a = x * 2.0                 # dies at the log: at optimize=1 the log writes over it
+    a = x * 2.0  # dies at the log: at optimize=1 the log writes over it
     line = _line_below()
     b = gc.log(a)
     with gc.Session(optimize=1, check_numerics=True) as sess:
@@ -150,7 +150,7 @@ def test_a_variable_that_holds_nan_is_named(optimize):
 def test_an_op_folded_into_a_constant_is_still_the_one_named(optimize):
     x = gc.placeholder(gc.float32, (3,), name="x")
     line = _line_below()
-    scale = gc.log(gc.constant([1.0, -1.0, 2.0]))     # optimize>=1 folds it at compile time
+    scale = gc.log(gc.constant([1.0, -1.0, 2.0]))  # optimize>=1 folds it at compile time
     y = x * scale + 1.0
     with gc.Session(optimize=optimize, check_numerics=True) as sess:
         with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
@@ -170,17 +170,19 @@ def test_finite_runs_give_the_same_results_with_the_trap_on():
 
 def test_the_plan_carries_checks_only_when_asked():
     from graphc.backends.numpy_backend import NumpyExecutable
+
     x = gc.placeholder(gc.float32, (4, 4), name="x")
     plan = gc.compile(gc.reduce_sum(gc.exp(x) @ x), feed_shapes={x: (4, 4)})
     assert "CK(" not in NumpyExecutable(plan).source
     checked = NumpyExecutable(plan, check_numerics=True).source
     kernels = sum(1 for s in plan.steps if s.kind != "read")
-    assert checked.count("CK(") == 2 * kernels        # in run() and in run_traced()
+    assert checked.count("CK(") == 2 * kernels  # in run() and in run_traced()
 
 
 def test_large_finite_values_are_not_mistaken_for_overflow():
     from graphc.diagnostics import has_nonfinite
-    big = np.full(10, np.finfo(np.float32).max, np.float32)     # their sum overflows
+
+    big = np.full(10, np.finfo(np.float32).max, np.float32)  # their sum overflows
     assert not has_nonfinite(big)
     big[3] = np.inf
     assert has_nonfinite(big)
@@ -200,6 +202,6 @@ def test_running_only_the_train_op_still_traps_the_loss(optimize):
         sess.run(w.initializer)
         with pytest.raises(gc.NumericsError) as e, np.errstate(all="ignore"):
             sess.run(train, {x: np.ones((2, 3))})
-        assert sess.run(w).tolist() == [[1.0]] * 3          # the update did not run
+        assert sess.run(w).tolist() == [[1.0]] * 3  # the update did not run
     _assert_at(e.value, line)
     assert "log 'log'" in str(e.value)

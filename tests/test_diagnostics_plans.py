@@ -32,9 +32,9 @@ def test_a_batch_size_change_is_the_reason_of_the_recompilation(optimize):
     with gc.Session(optimize=optimize) as sess:
         sess.run(gc.global_variables_initializer())
         for _epoch in range(2):
-            for i in range(0, 50, 16):                 # the last batch has 2 rows
+            for i in range(0, 50, 16):  # the last batch has 2 rows
                 run_line = _line_below()
-                sess.run([train, loss], {x: xs[i:i + 16], y: ys[i:i + 16]})
+                sess.run([train, loss], {x: xs[i : i + 16], y: ys[i : i + 16]})
         infos = sess.plan_cache_info()
     # init, then [train, loss] for 16 rows and for 2: the second epoch compiles nothing
     assert len(infos) == 3
@@ -42,10 +42,14 @@ def test_a_batch_size_change_is_the_reason_of_the_recompilation(optimize):
     assert first.reason is None and again.reason is not None
     assert set(first.fetches) == set(again.fetches) == {train.name, loss.name}
     assert first.feeds == {"x:0": ((16, 4), "float32"), "y:0": ((16, 1), "float32")}
-    assert f"the feed for 'x:0' (built at {__file__}:{x_line}) changed shape (16, 4) -> (2, 4)" \
+    assert (
+        f"the feed for 'x:0' (built at {__file__}:{x_line}) changed shape (16, 4) -> (2, 4)"
         in again.reason
-    assert f"the feed for 'y:0' (built at {__file__}:{x_line + 1}) changed shape (16, 1) -> " \
+    )
+    assert (
+        f"the feed for 'y:0' (built at {__file__}:{x_line + 1}) changed shape (16, 1) -> "
         "(2, 1)" in again.reason
+    )
     assert (again.compiled_at.file, again.compiled_at.line) == (__file__, run_line)
     assert "x:0: float32(2, 4)" in again.signature and "recompiled:" in str(again)
 
@@ -71,7 +75,7 @@ def test_a_new_set_of_feeds_is_a_reason_too():
     y = h + 1.0
     with gc.Session() as sess:
         sess.run(y, {x: np.ones(3)})
-        sess.run(y, {x: np.ones(3), h: np.zeros(3)})     # feeding an intermediate
+        sess.run(y, {x: np.ones(3), h: np.zeros(3)})  # feeding an intermediate
         info = sess.plan_cache_info()[-1]
     assert "'multiply:0'" in info.reason and "is now fed" in info.reason
 
@@ -84,8 +88,9 @@ def _mlp_plan():
     w2 = gc.Variable(gc.random_normal((32, 10), stddev=0.1), name="w2")
     # (the bias gives the peak a sixth live intermediate: fetched results are not counted)
     logits = gc.matmul(gc.nn.relu(gc.matmul(x, w1) + b1), w2)
-    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=labels, logits=logits))
+    loss = gc.reduce_mean(
+        gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
     train = gc.train.GradientDescentOptimizer(0.1).minimize(loss)
     return gc.compile([loss, train], feed_shapes={x: (128, 64), labels: (128,)})
 
@@ -97,8 +102,8 @@ def test_the_report_lists_the_five_largest_tensors_live_at_the_peak():
     assert len(live) > 5
     lines = report.splitlines()
     start = lines.index(f"largest live tensors at the peak (step {step}):")
-    listed = lines[start + 1:start + 6]
-    assert not lines[start + 6].startswith("      ")   # exactly five
+    listed = lines[start + 1 : start + 6]
+    assert not lines[start + 6].startswith("      ")  # exactly five
     sizes = sorted((s.nbytes for s in live), reverse=True)[:5]
     for line, slot, nbytes in zip(listed, live[:5], sizes, strict=True):
         assert slot.nbytes == nbytes and slot.name in line
@@ -109,7 +114,7 @@ def test_the_report_lists_the_five_largest_tensors_live_at_the_peak():
 def test_the_report_gives_each_fusion_boundary_a_reason():
     report = _mlp_plan().report()
     lines = report.splitlines()
-    bounds = lines[lines.index("fusion boundaries:") + 1:]
+    bounds = lines[lines.index("fusion boundaries:") + 1 :]
     bounds = [b for b in bounds if b.startswith("  ")]
     assert bounds and all(b.count(": ") >= 1 for b in bounds)
     reasons = " | ".join(b.rsplit(": ", 1)[1] for b in bounds)
@@ -128,5 +133,7 @@ def test_plan_cache_info_prints_one_plan_per_line():
         text = str(sess.plan_cache_info())
     lines = text.splitlines()
     assert len(lines) == 3 and lines[0].startswith("plan for fetch [reduce_sum:0]")
-    assert lines[2] == (f"  recompiled: the feed for 'x:0' (built at {__file__}:"
-                        f"{x.op.location.line}) changed shape (1, 2) -> (3, 2)")
+    assert lines[2] == (
+        f"  recompiled: the feed for 'x:0' (built at {__file__}:"
+        f"{x.op.location.line}) changed shape (1, 2) -> (3, 2)"
+    )

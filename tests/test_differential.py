@@ -5,11 +5,27 @@ import pytest
 
 import graphc as gc
 
-UNARY = [gc.tanh, gc.sin, gc.neg, gc.abs, gc.sigmoid, lambda t: gc.exp(gc.tanh(t)),
-         lambda t: t * 1.0, lambda t: gc.neg(-t), lambda t: gc.square(gc.tanh(t)),
-         lambda t: gc.log(1.0 + gc.exp(gc.tanh(t)))]
-BINARY = [gc.add, gc.subtract, gc.multiply, gc.maximum, gc.minimum,
-          lambda a, b: a * 0.5 + b, lambda a, b: gc.where(gc.greater(a, b), a, b)]
+UNARY = [
+    gc.tanh,
+    gc.sin,
+    gc.neg,
+    gc.abs,
+    gc.sigmoid,
+    lambda t: gc.exp(gc.tanh(t)),
+    lambda t: t * 1.0,
+    lambda t: gc.neg(-t),
+    lambda t: gc.square(gc.tanh(t)),
+    lambda t: gc.log(1.0 + gc.exp(gc.tanh(t))),
+]
+BINARY = [
+    gc.add,
+    gc.subtract,
+    gc.multiply,
+    gc.maximum,
+    gc.minimum,
+    lambda a, b: a * 0.5 + b,
+    lambda a, b: gc.where(gc.greater(a, b), a, b),
+]
 
 
 def random_graph(rng, x, shape):
@@ -25,7 +41,7 @@ def random_graph(rng, x, shape):
             b = values[int(rng.integers(len(values)))]
             values.append(BINARY[int(rng.integers(len(BINARY)))](a, b))
         elif r < 0.8:
-            c = gc.constant(rng.standard_normal(shape[1]))          # broadcast along rows
+            c = gc.constant(rng.standard_normal(shape[1]))  # broadcast along rows
             values.append(a + c)
         elif r < 0.87:
             values.append(gc.transpose(gc.transpose(a)) * 0.9)
@@ -42,7 +58,7 @@ def random_graph(rng, x, shape):
 @pytest.mark.parametrize("seed", range(12))
 def test_random_graph_agrees_at_every_level(seed):
     rng = np.random.default_rng(seed)
-    rows = int(rng.choice([1, 7, 300]))          # 300 x 257 spans several row tiles
+    rows = int(rng.choice([1, 7, 300]))  # 300 x 257 spans several row tiles
     shape = (rows, 257 if rows == 300 else 5)
     x = gc.placeholder(gc.float64, (None, shape[1]))
     outs = random_graph(rng, x, shape)

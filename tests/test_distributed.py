@@ -31,8 +31,14 @@ def launch(n, *args, python_args=("-m", "mpi4py"), timeout=90):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
     start = time.monotonic()
-    p = subprocess.run([MPIEXEC, "-n", str(n), sys.executable, *python_args, WORKER, *args],
-                       capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    p = subprocess.run(
+        [MPIEXEC, "-n", str(n), sys.executable, *python_args, WORKER, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+    )
     return p.returncode, p.stdout + p.stderr, time.monotonic() - start
 
 
@@ -41,6 +47,7 @@ def ranks_ok(out, n):
 
 
 # --- one process: everything works and adds nothing -------------------------------------------
+
 
 def test_one_process_world():
     assert (gd.rank(), gd.size(), gd.local_rank()) == (0, 1, 0)
@@ -62,15 +69,19 @@ def test_collectives_pass_through_on_one_process():
 
 def test_collectives_are_registry_ops_and_their_gradient_is_an_allreduce():
     from graphc.ops.registry import REGISTRY
+
     assert REGISTRY["allreduce"] is gd.ALLREDUCE and REGISTRY["broadcast"] is gd.BROADCAST
     x = gc.placeholder(gc.float32, (3,), name="x")
     y = gd.allreduce(x, op="sum")
     assert y.op.type == "allreduce" and y.shape == (3,) and y.dtype is gc.float32
-    g, = gc.gradients(gc.reduce_sum(y * y), [x])
+    (g,) = gc.gradients(gc.reduce_sum(y * y), [x])
     types = [op.type for op in gc.get_default_graph().get_operations()]
     assert types.count("allreduce") == 2
-    grad_op = next(op for op in gc.get_default_graph().get_operations()
-                   if op.type == "allreduce" and op is not y.op)
+    grad_op = next(
+        op
+        for op in gc.get_default_graph().get_operations()
+        if op.type == "allreduce" and op is not y.op
+    )
     assert grad_op.attrs["reduce"] == "sum"
     with gc.Session() as sess:
         np.testing.assert_allclose(sess.run(g, {x: [1, 2, 3]}), [2, 4, 6])
@@ -105,6 +116,7 @@ def test_distributed_optimizer_adds_nothing_on_one_process():
             for _ in range(3):
                 sess.run(step, {x: np.arange(6, dtype=np.float32).reshape(2, 3)})
             return types, sess.get_variable(w), opt
+
     plain, w_plain, _ = run(False)
     wrapped, w_wrapped, opt = run(True)
     assert "allreduce" not in wrapped and plain == wrapped
@@ -113,11 +125,11 @@ def test_distributed_optimizer_adds_nothing_on_one_process():
 
 
 def test_buckets_respect_fusion_bytes_and_dtypes():
-    a = gc.placeholder(gc.float32, (10,))       # 40 bytes
-    b = gc.placeholder(gc.float32, (5,))        # 20
-    c = gc.placeholder(gc.float64, (2,))        # 16
-    d = gc.placeholder(gc.float32, (20,))       # 80: more than fits, a bucket of its own
-    e = gc.placeholder(gc.float32, (None,))     # unknown size: its own
+    a = gc.placeholder(gc.float32, (10,))  # 40 bytes
+    b = gc.placeholder(gc.float32, (5,))  # 20
+    c = gc.placeholder(gc.float64, (2,))  # 16
+    d = gc.placeholder(gc.float32, (20,))  # 80: more than fits, a bucket of its own
+    e = gc.placeholder(gc.float32, (None,))  # unknown size: its own
     got = gd.buckets([a, b, c, d, e], fusion_bytes=64)
     assert got == [[a, b], [c], [d], [e]]
     assert gd.buckets([a, b, d], fusion_bytes=64 << 20) == [[a, b, d]]
@@ -126,13 +138,15 @@ def test_buckets_respect_fusion_bytes_and_dtypes():
 def test_batches_shard_equal_parts_that_make_the_global_batches():
     x = np.arange(23)
     for size in (2, 3):
-        shards = [list(gc.data.batches(x, batch_size=4, shuffle=True, seed=5, shard=(r, size)))
-                  for r in range(size)]
-        assert len({sum(map(len, s)) for s in shards}) == 1           # equal shards
+        shards = [
+            list(gc.data.batches(x, batch_size=4, shuffle=True, seed=5, shard=(r, size)))
+            for r in range(size)
+        ]
+        assert len({sum(map(len, s)) for s in shards}) == 1  # equal shards
         seen = np.concatenate([np.concatenate(s) for s in shards])
         assert len(seen) == 23 - 23 % size and len(set(seen.tolist())) == len(seen)
         globl = list(gc.data.batches(x, batch_size=4 * size, shuffle=True, seed=5))
-        for k in range(len(shards[0])):      # local batch k of all ranks = global batch k
+        for k in range(len(shards[0])):  # local batch k of all ranks = global batch k
             local = np.concatenate([s[k] for s in shards])
             assert set(local.tolist()) <= set(globl[k].tolist())
     with pytest.raises(gc.GraphcError, match="rank, size"):
@@ -156,8 +170,10 @@ def test_plan_collectives_record_in_run_order():
     assert [s.op for s in steps] == [gd.ALLREDUCE, gd.BROADCAST]
     record = steps[0].attrs["plan"]
     assert steps[1].attrs["plan"] is record
-    assert record.signature == ["allreduce(sum) 'first' [float32[4]]",
-                                "broadcast(root=0) 'second' [float32[4]]"]
+    assert record.signature == [
+        "allreduce(sum) 'first' [float32[4]]",
+        "broadcast(root=0) 'second' [float32[4]]",
+    ]
 
 
 def test_saver_writes_on_rank_0_only(tmp_path, monkeypatch):
@@ -183,23 +199,26 @@ def test_cupy_backend_runs_the_device_kernel_not_the_host_one(monkeypatch):
     def device(xp, *args, **attrs):
         called.append(xp)
         return real(xp, *args, **attrs)
+
     monkeypatch.setitem(cb.LOWERINGS, gd.ALLREDUCE, device)
     x = gc.placeholder(gc.float32, (4,), name="x")
     y = gd.allreduce(x)
     plan = gc.compile([y])
     exe = cb.CupyExecutable(plan, xp=np)
     assert not exe._host_steps
-    got, = exe.call(_ctx(), np.arange(4, dtype=np.float32))
+    (got,) = exe.call(_ctx(), np.arange(4, dtype=np.float32))
     np.testing.assert_array_equal(got, np.arange(4))
     assert called == [np]
 
 
 def _ctx():
     from graphc.backends.reference import RunContext
+
     return RunContext({}, {})
 
 
 # --- under mpiexec ----------------------------------------------------------------------------
+
 
 @mpi
 @pytest.mark.parametrize("n,opt", [(2, "sgd"), (2, "adam"), (3, "sgd")])
@@ -232,7 +251,7 @@ def test_a_failing_rank_ends_the_job(python_args):
     rc, out, secs = launch(2, "fail", python_args=python_args)
     # (the abort may cut the traceback's forwarding short: the marker is printed before)
     assert rc != 0 and "FAILING 1" in out and "OK 0" not in out, out
-    assert secs < 20, f"the job took {secs:.1f} s to end"       # rank 0 would sleep 30 s
+    assert secs < 20, f"the job took {secs:.1f} s to end"  # rank 0 would sleep 30 s
 
 
 @mpi
@@ -263,26 +282,42 @@ def test_cupy_backend_orchestration_with_numpy_standing_in():
 @mpi
 def test_cli_np_2_equals_one_process(tmp_path):
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(17, 1)).astype(np.float32)         # 17 rows: shards of 9 and 8
+    x = rng.normal(size=(17, 1)).astype(np.float32)  # 17 rows: shards of 9 and 8
     np.save(tmp_path / "x.npy", x)
     np.save(tmp_path / "y.npy", (3 * x + 1).astype(np.float32))
     model = os.path.join(ROOT, "examples", "linear_regression.g")
-    common = [model, "--feed", f"x={tmp_path / 'x.npy'}", "--feed", f"y={tmp_path / 'y.npy'}",
-              "--train", "50", "--fetch", "w,b"]
+    common = [
+        model,
+        "--feed",
+        f"x={tmp_path / 'x.npy'}",
+        "--feed",
+        f"y={tmp_path / 'y.npy'}",
+        "--train",
+        "50",
+        "--fetch",
+        "w,b",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "OMPI_", "PMIX_"))}
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
 
     def run(*extra):
-        p = subprocess.run([sys.executable, "-m", "graphc", "run", *common, *extra],
-                           capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
+        p = subprocess.run(
+            [sys.executable, "-m", "graphc", "run", *common, *extra],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+            cwd=tmp_path,
+        )
         assert p.returncode == 0, p.stdout + p.stderr
         return p.stdout
+
     run("-o", "one.npz")
     two = run("--np", "2", "-o", "two.npz", "--save", "ck")
     a, b = np.load(tmp_path / "one.npz"), np.load(tmp_path / "two.npz")
     for k in ("w", "b"):
         np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6)
-    assert two.count("w = ") == 1                 # printed by rank 0 only
+    assert two.count("w = ") == 1  # printed by rank 0 only
     assert os.path.exists(tmp_path / "ck")
 
 
@@ -294,11 +329,13 @@ def test_cli_np_takes_a_positive_count(capsys):
 
 @pytest.mark.gpu
 @mpi
-@pytest.mark.skipif(cb.gpu_unavailable_reason() is not None,
-                    reason=f"{cb.gpu_unavailable_reason()}")
+@pytest.mark.skipif(
+    cb.gpu_unavailable_reason() is not None, reason=f"{cb.gpu_unavailable_reason()}"
+)
 def test_nccl_on_devices():
     """Two ranks, one GPU each: NCCL on the device against MPI on the host."""
     import cupy
+
     if cupy.cuda.runtime.getDeviceCount() < 2:
         pytest.skip("NCCL between ranks needs one GPU per rank (2)")
     rc, out, _ = launch(2, "device")
@@ -306,11 +343,13 @@ def test_nccl_on_devices():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(cb.gpu_unavailable_reason() is not None,
-                    reason=f"{cb.gpu_unavailable_reason()}")
+@pytest.mark.skipif(
+    cb.gpu_unavailable_reason() is not None, reason=f"{cb.gpu_unavailable_reason()}"
+)
 def test_nccl_communicator_on_one_device():
     """The NCCL calls themselves (unique id, communicator, allReduce, bcast) on one GPU."""
     import cupy
+
     comm = nccl.NcclCommunicator(cupy)
     buf = cupy.arange(5, dtype=cupy.float32)
     comm.allreduce(buf)
@@ -322,18 +361,20 @@ def test_nccl_communicator_on_one_device():
 def test_memory_plan_lays_a_bucket_out_back_to_back():
     """A bucket's gradients share one span of the arena: no pack or unpack copy."""
     from graphc.passes.memory import ALIGN
+
     x = gc.placeholder(gc.float32, (4, 3), name="x")
     a, b, c = x * 2.0, gc.reduce_sum(x, axis=0), gc.exp(x)
     ra, rb, rc = gd.allreduce(a, b, c, name="bucket")
     d = x - 1.0
-    kept = gd.allreduce(d, x * 3.0, name="kept")     # d is fetched too: no span
+    kept = gd.allreduce(d, x * 3.0, name="kept")  # d is fetched too: no span
     plan = gc.compile([ra, rb, rc, kept[0], d])
     first, second = [s for s in plan.steps if s.op is gd.ALLREDUCE]
     assert first.attrs.get("contiguous") is True and "contiguous" not in second.attrs
     slots = [plan.slots[k] for k in first.inputs]
     offsets = [s.offset for s in slots]
-    assert all(o2 - o1 == -(-s.nbytes // ALIGN) * ALIGN
-               for o1, o2, s in zip(offsets, offsets[1:], slots))
+    assert all(
+        o2 - o1 == -(-s.nbytes // ALIGN) * ALIGN for o1, o2, s in zip(offsets, offsets[1:], slots)
+    )
 
 
 def test_span_is_one_view_over_back_to_back_arrays():
@@ -344,4 +385,4 @@ def test_span_is_one_view_over_back_to_back_arrays():
     assert span.shape == (19,)
     span[:] = 7
     assert (a == 7).all() and (b == 7).all()
-    assert gd._span(np, [b, a]) is None                 # not in order: packed instead
+    assert gd._span(np, [b, a]) is None  # not in order: packed instead

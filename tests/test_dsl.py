@@ -84,6 +84,7 @@ def _ops(graph):
 
 # --- grammar and names --------------------------------------------------------------------
 
+
 def test_spec_example_builds_named_nodes_and_symbolic_inputs():
     g = gc.loads(TWO_LAYER, filename="two_layer.g")
     x = g.get_tensor_by_name("x")
@@ -100,9 +101,33 @@ def test_spec_example_builds_named_nodes_and_symbolic_inputs():
 def test_grammar_coverage_builds_and_runs():
     g = gc.loads(COVERAGE, model="everything", filename="cov.g")
     names = _ops(g)
-    for n in ("x", "idx", "keep", "any", "free", "w", "b", "c", "t", "z", "lin", "act", "p",
-              "sl", "last", "grown", "s1", "s2", "both", "red", "arg", "oh", "msg", "ordered",
-              "loss"):
+    for n in (
+        "x",
+        "idx",
+        "keep",
+        "any",
+        "free",
+        "w",
+        "b",
+        "c",
+        "t",
+        "z",
+        "lin",
+        "act",
+        "p",
+        "sl",
+        "last",
+        "grown",
+        "s1",
+        "s2",
+        "both",
+        "red",
+        "arg",
+        "oh",
+        "msg",
+        "ordered",
+        "loss",
+    ):
         assert n in names, n
     assert g.get_tensor_by_name("keep").op.type == "placeholder_with_default"
     assert g.get_tensor_by_name("any").shape is None
@@ -130,14 +155,16 @@ def test_grammar_coverage_builds_and_runs():
 
 
 def test_operator_precedence_matches_python():
-    g = gc.loads("model m { input a : f64[3]\n"
-                 " r1 = -a ** 2\n r2 = a - a * 2.0 ** 2.0\n r3 = (a - a) * 2.0\n"
-                 " r4 = a + a // 2.0 % 3.0\n output r1 }")
+    g = gc.loads(
+        "model m { input a : f64[3]\n"
+        " r1 = -a ** 2\n r2 = a - a * 2.0 ** 2.0\n r3 = (a - a) * 2.0\n"
+        " r4 = a + a // 2.0 % 3.0\n output r1 }"
+    )
     a = np.array([1.5, -2.0, 3.0])
     with gc.Session(graph=g) as sess:
         r1, r2, r3, r4 = sess.run(["r1", "r2", "r3", "r4"], {"a": a})
-    np.testing.assert_allclose(r1, -a ** 2)
-    np.testing.assert_allclose(r2, a - a * 2.0 ** 2.0)
+    np.testing.assert_allclose(r1, -(a**2))
+    np.testing.assert_allclose(r2, a - a * 2.0**2.0)
     np.testing.assert_allclose(r3, (a - a) * 2.0)
     np.testing.assert_allclose(r4, a + a // 2.0 % 3.0)
 
@@ -157,20 +184,24 @@ def test_user_fn_in_model_and_keyword_call():
 
 # --- errors: position, message, caret -----------------------------------------------------
 
+
 def _error(src, cls=gc.GraphcError):
     with pytest.raises(cls) as info:
         gc.loads(src, filename="bad.g")
     return info.value
 
 
-@pytest.mark.parametrize("src, line, col, words", [
-    ("model m {\n  input x f32[3]\n}", 2, 11, "expected ':'"),
-    ("model m {\n  input x : f32[3]\n  y = relu(x\n  z = y\n}", 4, 3, "')' is missing"),
-    ("model m {\n  input x : f32[3]\n  y = x +\n}", 4, 1, "expression is missing"),
-    ("model m {\n  y = 1 $ 2\n}", 2, 9, "unexpected character '$'"),
-    ("model m {\n  input x : f32[3]\n  train x sgd(lr=1)\n}", 3, 11, "`train` needs"),
-    ("model m {\n  input x : f32[3]\n  y = x", 3, 8, "'}' is missing"),
-])
+@pytest.mark.parametrize(
+    "src, line, col, words",
+    [
+        ("model m {\n  input x f32[3]\n}", 2, 11, "expected ':'"),
+        ("model m {\n  input x : f32[3]\n  y = relu(x\n  z = y\n}", 4, 3, "')' is missing"),
+        ("model m {\n  input x : f32[3]\n  y = x +\n}", 4, 1, "expression is missing"),
+        ("model m {\n  y = 1 $ 2\n}", 2, 9, "unexpected character '$'"),
+        ("model m {\n  input x : f32[3]\n  train x sgd(lr=1)\n}", 3, 11, "`train` needs"),
+        ("model m {\n  input x : f32[3]\n  y = x", 3, 8, "'}' is missing"),
+    ],
+)
 def test_syntax_errors_name_line_and_column(src, line, col, words):
     e = _error(src, gc.GSyntaxError)
     assert (e.location.line, e.location.col) == (line, col)
@@ -203,12 +234,13 @@ def test_arity_and_keyword_mistakes():
 
 
 def test_shape_and_dtype_errors_point_at_the_operator():
-    e = _error("model m {\n  input x : f32[N, 3]\n  param w : f32[4, 2] = zeros()\n"
-               "  y = x @ w\n}", gc.ShapeError)
+    e = _error(
+        "model m {\n  input x : f32[N, 3]\n  param w : f32[4, 2] = zeros()\n  y = x @ w\n}",
+        gc.ShapeError,
+    )
     assert (e.location.file, e.location.line, e.location.col) == ("bad.g", 4, 9)
     assert "matmul" in str(e) and "y = x @ w" in str(e)
-    e = _error("model m {\n  input x : f32[3]\n  input i : i32[3]\n  y = x + i\n}",
-               gc.DTypeError)
+    e = _error("model m {\n  input x : f32[3]\n  input i : i32[3]\n  y = x + i\n}", gc.DTypeError)
     assert (e.location.line, e.location.col) == (4, 9) and "int32" in str(e)
 
 
@@ -224,14 +256,16 @@ def test_declaration_errors():
 
 
 def test_run_time_errors_carry_the_g_location():
-    g = gc.loads("model m {\n  input x : f32[N, 2]\n  input y : f32[N, 2]\n"
-                 "  s = x + y\n}", filename="rt.g")
+    g = gc.loads(
+        "model m {\n  input x : f32[N, 2]\n  input y : f32[N, 2]\n  s = x + y\n}", filename="rt.g"
+    )
     with gc.Session(graph=g) as sess, pytest.raises(gc.ShapeError) as info:
         sess.run("s", {"x": np.ones((3, 2)), "y": np.ones((4, 2))})
     assert "'N'" in str(info.value) and "rt.g:3:3" in str(info.value)
 
 
 # --- symbolic dims, load + train from Python ----------------------------------------------
+
 
 def test_symbolic_dims_are_enforced_at_run_time(tmp_path):
     path = tmp_path / "two_layer.g"
@@ -277,6 +311,7 @@ def test_examples_build(name):
 
 # --- round trip ---------------------------------------------------------------------------
 
+
 def _values(graph, feeds, names):
     with gc.Session(graph=graph) as sess:
         for v in graph.get_collection("variables"):
@@ -286,9 +321,11 @@ def _values(graph, feeds, names):
         return sess.run(names, feeds)
 
 
-@pytest.mark.parametrize("src, model", [(TWO_LAYER, None), (COVERAGE, "everything")]
-                         + [((EXAMPLES / n).read_text(), None)
-                            for n in ("linear_regression.g", "mlp_classifier.g")])
+@pytest.mark.parametrize(
+    "src, model",
+    [(TWO_LAYER, None), (COVERAGE, "everything")]
+    + [((EXAMPLES / n).read_text(), None) for n in ("linear_regression.g", "mlp_classifier.g")],
+)
 def test_round_trip_is_a_fixed_point_and_computes_the_same(src, model):
     g1 = gc.loads(src, model=model, graph=gc.Graph())
     t1 = g1.to_text()
@@ -318,8 +355,7 @@ def test_python_built_graph_prints_and_reloads_with_the_same_values():
         w = gc.Variable(gc.random_normal((4, 3), stddev=0.1, seed=3), name="w")
         b = gc.Variable(np.zeros(3, np.float32), name="b")
         logits = gc.matmul(x, w) + b
-    loss = gc.reduce_mean(gc.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                      logits=logits))
+    loss = gc.reduce_mean(gc.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
     sliced = logits[:, 1:] * 2.0 - 1
     train = gc.train.AdamOptimizer(0.01).minimize(loss)
     init = gc.global_variables_initializer()
@@ -328,16 +364,19 @@ def test_python_built_graph_prints_and_reloads_with_the_same_values():
     assert "`dense/w`" in text and "op.sum_to_like(" in text and "model main {" in text
     g2 = gc.loads(text, graph=gc.Graph())
     assert g2.to_text() == text
-    feeds = {"x:0": np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32),
-             "labels:0": np.arange(6) % 3}
+    feeds = {
+        "x:0": np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32),
+        "labels:0": np.arange(6) % 3,
+    }
 
     def run(graph):
         with gc.Session(graph=graph) as sess:
             sess.run(graph.get_operation_by_name(init.name))
             for _ in range(3):
                 sess.run(graph.get_operation_by_name(train.name), feeds)
-            return sess.run([graph.get_tensor_by_name(loss.name),
-                             graph.get_tensor_by_name(sliced.name)], feeds)
+            return sess.run(
+                [graph.get_tensor_by_name(loss.name), graph.get_tensor_by_name(sliced.name)], feeds
+            )
 
     for a, c in zip(run(g), run(g2), strict=True):
         np.testing.assert_array_equal(a, c)
@@ -356,8 +395,9 @@ def test_printer_escapes_strings_and_quotes_names():
 # --- property: random well-formed programs compile or fail with a located error -----------
 
 _NAMES = st.sampled_from(["a", "b", "c"])
-_UNARY = st.sampled_from(["relu", "exp", "tanh", "sigmoid", "neg", "square", "reduce_sum",
-                          "softmax", "sqrt", "log"])
+_UNARY = st.sampled_from(
+    ["relu", "exp", "tanh", "sigmoid", "neg", "square", "reduce_sum", "softmax", "sqrt", "log"]
+)
 _BINARY = st.sampled_from(["+", "-", "*", "/", "//", "%", "@", "**", "<", ">="])
 
 
@@ -381,9 +421,11 @@ def _expr(draw, depth=0):
 def _program(draw):
     dims = draw(st.lists(st.sampled_from(["2", "3", "N"]), min_size=1, max_size=2))
     dtype = draw(st.sampled_from(["f32", "f64", "i32"]))
-    lines = [f"  input a : {dtype}[{', '.join(dims)}]",
-             f"  param b : f32[{', '.join(d if d != 'N' else '2' for d in dims)}] = normal(seed=1)",
-             "  c = a"]
+    lines = [
+        f"  input a : {dtype}[{', '.join(dims)}]",
+        f"  param b : f32[{', '.join(d if d != 'N' else '2' for d in dims)}] = normal(seed=1)",
+        "  c = a",
+    ]
     for i in range(draw(st.integers(1, 3))):
         lines.append(f"  v{i} = {draw(_expr())}")
     return "model p {\n" + "\n".join(lines) + "\n}\n"
@@ -405,9 +447,11 @@ def test_random_programs_compile_or_fail_with_a_located_error(src):
     assert format_source(formatted) == formatted
     assert gc.loads(formatted, filename="prop.g", graph=gc.Graph()).to_text() == g.to_text()
     values = [g.get_tensor_by_name(n) for n in ("v0", "v1", "v2") if n in _names(g)]
-    plan = gc.compile([v for v in values if isinstance(v, gc.Tensor)] or ["c"],
-                      feed_shapes={"a": tuple(2 if d == "N" else d for d in
-                                              g.get_tensor_by_name("a").shape)}, graph=g)
+    plan = gc.compile(
+        [v for v in values if isinstance(v, gc.Tensor)] or ["c"],
+        feed_shapes={"a": tuple(2 if d == "N" else d for d in g.get_tensor_by_name("a").shape)},
+        graph=g,
+    )
     assert plan.peak_bytes >= 0
 
 
@@ -419,8 +463,9 @@ def _names(graph):
 @given(st.text(alphabet=string.printable, max_size=60))
 def test_arbitrary_text_never_escapes_as_a_python_error(junk):
     try:
-        gc.loads("model m {\n  input x : f32[3]\n" + junk + "\n}", filename="junk.g",
-                 graph=gc.Graph())
+        gc.loads(
+            "model m {\n  input x : f32[3]\n" + junk + "\n}", filename="junk.g", graph=gc.Graph()
+        )
     except gc.GraphcError as e:
         assert e.location is not None and e.location.file == "junk.g"
 
@@ -433,15 +478,19 @@ def test_full_slice_keeps_a_symbolic_dim():
 
 
 def test_bare_initializer_and_positional_learning_rate():
-    g = gc.loads("model m {\n  input x : f32[N, 2]\n  param w : f32[2, 1] = ones\n"
-                 "  loss = reduce_sum(x @ w)\n  train loss with adam(0.01, beta1=0.8)\n}")
+    g = gc.loads(
+        "model m {\n  input x : f32[N, 2]\n  param w : f32[2, 1] = ones\n"
+        "  loss = reduce_sum(x @ w)\n  train loss with adam(0.01, beta1=0.8)\n}"
+    )
     assert "train loss with adam(lr=0.01, beta1=0.8)" in g.to_text()
     with gc.Session(graph=g) as sess:
         sess.run(gc.global_variables_initializer())
         np.testing.assert_array_equal(sess.run("w"), [[1.0], [1.0]])
     with pytest.raises(gc.GraphcError, match="only the learning rate"):
-        gc.loads("model m { input x : f32[2]\n loss = reduce_sum(x)\n"
-                 " train loss with sgd(0.1, 0.2) }", graph=gc.Graph())
+        gc.loads(
+            "model m { input x : f32[2]\n loss = reduce_sum(x)\n train loss with sgd(0.1, 0.2) }",
+            graph=gc.Graph(),
+        )
 
 
 def test_layers_graph_with_a_graph_seed_round_trips_to_the_same_training():
@@ -450,11 +499,13 @@ def test_layers_graph_with_a_graph_seed_round_trips_to_the_same_training():
     labels = gc.placeholder(gc.int64, (None,), name="labels")
     training = gc.placeholder_with_default(False, (), name="training")
     h = gc.layers.flatten(gc.layers.conv2d(x, 2, 3, activation=gc.relu))
-    h = gc.layers.dropout(gc.layers.dense(h, 8, activation=gc.relu), rate=0.5,
-                          training=training, seed=3)
+    h = gc.layers.dropout(
+        gc.layers.dense(h, 8, activation=gc.relu), rate=0.5, training=training, seed=3
+    )
     logits = gc.layers.dense(h, 3)
-    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                         logits=logits))
+    loss = gc.reduce_mean(
+        gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
     train = gc.train.MomentumOptimizer(0.1, 0.9).minimize(loss)
     init = gc.global_variables_initializer()
     g = gc.get_default_graph()
@@ -462,8 +513,11 @@ def test_layers_graph_with_a_graph_seed_round_trips_to_the_same_training():
     assert "random_seed 1" in text
     g2 = gc.loads(text, graph=gc.Graph())
     assert g2.to_text() == text and len(g2) == len(g)
-    feeds = {"x:0": np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype(np.float32),
-             "labels:0": np.arange(4) % 3, "training:0": True}
+    feeds = {
+        "x:0": np.random.default_rng(0).normal(size=(4, 6, 6, 1)).astype(np.float32),
+        "labels:0": np.arange(4) % 3,
+        "training:0": True,
+    }
 
     def run(graph):
         with gc.Session(graph=graph) as sess:

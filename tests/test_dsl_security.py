@@ -32,21 +32,24 @@ def cwd(tmp_path, monkeypatch):
     assert not (tmp_path / MARKER).exists(), "hostile input executed code"
 
 
-@pytest.mark.parametrize("body, error", [
-    (f"y = {PAYLOAD}", "syntax error"),  # single quotes are not .g strings
-    ('y = __import__("os")', "unknown function '__import__'"),
-    ("y = eval(\"1 + 1\")", "unknown function 'eval'"),
-    ("y = exec(\"import os\")", "unknown function 'exec'"),
-    ("y = open(\"/etc/passwd\")", "unknown function 'open'"),
-    ("y = getattr(x, \"__class__\")", "unknown function 'getattr'"),
-    ("y = op.__class__(x)", "no op named '__class__'"),
-    ("y = os.system(\"touch pwned\")", "only op.NAME"),
-    ("y = register_op(\"evil\", x)", "unknown function 'register_op'"),
-    ("y = x.__class__", "syntax error"),
-    ("y = __builtins__", "unknown name '__builtins__'"),
-    ("y = `a'); import os; (\"` + x", "syntax error"),
-    ("y = x + 1 ; import os", "syntax error"),
-])
+@pytest.mark.parametrize(
+    "body, error",
+    [
+        (f"y = {PAYLOAD}", "syntax error"),  # single quotes are not .g strings
+        ('y = __import__("os")', "unknown function '__import__'"),
+        ('y = eval("1 + 1")', "unknown function 'eval'"),
+        ('y = exec("import os")', "unknown function 'exec'"),
+        ('y = open("/etc/passwd")', "unknown function 'open'"),
+        ('y = getattr(x, "__class__")', "unknown function 'getattr'"),
+        ("y = op.__class__(x)", "no op named '__class__'"),
+        ('y = os.system("touch pwned")', "only op.NAME"),
+        ('y = register_op("evil", x)', "unknown function 'register_op'"),
+        ("y = x.__class__", "syntax error"),
+        ("y = __builtins__", "unknown name '__builtins__'"),
+        ("y = `a'); import os; (\"` + x", "syntax error"),
+        ("y = x + 1 ; import os", "syntax error"),
+    ],
+)
 def test_code_in_names_is_only_an_error(cwd, body, error):
     with pytest.raises(gc.GraphcError, match=error.replace("(", r"\(").replace(")", r"\)")):
         gc.loads("model m {\n  input x : f32[3]\n  " + body + "\n}", graph=gc.Graph())
@@ -58,10 +61,12 @@ HOSTILE = (
     "  input x : f32[N, 2]\n"
     "  __dict__ = __init__(x)\n"
     '  shout = print(__dict__, message="\\"); import os; os.system(\'touch pwned\'); (\\"\\n'
-    + PAYLOAD + '")\n'
+    + PAYLOAD
+    + '")\n'
     "  q = check_numerics(shout, message=" + json.dumps("'''\n" + PAYLOAD) + ")\n"
     "  output q\n"
-    "}\n")
+    "}\n"
+)
 
 
 def test_hostile_strings_stay_strings_through_print_and_emit(cwd, capfd):
@@ -80,9 +85,17 @@ def test_hostile_strings_stay_strings_through_print_and_emit(cwd, capfd):
     source = emit_module(g)
     compile(source, "model.py", "exec")
     (cwd / "model.py").write_text(source)
-    p = subprocess.run([sys.executable, "-c", "import numpy as np, model; "
-                        "print(model.run({'x': np.ones((1, 2), np.float32)})['q'])"],
-                       cwd=cwd, capture_output=True, text=True, timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import numpy as np, model; print(model.run({'x': np.ones((1, 2), np.float32)})['q'])",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 0, p.stderr
     assert PAYLOAD in p.stdout  # printed, not run
 
@@ -91,8 +104,10 @@ def test_python_graph_with_hostile_names_and_attrs(cwd):
     x = gc.placeholder(gc.float32, shape=(2,), name="x'); import os; #\nbad")
     y = gc.print(x, message="'''\n" + PAYLOAD + "\n'''", name="__import__('os')")
     g = gc.get_default_graph()
-    assert all(set(op.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                   "0123456789_.-/") for op in g.get_operations())
+    assert all(
+        set(op.name) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-/")
+        for op in g.get_operations()
+    )
     text = g.to_text()
     g2 = gc.loads(text, graph=gc.Graph())
     assert g2.get_operation_by_name(y.op.name).attrs["message"] == y.op.attrs["message"]
@@ -103,18 +118,42 @@ def test_python_graph_with_hostile_names_and_attrs(cwd):
 
 
 def test_pickled_checkpoint_and_feeds_are_refused(cwd):
-    (cwd / "m.g").write_text("model m {\n  input x : f32[N, 1]\n  param w : f32[1, 1] = ones()\n"
-                             "  y = x @ w\n  output y\n}\n")
+    (cwd / "m.g").write_text(
+        "model m {\n  input x : f32[N, 1]\n  param w : f32[1, 1] = ones()\n"
+        "  y = x @ w\n  output y\n}\n"
+    )
     (cwd / "evil.ckpt").write_bytes(pickle.dumps(_Evil()))
     np.save(cwd / "x.npy", np.array([_Evil()], dtype=object), allow_pickle=True)
     np.save(cwd / "ok.npy", np.ones((2, 1), np.float32))
-    for args in (["--feed", "x=ok.npy", "--restore", "evil.ckpt"], ["--feed", "x=x.npy"],
-                 ["--feed", "x=ok.npy", "--restore", "x.npy"]):
-        p = subprocess.run([sys.executable, "-m", "graphc.cli", "run", "m.g", *args], cwd=cwd,
-                           capture_output=True, text=True, timeout=60)
+    for args in (
+        ["--feed", "x=ok.npy", "--restore", "evil.ckpt"],
+        ["--feed", "x=x.npy"],
+        ["--feed", "x=ok.npy", "--restore", "x.npy"],
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "graphc.cli", "run", "m.g", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 1, (args, p.stderr)
         assert "Traceback" not in p.stderr and p.stderr.startswith("error:")
-    p = subprocess.run([sys.executable, "-m", "graphc.cli", "compile", "m.g", "--emit", "py",
-                        "--restore", "evil.ckpt"], cwd=cwd, capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphc.cli",
+            "compile",
+            "m.g",
+            "--emit",
+            "py",
+            "--restore",
+            "evil.ckpt",
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert p.returncode == 1 and "Traceback" not in p.stderr

@@ -23,6 +23,7 @@ def _assert_at(error, line):
 
 # --- shape errors at build time ---------------------------------------------------------------
 
+
 def test_matmul_shape_error_names_op_shapes_dtypes_and_line():
     a = gc.placeholder(gc.float32, shape=(None, 3), name="a")
     b = gc.placeholder(gc.float32, shape=(4, 5), name="b")
@@ -68,13 +69,14 @@ def test_shape_errors_inside_composites_point_at_the_user():
 def test_errors_are_graphc_errors_and_familiar_python_ones():
     with pytest.raises(gc.GraphcError):
         gc.constant([1.0, 2.0]) + gc.constant([1.0, 2.0, 3.0])
-    with pytest.raises(ValueError):        # ShapeError is a ValueError
+    with pytest.raises(ValueError):  # ShapeError is a ValueError
         gc.constant([1.0, 2.0]) + gc.constant([1.0, 2.0, 3.0])
-    with pytest.raises(TypeError):         # DTypeError is a TypeError
+    with pytest.raises(TypeError):  # DTypeError is a TypeError
         gc.constant([1.0]) + gc.constant([1])
 
 
 # --- dtype errors and weak scalars ------------------------------------------------------------
+
 
 def test_mixed_dtypes_are_a_build_time_error():
     f = gc.placeholder(gc.float32, shape=(3,), name="f")
@@ -93,8 +95,8 @@ def test_mixed_dtypes_are_a_build_time_error():
 def test_weak_python_scalars():
     f16 = gc.placeholder(gc.float16, shape=(2,))
     i8 = gc.placeholder(gc.int8, shape=(2,))
-    assert (f16 * 2).dtype is gc.float16          # an int next to a float tensor
-    assert (f16 + 0.5).dtype is gc.float16        # a float never widens the tensor
+    assert (f16 * 2).dtype is gc.float16  # an int next to a float tensor
+    assert (f16 + 0.5).dtype is gc.float16  # a float never widens the tensor
     assert (3 - f16).dtype is gc.float16
     assert (i8 * 2).dtype is gc.int8
     assert (f16 * np.float64(2.0)).dtype is gc.float16  # numpy scalars are weak too
@@ -131,6 +133,7 @@ def test_unknown_dtype_name():
 
 # --- define-and-run ---------------------------------------------------------------------------
 
+
 def test_bool_of_a_tensor_explains_define_and_run():
     x = gc.placeholder(gc.float32, shape=(), name="x")
     with pytest.raises(gc.DefineAndRunError) as e:
@@ -147,6 +150,7 @@ def test_bool_of_a_tensor_explains_define_and_run():
 
 
 # --- run-time errors still name the user's line -----------------------------------------------
+
 
 def test_kernel_failure_names_the_op_and_line():
     params = gc.constant(np.zeros((3, 2), np.float32))

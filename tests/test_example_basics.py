@@ -8,8 +8,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_basics_example_runs():
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / "basics.py")], cwd=ROOT,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "basics.py")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout
     assert "a + b = 5" in text and "a * b = 6" in text

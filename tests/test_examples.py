@@ -13,8 +13,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run_example(name, *args, cwd=None):
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", name), *args],
-                          capture_output=True, text=True, timeout=120, cwd=cwd or ROOT)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", name), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd or ROOT,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -24,10 +29,11 @@ def _floats(pattern, text):
 
 
 def test_linear_regression_prints_falling_cost_and_approaches_least_squares(tmp_path):
-    out = run_example("linear_regression.py", "--epochs", "300", "--plot",
-                      str(tmp_path / "fit.png"))
+    out = run_example(
+        "linear_regression.py", "--epochs", "300", "--plot", str(tmp_path / "fit.png")
+    )
     costs = _floats(r"Epoch: \d+ cost= ([0-9.]+)", out)
-    assert len(costs) == 300 // 50                      # every 50 epochs
+    assert len(costs) == 300 // 50  # every 50 epochs
     assert np.all(np.diff(costs) < 0) and "Optimization Finished!" in out
     (w,) = _floats(r"Training cost= [0-9.]+ W= ([-0-9.]+)", out)
     (ls_w,) = _floats(r"Least-squares fit: W= ([-0-9.]+)", out)
@@ -48,7 +54,7 @@ def test_two_layer_network_three_ways_agree(dtype):
     rows = [line.split() for line in out.splitlines() if re.match(r"\s*\d+\s+\d", line)]
     assert [r[0] for r in rows] == ["1", "60"]
     first, last = (np.array(r[1:], dtype=float) for r in rows)
-    np.testing.assert_allclose(first, first[0], rtol=1e-5)      # same start, three ways
+    np.testing.assert_allclose(first, first[0], rtol=1e-5)  # same start, three ways
     assert last.max() < first.min()
 
 
@@ -59,7 +65,7 @@ def test_mlp_digits_reaches_high_test_accuracy():
         assert acc >= 0.95
     else:
         assert "synthetic" in out and acc >= 0.9
-    assert "Total params: 4,810" in out                 # graph.summary() of 64-64-10
+    assert "Total params: 4,810" in out  # graph.summary() of 64-64-10
 
 
 def test_mlp_digits_synthetic_fallback():

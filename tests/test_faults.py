@@ -20,7 +20,8 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SI
 
 KEEP = 2
 
-CHILD = r"""
+CHILD = (
+    r"""
 import sys
 import numpy as np
 import graphc as gc
@@ -36,17 +37,23 @@ with gc.Session() as sess:
         w.load(np.full(1_000_000, i, np.float32), sess)
         step.load(i, sess)
         saver.save(sess, directory + "/ckpt", global_step=i)
-""" % KEEP
+"""
+    % KEEP
+)
 
 
 def _child(directory, start, count):
-    return subprocess.Popen([sys.executable, "-c", CHILD, str(directory), str(start), str(count)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(directory), str(start), str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _check_invariant(directory):
     state_path = directory / "checkpoint"
-    if not state_path.exists():       # killed before its first save finished: nothing promised
+    if not state_path.exists():  # killed before its first save finished: nothing promised
         return None
     state = json.loads(state_path.read_text())
     latest = directory / state["latest"]
@@ -56,7 +63,7 @@ def _check_invariant(directory):
     found = checkpoint.latest_checkpoint(str(directory))
     assert found is not None and checkpoint.loadable(found)
     values = checkpoint.read(found)
-    assert (values["w"] == values["step"]).all()      # one save's values, never a mix
+    assert (values["w"] == values["step"]).all()  # one save's values, never a mix
     return int(values["step"])
 
 
@@ -75,7 +82,7 @@ def test_state_file_always_names_a_loadable_checkpoint_across_kills(tmp_path):
         child.stderr.close()
         seen = _check_invariant(tmp_path)
         if seen is not None:
-            assert not steps_seen or seen >= steps_seen[-1]    # never goes back in time
+            assert not steps_seen or seen >= steps_seen[-1]  # never goes back in time
             steps_seen.append(seen)
     assert kills >= 3
 
@@ -93,11 +100,12 @@ def test_state_file_always_names_a_loadable_checkpoint_across_kills(tmp_path):
 
 def test_latest_checkpoint_falls_back_when_the_named_file_is_gone(tmp_path):
     import numpy as np
+
     good = tmp_path / "ckpt-1"
     good.write_bytes(checkpoint.encode({"w": np.ones(2, np.float32)}))
     (tmp_path / "checkpoint").write_text(json.dumps({"latest": "ckpt-2", "all": ["ckpt-2"]}))
     assert checkpoint.latest_checkpoint(str(tmp_path)) == str(good)
-    (tmp_path / "ckpt-2").write_bytes(b"\0" * 100)            # named, but not loadable
+    (tmp_path / "ckpt-2").write_bytes(b"\0" * 100)  # named, but not loadable
     assert checkpoint.latest_checkpoint(str(tmp_path)) == str(good)
     good.unlink()
     assert checkpoint.latest_checkpoint(str(tmp_path)) is None
@@ -107,14 +115,16 @@ def test_a_save_removes_temporary_files_of_dead_processes_only(tmp_path):
     import numpy as np
 
     import graphc as gc
+
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     from graphc.fileio import _host
-    orphan = tmp_path / f"ckpt-7.{_host()}.{dead.pid}.0123abcd.tmp"   # as write_atomic names them
+
+    orphan = tmp_path / f"ckpt-7.{_host()}.{dead.pid}.0123abcd.tmp"  # as write_atomic names them
     orphan.write_bytes(b"half a checkpoint")
-    mine = tmp_path / f"ckpt-8.{_host()}.{os.getpid()}.0123abcd.tmp"   # a save still in flight
+    mine = tmp_path / f"ckpt-8.{_host()}.{os.getpid()}.0123abcd.tmp"  # a save still in flight
     mine.write_bytes(b"")
-    elsewhere = tmp_path / f"ckpt-9.otherhost.{dead.pid}.0123abcd.tmp"   # another machine's
+    elsewhere = tmp_path / f"ckpt-9.otherhost.{dead.pid}.0123abcd.tmp"  # another machine's
     elsewhere.write_bytes(b"")
     unrelated = tmp_path / "notes.tmp"
     unrelated.write_bytes(b"")
@@ -124,7 +134,7 @@ def test_a_save_removes_temporary_files_of_dead_processes_only(tmp_path):
         gc.train.Saver([v]).save(sess, str(tmp_path / "ckpt"), global_step=9)
     assert not orphan.exists() and mine.exists() and unrelated.exists() and elsewhere.exists()
     old = time.time() - 2 * 24 * 3600
-    os.utime(elsewhere, (old, old))                 # a day old: an orphan whoever made it
+    os.utime(elsewhere, (old, old))  # a day old: an orphan whoever made it
     with gc.Session() as sess:
         sess.run(v.initializer)
         gc.train.Saver([v]).save(sess, str(tmp_path / "ckpt"), global_step=10)

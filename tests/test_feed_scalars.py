@@ -18,8 +18,9 @@ def _step():
     return x, y, w, loss, train
 
 
-@pytest.mark.parametrize("wrap", [float, np.float32, np.float64, np.float16,
-                                  lambda v: np.array(v, np.float32), np.array])
+@pytest.mark.parametrize(
+    "wrap", [float, np.float32, np.float64, np.float16, lambda v: np.array(v, np.float32), np.array]
+)
 def test_every_scalar_form_trains_like_a_python_float(wrap):
     x, y, w, loss, train = _step()
     samples = [(3.25, 1.5), (4.5, 2.75), (5.5, 2.0)]
@@ -34,16 +35,18 @@ def test_every_scalar_form_trains_like_a_python_float(wrap):
 
 def test_a_numpy_scalar_feed_goes_through_the_fast_check(monkeypatch):
     from graphc import errors, session
+
     x, y, w, loss, train = _step()
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         sess.run(train, {x: np.float32(1.0), y: np.float32(2.0)})
         calls = []
-        monkeypatch.setattr(session, "user_location",
-                            lambda: calls.append(1) or errors.user_location())
+        monkeypatch.setattr(
+            session, "user_location", lambda: calls.append(1) or errors.user_location()
+        )
         for _ in range(3):
             sess.run(train, {x: np.float32(1.0), y: np.float64(2.0)})
-        assert calls == []                     # no stack walk on a good feed
+        assert calls == []  # no stack walk on a good feed
 
 
 def test_a_bad_scalar_feed_still_names_the_users_line():

@@ -30,8 +30,13 @@ model drop {
 
 
 def graphc(*args, cwd):
-    proc = subprocess.run([sys.executable, "-m", "graphc.cli", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "graphc.cli", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc
 
@@ -63,15 +68,46 @@ def _rows(path):
 
 def test_run_trains_in_minibatches_with_eval_history_plot_and_tensorboard(work):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-    p = graphc("run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy", "--train",
-               "--epochs", "4", "--batch-size", "32", "--shuffle", "--seed", "7",
-               "--eval", "x=xt.npy", "--eval", "y=yt.npy", "--log-every", "2",
-               "--history", "loss.csv", "--plot", "loss.png", "--logdir", "runs",
-               "--save", "ckpt", "--save-every", "5", "--fetch", "loss", cwd=work)
+
+    p = graphc(
+        "run",
+        "drop.g",
+        "--feed",
+        "x=x.npy",
+        "--feed",
+        "y=y.npy",
+        "--train",
+        "--epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--shuffle",
+        "--seed",
+        "7",
+        "--eval",
+        "x=xt.npy",
+        "--eval",
+        "y=yt.npy",
+        "--log-every",
+        "2",
+        "--history",
+        "loss.csv",
+        "--plot",
+        "loss.png",
+        "--logdir",
+        "runs",
+        "--save",
+        "ckpt",
+        "--save-every",
+        "5",
+        "--fetch",
+        "loss",
+        cwd=work,
+    )
     assert p.returncode == 0, p.stderr
     # 100 examples in batches of 32: 4 steps an epoch
     assert "trained 16 steps" in p.stdout and "eval: loss = " in p.stdout
-    assert "steps/s" in p.stderr                               # the progress line: rate, ETA
+    assert "steps/s" in p.stderr  # the progress line: rate, ETA
     assert "step 15: saved ckpt" in p.stderr and (work / "ckpt").exists()
     rows = _rows(work / "loss.csv")
     assert list(rows[0])[:4] == ["step", "epoch", "loss", "seconds"]
@@ -87,35 +123,94 @@ def test_run_trains_in_minibatches_with_eval_history_plot_and_tensorboard(work):
     assert [e.step for e in acc.Scalars("loss")] == list(range(2, 17, 2))
     assert [e.step for e in acc.Scalars("eval/loss")] == [4, 8, 12, 16]
     assert float(p.stdout.split("eval: loss = ")[1].split()[0]) == pytest.approx(
-        acc.Scalars("eval/loss")[-1].value, rel=1e-5)
+        acc.Scalars("eval/loss")[-1].value, rel=1e-5
+    )
 
 
 def test_eval_and_the_final_fetch_run_with_the_training_switch_off(work):
     # dropout at rate 0.5 changes the loss; with the switch off, eval equals a plain run
-    p = graphc("run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy", "--train", "3",
-               "--eval", "x=xt.npy", "--eval", "y=yt.npy", "--save", "ckpt", "--fetch", "loss",
-               cwd=work)
+    p = graphc(
+        "run",
+        "drop.g",
+        "--feed",
+        "x=x.npy",
+        "--feed",
+        "y=y.npy",
+        "--train",
+        "3",
+        "--eval",
+        "x=xt.npy",
+        "--eval",
+        "y=yt.npy",
+        "--save",
+        "ckpt",
+        "--fetch",
+        "loss",
+        cwd=work,
+    )
     assert p.returncode == 0, p.stderr
     eval_loss = float(p.stdout.split("eval: loss = ")[1].split()[0])
-    q = graphc("run", "drop.g", "--feed", "x=xt.npy", "--feed", "y=yt.npy",
-               "--restore", "ckpt", "--fetch", "loss", cwd=work)
+    q = graphc(
+        "run",
+        "drop.g",
+        "--feed",
+        "x=xt.npy",
+        "--feed",
+        "y=yt.npy",
+        "--restore",
+        "ckpt",
+        "--fetch",
+        "loss",
+        cwd=work,
+    )
     assert q.returncode == 0, q.stderr
     assert float(q.stdout.split("loss = ")[-1]) == pytest.approx(eval_loss, rel=1e-5)
-    r = graphc("run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy",
-               "--restore", "ckpt", "--fetch", "loss", cwd=work)
+    r = graphc(
+        "run",
+        "drop.g",
+        "--feed",
+        "x=x.npy",
+        "--feed",
+        "y=y.npy",
+        "--restore",
+        "ckpt",
+        "--fetch",
+        "loss",
+        cwd=work,
+    )
     final = float(p.stdout.strip().split("loss = ")[-1])
     assert float(r.stdout.split("loss = ")[-1]) == pytest.approx(final, rel=1e-5)
 
 
 def test_ctrl_c_saves_a_checkpoint_and_says_where(work):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "graphc.cli", "run", "drop.g", "--feed", "x=x.npy", "--feed",
-         "y=y.npy", "--train", "100000000", "--save", "ckpt/model",
-         "--history", "h.csv", "--fetch", "loss"],
-        cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "graphc.cli",
+            "run",
+            "drop.g",
+            "--feed",
+            "x=x.npy",
+            "--feed",
+            "y=y.npy",
+            "--train",
+            "100000000",
+            "--save",
+            "ckpt/model",
+            "--history",
+            "h.csv",
+            "--fetch",
+            "loss",
+        ],
+        cwd=work,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 100
-        for line in proc.stderr:          # the progress line says training has started
+        for line in proc.stderr:  # the progress line says training has started
             if line.startswith("train ") or time.monotonic() > deadline:
                 break
         time.sleep(0.5)
@@ -129,22 +224,46 @@ def test_ctrl_c_saves_a_checkpoint_and_says_where(work):
     assert "Traceback" not in err
     assert "saved checkpoint ckpt/model" in err and "interrupted at step" in err
     assert (work / "ckpt" / "model").exists() and (work / "h.csv").exists()
-    q = graphc("run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy",
-               "--restore", "ckpt/model", "--fetch", "loss", cwd=work)
+    q = graphc(
+        "run",
+        "drop.g",
+        "--feed",
+        "x=x.npy",
+        "--feed",
+        "y=y.npy",
+        "--restore",
+        "ckpt/model",
+        "--fetch",
+        "loss",
+        cwd=work,
+    )
     assert q.returncode == 0, q.stderr
-    assert float(q.stdout.split("loss = ")[-1]) < 10.0    # trained: the zero weights give 14.3
+    assert float(q.stdout.split("loss = ")[-1]) < 10.0  # trained: the zero weights give 14.3
 
 
 def test_training_flags_without_training_are_a_user_error(work):
-    p = graphc("run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy", "--batch-size", "8",
-               cwd=work)
+    p = graphc(
+        "run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy", "--batch-size", "8", cwd=work
+    )
     assert p.returncode == 1 and "--batch-size only apply when training" in p.stderr
-    p = graphc("run", "drop.g", "--feed", "x=x.npy", "--feed", "y=y.npy", "--train", "3",
-               "--save-every", "2", cwd=work)
+    p = graphc(
+        "run",
+        "drop.g",
+        "--feed",
+        "x=x.npy",
+        "--feed",
+        "y=y.npy",
+        "--train",
+        "3",
+        "--save-every",
+        "2",
+        cwd=work,
+    )
     assert p.returncode == 1 and "--save-every needs --save" in p.stderr
 
 
 # --- the Python side ----------------------------------------------------------------------------
+
 
 def _model():
     x = gc.placeholder(gc.float32, (None, 2), name="x")
@@ -164,11 +283,22 @@ def test_fit_batches_epochs_shuffle_callbacks_and_history():
     seen = []
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
-        h = gc.train.fit(sess, train, {x: X, y: Y}, loss=loss, batch_size=16, epochs=3,
-                         shuffle=True, seed=0, eval_feeds={x: X, y: Y}, training=[switch],
-                         callbacks=[seen.append], progress=False)
+        h = gc.train.fit(
+            sess,
+            train,
+            {x: X, y: Y},
+            loss=loss,
+            batch_size=16,
+            epochs=3,
+            shuffle=True,
+            seed=0,
+            eval_feeds={x: X, y: Y},
+            training=[switch],
+            callbacks=[seen.append],
+            progress=False,
+        )
         final = sess.run(loss, {x: X, y: Y})
-    assert h.steps == 12 and not h.interrupted           # ceil(50 / 16) = 4 batches an epoch
+    assert h.steps == 12 and not h.interrupted  # ceil(50 / 16) = 4 batches an epoch
     assert [r["epoch"] for r in h.rows if "loss" in r] == [1, 2, 3]
     evals = [r["eval_loss"] for r in h.rows if "eval_loss" in r]
     assert len(evals) == 3 and evals[-1] == pytest.approx(float(final), rel=1e-5)
@@ -187,13 +317,23 @@ def test_fit_runs_exactly_steps_and_keyboard_interrupt_saves(tmp_path):
 
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
-        h = gc.train.fit(sess, train, {x: X, y: Y}, loss=loss, batch_size=3, steps=7,
-                         progress=False, log_every=1)
+        h = gc.train.fit(
+            sess, train, {x: X, y: Y}, loss=loss, batch_size=3, steps=7, progress=False, log_every=1
+        )
         assert h.steps == 7 and len(h.loss) == 7
         with pytest.raises(KeyboardInterrupt) as e:
-            gc.train.fit(sess, train, {x: X, y: Y}, loss=loss, steps=100, log_every=3,
-                         callbacks=[stop], saver=saver, save_path=str(tmp_path / "ck"),
-                         progress=False)
+            gc.train.fit(
+                sess,
+                train,
+                {x: X, y: Y},
+                loss=loss,
+                steps=100,
+                log_every=3,
+                callbacks=[stop],
+                saver=saver,
+                save_path=str(tmp_path / "ck"),
+                progress=False,
+            )
         w_now = sess.run(w)
     assert isinstance(e.value, gc.train.TrainingInterrupted)
     assert e.value.step == 6 and e.value.checkpoint == str(tmp_path / "ck")
@@ -204,13 +344,13 @@ def test_fit_runs_exactly_steps_and_keyboard_interrupt_saves(tmp_path):
 
 def test_progress_line_shows_rate_and_eta_and_refreshes_by_time():
     out = io.StringIO()
-    bar = Progress(100, file=out, interval=3600)   # not a terminal: plain lines, by time
+    bar = Progress(100, file=out, interval=3600)  # not a terminal: plain lines, by time
     for _ in range(50):
         bar.update(1, "loss 0.5")
     first = out.getvalue()
     assert first.startswith("train 1/100 (1%)")  # training has started
-    assert first.count("\n") == 1               # then 49 steps, but the interval has not passed
+    assert first.count("\n") == 1  # then 49 steps, but the interval has not passed
     bar.interval = 0
     bar.update(1)
-    line = out.getvalue()[len(first):]
+    line = out.getvalue()[len(first) :]
     assert "51/100 (51%)" in line and "steps/s" in line and "<" in line and "loss 0.5" in line

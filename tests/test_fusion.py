@@ -4,7 +4,7 @@ import numpy as np
 
 import graphc as gc
 
-N = 1 << 18          # 4 tiles of 64K elements: exercises the tile loop, stays fast
+N = 1 << 18  # 4 tiles of 64K elements: exercises the tile loop, stays fast
 
 
 def chain(x):
@@ -22,13 +22,13 @@ def test_chain_fuses_into_at_most_three_kernels_with_peak_under_three_arrays():
     assert plan.stats["kernels"] <= 3
     assert plan.stats["peak_bytes"] <= 3 * N * 4
     fused = [st for st in plan.steps if st.kind == "fused"]
-    assert fused and fused[-1].body[-1].op.name == "reduce_sum"   # the group ends in the sum
+    assert fused and fused[-1].body[-1].op.name == "reduce_sum"  # the group ends in the sum
 
 
 def test_fused_chain_matches_the_reference_across_tiles():
     x = gc.placeholder(gc.float64, (None,))
     s = chain(x)
-    X = np.random.default_rng(0).standard_normal(N + 123)           # a ragged last tile
+    X = np.random.default_rng(0).standard_normal(N + 123)  # a ragged last tile
     with gc.Session(optimize=0) as ref, gc.Session(optimize=2) as opt:
         np.testing.assert_allclose(opt.run(s, {x: X}), ref.run(s, {x: X}), rtol=1e-12)
 
@@ -36,9 +36,9 @@ def test_fused_chain_matches_the_reference_across_tiles():
 def test_row_tiles_broadcast_a_bias_and_reduce_per_row():
     x = gc.placeholder(gc.float64, (None, 300))
     b = gc.constant(np.linspace(-1, 1, 300))
-    rows = gc.reduce_max(gc.tanh(x + b) * 2.0, axis=1)              # reduction off the tiled axis
-    cols = gc.reduce_mean(gc.exp(x - b), axis=0)                     # ... and across it
-    X = np.random.default_rng(1).standard_normal((700, 300))        # 218 rows per tile
+    rows = gc.reduce_max(gc.tanh(x + b) * 2.0, axis=1)  # reduction off the tiled axis
+    cols = gc.reduce_mean(gc.exp(x - b), axis=0)  # ... and across it
+    X = np.random.default_rng(1).standard_normal((700, 300))  # 218 rows per tile
     plan = gc.compile([rows, cols], feed_shapes={x: X.shape})
     assert sum(st.kind == "fused" for st in plan.steps) == 2
     with gc.Session(optimize=0) as ref, gc.Session(optimize=2) as opt:
@@ -66,7 +66,7 @@ def test_fusion_boundaries_name_their_reason():
 
 def test_branches_that_meet_fuse_into_one_kernel():
     x = gc.placeholder(gc.float64, (None,))
-    y = x * gc.sigmoid(x) + gc.nn.softplus(x) * gc.tanh(x)          # several branches of x
+    y = x * gc.sigmoid(x) + gc.nn.softplus(x) * gc.tanh(x)  # several branches of x
     plan = gc.compile(y, feed_shapes={x: (1 << 16,)})
     assert plan.stats["kernels"] == 1
     # a wide body keeps many values alive: its tiles shrink so its scratch stays small
@@ -79,8 +79,8 @@ def test_branches_that_meet_fuse_into_one_kernel():
 def test_groups_that_wait_for_each_other_stay_apart():
     x = gc.placeholder(gc.float64, (6,))
     a = gc.exp(x) + 1.0
-    s = gc.reduce_sum(a)                       # a reduction outside a's group...
-    b = a * s + gc.tanh(x)                     # ...that b's group needs: no cycle allowed
+    s = gc.reduce_sum(a)  # a reduction outside a's group...
+    b = a * s + gc.tanh(x)  # ...that b's group needs: no cycle allowed
     plan = gc.compile(b, feed_shapes={x: (6,)})
     X = np.linspace(-1, 1, 6)
     with gc.Session(optimize=0) as ref, gc.Session(optimize=2) as opt:

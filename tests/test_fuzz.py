@@ -15,10 +15,15 @@ from graphc.frontend import dsl, fmt
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
-TIME_BOUND_S = 60      # generous: a loaded CI machine; a hang is what it catches
+TIME_BOUND_S = 60  # generous: a loaded CI machine; a hang is what it catches
 
-FUZZ = settings(max_examples=80, deadline=None, derandomize=True, database=None,
-                suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=80,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
 
 
 class _Hang(BaseException):
@@ -27,12 +32,12 @@ class _Hang(BaseException):
 
 def _bounded(fn):
     """Run ``fn`` under an alarm of TIME_BOUND_S (main thread only, where signals arrive)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal,
-                                                                                "SIGALRM"):
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
         return fn()
 
     def ring(*_):
         raise _Hang(f"took longer than {TIME_BOUND_S} s")
+
     old = signal.signal(signal.SIGALRM, ring)
     signal.alarm(TIME_BOUND_S)
     try:
@@ -54,9 +59,30 @@ def _outcome(fn):
 # --- random programs ------------------------------------------------------------------------
 
 DTYPES = ["f32", "f64", "i32", "i64"]
-UNARY = ["relu", "exp", "log", "sqrt", "tanh", "sigmoid", "abs", "neg", "square", "softmax",
-         "transpose", "reduce_sum", "reduce_mean", "reduce_max", "argmax", "log_softmax",
-         "expand_dims", "squeeze", "identity", "floor", "sign", "cast"]
+UNARY = [
+    "relu",
+    "exp",
+    "log",
+    "sqrt",
+    "tanh",
+    "sigmoid",
+    "abs",
+    "neg",
+    "square",
+    "softmax",
+    "transpose",
+    "reduce_sum",
+    "reduce_mean",
+    "reduce_max",
+    "argmax",
+    "log_softmax",
+    "expand_dims",
+    "squeeze",
+    "identity",
+    "floor",
+    "sign",
+    "cast",
+]
 BINARY = ["+", "-", "*", "/", "//", "%", "**", "@", "<", "==", ">="]
 AXES = [-3, -2, -1, 0, 1, 2, 3, 7]
 
@@ -69,10 +95,30 @@ def _dims():
 def expressions(draw, names=("x", "y"), depth=0):
     def sub():
         return expressions(names, depth + 1)
+
     if depth > 3 or draw(st.integers(0, 3)) == 0:
-        return draw(st.one_of(st.sampled_from(names), st.sampled_from(names), st.sampled_from(
-            ["0", "1", "2.5", "-1", "1e300", "3", "true", "[1.0, 2.0]", "[[1, 2], [3, 4]]",
-             "nan", "inf", "9999999999999999999999"])))
+        return draw(
+            st.one_of(
+                st.sampled_from(names),
+                st.sampled_from(names),
+                st.sampled_from(
+                    [
+                        "0",
+                        "1",
+                        "2.5",
+                        "-1",
+                        "1e300",
+                        "3",
+                        "true",
+                        "[1.0, 2.0]",
+                        "[[1, 2], [3, 4]]",
+                        "nan",
+                        "inf",
+                        "9999999999999999999999",
+                    ]
+                ),
+            )
+        )
     kind = draw(st.integers(0, 3))
     if kind == 0:
         a, b = draw(sub()), draw(sub())
@@ -80,10 +126,20 @@ def expressions(draw, names=("x", "y"), depth=0):
     if kind == 1:
         fn = draw(st.sampled_from(UNARY))
         arg = draw(sub())
-        if fn in ("reduce_sum", "reduce_mean", "reduce_max", "argmax", "softmax",
-                  "log_softmax", "expand_dims", "squeeze"):
-            return f"{fn}({arg}, {'axis=' if fn != 'expand_dims' else ''}"\
-                   f"{draw(st.sampled_from(AXES))})"
+        if fn in (
+            "reduce_sum",
+            "reduce_mean",
+            "reduce_max",
+            "argmax",
+            "softmax",
+            "log_softmax",
+            "expand_dims",
+            "squeeze",
+        ):
+            return (
+                f"{fn}({arg}, {'axis=' if fn != 'expand_dims' else ''}"
+                f"{draw(st.sampled_from(AXES))})"
+            )
         if fn == "cast":
             return f"cast({arg}, {draw(st.sampled_from(DTYPES))})"
         return f"{fn}({arg})"
@@ -95,8 +151,7 @@ def expressions(draw, names=("x", "y"), depth=0):
         if fn == "where":
             return f"where({a} > 0, {a}, {b})"
         return f"{fn}({a}, {b})"
-    shape = draw(st.lists(st.sampled_from(["-1", "2", "3", "1", "0", "6"]), min_size=1,
-                          max_size=3))
+    shape = draw(st.lists(st.sampled_from(["-1", "2", "3", "1", "0", "6"]), min_size=1, max_size=3))
     return f"reshape({draw(sub())}, [{', '.join(shape)}])"
 
 
@@ -104,14 +159,16 @@ def expressions(draw, names=("x", "y"), depth=0):
 def programs(draw):
     lines = ["model m {"]
     shared, dtype = draw(_dims()), draw(st.sampled_from(DTYPES))
-    for name in ("x", "y"):           # mostly alike, so that more programs get to run
+    for name in ("x", "y"):  # mostly alike, so that more programs get to run
         dims = shared if draw(st.integers(0, 3)) else draw(_dims())
         dt = dtype if draw(st.integers(0, 3)) else draw(st.sampled_from(DTYPES))
         lines.append(f"  input {name} : {dt}[{', '.join(dims)}]")
     names = ["x", "y"]
     if draw(st.booleans()):
-        lines.append(f"  param a : f32[{', '.join(d if d.isdigit() else '2' for d in shared)}]"
-                     " = normal(seed=1)")
+        lines.append(
+            f"  param a : f32[{', '.join(d if d.isdigit() else '2' for d in shared)}]"
+            " = normal(seed=1)"
+        )
         names.append("a")
     lines.append(f"  b = {draw(expressions(tuple(names)))}")
     lines.append(f"  out = {draw(expressions(tuple(names + ['b'])))}")
@@ -135,16 +192,18 @@ def _mutate(text, data):
         elif op == "dup":
             chars.insert(i, chars[i])
         else:
-            chars[i] = data.draw(st.sampled_from(list("()[]{}=,:+*-/\"\\#@ x1\x00\x0b\u2028é`")))
+            chars[i] = data.draw(st.sampled_from(list('()[]{}=,:+*-/"\\#@ x1\x00\x0b\u2028é`')))
     return "".join(chars)
 
 
 def _random_feed(t, data):
     shape = []
-    for d in (t.shape if t.shape is not None else
-              [None] * data.draw(st.integers(0, 2))):
-        shape.append(d if isinstance(d, int) and data.draw(st.integers(0, 5)) else
-                     data.draw(st.integers(0, 3)))
+    for d in t.shape if t.shape is not None else [None] * data.draw(st.integers(0, 2)):
+        shape.append(
+            d
+            if isinstance(d, int) and data.draw(st.integers(0, 5))
+            else data.draw(st.integers(0, 3))
+        )
     kind = data.draw(st.sampled_from(["match"] * 4 + ["float", "int", "huge", "list", "nan"]))
     if kind == "match":
         return np.ones(shape, t.dtype.np)
@@ -153,7 +212,7 @@ def _random_feed(t, data):
     if kind == "int":
         return np.full(shape, 3, np.int64)
     if kind == "huge":
-        return np.full(shape, 2 ** 40, np.int64)
+        return np.full(shape, 2**40, np.int64)
     if kind == "nan":
         return np.full(shape, np.nan, np.float32)
     return np.ones(shape).tolist()
@@ -184,7 +243,7 @@ def test_mutated_programs_end_in_a_result_or_a_located_error(text, data):
     text = _mutate(text, data)
     _outcome(lambda: _build_and_run(text, data, 2))
     result = _outcome(lambda: fmt.format_source(text, "m.g"))
-    if isinstance(result, str):        # what formats, parses again to the same layout
+    if isinstance(result, str):  # what formats, parses again to the same layout
         assert fmt.format_source(result, "m.g") == result
 
 
@@ -197,9 +256,11 @@ def test_arbitrary_text_ends_in_a_result_or_a_located_error(text):
 @pytest.mark.parametrize("seed", range(3))
 def test_random_feeds_to_a_fixed_model(seed):
     rng = np.random.default_rng(seed)
-    text = ("model m {\n  input x : f32[N, 3]\n  input k : i32[N]\n"
-            "  param w : f32[3, 2] = normal(seed=1)\n  h = softmax(x @ w)\n"
-            "  out = reduce_sum(h, axis=1) + cast(k // 2, f32)\n  output out\n}\n")
+    text = (
+        "model m {\n  input x : f32[N, 3]\n  input k : i32[N]\n"
+        "  param w : f32[3, 2] = normal(seed=1)\n  h = softmax(x @ w)\n"
+        "  out = reduce_sum(h, axis=1) + cast(k // 2, f32)\n  output out\n}\n"
+    )
     g = dsl.loads(text, graph=gc.Graph())
     with g.as_default():
         init = gc.global_variables_initializer()
@@ -207,9 +268,17 @@ def test_random_feeds_to_a_fixed_model(seed):
         sess.run(init)
         for _ in range(30):
             n = int(rng.integers(0, 4))
-            xs = [np.ones((n, 3), np.float32), np.ones((n, 4)), np.ones(n),
-                  np.full((n, 3), np.inf, np.float32)]
-            ks = [np.arange(n, dtype=np.int32), np.full(n, 2 ** 40), np.ones(n + 1, np.int32),
-                  np.zeros(n, np.int32)]
+            xs = [
+                np.ones((n, 3), np.float32),
+                np.ones((n, 4)),
+                np.ones(n),
+                np.full((n, 3), np.inf, np.float32),
+            ]
+            ks = [
+                np.arange(n, dtype=np.int32),
+                np.full(n, 2**40),
+                np.ones(n + 1, np.int32),
+                np.zeros(n, np.int32),
+            ]
             x, k = xs[rng.integers(len(xs))], ks[rng.integers(len(ks))]
             _outcome(lambda x=x, k=k: sess.run("out:0", {"x:0": x, "k:0": k}))

@@ -15,7 +15,7 @@ def _cases():
     for name, opdef in sorted(REGISTRY.items()):
         if not opdef.differentiable or opdef.samples is None or opdef.stateful:
             continue
-        if opdef.extra.get("user_gradient"):   # a user's rule need not be the true derivative
+        if opdef.extra.get("user_gradient"):  # a user's rule need not be the true derivative
             continue
         for i, (arrays, attrs) in enumerate(opdef.samples(rng)):
             yield pytest.param(opdef, arrays, attrs, id=f"{name}-{i}")
@@ -47,13 +47,15 @@ def test_op_gradient_matches_finite_differences(opdef, arrays, attrs):
 def test_op_second_derivative_matches_finite_differences(opdef, arrays, attrs):
     """The gradient of each op's gradient (Hessian-vector products need it). A sine of the
     outputs makes the outer function non-linear, so second derivatives of the op count."""
-    kw = {"delta": 1e-3, "rtol": 1e-3, "atol": 1e-3} if _low_precision(opdef, arrays, attrs) \
-        else {}
+    kw = {"delta": 1e-3, "rtol": 1e-3, "atol": 1e-3} if _low_precision(opdef, arrays, attrs) else {}
 
     def grad_of(*xs):
         node = opdef.build(list(xs), dict(attrs))
-        terms = [gc.reduce_sum(gc.sin(gc.cast(t, gc.float64)))
-                 for t in node.outputs if t.dtype.is_floating]
+        terms = [
+            gc.reduce_sum(gc.sin(gc.cast(t, gc.float64)))
+            for t in node.outputs
+            if t.dtype.is_floating
+        ]
         loss = terms[0]
         for t in terms[1:]:
             loss = loss + t
@@ -63,9 +65,14 @@ def test_op_second_derivative_matches_finite_differences(opdef, arrays, attrs):
 
 
 def test_every_differentiable_op_has_a_rule_and_samples():
-    missing = [n for n, o in REGISTRY.items()
-               if o.differentiable and not o.stateful and not o.extra.get("user_gradient")
-               and (o.grad is None or o.samples is None)]
+    missing = [
+        n
+        for n, o in REGISTRY.items()
+        if o.differentiable
+        and not o.stateful
+        and not o.extra.get("user_gradient")
+        and (o.grad is None or o.samples is None)
+    ]
     assert missing == []
 
 

@@ -21,6 +21,7 @@ def _run(t, feed=None):
 
 # --- default graph ----------------------------------------------------------------------------
 
+
 def test_ops_go_to_the_default_graph():
     c = gc.constant(1.0)
     assert c.graph is gc.get_default_graph()
@@ -62,6 +63,7 @@ def test_mixing_graphs_is_an_error():
 
 # --- names and scopes -------------------------------------------------------------------------
 
+
 def test_unique_names():
     names = [gc.constant(1.0, name="w").name for _ in range(3)]
     assert names == ["w:0", "w_1:0", "w_2:0"]
@@ -96,6 +98,7 @@ def test_name_scope_applies_to_composites_and_variables():
 
 # --- lookup -----------------------------------------------------------------------------------
 
+
 def test_get_tensor_by_name_accepts_both_spellings():
     g = gc.get_default_graph()
     x = gc.placeholder(gc.float32, shape=(2,), name="x")
@@ -117,6 +120,7 @@ def test_unknown_names_raise_not_found_with_suggestion():
 
 # --- collections ------------------------------------------------------------------------------
 
+
 def test_variable_collections():
     w = gc.Variable(np.ones(3, np.float32), name="w")
     step = gc.Variable(0, trainable=False, name="step")
@@ -130,6 +134,7 @@ def test_variable_collections():
 
 
 # --- immutable nodes and their record ---------------------------------------------------------
+
 
 def test_nodes_are_immutable_records():
     x = gc.placeholder(gc.float32, shape=(2, 3))
@@ -153,7 +158,7 @@ def test_node_ids_are_a_topological_order():
 def test_node_location_is_the_users_line():
     line = _line_after()
     x = gc.placeholder(gc.float32, shape=(3,))
-    y = gc.nn.softmax(x * 2)      # a composite: every node it builds points here too
+    y = gc.nn.softmax(x * 2)  # a composite: every node it builds points here too
     assert x.op.location.file == __file__ and x.op.location.line == line
     assert y.op.location.line == line + 1
     assert str(x.op.location) == f"{__file__}:{line}"
@@ -167,7 +172,7 @@ def test_to_networkx_has_data_and_control_edges():
         z = gc.identity(y)
     g = gc.get_default_graph().to_networkx()
     data = [(d["pos"], d["index"]) for _, _, d in g.in_edges(y.op, data=True)]
-    assert sorted(data) == [(0, 0), (1, 0)]               # x feeds both operands
+    assert sorted(data) == [(0, 0), (1, 0)]  # x feeds both operands
     kinds = {d["kind"] for _, _, d in g.in_edges(z.op, data=True)}
     assert kinds == {"data", "control"}
     assert g.has_edge(v.initializer, z.op)
@@ -184,6 +189,7 @@ def test_finalize_makes_the_graph_read_only():
 
 # --- Tensor: static types, operators, slicing -------------------------------------------------
 
+
 def test_tensor_handles():
     x = gc.placeholder(gc.float32, shape=(None, 4), name="x")
     assert x.dtype is gc.float32 and x.shape == (None, 4) and x.name == "x:0"
@@ -191,18 +197,31 @@ def test_tensor_handles():
     assert "x:0" in repr(x) and "?" in repr(x)
 
 
-@pytest.mark.parametrize("op, fn", [
-    ("+", lambda a, b: a + b), ("-", lambda a, b: a - b), ("*", lambda a, b: a * b),
-    ("/", lambda a, b: a / b), ("//", lambda a, b: a // b), ("%", lambda a, b: a % b),
-    ("**", lambda a, b: a ** b), ("<", lambda a, b: a < b), ("<=", lambda a, b: a <= b),
-    (">", lambda a, b: a > b), (">=", lambda a, b: a >= b),
-])
+@pytest.mark.parametrize(
+    "op, fn",
+    [
+        ("+", lambda a, b: a + b),
+        ("-", lambda a, b: a - b),
+        ("*", lambda a, b: a * b),
+        ("/", lambda a, b: a / b),
+        ("//", lambda a, b: a // b),
+        ("%", lambda a, b: a % b),
+        ("**", lambda a, b: a**b),
+        ("<", lambda a, b: a < b),
+        ("<=", lambda a, b: a <= b),
+        (">", lambda a, b: a > b),
+        (">=", lambda a, b: a >= b),
+    ],
+)
 def test_binary_operators_match_numpy(op, fn):
     a = np.array([[1.5, -2.0, 3.0]], np.float32)
     b = np.array([[2.0], [3.0]], np.float32)
     ta, tb = gc.constant(a), gc.constant(b)
-    for got, want in [(fn(ta, tb), fn(a, b)), (fn(ta, 2), fn(a, np.float32(2))),
-                      (fn(3, tb), fn(np.float32(3), b))]:
+    for got, want in [
+        (fn(ta, tb), fn(a, b)),
+        (fn(ta, 2), fn(a, np.float32(2))),
+        (fn(3, tb), fn(np.float32(3), b)),
+    ]:
         assert got.shape == want.shape
         np.testing.assert_allclose(_run(got), want, rtol=1e-6)
 
@@ -213,7 +232,7 @@ def test_unary_operators_and_matmul():
     np.testing.assert_array_equal(_run(-t), -a)
     np.testing.assert_array_equal(_run(abs(t)), np.abs(a))
     np.testing.assert_allclose(_run(t @ t), a @ a)
-    np.testing.assert_allclose(_run(a @ t), a @ a)        # numpy on the left
+    np.testing.assert_allclose(_run(a @ t), a @ a)  # numpy on the left
     m = gc.constant(np.array([True, False]))
     np.testing.assert_array_equal(_run(~m), [False, True])
     np.testing.assert_array_equal(_run(m & ~m), [False, False])
@@ -223,18 +242,30 @@ def test_unary_operators_and_matmul():
 def test_tensors_compare_by_identity():
     a = gc.constant(1.0)
     b = gc.constant(1.0)
-    assert a == a and a != b and len({a, b}) == 2   # usable as feed_dict keys
+    assert a == a and a != b and len({a, b}) == 2  # usable as feed_dict keys
     np.testing.assert_array_equal(_run(gc.equal(a, b)), True)
 
 
 X = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
 
 
-@pytest.mark.parametrize("key", [
-    1, -1, (0, -2), (slice(None), 1), (slice(1, None), slice(None, None, 2)),
-    (slice(None, None, -1),), (..., -1), (0, ..., 2), (None, 1), (slice(None), None, 2),
-    (-1, slice(-3, -1), slice(None, None, -2)), (..., None),
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        1,
+        -1,
+        (0, -2),
+        (slice(None), 1),
+        (slice(1, None), slice(None, None, 2)),
+        (slice(None, None, -1),),
+        (..., -1),
+        (0, ..., 2),
+        (None, 1),
+        (slice(None), None, 2),
+        (-1, slice(-3, -1), slice(None, None, -2)),
+        (..., None),
+    ],
+)
 def test_slicing_matches_numpy(key):
     t = gc.constant(X)
     got = t[key]

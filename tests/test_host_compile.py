@@ -11,8 +11,9 @@ import graphc as gc
 from graphc.backends import host_compile, numpy_backend
 from graphc.ops import elementwise as E
 
-pytestmark = pytest.mark.skipif(host_compile.unavailable_reason() is not None,
-                                reason=str(host_compile.unavailable_reason()))
+pytestmark = pytest.mark.skipif(
+    host_compile.unavailable_reason() is not None, reason=str(host_compile.unavailable_reason())
+)
 
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e30, 0.5, -2.5, 88.0, -104.0])
 
@@ -52,11 +53,16 @@ def _close(want, got, rtol, atol=1e-37):
         np.testing.assert_array_equal(np.signbit(w[w == 0]), np.signbit(g[w == 0]))
 
 
-UNARY = [op for op in E.__dict__.values() if isinstance(op, type(E.EXP)) and op.kind ==
-         "elementwise" and isinstance(op.expr, str) and "{1}" not in op.expr
-         and op.name not in ("logical_not", "is_nan", "is_finite")]
-BINARY = [E.ADD, E.SUBTRACT, E.MULTIPLY, E.DIVIDE, E.POW, E.MAXIMUM, E.MINIMUM, E.MOD,
-          E.FLOORDIV]
+UNARY = [
+    op
+    for op in E.__dict__.values()
+    if isinstance(op, type(E.EXP))
+    and op.kind == "elementwise"
+    and isinstance(op.expr, str)
+    and "{1}" not in op.expr
+    and op.name not in ("logical_not", "is_nan", "is_finite")
+]
+BINARY = [E.ADD, E.SUBTRACT, E.MULTIPLY, E.DIVIDE, E.POW, E.MAXIMUM, E.MINIMUM, E.MOD, E.FLOORDIV]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -66,7 +72,7 @@ def test_every_elementwise_op_matches_numpy_with_nan_and_inf(cc, monkeypatch, dt
     y = gc.placeholder(dtype, (33,), name="y")
     outs = []
     with np.errstate(all="ignore"):
-        for op in UNARY:      # each op fused with a multiply after it (a group of two)
+        for op in UNARY:  # each op fused with a multiply after it (a group of two)
             outs.append(op(x) * 1.5)
         for op in BINARY:
             outs.append(op(x * 1.0, y))
@@ -84,10 +90,20 @@ def test_every_elementwise_op_matches_numpy_with_nan_and_inf(cc, monkeypatch, dt
     assert not failed, "\n".join(failed)
 
 
-@pytest.mark.parametrize("reduce,axis,keepdims", [
-    (gc.reduce_sum, None, False), (gc.reduce_sum, 0, False), (gc.reduce_sum, 1, True),
-    (gc.reduce_mean, (0, 2), False), (gc.reduce_mean, 2, False), (gc.reduce_max, 1, False),
-    (gc.reduce_min, None, True), (gc.reduce_max, (0, 1), False), (gc.reduce_prod, 2, False)])
+@pytest.mark.parametrize(
+    "reduce,axis,keepdims",
+    [
+        (gc.reduce_sum, None, False),
+        (gc.reduce_sum, 0, False),
+        (gc.reduce_sum, 1, True),
+        (gc.reduce_mean, (0, 2), False),
+        (gc.reduce_mean, 2, False),
+        (gc.reduce_max, 1, False),
+        (gc.reduce_min, None, True),
+        (gc.reduce_max, (0, 1), False),
+        (gc.reduce_prod, 2, False),
+    ],
+)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_final_reductions_match_numpy(cc, monkeypatch, reduce, axis, keepdims, dtype):
     rng = np.random.default_rng(1)
@@ -99,9 +115,11 @@ def test_final_reductions_match_numpy(cc, monkeypatch, reduce, axis, keepdims, d
     for data in (finite, special):
         with np.errstate(all="ignore"):
             t = gc.tanh(x * 0.5 + b)
-            want, got = _both([reduce(t, axis=axis, keepdims=keepdims), t],
-                                 {x: data, b: np.linspace(-1, 1, 7, dtype=dtype)[:, None]},
-                                 monkeypatch)
+            want, got = _both(
+                [reduce(t, axis=axis, keepdims=keepdims), t],
+                {x: data, b: np.linspace(-1, 1, 7, dtype=dtype)[:, None]},
+                monkeypatch,
+            )
         _close(want, got, 2e-5)
 
 
@@ -114,9 +132,15 @@ def test_the_chain_runs_as_one_compiled_call(cc, monkeypatch):
         exe = sess._executable([s], [], {x: X})
         assert exe._gen.compiled, "the chain's fused step compiled"
         assert all(exe._gen.ns[f"C{i}"] is not None for i in exe._gen.compiled)
-        np.testing.assert_allclose(sess.run(s, {x: X}), float(
-            np.sqrt(np.abs(np.tanh(np.exp(-X * X) * 3 + 1) ** 2 - 0.5) + 1).astype(np.float64)
-            .sum()), rtol=1e-5)
+        np.testing.assert_allclose(
+            sess.run(s, {x: X}),
+            float(
+                np.sqrt(np.abs(np.tanh(np.exp(-X * X) * 3 + 1) ** 2 - 0.5) + 1)
+                .astype(np.float64)
+                .sum()
+            ),
+            rtol=1e-5,
+        )
         assert "C0(Q0)" in exe.source.replace(" ", "") or "(Q" in exe.source
 
 
@@ -134,16 +158,21 @@ def test_non_contiguous_feeds_and_training(cc, monkeypatch):
             sess.run(gc.global_variables_initializer())
             results[use] = [sess.run([train, loss], {x: big[:, ::2]})[1] for _ in range(5)]
             results[use].append(sess.run(w))
-            if use:       # Adam's m, v and w updates store into the variables in the loop
+            if use:  # Adam's m, v and w updates store into the variables in the loop
                 exe = sess._executable([loss], [train], {x: big[:, ::2]})
                 assert len(exe._gen._folded) >= 3 and ":= V.get(" in exe.source
     np.testing.assert_allclose(results[True][-1], results[False][-1], rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(results[True][:-1], results[False][:-1], rtol=1e-4)
 
 
-@pytest.mark.parametrize("optimizer", [lambda: gc.train.GradientDescentOptimizer(0.1),
-                                       lambda: gc.train.MomentumOptimizer(0.1, 0.9),
-                                       lambda: gc.train.RMSPropOptimizer(0.01)])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        lambda: gc.train.GradientDescentOptimizer(0.1),
+        lambda: gc.train.MomentumOptimizer(0.1, 0.9),
+        lambda: gc.train.RMSPropOptimizer(0.01),
+    ],
+)
 def test_optimizer_updates_agree_with_the_numpy_path(cc, monkeypatch, optimizer):
     rng = np.random.default_rng(4)
     X = rng.standard_normal((32, 16)).astype(np.float32)
@@ -174,10 +203,12 @@ def test_an_lstm_cell_reads_its_split_gates_in_place(cc, monkeypatch):
     h = gc.tanh(c) * gc.sigmoid(o)
     loss = gc.reduce_sum(h * h)
     grads = gc.gradients(loss, [x, c0])
-    feeds = {x: rng.standard_normal((16, 8)).astype(np.float32),
-             c0: rng.standard_normal((16, 8)).astype(np.float32)}
+    feeds = {
+        x: rng.standard_normal((16, 8)).astype(np.float32),
+        c0: rng.standard_normal((16, 8)).astype(np.float32),
+    }
     want, got = _both([h, c, *grads], feeds, monkeypatch)
-    _close(want, got, 1e-5, atol=1e-6)      # gradients: sums of rounded products
+    _close(want, got, 1e-5, atol=1e-6)  # gradients: sums of rounded products
     with gc.Session() as sess:
         sess.run(h, feeds)
         exe = sess._executable([h], [], feeds)
@@ -207,10 +238,11 @@ def test_the_disk_cache_is_reused_and_written_atomically(cc, monkeypatch, tmp_pa
         first = sess.run(y, feeds)
     libs = sorted((tmp_path / "kernels").glob("gc_*.so"))
     assert len(libs) == 1 and not list((tmp_path / "kernels").glob("graphc-cc-*"))
-    host_compile._loaded.clear()              # a fresh process: load from disk, no build
+    host_compile._loaded.clear()  # a fresh process: load from disk, no build
 
     def no_build(*args, **kwargs):
         raise AssertionError("built again")
+
     monkeypatch.setattr(host_compile.subprocess, "run", no_build)
     with gc.Session() as sess:
         np.testing.assert_array_equal(sess.run(y, feeds), first)

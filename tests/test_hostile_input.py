@@ -41,6 +41,7 @@ def located(e, line):
 
 # --- expansion, nesting, sizes ----------------------------------------------------------------
 
+
 def test_fns_that_double_at_each_level_are_refused_before_building():
     lines = ["fn g0(x) = x * 2.0"]
     lines += [f"fn g{i}(x) = g{i - 1}(x) + g{i - 1}(x)" for i in range(1, 41)]
@@ -50,12 +51,14 @@ def test_fns_that_double_at_each_level_are_refused_before_building():
     with pytest.raises(gc.LimitError, match="expands to more than") as e:
         dsl.loads(text)
     located(e.value, 44)
-    assert len(gc.get_default_graph()) < 100            # refused before building anything
+    assert len(gc.get_default_graph()) < 100  # refused before building anything
 
 
 def test_a_fn_called_a_few_times_still_builds():
-    text = ("fn sq(x) = x * x\nfn quad(x) = sq(sq(x))\n"
-            "model m {\n input x : f32[2]\n y = quad(x) + quad(x)\n output y\n}\n")
+    text = (
+        "fn sq(x) = x * x\nfn quad(x) = sq(sq(x))\n"
+        "model m {\n input x : f32[2]\n y = quad(x) + quad(x)\n output y\n}\n"
+    )
     g = dsl.loads(text)
     with gc.Session(graph=g) as sess:
         assert sess.run("y:0", {"x:0": [1.0, 2.0]}).tolist() == [2.0, 32.0]
@@ -91,7 +94,7 @@ def test_string_literals_cost_memory_linear_in_their_length():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 40 * 200_000          # was ~440 bytes per character
+    assert peak < 40 * 200_000  # was ~440 bytes per character
 
 
 def test_overlong_lines_are_refused_at_their_line():
@@ -101,11 +104,14 @@ def test_overlong_lines_are_refused_at_their_line():
     located(e.value, 4)
 
 
-@pytest.mark.parametrize("literal, message", [
-    (r'"\x"', "bad string literal"),
-    (r'"\N{no such name}"', "bad string literal"),
-    ('"a\x00b"', "bad string literal"),
-])
+@pytest.mark.parametrize(
+    "literal, message",
+    [
+        (r'"\x"', "bad string literal"),
+        (r'"\N{no such name}"', "bad string literal"),
+        ('"a\x00b"', "bad string literal"),
+    ],
+)
 def test_bad_string_literals_are_located_syntax_errors(literal, message):
     text = f"model m {{\n  input x : f32[2]\n  y = print(x, message={literal})\n}}\n"
     with pytest.raises(gc.GSyntaxError, match=message) as e:
@@ -124,8 +130,10 @@ def test_huge_integer_literals_and_dimensions_are_located():
 
 
 def test_an_input_whose_default_is_an_expression_keeps_its_name():
-    g = dsl.loads("model m {\n  input x : f32[2]\n  input d : f32[2] = x * 2.0\n"
-                  "  y = d + 1.0\n  output y\n}\n")
+    g = dsl.loads(
+        "model m {\n  input x : f32[2]\n  input d : f32[2] = x * 2.0\n"
+        "  y = d + 1.0\n  output y\n}\n"
+    )
     assert g.get_tensor_by_name("d:0").op.type == "placeholder_with_default"
     with gc.Session(graph=g) as sess:
         assert sess.run("y:0", {"x:0": [1.0, 2.0]}).tolist() == [3.0, 5.0]
@@ -134,11 +142,13 @@ def test_an_input_whose_default_is_an_expression_keeps_its_name():
 
 # --- what reaches the terminal --------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sep", ["\x0b", "\x0c", "\x1c", "\x85", "\u2028"])
 def test_the_shown_source_line_is_right_after_odd_separators_in_comments(tmp_path, sep):
     path = tmp_path / "m.g"
-    path.write_text(f"model m {{\n  input x : f32[2]  # a{sep}b\n  y = x + zz\n}}\n",
-                    encoding="utf-8")
+    path.write_text(
+        f"model m {{\n  input x : f32[2]  # a{sep}b\n  y = x + zz\n}}\n", encoding="utf-8"
+    )
     code, _, err = run_cli("check", path)
     assert code == 1
     assert f"{path}:3:11: unknown name 'zz'" in err
@@ -147,8 +157,10 @@ def test_the_shown_source_line_is_right_after_odd_separators_in_comments(tmp_pat
 
 def test_control_characters_from_a_file_are_escaped(tmp_path):
     path = tmp_path / "m.g"
-    path.write_text('model m {\n  input x : f32[2]\n'
-                    '  y = x * ("\x1b[2J\x07" == zz)  # \x1b]0;t\x07\n}\n', encoding="utf-8")
+    path.write_text(
+        'model m {\n  input x : f32[2]\n  y = x * ("\x1b[2J\x07" == zz)  # \x1b]0;t\x07\n}\n',
+        encoding="utf-8",
+    )
     code, _, err = run_cli("check", path)
     assert code == 1 and "\x1b" not in err and "\x07" not in err
     assert "\\x1b[2J" in err
@@ -161,11 +173,14 @@ def test_control_characters_from_a_file_are_escaped(tmp_path):
 
 # --- feed files and checkpoints from the command line ---------------------------------------
 
+
 @pytest.fixture
 def model(tmp_path):
     path = tmp_path / "lin.g"
-    path.write_text("model m {\n  input x : f32[N, 3]\n  param w : f32[3, 2] = ones()\n"
-                    "  y = x @ w\n  output y\n}\n")
+    path.write_text(
+        "model m {\n  input x : f32[N, 3]\n  param w : f32[3, 2] = ones()\n"
+        "  y = x @ w\n  output y\n}\n"
+    )
     np.save(tmp_path / "x.npy", np.ones((4, 3), np.float32))
     return path
 
@@ -199,8 +214,9 @@ def test_an_npz_zip_bomb_is_refused_by_its_declared_size(model, tmp_path):
                 f.write(b"\0" * (15_000_000))
     assert bomb.stat().st_size < 1_000_000
     for spec in (f"x={bomb}", str(bomb)):
-        code, _, err = run_cli("run", model, "--feed", spec,
-                               env={"GRAPHC_MAX_FEED_BYTES": "50000000"})
+        code, _, err = run_cli(
+            "run", model, "--feed", spec, env={"GRAPHC_MAX_FEED_BYTES": "50000000"}
+        )
         assert code == 1 and "the limit of 50,000,000" in err, err
 
 
@@ -213,8 +229,9 @@ def test_devices_and_fifos_are_refused_without_blocking(model, tmp_path):
     ck = tmp_path / "ck"
     os.mkfifo(ck)
     for restore in (ck, "/dev/zero"):
-        code, _, err = run_cli("run", model, "--feed", f"x={tmp_path / 'x.npy'}",
-                               "--restore", restore)
+        code, _, err = run_cli(
+            "run", model, "--feed", f"x={tmp_path / 'x.npy'}", "--restore", restore
+        )
         assert code == 1 and "not a regular file" in err
 
 
@@ -229,8 +246,10 @@ def test_a_repeated_feed_is_an_error(model, tmp_path):
 
 def test_check_states_the_real_peak_and_run_refuses_what_cannot_fit(tmp_path):
     path = tmp_path / "big.g"
-    path.write_text("model m {\n  input x : f32[2]\n  param w : f32[1000000, 1000000]\n"
-                    "  y = x * 2.0\n  output y\n}\n")
+    path.write_text(
+        "model m {\n  input x : f32[2]\n  param w : f32[1000000, 1000000]\n"
+        "  y = x * 2.0\n  output y\n}\n"
+    )
     code, out, _ = run_cli("check", path)
     assert code == 0 and "peak memory 4,000,000,000," in out
     assert "variables 4,000,000,000,000" in out
@@ -241,14 +260,18 @@ def test_check_states_the_real_peak_and_run_refuses_what_cannot_fit(tmp_path):
 
 def test_check_parses_a_file_of_many_models_once(tmp_path, monkeypatch):
     path = tmp_path / "many.g"
-    path.write_text("".join(f"model m{i} {{\n  input x : f32[2]\n  y = x * 2.0\n  output y\n}}\n"
-                            for i in range(30)))
+    path.write_text(
+        "".join(
+            f"model m{i} {{\n  input x : f32[2]\n  y = x * 2.0\n  output y\n}}\n" for i in range(30)
+        )
+    )
     calls = []
     real = dsl.parse
 
     def counting(text, name):
         calls.append(name)
         return real(text, name)
+
     monkeypatch.setattr(dsl, "parse", counting)
     code, out, _ = run_cli("check", path)
     assert code == 0 and out.count(": ok,") == 30

@@ -22,6 +22,7 @@ def test_walk_needed_stops_at_feeds_and_follows_control_inputs():
 def test_needed_ops_names_the_unfed_placeholder_and_the_fetch():
     from graphc.errors import FeedError
     from graphc.ir.graph import needed_ops
+
     g = gc.Graph()
     with g.as_default():
         x = gc.placeholder(gc.float32, shape=(None, 2), name="x")

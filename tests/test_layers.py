@@ -8,9 +8,13 @@ import graphc as gc
 
 def test_dense_creates_named_variables_and_computes_affine_map(rng):
     x = gc.placeholder(gc.float32, (None, 3))
-    y = gc.layers.dense(x, 2, activation=gc.relu,
-                        kernel_initializer=gc.layers.constant_initializer(0.5),
-                        bias_initializer=gc.layers.constant_initializer(-1.0))
+    y = gc.layers.dense(
+        x,
+        2,
+        activation=gc.relu,
+        kernel_initializer=gc.layers.constant_initializer(0.5),
+        bias_initializer=gc.layers.constant_initializer(-1.0),
+    )
     assert y.shape == (None, 2)
     assert [v.op.name for v in gc.trainable_variables()] == ["dense/kernel", "dense/bias"]
     z = gc.layers.dense(y, 4, use_bias=False)
@@ -19,8 +23,9 @@ def test_dense_creates_named_variables_and_computes_affine_map(rng):
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         got, _ = sess.run([y, z], {x: xv})
-    np.testing.assert_allclose(got, np.maximum(xv.sum(1, keepdims=True) * 0.5 - 1, 0)
-                               * np.ones((1, 2)), rtol=1e-6)
+    np.testing.assert_allclose(
+        got, np.maximum(xv.sum(1, keepdims=True) * 0.5 - 1, 0) * np.ones((1, 2)), rtol=1e-6
+    )
 
 
 def test_glorot_initializer_is_seeded_and_bounded():
@@ -41,7 +46,7 @@ def test_dropout_and_flatten():
     x = gc.placeholder(gc.float32, (None, 2, 3))
     flat = gc.layers.flatten(x)
     assert flat.shape == (None, 6)
-    kept = gc.layers.dropout(flat, rate=0.5)                 # training=False by default
+    kept = gc.layers.dropout(flat, rate=0.5)  # training=False by default
     dropped = gc.layers.dropout(flat, rate=0.5, training=True, seed=3)
     xv = np.ones((100, 2, 3), np.float32)
     with gc.Session() as sess:
@@ -61,7 +66,9 @@ def test_batch_norm_training_statistics_and_moving_averages(rng):
     names = {v.op.name for v in gc.global_variables()}
     assert {"batch_normalization/moving_mean", "batch_normalization/moving_variance"} <= names
     assert {v.op.name for v in gc.trainable_variables()} == {
-        "batch_normalization/gamma", "batch_normalization/beta"}
+        "batch_normalization/gamma",
+        "batch_normalization/beta",
+    }
     xv = rng.normal(3, 2, (50, 3))
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
@@ -76,23 +83,25 @@ def test_batch_norm_training_statistics_and_moving_averages(rng):
 
 
 def test_sequential_shares_variables_between_calls_and_summary():
-    model = gc.layers.Sequential([
-        gc.layers.Flatten(),
-        gc.layers.Dense(8, activation=gc.relu),
-        gc.layers.Dropout(0.25),
-        gc.layers.Dense(3),
-    ])
+    model = gc.layers.Sequential(
+        [
+            gc.layers.Flatten(),
+            gc.layers.Dense(8, activation=gc.relu),
+            gc.layers.Dropout(0.25),
+            gc.layers.Dense(3),
+        ]
+    )
     x = gc.placeholder(gc.float32, (None, 2, 2), name="x")
     train_logits = model(x, training=True)
     test_logits = model(x, training=False)
     assert train_logits.shape == test_logits.shape == (None, 3)
     assert len(model.variables) == 4 and len(gc.trainable_variables()) == 4
-    gc.train.AdamOptimizer().minimize(gc.reduce_sum(train_logits))   # its slots are not params
+    gc.train.AdamOptimizer().minimize(gc.reduce_sum(train_logits))  # its slots are not params
     lines = []
     text = gc.get_default_graph().summary(print_fn=lines.append)
     assert lines == [text]
     assert "dense (Dense)" in text and "(?, 8)" in text and "kernel(4, 8)" in text
-    assert "Total params: 67" in text                         # 4*8+8 + 8*3+3, counted once
+    assert "Total params: 67" in text  # 4*8+8 + 8*3+3, counted once
     assert "Adam" not in text
     xv = np.ones((2, 2, 2), np.float32)
     with gc.Session() as sess:

@@ -13,7 +13,7 @@ def slot(i, nbytes, start, end):
 def test_pack_reuses_memory_of_dead_buffers():
     a, b, c = slot(0, 256, 0, 1), slot(1, 256, 2, 3), slot(2, 256, 1, 2)
     peak = pack([a, b, c])
-    assert a.offset == b.offset                      # disjoint lifetimes share bytes
+    assert a.offset == b.offset  # disjoint lifetimes share bytes
     assert c.offset != a.offset and peak == 512
 
 
@@ -41,9 +41,9 @@ def test_overlapping_lifetimes_never_share_bytes():
 
 def test_elementwise_chain_runs_in_place():
     x = gc.placeholder(gc.float32, (1000,))
-    y = gc.matmul(gc.reshape(x, (1, 1000)), gc.ones((1000, 1000)))   # an arena intermediate
+    y = gc.matmul(gc.reshape(x, (1, 1000)), gc.ones((1000, 1000)))  # an arena intermediate
     z = gc.exp(gc.tanh(gc.sin(y)))
-    plan = gc.compile(z, feed_shapes={x: (1000,)}, optimize=1)      # no fusion: plain kernels
+    plan = gc.compile(z, feed_shapes={x: (1000,)}, optimize=1)  # no fusion: plain kernels
     arena = [s for s in plan.slots if s.kind == "arena"]
     # one buffer for matmul's result, reused in place by sin, tanh and exp
     assert len(arena) <= 2

@@ -48,8 +48,9 @@ def _cases():
         if opdef.samples is None or name in NO_ONNX:
             continue
         for i, (arrays, attrs) in enumerate(opdef.samples(rng)):
-            yield pytest.param(opdef, *_f32([np.asarray(a) for a in arrays], attrs),
-                               id=f"{name}-{i}")
+            yield pytest.param(
+                opdef, *_f32([np.asarray(a) for a in arrays], attrs), id=f"{name}-{i}"
+            )
 
 
 def test_no_op_is_both_exported_and_listed_as_not_exportable():
@@ -58,8 +59,10 @@ def test_no_op_is_both_exported_and_listed_as_not_exportable():
 
 @pytest.mark.parametrize("opdef, arrays, attrs", list(_cases()))
 def test_op_in_onnxruntime_equals_graphc(opdef, arrays, attrs):
-    inputs = [gc.placeholder(gc.as_dtype(a.dtype), shape=a.shape, name=f"in{k}")
-              for k, a in enumerate(arrays)]
+    inputs = [
+        gc.placeholder(gc.as_dtype(a.dtype), shape=a.shape, name=f"in{k}")
+        for k, a in enumerate(arrays)
+    ]
     node = opdef.build(inputs, attrs)
     outs = list(node.outputs)
     with gc.Session(optimize=0) as sess:
@@ -75,19 +78,23 @@ def test_op_in_onnxruntime_equals_graphc(opdef, arrays, attrs):
             np.testing.assert_array_equal(g, w)
 
 
-@pytest.mark.parametrize("name", sorted(n for n, op in REGISTRY.items()
-                                        if n not in EXPORTERS and n not in SOURCES
-                                        and op.samples is not None))
+@pytest.mark.parametrize(
+    "name",
+    sorted(
+        n
+        for n, op in REGISTRY.items()
+        if n not in EXPORTERS and n not in SOURCES and op.samples is not None
+    ),
+)
 def test_ops_without_onnx_equivalent_are_named(name):
     opdef = REGISTRY[name]
     arrays, attrs = opdef.samples(np.random.default_rng(0))[0]
-    inputs = [gc.placeholder(gc.as_dtype(np.asarray(a).dtype), shape=np.shape(a))
-              for a in arrays]
+    inputs = [gc.placeholder(gc.as_dtype(np.asarray(a).dtype), shape=np.shape(a)) for a in arrays]
     node = opdef.build(inputs, dict(attrs))
     y = gc.identity(node.outputs[0])
     with pytest.raises(OnnxExportError, match=f"no ONNX equivalent for {name}") as e:
         gc.onnx.to_model(y)
-    assert "test_onnx.py" in str(e.value)        # the line that built it
+    assert "test_onnx.py" in str(e.value)  # the line that built it
 
 
 def test_a_training_op_cannot_be_exported_and_the_error_says_why():
@@ -119,6 +126,7 @@ def _check_model(path, feeds, want, names):
 def test_trained_mlp_example_exports_its_weights(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "examples"))
     import mlp_digits
+
     x, labels, training, loss, accuracy, train = mlp_digits.build()
     X, Y, Xt, Yt, _ = mlp_digits.load_digits_or_synthetic(force_synthetic=True)
     with gc.Session() as sess:
@@ -126,12 +134,13 @@ def test_trained_mlp_example_exports_its_weights(tmp_path, monkeypatch):
         for xb, yb in gc.data.batches(X, Y, batch_size=64, epochs=2):
             sess.run(train, {x: xb, labels: yb, training: True})
         want = sess.run([loss, accuracy], {x: Xt, labels: Yt})
-        path = gc.onnx.export({"loss": loss, "accuracy": accuracy}, tmp_path / "mlp.onnx",
-                              session=sess)
+        path = gc.onnx.export(
+            {"loss": loss, "accuracy": accuracy}, tmp_path / "mlp.onnx", session=sess
+        )
         untrained = gc.onnx.to_model([loss])
     del sys.modules["mlp_digits"]
     model = _check_model(path, {"x": Xt, "labels": Yt}, want, ["loss", "accuracy"])
-    assert {i.name for i in model.graph.input} == {"x", "labels"}   # the switch stays off
+    assert {i.name for i in model.graph.input} == {"x", "labels"}  # the switch stays off
     trained = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     before = {t.name: onnx.numpy_helper.to_array(t) for t in untrained.graph.initializer}
     kernels = [n for n, v in trained.items() if v.ndim == 2]
@@ -140,11 +149,14 @@ def test_trained_mlp_example_exports_its_weights(tmp_path, monkeypatch):
 
 def test_mlp_classifier_g_through_the_command(tmp_path):
     from graphc.cli import main
+
     X = np.random.default_rng(0).normal(size=(20, 64)).astype(np.float32)
     Y = np.arange(20) % 10
     out = tmp_path / "mlp.onnx"
-    assert main(["compile", str(ROOT / "examples/mlp_classifier.g"), "--emit", "onnx",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["compile", str(ROOT / "examples/mlp_classifier.g"), "--emit", "onnx", "-o", str(out)])
+        == 0
+    )
     graph = gc.load(str(ROOT / "examples/mlp_classifier.g"), graph=gc.Graph())
     with graph.as_default():
         init = gc.variables_initializer(graph.get_collection("variables"))
@@ -153,7 +165,7 @@ def test_mlp_classifier_g_through_the_command(tmp_path):
         want = sess.run(["probs", "loss", "accuracy"], {"x": X, "labels": Y})
     model = _check_model(out, {"x": X, "labels": Y}, want, ["probs", "loss", "accuracy"])
     dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
-    assert dims == ["N", 64]                              # the symbolic batch dim keeps its name
+    assert dims == ["N", 64]  # the symbolic batch dim keeps its name
 
 
 def test_trained_cnn_with_batch_norm_and_dropout(tmp_path):
@@ -169,8 +181,7 @@ def test_trained_cnn_with_batch_norm_and_dropout(tmp_path):
     h = gc.layers.batch_norm(h, training=training)
     h = gc.layers.dropout(h, 0.3, training=training)
     logits = gc.layers.dense(h, 10)
-    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=y,
-                                                                         logits=logits))
+    loss = gc.reduce_mean(gc.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
     with gc.control_dependencies(gc.get_default_graph().get_collection("update_ops")):
         train = gc.train.MomentumOptimizer(0.05, 0.9).minimize(loss)
     rng = np.random.default_rng(0)
@@ -181,24 +192,34 @@ def test_trained_cnn_with_batch_norm_and_dropout(tmp_path):
         for _ in range(5):
             sess.run(train, {x: X, y: Y, training: True})
         want = sess.run([logits, loss], {x: X, y: Y})
-        path = gc.onnx.export({"logits": logits, "loss": loss}, tmp_path / "cnn.onnx",
-                              session=sess, feed_shapes={x: (32, 12, 12, 1), y: (32,)})
+        path = gc.onnx.export(
+            {"logits": logits, "loss": loss},
+            tmp_path / "cnn.onnx",
+            session=sess,
+            feed_shapes={x: (32, 12, 12, 1), y: (32,)},
+        )
     model = _check_model(path, {"images": X, "labels": Y}, want, ["logits", "loss"])
     assert {n.op_type for n in model.graph.node} >= {"Conv", "MaxPool", "AveragePool"}
 
 
 def test_load_reads_gemm_relu_softmax_from_another_exporter():
     from onnx import TensorProto, helper, numpy_helper
+
     rng = np.random.default_rng(0)
-    w = rng.normal(size=(4, 3)).astype(np.float32)      # Gemm's transB: (out, in)
+    w = rng.normal(size=(4, 3)).astype(np.float32)  # Gemm's transB: (out, in)
     b = rng.normal(size=(4,)).astype(np.float32)
-    nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["z"], transB=1),
-             helper.make_node("Relu", ["z"], ["r"]),
-             helper.make_node("Softmax", ["r"], ["p"], axis=1)]
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "b"], ["z"], transB=1),
+        helper.make_node("Relu", ["z"], ["r"]),
+        helper.make_node("Softmax", ["r"], ["p"], axis=1),
+    ]
     graph = helper.make_graph(
-        nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 3])],
         [helper.make_tensor_value_info("p", TensorProto.FLOAT, ["batch", 4])],
-        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 10
     X = rng.normal(size=(5, 3)).astype(np.float32)
@@ -210,10 +231,14 @@ def test_load_reads_gemm_relu_softmax_from_another_exporter():
 
 def test_load_names_the_nodes_it_cannot_build():
     from onnx import TensorProto, helper
+
     node = helper.make_node("NonMaxSuppression", ["x"], ["y"], name="nms")
     graph = helper.make_graph(
-        [node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.INT64, [1])])
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.INT64, [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     with pytest.raises(gc.onnx.OnnxImportError, match=r"'nms' \(NonMaxSuppression\)"):
         gc.onnx.load(model)

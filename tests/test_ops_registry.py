@@ -28,12 +28,14 @@ from graphc.ops.registry import REGISTRY
 
 def _per_element(fn, out_dtype=None):
     """Apply the Python scalar function ``fn`` element by element (numpy broadcasting)."""
+
     def ref(arrays, attrs):
         bs = np.broadcast_arrays(*arrays)
         shape = bs[0].shape
         values = [fn(*(b[idx].item() for b in bs)) for idx in np.ndindex(shape)]
         dtype = out_dtype or arrays[-1].dtype
         return np.array(values, dtype=dtype).reshape(shape)
+
     return ref
 
 
@@ -43,6 +45,7 @@ def _same(arrays, attrs):
 
 def _reduced(fn):
     """Reduce ``axis`` with the Python function ``fn`` over each row of values."""
+
     def ref(arrays, attrs):
         (x,), axes, keep = arrays, attrs["axis"], attrs["keepdims"]
         kept = [i for i in range(x.ndim) if i not in axes]
@@ -61,6 +64,7 @@ def _reduced(fn):
         if keep:
             out = out.reshape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
         return out
+
     return ref
 
 
@@ -73,6 +77,7 @@ def _arg(pick):
             row = moved[o].tolist()
             out[o] = pick(range(len(row)), key=row.__getitem__)  # first of ties, as numpy
         return out
+
     return ref
 
 
@@ -163,8 +168,9 @@ def _getitem_ref(arrays, attrs):
 
 def _getitem_grad_ref(arrays, attrs):
     g, like = arrays
-    positions = np.array(_index_list(np.arange(like.size).reshape(like.shape).tolist(),
-                                     attrs["key"]))
+    positions = np.array(
+        _index_list(np.arange(like.size).reshape(like.shape).tolist(), attrs["key"])
+    )
     out = np.zeros(like.size, dtype=g.dtype)
     for p, v in zip(positions.flat, g.flat, strict=True):
         out[p] += v
@@ -174,14 +180,14 @@ def _getitem_grad_ref(arrays, attrs):
 def _gather_positions(out_shape, idx, axis):
     """For each output index of a gather: the params index it reads."""
     for o in np.ndindex(out_shape):
-        pre, i, post = o[:axis], o[axis:axis + idx.ndim], o[axis + idx.ndim:]
+        pre, i, post = o[:axis], o[axis : axis + idx.ndim], o[axis + idx.ndim :]
         yield o, pre + (int(idx[i]),) + post
 
 
 def _gather_ref(arrays, attrs):
     p, idx = arrays
     axis = attrs["axis"]
-    out = np.empty(p.shape[:axis] + idx.shape + p.shape[axis + 1:], dtype=p.dtype)
+    out = np.empty(p.shape[:axis] + idx.shape + p.shape[axis + 1 :], dtype=p.dtype)
     for o, src in _gather_positions(out.shape, idx, axis):
         out[o] = p[src]
     return out
@@ -197,8 +203,10 @@ def _gather_grad_ref(arrays, attrs):
 
 def _one_hot_ref(arrays, attrs):
     (idx,) = arrays
-    rows = [[attrs["on"] if j == i else attrs["off"] for j in range(attrs["depth"])]
-            for i in idx.tolist()]
+    rows = [
+        [attrs["on"] if j == i else attrs["off"] for j in range(attrs["depth"])]
+        for i in idx.tolist()
+    ]
     return np.array(rows, dtype=attrs["dtype"].np)
 
 
@@ -215,6 +223,7 @@ def _broadcast_ref(target):
         for o in np.ndindex(shape):
             out[o] = x[_broadcast_index(o, x.shape)]
         return out
+
     return ref
 
 
@@ -273,6 +282,7 @@ def _sign(a):
 
 # --- convolution and pooling, by their definition: loops over windows ---------------------------
 
+
 def _axis_geometry(size, k, stride, padding):
     """TF's rule: output length and cells padded before, for one spatial axis."""
     if padding == "SAME":
@@ -285,8 +295,10 @@ def _windows(hw, ksize, strides, padding):
     """For each output (i, j): the in-bounds cells (di, dj, y, x) of its window."""
     (oh, pt), (ow, pl) = (_axis_geometry(hw[a], ksize[a], strides[a], padding) for a in (0, 1))
     for i, j in itertools.product(range(oh), range(ow)):
-        cells = [(di, dj, i * strides[0] + di - pt, j * strides[1] + dj - pl)
-                 for di, dj in itertools.product(range(ksize[0]), range(ksize[1]))]
+        cells = [
+            (di, dj, i * strides[0] + di - pt, j * strides[1] + dj - pl)
+            for di, dj in itertools.product(range(ksize[0]), range(ksize[1]))
+        ]
         yield i, j, [c for c in cells if 0 <= c[2] < hw[0] and 0 <= c[3] < hw[1]]
 
 
@@ -326,6 +338,7 @@ def _conv2d_backprop_filter_ref(arrays, attrs):
 
 def _pool_ref(reduce_window):
     """``reduce_window(values of one window, as a list) -> value`` for each (n, c)."""
+
     def ref(arrays, attrs):
         x = arrays[0]
         k, s, p = attrs["ksize"], attrs["strides"], attrs["padding"]
@@ -335,6 +348,7 @@ def _pool_ref(reduce_window):
             for b, ch in itertools.product(range(n), range(c)):
                 out[b, i, j, ch] = reduce_window([x[b, y, xx, ch] for _, _, y, xx in cells])
         return out
+
     return ref
 
 
@@ -407,7 +421,7 @@ REFERENCES = {
     "divide": _per_element(lambda a, b: a / b),
     "floordiv": _per_element(lambda a, b: a // b),
     "mod": _per_element(lambda a, b: a % b),
-    "pow": _per_element(lambda a, b: a ** b),
+    "pow": _per_element(lambda a, b: a**b),
     "maximum": _per_element(max),
     "minimum": _per_element(min),
     "equal": _per_element(lambda a, b: a == b, bool),
@@ -442,29 +456,35 @@ REFERENCES = {
     "einsum": _brute_einsum,
     # shapes and layout
     "const": lambda arrays, attrs: attrs["value"],
-    "fill": lambda arrays, attrs: _flat_fill([attrs["value"]] * math.prod(attrs["shape"]),
-                                             attrs["shape"], attrs["dtype"].np),
-    "fill_like": lambda arrays, attrs: _flat_fill([attrs["value"]] * arrays[0].size,
-                                                  arrays[0].shape, attrs["dtype"].np),
+    "fill": lambda arrays, attrs: _flat_fill(
+        [attrs["value"]] * math.prod(attrs["shape"]), attrs["shape"], attrs["dtype"].np
+    ),
+    "fill_like": lambda arrays, attrs: _flat_fill(
+        [attrs["value"]] * arrays[0].size, arrays[0].shape, attrs["dtype"].np
+    ),
     "reshape": _reshape_ref,
-    "reshape_like": lambda arrays, attrs: _flat_fill(arrays[0].flat, arrays[1].shape,
-                                                     arrays[0].dtype),
+    "reshape_like": lambda arrays, attrs: _flat_fill(
+        arrays[0].flat, arrays[1].shape, arrays[0].dtype
+    ),
     "transpose": _transpose_ref,
     "expand_dims": _expand_dims_ref,
     "squeeze": _squeeze_ref,
     "concat": _concat_ref,
     "split": lambda arrays, attrs: _pieces(arrays[0], attrs["sizes"], attrs["axis"]),
     "split_like": lambda arrays, attrs: _pieces(
-        arrays[0], [a.shape[attrs["axis"]] for a in arrays[1:]], attrs["axis"]),
+        arrays[0], [a.shape[attrs["axis"]] for a in arrays[1:]], attrs["axis"]
+    ),
     "getitem": _getitem_ref,
     "getitem_grad": _getitem_grad_ref,
     "gather": _gather_ref,
     "gather_grad": _gather_grad_ref,
     "one_hot": _one_hot_ref,
     "broadcast_to": _broadcast_ref(
-        lambda arrays, attrs: np.broadcast_shapes(arrays[0].shape, attrs["shape"])),
+        lambda arrays, attrs: np.broadcast_shapes(arrays[0].shape, attrs["shape"])
+    ),
     "broadcast_like": _broadcast_ref(
-        lambda arrays, attrs: np.broadcast_shapes(arrays[0].shape, arrays[1].shape)),
+        lambda arrays, attrs: np.broadcast_shapes(arrays[0].shape, arrays[1].shape)
+    ),
     "tile": _tile_ref,
     "tile_grad": _tile_grad_ref,
     "pad": _pad_ref,
@@ -483,6 +503,7 @@ REFERENCES = {
 
 
 # --- random ops: the reference is a statement about the distribution -------------------------
+
 
 def _check_normal(value, attrs, truncated=False):
     n = value.size
@@ -553,6 +574,7 @@ CASES = list(_cases())
 
 # --- the generic checks -----------------------------------------------------------------------
 
+
 def test_every_op_is_covered():
     """A new op needs samples and a reference here, or a stated reason in NO_SAMPLES."""
     for name, opdef in REGISTRY.items():
@@ -565,8 +587,9 @@ def test_every_op_is_covered():
 
 
 def _build(opdef, arrays, attrs, shapes):
-    inputs = [gc.placeholder(gc.as_dtype(a.dtype), shape=s)
-              for a, s in zip(arrays, shapes, strict=True)]
+    inputs = [
+        gc.placeholder(gc.as_dtype(a.dtype), shape=s) for a, s in zip(arrays, shapes, strict=True)
+    ]
     node = opdef.build(inputs, dict(attrs))
     return inputs, node
 
@@ -583,8 +606,9 @@ def test_rule_and_kernel_match_reference(opdef, arrays, attrs):
     for t, r in zip(node.outputs, results, strict=True):
         static = tuple(t.shape)
         if opdef.name in DECLARED_SHAPE:  # the node's own shape attr may leave dims open
-            static = tuple(d if d is not None else n
-                           for d, n in zip(attrs["shape"], r.shape, strict=True))
+            static = tuple(
+                d if d is not None else n for d, n in zip(attrs["shape"], r.shape, strict=True)
+            )
         assert static == r.shape, f"{opdef.name}: rule says {t.shape}, kernel gave {r.shape}"
         assert t.dtype.np == r.dtype, f"{opdef.name}: rule says {t.dtype}, kernel gave {r.dtype}"
     if opdef.name in RANDOM_CHECKS:
@@ -637,6 +661,7 @@ def test_random_samples_are_reproducible():
 
 
 # --- ops without samples ----------------------------------------------------------------------
+
 
 def test_placeholder_is_fed():
     x = gc.placeholder(gc.int16, shape=(2, None), name="x")

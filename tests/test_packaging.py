@@ -24,7 +24,7 @@ def test_distribution_name_license_and_extras():
     assert (ROOT / "graphc" / "py.typed").exists()
     extras = PROJECT["optional-dependencies"]
     assert {"gpu", "tensorboard", "onnx", "mpi", "examples", "dev"} <= set(extras)
-    assert any("[ctk]" in r for r in extras["gpu"])     # CUDA headers without a toolkit
+    assert any("[ctk]" in r for r in extras["gpu"])  # CUDA headers without a toolkit
     assert PROJECT["dependencies"] == ["numpy>=1.24", "networkx>=3.0", "lark>=1.1"]
     # the tests of the optional features run in CI: dev installs what they import
     dev = " ".join(extras["dev"])
@@ -34,8 +34,11 @@ def test_distribution_name_license_and_extras():
 
 def test_every_install_hint_names_the_distribution():
     hints = []
-    for path in list((ROOT / "graphc").rglob("*.py")) + list((ROOT / "examples").glob("*.py")) \
-            + [ROOT / "README.md"]:
+    for path in (
+        list((ROOT / "graphc").rglob("*.py"))
+        + list((ROOT / "examples").glob("*.py"))
+        + [ROOT / "README.md"]
+    ):
         text = path.read_text(encoding="utf-8")
         hints += [(path.name, line) for line in text.splitlines() if "pip install" in line]
     assert hints
@@ -45,12 +48,36 @@ def test_every_install_hint_names_the_distribution():
 
 def test_a_non_editable_install_finds_its_grammar(tmp_path):
     src = tmp_path / "src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".venv", ".git", "build", "*.egg-info", "__pycache__", ".pytest_cache", "benchmarks",
-        "tests"))
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w",
-                          str(tmp_path / "dist"), str(src)], capture_output=True, text=True,
-                         timeout=300)
+    shutil.copytree(
+        ROOT,
+        src,
+        ignore=shutil.ignore_patterns(
+            ".venv",
+            ".git",
+            "build",
+            "*.egg-info",
+            "__pycache__",
+            ".pytest_cache",
+            "benchmarks",
+            "tests",
+        ),
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-v",
+            "--no-deps",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     log = out.stdout + out.stderr
     assert "SetuptoolsDeprecationWarning" not in log and "License classifiers" not in log
@@ -63,15 +90,40 @@ def test_a_non_editable_install_finds_its_grammar(tmp_path):
     assert "License-Expression: MIT" in meta and "Name: graphc-compiler" in meta
     assert "Provides-Extra: onnx" in meta and "Provides-Extra: tensorboard" in meta
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index",
-                    "--target", str(target), str(wheel)], check=True, capture_output=True,
-                   timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     # -S: no site hooks, so the editable install of this checkout cannot answer the import
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [str(target), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])}
-    code = ("import graphc as gc; g = gc.loads('model m { input x : f32[N, 2]\\n y = x * 2\\n "
-            "output y }'); print(gc.__file__)")
-    run = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                         env=env, cwd=tmp_path, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(target), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+        ),
+    }
+    code = (
+        "import graphc as gc; g = gc.loads('model m { input x : f32[N, 2]\\n y = x * 2\\n "
+        "output y }'); print(gc.__file__)"
+    )
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().startswith(str(target))

@@ -41,8 +41,8 @@ def test_prune_keeps_only_what_the_fetch_needs_and_feeds_cut_the_graph():
     x = gc.placeholder(gc.float32, (3,))
     a = gc.exp(x)
     b = gc.log(a)
-    gc.sin(x)                               # an unrelated branch
-    p = prune(program([b], {a: (3,)}))      # a is fed: exp never runs
+    gc.sin(x)  # an unrelated branch
+    p = prune(program([b], {a: (3,)}))  # a is fed: exp never runs
     assert ops(p) == ["feed", "log"]
 
 
@@ -73,17 +73,27 @@ def test_fold_evaluates_constant_subgraphs():
 
 def test_fold_uses_the_feed_shape_for_shape_only_inputs():
     x = gc.placeholder(gc.float32, (None, 2))
-    ones = gc.ones_like(x)                   # fill_like: its value depends on x's shape only
+    ones = gc.ones_like(x)  # fill_like: its value depends on x's shape only
     p = prune(fold(prune(program([ones], {x: (4, 2)}))))
     assert ops(p) == ["const"]
     assert p.nodes[-1].attrs["value"].shape == (4, 2)
 
 
-@pytest.mark.parametrize("build", [
-    lambda x: x * 1.0, lambda x: 1.0 * x, lambda x: x + 0.0, lambda x: 0.0 + x,
-    lambda x: x - 0.0, lambda x: x / 1.0, lambda x: gc.neg(-x), lambda x: gc.identity(x),
-    lambda x: gc.stop_gradient(x), lambda x: x ** 1.0,
-])
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda x: x * 1.0,
+        lambda x: 1.0 * x,
+        lambda x: x + 0.0,
+        lambda x: 0.0 + x,
+        lambda x: x - 0.0,
+        lambda x: x / 1.0,
+        lambda x: gc.neg(-x),
+        lambda x: gc.identity(x),
+        lambda x: gc.stop_gradient(x),
+        lambda x: x**1.0,
+    ],
+)
 def test_identities_disappear(build):
     x = gc.placeholder(gc.float32, (3,))
     y = gc.exp(build(x))
@@ -93,7 +103,7 @@ def test_identities_disappear(build):
 
 def test_identity_that_would_change_the_shape_stays():
     x = gc.placeholder(gc.float32, (3,))
-    y = x * np.ones((2, 3), np.float32)      # broadcasts x up: not an identity
+    y = x * np.ones((2, 3), np.float32)  # broadcasts x up: not an identity
     p = optimize(program([y], {x: (3,)}))
     assert "multiply" in ops(p)
 
@@ -120,7 +130,7 @@ def test_reshape_chain_collapses():
 
 def test_x_squared_becomes_square():
     x = gc.placeholder(gc.float32, (3,))
-    p = optimize(program([x ** 2], {x: (3,)}))
+    p = optimize(program([x**2], {x: (3,)}))
     assert ops(p) == ["feed", "square"]
 
 
@@ -153,7 +163,7 @@ def test_log_of_softmax_becomes_log_softmax():
     X = np.array([[1.0, 2.0, 3.0, 4.0], [-100.0, 0.0, 1.0, 2.0]], np.float32)
     with gc.Session() as sess:
         out = sess.run(y, {x: X})
-    assert np.isfinite(out).all()                 # the unrewritten form gives log(0) = -inf
+    assert np.isfinite(out).all()  # the unrewritten form gives log(0) = -inf
     expected = X - np.log(np.exp(X).sum(axis=1, keepdims=True))
     np.testing.assert_allclose(out, expected, rtol=1e-5)
 
@@ -169,7 +179,7 @@ def test_rewritten_nodes_keep_their_source_locations():
 def test_a_scalar_times_a_matmul_scales_the_smaller_operand():
     a = gc.placeholder(gc.float64, (64, 1000))
     g = gc.placeholder(gc.float64, (64, 100))
-    step = 0.01 * gc.matmul(a, g, transpose_a=True)           # SGD's lr * x.T @ g
+    step = 0.01 * gc.matmul(a, g, transpose_a=True)  # SGD's lr * x.T @ g
     p = optimize(program([step], {a: (64, 1000), g: (64, 100)}))
     scaled = [n for n in p.nodes if n.op is E.MULTIPLY]
     assert len(scaled) == 1 and scaled[0].avals[0][1] == (64, 100)
@@ -193,6 +203,7 @@ def test_sum_to_like_with_known_shapes_becomes_a_reduction():
     g = gc.placeholder(gc.float64, (None, 3, 4))
     like = gc.placeholder(gc.float64, (3, 1))
     from graphc.ops.reduce import SUM_TO_LIKE
+
     s = SUM_TO_LIKE(g, like)
     p = optimize(program([s], {g: (2, 3, 4), like: (3, 1)}))
     assert "sum_to_like" not in ops(p) and "reduce_sum" in ops(p)

@@ -13,25 +13,29 @@ def _fresh_run(t, times=1):
         return [sess.run(t) for _ in range(times)]
 
 
-@pytest.mark.parametrize("make", [
-    lambda: gc.random_normal((4, 3), mean=1.0, stddev=0.5, seed=7),
-    lambda: gc.random_uniform((5,), -1.0, 1.0, seed=7),
-    lambda: gc.truncated_normal((6,), seed=7),
-    lambda: gc.random_int((8,), 0, 100, seed=7),
-    lambda: gc.random_permutation(10, seed=7),
-], ids=["normal", "uniform", "truncated", "int", "permutation"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: gc.random_normal((4, 3), mean=1.0, stddev=0.5, seed=7),
+        lambda: gc.random_uniform((5,), -1.0, 1.0, seed=7),
+        lambda: gc.truncated_normal((6,), seed=7),
+        lambda: gc.random_int((8,), 0, 100, seed=7),
+        lambda: gc.random_permutation(10, seed=7),
+    ],
+    ids=["normal", "uniform", "truncated", "int", "permutation"],
+)
 def test_same_seed_same_numbers_in_fresh_sessions(make):
     t = make()
     first, second = _fresh_run(t, times=2), _fresh_run(t, times=2)
     np.testing.assert_array_equal(first[0], second[0])
-    np.testing.assert_array_equal(first[1], second[1])      # the whole sequence repeats
-    assert not np.array_equal(first[0], first[1])             # but each run draws anew
+    np.testing.assert_array_equal(first[1], second[1])  # the whole sequence repeats
+    assert not np.array_equal(first[0], first[1])  # but each run draws anew
 
 
 def test_same_seed_in_a_rebuilt_graph_gives_the_same_numbers():
     a = _fresh_run(gc.random_normal((5,), seed=3))[0]
     gc.reset_default_graph()
-    gc.constant(0.0)                   # a different graph around it changes nothing
+    gc.constant(0.0)  # a different graph around it changes nothing
     b = _fresh_run(gc.random_normal((5,), seed=3))[0]
     np.testing.assert_array_equal(a, b)
 
@@ -54,6 +58,7 @@ def test_graph_level_seed_makes_unseeded_ops_reproducible():
         gc.reset_default_graph()
         gc.set_random_seed(42)
         return gc.random_normal((4,)), gc.random_uniform((4,))
+
     n1, u1 = build()
     with gc.Session() as sess:
         first = sess.run([n1, u1])
@@ -62,7 +67,7 @@ def test_graph_level_seed_makes_unseeded_ops_reproducible():
         second = sess.run([n2, u2])
     np.testing.assert_array_equal(first[0], second[0])
     np.testing.assert_array_equal(first[1], second[1])
-    assert not np.array_equal(first[0], first[1])   # two ops, two streams
+    assert not np.array_equal(first[0], first[1])  # two ops, two streams
 
 
 def test_graph_seed_and_op_seed_combine():
@@ -89,7 +94,7 @@ def test_random_int_range_and_dtype():
     t = gc.random_int((2000,), 3, 7, seed=0)
     assert t.dtype is gc.int32 and t.shape == (2000,)
     (v,) = _fresh_run(t)
-    assert set(np.unique(v).tolist()) == {3, 4, 5, 6}        # maxval excluded, all others hit
+    assert set(np.unique(v).tolist()) == {3, 4, 5, 6}  # maxval excluded, all others hit
     only_max = gc.random_int((50,), 4, seed=0, dtype=gc.int64)  # torch.randint(high) form
     (w,) = _fresh_run(only_max)
     assert w.dtype == np.int64 and w.min() >= 0 and w.max() < 4

@@ -16,11 +16,16 @@ README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
 def _examples():
     blocks = re.findall(r"```(\w*)\n(.*?)```", README.read_text(), re.S)
     for k, (lang, code) in enumerate(blocks):
-        if lang == "python" and code.startswith("import numpy as np\nimport graphc as gc") \
-                or lang == "python" and code.startswith("import graphc as gc\n"):
+        if (
+            lang == "python"
+            and code.startswith("import numpy as np\nimport graphc as gc")
+            or lang == "python"
+            and code.startswith("import graphc as gc\n")
+        ):
             after = blocks[k + 1] if k + 1 < len(blocks) else ("", "")
-            shown = after[1] if after[0] == "" and not after[1].startswith(("graphc ", "$")) \
-                else None
+            shown = (
+                after[1] if after[0] == "" and not after[1].startswith(("graphc ", "$")) else None
+            )
             yield pytest.param(code, shown, id=f"block{k}")
 
 
@@ -51,8 +56,11 @@ def test_readme_example(code, shown, tmp_path, monkeypatch, capsys):
         return
     expected = shown.strip("\n").splitlines()
     if any(line.strip() == "..." for line in expected):
-        missing = [line for line in expected if line.strip() != "..."
-                   and not any(_same_line(line, p) for p in printed)]
+        missing = [
+            line
+            for line in expected
+            if line.strip() != "..." and not any(_same_line(line, p) for p in printed)
+        ]
         assert missing == []
     else:
         assert len(printed) == len(expected), (printed, expected)
@@ -72,5 +80,7 @@ def _same_line(a: str, b: str) -> bool:
     if _NUMBER.sub("#", a) != _NUMBER.sub("#", b):
         return False
     xs, ys = _NUMBER.findall(a), _NUMBER.findall(b)
-    return all(x == y or abs(float(x) - float(y)) <= 1e-4 * max(abs(float(y)), 1e-3)
-               for x, y in zip(xs, ys, strict=True))
+    return all(
+        x == y or abs(float(x) - float(y)) <= 1e-4 * max(abs(float(y)), 1e-3)
+        for x, y in zip(xs, ys, strict=True)
+    )

@@ -69,6 +69,7 @@ def test_fetching_unfetchable_things_is_an_error():
 
 # --- feeds ------------------------------------------------------------------------------------
 
+
 def test_feed_any_intermediate_tensor():
     x = gc.placeholder(gc.float32, shape=(2,), name="x")
     h = x * 10.0
@@ -91,7 +92,7 @@ def test_feed_a_placeholder_with_default():
 def test_python_values_are_converted_to_the_placeholder_dtype():
     x = gc.placeholder(gc.float32, shape=(2,))
     with gc.Session() as sess:
-        r = sess.run(x * 1.0, {x: [1, 2]})       # ints to a float placeholder: fine
+        r = sess.run(x * 1.0, {x: [1, 2]})  # ints to a float placeholder: fine
     assert r.dtype == np.float32
 
 
@@ -122,7 +123,7 @@ def test_feed_static_shape_is_checked():
         with pytest.raises(gc.ShapeError, match=r"\(2, 4\).*\(\?, 3\)"):
             sess.run(x + 1.0, {x: np.zeros((2, 4))})
         with pytest.raises(gc.ShapeError, match="x:0"):
-            sess.run(x + 1.0, {x: np.zeros(3)})                       # wrong rank
+            sess.run(x + 1.0, {x: np.zeros(3)})  # wrong rank
         assert sess.run(x + 1.0, {x: np.zeros((7, 3))}).shape == (7, 3)  # None: any size
 
 
@@ -140,8 +141,9 @@ def test_symbolic_dims_must_agree_across_feeds():
     assert (x @ gc.ones((2, 4))).shape == ("N", 4)
     loss = gc.reduce_sum(x, axis=1) - y
     with gc.Session() as sess:
-        np.testing.assert_array_equal(sess.run(loss, {x: np.ones((3, 2)), y: np.ones(3)}),
-                                      np.ones(3))
+        np.testing.assert_array_equal(
+            sess.run(loss, {x: np.ones((3, 2)), y: np.ones(3)}), np.ones(3)
+        )
         with pytest.raises(gc.ShapeError, match="'N' is 3 .* but 4"):
             sess.run(loss, {x: np.ones((3, 2)), y: np.ones(4)})
 
@@ -156,6 +158,7 @@ def test_feeds_are_not_modified_and_results_do_not_alias_them():
 
 
 # --- variables --------------------------------------------------------------------------------
+
 
 def test_variables_live_in_each_session():
     v = gc.Variable(np.array([1.0, 2.0], np.float32), name="v")
@@ -188,7 +191,7 @@ def test_initializers():
         sess.run(gc.global_variables_initializer())
         np.testing.assert_array_equal(sess.run(b), [8.0, 8.0])
         sess.run(a.assign([0.0, 0.0]))
-        sess.run(a.initializer)                          # re-initializing restores it
+        sess.run(a.initializer)  # re-initializing restores it
         np.testing.assert_array_equal(sess.run(a), [4.0, 4.0])
 
 
@@ -236,6 +239,7 @@ def test_variable_load():
 
 # --- concurrency ------------------------------------------------------------------------------
 
+
 def test_four_threads_share_one_session():
     x = gc.placeholder(gc.float32, shape=(None,), name="x")
     w = gc.Variable(np.float32(3.0), name="w")
@@ -266,8 +270,9 @@ def test_concurrent_assign_add_loses_no_update():
     bump = v.assign_add(1)
     sess = gc.Session()
     sess.run(v.initializer)
-    threads = [threading.Thread(target=lambda: [sess.run(bump) for _ in range(200)])
-               for _ in range(4)]
+    threads = [
+        threading.Thread(target=lambda: [sess.run(bump) for _ in range(200)]) for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -276,6 +281,7 @@ def test_concurrent_assign_add_loses_no_update():
 
 
 # --- the default session ----------------------------------------------------------------------
+
 
 def test_eval_and_run_under_the_default_session():
     v = gc.Variable(2.0)
@@ -301,7 +307,7 @@ def test_session_as_default_does_not_close():
     sess = gc.Session()
     with sess.as_default():
         assert c.eval() == 1.0
-    assert sess.run(c) == 1.0     # still open
+    assert sess.run(c) == 1.0  # still open
     sess.close()
     with pytest.raises(gc.GraphcError, match="closed"):
         sess.run(c)
@@ -332,7 +338,7 @@ def test_graph_as_the_first_positional_argument():
     g = gc.Graph()
     with g.as_default():
         gc.constant(5.0, name="five")
-    with gc.Session(g) as sess:                       # SPEC §6: Session(graph=None, ...)
+    with gc.Session(g) as sess:  # SPEC §6: Session(graph=None, ...)
         assert sess.graph is g and sess.run("five") == 5.0
 
 
@@ -349,7 +355,7 @@ def test_make_callable(xy):
 def test_print_prints_at_every_run(capsys):
     x = gc.placeholder(gc.float32, shape=(2,))
     y = gc.print(x * 2.0, message="doubled:") + 1.0
-    assert capsys.readouterr().out == ""               # building prints nothing
+    assert capsys.readouterr().out == ""  # building prints nothing
     with gc.Session() as sess:
         np.testing.assert_array_equal(sess.run(y, {x: [1.0, 2.0]}), [3.0, 5.0])
         sess.run(y, {x: [0.0, 5.0]})

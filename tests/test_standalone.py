@@ -38,15 +38,26 @@ def _run_module(tmp_path, source, feeds, steps):
     (tmp_path / "model.py").write_text(source)
     np.savez(tmp_path / "feeds.npz", **feeds)
     (tmp_path / "driver.py").write_text(DRIVER)
-    p = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path),
-                        str(tmp_path / "feeds.npz"), str(steps)], capture_output=True, text=True,
-                       timeout=120, cwd=tmp_path)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "driver.py"),
+            str(tmp_path),
+            str(tmp_path / "feeds.npz"),
+            str(steps),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)
 
 
 def _session_results(graph, feeds, steps):
     from graphc.frontend.dsl import OUTPUTS, TRAIN_CLAUSES
+
     clause = graph.get_collection(TRAIN_CLAUSES)[-1]
     outs = graph.get_collection(OUTPUTS)
     with gc.Session(graph=graph, optimize=0) as sess:
@@ -62,25 +73,33 @@ def _digits(rng, n=32):
     return {"x": x, "labels": labels}
 
 
-@pytest.mark.parametrize("example, make_feeds", [
-    ("mlp_classifier.g", _digits),
-    ("two_layer.g", lambda rng: {"x": rng.normal(size=(16, 1000)).astype(np.float32),
-                                 "y": rng.normal(size=(16, 10)).astype(np.float32)}),
-])
+@pytest.mark.parametrize(
+    "example, make_feeds",
+    [
+        ("mlp_classifier.g", _digits),
+        (
+            "two_layer.g",
+            lambda rng: {
+                "x": rng.normal(size=(16, 1000)).astype(np.float32),
+                "y": rng.normal(size=(16, 10)).astype(np.float32),
+            },
+        ),
+    ],
+)
 def test_module_trains_without_graphc_like_a_session(tmp_path, example, make_feeds):
     graph = gc.load(EXAMPLES / example, graph=gc.Graph())
     feeds = make_feeds(np.random.default_rng(0))
     source = emit_module(graph, source_name=example)
     assert "import graphc" not in source and "pickle" not in source
     got = _run_module(tmp_path, source, feeds, steps=5)
-    losses, outputs = _session_results(graph, {graph.get_tensor_by_name(k): v
-                                               for k, v in feeds.items()}, steps=5)
+    losses, outputs = _session_results(
+        graph, {graph.get_tensor_by_name(k): v for k, v in feeds.items()}, steps=5
+    )
     np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
     assert got["losses"][-1] < got["losses"][0]
     for name, value in outputs.items():
         assert np.shape(got["outputs"][name]) == np.shape(value)
-        np.testing.assert_allclose(np.asarray(got["outputs"][name]), value, rtol=1e-4,
-                                   atol=1e-6)
+        np.testing.assert_allclose(np.asarray(got["outputs"][name]), value, rtol=1e-4, atol=1e-6)
 
 
 def test_module_checks_feeds_and_symbolic_dims(tmp_path):
@@ -110,13 +129,30 @@ def test_module_starts_from_a_checkpoint(tmp_path):
     with gc.Session(graph=graph) as sess:
         sess.run(graph.get_operation_by_name("w/Assign"))
         sess.run(graph.get_operation_by_name("b/Assign"))
-        sess.run(graph.get_operation_by_name("train"),
-                 {"x:0": np.ones((2, 1)), "y:0": np.full((2, 1), 5.0)})
+        sess.run(
+            graph.get_operation_by_name("train"),
+            {"x:0": np.ones((2, 1)), "y:0": np.full((2, 1), 5.0)},
+        )
         path = saver.save(sess, str(tmp_path / "ckpt"))
         w = sess.run("w")
-    p = subprocess.run([sys.executable, "-m", "graphc.cli", "compile",
-                        str(EXAMPLES / "linear_regression.g"), "--emit", "py", "--restore", path,
-                        "-o", str(tmp_path / "m.py")], capture_output=True, text=True, timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "graphc.cli",
+            "compile",
+            str(EXAMPLES / "linear_regression.g"),
+            "--emit",
+            "py",
+            "--restore",
+            path,
+            "-o",
+            str(tmp_path / "m.py"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 0, p.stderr
     ns = {}
     exec(compile((tmp_path / "m.py").read_text(), "m.py", "exec"), ns)
@@ -151,17 +187,22 @@ def test_convolutional_model_trains_from_the_carried_kernels(tmp_path):
     source = emit_module(g)
     assert "def _conv2d(" in source and "import graphc" not in source
     rng = np.random.default_rng(0)
-    feeds = {"x": rng.normal(size=(4, 6, 6, 1)).astype(np.float32),
-             "y": rng.integers(0, 3, 4)}
+    feeds = {"x": rng.normal(size=(4, 6, 6, 1)).astype(np.float32), "y": rng.integers(0, 3, 4)}
     got = _run_module(tmp_path, source, feeds, steps=4)
-    losses, _ = _session_results(g, {g.get_tensor_by_name(k): v for k, v in feeds.items()},
-                                 steps=4)
+    losses, _ = _session_results(g, {g.get_tensor_by_name(k): v for k, v in feeds.items()}, steps=4)
     np.testing.assert_allclose(got["losses"], losses, rtol=1e-5)
 
 
-@pytest.mark.parametrize("optimizer", [
-    "sgd(lr=0.1)", "momentum(lr=0.1, momentum=0.9, nesterov=true)", "adam(lr=0.1)",
-    "rmsprop(lr=0.01, momentum=0.5)", "adagrad(lr=0.1)"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [
+        "sgd(lr=0.1)",
+        "momentum(lr=0.1, momentum=0.9, nesterov=true)",
+        "adam(lr=0.1)",
+        "rmsprop(lr=0.01, momentum=0.5)",
+        "adagrad(lr=0.1)",
+    ],
+)
 def test_every_optimizer_matches_the_session(optimizer):
     src = f"""model m {{
   input x : f32[N, 3]
@@ -194,6 +235,7 @@ def test_every_optimizer_matches_the_session(optimizer):
 
 def _registry_cases():
     from graphc.ops.registry import REGISTRY
+
     rng = np.random.default_rng(0)
     for name, opdef in sorted(REGISTRY.items()):
         if opdef.samples is None or opdef.stateful:
@@ -208,13 +250,16 @@ def test_registry_op_sources_agree_with_the_kernels(name, arrays, attrs):
     its registry kernel."""
     from graphc.backends.standalone import supports
     from graphc.ops.registry import REGISTRY
+
     opdef = REGISTRY[name]
     if not supports(opdef):
         pytest.skip(f"{name} has no standalone source (emit_module names it in an error)")
     g = gc.Graph()
     with g.as_default():
-        ins = [gc.placeholder(gc.as_dtype(np.asarray(a).dtype), np.shape(a), name=f"in{k}")
-               for k, a in enumerate(arrays)]
+        ins = [
+            gc.placeholder(gc.as_dtype(np.asarray(a).dtype), np.shape(a), name=f"in{k}")
+            for k, a in enumerate(arrays)
+        ]
         node = opdef.build(ins, dict(attrs))
         for t in node.outputs:
             g.add_to_collection("graphc.outputs", t)

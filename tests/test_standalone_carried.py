@@ -48,11 +48,17 @@ def test_every_registry_kernel_is_a_named_function_the_emitter_carries():
     --emit py carries each kernel by its source instead of keeping copies."""
     from graphc.ops.custom import register_op
     from graphc.ops.registry import REGISTRY
+
     user = register_op.__module__
     # the collectives call MPI: a generated module is one numpy process, it has no job to join
-    missing = [name for name, op in sorted(REGISTRY.items())
-               if getattr(op.numpy, "__module__", "") != user and not standalone.supports(op)
-               and not op.extra.get("collective") and name not in RUN_BODIES]
+    missing = [
+        name
+        for name, op in sorted(REGISTRY.items())
+        if getattr(op.numpy, "__module__", "") != user
+        and not standalone.supports(op)
+        and not op.extra.get("collective")
+        and name not in RUN_BODIES
+    ]
     assert missing == []
     for name, op in REGISTRY.items():
         k = op.numpy

@@ -20,8 +20,10 @@ def _feeds(example, rng):
         x = rng.normal(size=(24, 64)).astype(np.float32)
         return {"x": x, "labels": np.argmax(x[:, :10], axis=1).astype(np.int64)}
     if example == "two_layer.g":
-        return {"x": rng.normal(size=(8, 1000)).astype(np.float32),
-                "y": rng.normal(size=(8, 10)).astype(np.float32)}
+        return {
+            "x": rng.normal(size=(8, 1000)).astype(np.float32),
+            "y": rng.normal(size=(8, 10)).astype(np.float32),
+        }
     x = rng.normal(size=(17, 1)).astype(np.float32)
     return {"x": x, "y": 2 * x + 1}
 
@@ -59,8 +61,10 @@ def test_the_module_agrees_with_a_session_at_every_level(example, optimize):
 
 
 def _kernels(source):
-    return [int(n) for n in re.findall(r"^# (?:run: every output|train_step): (\d+) kernels",
-                                       source, re.M)]
+    return [
+        int(n)
+        for n in re.findall(r"^# (?:run: every output|train_step): (\d+) kernels", source, re.M)
+    ]
 
 
 def test_o0_and_o2_differ_as_their_plans_do():
@@ -68,22 +72,39 @@ def test_o0_and_o2_differ_as_their_plans_do():
     o0, o2 = emit_module(graph, optimize=0), emit_module(graph, optimize=2)
     assert o0 != o2
     clause = graph.get_collection(TRAIN_CLAUSES)[-1]
-    plans = {level: gc.compile([clause.loss, clause.op], graph=graph, optimize=level)
-             for level in (0, 2)}
+    plans = {
+        level: gc.compile([clause.loss, clause.op], graph=graph, optimize=level) for level in (0, 2)
+    }
     assert _kernels(o0)[-1] == plans[0].stats["kernels"]
     assert _kernels(o2)[-1] == plans[2].stats["kernels"] < plans[0].stats["kernels"]
-    assert _kernels(o2)[0] < _kernels(o0)[0]       # the run plan too
+    assert _kernels(o2)[0] < _kernels(o0)[0]  # the run plan too
 
 
 def test_the_cli_emits_the_plan_of_its_level(tmp_path):
     import subprocess
     import sys
+
     paths = {}
     for level in ("0", "2"):
         paths[level] = tmp_path / f"m{level}.py"
-        p = subprocess.run([sys.executable, "-m", "graphc.cli", "compile",
-                            str(EXAMPLES / "linear_regression.g"), "-O", level, "--emit", "py",
-                            "-o", str(paths[level])], capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "graphc.cli",
+                "compile",
+                str(EXAMPLES / "linear_regression.g"),
+                "-O",
+                level,
+                "--emit",
+                "py",
+                "-o",
+                str(paths[level]),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == 0, p.stderr
     o0, o2 = paths["0"].read_text(), paths["2"].read_text()
     assert "at -O0" in o0 and "at -O2" in o2 and _kernels(o0) != _kernels(o2)
@@ -92,8 +113,9 @@ def test_the_cli_emits_the_plan_of_its_level(tmp_path):
     for source in (o0, o2):
         ns = {}
         exec(compile(source, "m.py", "exec"), ns)  # our own source
-        results.append([ns["train_step"](feeds)["loss"] for _ in range(3)]
-                       + [ns["run"](feeds)["loss"]])
+        results.append(
+            [ns["train_step"](feeds)["loss"] for _ in range(3)] + [ns["run"](feeds)["loss"]]
+        )
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5)
 
 
@@ -113,6 +135,7 @@ def test_the_emitted_module_runs_its_plans_in_threads():
     feeds = _feeds("two_layer.g", np.random.default_rng(1))
     want = ns["run"](feeds)["pred"]
     from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(3) as pool:
         got = list(pool.map(lambda _: ns["run"](feeds)["pred"], range(6)))
     for g in got:

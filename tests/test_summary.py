@@ -15,8 +15,7 @@ def fresh_graph():
 
 
 def _read(logdir):
-    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "histograms": 0,
-                                                       "tensors": 0})
+    acc = EventAccumulator(str(logdir), size_guidance={"scalars": 0, "histograms": 0, "tensors": 0})
     acc.Reload()
     return acc
 
@@ -77,7 +76,7 @@ def test_text_summaries_and_python_side_scalars(tmp_path):
 def test_merge_all_is_none_without_summaries_and_merge_joins_them(tmp_path):
     assert gc.summary.merge_all() is None
     a = gc.summary.scalar("a", gc.constant(1.0))
-    b = gc.summary.scalar("b", gc.constant(2.0), collections=[])   # not in merge_all
+    b = gc.summary.scalar("b", gc.constant(2.0), collections=[])  # not in merge_all
     with gc.Session() as sess:
         only_a, both = sess.run([gc.summary.merge_all(), gc.summary.merge([a, b])])
     with gc.summary.FileWriter(tmp_path / "run") as writer:
@@ -104,8 +103,11 @@ def test_add_summary_rejects_what_is_not_a_summary(tmp_path):
 def test_a_writer_never_closed_still_reaches_the_disk_at_exit(tmp_path):
     import subprocess
     import sys
-    code = ("import graphc as gc, sys\n"
-            "w = gc.summary.FileWriter(sys.argv[1])\n"
-            "w.add_scalar('loss', 0.25, 9)\n")       # no flush, no close: TF 1.x tutorials
+
+    code = (
+        "import graphc as gc, sys\n"
+        "w = gc.summary.FileWriter(sys.argv[1])\n"
+        "w.add_scalar('loss', 0.25, 9)\n"
+    )  # no flush, no close: TF 1.x tutorials
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
     assert [(e.step, e.value) for e in _read(tmp_path).Scalars("loss")] == [(9, 0.25)]

@@ -60,7 +60,7 @@ def _reference_steps(name, grads):
         elif name == "adam":
             m = 0.9 * m + 0.1 * g
             v = 0.999 * v + 0.001 * g * g
-            w = w - 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m / (np.sqrt(v) + 1e-8)
+            w = w - 0.1 * np.sqrt(1 - 0.999**t) / (1 - 0.9**t) * m / (np.sqrt(v) + 1e-8)
         elif name == "adagrad":
             acc = acc + g * g
             w = w - 0.5 * g / np.sqrt(acc)
@@ -129,8 +129,9 @@ def test_mlp_classifier_with_layers_batches_and_sparse_cross_entropy():
     train = gc.train.AdamOptimizer(0.01).minimize(loss)
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
-        for xb, yb in gc.data.batches(data[:1000], labels[:1000], batch_size=50, shuffle=True,
-                                      seed=0, epochs=5):
+        for xb, yb in gc.data.batches(
+            data[:1000], labels[:1000], batch_size=50, shuffle=True, seed=0, epochs=5
+        ):
             sess.run(train, {x: xb, y: yb})
         acc = sess.run(accuracy, {x: data[1000:], y: labels[1000:]})
     assert acc > 0.9
@@ -163,7 +164,7 @@ def test_compute_and_apply_gradients_with_clipping():
         g0, n0 = sess.run([grads[0], norm])
         sess.run(train)
         np.testing.assert_allclose(n0, np.linalg.norm(g0))
-        np.testing.assert_allclose(sess.run(w), -g0 / n0)        # a step of length exactly 1
+        np.testing.assert_allclose(sess.run(w), -g0 / n0)  # a step of length exactly 1
 
 
 def test_clip_by_global_norm_leaves_small_gradients_alone():
@@ -235,12 +236,11 @@ def test_apply_gradients_takes_gradients_fed_through_placeholders(optimize):
     w = gc.Variable(np.array([[1.0], [2.0]], np.float32))
     loss = gc.reduce_sum(gc.square(x @ w))
     opt = gc.train.GradientDescentOptimizer(0.1)
-    (grad, var), = opt.compute_gradients(loss, var_list=[w])
+    ((grad, var),) = opt.compute_gradients(loss, var_list=[w])
     fed = gc.placeholder(gc.float32, (2, 1))
     apply = opt.apply_gradients([(fed, var)])
     with gc.Session(optimize=optimize) as sess:
         sess.run(gc.global_variables_initializer())
         g = sess.run(grad, {x: np.ones((3, 2), np.float32)})
         sess.run(apply, {fed: g * 0.5})
-        np.testing.assert_allclose(sess.run(w), np.array([[1.0], [2.0]]) - 0.1 * 0.5 * g,
-                                   rtol=1e-6)
+        np.testing.assert_allclose(sess.run(w), np.array([[1.0], [2.0]]) - 0.1 * 0.5 * g, rtol=1e-6)

@@ -42,14 +42,13 @@ def test_a_user_pass_changes_the_result_and_is_named_in_stats_and_report(optimiz
     with gc.Session(optimize=optimize, passes=[relu_to_identity]) as sess:
         changed = sess.run(y, {x: X})
     np.testing.assert_allclose(plain, np.maximum(X * 2, 0) - 1)
-    np.testing.assert_allclose(changed, X * 2 - 1)          # the relu is gone
+    np.testing.assert_allclose(changed, X * 2 - 1)  # the relu is gone
     plan = gc.compile(y, feed_shapes={x: (2, 3)}, optimize=optimize, passes=[relu_to_identity])
     names = [name for name, _, _ in plan.stats["passes"]]
     assert "relu_to_identity" in names
     assert names.index("relu_to_identity") < names.index("memory")
     if optimize == 2:
-        assert names.index("prune_again") < names.index("relu_to_identity") < names.index(
-            "fusion")
+        assert names.index("prune_again") < names.index("relu_to_identity") < names.index("fusion")
     assert "relu_to_identity" in plan.report()
     assert all(s.op.name != "maximum" for s in plan.steps)
 
@@ -60,16 +59,17 @@ def test_a_rewrite_that_keeps_the_value_changes_the_plan_and_not_the_result():
     after = gc.compile(y, feed_shapes={x: (2, 3)}, optimize=1, passes=[double_to_add])
     assert [s.op.name for s in before.steps] == ["multiply", "maximum", "subtract"]
     assert [s.op.name for s in after.steps] == ["add", "maximum", "subtract"]
-    name, n_before, n_after = after.stats["passes"][[p[0] for p in after.stats["passes"]].index(
-        "double_to_add")]
-    assert n_after < n_before                                # the multiply and its 2 are gone
+    name, n_before, n_after = after.stats["passes"][
+        [p[0] for p in after.stats["passes"]].index("double_to_add")
+    ]
+    assert n_after < n_before  # the multiply and its 2 are gone
     with gc.Session(passes=[double_to_add]) as sess:
         np.testing.assert_allclose(sess.run(y, {x: X}), np.maximum(X * 2, 0) - 1)
 
 
 def test_the_pass_sees_a_multidigraph_with_typed_nodes_and_positional_edges():
     x = gc.placeholder(gc.float32, (None, 3))
-    y = gc.subtract(gc.exp(x), x)          # subtract(exp(x), x): x is read at position 1
+    y = gc.subtract(gc.exp(x), x)  # subtract(exp(x), x): x is read at position 1
     seen = {}
 
     def look(g):
@@ -84,7 +84,7 @@ def test_the_pass_sees_a_multidigraph_with_typed_nodes_and_positional_edges():
     gc.compile(y, feed_shapes={x: (4, 3)}, optimize=0, passes=[look])
     assert issubclass(seen["type"], nx.MultiDiGraph)
     assert seen["data"]["op"] == "subtract" and seen["data"]["dtype"] == gc.float32
-    assert seen["data"]["shape"] == (4, 3)                   # the fed shape, made concrete
+    assert seen["data"]["shape"] == (4, 3)  # the fed shape, made concrete
     assert seen["data"]["locations"][0].startswith(__file__)
     assert seen["keys"] == [0, 1] and seen["inputs"] == ["exp", "feed"]
 
@@ -104,7 +104,7 @@ def test_a_pass_may_return_another_graph():
 def test_verify_names_a_user_pass_that_wires_an_input_of_another_shape(monkeypatch):
     monkeypatch.setenv("GRAPHC_VERIFY", "1")
     x = gc.placeholder(gc.float32, (2, 3))
-    s = gc.reduce_sum(x, axis=1)                            # (2,)
+    s = gc.reduce_sum(x, axis=1)  # (2,)
     y = gc.exp(x) + 1.0
 
     def broken(g):
@@ -162,9 +162,15 @@ def test_the_custom_pass_example_shows_the_plan_change():
     import pathlib
     import subprocess
     import sys
+
     root = pathlib.Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, str(root / "examples" / "custom_pass.py")],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "custom_pass.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     first, second = out.split("--- passes=['double_to_add']")
     assert "0  multiply ('multiply')" in first and "double_to_add" not in first
     assert "0  add ('multiply')" in second and "double_to_add      4 -> 3" in second

@@ -19,8 +19,9 @@ import graphc.compat.v1 as tf
 def test_sparse_softmax_label_out_of_range_raises_at_run_time_naming_the_line():
     logits = tf.placeholder(tf.float32, [None, 3])
     labels = tf.placeholder(tf.int32, [None])
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels,
-                                                                         logits=logits))
+    loss = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
     with tf.Session() as sess:
         ok = sess.run(loss, {logits: np.zeros((2, 3)), labels: [0, 2]})
         assert abs(ok - math.log(3)) < 1e-6
@@ -34,28 +35,41 @@ def test_sparse_softmax_label_out_of_range_raises_at_run_time_naming_the_line():
 def test_gc_sparse_softmax_and_the_tf_losses_check_labels_too():
     logits = gc.constant(np.zeros((2, 4), np.float32))
     with pytest.raises(gc.GraphcError, match="outside the valid range"):
-        gc.Session().run(gc.sparse_softmax_cross_entropy_with_logits(labels=[1, 4],
-                                                                     logits=logits))
+        gc.Session().run(gc.sparse_softmax_cross_entropy_with_logits(labels=[1, 4], logits=logits))
     with pytest.raises(gc.GraphcError, match="outside the valid range"):
         tf.Session().run(tf.losses.sparse_softmax_cross_entropy(labels=[7, 0], logits=logits))
 
 
-@pytest.mark.parametrize("call,wrong,right", [
-    (lambda x: gc.layers.dense(x, 3, activaton=gc.relu), "activaton", "activation"),
-    (lambda x: gc.layers.dropout(x, rate=.5, trainng=True), "trainng", "training"),
-    (lambda x: gc.train.Saver(max_to_kep=1), "max_to_kep", "max_to_keep"),
-    (lambda x: gc.layers.Dense(3, activaton=gc.relu), "activaton", "activation"),
-    (lambda x: gc.layers.batch_norm(x, trainig=True), "trainig", "training"),
-    (lambda x: gc.layers.conv2d(gc.reshape(x, [-1, 2, 2, 1]), 2, 2, paddng="same"), "paddng",
-     "padding"),
-    (lambda x: tf.layers.dense(x, 3, activaton=tf.nn.relu), "activaton", "activation"),
-    (lambda x: tf.layers.dropout(x, rate=.5, trainng=True), "trainng", "training"),
-    (lambda x: tf.layers.Dense(3, kernel_initialiser=None), "kernel_initialiser",
-     "kernel_initializer"),
-    (lambda x: tf.train.Saver(max_to_kep=1), "max_to_kep", "max_to_keep"),
-    (lambda x: tf.train.AdamOptimizer(0.1).minimize(tf.reduce_sum(tf.Variable([1.0])),
-                                                    var_lst=None), "var_lst", "var_list"),
-])
+@pytest.mark.parametrize(
+    "call,wrong,right",
+    [
+        (lambda x: gc.layers.dense(x, 3, activaton=gc.relu), "activaton", "activation"),
+        (lambda x: gc.layers.dropout(x, rate=0.5, trainng=True), "trainng", "training"),
+        (lambda x: gc.train.Saver(max_to_kep=1), "max_to_kep", "max_to_keep"),
+        (lambda x: gc.layers.Dense(3, activaton=gc.relu), "activaton", "activation"),
+        (lambda x: gc.layers.batch_norm(x, trainig=True), "trainig", "training"),
+        (
+            lambda x: gc.layers.conv2d(gc.reshape(x, [-1, 2, 2, 1]), 2, 2, paddng="same"),
+            "paddng",
+            "padding",
+        ),
+        (lambda x: tf.layers.dense(x, 3, activaton=tf.nn.relu), "activaton", "activation"),
+        (lambda x: tf.layers.dropout(x, rate=0.5, trainng=True), "trainng", "training"),
+        (
+            lambda x: tf.layers.Dense(3, kernel_initialiser=None),
+            "kernel_initialiser",
+            "kernel_initializer",
+        ),
+        (lambda x: tf.train.Saver(max_to_kep=1), "max_to_kep", "max_to_keep"),
+        (
+            lambda x: tf.train.AdamOptimizer(0.1).minimize(
+                tf.reduce_sum(tf.Variable([1.0])), var_lst=None
+            ),
+            "var_lst",
+            "var_list",
+        ),
+    ],
+)
 def test_misspelled_keyword_arguments_raise_with_did_you_mean(call, wrong, right):
     x = gc.placeholder(gc.float32, [None, 4])
     with pytest.raises(gc.ArgumentError, match=f"'{wrong}'.*did you mean '{right}'") as e:
@@ -123,12 +137,13 @@ def test_np_asarray_of_a_tensor_raises_like_bool():
         np.asarray(t)
     with pytest.raises(gc.DefineAndRunError):
         bool(t)
-    assert isinstance(np.ones(2) * t, gc.Tensor)     # numpy operands still defer to graphc
+    assert isinstance(np.ones(2) * t, gc.Tensor)  # numpy operands still defer to graphc
 
 
 def test_print_sequential_shows_its_layers():
-    model = gc.layers.Sequential([gc.layers.Dense(8, activation=gc.relu),
-                                  gc.layers.Dropout(0.5), gc.layers.Dense(3)])
+    model = gc.layers.Sequential(
+        [gc.layers.Dense(8, activation=gc.relu), gc.layers.Dropout(0.5), gc.layers.Dense(3)]
+    )
     assert "dense (Dense)" in repr(model) and "(not built)" in repr(model)
     model(gc.placeholder(gc.float32, [None, 4]))
     text = str(model)
@@ -138,24 +153,37 @@ def test_print_sequential_shows_its_layers():
 
 def test_random_draws_of_a_run_time_shape_and_the_like_functions():
     x = gc.placeholder(gc.float32, [None, 3])
-    outs = [gc.random_normal(gc.shape(x)), gc.random_uniform(gc.shape(x), seed=1),
-            gc.truncated_normal(gc.shape(x)), gc.random_normal_like(x, stddev=2.0),
-            gc.random_uniform_like(x, -1, 1), gc.empty([2, 3]), gc.empty([2], gc.int32)]
+    outs = [
+        gc.random_normal(gc.shape(x)),
+        gc.random_uniform(gc.shape(x), seed=1),
+        gc.truncated_normal(gc.shape(x)),
+        gc.random_normal_like(x, stddev=2.0),
+        gc.random_uniform_like(x, -1, 1),
+        gc.empty([2, 3]),
+        gc.empty([2], gc.int32),
+    ]
     got = gc.Session().run(outs, {x: np.zeros((4, 3))})
     assert [g.shape for g in got] == [(4, 3)] * 5 + [(2, 3), (2,)]
     assert got[-1].dtype == np.int32 and np.abs(got[4]).max() <= 1
 
 
 def test_version_flag():
-    p = subprocess.run([sys.executable, "-m", "graphc", "--version"], capture_output=True,
-                       text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "graphc", "--version"], capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0 and p.stdout.strip() == f"graphc {gc.__version__}"
 
 
 def test_erf_and_gelu_are_accurate_to_float64_rounding():
     from graphc.ops.elementwise import _erf
-    xs = np.concatenate([np.linspace(-7, 7, 140001), np.linspace(-40, 40, 4001),
-                         [0.0, -0.0, 1e-300, -1e-12, 0.5, 1.0, -1.0, 5.9, 6.0, np.inf, -np.inf]])
+
+    xs = np.concatenate(
+        [
+            np.linspace(-7, 7, 140001),
+            np.linspace(-40, 40, 4001),
+            [0.0, -0.0, 1e-300, -1e-12, 0.5, 1.0, -1.0, 5.9, 6.0, np.inf, -np.inf],
+        ]
+    )
     want = np.array([math.erf(v) for v in xs])
     got = _erf(xs)
     ulps = np.abs(got - want) / np.maximum(np.spacing(np.abs(want)), 5e-324)
@@ -170,10 +198,13 @@ def test_erf_and_gelu_are_accurate_to_float64_rounding():
 
 def test_cli_missing_feed_hint_names_the_flag(tmp_path):
     model = tmp_path / "m.g"
-    model.write_text("model m {\n  input x : f32[N, 2]\n  y = reduce_sum(x * 2.0)\n"
-                     "  output y\n}\n")
-    p = subprocess.run([sys.executable, "-m", "graphc", "run", str(model), "--fetch", "y"],
-                       capture_output=True, text=True, timeout=120)
+    model.write_text("model m {\n  input x : f32[N, 2]\n  y = reduce_sum(x * 2.0)\n  output y\n}\n")
+    p = subprocess.run(
+        [sys.executable, "-m", "graphc", "run", str(model), "--fetch", "y"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert p.returncode == 1 and "Pass --feed x=FILE" in p.stderr
     assert "feed_dict" not in p.stderr
 
@@ -182,6 +213,7 @@ def test_the_shipped_g_examples_are_in_canonical_layout():
     from pathlib import Path
 
     from graphc.frontend.fmt import format_source
+
     examples = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.g"))
     assert len(examples) >= 3
     for path in examples:
@@ -191,8 +223,13 @@ def test_the_shipped_g_examples_are_in_canonical_layout():
 
 def test_fmt_keeps_grouped_definitions_and_the_header_comment_apart():
     from graphc.frontend.fmt import format_source
-    src = ("# header\n#\n\nconst A = 1  # one\nconst B = 2\n\nfn f(x) = x * A\n"
-           "model m {\n  input x : f32[3]\n  y = f(x) + B\n  output y\n}\n")
-    want = ("# header\n#\n\nconst A = 1  # one\nconst B = 2\n\nfn f(x) = x * A\n\n"
-            "model m {\n  input x : f32[3]\n  y = f(x) + B\n  output y\n}\n")
+
+    src = (
+        "# header\n#\n\nconst A = 1  # one\nconst B = 2\n\nfn f(x) = x * A\n"
+        "model m {\n  input x : f32[3]\n  y = f(x) + B\n  output y\n}\n"
+    )
+    want = (
+        "# header\n#\n\nconst A = 1  # one\nconst B = 2\n\nfn f(x) = x * A\n\n"
+        "model m {\n  input x : f32[3]\n  y = f(x) + B\n  output y\n}\n"
+    )
     assert format_source(src) == want and format_source(want) == want

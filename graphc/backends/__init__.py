@@ -60,9 +60,10 @@ class Request:
     per-kernel check of ``diagnostics.check_kernel``, or None), ``plan()`` — the compiled
     Plan for this backend (the session's ``gc.compile`` call, made on demand) — and the
     user ``passes`` that plan runs (a backend that interprets instead would skip them)."""
+
     fetch_tensors: tuple
     fetch_ops: tuple
-    feeds: dict                        # fed Tensor -> (shape, numpy dtype)
+    feeds: dict  # fed Tensor -> (shape, numpy dtype)
     optimize: int
     check: Callable | None
     plan: Callable[[], object]
@@ -79,6 +80,7 @@ class Backend:
     """A registered backend. ``factory(request) -> Executable``; ``tile_elems``: the element
     count of the tiles fused groups loop over (a CPU cache concern; None: one pass over the
     whole loop, as a GPU kernel does), which ``gc.compile`` plans with."""
+
     name: str
     factory: Callable | str
     tile_elems: int | None = None
@@ -86,7 +88,7 @@ class Backend:
 
     def executable(self, request: Request) -> Executable:
         factory = self.factory
-        if isinstance(factory, str):            # "package.module:attribute", imported lazily
+        if isinstance(factory, str):  # "package.module:attribute", imported lazily
             module, _, attr = factory.partition(":")
             factory = getattr(importlib.import_module(module), attr)
         return factory(request)
@@ -95,16 +97,19 @@ class Backend:
 _BACKENDS: dict[str, Backend] = {}
 
 
-def register_backend(name: str, factory, *, tile_elems: int | None = None, doc: str = "",
-                     replace: bool = False) -> Backend:
+def register_backend(
+    name: str, factory, *, tile_elems: int | None = None, doc: str = "", replace: bool = False
+) -> Backend:
     """Make ``name`` a backend for ``Session(backend=name)``, ``gc.compile(...,
     backend=name)`` and ``graphc … --backend name``. ``factory(request) -> Executable`` (a
     callable, or a ``"module:attribute"`` string imported on first use)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise GraphcError(f"a backend name is an identifier, got {name!r}")
     if name in _BACKENDS and not replace:
-        raise GraphcError(f"a backend named {name!r} is already registered "
-                          "(register_backend(..., replace=True) replaces it)")
+        raise GraphcError(
+            f"a backend named {name!r} is already registered "
+            "(register_backend(..., replace=True) replaces it)"
+        )
     backend = Backend(name, factory, tile_elems, doc)
     _BACKENDS[name] = backend
     return backend
@@ -119,8 +124,10 @@ def get_backend(name: str) -> Backend:
     try:
         return _BACKENDS[name]
     except (KeyError, TypeError):
-        raise GraphcError(f"unknown backend {name!r}; choose one of "
-                          f"{', '.join(available_backends())}", user_location()) from None
+        raise GraphcError(
+            f"unknown backend {name!r}; choose one of {', '.join(available_backends())}",
+            user_location(),
+        ) from None
 
 
 def available_backends() -> tuple:
@@ -129,12 +136,29 @@ def available_backends() -> tuple:
 
 
 # The built-in backends: one line each.
-register_backend("numpy", "graphc.backends.numpy_backend:executable", tile_elems=TILE_ELEMS,
-                 doc="generated numpy code from the plan; optimize=0 interprets")
-register_backend("cupy", "graphc.backends.cupy_backend:executable",
-                 doc="CUDA kernels and cuBLAS through cupy, at every optimize level")
-register_backend("reference", "graphc.backends.reference:executable",
-                 doc="the reference interpreter: each op's numpy kernel, in graph order")
+register_backend(
+    "numpy",
+    "graphc.backends.numpy_backend:executable",
+    tile_elems=TILE_ELEMS,
+    doc="generated numpy code from the plan; optimize=0 interprets",
+)
+register_backend(
+    "cupy",
+    "graphc.backends.cupy_backend:executable",
+    doc="CUDA kernels and cuBLAS through cupy, at every optimize level",
+)
+register_backend(
+    "reference",
+    "graphc.backends.reference:executable",
+    doc="the reference interpreter: each op's numpy kernel, in graph order",
+)
 
-__all__ = ["Backend", "Executable", "Request", "available_backends", "get_backend",
-           "register_backend", "unregister_backend"]
+__all__ = [
+    "Backend",
+    "Executable",
+    "Request",
+    "available_backends",
+    "get_backend",
+    "register_backend",
+    "unregister_backend",
+]

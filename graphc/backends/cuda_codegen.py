@@ -37,12 +37,20 @@ from ..ir.graph import Graph
 from ..ops.registry import REGISTRY
 from ..ops.sources import placeholder
 
-BLOCK = 256                 # threads per block; the reduction's shared buffer has this size
-MAX_GRID = 65535            # grid-stride loops cover the rest
+BLOCK = 256  # threads per block; the reduction's shared buffer has this size
+MAX_GRID = 65535  # grid-stride loops cover the rest
 
-C_TYPES = {D.float16: "unsigned short", D.float32: "float", D.float64: "double",
-           D.int8: "signed char", D.int16: "short", D.int32: "int", D.int64: "long long",
-           D.uint8: "unsigned char", D.bool_: "bool"}
+C_TYPES = {
+    D.float16: "unsigned short",
+    D.float32: "float",
+    D.float64: "double",
+    D.int8: "signed char",
+    D.int16: "short",
+    D.int32: "int",
+    D.int64: "long long",
+    D.uint8: "unsigned char",
+    D.bool_: "bool",
+}
 
 # Helpers every kernel may use. NVRTC has no headers, so half conversions are the PTX
 # instructions cuda_fp16.h itself wraps; the host harness defines the same names in C++.
@@ -82,9 +90,11 @@ def accumulator_dtype(op, dtype: D.DType) -> D.DType:
 
 # --- the description of a group ---------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Step:
     """One elementwise op: ``args`` are value ids (group inputs first, then steps in order)."""
+
     op: object
     args: tuple[int, ...]
     dtype: D.DType
@@ -94,6 +104,7 @@ class Step:
 @dataclass(frozen=True)
 class Reduction:
     """The group's final reduction of value ``arg`` over ``axes`` of the group's full shape."""
+
     op: object
     arg: int
     axes: tuple[int, ...]
@@ -104,9 +115,10 @@ class Group:
     """What one kernel computes: value ids ``0..len(inputs)-1`` are the inputs (by dtype),
     then one per step; an elementwise group writes ``outputs``, a reduction group its
     ``reduction``. Shapes are not part of it: they arrive as launch arguments."""
+
     inputs: tuple[D.DType, ...]
     steps: tuple[Step, ...]
-    outputs: tuple[int, ...] = ()          # value ids an elementwise group writes out
+    outputs: tuple[int, ...] = ()  # value ids an elementwise group writes out
     reduction: Reduction | None = None
 
     def dtype_of(self, value: int) -> D.DType:
@@ -128,32 +140,46 @@ def group_from_nodes(nodes, outputs):
                 inputs.append(t)
         if node.op.kind == "reduction":
             if k != len(nodes) - 1 or not node.op.extra.get("c_combine"):
-                raise UnimplementedError(f"cannot generate CUDA for {node.describe()}: only one "
-                                         "final sum/mean/max/min/prod reduction per group")
+                raise UnimplementedError(
+                    f"cannot generate CUDA for {node.describe()}: only one "
+                    "final sum/mean/max/min/prod reduction per group"
+                )
             reduction = (node, node.inputs[0])
             continue
         if node.op.kind != "elementwise" or node.op.expr is None:
-            raise UnimplementedError(f"cannot generate CUDA for {node.describe()}: not an "
-                                     "elementwise op with a scalar expression")
+            raise UnimplementedError(
+                f"cannot generate CUDA for {node.describe()}: not an "
+                "elementwise op with a scalar expression"
+            )
         steps.append((node, tuple(node.inputs)))
-        ids[node.outputs[0]] = None                  # numbered once all inputs are known
+        ids[node.outputs[0]] = None  # numbered once all inputs are known
     n_in = len(inputs)
     for k, (node, _) in enumerate(steps):
         ids[node.outputs[0]] = n_in + k
     group_steps = tuple(
-        Step(node.op, tuple(ids[t] for t in args), node.outputs[0].dtype,
-             tuple(sorted(node.attrs.items(), key=lambda kv: kv[0])))
-        for node, args in steps)
+        Step(
+            node.op,
+            tuple(ids[t] for t in args),
+            node.outputs[0].dtype,
+            tuple(sorted(node.attrs.items(), key=lambda kv: kv[0])),
+        )
+        for node, args in steps
+    )
     red = None
     if reduction is not None:
         node, arg = reduction
         red = Reduction(node.op, ids[arg], tuple(node.attrs["axis"]))
-    group = Group(tuple(t.dtype for t in inputs), group_steps,
-                  () if red else tuple(ids[t] for t in outputs), red)
+    group = Group(
+        tuple(t.dtype for t in inputs),
+        group_steps,
+        () if red else tuple(ids[t] for t in outputs),
+        red,
+    )
     return group, inputs
 
 
 # --- indexing: how each input is read -----------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Indexing:
@@ -162,6 +188,7 @@ class Indexing:
     ``modes[k]`` is how input k is read; ``dims`` the collapsed index space (kept axes then
     reduced axes) and ``strides[k]`` (element strides over ``dims``, 0 where broadcast) for
     the strided inputs; ``rows x cols`` the reduction view (``cols == 1`` without one)."""
+
     modes: tuple[str, ...]
     dims: tuple[int, ...]
     strides: tuple[tuple[int, ...], ...]
@@ -188,7 +215,7 @@ def plan_indexing(full_shape, input_shapes, reduce_axes=()) -> Indexing:
     reduce_axes = tuple(sorted(a % rank for a in reduce_axes)) if rank else ()
     perm = [a for a in range(rank) if a not in reduce_axes] + list(reduce_axes)
     dims = [full_shape[a] for a in perm]
-    split = rank - len(reduce_axes)              # dims[:split] are kept, dims[split:] reduced
+    split = rank - len(reduce_axes)  # dims[:split] are kept, dims[split:] reduced
     rows = math.prod(dims[:split])
     cols = math.prod(dims[split:])
     trailing = perm == list(range(rank))
@@ -210,8 +237,13 @@ def plan_indexing(full_shape, input_shapes, reduce_axes=()) -> Indexing:
     out_dims, out_strides, out_seg = [], [[] for _ in all_strides], []
     for j in keep:
         seg = j < split
-        if out_dims and out_seg[-1] == seg and all(
-                s[-1] == st[j] * dims[j] for s, st in zip(out_strides, all_strides, strict=True)):
+        if (
+            out_dims
+            and out_seg[-1] == seg
+            and all(
+                s[-1] == st[j] * dims[j] for s, st in zip(out_strides, all_strides, strict=True)
+            )
+        ):
             out_dims[-1] *= dims[j]
             for s, st in zip(out_strides, all_strides, strict=True):
                 s[-1] = st[j]
@@ -220,21 +252,22 @@ def plan_indexing(full_shape, input_shapes, reduce_axes=()) -> Indexing:
         out_seg.append(seg)
         for s, st in zip(out_strides, all_strides, strict=True):
             s.append(st[j])
-    return Indexing(tuple(modes), tuple(out_dims), tuple(tuple(s) for s in out_strides),
-                    rows, cols)
+    return Indexing(tuple(modes), tuple(out_dims), tuple(tuple(s) for s in out_strides), rows, cols)
 
 
 # --- generated source --------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Kernel:
     """One generated ``__global__`` function. ``params`` are ``(C type, name)`` in order;
     ``source`` is what NVRTC compiles; ``body`` is the function alone (many kernels can share
     one module: the compile checks and the host harness put them in one file)."""
+
     name: str
     body: str
     params: tuple[tuple[str, str], ...]
-    kind: str                                   # "elementwise" | "reduce"
+    kind: str  # "elementwise" | "reduce"
     out_dtypes: tuple[D.DType, ...] = field(default=())
 
     @property
@@ -271,9 +304,12 @@ def _render(group: Group, modes, rank, index="i"):
     for k, step in enumerate(group.steps):
         # {F} follows the floating operand (where's bool condition is not arithmetic)
         floats = [group.dtype_of(a) for a in step.args if group.dtype_of(a).is_floating]
-        expr = step.op.expr.format(*(f"v{a}" for a in step.args), T=compute_type(step.dtype),
-                                   F=float_type(floats[0]) if floats else "double")
-        if step.dtype is D.float16:        # round to half after every op, as numpy does
+        expr = step.op.expr.format(
+            *(f"v{a}" for a in step.args),
+            T=compute_type(step.dtype),
+            F=float_type(floats[0]) if floats else "double",
+        )
+        if step.dtype is D.float16:  # round to half after every op, as numpy does
             expr = f"gc_h2f(gc_f2h({expr}))"
         lines.append(f"const {compute_type(step.dtype)} v{n_in + k} = {expr};")
     return lines
@@ -306,20 +342,27 @@ def elementwise_kernel(group: Group, modes, rank) -> Kernel:
     if group.reduction is not None:
         raise ValueError("elementwise_kernel: the group ends in a reduction")
     out_dtypes = tuple(group.dtype_of(v) for v in group.outputs)
-    params = _pointer_params(group, out_dtypes) + [("long long", "n")] + \
-        _index_params(group, modes, rank)
-    loop = ["for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
-            "     i += (long long)blockDim.x * gridDim.x) {"]
+    params = (
+        _pointer_params(group, out_dtypes)
+        + [("long long", "n")]
+        + _index_params(group, modes, rank)
+    )
+    loop = [
+        "for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;",
+        "     i += (long long)blockDim.x * gridDim.x) {",
+    ]
     inner = _render(group, modes, rank)
-    inner += [f"out{k}[i] = {_store(d, f'v{v}')};"
-              for k, (v, d) in enumerate(zip(group.outputs, out_dtypes, strict=True))]
+    inner += [
+        f"out{k}[i] = {_store(d, f'v{v}')};"
+        for k, (v, d) in enumerate(zip(group.outputs, out_dtypes, strict=True))
+    ]
     lines = loop + ["  " + ln for ln in inner] + ["}"]
     name, body = _function("ew", params, lines)
     return Kernel(name, body, tuple(params), "elementwise", out_dtypes)
 
 
 def _c_literal(dtype, value):
-    if dtype is D.int64 and value < 0:                  # no negative literal fits: C's trick
+    if dtype is D.int64 and value < 0:  # no negative literal fits: C's trick
         return f"({value + 1}LL - 1)"
     return f"{value}LL" if dtype is D.int64 else str(value)
 
@@ -385,10 +428,12 @@ def reduction_kernel(group: Group, modes, rank, *, out_dtype=None, finalize=True
 
 # --- launching ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Launch:
     """One kernel launch: grid ``(x, y)``, block size, and the scalar arguments that follow
     the pointers (sizes, dims, strides) in ``kernel.params`` order."""
+
     kernel: Kernel
     grid: tuple[int, int]
     block: int
@@ -415,8 +460,15 @@ def _block_for(cols, block):
     return min(b, block)
 
 
-def reduction_plan(group: Group, full_shape, input_shapes, block=BLOCK, max_grid=MAX_GRID,
-                   min_rows_per_pass=128, cols_per_thread=8):
+def reduction_plan(
+    group: Group,
+    full_shape,
+    input_shapes,
+    block=BLOCK,
+    max_grid=MAX_GRID,
+    min_rows_per_pass=128,
+    cols_per_thread=8,
+):
     """One or two Launches for a group ending in a reduction.
 
     Many rows: one block per row (grid-stride over rows). Few long rows: each row is split
@@ -441,9 +493,14 @@ def reduction_plan(group: Group, full_shape, input_shapes, block=BLOCK, max_grid
     # the second pass accumulates in `acc` too, then writes the reduction's dtype
     second = reduction_kernel(second_group, ("flat",), 0, out_dtype=group.dtype_of(red.arg))
     b2 = _block_for(splits, block)
-    return ([Launch(first, (grid_x, splits), b, (rows, cols) + _index_scalars(ix)),
-             Launch(second, (grid_x, 1), b2, (rows, splits) + count)],
-            (rows, splits), acc)
+    return (
+        [
+            Launch(first, (grid_x, splits), b, (rows, cols) + _index_scalars(ix)),
+            Launch(second, (grid_x, 1), b2, (rows, splits) + count),
+        ],
+        (rows, splits),
+        acc,
+    )
 
 
 def module_source(kernels) -> str:
@@ -455,6 +512,7 @@ def module_source(kernels) -> str:
 
 
 # --- what the generator must handle ----------------------------------------------------------
+
 
 def single_op_group(op, input_dtypes, out_dtype, attrs=None) -> Group:
     """The Group of one elementwise op applied to fresh inputs (an unfused node)."""
@@ -476,8 +534,9 @@ def registry_signatures():
                 continue
             arity = 1 + max(int(k) for k in re.findall(r"\{(\d+)\}", op.expr))
             attr_sets = [{"dtype": d} for d in D.ALL] if "{T}" in op.expr else [{}]
-            candidates = {(d,) * arity for d in D.ALL} | {(D.bool_,) + (d,) * (arity - 1)
-                                                          for d in D.ALL}
+            candidates = {(d,) * arity for d in D.ALL} | {
+                (D.bool_,) + (d,) * (arity - 1) for d in D.ALL
+            }
             for dtypes in sorted(candidates, key=lambda ds: [d.name for d in ds]):
                 for attrs in attr_sets:
                     ins = [placeholder(d, (2,)) for d in dtypes]

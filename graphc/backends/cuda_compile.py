@@ -24,7 +24,7 @@ class CompileResult:
     ok: bool
     log: str
     cubin_bytes: int = 0
-    cubin: bytes = b""          # the code itself, when the caller asked to keep it
+    cubin: bytes = b""  # the code itself, when the caller asked to keep it
 
 
 def _nvrtc_candidates():
@@ -71,16 +71,18 @@ FAST = "--Ofast-compile=max"
 IEEE = ("-ftz=false", "-prec-div=true", "-prec-sqrt=true")
 
 
-def nvrtc_compile(source: str, arch: str, name="graphc_kernels.cu", fast=True,
-                  options=(), keep=False) -> CompileResult:
+def nvrtc_compile(
+    source: str, arch: str, name="graphc_kernels.cu", fast=True, options=(), keep=False
+) -> CompileResult:
     """Compile ``source`` with NVRTC to a cubin for ``arch`` (e.g. ``"sm_90"``); ``options``
     are added to the command line, ``keep`` returns the cubin's bytes too."""
     lib = nvrtc()
     if lib is None:
         raise RuntimeError("NVRTC not found (pip install nvidia-cuda-nvrtc)")
     prog = ctypes.c_void_p()
-    status = lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(),
-                                    0, None, None)
+    status = lib.nvrtcCreateProgram(
+        ctypes.byref(prog), source.encode(), name.encode(), 0, None, None
+    )
     if status != 0:
         raise RuntimeError(f"nvrtcCreateProgram failed with status {status}")
     try:
@@ -102,8 +104,9 @@ def nvrtc_compile(source: str, arch: str, name="graphc_kernels.cu", fast=True,
                 buf = ctypes.create_string_buffer(cubin)
                 lib.nvrtcGetCUBIN(prog, buf)
                 code = buf.raw
-        return CompileResult(status == 0 and cubin > 0, log.value.decode(errors="replace"), cubin,
-                             code)
+        return CompileResult(
+            status == 0 and cubin > 0, log.value.decode(errors="replace"), cubin, code
+        )
     finally:
         lib.nvrtcDestroyProgram(ctypes.byref(prog))
 

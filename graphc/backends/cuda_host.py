@@ -30,11 +30,15 @@ def host_compiler():
 
 def _launcher(kernel: cg.Kernel) -> str:
     """``launch_<name>(grid_x, grid_y, block, args)``: unpacks ``void* args[]`` and runs it."""
-    unpack = ", ".join(f"*({ctype.replace('__restrict__', '').strip()}*)a[{k}]"
-                       for k, (ctype, _) in enumerate(kernel.params))
-    return (f"static void run_{kernel.name}(void** a) {{ {kernel.name}({unpack}); }}\n"
-            f'extern "C" void launch_{kernel.name}(unsigned gx, unsigned gy, unsigned b, '
-            f"void** a) {{ gc_host_launch(gx, gy, b, run_{kernel.name}, a); }}\n")
+    unpack = ", ".join(
+        f"*({ctype.replace('__restrict__', '').strip()}*)a[{k}]"
+        for k, (ctype, _) in enumerate(kernel.params)
+    )
+    return (
+        f"static void run_{kernel.name}(void** a) {{ {kernel.name}({unpack}); }}\n"
+        f'extern "C" void launch_{kernel.name}(unsigned gx, unsigned gy, unsigned b, '
+        f"void** a) {{ gc_host_launch(gx, gy, b, run_{kernel.name}, a); }}\n"
+    )
 
 
 class HostModule:
@@ -52,10 +56,26 @@ class HostModule:
             workdir = self._tmp.name
         src = Path(workdir) / "kernels.cu"
         lib = Path(workdir) / "kernels.so"
-        src.write_text(cg.module_source(kernels.values()) + "\n"
-                       + "\n".join(_launcher(k) for k in kernels.values()))
-        cmd = [compiler, "-std=c++20", "-O0", "-fPIC", "-shared", "-pthread",
-               "-include", str(SHIM), "-x", "c++", str(src), "-o", str(lib)]
+        src.write_text(
+            cg.module_source(kernels.values())
+            + "\n"
+            + "\n".join(_launcher(k) for k in kernels.values())
+        )
+        cmd = [
+            compiler,
+            "-std=c++20",
+            "-O0",
+            "-fPIC",
+            "-shared",
+            "-pthread",
+            "-include",
+            str(SHIM),
+            "-x",
+            "c++",
+            str(src),
+            "-o",
+            str(lib),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True)
         if done.returncode != 0:
             raise GraphcError(f"host compilation of generated kernels failed:\n{done.stderr}")
@@ -74,5 +94,9 @@ class HostModule:
         values += [ctypes.c_longlong(int(s)) for s in launch.scalars]
         argv = (ctypes.c_void_p * len(values))(*(ctypes.addressof(v) for v in values))
         fn = getattr(self._lib, f"launch_{kernel.name}")
-        fn(ctypes.c_uint(launch.grid[0]), ctypes.c_uint(launch.grid[1]),
-           ctypes.c_uint(launch.block), argv)
+        fn(
+            ctypes.c_uint(launch.grid[0]),
+            ctypes.c_uint(launch.grid[1]),
+            ctypes.c_uint(launch.block),
+            argv,
+        )

@@ -38,7 +38,8 @@ class KernelCompileError(Exception):
 
 def cache_dir() -> Path:
     root = os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "graphc")
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "graphc"
+    )
     return Path(root) / "cuda"
 
 
@@ -59,8 +60,9 @@ def _build(cupy, source, arch):
     tag = hashlib.sha256(f"{arch}\0{_nvrtc_version()}\0{source}".encode()).hexdigest()[:32]
     path = cache_dir() / f"{tag}.cubin"
     if not path.is_file():
-        result = cuda_compile.nvrtc_compile(source, arch, fast=False, keep=True,
-                                            options=cuda_compile.IEEE)
+        result = cuda_compile.nvrtc_compile(
+            source, arch, fast=False, keep=True, options=cuda_compile.IEEE
+        )
         if not result.ok:
             raise KernelCompileError(result.log)
         _write_atomically(path, result.cubin)
@@ -73,8 +75,11 @@ def _build(cupy, source, arch):
 def _fallback(cupy, source, why):
     if not _warned:
         _warned.append(why)
-        warnings.warn(f"graphc compiles CUDA kernels through cupy because {why}; float32 "
-                      "denormals are then flushed to zero on the device", stacklevel=3)
+        warnings.warn(
+            f"graphc compiles CUDA kernels through cupy because {why}; float32 "
+            "denormals are then flushed to zero on the device",
+            stacklevel=3,
+        )
     try:
         return cupy.RawModule(code=source, options=("--std=c++17",))
     except cupy.cuda.compiler.CompileException as e:
@@ -83,6 +88,7 @@ def _fallback(cupy, source, why):
 
 def _nvrtc_version() -> str:
     import ctypes
+
     major, minor = ctypes.c_int(), ctypes.c_int()
     cuda_compile.nvrtc().nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
     return f"{major.value}.{minor.value}"

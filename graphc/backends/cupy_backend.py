@@ -44,7 +44,7 @@ from . import cuda_codegen as cg
 from . import cuda_modules, cupy_lowerings, nccl
 from .reference import ReferenceExecutable
 
-ALIGN = 256                       # device allocations: cuBLAS and vector loads like 256 B
+ALIGN = 256  # device allocations: cuBLAS and vector loads like 256 B
 
 
 # This backend's lowering table for ops whose registry kernel is host code but which have a
@@ -61,8 +61,10 @@ def cupy_module():
     try:
         import cupy
     except ImportError:
-        raise GraphcError("backend='cupy' needs cupy: pip install \"graphc-compiler[gpu]\" "
-                          "(\"graphc-compiler[gpu-cuda13]\" for CUDA 13 drivers)") from None
+        raise GraphcError(
+            "backend='cupy' needs cupy: pip install \"graphc-compiler[gpu]\" "
+            '("graphc-compiler[gpu-cuda13]" for CUDA 13 drivers)'
+        ) from None
     if not cupy.cuda.is_available():
         raise GraphcError("backend='cupy' needs a CUDA device; cupy sees none")
     return cupy
@@ -109,6 +111,7 @@ def _first_failing(cupy, kernels, error):
 
 # --- variables on the device -------------------------------------------------------------------
 
+
 class DeviceVariables:
     """A session's variables on the device. The device copy is the value: a run's assigns
     update it in place and nothing is copied back. The session's host array is brought up
@@ -121,14 +124,14 @@ class DeviceVariables:
         self.xp = xp
         self.download = download
         self.device: dict = {}
-        self.uploaded_from: dict = {}     # var -> the host array the device copy came from
-        self.stale: set = set()           # vars whose host array is behind the device copy
+        self.uploaded_from: dict = {}  # var -> the host array the device copy came from
+        self.stale: set = set()  # vars whose host array is behind the device copy
         self.uploads = self.downloads = 0
 
     def read(self, ctx, var):
         host = ctx.variables.get(var)
         if host is None:
-            VARIABLE.numpy(ctx, var, **var.attrs)      # raises the uninitialized error
+            VARIABLE.numpy(ctx, var, **var.attrs)  # raises the uninitialized error
         if self.uploaded_from.get(var) is not host:
             self.device[var] = self.xp.array(host, copy=True)
             self.uploaded_from[var] = host
@@ -138,7 +141,7 @@ class DeviceVariables:
 
     def assign(self, ctx, var, value):
         host = ctx.variables.get(var)
-        if host is None or host.shape != value.shape:      # first value, or a new shape
+        if host is None or host.shape != value.shape:  # first value, or a new shape
             dtype = var.outputs[0].dtype.np
             self.device[var] = self.xp.array(value, dtype=dtype, copy=True)
             host = ctx.variables[var] = np.array(self.download(value), dtype=dtype, copy=True)
@@ -183,12 +186,13 @@ def device_variables(ctx, xp, download) -> DeviceVariables:
     if state is None:
         state = per_ctx[id(xp)] = DeviceVariables(xp, download)
         hooks = getattr(ctx, "host_reads", None)
-        if hooks is not None:         # the session syncs before it reads a host array
+        if hooks is not None:  # the session syncs before it reads a host array
             hooks.append(state.sync)
     return state
 
 
 # --- the executable ----------------------------------------------------------------------------
+
 
 def _aligned(n):
     return -(-max(int(n), 1) // ALIGN) * ALIGN
@@ -199,16 +203,24 @@ class CupyExecutable:
     *feed_arrays)`` in the plan's feed order. Not re-entrant: one lock serialises runs (the
     GPU would serialise them anyway)."""
 
-    def __init__(self, plan, xp=None, compile_kernels=None, cuda_graph=False, capture=None,
-                 block=cg.BLOCK, max_grid=cg.MAX_GRID):
+    def __init__(
+        self,
+        plan,
+        xp=None,
+        compile_kernels=None,
+        cuda_graph=False,
+        capture=None,
+        block=cg.BLOCK,
+        max_grid=cg.MAX_GRID,
+    ):
         self.plan = plan
-        self._grid = {"block": block, "max_grid": max_grid}    # host tests launch small grids
+        self._grid = {"block": block, "max_grid": max_grid}  # host tests launch small grids
         self.xp = xp if xp is not None else cupy_module()
         self._download = getattr(self.xp, "asnumpy", None) or (lambda a: np.array(a))
         self.feed_tensors = [t for t, _ in plan.feeds]
         self._lock = threading.Lock()
-        self._launches: dict = {}          # step index -> [(Launch, input refs, output refs)]
-        self._scratch: list = []           # (offset, nbytes, dtype, shape) after the arena
+        self._launches: dict = {}  # step index -> [(Launch, input refs, output refs)]
+        self._scratch: list = []  # (offset, nbytes, dtype, shape) after the arena
         self._host_steps = []
         for step in plan.steps:
             self._prepare(step)
@@ -243,49 +255,73 @@ class CupyExecutable:
         if step.kind == "fused":
             if all(isinstance(f.op.expr, str) or f.op.extra.get("c_combine") for f in step.body):
                 self._launches[step.index] = self._fused_launches(step)
-            else:                       # a user op without a scalar expression in the body
+            else:  # a user op without a scalar expression in the body
                 self._host_steps.append(step.index)
             return
         known = step.kind in ("kernel", "alloc") and all(
-            map(self._known, step.inputs + step.outputs))
+            map(self._known, step.inputs + step.outputs)
+        )
         x = self._slot(step.inputs[0]) if step.inputs else None
         if known and op.kind == "elementwise" and isinstance(op.expr, str):
-            group = cg.single_op_group(op, tuple(self._slot(k).dtype for k in step.inputs),
-                                       self._slot(step.outputs[0]).dtype, step.attrs)
-            self._launches[step.index] = [(self._ew_launch(group, step.outputs[0], step.inputs),
-                                           _slots(step.inputs), _slots(step.outputs))]
-        elif known and op in (BROADCAST_TO, BROADCAST_LIKE):      # a broadcasting copy
+            group = cg.single_op_group(
+                op,
+                tuple(self._slot(k).dtype for k in step.inputs),
+                self._slot(step.outputs[0]).dtype,
+                step.attrs,
+            )
+            self._launches[step.index] = [
+                (
+                    self._ew_launch(group, step.outputs[0], step.inputs),
+                    _slots(step.inputs),
+                    _slots(step.outputs),
+                )
+            ]
+        elif known and op in (BROADCAST_TO, BROADCAST_LIKE):  # a broadcasting copy
             group = cg.single_op_group(IDENTITY, (x.dtype,), x.dtype)
-            self._launches[step.index] = [(self._ew_launch(group, step.outputs[0],
-                                                           step.inputs[:1]),
-                                           _slots(step.inputs[:1]), _slots(step.outputs))]
-        elif known and (op is SUM_TO_LIKE or (op.kind == "reduction" and op.extra.get(
-                "c_combine"))):
-            axes = broadcast_axes(x.shape, self._slot(step.outputs[0]).shape) \
-                if op is SUM_TO_LIKE else tuple(step.attrs["axis"])
+            self._launches[step.index] = [
+                (
+                    self._ew_launch(group, step.outputs[0], step.inputs[:1]),
+                    _slots(step.inputs[:1]),
+                    _slots(step.outputs),
+                )
+            ]
+        elif known and (
+            op is SUM_TO_LIKE or (op.kind == "reduction" and op.extra.get("c_combine"))
+        ):
+            axes = (
+                broadcast_axes(x.shape, self._slot(step.outputs[0]).shape)
+                if op is SUM_TO_LIKE
+                else tuple(step.attrs["axis"])
+            )
             reduce = REDUCE_SUM if op is SUM_TO_LIKE else op
             group = cg.Group((x.dtype,), (), (), cg.Reduction(reduce, 0, axes))
-            self._launches[step.index] = self._reduction(group, tuple(x.shape), step.inputs[:1],
-                                                         step.outputs[0])
-        elif op not in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB, MATMUL, NO_OP, VARIABLE) and \
-                op not in LOWERINGS:
+            self._launches[step.index] = self._reduction(
+                group, tuple(x.shape), step.inputs[:1], step.outputs[0]
+            )
+        elif (
+            op not in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB, MATMUL, NO_OP, VARIABLE)
+            and op not in LOWERINGS
+        ):
             self._host_steps.append(step.index)
 
     def _ew_launch(self, group, out_slot, in_slots):
         full = tuple(self._slot(out_slot).shape)
-        return cg.elementwise_launch(group, full, [self._slot(k).shape for k in in_slots],
-                                     **self._grid)
+        return cg.elementwise_launch(
+            group, full, [self._slot(k).shape for k in in_slots], **self._grid
+        )
 
     def _reduction(self, group, full, in_slots, out_slot):
-        launches, scratch, acc = cg.reduction_plan(group, full,
-                                                   [self._slot(k).shape for k in in_slots],
-                                                   **self._grid)
+        launches, scratch, acc = cg.reduction_plan(
+            group, full, [self._slot(k).shape for k in in_slots], **self._grid
+        )
         if scratch is None:
             return [(launches[0], _slots(in_slots), _slots([out_slot]))]
         partials = (("scratch", len(self._scratch)),)
         self._scratch.append((None, int(np.prod(scratch)) * acc.itemsize, acc.np, scratch))
-        return [(launches[0], _slots(in_slots), partials),
-                (launches[1], partials, _slots([out_slot]))]
+        return [
+            (launches[0], _slots(in_slots), partials),
+            (launches[1], partials, _slots([out_slot])),
+        ]
 
     def _fused_launches(self, step):
         """A fused step: one elementwise kernel for the values it materialises, and one
@@ -293,25 +329,35 @@ class CupyExecutable:
         body, n_in = step.body, len(step.inputs)
         red = body[-1] if body[-1].op.kind == "reduction" else None
         elementwise = body[:-1] if red is not None else body
-        steps = tuple(cg.Step(f.op, tuple(a if kind == "in" else n_in + a for kind, a in f.args),
-                              f.dtype, tuple(sorted(f.attrs.items(), key=lambda kv: kv[0])))
-                      for f in elementwise)
+        steps = tuple(
+            cg.Step(
+                f.op,
+                tuple(a if kind == "in" else n_in + a for kind, a in f.args),
+                f.dtype,
+                tuple(sorted(f.attrs.items(), key=lambda kv: kv[0])),
+            )
+            for f in elementwise
+        )
         inputs = tuple(self._slot(k).dtype for k in step.inputs)
-        outs = [(j, step.outputs[k]) for j, (w, k) in enumerate(step.body_slots)
-                if w == "out" and (red is None or j < len(body) - 1)]
+        outs = [
+            (j, step.outputs[k])
+            for j, (w, k) in enumerate(step.body_slots)
+            if w == "out" and (red is None or j < len(body) - 1)
+        ]
         launches = []
         if outs:
             group = cg.Group(inputs, steps, tuple(n_in + j for j, _ in outs))
             full = tuple(step.loop_shape)
-            launch = cg.elementwise_launch(group, full, [self._slot(k).shape for k in step.inputs],
-                                           **self._grid)
+            launch = cg.elementwise_launch(
+                group, full, [self._slot(k).shape for k in step.inputs], **self._grid
+            )
             launches.append((launch, _slots(step.inputs), _slots(s for _, s in outs)))
         if red is not None:
-            (kind, arg), = red.args
+            ((kind, arg),) = red.args
             red_out = step.outputs[step.body_slots[-1][1]]
             axes = tuple(red.attrs["axis"])
             materialised = dict(outs).get(arg) if kind == "op" else None
-            if kind == "in" or materialised is not None:      # reduce a buffer directly
+            if kind == "in" or materialised is not None:  # reduce a buffer directly
                 src = step.inputs[arg] if kind == "in" else materialised
                 group = cg.Group((self._slot(src).dtype,), (), (), cg.Reduction(red.op, 0, axes))
                 launches += self._reduction(group, tuple(step.loop_shape), (src,), red_out)
@@ -323,7 +369,7 @@ class CupyExecutable:
     def _allocate(self):
         """One device allocation: the planned arena, then the reductions' partials."""
         xp, plan = self.xp, self.plan
-        offset = _aligned(plan.arena_bytes)      # intermediates, then fetched results
+        offset = _aligned(plan.arena_bytes)  # intermediates, then fetched results
         placed = []
         for _, nbytes, dtype, shape in self._scratch:
             placed.append((offset, nbytes, dtype, shape))
@@ -341,7 +387,7 @@ class CupyExecutable:
         self._partials = [self._view(*p) for p in placed]
 
     def _view(self, offset, nbytes, dtype, shape):
-        return self._arena[offset:offset + nbytes].view(dtype).reshape(shape)
+        return self._arena[offset : offset + nbytes].view(dtype).reshape(shape)
 
     def _capture_refusal(self):
         """None when a run is pure device work into buffers that stay put, else why not. A
@@ -366,34 +412,52 @@ class CupyExecutable:
         float16 through a float32 copy, and writes through a temporary when the output shares
         memory with an input (in-place reuse)."""
         (a, b), (out,) = [self._slot(k) for k in step.inputs], [self._slot(step.outputs[0])]
-        if len(a.shape) > 2 and step.attrs.get("transpose_a") or \
-                len(b.shape) > 2 and step.attrs.get("transpose_b"):
+        if (
+            len(a.shape) > 2
+            and step.attrs.get("transpose_a")
+            or len(b.shape) > 2
+            and step.attrs.get("transpose_b")
+        ):
             return "a transposed batched operand"
         if out.dtype.np == np.float16:
             return "float16"
         for s in (a, b):
-            if s.kind == "arena" and out.kind == "arena" and \
-                    s.offset < out.offset + out.nbytes and out.offset < s.offset + s.nbytes:
+            if (
+                s.kind == "arena"
+                and out.kind == "arena"
+                and s.offset < out.offset + out.nbytes
+                and out.offset < s.offset + s.nbytes
+            ):
                 return "its output overlaps an input"
         return None
 
     def _compile_error(self, error):
         """A kernel NVRTC rejected, as an error naming the user's line of its first op."""
-        step = next((self.plan.steps[i] for i, group in self._launches.items()
-                     if any(la.kernel.name == getattr(error, "kernel", None)
-                            for la, _, _ in group)), None)
+        step = next(
+            (
+                self.plan.steps[i]
+                for i, group in self._launches.items()
+                if any(la.kernel.name == getattr(error, "kernel", None) for la, _, _ in group)
+            ),
+            None,
+        )
         src = step.sources[0] if step is not None and step.sources else None
         what = step.describe() if step is not None else "the plan's kernels"
-        return OpError(f"the CUDA kernel of {what} does not compile:\n{error.log}",
-                       src.location if src is not None else None, node=src)
+        return OpError(
+            f"the CUDA kernel of {what} does not compile:\n{error.log}",
+            src.location if src is not None else None,
+            node=src,
+        )
 
     # -- running ------------------------------------------------------------------------------
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
 
     def call_traced(self, ctx, feeds: dict):
-        raise GraphcError("trace= is not available on the cupy backend yet: trace the same "
-                          "fetches with backend='numpy'")
+        raise GraphcError(
+            "trace= is not available on the cupy backend yet: trace the same "
+            "fetches with backend='numpy'"
+        )
 
     def call(self, ctx, *feed_arrays):
         with self._lock:
@@ -401,7 +465,7 @@ class CupyExecutable:
             buffers = list(self._base)
             for (_, slot), value in zip(self.plan.feeds, feed_arrays, strict=True):
                 buffers[slot] = self._feed(slot, value)
-            if self._cuda_graph and self._eager_runs:     # the first run warms up (cuBLAS…)
+            if self._cuda_graph and self._eager_runs:  # the first run warms up (cuBLAS…)
                 self._run_graph(ctx, state, buffers)
             else:
                 for step in self.plan.steps:
@@ -418,14 +482,15 @@ class CupyExecutable:
         staging = self._staging.get(slot) if self._pinned is not None else None
         if self._pinned is None or value.dtype == object:
             return self.xp.asarray(value)
-        if staging is None or staging[0].shape != value.shape or \
-                staging[0].dtype != value.dtype:
+        if staging is None or staging[0].shape != value.shape or staging[0].dtype != value.dtype:
             staging = self._staging[slot] = (
-                self._pinned(value.shape, value.dtype), self.xp.empty(value.shape, value.dtype),
-                None)
+                self._pinned(value.shape, value.dtype),
+                self.xp.empty(value.shape, value.dtype),
+                None,
+            )
         host, device, done = staging
         if done is not None:
-            done.synchronize()             # the last copy out of this pinned buffer is over
+            done.synchronize()  # the last copy out of this pinned buffer is over
         np.copyto(host, value)
         device.set(host, stream=self.xp.cuda.get_current_stream())
         self._staging[slot] = (host, device, self.xp.cuda.get_current_stream().record())
@@ -433,7 +498,7 @@ class CupyExecutable:
 
     def _run_graph(self, ctx, state, buffers):
         """Replay the captured run; (re)capture when a feed or variable buffer moved."""
-        for step in self.plan.steps:                 # resolve variable buffers first
+        for step in self.plan.steps:  # resolve variable buffers first
             if step.kind == "read":
                 buffers[step.outputs[0]] = state.read(ctx, step.node)
         if self._graph is None:
@@ -445,12 +510,19 @@ class CupyExecutable:
             buffers[slot] = fixed
         addresses = tuple(id(b) for b in buffers)
         if self._graph is None or self._graph[0] != addresses:
-            captured = buffers                   # the buffer table the graph's launches use
-            self._graph = (addresses, self._capture(self.xp, lambda: [
-                self._run_step(step, ctx, state, captured) for step in self.plan.steps]),
-                captured)
+            captured = buffers  # the buffer table the graph's launches use
+            self._graph = (
+                addresses,
+                self._capture(
+                    self.xp,
+                    lambda: [
+                        self._run_step(step, ctx, state, captured) for step in self.plan.steps
+                    ],
+                ),
+                captured,
+            )
         self._graph[1]()
-        buffers[:] = self._graph[2]              # results sit where the graph wrote them
+        buffers[:] = self._graph[2]  # results sit where the graph wrote them
 
     def _run_step(self, step, ctx, state, buffers):
         try:
@@ -459,10 +531,15 @@ class CupyExecutable:
             raise
         except Exception as e:  # noqa: BLE001 - turned into an error naming the user's line
             src = step.sources[0] if step.sources else None
-            shapes = ", ".join(f"{getattr(buffers[k], 'dtype', '?')}"
-                               f"{tuple(getattr(buffers[k], 'shape', ()))}" for k in step.inputs)
-            raise OpError(f"{step.describe()} failed on the cupy backend on inputs [{shapes}]: "
-                          f"{e}", src.location if src is not None else None, node=src) from e
+            shapes = ", ".join(
+                f"{getattr(buffers[k], 'dtype', '?')}{tuple(getattr(buffers[k], 'shape', ()))}"
+                for k in step.inputs
+            )
+            raise OpError(
+                f"{step.describe()} failed on the cupy backend on inputs [{shapes}]: {e}",
+                src.location if src is not None else None,
+                node=src,
+            ) from e
 
     def _dispatch(self, step, ctx, state, buffers):
         xp, op = self.xp, step.op
@@ -476,8 +553,9 @@ class CupyExecutable:
             a = xp.swapaxes(a, -1, -2) if step.attrs["transpose_a"] else a
             b = xp.swapaxes(b, -1, -2) if step.attrs["transpose_b"] else b
             out = buffers[step.outputs[0]]
-            buffers[step.outputs[0]] = xp.matmul(a, b, out=out) if out is not None else \
-                xp.matmul(a, b)
+            buffers[step.outputs[0]] = (
+                xp.matmul(a, b, out=out) if out is not None else xp.matmul(a, b)
+            )
         elif op is ASSIGN:
             result = state.assign(ctx, step.attrs["var"], ins[0])
             self._set_outputs(step, buffers, result)
@@ -490,12 +568,15 @@ class CupyExecutable:
             pass
         elif op in LOWERINGS:
             outs = step.outputs
-            planned = buffers[outs[0]] if len(outs) == 1 and self._slot(outs[0]).kind in (
-                "arena", "scratch") else None
+            planned = (
+                buffers[outs[0]]
+                if len(outs) == 1 and self._slot(outs[0]).kind in ("arena", "scratch")
+                else None
+            )
             result = LOWERINGS[op](xp, step.node, planned, *ins, **step.attrs)
             if result is not planned:
                 self._set_outputs(step, buffers, result)
-        elif step.kind == "state":     # a host kernel reads and may write ctx.variables
+        elif step.kind == "state":  # a host kernel reads and may write ctx.variables
             state.sync_all()
             self._run_on_host(step, ctx, buffers, ins)
             state.forget()
@@ -505,7 +586,7 @@ class CupyExecutable:
     def _launch_all(self, step, buffers):
         for launch, in_refs, out_refs in self._launches[step.index]:
             for kind, k in out_refs:
-                if kind == "slot" and buffers[k] is None:       # an unplanned ("alloc") output
+                if kind == "slot" and buffers[k] is None:  # an unplanned ("alloc") output
                     slot = self._slot(k)
                     buffers[k] = self.xp.empty(slot.shape, slot.dtype.np)
             arrays = [self.xp.ascontiguousarray(self._ref(r, buffers)) for r in in_refs]
@@ -522,8 +603,11 @@ class CupyExecutable:
             self._set_outputs(step, buffers, _fused_on_host(step, host), upload=True)
             return
         fn = step.op.numpy
-        result = fn(ctx, step.node, *host, **step.attrs) if step.kind == "state" else \
-            fn(*host, **step.attrs)
+        result = (
+            fn(ctx, step.node, *host, **step.attrs)
+            if step.kind == "state"
+            else fn(*host, **step.attrs)
+        )
         self._set_outputs(step, buffers, result, upload=True)
 
     def _set_outputs(self, step, buffers, result, upload=False):
@@ -551,6 +635,7 @@ def _cupyx(xp):
     if getattr(xp, "__name__", "") != "cupy":
         return None
     import cupyx
+
     return cupyx
 
 
@@ -580,6 +665,7 @@ def _cupy_capture(xp, run):
 
     def replay():
         graph.launch(xp.cuda.get_current_stream())
+
     return replay
 
 
@@ -594,6 +680,7 @@ def executable(request):
     """The ``cupy`` backend's factory: the GPU runs plans at every level, even 0; the NaN
     trap (``check_numerics``) runs in the reference interpreter on the host."""
     if request.check_numerics:
-        return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
-                                   check=request.check)
+        return ReferenceExecutable(
+            request.fetch_tensors, request.fetch_ops, request.feeds, check=request.check
+        )
     return make_cupy_executable(request.plan())

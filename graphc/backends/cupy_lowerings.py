@@ -50,8 +50,9 @@ def _squeeze(xp, node, out, x, axis):
 
 
 def _concat(xp, node, out, *xs, axis):
-    return xp.concatenate(xs, axis=axis, out=out) if out is not None else \
-        xp.concatenate(xs, axis=axis)
+    return (
+        xp.concatenate(xs, axis=axis, out=out) if out is not None else xp.concatenate(xs, axis=axis)
+    )
 
 
 def _split(xp, node, out, x, sizes, axis):
@@ -69,14 +70,17 @@ def _gather(xp, node, out, params, idx, axis):
     if idx.size and bool(((idx < -n) | (idx >= n)).any()):
         bad = int(xp.asarray(idx).ravel()[xp.argmax(((idx < -n) | (idx >= n)).ravel())])
         raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
-    return xp.take(params, idx, axis=axis, out=out) if out is not None else \
-        xp.take(params, idx, axis=axis)
+    return (
+        xp.take(params, idx, axis=axis, out=out)
+        if out is not None
+        else xp.take(params, idx, axis=axis)
+    )
 
 
 def _gather_grad(xp, node, out, g, idx, params, axis):
     result = xp.zeros(params.shape, dtype=g.dtype)
     moved = xp.moveaxis(result, axis, 0)
-    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1:]) if idx.ndim != 1 else g
+    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1 :]) if idx.ndim != 1 else g
     _scatter_add(xp)(moved, idx.reshape(-1), xp.moveaxis(gm, axis, 0))
     return result
 
@@ -86,6 +90,7 @@ def _scatter_add(xp):
     if xp is np or getattr(xp, "__name__", "") != "cupy":
         return np.add.at
     import cupyx
+
     return cupyx.scatter_add
 
 
@@ -111,5 +116,6 @@ LOWERINGS = {
 
 # The lowerings that allocate no device memory when their output is planned (views, or
 # ``out=``): a plan whose other device lowerings are all here can be captured.
-ALLOCATION_FREE = frozenset({RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT,
-                             SPLIT, SPLIT_LIKE})
+ALLOCATION_FREE = frozenset(
+    {RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT, SPLIT, SPLIT_LIKE}
+)

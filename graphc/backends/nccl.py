@@ -26,14 +26,18 @@ class NcclCommunicator:
 
     def __init__(self, xp):
         from cupy.cuda import nccl
+
         self.xp, self.nccl = xp, nccl
         uid = nccl.get_unique_id() if _world.rank == 0 else None
         uid = json.loads(_bcast_bytes(json.dumps(uid).encode() if uid is not None else b""))
         self.comm = nccl.NcclCommunicator(_world.size, tuple(uid), _world.rank)
-        self.types = {np.dtype(np.float16): nccl.NCCL_FLOAT16,
-                      np.dtype(np.float32): nccl.NCCL_FLOAT32,
-                      np.dtype(np.float64): nccl.NCCL_FLOAT64,
-                      np.dtype(np.int32): nccl.NCCL_INT32, np.dtype(np.int64): nccl.NCCL_INT64}
+        self.types = {
+            np.dtype(np.float16): nccl.NCCL_FLOAT16,
+            np.dtype(np.float32): nccl.NCCL_FLOAT32,
+            np.dtype(np.float64): nccl.NCCL_FLOAT64,
+            np.dtype(np.int32): nccl.NCCL_INT32,
+            np.dtype(np.int64): nccl.NCCL_INT64,
+        }
 
     def _type(self, buf):
         t = self.types.get(np.dtype(buf.dtype))
@@ -43,8 +47,9 @@ class NcclCommunicator:
 
     def allreduce(self, buf):
         stream = self.xp.cuda.get_current_stream().ptr
-        self.comm.allReduce(buf.data.ptr, buf.data.ptr, buf.size, self._type(buf),
-                            self.nccl.NCCL_SUM, stream)
+        self.comm.allReduce(
+            buf.data.ptr, buf.data.ptr, buf.size, self._type(buf), self.nccl.NCCL_SUM, stream
+        )
 
     def bcast(self, buf, root):
         stream = self.xp.cuda.get_current_stream().ptr
@@ -52,12 +57,13 @@ class NcclCommunicator:
 
 
 def _bcast_bytes(data: bytes) -> bytes:
-    if _world.comm is None:               # one process: nothing to share
+    if _world.comm is None:  # one process: nothing to share
         return data
     n = np.array([len(data)], np.int64)
     _bcast_in_place(n, 0, "the NCCL id broadcast")
-    buf = np.frombuffer(data, np.uint8).copy() if _world.rank == 0 else np.empty(int(n[0]),
-                                                                                  np.uint8)
+    buf = (
+        np.frombuffer(data, np.uint8).copy() if _world.rank == 0 else np.empty(int(n[0]), np.uint8)
+    )
     _bcast_in_place(buf, 0, "the NCCL id broadcast")
     return buf.tobytes()
 
@@ -72,8 +78,7 @@ def _device_comm(xp):
     return _world.nccl
 
 
-def _allreduce_device(xp, node, out, *arrays, reduce="average", plan=None,
-                      contiguous=False):
+def _allreduce_device(xp, node, out, *arrays, reduce="average", plan=None, contiguous=False):
     """The device kernel: one NCCL allreduce on the current stream over the bucket's span
     of the device arena (or a device buffer it is packed into). The host sees no data."""
     if not _active():

@@ -35,13 +35,23 @@ from . import host_compile
 from .reference import ReferenceExecutable
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
-_ACCUMULATE = {REDUCE_SUM: (np.add, 0.0), REDUCE_MEAN: (np.add, 0.0),
-               REDUCE_MAX: (np.maximum, -np.inf), REDUCE_MIN: (np.minimum, np.inf)}
+_ACCUMULATE = {
+    REDUCE_SUM: (np.add, 0.0),
+    REDUCE_MEAN: (np.add, 0.0),
+    REDUCE_MAX: (np.maximum, -np.inf),
+    REDUCE_MIN: (np.minimum, np.inf),
+}
 
 # 0-d float values: Python operators on numpy scalars give the ufunc's exact float result
 # at a fraction of a ufunc call's cost (a scalar SGD step is all 0-d arithmetic).
-_SCALAR_EXPR = {E.ADD: "({0} + {1})", E.SUBTRACT: "({0} - {1})", E.MULTIPLY: "({0} * {1})",
-                E.NEG: "(-{0})", E.SQUARE: "({0} * {0})", E.DIVIDE: "({0} / {1})"}
+_SCALAR_EXPR = {
+    E.ADD: "({0} + {1})",
+    E.SUBTRACT: "({0} - {1})",
+    E.MULTIPLY: "({0} * {1})",
+    E.NEG: "(-{0})",
+    E.SQUARE: "({0} * {0})",
+    E.DIVIDE: "({0} / {1})",
+}
 
 # Variable updates run inline on the variable's buffer: the kernel's lookup and call, minus
 # the Python frames (an unset variable still fails in the lookup, and is reported as such).
@@ -64,8 +74,13 @@ def _select(c, a, b, out=None):
     ints = np.dtype(f"i{out.dtype.itemsize}")
     c, a = np.asarray(c), np.asarray(a)
     bits = np.asarray(b).view(ints)
-    if (c.dtype == np.bool_ and bits.size == 1 and bits.reshape(())[()] == 0
-            and not np.may_share_memory(a, out) and not np.may_share_memory(c, out)):
+    if (
+        c.dtype == np.bool_
+        and bits.size == 1
+        and bits.reshape(())[()] == 0
+        and not np.may_share_memory(a, out)
+        and not np.may_share_memory(c, out)
+    ):
         # where(c, a, 0) (a ReLU's gradient): the mask is built in ``out`` itself, as
         # -c (0 or all ones); a temporary of out's size would cost a pass and page faults
         o = out.view(ints)
@@ -76,7 +91,7 @@ def _select(c, a, b, out=None):
     np.negative(m, out=m)
     o = out.view(ints)
     np.bitwise_and(a.view(ints), m, out=o)
-    if bits.size != 1 or bits.reshape(())[()] != 0:      # b == +0.0 adds nothing
+    if bits.size != 1 or bits.reshape(())[()] != 0:  # b == +0.0 adds nothing
         np.invert(m, out=m)
         np.bitwise_or(o, np.bitwise_and(bits, m), out=o)
     return out
@@ -97,7 +112,7 @@ def _min_reduce(x, axis, keepdims, out=None, **_):
 
 
 def _mean_reduce(x, axis, keepdims, out=None, **_):
-    if x.dtype.kind != "f":          # as the registry kernel: numpy's mean, in x's dtype
+    if x.dtype.kind != "f":  # as the registry kernel: numpy's mean, in x's dtype
         r = np.mean(x, axis=axis, keepdims=keepdims).astype(x.dtype)
         if out is None:
             return r
@@ -111,8 +126,13 @@ def _mean_reduce(x, axis, keepdims, out=None, **_):
 
 # This backend's lowering table, keyed by OpDef: the kernels it runs in place of an op's
 # registry kernel (same results, faster). Every other op runs its OpDef's own ``numpy``.
-LOWERINGS = {E.WHERE: _select, REDUCE_SUM: _add_reduce, REDUCE_MAX: _max_reduce,
-             REDUCE_MIN: _min_reduce, REDUCE_MEAN: _mean_reduce}
+LOWERINGS = {
+    E.WHERE: _select,
+    REDUCE_SUM: _add_reduce,
+    REDUCE_MAX: _max_reduce,
+    REDUCE_MIN: _min_reduce,
+    REDUCE_MEAN: _mean_reduce,
+}
 
 
 def register_lowering(opdef, kernel) -> None:
@@ -126,7 +146,7 @@ class _Source:
 
     def __init__(self):
         self.lines: list[str] = []
-        self.where: dict[int, tuple] = {}     # 1-based line number -> (step, body op or None)
+        self.where: dict[int, tuple] = {}  # 1-based line number -> (step, body op or None)
 
     def emit(self, text, step=None, body=None):
         self.lines.append(text)
@@ -144,22 +164,22 @@ def _kernel(op, attrs):
 class _Generator:
     def __init__(self, plan, trap=None, compiled_loops=None):
         self.plan = plan
-        self.trap = trap                      # a diagnostics.NumericsTrap, or None
+        self.trap = trap  # a diagnostics.NumericsTrap, or None
         # fused steps as host_compile loops (False: numpy tiles only, e.g. for source that
         # is written out and run elsewhere)
-        if compiled_loops is None:      # GRAPHC_NO_CC may be set after import
+        if compiled_loops is None:  # GRAPHC_NO_CC may be set after import
             compiled_loops = _USE_CC and host_compile.compiler() is not None
         self.compiled_loops = compiled_loops
         self.ns: dict = {"np": np}
-        self.per_thread: list[str] = []       # names bound per thread (arena views, tiles)
-        self._per_thread_set: set[str] = set()   # ... as a set (a list lookup is O(slots))
-        self._tiles: dict = {}                # tile-table name -> (step, names in each tile)
+        self.per_thread: list[str] = []  # names bound per thread (arena views, tiles)
+        self._per_thread_set: set[str] = set()  # ... as a set (a list lookup is O(slots))
+        self._tiles: dict = {}  # tile-table name -> (step, names in each tile)
         # 0-d float values already held in a local (feed or arena slot -> the local's name):
         # a later scalar step reads the local instead of the slot (see _lines_of)
         self._known: dict = {}
-        self._known_by_step: dict = {}        # step index -> the slots it remembered
-        self.compiled: dict = {}              # step index -> host_compile.FusedKernel
-        self._folded: set = set()             # assign steps run by the fused step before them
+        self._known_by_step: dict = {}  # step index -> the slots it remembered
+        self.compiled: dict = {}  # step index -> host_compile.FusedKernel
+        self._folded: set = set()  # assign steps run by the fused step before them
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
@@ -170,10 +190,11 @@ class _Generator:
                 self.ns[f"s{s.index}"] = s.value
         src = _Source()
         body_lines = [self._lines_of(step) for step in plan.steps]
-        if self.trap is not None:    # check_numerics: a check after each step, nothing otherwise
+        if self.trap is not None:  # check_numerics: a check after each step, nothing otherwise
             self.ns["CK"] = self.trap
-            body_lines = [self.trap.wrap(s, lines)
-                          for s, lines in zip(plan.steps, body_lines, strict=True)]
+            body_lines = [
+                self.trap.wrap(s, lines) for s, lines in zip(plan.steps, body_lines, strict=True)
+            ]
         # each thread runs on its own arena: its views (and tile tables) are unpacked from a
         # thread-local tuple on entry; a failing kernel is reported by FAIL, which finds its
         # step from the line (a try costs nothing until something raises)
@@ -214,14 +235,17 @@ class _Generator:
         src.emit(f"    arena = np.empty({max(plan.arena_bytes, 1)}, np.uint8)")
         for s in plan.slots:
             if s.kind in ("arena", "scratch"):
-                src.emit(f"    s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
-                         f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})")
+                src.emit(
+                    f"    s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
+                    f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})"
+                )
         for name, (step, tile_vars) in self._tiles.items():
             outs = self._out_names(step)
             views = "".join(f"{v}, " for v in tile_vars)
             whole = "".join(f"{v in outs}, " for v in tile_vars)
-            src.emit(f"    {name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({views}), "
-                     f"({whole}))")
+            src.emit(
+                f"    {name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({views}), ({whole}))"
+            )
         self._emit_pointer_tables(src)
         src.emit("    return (" + "".join(f"{v}, " for v in self.per_thread) + ")")
 
@@ -271,28 +295,41 @@ class _Generator:
         if step.kind == "fused":
             return self._compiled_lines(step, self._fused_lines(step))
         if step.index in self._folded:
-            return [("pass", None)]         # the fused step before it stored the variable
+            return [("pass", None)]  # the fused step before it stored the variable
         scalar = self._all_scalar_float(step)
         if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
             args = [self._scalar_ref(k) for k in step.inputs]
             self._remember(step, step.outputs[0], f"v{i}")
-            return [(f"v{i} = {_SCALAR_EXPR[step.op].format(*args)}; {outs[0]}[()] = v{i}",
-                     None)]
+            return [(f"v{i} = {_SCALAR_EXPR[step.op].format(*args)}; {outs[0]}[()] = v{i}", None)]
         if step.kind == "kernel":
             k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             sep = ", " if ins else ""
             return [(f"{k}({ins}{sep}out={outs[0]})", None)]
         if step.op is NO_OP:
-            return [("pass", None)]         # it exists for its control edges, already honoured
-        if step.kind == "state" and step.op in _INLINE_UPDATE and len(outs) == 1 \
-                and not step.attrs.get("use_locking"):      # a locked update runs its kernel
+            return [("pass", None)]  # it exists for its control edges, already honoured
+        if (
+            step.kind == "state"
+            and step.op in _INLINE_UPDATE
+            and len(outs) == 1
+            and not step.attrs.get("use_locking")
+        ):  # a locked update runs its kernel
             var = self._bind(f"n{i}", step.attrs["var"])
             if scalar:
                 sign = "+" if step.op is ASSIGN_ADD else "-"
-                return [(f"{outs[0]} = V[{var}]; {outs[0]}[()] = {outs[0]}[()] {sign} "
-                         f"{self._scalar_ref(step.inputs[0])}", None)]
-            return [(f"{outs[0]} = V[{var}]; {_INLINE_UPDATE[step.op]}({outs[0]}, {ins}, "
-                     f"out={outs[0]})", None)]
+                return [
+                    (
+                        f"{outs[0]} = V[{var}]; {outs[0]}[()] = {outs[0]}[()] {sign} "
+                        f"{self._scalar_ref(step.inputs[0])}",
+                        None,
+                    )
+                ]
+            return [
+                (
+                    f"{outs[0]} = V[{var}]; {_INLINE_UPDATE[step.op]}({outs[0]}, {ins}, "
+                    f"out={outs[0]})",
+                    None,
+                )
+            ]
         if step.kind == "state":
             self._bind(f"n{i}", step.node)
             k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
@@ -331,7 +368,7 @@ class _Generator:
                 ins.append(self._known[slot])
                 continue
             ins.append(f"a{i}_{k}")
-            if s.kind == "const":      # a constant is a numpy scalar from the start
+            if s.kind == "const":  # a constant is a numpy scalar from the start
                 self._bind(f"a{i}_{k}", s.value[()])
             else:
                 lines.append((f"a{i}_{k} = s{slot}[()]", None))
@@ -348,7 +385,7 @@ class _Generator:
             lines.append((f"v{i}_{j} = {expr}", j))
             if w == "out":
                 lines.append((f"s{step.outputs[s]}[()] = v{i}_{j}", j))
-                if fop.op in _SCALAR_EXPR:   # a kernel's result may differ from the slot's dtype
+                if fop.op in _SCALAR_EXPR:  # a kernel's result may differ from the slot's dtype
                     self._remember(step, step.outputs[s], f"v{i}_{j}")
         return lines
 
@@ -367,13 +404,13 @@ class _Generator:
         red = step.body[last].op if step.body[last].op.kind == "reduction" else None
         acc = red is not None and tiled and 0 in step.body[last].attrs["axis"]
         red_out = f"s{step.outputs[step.body_slots[last][1]]}" if red is not None else None
-        tile_vars = []                  # per-tile names bound in the tile tuple
+        tile_vars = []  # per-tile names bound in the tile tuple
         for w, s in step.body_slots:
             name = f"s{step.outputs[s]}" if w == "out" else f"s{s}"
             if w == "out" or tiled:
                 tile_vars.append(name)
         tile_vars = list(dict.fromkeys(tile_vars))
-        if not tiled:      # one tile: scratch is the whole slot, bound like any arena view
+        if not tiled:  # one tile: scratch is the whole slot, bound like any arena view
             for w, s in step.body_slots:
                 if w == "scratch":
                     self._bind_per_thread(f"s{s}")
@@ -408,7 +445,7 @@ class _Generator:
             names.append(ref(target))
             if j == last and acc:
                 attrs = dict(fop.attrs)
-                partial = REDUCE_SUM if red is REDUCE_MEAN else red   # a mean divides at the end
+                partial = REDUCE_SUM if red is REDUCE_MEAN else red  # a mean divides at the end
                 k = self._bind(f"k{i}_{j}", _kernel(partial, attrs))
                 comb = self._bind(f"c{i}", combine)
                 lines.append((f"{indent}{comb}({target}, {k}({args[0]}), out={target})", j))
@@ -427,14 +464,19 @@ class _Generator:
         kernel's pointers and sizes; fed, variable and run-time inputs are stored into it
         on every run, arena and constant ones once per thread."""
         i, plan = step.index, self.plan
-        if (self.trap is not None or not step.loop_shape or not self.compiled_loops
-                or int(np.prod(step.loop_shape)) < _CC_MIN_ELEMS):
+        if (
+            self.trap is not None
+            or not step.loop_shape
+            or not self.compiled_loops
+            or int(np.prod(step.loop_shape)) < _CC_MIN_ELEMS
+        ):
             return lines
         update = self._update_after(step)
         store = {ASSIGN: "=", ASSIGN_SUB: "-", ASSIGN_ADD: "+"}[update.op] if update else ""
         views = self._views_read(step)
-        kernel = host_compile.fused_kernel(step, plan.slots, store,
-                                           {a: v for a, (v, _) in views.items()})
+        kernel = host_compile.fused_kernel(
+            step, plan.slots, store, {a: v for a, (v, _) in views.items()}
+        )
         if kernel is None:
             return lines
         self.compiled[i] = kernel
@@ -448,8 +490,10 @@ class _Generator:
             self._folded.add(update.index)
             self._bind(f"uv{i}", var)
             self._bind(f"w{i}", _shape_of(var.outputs[0].shape))
-            test += (f" and (u{i} := V.get(uv{i})) is not None and u{i}.shape == w{i}"
-                     f" and u{i}.flags.c_contiguous")
+            test += (
+                f" and (u{i} := V.get(uv{i})) is not None and u{i}.shape == w{i}"
+                f" and u{i}.flags.c_contiguous"
+            )
             lines = lines + self._step_lines_unfolded(update)
         for a, (_, nbytes) in views.items():
             test += f" and s{step.inputs[a]}.strides == {nbytes!r}"
@@ -465,12 +509,12 @@ class _Generator:
             if a in views:
                 out.append((f"    P{i}[{a}] = s{k}.__array_interface__['data'][0]", None))
             elif plan.slots[k].kind not in ("arena", "const"):
-                out.append((f"    if not s{k}.flags.c_contiguous: s{k} = ascontiguous(s{k})",
-                            None))
+                out.append((f"    if not s{k}.flags.c_contiguous: s{k} = ascontiguous(s{k})", None))
                 out.append((f"    P{i}[{a}] = s{k}.__array_interface__['data'][0]", None))
         if update is not None:
-            out.append((f"    P{i}[{len(step.inputs)}] = u{i}.__array_interface__['data'][0]",
-                        None))
+            out.append(
+                (f"    P{i}[{len(step.inputs)}] = u{i}.__array_interface__['data'][0]", None)
+            )
         out.append((f"    C{i}(Q{i})", None))
         if update is not None:
             out.append((f"    s{update.outputs[0]} = u{i}", None))
@@ -502,16 +546,21 @@ class _Generator:
     def _update_after(self, step):
         """The variable update that only consumes ``step``'s one output, right after it
         (an optimizer's ``assign``/``assign_sub``), or None."""
-        plan, nxt = self.plan, self.plan.steps[step.index + 1:step.index + 2]
+        plan, nxt = self.plan, self.plan.steps[step.index + 1 : step.index + 2]
         if not nxt or len(step.outputs) != 1 or step.body[-1].op.kind == "reduction":
             return None
         nxt, out = nxt[0], plan.slots[step.outputs[0]]
-        if (nxt.kind != "state" or nxt.op not in (ASSIGN, ASSIGN_SUB, ASSIGN_ADD)
-                or tuple(nxt.inputs) != (out.index,) or len(nxt.outputs) != 1
-                or out.result or out.index in self.plan.fetches):
+        if (
+            nxt.kind != "state"
+            or nxt.op not in (ASSIGN, ASSIGN_SUB, ASSIGN_ADD)
+            or tuple(nxt.inputs) != (out.index,)
+            or len(nxt.outputs) != 1
+            or out.result
+            or out.index in self.plan.fetches
+        ):
             return None
         if any(out.index in s.inputs for s in plan.steps if s is not nxt):
-            return None      # another step reads the value (the slot's end is no proof:
+            return None  # another step reads the value (the slot's end is no proof:
             #                  it outlives the update's result, which may be its view)
         shape = nxt.attrs["var"].outputs[0].shape
         if shape is None or _shape_of(shape) != _shape_of(out.shape):
@@ -530,9 +579,11 @@ class _Generator:
         constants' pointers, and the loop's sizes) and its address ``Q``."""
         for i, kernel in self.compiled.items():
             step = self.plan.steps[i]
-            arrays = list(step.inputs) + [step.outputs[k] for j, (w, k)
-                                          in enumerate(step.body_slots)
-                                          if w == "out" and step.body[j].op.kind != "reduction"]
+            arrays = list(step.inputs) + [
+                step.outputs[k]
+                for j, (w, k) in enumerate(step.body_slots)
+                if w == "out" and step.body[j].op.kind != "reduction"
+            ]
             if step.body[-1].op.kind == "reduction":
                 arrays.append(step.outputs[step.body_slots[-1][1]])
             fixed = []
@@ -543,8 +594,10 @@ class _Generator:
                 elif s.kind == "const":
                     name = self._bind(f"cc{k}", np.ascontiguousarray(s.value, s.dtype.np))
                     fixed.append(f"({a}, {name})")
-            src.emit(f"    P{i} = ptable({kernel.n_pointers}, ({''.join(f + ', ' for f in fixed)}),"
-                     f" {kernel.scalars!r})")
+            src.emit(
+                f"    P{i} = ptable({kernel.n_pointers}, ({''.join(f + ', ' for f in fixed)}),"
+                f" {kernel.scalars!r})"
+            )
             src.emit(f"    Q{i} = P{i}.__array_interface__['data'][0]")
 
     def request_compiled(self):
@@ -556,6 +609,7 @@ class _Generator:
         def ready(found):
             for i, kernel in by_step.items():
                 ns[f"C{i}"] = found[kernel.name]
+
         host_compile.request(list(by_step.values()), ready)
 
     def _out_names(self, step):
@@ -601,9 +655,16 @@ class NumpyExecutable:
             return exc
         step_index, body = self._source.where[found.tb_lineno]
         step = self.plan.steps[step_index]
-        unset = step.node if step.kind == "read" else (
-            step.attrs["var"] if step.op in _INLINE_UPDATE and isinstance(exc, KeyError) else None)
-        if unset is not None:             # an unset variable: its own kernel says so
+        unset = (
+            step.node
+            if step.kind == "read"
+            else (
+                step.attrs["var"]
+                if step.op in _INLINE_UPDATE and isinstance(exc, KeyError)
+                else None
+            )
+        )
+        if unset is not None:  # an unset variable: its own kernel says so
             try:
                 VARIABLE.numpy(ctx, unset, **unset.attrs)
             except GraphcError as e:
@@ -620,8 +681,11 @@ class NumpyExecutable:
         if where is not None and where.origin is not None:
             origin = f" (in the gradient of {where.origin.describe()})"
         name = f" '{where.name}'" if where is not None else ""
-        return OpError(f"{what}{name}{origin} failed on inputs [{shapes}]: {exc}",
-                       where.location if where is not None else None, node=where)
+        return OpError(
+            f"{what}{name}{origin} failed on inputs [{shapes}]: {exc}",
+            where.location if where is not None else None,
+            node=where,
+        )
 
 
 def _describe(a):
@@ -643,8 +707,9 @@ def tiles(n0, rows, views, whole):
     out = []
     for i in range(0, n0, rows):
         j = min(i + rows, n0)
-        out.append((i, j) + tuple(v[i:j] if w else v[:j - i]
-                                  for v, w in zip(views, whole, strict=True)))
+        out.append(
+            (i, j) + tuple(v[i:j] if w else v[: j - i] for v, w in zip(views, whole, strict=True))
+        )
     return tuple(out)
 
 
@@ -667,9 +732,15 @@ def _shape_of(shape):
 
 
 # Names the generated code reads besides its own bindings (``--emit py`` carries these).
-RUNTIME = {"np": np, "array": np.array, "as_tuple": as_tuple, "tiles": tiles,
-           "GraphcError": GraphcError,
-           "ptable": ptable, "ascontiguous": np.ascontiguousarray}
+RUNTIME = {
+    "np": np,
+    "array": np.array,
+    "as_tuple": as_tuple,
+    "tiles": tiles,
+    "GraphcError": GraphcError,
+    "ptable": ptable,
+    "ascontiguous": np.ascontiguousarray,
+}
 
 
 def executable(request):
@@ -677,6 +748,7 @@ def executable(request):
     unless user passes must run; otherwise the generated code of the compiled plan (with
     the NaN trap inside it when the request asks for one)."""
     if request.optimize == 0 and not request.passes:
-        return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
-                                   check=request.check)
+        return ReferenceExecutable(
+            request.fetch_tensors, request.fetch_ops, request.feeds, check=request.check
+        )
     return NumpyExecutable(request.plan(), check_numerics=request.check_numerics)

@@ -51,10 +51,14 @@ def call_kernel(node, ctx, args):
         raise
     except Exception as e:  # a kernel failed on run-time values: say which op, where
         shapes = ", ".join(f"{a.dtype}{tuple(a.shape)}" for a in map(np.asarray, args))
-        origin = (f" (in the gradient of {node.origin.describe()})"
-                  if node.origin is not None else "")
-        raise OpError(f"{opdef.name} '{node.name}'{origin} failed on inputs [{shapes}]: {e}",
-                      node.location, node=node) from e
+        origin = (
+            f" (in the gradient of {node.origin.describe()})" if node.origin is not None else ""
+        )
+        raise OpError(
+            f"{opdef.name} '{node.name}'{origin} failed on inputs [{shapes}]: {e}",
+            node.location,
+            node=node,
+        ) from e
     return out if isinstance(out, tuple) else (out,)
 
 
@@ -69,14 +73,17 @@ class ReferenceExecutable:
         self.feed_tensors = list(feed_tensors)
         self.fed = set(self.feed_tensors)
         self.ops, _ = needed_ops(self.fetch_tensors, fetch_ops, self.fed)
-        self.check = check   # check(node, args, results) after every kernel: the NaN trap
+        self.check = check  # check(node, args, results) after every kernel: the NaN trap
 
     def call(self, ctx, *arrays):
         return self(ctx, dict(zip(self.feed_tensors, arrays, strict=True)))
 
     def call_traced(self, ctx, feeds):
-        raise GraphcError("trace= needs a compiled plan: use a Session with optimize=1 or 2 "
-                          "on a backend that compiles one", user_location())
+        raise GraphcError(
+            "trace= needs a compiled plan: use a Session with optimize=1 or 2 "
+            "on a backend that compiles one",
+            user_location(),
+        )
 
     def __call__(self, ctx, feeds: dict):
         values = dict(feeds)
@@ -96,5 +103,6 @@ class ReferenceExecutable:
 
 def executable(request) -> ReferenceExecutable:
     """The ``reference`` backend's factory: interpret the request at every optimize level."""
-    return ReferenceExecutable(request.fetch_tensors, request.fetch_ops, request.feeds,
-                               check=request.check)
+    return ReferenceExecutable(
+        request.fetch_tensors, request.fetch_ops, request.feeds, check=request.check
+    )

@@ -139,15 +139,22 @@ def _library(fn):
         if f in seen:
             return True
         seen.add(f)
-        if (not inspect.isfunction(f) or f.__name__ != f.__qualname__ or f.__closure__
-                or not f.__module__.startswith("graphc.")):
-            return False      # a lambda, a closure, a method, or not graphc's own code
+        if (
+            not inspect.isfunction(f)
+            or f.__name__ != f.__qualname__
+            or f.__closure__
+            or not f.__module__.startswith("graphc.")
+        ):
+            return False  # a lambda, a closure, a method, or not graphc's own code
         for name in sorted(_global_names(f.__code__)):
             if name not in f.__globals__:
                 continue  # an attribute or a builtin
             value = f.__globals__[name]
-            if name in _KERNEL_IMPORTS and inspect.ismodule(value) or (
-                    name == "sliding_window_view"):
+            if (
+                name in _KERNEL_IMPORTS
+                and inspect.ismodule(value)
+                or (name == "sliding_window_view")
+            ):
                 imports.add(_KERNEL_IMPORTS[name])
             elif type(value) in (int, float, bool, str):  # a module constant (a budget)
                 imports.add(f"{name} = {_literal(value)}")
@@ -195,8 +202,8 @@ class _Carried:
     two different functions (or constants) would define is refused, not shadowed."""
 
     def __init__(self):
-        self.functions: dict = {}      # function -> None (ordered)
-        self.names: dict = {}          # name -> function or constant line
+        self.functions: dict = {}  # function -> None (ordered)
+        self.names: dict = {}  # name -> function or constant line
         self.imports: set = set()
         self.errors: set = set()
 
@@ -204,9 +211,11 @@ class _Carried:
         """Carry ``fn``; returns its name. ``what`` names the op for an error."""
         lib = _library(fn)
         if lib is None:
-            raise UnimplementedError(f"--emit py cannot carry the kernel of {what}: it is not "
-                                     "a named function of graphc (a user op's Python is not "
-                                     "copied into generated modules)")
+            raise UnimplementedError(
+                f"--emit py cannot carry the kernel of {what}: it is not "
+                "a named function of graphc (a user op's Python is not "
+                "copied into generated modules)"
+            )
         order, imports, errors = lib
         for f in order:
             self._claim(f.__name__, f, what)
@@ -219,21 +228,30 @@ class _Carried:
         return fn.__name__
 
     def _claim(self, name, value, what):
-        if name in _RESERVED or self.names.setdefault(name, value) is not value and (
-                self.names[name] != value):
-            raise UnimplementedError(f"--emit py cannot carry {name!r} for {what}: another "
-                                     "carried kernel (or the module itself) defines that name")
+        if (
+            name in _RESERVED
+            or self.names.setdefault(name, value) is not value
+            and (self.names[name] != value)
+        ):
+            raise UnimplementedError(
+                f"--emit py cannot carry {name!r} for {what}: another "
+                "carried kernel (or the module itself) defines that name"
+            )
 
     def text(self) -> list[str]:
         lines = sorted(line for line in self.imports if " = " not in line)
         lines += sorted(line for line in self.imports if " = " in line)
-        lines += [f"\n\nclass {name}(GraphcError):\n    pass" for name in sorted(self.errors)
-                  if name != "GraphcError"]
+        lines += [
+            f"\n\nclass {name}(GraphcError):\n    pass"
+            for name in sorted(self.errors)
+            if name != "GraphcError"
+        ]
         lines += ["\n\n" + _source_of(f) for f in self.functions]
         return lines
 
 
 # --- rendering a numpy plan -------------------------------------------------------------------
+
 
 def _node_literal(node) -> str:
     """A stateful step's node: what its kernel reads of it (name, random seed, inputs)."""
@@ -254,7 +272,7 @@ def _what(step) -> str:
 def _binding(name, value, carried, what) -> str:
     """Source for one name the generated code reads from its namespace."""
     if callable(value) and getattr(np, getattr(value, "__name__", ""), None) is value:
-        return f"np.{value.__name__}"            # a numpy ufunc or function
+        return f"np.{value.__name__}"  # a numpy ufunc or function
     if isinstance(value, functools.partial):
         fn = _binding(name, value.func, carried, what)
         kw = "".join(f", {k}={_attr_literal(v)}" for k, v in value.keywords.items())
@@ -269,15 +287,17 @@ def _binding(name, value, carried, what) -> str:
     if isinstance(value, np.generic):
         return _scalar_literal(value)
     if callable(value):
-        raise UnimplementedError(f"--emit py cannot carry the kernel of {what}: "
-                                 f"{type(value).__name__} {value!r} is not a named function")
+        raise UnimplementedError(
+            f"--emit py cannot carry the kernel of {what}: "
+            f"{type(value).__name__} {value!r} is not a named function"
+        )
     return _literal(value)
 
 
 def _render_plan(plan, fn_name, carried) -> list[str]:
     """``def fn_name():`` returning the plan's ``run(ctx, *feeds)``: the numpy backend's
     generated source, with everything it names bound as local literals and carried code."""
-    gen = _Generator(plan, compiled_loops=False)   # numpy only: the source runs elsewhere
+    gen = _Generator(plan, compiled_loops=False)  # numpy only: the source runs elsewhere
     src = gen.generate(entries=("run",))
     what = {}
     for step in plan.steps:
@@ -288,8 +308,10 @@ def _render_plan(plan, fn_name, carried) -> list[str]:
         if name in RUNTIME or name == "clock":
             continue
         step = what.get(name)
-        lines.append(f"    {name} = " + _binding(name, value, carried,
-                                                 _what(step) if step is not None else name))
+        lines.append(
+            f"    {name} = "
+            + _binding(name, value, carried, _what(step) if step is not None else name)
+        )
     lines.append("    LOCAL = threading.local()   # each thread runs on its own arena")
     lines.append("    FAIL = _fail")
     lines += ["    " + line if line else "" for line in src.lines]
@@ -424,8 +446,10 @@ def _initial_values(graph, variables) -> dict:
     for v in variables:
         init = getattr(v, "initializer", None)
         if init is None:
-            raise GraphcError(f"--emit py: variable '{v.op.name}' has no initializer; give it "
-                              "an initial value or start from a checkpoint (--restore)")
+            raise GraphcError(
+                f"--emit py: variable '{v.op.name}' has no initializer; give it "
+                "an initial value or start from a checkpoint (--restore)"
+            )
         inits.append(init)
     ReferenceExecutable([], inits, [])(ctx, {})
     return {v.op.name: ctx.variables[v.op] for v in variables}
@@ -450,13 +474,19 @@ def _needs(t, placeholders) -> frozenset:
     """The names of the placeholders that output ``t`` needs fed."""
     fed = set(placeholders)
     used = {x.op.name for op in walk_needed([t], [], fed) for x in op.inputs if x in fed}
-    used |= {x.op.name for op in walk_needed([t], [], fed) for c in op.control_inputs
-             for x in c.outputs if x in fed}
+    used |= {
+        x.op.name
+        for op in walk_needed([t], [], fed)
+        for c in op.control_inputs
+        for x in c.outputs
+        if x in fed
+    }
     return frozenset(used | ({t.op.name} if t in fed else set()))
 
 
-def emit_module(graph, source_name: str = "model.g", params: dict | None = None,
-                optimize: int = 2) -> str:
+def emit_module(
+    graph, source_name: str = "model.g", params: dict | None = None, optimize: int = 2
+) -> str:
     """The module's source: the ``optimize``-level numpy plans of the model's outputs and of
     its train clause. ``params`` (name -> array) overrides the initial values, e.g. from a
     checkpoint; otherwise the initializers run once here and their values are kept."""
@@ -470,8 +500,9 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None,
     if not outputs and not clauses:
         raise GraphcError("--emit py needs `output` statements or a `train` clause in the model")
     placeholders = [op.outputs[0] for op in graph.get_operations() if op.type == "placeholder"]
-    with_default = [op.outputs[0] for op in graph.get_operations()
-                    if op.type == "placeholder_with_default"]
+    with_default = [
+        op.outputs[0] for op in graph.get_operations() if op.type == "placeholder_with_default"
+    ]
     defaults = _defaults(graph, with_default)
     feedable = [t for t in with_default if t.op.name in defaults]
     needs = {_output_name(t): _needs(t, placeholders) for t in outputs}
@@ -481,16 +512,23 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None,
     def plan_of(fetches, fetch_ops, label):
         """A plan for these fetches, rendered as ``_plan_<i>()``; its table entry."""
         shapes = {t: t.shape for t in feedable}
-        plan = compile_plan(list(fetches) + list(fetch_ops), feed_shapes=shapes,
-                            optimize=optimize, graph=graph)
+        plan = compile_plan(
+            list(fetches) + list(fetch_ops), feed_shapes=shapes, optimize=optimize, graph=graph
+        )
         fn = f"_plan_{len(plans)}"
-        plans.append([f"# {label}: {plan.stats['kernels']} kernels, "
-                      f"{plan.stats['nodes_before']} -> {plan.stats['nodes_after']} nodes"]
-                     + _render_plan(plan, fn, carried)
-                     + [f"_PLAN_{len(plans)} = {fn}()"])
+        plans.append(
+            [
+                f"# {label}: {plan.stats['kernels']} kernels, "
+                f"{plan.stats['nodes_before']} -> {plan.stats['nodes_after']} nodes"
+            ]
+            + _render_plan(plan, fn, carried)
+            + [f"_PLAN_{len(plans)} = {fn}()"]
+        )
         names = tuple(t.op.name for t, _ in plan.feeds)
-        return f"({_literal(tuple(_output_name(t) for t in fetches))}, {_literal(names)}, " \
-               f"_PLAN_{len(plans) - 1})"
+        return (
+            f"({_literal(tuple(_output_name(t) for t in fetches))}, {_literal(names)}, "
+            f"_PLAN_{len(plans) - 1})"
+        )
 
     if outputs:
         tables.append(plan_of(outputs, [], "run: every output"))
@@ -503,11 +541,20 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None,
         c = clauses[-1]
         train = plan_of([c.loss], [c.op], "train_step")
 
-    out = [f"# Generated by graphc from {_literal(source_name)} at -O{optimize}: "
-           "run(feeds) -> dict" + (", train_step(feeds) -> dict" if clauses else "")
-           + ". Needs only numpy.",
-           "import base64", "import functools", "import threading", "", "import numpy as np",
-           "", _PRELUDE.strip("\n"), ""]
+    out = [
+        f"# Generated by graphc from {_literal(source_name)} at -O{optimize}: "
+        "run(feeds) -> dict"
+        + (", train_step(feeds) -> dict" if clauses else "")
+        + ". Needs only numpy.",
+        "import base64",
+        "import functools",
+        "import threading",
+        "",
+        "import numpy as np",
+        "",
+        _PRELUDE.strip("\n"),
+        "",
+    ]
     # the generated code's own runtime (numpy_backend.as_tuple, tiles), carried as its text
     runtime = [carried.add(getattr(numpy_backend, n), n) for n in ("as_tuple", "tiles")]
     assert runtime == ["as_tuple", "tiles"]
@@ -517,26 +564,61 @@ def emit_module(graph, source_name: str = "model.g", params: dict | None = None,
     for v in variables:
         out.append(f"    {_literal(v.op.name)}: {_literal(np.asarray(values[v.op.name]))},")
     out.append("}")
-    out.append("INPUTS = {" + ", ".join(
-        f"{_literal(t.op.name)}: ({_literal(t.dtype)}, "
-        f"{_literal(None if t.shape is None else tuple(t.shape))})"
-        for t in placeholders + feedable) + "}")
-    out.append("DEFAULTS = {" + ", ".join(f"{_literal(k)}: {_literal(np.asarray(v))}"
-                                          for k, v in defaults.items()) + "}")
+    out.append(
+        "INPUTS = {"
+        + ", ".join(
+            f"{_literal(t.op.name)}: ({_literal(t.dtype)}, "
+            f"{_literal(None if t.shape is None else tuple(t.shape))})"
+            for t in placeholders + feedable
+        )
+        + "}"
+    )
+    out.append(
+        "DEFAULTS = {"
+        + ", ".join(f"{_literal(k)}: {_literal(np.asarray(v))}" for k, v in defaults.items())
+        + "}"
+    )
     out.append(f"OUTPUTS = {_literal([_output_name(t) for t in outputs])}")
-    out.append("NEEDS = {" + ", ".join(f"{_literal(k)}: set({_literal(sorted(v))})"
-                                       for k, v in needs.items()) + "}")
+    out.append(
+        "NEEDS = {"
+        + ", ".join(f"{_literal(k)}: set({_literal(sorted(v))})" for k, v in needs.items())
+        + "}"
+    )
     out.append("_CTX = _Context(PARAMS)")
     out += body
     out += ["", "", "RUN_PLANS = [" + ", ".join(tables) + "]"]
     out.append(_RUN)
     if train is not None:
-        out += ["", "def train_step(feeds):",
-                '    """One update of PARAMS; returns the loss before it."""',
-                f"    return _call({train}, feeds, {{}})"]
+        out += [
+            "",
+            "def train_step(feeds):",
+            '    """One update of PARAMS; returns the loss before it."""',
+            f"    return _call({train}, feeds, {{}})",
+        ]
     return "\n".join(out) + "\n"
 
 
-_RESERVED = {"GraphcError", "_DType", "_Node", "_Context", "_fail", "_array", "_feed", "array",
-             "PARAMS", "INPUTS", "DEFAULTS", "OUTPUTS", "NEEDS", "RUN_PLANS", "run",
-             "train_step", "_call", "_CTX", "np", "base64", "functools", "threading"}
+_RESERVED = {
+    "GraphcError",
+    "_DType",
+    "_Node",
+    "_Context",
+    "_fail",
+    "_array",
+    "_feed",
+    "array",
+    "PARAMS",
+    "INPUTS",
+    "DEFAULTS",
+    "OUTPUTS",
+    "NEEDS",
+    "RUN_PLANS",
+    "run",
+    "train_step",
+    "_call",
+    "_CTX",
+    "np",
+    "base64",
+    "functools",
+    "threading",
+}

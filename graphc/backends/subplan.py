@@ -33,8 +33,12 @@ def compiled(fn, arrays):
             entry = fn.cache.get(key)
             if entry is None:
                 feed_shapes = {p: a.shape for p, a in zip(fn.params, arrays, strict=True)}
-                plan = compile_plan(list(fn.outputs) + list(fn.targets), feed_shapes=feed_shapes,
-                                    optimize=OPTIMIZE, graph=fn.graph)
+                plan = compile_plan(
+                    list(fn.outputs) + list(fn.targets),
+                    feed_shapes=feed_shapes,
+                    optimize=OPTIMIZE,
+                    graph=fn.graph,
+                )
                 exe = NumpyExecutable(plan)
                 index = {p: i for i, p in enumerate(fn.params)}
                 entry = (exe, [index[t] for t in exe.feed_tensors])

@@ -12,21 +12,20 @@ from ..errors import UnimplementedError, user_location
 # Why some well-known TF 1.x APIs are missing, and what to use instead.
 _HINTS = {
     "contrib": "tf.contrib was never part of TF's stable API; graphc provides "
-               "contrib.layers, contrib.framework (arg_scope), contrib.slim, contrib.rnn and "
-               "contrib.seq2seq.sequence_loss",
+    "contrib.layers, contrib.framework (arg_scope), contrib.slim, contrib.rnn and "
+    "contrib.seq2seq.sequence_loss",
     "estimator": "write the training loop with tf.Session and feed_dict",
     "keras": "build the model with tf.layers or graphc.layers",
     "enable_eager_execution": "graphc is define-and-run: build the graph, then run it in a "
-                              "tf.Session (graph mode is TF 1.x's default)",
+    "tf.Session (graph mode is TF 1.x's default)",
     "FIFOQueue": "queues are not supported; feed batches through feed_dict",
     "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",
     "train.batch_join": "use tf.train.batch on one reader",
     "train.shuffle_batch_join": "use tf.train.shuffle_batch on one reader",
     "boolean_mask": "its result's shape depends on the data, which graphc graphs cannot "
-                    "have; multiply by the mask (tf.cast(mask, x.dtype)) instead",
+    "have; multiply by the mask (tf.cast(mask, x.dtype)) instead",
     "unique": "its result's shape depends on the data, which graphc graphs cannot have",
-    "dynamic_partition": "its results' shapes depend on the data, which graphc graphs "
-                         "cannot have",
+    "dynamic_partition": "its results' shapes depend on the data, which graphc graphs cannot have",
     "py_func": "graphc cannot call Python inside a graph; use gc.register_op",
     "string": "graphc tensors are numeric; strings are not supported",
     "sparse": "sparse tensors are not supported",
@@ -48,11 +47,15 @@ def missing(namespace: str, name: str, candidates=()) -> MissingAPIError:
     close = difflib.get_close_matches(name, public, n=1, cutoff=0.8) if public else []
     if close and qual not in _HINTS and name not in _HINTS:
         prefix = f"{namespace}." if namespace else ""
-        return MissingAPIError(f"tf.{qual} does not exist: did you mean {close[0]}? "
-                               f"(tf.{prefix}{close[0]})", user_location())
+        return MissingAPIError(
+            f"tf.{qual} does not exist: did you mean {close[0]}? (tf.{prefix}{close[0]})",
+            user_location(),
+        )
     hint = _HINTS.get(qual) or _HINTS.get(name) or _HINTS.get(top)
-    return MissingAPIError(f"tf.{qual} is not available in graphc.compat.v1"
-                           + (f": {hint}" if hint else ""), user_location())
+    return MissingAPIError(
+        f"tf.{qual} is not available in graphc.compat.v1" + (f": {hint}" if hint else ""),
+        user_location(),
+    )
 
 
 def module_getattr(namespace: str):
@@ -61,9 +64,10 @@ def module_getattr(namespace: str):
     names = sys._getframe(1).f_globals
 
     def __getattr__(name):
-        if name.startswith("__"):   # import machinery and tools probe dunders: stay quiet
+        if name.startswith("__"):  # import machinery and tools probe dunders: stay quiet
             raise AttributeError(name)
         raise missing(namespace, name, list(names))
+
     return __getattr__
 
 

@@ -31,6 +31,7 @@ class OutOfRangeError(GraphcError, IndexError):
 
 # --- nested structures of values (tuples, lists, dicts, single values) ------------------------
 
+
 def _flatten(s):
     if isinstance(s, dict):
         return [x for k in sorted(s) for x in _flatten(s[k])]
@@ -54,6 +55,7 @@ def _pack(structure, flat):
         if isinstance(s, (tuple, list)) and not _is_leaf_list(s):
             return type(s)(build(v) for v in s) if isinstance(s, tuple) else [build(v) for v in s]
         return next(it)
+
     return build(structure)
 
 
@@ -62,8 +64,9 @@ def _flatten_shapes(shapes, structure):
     if isinstance(structure, dict):
         return [x for k in sorted(structure) for x in _flatten_shapes(shapes[k], structure[k])]
     if isinstance(structure, (tuple, list)) and not _is_leaf_list(structure):
-        return [x for sh, st in zip(shapes, structure, strict=True)
-                for x in _flatten_shapes(sh, st)]
+        return [
+            x for sh, st in zip(shapes, structure, strict=True) for x in _flatten_shapes(sh, st)
+        ]
     if shapes is None:
         return [None]
     dims = shapes.as_list() if hasattr(shapes, "as_list") else list(shapes)
@@ -81,14 +84,15 @@ class _Spec:
 
 # --- the pipeline -----------------------------------------------------------------------------
 
+
 class Dataset:
     """A pipeline of elements (nested tuples/dicts of arrays) computed in Python."""
 
     def __init__(self, sources, make, structure, specs):
-        self._sources = sources       # graph tensors the pipeline starts from
-        self._make = make             # make(source arrays, rng) -> iterator of flat elements
-        self._structure = structure   # how an element nests
-        self._specs = specs           # a _Spec per flat component
+        self._sources = sources  # graph tensors the pipeline starts from
+        self._make = make  # make(source arrays, rng) -> iterator of flat elements
+        self._structure = structure  # how an element nests
+        self._specs = specs  # a _Spec per flat component
 
     # -- sources ---------------------------------------------------------------------------
     @staticmethod
@@ -98,17 +102,22 @@ class Dataset:
         flat = [convert(t) for t in _flatten(tensors)]
         for t in flat:
             if t.shape is not None and len(t.shape) == 0:
-                raise ShapeError(f"from_tensor_slices needs tensors of rank >= 1, got "
-                                 f"{t.describe()}", user_location())
+                raise ShapeError(
+                    f"from_tensor_slices needs tensors of rank >= 1, got {t.describe()}",
+                    user_location(),
+                )
         specs = [_Spec(t.dtype, None if t.shape is None else t.shape[1:]) for t in flat]
 
         def make(arrays, rng):
             n = {len(a) for a in arrays}
             if len(n) > 1:
-                raise ShapeError(f"from_tensor_slices: the components have different lengths "
-                                 f"{sorted(n)}", user_location())
+                raise ShapeError(
+                    f"from_tensor_slices: the components have different lengths {sorted(n)}",
+                    user_location(),
+                )
             for i in range(n.pop() if n else 0):
                 yield [a[i] for a in arrays]
+
         return Dataset(flat, make, tensors, specs)
 
     @staticmethod
@@ -118,6 +127,7 @@ class Dataset:
 
         def make(arrays, rng):
             yield list(arrays)
+
         return Dataset(flat, make, tensors, [_Spec(t.dtype, t.shape) for t in flat])
 
     @staticmethod
@@ -127,6 +137,7 @@ class Dataset:
         def make(arrays, rng):
             for i in r:
                 yield [np.array(i, np.int64)]
+
         return Dataset([], make, 0, [_Spec(D.int64, ())])
 
     @staticmethod
@@ -137,21 +148,31 @@ class Dataset:
         def make(arrays, rng):
             its, k = [], 0
             for d, c in zip(parts, counts, strict=True):
-                its.append(d._make(arrays[k:k + c], rng))
+                its.append(d._make(arrays[k : k + c], rng))
                 k += c
             for elems in zip(*its, strict=False):
                 yield [x for e in elems for x in e]
+
         structure = tuple(d._structure for d in parts)
-        return Dataset([s for d in parts for s in d._sources], make, structure,
-                       [s for d in parts for s in d._specs])
+        return Dataset(
+            [s for d in parts for s in d._sources],
+            make,
+            structure,
+            [s for d in parts for s in d._specs],
+        )
 
     def _then(self, step, structure=None, specs=None):
         inner = self._make
 
         def make(arrays, rng):
             return step(inner(arrays, rng), rng)
-        return Dataset(self._sources, make, self._structure if structure is None else structure,
-                       self._specs if specs is None else specs)
+
+        return Dataset(
+            self._sources,
+            make,
+            self._structure if structure is None else structure,
+            self._specs if specs is None else specs,
+        )
 
     # -- transformations -------------------------------------------------------------------
     def batch(self, batch_size, drop_remainder=False):
@@ -167,9 +188,14 @@ class Dataset:
                     buf = []
             if buf and not drop_remainder:
                 yield [np.stack(c) for c in zip(*buf, strict=True)]
+
         first = n if drop_remainder else None
-        return self._then(step, specs=[_Spec(s.dtype, None if s.shape is None else
-                                             (first,) + s.shape) for s in self._specs])
+        return self._then(
+            step,
+            specs=[
+                _Spec(s.dtype, None if s.shape is None else (first,) + s.shape) for s in self._specs
+            ],
+        )
 
     def shuffle(self, buffer_size, seed=None, reshuffle_each_iteration=True):
         """TF's buffered shuffle: each element comes from a random slot of a buffer of
@@ -187,6 +213,7 @@ class Dataset:
                 buf[k] = e
             for k in rng.permutation(len(buf)):
                 yield buf[k]
+
         ds = self._then(step)
         ds._seed = seed
         return ds
@@ -206,6 +233,7 @@ class Dataset:
                 if empty:
                     return
                 k += 1
+
         return Dataset(self._sources, make, self._structure, self._specs)
 
     def take(self, count):
@@ -216,6 +244,7 @@ class Dataset:
                 if n >= 0 and k >= n:
                     return
                 yield e
+
         return self._then(step)
 
     def skip(self, count):
@@ -225,6 +254,7 @@ class Dataset:
             for k, e in enumerate(it):
                 if k >= n:
                     yield e
+
         return self._then(step)
 
     def prefetch(self, buffer_size=None):
@@ -263,8 +293,11 @@ class Dataset:
         return _pack(self._structure, [s.shape for s in self._specs])
 
     def __iter__(self):
-        raise GraphcError("a tf.data.Dataset is iterated in graph mode through "
-                          "dataset.make_one_shot_iterator().get_next()", user_location())
+        raise GraphcError(
+            "a tf.data.Dataset is iterated in graph mode through "
+            "dataset.make_one_shot_iterator().get_next()",
+            user_location(),
+        )
 
 
 class _Traced:
@@ -273,6 +306,7 @@ class _Traced:
     def __init__(self, fn, structure, specs):
         from ..ir.graph import Graph
         from ..ops.sources import placeholder
+
         self.graph = Graph()
         with self.graph.as_default():
             self.inputs = [placeholder(s.dtype, s.shape) for s in specs]
@@ -286,13 +320,14 @@ class _Traced:
     def __call__(self, element):
         if self._session is None:
             from ..session import Session
+
             self._session = Session(graph=self.graph)
         return self._session.run(self.outputs, dict(zip(self.inputs, element, strict=True)))
 
 
 # --- iterators: graph ops whose kernels hand out elements -------------------------------------
 
-_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # run context -> positions
+_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # run context -> positions
 
 
 def _positions(ctx) -> dict:
@@ -312,14 +347,17 @@ def _get_next_kernel(ctx, node, *arrays, iterator, specs):
     positions = _positions(ctx)
     if iterator not in positions:
         if iterator._initializable:
-            raise GraphcError("the iterator has not been initialized: run "
-                              "sess.run(iterator.initializer) first", iterator._location)
+            raise GraphcError(
+                "the iterator has not been initialized: run sess.run(iterator.initializer) first",
+                iterator._location,
+            )
         _start(iterator, ctx, arrays)
     try:
         element = next(positions[iterator])
     except StopIteration:
-        raise OutOfRangeError("End of sequence: the dataset has no more elements",
-                              iterator._location) from None
+        raise OutOfRangeError(
+            "End of sequence: the dataset has no more elements", iterator._location
+        ) from None
     return tuple(np.asarray(v, dtype=s.dtype.np) for v, s in zip(element, specs, strict=True))
 
 
@@ -329,13 +367,24 @@ def _init_kernel(ctx, node, *arrays, iterator, dataset=None):
 
 
 GET_NEXT = OpDef(
-    "iterator_get_next", lambda ins, a: [(s.dtype, s.shape) for s in a["specs"]],
-    numpy=_get_next_kernel, kind="state", stateful=True, differentiable=False,
-    doc="The next element of a tf.data iterator (its kernel runs the Python pipeline).")
+    "iterator_get_next",
+    lambda ins, a: [(s.dtype, s.shape) for s in a["specs"]],
+    numpy=_get_next_kernel,
+    kind="state",
+    stateful=True,
+    differentiable=False,
+    doc="The next element of a tf.data iterator (its kernel runs the Python pipeline).",
+)
 
 INIT = OpDef(
-    "iterator_init", lambda ins, a: [], numpy=_init_kernel, kind="state", stateful=True,
-    differentiable=False, doc="Restart a tf.data iterator from its source tensors' values.")
+    "iterator_init",
+    lambda ins, a: [],
+    numpy=_init_kernel,
+    kind="state",
+    stateful=True,
+    differentiable=False,
+    doc="Restart a tf.data iterator from its source tensors' values.",
+)
 
 
 class Iterator:
@@ -356,39 +405,53 @@ class Iterator:
         return self is other
 
     @staticmethod
-    def from_structure(output_types, output_shapes=None, shared_name=None,
-                       output_classes=None):
+    def from_structure(output_types, output_shapes=None, shared_name=None, output_classes=None):
         """A reinitializable iterator: ``make_initializer(dataset)`` points it at any
         dataset of this structure (the train/test switch of TF 1.x tutorials)."""
         types = _flatten(output_types)
-        shapes = _flatten_shapes(output_shapes, output_types) if output_shapes is not None \
+        shapes = (
+            _flatten_shapes(output_shapes, output_types)
+            if output_shapes is not None
             else [None] * len(types)
-        specs = [_Spec(D.as_dtype(t), None if s is None else tuple(s))
-                 for t, s in zip(types, shapes, strict=True)]
+        )
+        specs = [
+            _Spec(D.as_dtype(t), None if s is None else tuple(s))
+            for t, s in zip(types, shapes, strict=True)
+        ]
         return Iterator(Dataset([], None, output_types, specs), initializable=True)
 
     def make_initializer(self, dataset, name=None):
         """The op that restarts this iterator on ``dataset``."""
         if len(dataset._specs) != len(self._dataset._specs) or any(
-                a.dtype is not b.dtype for a, b in zip(dataset._specs, self._dataset._specs,
-                                                        strict=True)):
-            raise GraphcError("make_initializer: the dataset's element types differ from the "
-                              "iterator's", user_location())
-        return INIT.build(list(dataset._sources), {"iterator": self, "dataset": dataset},
-                          name=name or "MakeIterator")
+            a.dtype is not b.dtype
+            for a, b in zip(dataset._specs, self._dataset._specs, strict=True)
+        ):
+            raise GraphcError(
+                "make_initializer: the dataset's element types differ from the iterator's",
+                user_location(),
+            )
+        return INIT.build(
+            list(dataset._sources),
+            {"iterator": self, "dataset": dataset},
+            name=name or "MakeIterator",
+        )
 
     @property
     def initializer(self):
         if self._init is None:
-            self._init = INIT.build(list(self._dataset._sources), {"iterator": self},
-                                    name="MakeIterator")
+            self._init = INIT.build(
+                list(self._dataset._sources), {"iterator": self}, name="MakeIterator"
+            )
         return self._init
 
     def get_next(self, name=None):
         if self._next is None:
             ins = [] if self._initializable else list(self._dataset._sources)
-            node = GET_NEXT.build(ins, {"iterator": self, "specs": self._dataset._specs},
-                                  name=name or "IteratorGetNext")
+            node = GET_NEXT.build(
+                ins,
+                {"iterator": self, "specs": self._dataset._specs},
+                name=name or "IteratorGetNext",
+            )
             self._next = _pack(self._dataset._structure, list(node.outputs))
         return self._next
 
@@ -417,8 +480,13 @@ def _get_output_shapes(obj):
     return obj.output_shapes
 
 
-data = Namespace("data", Dataset=Dataset, Iterator=Iterator,
-                 get_output_types=_get_output_types, get_output_shapes=_get_output_shapes,
-                 make_one_shot_iterator=make_one_shot_iterator,
-                 make_initializable_iterator=make_initializable_iterator,
-                 experimental=Namespace("data.experimental"))
+data = Namespace(
+    "data",
+    Dataset=Dataset,
+    Iterator=Iterator,
+    get_output_types=_get_output_types,
+    get_output_shapes=_get_output_shapes,
+    make_one_shot_iterator=make_one_shot_iterator,
+    make_initializable_iterator=make_initializable_iterator,
+    experimental=Namespace("data.experimental"),
+)

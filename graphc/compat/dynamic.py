@@ -37,7 +37,7 @@ def static_value(t):
         inner = static_value(op.inputs[0])
         if inner is not None:
             return np.asarray(inner[op.attrs["key"]])
-        source = _shape_source(op.inputs[0])     # tf.shape(x)[i] with x's dim i static
+        source = _shape_source(op.inputs[0])  # tf.shape(x)[i] with x's dim i static
         if source is not None and source.shape is not None:
             dims = np.array([-1 if d is None or isinstance(d, str) else d for d in source.shape])
             picked = dims[op.attrs["key"]]
@@ -59,19 +59,24 @@ def resolve(shape, what):
         like = _shape_source(shape)
         if like is not None:
             return None, like
-        raise ShapeError(f"{what}: graphc needs a static shape or tf.shape(tensor), got "
-                         f"{shape.describe()}", user_location())
+        raise ShapeError(
+            f"{what}: graphc needs a static shape or tf.shape(tensor), got {shape.describe()}",
+            user_location(),
+        )
     dims, unknown = [], 0
     for d in shape:
         value = static_value(d)
-        if value is None:           # known only at run time
+        if value is None:  # known only at run time
             unknown += 1
             dims.append(-1)
         else:
             dims.append(int(value))
     if unknown and dims.count(-1) > 1:
-        raise ShapeError(f"{what}: graphc can infer one run-time dimension of a shape, not "
-                         f"{dims.count(-1)}; give the others statically", user_location())
+        raise ShapeError(
+            f"{what}: graphc can infer one run-time dimension of a shape, not "
+            f"{dims.count(-1)}; give the others statically",
+            user_location(),
+        )
     return tuple(dims), None
 
 
@@ -100,14 +105,19 @@ def _infer_rest(tensor, rest):
     if -1 not in rest:
         return rest
     if rest.count(-1) > 1:
-        raise ShapeError(f"reshape of {tensor.describe()}: graphc can infer one run-time "
-                         "dimension of a shape besides the batch, not several",
-                         user_location())
+        raise ShapeError(
+            f"reshape of {tensor.describe()}: graphc can infer one run-time "
+            "dimension of a shape besides the batch, not several",
+            user_location(),
+        )
     n = tensor.shape[1:].num_elements() if tensor.shape is not None else None
     known = int(np.prod([d for d in rest if d != -1], dtype=np.int64))
     if n is None or known == 0 or n % known:
-        raise ShapeError(f"reshape of {tensor.describe()} to [batch, {list(rest)}]: the -1 "
-                         "needs the other dimensions to be static", user_location())
+        raise ShapeError(
+            f"reshape of {tensor.describe()} to [batch, {list(rest)}]: the -1 "
+            "needs the other dimensions to be static",
+            user_location(),
+        )
     return tuple(n // known if d == -1 else d for d in rest)
 
 
@@ -131,13 +141,23 @@ def random(kind, shape, dtype, seed, name, **params):
         lo, hi = params["mean"], params["stddev"]
         unit = {"mean": 0.0, "stddev": 1.0} if tensors else {"mean": lo, "stddev": hi}
     if like is not None:
-        op = {"random_normal": _random.RANDOM_NORMAL, "truncated_normal": _random.TRUNCATED_NORMAL,
-              "random_uniform": _random.RANDOM_UNIFORM}[kind]
-        draw = op(convert(like), name=None if tensors else name, shape=None, dtype=dtype,
-                  seed=None if seed is None else int(seed), **unit)
+        op = {
+            "random_normal": _random.RANDOM_NORMAL,
+            "truncated_normal": _random.TRUNCATED_NORMAL,
+            "random_uniform": _random.RANDOM_UNIFORM,
+        }[kind]
+        draw = op(
+            convert(like),
+            name=None if tensors else name,
+            shape=None,
+            dtype=dtype,
+            seed=None if seed is None else int(seed),
+            **unit,
+        )
     else:
-        draw = getattr(_random, kind)(static, dtype=dtype, seed=seed,
-                                      name=None if tensors else name, **unit)
+        draw = getattr(_random, kind)(
+            static, dtype=dtype, seed=seed, name=None if tensors else name, **unit
+        )
     if not tensors:
         return draw
     if kind == "random_uniform":
@@ -145,7 +165,7 @@ def random(kind, shape, dtype, seed, name, **params):
     return draw * convert(hi, like=draw) + lo
 
 
-_runtime_range = None   # the user op behind tf.range of run-time bounds, made on first use
+_runtime_range = None  # the user op behind tf.range of run-time bounds, made on first use
 
 
 def _arange(start, limit, delta):
@@ -165,17 +185,28 @@ def range_(start, limit=None, delta=1, dtype=None, name="range"):
     if all(v is not None for v in values):
         return _array.range(*(v.item() for v in values), dtype=dtype, name=name)
     tensors = [b for b in bounds if isinstance(b, Tensor)]
-    dtype = as_dtype(dtype) if dtype is not None else (
-        tensors[0].dtype if all(t.dtype is tensors[0].dtype for t in tensors) else
-        default_dtype_of([v for v in values if v is not None] or [0]))
-    scalars = [_array.cast(b, dtype) if isinstance(b, Tensor) else convert(b, dtype=dtype)
-               for b in bounds]
+    dtype = (
+        as_dtype(dtype)
+        if dtype is not None
+        else (
+            tensors[0].dtype
+            if all(t.dtype is tensors[0].dtype for t in tensors)
+            else default_dtype_of([v for v in values if v is not None] or [0])
+        )
+    )
+    scalars = [
+        _array.cast(b, dtype) if isinstance(b, Tensor) else convert(b, dtype=dtype) for b in bounds
+    ]
     for b in scalars:
         if b.shape is not None and len(b.shape) != 0:
-            raise ShapeError(f"tf.range needs scalar bounds, got {b.describe()}",
-                             user_location())
+            raise ShapeError(f"tf.range needs scalar bounds, got {b.describe()}", user_location())
     if _runtime_range is None:
         from ..ops.custom import register_op
-        _runtime_range = register_op("compat_v1_range", _arange, shape_fn=lambda *s: (None,),
-                                     doc="tf.range over bounds known when the graph runs")
+
+        _runtime_range = register_op(
+            "compat_v1_range",
+            _arange,
+            shape_fn=lambda *s: (None,),
+            doc="tf.range over bounds known when the graph runs",
+        )
     return _runtime_range(*scalars, name=name)

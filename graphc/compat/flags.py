@@ -17,14 +17,21 @@ class _FlagValues:
 
     def _define(self, name, default, help_text, kind):
         if kind is bool:
-            self._parser.add_argument(f"--{name}", dest=name, default=default,
-                                      type=lambda s: s.lower() in ("1", "true", "yes"),
-                                      nargs="?", const=True, help=help_text)
+            self._parser.add_argument(
+                f"--{name}",
+                dest=name,
+                default=default,
+                type=lambda s: s.lower() in ("1", "true", "yes"),
+                nargs="?",
+                const=True,
+                help=help_text,
+            )
             self._parser.add_argument(f"--no{name}", dest=name, action="store_false")
         else:
-            self._parser.add_argument(f"--{name}", dest=name, default=default, type=kind,
-                                      help=help_text)
-        object.__setattr__(self, "_values", None)     # parse again with the new flag
+            self._parser.add_argument(
+                f"--{name}", dest=name, default=default, type=kind, help=help_text
+            )
+        object.__setattr__(self, "_values", None)  # parse again with the new flag
 
     def __call__(self, argv):
         """Parse ``argv`` (``tf.app.run`` does this); returns the arguments left over."""

@@ -69,8 +69,10 @@ class Constant(Initializer):
         if arr.size == 1:
             return fill(shape, arr.reshape(()).item(), dtype=dt)
         if arr.size != int(np.prod(shape, dtype=np.int64)):
-            raise GraphcError(f"constant_initializer: {arr.size} values cannot fill shape "
-                              f"{shape}", user_location())
+            raise GraphcError(
+                f"constant_initializer: {arr.size} values cannot fill shape {shape}",
+                user_location(),
+            )
         return _constant(arr.reshape(shape), dtype=dt)
 
 
@@ -79,8 +81,9 @@ class RandomNormal(Initializer):
         self.mean, self.stddev, self.seed, self.dtype = mean, stddev, seed, dtype
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        return _random.random_normal(_shape(shape), self.mean, self.stddev,
-                                     _dtype(dtype, self.dtype), seed=self.seed)
+        return _random.random_normal(
+            _shape(shape), self.mean, self.stddev, _dtype(dtype, self.dtype), seed=self.seed
+        )
 
 
 class TruncatedNormal(Initializer):
@@ -88,8 +91,9 @@ class TruncatedNormal(Initializer):
         self.mean, self.stddev, self.seed, self.dtype = mean, stddev, seed, dtype
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        return _random.truncated_normal(_shape(shape), self.mean, self.stddev,
-                                        _dtype(dtype, self.dtype), seed=self.seed)
+        return _random.truncated_normal(
+            _shape(shape), self.mean, self.stddev, _dtype(dtype, self.dtype), seed=self.seed
+        )
 
 
 class RandomUniform(Initializer):
@@ -97,8 +101,9 @@ class RandomUniform(Initializer):
         self.minval, self.maxval, self.seed, self.dtype = minval, maxval, seed, dtype
 
     def __call__(self, shape, dtype=None, partition_info=None):
-        return _random.random_uniform(_shape(shape), self.minval, self.maxval,
-                                      _dtype(dtype, self.dtype), seed=self.seed)
+        return _random.random_uniform(
+            _shape(shape), self.minval, self.maxval, _dtype(dtype, self.dtype), seed=self.seed
+        )
 
 
 def _fans(shape):
@@ -113,11 +118,12 @@ def _fans(shape):
 class VarianceScaling(Initializer):
     """Samples with variance ``scale / n``, ``n`` the fan_in, fan_out or their mean."""
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
-                 dtype=D.float32):
+    def __init__(
+        self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, dtype=D.float32
+    ):
         if mode not in ("fan_in", "fan_out", "fan_avg"):
             raise GraphcError(f"variance_scaling_initializer: bad mode {mode!r}")
-        if distribution == "normal":     # TF 1.x's spelling of the truncated normal
+        if distribution == "normal":  # TF 1.x's spelling of the truncated normal
             distribution = "truncated_normal"
         if distribution not in ("truncated_normal", "untruncated_normal", "uniform"):
             raise GraphcError(f"variance_scaling_initializer: bad distribution {distribution!r}")
@@ -135,8 +141,9 @@ class VarianceScaling(Initializer):
             return _random.random_uniform(shape, -limit, limit, dt, seed=self.seed)
         if self.distribution == "untruncated_normal":
             return _random.random_normal(shape, 0.0, math.sqrt(variance), dt, seed=self.seed)
-        return _random.truncated_normal(shape, 0.0, math.sqrt(variance) / _TRUNCATED_STDDEV,
-                                        dt, seed=self.seed)
+        return _random.truncated_normal(
+            shape, 0.0, math.sqrt(variance) / _TRUNCATED_STDDEV, dt, seed=self.seed
+        )
 
 
 class GlorotUniform(VarianceScaling):
@@ -172,12 +179,12 @@ def xavier_initializer(uniform=True, seed=None, dtype=D.float32):
     return GlorotUniform(seed, dtype) if uniform else GlorotNormal(seed, dtype)
 
 
-def variance_scaling_initializer(factor=2.0, mode="FAN_IN", uniform=False, seed=None,
-                                 dtype=D.float32):
+def variance_scaling_initializer(
+    factor=2.0, mode="FAN_IN", uniform=False, seed=None, dtype=D.float32
+):
     """``tf.contrib.layers.variance_scaling_initializer`` (He initialization by default)."""
     mode = {"FAN_IN": "fan_in", "FAN_OUT": "fan_out", "FAN_AVG": "fan_avg"}[mode.upper()]
-    return VarianceScaling(factor, mode, "uniform" if uniform else "truncated_normal", seed,
-                           dtype)
+    return VarianceScaling(factor, mode, "uniform" if uniform else "truncated_normal", seed, dtype)
 
 
 def as_initializer(init):

@@ -21,13 +21,22 @@ from .scopes import REGULARIZATION_LOSSES
 LOSSES = "losses"
 
 Reduction = Namespace(
-    "losses.Reduction", NONE="none", SUM="weighted_sum", MEAN="weighted_mean",
+    "losses.Reduction",
+    NONE="none",
+    SUM="weighted_sum",
+    MEAN="weighted_mean",
     SUM_OVER_BATCH_SIZE="weighted_sum_over_batch_size",
-    SUM_BY_NONZERO_WEIGHTS="weighted_sum_by_nonzero_weights")
+    SUM_BY_NONZERO_WEIGHTS="weighted_sum_by_nonzero_weights",
+)
 
 
-def compute_weighted_loss(losses, weights=1.0, scope=None, loss_collection=LOSSES,
-                          reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def compute_weighted_loss(
+    losses,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     """Weight ``losses`` and reduce them (see the module docstring)."""
     losses = convert(losses)
     scalar_weight = not isinstance(weights, Tensor) and getattr(weights, "ndim", 0) == 0
@@ -52,32 +61,61 @@ def compute_weighted_loss(losses, weights=1.0, scope=None, loss_collection=LOSSE
     return result
 
 
-def mean_squared_error(labels, predictions, weights=1.0, scope=None, loss_collection=LOSSES,
-                       reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def mean_squared_error(
+    labels,
+    predictions,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     p = convert(predictions)
-    return compute_weighted_loss(square(p - convert(labels, like=p)), weights, scope,
-                                 loss_collection, reduction)
+    return compute_weighted_loss(
+        square(p - convert(labels, like=p)), weights, scope, loss_collection, reduction
+    )
 
 
-def absolute_difference(labels, predictions, weights=1.0, scope=None, loss_collection=LOSSES,
-                        reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def absolute_difference(
+    labels,
+    predictions,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     p = convert(predictions)
-    return compute_weighted_loss(_abs(p - convert(labels, like=p)), weights, scope,
-                                 loss_collection, reduction)
+    return compute_weighted_loss(
+        _abs(p - convert(labels, like=p)), weights, scope, loss_collection, reduction
+    )
 
 
-def huber_loss(labels, predictions, weights=1.0, delta=1.0, scope=None,
-               loss_collection=LOSSES, reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def huber_loss(
+    labels,
+    predictions,
+    weights=1.0,
+    delta=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     """Quadratic within ``delta`` of the label, linear beyond."""
     p = convert(predictions)
     err = _abs(p - convert(labels, like=p))
     quad = minimum(err, delta)
-    return compute_weighted_loss(quad * quad * 0.5 + (err - quad) * delta, weights, scope,
-                                 loss_collection, reduction)
+    return compute_weighted_loss(
+        quad * quad * 0.5 + (err - quad) * delta, weights, scope, loss_collection, reduction
+    )
 
 
-def log_loss(labels, predictions, weights=1.0, epsilon=1e-7, scope=None,
-             loss_collection=LOSSES, reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def log_loss(
+    labels,
+    predictions,
+    weights=1.0,
+    epsilon=1e-7,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     """Binary cross-entropy of probabilities ``predictions``."""
     p = convert(predictions)
     y = convert(labels, like=p)
@@ -89,8 +127,15 @@ def _smooth(labels, smoothing, n):
     return labels * (1 - smoothing) + smoothing / n if smoothing else labels
 
 
-def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0, scope=None,
-                          loss_collection=LOSSES, reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def softmax_cross_entropy(
+    onehot_labels,
+    logits,
+    weights=1.0,
+    label_smoothing=0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     """Softmax cross-entropy against one-hot (or soft) labels; no gradient flows into the
     labels, as in TF 1.x."""
     logits = convert(logits)
@@ -100,16 +145,27 @@ def softmax_cross_entropy(onehot_labels, logits, weights=1.0, label_smoothing=0,
     return compute_weighted_loss(loss, weights, scope, loss_collection, reduction)
 
 
-def sparse_softmax_cross_entropy(labels, logits, weights=1.0, scope=None,
-                                 loss_collection=LOSSES,
-                                 reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def sparse_softmax_cross_entropy(
+    labels,
+    logits,
+    weights=1.0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     loss = _gnn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
     return compute_weighted_loss(loss, weights, scope, loss_collection, reduction)
 
 
-def sigmoid_cross_entropy(multi_class_labels, logits, weights=1.0, label_smoothing=0,
-                          scope=None, loss_collection=LOSSES,
-                          reduction=Reduction.SUM_BY_NONZERO_WEIGHTS):
+def sigmoid_cross_entropy(
+    multi_class_labels,
+    logits,
+    weights=1.0,
+    label_smoothing=0,
+    scope=None,
+    loss_collection=LOSSES,
+    reduction=Reduction.SUM_BY_NONZERO_WEIGHTS,
+):
     logits = convert(logits)
     labels = stop_gradient(convert(multi_class_labels, like=logits))
     if label_smoothing:
@@ -134,6 +190,7 @@ def get_regularization_losses(scope=None):
 def _sum_all(terms, name):
     if not terms:
         from ..ops.sources import constant
+
         return constant(0.0, name=name)
     total = terms[0]
     for t in terms[1:]:

@@ -21,12 +21,16 @@ LOCAL_VARIABLES = "local_variables"
 
 def _local(name, dtype):
     from ..ops.array import zeros
-    return Variable(zeros((), dtype=dtype), trainable=False, name=name,
-                    collections=[LOCAL_VARIABLES, "metric_variables"])
+
+    return Variable(
+        zeros((), dtype=dtype),
+        trainable=False,
+        name=name,
+        collections=[LOCAL_VARIABLES, "metric_variables"],
+    )
 
 
-def mean(values, weights=None, metrics_collections=None, updates_collections=None,
-         name=None):
+def mean(values, weights=None, metrics_collections=None, updates_collections=None, name=None):
     """The running (weighted) mean of every value seen by ``update_op``."""
     values = convert(values)
     v = cast(values, "float32")
@@ -39,7 +43,7 @@ def mean(values, weights=None, metrics_collections=None, updates_collections=Non
             batch_total, batch_count = reduce_sum(v * w), reduce_sum(broadcast_like(w, v))
         value = total / maximum(count, 1e-30)
         update = group(assign_add(total, batch_total), assign_add(count, batch_count))
-        with control_dependencies([update]):   # read the totals after this batch is added
+        with control_dependencies([update]):  # read the totals after this batch is added
             update_value = total / maximum(count, 1e-30)
     for key, t in ((metrics_collections, value), (updates_collections, update_value)):
         for c in key or ():
@@ -47,16 +51,16 @@ def mean(values, weights=None, metrics_collections=None, updates_collections=Non
     return value, update_value
 
 
-def accuracy(labels, predictions, weights=None, metrics_collections=None,
-             updates_collections=None, name=None):
+def accuracy(
+    labels, predictions, weights=None, metrics_collections=None, updates_collections=None, name=None
+):
     """The running fraction of ``predictions`` equal to ``labels``."""
     predictions = convert(predictions)
     labels = convert(labels, like=predictions)
     if labels.dtype is not predictions.dtype:
         labels = cast(labels, predictions.dtype)
     hits = cast(equal(labels, predictions), "float32")
-    return mean(hits, weights, metrics_collections, updates_collections,
-                name=name or "accuracy")
+    return mean(hits, weights, metrics_collections, updates_collections, name=name or "accuracy")
 
 
 __getattr__ = module_getattr("metrics")

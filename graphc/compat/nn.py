@@ -44,7 +44,7 @@ from .rnn import (
     static_rnn,
 )
 
-dropout = _gnn.dropout                     # keep_prob (TF 1.x) or rate=
+dropout = _gnn.dropout  # keep_prob (TF 1.x) or rate=
 batch_normalization = _conv.batch_normalization
 softmax_cross_entropy_with_logits = _gnn.softmax_cross_entropy_with_logits  # no grad to labels
 softmax_cross_entropy_with_logits_v2 = _gnn.softmax_cross_entropy_with_logits_v2
@@ -53,16 +53,51 @@ swish = silu = _gnn.silu
 gelu = _gnn.gelu
 
 __all__ = [
-    "avg_pool", "batch_normalization", "bias_add", "conv2d", "conv2d_transpose", "crelu",
-    "dropout", "elu", "embedding_lookup", "gelu", "in_top_k", "l2_loss", "l2_normalize",
-    "leaky_relu", "local_response_normalization", "log_softmax", "lrn", "max_pool", "moments",
-    "relu", "relu6", "selu", "sigmoid",
-    "sigmoid_cross_entropy_with_logits", "silu", "softmax", "softmax_cross_entropy_with_logits",
-    "softmax_cross_entropy_with_logits_v2", "softplus", "softsign",
-    "sparse_softmax_cross_entropy_with_logits", "swish", "tanh",
-    "weighted_cross_entropy_with_logits", "xw_plus_b", "rnn_cell", "static_rnn", "dynamic_rnn",
-    "static_bidirectional_rnn", "bidirectional_dynamic_rnn", "conv1d", "top_k", "nce_loss",
-    "sampled_softmax_loss", "log_uniform_candidate_sampler",
+    "avg_pool",
+    "batch_normalization",
+    "bias_add",
+    "conv2d",
+    "conv2d_transpose",
+    "crelu",
+    "dropout",
+    "elu",
+    "embedding_lookup",
+    "gelu",
+    "in_top_k",
+    "l2_loss",
+    "l2_normalize",
+    "leaky_relu",
+    "local_response_normalization",
+    "log_softmax",
+    "lrn",
+    "max_pool",
+    "moments",
+    "relu",
+    "relu6",
+    "selu",
+    "sigmoid",
+    "sigmoid_cross_entropy_with_logits",
+    "silu",
+    "softmax",
+    "softmax_cross_entropy_with_logits",
+    "softmax_cross_entropy_with_logits_v2",
+    "softplus",
+    "softsign",
+    "sparse_softmax_cross_entropy_with_logits",
+    "swish",
+    "tanh",
+    "weighted_cross_entropy_with_logits",
+    "xw_plus_b",
+    "rnn_cell",
+    "static_rnn",
+    "dynamic_rnn",
+    "static_bidirectional_rnn",
+    "bidirectional_dynamic_rnn",
+    "conv1d",
+    "top_k",
+    "nce_loss",
+    "sampled_softmax_loss",
+    "log_uniform_candidate_sampler",
 ]
 
 
@@ -91,44 +126,90 @@ def l2_normalize(x, axis=None, epsilon=1e-12, name=None, dim=None):
     return _gnn.l2_normalize(x, axis=_axis(axis, dim), epsilon=epsilon, name=name)
 
 
-def conv2d(input, filter=None, strides=None, padding=None, use_cudnn_on_gpu=True,  # noqa: A002
-           data_format="NHWC", dilations=(1, 1, 1, 1), name=None, filters=None):
+def conv2d(
+    input,
+    filter=None,
+    strides=None,
+    padding=None,
+    use_cudnn_on_gpu=True,  # noqa: A002
+    data_format="NHWC",
+    dilations=(1, 1, 1, 1),
+    name=None,
+    filters=None,
+):
     """``tf.nn.conv2d(x, W, strides=[1, s, s, 1], padding="SAME")``: NHWC input, HWIO filter."""
     w = filter if filter is not None else filters
     if w is None or strides is None or padding is None:
         raise ShapeError("tf.nn.conv2d needs filter, strides and padding", user_location())
-    return _conv.conv2d(input, w, strides=strides, padding=padding, data_format=data_format,
-                        dilations=dilations, name=name)
+    return _conv.conv2d(
+        input,
+        w,
+        strides=strides,
+        padding=padding,
+        data_format=data_format,
+        dilations=dilations,
+        name=name,
+    )
 
 
-def max_pool(value=None, ksize=None, strides=None, padding=None, data_format="NHWC", name=None,
-             input=None):  # noqa: A002
-    return _conv.max_pool(value if value is not None else input, ksize, strides, padding,
-                          data_format=data_format, name=name)
+def max_pool(
+    value=None, ksize=None, strides=None, padding=None, data_format="NHWC", name=None, input=None
+):  # noqa: A002
+    return _conv.max_pool(
+        value if value is not None else input,
+        ksize,
+        strides,
+        padding,
+        data_format=data_format,
+        name=name,
+    )
 
 
-def avg_pool(value=None, ksize=None, strides=None, padding=None, data_format="NHWC", name=None,
-             input=None):  # noqa: A002
-    return _conv.avg_pool(value if value is not None else input, ksize, strides, padding,
-                          data_format=data_format, name=name)
+def avg_pool(
+    value=None, ksize=None, strides=None, padding=None, data_format="NHWC", name=None, input=None
+):  # noqa: A002
+    return _conv.avg_pool(
+        value if value is not None else input,
+        ksize,
+        strides,
+        padding,
+        data_format=data_format,
+        name=name,
+    )
 
 
-def conv2d_transpose(value, filter=None, output_shape=None, strides=None, padding="SAME",  # noqa: A002
-                     data_format="NHWC", name=None, input=None, filters=None,
-                     dilations=None):
+def conv2d_transpose(
+    value,
+    filter=None,
+    output_shape=None,
+    strides=None,
+    padding="SAME",  # noqa: A002
+    data_format="NHWC",
+    name=None,
+    input=None,
+    filters=None,
+    dilations=None,
+):
     """The gradient of conv2d with respect to its input, as a layer: ``filter`` is
     ``(h, w, out_channels, in_channels)`` and ``output_shape`` the static NHWC result
     (its batch entry is ignored: the batch comes from ``value``)."""
     x = convert(value if value is not None else input)
     w = convert(filter if filter is not None else filters)
     if output_shape is None or any(not isinstance(d, int) for d in list(output_shape)[1:]):
-        raise ShapeError("conv2d_transpose needs a static output_shape [batch, h, w, c]; got "
-                         f"{output_shape!r}", user_location())
+        raise ShapeError(
+            f"conv2d_transpose needs a static output_shape [batch, h, w, c]; got {output_shape!r}",
+            user_location(),
+        )
     _conv._nhwc(data_format, "conv2d_transpose")
     shape = (x.shape[0],) + tuple(int(d) for d in list(output_shape)[1:])
-    return _conv.CONV2D_BACKPROP_INPUT(x, w, name=name, input_shape=shape,
-                                       strides=_conv._pair(strides, "strides"),
-                                       padding=_conv._padding(padding))
+    return _conv.CONV2D_BACKPROP_INPUT(
+        x,
+        w,
+        name=name,
+        input_shape=shape,
+        strides=_conv._pair(strides, "strides"),
+        padding=_conv._padding(padding),
+    )
 
 
 def in_top_k(predictions, targets, k, name=None):
@@ -137,8 +218,7 @@ def in_top_k(predictions, targets, k, name=None):
     p, t = convert(predictions), convert(targets)
     if not t.dtype.is_integer:
         raise DTypeError(f"in_top_k: targets must be integer classes, got {t.describe()}")
-    target_score = reduce_sum(p * one_hot(t, p.shape[-1], dtype=p.dtype), axis=-1,
-                              keepdims=True)
+    target_score = reduce_sum(p * one_hot(t, p.shape[-1], dtype=p.dtype), axis=-1, keepdims=True)
     above = reduce_sum(cast(p > target_score, "int32"), axis=-1)
     return less(above, int(k), name=name)
 
@@ -147,8 +227,9 @@ def xw_plus_b(x, weights, biases, name=None):
     return bias_add(matmul(x, weights), biases, name=name)
 
 
-def weighted_cross_entropy_with_logits(labels=None, logits=None, pos_weight=None, name=None,
-                                       targets=None):
+def weighted_cross_entropy_with_logits(
+    labels=None, logits=None, pos_weight=None, name=None, targets=None
+):
     """Sigmoid cross-entropy where positive labels weigh ``pos_weight`` times as much."""
     z = convert(labels if labels is not None else targets)
     x = convert(logits)
@@ -157,8 +238,14 @@ def weighted_cross_entropy_with_logits(labels=None, logits=None, pos_weight=None
     return (1 - z) * x + log_weight * (log1p(exp(-_abs(x))) + maximum(-x, 0))
 
 
-def local_response_normalization(input, depth_radius=5, bias=1.0, alpha=1.0, beta=0.5,  # noqa: A002
-                                 name=None):
+def local_response_normalization(
+    input,
+    depth_radius=5,
+    bias=1.0,
+    alpha=1.0,
+    beta=0.5,  # noqa: A002
+    name=None,
+):
     """``x / (bias + alpha * sum of x**2 over depth_radius channels either side) ** beta``,
     over the last (channel) axis of NHWC ``input``; built from slices, so it differentiates."""
     x = convert(input)
@@ -169,7 +256,7 @@ def local_response_normalization(input, depth_radius=5, bias=1.0, alpha=1.0, bet
     padded = pad(x * x, [(0, 0)] * (len(x.shape) - 1) + [(r, r)])
     window = padded[..., 0:channels]
     for k in range(1, 2 * r + 1):
-        window = window + padded[..., k:k + channels]
+        window = window + padded[..., k : k + channels]
     return x / (window * alpha + bias) ** beta
 
 

@@ -29,7 +29,7 @@ from ..ops.sources import convert
 from .data import OutOfRangeError
 from .strings import string
 
-_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()   # run context -> readers
+_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # run context -> readers
 
 
 def _state(ctx) -> dict:
@@ -40,6 +40,7 @@ def _state(ctx) -> dict:
 
 
 # --- the file name queue and the line reader --------------------------------------------------
+
 
 class FilenameQueue:
     """What ``string_input_producer`` returns: the files, and how often to read them."""
@@ -67,23 +68,34 @@ class FilenameQueue:
 def _names(value):
     if isinstance(value, Tensor):
         if value.op.type != "string_constant":
-            raise GraphcError("string_input_producer takes a list of file names (or a "
-                              "tf.constant of them)", user_location())
+            raise GraphcError(
+                "string_input_producer takes a list of file names (or a tf.constant of them)",
+                user_location(),
+            )
         value = value.op.attrs["value"].tolist()
     if isinstance(value, (str, bytes)):
         value = [value]
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.ravel(value).tolist()]
 
 
-def string_input_producer(string_tensor, num_epochs=None, shuffle=True, seed=None,
-                          capacity=32, shared_name=None, name=None, cancel_op=None):
+def string_input_producer(
+    string_tensor,
+    num_epochs=None,
+    shuffle=True,
+    seed=None,
+    capacity=32,
+    shared_name=None,
+    name=None,
+    cancel_op=None,
+):
     """The files to read, ``num_epochs`` times (for ever when None), shuffled each epoch
     if ``shuffle`` (TF's default)."""
     names = _names(string_tensor)
     if not names:
         raise GraphcError("string_input_producer needs at least one file name", user_location())
-    return FilenameQueue(names, None if num_epochs is None else int(num_epochs), bool(shuffle),
-                         seed)
+    return FilenameQueue(
+        names, None if num_epochs is None else int(num_epochs), bool(shuffle), seed
+    )
 
 
 def _read_kernel(ctx, node, reader, queue):
@@ -94,14 +106,22 @@ def _read_kernel(ctx, node, reader, queue):
     try:
         key, line = next(lines)
     except StopIteration:
-        raise OutOfRangeError(f"the input queue is exhausted: {queue.num_epochs} epoch(s) of "
-                              f"{queue.filenames} read", reader._location) from None
+        raise OutOfRangeError(
+            f"the input queue is exhausted: {queue.num_epochs} epoch(s) of {queue.filenames} read",
+            reader._location,
+        ) from None
     return np.array(key, dtype=object), np.array(line, dtype=object)
 
 
-READ = OpDef("reader_read", lambda ins, a: [(string, ()), (string, ())], numpy=_read_kernel,
-             kind="state", stateful=True, differentiable=False,
-             doc="The next (key, line) of a TextLineReader (Python-side).")
+READ = OpDef(
+    "reader_read",
+    lambda ins, a: [(string, ()), (string, ())],
+    numpy=_read_kernel,
+    kind="state",
+    stateful=True,
+    differentiable=False,
+    doc="The next (key, line) of a TextLineReader (Python-side).",
+)
 
 
 class TextLineReader:
@@ -123,8 +143,9 @@ class TextLineReader:
             try:
                 f = open(path, encoding="utf-8")  # noqa: SIM115 - a generator holds it
             except OSError as e:
-                raise GraphcError(f"TextLineReader cannot read {path}: {e.strerror or e}",
-                                  self._location) from None
+                raise GraphcError(
+                    f"TextLineReader cannot read {path}: {e.strerror or e}", self._location
+                ) from None
             with f:
                 for k, line in enumerate(f, start=1):
                     if k <= self.skip:
@@ -134,23 +155,38 @@ class TextLineReader:
 
     def read(self, queue, name=None):
         if not isinstance(queue, FilenameQueue):
-            raise GraphcError("TextLineReader.read takes the queue of "
-                              "tf.train.string_input_producer", user_location())
+            raise GraphcError(
+                "TextLineReader.read takes the queue of tf.train.string_input_producer",
+                user_location(),
+            )
         node = READ.build([], {"reader": self, "queue": queue}, name=name or "ReaderReadV2")
         return node.outputs[0], node.outputs[1]
 
 
 # --- decode_csv -------------------------------------------------------------------------------
 
+
 def _default_of(d):
     """(dtype, default value or None when the column is required) of a record default."""
-    v = d.op.attrs["value"] if isinstance(d, Tensor) and d.op.type in ("const",
-                                                                       "string_constant") else d
-    arr = np.asarray(v, dtype=object if isinstance(v, (list, tuple)) and v and
-                     isinstance(np.ravel(v)[0], (str, bytes)) else None)
+    v = (
+        d.op.attrs["value"]
+        if isinstance(d, Tensor) and d.op.type in ("const", "string_constant")
+        else d
+    )
+    arr = np.asarray(
+        v,
+        dtype=object
+        if isinstance(v, (list, tuple)) and v and isinstance(np.ravel(v)[0], (str, bytes))
+        else None,
+    )
     if arr.size == 0:
-        dtype = D.float32 if arr.dtype.kind == "f" else D.as_dtype(arr.dtype) \
-            if arr.dtype.kind in "iuf" else D.float32
+        dtype = (
+            D.float32
+            if arr.dtype.kind == "f"
+            else D.as_dtype(arr.dtype)
+            if arr.dtype.kind in "iuf"
+            else D.float32
+        )
         return dtype, None
     x = arr.ravel()[0]
     if isinstance(x, (str, bytes)):
@@ -165,16 +201,19 @@ def _default_of(d):
 def _parse(field: str, dtype, default, column, record):
     if field == "":
         if default is None:
-            raise GraphcError(f"decode_csv: field {column} is required but missing in "
-                              f"record {record!r}")
+            raise GraphcError(
+                f"decode_csv: field {column} is required but missing in record {record!r}"
+            )
         return default
     if dtype is string:
         return field.encode()
     try:
         return dtype.np.type(float(field) if dtype.is_floating else int(field))
     except ValueError:
-        raise GraphcError(f"decode_csv: field {column} of record {record!r} is {field!r}, "
-                          f"which is not a {dtype.name}") from None
+        raise GraphcError(
+            f"decode_csv: field {column} of record {record!r} is {field!r}, "
+            f"which is not a {dtype.name}"
+        ) from None
 
 
 def _decode_kernel(records, defaults, delim, select):
@@ -186,38 +225,60 @@ def _decode_kernel(records, defaults, delim, select):
         if select is not None:
             fields = [fields[i] if i < len(fields) else "" for i in select]
         if len(fields) != len(defaults):
-            raise GraphcError(f"decode_csv: expected {len(defaults)} fields but the record "
-                              f"{text!r} has {len(fields)}")
+            raise GraphcError(
+                f"decode_csv: expected {len(defaults)} fields but the record "
+                f"{text!r} has {len(fields)}"
+            )
         for k, (f, (dt, dflt)) in enumerate(zip(fields, defaults, strict=True)):
             cols[k].append(_parse(f.strip() if dt is not string else f, dt, dflt, k, text))
     shape = np.shape(records)
-    return tuple(np.array(c, dtype=object if dt is string else dt.np).reshape(shape)
-                 for c, (dt, _) in zip(cols, defaults, strict=True))
+    return tuple(
+        np.array(c, dtype=object if dt is string else dt.np).reshape(shape)
+        for c, (dt, _) in zip(cols, defaults, strict=True)
+    )
 
 
 def _decode_infer(ins, attrs):
     return [(dt, ins[0].shape) for dt, _ in attrs["defaults"]]
 
 
-DECODE_CSV = OpDef("decode_csv", _decode_infer, numpy=_decode_kernel, kind="other",
-                   differentiable=False, doc="CSV records parsed into one tensor per column.")
+DECODE_CSV = OpDef(
+    "decode_csv",
+    _decode_infer,
+    numpy=_decode_kernel,
+    kind="other",
+    differentiable=False,
+    doc="CSV records parsed into one tensor per column.",
+)
 
 
-def decode_csv(records, record_defaults, field_delim=",", use_quote_delim=True, name=None,
-               na_value="", select_cols=None):
+def decode_csv(
+    records,
+    record_defaults,
+    field_delim=",",
+    use_quote_delim=True,
+    name=None,
+    na_value="",
+    select_cols=None,
+):
     """One tensor per column of the CSV ``records``; ``record_defaults`` gives each
     column's dtype and its value when the field is empty (``[]``: the field is required)."""
     if not isinstance(records, Tensor):
         from .strings import string_constant
+
         records = string_constant(records)
     defaults = tuple(_default_of(d) for d in record_defaults)
     select = None if select_cols is None else tuple(int(i) for i in select_cols)
-    node = DECODE_CSV.build([records], {"defaults": defaults, "delim": field_delim,
-                                        "select": select}, name=name or "DecodeCSV")
+    node = DECODE_CSV.build(
+        [records],
+        {"defaults": defaults, "delim": field_delim, "select": select},
+        name=name or "DecodeCSV",
+    )
     return list(node.outputs)
 
 
 # --- batching ---------------------------------------------------------------------------------
+
 
 def _as_tensors(tensors):
     """The structure of ``tensors`` with each leaf a tensor: a list of tensors inside it is
@@ -239,6 +300,7 @@ class _Example:
     def __call__(self, ctx):
         if self._exe is None:
             from ..backends.reference import ReferenceExecutable
+
             self._exe = ReferenceExecutable(self.tensors, [], [])
         return self._exe(ctx, {})
 
@@ -256,18 +318,25 @@ def _batch_kernel(ctx, node, example, batch_size, allow_smaller, shuffle, specs)
             break
     if not buffer or (done and len(buffer) < batch_size and not allow_smaller):
         buffer.clear()
-        raise OutOfRangeError("the input is exhausted: fewer examples are left than a "
-                              f"batch of {batch_size} needs", None)
+        raise OutOfRangeError(
+            f"the input is exhausted: fewer examples are left than a batch of {batch_size} needs",
+            None,
+        )
     if shuffle:
         rng = state.setdefault((example, "rng"), np.random.default_rng(shuffle["seed"]))
-        pick = sorted(rng.choice(len(buffer), size=min(batch_size, len(buffer)),
-                                 replace=False).tolist(), reverse=True)
+        pick = sorted(
+            rng.choice(len(buffer), size=min(batch_size, len(buffer)), replace=False).tolist(),
+            reverse=True,
+        )
         rows = [buffer.pop(i) for i in pick]
     else:
         rows, buffer[:] = buffer[:batch_size], buffer[batch_size:]
-    return tuple(np.stack([r[k] for r in rows]).astype(s.dtype.np if s.dtype is not string
-                                                        else object, copy=False)
-                 for k, s in enumerate(specs))
+    return tuple(
+        np.stack([r[k] for r in rows]).astype(
+            s.dtype.np if s.dtype is not string else object, copy=False
+        )
+        for k, s in enumerate(specs)
+    )
 
 
 class _Spec:
@@ -279,53 +348,98 @@ class _Spec:
 
 def _batch_infer(ins, attrs):
     first = None if attrs["allow_smaller"] else attrs["batch_size"]
-    return [(t.dtype, None if t.shape is None else (first,) + tuple(t.shape))
-            for t in attrs["example"].tensors]
+    return [
+        (t.dtype, None if t.shape is None else (first,) + tuple(t.shape))
+        for t in attrs["example"].tensors
+    ]
 
 
-BATCH = OpDef("py_batch", _batch_infer, numpy=_batch_kernel, kind="state", stateful=True,
-              differentiable=False, doc="Batches of examples read by the Python-side reader.")
+BATCH = OpDef(
+    "py_batch",
+    _batch_infer,
+    numpy=_batch_kernel,
+    kind="state",
+    stateful=True,
+    differentiable=False,
+    doc="Batches of examples read by the Python-side reader.",
+)
 
 
 def _batch(tensors, batch_size, allow_smaller_final_batch, shuffle, name, enqueue_many):
     if enqueue_many:
-        raise GraphcError("train.batch(enqueue_many=True) is not supported: give one "
-                          "example per tensor", user_location())
+        raise GraphcError(
+            "train.batch(enqueue_many=True) is not supported: give one example per tensor",
+            user_location(),
+        )
     flat, many = _as_tensors(tensors)
     keys = list(flat) if isinstance(flat, dict) else None
     leaves = [flat[k] for k in keys] if keys else flat
     for t in leaves:
         if t.shape is None:
-            raise ShapeError(f"train.batch needs examples of known rank: {t.describe()}",
-                             user_location())
+            raise ShapeError(
+                f"train.batch needs examples of known rank: {t.describe()}", user_location()
+            )
     example = _Example(leaves)
-    node = BATCH.build([], {"example": example, "batch_size": int(batch_size),
-                            "allow_smaller": bool(allow_smaller_final_batch),
-                            "shuffle": shuffle, "specs": [_Spec(t.dtype) for t in leaves]},
-                       name=name or "batch")
+    node = BATCH.build(
+        [],
+        {
+            "example": example,
+            "batch_size": int(batch_size),
+            "allow_smaller": bool(allow_smaller_final_batch),
+            "shuffle": shuffle,
+            "specs": [_Spec(t.dtype) for t in leaves],
+        },
+        name=name or "batch",
+    )
     outs = list(node.outputs)
     if keys:
         return dict(zip(keys, outs, strict=True))
     return outs if many else outs[0]
 
 
-def batch(tensors, batch_size, num_threads=1, capacity=32, enqueue_many=False, shapes=None,
-          dynamic_pad=False, allow_smaller_final_batch=False, shared_name=None, name=None):
+def batch(
+    tensors,
+    batch_size,
+    num_threads=1,
+    capacity=32,
+    enqueue_many=False,
+    shapes=None,
+    dynamic_pad=False,
+    allow_smaller_final_batch=False,
+    shared_name=None,
+    name=None,
+):
     """``batch_size`` examples of ``tensors`` stacked, in reading order."""
     return _batch(tensors, batch_size, allow_smaller_final_batch, None, name, enqueue_many)
 
 
-def shuffle_batch(tensors, batch_size, capacity, min_after_dequeue, num_threads=1, seed=None,
-                  enqueue_many=False, shapes=None, allow_smaller_final_batch=False,
-                  shared_name=None, name=None):
+def shuffle_batch(
+    tensors,
+    batch_size,
+    capacity,
+    min_after_dequeue,
+    num_threads=1,
+    seed=None,
+    enqueue_many=False,
+    shapes=None,
+    allow_smaller_final_batch=False,
+    shared_name=None,
+    name=None,
+):
     """``batch_size`` examples drawn at random from a buffer of at least
     ``min_after_dequeue`` more."""
-    return _batch(tensors, batch_size, allow_smaller_final_batch,
-                  {"min_after_dequeue": int(min_after_dequeue), "seed": seed}, name,
-                  enqueue_many)
+    return _batch(
+        tensors,
+        batch_size,
+        allow_smaller_final_batch,
+        {"min_after_dequeue": int(min_after_dequeue), "seed": seed},
+        name,
+        enqueue_many,
+    )
 
 
 # --- the threads TF needed, kept for the scripts' sake ----------------------------------------
+
 
 class Coordinator:
     """TF's thread coordinator; graphc's reader runs inside ``session.run``, so there are
@@ -368,6 +482,7 @@ class Coordinator:
                     coord.request_stop(exc)
                     return isinstance(exc, OutOfRangeError)
                 return False
+
         return _Guard()
 
     @property

@@ -40,14 +40,21 @@ def _batch_zeros(batch_size, units, dtype):
     value = static_value(batch_size)
     if value is not None:
         return zeros((int(value), units), dtype=dtype)
-    source = batch_size.op.inputs[0].op.inputs[0] if isinstance(batch_size, Tensor) and \
-        batch_size.op.inputs and batch_size.op.inputs[0].op.inputs else None
+    source = (
+        batch_size.op.inputs[0].op.inputs[0]
+        if isinstance(batch_size, Tensor)
+        and batch_size.op.inputs
+        and batch_size.op.inputs[0].op.inputs
+        else None
+    )
     if source is None or source.shape is None:
-        raise ShapeError("zero_state needs a batch size that is an int or tf.shape(x)[0]",
-                         user_location())
+        raise ShapeError(
+            "zero_state needs a batch size that is an int or tf.shape(x)[0]", user_location()
+        )
     # zeros of x's run-time batch: sum a zero tensor like x over its other axes
-    per_example = reduce_sum(zeros_like(source, dtype=dtype),
-                             axis=list(range(1, len(source.shape))), keepdims=False)
+    per_example = reduce_sum(
+        zeros_like(source, dtype=dtype), axis=list(range(1, len(source.shape))), keepdims=False
+    )
     return per_example[:, None] + zeros((units,), dtype=dtype)
 
 
@@ -62,7 +69,7 @@ class RNNCell:
         self._activation = activation or tanh
         self._reuse = reuse
         self._name = name or self._default_name
-        self._scope_name = None   # where the variables live, fixed by the first call
+        self._scope_name = None  # where the variables live, fixed by the first call
 
     @property
     def state_size(self):
@@ -86,8 +93,10 @@ class RNNCell:
         else:
             reuse = True
         init, reg, dtype = getattr(self, "_scope_defaults", (None, None, None))
-        with variable_scope(VariableScope(self._scope_name, initializer=init, regularizer=reg,
-                                          dtype=dtype), reuse=reuse):
+        with variable_scope(
+            VariableScope(self._scope_name, initializer=init, regularizer=reg, dtype=dtype),
+            reuse=reuse,
+        ):
             return self._step(inputs, state)
 
     def _linear(self, name_scope, parts, units, bias_init):
@@ -95,13 +104,16 @@ class RNNCell:
         x = concat(parts, axis=1)
         depth = x.shape[1]
         if not isinstance(depth, int):
-            raise ShapeError(f"{type(self).__name__}: the input depth must be static, got "
-                             f"{x.describe()}", user_location())
+            raise ShapeError(
+                f"{type(self).__name__}: the input depth must be static, got {x.describe()}",
+                user_location(),
+            )
 
         def make():
             kernel = get_variable("kernel", (depth, units), dtype=x.dtype)
             bias = get_variable("bias", (units,), dtype=x.dtype, initializer=bias_init)
             return bias_add(matmul(x, kernel), bias)
+
         if name_scope is None:
             return make()
         with variable_scope(name_scope):
@@ -123,8 +135,16 @@ class BasicLSTMCell(RNNCell):
 
     _default_name = "basic_lstm_cell"
 
-    def __init__(self, num_units, forget_bias=1.0, state_is_tuple=True, activation=None,
-                 reuse=None, name=None, dtype=None):
+    def __init__(
+        self,
+        num_units,
+        forget_bias=1.0,
+        state_is_tuple=True,
+        activation=None,
+        reuse=None,
+        name=None,
+        dtype=None,
+    ):
         super().__init__(num_units, activation, reuse, name, dtype)
         self._forget_bias = forget_bias
         self._state_is_tuple = state_is_tuple
@@ -147,8 +167,9 @@ class BasicLSTMCell(RNNCell):
         i, j, f, o = split(gates, 4, axis=1)
         new_c = c * sigmoid(f + self._forget_bias) + sigmoid(i) * self._activation(j)
         new_h = self._activation(new_c) * sigmoid(o)
-        new_state = LSTMStateTuple(new_c, new_h) if self._state_is_tuple else \
-            concat([new_c, new_h], axis=1)
+        new_state = (
+            LSTMStateTuple(new_c, new_h) if self._state_is_tuple else concat([new_c, new_h], axis=1)
+        )
         return new_h, new_state
 
 
@@ -158,14 +179,26 @@ class LSTMCell(BasicLSTMCell):
 
     _default_name = "lstm_cell"
 
-    def __init__(self, num_units, use_peepholes=False, cell_clip=None, initializer=None,
-                 num_proj=None, proj_clip=None, num_unit_shards=None, num_proj_shards=None,
-                 forget_bias=1.0, state_is_tuple=True, activation=None, reuse=None, name=None,
-                 dtype=None):
+    def __init__(
+        self,
+        num_units,
+        use_peepholes=False,
+        cell_clip=None,
+        initializer=None,
+        num_proj=None,
+        proj_clip=None,
+        num_unit_shards=None,
+        num_proj_shards=None,
+        forget_bias=1.0,
+        state_is_tuple=True,
+        activation=None,
+        reuse=None,
+        name=None,
+        dtype=None,
+    ):
         if use_peepholes or cell_clip is not None or num_proj is not None:
             raise missing("nn.rnn_cell", "LSTMCell(use_peepholes/cell_clip/num_proj)")
-        super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse, name,
-                         dtype)
+        super().__init__(num_units, forget_bias, state_is_tuple, activation, reuse, name, dtype)
 
 
 class GRUCell(RNNCell):
@@ -177,8 +210,7 @@ class GRUCell(RNNCell):
         n = self._num_units
         gates = sigmoid(self._linear("gates", [inputs, state], 2 * n, Constant(1.0)))
         r, u = split(gates, 2, axis=1)
-        candidate = self._activation(
-            self._linear("candidate", [inputs, r * state], n, Zeros()))
+        candidate = self._activation(self._linear("candidate", [inputs, r * state], n, Zeros()))
         new_h = u * state + (1 - u) * candidate
         return new_h, new_h
 
@@ -215,8 +247,17 @@ class MultiRNNCell(RNNCell):
 class DropoutWrapper(RNNCell):
     """Dropout on a cell's inputs and outputs (``*_keep_prob``, floats or tensors)."""
 
-    def __init__(self, cell, input_keep_prob=1.0, output_keep_prob=1.0, state_keep_prob=1.0,
-                 variational_recurrent=False, input_size=None, dtype=None, seed=None):
+    def __init__(
+        self,
+        cell,
+        input_keep_prob=1.0,
+        output_keep_prob=1.0,
+        state_keep_prob=1.0,
+        variational_recurrent=False,
+        input_size=None,
+        dtype=None,
+        seed=None,
+    ):
         self._cell, self._seed = cell, seed
         self._in_keep, self._out_keep = input_keep_prob, output_keep_prob
 
@@ -233,6 +274,7 @@ class DropoutWrapper(RNNCell):
             if isinstance(keep, (int, float)) and keep == 1:
                 return x
             return _gnn.dropout(x, keep_prob=keep, seed=self._seed)
+
         out, new_state = self._cell(drop(convert(inputs), self._in_keep), state, scope)
         return drop(out, self._out_keep), new_state
 
@@ -250,6 +292,7 @@ def _initial(cell, inputs0, initial_state, dtype):
     if batch is not None:
         return cell.zero_state(batch, dtype)
     from ..ops.array import shape as _shape
+
     return cell.zero_state(_shape(x)[0], dtype)
 
 
@@ -279,7 +322,7 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
             if lengths is None:
                 state = new_state
             else:
-                alive = expand_dims(greater(lengths, t), 1)        # (batch, 1)
+                alive = expand_dims(greater(lengths, t), 1)  # (batch, 1)
                 out = where(alive, out, zeros_like(out))
                 state = _select_state(alive, new_state, state)
             outputs.append(out)
@@ -304,24 +347,34 @@ def _scan_rnn(cell, x, state, lengths, reverse, name):
         t, st = carry
         out, new_state = cell(xt, st)
         if lengths is not None:
-            alive = expand_dims(greater(lengths, t), 1)        # (batch, 1)
+            alive = expand_dims(greater(lengths, t), 1)  # (batch, 1)
             out = where(alive, out, zeros_like(out))
             new_state = _select_state(alive, new_state, st)
         return (t - 1 if reverse else t + 1, new_state), out
-    (_, final), outputs = scan_with_outputs(step, x, (start, state), reverse=reverse,
-                                            name=name)
+
+    (_, final), outputs = scan_with_outputs(step, x, (start, state), reverse=reverse, name=name)
     return outputs, final
 
 
-def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=None,
-                parallel_iterations=None, swap_memory=False, time_major=False, scope=None):
+def dynamic_rnn(
+    cell,
+    inputs,
+    sequence_length=None,
+    initial_state=None,
+    dtype=None,
+    parallel_iterations=None,
+    swap_memory=False,
+    time_major=False,
+    scope=None,
+):
     """The cell over the time axis of ``inputs`` ((batch, time, depth), or (time, batch,
     depth) with ``time_major``) as a loop in the graph (``scan``): the time length may be
     unknown until run time. Returns (outputs stacked on that axis, final state)."""
     x = _time_major(convert(inputs), time_major)
     if x.shape is None or len(x.shape) < 3:
-        raise ShapeError(f"dynamic_rnn needs inputs of rank 3 or more, got {x.describe()}",
-                         user_location())
+        raise ShapeError(
+            f"dynamic_rnn needs inputs of rank 3 or more, got {x.describe()}", user_location()
+        )
     state = _initial(cell, x[0], initial_state, dtype)
     lengths = None if sequence_length is None else cast(convert(sequence_length), "int32")
     with variable_scope(scope or "rnn"):
@@ -329,11 +382,18 @@ def dynamic_rnn(cell, inputs, sequence_length=None, initial_state=None, dtype=No
     return _time_major(outputs, time_major), state
 
 
-def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
-                             initial_state_bw=None, dtype=None, sequence_length=None,
-                             scope=None):
+def static_bidirectional_rnn(
+    cell_fw,
+    cell_bw,
+    inputs,
+    initial_state_fw=None,
+    initial_state_bw=None,
+    dtype=None,
+    sequence_length=None,
+    scope=None,
+):
     """Forward and backward passes; each output is ``concat([fw, bw])`` for its step."""
-    if sequence_length is not None:     # the backward pass would need reverse_sequence
+    if sequence_length is not None:  # the backward pass would need reverse_sequence
         raise missing("nn", "static_bidirectional_rnn(sequence_length=)")
     inputs = list(inputs)
     with variable_scope(scope or "bidirectional_rnn"):
@@ -345,32 +405,58 @@ def static_bidirectional_rnn(cell_fw, cell_bw, inputs, initial_state_fw=None,
     return outputs, state_fw, state_bw
 
 
-def bidirectional_dynamic_rnn(cell_fw, cell_bw, inputs, sequence_length=None,
-                              initial_state_fw=None, initial_state_bw=None, dtype=None,
-                              parallel_iterations=None, swap_memory=False, time_major=False,
-                              scope=None):
+def bidirectional_dynamic_rnn(
+    cell_fw,
+    cell_bw,
+    inputs,
+    sequence_length=None,
+    initial_state_fw=None,
+    initial_state_bw=None,
+    dtype=None,
+    parallel_iterations=None,
+    swap_memory=False,
+    time_major=False,
+    scope=None,
+):
     """Returns ``((out_fw, out_bw), (state_fw, state_bw))``, outputs stacked in time; the
     backward pass runs each example from its own last step (``sequence_length``)."""
     x = _time_major(convert(inputs), time_major)
     lengths = None if sequence_length is None else cast(convert(sequence_length), "int32")
     with variable_scope(scope or "bidirectional_rnn"):
         with variable_scope("fw"):
-            fw, state_fw = _scan_rnn(cell_fw, x, _initial(cell_fw, x[0], initial_state_fw,
-                                                          dtype), lengths, False, "fw")
+            fw, state_fw = _scan_rnn(
+                cell_fw, x, _initial(cell_fw, x[0], initial_state_fw, dtype), lengths, False, "fw"
+            )
         with variable_scope("bw"):
-            bw, state_bw = _scan_rnn(cell_bw, x, _initial(cell_bw, x[0], initial_state_bw,
-                                                          dtype), lengths, True, "bw")
+            bw, state_bw = _scan_rnn(
+                cell_bw, x, _initial(cell_bw, x[0], initial_state_bw, dtype), lengths, True, "bw"
+            )
     return (_time_major(fw, time_major), _time_major(bw, time_major)), (state_fw, state_bw)
 
 
 rnn_cell = Namespace(
-    "nn.rnn_cell", RNNCell=RNNCell, BasicRNNCell=BasicRNNCell, BasicLSTMCell=BasicLSTMCell,
-    LSTMCell=LSTMCell, GRUCell=GRUCell, MultiRNNCell=MultiRNNCell, DropoutWrapper=DropoutWrapper,
-    LSTMStateTuple=LSTMStateTuple)
+    "nn.rnn_cell",
+    RNNCell=RNNCell,
+    BasicRNNCell=BasicRNNCell,
+    BasicLSTMCell=BasicLSTMCell,
+    LSTMCell=LSTMCell,
+    GRUCell=GRUCell,
+    MultiRNNCell=MultiRNNCell,
+    DropoutWrapper=DropoutWrapper,
+    LSTMStateTuple=LSTMStateTuple,
+)
 
 # tf.contrib.rnn held the same cells (and static_rnn) before they moved into tf.nn
 contrib_rnn = Namespace(
-    "contrib.rnn", RNNCell=RNNCell, BasicRNNCell=BasicRNNCell, BasicLSTMCell=BasicLSTMCell,
-    LSTMCell=LSTMCell, GRUCell=GRUCell, MultiRNNCell=MultiRNNCell, DropoutWrapper=DropoutWrapper,
-    LSTMStateTuple=LSTMStateTuple, static_rnn=static_rnn,
-    static_bidirectional_rnn=static_bidirectional_rnn)
+    "contrib.rnn",
+    RNNCell=RNNCell,
+    BasicRNNCell=BasicRNNCell,
+    BasicLSTMCell=BasicLSTMCell,
+    LSTMCell=LSTMCell,
+    GRUCell=GRUCell,
+    MultiRNNCell=MultiRNNCell,
+    DropoutWrapper=DropoutWrapper,
+    LSTMStateTuple=LSTMStateTuple,
+    static_rnn=static_rnn,
+    static_bidirectional_rnn=static_bidirectional_rnn,
+)

@@ -42,8 +42,9 @@ AUTO_REUSE = _AutoReuse()
 class VariableScope:
     """A variable scope: its full name and the defaults it gives ``get_variable``."""
 
-    def __init__(self, name="", reuse=False, initializer=None, regularizer=None, dtype=None,
-                 name_scope=""):
+    def __init__(
+        self, name="", reuse=False, initializer=None, regularizer=None, dtype=None, name_scope=""
+    ):
         self.name = name
         self.reuse = reuse
         self.initializer = initializer
@@ -69,7 +70,7 @@ class _Store:
     def __init__(self):
         self.variables: dict[str, Variable] = {}
         self.stack = [VariableScope()]
-        self.scope_counts: dict[str, int] = {}     # full scope name -> times opened
+        self.scope_counts: dict[str, int] = {}  # full scope name -> times opened
 
 
 _stores: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -115,10 +116,21 @@ def _close_subscopes(store, full):
 
 
 @contextlib.contextmanager
-def variable_scope(name_or_scope=None, default_name=None, values=None, initializer=None,
-                   regularizer=None, caching_device=None, partitioner=None, custom_getter=None,
-                   reuse=None, dtype=None, use_resource=None, constraint=None,
-                   auxiliary_name_scope=True):
+def variable_scope(
+    name_or_scope=None,
+    default_name=None,
+    values=None,
+    initializer=None,
+    regularizer=None,
+    caching_device=None,
+    partitioner=None,
+    custom_getter=None,
+    reuse=None,
+    dtype=None,
+    use_resource=None,
+    constraint=None,
+    auxiliary_name_scope=True,
+):
     """``with tf.variable_scope("layer1", reuse=...):`` (see the module docstring)."""
     if name_or_scope is None and default_name is None:
         raise GraphcError("variable_scope needs a name (or a default_name)", user_location())
@@ -142,8 +154,14 @@ def variable_scope(name_or_scope=None, default_name=None, values=None, initializ
         scope_name = ""
         if auxiliary_name_scope:
             scope_name = stack.enter_context(graph.name_scope(short))
-        scope = VariableScope(full, reuse, initializer or base.initializer,
-                              regularizer or base.regularizer, dtype or base.dtype, scope_name)
+        scope = VariableScope(
+            full,
+            reuse,
+            initializer or base.initializer,
+            regularizer or base.regularizer,
+            dtype or base.dtype,
+            scope_name,
+        )
         store.stack.append(scope)
         store.scope_counts[full] = store.scope_counts.get(full, 0) + 1
         try:
@@ -153,10 +171,23 @@ def variable_scope(name_or_scope=None, default_name=None, values=None, initializ
             _close_subscopes(store, full)
 
 
-def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=None,
-                 trainable=None, collections=None, caching_device=None, partitioner=None,
-                 validate_shape=True, use_resource=None, custom_getter=None, constraint=None,
-                 synchronization=None, aggregation=None):
+def get_variable(
+    name,
+    shape=None,
+    dtype=None,
+    initializer=None,
+    regularizer=None,
+    trainable=None,
+    collections=None,
+    caching_device=None,
+    partitioner=None,
+    validate_shape=True,
+    use_resource=None,
+    custom_getter=None,
+    constraint=None,
+    synchronization=None,
+    aggregation=None,
+):
     """The variable ``<scope>/name``: created, or returned when the scope reuses."""
     store = _store()
     scope = store.stack[-1]
@@ -167,14 +198,16 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
             raise GraphcError(
                 f"variable {full} already exists ({existing.describe()}); to share it, set "
                 "reuse=True or reuse=tf.AUTO_REUSE in the enclosing variable_scope",
-                user_location())
+                user_location(),
+            )
         _check_same(existing, shape, dtype)
         return existing
     if scope.reuse is True:
         raise NotFoundError(
             f"variable {full} does not exist (or was not made with get_variable), and the "
             "scope reuses variables; use reuse=tf.AUTO_REUSE to create it on first use",
-            user_location())
+            user_location(),
+        )
     var = _create(store, scope, full, shape, dtype, initializer, trainable, collections)
     reg = regularizer or scope.regularizer
     if reg is not None:
@@ -186,19 +219,21 @@ def get_variable(name, shape=None, dtype=None, initializer=None, regularizer=Non
 
 def _check_same(var, shape, dtype):
     if shape is not None and tuple(as_shape(shape)) != tuple(var.shape):
-        raise ShapeError(f"trying to share variable {var.describe()} with shape "
-                         f"{format_shape(as_shape(shape))}", user_location())
+        raise ShapeError(
+            f"trying to share variable {var.describe()} with shape {format_shape(as_shape(shape))}",
+            user_location(),
+        )
     if dtype is not None and D.as_dtype(dtype) is not var.dtype:
-        raise DTypeError(f"trying to share variable {var.describe()} as {D.as_dtype(dtype)}",
-                         user_location())
+        raise DTypeError(
+            f"trying to share variable {var.describe()} as {D.as_dtype(dtype)}", user_location()
+        )
 
 
 def _create(store, scope, full, shape, dtype, initializer, trainable, collections):
     # made in the program's graph even when first asked for inside a loop body (TF's
     # init_scope): the body then captures it like any outer tensor
     with _outermost(get_default_graph()).as_default():
-        return _create_here(store, scope, full, shape, dtype, initializer, trainable,
-                            collections)
+        return _create_here(store, scope, full, shape, dtype, initializer, trainable, collections)
 
 
 def _create_here(store, scope, full, shape, dtype, initializer, trainable, collections):
@@ -206,7 +241,7 @@ def _create_here(store, scope, full, shape, dtype, initializer, trainable, colle
     init = _init.as_initializer(initializer if initializer is not None else scope.initializer)
     if isinstance(init, Tensor):
         value = init
-    elif init is not None and not callable(init):     # a plain value or array
+    elif init is not None and not callable(init):  # a plain value or array
         with graph.name_scope(full + "/Initializer/"):
             value = constant(init, dtype=dtype or scope.dtype, shape=shape)
     else:
@@ -214,18 +249,26 @@ def _create_here(store, scope, full, shape, dtype, initializer, trainable, colle
         if init is None:
             init = _init.GlorotUniform() if dt.is_floating else _init.Zeros()
         if shape is None:
-            raise ShapeError(f"get_variable {full!r} needs a shape (or an initial value)",
-                             user_location())
+            raise ShapeError(
+                f"get_variable {full!r} needs a shape (or an initial value)", user_location()
+            )
         # the initializer's ops are named <variable>/Initializer/..., as in TF
         with graph.name_scope(full + "/Initializer/"):
             value = init(tuple(as_shape(shape)), dtype=dt)
     if dtype is not None and value.dtype is not D.as_dtype(dtype):
-        raise DTypeError(f"get_variable {full!r}: the initial value is {value.describe()} but "
-                         f"dtype={D.as_dtype(dtype)} was asked for", user_location())
+        raise DTypeError(
+            f"get_variable {full!r}: the initial value is {value.describe()} but "
+            f"dtype={D.as_dtype(dtype)} was asked for",
+            user_location(),
+        )
     # the variable's own name ignores name scopes: it is the variable scope path
     with graph.name_scope(""):
-        var = Variable(value, trainable=True if trainable is None else trainable, name=full,
-                       collections=collections)
+        var = Variable(
+            value,
+            trainable=True if trainable is None else trainable,
+            name=full,
+            collections=collections,
+        )
     store.variables[full] = var
     return var
 

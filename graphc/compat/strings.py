@@ -26,9 +26,14 @@ def is_string_value(value) -> bool:
 
 
 STRING_CONSTANT = OpDef(
-    "string_constant", lambda ins, attrs: [(string, attrs["value"].shape)],
-    numpy=lambda ctx, node, value: value, kind="source", stateful=True, differentiable=False,
-    doc="A constant array of bytes (TF's tf.string), fetchable but not computable.")
+    "string_constant",
+    lambda ins, attrs: [(string, attrs["value"].shape)],
+    numpy=lambda ctx, node, value: value,
+    kind="source",
+    stateful=True,
+    differentiable=False,
+    doc="A constant array of bytes (TF's tf.string), fetchable but not computable.",
+)
 
 
 def string_constant(value, name=None):

@@ -14,9 +14,13 @@ from ._support import module_getattr, warn_once
 
 def _unsupported(kind):
     def summary_op(name=None, *args, **kwargs):
-        warn_once(f"summary.{kind}", f"tf.summary.{kind}: graphc writes scalar, histogram and "
-                  f"text summaries; {kind} summaries are no-ops (fetching one gives None)")
+        warn_once(
+            f"summary.{kind}",
+            f"tf.summary.{kind}: graphc writes scalar, histogram and "
+            f"text summaries; {kind} summaries are no-ops (fetching one gives None)",
+        )
         return no_op(name="summary")
+
     summary_op.__name__ = kind
     return summary_op
 

@@ -14,14 +14,22 @@ from .queues import (  # noqa: F401 - tf.train's input path, Python-side
     string_input_producer,
 )
 
-_QUEUES = {"input_producer", "range_input_producer", "slice_input_producer", "QueueRunner",
-           "batch_join", "shuffle_batch_join", "add_queue_runner"}
+_QUEUES = {
+    "input_producer",
+    "range_input_producer",
+    "slice_input_producer",
+    "QueueRunner",
+    "batch_join",
+    "shuffle_batch_join",
+    "add_queue_runner",
+}
 
 
 def __getattr__(name):
     if name.startswith("__"):
         raise AttributeError(name)
     from .. import train as _train  # imported on first use: it is a later stage
+
     if name not in _QUEUES:
         if hasattr(_train, name):
             return getattr(_train, name)
@@ -43,10 +51,12 @@ def get_checkpoint_state(checkpoint_dir, latest_filename=None):
     """The newest checkpoint a Saver wrote in ``checkpoint_dir``, or None (TF's falsy
     answer when there is none)."""
     from ..checkpoint import latest_checkpoint
+
     path = latest_checkpoint(checkpoint_dir)
     return CheckpointState(path) if path is not None else None
 
 
 def checkpoint_exists(checkpoint_prefix):
     import os
+
     return os.path.exists(checkpoint_prefix)

@@ -154,7 +154,7 @@ double = float64
 half = float16
 newaxis = None
 string = strings.string
-dimension_value = builtins.int   # tf.compat.dimension_value: graphc dims are plain ints
+dimension_value = builtins.int  # tf.compat.dimension_value: graphc dims are plain ints
 
 __version__ = "1.15.0 (graphc.compat.v1)"
 VERSION = __version__
@@ -195,18 +195,21 @@ def reshape(tensor, shape, name=None):
 
 def random_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
     """Normal samples; ``shape`` may be ``tf.shape(x)``, ``mean``/``stddev`` tensors."""
-    return dynamic.random("random_normal", shape, as_dtype(dtype), seed, name, mean=mean,
-                          stddev=stddev)
+    return dynamic.random(
+        "random_normal", shape, as_dtype(dtype), seed, name, mean=mean, stddev=stddev
+    )
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=float32, seed=None, name=None):
-    return dynamic.random("truncated_normal", shape, as_dtype(dtype), seed, name, mean=mean,
-                          stddev=stddev)
+    return dynamic.random(
+        "truncated_normal", shape, as_dtype(dtype), seed, name, mean=mean, stddev=stddev
+    )
 
 
 def random_uniform(shape, minval=0, maxval=None, dtype=float32, seed=None, name=None):
-    return dynamic.random("random_uniform", shape, as_dtype(dtype), seed, name, minval=minval,
-                          maxval=maxval)
+    return dynamic.random(
+        "random_uniform", shape, as_dtype(dtype), seed, name, minval=minval, maxval=maxval
+    )
 
 
 def Print(input_, data=None, message=None, first_n=None, summarize=None, name=None):  # noqa: N802
@@ -268,13 +271,27 @@ def clip_by_value(t, clip_value_min, clip_value_max, name=None):
     return _gc.clip_by_value(t, clip_value_min, clip_value_max, name=name)
 
 
-def gradients(ys, xs, grad_ys=None, name="gradients", colocate_gradients_with_ops=False,
-              gate_gradients=False, aggregation_method=None, stop_gradients=None,
-              unconnected_gradients="none"):
+def gradients(
+    ys,
+    xs,
+    grad_ys=None,
+    name="gradients",
+    colocate_gradients_with_ops=False,
+    gate_gradients=False,
+    aggregation_method=None,
+    stop_gradients=None,
+    unconnected_gradients="none",
+):
     """Symbolic gradients, as new graph tensors (``None`` for an unconnected x)."""
     how = getattr(unconnected_gradients, "value", unconnected_gradients)
-    return _gc.gradients(ys, xs, grad_ys=grad_ys, name=name, stop_gradients=stop_gradients,
-                         unconnected=str(how).lower())
+    return _gc.gradients(
+        ys,
+        xs,
+        grad_ys=grad_ys,
+        name=name,
+        stop_gradients=stop_gradients,
+        unconnected=str(how).lower(),
+    )
 
 
 UnconnectedGradients = Namespace("UnconnectedGradients", NONE="none", ZERO="zero")
@@ -284,15 +301,19 @@ UnconnectedGradients = Namespace("UnconnectedGradients", NONE="none", ZERO="zero
 
 
 def _reduction(fn):
-    def reduce(input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None,
-               keep_dims=None):
+    def reduce(
+        input_tensor, axis=None, keepdims=None, name=None, reduction_indices=None, keep_dims=None
+    ):
         if axis is None:
             axis = reduction_indices
         keep = keepdims if keepdims is not None else keep_dims
         return fn(input_tensor, axis=axis, keepdims=builtins.bool(keep), name=name)
+
     reduce.__name__ = reduce.__qualname__ = fn.__name__
-    reduce.__doc__ = (f"``{fn.__name__}`` over ``axis`` (or TF 1.x's ``reduction_indices``), "
-                      "keeping the reduced axes if ``keepdims`` (or ``keep_dims``).")
+    reduce.__doc__ = (
+        f"``{fn.__name__}`` over ``axis`` (or TF 1.x's ``reduction_indices``), "
+        "keeping the reduced axes if ``keepdims`` (or ``keep_dims``)."
+    )
     return reduce
 
 
@@ -306,12 +327,20 @@ reduce_all = _reduction(_reduce.reduce_all)
 reduce_logsumexp = _reduction(_reduce.reduce_logsumexp)
 
 
-def count_nonzero(input_tensor, axis=None, keepdims=None, dtype=int64, name=None,
-                  reduction_indices=None, keep_dims=None):
+def count_nonzero(
+    input_tensor,
+    axis=None,
+    keepdims=None,
+    dtype=int64,
+    name=None,
+    reduction_indices=None,
+    keep_dims=None,
+):
     axis = axis if axis is not None else reduction_indices
     keep = keepdims if keepdims is not None else keep_dims
-    return _reduce.count_nonzero(input_tensor, axis=axis, keepdims=builtins.bool(keep),
-                                 dtype=dtype, name=name)
+    return _reduce.count_nonzero(
+        input_tensor, axis=axis, keepdims=builtins.bool(keep), dtype=dtype, name=name
+    )
 
 
 def argmax(input, axis=None, name=None, dimension=None, output_type=int64):  # noqa: A002
@@ -333,11 +362,21 @@ def arg_min(input, dimension, output_type=int64, name=None):  # noqa: A002
     return argmin(input, dimension, name=name, output_type=output_type)
 
 
-def matmul(a, b, transpose_a=False, transpose_b=False, adjoint_a=False, adjoint_b=False,
-           a_is_sparse=False, b_is_sparse=False, name=None):
+def matmul(
+    a,
+    b,
+    transpose_a=False,
+    transpose_b=False,
+    adjoint_a=False,
+    adjoint_b=False,
+    a_is_sparse=False,
+    b_is_sparse=False,
+    name=None,
+):
     """Matrix product; ``adjoint_*`` is ``transpose_*`` for the real dtypes graphc has."""
-    return _matmul(a, b, transpose_a=transpose_a or adjoint_a,
-                   transpose_b=transpose_b or adjoint_b, name=name)
+    return _matmul(
+        a, b, transpose_a=transpose_a or adjoint_a, transpose_b=transpose_b or adjoint_b, name=name
+    )
 
 
 def div(x, y, name=None):
@@ -401,9 +440,15 @@ def one_hot(indices, depth, on_value=None, off_value=None, axis=None, dtype=None
     if dtype is None:
         given = on_value if on_value is not None else off_value
         dtype = _D.default_dtype_of(given) if given is not None else float32
-    return _array.one_hot(indices, depth, on_value=1 if on_value is None else on_value,
-                          off_value=0 if off_value is None else off_value,
-                          axis=-1 if axis is None else axis, dtype=dtype, name=name)
+    return _array.one_hot(
+        indices,
+        depth,
+        on_value=1 if on_value is None else on_value,
+        off_value=0 if off_value is None else off_value,
+        axis=-1 if axis is None else axis,
+        dtype=dtype,
+        name=name,
+    )
 
 
 def gather_nd(params, indices, name=None, batch_dims=0):
@@ -415,12 +460,18 @@ def gather_nd(params, indices, name=None, batch_dims=0):
     if batch_dims:
         raise missing("", "gather_nd(batch_dims=)")
     k = indices.shape[-1] if indices.shape is not None and len(indices.shape) else None
-    if not isinstance(k, builtins.int) or params.shape is None or k > len(params.shape) or \
-            not builtins.all(isinstance(d, builtins.int) for d in params.shape[1:]):
-        raise _ShapeError(f"gather_nd needs indices with a static last axis of at most "
-                          f"params' rank, and params with static dims after the first: "
-                          f"params {params.describe()}, indices {indices.describe()}",
-                          _user_location())
+    if (
+        not isinstance(k, builtins.int)
+        or params.shape is None
+        or k > len(params.shape)
+        or not builtins.all(isinstance(d, builtins.int) for d in params.shape[1:])
+    ):
+        raise _ShapeError(
+            f"gather_nd needs indices with a static last axis of at most "
+            f"params' rank, and params with static dims after the first: "
+            f"params {params.describe()}, indices {indices.describe()}",
+            _user_location(),
+        )
     dims = params.shape[1:k]
     strides = np.cumprod([1] + builtins.list(dims[::-1]), dtype=np.int64)[::-1]
     offsets = _reduce.reduce_sum(indices * strides.astype(indices.dtype.np), axis=-1)
@@ -432,8 +483,10 @@ def where(condition, x=None, y=None, name=None):
     """``x`` where ``condition`` else ``y``. The one-argument form (the coordinates of the
     true entries) has a data-dependent shape, which graphc graphs cannot have."""
     if x is None and y is None:
-        raise MissingAPIError("tf.where(condition) with one argument returns a data-dependent "
-                              "shape, which graphc does not support; use tf.where(c, x, y)")
+        raise MissingAPIError(
+            "tf.where(condition) with one argument returns a data-dependent "
+            "shape, which graphc does not support; use tf.where(c, x, y)"
+        )
     return _where(condition, x, y, name=name)
 
 
@@ -472,14 +525,29 @@ def cond(pred, true_fn=None, false_fn=None, strict=False, name=None, fn1=None, f
     return _gc.cond(pred, true_fn, false_fn, name=name)
 
 
-def while_loop(cond, body, loop_vars, shape_invariants=None, parallel_iterations=10,
-               back_prop=True, swap_memory=False, name=None, maximum_iterations=None,
-               return_same_structure=False):
+def while_loop(
+    cond,
+    body,
+    loop_vars,
+    shape_invariants=None,
+    parallel_iterations=10,
+    back_prop=True,
+    swap_memory=False,
+    name=None,
+    maximum_iterations=None,
+    return_same_structure=False,
+):
     """TF 1.x's argument order over ``gc.while_loop`` (a list of one loop variable returns
     the tensor, unless ``return_same_structure``)."""
-    return _gc.while_loop(cond, body, loop_vars, maximum_iterations=maximum_iterations,
-                          shape_invariants=shape_invariants, name=name,
-                          return_same_structure=return_same_structure)
+    return _gc.while_loop(
+        cond,
+        body,
+        loop_vars,
+        maximum_iterations=maximum_iterations,
+        shape_invariants=shape_invariants,
+        name=name,
+        return_same_structure=return_same_structure,
+    )
 
 
 scan = _gc.scan
@@ -512,8 +580,9 @@ def disable_v2_behavior():
     """A no-op: graphc is always in TF 1.x graph mode."""
 
 
-disable_eager_execution = enable_resource_variables = disable_resource_variables = \
-    disable_v2_tensorshape = disable_v2_behavior
+disable_eager_execution = enable_resource_variables = disable_resource_variables = (
+    disable_v2_tensorshape
+) = disable_v2_behavior
 
 
 def executing_eagerly():
@@ -524,9 +593,21 @@ def _log(*args, **kwargs):
     """tf.logging calls are accepted and dropped: graphc reports through exceptions."""
 
 
-logging = Namespace("logging", set_verbosity=_log, info=_log, warning=_log, warn=_log,
-                    error=_log, debug=_log, DEBUG=10, INFO=20, WARN=30, WARNING=30, ERROR=40,
-                    FATAL=50)
+logging = Namespace(
+    "logging",
+    set_verbosity=_log,
+    info=_log,
+    warning=_log,
+    warn=_log,
+    error=_log,
+    debug=_log,
+    DEBUG=10,
+    INFO=20,
+    WARN=30,
+    WARNING=30,
+    ERROR=40,
+    FATAL=50,
+)
 
 
 def _app_run(main=None, argv=None):
@@ -537,9 +618,17 @@ def _app_run(main=None, argv=None):
     sys.exit(main(rest))
 
 
-_flag_names = {k: getattr(_flags, k) for k in ("FLAGS", "DEFINE_string", "DEFINE_integer",
-                                                "DEFINE_float", "DEFINE_boolean",
-                                                "DEFINE_bool")}
+_flag_names = {
+    k: getattr(_flags, k)
+    for k in (
+        "FLAGS",
+        "DEFINE_string",
+        "DEFINE_integer",
+        "DEFINE_float",
+        "DEFINE_boolean",
+        "DEFINE_bool",
+    )
+}
 flags = Namespace("flags", **_flag_names)
 app = Namespace("app", run=_app_run, flags=flags)
 
@@ -563,34 +652,105 @@ class GraphKeys:
 # ``except tf.errors.InvalidArgumentError:`` catches graphc's errors: every one of them is a
 # GraphcError, whose subclass (ShapeError, DTypeError, FeedError…) says more
 errors = Namespace(
-    "errors", OpError=GraphcError, InvalidArgumentError=GraphcError,
-    FailedPreconditionError=_gc.UninitializedError, NotFoundError=_gc.NotFoundError,
-    UnimplementedError=UnimplementedError, DataLossError=_gc.CheckpointError,
-    OutOfRangeError=OutOfRangeError)
+    "errors",
+    OpError=GraphcError,
+    InvalidArgumentError=GraphcError,
+    FailedPreconditionError=_gc.UninitializedError,
+    NotFoundError=_gc.NotFoundError,
+    UnimplementedError=UnimplementedError,
+    DataLossError=_gc.CheckpointError,
+    OutOfRangeError=OutOfRangeError,
+)
 
 math = Namespace(
-    "math", abs=abs, add=add, add_n=add_n, argmax=argmax, argmin=argmin, ceil=ceil, cos=cos,
-    count_nonzero=count_nonzero, divide=divide, equal=equal, exp=exp, expm1=expm1, floor=floor,
-    floordiv=floordiv, floormod=mod, greater=greater, greater_equal=greater_equal,
-    is_finite=is_finite, is_nan=is_nan, less=less, less_equal=less_equal, log=log,
-    log1p=log1p, log_sigmoid=lambda x, name=None: -nn.softplus(-x), logical_and=logical_and,
-    logical_not=logical_not, logical_or=logical_or, logical_xor=logical_xor, maximum=maximum,
-    minimum=minimum, mod=mod, multiply=multiply, negative=negative, not_equal=not_equal,
-    pow=pow, reciprocal=reciprocal, reduce_all=reduce_all, reduce_any=reduce_any,
-    reduce_logsumexp=reduce_logsumexp, reduce_max=reduce_max, reduce_mean=reduce_mean,
-    reduce_min=reduce_min, reduce_prod=reduce_prod, reduce_sum=reduce_sum, round=round,
-    rsqrt=rsqrt, sigmoid=sigmoid, sign=sign, sin=sin, softplus=nn.softplus, sqrt=sqrt,
-    square=square, squared_difference=squared_difference, subtract=subtract, tanh=tanh,
-    truediv=truediv, in_top_k=nn.in_top_k, l2_normalize=nn.l2_normalize, top_k=nn.top_k)
+    "math",
+    abs=abs,
+    add=add,
+    add_n=add_n,
+    argmax=argmax,
+    argmin=argmin,
+    ceil=ceil,
+    cos=cos,
+    count_nonzero=count_nonzero,
+    divide=divide,
+    equal=equal,
+    exp=exp,
+    expm1=expm1,
+    floor=floor,
+    floordiv=floordiv,
+    floormod=mod,
+    greater=greater,
+    greater_equal=greater_equal,
+    is_finite=is_finite,
+    is_nan=is_nan,
+    less=less,
+    less_equal=less_equal,
+    log=log,
+    log1p=log1p,
+    log_sigmoid=lambda x, name=None: -nn.softplus(-x),
+    logical_and=logical_and,
+    logical_not=logical_not,
+    logical_or=logical_or,
+    logical_xor=logical_xor,
+    maximum=maximum,
+    minimum=minimum,
+    mod=mod,
+    multiply=multiply,
+    negative=negative,
+    not_equal=not_equal,
+    pow=pow,
+    reciprocal=reciprocal,
+    reduce_all=reduce_all,
+    reduce_any=reduce_any,
+    reduce_logsumexp=reduce_logsumexp,
+    reduce_max=reduce_max,
+    reduce_mean=reduce_mean,
+    reduce_min=reduce_min,
+    reduce_prod=reduce_prod,
+    reduce_sum=reduce_sum,
+    round=round,
+    rsqrt=rsqrt,
+    sigmoid=sigmoid,
+    sign=sign,
+    sin=sin,
+    softplus=nn.softplus,
+    sqrt=sqrt,
+    square=square,
+    squared_difference=squared_difference,
+    subtract=subtract,
+    tanh=tanh,
+    truediv=truediv,
+    in_top_k=nn.in_top_k,
+    l2_normalize=nn.l2_normalize,
+    top_k=nn.top_k,
+)
 
 random = Namespace(
-    "random", normal=random_normal, uniform=random_uniform, truncated_normal=truncated_normal,
-    shuffle=random_shuffle, set_random_seed=set_random_seed, set_seed=set_random_seed)
+    "random",
+    normal=random_normal,
+    uniform=random_uniform,
+    truncated_normal=truncated_normal,
+    shuffle=random_shuffle,
+    set_random_seed=set_random_seed,
+    set_seed=set_random_seed,
+)
 
 dtypes = Namespace(
-    "dtypes", DType=DType, as_dtype=as_dtype, float16=float16, float32=float32, float64=float64,
-    int8=int8, int16=int16, int32=int32, int64=int64, uint8=uint8, bool=bool, half=half,
-    double=double)
+    "dtypes",
+    DType=DType,
+    as_dtype=as_dtype,
+    float16=float16,
+    float32=float32,
+    float64=float64,
+    int8=int8,
+    int16=int16,
+    int32=int32,
+    int64=int64,
+    uint8=uint8,
+    bool=bool,
+    half=half,
+    double=double,
+)
 
 # tf.contrib: a package (graphc.compat.contrib) of the pieces classic tutorials use;
 # everything else in it raises MissingAPIError
@@ -601,9 +761,9 @@ from .contrib.layers import fully_connected as _fully_connected  # noqa: E402
 # work as TF's module paths did: this module is not a package, so the paths are aliases
 for _name, _module in list(sys.modules.items()):
     if _name == "graphc.compat.contrib" or _name.startswith("graphc.compat.contrib."):
-        sys.modules["graphc.compat.v1" + _name[len("graphc.compat"):]] = _module
+        sys.modules["graphc.compat.v1" + _name[len("graphc.compat") :]] = _module
 
-data = _data   # tf.data (graphc.compat.data): a Python-side pipeline feeding the graph
+data = _data  # tf.data (graphc.compat.data): a Python-side pipeline feeding the graph
 
 # scripts written for TF 1.15 / 2.x spell everything tf.compat.v1.<name>: this very module
 compat = Namespace("compat", v1=sys.modules[__name__], dimension_value=dimension_value)
@@ -621,14 +781,40 @@ def _rename(src, dst, overwrite=False):
 
 # tf.gfile: the local file system (the scripts use it for log and checkpoint directories)
 gfile = Namespace(
-    "gfile", Exists=_os.path.exists, MakeDirs=_makedirs, MkDir=_os.mkdir,
-    DeleteRecursively=_shutil.rmtree, IsDirectory=_os.path.isdir, ListDirectory=_os.listdir,
-    Glob=_glob.glob, Remove=_os.remove, Rename=_rename, Copy=_shutil.copyfile, Walk=_os.walk,
-    GFile=open, Open=open, FastGFile=open)
+    "gfile",
+    Exists=_os.path.exists,
+    MakeDirs=_makedirs,
+    MkDir=_os.mkdir,
+    DeleteRecursively=_shutil.rmtree,
+    IsDirectory=_os.path.isdir,
+    ListDirectory=_os.listdir,
+    Glob=_glob.glob,
+    Remove=_os.remove,
+    Rename=_rename,
+    Copy=_shutil.copyfile,
+    Walk=_os.walk,
+    GFile=open,
+    Open=open,
+    FastGFile=open,
+)
 io = Namespace(
-    "io", decode_csv=decode_csv, gfile=Namespace(
-        "io.gfile", exists=_os.path.exists, makedirs=_makedirs, mkdir=_os.mkdir,
-        rmtree=_shutil.rmtree, isdir=_os.path.isdir, listdir=_os.listdir, glob=_glob.glob,
-        remove=_os.remove, rename=_rename, copy=_shutil.copyfile, walk=_os.walk, GFile=open))
+    "io",
+    decode_csv=decode_csv,
+    gfile=Namespace(
+        "io.gfile",
+        exists=_os.path.exists,
+        makedirs=_makedirs,
+        mkdir=_os.mkdir,
+        rmtree=_shutil.rmtree,
+        isdir=_os.path.isdir,
+        listdir=_os.listdir,
+        glob=_glob.glob,
+        remove=_os.remove,
+        rename=_rename,
+        copy=_shutil.copyfile,
+        walk=_os.walk,
+        GFile=open,
+    ),
+)
 
 __getattr__ = module_getattr("")

@@ -35,6 +35,7 @@ __all__ = ["cond", "while_loop", "scan", "map_fn", "case", "scan_with_outputs"]
 
 # --- structures -------------------------------------------------------------------------------
 
+
 def _flatten(x):
     """(leaves, rebuild): the tensors of nested lists/tuples/dicts and how to rebuild them."""
     if isinstance(x, dict):
@@ -59,8 +60,10 @@ def _flatten_like(structure, values):
         return [v for k in structure for v in _flatten_like(structure[k], values[k])]
     if isinstance(structure, (list, tuple)):
         if len(values) != len(structure):
-            raise GraphcError(f"shape_invariants {values!r} does not match the loop variables' "
-                              "structure", user_location())
+            raise GraphcError(
+                f"shape_invariants {values!r} does not match the loop variables' structure",
+                user_location(),
+            )
         return [v for a, b in zip(structure, values, strict=True) for v in _flatten_like(a, b)]
     return [values]
 
@@ -69,9 +72,10 @@ def _rebuilder(parts, make):
     def rebuild(vals):
         vals, out, i = list(vals), [], 0
         for leaves, sub in parts:
-            out.append(sub(vals[i:i + len(leaves)]))
+            out.append(sub(vals[i : i + len(leaves)]))
             i += len(leaves)
         return make(out)
+
     return rebuild
 
 
@@ -79,13 +83,16 @@ def _tensors(leaves, what):
     out = []
     for v in leaves:
         if isinstance(v, Operation):
-            raise GraphcError(f"{what} returned the operation '{v.name}' where a tensor is "
-                              "needed", user_location())
+            raise GraphcError(
+                f"{what} returned the operation '{v.name}' where a tensor is needed",
+                user_location(),
+            )
         out.append(convert(v))
     return out
 
 
 # --- tracing bodies ---------------------------------------------------------------------------
+
 
 def _trace(parent, name, fn, avals, call):
     """Trace ``fn`` into a new region of ``parent``. ``avals`` [(dtype, shape, name)] are
@@ -96,9 +103,11 @@ def _trace(parent, name, fn, avals, call):
         result = call(fn, params)
     for op in region.get_operations():
         if op.op is VARIABLE:
-            raise GraphcError(f"variable '{op.name}' is created inside the body of {name}; "
-                              "create variables outside control flow and use them inside",
-                              op.location)
+            raise GraphcError(
+                f"variable '{op.name}' is created inside the body of {name}; "
+                "create variables outside control flow and use them inside",
+                op.location,
+            )
     return region, params, result
 
 
@@ -131,7 +140,7 @@ def _hoist(region, variant_params):
         if op in variant or op.op.stateful or op.control_inputs:
             t = op.outputs[0] if op.op is PLACEHOLDER else None
             if t in outer_of and not _reads_variable(outer_of[t]):
-                invariant.add(op)       # a captured value (a variable may change: not hoisted)
+                invariant.add(op)  # a captured value (a variable may change: not hoisted)
             continue
         if all(t.op in invariant for t in op.inputs):
             invariant.add(op)
@@ -158,8 +167,9 @@ def _hoist(region, variant_params):
     with region.parent.as_default():
         for op in sorted(need, key=lambda o: o.id):
             ins = [copies[t] for t in op.inputs]
-            node = op.op.build(ins, dict(op.attrs), name=op.name.rsplit("/", 1)[-1],
-                               location=op.location)
+            node = op.op.build(
+                ins, dict(op.attrs), name=op.name.rsplit("/", 1)[-1], location=op.location
+            )
             copies.update(zip(op.outputs, node.outputs, strict=True))
     return [copies[t] for t in frontier], frontier
 
@@ -180,19 +190,31 @@ def _check_loop_shapes(outs, params, initial, what, kind):
     """Body results must keep their parameters' dtypes and fit their declared shapes."""
     for k, (o, p, v) in enumerate(zip(outs, params, initial, strict=True)):
         if o.dtype is not p.dtype:
-            raise DTypeError(f"{what}: {kind} {k} enters the loop as {p.dtype} but the body "
-                             f"returns {o.describe()}", user_location())
+            raise DTypeError(
+                f"{what}: {kind} {k} enters the loop as {p.dtype} but the body "
+                f"returns {o.describe()}",
+                user_location(),
+            )
         inv = p.shape
-        bad = inv is not None and o.shape is not None and ((
-            len(o.shape) != len(inv) or any(isinstance(d, int) and isinstance(e, int) and d != e
-                                            for d, e in zip(inv, o.shape, strict=True))))
+        bad = (
+            inv is not None
+            and o.shape is not None
+            and (
+                len(o.shape) != len(inv)
+                or any(
+                    isinstance(d, int) and isinstance(e, int) and d != e
+                    for d, e in zip(inv, o.shape, strict=True)
+                )
+            )
+        )
         if bad:
             where = f" (built at {o.op.location})" if o.op.location else ""
             raise ShapeError(
                 f"{what}: {kind} {k} enters the loop with shape {format_shape(v.shape)} but "
                 f"has shape {format_shape(o.shape)} after one iteration{where}; declare the "
                 "dims that change in shape_invariants (None for a changing dim)",
-                user_location())
+                user_location(),
+            )
 
 
 def _op_name(name, kind):
@@ -203,10 +225,11 @@ def _op_name(name, kind):
 
 # --- cond -------------------------------------------------------------------------------------
 
+
 def _static_pred(pred):
     if isinstance(pred, (bool, int)) and not isinstance(pred, Tensor):
         return bool(pred)
-    if hasattr(pred, "dtype") and not isinstance(pred, Tensor):   # a numpy bool
+    if hasattr(pred, "dtype") and not isinstance(pred, Tensor):  # a numpy bool
         return bool(pred)
     if isinstance(pred, Tensor) and pred.op.op is CONST:
         return bool(pred.op.attrs["value"])
@@ -233,6 +256,7 @@ def cond(pred, true_fn=None, false_fn=None, name=None, strict=False, fn1=None, f
 
     def call(fn, _):
         return fn()
+
     rt, _, out_t = _trace(parent, f"{label}/true_fn", true_fn, [], call)
     rf, _, out_f = _trace(parent, f"{label}/false_fn", false_fn, [], call)
     leaves_t, rebuild = _flatten(out_t if out_t is not None else [])
@@ -242,22 +266,28 @@ def cond(pred, true_fn=None, false_fn=None, name=None, strict=False, fn1=None, f
     leaves_t = [v for v in leaves_t if not isinstance(v, Operation)]
     leaves_f = [v for v in leaves_f if not isinstance(v, Operation)]
     if len(leaves_t) != len(leaves_f):
-        raise GraphcError(f"cond: true_fn returns {len(leaves_t)} tensors and false_fn "
-                          f"{len(leaves_f)}; both branches must return the same structure", loc)
+        raise GraphcError(
+            f"cond: true_fn returns {len(leaves_t)} tensors and false_fn "
+            f"{len(leaves_f)}; both branches must return the same structure",
+            loc,
+        )
     outs_t = _outputs(rt, leaves_t, "true_fn")
     outs_f = _outputs(rf, leaves_f, "false_fn")
     operands = list(dict.fromkeys(list(rt.captured) + list(rf.captured)))
     params_t = [rt.capture(o) for o in operands]
     params_f = [rf.capture(o) for o in operands]
-    ft = Function(rt, params_t, outs_t, f"{label}/true_fn",
-                  targets=list(dict.fromkeys(_effects(rt) + ops_t)))
-    ff = Function(rf, params_f, outs_f, f"{label}/false_fn",
-                  targets=list(dict.fromkeys(_effects(rf) + ops_f)))
+    ft = Function(
+        rt, params_t, outs_t, f"{label}/true_fn", targets=list(dict.fromkeys(_effects(rt) + ops_t))
+    )
+    ff = Function(
+        rf, params_f, outs_f, f"{label}/false_fn", targets=list(dict.fromkeys(_effects(rf) + ops_f))
+    )
     with located_at(loc):
-        node = COND.build([pred, *operands], {"then_fn": ft, "else_fn": ff},
-                          name=_op_name(name, "cond"))
+        node = COND.build(
+            [pred, *operands], {"then_fn": ft, "else_fn": ff}, name=_op_name(name, "cond")
+        )
     if not node.outputs:
-        return node          # branches run for their effects only (tf.group, no_op)
+        return node  # branches run for their effects only (tf.group, no_op)
     if ops_t:
         return list(node.outputs)
     return rebuild(list(node.outputs))
@@ -266,12 +296,12 @@ def cond(pred, true_fn=None, false_fn=None, name=None, strict=False, fn1=None, f
 def case(pred_fn_pairs, default=None, exclusive=False, strict=False, name="case"):
     """The first ``fn`` whose ``pred`` holds (TF's ``tf.case``), else ``default()``: nested
     conds, evaluated in order."""
-    pairs = list(pred_fn_pairs.items()) if isinstance(pred_fn_pairs, dict) else \
-        list(pred_fn_pairs)
+    pairs = list(pred_fn_pairs.items()) if isinstance(pred_fn_pairs, dict) else list(pred_fn_pairs)
     if default is None:
         if not pairs:
-            raise GraphcError("case needs at least one (pred, fn) pair or a default",
-                              user_location())
+            raise GraphcError(
+                "case needs at least one (pred, fn) pair or a default", user_location()
+            )
         pairs, (_, default) = pairs[:-1], pairs[-1]
 
     def chain(i):
@@ -279,14 +309,25 @@ def case(pred_fn_pairs, default=None, exclusive=False, strict=False, name="case"
             return default()
         p, f = pairs[i]
         return cond(p, f, lambda: chain(i + 1), name=f"{name}_{i}")
+
     return chain(0)
 
 
 # --- while_loop -------------------------------------------------------------------------------
 
-def while_loop(cond_fn, body_fn, loop_vars, maximum_iterations=None, shape_invariants=None,
-               name=None, parallel_iterations=10, back_prop=True, swap_memory=False,
-               return_same_structure=False):
+
+def while_loop(
+    cond_fn,
+    body_fn,
+    loop_vars,
+    maximum_iterations=None,
+    shape_invariants=None,
+    name=None,
+    parallel_iterations=10,
+    back_prop=True,
+    swap_memory=False,
+    return_same_structure=False,
+):
     """Repeat ``loop_vars = body_fn(*loop_vars)`` while ``cond_fn(*loop_vars)`` holds, at most
     ``maximum_iterations`` times. A loop variable must keep its dtype and shape unless
     ``shape_invariants`` (same structure, ``None`` dims) relaxes it. As in TF 1.x, a list of
@@ -301,27 +342,43 @@ def while_loop(cond_fn, body_fn, loop_vars, maximum_iterations=None, shape_invar
     else:
         inv_leaves = _flatten_like(loop_vars, shape_invariants)
         if len(inv_leaves) != len(init):
-            raise GraphcError(f"while_loop: {len(inv_leaves)} shape_invariants for "
-                              f"{len(init)} loop variables", loc)
-        invariants = [as_shape(getattr(s, "as_list", lambda s=s: s)()) if s is not None
-                      else None for s in inv_leaves]
+            raise GraphcError(
+                f"while_loop: {len(inv_leaves)} shape_invariants for {len(init)} loop variables",
+                loc,
+            )
+        invariants = [
+            as_shape(getattr(s, "as_list", lambda s=s: s)()) if s is not None else None
+            for s in inv_leaves
+        ]
         for k, (v, inv) in enumerate(zip(init, invariants, strict=True)):
-            if inv is not None and v.shape is not None and (
-                    len(inv) != len(v.shape) or any(
+            if (
+                inv is not None
+                and v.shape is not None
+                and (
+                    len(inv) != len(v.shape)
+                    or any(
                         isinstance(a, int) and isinstance(b, int) and a != b
-                        for a, b in zip(inv, v.shape, strict=True))):
-                raise ShapeError(f"{label}: loop variable {k} {v.describe()} does not fit its "
-                                 f"shape invariant {format_shape(inv)}", loc)
+                        for a, b in zip(inv, v.shape, strict=True)
+                    )
+                )
+            ):
+                raise ShapeError(
+                    f"{label}: loop variable {k} {v.describe()} does not fit its "
+                    f"shape invariant {format_shape(inv)}",
+                    loc,
+                )
     counter = None
     if isinstance(maximum_iterations, Tensor) and maximum_iterations.op.op is CONST:
         maximum_iterations = int(maximum_iterations.op.attrs["value"])
-    if isinstance(maximum_iterations, Tensor):       # a run-time bound: count in a loop var
+    if isinstance(maximum_iterations, Tensor):  # a run-time bound: count in a loop var
         counter = maximum_iterations
         maximum_iterations = None
     elif maximum_iterations is not None:
         maximum_iterations = int(maximum_iterations)
-    avals = [(v.dtype, inv, f"loop_var{k}") for k, (v, inv) in
-             enumerate(zip(init, invariants, strict=True))]
+    avals = [
+        (v.dtype, inv, f"loop_var{k}")
+        for k, (v, inv) in enumerate(zip(init, invariants, strict=True))
+    ]
 
     n_user = len(init)
 
@@ -330,7 +387,7 @@ def while_loop(cond_fn, body_fn, loop_vars, maximum_iterations=None, shape_invar
         user_args = [args] if single else list(args)
         return fn(*user_args, *params[n_user:])
 
-    if counter is not None:       # a run-time bound: an extra loop variable counts
+    if counter is not None:  # a run-time bound: an extra loop variable counts
         limit = convert(counter)
         user_cond, user_body = cond_fn, body_fn
 
@@ -352,26 +409,44 @@ def while_loop(cond_fn, body_fn, loop_vars, maximum_iterations=None, shape_invar
         raise DTypeError(f"{label}: cond must return a scalar bool, got {c.describe()}", loc)
     out_leaves = _flatten(out)[0]
     if len(out_leaves) != len(pb):
-        raise GraphcError(f"{label}: the body returns {len(out_leaves)} values for "
-                          f"{len(pb)} loop variables", loc)
+        raise GraphcError(
+            f"{label}: the body returns {len(out_leaves)} values for {len(pb)} loop variables", loc
+        )
     outs = _outputs(rb, out_leaves, f"{label} body")
     with located_at(loc):
         _check_loop_shapes(outs, pb, init, label, "loop variable")
     hoisted_outer, hoisted_inner = _hoist(rb, pb)
     operands = list(dict.fromkeys(list(rc.captured) + list(rb.captured)))
-    cond_f = Function(rc, pc + [rc.capture(o) for o in operands], [c], f"{label}/cond",
-                      targets=_effects(rc))
-    body_f = Function(rb, pb + [rb.capture(o) for o in operands] + hoisted_inner, outs,
-                      f"{label}/body", targets=_effects(rb))
+    cond_f = Function(
+        rc, pc + [rc.capture(o) for o in operands], [c], f"{label}/cond", targets=_effects(rc)
+    )
+    body_f = Function(
+        rb,
+        pb + [rb.capture(o) for o in operands] + hoisted_inner,
+        outs,
+        f"{label}/body",
+        targets=_effects(rb),
+    )
     # the cond is fed the hoisted values too (as unused params), so both take one input list
-    cond_f = Function(rc, list(cond_f.params) + [_dummy(rc, t) for t in hoisted_inner],
-                      [c], f"{label}/cond", targets=cond_f.targets)
+    cond_f = Function(
+        rc,
+        list(cond_f.params) + [_dummy(rc, t) for t in hoisted_inner],
+        [c],
+        f"{label}/cond",
+        targets=cond_f.targets,
+    )
     with located_at(loc):
-        node = WHILE.build(init + operands + hoisted_outer,
-                           {"cond_fn": cond_f, "body_fn": body_f, "n_vars": len(init),
-                            "maximum_iterations": maximum_iterations},
-                           name=_op_name(name, "while"))
-    results = list(node.outputs[:len(init)])
+        node = WHILE.build(
+            init + operands + hoisted_outer,
+            {
+                "cond_fn": cond_f,
+                "body_fn": body_f,
+                "n_vars": len(init),
+                "maximum_iterations": maximum_iterations,
+            },
+            name=_op_name(name, "while"),
+        )
+    results = list(node.outputs[: len(init)])
     if counter is not None:
         results = results[:-1]
     if single:
@@ -387,8 +462,18 @@ def _dummy(region, t):
 
 # --- scan and map_fn --------------------------------------------------------------------------
 
-def scan(fn, elems, initializer=None, reverse=False, name=None, parallel_iterations=10,
-         back_prop=True, swap_memory=False, infer_shape=True):
+
+def scan(
+    fn,
+    elems,
+    initializer=None,
+    reverse=False,
+    name=None,
+    parallel_iterations=10,
+    back_prop=True,
+    swap_memory=False,
+    infer_shape=True,
+):
     """TF's ``scan``: ``a = fn(a, x)`` for each ``x`` along the leading axis of ``elems``
     (from the end when ``reverse``), returning every ``a``, stacked. ``initializer`` gives
     the first ``a`` (and its structure); without one, the first element does."""
@@ -406,22 +491,30 @@ def scan(fn, elems, initializer=None, reverse=False, name=None, parallel_iterati
     def step(a, x):
         a = fn(a, x)
         return a, a
-    _, ys = scan_with_outputs(step, x_rebuild(xs), initializer, reverse=reverse, name=name,
-                              _location=loc)
+
+    _, ys = scan_with_outputs(
+        step, x_rebuild(xs), initializer, reverse=reverse, name=name, _location=loc
+    )
     with located_at(loc):
         if first is not None:
             y_leaves, y_rebuild = _flatten(ys)
-            ys = y_rebuild([concat([y, expand_dims(f, 0)], 0) if reverse else
-                            concat([expand_dims(f, 0), y], 0)
-                            for y, f in zip(y_leaves, first, strict=True)])
+            ys = y_rebuild(
+                [
+                    concat([y, expand_dims(f, 0)], 0)
+                    if reverse
+                    else concat([expand_dims(f, 0), y], 0)
+                    for y, f in zip(y_leaves, first, strict=True)
+                ]
+            )
     return ys
 
 
 def _check_elems(xs, label, loc):
     for x in xs:
         if x.shape is None or not x.shape:
-            raise ShapeError(f"{label}: elems {x.describe()} needs a leading axis to scan over",
-                             loc)
+            raise ShapeError(
+                f"{label}: elems {x.describe()} needs a leading axis to scan over", loc
+            )
 
 
 def scan_with_outputs(fn, elems, initializer, reverse=False, name=None, _location=None):
@@ -436,45 +529,66 @@ def scan_with_outputs(fn, elems, initializer, reverse=False, name=None, _locatio
     a_leaves, a_rebuild = _flatten(initializer)
     init = _tensors(a_leaves, "scan initializer")
     k = len(init)
-    avals = ([(a.dtype, a.shape, f"carry{i}") for i, a in enumerate(init)]
-             + [(x.dtype, x.shape[1:], f"elem{i}") for i, x in enumerate(xs)])
+    avals = [(a.dtype, a.shape, f"carry{i}") for i, a in enumerate(init)] + [
+        (x.dtype, x.shape[1:], f"elem{i}") for i, x in enumerate(xs)
+    ]
 
     def call(f, params):
         return f(a_rebuild(params[:k]), x_rebuild(params[k:]))
+
     region, params, out = _trace(get_default_graph(), f"{label}/body", fn, avals, call)
     if not isinstance(out, (list, tuple)) or len(out) != 2:
         raise GraphcError(f"{label}: the step function must return (carry, y)", loc)
     c_leaves, y_leaves = _flatten(out[0])[0], _flatten(out[1])
     y_leaves, y_rebuild = y_leaves
     if len(c_leaves) != k:
-        raise GraphcError(f"{label}: fn returns {len(c_leaves)} values but the accumulator "
-                          f"has {k}", loc)
+        raise GraphcError(
+            f"{label}: fn returns {len(c_leaves)} values but the accumulator has {k}", loc
+        )
     carries = _outputs(region, c_leaves, f"{label} fn")
     ys = _outputs(region, y_leaves, f"{label} fn")
     with located_at(loc):
         _check_loop_shapes(carries, params[:k], init, label, "accumulator")
     hoisted_outer, hoisted_inner = _hoist(region, params)
     caps = list(region.captured)
-    body = Function(region, params + [region.capture(c) for c in caps] + hoisted_inner,
-                    carries + ys, f"{label}/body", targets=_effects(region))
+    body = Function(
+        region,
+        params + [region.capture(c) for c in caps] + hoisted_inner,
+        carries + ys,
+        f"{label}/body",
+        targets=_effects(region),
+    )
     with located_at(loc):
-        node = SCAN.build(init + xs + caps + hoisted_outer,
-                          {"body_fn": body, "n_carry": k, "n_elems": len(xs),
-                           "reverse": bool(reverse)}, name=_op_name(name, "scan"))
+        node = SCAN.build(
+            init + xs + caps + hoisted_outer,
+            {"body_fn": body, "n_carry": k, "n_elems": len(xs), "reverse": bool(reverse)},
+            name=_op_name(name, "scan"),
+        )
     outs = node.outputs
-    return a_rebuild(list(outs[:k])), y_rebuild(list(outs[k:k + len(ys)]))
+    return a_rebuild(list(outs[:k])), y_rebuild(list(outs[k : k + len(ys)]))
 
 
-def map_fn(fn, elems, dtype=None, parallel_iterations=None, back_prop=True, swap_memory=False,
-           infer_shape=True, name=None, fn_output_signature=None):
+def map_fn(
+    fn,
+    elems,
+    dtype=None,
+    parallel_iterations=None,
+    back_prop=True,
+    swap_memory=False,
+    infer_shape=True,
+    name=None,
+    fn_output_signature=None,
+):
     """``fn`` applied to each element along the leading axis of ``elems``, results stacked
     (TF's ``map_fn``; the output structure is what ``fn`` returns)."""
-    _, ys = scan_with_outputs(lambda _, x: ((), fn(x)), elems, (), name=name or "map",
-                              _location=user_location())
+    _, ys = scan_with_outputs(
+        lambda _, x: ((), fn(x)), elems, (), name=name or "map", _location=user_location()
+    )
     return ys
 
 
 # --- gradients --------------------------------------------------------------------------------
+
 
 def _floating(ts):
     return [i for i, t in enumerate(ts) if t.dtype.is_floating]
@@ -482,13 +596,21 @@ def _floating(ts):
 
 def _vjp(region, outs, cotangents, xs):
     """d(sum of outs . cotangents)/d(xs), traced in ``region`` (zeros where unconnected)."""
-    pairs = [(o, g) for o, g in zip(outs, cotangents, strict=True)
-             if g is not None and o.dtype.is_floating]
+    pairs = [
+        (o, g)
+        for o, g in zip(outs, cotangents, strict=True)
+        if g is not None and o.dtype.is_floating
+    ]
     with region.as_default():
         if not pairs or not xs:
             return [fill_like(x, 0) for x in xs]
-        return gradients([o for o, _ in pairs], list(xs), grad_ys=[g for _, g in pairs],
-                         unconnected="zero", name="grad")
+        return gradients(
+            [o for o, _ in pairs],
+            list(xs),
+            grad_ys=[g for _, g in pairs],
+            unconnected="zero",
+            name="grad",
+        )
 
 
 def _cond_grad(op, *dys):
@@ -502,22 +624,23 @@ def _cond_grad(op, *dys):
         d = [param(r, o.dtype, o.shape, "d_out") for o in fn.outputs]
         gs = _vjp(r, fn.outputs, d, [fn.params[i] for i in wrt])
         return Function(r, list(fn.params) + d, gs, fn.name + "/grad")
-    node = COND.build([pred, *operands, *dys],
-                      {"then_fn": branch(op.attrs["then_fn"]),
-                       "else_fn": branch(op.attrs["else_fn"])},
-                      name=op.name.rsplit("/", 1)[-1] + "_grad")
+
+    node = COND.build(
+        [pred, *operands, *dys],
+        {"then_fn": branch(op.attrs["then_fn"]), "else_fn": branch(op.attrs["else_fn"])},
+        name=op.name.rsplit("/", 1)[-1] + "_grad",
+    )
     result = [None] * len(op.inputs)
     for j, i in enumerate(wrt):
         result[1 + i] = node.outputs[j]
     return result
 
 
-def _backward_scan(fn, k, m, init, elems, caps, history, d_final, d_ys, d_history, reverse,
-                   name):
+def _backward_scan(fn, k, m, init, elems, caps, history, d_final, d_ys, d_history, reverse, name):
     """The reverse scan computing the gradients of a scan (or recorded while loop) with body
     ``fn``: returns the gradients of (init, elems, caps), None for non-float ones."""
     r = fn.graph
-    c_params, x_params, z_params = fn.params[:k], fn.params[k:k + m], fn.params[k + m:]
+    c_params, x_params, z_params = fn.params[:k], fn.params[k : k + m], fn.params[k + m :]
     cf, xf, zf = _floating(init), _floating(elems), _floating(caps)
     y_outs = fn.outputs[k:]
     yf = [j for j in _floating(y_outs) if d_ys[j] is not None]
@@ -533,19 +656,24 @@ def _backward_scan(fn, k, m, init, elems, caps, history, d_final, d_ys, d_histor
         cot[k + j] = g
     xs = [c_params[i] for i in cf] + [x_params[i] for i in xf] + [z_params[i] for i in zf]
     gs = _vjp(r, fn.outputs, cot, xs)
-    g_c, g_x, g_z = gs[:len(cf)], gs[len(cf):len(cf) + len(xf)], gs[len(cf) + len(xf):]
+    g_c, g_x, g_z = gs[: len(cf)], gs[len(cf) : len(cf) + len(xf)], gs[len(cf) + len(xf) :]
     with r.as_default(), r.name_scope("grad"):
         by_h = dict(zip(hf, dh, strict=True))
         new_dc = [add(g, by_h[i]) if i in by_h else g for i, g in zip(cf, g_c, strict=True)]
         new_dz = [add(a, g) for a, g in zip(dz, g_z, strict=True)]
-    bfn = Function(r, dc + dz + list(c_params) + list(x_params) + dy + dh + list(z_params),
-                   new_dc + new_dz + g_x, fn.name + "/grad")
+    bfn = Function(
+        r,
+        dc + dz + list(c_params) + list(x_params) + dy + dh + list(z_params),
+        new_dc + new_dz + g_x,
+        fn.name + "/grad",
+    )
     carry0 = [d_final[i] for i in cf] + [fill_like(caps[i], 0) for i in zf]
-    in_elems = (list(history) + list(elems) + [d_ys[j] for j in yf]
-                + [d_history[i] for i in hf])
-    node = SCAN.build(carry0 + in_elems + list(caps),
-                      {"body_fn": bfn, "n_carry": len(carry0), "n_elems": len(in_elems),
-                       "reverse": not reverse}, name=name)
+    in_elems = list(history) + list(elems) + [d_ys[j] for j in yf] + [d_history[i] for i in hf]
+    node = SCAN.build(
+        carry0 + in_elems + list(caps),
+        {"body_fn": bfn, "n_carry": len(carry0), "n_elems": len(in_elems), "reverse": not reverse},
+        name=name,
+    )
     outs = node.outputs
     d_init = [None] * len(init)
     for n, i in enumerate(cf):
@@ -563,11 +691,22 @@ def _backward_scan(fn, k, m, init, elems, caps, history, d_final, d_ys, d_histor
 def _scan_grad(op, *gs):
     fn, k, m = op.attrs["body_fn"], op.attrs["n_carry"], op.attrs["n_elems"]
     j = len(fn.outputs) - k
-    init, elems, caps = op.inputs[:k], op.inputs[k:k + m], op.inputs[k + m:]
-    history = op.outputs[k + j:]
+    init, elems, caps = op.inputs[:k], op.inputs[k : k + m], op.inputs[k + m :]
+    history = op.outputs[k + j :]
     d_init, d_elems, d_caps = _backward_scan(
-        fn, k, m, init, elems, caps, history, gs[:k], gs[k:k + j], gs[k + j:],
-        op.attrs.get("reverse", False), op.name.rsplit("/", 1)[-1] + "_grad")
+        fn,
+        k,
+        m,
+        init,
+        elems,
+        caps,
+        history,
+        gs[:k],
+        gs[k : k + j],
+        gs[k + j :],
+        op.attrs.get("reverse", False),
+        op.name.rsplit("/", 1)[-1] + "_grad",
+    )
     return d_init + d_elems + d_caps
 
 
@@ -575,19 +714,34 @@ def _while_grad(op, *gs):
     n = op.attrs["n_vars"]
     init, caps = op.inputs[:n], op.inputs[n:]
     if op.attrs.get("record"):
-        history, d_history = op.outputs[n:2 * n], gs[n:2 * n]
+        history, d_history = op.outputs[n : 2 * n], gs[n : 2 * n]
     else:
         # re-run the loop recording each iteration's variables (bounded by maximum_iterations)
-        twin = WHILE.build(list(op.inputs), {**dict(op.attrs), "record": True},
-                           name=op.name.rsplit("/", 1)[-1] + "_record")
-        history, d_history = twin.outputs[n:2 * n], None
-    d_init, _, d_caps = _backward_scan(op.attrs["body_fn"], n, 0, init, [], caps, history,
-                                       gs[:n], [], d_history, False,
-                                       op.name.rsplit("/", 1)[-1] + "_grad")
+        twin = WHILE.build(
+            list(op.inputs),
+            {**dict(op.attrs), "record": True},
+            name=op.name.rsplit("/", 1)[-1] + "_record",
+        )
+        history, d_history = twin.outputs[n : 2 * n], None
+    d_init, _, d_caps = _backward_scan(
+        op.attrs["body_fn"],
+        n,
+        0,
+        init,
+        [],
+        caps,
+        history,
+        gs[:n],
+        [],
+        d_history,
+        False,
+        op.name.rsplit("/", 1)[-1] + "_grad",
+    )
     return d_init + d_caps
 
 
 # --- bodies given as callables of every parameter (the .g form graph.to_text prints) ----------
+
 
 def _param_types(opdef, inputs, attrs):
     """(dtype, shape) of each parameter of the op's bodies, from its inputs."""
@@ -596,9 +750,12 @@ def _param_types(opdef, inputs, attrs):
     if opdef is WHILE:
         return [(t.dtype, t.shape) for t in inputs]
     k, m = attrs["n_carry"], attrs["n_elems"]
-    elems = [(t.dtype, t.shape[1:] if t.shape is not None else None) for t in inputs[k:k + m]]
-    return ([(t.dtype, t.shape) for t in inputs[:k]] + elems
-            + [(t.dtype, t.shape) for t in inputs[k + m:]])
+    elems = [(t.dtype, t.shape[1:] if t.shape is not None else None) for t in inputs[k : k + m]]
+    return (
+        [(t.dtype, t.shape) for t in inputs[:k]]
+        + elems
+        + [(t.dtype, t.shape) for t in inputs[k + m :]]
+    )
 
 
 def bodies_from_callables(opdef, inputs, attrs):
@@ -610,9 +767,9 @@ def bodies_from_callables(opdef, inputs, attrs):
     for key, fn in list(attrs.items()):
         if not callable(fn) or isinstance(fn, Function):
             continue
-        region, params, out = _trace(parent, key, fn,
-                                     [(d, s, f"p{i}") for i, (d, s) in enumerate(types)],
-                                     lambda f, p: f(*p))
+        region, params, out = _trace(
+            parent, key, fn, [(d, s, f"p{i}") for i, (d, s) in enumerate(types)], lambda f, p: f(*p)
+        )
         leaves = [] if out is None else _flatten(out)[0]
         outs = _outputs(region, leaves, key)
         attrs[key] = Function(region, params, outs, key, targets=_effects(region))
@@ -620,8 +777,9 @@ def bodies_from_callables(opdef, inputs, attrs):
 
 
 for _op in CONTROL_OPS:
-    _op.extra["bodies_from_callables"] = (lambda op: lambda ins, attrs:
-                                          bodies_from_callables(op, ins, attrs))(_op)
+    _op.extra["bodies_from_callables"] = (
+        lambda op: lambda ins, attrs: bodies_from_callables(op, ins, attrs)
+    )(_op)
 
 COND.grad = _cond_grad
 SCAN.grad = _scan_grad

@@ -151,8 +151,18 @@ class _Guard:
             raise LimitError(f"{self.what}: not enough memory", self.loc) from None
         if isinstance(exc, RecursionError):
             raise LimitError(f"{self.what}: too deeply nested", self.loc) from None
-        if isinstance(exc, (TypeError, ValueError, KeyError, IndexError, AttributeError,
-                            OverflowError, ZeroDivisionError)):
+        if isinstance(
+            exc,
+            (
+                TypeError,
+                ValueError,
+                KeyError,
+                IndexError,
+                AttributeError,
+                OverflowError,
+                ZeroDivisionError,
+            ),
+        ):
             detail = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             kind = DTypeError if isinstance(exc, TypeError) else GraphcError
             raise kind(f"{self.what}: {detail}", self.loc) from None
@@ -177,8 +187,9 @@ def _signature_check(fn, name, args, kwargs, loc):
 class ExprBuilder(Transformer):
     """Evaluates one expression tree. ``root`` is the tree whose op gets ``stmt_name``."""
 
-    def __init__(self, model: ModelBuilder, scope: Scope, stmt_name: str | None, root,
-                 depth: int = 0):
+    def __init__(
+        self, model: ModelBuilder, scope: Scope, stmt_name: str | None, root, depth: int = 0
+    ):
         super().__init__(visit_tokens=False)
         self.model, self.scope, self.src = model, scope, model.src
         self.stmt_name, self.root, self.depth = stmt_name, root, depth
@@ -212,6 +223,7 @@ class ExprBuilder(Transformer):
         if isinstance(value, (Tensor, Operation, tuple, str)) or value is None:
             return value
         from ..ops.sources import convert
+
         with _Guard(loc, what):
             return convert(value, like=like)
 
@@ -219,8 +231,11 @@ class ExprBuilder(Transformer):
     def int(self, children):
         tok = children[0]
         if len(tok.value) > MAX_INT_DIGITS:
-            raise GraphcError(f"an integer literal of {len(tok.value)} digits: at most "
-                              f"{MAX_INT_DIGITS} are allowed", self.src.of(tok))
+            raise GraphcError(
+                f"an integer literal of {len(tok.value)} digits: at most "
+                f"{MAX_INT_DIGITS} are allowed",
+                self.src.of(tok),
+            )
         return int(tok.value)
 
     def float(self, children):
@@ -231,16 +246,20 @@ class ExprBuilder(Transformer):
         # literal_eval only ever decodes escapes; it cannot evaluate anything.
         tok = children[0]
         if len(tok.value) > MAX_STRING:
-            raise LimitError(f"a string literal of {len(tok.value):,} characters: at most "
-                             f"{MAX_STRING:,} are allowed", self.src.of(tok))
+            raise LimitError(
+                f"a string literal of {len(tok.value):,} characters: at most "
+                f"{MAX_STRING:,} are allowed",
+                self.src.of(tok),
+            )
         try:
             return ast.literal_eval(tok.value)
-        except (SyntaxError, ValueError) as e:     # "\x", "\N{nothing}", a NUL…
+        except (SyntaxError, ValueError) as e:  # "\x", "\N{nothing}", a NUL…
             why = getattr(e, "msg", None) or str(e)
             raise GSyntaxError(f"bad string literal: {why}", self.src.of(tok)) from None
         except MemoryError:
-            raise LimitError("a string literal too large for the memory available",
-                             self.src.of(tok)) from None
+            raise LimitError(
+                "a string literal too large for the memory available", self.src.of(tok)
+            ) from None
 
     def true(self, children):
         return True
@@ -270,8 +289,9 @@ class ExprBuilder(Transformer):
         parts += [None] * (3 - len(parts))
         for p in parts:
             if p is not None and not isinstance(p, int):
-                raise GraphcError(f"slice bounds must be integers, got {p!r}",
-                                  self.src.of(children[1]))
+                raise GraphcError(
+                    f"slice bounds must be integers, got {p!r}", self.src.of(children[1])
+                )
         return slice(*parts)
 
     def callee(self, children):
@@ -300,6 +320,7 @@ class ExprBuilder(Transformer):
             with _Guard(self.src.of(op), "'-'"):
                 return -x
         from ..ops.elementwise import neg
+
         return self._build(meta, "'-'", neg, x, at=self.src.of(op))
 
     def pos(self, children):
@@ -319,6 +340,7 @@ class ExprBuilder(Transformer):
         if not isinstance(x, Tensor):
             raise GraphcError(f"only tensors can be indexed, not {_kind(x)}", loc)
         from ..ops.array import getitem
+
         return self._build(meta, "indexing", getitem, x, key if len(key) != 1 else key[0])
 
     @v_args(meta=True)
@@ -328,12 +350,13 @@ class ExprBuilder(Transformer):
         for a in args:
             if not isinstance(a, _Kwarg):
                 if kwargs:
-                    raise GraphcError(f"{callee}(): a positional argument after a keyword "
-                                      "argument", self.src.of(meta))
+                    raise GraphcError(
+                        f"{callee}(): a positional argument after a keyword argument",
+                        self.src.of(meta),
+                    )
                 positional.append(a)
             elif a.name in kwargs:
-                raise GraphcError(f"{callee}(): keyword {a.name!r} given twice",
-                                  self.src.of(meta))
+                raise GraphcError(f"{callee}(): keyword {a.name!r} given twice", self.src.of(meta))
             else:
                 kwargs[a.name] = a.value
         return self.model.call(self, meta, callee, positional, kwargs)
@@ -372,18 +395,42 @@ def _accepts_name(fn) -> bool:
 def _binops():
     from ..ops import elementwise as E
     from ..ops.linalg import matmul
-    return {"+": E.add, "-": E.subtract, "*": E.multiply, "/": E.divide, "//": E.floordiv,
-            "%": E.mod, "**": E.pow, "@": matmul, "==": E.equal, "!=": E.not_equal,
-            "<": E.less, "<=": E.less_equal, ">": E.greater, ">=": E.greater_equal}
+
+    return {
+        "+": E.add,
+        "-": E.subtract,
+        "*": E.multiply,
+        "/": E.divide,
+        "//": E.floordiv,
+        "%": E.mod,
+        "**": E.pow,
+        "@": matmul,
+        "==": E.equal,
+        "!=": E.not_equal,
+        "<": E.less,
+        "<=": E.less_equal,
+        ">": E.greater,
+        ">=": E.greater_equal,
+    }
 
 
 _BINOPS = _binops()
 
-_PY_BINOPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-              "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
-              "**": lambda a, b: a ** b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
-              "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
-              ">=": lambda a, b: a >= b}
+_PY_BINOPS = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+    "//": lambda a, b: a // b,
+    "%": lambda a, b: a % b,
+    "**": lambda a, b: a**b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
 
 
 def _fold(op, a, b):
@@ -406,7 +453,7 @@ class ModelBuilder(Interpreter):
         self.graph, self.src = graph, src
         self.scope = Scope(parent=globals_)
         self.deferred: list[Tree] = []
-        self.fn_calls = 0       # user fn bodies expanded so far (bounded: MAX_FN_CALLS)
+        self.fn_calls = 0  # user fn bodies expanded so far (bounded: MAX_FN_CALLS)
 
     # -- statements ---------------------------------------------------------------------------
     def model(self, tree):
@@ -423,11 +470,12 @@ class ModelBuilder(Interpreter):
     def _check_free(self, name: str, meta):
         """Before a statement builds anything: its name must be new and not reserved."""
         if name in self.scope.values:
-            raise GraphcError(f"{name!r} is already defined in this model",
-                              self.src.of(meta))
+            raise GraphcError(f"{name!r} is already defined in this model", self.src.of(meta))
         if name in N.DTYPES or name in N.CONSTANTS:
-            raise GraphcError(f"{name!r} is a reserved name (a dtype or a constant); choose "
-                              "another", self.src.of(meta))
+            raise GraphcError(
+                f"{name!r} is a reserved name (a dtype or a constant); choose another",
+                self.src.of(meta),
+            )
 
     def _bind(self, name: str, value, meta):
         self._check_free(name, meta)
@@ -447,18 +495,20 @@ class ModelBuilder(Interpreter):
         dtype, shape = self._type(type_tree)
         loc = self.src.of(tree.meta)
         from ..ops.sources import constant, placeholder, placeholder_with_default
+
         if default is None:
             with _Guard(loc, f"input {name}"):
                 t = placeholder(dtype, shape=shape, name=name)
         else:
-            with self.graph.name_scope(name + "/"):    # the placeholder itself takes `name`
+            with self.graph.name_scope(name + "/"):  # the placeholder itself takes `name`
                 value = self._expr(default, None)
             with _Guard(loc, f"input {name}"), self.graph.name_scope(name + "/"):
                 if not isinstance(value, Tensor):
                     value = constant(value, dtype=dtype)
                 if value.dtype is not dtype:
-                    raise DTypeError(f"the default of input {name} is {value.dtype}, "
-                                     f"but it is declared {dtype}")
+                    raise DTypeError(
+                        f"the default of input {name} is {value.dtype}, but it is declared {dtype}"
+                    )
             with _Guard(loc, f"input {name}"):
                 t = placeholder_with_default(value, shape, name=name)
         self._bind(name, t, tree.meta)
@@ -470,18 +520,25 @@ class ModelBuilder(Interpreter):
         dtype, shape = self._type(type_tree)
         loc = self.src.of(tree.meta)
         if shape is None or not all(isinstance(d, int) for d in shape):
-            raise ShapeError(f"param {name} needs a static shape, got "
-                             f"{list(shape) if shape is not None else '[*]'}", loc)
+            raise ShapeError(
+                f"param {name} needs a static shape, got "
+                f"{list(shape) if shape is not None else '[*]'}",
+                loc,
+            )
         with self.graph.name_scope(name + "/"):
             value = self._initial_value(name, init, dtype, shape, loc)
         from ..ops.state import Variable
+
         with _Guard(loc, f"param {name}"):
             if value.dtype is not dtype:
-                raise DTypeError(f"param {name} is declared {dtype} but its initializer is "
-                                 f"{value.describe()}")
+                raise DTypeError(
+                    f"param {name} is declared {dtype} but its initializer is {value.describe()}"
+                )
             if value.shape is None or tuple(value.shape) != tuple(shape):
-                raise ShapeError(f"param {name} is declared with shape {list(shape)} but its "
-                                 f"initializer is {value.describe()}")
+                raise ShapeError(
+                    f"param {name} is declared with shape {list(shape)} but its "
+                    f"initializer is {value.describe()}"
+                )
             var = Variable(value, name=name, trainable=frozen is None)
         self._bind(name, var, tree.meta)
         # `NAME/Assign` is the initializer, as printed graphs call it (group of initializers)
@@ -489,6 +546,7 @@ class ModelBuilder(Interpreter):
 
     def _initial_value(self, name, init, dtype, shape, loc):
         from ..ops.sources import constant
+
         if init is None:
             return N.INITIALIZERS["zeros"](shape, dtype)
         if init.data == "ref":  # a bare initializer name: `= zeros` reads as `= zeros()`
@@ -547,15 +605,19 @@ class ModelBuilder(Interpreter):
         body = rest[-1]
         params = [p.value for p in rest[:-1]]
         if len(set(params)) != len(params):
-            raise GraphcError(f"fn {fname.value}: a parameter name appears twice",
-                              self.src.of(tree.meta))
-        self._bind(fname.value, UserFn(fname.value, params, body, self.src.of(tree.meta),
-                                       self.scope), tree.meta)
+            raise GraphcError(
+                f"fn {fname.value}: a parameter name appears twice", self.src.of(tree.meta)
+            )
+        self._bind(
+            fname.value,
+            UserFn(fname.value, params, body, self.src.of(tree.meta), self.scope),
+            tree.meta,
+        )
 
     def let(self, tree):
         n_targets = next(i for i, c in enumerate(tree.children) if c.data != "name")
         targets = tree.children[:n_targets]  # the names after `after` are not targets
-        expr, *after = tree.children[len(targets):]
+        expr, *after = tree.children[len(targets) :]
         names = [_name_of(t) for t in targets]
         for n, t in zip(names, targets, strict=True):
             self._check_free(n, t.meta)
@@ -569,21 +631,25 @@ class ModelBuilder(Interpreter):
                 if isinstance(v, Tensor):
                     v = v.op
                 if not isinstance(v, Operation):
-                    raise GraphcError(f"`after` takes tensors or operations, not {_kind(v)}",
-                                      self.src.of(t.meta))
+                    raise GraphcError(
+                        f"`after` takes tensors or operations, not {_kind(v)}", self.src.of(t.meta)
+                    )
                 controls.append(v)
         # `a, b = split(x, 2)`: the ops are built inside `a/`, and each name is an identity
         multi = len(names) > 1
-        with self.graph.control_dependencies(controls) if controls else _nullcontext(), \
-                self.graph.name_scope(names[0] + "/") if multi else _nullcontext():
+        with (
+            self.graph.control_dependencies(controls) if controls else _nullcontext(),
+            self.graph.name_scope(names[0] + "/") if multi else _nullcontext(),
+        ):
             value = self._expr(expr, None if multi else names[0])
         if len(names) == 1:
             self._bind(names[0], self._named(names[0], value, tree.meta), tree.meta)
             return
         if not isinstance(value, (tuple, list)) or len(value) != len(names):
             n = len(value) if isinstance(value, (tuple, list)) else 1
-            raise GraphcError(f"{len(names)} names on the left but the expression gives {n} "
-                              "value(s)", loc)
+            raise GraphcError(
+                f"{len(names)} names on the left but the expression gives {n} value(s)", loc
+            )
         for n, v, t in zip(names, value, targets, strict=True):
             self._bind(n, self._named(n, v, t.meta), t.meta)
 
@@ -592,6 +658,7 @@ class ModelBuilder(Interpreter):
         outputs of an op, gets an identity of that name."""
         if isinstance(value, Tensor) and (value.op.name != name or len(value.op.outputs) > 1):
             from ..ops.array import identity
+
             with _Guard(self.src.of(meta), name), self.graph.name_scope(None):
                 return identity(value, name=name)
         return value
@@ -600,16 +667,19 @@ class ModelBuilder(Interpreter):
         for t in tree.children:
             v = self.resolve(_name_of(t), self.scope, self.src.of(t.meta))
             if not isinstance(v, Tensor):
-                raise GraphcError(f"output {_name_of(t)!r} is {_kind(v)}, not a tensor",
-                                  self.src.of(t.meta))
+                raise GraphcError(
+                    f"output {_name_of(t)!r} is {_kind(v)}, not a tensor", self.src.of(t.meta)
+                )
             self.graph.add_to_collection(OUTPUTS, v)
 
     def train(self, tree):
         loss_tree, opt_tok, *args = tree.children
         loss = self.resolve(_name_of(loss_tree), self.scope, self.src.of(loss_tree.meta))
         if not isinstance(loss, Tensor) or not loss.dtype.is_floating:
-            raise GraphcError(f"train needs a floating-point loss tensor, got {_kind(loss)}",
-                              self.src.of(loss_tree.meta))
+            raise GraphcError(
+                f"train needs a floating-point loss tensor, got {_kind(loss)}",
+                self.src.of(loss_tree.meta),
+            )
         builder = ExprBuilder(self, self.scope, None, None)
         kwargs = {}
         for i, a in enumerate(args):
@@ -619,9 +689,11 @@ class ModelBuilder(Interpreter):
             elif i == 0:  # sgd(0.1): the one positional argument is the learning rate
                 kwargs["lr"] = v
             else:
-                raise GraphcError(f"{opt_tok.value}(): only the learning rate may be given "
-                                  "without a keyword, e.g. adam(0.01, beta1=0.9)",
-                                  self.src.of(a.meta))
+                raise GraphcError(
+                    f"{opt_tok.value}(): only the learning rate may be given "
+                    "without a keyword, e.g. adam(0.01, beta1=0.9)",
+                    self.src.of(a.meta),
+                )
         build_train(self.graph, loss, opt_tok.value, kwargs, self.src.of(opt_tok))
 
     def random_seed(self, tree):
@@ -634,8 +706,10 @@ class ModelBuilder(Interpreter):
         try:
             dtype = N.DTYPES[dtype_tok.value]
         except KeyError:
-            raise DTypeError(f"unknown dtype {dtype_tok.value!r}" + _suggest(
-                dtype_tok.value, N.DTYPES), self.src.of(dtype_tok)) from None
+            raise DTypeError(
+                f"unknown dtype {dtype_tok.value!r}" + _suggest(dtype_tok.value, N.DTYPES),
+                self.src.of(dtype_tok),
+            ) from None
         shape = []
         for d in dims:
             if d is None:
@@ -643,9 +717,11 @@ class ModelBuilder(Interpreter):
             if d.data == "known_dim":
                 tok = d.children[0]
                 if len(tok.value) > 19 or int(tok.value) > _MAX_DIM:
-                    raise ShapeError(f"dimension {tok.value[:30]}{'…' * (len(tok.value) > 30)} "
-                                     f"is too large (dimensions are below 2**63)",
-                                     self.src.of(tok))
+                    raise ShapeError(
+                        f"dimension {tok.value[:30]}{'…' * (len(tok.value) > 30)} "
+                        f"is too large (dimensions are below 2**63)",
+                        self.src.of(tok),
+                    )
                 shape.append(int(tok.value))
             elif d.data == "any_dim":
                 shape.append(None)
@@ -684,14 +760,18 @@ class ModelBuilder(Interpreter):
             opname = callee[3:]
             opdef = REGISTRY.get(opname)
             if opdef is None:
-                raise NotFoundError(f"no op named {opname!r} in the registry"
-                                    + _suggest(opname, REGISTRY), loc)
+                raise NotFoundError(
+                    f"no op named {opname!r} in the registry" + _suggest(opname, REGISTRY), loc
+                )
             like = next((a for a in args if isinstance(a, Tensor)), None)
             ins = [builder._tensor(a, like, loc, callee) for a in args]
             for a in ins:
                 if not isinstance(a, Tensor):
-                    raise GraphcError(f"{callee}(): positional arguments are tensors; give "
-                                      f"attributes by keyword, not {_kind(a)}", loc)
+                    raise GraphcError(
+                        f"{callee}(): positional arguments are tensors; give "
+                        f"attributes by keyword, not {_kind(a)}",
+                        loc,
+                    )
             if any(isinstance(v, UserFn) for v in kwargs.values()):
                 # a control op written as is (what graph.to_text prints): op.scan(h0, xs, w,
                 # body_fn=f, ...); each fn takes every parameter of its body explicitly
@@ -715,13 +795,20 @@ class ModelBuilder(Interpreter):
             raise GraphcError(f"{callee!r} is {_kind(target)}, not a function", loc)
         if fn is None:
             if callee in N.INITIALIZERS:
-                raise GraphcError(f"{callee}() is a parameter initializer: use it after '=' "
-                                  f"in a param declaration", loc)
+                raise GraphcError(
+                    f"{callee}() is a parameter initializer: use it after '=' "
+                    f"in a param declaration",
+                    loc,
+                )
             if callee in N.OPTIMIZERS:
-                raise GraphcError(f"{callee}() is an optimizer: use it in "
-                                  f"`train LOSS with {callee}(...)`", loc)
-            raise NotFoundError(f"unknown function {callee!r}" + _suggest(
-                callee, builder.scope.known() | set(N.builtin_names())), loc)
+                raise GraphcError(
+                    f"{callee}() is an optimizer: use it in `train LOSS with {callee}(...)`", loc
+                )
+            raise NotFoundError(
+                f"unknown function {callee!r}"
+                + _suggest(callee, builder.scope.known() | set(N.builtin_names())),
+                loc,
+            )
         if any(isinstance(a, UserFn) for a in [*args, *kwargs.values()]):
             # control flow (cond, while_loop, scan, map_fn, case): a fn is a body to trace
             args = [self._body(builder, a, callee) for a in args]
@@ -737,36 +824,55 @@ class ModelBuilder(Interpreter):
 
         def body(*args):
             if len(args) != len(fn.params):
-                raise GraphcError(f"{callee}() calls fn {fn.name} with {len(args)} values; "
-                                  f"it takes ({', '.join(fn.params)})", fn.location)
-            inner = ExprBuilder(self, Scope(dict(zip(fn.params, args, strict=True)),
-                                            parent=fn.scope), None, None, builder.depth + 1)
+                raise GraphcError(
+                    f"{callee}() calls fn {fn.name} with {len(args)} values; "
+                    f"it takes ({', '.join(fn.params)})",
+                    fn.location,
+                )
+            inner = ExprBuilder(
+                self,
+                Scope(dict(zip(fn.params, args, strict=True)), parent=fn.scope),
+                None,
+                None,
+                builder.depth + 1,
+            )
             return inner.evaluate(fn.body)
+
         return body
 
     def _call_fn(self, builder, meta, fn: UserFn, args, kwargs):
         loc = self.src.of(meta)
-        if builder.depth == 0:      # count the whole expansion before building any of it
+        if builder.depth == 0:  # count the whole expansion before building any of it
             self.fn_calls += _expansion(fn, {})
         if self.fn_calls > MAX_FN_CALLS:
-            raise LimitError(f"fn {fn.name}: the model expands to more than {MAX_FN_CALLS:,} "
-                             "calls of user fns (do fns call each other several times each?)",
-                             loc)
+            raise LimitError(
+                f"fn {fn.name}: the model expands to more than {MAX_FN_CALLS:,} "
+                "calls of user fns (do fns call each other several times each?)",
+                loc,
+            )
         if builder.depth >= _MAX_FN_DEPTH:
-            raise GraphcError(f"fn {fn.name}: calls nest deeper than {_MAX_FN_DEPTH} "
-                              "(is it recursive?)", loc)
+            raise GraphcError(
+                f"fn {fn.name}: calls nest deeper than {_MAX_FN_DEPTH} (is it recursive?)", loc
+            )
         if len(args) + len(kwargs) != len(fn.params) or any(k not in fn.params for k in kwargs):
-            raise GraphcError(f"{fn.name}() takes ({', '.join(fn.params)}); got "
-                              f"{len(args)} positional and keywords {sorted(kwargs)}", loc)
+            raise GraphcError(
+                f"{fn.name}() takes ({', '.join(fn.params)}); got "
+                f"{len(args)} positional and keywords {sorted(kwargs)}",
+                loc,
+            )
         bound = dict(zip(fn.params, args, strict=False))  # fewer args: rest by keyword
         for k, v in kwargs.items():
             if k in bound:
                 raise GraphcError(f"{fn.name}(): {k!r} given twice", loc)
             bound[k] = v
         # The body sees its parameters and the names defined before the fn was called.
-        inner = ExprBuilder(self, Scope(bound, parent=fn.scope),
-                            builder.stmt_name if meta is builder.root else None,
-                            fn.body.meta if meta is builder.root else None, builder.depth + 1)
+        inner = ExprBuilder(
+            self,
+            Scope(bound, parent=fn.scope),
+            builder.stmt_name if meta is builder.root else None,
+            fn.body.meta if meta is builder.root else None,
+            builder.depth + 1,
+        )
         return inner.evaluate(fn.body)
 
 
@@ -813,23 +919,32 @@ def _suggest(name, candidates) -> str:
 
 # A function applied to the optimizer of every train clause built while it is set (``graphc
 # run --np N`` sets ``graphc.distributed.DistributedOptimizer``).
-OPTIMIZER_WRAPPER: contextvars.ContextVar = contextvars.ContextVar("OPTIMIZER_WRAPPER",
-                                                                   default=None)
+OPTIMIZER_WRAPPER: contextvars.ContextVar = contextvars.ContextVar(
+    "OPTIMIZER_WRAPPER", default=None
+)
 
 
-def build_train(graph: Graph, loss: Tensor, optimizer: str, kwargs: dict,
-                loc: SourceLocation) -> Operation:
+def build_train(
+    graph: Graph, loss: Tensor, optimizer: str, kwargs: dict, loc: SourceLocation
+) -> Operation:
     """``train LOSS with OPT(kwargs)``: OPT's ``minimize`` op, named ``train``."""
     import graphc as gc
+
     if optimizer not in N.OPTIMIZERS:
-        raise NotFoundError(f"unknown optimizer {optimizer!r}" + _suggest(optimizer, N.OPTIMIZERS)
-                            + f" (known: {', '.join(N.OPTIMIZERS)})", loc)
+        raise NotFoundError(
+            f"unknown optimizer {optimizer!r}"
+            + _suggest(optimizer, N.OPTIMIZERS)
+            + f" (known: {', '.join(N.OPTIMIZERS)})",
+            loc,
+        )
     train_mod = getattr(gc, "train", None)
     cls_name, renames = N.OPTIMIZERS[optimizer]
     cls = getattr(train_mod, cls_name, None)
     if cls is None:
-        raise GraphcError(f"optimizer {optimizer} needs gc.train.{cls_name}, which this "
-                          "graphc does not provide", loc)
+        raise GraphcError(
+            f"optimizer {optimizer} needs gc.train.{cls_name}, which this graphc does not provide",
+            loc,
+        )
     ctor = {renames.get(k, k): v for k, v in kwargs.items()}
     _signature_check(cls, optimizer, [], ctor, loc)
     first = len(graph)
@@ -841,32 +956,38 @@ def build_train(graph: Graph, loss: Tensor, optimizer: str, kwargs: dict,
             op = op.op
         if op.name != "train":
             from ..ops.state import group
+
             op = group(op, name="train")
-    graph.add_to_collection(TRAIN_CLAUSES, TrainClause(loss, optimizer, dict(kwargs), op,
-                                                       first, len(graph) - 1))
+    graph.add_to_collection(
+        TRAIN_CLAUSES, TrainClause(loss, optimizer, dict(kwargs), op, first, len(graph) - 1)
+    )
     return op
 
 
 # --- entry points -----------------------------------------------------------------------------
+
 
 def model_names(text: str, filename: str = "<string>") -> list[str]:
     tree = parse(text, filename)
     return [_name_of(m.children[0]) for m in tree.children if m.data == "model"]
 
 
-def loads(text: str, model: str | None = None, filename: str = "<string>",
-          graph: Graph | None = None) -> Graph:
+def loads(
+    text: str, model: str | None = None, filename: str = "<string>", graph: Graph | None = None
+) -> Graph:
     """Build the graph of ``model`` (default: the file's first model) from ``.g`` text."""
     try:
         return _loads(text, model, filename, graph)
     except GraphcError as e:
         raise attach_source(e) from None
     except RecursionError:
-        raise LimitError("the file nests too deeply to be built",
-                         SourceLocation(filename, 1, 1)) from None
+        raise LimitError(
+            "the file nests too deeply to be built", SourceLocation(filename, 1, 1)
+        ) from None
     except MemoryError:
-        raise LimitError("not enough memory to build the model",
-                         SourceLocation(filename, 1, 1)) from None
+        raise LimitError(
+            "not enough memory to build the model", SourceLocation(filename, 1, 1)
+        ) from None
 
 
 def loads_each(text: str, filename: str = "<string>"):
@@ -882,11 +1003,13 @@ def loads_each(text: str, filename: str = "<string>"):
         except GraphcError as e:
             raise attach_source(e) from None
         except RecursionError:
-            raise LimitError("the file nests too deeply to be built",
-                             SourceLocation(filename, 1, 1)) from None
+            raise LimitError(
+                "the file nests too deeply to be built", SourceLocation(filename, 1, 1)
+            ) from None
         except MemoryError:
-            raise LimitError("not enough memory to build the model",
-                             SourceLocation(filename, 1, 1)) from None
+            raise LimitError(
+                "not enough memory to build the model", SourceLocation(filename, 1, 1)
+            ) from None
 
 
 def _loads(text, model, filename, graph, tree=None):
@@ -894,16 +1017,20 @@ def _loads(text, model, filename, graph, tree=None):
     src = _Source(filename, text)
     models = [m for m in tree.children if m.data == "model"]
     if not models:
-        raise GraphcError("the file defines no model (`model NAME { ... }`)",
-                          SourceLocation(filename, 1, 1, src.lines[0] if src.lines else ""))
+        raise GraphcError(
+            "the file defines no model (`model NAME { ... }`)",
+            SourceLocation(filename, 1, 1, src.lines[0] if src.lines else ""),
+        )
     names = [_name_of(m.children[0]) for m in models]
     if model is None:
         chosen = models[0]
     elif model in names:
         chosen = models[names.index(model)]
     else:
-        raise NotFoundError(f"no model named {model!r} in {filename}; it defines "
-                            f"{', '.join(names)}" + _suggest(model, names))
+        raise NotFoundError(
+            f"no model named {model!r} in {filename}; it defines "
+            f"{', '.join(names)}" + _suggest(model, names)
+        )
     if graph is None:
         default = get_default_graph()
         graph = default if len(default) == 0 and not default.finalized else Graph()
@@ -932,5 +1059,14 @@ def load(path, model: str | None = None, graph: Graph | None = None) -> Graph:
     return loads(text, model=model, filename=path, graph=graph)
 
 
-__all__ = ["load", "loads", "loads_each", "model_names", "build_train", "TrainClause", "MODEL_NAME",
-           "OUTPUTS", "TRAIN_CLAUSES"]
+__all__ = [
+    "load",
+    "loads",
+    "loads_each",
+    "model_names",
+    "build_train",
+    "TrainClause",
+    "MODEL_NAME",
+    "OUTPUTS",
+    "TRAIN_CLAUSES",
+]

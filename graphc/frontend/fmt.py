@@ -20,15 +20,28 @@ from .parser import grammar_text, source_lines, syntax_error, transform, without
 
 # Binding strength of each expression form (higher binds tighter).
 _CMP, _SUM, _TERM, _UNARY, _POWER, _POSTFIX, _ATOM = range(1, 8)
-_LEVEL = {"+": _SUM, "-": _SUM, "*": _TERM, "/": _TERM, "//": _TERM, "%": _TERM, "@": _TERM,
-          "**": _POWER}
+_LEVEL = {
+    "+": _SUM,
+    "-": _SUM,
+    "*": _TERM,
+    "/": _TERM,
+    "//": _TERM,
+    "%": _TERM,
+    "@": _TERM,
+    "**": _POWER,
+}
 
 
 @functools.lru_cache(maxsize=1)
 def _comment_parser():
     comments: list[Token] = []
-    p = lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
-                  maybe_placeholders=True, lexer_callbacks={"COMMENT": comments.append})
+    p = lark.Lark(
+        grammar_text(),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": comments.append},
+    )
     return p, comments
 
 
@@ -87,8 +100,7 @@ class _Layout(Transformer):
         return f"{_wrap(c[0], _POSTFIX)}[{self._items(c[1:])}]", _POSTFIX
 
     def slice(self, c):
-        text = "".join(":" if isinstance(x, Token) else _wrap(x, _CMP) for x in c
-                       if x is not None)
+        text = "".join(":" if isinstance(x, Token) else _wrap(x, _CMP) for x in c if x is not None)
         return text, _ATOM
 
     def binop(self, c):
@@ -171,13 +183,13 @@ def format_source(text: str, filename: str = "<string>") -> str:
     trailing = {}
     src_lines = source_lines(text)
     for tok in found:
-        before = src_lines[tok.line - 1][:tok.column - 1]
+        before = src_lines[tok.line - 1][: tok.column - 1]
         if before.strip():
             trailing[tok.line] = tok.value
     # full-line comments, in order, wait for the statement they precede
     pending = sorted((t for t in found if trailing.get(t.line) != t.value), key=lambda t: t.line)
 
-    last = [None]    # the source line of the last comment or statement written
+    last = [None]  # the source line of the last comment or statement written
 
     def gap(line):
         """One blank line where the source had some before ``line``."""
@@ -195,8 +207,9 @@ def format_source(text: str, filename: str = "<string>") -> str:
         flush_comments(meta.line, indent)
         gap(meta.line)
         # comments at the ends of the lines a statement spans follow it (none is dropped)
-        tails = [trailing.pop(n).rstrip() for n in range(meta.line, meta.end_line + 1)
-                 if n in trailing]
+        tails = [
+            trailing.pop(n).rstrip() for n in range(meta.line, meta.end_line + 1) if n in trailing
+        ]
         lines.append(indent + stmt_text + "".join(f"  {t}" for t in tails))
         last[0] = meta.end_line
 
@@ -208,8 +221,7 @@ def format_source(text: str, filename: str = "<string>") -> str:
             if lines and lines[-1] != "" and not (pending and pending[0].line < item.meta.line):
                 lines.append("")
             flush_comments(item.meta.line, "")
-            if lines and lines[-1] != "" and last[0] is not None and \
-                    item.meta.line > last[0] + 1:
+            if lines and lines[-1] != "" and last[0] is not None and item.meta.line > last[0] + 1:
                 lines.append("")
             name = item.children[0].children[0].value
             stmts = item.children[1:]
@@ -232,7 +244,7 @@ def format_source(text: str, filename: str = "<string>") -> str:
             # consecutive definitions stay grouped as the source grouped them
             text_, meta = _statement(layout, item, filename, src_lines)
             emit(text_, meta, "")
-    flush_comments(10 ** 9, "")
+    flush_comments(10**9, "")
     return "\n".join(lines).strip("\n") + "\n"
 
 

@@ -17,22 +17,49 @@ from ..ops.random import random_normal, random_uniform, truncated_normal
 
 # Short and long dtype names: ``f32[N, 3]`` or ``float32[N, 3]``.
 DTYPES = {
-    "f16": D.float16, "f32": D.float32, "f64": D.float64,
-    "i8": D.int8, "i16": D.int16, "i32": D.int32, "i64": D.int64, "u8": D.uint8,
+    "f16": D.float16,
+    "f32": D.float32,
+    "f64": D.float64,
+    "i8": D.int8,
+    "i16": D.int16,
+    "i32": D.int32,
+    "i64": D.int64,
+    "u8": D.uint8,
     "bool": D.bool_,
-    "float16": D.float16, "float32": D.float32, "float64": D.float64,
-    "int8": D.int8, "int16": D.int16, "int32": D.int32, "int64": D.int64, "uint8": D.uint8,
+    "float16": D.float16,
+    "float32": D.float32,
+    "float64": D.float64,
+    "int8": D.int8,
+    "int16": D.int16,
+    "int32": D.int32,
+    "int64": D.int64,
+    "uint8": D.uint8,
 }
 
 
 # Public functions that are not graph-building functions of one tensor expression.
 _NOT_BUILTINS = {
-    "placeholder", "placeholder_with_default", "Variable", "global_variables",
-    "trainable_variables", "global_variables_initializer", "variables_initializer",
-    "control_dependencies", "set_random_seed", "name_scope", "gradients", "load", "loads",
-    "compile", "get_default_graph", "reset_default_graph", "get_default_session", "as_dtype",
+    "placeholder",
+    "placeholder_with_default",
+    "Variable",
+    "global_variables",
+    "trainable_variables",
+    "global_variables_initializer",
+    "variables_initializer",
+    "control_dependencies",
+    "set_random_seed",
+    "name_scope",
+    "gradients",
+    "load",
+    "loads",
+    "compile",
+    "get_default_graph",
+    "reset_default_graph",
+    "get_default_session",
+    "as_dtype",
     # these take Python callables: a .g file has none to give, and should not try
-    "register_op", "custom_gradient",
+    "register_op",
+    "custom_gradient",
 }
 
 
@@ -45,8 +72,12 @@ def _public_functions() -> dict:
     for module in (nn, gc):  # gc last: its name wins where both define one
         for name in dir(module):
             fn = getattr(module, name)
-            if (name.startswith("_") or name in _NOT_BUILTINS or inspect.isclass(fn)
-                    or not callable(fn)):
+            if (
+                name.startswith("_")
+                or name in _NOT_BUILTINS
+                or inspect.isclass(fn)
+                or not callable(fn)
+            ):
                 continue
             if getattr(fn, "__module__", "").startswith("graphc"):
                 table[name] = fn
@@ -64,6 +95,7 @@ def builtin_names() -> list[str]:
 
 # --- parameter initializers: ``param w : f32[3, 4] = normal(stddev=0.1, seed=1)`` -------------
 # Each takes the declared shape and dtype first, then the keyword arguments of the .g call.
+
 
 def _normal(shape, dtype, mean=0.0, stddev=1.0, seed=None, name=None):
     return random_normal(shape, mean=mean, stddev=stddev, dtype=dtype, seed=seed, name=name)

@@ -29,8 +29,9 @@ def grammar_text() -> str:
 
 @functools.lru_cache(maxsize=1)
 def parser() -> lark.Lark:
-    return lark.Lark(grammar_text(), parser="lalr", propagate_positions=True,
-                     maybe_placeholders=True)
+    return lark.Lark(
+        grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True
+    )
 
 
 # Friendly messages for common mistakes, recognised as lark's match_examples does: the parser
@@ -38,23 +39,39 @@ def parser() -> lark.Lark:
 # the mistake, wherever it happens in a file.
 _EXAMPLES = {
     "expected ':' and a type after the name (e.g. `input x : f32[N, 3]`)": [
-        "model m { input x f32[3] }", "model m { param w f32[3] = zeros() }"],
+        "model m { input x f32[3] }",
+        "model m { param w f32[3] = zeros() }",
+    ],
     "a parameter's initializer follows '=' (e.g. `param w : f32[3, 4] = normal(stddev=0.1)`)": [
-        "model m { param w : f32[3] normal() }"],
+        "model m { param w : f32[3] normal() }"
+    ],
     "an expression is missing after the operator": [
-        "model m { y = x + }", "model m { y = x * }", "model m { y = x @ }", "model m { y = }",
-        "model m { y = x ** }", "model m { y = x < }", "model m { y = -}"],
+        "model m { y = x + }",
+        "model m { y = x * }",
+        "model m { y = x @ }",
+        "model m { y = }",
+        "model m { y = x ** }",
+        "model m { y = x < }",
+        "model m { y = -}",
+    ],
     "unbalanced parenthesis: a ')' is missing": [
-        "model m { y = relu(x  z = y }", "model m { y = (x + 1  z = y }",
-        "model m { y = relu(x }"],
+        "model m { y = relu(x  z = y }",
+        "model m { y = (x + 1  z = y }",
+        "model m { y = relu(x }",
+    ],
     "unbalanced bracket: a ']' is missing": ["model m { y = x[1  z = y }", "model m { y = x[1 }"],
-    "a statement is `name = expression`, or starts with input, param, const, fn, output or "
-    "train": ["model m { y x }", "model m { y + 1 }", "model m { 3 }", "model m { y(x) }"],
+    "a statement is `name = expression`, or starts with input, param, const, fn, output or train": [
+        "model m { y x }",
+        "model m { y + 1 }",
+        "model m { 3 }",
+        "model m { y(x) }",
+    ],
     "`train` needs `LOSS with OPTIMIZER(args)` (e.g. `train loss with sgd(lr=0.1)`)": [
-        "model m { train loss sgd(lr=0.1) }", "model m { train loss with sgd }"],
+        "model m { train loss sgd(lr=0.1) }",
+        "model m { train loss with sgd }",
+    ],
     "a model is `model NAME { statements }`": ["model { }", "model m x = 1 }"],
-    "a file holds models, `fn` definitions and `const` definitions": [
-        "x = 1", "input x : f32"],
+    "a file holds models, `fn` definitions and `const` definitions": ["x = 1", "input x : f32"],
     "a '}' is missing at the end of the model": ["model m { y = x"],
 }
 
@@ -126,7 +143,7 @@ def source_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
-MAX_LINE = 1 << 20       # characters in one line (a string literal never spans lines)
+MAX_LINE = 1 << 20  # characters in one line (a string literal never spans lines)
 
 
 def parse(text: str, filename: str) -> lark.Tree:
@@ -135,16 +152,20 @@ def parse(text: str, filename: str) -> lark.Tree:
         lines = source_lines(text)
         longest = max(range(len(lines)), key=lambda i: len(lines[i]))
         if len(lines[longest]) > MAX_LINE:
-            raise LimitError(f"line {longest + 1} holds {len(lines[longest]):,} characters; "
-                             f"at most {MAX_LINE:,} are allowed",
-                             SourceLocation(filename, longest + 1, 1))
+            raise LimitError(
+                f"line {longest + 1} holds {len(lines[longest]):,} characters; "
+                f"at most {MAX_LINE:,} are allowed",
+                SourceLocation(filename, longest + 1, 1),
+            )
     try:
         return parser().parse(without_bom(text))
     except UnexpectedInput as e:
         raise syntax_error(e, text, filename) from None
     except MemoryError:
-        raise LimitError(f"{filename} is too large to parse in the memory available",
-                         SourceLocation(filename, 1, 1)) from None
+        raise LimitError(
+            f"{filename} is too large to parse in the memory available",
+            SourceLocation(filename, 1, 1),
+        ) from None
 
 
 def transform(transformer: lark.Transformer, tree: lark.Tree, filename: str, lines):
@@ -163,15 +184,17 @@ def transform(transformer: lark.Transformer, tree: lark.Tree, filename: str, lin
             at = meta
         if ready:
             n = len(node.children)
-            children = values[len(values) - n:] if n else []
-            del values[len(values) - n:]
+            children = values[len(values) - n :] if n else []
+            del values[len(values) - n :]
             values.append(transformer._call_userfunc(node, children))
             continue
         if depth > MAX_NESTING:
             line, col = (at.line, at.column) if at is not None else (1, 1)
             src = lines[line - 1] if 0 < line <= len(lines) else ""
-            raise LimitError(f"expressions nest more than {MAX_NESTING} deep",
-                             SourceLocation(filename, line, col, src))
+            raise LimitError(
+                f"expressions nest more than {MAX_NESTING} deep",
+                SourceLocation(filename, line, col, src),
+            )
         stack.append((node, True, depth, at))
         for child in reversed(node.children):
             stack.append((child, False, depth + 1, at))
@@ -189,8 +212,7 @@ def syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
         found = f"unexpected character {e.char!r}"
     elif isinstance(e, UnexpectedToken):
         tok = e.token
-        found = ("unexpected end of file" if tok.type == "$END"
-                 else f"unexpected {tok.value!r}")
+        found = "unexpected end of file" if tok.type == "$END" else f"unexpected {tok.value!r}"
         if label is None:
             label = f"expected {_describe_expected(e.accepts or e.expected)}"
     else:
@@ -205,15 +227,19 @@ def syntax_error(e: UnexpectedInput, text: str, filename: str) -> GSyntaxError:
 def attach_source(err: GraphcError) -> GraphcError:
     """Append the offending .g line and a caret under its column to ``err``'s message (once)."""
     loc = err.location
-    if (loc is None or not loc.source_line or loc.col is None
-            or getattr(err, "_source_attached", False)):
+    if (
+        loc is None
+        or not loc.source_line
+        or loc.col is None
+        or getattr(err, "_source_attached", False)
+    ):
         return err
     line, col = loc.source_line.expandtabs(1), loc.col
-    if len(line) > 160:                             # a window of a long line around the column
+    if len(line) > 160:  # a window of a long line around the column
         lo = max(0, col - 1 - 80)
-        line, col = ("…" if lo else "") + line[lo:lo + 160] + "…", col - lo + (1 if lo else 0)
-    src = escape_controls(line)                     # shown as escapes; the caret follows
-    before = escape_controls(line[:col - 1])
+        line, col = ("…" if lo else "") + line[lo : lo + 160] + "…", col - lo + (1 if lo else 0)
+    src = escape_controls(line)  # shown as escapes; the caret follows
+    before = escape_controls(line[: col - 1])
     err.message = f"{err.message}\n    {src}\n    {' ' * len(before)}^"
     err.args = (err._format(),)
     err._source_attached = True

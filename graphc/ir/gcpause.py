@@ -17,6 +17,7 @@ import gc
 def paused_gc(fn):
     """``fn`` with ``gc`` disabled while it runs (a no-op when it is already disabled, as
     inside an enclosing paused call)."""
+
     @functools.wraps(fn)
     def paused(*args, **kwargs):
         if not gc.isenabled():
@@ -26,4 +27,5 @@ def paused_gc(fn):
             return fn(*args, **kwargs)
         finally:
             gc.enable()
+
     return paused

@@ -19,9 +19,9 @@ _VALID_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
 
 # Graph collections the .g front end fills, so the printer, the CLI, generated modules and
 # users can find them (defined here, below the front end, because all of those read them).
-MODEL_NAME = "graphc.model_name"     # [the model's .g name]
-OUTPUTS = "graphc.outputs"           # the tensors of `output` statements, in order
-TRAIN_CLAUSES = "graphc.train"       # TrainClause records of `train` statements
+MODEL_NAME = "graphc.model_name"  # [the model's .g name]
+OUTPUTS = "graphc.outputs"  # the tensors of `output` statements, in order
+TRAIN_CLAUSES = "graphc.train"  # TrainClause records of `train` statements
 
 
 class Graph:
@@ -36,7 +36,7 @@ class Graph:
         self._collections: dict[str, list] = defaultdict(list)
         self._finalized = False
         self._lock = threading.RLock()
-        self.seed = None          # graph-level random seed (TF1's set_random_seed)
+        self.seed = None  # graph-level random seed (TF1's set_random_seed)
         self._nx_cache = None
         self._grad_origin = None  # set by autodiff while a pullback builds nodes
 
@@ -105,24 +105,44 @@ class Graph:
         finally:
             stack[:] = saved
 
-    def create_op(self, op, inputs, attrs, out_avals, name=None, location=None,
-                  control_inputs=(), output_cls=Tensor, origin=None) -> Operation:
+    def create_op(
+        self,
+        op,
+        inputs,
+        attrs,
+        out_avals,
+        name=None,
+        location=None,
+        control_inputs=(),
+        output_cls=Tensor,
+        origin=None,
+    ) -> Operation:
         """Append a node. ``out_avals`` are (dtype, shape) pairs computed by the op's rules."""
         with self._lock:
             if self._finalized:
                 raise GraphFinalizedError(
                     f"cannot add a {op.name} op: the graph is finalized (graph.finalize() was "
                     "called, or a session froze it); build every op before the training loop",
-                    location or user_location())
+                    location or user_location(),
+                )
             if origin is None and self._grad_origin is not None:
                 origin = self._grad_origin
                 location = location or origin.location
             name = self.unique_name(name or op.name)
-            controls = list(control_inputs) + [c for c in self._control_stack
-                                                 if c not in control_inputs]
-            node = Operation(self, op, inputs, attrs, name, controls,
-                             location if location is not None else user_location(),
-                             len(self._ops), origin)
+            controls = list(control_inputs) + [
+                c for c in self._control_stack if c not in control_inputs
+            ]
+            node = Operation(
+                self,
+                op,
+                inputs,
+                attrs,
+                name,
+                controls,
+                location if location is not None else user_location(),
+                len(self._ops),
+                origin,
+            )
             node.outputs = tuple(output_cls(node, i, d, s) for i, (d, s) in enumerate(out_avals))
             self._ops.append(node)
             self._by_name[name] = node
@@ -148,8 +168,9 @@ class Graph:
         try:
             return self._by_name[name]
         except KeyError:
-            raise NotFoundError(f"the graph has no operation named {name!r}"
-                                + self._suggest(name)) from None
+            raise NotFoundError(
+                f"the graph has no operation named {name!r}" + self._suggest(name)
+            ) from None
 
     def get_tensor_by_name(self, name: str) -> Tensor:
         """``"loss"`` or ``"loss:0"``."""
@@ -157,11 +178,13 @@ class Graph:
         try:
             op = self._by_name[op_name]
         except KeyError:
-            raise NotFoundError(f"the graph has no tensor named {name!r}"
-                                + self._suggest(op_name)) from None
+            raise NotFoundError(
+                f"the graph has no tensor named {name!r}" + self._suggest(op_name)
+            ) from None
         if not index.isdigit() or int(index) >= len(op.outputs):
-            raise NotFoundError(f"operation {op_name!r} has {len(op.outputs)} output(s); "
-                                f"{name!r} does not exist")
+            raise NotFoundError(
+                f"operation {op_name!r} has {len(op.outputs)} output(s); {name!r} does not exist"
+            )
         return op.outputs[int(index)]
 
     def as_graph_element(self, obj):
@@ -201,15 +224,27 @@ class Graph:
         for rec in self.get_collection("layers"):
             new = [v for v in rec.variables if v not in seen]
             seen.update((v, True) for v in rec.variables)
-            rows.append((f"{rec.name} ({rec.kind})", format_shape(rec.output.shape),
-                         ", ".join(v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape)
-                                   for v in rec.variables),
-                         sum(num_elements(v.shape) or 0 for v in new)))
+            rows.append(
+                (
+                    f"{rec.name} ({rec.kind})",
+                    format_shape(rec.output.shape),
+                    ", ".join(
+                        v.op.name.rsplit("/", 1)[-1] + format_shape(v.shape) for v in rec.variables
+                    ),
+                    sum(num_elements(v.shape) or 0 for v in new),
+                )
+            )
         for v in self.get_collection("trainable_variables"):
             if v not in seen:
                 seen[v] = True
-                rows.append((f"{v.op.name} (Variable)", format_shape(v.shape), "",
-                             num_elements(v.shape) or 0))
+                rows.append(
+                    (
+                        f"{v.op.name} (Variable)",
+                        format_shape(v.shape),
+                        "",
+                        num_elements(v.shape) or 0,
+                    )
+                )
         variables = list(seen)
         total = sum(num_elements(v.shape) or 0 for v in variables)
         trainable = sum(num_elements(v.shape) or 0 for v in variables if v.trainable)
@@ -217,9 +252,16 @@ class Graph:
         widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(4)]
         line = "  ".join("{:<%d}" % w for w in widths[:3]) + "  {:>%d}" % widths[3]
         rule = "-" * (sum(widths) + 6)
-        text = "\n".join([line.format(*header), rule] + [line.format(*r) for r in rows] + [
-            rule, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-            f"Non-trainable params: {total - trainable:,}"])
+        text = "\n".join(
+            [line.format(*header), rule]
+            + [line.format(*r) for r in rows]
+            + [
+                rule,
+                f"Total params: {total:,}",
+                f"Trainable params: {trainable:,}",
+                f"Non-trainable params: {total - trainable:,}",
+            ]
+        )
         print_fn(text)
         return text
 
@@ -238,11 +280,13 @@ class Graph:
     def to_text(self, model_name: str | None = None) -> str:
         """This graph as a ``.g`` model that ``graphc.loads`` builds back (``ir/printer.py``)."""
         from .printer import to_text  # (the printer reads this module: a cycle)
+
         return to_text(self, model_name)
 
     def _repr_svg_(self) -> str:
         """Jupyter shows a graph as its picture (``gc.viz``; gradients collapsed)."""
         from ..viz import viz
+
         return viz(self)
 
     def to_networkx(self) -> nx.DiGraph:
@@ -336,7 +380,9 @@ def needed_ops(fetch_tensors, fetch_ops, fed):
             raise FeedError(
                 f"placeholder '{op.name}' ({t.dtype}, shape {format_shape(t.shape)}) must be fed: "
                 f"fetch {fetch} depends on it. Pass feed_dict={{{op.name}: value}}.",
-                op.location, node=op)
+                op.location,
+                node=op,
+            )
         for t in op.inputs:
             if t not in fed and t.op not in reason:
                 stack.append((t.op, why))

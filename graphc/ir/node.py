@@ -49,19 +49,30 @@ class TensorShape(tuple):
 class Operation:
     """One node of the graph. Built once, never changed: passes build new nodes."""
 
-    __slots__ = ("graph", "op", "inputs", "attrs", "name", "outputs", "control_inputs",
-                 "location", "id", "origin", "__weakref__")
+    __slots__ = (
+        "graph",
+        "op",
+        "inputs",
+        "attrs",
+        "name",
+        "outputs",
+        "control_inputs",
+        "location",
+        "id",
+        "origin",
+        "__weakref__",
+    )
 
     def __init__(self, graph, op, inputs, attrs, name, control_inputs, location, id, origin=None):
         self.graph = graph
-        self.op = op                      # the OpDef (registry entry) this node applies
-        self.inputs = tuple(inputs)       # Tensors
+        self.op = op  # the OpDef (registry entry) this node applies
+        self.inputs = tuple(inputs)  # Tensors
         self.attrs = MappingProxyType(dict(attrs))
         self.name = name
         self.control_inputs = tuple(control_inputs)
-        self.location = location          # SourceLocation of the user's line
-        self.id = id                      # creation index: a topological order of the graph
-        self.origin = origin              # the forward op a gradient node differentiates
+        self.location = location  # SourceLocation of the user's line
+        self.id = id  # creation index: a topological order of the graph
+        self.origin = origin  # the forward op a gradient node differentiates
         self.outputs = ()
 
     @property
@@ -150,24 +161,30 @@ class Tensor:
 
     def __len__(self):
         if self._shape is None or not self._shape or not isinstance(self._shape[0], int):
-            raise DefineAndRunError(f"len() of {self.describe()}: its first dimension is not "
-                                    "static",
-                                    self.op.location)
+            raise DefineAndRunError(
+                f"len() of {self.describe()}: its first dimension is not static", self.op.location
+            )
         return self._shape[0]
 
     def __iter__(self):
         raise DefineAndRunError(
             f"cannot iterate over the symbolic tensor {self.describe()}; use gc.split or "
-            "gc.unstack, or run it first", self.op.location)
+            "gc.unstack, or run it first",
+            self.op.location,
+        )
 
     def __index__(self):
-        raise DefineAndRunError(f"the symbolic tensor {self.describe()} cannot be used as a Python "
-                                "integer", self.op.location)
+        raise DefineAndRunError(
+            f"the symbolic tensor {self.describe()} cannot be used as a Python integer",
+            self.op.location,
+        )
 
-    def __float__(self):    # without it float() falls back to __index__ and says "integer"
-        raise DefineAndRunError(f"the symbolic tensor {self.describe()} has no value to convert "
-                                "with float() until it runs: fetch it with sess.run first",
-                                self.op.location)
+    def __float__(self):  # without it float() falls back to __index__ and says "integer"
+        raise DefineAndRunError(
+            f"the symbolic tensor {self.describe()} has no value to convert "
+            "with float() until it runs: fetch it with sess.run first",
+            self.op.location,
+        )
 
     # identity hashing in C: feed_dict and plan-cache lookups hash tensors on every run
     __hash__ = object.__hash__

@@ -29,29 +29,64 @@ from .graph import MODEL_NAME, OUTPUTS, TRAIN_CLAUSES
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _GRAPH_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
-KEYWORDS = {"model", "fn", "input", "param", "const", "output", "train", "with", "after",
-            "frozen", "random_seed", "true", "false", "none", "True", "False", "None"}
+KEYWORDS = {
+    "model",
+    "fn",
+    "input",
+    "param",
+    "const",
+    "output",
+    "train",
+    "with",
+    "after",
+    "frozen",
+    "random_seed",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+}
 # Plain values every .g file can use by name (the front end resolves them).
 CONSTANTS = {"inf": float("inf"), "nan": float("nan"), "pi": 3.141592653589793}
 # Dtype spellings (f32, float32…): names that read as a type, not a node.
 _DTYPE_WORDS = {d.short for d in ALL} | {d.name for d in ALL}
 
 # Nodes written with an operator instead of op.NAME(...).
-_INFIX = {"add": "+", "subtract": "-", "multiply": "*", "divide": "/", "floordiv": "//",
-          "mod": "%", "pow": "**", "equal": "==", "not_equal": "!=", "less": "<",
-          "less_equal": "<=", "greater": ">", "greater_equal": ">="}
+_INFIX = {
+    "add": "+",
+    "subtract": "-",
+    "multiply": "*",
+    "divide": "/",
+    "floordiv": "//",
+    "mod": "%",
+    "pow": "**",
+    "equal": "==",
+    "not_equal": "!=",
+    "less": "<",
+    "less_equal": "<=",
+    "greater": ">",
+    "greater_equal": ">=",
+}
 
 # Random ops that read as a param's initializer call, and the attributes the call takes.
-_INITIALIZER_CALLS = {"random_normal": ("normal", ("mean", "stddev", "seed")),
-                      "truncated_normal": ("truncated_normal", ("mean", "stddev", "seed")),
-                      "random_uniform": ("uniform", ("minval", "maxval", "seed")),
-                      "fill": ("fill", ("value",))}
+_INITIALIZER_CALLS = {
+    "random_normal": ("normal", ("mean", "stddev", "seed")),
+    "truncated_normal": ("truncated_normal", ("mean", "stddev", "seed")),
+    "random_uniform": ("uniform", ("minval", "maxval", "seed")),
+    "fill": ("fill", ("value",)),
+}
 
 
 def format_name(name: str) -> str:
     """A graph name as a .g name: itself when it is an identifier, else in backquotes."""
-    if _IDENT.fullmatch(name) and name not in KEYWORDS and name not in _DTYPE_WORDS \
-            and name not in CONSTANTS:
+    if (
+        _IDENT.fullmatch(name)
+        and name not in KEYWORDS
+        and name not in _DTYPE_WORDS
+        and name not in CONSTANTS
+    ):
         return name
     if not _GRAPH_NAME.fullmatch(name):
         raise GraphcError(f"cannot print the node name {name!r} as .g")
@@ -117,20 +152,20 @@ def _is_function(v) -> bool:
 class _Printer:
     def __init__(self, graph):
         self.root = self
-        self.fn_lines: list = []      # fn definitions not yet written (bodies of control ops)
-        self.fn_names: dict = {}      # Function -> its fn's name
+        self.fn_lines: list = []  # fn definitions not yet written (bodies of control ops)
+        self.fn_names: dict = {}  # Function -> its fn's name
         self.graph = graph
         self.ops_by_name = {op.name for op in graph.get_operations()}
         self.ops = graph.get_operations()
         self.clauses = [c for c in graph.get_collection(TRAIN_CLAUSES) if self._writable(c)]
-        self.hidden = set()          # ops another statement writes (initializers, clauses)
+        self.hidden = set()  # ops another statement writes (initializers, clauses)
         for c in self.clauses:
             self.hidden |= {op for op in self.ops if c.first_id <= op.id <= c.last_id}
         self.uses = {}
         for op in self.ops:
             for t in op.inputs:
                 self.uses.setdefault(t.op, []).append(op)
-        self.inline_init = {}        # variable op -> its initializer written inline
+        self.inline_init = {}  # variable op -> its initializer written inline
         for op in self.ops:
             if op.type == "variable":
                 self._plan_param(op)
@@ -140,14 +175,19 @@ class _Printer:
         (an initializer group made after it names its slots, say): the loader runs clauses
         last, so no statement could name those nodes. Otherwise its nodes are written one by
         one, like a training step built in Python."""
+
         def inside(op):
             return clause.first_id <= op.id <= clause.last_id
+
         for op in self.ops:
             if inside(op):
                 continue
             var = op.attrs.get("var")
-            if (any(inside(t.op) for t in op.inputs) or any(inside(c) for c in op.control_inputs)
-                    or (isinstance(var, type(op)) and inside(var))):
+            if (
+                any(inside(t.op) for t in op.inputs)
+                or any(inside(c) for c in op.control_inputs)
+                or (isinstance(var, type(op)) and inside(var))
+            ):
                 return False
         return True
 
@@ -158,11 +198,17 @@ class _Printer:
         self.hidden.add(init)
         src = init.inputs[0].op
         var = var_op.outputs[0]
-        plain_call = (src.type in _INITIALIZER_CALLS and not src.inputs
-                      and src.attrs.get("dtype") is var.dtype
-                      and tuple(src.attrs.get("shape") or ()) == tuple(var.shape or ()))
-        if self.uses.get(src) == [init] and not src.control_inputs and (
-                src.type == "const" or plain_call):
+        plain_call = (
+            src.type in _INITIALIZER_CALLS
+            and not src.inputs
+            and src.attrs.get("dtype") is var.dtype
+            and tuple(src.attrs.get("shape") or ()) == tuple(var.shape or ())
+        )
+        if (
+            self.uses.get(src) == [init]
+            and not src.control_inputs
+            and (src.type == "const" or plain_call)
+        ):
             self.hidden.add(src)
             self.inline_init[var_op] = src
 
@@ -170,8 +216,14 @@ class _Printer:
     def _inline_literal(self, t, other) -> str | None:
         """A 0-d constant beside a tensor of its dtype reads back as a weak scalar literal."""
         op = t.op
-        if (op.type != "const" or op.attrs["value"].ndim != 0 or op.control_inputs
-                or other is None or other.op.type == "const" or other.dtype is not t.dtype):
+        if (
+            op.type != "const"
+            or op.attrs["value"].ndim != 0
+            or op.control_inputs
+            or other is None
+            or other.op.type == "const"
+            or other.dtype is not t.dtype
+        ):
             return None
         text = format_scalar(op.attrs["value"][()])
         return f"({text})" if text.startswith("-") else text
@@ -223,7 +275,7 @@ class _Printer:
             return f"constant({_format_array(v)}, dtype={dt})"
         args = [self.ref(t) for t in ins]
         for k, v in attrs.items():
-            if _is_function(v):        # a control op's body: a fn printed before it
+            if _is_function(v):  # a control op's body: a fn printed before it
                 args.append(f"{k}={self.root.function_name(v, op, k)}")
                 continue
             try:
@@ -231,9 +283,11 @@ class _Printer:
                     raise GraphcError("not an identifier")
                 args.append(f"{k}={format_value(v)}")
             except GraphcError:
-                raise GraphcError(f"cannot print attribute {k}={v!r} of {op.describe()} as "
-                                  ".g (only numbers, strings, dtypes, lists and arrays print)",
-                                  op.location) from None
+                raise GraphcError(
+                    f"cannot print attribute {k}={v!r} of {op.describe()} as "
+                    ".g (only numbers, strings, dtypes, lists and arrays print)",
+                    op.location,
+                ) from None
         return f"op.{op.type}({', '.join(args)})"
 
     def _control(self, c) -> str:
@@ -323,7 +377,7 @@ class _BodyPrinter(_Printer):
     def ref(self, t) -> str:
         if t in self.names:
             return self.names[t]
-        if t.graph is not self.fn.graph:       # an outer variable an assign names
+        if t.graph is not self.fn.graph:  # an outer variable an assign names
             return self.root.ref(t)
         op = t.op
         if op.type in ("placeholder", "variable"):
@@ -332,8 +386,9 @@ class _BodyPrinter(_Printer):
         if op.type in _INFIX or op.type in ("matmul", "neg"):
             expr = f"({expr})"
         if op.control_inputs:
-            raise GraphcError(f"cannot print {op.describe()} inside a body as .g: it has "
-                              "control dependencies")
+            raise GraphcError(
+                f"cannot print {op.describe()} inside a body as .g: it has control dependencies"
+            )
         return f"{expr}[{t.index}]" if len(op.outputs) > 1 else expr
 
     def operand(self, t, other=None) -> str:

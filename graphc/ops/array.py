@@ -14,8 +14,16 @@ import numpy as np
 from .. import dtypes as D
 from ..errors import GraphcError, ShapeError
 from ..ir.node import Tensor
-from ..shapes import (as_shape, broadcast_shapes, dims_compatible, fully_known, known_rank,
-                      merge_dim, normalize_axis, num_elements)
+from ..shapes import (
+    as_shape,
+    broadcast_shapes,
+    dims_compatible,
+    fully_known,
+    known_rank,
+    merge_dim,
+    normalize_axis,
+    num_elements,
+)
 from .registry import OpDef, register
 from .sources import constant, convert
 
@@ -25,6 +33,7 @@ def _randn(rng, *shape):
 
 
 # --- cast -------------------------------------------------------------------------------------
+
 
 def _cast_grad(op, g):
     x = op.inputs[0]
@@ -40,10 +49,17 @@ def _cast(x, dtype, out=None):
     return out
 
 
-CAST = register(OpDef(
-    "cast", lambda ins, a: [(a["dtype"], ins[0].shape)], numpy=_cast,
-    expr="(({T}){0})", kind="elementwise", grad=_cast_grad,
-    samples=lambda rng: [([_randn(rng, 3, 4)], {"dtype": D.float32})]))
+CAST = register(
+    OpDef(
+        "cast",
+        lambda ins, a: [(a["dtype"], ins[0].shape)],
+        numpy=_cast,
+        expr="(({T}){0})",
+        kind="elementwise",
+        grad=_cast_grad,
+        samples=lambda rng: [([_randn(rng, 3, 4)], {"dtype": D.float32})],
+    )
+)
 
 
 def cast(x, dtype, name=None):
@@ -62,6 +78,7 @@ def to_float(x, name=None):
 
 # --- identity, stop_gradient ------------------------------------------------------------------
 
+
 def _identity(x, out=None):
     if out is None:
         return x
@@ -69,15 +86,30 @@ def _identity(x, out=None):
     return out
 
 
-IDENTITY = register(OpDef(
-    "identity", lambda ins, a: [(ins[0].dtype, ins[0].shape)], numpy=_identity,
-    expr="{0}", kind="elementwise", grad=lambda op, g: [g],
-    samples=lambda rng: [([_randn(rng, 3, 4)], {})]))
+IDENTITY = register(
+    OpDef(
+        "identity",
+        lambda ins, a: [(ins[0].dtype, ins[0].shape)],
+        numpy=_identity,
+        expr="{0}",
+        kind="elementwise",
+        grad=lambda op, g: [g],
+        samples=lambda rng: [([_randn(rng, 3, 4)], {})],
+    )
+)
 
-STOP_GRADIENT = register(OpDef(
-    "stop_gradient", lambda ins, a: [(ins[0].dtype, ins[0].shape)], numpy=_identity,
-    expr="{0}", kind="elementwise", grad=lambda op, g: [None], differentiable=False,
-    samples=lambda rng: [([_randn(rng, 3, 4)], {})]))
+STOP_GRADIENT = register(
+    OpDef(
+        "stop_gradient",
+        lambda ins, a: [(ins[0].dtype, ins[0].shape)],
+        numpy=_identity,
+        expr="{0}",
+        kind="elementwise",
+        grad=lambda op, g: [None],
+        differentiable=False,
+        samples=lambda rng: [([_randn(rng, 3, 4)], {})],
+    )
+)
 
 
 def identity(x, name=None):
@@ -91,6 +123,7 @@ def stop_gradient(x, name=None):
 
 
 # --- reshape ----------------------------------------------------------------------------------
+
 
 def _reshape_infer(ins, attrs):
     x = ins[0]
@@ -126,17 +159,30 @@ def _reshape_like(x, like):
     return np.reshape(x, like.shape)
 
 
-RESHAPE = register(OpDef(
-    "reshape", _reshape_infer, numpy=_reshape, kind="shape",
-    grad=_reshape_grad,
-    samples=lambda rng: [([_randn(rng, 3, 4)], {"shape": (2, -1)}),
-                         ([_randn(rng, 2, 3, 4)], {"shape": (6, 4)})]))
+RESHAPE = register(
+    OpDef(
+        "reshape",
+        _reshape_infer,
+        numpy=_reshape,
+        kind="shape",
+        grad=_reshape_grad,
+        samples=lambda rng: [
+            ([_randn(rng, 3, 4)], {"shape": (2, -1)}),
+            ([_randn(rng, 2, 3, 4)], {"shape": (6, 4)}),
+        ],
+    )
+)
 
-RESHAPE_LIKE = register(OpDef(
-    "reshape_like", lambda ins, a: [(ins[0].dtype, ins[1].shape)],
-    numpy=_reshape_like, kind="shape",
-    grad=lambda op, g: [reshape_like(g, op.inputs[0]), None],
-    samples=lambda rng: [([_randn(rng, 3, 4), _randn(rng, 2, 6)], {})]))
+RESHAPE_LIKE = register(
+    OpDef(
+        "reshape_like",
+        lambda ins, a: [(ins[0].dtype, ins[1].shape)],
+        numpy=_reshape_like,
+        kind="shape",
+        grad=lambda op, g: [reshape_like(g, op.inputs[0]), None],
+        samples=lambda rng: [([_randn(rng, 3, 4), _randn(rng, 2, 6)], {})],
+    )
+)
 
 
 def _shape_value(shape, what, instead):
@@ -148,8 +194,10 @@ def _shape_value(shape, what, instead):
     value = shape.op.attrs.get("value") if shape.op.type == "const" else None
     if value is not None and value.ndim == 1 and shape.dtype.is_integer:
         return [int(d) for d in value]
-    raise ShapeError(f"{what} needs a static shape (a tuple of ints), got {shape.describe()}; for "
-                     f"a shape known only at run time use {instead}")
+    raise ShapeError(
+        f"{what} needs a static shape (a tuple of ints), got {shape.describe()}; for "
+        f"a shape known only at run time use {instead}"
+    )
 
 
 def reshape(x, shape, name=None):
@@ -159,8 +207,9 @@ def reshape(x, shape, name=None):
     try:
         shape = tuple(-1 if d is None else int(d) for d in shape)
     except (TypeError, ValueError):
-        raise ShapeError(f"reshape needs a shape of integers (one may be -1), got "
-                         f"{list(shape)}") from None
+        raise ShapeError(
+            f"reshape needs a shape of integers (one may be -1), got {list(shape)}"
+        ) from None
     if x.shape is not None and tuple(x.shape) == shape:
         return x
     return RESHAPE(x, name=name, shape=shape)
@@ -176,11 +225,12 @@ def reshape_like(x, like, name=None):
 
 # --- transpose --------------------------------------------------------------------------------
 
+
 def _transpose_infer(ins, attrs):
     x, perm = ins[0], attrs["perm"]
     if x.shape is None:
         return [(x.dtype, None)]
-    if perm is None:      # built on an unknown rank: reverse the axes
+    if perm is None:  # built on an unknown rank: reverse the axes
         perm = tuple(reversed(builtins.range(len(x.shape))))
     if sorted(perm) != list(builtins.range(len(x.shape))):
         raise ValueError(f"transpose: perm {perm} is not a permutation of {len(x.shape)} axes")
@@ -191,18 +241,27 @@ def _transpose(x, perm):
     return np.transpose(x, perm)
 
 
-TRANSPOSE = register(OpDef(
-    "transpose", _transpose_infer, numpy=_transpose, kind="shape",
-    grad=lambda op, g: [TRANSPOSE(g, perm=None) if op.attrs["perm"] is None else
-                        transpose(g, tuple(np.argsort(op.attrs["perm"])))],
-    samples=lambda rng: [([_randn(rng, 2, 3, 4)], {"perm": (2, 0, 1)})]))
+TRANSPOSE = register(
+    OpDef(
+        "transpose",
+        _transpose_infer,
+        numpy=_transpose,
+        kind="shape",
+        grad=lambda op, g: [
+            TRANSPOSE(g, perm=None)
+            if op.attrs["perm"] is None
+            else transpose(g, tuple(np.argsort(op.attrs["perm"])))
+        ],
+        samples=lambda rng: [([_randn(rng, 2, 3, 4)], {"perm": (2, 0, 1)})],
+    )
+)
 
 
 def transpose(x, perm=None, name=None):
     """Permute axes; ``perm=None`` reverses them (``.T``)."""
     x = convert(x)
     if perm is None:
-        if x.shape is None:   # numpy reverses the axes of the fed value
+        if x.shape is None:  # numpy reverses the axes of the fed value
             return TRANSPOSE(x, name=name, perm=None)
         perm = tuple(reversed(builtins.range(len(x.shape))))
     perm = tuple(int(p) % len(perm) for p in perm)
@@ -220,10 +279,11 @@ def matrix_transpose(x, name=None):
 
 # --- expand_dims / squeeze --------------------------------------------------------------------
 
+
 def expand_dims(x, axis, name=None):
     """Insert a dimension of size 1 at ``axis``."""
     x = convert(x)
-    if x.shape is None:   # unknown rank: numpy places a negative axis at run time
+    if x.shape is None:  # unknown rank: numpy places a negative axis at run time
         return EXPAND_DIMS(x, name=name, axis=int(axis))
     r = len(x.shape) + 1
     axis = normalize_axis(int(axis), r)
@@ -238,13 +298,23 @@ def _expand_dims(x, axis):
     return np.expand_dims(x, axis)
 
 
-EXPAND_DIMS = register(OpDef(
-    "expand_dims",
-    lambda ins, a: [(ins[0].dtype, None if ins[0].shape is None else
-                     ins[0].shape[:a["axis"]] + (1,) + ins[0].shape[a["axis"]:])],
-    numpy=_expand_dims, kind="shape",
-    grad=lambda op, g: [reshape_like(g, op.inputs[0])],
-    samples=lambda rng: [([_randn(rng, 3, 4)], {"axis": 1})]))
+EXPAND_DIMS = register(
+    OpDef(
+        "expand_dims",
+        lambda ins, a: [
+            (
+                ins[0].dtype,
+                None
+                if ins[0].shape is None
+                else ins[0].shape[: a["axis"]] + (1,) + ins[0].shape[a["axis"] :],
+            )
+        ],
+        numpy=_expand_dims,
+        kind="shape",
+        grad=lambda op, g: [reshape_like(g, op.inputs[0])],
+        samples=lambda rng: [([_randn(rng, 3, 4)], {"axis": 1})],
+    )
+)
 
 
 def _squeeze_infer(ins, attrs):
@@ -261,18 +331,27 @@ def _squeeze(x, axis):
     return np.squeeze(x, axis)
 
 
-SQUEEZE = register(OpDef(
-    "squeeze", _squeeze_infer, numpy=_squeeze, kind="shape",
-    grad=lambda op, g: [reshape_like(g, op.inputs[0])],
-    samples=lambda rng: [([_randn(rng, 3, 1, 4)], {"axis": (1,)})]))
+SQUEEZE = register(
+    OpDef(
+        "squeeze",
+        _squeeze_infer,
+        numpy=_squeeze,
+        kind="shape",
+        grad=lambda op, g: [reshape_like(g, op.inputs[0])],
+        samples=lambda rng: [([_randn(rng, 3, 1, 4)], {"axis": (1,)})],
+    )
+)
 
 
 def squeeze(x, axis=None, name=None):
     """Remove dimensions of size 1 (all of them, or those in ``axis``)."""
     x = convert(x)
-    if x.shape is None:   # unknown rank: numpy squeezes (and checks) at run time
-        axes = None if axis is None else tuple(
-            int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+    if x.shape is None:  # unknown rank: numpy squeezes (and checks) at run time
+        axes = (
+            None
+            if axis is None
+            else tuple(int(a) for a in (axis if isinstance(axis, (list, tuple)) else [axis]))
+        )
         return SQUEEZE(x, name=name, axis=axes)
     r = len(x.shape)
     if axis is None:
@@ -280,18 +359,26 @@ def squeeze(x, axis=None, name=None):
             raise ShapeError(f"squeeze without axis needs a fully known shape: {x.describe()}")
         axes = tuple(i for i, d in enumerate(x.shape) if d == 1)
     else:
-        axes = tuple(sorted({normalize_axis(int(a), r)
-                             for a in (axis if isinstance(axis, (list, tuple)) else [axis])}))
+        axes = tuple(
+            sorted(
+                {
+                    normalize_axis(int(a), r)
+                    for a in (axis if isinstance(axis, (list, tuple)) else [axis])
+                }
+            )
+        )
         for a in axes:
             if isinstance(x.shape[a], int) and x.shape[a] != 1:
-                raise ShapeError(f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, "
-                                 "not 1")
+                raise ShapeError(
+                    f"squeeze: axis {a} of {x.describe()} has size {x.shape[a]}, not 1"
+                )
     if not axes:
         return x
     return SQUEEZE(x, name=name, axis=axes)
 
 
 # --- concat / split / stack -------------------------------------------------------------------
+
 
 def _concat_infer(ins, attrs):
     axis = attrs["axis"]
@@ -324,11 +411,16 @@ def _concat(*xs, axis, out=None):
     return np.concatenate(xs, axis=axis, out=out)
 
 
-CONCAT = register(OpDef(
-    "concat", _concat_infer, numpy=_concat,
-    kind="shape",
-    grad=lambda op, g: list(split_like(g, op.inputs, axis=op.attrs["axis"])),
-    samples=lambda rng: [([_randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})]))
+CONCAT = register(
+    OpDef(
+        "concat",
+        _concat_infer,
+        numpy=_concat,
+        kind="shape",
+        grad=lambda op, g: list(split_like(g, op.inputs, axis=op.attrs["axis"])),
+        samples=lambda rng: [([_randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})],
+    )
+)
 
 
 def concat(values, axis, name=None):
@@ -344,9 +436,14 @@ def _split_like_infer(ins, attrs):
     g, axis = ins[0], attrs["axis"]
     outs = []
     for t in ins[1:]:
-        shape = None if g.shape is None or t.shape is None else tuple(
-            t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i])
-            for i in builtins.range(len(g.shape)))
+        shape = (
+            None
+            if g.shape is None or t.shape is None
+            else tuple(
+                t.shape[i] if i == axis else merge_dim(g.shape[i], t.shape[i])
+                for i in builtins.range(len(g.shape))
+            )
+        )
         outs.append((g.dtype, shape))
     return outs
 
@@ -364,12 +461,26 @@ def _split_like_kernel(g, *likes, axis):
     return _views(g, [t.shape[axis] for t in likes], axis)
 
 
-SPLIT_LIKE = register(OpDef(
-    "split_like", _split_like_infer, numpy=_split_like_kernel, kind="shape",
-    grad=lambda op, *gs: [concat([g if g is not None else zeros_like(t)
-                                  for g, t in zip(gs, op.outputs)], op.attrs["axis"])]
-    + [None] * (len(op.inputs) - 1),
-    samples=lambda rng: [([_randn(rng, 2, 8), _randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})]))
+SPLIT_LIKE = register(
+    OpDef(
+        "split_like",
+        _split_like_infer,
+        numpy=_split_like_kernel,
+        kind="shape",
+        grad=lambda op, *gs: (
+            [
+                concat(
+                    [g if g is not None else zeros_like(t) for g, t in zip(gs, op.outputs)],
+                    op.attrs["axis"],
+                )
+            ]
+            + [None] * (len(op.inputs) - 1)
+        ),
+        samples=lambda rng: [
+            ([_randn(rng, 2, 8), _randn(rng, 2, 3), _randn(rng, 2, 5)], {"axis": 1})
+        ],
+    )
+)
 
 
 def split_like(x, likes, axis, name=None):
@@ -388,18 +499,28 @@ def _split_infer(ins, attrs):
     d = x.shape[axis]
     if isinstance(d, int) and sum(sizes) != d:
         raise ValueError(f"split: sizes {list(sizes)} do not add up to dimension {axis} ({d})")
-    return [(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1:]) for s in sizes]
+    return [(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1 :]) for s in sizes]
 
 
 def _split_kernel(x, sizes, axis):
     return _views(x, sizes, axis)
 
 
-SPLIT = register(OpDef(
-    "split", _split_infer, numpy=_split_kernel, kind="shape",
-    grad=lambda op, *gs: [concat([g if g is not None else zeros_like(t)
-                                  for g, t in zip(gs, op.outputs)], op.attrs["axis"])],
-    samples=lambda rng: [([_randn(rng, 2, 6)], {"sizes": (1, 2, 3), "axis": 1})]))
+SPLIT = register(
+    OpDef(
+        "split",
+        _split_infer,
+        numpy=_split_kernel,
+        kind="shape",
+        grad=lambda op, *gs: [
+            concat(
+                [g if g is not None else zeros_like(t) for g, t in zip(gs, op.outputs)],
+                op.attrs["axis"],
+            )
+        ],
+        samples=lambda rng: [([_randn(rng, 2, 6)], {"sizes": (1, 2, 3), "axis": 1})],
+    )
+)
 
 
 def split(value, num_or_size_splits, axis=0, name=None):
@@ -411,11 +532,15 @@ def split(value, num_or_size_splits, axis=0, name=None):
     d = x.shape[axis]
     if isinstance(num_or_size_splits, int):
         if not isinstance(d, int):
-            raise ShapeError(f"split into {num_or_size_splits} parts needs a static dimension "
-                             f"{axis}: {x.describe()}")
+            raise ShapeError(
+                f"split into {num_or_size_splits} parts needs a static dimension "
+                f"{axis}: {x.describe()}"
+            )
         if d % num_or_size_splits:
-            raise ShapeError(f"split: dimension {axis} of {x.describe()} ({d}) is not divisible "
-                             f"by {num_or_size_splits}")
+            raise ShapeError(
+                f"split: dimension {axis} of {x.describe()} ({d}) is not divisible "
+                f"by {num_or_size_splits}"
+            )
         sizes = (d // num_or_size_splits,) * num_or_size_splits
     else:
         sizes = tuple(int(s) for s in num_or_size_splits)
@@ -444,12 +569,12 @@ def unstack(value, num=None, axis=0, name=None):
     axis = normalize_axis(int(axis), known_rank(x, "unstack"))
     n = num or x.shape[axis]
     if not isinstance(n, int):
-        raise ShapeError(f"unstack needs num= or a static size along axis {axis}: "
-                         f"{x.describe()}")
+        raise ShapeError(f"unstack needs num= or a static size along axis {axis}: {x.describe()}")
     return [squeeze(p, axis) for p in split(x, n, axis=axis, name=name)]
 
 
 # --- slicing (__getitem__) --------------------------------------------------------------------
+
 
 def _slice_len(d, sl):
     if sl == builtins.slice(None):  # a full slice keeps the dim, symbolic ones ("N") too
@@ -514,32 +639,57 @@ def _getitem(x, key):
     return x[key]
 
 
-GETITEM = register(OpDef(
-    "getitem", _getitem_infer, numpy=_getitem, kind="shape",
-    grad=lambda op, g: [GETITEM_GRAD(g, op.inputs[0], key=op.attrs["key"])],
-    samples=lambda rng: [([_randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2), -1)}),
-                         ([_randn(rng, 3, 4, 5)],
-                          {"key": (None, 0, builtins.slice(None), builtins.slice(None, -1))})]))
+GETITEM = register(
+    OpDef(
+        "getitem",
+        _getitem_infer,
+        numpy=_getitem,
+        kind="shape",
+        grad=lambda op, g: [GETITEM_GRAD(g, op.inputs[0], key=op.attrs["key"])],
+        samples=lambda rng: [
+            ([_randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2), -1)}),
+            (
+                [_randn(rng, 3, 4, 5)],
+                {"key": (None, 0, builtins.slice(None), builtins.slice(None, -1))},
+            ),
+        ],
+    )
+)
 
-GETITEM_GRAD = register(OpDef(
-    "getitem_grad", lambda ins, a: [(ins[0].dtype, ins[1].shape)], numpy=_getitem_grad_kernel,
-    kind="shape", grad=lambda op, g: [GETITEM(g, key=op.attrs["key"]), None],
-    samples=lambda rng: [([_randn(rng, 2, 5), _randn(rng, 4, 5)],
-                          {"key": (builtins.slice(1, None, 2),)})]))
+GETITEM_GRAD = register(
+    OpDef(
+        "getitem_grad",
+        lambda ins, a: [(ins[0].dtype, ins[1].shape)],
+        numpy=_getitem_grad_kernel,
+        kind="shape",
+        grad=lambda op, g: [GETITEM(g, key=op.attrs["key"]), None],
+        samples=lambda rng: [
+            ([_randn(rng, 2, 5), _randn(rng, 4, 5)], {"key": (builtins.slice(1, None, 2),)})
+        ],
+    )
+)
 
 
 def getitem(x, key, name=None):
     """``x[key]`` with ints, slices (any step), ``None`` and ``...``."""
     x = convert(x)
-    if x.shape is None:   # unknown rank: numpy applies the key at run time
+    if x.shape is None:  # unknown rank: numpy applies the key at run time
         key = key if isinstance(key, tuple) else (key,)
         for k in key:
             if isinstance(k, Tensor):
                 raise GraphcError("indexing with a tensor is not supported; use gc.gather")
-        return GETITEM(x, name=name, key=tuple(
-            builtins.slice(*(None if v is None else int(v) for v in (k.start, k.stop, k.step)))
-            if isinstance(k, builtins.slice) else k if k is None or k is Ellipsis else int(k)
-            for k in key))
+        return GETITEM(
+            x,
+            name=name,
+            key=tuple(
+                builtins.slice(*(None if v is None else int(v) for v in (k.start, k.stop, k.step)))
+                if isinstance(k, builtins.slice)
+                else k
+                if k is None or k is Ellipsis
+                else int(k)
+                for k in key
+            ),
+        )
     key = _normalize_index(key, len(x.shape))
     return GETITEM(x, name=name, key=key)
 
@@ -559,6 +709,7 @@ def strided_slice(input_, begin, end, strides=None, name=None):
 
 # --- gather / one_hot -------------------------------------------------------------------------
 
+
 def _gather_infer(ins, attrs):
     params, idx, axis = ins[0], ins[1], attrs["axis"]
     if not idx.dtype.is_integer:
@@ -566,13 +717,13 @@ def _gather_infer(ins, attrs):
     if params.shape is None or idx.shape is None:
         return [(params.dtype, None)]
     axis = normalize_axis(axis, len(params.shape))
-    return [(params.dtype, params.shape[:axis] + idx.shape + params.shape[axis + 1:])]
+    return [(params.dtype, params.shape[:axis] + idx.shape + params.shape[axis + 1 :])]
 
 
 def _gather_grad_kernel(g, idx, params, axis):
     out = np.zeros(params.shape, dtype=g.dtype)
     moved = np.moveaxis(out, axis, 0)
-    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1:]) if idx.ndim != 1 else g
+    gm = g.reshape(params.shape[:axis] + (-1,) + params.shape[axis + 1 :]) if idx.ndim != 1 else g
     np.add.at(moved, idx.reshape(-1), np.moveaxis(gm, axis, 0))
     return out
 
@@ -581,25 +732,41 @@ def _gather(p, i, axis):
     return np.take(p, i, axis=axis)
 
 
-GATHER = register(OpDef(
-    "gather", _gather_infer, numpy=_gather, kind="other",
-    grad=lambda op, g: [GATHER_GRAD(g, op.inputs[1], op.inputs[0], axis=op.attrs["axis"]), None],
-    samples=lambda rng: [([_randn(rng, 5, 3), np.array([0, 2, 2, 4])], {"axis": 0}),
-                         ([_randn(rng, 2, 5), np.array([[1, 0], [3, 3]])], {"axis": 1})]))
+GATHER = register(
+    OpDef(
+        "gather",
+        _gather_infer,
+        numpy=_gather,
+        kind="other",
+        grad=lambda op, g: [
+            GATHER_GRAD(g, op.inputs[1], op.inputs[0], axis=op.attrs["axis"]),
+            None,
+        ],
+        samples=lambda rng: [
+            ([_randn(rng, 5, 3), np.array([0, 2, 2, 4])], {"axis": 0}),
+            ([_randn(rng, 2, 5), np.array([[1, 0], [3, 3]])], {"axis": 1}),
+        ],
+    )
+)
 
-GATHER_GRAD = register(OpDef(
-    "gather_grad", lambda ins, a: [(ins[0].dtype, ins[2].shape)], numpy=_gather_grad_kernel,
-    grad=lambda op, g: [GATHER(g, op.inputs[1], axis=op.attrs["axis"]), None, None],
-    samples=lambda rng: [([_randn(rng, 4, 3), np.array([0, 2, 2, 4]), _randn(rng, 5, 3)],
-                          {"axis": 0})]))
+GATHER_GRAD = register(
+    OpDef(
+        "gather_grad",
+        lambda ins, a: [(ins[0].dtype, ins[2].shape)],
+        numpy=_gather_grad_kernel,
+        grad=lambda op, g: [GATHER(g, op.inputs[1], axis=op.attrs["axis"]), None, None],
+        samples=lambda rng: [
+            ([_randn(rng, 4, 3), np.array([0, 2, 2, 4]), _randn(rng, 5, 3)], {"axis": 0})
+        ],
+    )
+)
 
 
 def gather(params, indices, axis=0, name=None):
     """``np.take(params, indices, axis)``; the gradient accumulates over repeated indices."""
     params, indices = convert(params), convert(indices)
     # unknown rank: the axis as given (0, the usual one, needs no rank)
-    axis = normalize_axis(int(axis), len(params.shape)) if params.shape is not None \
-        else int(axis)
+    axis = normalize_axis(int(axis), len(params.shape)) if params.shape is not None else int(axis)
     return GATHER(params, indices, name=name, axis=axis)
 
 
@@ -621,19 +788,37 @@ def _one_hot_infer(ins, attrs):
     return [(attrs["dtype"], tuple(shape))]
 
 
-ONE_HOT = register(OpDef(
-    "one_hot", _one_hot_infer, numpy=_one_hot_kernel, differentiable=False,
-    samples=lambda rng: [([np.array([0, 3, 1])], {"depth": 4, "on": 1.0, "off": 0.0, "axis": -1,
-                                                   "dtype": D.float32})]))
+ONE_HOT = register(
+    OpDef(
+        "one_hot",
+        _one_hot_infer,
+        numpy=_one_hot_kernel,
+        differentiable=False,
+        samples=lambda rng: [
+            (
+                [np.array([0, 3, 1])],
+                {"depth": 4, "on": 1.0, "off": 0.0, "axis": -1, "dtype": D.float32},
+            )
+        ],
+    )
+)
 
 
 def one_hot(indices, depth, on_value=1, off_value=0, axis=-1, dtype=D.float32, name=None):
     """Rows of ``depth`` values: ``on_value`` at each index, ``off_value`` elsewhere."""
-    return ONE_HOT(convert(indices), name=name, depth=int(depth), on=on_value, off=off_value,
-                   axis=int(axis), dtype=D.as_dtype(dtype))
+    return ONE_HOT(
+        convert(indices),
+        name=name,
+        depth=int(depth),
+        on=on_value,
+        off=off_value,
+        axis=int(axis),
+        dtype=D.as_dtype(dtype),
+    )
 
 
 # --- broadcast / tile / pad -------------------------------------------------------------------
+
 
 def _broadcast_to_infer(ins, attrs):
     return [(ins[0].dtype, broadcast_shapes(ins[0].shape, attrs["shape"]))]
@@ -647,16 +832,27 @@ def _broadcast_like(x, like):
     return np.broadcast_to(x, np.broadcast_shapes(x.shape, like.shape))
 
 
-BROADCAST_TO = register(OpDef(
-    "broadcast_to", _broadcast_to_infer, numpy=_broadcast_to,
-    kind="shape", grad=lambda op, g: [g],  # the driver sums the gradient back to x's shape
-    samples=lambda rng: [([_randn(rng, 3, 1)], {"shape": (2, 3, 4)})]))
+BROADCAST_TO = register(
+    OpDef(
+        "broadcast_to",
+        _broadcast_to_infer,
+        numpy=_broadcast_to,
+        kind="shape",
+        grad=lambda op, g: [g],  # the driver sums the gradient back to x's shape
+        samples=lambda rng: [([_randn(rng, 3, 1)], {"shape": (2, 3, 4)})],
+    )
+)
 
-BROADCAST_LIKE = register(OpDef(
-    "broadcast_like", lambda ins, a: [(ins[0].dtype, broadcast_shapes(ins[0].shape, ins[1].shape))],
-    numpy=_broadcast_like,
-    kind="shape", grad=lambda op, g: [g, None],
-    samples=lambda rng: [([_randn(rng, 3, 1), _randn(rng, 3, 4)], {})]))
+BROADCAST_LIKE = register(
+    OpDef(
+        "broadcast_like",
+        lambda ins, a: [(ins[0].dtype, broadcast_shapes(ins[0].shape, ins[1].shape))],
+        numpy=_broadcast_like,
+        kind="shape",
+        grad=lambda op, g: [g, None],
+        samples=lambda rng: [([_randn(rng, 3, 1), _randn(rng, 3, 4)], {})],
+    )
+)
 
 
 def broadcast_to(x, shape, name=None):
@@ -669,8 +865,12 @@ def broadcast_to(x, shape, name=None):
 def broadcast_like(x, like, name=None):
     """``x`` broadcast to ``like``'s run-time shape."""
     x, like = convert(x), convert(like)
-    if x.shape is not None and like.shape is not None and tuple(x.shape) == tuple(like.shape) \
-            and fully_known(x.shape):
+    if (
+        x.shape is not None
+        and like.shape is not None
+        and tuple(x.shape) == tuple(like.shape)
+        and fully_known(x.shape)
+    ):
         return x
     if fully_known(like.shape):
         return broadcast_to(x, like.shape, name=name)
@@ -697,15 +897,27 @@ def _tile(x, multiples):
     return np.tile(x, multiples)
 
 
-TILE = register(OpDef(
-    "tile", _tile_infer, numpy=_tile, kind="shape",
-    grad=lambda op, g: [TILE_GRAD(g, op.inputs[0], multiples=op.attrs["multiples"])],
-    samples=lambda rng: [([_randn(rng, 2, 3)], {"multiples": (2, 1)})]))
+TILE = register(
+    OpDef(
+        "tile",
+        _tile_infer,
+        numpy=_tile,
+        kind="shape",
+        grad=lambda op, g: [TILE_GRAD(g, op.inputs[0], multiples=op.attrs["multiples"])],
+        samples=lambda rng: [([_randn(rng, 2, 3)], {"multiples": (2, 1)})],
+    )
+)
 
-TILE_GRAD = register(OpDef(
-    "tile_grad", lambda ins, a: [(ins[0].dtype, ins[1].shape)], numpy=_tile_grad_kernel,
-    kind="shape", grad=lambda op, g: [TILE(g, multiples=op.attrs["multiples"]), None],
-    samples=lambda rng: [([_randn(rng, 4, 3), _randn(rng, 2, 3)], {"multiples": (2, 1)})]))
+TILE_GRAD = register(
+    OpDef(
+        "tile_grad",
+        lambda ins, a: [(ins[0].dtype, ins[1].shape)],
+        numpy=_tile_grad_kernel,
+        kind="shape",
+        grad=lambda op, g: [TILE(g, multiples=op.attrs["multiples"]), None],
+        samples=lambda rng: [([_randn(rng, 4, 3), _randn(rng, 2, 3)], {"multiples": (2, 1)})],
+    )
+)
 
 
 def tile(x, multiples, name=None):
@@ -719,8 +931,9 @@ def _pad_infer(ins, attrs):
         return [(x.dtype, (None,) * len(p))]
     if len(p) != len(x.shape):
         raise ValueError(f"pad: {len(p)} paddings for a tensor of rank {len(x.shape)}")
-    return [(x.dtype, tuple(d + a + b if isinstance(d, int) else None
-                            for d, (a, b) in zip(x.shape, p)))]
+    return [
+        (x.dtype, tuple(d + a + b if isinstance(d, int) else None for d, (a, b) in zip(x.shape, p)))
+    ]
 
 
 def _pad_kernel(x, paddings, mode, constant_values):
@@ -736,10 +949,21 @@ def _pad_grad(op, g):
     return [GETITEM(g, key=key)]
 
 
-PAD = register(OpDef(
-    "pad", _pad_infer, numpy=_pad_kernel, kind="shape", grad=_pad_grad,
-    samples=lambda rng: [([_randn(rng, 2, 3)], {"paddings": ((1, 0), (2, 1)), "mode": "constant",
-                                                 "constant_values": 0.0})]))
+PAD = register(
+    OpDef(
+        "pad",
+        _pad_infer,
+        numpy=_pad_kernel,
+        kind="shape",
+        grad=_pad_grad,
+        samples=lambda rng: [
+            (
+                [_randn(rng, 2, 3)],
+                {"paddings": ((1, 0), (2, 1)), "mode": "constant", "constant_values": 0.0},
+            )
+        ],
+    )
+)
 
 
 def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
@@ -749,11 +973,13 @@ def pad(tensor, paddings, mode="CONSTANT", constant_values=0, name=None):
     if mode not in ("constant", "reflect", "symmetric"):
         raise GraphcError(f"pad: unknown mode {mode!r}")
     paddings = tuple((int(a), int(b)) for a, b in paddings)
-    return PAD(convert(tensor), name=name, paddings=paddings, mode=mode,
-               constant_values=constant_values)
+    return PAD(
+        convert(tensor), name=name, paddings=paddings, mode=mode, constant_values=constant_values
+    )
 
 
 # --- fill, zeros, ones, eye, range ------------------------------------------------------------
+
 
 def _fill(shape, value, dtype):
     return np.full(shape, value, dtype=dtype.np)
@@ -763,29 +989,43 @@ def _fill_like(like, value, dtype):
     return np.full(like.shape, value, dtype=dtype.np)
 
 
-FILL = register(OpDef(
-    "fill", lambda ins, a: [(a["dtype"], a["shape"])],
-    numpy=_fill, kind="source",
-    differentiable=False,
-    samples=lambda rng: [([], {"shape": (2, 3), "value": 1.5, "dtype": D.float32})]))
+FILL = register(
+    OpDef(
+        "fill",
+        lambda ins, a: [(a["dtype"], a["shape"])],
+        numpy=_fill,
+        kind="source",
+        differentiable=False,
+        samples=lambda rng: [([], {"shape": (2, 3), "value": 1.5, "dtype": D.float32})],
+    )
+)
 
-FILL_LIKE = register(OpDef(
-    "fill_like", lambda ins, a: [(a["dtype"], ins[0].shape)],
-    numpy=_fill_like, kind="source",
-    differentiable=False,
-    samples=lambda rng: [([_randn(rng, 2, 3)], {"value": 0.0, "dtype": D.float64})]))
+FILL_LIKE = register(
+    OpDef(
+        "fill_like",
+        lambda ins, a: [(a["dtype"], ins[0].shape)],
+        numpy=_fill_like,
+        kind="source",
+        differentiable=False,
+        samples=lambda rng: [([_randn(rng, 2, 3)], {"value": 0.0, "dtype": D.float64})],
+    )
+)
 
 
 def fill(dims, value, dtype=None, name=None):
     """A tensor of shape ``dims`` filled with ``value``."""
     dtype = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of(value)
-    dims = _shape_value(dims, "fill (zeros, ones)",  # gc.zeros(gc.shape(x)), as in TF1
-                        "gc.zeros_like(x), gc.ones_like(x) or gc.fill_like(x, value)")
+    dims = _shape_value(
+        dims,
+        "fill (zeros, ones)",  # gc.zeros(gc.shape(x)), as in TF1
+        "gc.zeros_like(x), gc.ones_like(x) or gc.fill_like(x, value)",
+    )
     shape = as_shape(dims)
     if not fully_known(shape):
         raise ShapeError(f"fill needs a static shape, got {dims}; use gc.fill_like")
-    return FILL(name=name, shape=tuple(shape), value=np.asarray(value, dtype.np).item(),
-                dtype=dtype)
+    return FILL(
+        name=name, shape=tuple(shape), value=np.asarray(value, dtype.np).item(), dtype=dtype
+    )
 
 
 def empty(shape, dtype=D.float32, name=None):
@@ -823,7 +1063,6 @@ def ones_like(x, dtype=None, name=None):
     return fill_like(x, 1, dtype=dtype, name=name or "ones_like")
 
 
-
 def eye(num_rows, num_columns=None, dtype=D.float32, name=None):
     """The identity matrix (``num_rows`` by ``num_columns``, square by default) as a constant."""
     return constant(np.eye(num_rows, num_columns, dtype=D.as_dtype(dtype).np), name=name or "eye")
@@ -841,6 +1080,7 @@ def range(start, limit=None, delta=1, dtype=None, name=None):  # noqa: A001 - TF
 
 # --- shape / size as values -------------------------------------------------------------------
 
+
 def _shape(x, dtype):
     return np.array(x.shape, dtype=dtype.np)
 
@@ -849,15 +1089,25 @@ def _size(x, dtype):
     return np.array(x.size, dtype=dtype.np)
 
 
-SHAPE = register(OpDef(
-    "shape", lambda ins, a: [(a["dtype"], (None if ins[0].shape is None else len(ins[0].shape),))],
-    numpy=_shape, differentiable=False,
-    samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})]))
+SHAPE = register(
+    OpDef(
+        "shape",
+        lambda ins, a: [(a["dtype"], (None if ins[0].shape is None else len(ins[0].shape),))],
+        numpy=_shape,
+        differentiable=False,
+        samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})],
+    )
+)
 
-SIZE = register(OpDef(
-    "size", lambda ins, a: [(a["dtype"], ())],
-    numpy=_size, differentiable=False,
-    samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})]))
+SIZE = register(
+    OpDef(
+        "size",
+        lambda ins, a: [(a["dtype"], ())],
+        numpy=_size,
+        differentiable=False,
+        samples=lambda rng: [([_randn(rng, 2, 3)], {"dtype": D.int32})],
+    )
+)
 
 
 def shape(x, dtype=D.int32, name=None):
@@ -881,6 +1131,6 @@ def rank(x, name=None):
     """The number of dimensions of ``x``: a constant, or for an unknown rank, the size
     of its run-time shape."""
     x = convert(x)
-    if x.shape is None:   # known when the value is fed
+    if x.shape is None:  # known when the value is fed
         return SIZE(shape(x), name=name or "rank", dtype=D.int32)
     return constant(np.int32(len(x.shape)), name=name or "rank")

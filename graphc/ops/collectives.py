@@ -40,14 +40,14 @@ class CollectiveTimeoutError(DistributedError):
 
 
 class _World:
-    comm = None            # mpi4py's COMM_WORLD, or None on one process without a launcher
+    comm = None  # mpi4py's COMM_WORLD, or None on one process without a launcher
     MPI = None
     rank = 0
     size = 1
     local_rank = 0
     initialized = False
     timeout: float | None = None
-    nccl = None            # the NCCL communicator (made on the first device collective)
+    nccl = None  # the NCCL communicator (made on the first device collective)
 
 
 _world = _World()
@@ -75,8 +75,10 @@ def init(timeout=None):
     try:
         from mpi4py import MPI
     except ImportError:
-        raise DistributedError("this process was started by an MPI launcher but mpi4py is not "
-                               "installed: pip install 'graphc-compiler[mpi]'") from None
+        raise DistributedError(
+            "this process was started by an MPI launcher but mpi4py is not "
+            "installed: pip install 'graphc-compiler[mpi]'"
+        ) from None
     comm = MPI.COMM_WORLD
     _world.MPI, _world.comm = MPI, comm
     _world.rank, _world.size = comm.Get_rank(), comm.Get_size()
@@ -91,10 +93,12 @@ def init(timeout=None):
 def _select_gpu():
     """One GPU per local rank, chosen before any device memory is allocated."""
     import importlib.util
+
     if importlib.util.find_spec("cupy") is None:
         return
     try:
         import cupy
+
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception:  # noqa: BLE001 - no driver or no device: the CPU path needs none
         return
@@ -115,6 +119,7 @@ def _install_abort_hook():
         if getattr(exc, "every_rank", False):
             time.sleep(0.5)
         _world.comm.Abort(1)
+
     sys.excepthook = hook
 
 
@@ -157,6 +162,7 @@ def _active() -> bool:
 
 # --- waiting with a timeout -------------------------------------------------------------------
 
+
 def _wait(request, what, where=None):
     """Complete a non-blocking MPI request, or raise after the timeout."""
     if _world.timeout is None:
@@ -168,7 +174,9 @@ def _wait(request, what, where=None):
         if time.monotonic() > deadline:
             raise CollectiveTimeoutError(
                 f"rank {_world.rank}: {what} waited more than {_world.timeout:g} s for the other "
-                "ranks (one may have failed, or be running another program)", where)
+                "ranks (one may have failed, or be running another program)",
+                where,
+            )
         time.sleep(pause)
         pause = min(1e-3, pause + 1e-5)
 
@@ -204,10 +212,11 @@ def _allgather_bytes(data: bytes, what, where=None) -> list:
         _wait(comm.Iallgatherv(send, [recv, (counts, displs)]), what, where)
     else:
         comm.Allgatherv(send, [recv, (counts, displs)])
-    return [recv[d:d + c].tobytes() for d, c in zip(displs.tolist(), counts.tolist())]
+    return [recv[d : d + c].tobytes() for d, c in zip(displs.tolist(), counts.tolist())]
 
 
 # --- the signature check ----------------------------------------------------------------------
+
 
 def describe_collective(op, node_name, attrs, avals) -> str:
     """One line of a plan's collective signature: op, its mode, name, dtypes and shapes."""
@@ -239,8 +248,12 @@ class PlanCollectives:
             return
         mine = json.dumps(self.signature).encode()
         where = next((loc for loc in self.locations if loc is not None), None)
-        theirs = [json.loads(b) for b in _allgather_bytes(
-            mine, f"the signature check before {self.signature[0]}", where)]
+        theirs = [
+            json.loads(b)
+            for b in _allgather_bytes(
+                mine, f"the signature check before {self.signature[0]}", where
+            )
+        ]
         self.checked = True
         _raise_on_difference(theirs, self.locations)
         _checked_signatures.add(key)
@@ -267,7 +280,9 @@ def _raise_on_difference(signatures, locations=()):
                 f"the ranks' graphs run different collectives: collective #{i + 1} is "
                 f"{a or 'missing'} on rank 0 but {b or 'missing'} on rank {r} (rank 0 runs "
                 f"{len(ref)} collectives, rank {r} runs {len(sig)}); every rank must build the "
-                "same collectives in the same order with the same shapes and dtypes", loc)
+                "same collectives in the same order with the same shapes and dtypes",
+                loc,
+            )
 
 
 _checked_nodes: set = set()
@@ -280,21 +295,27 @@ def _check_alone(node, arrays, op):
         return
     avals = [(D.as_dtype(a.dtype), a.shape) for a in arrays]
     sig = [describe_collective(op, node.name, node.attrs, avals)]
-    theirs = [json.loads(b) for b in _allgather_bytes(
-        json.dumps(sig).encode(), f"the signature check of '{node.name}'", node.location)]
+    theirs = [
+        json.loads(b)
+        for b in _allgather_bytes(
+            json.dumps(sig).encode(), f"the signature check of '{node.name}'", node.location
+        )
+    ]
     _checked_nodes.add(id(node))
     _raise_on_difference(theirs, [node.location])
 
 
 # --- the ops ----------------------------------------------------------------------------------
 
+
 def _same_avals(inputs, attrs):
     if not inputs:
         raise ValueError("a collective needs at least one tensor")
     dtypes = {t.dtype for t in inputs}
     if len(dtypes) > 1:
-        raise TypeError(f"the tensors of one collective must share a dtype, got "
-                        f"{sorted(map(str, dtypes))}")
+        raise TypeError(
+            f"the tensors of one collective must share a dtype, got {sorted(map(str, dtypes))}"
+        )
     if attrs.get("reduce", "sum") == "average" and not inputs[0].dtype.is_floating:
         raise TypeError(f"allreduce(op='average') needs floating tensors, got {inputs[0].dtype}")
     return [(t.dtype, t.shape) for t in inputs]
@@ -310,8 +331,8 @@ def _pack(plan, node, xp, arrays, dtype):
     n = sum(int(a.size) for a in arrays)
     buf = plan.buffer(node, xp, n, dtype) if plan is not None else xp.empty(n, dtype)
     at = 0
-    for a in arrays:               # the one copy: each tensor into its place in the bucket
-        buf[at:at + a.size] = a.reshape(-1)
+    for a in arrays:  # the one copy: each tensor into its place in the bucket
+        buf[at : at + a.size] = a.reshape(-1)
         at += a.size
     return buf
 
@@ -320,7 +341,7 @@ def _unpack(buf, arrays, dtype):
     """Views of the bucket shaped like ``arrays`` (no copy when the dtype is the wire's)."""
     out, at = [], 0
     for a in arrays:
-        v = buf[at:at + a.size].reshape(a.shape)
+        v = buf[at : at + a.size].reshape(a.shape)
         out.append(v if v.dtype == dtype else v.astype(dtype))
         at += a.size
     return tuple(out)
@@ -390,8 +411,11 @@ def _broadcast_kernel(ctx, node, *arrays, root_rank=0, plan=None):
 
 
 def _allreduce_grad(op, *dys):
-    return list(allreduce(*dys, op=op.attrs["reduce"], name=f"{op.name}_grad")) \
-        if len(dys) > 1 else [allreduce(dys[0], op=op.attrs["reduce"], name=f"{op.name}_grad")]
+    return (
+        list(allreduce(*dys, op=op.attrs["reduce"], name=f"{op.name}_grad"))
+        if len(dys) > 1
+        else [allreduce(dys[0], op=op.attrs["reduce"], name=f"{op.name}_grad")]
+    )
 
 
 def _broadcast_grad(op, *dys):
@@ -403,32 +427,54 @@ def _broadcast_grad(op, *dys):
     return [g * keep for g in summed]
 
 
-
 def _one_process_reference(arrays, attrs):
     """The registry tests' reference: on one process a collective returns its inputs."""
     return [np.array(a) for a in arrays]
 
 
 def _allreduce_samples(rng):
-    return [([rng.standard_normal((2, 3)).astype(np.float32),
-              rng.standard_normal(4).astype(np.float32)], {"reduce": "average"}),
-            ([rng.integers(-5, 5, (3,))], {"reduce": "sum"})]
+    return [
+        (
+            [
+                rng.standard_normal((2, 3)).astype(np.float32),
+                rng.standard_normal(4).astype(np.float32),
+            ],
+            {"reduce": "average"},
+        ),
+        ([rng.integers(-5, 5, (3,))], {"reduce": "sum"}),
+    ]
 
 
 def _broadcast_samples(rng):
     return [([rng.standard_normal((2, 3)), rng.standard_normal(5)], {"root_rank": 0})]
 
 
-ALLREDUCE = register(OpDef(
-    "allreduce", _same_avals, numpy=_allreduce_kernel, grad=_allreduce_grad, stateful=True,
-    samples=_allreduce_samples, extra={"collective": True, "reference": _one_process_reference},
-    doc="Each tensor summed (or averaged) over the ranks; several tensors are one bucket, "
-        "reduced in one call."))
+ALLREDUCE = register(
+    OpDef(
+        "allreduce",
+        _same_avals,
+        numpy=_allreduce_kernel,
+        grad=_allreduce_grad,
+        stateful=True,
+        samples=_allreduce_samples,
+        extra={"collective": True, "reference": _one_process_reference},
+        doc="Each tensor summed (or averaged) over the ranks; several tensors are one bucket, "
+        "reduced in one call.",
+    )
+)
 
-BROADCAST = register(OpDef(
-    "broadcast", _same_avals, numpy=_broadcast_kernel, grad=_broadcast_grad, stateful=True,
-    samples=_broadcast_samples, extra={"collective": True, "reference": _one_process_reference},
-    doc="Each tensor as rank root_rank holds it."))
+BROADCAST = register(
+    OpDef(
+        "broadcast",
+        _same_avals,
+        numpy=_broadcast_kernel,
+        grad=_broadcast_grad,
+        stateful=True,
+        samples=_broadcast_samples,
+        extra={"collective": True, "reference": _one_process_reference},
+        doc="Each tensor as rank root_rank holds it.",
+    )
+)
 
 
 def allreduce(*tensors, op="average", name=None):
@@ -436,8 +482,7 @@ def allreduce(*tensors, op="average", name=None):
     tensors of one dtype are reduced together in one call (a bucket) and come back as a
     tuple; one tensor comes back as a tensor. Its gradient is an allreduce of the same op."""
     if op not in ("average", "sum"):
-        raise GraphcError(f"allreduce: op must be 'average' or 'sum', not {op!r}",
-                          user_location())
+        raise GraphcError(f"allreduce: op must be 'average' or 'sum', not {op!r}", user_location())
     ts = [convert(t) for t in tensors]
     node = ALLREDUCE.build(ts, {"reduce": op}, name=name or "allreduce")
     return node.outputs[0] if len(ts) == 1 else tuple(node.outputs)
@@ -447,8 +492,10 @@ def broadcast(*tensors, root_rank=0, name=None):
     """Each tensor as rank ``root_rank`` has it (one call for several tensors)."""
     init()
     if not isinstance(root_rank, int) or not 0 <= root_rank < max(_world.size, 1):
-        raise GraphcError(f"broadcast: root_rank {root_rank!r} is not a rank of this "
-                          f"{_world.size}-rank job", user_location())
+        raise GraphcError(
+            f"broadcast: root_rank {root_rank!r} is not a rank of this {_world.size}-rank job",
+            user_location(),
+        )
     ts = [convert(t) for t in tensors]
     node = BROADCAST.build(ts, {"root_rank": root_rank}, name=name or "broadcast")
     return node.outputs[0] if len(ts) == 1 else tuple(node.outputs)

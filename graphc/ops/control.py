@@ -43,7 +43,7 @@ class Region(Graph):
         self.name = name
         self.seed = parent.seed
         self.location = user_location()
-        self.captured: dict = {}     # parent tensor -> this region's placeholder for it
+        self.captured: dict = {}  # parent tensor -> this region's placeholder for it
 
     def capture(self, t: Tensor) -> Tensor:
         """``t`` as a tensor of this region: itself, or the placeholder that stands for an
@@ -56,13 +56,19 @@ class Region(Graph):
                 raise GraphcError(
                     f"{t.describe()} was built inside another body (a branch or loop traced "
                     f"separately); the body of {self.name} cannot use it. Compute it outside "
-                    "and close over it, or return it from that body.", user_location())
+                    "and close over it, or return it from that body.",
+                    user_location(),
+                )
             t = up(t)
         inner = self.captured.get(t)
         if inner is None:
             with self.as_default(), self.name_scope(None):
-                inner = PLACEHOLDER.build([], {"dtype": t.dtype, "shape": t.shape},
-                                          name="captured", location=self.location).outputs[0]
+                inner = PLACEHOLDER.build(
+                    [],
+                    {"dtype": t.dtype, "shape": t.shape},
+                    name="captured",
+                    location=self.location,
+                ).outputs[0]
             self.captured[t] = inner
         return inner
 
@@ -79,8 +85,9 @@ def _encloses(graph, region) -> bool:
 def param(region: Region, dtype, shape, name: str) -> Tensor:
     """A parameter of a body: a placeholder of ``region``."""
     with region.as_default(), region.name_scope(None):
-        return PLACEHOLDER.build([], {"dtype": dtype, "shape": shape}, name=name,
-                                 location=region.location).outputs[0]
+        return PLACEHOLDER.build(
+            [], {"dtype": dtype, "shape": shape}, name=name, location=region.location
+        ).outputs[0]
 
 
 class Function:
@@ -95,7 +102,7 @@ class Function:
         self.graph = graph
         self.params = tuple(params)
         self.outputs = tuple(outputs)
-        self.targets = tuple(targets)    # ops run for their effects (a branch's assigns)
+        self.targets = tuple(targets)  # ops run for their effects (a branch's assigns)
         self.name = name
         self.cache: dict = {}
         self.lock = threading.Lock()
@@ -137,7 +144,8 @@ def _fits(shape, invariant) -> bool:
     if invariant is None:
         return True
     return len(shape) == len(invariant) and all(
-        d is None or isinstance(d, str) or d == n for d, n in zip(invariant, shape, strict=True))
+        d is None or isinstance(d, str) or d == n for d, n in zip(invariant, shape, strict=True)
+    )
 
 
 def _loop_shape_error(node, what, k, shape, invariant, iteration):
@@ -145,7 +153,9 @@ def _loop_shape_error(node, what, k, shape, invariant, iteration):
         f"{node.op.name} '{node.name}': {what} {k} has shape {format_shape(invariant)} when the "
         f"loop starts but {tuple(shape)} after iteration {iteration}; a shape that changes "
         "across iterations must be declared (shape_invariants, with None for the dims that "
-        "change)", node.location)
+        "change)",
+        node.location,
+    )
 
 
 def _copy_if_input(value, args):
@@ -155,19 +165,20 @@ def _copy_if_input(value, args):
 
 # --- cond -------------------------------------------------------------------------------------
 
+
 def _cond_infer(ins, attrs):
     pred = ins[0]
     if not pred.dtype.is_bool or (pred.shape is not None and len(pred.shape) != 0):
         raise DTypeError(f"cond needs a scalar bool predicate, got {pred.describe()}")
     t, f = attrs["then_fn"], attrs["else_fn"]
     if len(t.outputs) != len(f.outputs):
-        raise ShapeError(f"cond: true_fn returns {len(t.outputs)} values, false_fn "
-                         f"{len(f.outputs)}")
+        raise ShapeError(
+            f"cond: true_fn returns {len(t.outputs)} values, false_fn {len(f.outputs)}"
+        )
     out = []
     for i, (a, b) in enumerate(zip(t.outputs, f.outputs, strict=True)):
         if a.dtype is not b.dtype:
-            raise DTypeError(f"cond: output {i} is {a.dtype} in true_fn but {b.dtype} in "
-                             "false_fn")
+            raise DTypeError(f"cond: output {i} is {a.dtype} in true_fn but {b.dtype} in false_fn")
         out.append((a.dtype, _merge_shape(a.shape, b.shape)))
     return out
 
@@ -178,28 +189,39 @@ def _cond_kernel(ctx, node, pred, *operands, then_fn, else_fn):
     return tuple(_copy_if_input(v, operands) for v in outs)
 
 
-COND = register(OpDef(
-    "cond", _cond_infer, numpy=_cond_kernel, kind="state", stateful=True,
-    doc="Runs then_fn or else_fn (Functions over the operands) as the predicate says; only "
+COND = register(
+    OpDef(
+        "cond",
+        _cond_infer,
+        numpy=_cond_kernel,
+        kind="state",
+        stateful=True,
+        doc="Runs then_fn or else_fn (Functions over the operands) as the predicate says; only "
         "the taken branch runs, side effects included. (Not true_fn/false_fn: in .g, a name "
-        "starting with `true` or `false` would lex as the keyword.)"))
+        "starting with `true` or `false` would lex as the keyword.)",
+    )
+)
 
 
 # --- while_loop -------------------------------------------------------------------------------
+
 
 def _while_infer(ins, attrs):
     n = attrs["n_vars"]
     body = attrs["body_fn"]
     out = [(p.dtype, p.shape) for p in body.params[:n]]
     if attrs.get("record"):
-        out += [(p.dtype, (None,) + tuple(p.shape) if p.shape is not None else None)
-                for p in body.params[:n]]
+        out += [
+            (p.dtype, (None,) + tuple(p.shape) if p.shape is not None else None)
+            for p in body.params[:n]
+        ]
         out.append((int64, ()))
     return out
 
 
-def _while_kernel(ctx, node, *args, cond_fn, body_fn, n_vars, maximum_iterations=None,
-                  record=False):
+def _while_kernel(
+    ctx, node, *args, cond_fn, body_fn, n_vars, maximum_iterations=None, record=False
+):
     loop_vars, caps = list(args[:n_vars]), list(args[n_vars:])
     invariants = [p.shape for p in body_fn.params[:n_vars]]
     history = [[] for _ in range(n_vars)] if record else None
@@ -225,18 +247,26 @@ def _while_kernel(ctx, node, *args, cond_fn, body_fn, n_vars, maximum_iterations
     return tuple(out)
 
 
-WHILE = register(OpDef(
-    "while_loop", _while_infer, numpy=_while_kernel, kind="state", stateful=True,
-    doc="Runs body_fn while cond_fn holds (at most maximum_iterations times); with record, "
+WHILE = register(
+    OpDef(
+        "while_loop",
+        _while_infer,
+        numpy=_while_kernel,
+        kind="state",
+        stateful=True,
+        doc="Runs body_fn while cond_fn holds (at most maximum_iterations times); with record, "
         "also returns each loop variable's value at the start of every iteration, stacked, "
-        "and the iteration count (what the gradient needs)."))
+        "and the iteration count (what the gradient needs).",
+    )
+)
 
 
 # --- scan -------------------------------------------------------------------------------------
 
+
 def _scan_infer(ins, attrs):
     body, k, m = attrs["body_fn"], attrs["n_carry"], attrs["n_elems"]
-    elems = ins[k:k + m]
+    elems = ins[k : k + m]
     length = None
     for e in elems:
         if e.shape is None or not e.shape:
@@ -246,8 +276,10 @@ def _scan_infer(ins, attrs):
             raise ShapeError(f"scan: elems have different lengths ({length} and {d})")
         length = d if isinstance(d, int) else length
     carries = [(p.dtype, p.shape) for p in body.params[:k]]
-    ys = [(y.dtype, (length,) + tuple(y.shape) if y.shape is not None else None)
-          for y in body.outputs[k:]]
+    ys = [
+        (y.dtype, (length,) + tuple(y.shape) if y.shape is not None else None)
+        for y in body.outputs[k:]
+    ]
     history = [(d, (length,) + tuple(s) if s is not None else None) for d, s in carries]
     return carries + ys + history
 
@@ -255,11 +287,12 @@ def _scan_infer(ins, attrs):
 def _scan_kernel(ctx, node, *args, body_fn, n_carry, n_elems, reverse=False):
     k, m = n_carry, n_elems
     carry = list(args[:k])
-    elems, caps = args[k:k + m], list(args[k + m:])
+    elems, caps = args[k : k + m], list(args[k + m :])
     lengths = {e.shape[0] for e in elems}
     if len(lengths) != 1:
-        raise ShapeError(f"scan '{node.name}': elems have different lengths "
-                         f"{sorted(lengths)}", node.location)
+        raise ShapeError(
+            f"scan '{node.name}': elems have different lengths {sorted(lengths)}", node.location
+        )
     (n,) = lengths
     invariants = [p.shape for p in body_fn.params[:k]]
     hist = [np.empty((n,) + np.shape(c), np.asarray(c).dtype) for c in carry]
@@ -276,21 +309,31 @@ def _scan_kernel(ctx, node, *args, body_fn, n_carry, n_elems, reverse=False):
             ys = [np.empty((n,) + np.shape(y), np.asarray(y).dtype) for y in outs[k:]]
         for buf, y in zip(ys, outs[k:], strict=True):
             buf[t] = y
-    if ys is None:      # no steps: the outputs' static shapes say what an empty stack is
+    if ys is None:  # no steps: the outputs' static shapes say what an empty stack is
         ys = []
         for y in body_fn.outputs[k:]:
             if y.shape is None or any(not isinstance(d, int) for d in y.shape):
-                raise ShapeError(f"scan '{node.name}' over 0 elements: the shape of its output "
-                                 f"{y.describe()} is not static", node.location)
+                raise ShapeError(
+                    f"scan '{node.name}' over 0 elements: the shape of its output "
+                    f"{y.describe()} is not static",
+                    node.location,
+                )
             ys.append(np.empty((0,) + tuple(y.shape), y.dtype.np))
     return tuple([_copy_if_input(c, args) for c in carry] + ys + hist)
 
 
-SCAN = register(OpDef(
-    "scan", _scan_infer, numpy=_scan_kernel, kind="state", stateful=True,
-    doc="Loops body_fn over the leading axis of the elems (JAX's scan): body_fn(carry..., "
+SCAN = register(
+    OpDef(
+        "scan",
+        _scan_infer,
+        numpy=_scan_kernel,
+        kind="state",
+        stateful=True,
+        doc="Loops body_fn over the leading axis of the elems (JAX's scan): body_fn(carry..., "
         "x_t..., captured...) -> (carry..., y_t...); returns the final carries, the stacked "
-        "y's and the stacked carries each step started from (what the gradient needs)."))
+        "y's and the stacked carries each step started from (what the gradient needs).",
+    )
+)
 
 
 CONTROL_OPS = (COND, WHILE, SCAN)

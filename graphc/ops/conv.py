@@ -73,7 +73,7 @@ def _scatter_taps(per_tap, input_shape, ksize, strides, padding, dtype):
     for i in range(ksize[0]):
         for j in range(ksize[1]):
             dxp[_tap(i, j, strides, out_hw)] += per_tap(i, j)
-    return dxp[:, pt:pt + h, pl:pl + w]
+    return dxp[:, pt : pt + h, pl : pl + w]
 
 
 # --- shape rules ------------------------------------------------------------------------------
@@ -85,12 +85,15 @@ def _static_image(t, what):
     if t.shape is None:
         return (None, None, None)
     if len(t.shape) != 4:
-        raise ShapeError(f"{what} needs a 4-d NHWC tensor (batch, height, width, channels), "
-                         f"got {t.describe()}")
+        raise ShapeError(
+            f"{what} needs a 4-d NHWC tensor (batch, height, width, channels), got {t.describe()}"
+        )
     hwc = t.shape[1:]
     if not all(isinstance(d, int) for d in hwc):
-        raise ShapeError(f"{what} needs static height, width and channels (the batch may be "
-                         f"None), got {t.describe()}; reshape to a known image size first")
+        raise ShapeError(
+            f"{what} needs static height, width and channels (the batch may be "
+            f"None), got {t.describe()}; reshape to a known image size first"
+        )
     return hwc
 
 
@@ -107,8 +110,10 @@ def _pooled_shape(n, hw, c, ksize, strides, padding, what):
         return (None, None, None, c)
     (oh, ow), _ = _geometry(hw, ksize, strides, padding)
     if oh < 1 or ow < 1:
-        raise ShapeError(f"{what}: a {ksize[0]}x{ksize[1]} window with {padding} padding does "
-                         f"not fit a {hw[0]}x{hw[1]} image")
+        raise ShapeError(
+            f"{what}: a {ksize[0]}x{ksize[1]} window with {padding} padding does "
+            f"not fit a {hw[0]}x{hw[1]} image"
+        )
     return (n, oh, ow, c)
 
 
@@ -116,18 +121,26 @@ def _conv_infer(ins, attrs):
     x, w = ins
     _check_float("conv2d", x, w)
     h, wd, c = _static_image(x, "conv2d")
-    if w.shape is None:   # unknown rank: the plan resolves the shape from the feeds
+    if w.shape is None:  # unknown rank: the plan resolves the shape from the feeds
         return [(x.dtype, (None,) * 4)]
     if x.shape is None and len(w.shape) == 4:
         return [(x.dtype, (None, None, None, w.shape[3]))]
     if w.shape is None or len(w.shape) != 4 or not all(isinstance(d, int) for d in w.shape):
-        raise ValueError(f"the filter must be a static 4-d (height, width, in_channels, "
-                         f"out_channels) tensor, got {w.describe()}")
+        raise ValueError(
+            f"the filter must be a static 4-d (height, width, in_channels, "
+            f"out_channels) tensor, got {w.describe()}"
+        )
     kh, kw, ci, co = w.shape
     if c is not None and ci != c:
         raise ValueError(f"the input has {c} channels but the filter {w.describe()} expects {ci}")
-    return [(x.dtype, _pooled_shape(x.shape[0], (h, wd), co, (kh, kw), attrs["strides"],
-                                    attrs["padding"], "conv2d"))]
+    return [
+        (
+            x.dtype,
+            _pooled_shape(
+                x.shape[0], (h, wd), co, (kh, kw), attrs["strides"], attrs["padding"], "conv2d"
+            ),
+        )
+    ]
 
 
 def _backprop_input_infer(ins, attrs):
@@ -137,16 +150,19 @@ def _backprop_input_infer(ins, attrs):
     if g.shape is None or w.shape is None:
         return [(g.dtype, (None,) + shape[1:])]
     if len(g.shape) != 4 or len(w.shape) != 4:
-        raise ValueError(f"needs a 4-d gradient and filter, got {g.describe()} and "
-                         f"{w.describe()}")
+        raise ValueError(f"needs a 4-d gradient and filter, got {g.describe()} and {w.describe()}")
     if all(isinstance(d, int) for d in tuple(w.shape) + shape[1:]):
         (oh, ow), _ = _geometry(shape[1:3], w.shape[:2], attrs["strides"], attrs["padding"])
         want = (oh, ow, w.shape[3])
-        if any(isinstance(a, int) and a != b for a, b in zip(g.shape[1:], want, strict=True)) or \
-                w.shape[2] != shape[3]:
-            raise ValueError(f"a {attrs['padding']} convolution with strides "
-                             f"{attrs['strides']} and filter {tuple(w.shape)} maps "
-                             f"{shape[1:]} to {want}, which {g.describe()} is not")
+        if (
+            any(isinstance(a, int) and a != b for a, b in zip(g.shape[1:], want, strict=True))
+            or w.shape[2] != shape[3]
+        ):
+            raise ValueError(
+                f"a {attrs['padding']} convolution with strides "
+                f"{attrs['strides']} and filter {tuple(w.shape)} maps "
+                f"{shape[1:]} to {want}, which {g.describe()} is not"
+            )
     return [(g.dtype, (g.shape[0],) + shape[1:])]
 
 
@@ -161,8 +177,14 @@ def _pool_infer(ins, attrs):
     _check_float("pool", *ins)
     h, w, c = _static_image(x, "pooling")
     n = None if x.shape is None else x.shape[0]
-    return [(x.dtype, _pooled_shape(n, (h, w), c, attrs["ksize"], attrs["strides"],
-                                    attrs["padding"], "pooling"))]
+    return [
+        (
+            x.dtype,
+            _pooled_shape(
+                n, (h, w), c, attrs["ksize"], attrs["strides"], attrs["padding"], "pooling"
+            ),
+        )
+    ]
 
 
 def _like_input_infer(ins, attrs):
@@ -184,7 +206,7 @@ def _im2col(x, ksize, strides, padding):
     """The patches of ``x`` as a (N * oh * ow, kh * kw * C) matrix, one row per output cell,
     in the filter's (h, w, in) order: the single copy a convolution makes."""
     out_hw, pads = _geometry(x.shape[1:3], ksize, strides, padding)
-    wins = _windows(_pad(x, pads), ksize, strides, out_hw)          # (N, oh, ow, C, kh, kw)
+    wins = _windows(_pad(x, pads), ksize, strides, out_hw)  # (N, oh, ow, C, kh, kw)
     cols = wins.transpose(0, 1, 2, 4, 5, 3).reshape(-1, ksize[0] * ksize[1] * x.shape[3])
     return cols, out_hw
 
@@ -207,7 +229,7 @@ def _conv2d(x, w, strides, padding):
     w2 = w.reshape(-1, o)
     for b in _batch_slices(x.shape[0], oh * ow * kh * kw * c):
         cols, _ = _im2col(x[b], (kh, kw), strides, padding)
-        np.matmul(cols, w2, out=out[b].reshape(-1, o))               # one BLAS matmul
+        np.matmul(cols, w2, out=out[b].reshape(-1, o))  # one BLAS matmul
     return out
 
 
@@ -218,8 +240,9 @@ def _conv2d_backprop_input(g, w, input_shape, strides, padding):
     w2t = w.reshape(-1, o).T
     for b in _batch_slices(n, oh * ow * kh * kw * c):
         taps = (g[b].reshape(-1, o) @ w2t).reshape((-1, oh, ow, kh, kw, c))
-        dx[b] = _scatter_taps(lambda i, j, t=taps: t[:, :, :, i, j], dx[b].shape, (kh, kw),
-                              strides, padding, dx.dtype)
+        dx[b] = _scatter_taps(
+            lambda i, j, t=taps: t[:, :, :, i, j], dx[b].shape, (kh, kw), strides, padding, dx.dtype
+        )
     return dx
 
 
@@ -239,35 +262,45 @@ def _conv_attrs(op):
 
 def _conv_grad(op, g):
     x, w = op.inputs
-    return [CONV2D_BACKPROP_INPUT(g, w, input_shape=x.shape, **_conv_attrs(op)),
-            CONV2D_BACKPROP_FILTER(x, g, filter_shape=w.shape, **_conv_attrs(op))]
+    return [
+        CONV2D_BACKPROP_INPUT(g, w, input_shape=x.shape, **_conv_attrs(op)),
+        CONV2D_BACKPROP_FILTER(x, g, filter_shape=w.shape, **_conv_attrs(op)),
+    ]
 
 
 def _backprop_input_grad(op, gx):
     # dx = A(w)^T g is linear in g and in w: <gx, A(w)^T g> = <A(w) gx, g>
     g, w = op.inputs
-    return [CONV2D(gx, w, **_conv_attrs(op)),
-            CONV2D_BACKPROP_FILTER(gx, g, filter_shape=w.shape, **_conv_attrs(op))]
+    return [
+        CONV2D(gx, w, **_conv_attrs(op)),
+        CONV2D_BACKPROP_FILTER(gx, g, filter_shape=w.shape, **_conv_attrs(op)),
+    ]
 
 
 def _backprop_filter_grad(op, gw):
     # dw = sum x * g is bilinear: <gw, dw(x, g)> = <conv2d(x, gw), g>
     x, g = op.inputs
-    return [CONV2D_BACKPROP_INPUT(g, gw, input_shape=x.shape, **_conv_attrs(op)),
-            CONV2D(x, gw, **_conv_attrs(op))]
+    return [
+        CONV2D_BACKPROP_INPUT(g, gw, input_shape=x.shape, **_conv_attrs(op)),
+        CONV2D(x, gw, **_conv_attrs(op)),
+    ]
 
 
 def _conv_cases():
     # (input NHWC, filter HWIO, strides, padding): stride 1, odd stride with asymmetric SAME
     # padding, and VALID with a remainder row the windows never reach
-    return [((2, 5, 5, 3), (3, 3, 3, 4), (1, 1), "SAME"),
-            ((2, 6, 6, 2), (3, 3, 2, 3), (2, 2), "SAME"),
-            ((1, 7, 6, 2), (3, 2, 2, 3), (2, 1), "VALID")]
+    return [
+        ((2, 5, 5, 3), (3, 3, 3, 4), (1, 1), "SAME"),
+        ((2, 6, 6, 2), (3, 3, 2, 3), (2, 2), "SAME"),
+        ((1, 7, 6, 2), (3, 2, 2, 3), (2, 1), "VALID"),
+    ]
 
 
 def _conv_samples(rng):
-    return [([rng.standard_normal(xs), rng.standard_normal(ws)],
-             {"strides": s, "padding": p}) for xs, ws, s, p in _conv_cases()]
+    return [
+        ([rng.standard_normal(xs), rng.standard_normal(ws)], {"strides": s, "padding": p})
+        for xs, ws, s, p in _conv_cases()
+    ]
 
 
 def _out_shape(xs, ws, s, p):
@@ -276,26 +309,58 @@ def _out_shape(xs, ws, s, p):
 
 
 def _backprop_input_samples(rng):
-    return [([rng.standard_normal(_out_shape(xs, ws, s, p)), rng.standard_normal(ws)],
-             {"input_shape": xs, "strides": s, "padding": p}) for xs, ws, s, p in _conv_cases()]
+    return [
+        (
+            [rng.standard_normal(_out_shape(xs, ws, s, p)), rng.standard_normal(ws)],
+            {"input_shape": xs, "strides": s, "padding": p},
+        )
+        for xs, ws, s, p in _conv_cases()
+    ]
 
 
 def _backprop_filter_samples(rng):
-    return [([rng.standard_normal(xs), rng.standard_normal(_out_shape(xs, ws, s, p))],
-             {"filter_shape": ws, "strides": s, "padding": p}) for xs, ws, s, p in _conv_cases()]
+    return [
+        (
+            [rng.standard_normal(xs), rng.standard_normal(_out_shape(xs, ws, s, p))],
+            {"filter_shape": ws, "strides": s, "padding": p},
+        )
+        for xs, ws, s, p in _conv_cases()
+    ]
 
 
-CONV2D = register(OpDef(
-    "conv2d", _conv_infer, numpy=_conv2d, grad=_conv_grad, kind="matmul",
-    samples=_conv_samples, doc="2-d convolution (cross-correlation, as TF), NHWC x HWIO."))
-CONV2D_BACKPROP_INPUT = register(OpDef(
-    "conv2d_backprop_input", _backprop_input_infer, numpy=_conv2d_backprop_input,
-    grad=_backprop_input_grad, kind="matmul", samples=_backprop_input_samples,
-    doc="The gradient of conv2d with respect to its input (a transposed convolution)."))
-CONV2D_BACKPROP_FILTER = register(OpDef(
-    "conv2d_backprop_filter", _backprop_filter_infer, numpy=_conv2d_backprop_filter,
-    grad=_backprop_filter_grad, kind="matmul", samples=_backprop_filter_samples,
-    doc="The gradient of conv2d with respect to its filter."))
+CONV2D = register(
+    OpDef(
+        "conv2d",
+        _conv_infer,
+        numpy=_conv2d,
+        grad=_conv_grad,
+        kind="matmul",
+        samples=_conv_samples,
+        doc="2-d convolution (cross-correlation, as TF), NHWC x HWIO.",
+    )
+)
+CONV2D_BACKPROP_INPUT = register(
+    OpDef(
+        "conv2d_backprop_input",
+        _backprop_input_infer,
+        numpy=_conv2d_backprop_input,
+        grad=_backprop_input_grad,
+        kind="matmul",
+        samples=_backprop_input_samples,
+        doc="The gradient of conv2d with respect to its input (a transposed convolution).",
+    )
+)
+CONV2D_BACKPROP_FILTER = register(
+    OpDef(
+        "conv2d_backprop_filter",
+        _backprop_filter_infer,
+        numpy=_conv2d_backprop_filter,
+        grad=_backprop_filter_grad,
+        kind="matmul",
+        samples=_backprop_filter_samples,
+        doc="The gradient of conv2d with respect to its filter.",
+    )
+)
 
 
 # --- max_pool ---------------------------------------------------------------------------------
@@ -317,7 +382,7 @@ def _argmax_taps(x, ksize, strides, padding):
     as TF), shape (N, oh, ow, C)."""
     wins, out_hw = _padded_windows(x, ksize, strides, padding, -np.inf)
     kh, kw = ksize
-    if np.isnan(x).any():   # np.argmax's rule: the first NaN wins
+    if np.isnan(x).any():  # np.argmax's rule: the first NaN wins
         return wins.reshape(wins.shape[:4] + (-1,)).argmax(axis=-1), out_hw
     # a running max over the taps: kh * kw elementwise passes over (N, oh, ow, C) arrays,
     # much faster than argmax along a short axis of a copied window array
@@ -326,8 +391,8 @@ def _argmax_taps(x, ksize, strides, padding):
     arg = np.zeros(best.shape, np.min_scalar_type(kh * kw))
     for t in range(1, kh * kw):
         v = wins[..., t // kw, t % kw]
-        take = v > best                  # strictly: the first of equal cells keeps the window
-        arg ^= (arg ^ t) * take          # arg = t where take
+        take = v > best  # strictly: the first of equal cells keeps the window
+        arg ^= (arg ^ t) * take  # arg = t where take
         np.maximum(best, v, out=best)
     return arg, out_hw
 
@@ -341,6 +406,7 @@ def _max_pool_grad(x, g, ksize, strides, padding):
         # g * mask equals np.where(mask, g, 0) when g is finite, and is several times faster
         won = arg == i * kw + j
         return g * won if finite else np.where(won, g, 0)
+
     return _scatter_taps(pick, x.shape, ksize, strides, padding, g.dtype)
 
 
@@ -366,14 +432,18 @@ def _pool_attrs(op):
 def _pool_cases():
     # (input NHWC, ksize, strides, padding): overlapping windows, SAME with padding at the
     # edges, and VALID
-    return [((2, 5, 5, 3), (3, 3), (2, 2), "SAME"),
-            ((1, 6, 4, 2), (2, 2), (2, 2), "VALID"),
-            ((1, 4, 5, 2), (2, 3), (1, 1), "SAME")]
+    return [
+        ((2, 5, 5, 3), (3, 3), (2, 2), "SAME"),
+        ((1, 6, 4, 2), (2, 2), (2, 2), "VALID"),
+        ((1, 4, 5, 2), (2, 3), (1, 1), "SAME"),
+    ]
 
 
 def _pool_samples(rng):
-    return [([rng.standard_normal(xs)], {"ksize": k, "strides": s, "padding": p})
-            for xs, k, s, p in _pool_cases()]
+    return [
+        ([rng.standard_normal(xs)], {"ksize": k, "strides": s, "padding": p})
+        for xs, k, s, p in _pool_cases()
+    ]
 
 
 def _pooled(xs, k, s, p):
@@ -382,13 +452,23 @@ def _pooled(xs, k, s, p):
 
 
 def _max_pool_grad_samples(rng):
-    return [([rng.standard_normal(xs), rng.standard_normal(_pooled(xs, k, s, p))],
-             {"ksize": k, "strides": s, "padding": p}) for xs, k, s, p in _pool_cases()]
+    return [
+        (
+            [rng.standard_normal(xs), rng.standard_normal(_pooled(xs, k, s, p))],
+            {"ksize": k, "strides": s, "padding": p},
+        )
+        for xs, k, s, p in _pool_cases()
+    ]
 
 
 def _max_pool_select_samples(rng):
-    return [([rng.standard_normal(xs), rng.standard_normal(xs)],
-             {"ksize": k, "strides": s, "padding": p}) for xs, k, s, p in _pool_cases()]
+    return [
+        (
+            [rng.standard_normal(xs), rng.standard_normal(xs)],
+            {"ksize": k, "strides": s, "padding": p},
+        )
+        for xs, k, s, p in _pool_cases()
+    ]
 
 
 def _max_pool_select_infer(ins, attrs):
@@ -399,20 +479,39 @@ def _max_pool_select_infer(ins, attrs):
 # Where x is held fixed, max_pool_grad (scatter g to each window's argmax) and
 # max_pool_select (gather d from each window's argmax) are adjoint linear maps of their
 # second input; x only picks the cells, so it gets no gradient (it is piecewise constant).
-MAX_POOL = register(OpDef(
-    "max_pool", _pool_infer, numpy=_max_pool, kind="other", samples=_pool_samples,
-    grad=lambda op, g: [MAX_POOL_GRAD(op.inputs[0], g, **_pool_attrs(op))],
-    doc="The largest value of each window; padded cells never win."))
-MAX_POOL_GRAD = register(OpDef(
-    "max_pool_grad", _like_input_infer, numpy=_max_pool_grad, kind="other",
-    samples=_max_pool_grad_samples,
-    grad=lambda op, gx: [None, MAX_POOL_SELECT(op.inputs[0], gx, **_pool_attrs(op))],
-    doc="Each window's gradient, routed to the cell of x that won it."))
-MAX_POOL_SELECT = register(OpDef(
-    "max_pool_select", _max_pool_select_infer, numpy=_max_pool_select, kind="other",
-    samples=_max_pool_select_samples,
-    grad=lambda op, g: [None, MAX_POOL_GRAD(op.inputs[0], g, **_pool_attrs(op))],
-    doc="For each window of x, the value of d at the cell where x is largest."))
+MAX_POOL = register(
+    OpDef(
+        "max_pool",
+        _pool_infer,
+        numpy=_max_pool,
+        kind="other",
+        samples=_pool_samples,
+        grad=lambda op, g: [MAX_POOL_GRAD(op.inputs[0], g, **_pool_attrs(op))],
+        doc="The largest value of each window; padded cells never win.",
+    )
+)
+MAX_POOL_GRAD = register(
+    OpDef(
+        "max_pool_grad",
+        _like_input_infer,
+        numpy=_max_pool_grad,
+        kind="other",
+        samples=_max_pool_grad_samples,
+        grad=lambda op, gx: [None, MAX_POOL_SELECT(op.inputs[0], gx, **_pool_attrs(op))],
+        doc="Each window's gradient, routed to the cell of x that won it.",
+    )
+)
+MAX_POOL_SELECT = register(
+    OpDef(
+        "max_pool_select",
+        _max_pool_select_infer,
+        numpy=_max_pool_select,
+        kind="other",
+        samples=_max_pool_select_samples,
+        grad=lambda op, g: [None, MAX_POOL_GRAD(op.inputs[0], g, **_pool_attrs(op))],
+        doc="For each window of x, the value of d at the cell where x is largest.",
+    )
+)
 
 
 # --- avg_pool ---------------------------------------------------------------------------------
@@ -440,20 +539,37 @@ def _avg_pool_grad(g, input_shape, ksize, strides, padding):
 
 
 def _avg_pool_grad_samples(rng):
-    return [([rng.standard_normal(_pooled(xs, k, s, p))],
-             {"input_shape": xs, "ksize": k, "strides": s, "padding": p})
-            for xs, k, s, p in _pool_cases()]
+    return [
+        (
+            [rng.standard_normal(_pooled(xs, k, s, p))],
+            {"input_shape": xs, "ksize": k, "strides": s, "padding": p},
+        )
+        for xs, k, s, p in _pool_cases()
+    ]
 
 
-AVG_POOL = register(OpDef(
-    "avg_pool", _pool_infer, numpy=_avg_pool, kind="other", samples=_pool_samples,
-    grad=lambda op, g: [AVG_POOL_GRAD(g, input_shape=op.inputs[0].shape, **_pool_attrs(op))],
-    doc="The mean of each window's real (unpadded) cells."))
-AVG_POOL_GRAD = register(OpDef(
-    "avg_pool_grad", _avg_pool_grad_infer, numpy=_avg_pool_grad, kind="other",
-    samples=_avg_pool_grad_samples,
-    grad=lambda op, gx: [AVG_POOL(gx, **_pool_attrs(op))],
-    doc="Each window's gradient, shared equally among the cells it averaged."))
+AVG_POOL = register(
+    OpDef(
+        "avg_pool",
+        _pool_infer,
+        numpy=_avg_pool,
+        kind="other",
+        samples=_pool_samples,
+        grad=lambda op, g: [AVG_POOL_GRAD(g, input_shape=op.inputs[0].shape, **_pool_attrs(op))],
+        doc="The mean of each window's real (unpadded) cells.",
+    )
+)
+AVG_POOL_GRAD = register(
+    OpDef(
+        "avg_pool_grad",
+        _avg_pool_grad_infer,
+        numpy=_avg_pool_grad,
+        kind="other",
+        samples=_avg_pool_grad_samples,
+        grad=lambda op, gx: [AVG_POOL(gx, **_pool_attrs(op))],
+        doc="Each window's gradient, shared equally among the cells it averaged.",
+    )
+)
 
 
 # --- the functions users call -----------------------------------------------------------------
@@ -466,8 +582,10 @@ def _pair(v, what, rank4_ok=True):
     v = [int(a) for a in v]
     if len(v) == 4 and rank4_ok:
         if v[0] != 1 or v[3] != 1:
-            raise ShapeError(f"{what} {v}: only spatial windows/strides are supported "
-                             "(the batch and channel entries must be 1)")
+            raise ShapeError(
+                f"{what} {v}: only spatial windows/strides are supported "
+                "(the batch and channel entries must be 1)"
+            )
         return (v[1], v[2])
     if len(v) == 2:
         return tuple(v)
@@ -488,8 +606,15 @@ def _nhwc(data_format, what):
         raise ShapeError(f"{what}: only data_format='NHWC' is supported, got {data_format!r}")
 
 
-def conv2d(input, filters, strides=1, padding="VALID", data_format="NHWC", dilations=1,  # noqa: A002
-           name=None):
+def conv2d(
+    input,
+    filters,
+    strides=1,
+    padding="VALID",
+    data_format="NHWC",
+    dilations=1,  # noqa: A002
+    name=None,
+):
     """2-d convolution of NHWC ``input`` with HWIO ``filters``. ``strides`` is an int, a
     pair or TF's ``[1, sh, sw, 1]``; ``padding`` is ``"SAME"`` or ``"VALID"``; dilations
     other than 1 are not supported."""
@@ -503,17 +628,27 @@ def conv2d(input, filters, strides=1, padding="VALID", data_format="NHWC", dilat
 def _pool_fn(opdef, doc):
     def pool(input, ksize, strides, padding, data_format="NHWC", name=None):  # noqa: A002
         _nhwc(data_format, opdef.name)
-        return opdef(convert(input), name=name, ksize=_pair(ksize, "ksize"),
-                     strides=_pair(strides, "strides"), padding=_padding(padding))
+        return opdef(
+            convert(input),
+            name=name,
+            ksize=_pair(ksize, "ksize"),
+            strides=_pair(strides, "strides"),
+            padding=_padding(padding),
+        )
+
     pool.__name__ = pool.__qualname__ = opdef.name
     pool.__doc__ = doc
     return pool
 
 
-max_pool = _pool_fn(MAX_POOL, "Max pooling of NHWC ``input`` over ``ksize`` windows "
-                              "(an int, a pair or ``[1, h, w, 1]``).")
-avg_pool = _pool_fn(AVG_POOL, "Average pooling of NHWC ``input``; SAME windows at the edges "
-                              "average only their real cells.")
+max_pool = _pool_fn(
+    MAX_POOL,
+    "Max pooling of NHWC ``input`` over ``ksize`` windows (an int, a pair or ``[1, h, w, 1]``).",
+)
+avg_pool = _pool_fn(
+    AVG_POOL,
+    "Average pooling of NHWC ``input``; SAME windows at the edges average only their real cells.",
+)
 
 
 def batch_normalization(x, mean, variance, offset, scale, variance_epsilon, name=None):

@@ -38,8 +38,9 @@ def register_op(name, forward, shape_fn=None, dtype_fn=None, gradient=None, doc=
     previous = REGISTRY.get(name)
     if previous is not None:
         if not previous.extra.get("user"):
-            raise GraphcError(f"register_op: {name!r} is a built-in op; choose another name",
-                              user_location())
+            raise GraphcError(
+                f"register_op: {name!r} is a built-in op; choose another name", user_location()
+            )
         del REGISTRY[name]
 
     def infer(inputs, attrs):
@@ -62,31 +63,45 @@ def register_op(name, forward, shape_fn=None, dtype_fn=None, gradient=None, doc=
 
     def kernel(*arrays, dtype, shape):
         out = np.asarray(forward(*arrays))
-        if shape is not None and (out.ndim != len(shape) or any(
-                isinstance(d, int) and d != n for d, n in zip(shape, out.shape, strict=True))):
-            raise ValueError(f"forward returned shape {out.shape}, but the op's static shape is "
-                             f"{format_shape(shape)} (check shape_fn)")
+        if shape is not None and (
+            out.ndim != len(shape)
+            or any(isinstance(d, int) and d != n for d, n in zip(shape, out.shape, strict=True))
+        ):
+            raise ValueError(
+                f"forward returned shape {out.shape}, but the op's static shape is "
+                f"{format_shape(shape)} (check shape_fn)"
+            )
         return out.astype(dtype.np, copy=False)
 
     def pullback(op, *output_grads):
         grads = gradient(op, *output_grads)
         return _as_grad_list(grads, op)
 
-    opdef = register(OpDef(
-        name, _declared(infer), numpy=kernel, grad=pullback if gradient is not None else None,
-        kind="other", differentiable=gradient is not None, doc=doc or forward.__doc__ or "",
-        extra={"user": True, "user_gradient": True}))
+    opdef = register(
+        OpDef(
+            name,
+            _declared(infer),
+            numpy=kernel,
+            grad=pullback if gradient is not None else None,
+            kind="other",
+            differentiable=gradient is not None,
+            doc=doc or forward.__doc__ or "",
+            extra={"user": True, "user_gradient": True},
+        )
+    )
 
     def build(*inputs, name=None):
         tensors = [convert(x) for x in inputs]
         try:
-            (dtype, shape), = infer(tensors, {})
+            ((dtype, shape),) = infer(tensors, {})
         except GraphcError:
             raise
         except (TypeError, ValueError, IndexError) as e:
             ins = ", ".join(t.describe() for t in tensors)
-            raise ShapeError(f"user op {opdef.name!r}: its shape_fn/dtype_fn failed on inputs "
-                             f"{ins}: {e}", user_location()) from None
+            raise ShapeError(
+                f"user op {opdef.name!r}: its shape_fn/dtype_fn failed on inputs {ins}: {e}",
+                user_location(),
+            ) from None
         return opdef(*tensors, name=name, dtype=dtype, shape=shape)
 
     build.__name__ = build.__qualname__ = name
@@ -98,10 +113,12 @@ def register_op(name, forward, shape_fn=None, dtype_fn=None, gradient=None, doc=
 def _declared(infer):
     """The infer rule of a user op: the builder already ran the user's rules and stored the
     result as attributes, so graph rewrites that rebuild the node reuse them."""
+
     def rule(inputs, attrs):
         if "dtype" in attrs:
             return [(attrs["dtype"], attrs["shape"])]
         return infer(inputs, attrs)
+
     return rule
 
 
@@ -111,13 +128,18 @@ def _as_grad_list(grads, op):
     if isinstance(grads, Tensor) or grads is None:
         grads = [grads]
     if not isinstance(grads, (list, tuple)):
-        raise GradientError(f"the gradient of {op.describe()} returned {type(grads).__name__}; "
-                            "return a list with one tensor (or None) per input")
-    return [g if g is None or isinstance(g, Tensor) else convert(g, like=t)
-            for g, t in zip(grads, op.inputs, strict=False)] + list(grads[len(op.inputs):])
+        raise GradientError(
+            f"the gradient of {op.describe()} returned {type(grads).__name__}; "
+            "return a list with one tensor (or None) per input"
+        )
+    return [
+        g if g is None or isinstance(g, Tensor) else convert(g, like=t)
+        for g, t in zip(grads, op.inputs, strict=False)
+    ] + list(grads[len(op.inputs) :])
 
 
 # --- custom_gradient --------------------------------------------------------------------------
+
 
 def _custom_infer(inputs, attrs):
     n = attrs["n_outputs"]
@@ -134,8 +156,10 @@ def _custom_pullback(op, *output_grads):
     grads = op.attrs["grad_fn"](*output_grads)
     grads = _as_grad_list(grads, _InputsView(op, xs))
     if len(grads) != len(xs):
-        raise GradientError(f"the grad_fn of {op.describe()} returned {len(grads)} gradients "
-                            f"for {len(xs)} tensor inputs")
+        raise GradientError(
+            f"the grad_fn of {op.describe()} returned {len(grads)} gradients "
+            f"for {len(xs)} tensor inputs"
+        )
     # nothing flows into the forward computation itself: grad_fn replaces its gradient
     return [None] * n + list(grads)
 
@@ -151,10 +175,17 @@ class _InputsView:
         return self._op.describe()
 
 
-CUSTOM_GRADIENT = register(OpDef(
-    "custom_gradient", _custom_infer, numpy=_custom_kernel, grad=_custom_pullback,
-    kind="other", extra={"user_gradient": True},
-    doc="Its first inputs unchanged; gradients come from the user's grad_fn."))
+CUSTOM_GRADIENT = register(
+    OpDef(
+        "custom_gradient",
+        _custom_infer,
+        numpy=_custom_kernel,
+        grad=_custom_pullback,
+        kind="other",
+        extra={"user_gradient": True},
+        doc="Its first inputs unchanged; gradients come from the user's grad_fn.",
+    )
+)
 
 
 def custom_gradient(f):
@@ -171,20 +202,24 @@ def custom_gradient(f):
 
     @functools.wraps(f)
     def wrapper(*args, **kwargs):
-        args = [convert(a) for a in args]      # as TF: every positional argument is a tensor
+        args = [convert(a) for a in args]  # as TF: every positional argument is a tensor
         result = f(*args, **kwargs)
         if not (isinstance(result, tuple) and len(result) == 2 and callable(result[1])):
-            raise GraphcError(f"@custom_gradient function {f.__name__} must return "
-                              "(output, grad_fn)", user_location())
+            raise GraphcError(
+                f"@custom_gradient function {f.__name__} must return (output, grad_fn)",
+                user_location(),
+            )
         outputs, grad_fn = result
         single = isinstance(outputs, Tensor)
         outs = [outputs] if single else [convert(o) for o in outputs]
         if not outs:
             raise DTypeError(f"@custom_gradient function {f.__name__} returned no outputs")
         xs = list(args)
-        node = CUSTOM_GRADIENT.build(outs + xs, {"n_outputs": len(outs), "grad_fn": grad_fn},
-                                     name=f.__name__)
+        node = CUSTOM_GRADIENT.build(
+            outs + xs, {"n_outputs": len(outs), "grad_fn": grad_fn}, name=f.__name__
+        )
         return node.outputs[0] if single else list(node.outputs)
+
     return wrapper
 
 

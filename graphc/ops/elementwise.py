@@ -41,6 +41,7 @@ def unary_rule(kind, out=None):
         (x,) = inputs
         _check_kind(infer.op_name, kind, x)
         return [(out or x.dtype, x.shape)]
+
     return infer
 
 
@@ -51,19 +52,24 @@ def binary_rule(kind, out=None):
             raise DTypeError(
                 f"{infer.op_name} got mixed dtypes: "
                 + " and ".join(t.describe() for t in inputs)
-                + "; graphc does not promote silently, use gc.cast")
+                + "; graphc does not promote silently, use gc.cast"
+            )
         for t in inputs:
             _check_kind(infer.op_name, kind, t)
         shape = broadcast_shapes(*(t.shape for t in inputs))
         dtype = out(inputs[0].dtype) if callable(out) else (out or inputs[0].dtype)
         return [(dtype, shape)]
+
     return infer
 
 
 def _float_samples(lo=-2.0, hi=2.0):
     def samples(rng):
-        return [([rng.uniform(lo, hi, (3, 4)).astype(np.float64)], {}),
-                ([np.float64(rng.uniform(lo, hi))], {})]
+        return [
+            ([rng.uniform(lo, hi, (3, 4)).astype(np.float64)], {}),
+            ([np.float64(rng.uniform(lo, hi))], {}),
+        ]
+
     return samples
 
 
@@ -71,21 +77,45 @@ def _binary_samples(lo=-2.0, hi=2.0, dtype=np.float64):
     def samples(rng):
         def a(*s):
             return rng.uniform(lo, hi, s).astype(dtype)
+
         return [([a(3, 4), a(3, 4)], {}), ([a(2, 3, 4), a(4)], {}), ([a(3, 1), a(1, 4)], {})]
+
     return samples
 
 
-def elementwise(name, kernel, expr, grad=None, kind="float", out=None, arity=1,
-                samples=None, differentiable=True, doc=""):
+def elementwise(
+    name,
+    kernel,
+    expr,
+    grad=None,
+    kind="float",
+    out=None,
+    arity=1,
+    samples=None,
+    differentiable=True,
+    doc="",
+):
     infer = (unary_rule if arity == 1 else binary_rule)(kind, out)
     infer.op_name = name
     if samples is None:
         samples = _float_samples() if arity == 1 else _binary_samples()
-    return register(OpDef(name, infer, numpy=kernel, grad=grad, expr=expr, kind="elementwise",
-                          differentiable=differentiable, samples=samples, doc=doc))
+    return register(
+        OpDef(
+            name,
+            infer,
+            numpy=kernel,
+            grad=grad,
+            expr=expr,
+            kind="elementwise",
+            differentiable=differentiable,
+            samples=samples,
+            doc=doc,
+        )
+    )
 
 
 # --- kernels that numpy lacks as ufuncs (all take out=) ---------------------------------------
+
 
 def _sigmoid(x, out=None):
     # 0.5 * (tanh(x/2) + 1): stable for large |x| and no overflow warnings. A fresh
@@ -119,34 +149,61 @@ def _polyval(coefs, x, r=None):
     return r
 
 
-_ERF_BLOCK = 65536   # elements per block: temporaries are reused, not page-faulted anew
+_ERF_BLOCK = 65536  # elements per block: temporaries are reused, not page-faulted anew
 
 
 def _erf_vec(x, out=None):
     """erf of a float64 array (into ``out``, a float64 array of its shape, if given),
     block by block."""
     shape = x.shape
-    x = x.reshape(-1)     # 1-d: numpy's in-place operators turn 0-d arrays into scalars
+    x = x.reshape(-1)  # 1-d: numpy's in-place operators turn 0-d arrays into scalars
     r = np.empty_like(x) if out is None else out.reshape(-1)
     for i in range(0, x.size, _ERF_BLOCK):
-        _erf_block(x[i:i + _ERF_BLOCK], r[i:i + _ERF_BLOCK])
+        _erf_block(x[i : i + _ERF_BLOCK], r[i : i + _ERF_BLOCK])
     return r.reshape(shape)
 
 
 def _erf_block(x, r):
     """erf of the float64 block ``x``, into ``r``."""
-    erf_t = (9.60497373987051638749E0, 9.00260197203842689217E1, 2.23200534594684319226E3,
-             7.00332514112805075473E3, 5.55923013010394962768E4)
-    erf_u = (1.0, 3.35617141647503099647E1, 5.21357949780152679795E2,
-             4.59432382970980127987E3, 2.26290000613890934246E4, 4.92673942608635921086E4)
-    erfc_p = (2.46196981473530512524E-10, 5.64189564831068821977E-1, 7.46321056442269912687E0,
-              4.86371970985681366614E1, 1.96520832956077098242E2, 5.26445194995477358631E2,
-              9.34528527171957607540E2, 1.02755188689515710272E3, 5.57535335369399327526E2)
-    erfc_q = (1.0, 1.32281951154744992508E1, 8.67072140885989742329E1,
-              3.54937778887819891062E2, 9.75708501743205489753E2, 1.82390916687909736289E3,
-              2.24633760818710981792E3, 1.65666309194161350182E3, 5.57535340817727675546E2)
+    erf_t = (
+        9.60497373987051638749e0,
+        9.00260197203842689217e1,
+        2.23200534594684319226e3,
+        7.00332514112805075473e3,
+        5.55923013010394962768e4,
+    )
+    erf_u = (
+        1.0,
+        3.35617141647503099647e1,
+        5.21357949780152679795e2,
+        4.59432382970980127987e3,
+        2.26290000613890934246e4,
+        4.92673942608635921086e4,
+    )
+    erfc_p = (
+        2.46196981473530512524e-10,
+        5.64189564831068821977e-1,
+        7.46321056442269912687e0,
+        4.86371970985681366614e1,
+        1.96520832956077098242e2,
+        5.26445194995477358631e2,
+        9.34528527171957607540e2,
+        1.02755188689515710272e3,
+        5.57535335369399327526e2,
+    )
+    erfc_q = (
+        1.0,
+        1.32281951154744992508e1,
+        8.67072140885989742329e1,
+        3.54937778887819891062e2,
+        9.75708501743205489753e2,
+        1.82390916687909736289e3,
+        2.24633760818710981792e3,
+        1.65666309194161350182e3,
+        5.57535340817727675546e2,
+    )
     z = np.square(x)
-    idx = np.flatnonzero(z >= 1.0)     # |x| >= 1: the erfc branch
+    idx = np.flatnonzero(z >= 1.0)  # |x| >= 1: the erfc branch
     np.minimum(z, 1.0, out=z)
     q = _polyval(erf_u, z)
     _polyval(erf_t, z, r)
@@ -168,8 +225,12 @@ def _erf_block(x, r):
 
 
 def _erf(x, out=None):
-    if out is not None and out.dtype == np.float64 and out.shape == np.shape(x) and \
-            not np.shares_memory(out, x):
+    if (
+        out is not None
+        and out.dtype == np.float64
+        and out.shape == np.shape(x)
+        and not np.shares_memory(out, x)
+    ):
         return _erf_vec(np.asarray(x, dtype=np.float64), out)
     r = _erf_vec(np.asarray(x, dtype=np.float64)).astype(x.dtype, copy=False)
     if out is None:
@@ -218,6 +279,7 @@ def _int_div_dtype(d):
 # --- pullbacks --------------------------------------------------------------------------------
 # Each returns one gradient per input; the autodiff driver sums fan-in and undoes broadcasting.
 
+
 def _zero_grad(op, g):
     return [zeros_like(op.inputs[0])]
 
@@ -256,69 +318,156 @@ NEG = elementwise("neg", np.negative, "(-{0})", lambda op, g: [-g], kind="number
 ABS = elementwise("abs", np.absolute, "abs({0})", _abs_grad, kind="number")
 SIGN = elementwise("sign", np.sign, "(({0} > 0) - ({0} < 0))", _zero_grad, kind="number")
 EXP = elementwise("exp", np.exp, "exp({0})", lambda op, g: [g * op.outputs[0]])
-LOG = elementwise("log", np.log, "log({0})", lambda op, g: [g / op.inputs[0]],
-                  samples=_float_samples(0.2, 3.0))
-LOG1P = elementwise("log1p", np.log1p, "log1p({0})", lambda op, g: [g / (op.inputs[0] + 1)],
-                    samples=_float_samples(-0.5, 3.0))
+LOG = elementwise(
+    "log", np.log, "log({0})", lambda op, g: [g / op.inputs[0]], samples=_float_samples(0.2, 3.0)
+)
+LOG1P = elementwise(
+    "log1p",
+    np.log1p,
+    "log1p({0})",
+    lambda op, g: [g / (op.inputs[0] + 1)],
+    samples=_float_samples(-0.5, 3.0),
+)
 EXPM1 = elementwise("expm1", np.expm1, "expm1({0})", lambda op, g: [g * (op.outputs[0] + 1)])
-SQRT = elementwise("sqrt", np.sqrt, "sqrt({0})", lambda op, g: [g / (op.outputs[0] * 2)],
-                   samples=_float_samples(0.2, 3.0))
-RSQRT = elementwise("rsqrt", _rsqrt, "rsqrt({0})",
-                    lambda op, g: [g * -0.5 * op.outputs[0] * op.outputs[0] * op.outputs[0]],
-                    samples=_float_samples(0.2, 3.0))
-SQUARE = elementwise("square", np.square, "({0} * {0})", lambda op, g: [g * 2 * op.inputs[0]],
-                     kind="number")
-RECIPROCAL = elementwise("reciprocal", np.reciprocal, "(1 / {0})",
-                         lambda op, g: [-g * op.outputs[0] * op.outputs[0]],
-                         samples=_float_samples(0.3, 3.0))
+SQRT = elementwise(
+    "sqrt",
+    np.sqrt,
+    "sqrt({0})",
+    lambda op, g: [g / (op.outputs[0] * 2)],
+    samples=_float_samples(0.2, 3.0),
+)
+RSQRT = elementwise(
+    "rsqrt",
+    _rsqrt,
+    "rsqrt({0})",
+    lambda op, g: [g * -0.5 * op.outputs[0] * op.outputs[0] * op.outputs[0]],
+    samples=_float_samples(0.2, 3.0),
+)
+SQUARE = elementwise(
+    "square", np.square, "({0} * {0})", lambda op, g: [g * 2 * op.inputs[0]], kind="number"
+)
+RECIPROCAL = elementwise(
+    "reciprocal",
+    np.reciprocal,
+    "(1 / {0})",
+    lambda op, g: [-g * op.outputs[0] * op.outputs[0]],
+    samples=_float_samples(0.3, 3.0),
+)
 SIN = elementwise("sin", np.sin, "sin({0})", lambda op, g: [g * cos(op.inputs[0])])
 COS = elementwise("cos", np.cos, "cos({0})", lambda op, g: [-g * sin(op.inputs[0])])
-TANH = elementwise("tanh", np.tanh, "tanh({0})",
-                   lambda op, g: [g * (1 - op.outputs[0] * op.outputs[0])])
+TANH = elementwise(
+    "tanh", np.tanh, "tanh({0})", lambda op, g: [g * (1 - op.outputs[0] * op.outputs[0])]
+)
 # one formula for every backend: the numpy kernel above and the CUDA expression below
-SIGMOID = elementwise("sigmoid", _sigmoid, "(({F})0.5 * (tanh(({F})0.5 * {0}) + ({F})1))",
-                      lambda op, g: [g * op.outputs[0] * (1 - op.outputs[0])])
-ERF = elementwise("erf", _erf, "erf({0})",
-                  lambda op, g: [g * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))])
+SIGMOID = elementwise(
+    "sigmoid",
+    _sigmoid,
+    "(({F})0.5 * (tanh(({F})0.5 * {0}) + ({F})1))",
+    lambda op, g: [g * op.outputs[0] * (1 - op.outputs[0])],
+)
+ERF = elementwise(
+    "erf",
+    _erf,
+    "erf({0})",
+    lambda op, g: [g * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))],
+)
 FLOOR = elementwise("floor", np.floor, "floor({0})", _zero_grad)
 CEIL = elementwise("ceil", np.ceil, "ceil({0})", _zero_grad)
 ROUND = elementwise("round", np.rint, "rint({0})", _zero_grad)  # half to even, as numpy and TF
-LOGICAL_NOT = elementwise("logical_not", np.logical_not, "(!{0})", kind="bool",
-                          differentiable=False,
-                          samples=lambda rng: [([rng.random((3, 4)) > 0.5], {})])
+LOGICAL_NOT = elementwise(
+    "logical_not",
+    np.logical_not,
+    "(!{0})",
+    kind="bool",
+    differentiable=False,
+    samples=lambda rng: [([rng.random((3, 4)) > 0.5], {})],
+)
+
+
 def _special_samples(rng):
     # finite values alone would make is_nan / is_finite constant
     values = np.array([0.5, np.nan, np.inf, -np.inf, -2.0, 0.0])
     return [([rng.permutation(values).reshape(2, 3)], {})]
 
 
-IS_NAN = elementwise("is_nan", np.isnan, "isnan({0})", out=D.bool_, differentiable=False,
-                     samples=_special_samples)
-IS_FINITE = elementwise("is_finite", _is_finite, "isfinite({0})", out=D.bool_,
-                        differentiable=False, samples=_special_samples)
+IS_NAN = elementwise(
+    "is_nan", np.isnan, "isnan({0})", out=D.bool_, differentiable=False, samples=_special_samples
+)
+IS_FINITE = elementwise(
+    "is_finite",
+    _is_finite,
+    "isfinite({0})",
+    out=D.bool_,
+    differentiable=False,
+    samples=_special_samples,
+)
 CAST_KINDS = None  # cast lives in array.py: it changes dtype, which ends a fused group
 
 ADD = elementwise("add", np.add, "({0} + {1})", lambda op, g: [g, g], kind="number", arity=2)
-SUBTRACT = elementwise("subtract", np.subtract, "({0} - {1})", lambda op, g: [g, -g],
-                       kind="number", arity=2)
-MULTIPLY = elementwise("multiply", np.multiply, "({0} * {1})",
-                       lambda op, g: [g * op.inputs[1], g * op.inputs[0]], kind="number", arity=2)
-DIVIDE = elementwise("divide", _divide, "(({F}){0} / {1})",
-                     lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
-                     kind="number", arity=2, out=_int_div_dtype,
-                     samples=_binary_samples(0.5, 2.0))
-FLOORDIV = elementwise("floordiv", _floordiv, "floor(({F}){0} / {1})",
-                       kind="number", arity=2, differentiable=False,
-                       samples=_binary_samples(0.5, 4.0))
-MOD = elementwise("mod", _mod, "({0} - floor(({F}){0} / {1}) * {1})",
-                  lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
-                  kind="number", arity=2, samples=_binary_samples(0.5, 4.0))
-POW = elementwise("pow", np.power, "pow(({F}){0}, ({F}){1})", _pow_grad, kind="number",
-                  arity=2, samples=_binary_samples(0.5, 2.0))
-MAXIMUM = elementwise("maximum", np.maximum, "(({0} >= {1} || {0} != {0}) ? {0} : {1})",
-                      _max_grad, kind="number", arity=2)
-MINIMUM = elementwise("minimum", np.minimum, "(({0} <= {1} || {0} != {0}) ? {0} : {1})",
-                      _min_grad, kind="number", arity=2)
+SUBTRACT = elementwise(
+    "subtract", np.subtract, "({0} - {1})", lambda op, g: [g, -g], kind="number", arity=2
+)
+MULTIPLY = elementwise(
+    "multiply",
+    np.multiply,
+    "({0} * {1})",
+    lambda op, g: [g * op.inputs[1], g * op.inputs[0]],
+    kind="number",
+    arity=2,
+)
+DIVIDE = elementwise(
+    "divide",
+    _divide,
+    "(({F}){0} / {1})",
+    lambda op, g: [g / op.inputs[1], -g * op.outputs[0] / op.inputs[1]],
+    kind="number",
+    arity=2,
+    out=_int_div_dtype,
+    samples=_binary_samples(0.5, 2.0),
+)
+FLOORDIV = elementwise(
+    "floordiv",
+    _floordiv,
+    "floor(({F}){0} / {1})",
+    kind="number",
+    arity=2,
+    differentiable=False,
+    samples=_binary_samples(0.5, 4.0),
+)
+MOD = elementwise(
+    "mod",
+    _mod,
+    "({0} - floor(({F}){0} / {1}) * {1})",
+    lambda op, g: [g, -g * floordiv(op.inputs[0], op.inputs[1])],
+    kind="number",
+    arity=2,
+    samples=_binary_samples(0.5, 4.0),
+)
+POW = elementwise(
+    "pow",
+    np.power,
+    "pow(({F}){0}, ({F}){1})",
+    _pow_grad,
+    kind="number",
+    arity=2,
+    samples=_binary_samples(0.5, 2.0),
+)
+MAXIMUM = elementwise(
+    "maximum",
+    np.maximum,
+    "(({0} >= {1} || {0} != {0}) ? {0} : {1})",
+    _max_grad,
+    kind="number",
+    arity=2,
+)
+MINIMUM = elementwise(
+    "minimum",
+    np.minimum,
+    "(({0} <= {1} || {0} != {0}) ? {0} : {1})",
+    _min_grad,
+    kind="number",
+    arity=2,
+)
 
 
 def _cmp(name, fn, c):
@@ -337,12 +486,33 @@ def _bool_samples(rng):
     return [([rng.random((3, 4)) > 0.5, rng.random((3, 4)) > 0.5], {})]
 
 
-LOGICAL_AND = elementwise("logical_and", np.logical_and, "({0} && {1})", kind="bool", arity=2,
-                          differentiable=False, samples=_bool_samples)
-LOGICAL_OR = elementwise("logical_or", np.logical_or, "({0} || {1})", kind="bool", arity=2,
-                         differentiable=False, samples=_bool_samples)
-LOGICAL_XOR = elementwise("logical_xor", np.logical_xor, "({0} != {1})", kind="bool", arity=2,
-                          differentiable=False, samples=_bool_samples)
+LOGICAL_AND = elementwise(
+    "logical_and",
+    np.logical_and,
+    "({0} && {1})",
+    kind="bool",
+    arity=2,
+    differentiable=False,
+    samples=_bool_samples,
+)
+LOGICAL_OR = elementwise(
+    "logical_or",
+    np.logical_or,
+    "({0} || {1})",
+    kind="bool",
+    arity=2,
+    differentiable=False,
+    samples=_bool_samples,
+)
+LOGICAL_XOR = elementwise(
+    "logical_xor",
+    np.logical_xor,
+    "({0} != {1})",
+    kind="bool",
+    arity=2,
+    differentiable=False,
+    samples=_bool_samples,
+)
 
 
 def _where_infer(inputs, attrs):
@@ -350,8 +520,9 @@ def _where_infer(inputs, attrs):
     if not c.dtype.is_bool:
         raise DTypeError(f"where: the condition must be bool, got {c.describe()}")
     if a.dtype is not b.dtype:
-        raise DTypeError(f"where: the branches have different dtypes: {a.describe()} and "
-                         f"{b.describe()}")
+        raise DTypeError(
+            f"where: the branches have different dtypes: {a.describe()} and {b.describe()}"
+        )
     return [(a.dtype, broadcast_shapes(c.shape, a.shape, b.shape))]
 
 
@@ -359,21 +530,31 @@ _where_infer.op_name = "where"
 
 
 def _where_samples(rng):
-    return [([rng.random((3, 4)) > 0.5, rng.standard_normal((3, 4)), rng.standard_normal((4,))],
-             {})]
+    return [
+        ([rng.random((3, 4)) > 0.5, rng.standard_normal((3, 4)), rng.standard_normal((4,))], {})
+    ]
 
 
-WHERE = register(OpDef(
-    "where", _where_infer, numpy=_where, expr="({0} ? {1} : {2})", kind="elementwise",
-    grad=lambda op, g: [None, where(op.inputs[0], g, 0), where(op.inputs[0], 0, g)],
-    samples=_where_samples))
+WHERE = register(
+    OpDef(
+        "where",
+        _where_infer,
+        numpy=_where,
+        expr="({0} ? {1} : {2})",
+        kind="elementwise",
+        grad=lambda op, g: [None, where(op.inputs[0], g, 0), where(op.inputs[0], 0, g)],
+        samples=_where_samples,
+    )
+)
 
 
 # --- the functions users call -----------------------------------------------------------------
 
+
 def _unary_fn(opdef, doc):
     def fn(x, name=None):
         return opdef(convert(x), name=name)
+
     fn.__name__ = fn.__qualname__ = opdef.name
     fn.__doc__ = doc
     return fn
@@ -383,6 +564,7 @@ def _binary_fn(opdef, doc):
     def fn(x, y, name=None):
         x, y = binary_operands(x, y, opdef.name)
         return opdef(x, y, name=name)
+
     fn.__name__ = fn.__qualname__ = opdef.name
     fn.__doc__ = doc
     return fn

@@ -36,8 +36,10 @@ def _matmul_infer(ins, attrs):
     if not dims_compatible(k1, k2):
         ta = " (transposed)" if attrs["transpose_a"] else ""
         tb = " (transposed)" if attrs["transpose_b"] else ""
-        raise ValueError(f"inner dimensions differ: {tuple(a.shape)}{ta} @ {tuple(b.shape)}{tb} "
-                         f"contracts {k1} with {k2}")
+        raise ValueError(
+            f"inner dimensions differ: {tuple(a.shape)}{ta} @ {tuple(b.shape)}{tb} "
+            f"contracts {k1} with {k2}"
+        )
     batch = broadcast_shapes(a.shape[:-2], b.shape[:-2])
     return [(a.dtype, tuple(batch) + (m, n))]
 
@@ -64,20 +66,32 @@ def _matmul_grad(op, g):
         return [matmul(g, b), matmul(g, a, transpose_a=True)]
     if ta and not tb:
         return [matmul(b, g, transpose_b=True), matmul(a, g)]
-    return [matmul(b, g, transpose_a=True, transpose_b=True),
-            matmul(g, a, transpose_a=True, transpose_b=True)]
+    return [
+        matmul(b, g, transpose_a=True, transpose_b=True),
+        matmul(g, a, transpose_a=True, transpose_b=True),
+    ]
 
 
 def _matmul_samples(rng):
     r = rng.standard_normal
-    return [([r((3, 4)), r((4, 5))], {"transpose_a": False, "transpose_b": False}),
-            ([r((4, 3)), r((5, 4))], {"transpose_a": True, "transpose_b": True}),
-            ([r((2, 3, 4)), r((4, 2))], {"transpose_a": False, "transpose_b": False}),
-            ([r((3, 4)), r((2, 5, 4))], {"transpose_a": False, "transpose_b": True})]
+    return [
+        ([r((3, 4)), r((4, 5))], {"transpose_a": False, "transpose_b": False}),
+        ([r((4, 3)), r((5, 4))], {"transpose_a": True, "transpose_b": True}),
+        ([r((2, 3, 4)), r((4, 2))], {"transpose_a": False, "transpose_b": False}),
+        ([r((3, 4)), r((2, 5, 4))], {"transpose_a": False, "transpose_b": True}),
+    ]
 
 
-MATMUL = register(OpDef("matmul", _matmul_infer, numpy=_matmul_kernel, grad=_matmul_grad,
-                        kind="matmul", samples=_matmul_samples))
+MATMUL = register(
+    OpDef(
+        "matmul",
+        _matmul_infer,
+        numpy=_matmul_kernel,
+        grad=_matmul_grad,
+        kind="matmul",
+        samples=_matmul_samples,
+    )
+)
 
 
 def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
@@ -94,16 +108,19 @@ def tensordot(a, b, axes, name=None):
     if isinstance(axes, int):
         axes_a, axes_b = list(range(ra - axes, ra)), list(range(axes))
     else:
-        axes_a, axes_b = ([axes[0]] if isinstance(axes[0], int) else list(axes[0]),
-                          [axes[1]] if isinstance(axes[1], int) else list(axes[1]))
+        axes_a, axes_b = (
+            [axes[0]] if isinstance(axes[0], int) else list(axes[0]),
+            [axes[1]] if isinstance(axes[1], int) else list(axes[1]),
+        )
     axes_a = [x % ra for x in axes_a]
     axes_b = [x % rb for x in axes_b]
     free_a = [i for i in range(ra) if i not in axes_a]
     free_b = [i for i in range(rb) if i not in axes_b]
     for i, j in zip(axes_a, axes_b):
         if not dims_compatible(a.shape[i], b.shape[j]):
-            raise DTypeError(f"tensordot: axis {i} of {a.describe()} and axis {j} of "
-                             f"{b.describe()} differ")
+            raise DTypeError(
+                f"tensordot: axis {i} of {a.describe()} and axis {j} of {b.describe()} differ"
+            )
     k = _prod([merge_dim(a.shape[i], b.shape[j]) for i, j in zip(axes_a, axes_b)])
     at = reshape(transpose(a, free_a + axes_a), (-1, k if k is not None else -1))
     bt = reshape(transpose(b, axes_b + free_b), (k if k is not None else -1, -1))
@@ -122,6 +139,7 @@ def _prod(dims):
 
 
 # --- einsum -----------------------------------------------------------------------------------
+
 
 def _parse_einsum(equation, n):
     eq = equation.replace(" ", "")
@@ -146,14 +164,15 @@ def _einsum_infer(ins, attrs):
     for t, s in zip(ins, subs):
         if t.dtype is not dtype:
             raise TypeError(f"einsum: mixed dtypes {dtype} and {t.dtype}")
-        if t.shape is None:   # unknown rank: its indices' sizes come with the feeds
+        if t.shape is None:  # unknown rank: its indices' sizes come with the feeds
             continue
         if len(t.shape) != len(s):
             raise ValueError(f"einsum: operand {s!r} has shape {t.shape}")
         for c, d in zip(s, t.shape):
             if c in dims and not dims_compatible(dims[c], d) and d != 1 and dims[c] != 1:
-                raise ValueError(f"einsum: index {c!r} is {dims[c]} in one operand and {d} in "
-                                 "another")
+                raise ValueError(
+                    f"einsum: index {c!r} is {dims[c]} in one operand and {d} in another"
+                )
             dims[c] = merge_dim(dims.get(c), d) if dims.get(c) != 1 else d
     return [(dtype, tuple(dims.get(c) for c in out))]
 
@@ -166,12 +185,13 @@ def _einsum_grad(op, g):
     subs, out = op.attrs["subscripts"], op.attrs["output"]
     grads = []
     for i, (x, s) in enumerate(zip(op.inputs, subs)):
-        u = "".join(dict.fromkeys(s))      # the distinct indices, in order of first use
+        u = "".join(dict.fromkeys(s))  # the distinct indices, in order of first use
         others = [(t, ss) for j, (t, ss) in enumerate(zip(op.inputs, subs)) if j != i]
         seen = set(out) | {c for _, ss in others for c in ss}
         kept = "".join(c for c in u if c in seen)
-        gi = EINSUM(g, *[t for t, _ in others], subscripts=(out, *[ss for _, ss in others]),
-                    output=kept)
+        gi = EINSUM(
+            g, *[t for t, _ in others], subscripts=(out, *[ss for _, ss in others]), output=kept
+        )
         for pos, c in enumerate(u):
             if c not in seen:
                 gi = expand_dims(gi, pos)
@@ -187,8 +207,10 @@ def _onto_diagonal(gi, s, x):
     its diagonal: the gradient over the distinct indices goes where the repeated indices
     agree, and zero elsewhere. Needs the operand's static shape."""
     if not fully_known(x.shape):
-        raise UnimplementedError(f"einsum: the gradient of {s!r} (a repeated index) needs the "
-                                 f"static shape of {x.describe()}")
+        raise UnimplementedError(
+            f"einsum: the gradient of {s!r} (a repeated index) needs the "
+            f"static shape of {x.describe()}"
+        )
     mask = np.ones(x.shape, dtype=bool)
     at = np.indices(x.shape)
     for pos, c in enumerate(s):
@@ -199,13 +221,26 @@ def _onto_diagonal(gi, s, x):
     return broadcast_like(gi, x) * constant(mask.astype(x.dtype.np))
 
 
-EINSUM = register(OpDef(
-    "einsum", _einsum_infer, numpy=_einsum_kernel, grad=_einsum_grad, kind="matmul",
-    samples=lambda rng: [([rng.standard_normal((3, 4)), rng.standard_normal((4, 5))],
-                          {"subscripts": ("ij", "jk"), "output": "ik"}),
-                         ([rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4))],
-                          {"subscripts": ("bij", "bj"), "output": "bi"}),
-                         ([rng.standard_normal((3, 4))], {"subscripts": ("ij",), "output": "j"})]))
+EINSUM = register(
+    OpDef(
+        "einsum",
+        _einsum_infer,
+        numpy=_einsum_kernel,
+        grad=_einsum_grad,
+        kind="matmul",
+        samples=lambda rng: [
+            (
+                [rng.standard_normal((3, 4)), rng.standard_normal((4, 5))],
+                {"subscripts": ("ij", "jk"), "output": "ik"},
+            ),
+            (
+                [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4))],
+                {"subscripts": ("bij", "bj"), "output": "bi"},
+            ),
+            ([rng.standard_normal((3, 4))], {"subscripts": ("ij",), "output": "j"}),
+        ],
+    )
+)
 
 
 def einsum(equation, *inputs, name=None):

@@ -12,8 +12,21 @@ from ..errors import DTypeError, GraphcError, ShapeError, user_location
 from ..ir.graph import get_default_graph
 from ..shapes import normalize_axis
 from .array import one_hot, stop_gradient
-from .elementwise import (abs, erf, exp, expm1, greater, log, log1p, maximum, minimum, sigmoid,
-                          square, tanh, where)
+from .elementwise import (
+    abs,
+    erf,
+    exp,
+    expm1,
+    greater,
+    log,
+    log1p,
+    maximum,
+    minimum,
+    sigmoid,
+    square,
+    tanh,
+    where,
+)
 from .reduce import reduce_max, reduce_mean, reduce_sum
 from .registry import OpDef, register
 from .sources import convert
@@ -33,8 +46,10 @@ def _class_labels_kernel(labels, depth, caller):
     bad = (labels < 0) | (labels >= depth)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{caller}: label {labels[where]} at index {list(where)} is outside "
-                         f"the valid range [0, {depth}) of the {depth} classes")
+        raise ValueError(
+            f"{caller}: label {labels[where]} at index {list(where)} is outside "
+            f"the valid range [0, {depth}) of the {depth} classes"
+        )
     return labels
 
 
@@ -45,11 +60,18 @@ def _class_labels_reference(arrays, attrs):
 
 # TF on CPU (and PyTorch) raise for a label outside [0, classes): without this check
 # one_hot gives an all-zero row and the loss is silently 0 for that example
-CLASS_LABELS = register(OpDef(
-    "class_labels", _class_labels_infer, numpy=_class_labels_kernel, kind="other",
-    differentiable=False, extra={"reference": _class_labels_reference},
-    samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "caller": "labels"})],
-    doc="Its input, after checking that every value is a class index in [0, depth)."))
+CLASS_LABELS = register(
+    OpDef(
+        "class_labels",
+        _class_labels_infer,
+        numpy=_class_labels_kernel,
+        kind="other",
+        differentiable=False,
+        extra={"reference": _class_labels_reference},
+        samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "caller": "labels"})],
+        doc="Its input, after checking that every value is a class index in [0, depth).",
+    )
+)
 
 
 def class_labels(labels, depth, what="labels"):
@@ -63,6 +85,7 @@ def _named(fn):
     the optimizer removes) so that ``graph.get_tensor_by_name(name)`` finds it, as in TF.
     Without a name its nodes go in a scope named after it (``softmax/exp``), so an error in
     one of them says which call it belongs to."""
+
     @functools.wraps(fn)
     def wrapper(*args, name=None, **kwargs):
         if name is None:
@@ -70,6 +93,7 @@ def _named(fn):
                 return fn(*args, **kwargs)
         out = fn(*args, **kwargs)
         return identity(out, name=name)
+
     return wrapper
 
 
@@ -168,16 +192,25 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
     _need(labels, logits, "sparse_softmax_cross_entropy_with_logits")
     logits, labels = convert(logits), convert(labels)
     if not labels.dtype.is_integer:
-        raise DTypeError(f"sparse_softmax_cross_entropy_with_logits: labels must be integer "
-                         f"class indices, got {labels.describe()}")
+        raise DTypeError(
+            f"sparse_softmax_cross_entropy_with_logits: labels must be integer "
+            f"class indices, got {labels.describe()}"
+        )
     depth = logits.shape[-1] if logits.shape is not None else None
     if not isinstance(depth, int):
-        raise ShapeError(f"sparse_softmax_cross_entropy_with_logits needs the number of classes "
-                         f"(the last dimension of logits) to be static: {logits.describe()}")
-    if labels.shape is not None and logits.shape is not None and \
-            len(labels.shape) != len(logits.shape) - 1:
-        raise ShapeError(f"labels {labels.describe()} should have rank {len(logits.shape) - 1} "
-                         f"(logits {logits.describe()} without the class axis)")
+        raise ShapeError(
+            f"sparse_softmax_cross_entropy_with_logits needs the number of classes "
+            f"(the last dimension of logits) to be static: {logits.describe()}"
+        )
+    if (
+        labels.shape is not None
+        and logits.shape is not None
+        and len(labels.shape) != len(logits.shape) - 1
+    ):
+        raise ShapeError(
+            f"labels {labels.describe()} should have rank {len(logits.shape) - 1} "
+            f"(logits {logits.describe()} without the class axis)"
+        )
     labels = class_labels(labels, depth, "sparse_softmax_cross_entropy_with_logits")
     onehot = stop_gradient(one_hot(labels, depth, dtype=logits.dtype))
     return -reduce_sum(onehot * log_softmax(logits), axis=-1)
@@ -215,8 +248,11 @@ def dropout(x, rate=0.5, training=True, seed=None, noise_shape=None, name=None):
     while ``training`` (a bool or a bool tensor); the identity otherwise."""
     x = convert(x)
     if isinstance(rate, (int, float, np.number)) and not (0 <= rate < 1):
-        raise GraphcError(f"dropout: rate must be in [0, 1), got {rate!r} (it is the fraction "
-                          "of elements dropped; keep_prob = 1 - rate)", user_location())
+        raise GraphcError(
+            f"dropout: rate must be in [0, 1), got {rate!r} (it is the fraction "
+            "of elements dropped; keep_prob = 1 - rate)",
+            user_location(),
+        )
     if isinstance(training, bool) and not training:
         return x
     if isinstance(rate, (int, float)) and rate == 0:
@@ -244,12 +280,14 @@ def moments(x, axes, keepdims=False, name=None):
     x = convert(x)
     mean = reduce_mean(x, axis=axes, keepdims=True)
     var = reduce_mean(square(x - stop_gradient(mean)), axis=axes, keepdims=True)
-    if not keepdims and x.shape is None:   # unknown rank: the axes as given, resolved later
+    if not keepdims and x.shape is None:  # unknown rank: the axes as given, resolved later
         axes = list(axes) if isinstance(axes, (list, tuple)) else [axes]
         return squeeze(mean, axes), squeeze(var, axes)
     if not keepdims:
-        axes = [normalize_axis(a, len(x.shape)) for a in (axes if isinstance(axes, (list, tuple))
-                                                            else [axes])]
+        axes = [
+            normalize_axis(a, len(x.shape))
+            for a in (axes if isinstance(axes, (list, tuple)) else [axes])
+        ]
         mean, var = squeeze(mean, axes), squeeze(var, axes)
     return mean, var
 
@@ -261,5 +299,3 @@ def _need(labels, logits, what):
 
 def mse(predictions, labels):
     return reduce_mean(square(convert(predictions) - convert(labels)))
-
-

@@ -54,21 +54,36 @@ def _random_infer(ins, attrs):
 
 
 def _random_op(name, kernel, samples):
-    return register(OpDef(name, _random_infer, numpy=kernel, kind="random", stateful=True,
-                          differentiable=False, samples=samples))
+    return register(
+        OpDef(
+            name,
+            _random_infer,
+            numpy=kernel,
+            kind="random",
+            stateful=True,
+            differentiable=False,
+            samples=samples,
+        )
+    )
 
 
 # Samples are large enough for the registry tests to check the distribution's statistics.
 def _normal_samples(rng):
-    return [([], {"shape": (4000,), "dtype": D.float64, "seed": 1, "mean": 1.0, "stddev": 2.0}),
-            ([], {"shape": (50, 40), "dtype": D.float32, "seed": 2, "mean": 0.0, "stddev": 1.0})]
+    return [
+        ([], {"shape": (4000,), "dtype": D.float64, "seed": 1, "mean": 1.0, "stddev": 2.0}),
+        ([], {"shape": (50, 40), "dtype": D.float32, "seed": 2, "mean": 0.0, "stddev": 1.0}),
+    ]
 
 
 def _uniform_samples(rng):
-    return [([], {"shape": (4000,), "dtype": D.float32, "seed": 3, "minval": -2.0, "maxval": 3.0}),
-            ([], {"shape": (4000,), "dtype": D.int32, "seed": 4, "minval": 3, "maxval": 7}),
-            ([rng.standard_normal((40, 100))],
-             {"shape": None, "dtype": D.float64, "seed": 5, "minval": 0.0, "maxval": 1.0})]
+    return [
+        ([], {"shape": (4000,), "dtype": D.float32, "seed": 3, "minval": -2.0, "maxval": 3.0}),
+        ([], {"shape": (4000,), "dtype": D.int32, "seed": 4, "minval": 3, "maxval": 7}),
+        (
+            [rng.standard_normal((40, 100))],
+            {"shape": None, "dtype": D.float64, "seed": 5, "minval": 0.0, "maxval": 1.0},
+        ),
+    ]
 
 
 RANDOM_NORMAL = _random_op("random_normal", _normal_kernel, _normal_samples)
@@ -87,6 +102,7 @@ def _like_of(shape):
     """``x`` when ``shape`` is ``gc.shape(x)`` of a tensor whose shape is known only at run
     time (the draw then takes x's run-time shape), else None."""
     from ..ir.node import Tensor
+
     if isinstance(shape, Tensor) and shape.op.type == "shape":
         return shape.op.inputs[0]
     return None
@@ -94,6 +110,7 @@ def _like_of(shape):
 
 def _shape_arg(shape, what):
     from .array import _shape_value
+
     return _static_shape(_shape_value(shape, what, f"{what}_like(x) or gc.shape(x)"), what)
 
 
@@ -107,10 +124,16 @@ def random_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, name=
     if not dtype.is_floating:
         raise DTypeError(f"random_normal needs a floating dtype, got {dtype}")
     like = _like_of(shape)
-    if like is not None:      # gc.random_normal(gc.shape(x)): x's run-time shape
+    if like is not None:  # gc.random_normal(gc.shape(x)): x's run-time shape
         return random_normal_like(like, mean, stddev, dtype=dtype, seed=seed, name=name)
-    return RANDOM_NORMAL(name=name, shape=_shape_arg(shape, "random_normal"), dtype=dtype,
-                         seed=_seed(seed), mean=float(mean), stddev=float(stddev))
+    return RANDOM_NORMAL(
+        name=name,
+        shape=_shape_arg(shape, "random_normal"),
+        dtype=dtype,
+        seed=_seed(seed),
+        mean=float(mean),
+        stddev=float(stddev),
+    )
 
 
 def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, name=None):
@@ -118,10 +141,23 @@ def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=D.float32, seed=None, na
     dtype = D.as_dtype(dtype)
     like = _like_of(shape)
     if like is not None:
-        return TRUNCATED_NORMAL(convert(like), name=name, shape=None, dtype=dtype,
-                                seed=_seed(seed), mean=float(mean), stddev=float(stddev))
-    return TRUNCATED_NORMAL(name=name, shape=_shape_arg(shape, "truncated_normal"),
-                            dtype=dtype, seed=_seed(seed), mean=float(mean), stddev=float(stddev))
+        return TRUNCATED_NORMAL(
+            convert(like),
+            name=name,
+            shape=None,
+            dtype=dtype,
+            seed=_seed(seed),
+            mean=float(mean),
+            stddev=float(stddev),
+        )
+    return TRUNCATED_NORMAL(
+        name=name,
+        shape=_shape_arg(shape, "truncated_normal"),
+        dtype=dtype,
+        seed=_seed(seed),
+        mean=float(mean),
+        stddev=float(stddev),
+    )
 
 
 def random_uniform(shape, minval=0, maxval=None, dtype=D.float32, seed=None, name=None):
@@ -134,16 +170,23 @@ def random_uniform(shape, minval=0, maxval=None, dtype=D.float32, seed=None, nam
     like = _like_of(shape)
     if like is not None:
         return random_uniform_like(like, minval, maxval, dtype=dtype, seed=seed, name=name)
-    return RANDOM_UNIFORM(name=name, shape=_shape_arg(shape, "random_uniform"), dtype=dtype,
-                          seed=_seed(seed), minval=minval, maxval=maxval)
+    return RANDOM_UNIFORM(
+        name=name,
+        shape=_shape_arg(shape, "random_uniform"),
+        dtype=dtype,
+        seed=_seed(seed),
+        minval=minval,
+        maxval=maxval,
+    )
 
 
 def random_uniform_like(x, minval=0.0, maxval=1.0, dtype=None, seed=None, name=None):
     """Uniform samples of ``x``'s run-time shape."""
     x = convert(x)
     dtype = D.as_dtype(dtype) if dtype is not None else x.dtype
-    return RANDOM_UNIFORM(x, name=name, shape=None, dtype=dtype, seed=_seed(seed),
-                          minval=minval, maxval=maxval)
+    return RANDOM_UNIFORM(
+        x, name=name, shape=None, dtype=dtype, seed=_seed(seed), minval=minval, maxval=maxval
+    )
 
 
 def random_normal_like(x, mean=0.0, stddev=1.0, dtype=None, seed=None, name=None):
@@ -152,8 +195,15 @@ def random_normal_like(x, mean=0.0, stddev=1.0, dtype=None, seed=None, name=None
     dtype = D.as_dtype(dtype) if dtype is not None else x.dtype
     if not dtype.is_floating:
         raise DTypeError(f"random_normal_like needs a floating dtype, got {dtype}")
-    return RANDOM_NORMAL(x, name=name, shape=None, dtype=dtype, seed=_seed(seed),
-                         mean=float(mean), stddev=float(stddev))
+    return RANDOM_NORMAL(
+        x,
+        name=name,
+        shape=None,
+        dtype=dtype,
+        seed=_seed(seed),
+        mean=float(mean),
+        stddev=float(stddev),
+    )
 
 
 def random_int(shape, minval=0, maxval=None, dtype=D.int32, seed=None, name=None):
@@ -167,11 +217,20 @@ def _perm(ctx, node, n, dtype, seed):
     return ctx.rng(node).permutation(n).astype(dtype.np)
 
 
-RANDOM_PERMUTATION = register(OpDef(
-    "random_permutation", lambda ins, a: [(a["dtype"], (a["n"],))], numpy=_perm, kind="random",
-    stateful=True, differentiable=False,
-    samples=lambda rng: [([], {"n": 50, "dtype": D.int64, "seed": 6}),
-                         ([], {"n": 7, "dtype": D.int32, "seed": 7})]))
+RANDOM_PERMUTATION = register(
+    OpDef(
+        "random_permutation",
+        lambda ins, a: [(a["dtype"], (a["n"],))],
+        numpy=_perm,
+        kind="random",
+        stateful=True,
+        differentiable=False,
+        samples=lambda rng: [
+            ([], {"n": 50, "dtype": D.int64, "seed": 6}),
+            ([], {"n": 7, "dtype": D.int32, "seed": 7}),
+        ],
+    )
+)
 
 
 def random_permutation(n, dtype=D.int64, seed=None, name=None):

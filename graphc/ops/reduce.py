@@ -56,7 +56,8 @@ def _unknown_rank_axes(axis):
     non-negative axes ascending, then the negative ones from -1 down."""
     axes = (axis,) if isinstance(axis, int) else tuple(int(a) for a in axis)
     return tuple(sorted({a for a in axes if a >= 0})) + tuple(
-        sorted({a for a in axes if a < 0}, reverse=True))
+        sorted({a for a in axes if a < 0}, reverse=True)
+    )
 
 
 def _keep(op, t):
@@ -84,7 +85,7 @@ def _mean_grad(op, g):
 
 def _extreme_grad(op, g):
     x, y = op.inputs[0], op.outputs[0]
-    hit = cast(equal(x, _keep(op, y)), x.dtype)   # ties share the gradient, as in TF
+    hit = cast(equal(x, _keep(op, y)), x.dtype)  # ties share the gradient, as in TF
     count = _keep(op, reduce_sum(hit, axis=op.attrs["axis"], keepdims=op.attrs["keepdims"]))
     return [hit * _keep(op, g) / count]
 
@@ -139,27 +140,43 @@ def _mean(x, axis, keepdims, out=None, **_):
 
 
 def _samples(rng):
-    return [([rng.standard_normal((3, 4))], {"axis": (1,), "keepdims": False}),
-            ([rng.standard_normal((2, 3, 4))], {"axis": (0, 2), "keepdims": True}),
-            ([rng.standard_normal((3, 4))], {"axis": (0, 1), "keepdims": False})]
+    return [
+        ([rng.standard_normal((3, 4))], {"axis": (1,), "keepdims": False}),
+        ([rng.standard_normal((2, 3, 4))], {"axis": (0, 2), "keepdims": True}),
+        ([rng.standard_normal((3, 4))], {"axis": (0, 1), "keepdims": False}),
+    ]
 
 
 def reduction(name, kernel, grad, c_init=None, c_combine=None, c_finalize=None):
     """``c_init``/``c_combine`` (over ``{a}``, ``{b}``) are the reduction's scalar form for
     generated kernels; ``c_finalize`` (over ``{a}`` and the count ``{n}``) ends it."""
-    return register(OpDef(name, _reduce_infer, numpy=kernel, grad=grad, kind="reduction",
-                          samples=_samples, extra={"c_init": c_init, "c_combine": c_combine,
-                                                   "c_finalize": c_finalize,
-                                                   "resolve": _resolve_axes}))
+    return register(
+        OpDef(
+            name,
+            _reduce_infer,
+            numpy=kernel,
+            grad=grad,
+            kind="reduction",
+            samples=_samples,
+            extra={
+                "c_init": c_init,
+                "c_combine": c_combine,
+                "c_finalize": c_finalize,
+                "resolve": _resolve_axes,
+            },
+        )
+    )
 
 
 REDUCE_SUM = reduction("reduce_sum", _sum, _sum_grad, "0", "{a} + {b}")
 REDUCE_MEAN = reduction("reduce_mean", _mean, _mean_grad, "0", "{a} + {b}", "{a} / {n}")
 # NaN wins, as in numpy (CUDA's max/min would drop it)
-REDUCE_MAX = reduction("reduce_max", _max, _extreme_grad, "-INFINITY",
-                       "(({a} >= {b} || {a} != {a}) ? {a} : {b})")
-REDUCE_MIN = reduction("reduce_min", _min, _extreme_grad, "INFINITY",
-                       "(({a} <= {b} || {a} != {a}) ? {a} : {b})")
+REDUCE_MAX = reduction(
+    "reduce_max", _max, _extreme_grad, "-INFINITY", "(({a} >= {b} || {a} != {a}) ? {a} : {b})"
+)
+REDUCE_MIN = reduction(
+    "reduce_min", _min, _extreme_grad, "INFINITY", "(({a} <= {b} || {a} != {a}) ? {a} : {b})"
+)
 REDUCE_PROD = reduction("reduce_prod", _prod, _prod_grad, "1", "{a} * {b}")
 
 
@@ -173,12 +190,28 @@ def _bool_samples(rng):
     return [([rng.random((3, 4)) > 0.5], {"axis": (1,), "keepdims": False})]
 
 
-REDUCE_ANY = register(OpDef("reduce_any", _bool_reduce_infer, numpy=_any,
-                            kind="reduction", differentiable=False, samples=_bool_samples,
-                            extra={"resolve": _resolve_axes}))
-REDUCE_ALL = register(OpDef("reduce_all", _bool_reduce_infer, numpy=_all,
-                            kind="reduction", differentiable=False, samples=_bool_samples,
-                            extra={"resolve": _resolve_axes}))
+REDUCE_ANY = register(
+    OpDef(
+        "reduce_any",
+        _bool_reduce_infer,
+        numpy=_any,
+        kind="reduction",
+        differentiable=False,
+        samples=_bool_samples,
+        extra={"resolve": _resolve_axes},
+    )
+)
+REDUCE_ALL = register(
+    OpDef(
+        "reduce_all",
+        _bool_reduce_infer,
+        numpy=_all,
+        kind="reduction",
+        differentiable=False,
+        samples=_bool_samples,
+        extra={"resolve": _resolve_axes},
+    )
+)
 
 
 def _reduce_fn(opdef, doc):
@@ -195,6 +228,7 @@ def _reduce_fn(opdef, doc):
         if not axes:
             return x
         return opdef(x, name=name, axis=axes, keepdims=bool(keepdims))
+
     fn.__name__ = fn.__qualname__ = opdef.name
     fn.__doc__ = doc
     return fn
@@ -215,11 +249,14 @@ def reduce_logsumexp(input_tensor, axis=None, keepdims=False, name=None):
     m = stop_gradient(reduce_max(x, axis=axis, keepdims=True))
     s = log(reduce_sum(exp(x - m), axis=axis, keepdims=True)) + m
     if not keepdims and x.shape is None:
-        return reduce_sum(s, axis=axis, keepdims=False, name=name)   # drop the size-1 axes
+        return reduce_sum(s, axis=axis, keepdims=False, name=name)  # drop the size-1 axes
     if not keepdims:
         axes = normalize_axes(axis, len(x.shape))
-        s = reshape(s, [d for i, d in enumerate(s.shape) if i not in axes]) if fully_known(
-            s.shape) else _squeeze_axes(s, axes)
+        s = (
+            reshape(s, [d for i, d in enumerate(s.shape) if i not in axes])
+            if fully_known(s.shape)
+            else _squeeze_axes(s, axes)
+        )
     return s if name is None else _named(s, name)
 
 
@@ -232,6 +269,7 @@ def _named(t, name):
 
 
 # --- argmax / argmin --------------------------------------------------------------------------
+
 
 def _arg_infer(ins, attrs):
     x, axis = ins[0], attrs["axis"]
@@ -264,30 +302,43 @@ def _argmin(x, axis, output_type):
     return np.argmin(x, axis=axis).astype(output_type.np)
 
 
-ARGMAX = register(OpDef(
-    "argmax", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
-    extra={"resolve": _resolve_arg_axis},
-    numpy=_argmax))
-ARGMIN = register(OpDef(
-    "argmin", _arg_infer, differentiable=False, kind="reduction", samples=_arg_samples,
-    extra={"resolve": _resolve_arg_axis},
-    numpy=_argmin))
+ARGMAX = register(
+    OpDef(
+        "argmax",
+        _arg_infer,
+        differentiable=False,
+        kind="reduction",
+        samples=_arg_samples,
+        extra={"resolve": _resolve_arg_axis},
+        numpy=_argmax,
+    )
+)
+ARGMIN = register(
+    OpDef(
+        "argmin",
+        _arg_infer,
+        differentiable=False,
+        kind="reduction",
+        samples=_arg_samples,
+        extra={"resolve": _resolve_arg_axis},
+        numpy=_argmin,
+    )
+)
 
 
 def argmax(input, axis=None, output_type=D.int64, name=None):  # noqa: A002 - TF's name
     """Index of the largest value along ``axis`` (default 0, as in TF)."""
     x = convert(input)
-    return ARGMAX(x, name=name, axis=_arg_axis(x, axis),
-                  output_type=D.as_dtype(output_type))
+    return ARGMAX(x, name=name, axis=_arg_axis(x, axis), output_type=D.as_dtype(output_type))
 
 
 def argmin(input, axis=None, output_type=D.int64, name=None):  # noqa: A002
     x = convert(input)
-    return ARGMIN(x, name=name, axis=_arg_axis(x, axis),
-                  output_type=D.as_dtype(output_type))
+    return ARGMIN(x, name=name, axis=_arg_axis(x, axis), output_type=D.as_dtype(output_type))
 
 
 # --- sum_to_like: undo broadcasting -----------------------------------------------------------
+
 
 def _sum_to_like(g, like):
     """``g`` summed over the axes along which ``like`` was broadcast, in ``like``'s shape."""
@@ -296,11 +347,16 @@ def _sum_to_like(g, like):
     return r.reshape(like.shape)
 
 
-SUM_TO_LIKE = register(OpDef(
-    "sum_to_like", lambda ins, a: [(ins[0].dtype, ins[1].shape)],
-    numpy=_sum_to_like, kind="reduction",
-    grad=lambda op, g: [broadcast_like(g, op.inputs[0]), None],
-    samples=lambda rng: [([rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 1))], {})]))
+SUM_TO_LIKE = register(
+    OpDef(
+        "sum_to_like",
+        lambda ins, a: [(ins[0].dtype, ins[1].shape)],
+        numpy=_sum_to_like,
+        kind="reduction",
+        grad=lambda op, g: [broadcast_like(g, op.inputs[0]), None],
+        samples=lambda rng: [([rng.standard_normal((2, 3, 4)), rng.standard_normal((3, 1))], {})],
+    )
+)
 
 
 def sum_to_like(g, x):

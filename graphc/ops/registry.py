@@ -29,14 +29,14 @@ class OpDef:
     infer: Callable
     numpy: Callable | None = None
     grad: Callable | None = None
-    expr: object = None                  # ScalarExpr for elementwise ops
+    expr: object = None  # ScalarExpr for elementwise ops
     # elementwise | reduction | matmul | shape | source | state | random | other
     kind: str = "other"
-    stateful: bool = False               # kernel reads/writes session state: never folded or CSE'd
+    stateful: bool = False  # kernel reads/writes session state: never folded or CSE'd
     differentiable: bool = True
     samples: Callable | None = None
     doc: str = ""
-    extra: dict = field(default_factory=dict)   # room for backends: e.g. extra["cupy"]
+    extra: dict = field(default_factory=dict)  # room for backends: e.g. extra["cupy"]
 
     def __repr__(self):
         return f"<OpDef {self.name}>"
@@ -50,13 +50,14 @@ class OpDef:
         attrs = attrs or {}
         graph = inputs[0].graph if inputs else get_default_graph()
         capture = getattr(get_default_graph(), "capture", None)
-        if capture is not None:   # inside a control-flow body: outer inputs become captures
+        if capture is not None:  # inside a control-flow body: outer inputs become captures
             graph = get_default_graph()
             inputs = [capture(t) for t in inputs]
         for t in inputs:
             if t.graph is not graph:
-                raise GraphcError(f"{self.name}: input {t.describe()} belongs to another graph",
-                                  user_location())
+                raise GraphcError(
+                    f"{self.name}: input {t.describe()} belongs to another graph", user_location()
+                )
         try:
             avals = self.infer(inputs, attrs)
         except GraphcError as e:
@@ -68,10 +69,19 @@ class OpDef:
             loc = location or user_location()
             ins = ", ".join(f"{t.dtype}{format_shape(t.shape)}" for t in inputs)
             cls = DTypeError if isinstance(e, TypeError) else ShapeError
-            raise cls(f"{self.name}{' ' + repr(name) if name else ''}: {e} (inputs: {ins})",
-                      loc) from None
-        return graph.create_op(self, inputs, attrs, avals, name=name, location=location,
-                               output_cls=output_cls or Tensor, origin=origin)
+            raise cls(
+                f"{self.name}{' ' + repr(name) if name else ''}: {e} (inputs: {ins})", loc
+            ) from None
+        return graph.create_op(
+            self,
+            inputs,
+            attrs,
+            avals,
+            name=name,
+            location=location,
+            output_cls=output_cls or Tensor,
+            origin=origin,
+        )
 
     def __call__(self, *inputs, name=None, **attrs):
         """Build the node and return its output (or the tuple of outputs)."""

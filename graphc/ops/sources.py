@@ -24,10 +24,17 @@ def _const(value):
     return value
 
 
-CONST = register(OpDef(
-    "const", _const_infer, numpy=_const, kind="source",
-    differentiable=False, samples=_const_samples,
-    doc="A constant array, stored in the graph."))
+CONST = register(
+    OpDef(
+        "const",
+        _const_infer,
+        numpy=_const,
+        kind="source",
+        differentiable=False,
+        samples=_const_samples,
+        doc="A constant array, stored in the graph.",
+    )
+)
 
 
 def _placeholder_infer(inputs, attrs):
@@ -38,10 +45,17 @@ def _placeholder_kernel(dtype, shape):
     raise FeedError("a placeholder must be fed")  # the session reports which one and why
 
 
-PLACEHOLDER = register(OpDef(
-    "placeholder", _placeholder_infer, numpy=_placeholder_kernel, kind="source",
-    differentiable=False, stateful=True,
-    doc="A value that must be fed at run time."))
+PLACEHOLDER = register(
+    OpDef(
+        "placeholder",
+        _placeholder_infer,
+        numpy=_placeholder_kernel,
+        kind="source",
+        differentiable=False,
+        stateful=True,
+        doc="A value that must be fed at run time.",
+    )
+)
 
 
 def _pwd_infer(inputs, attrs):
@@ -50,21 +64,30 @@ def _pwd_infer(inputs, attrs):
 
 # stateful: it must never be folded into a constant, since a feed may replace its value
 def _pwd_kernel(ctx, node, x, shape):
-    return x      # what a run computes when nothing is fed for it
+    return x  # what a run computes when nothing is fed for it
 
 
-PLACEHOLDER_WITH_DEFAULT = register(OpDef(
-    "placeholder_with_default", _pwd_infer, numpy=_pwd_kernel, kind="source",
-    grad=lambda op, g: [g], stateful=True,
-    samples=lambda rng: [([rng.standard_normal((2, 3))], {"shape": (None, 3)})],
-    doc="Its input unless a value is fed for it."))
+PLACEHOLDER_WITH_DEFAULT = register(
+    OpDef(
+        "placeholder_with_default",
+        _pwd_infer,
+        numpy=_pwd_kernel,
+        kind="source",
+        grad=lambda op, g: [g],
+        stateful=True,
+        samples=lambda rng: [([rng.standard_normal((2, 3))], {"shape": (None, 3)})],
+        doc="Its input unless a value is fed for it.",
+    )
+)
 
 
 def constant(value, dtype=None, shape=None, name=None) -> Tensor:
     """A constant tensor. Python floats default to float32, ints to int32."""
     if isinstance(value, Tensor):
-        raise DTypeError("gc.constant() takes Python or numpy values, not a tensor "
-                         f"({value.describe()}); use gc.identity or gc.cast")
+        raise DTypeError(
+            "gc.constant() takes Python or numpy values, not a tensor "
+            f"({value.describe()}); use gc.identity or gc.cast"
+        )
     dt = D.as_dtype(dtype) if dtype is not None else D.default_dtype_of(value)
     try:
         arr = np.array(value, dtype=dt.np)
@@ -78,8 +101,9 @@ def constant(value, dtype=None, shape=None, name=None) -> Tensor:
             try:
                 arr = arr.reshape(shape)
             except ValueError:
-                raise GraphcError(f"constant of {arr.size} elements cannot have shape "
-                                  f"{shape}") from None
+                raise GraphcError(
+                    f"constant of {arr.size} elements cannot have shape {shape}"
+                ) from None
     arr.setflags(write=False)
     return CONST(name=name, value=arr)
 
@@ -93,8 +117,9 @@ def placeholder(dtype=D.float32, shape=None, name=None) -> Tensor:
 def placeholder_with_default(input, shape, name=None) -> Tensor:
     """``input`` unless a value is fed for this tensor."""
     x = convert(input)
-    return PLACEHOLDER_WITH_DEFAULT(x, name=name or "placeholder_with_default",
-                                    shape=as_shape(shape))
+    return PLACEHOLDER_WITH_DEFAULT(
+        x, name=name or "placeholder_with_default", shape=as_shape(shape)
+    )
 
 
 def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") -> Tensor:
@@ -104,7 +129,7 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
         if dtype is not None and value.dtype is not D.as_dtype(dtype):
             raise DTypeError(f"{what}expected a {D.as_dtype(dtype)} tensor, got {value.describe()}")
         return value
-    if hasattr(value, "_as_graph_tensor"):      # e.g. layers that behave like tensors
+    if hasattr(value, "_as_graph_tensor"):  # e.g. layers that behave like tensors
         return value._as_graph_tensor()
     if isinstance(value, (list, tuple)) and _holds_tensor(value):
         return _pack(value, dtype, like)
@@ -114,19 +139,27 @@ def convert(value, dtype=None, *, like: Tensor | None = None, what: str = "") ->
         else:
             arr = np.asarray(value)
             target = like.dtype
-            ok = (arr.dtype.kind == target.np.kind
-                  or (arr.dtype.kind in "iub" and target.np.kind in "fiu")
-                  or (arr.dtype.kind == "b" and target.is_bool))
+            ok = (
+                arr.dtype.kind == target.np.kind
+                or (arr.dtype.kind in "iub" and target.np.kind in "fiu")
+                or (arr.dtype.kind == "b" and target.is_bool)
+            )
             if not ok:
-                raise DTypeError(f"{what}cannot combine a {arr.dtype} array with a {target} "
-                                 "tensor; cast one of them")
+                raise DTypeError(
+                    f"{what}cannot combine a {arr.dtype} array with a {target} "
+                    "tensor; cast one of them"
+                )
             dtype = target
     return constant(value, dtype=dtype)
 
 
 def _holds_tensor(value) -> bool:
-    return any(isinstance(v, Tensor) or hasattr(v, "_as_graph_tensor")
-               or (isinstance(v, (list, tuple)) and _holds_tensor(v)) for v in value)
+    return any(
+        isinstance(v, Tensor)
+        or hasattr(v, "_as_graph_tensor")
+        or (isinstance(v, (list, tuple)) and _holds_tensor(v))
+        for v in value
+    )
 
 
 def _pack(values, dtype=None, like=None) -> Tensor:
@@ -134,13 +167,18 @@ def _pack(values, dtype=None, like=None) -> Tensor:
     it (``tf.reduce_mean([a, b])``, ``tf.stop_gradient([y])``); the plain numbers in it
     take the tensors' dtype."""
     from .array import stack
-    parts = [_pack(v, dtype, like) if isinstance(v, (list, tuple)) and _holds_tensor(v)
-             else v for v in values]
+
+    parts = [
+        _pack(v, dtype, like) if isinstance(v, (list, tuple)) and _holds_tensor(v) else v
+        for v in values
+    ]
     first = next(p for p in parts if isinstance(p, Tensor) or hasattr(p, "_as_graph_tensor"))
     first = convert(first, dtype)
     tensors = [convert(p, dtype, like=first) for p in parts]
     for t in tensors:
         if t.dtype is not first.dtype:
-            raise DTypeError(f"cannot pack a list of {first.dtype} and {t.dtype} tensors "
-                             f"({first.describe()}, {t.describe()}); cast them to one dtype")
+            raise DTypeError(
+                f"cannot pack a list of {first.dtype} and {t.dtype} tensors "
+                f"({first.describe()}, {t.describe()}); cast them to one dtype"
+            )
     return stack(tensors, axis=0)

@@ -29,13 +29,21 @@ def _var_kernel(ctx, node, dtype, shape, trainable):
         raise UninitializedError(
             f"variable '{node.name}' is used before it is initialized; run "
             "gc.global_variables_initializer() (or its own .initializer) first",
-            node.location) from None
+            node.location,
+        ) from None
 
 
-VARIABLE = register(OpDef(
-    "variable", lambda ins, a: [(a["dtype"], a["shape"])], numpy=_var_kernel, kind="source",
-    stateful=True, differentiable=False,
-    doc="A value that persists across runs of one session."))
+VARIABLE = register(
+    OpDef(
+        "variable",
+        lambda ins, a: [(a["dtype"], a["shape"])],
+        numpy=_var_kernel,
+        kind="source",
+        stateful=True,
+        differentiable=False,
+        doc="A value that persists across runs of one session.",
+    )
+)
 
 
 class _VariableMeta(type):
@@ -87,24 +95,44 @@ class Variable(Tensor, metaclass=_VariableMeta):
         return f"<gc.Variable '{self.op.name}' shape={format_shape(self.shape)} dtype={self.dtype}>"
 
 
-def _make_variable(initial_value=None, trainable=True, name=None, dtype=None, shape=None,
-                   collections=None, validate_shape=True, *, caching_device=None,
-                   expected_shape=None, constraint=None, use_resource=None,
-                   synchronization=None, aggregation=None, import_scope=None):
+def _make_variable(
+    initial_value=None,
+    trainable=True,
+    name=None,
+    dtype=None,
+    shape=None,
+    collections=None,
+    validate_shape=True,
+    *,
+    caching_device=None,
+    expected_shape=None,
+    constraint=None,
+    use_resource=None,
+    synchronization=None,
+    aggregation=None,
+    import_scope=None,
+):
     # the keyword-only arguments are TF 1.x's placement and resource options: accepted so
     # that TF scripts run, and meaningless in graphc
     if initial_value is None:
         raise DTypeError("gc.Variable needs an initial_value (a tensor, array or number)")
     if callable(initial_value) and not isinstance(initial_value, Tensor):
         initial_value = initial_value()
-    init = convert(initial_value) if isinstance(initial_value, Tensor) else \
-        constant(initial_value, dtype=dtype)
+    init = (
+        convert(initial_value)
+        if isinstance(initial_value, Tensor)
+        else constant(initial_value, dtype=dtype)
+    )
     if dtype is not None and init.dtype is not D.as_dtype(dtype):
         init = cast(init, dtype)
     vshape = as_shape(shape) if shape is not None else init.shape
     graph = init.graph if isinstance(initial_value, Tensor) else get_default_graph()
-    node = VARIABLE.build([], {"dtype": init.dtype, "shape": vshape, "trainable": trainable},
-                          name=name or "Variable", output_cls=Variable)
+    node = VARIABLE.build(
+        [],
+        {"dtype": init.dtype, "shape": vshape, "trainable": trainable},
+        name=name or "Variable",
+        output_cls=Variable,
+    )
     var = node.outputs[0]
     var.initial_value = init
     var.trainable = trainable
@@ -120,6 +148,7 @@ def _make_variable(initial_value=None, trainable=True, name=None, dtype=None, sh
 # The target variable is an attribute, not an input: assigning must not read the old value
 # (an initializer runs before there is one).
 
+
 def _assign_infer(ins, attrs):
     (value,) = ins
     ref = attrs["var"].outputs[0]
@@ -127,9 +156,11 @@ def _assign_infer(ins, attrs):
         raise DTypeError(f"cannot assign a {value.dtype} value to {ref.describe()}")
     if ref.shape is not None and value.shape is not None:
         if len(ref.shape) != len(value.shape) or not all(
-                dims_compatible(a, b) for a, b in zip(ref.shape, value.shape)):
-            raise ShapeError(f"cannot assign a value of shape {format_shape(value.shape)} to "
-                             f"{ref.describe()}")
+            dims_compatible(a, b) for a, b in zip(ref.shape, value.shape)
+        ):
+            raise ShapeError(
+                f"cannot assign a value of shape {format_shape(value.shape)} to {ref.describe()}"
+            )
     return [(ref.dtype, ref.shape)]
 
 
@@ -139,7 +170,7 @@ def _assign_kernel(ctx, node, value, var, use_locking=False):
             return _assign_kernel(ctx, node, value, var)
     buf = ctx.variables.get(var)
     if buf is None or buf.shape != value.shape:
-        ctx.variables[var] = np.array(value, copy=True)   # value has var's dtype (infer)
+        ctx.variables[var] = np.array(value, copy=True)  # value has var's dtype (infer)
     else:
         np.copyto(buf, value)
     return ctx.variables[var]
@@ -191,12 +222,36 @@ class locking:
         return False
 
 
-ASSIGN = register(OpDef("assign", _assign_infer, numpy=_assign_kernel, kind="state",
-                        stateful=True, differentiable=False))
-ASSIGN_ADD = register(OpDef("assign_add", _assign_infer, numpy=_assign_add_kernel,
-                            kind="state", stateful=True, differentiable=False))
-ASSIGN_SUB = register(OpDef("assign_sub", _assign_infer, numpy=_assign_sub_kernel,
-                            kind="state", stateful=True, differentiable=False))
+ASSIGN = register(
+    OpDef(
+        "assign",
+        _assign_infer,
+        numpy=_assign_kernel,
+        kind="state",
+        stateful=True,
+        differentiable=False,
+    )
+)
+ASSIGN_ADD = register(
+    OpDef(
+        "assign_add",
+        _assign_infer,
+        numpy=_assign_add_kernel,
+        kind="state",
+        stateful=True,
+        differentiable=False,
+    )
+)
+ASSIGN_SUB = register(
+    OpDef(
+        "assign_sub",
+        _assign_infer,
+        numpy=_assign_sub_kernel,
+        kind="state",
+        stateful=True,
+        differentiable=False,
+    )
+)
 
 
 def _assign_fn(opdef):
@@ -207,6 +262,7 @@ def _assign_fn(opdef):
             use_locking = getattr(_locking_default, "on", False)
         extra = {"use_locking": True} if use_locking else {}
         return opdef(convert(value, like=ref), name=name, var=ref.op, **extra)
+
     fn.__name__ = opdef.name
     return fn
 
@@ -221,12 +277,21 @@ assign_sub.__doc__ = "``ref -= delta`` in place."
 
 # --- grouping and control ---------------------------------------------------------------------
 
+
 def _no_op_kernel(ctx, node):
-    return ()     # it exists for its control edges
+    return ()  # it exists for its control edges
 
 
-NO_OP = register(OpDef("no_op", lambda ins, a: [], numpy=_no_op_kernel, kind="state",
-                       stateful=True, differentiable=False))
+NO_OP = register(
+    OpDef(
+        "no_op",
+        lambda ins, a: [],
+        numpy=_no_op_kernel,
+        kind="state",
+        stateful=True,
+        differentiable=False,
+    )
+)
 
 
 def no_op(name=None):
@@ -259,6 +324,7 @@ def tuple_(tensors, name=None):
 
 # --- print and check_numerics -----------------------------------------------------------------
 
+
 def _print_kernel(ctx, node, x, *data, message, summarize):
     with np.printoptions(threshold=summarize or 1000):
         parts = [message] + [np.array2string(np.asarray(d)) for d in data]
@@ -266,11 +332,22 @@ def _print_kernel(ctx, node, x, *data, message, summarize):
     return x
 
 
-PRINT = register(OpDef(
-    "print", lambda ins, a: [(ins[0].dtype, ins[0].shape)], numpy=_print_kernel, kind="state",
-    stateful=True, grad=lambda op, g: [g] + [None] * (len(op.inputs) - 1),
-    samples=lambda rng: [([rng.standard_normal((2, 3)), rng.standard_normal(4)],
-                          {"message": "sample:", "summarize": None})]))
+PRINT = register(
+    OpDef(
+        "print",
+        lambda ins, a: [(ins[0].dtype, ins[0].shape)],
+        numpy=_print_kernel,
+        kind="state",
+        stateful=True,
+        grad=lambda op, g: [g] + [None] * (len(op.inputs) - 1),
+        samples=lambda rng: [
+            (
+                [rng.standard_normal((2, 3)), rng.standard_normal(4)],
+                {"message": "sample:", "summarize": None},
+            )
+        ],
+    )
+)
 
 
 def print_(input_, data=None, message="", summarize=None, name=None):
@@ -284,15 +361,25 @@ def _check_numerics_kernel(ctx, node, x, message):
     if x.dtype.kind == "f" and not np.isfinite(x).all():
         n_nan = int(np.isnan(x).sum())
         n_inf = int(np.isinf(x).sum())
-        raise NumericsError(f"check_numerics failed: {message} ({n_nan} NaN, {n_inf} Inf in "
-                            f"'{node.inputs[0].name}', shape {x.shape})", node.location)
+        raise NumericsError(
+            f"check_numerics failed: {message} ({n_nan} NaN, {n_inf} Inf in "
+            f"'{node.inputs[0].name}', shape {x.shape})",
+            node.location,
+        )
     return x
 
 
-CHECK_NUMERICS = register(OpDef(
-    "check_numerics", lambda ins, a: [(ins[0].dtype, ins[0].shape)],
-    numpy=_check_numerics_kernel, kind="state", stateful=True, grad=lambda op, g: [g],
-    samples=lambda rng: [([rng.standard_normal((2, 3))], {"message": "finite"})]))
+CHECK_NUMERICS = register(
+    OpDef(
+        "check_numerics",
+        lambda ins, a: [(ins[0].dtype, ins[0].shape)],
+        numpy=_check_numerics_kernel,
+        kind="state",
+        stateful=True,
+        grad=lambda op, g: [g],
+        samples=lambda rng: [([rng.standard_normal((2, 3))], {"message": "finite"})],
+    )
+)
 
 
 def check_numerics(tensor, message="", name=None):
@@ -301,6 +388,7 @@ def check_numerics(tensor, message="", name=None):
 
 
 # --- collections ------------------------------------------------------------------------------
+
 
 def global_variables(scope=None):
     """The graph's variables (those whose name starts with ``scope``, if given)."""

@@ -13,5 +13,13 @@ from .api import (
     users,
 )
 
-__all__ = ["find", "inputs", "users", "add_op", "add_const", "constant_value",
-           "replace_uses", "remove_dead"]
+__all__ = [
+    "find",
+    "inputs",
+    "users",
+    "add_op",
+    "add_const",
+    "constant_value",
+    "replace_uses",
+    "remove_dead",
+]

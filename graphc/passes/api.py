@@ -29,8 +29,16 @@ from .importer import infer_avals
 from .program import Node, derived, node_data
 from .prune import live_nodes
 
-__all__ = ["find", "inputs", "users", "add_op", "add_const", "constant_value",
-           "replace_uses", "remove_dead"]
+__all__ = [
+    "find",
+    "inputs",
+    "users",
+    "add_op",
+    "add_const",
+    "constant_value",
+    "replace_uses",
+    "remove_dead",
+]
 
 
 def _value(v):
@@ -45,16 +53,22 @@ def find(g, op: str) -> list:
 
 def inputs(g, node) -> list:
     """``node``'s inputs, as values ``(producer, output index)`` in input order."""
-    ins = {k: (p, d.get("index", 0)) for p, _, k, d in g.in_edges(node, keys=True, data=True)
-           if isinstance(k, int)}
+    ins = {
+        k: (p, d.get("index", 0))
+        for p, _, k, d in g.in_edges(node, keys=True, data=True)
+        if isinstance(k, int)
+    }
     return [ins[k] for k in sorted(ins)]
 
 
 def users(g, value) -> list:
     """The ``(consumer, input position)`` pairs reading ``value`` (a node: its output 0)."""
     node, index = _value(value)
-    return [(c, k) for _, c, k, d in g.out_edges(node, keys=True, data=True)
-            if isinstance(k, int) and d.get("index", 0) == index]
+    return [
+        (c, k)
+        for _, c, k, d in g.out_edges(node, keys=True, data=True)
+        if isinstance(k, int) and d.get("index", 0) == index
+    ]
 
 
 def add_op(g, op, inputs, like=None, **attrs) -> Node:

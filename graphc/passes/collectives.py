@@ -18,10 +18,11 @@ def number_collectives(program: Program) -> Program:
     nodes = [n for n in program.schedule() if n.op.extra.get("collective")]
     if not nodes:
         return program
-    signature = [describe_collective(n.op, n.source.name if n.source else n.op.name, n.attrs,
-                                     n.avals) for n in nodes]
-    record = PlanCollectives(signature, [n.source.location if n.source else None
-                                         for n in nodes])
+    signature = [
+        describe_collective(n.op, n.source.name if n.source else n.op.name, n.attrs, n.avals)
+        for n in nodes
+    ]
+    record = PlanCollectives(signature, [n.source.location if n.source else None for n in nodes])
     for n in nodes:
         # a late annotation read by the kernels; the nodes' structure is unchanged
         set_attrs(program, n, {**n.attrs, "plan": record})

@@ -13,14 +13,14 @@ import numpy as np
 from ..ir.node import Operation
 from .program import Program, rewrite
 
-_CONST_KEY_LIMIT = 4096   # elements: hashing a large constant's bytes costs more than it saves
+_CONST_KEY_LIMIT = 4096  # elements: hashing a large constant's bytes costs more than it saves
 
 
 def structural_key(node):
     """A hashable key equal for nodes that compute the same value, or None when the node
     must not be merged."""
     if node.op.stateful or node.controls or node.op.extra.get("user"):
-        return None         # user ops may count their calls: each node runs its own
+        return None  # user ops may count their calls: each node runs its own
     try:
         attrs = tuple(sorted((k, _freeze(v)) for k, v in node.attrs.items()))
     except _Unhashable:

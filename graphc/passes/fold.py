@@ -29,7 +29,7 @@ from ..ops.sources import CONST
 from ..shapes import fully_known
 from .program import Program, derived, rewrite
 
-FOLD_LIMIT = 1 << 16   # elements in a folded result
+FOLD_LIMIT = 1 << 16  # elements in a folded result
 
 # Input positions an op reads only for their shape (the rest of the inputs are data).
 SHAPE_ONLY_INPUTS = {
@@ -74,11 +74,18 @@ def _dtype_of(array):
 
 def fold(program: Program) -> Program:
     """The program with every pure node of constant inputs replaced by its value."""
+
     def local_constant(node):
         """f(c1, c2, …) -> c, evaluated now, when every input is a constant."""
         op = node.op
-        if (op.stateful or op is CONST or op.numpy is None or len(node.avals) != 1
-                or node.controls or op.extra.get("user")):
+        if (
+            op.stateful
+            or op is CONST
+            or op.numpy is None
+            or len(node.avals) != 1
+            or node.controls
+            or op.extra.get("user")
+        ):
             return None
         dtype, shape = node.avals[0]
         if not fully_known(shape) or math.prod(shape) > FOLD_LIMIT:

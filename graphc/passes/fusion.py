@@ -30,6 +30,7 @@ FUSIBLE_REDUCTIONS = (REDUCE_SUM, REDUCE_MEAN, REDUCE_MAX, REDUCE_MIN)
 @dataclass(frozen=True)
 class Boundary:
     """An edge where fusion stops: ``producer``'s group does not take ``consumer``."""
+
     producer: object
     consumer: object
     reason: str
@@ -39,6 +40,7 @@ class Boundary:
 class FusedOp:
     """One op of a fused body. ``args`` are ``("in", k)`` (the FUSED node's input k) or
     ``("op", j)`` (the result of body op j)."""
+
     op: object
     attrs: dict
     args: tuple
@@ -61,14 +63,18 @@ def _not_fusible(node) -> str:
 
 def _elementwise(node) -> bool:
     op = node.op
-    return (op.kind == "elementwise" and kernel_takes_out(op) and len(node.avals) == 1
-            and fully_known(node.avals[0][1]))
+    return (
+        op.kind == "elementwise"
+        and kernel_takes_out(op)
+        and len(node.avals) == 1
+        and fully_known(node.avals[0][1])
+    )
 
 
 def _reduction(node) -> bool:
     if node.op not in FUSIBLE_REDUCTIONS:
         return False
-    (p, i), = node.inputs
+    ((p, i),) = node.inputs
     dtype, shape = p.avals[i]
     return dtype.is_floating and fully_known(shape) and fully_known(node.avals[0][1])
 
@@ -79,8 +85,8 @@ class _Group:
         self.shape = tuple(node.avals[0][1])
         self.epoch = node.epoch
         self.closed = False
-        self.first = self.last = pos      # schedule positions of its earliest / latest member
-        self.ext: list = []               # nodes outside the group that its members read
+        self.first = self.last = pos  # schedule positions of its earliest / latest member
+        self.ext: list = []  # nodes outside the group that its members read
         self.merged_into = None
 
     def find(self):
@@ -113,7 +119,7 @@ class _Fuser:
         first, pos = target.first, self.pos
         seen, heap = set(), []
 
-        def found(r):           # r is the target's; or else queue r if it may lead there
+        def found(r):  # r is the target's; or else queue r if it may lead there
             seen.add(r)
             h = self.group(r)
             if h is target:
@@ -157,13 +163,15 @@ class _Fuser:
         g.members.append(node)
         self.group_of[node] = g
         g.last = max(g.last, self.pos[node])
-        g.ext.extend(p for p in [p for p, _ in node.inputs] + list(node.controls)
-                     if self.group(p) is not g)
+        g.ext.extend(
+            p for p in [p for p, _ in node.inputs] + list(node.controls) if self.group(p) is not g
+        )
 
     def merge(self, keep, other):
         """Join two groups that ``node`` both extends, when neither waits for the other."""
-        if any(self.depends_on(p, keep) for p in other.ext) or \
-                any(self.depends_on(p, other) for p in keep.ext):
+        if any(self.depends_on(p, keep) for p in other.ext) or any(
+            self.depends_on(p, other) for p in keep.ext
+        ):
             return False
         keep.members = sorted(keep.members + other.members, key=self.pos.get)
         keep.ext += other.ext
@@ -196,10 +204,13 @@ def fuse(program: Program) -> Program:
             if why is None and chosen is None:
                 chosen = g
             elif why is None and not reduction and f.merge(chosen, g):
-                pass                      # two groups meet at n: they become one
+                pass  # two groups meet at n: they become one
             else:
-                boundaries.append(Boundary(p, n, why or "its group and another input's group "
-                                                         "depend on each other"))
+                boundaries.append(
+                    Boundary(
+                        p, n, why or "its group and another input's group depend on each other"
+                    )
+                )
         if chosen is None and not elementwise:
             continue
         if chosen is None:
@@ -220,6 +231,7 @@ def fuse(program: Program) -> Program:
 def _units_in_order(sched, group_of):
     """Groups (of two or more) and lone nodes, in a topological order of the contracted
     graph; ties keep the schedule's order."""
+
     def unit(n):
         g = group_of.get(n)
         return g if g is not None and len(g.members) > 1 else n
@@ -242,9 +254,12 @@ def _contract(program, sched, group_of):
     """Replace each group of two or more nodes by one FUSED node, in place."""
     consumers = program.consumers()
     # values a group must materialize (fetched, or waited for): one set for every group
-    pinned = ({p for p, _ in program.fetches} | set(program.targets)
-              | {c for n in program.g for c in n.controls})
-    subst: dict = {}           # old value -> new value
+    pinned = (
+        {p for p, _ in program.fetches}
+        | set(program.targets)
+        | {c for n in program.g for c in n.controls}
+    )
+    subst: dict = {}  # old value -> new value
     node_subst: dict = {}
     members = []
 
@@ -253,8 +268,7 @@ def _contract(program, sched, group_of):
 
     for u in _units_in_order(sched, group_of):
         if isinstance(u, _Group):
-            fused = _fused_node(u, consumers, pinned, value,
-                                lambda c: node_subst.get(c, c))
+            fused = _fused_node(u, consumers, pinned, value, lambda c: node_subst.get(c, c))
             program.add(fused)
             for k, j in enumerate(fused.attrs["outputs"]):
                 subst[(u.members[j], 0)] = (fused, k)
@@ -269,7 +283,7 @@ def _contract(program, sched, group_of):
             program.set_inputs(n, ins, ctrls)
     program.substitute(subst, node_subst)
     program.remove(members)
-    program._schedule = None     # the contracted program's own order (epochs, program order)
+    program._schedule = None  # the contracted program's own order (epochs, program order)
     return program
 
 
@@ -290,10 +304,18 @@ def _fused_node(group, consumers, pinned, value, control):
             args.append(("in", k))
         dtype, shape = m.avals[0]
         body.append(FusedOp(m.op, dict(m.attrs), tuple(args), dtype, tuple(shape), m.sources))
-    outputs = [j for j, m in enumerate(members)
-               if m in pinned or j == len(members) - 1
-               or any(c not in index for c, _ in consumers[m])]
+    outputs = [
+        j
+        for j, m in enumerate(members)
+        if m in pinned or j == len(members) - 1 or any(c not in index for c, _ in consumers[m])
+    ]
     attrs = {"body": tuple(body), "outputs": tuple(outputs), "loop_shape": group.shape}
     controls = dict.fromkeys(control(c) for m in members for c in m.controls if c not in index)
-    return derived(FUSED, inputs, attrs, [members[j].avals[0] for j in outputs], members,
-                   controls=tuple(controls))
+    return derived(
+        FUSED,
+        inputs,
+        attrs,
+        [members[j].avals[0] for j in outputs],
+        members,
+        controls=tuple(controls),
+    )

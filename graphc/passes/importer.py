@@ -35,8 +35,8 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
     # only what the fetches reach (raising FeedError for a missing feed): a signature's
     # compile costs what it runs, not what the whole graph holds
     needed, _ = needed_ops(fetch_tensors, fetch_ops, set(feed_shapes))
-    values: dict = {}        # user Tensor -> (Node, index)
-    nodes_of: dict = {}      # user Operation -> Node
+    values: dict = {}  # user Tensor -> (Node, index)
+    nodes_of: dict = {}  # user Operation -> Node
     nodes: list = []
     feeds: dict = {}
     # A pure node without inputs (a constant built under control_dependencies) hands its
@@ -68,13 +68,24 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
         else:
             handed_controls = None
         attrs = _resolved_attrs(op, ins)
-        node = Node(op.op, ins, attrs, _avals(op, ins, attrs), (op,), op.id,
-                    epoch - 1 if writes_state(op.op) else epoch, controls)
+        node = Node(
+            op.op,
+            ins,
+            attrs,
+            _avals(op, ins, attrs),
+            (op,),
+            op.id,
+            epoch - 1 if writes_state(op.op) else epoch,
+            controls,
+        )
         if handed_controls:
             handed[node] = handed_controls
-        effect[node] = (writes_state(op.op) or op.op.kind == "random"
-                        or bool(controls or handed_controls)
-                        or any(effect[p] for p, _ in ins))
+        effect[node] = (
+            writes_state(op.op)
+            or op.op.kind == "random"
+            or bool(controls or handed_controls)
+            or any(effect[p] for p, _ in ins)
+        )
         nodes_of[op] = node
         nodes.append(node)
         for t in op.outputs:
@@ -106,8 +117,10 @@ def _resolved_attrs(op, ins):
     resolve = op.op.extra.get("resolve") if op.op.extra else None
     if resolve is None or not ins or all(t.shape is not None for t in op.inputs):
         return attrs
-    abstract = [_Abstract(n.avals[i][0], n.avals[i][1], t.name)
-                for (n, i), t in zip(ins, op.inputs, strict=False)]
+    abstract = [
+        _Abstract(n.avals[i][0], n.avals[i][1], t.name)
+        for (n, i), t in zip(ins, op.inputs, strict=False)
+    ]
     if any(a.shape is None for a in abstract):
         return attrs
     try:
@@ -122,15 +135,20 @@ def _avals(op, ins, attrs=None):
     if op.op.infer is None or not ins:
         return static
     if all(_same(n.avals[i][1], t.shape) for (n, i), t in zip(ins, op.inputs, strict=False)):
-        return static                      # nothing became more concrete: keep the rule's answer
-    abstract = [_Abstract(n.avals[i][0], n.avals[i][1], t.name)
-                for (n, i), t in zip(ins, op.inputs, strict=False)]
+        return static  # nothing became more concrete: keep the rule's answer
+    abstract = [
+        _Abstract(n.avals[i][0], n.avals[i][1], t.name)
+        for (n, i), t in zip(ins, op.inputs, strict=False)
+    ]
     try:
         avals = op.op.infer(abstract, dict(op.attrs if attrs is None else attrs))
-    except ShapeError as e:   # the fed shapes do not fit: say so now, at the op's line
+    except ShapeError as e:  # the fed shapes do not fit: say so now, at the op's line
         shapes = ", ".join(format_shape(a.shape) for a in abstract)
-        raise ShapeError(f"{op.type} '{op.name}' cannot take the fed shapes [{shapes}]: "
-                         f"{e.message}", op.location, node=op) from None
+        raise ShapeError(
+            f"{op.type} '{op.name}' cannot take the fed shapes [{shapes}]: {e.message}",
+            op.location,
+            node=op,
+        ) from None
     except Exception:  # a rule that needs more than shapes: the static answer is still right
         return static
     if len(avals) != len(static):

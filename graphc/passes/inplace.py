@@ -30,8 +30,12 @@ def inplace(program: Program) -> Program:
             continue
         for pos, v in enumerate(n.inputs):
             s = slot_of[v]
-            if (s.kind == "arena" and s.end == i and s.dtype == out.dtype
-                    and tuple(s.shape) == tuple(out.shape)):
+            if (
+                s.kind == "arena"
+                and s.end == i
+                and s.dtype == out.dtype
+                and tuple(s.shape) == tuple(out.shape)
+            ):
                 chosen[n] = pos
                 # the output now holds that buffer: later steps may chain in place on it
                 slot_of[(n, 0)] = s

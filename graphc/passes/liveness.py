@@ -25,8 +25,11 @@ from .program import FEED, FUSED, Program, kernel_takes_out
 
 def _safe_ops():
     # a ufunc kernel, or one of ours whose every write follows the read of the same element
-    ufuncs = {op for op in REGISTRY.values()
-              if op.kind == "elementwise" and isinstance(op.numpy, np.ufunc)}
+    ufuncs = {
+        op
+        for op in REGISTRY.values()
+        if op.kind == "elementwise" and isinstance(op.numpy, np.ufunc)
+    }
     return frozenset(ufuncs | {SIGMOID, RSQRT})
 
 
@@ -44,6 +47,7 @@ class Slot:
     ``offset``/``nbytes`` place arena and scratch slots in the arena (a ``result`` slot:
     past the intermediates' ``peak``); ``start``/``end`` are
     the first and last step that use it; ``name`` is the user tensor it holds."""
+
     index: int
     kind: str
     dtype: object
@@ -53,8 +57,8 @@ class Slot:
     end: int = 0
     offset: int | None = None
     name: str = ""
-    value: object = None        # the array of a "const" slot
-    result: bool = False        # a fetched value, placed after the intermediates
+    value: object = None  # the array of a "const" slot
+    result: bool = False  # a fetched value, placed after the intermediates
 
 
 def steps_of(program: Program) -> list:
@@ -63,7 +67,7 @@ def steps_of(program: Program) -> list:
 
 
 def nbytes(dtype, shape):
-    return math.prod(shape) * dtype.itemsize      # (np.prod costs ~100x more per call)
+    return math.prod(shape) * dtype.itemsize  # (np.prod costs ~100x more per call)
 
 
 def value_slots(program: Program, steps: list):
@@ -112,8 +116,6 @@ def lifetimes(program: Program, steps: list, slot_of: dict) -> None:
         if all(s.kind != "dynamic" for s in outs):
             continue
         last = max(s.end for s in outs)
-        for v in n.inputs:        # the result may be a view of any input
+        for v in n.inputs:  # the result may be a view of any input
             s = slot_of[v]
             s.end = max(s.end, last)
-
-

@@ -35,8 +35,8 @@ from .program import FUSED, Program
 
 __all__ = ["MemoryPlan", "Slot", "FusedLayout", "pack", "plan_memory", "tile_rows"]
 
-ALIGN = ARENA_ALIGN      # bytes: arena offsets are cache-line aligned
-TILE_ELEMS = 1 << 16     # elements per tile of a fused kernel (fits in L2 with a few operands)
+ALIGN = ARENA_ALIGN  # bytes: arena offsets are cache-line aligned
+TILE_ELEMS = 1 << 16  # elements per tile of a fused kernel (fits in L2 with a few operands)
 SCRATCH_BYTES = 1 << 19  # a fused kernel's tile scratch, at most (half a typical L2)
 
 
@@ -73,7 +73,7 @@ def body_slots(node, step, rows, slots, safe_inplace) -> list:
     is dead, in place where the op allows it."""
     body, outputs = node.attrs["body"], node.attrs["outputs"]
     shape = tuple(node.attrs["loop_shape"])
-    if shape:    # an empty loop (a batch of 0) gets empty scratch, not one row of it
+    if shape:  # an empty loop (a batch of 0) gets empty scratch, not one row of it
         shape = (min(rows, shape[0]),) + shape[1:]
     last_use = {}
     for j, fop in enumerate(body):
@@ -86,8 +86,11 @@ def body_slots(node, step, rows, slots, safe_inplace) -> list:
         if j in outputs:
             where.append(("out", outputs.index(j)))
         else:
-            dying = [where[a][1] for kind, a in fop.args
-                     if kind == "op" and last_use.get(a) == j and where[a][0] == "scratch"]
+            dying = [
+                where[a][1]
+                for kind, a in fop.args
+                if kind == "op" and last_use.get(a) == j and where[a][0] == "scratch"
+            ]
             pick = None
             if fop.op in safe_inplace:
                 pick = next((s for s in dying if s.dtype == fop.dtype), None)
@@ -96,11 +99,19 @@ def body_slots(node, step, rows, slots, safe_inplace) -> list:
                 if pick is not None:
                     free.remove(pick)
             if pick is None:
-                pick = Slot(len(slots), "scratch", fop.dtype, shape, nbytes(fop.dtype, shape),
-                            step, step, name=f"tile scratch of step {step}")
+                pick = Slot(
+                    len(slots),
+                    "scratch",
+                    fop.dtype,
+                    shape,
+                    nbytes(fop.dtype, shape),
+                    step,
+                    step,
+                    name=f"tile scratch of step {step}",
+                )
                 slots.append(pick)
             where.append(("scratch", pick))
-        for kind, a in fop.args:   # values read for the last time free their scratch
+        for kind, a in fop.args:  # values read for the last time free their scratch
             if kind == "op" and last_use.get(a) == j and where[a][0] == "scratch":
                 s = where[a][1]
                 if s is not where[j][1] and s not in free:
@@ -115,8 +126,10 @@ def pack(slots) -> int:
     ranges of the placed slots whose lifetimes overlap its own, or on top of that union.
     The unions come from a segment tree over the steps (``_LifetimeTree``), so a placement
     reads a few short interval lists instead of every placed slot."""
-    todo = sorted((s for s in slots if s.kind in ("arena", "scratch") and s.offset is None),
-                  key=lambda s: (-s.nbytes, s.start))
+    todo = sorted(
+        (s for s in slots if s.kind in ("arena", "scratch") and s.offset is None),
+        key=lambda s: (-s.nbytes, s.start),
+    )
     if not todo:
         return 0
     first = min(s.start for s in todo)
@@ -185,12 +198,12 @@ class _LifetimeTree:
         for v in nodes:
             ranges += self.sub[v]
         own, a, b = self.own, start + self.size, end + self.size
-        while a != b:            # the two ends' paths up to where they meet ...
+        while a != b:  # the two ends' paths up to where they meet ...
             ranges += own[a]
             ranges += own[b]
             a >>= 1
             b >>= 1
-        while a:                 # ... and on to the root
+        while a:  # ... and on to the root
             ranges += own[a]
             a >>= 1
         return ranges
@@ -199,7 +212,7 @@ class _LifetimeTree:
         """Store the byte range [lo, hi) of a slot whose lifetime ``nodes`` cover."""
         for v in nodes:
             _merge(self.own[v], lo, hi)
-            while v and _merge(self.sub[v], lo, hi):   # an ancestor holding it holds more
+            while v and _merge(self.sub[v], lo, hi):  # an ancestor holding it holds more
                 v >>= 1
 
 
@@ -207,8 +220,8 @@ def _merge(ranges, lo, hi) -> bool:
     """Add [lo, hi) to the union ``ranges`` (sorted, flat); False if it held it already."""
     i = bisect.bisect_left(ranges, lo)
     j = bisect.bisect_right(ranges, hi)
-    i -= i & 1               # an odd index is inside a range: start from that range's lo
-    j += j & 1               # ... and end after that range's hi
+    i -= i & 1  # an odd index is inside a range: start from that range's lo
+    j += j & 1  # ... and end after that range's hi
     if j - i == 2 and ranges[i] <= lo and ranges[i + 1] >= hi:
         return False
     if i < j:
@@ -221,6 +234,7 @@ def _merge(ranges, lo, hi) -> bool:
 class FusedLayout:
     """How a fused step runs: ``rows`` per tile; ``where[j]`` is where body op j writes,
     ``("out", k)`` or ``("scratch", Slot)``."""
+
     rows: int
     where: list
 
@@ -230,10 +244,11 @@ class MemoryPlan:
     """The memory pass's result, read by ``plan.build_plan``: the steps in order, every
     buffer slot, the slot of every value, each fused step's layout, the peak bytes of the
     intermediates and the bytes of the fetched results placed after them."""
+
     steps: list
     slots: list
     slot_of: dict
-    bodies: dict          # FUSED node -> FusedLayout
+    bodies: dict  # FUSED node -> FusedLayout
     peak: int
     result_bytes: int
     tile_elems: int
@@ -247,6 +262,7 @@ def contiguous_buckets(program, steps, slot_of) -> list:
     """``[(span slot, member slots)]`` for the collectives whose inputs can share one span
     (module rules), marking those nodes ``contiguous``."""
     from .collectives import set_attrs
+
     spans, last_read = [], {}
     for i, n in enumerate(steps):
         for v in n.inputs:
@@ -257,12 +273,23 @@ def contiguous_buckets(program, steps, slot_of) -> list:
         group = [slot_of[v] for v in n.inputs]
         # (a member's ``end`` may be later: the results are the members themselves)
         if len({id(m) for m in group}) < len(group) or not all(
-                m.kind == "arena" and not m.result and last_read[id(m)] == i
-                and m.dtype == group[0].dtype for m in group):
+            m.kind == "arena"
+            and not m.result
+            and last_read[id(m)] == i
+            and m.dtype == group[0].dtype
+            for m in group
+        ):
             continue
-        span = Slot(-1, "arena", group[0].dtype, None,
-                    sum(_aligned(m.nbytes) for m in group), min(m.start for m in group),
-                    max(m.end for m in group), name=f"bucket of step {i}")
+        span = Slot(
+            -1,
+            "arena",
+            group[0].dtype,
+            None,
+            sum(_aligned(m.nbytes) for m in group),
+            min(m.start for m in group),
+            max(m.end for m in group),
+            name=f"bucket of step {i}",
+        )
         spans.append((span, group))
         set_attrs(program, n, {**n.attrs, "contiguous": True})
     return spans
@@ -271,21 +298,25 @@ def contiguous_buckets(program, steps, slot_of) -> list:
 def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     """Lay out every buffer (``program.facts.memory``, a ``MemoryPlan``)."""
     from .collectives import number_collectives
-    number_collectives(program)           # the collectives' shared signature record
+
+    number_collectives(program)  # the collectives' shared signature record
     steps = steps_of(program)
     slot_of, slots = value_slots(program, steps)
     lifetimes(program, steps, slot_of)
-    fetched = dict.fromkeys(program.fetches)     # ordered: the layout is the same every time
+    fetched = dict.fromkeys(program.fetches)  # ordered: the layout is the same every time
     chosen = program.facts.inplace
-    for n in steps:                       # in-place: the output takes the dying input's slot
+    for n in steps:  # in-place: the output takes the dying input's slot
         pos = chosen.get(n)
         if pos is not None and (n, 0) not in fetched:
             inp, out = slot_of[n.inputs[pos]], slot_of[(n, 0)]
             inp.end = max(inp.end, out.end)
             out.kind = "alias"
             slot_of[(n, 0)] = inp
-    bodies = {n: FusedLayout(*fused_layout(n, i, slots, tile_elems, SAFE_INPLACE))
-              for i, n in enumerate(steps) if n.op is FUSED}
+    bodies = {
+        n: FusedLayout(*fused_layout(n, i, slots, tile_elems, SAFE_INPLACE))
+        for i, n in enumerate(steps)
+        if n.op is FUSED
+    }
     slots = [s for s in slots if s.kind != "alias"]
     for k, s in enumerate(slots):
         s.index = k
@@ -294,16 +325,16 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
         s.result = True
     spans = contiguous_buckets(program, steps, slot_of)
     members = {id(m) for _, group in spans for m in group}
-    peak = pack([s for s in slots if not s.result and id(s) not in members]
-                + [span for span, _ in spans])
-    for span, group in spans:             # the members, back to back inside their span
+    peak = pack(
+        [s for s in slots if not s.result and id(s) not in members] + [span for span, _ in spans]
+    )
+    for span, group in spans:  # the members, back to back inside their span
         at = span.offset
         for m in group:
             m.offset = at
             at += _aligned(m.nbytes)
     result_bytes = pack(results)
-    for s in results:                     # pack() placed them from 0; peak is ALIGN-ed
+    for s in results:  # pack() placed them from 0; peak is ALIGN-ed
         s.offset += peak
-    program.facts.memory = MemoryPlan(steps, slots, slot_of, bodies, peak, result_bytes,
-                                      tile_elems)
+    program.facts.memory = MemoryPlan(steps, slots, slot_of, bodies, peak, result_bytes, tile_elems)
     return program

@@ -25,17 +25,17 @@ from .verify import verify
 USER_PASSES = "user passes"
 
 PHASES = [
-    ("prune", 0, prune),             # keep only what the fetches need; feeds cut the graph
-    ("cse", 1, cse),                 # merge pure nodes that compute the same value
-    ("fold", 1, fold),               # evaluate nodes whose inputs are all constants
-    ("simplify", 1, simplify),       # algebraic identities and stable patterns (local_* rules)
-    ("fold_again", 1, fold),         # simplification exposes new constants
-    ("cse_again", 1, cse),           # ... and new duplicates
-    ("prune_again", 1, prune),       # drop what the rewrites left unused
-    (USER_PASSES, 0, None),          # the caller's passes=[...], in order, then a prune
-    ("fusion", 2, fuse),             # elementwise runs (+ a final reduction) -> one kernel
-    ("inplace", 1, inplace),         # a dying input's buffer takes the result
-    ("memory", 0, plan_memory),      # liveness intervals packed into one arena
+    ("prune", 0, prune),  # keep only what the fetches need; feeds cut the graph
+    ("cse", 1, cse),  # merge pure nodes that compute the same value
+    ("fold", 1, fold),  # evaluate nodes whose inputs are all constants
+    ("simplify", 1, simplify),  # algebraic identities and stable patterns (local_* rules)
+    ("fold_again", 1, fold),  # simplification exposes new constants
+    ("cse_again", 1, cse),  # ... and new duplicates
+    ("prune_again", 1, prune),  # drop what the rewrites left unused
+    (USER_PASSES, 0, None),  # the caller's passes=[...], in order, then a prune
+    ("fusion", 2, fuse),  # elementwise runs (+ a final reduction) -> one kernel
+    ("inplace", 1, inplace),  # a dying input's buffer takes the result
+    ("memory", 0, plan_memory),  # liveness intervals packed into one arena
 ]
 
 
@@ -48,8 +48,11 @@ def check_passes(passes) -> list:
     passes = list(passes)
     for fn in passes:
         if not callable(fn):
-            raise GraphcError(f"passes=[...] takes functions fn(g) -> g | None over a "
-                              f"networkx.MultiDiGraph; got {fn!r}", user_location())
+            raise GraphcError(
+                f"passes=[...] takes functions fn(g) -> g | None over a "
+                f"networkx.MultiDiGraph; got {fn!r}",
+                user_location(),
+            )
     return passes
 
 
@@ -57,8 +60,7 @@ def pass_name(fn) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
-def run_pipeline(program, level: int, log: list, tile_elems: int | None = None,
-                 passes=()):
+def run_pipeline(program, level: int, log: list, tile_elems: int | None = None, passes=()):
     """Run the phases enabled at ``level`` and the user ``passes``, appending (name, nodes
     before, nodes after) for each. ``tile_elems`` sets the fused kernels' tile size for the
     memory plan."""
@@ -109,8 +111,10 @@ def run_user_pass(program, fn):
         raise GraphcError(f"user pass {name} failed: {type(e).__name__}: {e}") from e
     if out is not None and out is not program.g:
         if not isinstance(out, nx.MultiDiGraph):
-            raise GraphcError(f"user pass {name} returned a {type(out).__name__}: return the "
-                              "networkx.MultiDiGraph it was given (or another), or None")
+            raise GraphcError(
+                f"user pass {name} returned a {type(out).__name__}: return the "
+                "networkx.MultiDiGraph it was given (or another), or None"
+            )
         program.use_graph(out)
     program.sync(after=f"user pass {name}")
     return program

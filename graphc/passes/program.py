@@ -35,10 +35,21 @@ from ..ops.registry import OpDef
 from ..shapes import format_shape
 
 # Pseudo-ops that exist only inside the compiler: a fed value, and a fused elementwise group.
-FEED = OpDef("feed", infer=None, kind="feed", stateful=True, differentiable=False,
-             doc="A value fed by the caller for this signature.")
-FUSED = OpDef("fused", infer=None, kind="fused", differentiable=False,
-              doc="Elementwise ops (and an optional final reduction) run as one tiled kernel.")
+FEED = OpDef(
+    "feed",
+    infer=None,
+    kind="feed",
+    stateful=True,
+    differentiable=False,
+    doc="A value fed by the caller for this signature.",
+)
+FUSED = OpDef(
+    "fused",
+    infer=None,
+    kind="fused",
+    differentiable=False,
+    doc="Elementwise ops (and an optional final reduction) run as one tiled kernel.",
+)
 
 _ids = itertools.count()
 
@@ -76,21 +87,30 @@ class Node:
     ``(dtype, shape)`` of each output, with concrete shapes where the signature fixes them
     (``None`` dims or a ``None`` shape where it does not)."""
 
-    __slots__ = ("op", "inputs", "attrs", "avals", "sources", "order", "epoch", "controls",
-                 "uid", "tensor")
+    __slots__ = (
+        "op",
+        "inputs",
+        "attrs",
+        "avals",
+        "sources",
+        "order",
+        "epoch",
+        "controls",
+        "uid",
+        "tensor",
+    )
 
-    def __init__(self, op, inputs, attrs, avals, sources, order, epoch, controls=(),
-                 tensor=None):
+    def __init__(self, op, inputs, attrs, avals, sources, order, epoch, controls=(), tensor=None):
         self.op = op
         self.inputs = tuple(inputs)
         self.attrs = attrs
         self.avals = tuple(avals)
-        self.sources = tuple(sources)      # user Operations this node computes
+        self.sources = tuple(sources)  # user Operations this node computes
         self.order = order
         self.epoch = epoch
-        self.controls = tuple(controls)    # nodes that must run first (no data flows)
+        self.controls = tuple(controls)  # nodes that must run first (no data flows)
         self.uid = next(_ids)
-        self.tensor = tensor               # for FEED nodes: the user Tensor fed
+        self.tensor = tensor  # for FEED nodes: the user Tensor fed
 
     @property
     def source(self):
@@ -98,8 +118,17 @@ class Node:
         return self.sources[0] if self.sources else None
 
     def with_inputs(self, inputs, controls):
-        return Node(self.op, inputs, self.attrs, self.avals, self.sources, self.order,
-                    self.epoch, controls, self.tensor)
+        return Node(
+            self.op,
+            inputs,
+            self.attrs,
+            self.avals,
+            self.sources,
+            self.order,
+            self.epoch,
+            controls,
+            self.tensor,
+        )
 
     def value_name(self, k: int = 0) -> str:
         """``'dense/add:0'``: the user tensor output ``k`` stands for (a fused node's output
@@ -126,20 +155,25 @@ class Facts:
     """What passes hand to later ones and to the plan, typed (no string-keyed dict):
     fusion's ``boundaries`` (for the report), the in-place choices (node -> the input
     position whose buffer it takes) and the memory plan (``passes.memory.MemoryPlan``)."""
-    boundaries: list = field(default_factory=list)     # [fusion.Boundary]
-    inplace: dict = field(default_factory=dict)        # Node -> input position
-    memory: object = None                              # memory.MemoryPlan, once planned
+
+    boundaries: list = field(default_factory=list)  # [fusion.Boundary]
+    inplace: dict = field(default_factory=dict)  # Node -> input position
+    memory: object = None  # memory.MemoryPlan, once planned
 
 
 def node_data(node) -> dict:
     """The networkx attributes of ``node``: what a user pass reads (see ``Program``)."""
     avals = node.avals
-    return {"op": node.op.name, "attrs": node.attrs,
-            "dtype": avals[0][0] if avals else None,
-            "shape": avals[0][1] if avals else None,
-            "avals": avals,
-            "locations": tuple(str(s.location) for s in node.sources if s.location),
-            "epoch": node.epoch, "opdef": node.op}
+    return {
+        "op": node.op.name,
+        "attrs": node.attrs,
+        "dtype": avals[0][0] if avals else None,
+        "shape": avals[0][1] if avals else None,
+        "avals": avals,
+        "locations": tuple(str(s.location) for s in node.sources if s.location),
+        "epoch": node.epoch,
+        "opdef": node.op,
+    }
 
 
 class Program:
@@ -158,8 +192,9 @@ class Program:
     ``facts`` is what passes hand to later ones (typed, see ``Facts``)."""
 
     def __init__(self, nodes=(), fetches=(), targets=(), feeds=None):
-        self.g = nx.MultiDiGraph(fetches=list(fetches), targets=list(targets),
-                                 feeds=dict(feeds or {}))
+        self.g = nx.MultiDiGraph(
+            fetches=list(fetches), targets=list(targets), feeds=dict(feeds or {})
+        )
         self.facts = Facts()
         self._schedule = None
         for n in nodes:
@@ -245,35 +280,45 @@ class Program:
         a pass that may have edited ``g`` directly (a user pass). Raises GraphcError naming
         the pass where the graph no longer describes a program."""
         from ..ops.registry import REGISTRY
+
         g = self.g
         for n, data in g.nodes(data=True):
             if not isinstance(n, Node):
-                raise GraphcError(f"after {after}: node {n!r} is not a compiler node; add "
-                                  "nodes with graphc.passes.add_op")
+                raise GraphcError(
+                    f"after {after}: node {n!r} is not a compiler node; add "
+                    "nodes with graphc.passes.add_op"
+                )
             name = data.get("op", n.op.name)
             if name != n.op.name:
                 op = REGISTRY.get(name)
                 if op is None:
-                    raise GraphcError(f"after {after}: {n!r} has op {name!r}, which is "
-                                      "not a registered op")
+                    raise GraphcError(
+                        f"after {after}: {n!r} has op {name!r}, which is not a registered op"
+                    )
                 n.op = op
             n.attrs = data.get("attrs", n.attrs)
             if n.avals and (data.get("dtype"), data.get("shape")) != n.avals[0]:
                 shape = data.get("shape")
-                n.avals = ((data.get("dtype"), tuple(shape) if shape is not None else None),
-                           *n.avals[1:])
+                n.avals = (
+                    (data.get("dtype"), tuple(shape) if shape is not None else None),
+                    *n.avals[1:],
+                )
             ins, ctrls = {}, []
             for p, _, key, edge in g.in_edges(n, keys=True, data=True):
                 if edge.get("kind") == "control" or key == "control":
                     ctrls.append(p)
                 elif not isinstance(key, int) or key in ins:
-                    raise GraphcError(f"after {after}: {n!r} has an input edge with key "
-                                      f"{key!r}; data edges are keyed by input position")
+                    raise GraphcError(
+                        f"after {after}: {n!r} has an input edge with key "
+                        f"{key!r}; data edges are keyed by input position"
+                    )
                 else:
                     ins[key] = (p, edge.get("index", 0))
             if sorted(ins) != list(range(len(ins))):
-                raise GraphcError(f"after {after}: the inputs of {n.describe()} are at "
-                                  f"positions {sorted(ins)}, not 0..{len(ins) - 1}")
+                raise GraphcError(
+                    f"after {after}: the inputs of {n.describe()} are at "
+                    f"positions {sorted(ins)}, not 0..{len(ins) - 1}"
+                )
             n.inputs = tuple(ins[k] for k in range(len(ins)))
             n.controls = tuple(ctrls)
             data.update(node_data(n))
@@ -331,8 +376,8 @@ def rewrite(program: Program, rule) -> Program:
     replacements; new nodes a rule built (found through the replacement values' inputs) join
     the program, and the replaced nodes leave it. The schedule stays current: new nodes take
     the replaced node's place."""
-    subst: dict = {}          # old value -> new value
-    node_subst: dict = {}     # old node -> new node (for control edges)
+    subst: dict = {}  # old value -> new value
+    node_subst: dict = {}  # old node -> new node (for control edges)
     order: list = []
     dead: list = []
     for node in program.schedule():

@@ -15,7 +15,7 @@ def live_nodes(g) -> set:
     """The fetched and target nodes of the program graph ``g`` and all their ancestors."""
     live: set = set()
     for n in [n for n, _ in g.graph["fetches"]] + list(g.graph["targets"]):
-        if n not in live:        # (an ancestor of an earlier root brings its own with it)
+        if n not in live:  # (an ancestor of an earlier root brings its own with it)
             live.add(n)
             live |= nx.ancestors(g, n)
     return live

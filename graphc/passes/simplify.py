@@ -37,7 +37,9 @@ class RuleContext:
     """What the rules see of the program besides the node: ``uses``, how many readers each
     value has (a rule that moves work off a value may only do so if nothing else reads
     it). Built by ``simplify`` before each round and passed to every rule."""
+
     uses: dict = field(default_factory=dict)
+
 
 _MAX_ROUNDS = 4
 
@@ -49,6 +51,7 @@ def local_rule(fn):
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
 
 def aval(value):
     """The (dtype, shape) of ``value``, a (node, index) pair."""
@@ -92,6 +95,7 @@ def _keep_if_same(value, node):
 
 
 # --- identities -------------------------------------------------------------------------------
+
 
 @local_rule
 def local_mul_one(node, ctx):
@@ -176,6 +180,7 @@ def local_pow_const(node, ctx):
 
 # --- shape ops --------------------------------------------------------------------------------
 
+
 @local_rule
 def local_transpose_transpose(node, ctx):
     """transpose(transpose(x, p), q) -> transpose(x, p[q]), or x when that is the identity"""
@@ -228,8 +233,9 @@ def local_static_like(node, ctx):
             changed = True
     if not changed:
         return None
-    return [(derived(node.op, ins, node.attrs, node.avals, node), i)
-            for i in range(len(node.avals))]
+    return [
+        (derived(node.op, ins, node.attrs, node.avals, node), i) for i in range(len(node.avals))
+    ]
 
 
 @local_rule
@@ -241,8 +247,13 @@ def local_scalar_into_matmul(node, ctx):
         return None
     for c, m in (node.inputs, node.inputs[::-1]):
         mm = producer(m, MATMUL)
-        if (mm is not None and is_const(c) and c[0].attrs["value"].size == 1
-                and ctx.uses.get(m) == 1 and fully_known(node.avals[0][1])):
+        if (
+            mm is not None
+            and is_const(c)
+            and c[0].attrs["value"].size == 1
+            and ctx.uses.get(m) == 1
+            and fully_known(node.avals[0][1])
+        ):
             a, b = mm.inputs
             size = [int(np.prod(aval(v)[1])) if fully_known(aval(v)[1]) else None for v in (a, b)]
             if None in size or min(size) >= int(np.prod(node.avals[0][1])):
@@ -269,7 +280,7 @@ def local_sum_to_static_shape(node, ctx):
     axes = broadcast_axes(gs, xs)
     if not axes:
         r = g
-    else:   # a bias gradient sums its leading axes away: no reshape is needed after it
+    else:  # a bias gradient sums its leading axes away: no reshape is needed after it
         dropped = tuple(d for i, d in enumerate(gs) if i not in axes)
         r = build(REDUCE_SUM, (g,), node, axis=axes, keepdims=dropped != tuple(xs))
     return [r] if aval(r)[1] == tuple(xs) else [build(RESHAPE, (r,), node, shape=tuple(xs))]
@@ -286,7 +297,7 @@ def local_broadcast_into_elementwise(node, ctx):
         b = producer(v, BROADCAST_TO)
         if b is None:
             continue
-        shapes = [aval(w)[1] for w in ins[:k] + [b.inputs[0]] + ins[k + 1:]]
+        shapes = [aval(w)[1] for w in ins[:k] + [b.inputs[0]] + ins[k + 1 :]]
         if not all(fully_known(s) for s in shapes):
             continue
         if tuple(np.broadcast_shapes(*shapes)) == tuple(node.avals[0][1]):
@@ -296,6 +307,7 @@ def local_broadcast_into_elementwise(node, ctx):
 
 
 # --- recognising numerically delicate patterns ------------------------------------------------
+
 
 @local_rule
 def local_sigmoid(node, ctx):
@@ -339,8 +351,9 @@ def local_softplus(node, ctx):
     if not aval(x)[0].is_floating:
         return None
     pos = build(E.MAXIMUM, (x, scalar(0, x, node)), node)
-    tail = build(E.LOG1P, (build(E.EXP, (build(E.NEG, (build(E.ABS, (x,), node),), node),),
-                                 node),), node)
+    tail = build(
+        E.LOG1P, (build(E.EXP, (build(E.NEG, (build(E.ABS, (x,), node),), node),), node),), node
+    )
     return _keep_if_same(build(E.ADD, (pos, tail), node), node)
 
 
@@ -364,9 +377,10 @@ def local_log_softmax(node, ctx):
 
 # --- the pass ---------------------------------------------------------------------------------
 
+
 def _apply_rules(node, fired, ctx):
     if node.controls or node.op.stateful:
-        return None             # its ordering constraints must survive
+        return None  # its ordering constraints must survive
     for rule in RULES:
         repl = rule(node, ctx)
         if repl is not None:
@@ -392,8 +406,9 @@ def simplify(program: Program) -> Program:
     for _ in range(_MAX_ROUNDS):
         fired: list = []
         ctx = RuleContext(use_counts(program))
-        program = rewrite(program,
-                          lambda node, fired=fired, ctx=ctx: _apply_rules(node, fired, ctx))
+        program = rewrite(
+            program, lambda node, fired=fired, ctx=ctx: _apply_rules(node, fired, ctx)
+        )
         if not fired:
             break
     return program

@@ -21,8 +21,9 @@ def verify(program: Program, after: str, shapes: bool = False) -> None:
     g = program.g
     if not nx.is_directed_acyclic_graph(g):
         cycle = nx.find_cycle(g)
-        raise VerifyError(f"after {after}: the program has a cycle through "
-                          f"{', '.join(repr(e[0]) for e in cycle)}")
+        raise VerifyError(
+            f"after {after}: the program has a cycle through {', '.join(repr(e[0]) for e in cycle)}"
+        )
     for n in g:
         for p, i in n.inputs:
             if p not in g:
@@ -30,8 +31,10 @@ def verify(program: Program, after: str, shapes: bool = False) -> None:
             if i >= len(p.avals):
                 raise VerifyError(f"after {after}: {n!r} reads output {i} of {p!r}")
             if p.epoch > n.epoch:
-                raise VerifyError(f"after {after}: {n!r} (epoch {n.epoch}) reads {p!r} from a "
-                                  f"later epoch {p.epoch}")
+                raise VerifyError(
+                    f"after {after}: {n!r} (epoch {n.epoch}) reads {p!r} from a "
+                    f"later epoch {p.epoch}"
+                )
         if not n.sources:
             raise VerifyError(f"after {after}: {n!r} lost its source operations")
         if shapes:
@@ -46,17 +49,21 @@ def verify(program: Program, after: str, shapes: bool = False) -> None:
 
 def _check_types(n, after):
     from .importer import infer_avals
+
     if n.op.infer is None or not n.inputs:
         return
     try:
         want = infer_avals(n.op, n.inputs, n.attrs)
     except GraphcError as e:
-        raise VerifyError(f"after {after}: {n.describe()} no longer type-checks: "
-                          f"{e.message}") from None
+        raise VerifyError(
+            f"after {after}: {n.describe()} no longer type-checks: {e.message}"
+        ) from None
     if want is None:
         return
     for (d, s), (d2, s2) in zip(want, n.avals, strict=False):
         if d is not d2 or (s is not None and s2 is not None and tuple(s) != tuple(s2)):
             ins = ", ".join(f"{p.avals[i][0]}{list(p.avals[i][1] or ())}" for p, i in n.inputs)
-            raise VerifyError(f"after {after}: {n.describe()} records {d2}{list(s2 or ())} "
-                              f"but its inputs [{ins}] give {d}{list(s or ())}")
+            raise VerifyError(
+                f"after {after}: {n.describe()} records {d2}{list(s2 or ())} "
+                f"but its inputs [{ins}] give {d}{list(s or ())}"
+            )

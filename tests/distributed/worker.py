@@ -31,14 +31,16 @@ def mlp(opt, wrap, seed_offset=0, hidden=8):
     w2 = gc.Variable(gc.random_normal((hidden, 3), stddev=0.5, seed=2 + seed_offset), name="w2")
     logits = gc.relu(x @ w1 + b1) @ w2
     loss = gc.reduce_mean(gc.nn.softmax_cross_entropy_with_logits(labels=y, logits=logits))
-    if wrap:       # tiny buckets: several allreduces, one of them holding two gradients
+    if wrap:  # tiny buckets: several allreduces, one of them holding two gradients
         opt = gd.DistributedOptimizer(opt, fusion_bytes=4 * 6 * hidden + 4 * hidden)
     return x, y, [w1, b1, w2], opt.minimize(loss), loss
 
 
 def optimizer(name):
-    return {"sgd": lambda: gc.train.GradientDescentOptimizer(0.5),
-            "adam": lambda: gc.train.AdamOptimizer(0.05)}[name]()
+    return {
+        "sgd": lambda: gc.train.GradientDescentOptimizer(0.5),
+        "adam": lambda: gc.train.AdamOptimizer(0.05),
+    }[name]()
 
 
 def train(name, steps, shard, wrap, backend="numpy", seed_offset=0):
@@ -49,8 +51,9 @@ def train(name, steps, shard, wrap, backend="numpy", seed_offset=0):
     with gc.Session(backend=backend) as sess:
         sess.run(gc.global_variables_initializer())
         sess.run(sync)
-        batches = gc.data.batches(X, Y, batch_size=8, shuffle=True, seed=3, epochs=None,
-                                  shard=shard)
+        batches = gc.data.batches(
+            X, Y, batch_size=8, shuffle=True, seed=3, epochs=None, shard=shard
+        )
         for _ in range(steps):
             xb, yb = next(batches)
             sess.run(step, {x: xb, y: yb})
@@ -60,14 +63,15 @@ def train(name, steps, shard, wrap, backend="numpy", seed_offset=0):
 def equal(name):
     """Each rank trains on its shard (batches of 8); one process on batches of 8 * size."""
     r, n = gd.rank(), gd.size()
-    got = train(name, 6, (r, n), wrap=True, seed_offset=r)    # diverged initial weights
+    got = train(name, 6, (r, n), wrap=True, seed_offset=r)  # diverged initial weights
     gc.reset_default_graph()
     x, y, ws, step, _ = mlp(optimizer(name), wrap=False)
     X, Y = data()
-    with gc.Session() as sess:                      # the one-process reference
+    with gc.Session() as sess:  # the one-process reference
         sess.run(gc.global_variables_initializer())
-        batches = gc.data.batches(X, Y, batch_size=8 * n, shuffle=True, seed=3, epochs=None,
-                                  shard=None)
+        batches = gc.data.batches(
+            X, Y, batch_size=8 * n, shuffle=True, seed=3, epochs=None, shard=None
+        )
         for _ in range(6):
             xb, yb = next(batches)
             sess.run(step, {x: xb, y: yb})
@@ -91,7 +95,7 @@ def unequal():
     with gc.Session() as sess:
         sess.run(gc.global_variables_initializer())
         at = 0
-        for a, b in sizes:                 # (rows wrap around the 48 of the data)
+        for a, b in sizes:  # (rows wrap around the 48 of the data)
             rows = np.arange(at, at + a) if r == 0 else np.arange(at + a, at + a + b)
             rows %= ROWS
             sess.run(step, {x: X[rows], y: Y[rows], share: (a, b)[r] / (a + b)})
@@ -122,6 +126,7 @@ def broadcast():
         sess.run(sync)
         after = sess.get_variable(ws[0])
     from mpi4py import MPI
+
     everyone = MPI.COMM_WORLD.allgather((before, after))
     assert all(np.array_equal(a, everyone[0][0]) for _, a in everyone)
     if r:
@@ -153,7 +158,7 @@ def fail():
             print("FAILING 1", flush=True)
             raise RuntimeError("rank 1 fails on purpose")
         sess.run(total, {x: np.ones(4, np.float32)})
-        time.sleep(30)          # never reached: the job ends first
+        time.sleep(30)  # never reached: the job ends first
 
 
 def mismatch():
@@ -205,9 +210,10 @@ def device_standin():
 
     calls = []
 
-    class HostComm:               # NCCL's two calls, on "device" (here numpy) buffers
+    class HostComm:  # NCCL's two calls, on "device" (here numpy) buffers
         def __init__(self, xp):
             from mpi4py import MPI
+
             self.comm, self.MPI = MPI.COMM_WORLD, MPI
 
         def allreduce(self, buf):
@@ -226,15 +232,17 @@ def device_standin():
         if key not in modules:
             modules[key] = cuda_host.HostModule(ks)
         return modules[key]
+
     cb.make_cupy_executable = lambda plan, **o: cb.CupyExecutable(
-        plan, xp=np, compile_kernels=kernels, block=32, max_grid=4, **o)
+        plan, xp=np, compile_kernels=kernels, block=32, max_grid=4, **o
+    )
 
     def host_kernel(*a, **k):
         raise AssertionError("a collective ran its host kernel on the cupy backend")
+
     numpy_kernels = gd.ALLREDUCE.numpy, gd.BROADCAST.numpy
     gd.ALLREDUCE.numpy = gd.BROADCAST.numpy = host_kernel
-    got = train("sgd", 3, (gd.rank(), gd.size()), wrap=True, backend="cupy",
-                seed_offset=gd.rank())
+    got = train("sgd", 3, (gd.rank(), gd.size()), wrap=True, backend="cupy", seed_offset=gd.rank())
     gd.ALLREDUCE.numpy, gd.BROADCAST.numpy = numpy_kernels
     want = train("sgd", 3, (gd.rank(), gd.size()), wrap=True, seed_offset=gd.rank())
     for g, w in zip(got, want, strict=True):

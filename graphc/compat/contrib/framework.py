@@ -9,7 +9,7 @@ import functools
 from ...errors import GraphcError, user_location
 from .._support import module_getattr
 
-_STACK: list = [{}]     # the arg scopes in force: {function key: {argument: value}}
+_STACK: list = [{}]  # the arg scopes in force: {function key: {argument: value}}
 
 
 def _key(fn):
@@ -19,12 +19,14 @@ def _key(fn):
 def add_arg_scope(fn):
     """Make ``fn`` take its defaults from the enclosing ``arg_scope``\\s; arguments given in
     the call win."""
+
     @functools.wraps(fn)
     def call(*args, **kwargs):
         defaults = _STACK[-1].get(_key(call))
         if defaults:
             kwargs = {**defaults, **kwargs}
         return fn(*args, **kwargs)
+
     call._arg_scope_key = call
     return call
 
@@ -46,9 +48,11 @@ def arg_scope(list_ops_or_scope, **kwargs):
         current = {k: dict(v) for k, v in _STACK[-1].items()}
         for fn in list_ops_or_scope:
             if not has_arg_scope(fn):
-                raise GraphcError(f"{getattr(fn, '__name__', fn)!r} is not decorated with "
-                                  "add_arg_scope, so arg_scope cannot give it defaults",
-                                  user_location())
+                raise GraphcError(
+                    f"{getattr(fn, '__name__', fn)!r} is not decorated with "
+                    "add_arg_scope, so arg_scope cannot give it defaults",
+                    user_location(),
+                )
             current.setdefault(_key(fn), {}).update(kwargs)
         _STACK.append(current)
     try:
@@ -63,11 +67,13 @@ def current_arg_scope():
 
 def arg_scoped_arguments(fn):
     import inspect
+
     return list(inspect.signature(fn).parameters)
 
 
 def get_variables(scope=None, suffix=None, collection="variables"):
     from ..v1 import get_collection
+
     vs = get_collection(collection, scope)
     return [v for v in vs if suffix is None or v.op.name.endswith(suffix)]
 
@@ -82,11 +88,13 @@ def get_trainable_variables(scope=None, suffix=None):
 
 def get_or_create_global_step(graph=None):
     from ... import train
+
     return train.get_or_create_global_step(graph)
 
 
 def get_global_step(graph=None):
     from ... import train
+
     return train.get_global_step(graph)
 
 

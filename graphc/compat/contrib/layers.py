@@ -44,11 +44,22 @@ def sum_regularizer(regularizer_list, scope=None):
 
 
 @add_arg_scope
-def fully_connected(inputs, num_outputs, activation_fn=relu, normalizer_fn=None,
-                    normalizer_params=None, weights_initializer=None,
-                    weights_regularizer=None, biases_initializer=_ZEROS,
-                    biases_regularizer=None, reuse=None, variables_collections=None,
-                    outputs_collections=None, trainable=True, scope=None):
+def fully_connected(
+    inputs,
+    num_outputs,
+    activation_fn=relu,
+    normalizer_fn=None,
+    normalizer_params=None,
+    weights_initializer=None,
+    weights_regularizer=None,
+    biases_initializer=_ZEROS,
+    biases_regularizer=None,
+    reuse=None,
+    variables_collections=None,
+    outputs_collections=None,
+    trainable=True,
+    scope=None,
+):
     """``activation_fn(inputs @ weights + biases)`` over the last axis, with variables
     ``<scope>/weights`` (Xavier-uniform) and ``<scope>/biases`` (zeros); a
     ``normalizer_fn`` (e.g. ``batch_norm``) replaces the biases, as in TF."""
@@ -56,24 +67,39 @@ def fully_connected(inputs, num_outputs, activation_fn=relu, normalizer_fn=None,
     depth = x.shape[-1] if x.shape is not None else None
     if not isinstance(depth, int):
         from ...errors import ShapeError, user_location
-        raise ShapeError(f"fully_connected needs a static last dimension: {x.describe()}",
-                         user_location())
+
+        raise ShapeError(
+            f"fully_connected needs a static last dimension: {x.describe()}", user_location()
+        )
     with variable_scope(scope, default_name="fully_connected", reuse=reuse):
-        w = get_variable("weights", (depth, int(num_outputs)), dtype=x.dtype,
-                         initializer=weights_initializer or _init.GlorotUniform(),
-                         regularizer=weights_regularizer, trainable=trainable)
+        w = get_variable(
+            "weights",
+            (depth, int(num_outputs)),
+            dtype=x.dtype,
+            initializer=weights_initializer or _init.GlorotUniform(),
+            regularizer=weights_regularizer,
+            trainable=trainable,
+        )
         flat = x if len(x.shape) == 2 else reshape(x, [-1, depth])
         y = matmul(flat, w)
         if normalizer_fn is not None:
             y = normalizer_fn(y, **(normalizer_params or {}))
         elif biases_initializer is not None:
-            b = get_variable("biases", (int(num_outputs),), dtype=x.dtype,
-                             initializer=biases_initializer, regularizer=biases_regularizer,
-                             trainable=trainable)
+            b = get_variable(
+                "biases",
+                (int(num_outputs),),
+                dtype=x.dtype,
+                initializer=biases_initializer,
+                regularizer=biases_regularizer,
+                trainable=trainable,
+            )
             y = bias_add(y, b)
         if len(x.shape) != 2:
-            y = reshape(y, [-1 if d is None or isinstance(d, str) else d
-                            for d in x.shape[:-1]] + [int(num_outputs)])
+            y = reshape(
+                y,
+                [-1 if d is None or isinstance(d, str) else d for d in x.shape[:-1]]
+                + [int(num_outputs)],
+            )
         return activation_fn(y) if activation_fn is not None else y
 
 
@@ -81,21 +107,41 @@ linear = fully_connected
 
 
 @add_arg_scope
-def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001,
-               activation_fn=None, param_initializers=None, param_regularizers=None,
-               updates_collections=UPDATE_OPS, is_training=True, reuse=None,
-               variables_collections=None, outputs_collections=None, trainable=True,
-               batch_weights=None, fused=None, data_format="NHWC",
-               zero_debias_moving_mean=False, scope=None, renorm=False, renorm_clipping=None,
-               renorm_decay=0.99, adjustment=None):
+def batch_norm(
+    inputs,
+    decay=0.999,
+    center=True,
+    scale=False,
+    epsilon=0.001,
+    activation_fn=None,
+    param_initializers=None,
+    param_regularizers=None,
+    updates_collections=UPDATE_OPS,
+    is_training=True,
+    reuse=None,
+    variables_collections=None,
+    outputs_collections=None,
+    trainable=True,
+    batch_weights=None,
+    fused=None,
+    data_format="NHWC",
+    zero_debias_moving_mean=False,
+    scope=None,
+    renorm=False,
+    renorm_clipping=None,
+    renorm_decay=0.99,
+    adjustment=None,
+):
     """contrib's batch normalization: variables ``BatchNorm/beta`` (``center``),
     ``BatchNorm/gamma`` (``scale``, off by default), ``moving_mean``/``moving_variance``
     moved by ``decay``. The moving-average updates go to ``tf.GraphKeys.UPDATE_OPS``, or
     run with the layer when ``updates_collections=None``."""
     if data_format not in ("NHWC", "NC", None):
         from ...errors import ShapeError, user_location
-        raise ShapeError(f"batch_norm: data_format {data_format!r} is not supported (NHWC)",
-                         user_location())
+
+        raise ShapeError(
+            f"batch_norm: data_format {data_format!r} is not supported (NHWC)", user_location()
+        )
     inits = param_initializers or {}
     regs = param_regularizers or {}
     x = convert(inputs)
@@ -103,16 +149,26 @@ def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001,
     before = list(graph.get_collection(UPDATE_OPS))
     with variable_scope(scope, default_name="BatchNorm", reuse=reuse) as vs:
         y = _layers.batch_normalization(
-            x, axis=-1, momentum=decay, epsilon=epsilon, center=center, scale=scale,
-            beta_initializer=inits.get("beta"), gamma_initializer=inits.get("gamma"),
+            x,
+            axis=-1,
+            momentum=decay,
+            epsilon=epsilon,
+            center=center,
+            scale=scale,
+            beta_initializer=inits.get("beta"),
+            gamma_initializer=inits.get("gamma"),
             moving_mean_initializer=inits.get("moving_mean"),
             moving_variance_initializer=inits.get("moving_variance"),
-            beta_regularizer=regs.get("beta"), gamma_regularizer=regs.get("gamma"),
-            training=is_training, trainable=trainable, name=VariableScope(vs.name),
-            reuse=vs.reuse)
+            beta_regularizer=regs.get("beta"),
+            gamma_regularizer=regs.get("gamma"),
+            training=is_training,
+            trainable=trainable,
+            name=VariableScope(vs.name),
+            reuse=vs.reuse,
+        )
     if updates_collections is None:
         new = [op for op in graph.get_collection(UPDATE_OPS) if op not in before]
-        graph._collections[UPDATE_OPS] = before   # they run with the layer instead
+        graph._collections[UPDATE_OPS] = before  # they run with the layer instead
         if new:
             with control_dependencies(new):
                 y = identity(y)
@@ -120,39 +176,79 @@ def batch_norm(inputs, decay=0.999, center=True, scale=False, epsilon=0.001,
 
 
 @add_arg_scope
-def dropout(inputs, keep_prob=0.5, noise_shape=None, is_training=True,
-            outputs_collections=None, scope=None, seed=None):
+def dropout(
+    inputs,
+    keep_prob=0.5,
+    noise_shape=None,
+    is_training=True,
+    outputs_collections=None,
+    scope=None,
+    seed=None,
+):
     """Keep each element with probability ``keep_prob`` (scaled by ``1 / keep_prob``)
     while ``is_training`` (True by default, unlike ``tf.layers.dropout``)."""
     if not isinstance(keep_prob, (int, float)):
         keep_prob = convert(keep_prob)
-    return _layers.dropout(inputs, rate=1 - keep_prob, noise_shape=noise_shape, seed=seed,
-                           training=is_training, name=scope)
+    return _layers.dropout(
+        inputs,
+        rate=1 - keep_prob,
+        noise_shape=noise_shape,
+        seed=seed,
+        training=is_training,
+        name=scope,
+    )
 
 
 @add_arg_scope
-def conv2d(inputs, num_outputs, kernel_size, stride=1, padding="SAME", data_format=None,
-           rate=1, activation_fn=relu, normalizer_fn=None, normalizer_params=None,
-           weights_initializer=None, weights_regularizer=None,
-           biases_initializer=_ZEROS, biases_regularizer=None, reuse=None,
-           variables_collections=None, outputs_collections=None, trainable=True, scope=None):
+def conv2d(
+    inputs,
+    num_outputs,
+    kernel_size,
+    stride=1,
+    padding="SAME",
+    data_format=None,
+    rate=1,
+    activation_fn=relu,
+    normalizer_fn=None,
+    normalizer_params=None,
+    weights_initializer=None,
+    weights_regularizer=None,
+    biases_initializer=_ZEROS,
+    biases_regularizer=None,
+    reuse=None,
+    variables_collections=None,
+    outputs_collections=None,
+    trainable=True,
+    scope=None,
+):
     """contrib's conv2d: ``SAME`` padding and ReLU by default; ``<scope>/weights``,
     ``<scope>/biases``."""
     from ...ops import conv as _conv
+
     x = convert(inputs)
     k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
     s = (stride, stride) if isinstance(stride, int) else tuple(stride)
     with variable_scope(scope, default_name="Conv", reuse=reuse):
-        w = get_variable("weights", (k[0], k[1], x.shape[-1], int(num_outputs)),
-                         dtype=x.dtype, initializer=weights_initializer or _init.GlorotUniform(),
-                         regularizer=weights_regularizer, trainable=trainable)
+        w = get_variable(
+            "weights",
+            (k[0], k[1], x.shape[-1], int(num_outputs)),
+            dtype=x.dtype,
+            initializer=weights_initializer or _init.GlorotUniform(),
+            regularizer=weights_regularizer,
+            trainable=trainable,
+        )
         y = _conv.conv2d(x, w, strides=[1, s[0], s[1], 1], padding=padding.upper())
         if normalizer_fn is not None:
             y = normalizer_fn(y, **(normalizer_params or {}))
         elif biases_initializer is not None:
-            b = get_variable("biases", (int(num_outputs),), dtype=x.dtype,
-                             initializer=biases_initializer, regularizer=biases_regularizer,
-                             trainable=trainable)
+            b = get_variable(
+                "biases",
+                (int(num_outputs),),
+                dtype=x.dtype,
+                initializer=biases_initializer,
+                regularizer=biases_regularizer,
+                trainable=trainable,
+            )
             y = bias_add(y, b)
         return activation_fn(y) if activation_fn is not None else y
 
@@ -161,14 +257,28 @@ convolution2d = conv2d
 
 
 @add_arg_scope
-def max_pool2d(inputs, kernel_size, stride=2, padding="VALID", data_format="NHWC",
-               outputs_collections=None, scope=None):
+def max_pool2d(
+    inputs,
+    kernel_size,
+    stride=2,
+    padding="VALID",
+    data_format="NHWC",
+    outputs_collections=None,
+    scope=None,
+):
     return _layers.max_pooling2d(inputs, kernel_size, stride, padding.lower(), name=scope)
 
 
 @add_arg_scope
-def avg_pool2d(inputs, kernel_size, stride=2, padding="VALID", data_format="NHWC",
-               outputs_collections=None, scope=None):
+def avg_pool2d(
+    inputs,
+    kernel_size,
+    stride=2,
+    padding="VALID",
+    data_format="NHWC",
+    outputs_collections=None,
+    scope=None,
+):
     return _layers.average_pooling2d(inputs, kernel_size, stride, padding.lower(), name=scope)
 
 
@@ -177,11 +287,12 @@ def flatten(inputs, outputs_collections=None, scope=None):
     return _layers.flatten(inputs, name=scope)
 
 
-def one_hot_encoding(labels, num_classes, on_value=1.0, off_value=0.0,
-                     outputs_collections=None, scope=None):
+def one_hot_encoding(
+    labels, num_classes, on_value=1.0, off_value=0.0, outputs_collections=None, scope=None
+):
     from ...ops.array import one_hot
-    return one_hot(labels, num_classes, on_value=on_value, off_value=off_value,
-                   dtype=D.float32)
+
+    return one_hot(labels, num_classes, on_value=on_value, off_value=off_value, dtype=D.float32)
 
 
 __getattr__ = module_getattr("contrib.layers")
