@@ -19,8 +19,8 @@ that carries the history so far.
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import GraphcError, ShapeError, user_location
+from .fileio import write_atomic
 
 PLOT_HINT = 'pip install "graphc-compiler[examples]"'
 
@@ -63,13 +64,12 @@ class History:
     def to_csv(self, path) -> str:
         """Write the rows as CSV (blank where a row has no value); returns ``path``."""
         cols = self.columns() or ["step", "epoch", "loss"]
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=cols, restval="")
-            w.writeheader()
-            for r in self.rows:
-                w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items()})
-        os.replace(tmp, path)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=cols, restval="")
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in r.items()})
+        write_atomic(path, text.getvalue())
         return path
 
     def plot(self, path) -> str:

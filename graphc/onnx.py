@@ -21,10 +21,13 @@ initializers become constants (``variables=True``: variables, to train further).
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import dtypes as D
 from .errors import GraphcError, user_location
+from .fileio import write_atomic
 
 OPSET = 18
 INSTALL_HINT = 'pip install "graphc-compiler[onnx]"'
@@ -744,8 +747,6 @@ def export(
     ``session`` gives the variables' current (trained) values, exported as initializers;
     without it they hold their initial values. Fetch the model's outputs (logits, loss),
     not a training op."""
-    import os
-
     model = to_model(
         fetches,
         feed_shapes=feed_shapes,
@@ -754,14 +755,8 @@ def export(
         model_name=model_name,
         opset=opset,
     )
-    data = model.SerializeToString()
     path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, model.SerializeToString())
     return path
 
 

@@ -24,6 +24,7 @@ import subprocess
 import networkx as nx
 
 from .errors import GraphcError, user_location
+from .fileio import write_atomic
 
 OPTIMIZER_SCOPES = re.compile(
     r"^(gradients|GradientDescent|Momentum|Adam|RMSProp|Adagrad|"
@@ -232,9 +233,5 @@ def viz(target, path=None, expand=(), collapse=(), use_graphviz=None) -> str:
     else:
         text = render(clusters, use_graphviz)
     if path is not None:
-        path = os.fspath(path)
-        tmp = f"{path}.tmp{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        write_atomic(os.fspath(path), text)
     return text

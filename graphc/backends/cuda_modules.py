@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import threading
 import warnings
 from pathlib import Path
 
+from ..fileio import write_atomic
 from . import cuda_compile
 
 _modules: dict = {}
@@ -65,7 +65,7 @@ def _build(cupy, source, arch):
         )
         if not result.ok:
             raise KernelCompileError(result.log)
-        _write_atomically(path, result.cubin)
+        write_atomic(path, result.cubin)  # another process may build it too
     try:
         return cupy.RawModule(path=str(path))
     except Exception as e:  # noqa: BLE001 - a driver older than the compiler: cupy's own
@@ -92,17 +92,3 @@ def _nvrtc_version() -> str:
     major, minor = ctypes.c_int(), ctypes.c_int()
     cuda_compile.nvrtc().nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
     return f"{major.value}.{minor.value}"
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Another process may compile the same module at the same time: each writes its own
-    temporary file and renames it into place, so a reader sees a whole cubin or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".cubin")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
