@@ -131,7 +131,7 @@ def run_training(sess, graph, clause, feeds, args, saver, eval_feeds) -> dict:
             eval_feeds=eval_feeds or None,
             eval_fetches=eval_fetches,
             training=switches,
-            log_every=args.log_every or 0,
+            log_every=args.log_every or _default_log_every(args),
             logdir=args.logdir,
             saver=saver if args.save else None,
             save_path=args.save,
@@ -169,3 +169,11 @@ def _outputs_of(history, args):
             print(f"no plot: {e.message}", file=sys.stderr)
     if args.logdir:
         print(f"TensorBoard: tensorboard --logdir {args.logdir}", file=sys.stderr)
+
+
+def _default_log_every(args) -> int:
+    """Without ``--log-every``: a line per epoch, except that full-batch training (every
+    epoch one step) logs ten times in all rather than once per step."""
+    if args.batch_size is None and args.train:
+        return max(1, args.train // 10)
+    return 0
