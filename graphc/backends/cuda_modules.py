@@ -14,6 +14,7 @@ version, source), so a second process on the same machine loads instead of compi
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import threading
@@ -87,8 +88,6 @@ def _fallback(cupy, source, why):
 
 
 def _nvrtc_version() -> str:
-    import ctypes
-
     major, minor = ctypes.c_int(), ctypes.c_int()
     cuda_compile.nvrtc().nvrtcVersion(ctypes.byref(major), ctypes.byref(minor))
     return f"{major.value}.{minor.value}"
