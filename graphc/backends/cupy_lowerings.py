@@ -27,6 +27,7 @@ from ..ops.array import (
     SQUEEZE,
     TRANSPOSE,
 )
+from ..ops.nn import CLASS_LABELS
 
 
 def _reshape(xp, node, out, x, shape):
@@ -100,6 +101,34 @@ def _one_hot(xp, node, out, idx, depth, on, off, axis, dtype):
     return xp.moveaxis(result, -1, axis) if axis != -1 else result
 
 
+def _class_labels(xp, node, out, labels, depth, caller):
+    return labels  # checked on the device by _class_labels_check
+
+
+def _class_labels_check(xp, labels, depth, caller):
+    """The labels' range check, computed on the device where the labels are: (whether any
+    is bad, the flat index of the first bad one, its value), read back later by the executable
+    in one small copy; ``explain`` turns that into the numpy kernel's message."""
+    if labels.size == 0:
+        return None
+    flat = labels.reshape(-1)
+    bad = (flat < 0) | (flat >= depth)
+    first = xp.argmax(bad)
+    summary = xp.stack([bad[first], first, flat[first]]).astype(np.int64)
+    shape = labels.shape
+
+    def explain(found):
+        if not found[0]:
+            return None
+        where = [int(i) for i in np.unravel_index(int(found[1]), shape)]
+        return (
+            f"{caller}: label {found[2]} at index {where} is outside the valid range "
+            f"[0, {depth}) of the {depth} classes"
+        )
+
+    return summary, explain
+
+
 LOWERINGS = {
     RESHAPE: _reshape,
     RESHAPE_LIKE: _reshape_like,
@@ -112,7 +141,16 @@ LOWERINGS = {
     GATHER: _gather,
     GATHER_GRAD: _gather_grad,
     ONE_HOT: _one_hot,
+    CLASS_LABELS: _class_labels,
 }
+
+# Run-time checks of values, keyed by OpDef: ``check(xp, *inputs, **attrs)`` returns None or
+# ``(summary, explain)``: a small device array computed without synchronising, and a function
+# of its host copy that returns the error message, or None when the values were fine. The
+# executable reads the summaries back before the run's first variable update (or host step)
+# and at its end, so a bad value fails the run before it changes any state, without stopping
+# the device in the middle of the step.
+CHECKS = {CLASS_LABELS: _class_labels_check}
 
 # The lowerings that allocate no device memory when their output is planned (views, or
 # ``out=``): a plan whose other device lowerings are all here can be captured.
