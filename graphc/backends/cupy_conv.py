@@ -17,6 +17,8 @@ plan that holds one runs eagerly rather than as a CUDA Graph (``ALLOCATION_FREE`
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..ops.conv import (
     AVG_POOL,
     AVG_POOL_GRAD,
@@ -146,12 +148,12 @@ def _argmax_taps(xp, x, ksize, strides, padding):
     wins, _ = _padded_windows(xp, x, ksize, strides, padding, -float("inf"))
     kh, kw = ksize
     best = wins[:, :, :, 0, 0].copy()
-    arg = xp.zeros(best.shape, xp.int32)
+    arg = xp.zeros(best.shape, np.int32)
     for t in range(1, kh * kw):
         v = wins[:, :, :, t // kw, t % kw]
         # strictly larger (the first of equal cells keeps the window), or the first NaN
         take = (v > best) | (xp.isnan(v) & ~xp.isnan(best))
-        xp.copyto(arg, t, where=take)
+        arg = xp.where(take, np.int32(t), arg)
         xp.maximum(best, v, out=best)  # a NaN stays: later cells never take it over
     return arg
 
