@@ -944,3 +944,32 @@ def test_a_locked_update_waits_for_the_last_one_on_the_callers_stream():
         "update 2",
         ("s2", "records"),
     ]
+
+
+def test_a_bad_gather_index_fails_before_the_update_without_a_mid_step_sync(monkeypatch):
+    """cupy's take wraps an index out of range (it never reads outside the table); the check
+    runs on the device and is read back before the assign, which then never happens."""
+
+    class WrappingNumpy(CountingNumpy):
+        def take(self, a, idx, axis=None, out=None):
+            return np.take(a, idx, axis=axis, out=out, mode="wrap")
+
+    xp = WrappingNumpy()
+    monkeypatch.setattr(
+        cb,
+        "make_cupy_executable",
+        lambda plan, **o: cb.CupyExecutable(plan, xp=xp, compile_kernels=host_kernels, **SMALL),
+    )
+    table = gc.placeholder(gc.float32, (3, 2))
+    idx = gc.placeholder(gc.int32, (2,))
+    v = gc.Variable(np.zeros((2, 2), np.float32), name="v")
+    update = v.assign(gc.gather(table, idx) * 2.0)  # the gather's line
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with gc.Session(backend="cupy") as sess:
+        sess.run(v.initializer)
+        sess.run(update, {table: values, idx: np.array([2, -1], np.int32)})
+        np.testing.assert_array_equal(sess.run(v), values[[2, 2]] * 2)
+        with pytest.raises(gc.GraphcError, match="index 3 is out of bounds") as info:
+            sess.run(update, {table: values, idx: np.array([0, 3], np.int32)})
+        assert "test_cupy_backend.py" in str(info.value)
+        np.testing.assert_array_equal(sess.run(v), values[[2, 2]] * 2)

@@ -12,7 +12,7 @@ How a plan becomes GPU work:
     (``cupy_lowerings``), convolution and pooling (``cupy_conv``: im2col and cuBLAS) and the
     collectives' NCCL calls (``nccl``); seeded uniform draws (dropout masks) run on the device
     with the CPU's exact numbers (``cupy_random``, ``STATE_LOWERINGS``);
-  * run-time checks of values (class labels in range) are computed on the device as they
+  * run-time checks of values (gather indices, class labels) are computed on the device as they
     come and read back once, before the run's first update of state (or at its end), so a run
     with a bad value fails with the user's line before it changes anything;
   * variables live on the device (``DeviceVariables``); assign/assign_add/assign_sub update

@@ -65,12 +65,8 @@ def _split_like(xp, node, out, g, *likes, axis):
 
 
 def _gather(xp, node, out, params, idx, axis):
-    # cupy's take wraps indices out of range where numpy raises: check on the device, at
-    # the cost of one synchronisation (which also keeps gather out of captured graphs)
-    n = params.shape[axis]
-    if idx.size and bool(((idx < -n) | (idx >= n)).any()):
-        bad = int(xp.asarray(idx).ravel()[xp.argmax(((idx < -n) | (idx >= n)).ravel())])
-        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
+    # cupy's take wraps indices out of range where numpy raises (so a bad index never reads
+    # outside the table): _gather_check finds them on the device, without synchronising
     return (
         xp.take(params, idx, axis=axis, out=out)
         if out is not None
@@ -101,6 +97,29 @@ def _one_hot(xp, node, out, idx, depth, on, off, axis, dtype):
     return xp.moveaxis(result, -1, axis) if axis != -1 else result
 
 
+def _first_bad(xp, values, bad):
+    """(whether any of ``bad`` is set, the flat index of the first, its value in ``values``)
+    as one small int64 device array."""
+    flat, bad = values.reshape(-1), bad.reshape(-1)
+    first = xp.argmax(bad)
+    return xp.stack([bad[first], first, flat[first]]).astype(np.int64)
+
+
+def _gather_check(xp, params, idx, axis):
+    """Indices out of ``[-n, n)``, found on the device (numpy's IndexError otherwise)."""
+    n = params.shape[axis]
+    if idx.size == 0:
+        return None
+    summary = _first_bad(xp, idx, (idx < -n) | (idx >= n))
+
+    def explain(found):
+        if not found[0]:
+            return None
+        return f"index {found[2]} is out of bounds for axis {axis} with size {n}"
+
+    return summary, explain
+
+
 def _class_labels(xp, node, out, labels, depth, caller):
     return labels  # checked on the device by _class_labels_check
 
@@ -111,10 +130,7 @@ def _class_labels_check(xp, labels, depth, caller):
     in one small copy; ``explain`` turns that into the numpy kernel's message."""
     if labels.size == 0:
         return None
-    flat = labels.reshape(-1)
-    bad = (flat < 0) | (flat >= depth)
-    first = xp.argmax(bad)
-    summary = xp.stack([bad[first], first, flat[first]]).astype(np.int64)
+    summary = _first_bad(xp, labels, (labels < 0) | (labels >= depth))
     shape = labels.shape
 
     def explain(found):
@@ -150,7 +166,7 @@ LOWERINGS = {
 # executable reads the summaries back before the run's first variable update (or host step)
 # and at its end, so a bad value fails the run before it changes any state, without stopping
 # the device in the middle of the step.
-CHECKS = {CLASS_LABELS: _class_labels_check}
+CHECKS = {GATHER: _gather_check, CLASS_LABELS: _class_labels_check}
 
 # The lowerings that allocate no device memory when their output is planned (views, or
 # ``out=``): a plan whose other device lowerings are all here can be captured.
