@@ -973,3 +973,14 @@ def test_a_bad_gather_index_fails_before_the_update_without_a_mid_step_sync(monk
             sess.run(update, {table: values, idx: np.array([0, 3], np.int32)})
         assert "test_cupy_backend.py" in str(info.value)
         np.testing.assert_array_equal(sess.run(v), values[[2, 2]] * 2)
+
+
+def test_a_plan_with_locked_updates_is_not_captured():
+    v = gc.Variable(np.zeros(3, np.float32), name="v")
+    x = gc.placeholder(gc.float32, (3,))
+    for locking, captured in ((False, True), (True, False)):
+        update = gc.assign_add(v, x * 2.0, use_locking=locking)
+        plan = gc.compile(update, feed_shapes={x: (3,)}, backend="cupy")
+        exe = cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, cuda_graph=True, **SMALL)
+        assert exe._cuda_graph is captured
+    assert "use_locking" in exe.capture_refused

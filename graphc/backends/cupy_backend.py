@@ -435,6 +435,8 @@ class CupyExecutable:
                 step.op in LOWERINGS and step.op not in cupy_lowerings.ALLOCATION_FREE
             ) or step.index in self._state_lowered:
                 return f"{step.describe()} may allocate or synchronise while it runs"
+            if step.attrs.get("use_locking"):  # a replay would take no lock
+                return f"{step.describe()} takes its variable's lock (use_locking) as it runs"
             if step.op is MATMUL and (why := self._matmul_temporary(step)):
                 return f"{step.describe()}: cupy.matmul would allocate a temporary ({why})"
         return None
