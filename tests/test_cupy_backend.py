@@ -317,6 +317,7 @@ def test_every_registry_op_through_the_backend_on_the_cpu(on_cpu):
     assert len(on_cpu) == 1 and len(fetches) > 150
     (exe,) = on_cpu
     assert len(exe._launches) > 60, "the elementwise ops and reductions should be kernels"
+    assert exe._host_steps == [], [exe.plan.steps[i].title for i in exe._host_steps]
     for (name, _), g, w in zip(fetches, got, want, strict=True):
         g, w = np.asarray(g), np.asarray(w)
         assert (g.dtype, g.shape) == (w.dtype, w.shape), name

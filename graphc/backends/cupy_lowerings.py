@@ -17,17 +17,26 @@ import numpy as np
 from ..ops.array import (
     CONCAT,
     EXPAND_DIMS,
+    FILL,
+    FILL_LIKE,
     GATHER,
     GATHER_GRAD,
+    GETITEM,
+    GETITEM_GRAD,
     ONE_HOT,
+    PAD,
     RESHAPE,
     RESHAPE_LIKE,
     SPLIT,
     SPLIT_LIKE,
     SQUEEZE,
+    TILE,
+    TILE_GRAD,
     TRANSPOSE,
 )
+from ..ops.linalg import EINSUM
 from ..ops.nn import CLASS_LABELS
+from ..ops.reduce import ARGMAX, ARGMIN, REDUCE_ALL, REDUCE_ANY
 
 
 def _reshape(xp, node, out, x, shape):
@@ -97,6 +106,61 @@ def _one_hot(xp, node, out, idx, depth, on, off, axis, dtype):
     return xp.moveaxis(result, -1, axis) if axis != -1 else result
 
 
+def _getitem(xp, node, out, x, key):
+    return x[key]  # basic indexing (slices, ints, None): a view
+
+
+def _getitem_grad(xp, node, out, g, x, key):
+    result = xp.zeros(x.shape, dtype=g.dtype)
+    result[key] = g
+    return result
+
+
+def _tile(xp, node, out, x, multiples):
+    return xp.tile(x, multiples)
+
+
+def _tile_grad(xp, node, out, g, x, multiples):
+    split_shape = []
+    for k, d in zip(multiples, x.shape, strict=True):
+        split_shape += [k, d]
+    return g.reshape(split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
+
+
+def _pad(xp, node, out, x, paddings, mode, constant_values):
+    if mode == "constant":
+        return xp.pad(x, paddings, mode="constant", constant_values=constant_values)
+    return xp.pad(x, paddings, mode=mode)
+
+
+def _fill(xp, node, out, shape, value, dtype):
+    return xp.full(shape, value, dtype=dtype.np)
+
+
+def _fill_like(xp, node, out, like, value, dtype):
+    return xp.full(like.shape, value, dtype=dtype.np)
+
+
+def _einsum(xp, node, out, *xs, subscripts, output):
+    return xp.einsum(",".join(subscripts) + "->" + output, *xs, optimize=len(xs) > 2)
+
+
+def _argmax(xp, node, out, x, axis, output_type):
+    return xp.argmax(x, axis=axis).astype(output_type.np)
+
+
+def _argmin(xp, node, out, x, axis, output_type):
+    return xp.argmin(x, axis=axis).astype(output_type.np)
+
+
+def _any(xp, node, out, x, axis, keepdims, **_):
+    return xp.any(x, axis=axis, keepdims=keepdims)
+
+
+def _all(xp, node, out, x, axis, keepdims, **_):
+    return xp.all(x, axis=axis, keepdims=keepdims)
+
+
 def _first_bad(xp, values, bad):
     """(whether any of ``bad`` is set, the flat index of the first, its value in ``values``)
     as one small int64 device array."""
@@ -157,6 +221,18 @@ LOWERINGS = {
     GATHER: _gather,
     GATHER_GRAD: _gather_grad,
     ONE_HOT: _one_hot,
+    GETITEM: _getitem,
+    GETITEM_GRAD: _getitem_grad,
+    TILE: _tile,
+    TILE_GRAD: _tile_grad,
+    PAD: _pad,
+    FILL: _fill,
+    FILL_LIKE: _fill_like,
+    EINSUM: _einsum,
+    ARGMAX: _argmax,
+    ARGMIN: _argmin,
+    REDUCE_ANY: _any,
+    REDUCE_ALL: _all,
     CLASS_LABELS: _class_labels,
 }
 
@@ -171,5 +247,5 @@ CHECKS = {GATHER: _gather_check, CLASS_LABELS: _class_labels_check}
 # The lowerings that allocate no device memory when their output is planned (views, or
 # ``out=``): a plan whose other device lowerings are all here can be captured.
 ALLOCATION_FREE = frozenset(
-    {RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT, SPLIT, SPLIT_LIKE}
+    {RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT, SPLIT, SPLIT_LIKE, GETITEM}
 )
