@@ -985,3 +985,19 @@ def test_a_plan_with_locked_updates_is_not_captured():
         exe = cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, cuda_graph=True, **SMALL)
         assert exe._cuda_graph is captured
     assert "use_locking" in exe.capture_refused
+
+
+def test_check_numerics_runs_on_the_device_and_stops_the_step_before_its_update(on_cpu):
+    x = gc.placeholder(gc.float32, (3,))
+    v = gc.Variable(np.zeros(3, np.float32), name="v")
+    checked = gc.check_numerics(gc.log(x), "log of the input")  # the check's line
+    update = v.assign_add(checked)
+    with gc.Session(backend="cupy") as sess:
+        sess.run(v.initializer)
+        sess.run(update, {x: np.ones(3, np.float32)})
+        exe = on_cpu[-1]
+        assert exe._host_steps == []
+        with pytest.raises(gc.NumericsError, match=r"log of the input \(1 NaN, 1 Inf") as info:
+            sess.run(update, {x: np.array([1.0, 0.0, -1.0], np.float32)})
+        assert "test_cupy_backend.py" in str(info.value)
+        np.testing.assert_array_equal(sess.run(v), np.zeros(3))

@@ -60,8 +60,8 @@ ALIGN = 256  # device allocations: cuBLAS and vector loads like 256 B
 LOWERINGS: dict = {**cupy_lowerings.LOWERINGS, **cupy_conv.LOWERINGS, **nccl.LOWERINGS}
 # Stateful ops with a device lowering ``fn(xp, ctx, node, out, *inputs, **attrs)``, each with
 # the predicate on its attrs that says which instances it handles (``cupy_random``: seeded
-# uniform draws that give the CPU backend's numbers).
-STATE_LOWERINGS: dict = dict(cupy_random.STATE_LOWERINGS)
+# uniform draws that give the CPU backend's numbers; ``cupy_lowerings``: check_numerics).
+STATE_LOWERINGS: dict = {**cupy_random.STATE_LOWERINGS, **cupy_lowerings.STATE_LOWERINGS}
 
 
 def cupy_module():
@@ -615,15 +615,14 @@ class CupyExecutable:
             result = LOWERINGS[op](xp, step.node, planned, *ins, **step.attrs)
             if result is not planned:
                 self._set_outputs(step, buffers, result)
-            check = cupy_lowerings.CHECKS.get(op)
-            if check is not None and (found := check(xp, *ins, **step.attrs)) is not None:
-                self._checks.append((step, *found))
+            self._queue_check(step, ins)
         elif step.index in self._state_lowered:
             planned = self._planned(step, buffers)
             fn = STATE_LOWERINGS[op][0]
             result = fn(xp, ctx, step.node, planned, *ins, **step.attrs)
             if result is not planned:
                 self._set_outputs(step, buffers, result)
+            self._queue_check(step, ins)
         elif step.kind == "state":  # a host kernel reads and may write ctx.variables
             state.sync_all()
             self._run_on_host(step, ctx, buffers, ins)
@@ -647,12 +646,23 @@ class CupyExecutable:
         state.updated(var)
         return buf
 
+    def _queue_check(self, step, ins):
+        """Start ``step``'s value check on the device (``cupy_lowerings.CHECKS``), if it has
+        one; ``_check_values`` reads it back."""
+        check = cupy_lowerings.CHECKS.get(step.op)
+        if check is not None:
+            found = check(self.xp, step.node, *ins, **step.attrs)
+            if found is not None:
+                self._checks.append((step, *found))
+
     def _check_values(self):
         """Read back the pending value checks (one small copy each) and raise the first that
         failed, naming its step's user line."""
         pending, self._checks[:] = list(self._checks), []
         for step, summary, explain in pending:
             message = explain(self._download(summary))
+            if isinstance(message, GraphcError):
+                raise message
             if message is not None:
                 src = step.sources[0] if step.sources else None
                 raise OpError(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import NumericsError
 from ..ops.array import (
     CONCAT,
     EXPAND_DIMS,
@@ -37,6 +38,7 @@ from ..ops.array import (
 from ..ops.linalg import EINSUM
 from ..ops.nn import CLASS_LABELS
 from ..ops.reduce import ARGMAX, ARGMIN, REDUCE_ALL, REDUCE_ANY
+from ..ops.state import CHECK_NUMERICS
 
 
 def _reshape(xp, node, out, x, shape):
@@ -169,7 +171,7 @@ def _first_bad(xp, values, bad):
     return xp.stack([bad[first], first, flat[first]]).astype(np.int64)
 
 
-def _gather_check(xp, params, idx, axis):
+def _gather_check(xp, node, params, idx, axis):
     """Indices out of ``[-n, n)``, found on the device (numpy's IndexError otherwise)."""
     n = params.shape[axis]
     if idx.size == 0:
@@ -188,7 +190,7 @@ def _class_labels(xp, node, out, labels, depth, caller):
     return labels  # checked on the device by _class_labels_check
 
 
-def _class_labels_check(xp, labels, depth, caller):
+def _class_labels_check(xp, node, labels, depth, caller):
     """The labels' range check, computed on the device where the labels are: (whether any
     is bad, the flat index of the first bad one, its value), read back later by the executable
     in one small copy; ``explain`` turns that into the numpy kernel's message."""
@@ -236,13 +238,45 @@ LOWERINGS = {
     CLASS_LABELS: _class_labels,
 }
 
-# Run-time checks of values, keyed by OpDef: ``check(xp, *inputs, **attrs)`` returns None or
-# ``(summary, explain)``: a small device array computed without synchronising, and a function
-# of its host copy that returns the error message, or None when the values were fine. The
+
+def _check_numerics(xp, ctx, node, out, x, message):
+    return x  # checked on the device by _check_numerics_check
+
+
+def _check_numerics_check(xp, node, x, message):
+    """NaN and Inf counts of ``x``, computed on the device; the numpy kernel's error."""
+    if x.dtype.kind != "f":
+        return None
+    summary = xp.stack([xp.isnan(x).sum(), xp.isinf(x).sum()]).astype(np.int64)
+
+    def explain(found):
+        if not found.any():
+            return None
+        return NumericsError(
+            f"check_numerics failed: {message} ({int(found[0])} NaN, {int(found[1])} Inf in "
+            f"'{node.inputs[0].name}', shape {tuple(x.shape)})",
+            node.location,
+        )
+
+    return summary, explain
+
+
+# The stateful ops lowered here: ``fn(xp, ctx, node, out, *inputs, **attrs)`` and the attrs
+# predicate of the instances it handles (``cupy_backend.STATE_LOWERINGS``).
+STATE_LOWERINGS = {CHECK_NUMERICS: (_check_numerics, lambda attrs: True)}
+
+# Run-time checks of values, keyed by OpDef: ``check(xp, node, *inputs, **attrs)`` returns None
+# or ``(summary, explain)``: a small device array computed without synchronising, and a
+# function of its host copy that returns the error (a message, or a GraphcError to raise as
+# it is), or None when the values were fine. The
 # executable reads the summaries back before the run's first variable update (or host step)
 # and at its end, so a bad value fails the run before it changes any state, without stopping
 # the device in the middle of the step.
-CHECKS = {GATHER: _gather_check, CLASS_LABELS: _class_labels_check}
+CHECKS = {
+    GATHER: _gather_check,
+    CLASS_LABELS: _class_labels_check,
+    CHECK_NUMERICS: _check_numerics_check,
+}
 
 # The lowerings that allocate no device memory when their output is planned (views, or
 # ``out=``): a plan whose other device lowerings are all here can be captured.
