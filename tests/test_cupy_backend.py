@@ -1001,3 +1001,17 @@ def test_check_numerics_runs_on_the_device_and_stops_the_step_before_its_update(
             sess.run(update, {x: np.array([1.0, 0.0, -1.0], np.float32)})
         assert "test_cupy_backend.py" in str(info.value)
         np.testing.assert_array_equal(sess.run(v), np.zeros(3))
+
+
+def test_draws_of_changing_sizes_share_one_jump_table(on_cpu):
+    x = gc.placeholder(gc.float32, (None, 4))
+    dropped = gc.nn.dropout(x, rate=0.5, seed=8)
+    rows = [5, 3, 9, 1]
+    with gc.Session() as sess:
+        want = [sess.run(dropped, {x: np.ones((r, 4), np.float32)}) for r in rows]
+    with gc.Session(backend="cupy") as sess:
+        got = [sess.run(dropped, {x: np.ones((r, 4), np.float32)}) for r in rows]
+        draws = cb.cupy_random.device_random(sess._ctx, on_cpu[0].xp)
+        assert draws.tables[0][0].size == 64  # 32 for 20 draws, grown once for 36
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

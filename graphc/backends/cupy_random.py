@@ -105,13 +105,15 @@ def uniform_from_raw(xp, raw, minval, maxval, dtype):
 class DeviceRandom:
     """A session's random generators on the device: per random node, its PCG64 state as a
     (2,) uint64 device array, the host generator it mirrors and that generator's state when
-    the device last matched it; jump tables per draw size; ``uploads`` counts state uploads."""
+    the device last matched it. The jump tables of ``i = 1..n`` are a prefix of those for a
+    larger ``n``, so one table (and one ``G * inc`` per node) of the largest draw so far serves
+    every size. ``uploads`` counts state uploads."""
 
     def __init__(self, xp):
         self.xp = xp
         self.states: dict = {}  # node -> (device (2,) uint64, host generator, host state int)
-        self.tables: dict = {}  # n -> (A, G)
-        self.offsets: dict = {}  # (node, n) -> C = G * inc
+        self.tables = None  # (A, G) for i = 1..size
+        self.offsets: dict = {}  # node -> C = G * inc, as long as the tables
         self.uploads = 0
         self._lock = threading.Lock()
 
@@ -130,13 +132,15 @@ class DeviceRandom:
             if n == 0:
                 return xp.zeros(0, dtype=np.uint64)
             state = entry[0]
-            if n not in self.tables:
-                self.tables[n] = jump_tables(xp, n)
-            a, g = self.tables[n]
-            c = self.offsets.get((node, n))
+            if self.tables is None or self.tables[0][0].size < n:
+                self.tables = jump_tables(xp, 1 << (n - 1).bit_length())  # room to grow
+                self.offsets.clear()
+            a, g = self.tables
+            c = self.offsets.get(node)
             if c is None:
                 inc = tuple(xp.asarray([h], dtype=np.uint64) for h in _halves(host["inc"]))
-                c = self.offsets[(node, n)] = mul128(xp, g, inc)
+                c = self.offsets[node] = mul128(xp, g, inc)
+            a, c = tuple(x[:n] for x in a), tuple(x[:n] for x in c)
             raw, (hi, lo) = raw_outputs(xp, (state[0:1], state[1:2]), a, c)
             state[0:1] = hi
             state[1:2] = lo
