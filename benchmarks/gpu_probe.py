@@ -403,6 +403,28 @@ def probe_cnn_and_lstm_plans():
     return out
 
 
+def probe_uniform_draws():
+    """Seeded uniform draws and a dropout mask on the device: numpy's PCG64 numbers bit for
+    bit (cupy_random), run after run; the time of a 1M-element draw."""
+    size = 4096 if SMALL else 1 << 20
+    results = {}
+    for backend in ("numpy", "cupy"):
+        gc.reset_default_graph()
+        x = gc.placeholder(gc.float32, (size,))
+        u = gc.random_uniform((size,), minval=-1.0, maxval=2.0, seed=1)
+        dropped = gc.nn.dropout(x, rate=0.25, seed=2)
+        sess = gc.Session(backend=backend)
+        feeds = {x: np.ones(size, np.float32)}
+        results[backend] = [sess.run([u, dropped], feeds) for _ in range(3)]
+        results[f"{backend}_ms"] = round(
+            _median_time(lambda s=sess, u=u: s.run(u), n=2 if SMALL else 20) * 1e3, 4
+        )
+    for got, want in zip(results["cupy"], results["numpy"], strict=True):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    return {"draw_ms_numpy": results["numpy_ms"], "draw_ms_cupy": results["cupy_ms"]}
+
+
 def probe_chain():
     """The 12-op elementwise chain on 1M float32: cupy vs torch CUDA."""
     import cupy
@@ -478,6 +500,7 @@ def main(argv=None):
         probe_small_dtypes,
         probe_denormals,
         probe_cnn_and_lstm_plans,
+        probe_uniform_draws,
         probe_chain,
     ):
         probe(fn)

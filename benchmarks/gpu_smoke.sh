@@ -21,7 +21,8 @@
 #   2. probes       (probe.json, probe.log)  benchmarks/gpu_probe.py: README quick start,
 #      mlp3 numpy vs cupy vs CUDA Graph, matmuls under capture with pool churn, variables
 #      replaced between replays, float16/bool/int8, denormals, host<->device copies per
-#      step, the CNN and LSTM plans' host steps, step times against torch CUDA
+#      step, the README CNN's and LSTM's host steps and variable copies, uniform draws
+#      against numpy bit for bit, step times against torch CUDA
 #   3. pytest -m gpu (pytest.log)
 #   4. the GPU benchmarks (bench.log): mlp2, mlp3, chain with the GPU contenders
 # and writes summary.txt: each stage's status and seconds.
