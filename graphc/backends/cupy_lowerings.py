@@ -167,8 +167,9 @@ def _first_bad(xp, values, bad):
     """(whether any of ``bad`` is set, the flat index of the first, its value in ``values``)
     as one small int64 device array."""
     flat, bad = values.reshape(-1), bad.reshape(-1)
-    first = xp.argmax(bad)
-    return xp.stack([bad[first], first, flat[first]]).astype(np.int64)
+    first = xp.argmax(bad)  # a device scalar: take, not indexing, reads at it
+    found = (xp.take(bad, first), first, xp.take(flat, first))
+    return xp.stack([v.astype(np.int64) for v in found])
 
 
 def _gather_check(xp, node, params, idx, axis):
