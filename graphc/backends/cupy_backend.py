@@ -500,16 +500,10 @@ class CupyExecutable:
             buffers = list(self._base)
             for (_, slot), value in zip(self.plan.feeds, feed_arrays, strict=True):
                 buffers[slot] = self._feed(slot, value)
-            self._checks.clear()
             if self._cuda_graph and self._eager_runs:  # the first run warms up (cuBLAS…)
                 self._run_graph(ctx, state, buffers)
             else:
-                try:
-                    for step in self.plan.steps:
-                        self._run_step(step, ctx, state, buffers)
-                    self._check_values()
-                finally:
-                    self._checks.clear()
+                self._run_steps(ctx, state, buffers)
                 self._eager_runs += 1
             # one copy per fetch: the download is the caller's own array
             return [self._download(buffers[k]) for k in self.plan.fetches]
@@ -563,6 +557,17 @@ class CupyExecutable:
             )
         self._graph[1]()
         buffers[:] = self._graph[2]  # results sit where the graph wrote them
+
+    def _run_steps(self, ctx, state, buffers):
+        """Every step of the plan, eagerly, then the value checks still pending (every
+        eager run goes through here, so that no check is left unread)."""
+        self._checks.clear()
+        try:
+            for step in self.plan.steps:
+                self._run_step(step, ctx, state, buffers)
+            self._check_values()
+        finally:
+            self._checks.clear()
 
     def _run_step(self, step, ctx, state, buffers):
         if self._checks and (
