@@ -201,3 +201,28 @@ def test_the_readme_cnn_step_runs_on_the_device_like_numpy():
                 sess.run([train, loss], {x: X, y: Y, keep: 0.75})[1] for _ in range(3)
             ]
     np.testing.assert_allclose(losses["cupy"], losses["numpy"], rtol=1e-3)
+
+
+def test_a_bad_index_or_label_fails_on_the_device_before_any_update():
+    """cupy's take wraps a bad index where numpy raises: the device-side checks must still
+    raise, naming the line, and leave the variables as they were."""
+    table = gc.placeholder(gc.float32, (3, 2))
+    idx = gc.placeholder(gc.int32, (2,))
+    labels = gc.placeholder(gc.int32, (2,))
+    w = gc.Variable(np.ones((2, 3), np.float32), name="w")
+    logits = gc.gather(table, idx) @ w
+    loss = gc.reduce_mean(
+        gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+    train = gc.train.GradientDescentOptimizer(0.1).minimize(loss)
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with gc.Session(backend="cupy") as sess:
+        sess.run(w.initializer)
+        for bad, match in (
+            ({idx: [0, 3], labels: [0, 1]}, "index 3 is out of bounds"),
+            ({idx: [0, 1], labels: [0, 3]}, "label 3 at index"),
+        ):
+            feeds = {table: values, **{k: np.array(v, np.int32) for k, v in bad.items()}}
+            with pytest.raises(gc.GraphcError, match=match):
+                sess.run(train, feeds)
+            np.testing.assert_array_equal(sess.run(w), np.ones((2, 3)))

@@ -76,8 +76,10 @@ def _split_like(xp, node, out, g, *likes, axis):
 
 
 def _gather(xp, node, out, params, idx, axis):
-    # cupy's take wraps indices out of range where numpy raises (so a bad index never reads
-    # outside the table): _gather_check finds them on the device, without synchronising
+    # cupy wraps integer-array indices out of range where numpy raises (its documented
+    # difference, in take and in scatter_add alike), so neither gather nor its gradient
+    # touches memory outside the table: _gather_check finds them on the device, without
+    # synchronising, and the step fails before it updates anything
     return (
         xp.take(params, idx, axis=axis, out=out)
         if out is not None
