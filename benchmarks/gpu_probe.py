@@ -329,59 +329,100 @@ def probe_denormals():
     return {"numpy": float(values["numpy"][0]), "cupy": float(values["cupy"][0])}
 
 
-def probe_cnn_and_lstm_plans():
-    """Which steps of a CNN and an LSTM training step still run on the host."""
+def _model_step(build, backend, feeds_of):
+    """A README model's training step (``benchmarks.models``) on ``backend``: its losses,
+    step time, and on cupy the steady step's host steps and variable copies."""
     import graphc.compat.v1 as tf
 
-    out = {}
-    gc.reset_default_graph()
-    tf.set_random_seed(0)
-    n, side, t, units = (4, 8, 4, 8) if SMALL else (32, 28, 28, 128)
-    x = tf.placeholder(tf.float32, (n, side, side, 1))
-    y = tf.placeholder(tf.int32, (n,))
-    h = tf.layers.conv2d(x, 16, 5, padding="same", activation=tf.nn.relu)
-    h = tf.layers.max_pooling2d(h, 2, 2)
-    logits = tf.layers.dense(tf.layers.flatten(h), 10)
-    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits))
-    train = tf.train.AdamOptimizer(1e-3).minimize(loss)
-    feeds = {
-        x: np.random.default_rng(0).random((n, side, side, 1), np.float32),
-        y: np.arange(n) % 10,
-    }
-    for backend in ("numpy", "cupy"):
-        _exe_of()
-        with gc.Session(backend=backend) as sess:
-            sess.run(tf.global_variables_initializer())
-            losses = [float(sess.run([train, loss], feeds)[1]) for _ in range(3)]
-            out[f"cnn_{backend}_losses"] = losses
-            out[f"cnn_{backend}_step_ms"] = round(
-                _median_time(lambda s=sess: s.run([train, loss], feeds), n=2 if SMALL else 10)
-                * 1e3,
-                3,
-            )
-            if backend == "cupy":
-                e = _exe_of()
-                out["cnn_host_steps"] = [e.plan.steps[i].title for i in e._host_steps]
-    _close(out["cnn_cupy_losses"], out["cnn_numpy_losses"], rtol=1e-3)
-    gc.reset_default_graph()
-    tf.set_random_seed(0)
-    x = tf.placeholder(tf.float32, (4 * n, t, side))
-    outs, _ = tf.nn.static_rnn(
-        tf.nn.rnn_cell.BasicLSTMCell(units), tf.unstack(x, axis=1), dtype=tf.float32
-    )
-    loss = tf.reduce_mean(tf.layers.dense(outs[-1], 10) ** 2)
-    train = tf.train.AdamOptimizer(1e-3).minimize(loss)
-    feeds = {x: np.random.default_rng(0).random((4 * n, t, side), np.float32)}
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(0)  # the dropout masks: the same stream on both backends
+        x, y, keep, train, loss, _ = build(tf)
+        init = tf.global_variables_initializer()
+    feeds = feeds_of(x, y, keep)
     _exe_of()
-    with gc.Session(backend="cupy") as sess:
-        sess.run(tf.global_variables_initializer())
-        sess.run(train, feeds)
-        e = _exe_of()
-        out["lstm_host_steps"] = [e.plan.steps[i].title for i in e._host_steps]
-        out["lstm_cupy_step_ms"] = round(
-            _median_time(lambda: sess.run(train, feeds), n=2 if SMALL else 10) * 1e3, 3
-        )
+    sess = gc.Session(graph=graph, backend=backend)
+    sess.run(init)
+    losses = [float(sess.run([train, loss], feeds)[1]) for _ in range(2)]
+    out = {"losses": losses}
+    exe = _exe_of() if backend == "cupy" else None
+    if exe is not None:
+        from graphc.backends.cupy_backend import _DEVICE_STATE
+
+        state = _DEVICE_STATE[sess._ctx][id(exe.xp)]
+        before = (state.uploads, state.downloads)
+    out["step_ms"] = round(
+        _median_time(lambda: sess.run([train, loss], feeds), n=2 if SMALL else 10) * 1e3, 3
+    )
+    if exe is not None:
+        out["host_steps"] = [exe.plan.steps[i].title for i in exe._host_steps]
+        out["variable_copies"] = [state.uploads - before[0], state.downloads - before[1]]
+        out["capture_refused"] = exe.capture_refused
     return out
+
+
+def probe_cnn_and_lstm_plans():
+    """The README's CNN (convs, max-pools, dropout, Adam) and LSTM (28 steps, Adam) training
+    steps: which steps still run on the host (none expected), variable copies in a steady
+    step (none expected), losses against numpy (dropout masks included), step times."""
+    from benchmarks import models
+
+    out = {}
+    n = 2 if SMALL else models.BATCH_CNN
+    X, Y = models.mnist_like(n)
+
+    def cnn_feeds(x, y, keep):
+        return {x: X, y: Y, keep: 0.75}
+
+    for backend in ("numpy", "cupy"):
+        for k, v in _model_step(models.cnn_graph, backend, cnn_feeds).items():
+            out[f"cnn_{backend}_{k}"] = v
+    _close(out["cnn_cupy_losses"], out["cnn_numpy_losses"], rtol=1e-3)
+    if SMALL:  # the CPU emulates every thread: a short, narrow LSTM
+        saved = models.BATCH_LSTM, models.STEPS, models.INPUT, models.UNITS
+        models.BATCH_LSTM, models.STEPS, models.INPUT, models.UNITS = 4, 3, 6, 8
+    try:
+        b, t, i = models.BATCH_LSTM, models.STEPS, models.INPUT
+        rng = np.random.default_rng(0)
+        Xl = rng.random((b, t, i), np.float32)
+        Yl = np.eye(10, dtype=np.float32)[rng.integers(0, 10, b)]
+
+        def lstm_feeds(x, y, keep):
+            return {x: Xl, y: Yl}
+
+        for backend in ("numpy", "cupy"):
+            for k, v in _model_step(models.lstm_graph, backend, lstm_feeds).items():
+                out[f"lstm_{backend}_{k}"] = v
+    finally:
+        if SMALL:
+            models.BATCH_LSTM, models.STEPS, models.INPUT, models.UNITS = saved
+    _close(out["lstm_cupy_losses"], out["lstm_numpy_losses"], rtol=1e-3)
+    for model in ("cnn", "lstm"):
+        assert out[f"{model}_cupy_host_steps"] == [], f"{model}: host steps"
+        assert out[f"{model}_cupy_variable_copies"] == [0, 0], f"{model}: variable copies"
+    return out
+
+
+def probe_uniform_draws():
+    """Seeded uniform draws and a dropout mask on the device: numpy's PCG64 numbers bit for
+    bit (cupy_random), run after run; the time of a 1M-element draw."""
+    size = 4096 if SMALL else 1 << 20
+    results = {}
+    for backend in ("numpy", "cupy"):
+        gc.reset_default_graph()
+        x = gc.placeholder(gc.float32, (size,))
+        u = gc.random_uniform((size,), minval=-1.0, maxval=2.0, seed=1)
+        dropped = gc.nn.dropout(x, rate=0.25, seed=2)
+        sess = gc.Session(backend=backend)
+        feeds = {x: np.ones(size, np.float32)}
+        results[backend] = [sess.run([u, dropped], feeds) for _ in range(3)]
+        results[f"{backend}_ms"] = round(
+            _median_time(lambda s=sess, u=u: s.run(u), n=2 if SMALL else 20) * 1e3, 4
+        )
+    for got, want in zip(results["cupy"], results["numpy"], strict=True):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+    return {"draw_ms_numpy": results["numpy_ms"], "draw_ms_cupy": results["cupy_ms"]}
 
 
 def probe_chain():
@@ -459,6 +500,7 @@ def main(argv=None):
         probe_small_dtypes,
         probe_denormals,
         probe_cnn_and_lstm_plans,
+        probe_uniform_draws,
         probe_chain,
     ):
         probe(fn)

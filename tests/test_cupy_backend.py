@@ -317,6 +317,7 @@ def test_every_registry_op_through_the_backend_on_the_cpu(on_cpu):
     assert len(on_cpu) == 1 and len(fetches) > 150
     (exe,) = on_cpu
     assert len(exe._launches) > 60, "the elementwise ops and reductions should be kernels"
+    assert exe._host_steps == [], [exe.plan.steps[i].title for i in exe._host_steps]
     for (name, _), g, w in zip(fetches, got, want, strict=True):
         g, w = np.asarray(g), np.asarray(w)
         assert (g.dtype, g.shape) == (w.dtype, w.shape), name
@@ -600,3 +601,418 @@ def test_nvrtc_keeps_float32_denormals_with_the_ieee_options():
     assert "mul.ftz.f32" in ptx(cuda_compile.IEEE + ("-ftz=true",))
     keep = ptx(cuda_compile.IEEE)
     assert "mul.f32" in keep and ".ftz" not in keep
+
+
+# --- the README's training plans: nothing on the host, nothing copied ------------------------
+
+
+def _steady(sess, on_cpu, run, steps=3):
+    """Run one warm-up step, then ``steps`` more; the training step's executable, and the
+    variable copies and host steps of the steady steps."""
+    run()
+    exe = max(on_cpu, key=lambda e: len(e.plan.steps))
+    state = _device_state(sess, exe)
+    before = (state.uploads, state.downloads, exe.xp.calls["array"])
+    values = [run() for _ in range(steps)]
+    copies = (state.uploads - before[0], state.downloads - before[1])
+    return exe, copies, exe.xp.calls["array"] - before[2], values
+
+
+def _model_losses(build, feeds_of, backend, on_cpu, steps=3):
+    import graphc.compat.v1 as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(0)  # the dropout masks: the same stream on both backends
+        x, y, keep, train, loss, _ = build(tf)
+        init = tf.global_variables_initializer()
+    feeds = feeds_of(x, y, keep)
+    sess = gc.Session(graph=graph, backend=backend)
+    sess.run(init)
+    if backend == "numpy":
+        return [sess.run([train, loss], feeds)[1] for _ in range(steps + 1)], None
+    exe, copies, arrays, losses = _steady(
+        sess, on_cpu, lambda: sess.run([train, loss], feeds)[1], steps
+    )
+    return [None, *losses], (exe, copies, arrays)
+
+
+def test_the_readme_cnn_trains_on_the_device_with_the_cpus_numbers(on_cpu):
+    """The tutorial CNN (conv 5x5x32, max-pool, conv 5x5x64, max-pool, fc 1024, dropout,
+    Adam): every step on the device, no variable copied in a steady step, and the same losses
+    as the numpy backend, dropout masks included."""
+    from benchmarks import models
+
+    X, Y = models.mnist_like(2)
+
+    def feeds(x, y, keep):
+        return {x: X, y: Y, keep: 0.75}
+
+    want, _ = _model_losses(models.cnn_graph, feeds, "numpy", on_cpu, steps=2)
+    got, (exe, copies, arrays) = _model_losses(models.cnn_graph, feeds, "cupy", on_cpu, steps=2)
+    assert exe._host_steps == [], [exe.plan.steps[i].title for i in exe._host_steps]
+    titles = {s.title for s in exe.plan.steps}
+    assert {"conv2d", "max_pool", "max_pool_grad", "random_uniform"} <= titles
+    assert titles & {"conv2d_backprop_input", "conv2d_backprop_filter"}
+    assert copies == (0, 0) and arrays == 0
+    np.testing.assert_allclose(got[1:], want[1:], rtol=1e-5)
+    assert got[1] != got[2]  # training: the loss moves
+
+
+def test_the_readme_lstm_and_mlp3_steps_have_no_host_step(on_cpu, monkeypatch):
+    from benchmarks import models
+    from benchmarks.workloads import _mlp_data, mlp_graph
+
+    monkeypatch.setattr(models, "BATCH_LSTM", 4)
+    monkeypatch.setattr(models, "STEPS", 3)
+    monkeypatch.setattr(models, "INPUT", 6)
+    monkeypatch.setattr(models, "UNITS", 8)
+    X = np.random.default_rng(0).random((4, 3, 6), np.float32)
+    Y = np.eye(10, dtype=np.float32)[[1, 3, 5, 7]]
+
+    def feeds(x, y, keep):
+        return {x: X, y: Y}
+
+    want, _ = _model_losses(models.lstm_graph, feeds, "numpy", on_cpu)
+    got, (exe, copies, arrays) = _model_losses(models.lstm_graph, feeds, "cupy", on_cpu)
+    assert exe._host_steps == [], [exe.plan.steps[i].title for i in exe._host_steps]
+    assert copies == (0, 0) and arrays == 0
+    assert exe.capture_refused is None  # GRAPHC_CUDA_GRAPH=1 would replay it
+    np.testing.assert_allclose(got[1:], want[1:], rtol=1e-5)
+
+    on_cpu.clear()
+    Xm, Ym, W0 = _mlp_data(16, (30, 20, 20, 10))
+    graph, x, y, train, loss, init = mlp_graph(W0, "xent", 0.01)
+    sess = gc.Session(graph=graph, backend="cupy")
+    sess.run(init)
+    exe, copies, arrays, _ = _steady(sess, on_cpu, lambda: sess.run([train, loss], {x: Xm, y: Ym}))
+    assert exe._host_steps == [] and copies == (0, 0) and arrays == 0
+    assert exe._cuda_graph is False and exe.capture_refused is None  # capturable as it is
+
+
+# --- convolution and pooling on the device -----------------------------------------------------
+
+
+def _conv_cases():
+    # (image NHWC, filter HWIO or pool window, strides, padding): odd SAME pads (more at the
+    # bottom/right), strides that skip cells, VALID, and a batch large enough to slice
+    return [
+        ((2, 7, 6, 3), (3, 3, 3, 4), (2, 2), "SAME"),
+        ((1, 6, 5, 2), (2, 3, 2, 3), (1, 2), "VALID"),
+        ((3, 5, 5, 1), (5, 5, 1, 2), (1, 1), "SAME"),
+        ((2, 4, 4, 2), (2, 2, 2, 1), (2, 2), "SAME"),
+    ]
+
+
+def test_conv_lowerings_run_the_numpy_kernels_math(rng, monkeypatch):
+    from graphc.backends import cupy_conv as cc
+    from graphc.ops import conv
+
+    monkeypatch.setattr(cc, "PATCH_BUDGET", 64)  # several batch slices
+    for xs, ws, s, p in _conv_cases():
+        x = rng.standard_normal(xs)
+        w = rng.standard_normal(ws)
+        y = conv._conv2d(x, w, s, p)
+        g = rng.standard_normal(y.shape)
+        out = np.empty_like(y)
+        assert cc._conv2d(np, None, out, x, w, strides=s, padding=p) is out
+        np.testing.assert_allclose(out, y, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            cc._conv2d_backprop_input(np, None, None, g, w, input_shape=xs, strides=s, padding=p),
+            conv._conv2d_backprop_input(g, w, xs, s, p),
+            rtol=1e-12,
+            atol=1e-12,
+        )
+        np.testing.assert_allclose(
+            cc._conv2d_backprop_filter(np, None, None, x, g, filter_shape=ws, strides=s, padding=p),
+            conv._conv2d_backprop_filter(x, g, ws, s, p),
+            rtol=1e-12,
+            atol=1e-12,
+        )
+
+
+def test_pool_lowerings_match_the_numpy_kernels_ties_and_nans_included(rng):
+    from graphc.backends import cupy_conv as cc
+    from graphc.ops import conv
+
+    for xs, ws, s, p in _conv_cases():
+        k = ws[:2]
+        attrs = {"ksize": k, "strides": s, "padding": p}
+        x = rng.standard_normal(xs).astype(np.float32)
+        x.flat[::3] = x.flat[1::3][: x.size // 3 + (x.size % 3 > 0)][: len(x.flat[::3])]  # ties
+        x.flat[::7] = np.round(x.flat[::7])
+        for case in (x, np.where(rng.random(xs) < 0.1, np.nan, x).astype(np.float32)):
+            y = conv._max_pool(case, k, s, p)
+            np.testing.assert_array_equal(cc._max_pool(np, None, None, case, **attrs), y)
+            g = rng.standard_normal(y.shape).astype(np.float32)
+            np.testing.assert_array_equal(
+                cc._max_pool_grad(np, None, None, case, g, **attrs),
+                conv._max_pool_grad(case, g, k, s, p),
+            )
+            d = rng.standard_normal(xs).astype(np.float32)
+            d.flat[::11] = np.inf
+            np.testing.assert_array_equal(
+                cc._max_pool_select(np, None, None, case, d, **attrs),
+                conv._max_pool_select(case, d, k, s, p),
+            )
+            np.testing.assert_allclose(
+                cc._avg_pool(np, None, None, case, **attrs),
+                conv._avg_pool(case, k, s, p),
+                rtol=1e-6,
+            )
+            np.testing.assert_allclose(
+                cc._avg_pool_grad(np, None, None, g, input_shape=xs, **attrs),
+                conv._avg_pool_grad(g, xs, k, s, p),
+                rtol=1e-6,
+            )
+
+
+# --- random draws on the device ----------------------------------------------------------------
+
+
+def test_pcg64_on_the_array_module_gives_numpys_stream_bit_for_bit():
+    from graphc.backends import cupy_random as cr
+
+    for n in (1, 2, 5, 64, 1000, 4099):
+        gen = np.random.default_rng(n)
+        state = gen.bit_generator.state["state"]
+        s = np.array(cr._halves(state["state"]), np.uint64)
+        a, g = cr.jump_tables(np, n)
+        inc = tuple(np.array([h], np.uint64) for h in cr._halves(state["inc"]))
+        raw, after = cr.raw_outputs(np, (s[0:1], s[1:2]), a, cr.mul128(np, g, inc))
+        np.testing.assert_array_equal(raw, gen.bit_generator.random_raw(n))
+        assert (
+            int(after[0][0]) << 64 | int(after[1][0]) == gen.bit_generator.state["state"]["state"]
+        )
+        for low, high, dtype in ((0, 1, np.float32), (-2.5, 3.0, np.float64), (1, 4, np.float16)):
+            want = np.random.default_rng(n).uniform(low, high, n).astype(dtype)
+            np.testing.assert_array_equal(cr.uniform_from_raw(np, raw, low, high, dtype), want)
+
+
+def test_uniform_draws_and_dropout_run_on_the_device_with_the_cpus_numbers(on_cpu, rng):
+    x = gc.placeholder(gc.float32, (6, 7))
+    u = gc.random_uniform((3, 4), minval=-1.0, maxval=2.0, seed=4)
+    like = gc.random_uniform_like(x, seed=5, dtype=gc.float64)
+    dropped = gc.nn.dropout(x, rate=0.4, seed=6)
+    unseeded = gc.random_uniform((5,))  # the graph seed: the op's id
+    gc.get_default_graph().seed = 11
+    value = rng.standard_normal((6, 7)).astype(np.float32)
+    fetches = [u, like, dropped, unseeded]
+    with gc.Session() as sess:
+        want = [sess.run(fetches, {x: value}) for _ in range(3)]
+        host_next = sess.run(u)  # the stream continues in another plan
+    with gc.Session(backend="cupy") as sess:
+        got = [sess.run(fetches, {x: value}) for _ in range(3)]
+        exe = on_cpu[-1]
+        assert exe._host_steps == [] and len(exe._state_lowered) == 4
+        assert "may allocate" in exe.capture_refused
+        draws = cb.cupy_random.device_random(sess._ctx, exe.xp)
+        assert draws.uploads == 4  # each generator's state went up once
+        np.testing.assert_array_equal(sess.run(u), host_next)
+    for g_run, w_run in zip(got, want, strict=True):
+        for g, w in zip(g_run, w_run, strict=True):
+            assert g.dtype == w.dtype
+            np.testing.assert_array_equal(g, w)
+
+
+def test_a_host_draw_of_the_same_generator_is_seen_by_the_device(on_cpu):
+    u = gc.random_uniform((4,), seed=2)
+    with gc.Session() as sess:
+        want = [sess.run(u) for _ in range(3)]
+    with gc.Session(backend="cupy") as sess:
+        first = sess.run(u)
+        sess._ctx.rng(u.op).uniform(size=4)  # the host generator moves on its own
+        second = sess.run(u)
+    np.testing.assert_array_equal(first, want[0])
+    np.testing.assert_array_equal(second, want[2])
+
+
+def test_normal_and_integer_draws_stay_on_the_host_with_the_same_numbers(on_cpu):
+    n = gc.random_normal((3, 3), seed=1)
+    i = gc.random_uniform((5,), minval=0, maxval=9, dtype=gc.int32, seed=2)
+    with gc.Session() as sess:
+        want = sess.run([n, i])
+    with gc.Session(backend="cupy") as sess:
+        got = sess.run([n, i])
+    (exe,) = on_cpu
+    assert sorted(exe.plan.steps[k].title for k in exe._host_steps) == [
+        "random_normal",
+        "random_uniform",
+    ]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)
+
+
+# --- run-time checks -------------------------------------------------------------------------
+
+
+def test_a_label_out_of_range_fails_before_any_variable_changes(on_cpu):
+    x = gc.placeholder(gc.float32, (4, 3))
+    labels = gc.placeholder(gc.int32, (4,))
+    w = gc.Variable(np.ones((3, 5), np.float32), name="w")
+    loss = gc.reduce_mean(
+        gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x @ w)
+    )  # this line builds the check
+    train = gc.train.GradientDescentOptimizer(0.5).minimize(loss)
+    feeds = {x: np.ones((4, 3), np.float32), labels: np.array([0, 1, 4, 2], np.int32)}
+    with gc.Session(backend="cupy") as sess:
+        sess.run(w.initializer)
+        sess.run(train, feeds)
+        exe = on_cpu[-1]
+        assert exe._host_steps == []
+        before = sess.run(w)
+        feeds[labels] = np.array([0, 1, 5, 2], np.int32)
+        with pytest.raises(gc.GraphcError, match=r"label 5 at index \[2\]") as info:
+            sess.run(train, feeds)
+        assert "test_cupy_backend.py" in str(info.value)
+        np.testing.assert_array_equal(sess.run(w), before)  # the failed step changed nothing
+        feeds[labels] = np.array([0, 1, 2, 2], np.int32)
+        sess.run(train, feeds)  # the executable is usable again
+
+
+# --- use_locking -----------------------------------------------------------------------------
+
+
+def test_use_locking_updates_hold_the_variables_lock_and_lose_none(on_cpu):
+    import threading
+
+    n = 200_000  # numpy releases the GIL inside the in-place add
+    v = gc.Variable(np.zeros(n, np.float64), name="v")
+    a = gc.assign_add(v, np.ones(n), use_locking=True)
+    b = gc.group(gc.assign_add(v, np.ones(n), use_locking=True), gc.no_op())
+    with gc.Session(backend="cupy") as sess:
+        sess.run(v.initializer)
+        taken = []
+        real = sess._ctx.lock
+
+        def lock(var):
+            taken.append(var)
+            return real(var)
+
+        sess._ctx.lock = lock
+        calls = [sess.make_callable(a), sess.make_callable(b)]  # two plans: run concurrently
+        barrier = threading.Barrier(4)
+
+        def work(k):
+            barrier.wait()
+            for _ in range(40):
+                calls[k % 2]()
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        got = sess.run(v)
+    assert len(on_cpu) >= 2
+    assert got.min() == got.max() == 160
+    assert len(taken) == 160 and set(taken) == {v.op}
+
+
+def test_a_locked_update_waits_for_the_last_one_on_the_callers_stream():
+    events = []
+
+    class Stream:
+        def __init__(self, name):
+            self.name = name
+
+        def wait_event(self, event):
+            events.append((self.name, "waits", event))
+
+        def record(self):
+            events.append((self.name, "records"))
+            return f"event-{self.name}"
+
+    current = [Stream("s1")]
+
+    class FakeXP:
+        class cuda:
+            @staticmethod
+            def get_current_stream():
+                return current[0]
+
+    ctx = gc.Session()._ctx
+    state = cb.DeviceVariables(FakeXP, np.asarray)
+    var = object()
+    with state.locked(ctx, var):
+        events.append("update 1")
+    current[0] = Stream("s2")
+    with state.locked(ctx, var):
+        events.append("update 2")
+    assert events == [
+        "update 1",
+        ("s1", "records"),
+        ("s2", "waits", "event-s1"),
+        "update 2",
+        ("s2", "records"),
+    ]
+
+
+def test_a_bad_gather_index_fails_before_the_update_without_a_mid_step_sync(monkeypatch):
+    """cupy's take wraps an index out of range (it never reads outside the table); the check
+    runs on the device and is read back before the assign, which then never happens."""
+
+    class WrappingNumpy(CountingNumpy):
+        def take(self, a, idx, axis=None, out=None):
+            return np.take(a, idx, axis=axis, out=out, mode="wrap")
+
+    xp = WrappingNumpy()
+    monkeypatch.setattr(
+        cb,
+        "make_cupy_executable",
+        lambda plan, **o: cb.CupyExecutable(plan, xp=xp, compile_kernels=host_kernels, **SMALL),
+    )
+    table = gc.placeholder(gc.float32, (3, 2))
+    idx = gc.placeholder(gc.int32, (2,))
+    v = gc.Variable(np.zeros((2, 2), np.float32), name="v")
+    update = v.assign(gc.gather(table, idx) * 2.0)  # the gather's line
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with gc.Session(backend="cupy") as sess:
+        sess.run(v.initializer)
+        sess.run(update, {table: values, idx: np.array([2, -1], np.int32)})
+        np.testing.assert_array_equal(sess.run(v), values[[2, 2]] * 2)
+        with pytest.raises(gc.GraphcError, match="index 3 is out of bounds") as info:
+            sess.run(update, {table: values, idx: np.array([0, 3], np.int32)})
+        assert "test_cupy_backend.py" in str(info.value)
+        np.testing.assert_array_equal(sess.run(v), values[[2, 2]] * 2)
+
+
+def test_a_plan_with_locked_updates_is_not_captured():
+    v = gc.Variable(np.zeros(3, np.float32), name="v")
+    x = gc.placeholder(gc.float32, (3,))
+    for locking, captured in ((False, True), (True, False)):
+        update = gc.assign_add(v, x * 2.0, use_locking=locking)
+        plan = gc.compile(update, feed_shapes={x: (3,)}, backend="cupy")
+        exe = cb.CupyExecutable(plan, xp=np, compile_kernels=host_kernels, cuda_graph=True, **SMALL)
+        assert exe._cuda_graph is captured
+    assert "use_locking" in exe.capture_refused
+
+
+def test_check_numerics_runs_on_the_device_and_stops_the_step_before_its_update(on_cpu):
+    x = gc.placeholder(gc.float32, (3,))
+    v = gc.Variable(np.zeros(3, np.float32), name="v")
+    checked = gc.check_numerics(gc.log(x), "log of the input")  # the check's line
+    update = v.assign_add(checked)
+    with gc.Session(backend="cupy") as sess:
+        sess.run(v.initializer)
+        sess.run(update, {x: np.ones(3, np.float32)})
+        exe = on_cpu[-1]
+        assert exe._host_steps == []
+        with pytest.raises(gc.NumericsError, match=r"log of the input \(1 NaN, 1 Inf") as info:
+            sess.run(update, {x: np.array([1.0, 0.0, -1.0], np.float32)})
+        assert "test_cupy_backend.py" in str(info.value)
+        np.testing.assert_array_equal(sess.run(v), np.zeros(3))
+
+
+def test_draws_of_changing_sizes_share_one_jump_table(on_cpu):
+    x = gc.placeholder(gc.float32, (None, 4))
+    dropped = gc.nn.dropout(x, rate=0.5, seed=8)
+    rows = [5, 3, 9, 1]
+    with gc.Session() as sess:
+        want = [sess.run(dropped, {x: np.ones((r, 4), np.float32)}) for r in rows]
+    with gc.Session(backend="cupy") as sess:
+        got = [sess.run(dropped, {x: np.ones((r, 4), np.float32)}) for r in rows]
+        draws = cb.cupy_random.device_random(sess._ctx, on_cpu[0].xp)
+        assert draws.tables[0][0].size == 64  # 32 for 20 draws, grown once for 36
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

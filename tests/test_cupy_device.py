@@ -161,3 +161,68 @@ def test_cuda_graph_replay_matches_eager():
             value = rng.standard_normal((128, 64)).astype(np.float32)
             (got,) = exe(sess._ctx, {x: value})
             np.testing.assert_allclose(got, sess.run(out, {x: value}), rtol=1e-5, atol=1e-7)
+
+
+def test_uniform_draws_on_the_device_are_numpys_bit_for_bit():
+    """The device's PCG64 (cupy_random) gives the CPU backend's uniform numbers exactly, run
+    after run, and a dropout mask with them; nothing is drawn on the host."""
+    results = []
+    for backend in ("numpy", "cupy"):
+        gc.reset_default_graph()
+        x = gc.placeholder(gc.float32, (64, 33))
+        fetches = [
+            gc.random_uniform((1000,), minval=-2.0, maxval=3.0, seed=1),
+            gc.random_uniform_like(x, seed=2, dtype=gc.float64),
+            gc.nn.dropout(x, rate=0.3, seed=3),
+        ]
+        value = np.ones((64, 33), np.float32)
+        with gc.Session(backend=backend) as sess:
+            results.append([sess.run(fetches, {x: value}) for _ in range(3)])
+    for got, want in zip(*reversed(results), strict=True):
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+
+def test_the_readme_cnn_step_runs_on_the_device_like_numpy():
+    import graphc.compat.v1 as tf
+    from benchmarks import models
+
+    losses = {}
+    for backend in ("numpy", "cupy"):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.set_random_seed(0)
+            x, y, keep, train, loss, _ = models.cnn_graph(tf)
+            init = tf.global_variables_initializer()
+        X, Y = models.mnist_like(16)
+        with gc.Session(graph=graph, backend=backend) as sess:
+            sess.run(init)
+            losses[backend] = [
+                sess.run([train, loss], {x: X, y: Y, keep: 0.75})[1] for _ in range(3)
+            ]
+    np.testing.assert_allclose(losses["cupy"], losses["numpy"], rtol=1e-3)
+
+
+def test_a_bad_index_or_label_fails_on_the_device_before_any_update():
+    """cupy's take wraps a bad index where numpy raises: the device-side checks must still
+    raise, naming the line, and leave the variables as they were."""
+    table = gc.placeholder(gc.float32, (3, 2))
+    idx = gc.placeholder(gc.int32, (2,))
+    labels = gc.placeholder(gc.int32, (2,))
+    w = gc.Variable(np.ones((2, 3), np.float32), name="w")
+    logits = gc.gather(table, idx) @ w
+    loss = gc.reduce_mean(
+        gc.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+    train = gc.train.GradientDescentOptimizer(0.1).minimize(loss)
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)
+    with gc.Session(backend="cupy") as sess:
+        sess.run(w.initializer)
+        for bad, match in (
+            ({idx: [0, 3], labels: [0, 1]}, "index 3 is out of bounds"),
+            ({idx: [0, 1], labels: [0, 3]}, "label 3 at index"),
+        ):
+            feeds = {table: values, **{k: np.array(v, np.int32) for k, v in bad.items()}}
+            with pytest.raises(gc.GraphcError, match=match):
+                sess.run(train, feeds)
+            np.testing.assert_array_equal(sess.run(w), np.ones((2, 3)))

@@ -9,14 +9,19 @@ How a plan becomes GPU work:
     NVRTC, IEEE float32 so denormals match numpy, cached per device and on disk);
   * matmul goes to cuBLAS through ``xp.matmul(..., out=)``;
   * ops in ``LOWERINGS`` (keyed by OpDef) run on the device buffers: shape and indexing ops
-    (``cupy_lowerings``) and the collectives' NCCL calls (``nccl``);
+    (``cupy_lowerings``), convolution and pooling (``cupy_conv``: im2col and cuBLAS) and the
+    collectives' NCCL calls (``nccl``); seeded uniform draws (dropout masks) run on the device
+    with the CPU's exact numbers (``cupy_random``, ``STATE_LOWERINGS``);
+  * run-time checks of values (gather indices, class labels) are computed on the device as they
+    come and read back once, before the run's first update of state (or at its end), so a run
+    with a bad value fails with the user's line before it changes anything;
   * variables live on the device (``DeviceVariables``); assign/assign_add/assign_sub update
     them there and nothing is copied back: the session's host array is synced only when the
     host reads it (``get_variable``, the Saver, a host step that reads state);
   * each feed goes through a pinned host buffer into a device buffer of its own; each fetch
     is one device-to-host copy;
-  * any other op (random draws, print, conv, pooling…) runs its numpy kernel on the host
-    between a download and an upload — correct everywhere, fast where it matters;
+  * any other op (normal and integer random draws, print, user ops without a scalar
+    expression…) runs its numpy kernel on the host between a download and an upload;
   * ``cuda_graph=True`` captures a run's device work as a CUDA Graph and replays it on the
     caller's current stream while the plan's buffers stay put; a plan in which cupy would
     allocate during capture runs eagerly, its reason in ``capture_refused``.
@@ -28,6 +33,7 @@ harness (``cuda_host.HostModule``) to run the whole orchestration on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
@@ -41,19 +47,21 @@ from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 from ..shapes import broadcast_axes, fully_known
 from . import cuda_codegen as cg
-from . import cuda_modules, cupy_lowerings, nccl
+from . import cuda_modules, cupy_conv, cupy_lowerings, cupy_random, nccl
 from .reference import ReferenceExecutable
 
 ALIGN = 256  # device allocations: cuBLAS and vector loads like 256 B
 
 
-# This backend's lowering table for ops whose registry kernel is host code but which have a
-# device kernel of their own, keyed by OpDef: ``kernel(xp, ctx, node, *device_arrays,
-# **attrs)`` returns the outputs as device arrays (``register_device_lowering``).
 # The device lowerings of ops that are neither generated kernels nor cuBLAS, keyed by OpDef:
 # ``fn(xp, node, out, *inputs, **attrs)`` (``out``: the planned buffer of a single output, or
-# None). Shape and indexing ops (``cupy_lowerings``) and the collectives' NCCL calls.
-LOWERINGS: dict = {**cupy_lowerings.LOWERINGS, **nccl.LOWERINGS}
+# None). Shape and indexing ops and run-time checks (``cupy_lowerings``), convolution and
+# pooling (``cupy_conv``) and the collectives' NCCL calls (``nccl``).
+LOWERINGS: dict = {**cupy_lowerings.LOWERINGS, **cupy_conv.LOWERINGS, **nccl.LOWERINGS}
+# Stateful ops with a device lowering ``fn(xp, ctx, node, out, *inputs, **attrs)``, each with
+# the predicate on its attrs that says which instances it handles (``cupy_random``: seeded
+# uniform draws that give the CPU backend's numbers; ``cupy_lowerings``: check_numerics).
+STATE_LOWERINGS: dict = {**cupy_random.STATE_LOWERINGS, **cupy_lowerings.STATE_LOWERINGS}
 
 
 def cupy_module():
@@ -127,6 +135,23 @@ class DeviceVariables:
         self.uploaded_from: dict = {}  # var -> the host array the device copy came from
         self.stale: set = set()  # vars whose host array is behind the device copy
         self.uploads = self.downloads = 0
+        self.last_locked_update: dict = {}  # var -> event after its last locked update
+
+    @contextlib.contextmanager
+    def locked(self, ctx, var):
+        """``use_locking``: hold ``var``'s session lock (``RunContext.lock``, the numpy
+        backend's) while the update is issued. On the device the update must also run after
+        the last locked update of ``var`` issued from another thread, whose stream may be
+        another: the current stream waits for that update's event, and records its own."""
+        streams = getattr(getattr(self.xp, "cuda", None), "get_current_stream", None)
+        with ctx.lock(var):
+            stream = streams() if streams is not None else None
+            event = self.last_locked_update.get(var)
+            if stream is not None and event is not None:
+                stream.wait_event(event)
+            yield
+            if stream is not None:
+                self.last_locked_update[var] = stream.record()
 
     def read(self, ctx, var):
         host = ctx.variables.get(var)
@@ -177,18 +202,20 @@ class DeviceVariables:
 
 
 _DEVICE_STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_DEVICE_STATE_LOCK = threading.Lock()  # two plans of one session may start together
 
 
 def device_variables(ctx, xp, download) -> DeviceVariables:
     """The DeviceVariables of the session that owns ``ctx`` (one per array module)."""
-    per_ctx = _DEVICE_STATE.setdefault(ctx, {})
-    state = per_ctx.get(id(xp))
-    if state is None:
-        state = per_ctx[id(xp)] = DeviceVariables(xp, download)
-        hooks = getattr(ctx, "host_reads", None)
-        if hooks is not None:  # the session syncs before it reads a host array
-            hooks.append(state.sync)
-    return state
+    with _DEVICE_STATE_LOCK:
+        per_ctx = _DEVICE_STATE.setdefault(ctx, {})
+        state = per_ctx.get(id(xp))
+        if state is None:
+            state = per_ctx[id(xp)] = DeviceVariables(xp, download)
+            hooks = getattr(ctx, "host_reads", None)
+            if hooks is not None:  # the session syncs before it reads a host array
+                hooks.append(state.sync)
+        return state
 
 
 # --- the executable ----------------------------------------------------------------------------
@@ -222,6 +249,8 @@ class CupyExecutable:
         self._launches: dict = {}  # step index -> [(Launch, input refs, output refs)]
         self._scratch: list = []  # (offset, nbytes, dtype, shape) after the arena
         self._host_steps = []
+        self._state_lowered = set()  # stateful steps with a device lowering
+        self._checks: list = []  # this run's pending value checks (see _check_values)
         for step in plan.steps:
             self._prepare(step)
         kernels = [la.kernel for group in self._launches.values() for la, _, _ in group]
@@ -298,6 +327,8 @@ class CupyExecutable:
             self._launches[step.index] = self._reduction(
                 group, tuple(x.shape), step.inputs[:1], step.outputs[0]
             )
+        elif op in STATE_LOWERINGS and STATE_LOWERINGS[op][1](step.attrs):
+            self._state_lowered.add(step.index)
         elif (
             op not in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB, MATMUL, NO_OP, VARIABLE)
             and op not in LOWERINGS
@@ -400,8 +431,12 @@ class CupyExecutable:
             computes = step.index in self._launches or step.op is MATMUL
             if computes and any(self._slot(k).kind != "arena" for k in step.outputs):
                 return f"{step.describe()} writes a buffer allocated at run time"
-            if step.op in LOWERINGS and step.op not in cupy_lowerings.ALLOCATION_FREE:
+            if (
+                step.op in LOWERINGS and step.op not in cupy_lowerings.ALLOCATION_FREE
+            ) or step.index in self._state_lowered:
                 return f"{step.describe()} may allocate or synchronise while it runs"
+            if step.attrs.get("use_locking"):  # a replay would take no lock
+                return f"{step.describe()} takes its variable's lock (use_locking) as it runs"
             if step.op is MATMUL and (why := self._matmul_temporary(step)):
                 return f"{step.describe()}: cupy.matmul would allocate a temporary ({why})"
         return None
@@ -468,8 +503,7 @@ class CupyExecutable:
             if self._cuda_graph and self._eager_runs:  # the first run warms up (cuBLAS…)
                 self._run_graph(ctx, state, buffers)
             else:
-                for step in self.plan.steps:
-                    self._run_step(step, ctx, state, buffers)
+                self._run_steps(ctx, state, buffers)
                 self._eager_runs += 1
             # one copy per fetch: the download is the caller's own array
             return [self._download(buffers[k]) for k in self.plan.fetches]
@@ -524,7 +558,22 @@ class CupyExecutable:
         self._graph[1]()
         buffers[:] = self._graph[2]  # results sit where the graph wrote them
 
+    def _run_steps(self, ctx, state, buffers):
+        """Every step of the plan, eagerly, then the value checks still pending (every
+        eager run goes through here, so that no check is left unread)."""
+        self._checks.clear()
+        try:
+            for step in self.plan.steps:
+                self._run_step(step, ctx, state, buffers)
+            self._check_values()
+        finally:
+            self._checks.clear()
+
     def _run_step(self, step, ctx, state, buffers):
+        if self._checks and (
+            step.op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB) or step.index in self._host_steps
+        ):
+            self._check_values()  # before the run updates a variable or leaves the device
         try:
             self._dispatch(step, ctx, state, buffers)
         except GraphcError:
@@ -556,32 +605,76 @@ class CupyExecutable:
             buffers[step.outputs[0]] = (
                 xp.matmul(a, b, out=out) if out is not None else xp.matmul(a, b)
             )
-        elif op is ASSIGN:
-            result = state.assign(ctx, step.attrs["var"], ins[0])
+        elif op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB):
+            var = step.attrs["var"]
+            if step.attrs.get("use_locking"):
+                with state.locked(ctx, var):
+                    result = self._update(op, ctx, state, var, ins[0])
+            else:
+                result = self._update(op, ctx, state, var, ins[0])
             self._set_outputs(step, buffers, result)
-        elif op in (ASSIGN_ADD, ASSIGN_SUB):
-            var = state.read(ctx, step.attrs["var"])
-            (xp.add if op is ASSIGN_ADD else xp.subtract)(var, ins[0], out=var)
-            state.updated(step.attrs["var"])
-            self._set_outputs(step, buffers, var)
         elif op is NO_OP:
             pass
         elif op in LOWERINGS:
-            outs = step.outputs
-            planned = (
-                buffers[outs[0]]
-                if len(outs) == 1 and self._slot(outs[0]).kind in ("arena", "scratch")
-                else None
-            )
+            planned = self._planned(step, buffers)
             result = LOWERINGS[op](xp, step.node, planned, *ins, **step.attrs)
             if result is not planned:
                 self._set_outputs(step, buffers, result)
+            self._queue_check(step, ins)
+        elif step.index in self._state_lowered:
+            planned = self._planned(step, buffers)
+            fn = STATE_LOWERINGS[op][0]
+            result = fn(xp, ctx, step.node, planned, *ins, **step.attrs)
+            if result is not planned:
+                self._set_outputs(step, buffers, result)
+            self._queue_check(step, ins)
         elif step.kind == "state":  # a host kernel reads and may write ctx.variables
             state.sync_all()
             self._run_on_host(step, ctx, buffers, ins)
             state.forget()
         else:
             self._run_on_host(step, ctx, buffers, ins)
+
+    def _planned(self, step, buffers):
+        """The planned buffer of a step with a single output, or None."""
+        outs = step.outputs
+        if len(outs) == 1 and self._slot(outs[0]).kind in ("arena", "scratch"):
+            return buffers[outs[0]]
+        return None
+
+    def _update(self, op, ctx, state, var, value):
+        """assign / assign_add / assign_sub of ``var`` on the device; its device array."""
+        if op is ASSIGN:
+            return state.assign(ctx, var, value)
+        buf = state.read(ctx, var)
+        (self.xp.add if op is ASSIGN_ADD else self.xp.subtract)(buf, value, out=buf)
+        state.updated(var)
+        return buf
+
+    def _queue_check(self, step, ins):
+        """Start ``step``'s value check on the device (``cupy_lowerings.CHECKS``), if it has
+        one; ``_check_values`` reads it back."""
+        check = cupy_lowerings.CHECKS.get(step.op)
+        if check is not None:
+            found = check(self.xp, step.node, *ins, **step.attrs)
+            if found is not None:
+                self._checks.append((step, *found))
+
+    def _check_values(self):
+        """Read back the pending value checks (one small copy each) and raise the first that
+        failed, naming its step's user line."""
+        pending, self._checks[:] = list(self._checks), []
+        for step, summary, explain in pending:
+            message = explain(self._download(summary))
+            if isinstance(message, GraphcError):
+                raise message
+            if message is not None:
+                src = step.sources[0] if step.sources else None
+                raise OpError(
+                    f"{step.describe()} failed on the cupy backend: {message}",
+                    src.location if src is not None else None,
+                    node=src,
+                )
 
     def _launch_all(self, step, buffers):
         for launch, in_refs, out_refs in self._launches[step.index]:

@@ -14,19 +14,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import NumericsError
 from ..ops.array import (
     CONCAT,
     EXPAND_DIMS,
+    FILL,
+    FILL_LIKE,
     GATHER,
     GATHER_GRAD,
+    GETITEM,
+    GETITEM_GRAD,
     ONE_HOT,
+    PAD,
     RESHAPE,
     RESHAPE_LIKE,
     SPLIT,
     SPLIT_LIKE,
     SQUEEZE,
+    TILE,
+    TILE_GRAD,
     TRANSPOSE,
 )
+from ..ops.linalg import EINSUM
+from ..ops.nn import CLASS_LABELS
+from ..ops.reduce import ARGMAX, ARGMIN, REDUCE_ALL, REDUCE_ANY
+from ..ops.state import CHECK_NUMERICS
 
 
 def _reshape(xp, node, out, x, shape):
@@ -64,12 +76,10 @@ def _split_like(xp, node, out, g, *likes, axis):
 
 
 def _gather(xp, node, out, params, idx, axis):
-    # cupy's take wraps indices out of range where numpy raises: check on the device, at
-    # the cost of one synchronisation (which also keeps gather out of captured graphs)
-    n = params.shape[axis]
-    if idx.size and bool(((idx < -n) | (idx >= n)).any()):
-        bad = int(xp.asarray(idx).ravel()[xp.argmax(((idx < -n) | (idx >= n)).ravel())])
-        raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
+    # cupy wraps integer-array indices out of range where numpy raises (its documented
+    # difference, in take and in scatter_add alike), so neither gather nor its gradient
+    # touches memory outside the table: _gather_check finds them on the device, without
+    # synchronising, and the step fails before it updates anything
     return (
         xp.take(params, idx, axis=axis, out=out)
         if out is not None
@@ -100,6 +110,110 @@ def _one_hot(xp, node, out, idx, depth, on, off, axis, dtype):
     return xp.moveaxis(result, -1, axis) if axis != -1 else result
 
 
+def _getitem(xp, node, out, x, key):
+    return x[key]  # basic indexing (slices, ints, None): a view
+
+
+def _getitem_grad(xp, node, out, g, x, key):
+    result = xp.zeros(x.shape, dtype=g.dtype)
+    result[key] = g
+    return result
+
+
+def _tile(xp, node, out, x, multiples):
+    return xp.tile(x, multiples)
+
+
+def _tile_grad(xp, node, out, g, x, multiples):
+    split_shape = []
+    for k, d in zip(multiples, x.shape, strict=True):
+        split_shape += [k, d]
+    return g.reshape(split_shape).sum(axis=tuple(range(0, 2 * len(multiples), 2)))
+
+
+def _pad(xp, node, out, x, paddings, mode, constant_values):
+    if mode == "constant":
+        return xp.pad(x, paddings, mode="constant", constant_values=constant_values)
+    return xp.pad(x, paddings, mode=mode)
+
+
+def _fill(xp, node, out, shape, value, dtype):
+    return xp.full(shape, value, dtype=dtype.np)
+
+
+def _fill_like(xp, node, out, like, value, dtype):
+    return xp.full(like.shape, value, dtype=dtype.np)
+
+
+def _einsum(xp, node, out, *xs, subscripts, output):
+    return xp.einsum(",".join(subscripts) + "->" + output, *xs, optimize=len(xs) > 2)
+
+
+def _argmax(xp, node, out, x, axis, output_type):
+    return xp.argmax(x, axis=axis).astype(output_type.np)
+
+
+def _argmin(xp, node, out, x, axis, output_type):
+    return xp.argmin(x, axis=axis).astype(output_type.np)
+
+
+def _any(xp, node, out, x, axis, keepdims, **_):
+    return xp.any(x, axis=axis, keepdims=keepdims)
+
+
+def _all(xp, node, out, x, axis, keepdims, **_):
+    return xp.all(x, axis=axis, keepdims=keepdims)
+
+
+def _first_bad(xp, values, bad):
+    """(whether any of ``bad`` is set, the flat index of the first, its value in ``values``)
+    as one small int64 device array."""
+    flat, bad = values.reshape(-1), bad.reshape(-1)
+    first = xp.argmax(bad)  # a device scalar: take, not indexing, reads at it
+    found = (xp.take(bad, first), first, xp.take(flat, first))
+    return xp.stack([v.astype(np.int64) for v in found])
+
+
+def _gather_check(xp, node, params, idx, axis):
+    """Indices out of ``[-n, n)``, found on the device (numpy's IndexError otherwise)."""
+    n = params.shape[axis]
+    if idx.size == 0:
+        return None
+    summary = _first_bad(xp, idx, (idx < -n) | (idx >= n))
+
+    def explain(found):
+        if not found[0]:
+            return None
+        return f"index {found[2]} is out of bounds for axis {axis} with size {n}"
+
+    return summary, explain
+
+
+def _class_labels(xp, node, out, labels, depth, caller):
+    return labels  # checked on the device by _class_labels_check
+
+
+def _class_labels_check(xp, node, labels, depth, caller):
+    """The labels' range check, computed on the device where the labels are: (whether any
+    is bad, the flat index of the first bad one, its value), read back later by the executable
+    in one small copy; ``explain`` turns that into the numpy kernel's message."""
+    if labels.size == 0:
+        return None
+    summary = _first_bad(xp, labels, (labels < 0) | (labels >= depth))
+    shape = labels.shape
+
+    def explain(found):
+        if not found[0]:
+            return None
+        where = [int(i) for i in np.unravel_index(int(found[1]), shape)]
+        return (
+            f"{caller}: label {found[2]} at index {where} is outside the valid range "
+            f"[0, {depth}) of the {depth} classes"
+        )
+
+    return summary, explain
+
+
 LOWERINGS = {
     RESHAPE: _reshape,
     RESHAPE_LIKE: _reshape_like,
@@ -112,10 +226,63 @@ LOWERINGS = {
     GATHER: _gather,
     GATHER_GRAD: _gather_grad,
     ONE_HOT: _one_hot,
+    GETITEM: _getitem,
+    GETITEM_GRAD: _getitem_grad,
+    TILE: _tile,
+    TILE_GRAD: _tile_grad,
+    PAD: _pad,
+    FILL: _fill,
+    FILL_LIKE: _fill_like,
+    EINSUM: _einsum,
+    ARGMAX: _argmax,
+    ARGMIN: _argmin,
+    REDUCE_ANY: _any,
+    REDUCE_ALL: _all,
+    CLASS_LABELS: _class_labels,
+}
+
+
+def _check_numerics(xp, ctx, node, out, x, message):
+    return x  # checked on the device by _check_numerics_check
+
+
+def _check_numerics_check(xp, node, x, message):
+    """NaN and Inf counts of ``x``, computed on the device; the numpy kernel's error."""
+    if x.dtype.kind != "f":
+        return None
+    summary = xp.stack([xp.isnan(x).sum(), xp.isinf(x).sum()]).astype(np.int64)
+
+    def explain(found):
+        if not found.any():
+            return None
+        return NumericsError(
+            f"check_numerics failed: {message} ({int(found[0])} NaN, {int(found[1])} Inf in "
+            f"'{node.inputs[0].name}', shape {tuple(x.shape)})",
+            node.location,
+        )
+
+    return summary, explain
+
+
+# The stateful ops lowered here: ``fn(xp, ctx, node, out, *inputs, **attrs)`` and the attrs
+# predicate of the instances it handles (``cupy_backend.STATE_LOWERINGS``).
+STATE_LOWERINGS = {CHECK_NUMERICS: (_check_numerics, lambda attrs: True)}
+
+# Run-time checks of values, keyed by OpDef: ``check(xp, node, *inputs, **attrs)`` returns None
+# or ``(summary, explain)``: a small device array computed without synchronising, and a
+# function of its host copy that returns the error (a message, or a GraphcError to raise as
+# it is), or None when the values were fine. The
+# executable reads the summaries back before the run's first variable update (or host step)
+# and at its end, so a bad value fails the run before it changes any state, without stopping
+# the device in the middle of the step.
+CHECKS = {
+    GATHER: _gather_check,
+    CLASS_LABELS: _class_labels_check,
+    CHECK_NUMERICS: _check_numerics_check,
 }
 
 # The lowerings that allocate no device memory when their output is planned (views, or
 # ``out=``): a plan whose other device lowerings are all here can be captured.
 ALLOCATION_FREE = frozenset(
-    {RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT, SPLIT, SPLIT_LIKE}
+    {RESHAPE, RESHAPE_LIKE, TRANSPOSE, EXPAND_DIMS, SQUEEZE, CONCAT, SPLIT, SPLIT_LIKE, GETITEM}
 )
