@@ -31,7 +31,7 @@ from ..ops.array import SPLIT, SPLIT_LIKE
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
-from . import host_compile
+from . import conv_cpu, host_compile
 from .reference import ReferenceExecutable
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
@@ -154,8 +154,11 @@ class _Source:
             self.where[len(self.lines)] = (step, body)
 
 
-def _kernel(op, attrs):
+def _kernel(op, attrs, compiled=False):
     fn = LOWERINGS.get(op, op.numpy)
+    if compiled and op in conv_cpu.KERNELS:  # direct convolutions and pooling, compiled
+        conv_cpu.request()
+        fn = conv_cpu.KERNELS[op]
     if op is MATMUL and not attrs["transpose_a"] and not attrs["transpose_b"]:
         return np.matmul
     return functools.partial(fn, **attrs) if attrs else fn
@@ -302,7 +305,7 @@ class _Generator:
             self._remember(step, step.outputs[0], f"v{i}")
             return [(f"v{i} = {_SCALAR_EXPR[step.op].format(*args)}; {outs[0]}[()] = v{i}", None)]
         if step.kind == "kernel":
-            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs, self.compiled_loops))
             sep = ", " if ins else ""
             return [(f"{k}({ins}{sep}out={outs[0]})", None)]
         if step.op is NO_OP:
@@ -335,7 +338,7 @@ class _Generator:
             k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
             call = f"{k}(ctx, n{i}{', ' if ins else ''}{ins})"
         else:
-            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs, self.compiled_loops))
             call = f"{k}({ins})"
         if not outs:
             return [(call, None)]
