@@ -292,33 +292,50 @@ static void max_pool(const PoolArgs& a) {
 }
 
 static void max_pool_grad(const PoolArgs& a) {
-    memset(a.out, 0, sizeof(float) * (size_t)a.N * a.H * a.W * a.C);
-    std::vector<float> best(a.C);
-    std::vector<long long> arg(a.C);
+    // windows that tile the image exactly (the usual 2x2 stride 2) store each cell once;
+    // others (overlaps, cells no window reaches) start from zeros and add
+    bool tiled = a.sh == a.KH && a.sw == a.KW && (long long)a.OH * a.KH - a.pt >= a.H &&
+                 (long long)a.OW * a.KW - a.pl >= a.W;
+    if (!tiled) memset(a.out, 0, sizeof(float) * (size_t)a.N * a.H * a.W * a.C);
+    const int C = a.C;
+    std::vector<float> best(C);
+    std::vector<int> arg(C);
+    float* bp = best.data();
+    int* ap = arg.data();
     for (long long n = 0; n < a.N; ++n)
         for (int oh = 0; oh < a.OH; ++oh)
             for (int ow = 0; ow < a.OW; ++ow) {
-                // tap 0 may be a padded cell (-inf): it wins only when every cell is -inf
-                // (as the reference), and then its gradient falls into the padding
-                for (int c = 0; c < a.C; ++c) best[c] = -INFINITY, arg[c] = -1;
-                bool first = true;
-                for (int i = 0; i < a.KH; ++i) {
-                    int h = oh * a.sh - a.pt + i;
-                    for (int j = 0; j < a.KW; ++j, first = false) {
-                        int w = ow * a.sw - a.pl + j;
-                        if (h < 0 || h >= a.H || w < 0 || w >= a.W) continue;
-                        long long cell = ((n * a.H + h) * a.W + w) * a.C;
-                        const float* xv = a.x + cell;
-                        for (int c = 0; c < a.C; ++c)
-                            if (wins(xv[c], best[c]) || (first && arg[c] < 0)) {
-                                best[c] = xv[c];
-                                arg[c] = cell + c;
-                            }
+                // tap 0 may be a padded cell (-inf, arg -1): it keeps the window when every
+                // real cell is -inf (as the reference), and then the gradient is dropped
+                for (int c = 0; c < C; ++c) bp[c] = -INFINITY, ap[c] = -1;
+                for (int t = 0; t < a.KH * a.KW; ++t) {
+                    int h = oh * a.sh - a.pt + t / a.KW, w = ow * a.sw - a.pl + t % a.KW;
+                    if (h < 0 || h >= a.H || w < 0 || w >= a.W) continue;
+                    const float* xv = a.x + ((n * a.H + h) * a.W + w) * C;
+                    if (t == 0) {
+                        for (int c = 0; c < C; ++c) bp[c] = xv[c], ap[c] = 0;
+                        continue;
+                    }
+#pragma omp simd
+                    for (int c = 0; c < C; ++c) {
+                        bool take = wins(xv[c], bp[c]);
+                        bp[c] = take ? xv[c] : bp[c];
+                        ap[c] = take ? t : ap[c];
                     }
                 }
-                const float* gv = a.g + ((n * a.OH + oh) * a.OW + ow) * a.C;
-                for (int c = 0; c < a.C; ++c)
-                    if (arg[c] >= 0) a.out[arg[c]] += gv[c];
+                const float* gv = a.g + ((n * a.OH + oh) * a.OW + ow) * C;
+                for (int t = 0; t < a.KH * a.KW; ++t) {
+                    int h = oh * a.sh - a.pt + t / a.KW, w = ow * a.sw - a.pl + t % a.KW;
+                    if (h < 0 || h >= a.H || w < 0 || w >= a.W) continue;
+                    float* dv = a.out + ((n * a.H + h) * a.W + w) * C;
+                    if (tiled) {
+#pragma omp simd
+                        for (int c = 0; c < C; ++c) dv[c] = ap[c] == t ? 0.0f + gv[c] : 0.0f;
+                    } else {
+#pragma omp simd
+                        for (int c = 0; c < C; ++c) dv[c] += ap[c] == t ? gv[c] : 0.0f;
+                    }
+                }
             }
 }
 
