@@ -22,6 +22,7 @@ import mmap
 import os
 import threading
 import time
+import weakref
 
 import numpy as np
 
@@ -643,6 +644,11 @@ class NumpyExecutable:
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
 
+    def release(self) -> None:
+        """Drop every thread's arena (``Session.close``): a large one returns to the pool of
+        mappings at once (see ``arena_buffer``); a later run allocates a new one."""
+        self._gen.ns["LOCAL"] = threading.local()
+
     def call_traced(self, ctx, feeds: dict):
         """Run once, timing every step: returns (results, per-step seconds, start time)."""
         marks: list = []
@@ -742,13 +748,37 @@ def arena_buffer(nbytes):
     its large arrays: on first touch that advice makes the kernel compact memory into 2 MiB
     pages (measured 2-3 ms per MiB on a busy VM, against 0.6 ms with ordinary pages), and a
     plan's first run (an evaluation batch of a new size: hundreds of MiB for a CNN over a
-    test set) paid it for the whole arena. Free huge pages are still used where available."""
+    test set) paid it for the whole arena. Free huge pages are still used where available.
+
+    When the executable holding it is dropped, the mapping goes back to a small pool for the
+    next plan of a similar size (a new Session over the same model, a test set evaluated
+    again): memory the process already touched costs no page faults, as TensorFlow's and
+    torch's caching allocators keep theirs."""
     if nbytes < _MAP_MIN_BYTES:
         return np.empty(nbytes, np.uint8)
-    return np.frombuffer(mmap.mmap(-1, nbytes), np.uint8)
+    with _POOL_LOCK:
+        fits = [m for m in _POOL if nbytes <= len(m) <= 2 * nbytes]
+        if fits:
+            m = min(fits, key=len)
+            _POOL.remove(m)
+        else:
+            m = mmap.mmap(-1, nbytes)
+    a = np.frombuffer(m, np.uint8, count=nbytes)
+    weakref.finalize(a, _return_mapping, m)
+    return a
+
+
+def _return_mapping(m):
+    with _POOL_LOCK:
+        _POOL.append(m)
+        while sum(len(k) for k in _POOL) > _POOL_MAX_BYTES:
+            _POOL.pop(0).close()  # the oldest first
 
 
 _MAP_MIN_BYTES = 4 << 20
+_POOL_MAX_BYTES = 1 << 30
+_POOL: list = []  # mappings of dropped arenas, oldest first
+_POOL_LOCK = threading.Lock()
 
 RUNTIME = {
     "arena_buffer": arena_buffer,
