@@ -11,6 +11,8 @@ Rules shared by every op here:
     copy lays the patches out as a matrix, and a single BLAS matmul contracts it with the
     filter (the filter gradient reuses the same matrix). Input gradients and pooling
     gradients scatter with one strided ``+=`` per window tap (``kh * kw``), never per pixel.
+    These are the reference kernels: with a C++ compiler the numpy executor runs compiled
+    direct convolutions and pooling in their place (``backends/conv_cpu.py``).
 
 Each linear op comes with its adjoint, so gradients of gradients stay in this file:
 conv2d <-> conv2d_backprop_input / conv2d_backprop_filter, avg_pool <-> avg_pool_grad,
