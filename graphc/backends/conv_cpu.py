@@ -3,10 +3,11 @@
 ``ops/conv.py`` holds the reference kernels: im2col (one patch matrix per batch slice) and one
 OpenBLAS sgemm per convolution, scatters of strided views for the input and pooling
 gradients. Measured against TensorFlow's oneDNN and torch's mkldnn kernels at the tutorial
-CNN's shapes (README, "The model workloads"), the patch copies and the scatters cost as much
-as the sgemm, and OpenBLAS reaches 65-75 GFLOP/s on these narrow (64-column) products. Here a
-convolution is a *direct* loop instead, built with the system C++ compiler through
-``host_compile`` (same flags, disk cache and background build):
+CNN's shapes (README, "Compiled convolutions and pooling"; ``python -m benchmarks --workload
+conv-ops``), the patch copies and the scatters cost as much as the sgemm, and OpenBLAS
+reaches 65-75 GFLOP/s on these narrow (64-column) products. Here a convolution is a *direct*
+loop instead, built with the system C++ compiler through ``host_compile`` (same flags, disk
+cache and background build):
 
   * ``conv2d``: each batch slice is copied once into a zero-padded scratch image (no patch
     matrix), then register tiles of R output pixels x up to 64 output channels accumulate
@@ -415,13 +416,6 @@ def _into(out, shape, fill):
     return out
 
 
-def _reference(result, out):
-    if out is None:
-        return result
-    out[...] = result
-    return out
-
-
 def _conv_dims(x_shape, w_shape, strides, padding, pads=None):
     n, h, w, c = x_shape
     kh, kw, _, o = w_shape
@@ -434,7 +428,7 @@ def _conv_dims(x_shape, w_shape, strides, padding, pads=None):
 
 def conv2d(x, w, strides, padding, out=None):
     if not _ready(x, w):
-        return _reference(C._conv2d(x, w, strides, padding), out)
+        return C._conv2d(x, w, strides, padding, out)
     x, w = _contiguous(x), _contiguous(w)
     dims = _conv_dims(x.shape, w.shape, strides, padding)
     return _into(out, (dims[0], dims[13], dims[14], dims[6]), lambda o: _call(0, (x, w, o), dims))
@@ -443,7 +437,7 @@ def conv2d(x, w, strides, padding, out=None):
 def conv2d_backprop_input(g, w, input_shape, strides, padding, out=None):
     kh, kw, c, o = w.shape
     if not _ready(g, w) or tuple(strides) != (1, 1) or c < 16:
-        return _reference(C._conv2d_backprop_input(g, w, input_shape, strides, padding), out)
+        return C._conv2d_backprop_input(g, w, input_shape, strides, padding, out)
     # stride 1: the adjoint is a VALID convolution of g padded by (k - 1 - pad) before and the
     # rest after, with the filter flipped in space and its channels swapped
     n, h, wd = g.shape[0], input_shape[1], input_shape[2]
@@ -458,7 +452,7 @@ def conv2d_backprop_input(g, w, input_shape, strides, padding, out=None):
 
 def conv2d_backprop_filter(x, g, filter_shape, strides, padding, out=None):
     if not _ready(x, g):
-        return _reference(C._conv2d_backprop_filter(x, g, filter_shape, strides, padding), out)
+        return C._conv2d_backprop_filter(x, g, filter_shape, strides, padding, out)
     x, g = _contiguous(x), _contiguous(g)
     dims = _conv_dims(x.shape, filter_shape, strides, padding)
     return _into(out, tuple(filter_shape), lambda dw: _call(1, (x, g, dw), dims))
@@ -472,7 +466,7 @@ def _pool_dims(x_shape, ksize, strides, padding):
 
 def max_pool(x, ksize, strides, padding, out=None):
     if not _ready(x):
-        return _reference(C._max_pool(x, ksize, strides, padding), out)
+        return C._max_pool(x, ksize, strides, padding, out)
     x = _contiguous(x)
     dims = _pool_dims(x.shape, ksize, strides, padding)
     shape = (dims[0], dims[10], dims[11], dims[3])
@@ -481,7 +475,7 @@ def max_pool(x, ksize, strides, padding, out=None):
 
 def max_pool_grad(x, g, ksize, strides, padding, out=None):
     if not _ready(x, g):
-        return _reference(C._max_pool_grad(x, g, ksize, strides, padding), out)
+        return C._max_pool_grad(x, g, ksize, strides, padding, out)
     x, g = _contiguous(x), _contiguous(g)
     dims = _pool_dims(x.shape, ksize, strides, padding)
     return _into(out, x.shape, lambda dx: _call(3, (x, g, dx), dims))
