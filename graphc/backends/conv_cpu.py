@@ -272,11 +272,32 @@ struct PoolArgs {
 
 static inline bool wins(float v, float m) { return v > m || (v != v && m == m); }
 
+// a 2x2 window wholly inside the image (the common case), unrolled: its four cells in
+// order, the same rules as the general loops below
+static inline bool inside2x2(const PoolArgs& a, int oh, int ow) {
+    int h = oh * a.sh - a.pt, w = ow * a.sw - a.pl;
+    return a.KH == 2 && a.KW == 2 && h >= 0 && w >= 0 && h + 1 < a.H && w + 1 < a.W;
+}
+
 static void max_pool(const PoolArgs& a) {
+    const int C = a.C;
     for (long long n = 0; n < a.N; ++n)
         for (int oh = 0; oh < a.OH; ++oh)
             for (int ow = 0; ow < a.OW; ++ow) {
                 float* o = a.out + ((n * a.OH + oh) * a.OW + ow) * a.C;
+                if (inside2x2(a, oh, ow)) {
+                    int h = oh * a.sh - a.pt, w = ow * a.sw - a.pl;
+                    const float* x0 = a.x + ((n * a.H + h) * a.W + w) * C;
+                    const float *x1 = x0 + C, *x2 = x0 + (long long)a.W * C, *x3 = x2 + C;
+#pragma omp simd
+                    for (int c = 0; c < C; ++c) {
+                        float m = x0[c];
+                        m = wins(x1[c], m) ? x1[c] : m;
+                        m = wins(x2[c], m) ? x2[c] : m;
+                        o[c] = wins(x3[c], m) ? x3[c] : m;
+                    }
+                    continue;
+                }
                 for (int c = 0; c < a.C; ++c) o[c] = -INFINITY;
                 for (int i = 0; i < a.KH; ++i) {
                     int h = oh * a.sh - a.pt + i;
@@ -306,6 +327,47 @@ static void max_pool_grad(const PoolArgs& a) {
     for (long long n = 0; n < a.N; ++n)
         for (int oh = 0; oh < a.OH; ++oh)
             for (int ow = 0; ow < a.OW; ++ow) {
+                const float* gv = a.g + ((n * a.OH + oh) * a.OW + ow) * C;
+                if (inside2x2(a, oh, ow)) {
+                    int h = oh * a.sh - a.pt, w = ow * a.sw - a.pl;
+                    long long c0 = ((n * a.H + h) * a.W + w) * C, row = (long long)a.W * C;
+                    const float* x0 = a.x + c0;
+                    const float *x1 = x0 + C, *x2 = x0 + row, *x3 = x2 + C;
+                    float* d0 = a.out + c0;
+                    float *d1 = d0 + C, *d2 = d0 + row, *d3 = d2 + C;
+#define GC_WINNER                                   \
+    float m = x0[c];                                \
+    float t = 0.0f; /* the winner, as a float lane */ \
+    bool b1 = wins(x1[c], m);                       \
+    m = b1 ? x1[c] : m;                             \
+    t = b1 ? 1.0f : t;                              \
+    bool b2 = wins(x2[c], m);                       \
+    m = b2 ? x2[c] : m;                             \
+    t = b2 ? 2.0f : t;                              \
+    t = wins(x3[c], m) ? 3.0f : t;                  \
+    float g = 0.0f + gv[c];
+                    if (tiled) {
+#pragma omp simd
+                        for (int c = 0; c < C; ++c) {
+                            GC_WINNER
+                            d0[c] = t == 0.0f ? g : 0.0f;
+                            d1[c] = t == 1.0f ? g : 0.0f;
+                            d2[c] = t == 2.0f ? g : 0.0f;
+                            d3[c] = t == 3.0f ? g : 0.0f;
+                        }
+                    } else {
+#pragma omp simd
+                        for (int c = 0; c < C; ++c) {
+                            GC_WINNER
+                            d0[c] += t == 0.0f ? g : 0.0f;
+                            d1[c] += t == 1.0f ? g : 0.0f;
+                            d2[c] += t == 2.0f ? g : 0.0f;
+                            d3[c] += t == 3.0f ? g : 0.0f;
+                        }
+                    }
+#undef GC_WINNER
+                    continue;
+                }
                 // tap 0 may be a padded cell (-inf, arg -1): it keeps the window when every
                 // real cell is -inf (as the reference), and then the gradient is dropped
                 for (int c = 0; c < C; ++c) bp[c] = -INFINITY, ap[c] = -1;
@@ -324,7 +386,6 @@ static void max_pool_grad(const PoolArgs& a) {
                         ap[c] = take ? t : ap[c];
                     }
                 }
-                const float* gv = a.g + ((n * a.OH + oh) * a.OW + ow) * C;
                 for (int t = 0; t < a.KH * a.KW; ++t) {
                     int h = oh * a.sh - a.pt + t / a.KW, w = ow * a.sw - a.pl + t % a.KW;
                     if (h < 0 || h >= a.H || w < 0 || w >= a.W) continue;
