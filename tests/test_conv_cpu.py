@@ -118,6 +118,7 @@ POOL_CASES = [
     ((2, 9, 9, 3), (3, 3), (2, 2), "SAME"),  # overlapping windows
     ((1, 6, 4, 2), (2, 2), (2, 2), "VALID"),
     ((1, 4, 5, 2), (2, 3), (1, 1), "SAME"),
+    ((2, 5, 6, 17), (2, 2), (1, 1), "VALID"),  # 2x2 windows that overlap
 ]
 
 
