@@ -66,13 +66,20 @@ static float* grow(std::vector<float>& v, size_t n) {
 // images [n0, n1) of x (N, H, W, C) into xp (n1 - n0, Hp, Wp, C) with zeros around them
 static void pad_images(const float* x, int n0, int n1, int H, int W, int C, int pt, int pl,
                        int Hp, int Wp, float* xp) {
-    size_t img = (size_t)Hp * Wp * C;
+    size_t img = (size_t)Hp * Wp * C, row = (size_t)Wp * C;
+    int pr = Wp - W - pl;
     for (int n = n0; n < n1; ++n) {
         float* dst = xp + (size_t)(n - n0) * img;
-        if (pt || pl || Hp != H || Wp != W) memset(dst, 0, img * sizeof(float));
-        for (int h = 0; h < H; ++h)
-            memcpy(dst + ((size_t)(h + pt) * Wp + pl) * C, x + (((size_t)n * H + h) * W) * C,
+        // zeros only where the image is not copied: the top and bottom rows, the sides
+        memset(dst, 0, row * pt * sizeof(float));
+        memset(dst + row * (pt + H), 0, row * (Hp - pt - H) * sizeof(float));
+        for (int h = 0; h < H; ++h) {
+            float* r = dst + (size_t)(h + pt) * row;
+            memset(r, 0, (size_t)pl * C * sizeof(float));
+            memcpy(r + (size_t)pl * C, x + (((size_t)n * H + h) * W) * C,
                    (size_t)W * C * sizeof(float));
+            memset(r + (size_t)(pl + W) * C, 0, (size_t)pr * C * sizeof(float));
+        }
     }
 }
 
