@@ -139,7 +139,7 @@ def main(argv=None):
                 f"peak {plan.stats['peak_bytes']} bytes"
             )
             continue
-        if name == "lstm-scan":  # scan vs unrolled: compile time, step time, memory
+        if name in ("lstm-scan", "conv-ops"):  # tables of their own
             contenders["graphc"]()
             continue
         contenders.update(gpu.contenders(name))  # {} without a GPU

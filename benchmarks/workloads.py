@@ -466,6 +466,12 @@ def build_lstm_scan():
     return {"graphc": report}
 
 
+def build_conv_ops():
+    from .conv_ops import report
+
+    return {"graphc": report}
+
+
 WORKLOADS = {
     "mlp2": build_mlp2,
     "mlp3": build_mlp3,
@@ -477,6 +483,7 @@ WORKLOADS = {
     "dropout-mlp": models.build_dropout_mlp,
     "cnn-script": models.build_cnn_script,
     "lstm-scan": build_lstm_scan,
+    "conv-ops": build_conv_ops,
 }
 
 

@@ -154,6 +154,8 @@ class Session:
 
     def close(self):
         self._closed = True
+        for exe in self._cache.values():  # arenas go back to the backend now, not at a later gc
+            getattr(exe, "release", lambda: None)()
         self._cache.clear()
         self._callables.clear()
 

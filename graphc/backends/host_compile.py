@@ -364,8 +364,11 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
     loop.append("for (long long i = 0; i < n; ++i) {")
     inner_lines = []
     for k in range(n_in):
-        ctype = arrays[k][0]
-        inner_lines.append(f"const {ctype} v{k} = q{k}[{'i' if inner[k] else '0'}];")
+        ctype, at = arrays[k][0], "i" if inner[k] else "0"
+        if ctype == "bool":  # read as bytes: GCC vectorizes no bool load (20x slower)
+            inner_lines.append(f"const bool v{k} = ((const unsigned char*)q{k})[{at}] != 0;")
+        else:
+            inner_lines.append(f"const {ctype} v{k} = q{k}[{at}];")
     for j, f in enumerate(body):
         if f is red:
             continue

@@ -11,6 +11,8 @@ Rules shared by every op here:
     copy lays the patches out as a matrix, and a single BLAS matmul contracts it with the
     filter (the filter gradient reuses the same matrix). Input gradients and pooling
     gradients scatter with one strided ``+=`` per window tap (``kh * kw``), never per pixel.
+    These are the reference kernels: with a C++ compiler the numpy executor runs compiled
+    direct convolutions and pooling in their place (``backends/conv_cpu.py``).
 
 Each linear op comes with its adjoint, so gradients of gradients stay in this file:
 conv2d <-> conv2d_backprop_input / conv2d_backprop_filter, avg_pool <-> avg_pool_grad,
@@ -222,21 +224,32 @@ def _batch_slices(n, patch_elements_per_example):
     return [slice(b, min(b + step, n)) for b in range(0, n, step)]
 
 
-def _conv2d(x, w, strides, padding):
-    kh, kw, c, o = w.shape
-    (oh, ow), _ = _geometry(x.shape[1:3], (kh, kw), strides, padding)
-    out = np.empty((x.shape[0], oh, ow, o), np.result_type(x, w))
-    w2 = w.reshape(-1, o)
-    for b in _batch_slices(x.shape[0], oh * ow * kh * kw * c):
-        cols, _ = _im2col(x[b], (kh, kw), strides, padding)
-        np.matmul(cols, w2, out=out[b].reshape(-1, o))  # one BLAS matmul
+def _written(result, out):
+    """``result``, or ``out`` holding it (the kernels take ``out=``: the plan gives them a
+    buffer of the arena rather than a new array per call)."""
+    if out is None:
+        return result
+    out[...] = result
     return out
 
 
-def _conv2d_backprop_input(g, w, input_shape, strides, padding):
+def _conv2d(x, w, strides, padding, out=None):
+    kh, kw, c, o = w.shape
+    (oh, ow), _ = _geometry(x.shape[1:3], (kh, kw), strides, padding)
+    dst = out
+    if out is None or not out.flags.c_contiguous:  # matmul writes through a reshaped view
+        dst = np.empty((x.shape[0], oh, ow, o), np.result_type(x, w))
+    w2 = w.reshape(-1, o)
+    for b in _batch_slices(x.shape[0], oh * ow * kh * kw * c):
+        cols, _ = _im2col(x[b], (kh, kw), strides, padding)
+        np.matmul(cols, w2, out=dst[b].reshape(-1, o))  # one BLAS matmul
+    return dst if dst is out else _written(dst, out)
+
+
+def _conv2d_backprop_input(g, w, input_shape, strides, padding, out=None):
     kh, kw, c, o = w.shape
     n, oh, ow = g.shape[:3]
-    dx = np.empty((n,) + tuple(input_shape[1:]), np.result_type(g, w))
+    dx = np.empty((n,) + tuple(input_shape[1:]), np.result_type(g, w)) if out is None else out
     w2t = w.reshape(-1, o).T
     for b in _batch_slices(n, oh * ow * kh * kw * c):
         taps = (g[b].reshape(-1, o) @ w2t).reshape((-1, oh, ow, kh, kw, c))
@@ -246,14 +259,14 @@ def _conv2d_backprop_input(g, w, input_shape, strides, padding):
     return dx
 
 
-def _conv2d_backprop_filter(x, g, filter_shape, strides, padding):
+def _conv2d_backprop_filter(x, g, filter_shape, strides, padding, out=None):
     kh, kw, c, o = filter_shape
     n, oh, ow = g.shape[:3]
     dw = np.zeros((kh * kw * c, o), np.result_type(x, g))
     for b in _batch_slices(n, oh * ow * kh * kw * c):
         cols, _ = _im2col(x[b], (kh, kw), strides, padding)
         dw += cols.T @ g[b].reshape(-1, o)
-    return dw.reshape(filter_shape)
+    return _written(dw.reshape(filter_shape), out)
 
 
 def _conv_attrs(op):
@@ -371,10 +384,10 @@ def _padded_windows(x, ksize, strides, padding, fill):
     return _windows(_pad(x, pads, fill), ksize, strides, out_hw), out_hw
 
 
-def _max_pool(x, ksize, strides, padding):
+def _max_pool(x, ksize, strides, padding, out=None):
     # padded cells are -inf, so they never win a window (TF ignores them too)
     wins, _ = _padded_windows(x, ksize, strides, padding, -np.inf)
-    return wins.max(axis=(4, 5))
+    return wins.max(axis=(4, 5), out=out)
 
 
 def _argmax_taps(x, ksize, strides, padding):
@@ -397,7 +410,7 @@ def _argmax_taps(x, ksize, strides, padding):
     return arg, out_hw
 
 
-def _max_pool_grad(x, g, ksize, strides, padding):
+def _max_pool_grad(x, g, ksize, strides, padding, out=None):
     arg, _ = _argmax_taps(x, ksize, strides, padding)
     kw = ksize[1]
     finite = np.isfinite(g).all()
@@ -407,7 +420,7 @@ def _max_pool_grad(x, g, ksize, strides, padding):
         won = arg == i * kw + j
         return g * won if finite else np.where(won, g, 0)
 
-    return _scatter_taps(pick, x.shape, ksize, strides, padding, g.dtype)
+    return _written(_scatter_taps(pick, x.shape, ksize, strides, padding, g.dtype), out)
 
 
 def _max_pool_select(x, d, ksize, strides, padding):
