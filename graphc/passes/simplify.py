@@ -16,9 +16,11 @@ from ..ops import elementwise as E
 from ..ops.array import (
     BROADCAST_LIKE,
     BROADCAST_TO,
+    GETITEM,
     IDENTITY,
     RESHAPE,
     RESHAPE_LIKE,
+    SPLIT,
     STOP_GRADIENT,
     TRANSPOSE,
 )
@@ -265,6 +267,40 @@ def local_scalar_into_matmul(node, ctx):
                 b = build(E.MULTIPLY, (scalar_c, b), node)
             return _keep_if_same(build(MATMUL, (a, b), [mm, node], **mm.attrs), node)
     return None
+
+
+@local_rule
+def local_split_of_matmul(node, ctx):
+    """split(a @ b, axis=-1) -> [a @ b[..., part] for each part] when some part is unread and
+    nothing else reads the product: the unread parts are never computed (an LSTM's gradient
+    into ``concat([x, h]) @ w`` needs only the ``h`` columns when ``x`` is fed)"""
+    if node.op is not SPLIT:
+        return None
+    mm = producer(node.inputs[0], MATMUL)
+    outs = [(node, i) for i in range(len(node.avals))]
+    if mm is None or ctx.uses.get(node.inputs[0]) != 1 or all(ctx.uses.get(v) for v in outs):
+        return None
+    a, b = mm.inputs
+    shape_a, shape_b = aval(a)[1], aval(b)[1]
+    if (
+        shape_a is None
+        or shape_b is None
+        or len(shape_a) != 2
+        or len(shape_b) != 2
+        or node.attrs["axis"] != 1
+        or not fully_known(shape_b)
+    ):
+        return None
+    parts, start = [], 0
+    for size in node.attrs["sizes"]:
+        cols = slice(start, start + size)
+        start += size
+        key = (cols, slice(None)) if mm.attrs["transpose_b"] else (slice(None), cols)
+        part = build(GETITEM, (b,), [mm, node], key=key)
+        parts.append(build(MATMUL, (a, part), [mm, node], **mm.attrs))
+    if [aval(p) for p in parts] != list(node.avals):
+        return None
+    return parts
 
 
 @local_rule
