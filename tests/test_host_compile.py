@@ -216,6 +216,49 @@ def test_an_lstm_cell_reads_its_split_gates_in_place(cc, monkeypatch):
         assert ".strides == " in exe.source
 
 
+def _unrolled_lstm(rng, steps=3, batch=16, depth=5, units=8):
+    x = gc.placeholder(gc.float32, (steps, batch, depth), name="x")
+    w = gc.Variable(rng.standard_normal((depth + units, 4 * units)).astype(np.float32) * 0.3)
+    c = h = gc.zeros((batch, units), gc.float32)
+    for t in range(steps):
+        i, j, f, o = gc.split(gc.concat([x[t], h], 1) @ w, 4, axis=1)
+        c = c * gc.sigmoid(f + 1.0) + gc.sigmoid(i) * gc.tanh(j)
+        h = gc.tanh(c) * gc.sigmoid(o)
+    loss = gc.reduce_sum(h * h)
+    (grad,) = gc.gradients(loss, [w])
+    return x, [h, loss, grad]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fused_steps_write_their_parts_of_a_concat_in_place(cc, monkeypatch, compiled):
+    # an LSTM: h joins the next step's concat([x, h]); the backward's four gate gradients
+    # join one matrix. Their fused steps write into the concat's buffer; the concat copies
+    # only x. Compiled loops and numpy tiles against the reference executor.
+    rng = np.random.default_rng(6)
+    x, fetches = _unrolled_lstm(rng)
+    feeds = {x: rng.standard_normal((3, 16, 5)).astype(np.float32)}
+    monkeypatch.setattr(numpy_backend, "_USE_CC", compiled)
+    init = gc.global_variables_initializer()
+    with gc.Session(optimize=0) as sess:
+        sess.run(init)
+        want = sess.run(fetches, feeds)
+    with gc.Session() as sess:
+        sess.run(init)
+        got = sess.run(fetches, feeds)
+        again = sess.run(fetches, feeds)  # the second run reuses the arena's views
+        exe = sess._executable(fetches, [], feeds)
+    gen = exe._gen
+    assert gen._part_of and gen._concat_copies
+    concats = [s for s in exe.plan.steps if s.op.name == "concat"]
+    copies = [c for s in concats for c in gen._concat_copies.get(s.index, [None] * 9)]
+    assert len(copies) < sum(len(s.inputs) for s in concats)  # some parts are never copied
+    if compiled:
+        assert any(gen._out_views(exe.plan.steps[i]) for i in gen.compiled)
+    for w, g, a in zip(want, got, again, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, g)
+
+
 def test_without_a_compiler_the_numpy_tiles_run(monkeypatch):
     monkeypatch.setenv("GRAPHC_NO_CC", "1")
     assert host_compile.compiler() is None

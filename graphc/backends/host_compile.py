@@ -242,7 +242,7 @@ def _shape(slot):
     return dims if all(isinstance(d, int) for d in dims) else None
 
 
-def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
+def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKernel | None:
     """The compiled form of fused ``step`` (slots: the plan's), or None when the group has
     an op without a scalar expression, a dtype this module leaves to numpy, or shapes that
     are not static. ``store`` ``"="``, ``"-"`` or ``"+"``: the step's one output is a
@@ -250,7 +250,8 @@ def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
     optimizer's update and its ``assign``/``assign_sub`` as one loop); that buffer may be
     one of the inputs, read at the same index before it is written. ``views``: {input
     position: element strides} of inputs that are views (a ``split`` of a gate matrix), read
-    in place rather than copied."""
+    in place rather than copied; ``out_views``: {output slot: element strides} of outputs
+    that are views (parts of a concat's buffer), written in place."""
     loop = tuple(step.loop_shape)
     if not loop or not all(isinstance(d, int) for d in loop):
         return None
@@ -289,7 +290,11 @@ def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
     # strides of every array over the loop shape, then collapsed
     views = views or {}
     strides = [_strides_over(s, loop, views.get(a)) for a, s in enumerate(in_shapes)]
-    strides += [_strides_over(loop, loop) for _ in outs]
+    out_views = out_views or {}
+    for _, k in outs:
+        if k in out_views and _shape(slots[k]) != loop:
+            return None
+    strides += [_strides_over(loop, loop, out_views.get(k)) for _, k in outs]
     if red is not None:
         kept = tuple(1 if a in red_axes else n for a, n in enumerate(loop))
         st = _strides_over(kept, kept)
