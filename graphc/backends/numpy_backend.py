@@ -27,7 +27,15 @@ import numpy as np
 from ..diagnostics import NumericsTrap
 from ..errors import GraphcError, OpError
 from ..ops import elementwise as E
-from ..ops.array import CONCAT, SPLIT, SPLIT_LIKE
+from ..ops.array import (
+    CONCAT,
+    EXPAND_DIMS,
+    RESHAPE,
+    SPLIT,
+    SPLIT_LIKE,
+    SQUEEZE,
+    TRANSPOSE,
+)
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
@@ -56,6 +64,10 @@ _SCALAR_EXPR = {
 # Variable updates run inline on the variable's buffer: the kernel's lookup and call, minus
 # the Python frames (an unset variable still fails in the lookup, and is reported as such).
 _INLINE_UPDATE = {ASSIGN_ADD: "np.add", ASSIGN_SUB: "np.subtract"}
+
+# Shape ops whose result is a view of a C-contiguous input: over an arena buffer (fixed for
+# a thread's arena), they run once per thread, when the arena is made, not on every run.
+_VIEW_OPS = frozenset({RESHAPE, SQUEEZE, EXPAND_DIMS, SPLIT, TRANSPOSE})
 
 _serial = itertools.count()
 
@@ -184,6 +196,8 @@ class _Generator:
         # slot, index of the part); concat step index -> [(position, index)] left to copy
         self._part_of: dict = {}
         self._concat_copies: dict = {}
+        self._arena_views: list = []  # lines binding views of arena buffers, in ARENA()
+        self._viewed: set = set()  # ... the slots they bind
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
@@ -247,6 +261,8 @@ class _Generator:
                 )
         for k, (out, key) in self._part_of.items():  # (after every slot: out may come later)
             src.emit(f"    s{k} = s{out}[{key}]")
+        for line in self._arena_views:
+            src.emit("    " + line)
         for i, copies in self._concat_copies.items():
             out = self.plan.steps[i].outputs[0]
             for p, key in copies:
@@ -310,6 +326,13 @@ class _Generator:
             return [("pass", None)]  # the fused step before it stored the variable
         if step.index in self._concat_copies:
             return self._concat_lines(step)
+        if self._view_of_arena(step):
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
+            self._arena_views.append(f"{', '.join(outs)}, = as_tuple({k}({ins}))")
+            for name in outs:
+                self._bind_per_thread(name)
+            self._viewed.update(step.outputs)
+            return [("pass", None)]
         scalar = self._all_scalar_float(step)
         if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
             args = [self._scalar_ref(k) for k in step.inputs]
@@ -534,6 +557,16 @@ class _Generator:
             out.append((f"    s{update.outputs[0]} = u{i}", None))
         out.append(("else:", None))
         return out + [("    " + text, body) for text, body in lines]
+
+    def _view_of_arena(self, step) -> bool:
+        """Whether the step is a shape op viewing arena buffers (C-contiguous: never a
+        concat's part) or such views, so its result is the same view on every run."""
+        if self.trap is not None or step.kind != "alloc" or step.op not in _VIEW_OPS:
+            return False
+        return all(
+            (self.plan.slots[k].kind == "arena" and k not in self._part_of) or k in self._viewed
+            for k in step.inputs
+        ) and all(self.plan.slots[k].kind == "dynamic" for k in step.outputs)
 
     def _find_concat_parts(self):
         """The concats whose inputs from fused steps are views of their output (see
