@@ -56,3 +56,33 @@ def test_a_view_of_a_feed_is_made_on_every_run():
         for v in (1.0, 2.0):
             X = np.full((4, 6), v, np.float32)
             np.testing.assert_allclose(sess.run(y, {x: X}), np.exp(v) + v, rtol=1e-6)
+
+
+def test_the_bias_add_before_a_split_joins_the_fused_cell():
+    rng = np.random.default_rng(1)
+    x = gc.placeholder(gc.float32, (16, 12), name="x")
+    w = gc.Variable(rng.standard_normal((12, 32)).astype(np.float32) * 0.3)
+    b = gc.Variable(rng.standard_normal(32).astype(np.float32))
+    i, j, f, o = gc.split(x @ w + b, 4, axis=1)
+    c = gc.sigmoid(f + 1.0) + gc.sigmoid(i) * gc.tanh(j)
+    h = gc.tanh(c) * gc.sigmoid(o)
+    loss = gc.reduce_sum(h * h)
+    grads = gc.gradients(loss, [w, b])
+    init = gc.global_variables_initializer()
+    feeds = {x: rng.standard_normal((16, 12)).astype(np.float32)}
+    want, got = _reference_and_optimized([h, *grads], feeds, init)
+    for wv, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g, wv, rtol=1e-5, atol=1e-6)
+    plan = gc.compile([h], feed_shapes={x: (16, 12)})
+    # no add over the whole gate matrix: each gate's bias add is in the fused cell
+    assert not [s for s in plan.steps if s.kind == "kernel" and s.op.name == "add"]
+    (cell,) = [s for s in plan.steps if s.kind == "fused" and "tanh" in s.title]
+    assert sum(f.op.name == "add" for f in cell.body) >= 5
+
+
+def test_a_split_of_a_plain_sum_stays_one_add():
+    x = gc.placeholder(gc.float32, (4, 8), name="x")
+    y = gc.placeholder(gc.float32, (4, 8), name="y")
+    a, b = gc.split(x + y, 2, axis=1)
+    plan = gc.compile([a @ gc.ones((4, 3)), b], feed_shapes={x: (4, 8), y: (4, 8)})
+    assert sum(s.title.count("add") for s in plan.steps) == 1

@@ -304,6 +304,40 @@ def local_split_of_matmul(node, ctx):
 
 
 @local_rule
+def local_split_of_bias_add(node, ctx):
+    """split(x + b) -> [split(x)[k] + split(b)[k]] for a broadcast b (a bias) when nothing
+    else reads the sum: each part's add joins the elementwise ops that read the part (an
+    LSTM's ``concat([x, h]) @ w + b`` then split into gates: the bias add fuses into the
+    cell, instead of a pass of its own over the gate matrix)"""
+    if node.op is not SPLIT:
+        return None
+    add = producer(node.inputs[0], E.ADD)
+    if add is None or ctx.uses.get(node.inputs[0]) != 1 or add.controls:
+        return None
+    shape = aval(node.inputs[0])[1]
+    axis, sizes = node.attrs["axis"], node.attrs["sizes"]
+    shapes = [aval(v)[1] for v in add.inputs]
+    if not fully_known(shape) or not all(s is not None and fully_known(s) for s in shapes):
+        return None
+    if all(tuple(s) == tuple(shape) for s in shapes):
+        return None  # no bias: one add over the whole is cheaper than one per part
+    pieces = []
+    for v, s in zip(add.inputs, shapes, strict=True):
+        own = axis - (len(shape) - len(s))  # the split axis among v's (right-aligned) axes
+        if own < 0 or s[own] == 1:
+            pieces.append([v] * len(sizes))  # broadcast along the split axis: whole
+            continue
+        attrs = {"sizes": sizes, "axis": own}
+        abstract = [_Abstract(*aval(v), "")]
+        part = derived(SPLIT, (v,), attrs, SPLIT.infer(abstract, attrs), [add, node])
+        pieces.append([(part, k) for k in range(len(sizes))])
+    parts = [build(E.ADD, (a, b), [add, node]) for a, b in zip(*pieces, strict=True)]
+    if [aval(p) for p in parts] != list(node.avals):
+        return None
+    return parts
+
+
+@local_rule
 def local_sum_to_static_shape(node, ctx):
     """sum_to_like(g, y) -> reshape(reduce_sum(g, axes, keepdims=True), s) once the signature
     fixes y's shape s: the broadcast axes are known, and a reduction can end a fused group"""
