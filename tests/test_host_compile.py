@@ -290,3 +290,43 @@ def test_the_disk_cache_is_reused_and_written_atomically(cc, monkeypatch, tmp_pa
     with gc.Session() as sess:
         np.testing.assert_array_equal(sess.run(y, feeds), first)
     assert sorted((tmp_path / "kernels").glob("gc_*.so")) == libs
+
+
+def test_loops_split_over_threads_give_the_single_threaded_results_bit_for_bit(cc, monkeypatch):
+    # rows of blocks (a long 1-D loop, a 2-D loop over a concat's part, an in-place
+    # optimizer update): each block runs the same code however many threads share them
+    monkeypatch.setattr(host_compile, "PARALLEL_MIN_ELEMS", 1)
+    rng = np.random.default_rng(7)
+    n = 3 * 8192 + 5
+    x = gc.placeholder(gc.float32, (n,), name="x")
+    m = gc.placeholder(gc.float32, (37, 300), name="m")
+    v = gc.Variable(np.zeros(n, np.float32))
+    y = gc.tanh(x * 2.0 + 1.0) * gc.exp(-x * x) + gc.sigmoid(x)
+    part = gc.concat([m, gc.tanh(m * 0.5) * 3.0], axis=1)
+    step = v.assign_sub(gc.sqrt(gc.abs(x)) * 0.1)
+    feeds = {
+        x: rng.standard_normal(n).astype(np.float32),
+        m: rng.standard_normal((37, 300)).astype(np.float32),
+    }
+    results = {}
+    for t in ("1", "2", "3"):
+        monkeypatch.setenv("GRAPHC_CC_THREADS", t)
+        with gc.Session() as sess:
+            sess.run(v.initializer)
+            results[t] = sess.run([y, part, step], feeds)
+            exe = sess._executable([y, part, step], [], feeds)
+            assert exe._gen.compiled
+            assert all(k.scalars[-2] == int(t) for k in exe._gen.compiled.values())
+    for t in ("2", "3"):
+        for a, b in zip(results["1"], results[t], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_thread_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CC_THREADS", "3")
+    assert host_compile.threads() == 3
+    monkeypatch.setenv("GRAPHC_CC_THREADS", "")
+    assert host_compile.threads() >= 1
+    monkeypatch.setenv("GRAPHC_CC_THREADS", "many")
+    with pytest.warns(UserWarning, match="GRAPHC_CC_THREADS"):
+        assert host_compile.threads() == 1
