@@ -15,6 +15,10 @@ builds it with the system C++ compiler, as PyTensor does:
     run-time dims and strides, so one kernel serves every batch size;
   * a final reduction accumulates in registers (float32 sums in double) or, when the
     innermost dimension is kept, straight into its output row;
+  * an elementwise loop (no reduction) of at least ``PARALLEL_MIN_ELEMS`` elements is split
+    over ``threads()`` std::threads, in work units that run the same code however they are
+    shared, so the results are the single-threaded loop's bit for bit; a reduction keeps
+    its serial order;
   * identifiers are generated (``in0``, ``v3``, ``gc_cpu_<hash>``), never user names;
   * all kernels a plan lacks are built in one translation unit, in a background thread:
     until the library is loaded the executor runs its numpy tiles, then switches;
@@ -222,7 +226,8 @@ class FusedKernel:
     """A fused step's compiled form: ``source`` (one ``extern "C"`` function ``name`` taking
     one ``long long*``), and ``layout`` (the array-of-longs the executor fills: pointers to
     each array in ``arrays`` order — inputs, outputs, then the reduction's output — then
-    ``dims``, the outer strides of every array, the reduction's size and count)."""
+    ``dims``, the outer strides of every array, the reduction's size and count, and for an
+    elementwise loop the threads it may use and the element count from which it does)."""
 
     name: str
     source: str
@@ -465,21 +470,29 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
 
 # --- threads ----------------------------------------------------------------------------------
 
+
 # Elementwise loops of at least this many elements are split over the cores (measured on
 # this 2-core machine: below it, starting a thread costs more than it saves; README).
-PARALLEL_MIN_ELEMS = int(os.environ.get("GRAPHC_CC_PARALLEL_MIN", str(1 << 18)))
+def _env_int(name, default):
+    want = os.environ.get(name, "")
+    if not want.strip():
+        return None
+    try:
+        return max(1, int(want))
+    except ValueError:
+        warnings.warn(f"{name}={want!r} is not an integer; using {default}", stacklevel=3)
+        return default
+
+
+PARALLEL_MIN_ELEMS = _env_int("GRAPHC_CC_PARALLEL_MIN", 1 << 18) or 1 << 18
 
 
 def threads() -> int:
     """Threads a compiled elementwise loop may use: ``GRAPHC_CC_THREADS``, else the cores
     this process may run on."""
-    want = os.environ.get("GRAPHC_CC_THREADS", "")
-    if want.strip():
-        try:
-            return max(1, int(want))
-        except ValueError:
-            warnings.warn(f"GRAPHC_CC_THREADS={want!r} is not an integer; using 1", stacklevel=2)
-            return 1
+    want = _env_int("GRAPHC_CC_THREADS", 1)
+    if want is not None:
+        return want
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):

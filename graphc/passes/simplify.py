@@ -271,14 +271,16 @@ def local_scalar_into_matmul(node, ctx):
 
 @local_rule
 def local_split_of_matmul(node, ctx):
-    """split(a @ b, axis=-1) -> [a @ b[..., part] for each part] when some part is unread and
-    nothing else reads the product: the unread parts are never computed (an LSTM's gradient
-    into ``concat([x, h]) @ w`` needs only the ``h`` columns when ``x`` is fed)"""
+    """split(a @ b, axis=-1) -> [a @ b[..., part] for each part] when one part alone is read
+    and nothing else reads the product: the other parts are never computed (an LSTM's
+    gradient into ``concat([x, h]) @ w`` needs only the ``h`` columns when ``x`` is fed).
+    With several parts read, one product stays cheaper than several narrower ones."""
     if node.op is not SPLIT:
         return None
     mm = producer(node.inputs[0], MATMUL)
     outs = [(node, i) for i in range(len(node.avals))]
-    if mm is None or ctx.uses.get(node.inputs[0]) != 1 or all(ctx.uses.get(v) for v in outs):
+    read = sum(1 for v in outs if ctx.uses.get(v))
+    if mm is None or ctx.uses.get(node.inputs[0]) != 1 or read != 1 or len(outs) < 2:
         return None
     a, b = mm.inputs
     shape_a, shape_b = aval(a)[1], aval(b)[1]
