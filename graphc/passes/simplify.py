@@ -16,7 +16,6 @@ from ..ops import elementwise as E
 from ..ops.array import (
     BROADCAST_LIKE,
     BROADCAST_TO,
-    GETITEM,
     IDENTITY,
     RESHAPE,
     RESHAPE_LIKE,
@@ -293,13 +292,11 @@ def local_split_of_matmul(node, ctx):
         or not fully_known(shape_b)
     ):
         return None
-    parts, start = [], 0
-    for size in node.attrs["sizes"]:
-        cols = slice(start, start + size)
-        start += size
-        key = (cols, slice(None)) if mm.attrs["transpose_b"] else (slice(None), cols)
-        part = build(GETITEM, (b,), [mm, node], key=key)
-        parts.append(build(MATMUL, (a, part), [mm, node], **mm.attrs))
+    # b's columns (its rows, when transposed) split as the product's: a split, like the
+    # one it replaces, is a view on every backend
+    attrs = {"sizes": node.attrs["sizes"], "axis": 0 if mm.attrs["transpose_b"] else 1}
+    cut = derived(SPLIT, (b,), attrs, SPLIT.infer([_Abstract(*aval(b), "")], attrs), [mm, node])
+    parts = [build(MATMUL, (a, (cut, k)), [mm, node], **mm.attrs) for k in range(len(node.avals))]
     if [aval(p) for p in parts] != list(node.avals):
         return None
     return parts
