@@ -86,3 +86,22 @@ def test_a_split_of_a_plain_sum_stays_one_add():
     a, b = gc.split(x + y, 2, axis=1)
     plan = gc.compile([a @ gc.ones((4, 3)), b], feed_shapes={x: (4, 8), y: (4, 8)})
     assert sum(s.title.count("add") for s in plan.steps) == 1
+
+
+def test_fused_outputs_land_in_their_concat_along_any_axis():
+    x = gc.placeholder(gc.float32, (6, 5), name="x")
+    y = gc.placeholder(gc.float32, (6, 3), name="y")
+    rows = gc.concat([gc.exp(x) * 2.0, gc.tanh(x) + 1.0], axis=0) * 1.5
+    cols = gc.concat([gc.exp(x) - 1.0, y, gc.sin(y) * 2.0], axis=-1) * 0.5  # y is copied
+    rng = np.random.default_rng(3)
+    feeds = {
+        x: rng.standard_normal((6, 5)).astype(np.float32),
+        y: rng.standard_normal((6, 3)).astype(np.float32),
+    }
+    want, got = _reference_and_optimized([rows, cols], feeds)
+    for w, g in zip(want, got, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+    with gc.Session() as sess:
+        sess.run([rows, cols], feeds)
+        exe = sess._executable([rows, cols], [], feeds)
+    assert len(exe._gen._part_of) >= 3  # both concats take their fused parts in place

@@ -586,7 +586,7 @@ class _Generator:
             shape = _shape_of(out.shape)
             if out.kind != "arena" or out.result or shape is None:
                 continue
-            axis, at, parts, copies = step.attrs["axis"], 0, {}, []
+            axis, at, parts, copies = step.attrs["axis"] % max(len(shape), 1), 0, {}, []
             for p, k in enumerate(step.inputs):
                 n = _shape_of(plan.slots[k].shape)
                 if n is None:
