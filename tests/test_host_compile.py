@@ -216,6 +216,49 @@ def test_an_lstm_cell_reads_its_split_gates_in_place(cc, monkeypatch):
         assert ".strides == " in exe.source
 
 
+def _unrolled_lstm(rng, steps=3, batch=16, depth=5, units=8):
+    x = gc.placeholder(gc.float32, (steps, batch, depth), name="x")
+    w = gc.Variable(rng.standard_normal((depth + units, 4 * units)).astype(np.float32) * 0.3)
+    c = h = gc.zeros((batch, units), gc.float32)
+    for t in range(steps):
+        i, j, f, o = gc.split(gc.concat([x[t], h], 1) @ w, 4, axis=1)
+        c = c * gc.sigmoid(f + 1.0) + gc.sigmoid(i) * gc.tanh(j)
+        h = gc.tanh(c) * gc.sigmoid(o)
+    loss = gc.reduce_sum(h * h)
+    (grad,) = gc.gradients(loss, [w])
+    return x, [h, loss, grad]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_fused_steps_write_their_parts_of_a_concat_in_place(cc, monkeypatch, compiled):
+    # an LSTM: h joins the next step's concat([x, h]); the backward's four gate gradients
+    # join one matrix. Their fused steps write into the concat's buffer; the concat copies
+    # only x. Compiled loops and numpy tiles against the reference executor.
+    rng = np.random.default_rng(6)
+    x, fetches = _unrolled_lstm(rng)
+    feeds = {x: rng.standard_normal((3, 16, 5)).astype(np.float32)}
+    monkeypatch.setattr(numpy_backend, "_USE_CC", compiled)
+    init = gc.global_variables_initializer()
+    with gc.Session(optimize=0) as sess:
+        sess.run(init)
+        want = sess.run(fetches, feeds)
+    with gc.Session() as sess:
+        sess.run(init)
+        got = sess.run(fetches, feeds)
+        again = sess.run(fetches, feeds)  # the second run reuses the arena's views
+        exe = sess._executable(fetches, [], feeds)
+    gen = exe._gen
+    assert gen._part_of and gen._concat_copies
+    concats = [s for s in exe.plan.steps if s.op.name == "concat"]
+    copies = [c for s in concats for c in gen._concat_copies.get(s.index, [None] * 9)]
+    assert len(copies) < sum(len(s.inputs) for s in concats)  # some parts are never copied
+    if compiled:
+        assert any(gen._out_views(exe.plan.steps[i]) for i in gen.compiled)
+    for w, g, a in zip(want, got, again, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(a, g)
+
+
 def test_without_a_compiler_the_numpy_tiles_run(monkeypatch):
     monkeypatch.setenv("GRAPHC_NO_CC", "1")
     assert host_compile.compiler() is None
@@ -247,3 +290,43 @@ def test_the_disk_cache_is_reused_and_written_atomically(cc, monkeypatch, tmp_pa
     with gc.Session() as sess:
         np.testing.assert_array_equal(sess.run(y, feeds), first)
     assert sorted((tmp_path / "kernels").glob("gc_*.so")) == libs
+
+
+def test_loops_split_over_threads_give_the_single_threaded_results_bit_for_bit(cc, monkeypatch):
+    # rows of blocks (a long 1-D loop, a 2-D loop over a concat's part, an in-place
+    # optimizer update): each block runs the same code however many threads share them
+    monkeypatch.setattr(host_compile, "PARALLEL_MIN_ELEMS", 1)
+    rng = np.random.default_rng(7)
+    n = 3 * 8192 + 5
+    x = gc.placeholder(gc.float32, (n,), name="x")
+    m = gc.placeholder(gc.float32, (37, 300), name="m")
+    v = gc.Variable(np.zeros(n, np.float32))
+    y = gc.tanh(x * 2.0 + 1.0) * gc.exp(-x * x) + gc.sigmoid(x)
+    part = gc.concat([m, gc.tanh(m * 0.5) * 3.0], axis=1)
+    step = v.assign_sub(gc.sqrt(gc.abs(x)) * 0.1)
+    feeds = {
+        x: rng.standard_normal(n).astype(np.float32),
+        m: rng.standard_normal((37, 300)).astype(np.float32),
+    }
+    results = {}
+    for t in ("1", "2", "3"):
+        monkeypatch.setenv("GRAPHC_CC_THREADS", t)
+        with gc.Session() as sess:
+            sess.run(v.initializer)
+            results[t] = sess.run([y, part, step], feeds)
+            exe = sess._executable([y, part, step], [], feeds)
+            assert exe._gen.compiled
+            assert all(k.scalars[-2] == int(t) for k in exe._gen.compiled.values())
+    for t in ("2", "3"):
+        for a, b in zip(results["1"], results[t], strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_the_thread_count_comes_from_the_environment(monkeypatch):
+    monkeypatch.setenv("GRAPHC_CC_THREADS", "3")
+    assert host_compile.threads() == 3
+    monkeypatch.setenv("GRAPHC_CC_THREADS", "")
+    assert host_compile.threads() >= 1
+    monkeypatch.setenv("GRAPHC_CC_THREADS", "many")
+    with pytest.warns(UserWarning, match="GRAPHC_CC_THREADS"):
+        assert host_compile.threads() == 1

@@ -199,6 +199,34 @@ def test_a_scaled_matmul_read_elsewhere_is_left_alone():
     assert ops(p).count("matmul") == 1
 
 
+@pytest.mark.parametrize("transpose_b", [False, True])
+def test_a_split_matmul_computes_only_the_parts_that_are_read(transpose_b):
+    # an LSTM's gradient into concat([x, h]): only h's columns are needed when x is fed
+    g = gc.placeholder(gc.float64, (5, 8))
+    w = gc.placeholder(gc.float64, (6, 8) if transpose_b else (8, 6))
+    _, dh = gc.split(gc.matmul(g, w, transpose_b=transpose_b), [2, 4], axis=1)
+    p = optimize(program([dh], {g: (5, 8), w: (6, 8) if transpose_b else (8, 6)}))
+    (mm,) = [n for n in p.nodes if n.op.name == "matmul"]
+    assert mm.avals[0][1] == (5, 4)  # w is split (a view), the product is not
+    assert [n.inputs[0][0].op.name for n in p.nodes if n.op.name == "split"] == ["feed"]
+    rng = np.random.default_rng(0)
+    feeds = {
+        g: rng.standard_normal((5, 8)),
+        w: rng.standard_normal((6, 8) if transpose_b else (8, 6)),
+    }
+    ref, opt = run_both(dh, feeds)
+    np.testing.assert_allclose(opt, ref, rtol=1e-13)
+
+
+def test_a_split_matmul_with_several_parts_read_stays_one_matmul():
+    g = gc.placeholder(gc.float64, (5, 8))
+    w = gc.placeholder(gc.float64, (8, 6))
+    parts = gc.split(gc.matmul(g, w), [2, 1, 3], axis=1)
+    for read in (parts, parts[1:]):
+        p = optimize(program(read, {g: (5, 8), w: (8, 6)}))
+        assert ops(p).count("matmul") == 1
+
+
 def test_sum_to_like_with_known_shapes_becomes_a_reduction():
     g = gc.placeholder(gc.float64, (None, 3, 4))
     like = gc.placeholder(gc.float64, (3, 1))

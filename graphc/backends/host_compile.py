@@ -15,6 +15,10 @@ builds it with the system C++ compiler, as PyTensor does:
     run-time dims and strides, so one kernel serves every batch size;
   * a final reduction accumulates in registers (float32 sums in double) or, when the
     innermost dimension is kept, straight into its output row;
+  * an elementwise loop (no reduction) of at least ``PARALLEL_MIN_ELEMS`` elements is split
+    over ``threads()`` std::threads, in work units that run the same code however they are
+    shared, so the results are the single-threaded loop's bit for bit; a reduction keeps
+    its serial order;
   * identifiers are generated (``in0``, ``v3``, ``gc_cpu_<hash>``), never user names;
   * all kernels a plan lacks are built in one translation unit, in a background thread:
     until the library is loaded the executor runs its numpy tiles, then switches;
@@ -106,6 +110,37 @@ float erff(float) noexcept;
 double erf(double) noexcept;
 }
 #endif
+#include <thread>
+// An elementwise loop runs as work units (one row, or one GC_BLOCK-element block of a
+// long row); each unit runs the same code over the same addresses however many threads
+// share the units, so the results are the single-threaded loop's, bit for bit.
+#define GC_BLOCK 8192
+template <class F>
+static void gc_parallel(F& work, long long units, long long elems, long long threads,
+                        long long min_elems) {
+  if (threads > units) threads = units;
+  if (threads <= 1 || elems < min_elems) {
+    work(0, units);
+    return;
+  }
+  if (threads > 16) threads = 16;
+  std::thread pool[15];
+  bool started[15] = {false};
+  const long long per = (units + threads - 1) / threads;
+  for (long long t = 1; t < threads; ++t) {
+    const long long lo = t * per, hi = lo + per < units ? lo + per : units;
+    if (lo >= hi) break;
+    try {
+      pool[t - 1] = std::thread([&work, lo, hi] { work(lo, hi); });
+      started[t - 1] = true;
+    } catch (...) {  // no thread to be had: this one runs that share too
+      work(lo, hi);
+    }
+  }
+  work(0, per < units ? per : units);
+  for (long long t = 1; t < threads; ++t)
+    if (started[t - 1]) pool[t - 1].join();
+}
 static inline float rsqrt(float x) { return 1.0f / sqrtf(x); }
 static inline double rsqrt(double x) { return 1.0 / sqrt(x); }
 """
@@ -119,6 +154,7 @@ _FLAGS = [
     "-fPIC",
     "-shared",
     "-std=c++17",
+    "-pthread",
     "-x",
     "c++",
 ]
@@ -190,7 +226,8 @@ class FusedKernel:
     """A fused step's compiled form: ``source`` (one ``extern "C"`` function ``name`` taking
     one ``long long*``), and ``layout`` (the array-of-longs the executor fills: pointers to
     each array in ``arrays`` order — inputs, outputs, then the reduction's output — then
-    ``dims``, the outer strides of every array, the reduction's size and count)."""
+    ``dims``, the outer strides of every array, the reduction's size and count, and for an
+    elementwise loop the threads it may use and the element count from which it does)."""
 
     name: str
     source: str
@@ -242,7 +279,7 @@ def _shape(slot):
     return dims if all(isinstance(d, int) for d in dims) else None
 
 
-def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
+def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKernel | None:
     """The compiled form of fused ``step`` (slots: the plan's), or None when the group has
     an op without a scalar expression, a dtype this module leaves to numpy, or shapes that
     are not static. ``store`` ``"="``, ``"-"`` or ``"+"``: the step's one output is a
@@ -250,7 +287,8 @@ def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
     optimizer's update and its ``assign``/``assign_sub`` as one loop); that buffer may be
     one of the inputs, read at the same index before it is written. ``views``: {input
     position: element strides} of inputs that are views (a ``split`` of a gate matrix), read
-    in place rather than copied."""
+    in place rather than copied; ``out_views``: {output slot: element strides} of outputs
+    that are views (parts of a concat's buffer), written in place."""
     loop = tuple(step.loop_shape)
     if not loop or not all(isinstance(d, int) for d in loop):
         return None
@@ -289,7 +327,11 @@ def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
     # strides of every array over the loop shape, then collapsed
     views = views or {}
     strides = [_strides_over(s, loop, views.get(a)) for a, s in enumerate(in_shapes)]
-    strides += [_strides_over(loop, loop) for _ in outs]
+    out_views = out_views or {}
+    for _, k in outs:
+        if k in out_views and _shape(slots[k]) != loop:
+            return None
+    strides += [_strides_over(loop, loop, out_views.get(k)) for _, k in outs]
     if red is not None:
         kept = tuple(1 if a in red_axes else n for a, n in enumerate(loop))
         st = _strides_over(kept, kept)
@@ -304,6 +346,7 @@ def fused_kernel(step, slots, store="", views=None) -> FusedKernel | None:
     count = int(np.prod([loop[a] for a in red_axes])) if red is not None else 1
     red_size = size // count if red is not None else 0
     scalars = tuple(dims) + tuple(s for st in cstrides for s in st[:-1]) + (red_size, count)
+    scalars += (threads(), PARALLEL_MIN_ELEMS) if red is None else ()
     source, name = _render(step, [slots[k].dtype for k in step.inputs], outs, red, m, inner, store)
     n_ptr = len(step.inputs) + len(outs) + (1 if red is not None else 0)
     return FusedKernel(name, source, n_ptr, scalars)
@@ -336,8 +379,18 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
     lines.append("long long n_outer = 1;")
     lines.append(f"for (int j = 0; j < {m - 1}; ++j) n_outer *= D[j];")
     lines.append(f"const long long n = D[{m - 1}];")
-    lines.append("for (long long o = 0; o < n_outer; ++o) {")
-    loop = []
+    parallel = red is None  # a reduction's order of combination stays the serial one
+    if parallel:  # work units: (row o, block of the row), see gc_parallel
+        lines.append("const long long nb = (n + GC_BLOCK - 1) / GC_BLOCK;")
+        lines.append("auto work = [&](long long u0, long long u1) {")
+        lines.append("for (long long u = u0; u < u1; ++u) {")
+        loop = [
+            "const long long o = u / nb, lo = (u % nb) * GC_BLOCK;",
+            "const long long hi = n - lo < GC_BLOCK ? n : lo + GC_BLOCK;",
+        ]
+    else:
+        lines.append("for (long long o = 0; o < n_outer; ++o) {")
+        loop = []
     for a in range(n_arr):
         loop.append(f"long long f{a} = 0;")
     if m > 1:
@@ -361,7 +414,9 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
         loop.append("#pragma omp simd")
     elif summing:
         loop.append("#pragma omp simd reduction(+:acc)")
-    loop.append("for (long long i = 0; i < n; ++i) {")
+    loop.append(
+        f"for (long long i = {'lo' if parallel else '0'}; i < {'hi' if parallel else 'n'}; ++i) {{"
+    )
     inner_lines = []
     for k in range(n_in):
         ctype, at = arrays[k][0], "i" if inner[k] else "0"
@@ -400,6 +455,10 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
         loop.append(f"{target} = ({red_ct})({combine.format(a=target, b=f'({red_ct})acc')});")
     lines += ["  " + ln for ln in loop]
     lines.append("}")
+    if parallel:
+        at = n_arr + m + n_arr * (m - 1) + 2  # after the reduction's size and count
+        lines.append("};")
+        lines.append(f"gc_parallel(work, n_outer * nb, n_outer * n, P[{at}], P[{at + 1}]);")
     fin = red.op.extra.get("c_finalize") if red is not None else None
     if fin:
         lines.append(
@@ -410,6 +469,37 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
     digest = hashlib.sha1(text.encode()).hexdigest()[:16]
     name = f"gc_cpu_{digest}"
     return f'extern "C" void {name}(const long long* P) {{\n{text}\n}}\n', name
+
+
+# --- threads ----------------------------------------------------------------------------------
+
+
+# Elementwise loops of at least this many elements are split over the cores (measured on
+# this 2-core machine: below it, starting a thread costs more than it saves; README).
+def _env_int(name, default):
+    want = os.environ.get(name, "")
+    if not want.strip():
+        return None
+    try:
+        return max(1, int(want))
+    except ValueError:
+        warnings.warn(f"{name}={want!r} is not an integer; using {default}", stacklevel=3)
+        return default
+
+
+PARALLEL_MIN_ELEMS = _env_int("GRAPHC_CC_PARALLEL_MIN", 1 << 18) or 1 << 18
+
+
+def threads() -> int:
+    """Threads a compiled elementwise loop may use: ``GRAPHC_CC_THREADS``, else the cores
+    this process may run on."""
+    want = _env_int("GRAPHC_CC_THREADS", 1)
+    if want is not None:
+        return want
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 # --- building and loading ---------------------------------------------------------------------

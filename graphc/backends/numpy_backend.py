@@ -29,7 +29,15 @@ import numpy as np
 from ..diagnostics import NumericsTrap
 from ..errors import GraphcError, OpError
 from ..ops import elementwise as E
-from ..ops.array import SPLIT, SPLIT_LIKE
+from ..ops.array import (
+    CONCAT,
+    EXPAND_DIMS,
+    RESHAPE,
+    SPLIT,
+    SPLIT_LIKE,
+    SQUEEZE,
+    TRANSPOSE,
+)
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
@@ -58,6 +66,10 @@ _SCALAR_EXPR = {
 # Variable updates run inline on the variable's buffer: the kernel's lookup and call, minus
 # the Python frames (an unset variable still fails in the lookup, and is reported as such).
 _INLINE_UPDATE = {ASSIGN_ADD: "np.add", ASSIGN_SUB: "np.subtract"}
+
+# Shape ops whose result is a view of a C-contiguous input: over an arena buffer (fixed for
+# a thread's arena), they run once per thread, when the arena is made, not on every run.
+_VIEW_OPS = frozenset({RESHAPE, SQUEEZE, EXPAND_DIMS, SPLIT, TRANSPOSE})
 
 _serial = itertools.count()
 
@@ -185,6 +197,12 @@ class _Generator:
         self._known_by_step: dict = {}  # step index -> the slots it remembered
         self.compiled: dict = {}  # step index -> host_compile.FusedKernel
         self._folded: set = set()  # assign steps run by the fused step before them
+        # fused outputs written straight into a concat's buffer: slot -> (concat's output
+        # slot, index of the part); concat step index -> [(position, index)] left to copy
+        self._part_of: dict = {}
+        self._concat_copies: dict = {}
+        self._arena_views: list = []  # lines binding views of arena buffers, in ARENA()
+        self._viewed: set = set()  # ... the slots they bind
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
@@ -194,6 +212,8 @@ class _Generator:
             if s.kind == "const":
                 self.ns[f"s{s.index}"] = s.value
         src = _Source()
+        if self.trap is None:  # the NaN trap checks each fused output in its own buffer
+            self._find_concat_parts()
         body_lines = [self._lines_of(step) for step in plan.steps]
         if self.trap is not None:  # check_numerics: a check after each step, nothing otherwise
             self.ns["CK"] = self.trap
@@ -245,6 +265,14 @@ class _Generator:
                     f"    s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
                     f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})"
                 )
+        for k, (out, key) in self._part_of.items():  # (after every slot: out may come later)
+            src.emit(f"    s{k} = s{out}[{key}]")
+        for line in self._arena_views:
+            src.emit("    " + line)
+        for i, copies in self._concat_copies.items():
+            out = self.plan.steps[i].outputs[0]
+            for p, key in copies:
+                src.emit(f"    cv{i}_{p} = s{out}[{key}]")
         for name, (step, tile_vars) in self._tiles.items():
             outs = self._out_names(step)
             views = "".join(f"{v}, " for v in tile_vars)
@@ -302,6 +330,15 @@ class _Generator:
             return self._compiled_lines(step, self._fused_lines(step))
         if step.index in self._folded:
             return [("pass", None)]  # the fused step before it stored the variable
+        if step.index in self._concat_copies:
+            return self._concat_lines(step)
+        if self._view_of_arena(step):
+            k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
+            self._arena_views.append(f"{', '.join(outs)}, = as_tuple({k}({ins}))")
+            for name in outs:
+                self._bind_per_thread(name)
+            self._viewed.update(step.outputs)
+            return [("pass", None)]
         scalar = self._all_scalar_float(step)
         if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
             args = [self._scalar_ref(k) for k in step.inputs]
@@ -481,7 +518,7 @@ class _Generator:
         store = {ASSIGN: "=", ASSIGN_SUB: "-", ASSIGN_ADD: "+"}[update.op] if update else ""
         views = self._views_read(step)
         kernel = host_compile.fused_kernel(
-            step, plan.slots, store, {a: v for a, (v, _) in views.items()}
+            step, plan.slots, store, {a: v for a, (v, _) in views.items()}, self._out_views(step)
         )
         if kernel is None:
             return lines
@@ -526,6 +563,85 @@ class _Generator:
             out.append((f"    s{update.outputs[0]} = u{i}", None))
         out.append(("else:", None))
         return out + [("    " + text, body) for text, body in lines]
+
+    def _view_of_arena(self, step) -> bool:
+        """Whether the step is a shape op viewing arena buffers (C-contiguous: never a
+        concat's part) or such views, so its result is the same view on every run."""
+        if self.trap is not None or step.kind != "alloc" or step.op not in _VIEW_OPS:
+            return False
+        return all(
+            (self.plan.slots[k].kind == "arena" and k not in self._part_of) or k in self._viewed
+            for k in step.inputs
+        ) and all(self.plan.slots[k].kind == "dynamic" for k in step.outputs)
+
+    def _find_concat_parts(self):
+        """The concats whose inputs from fused steps are views of their output (see
+        ``passes.memory.concat_parts``: the plan keeps the output's buffer live from the
+        first such step on): those steps write their parts in place, the concat copies
+        only the other inputs."""
+        plan = self.plan
+        producer = {k: s for s in plan.steps for k in s.outputs}
+        reads: dict = {}
+        for s in plan.steps:
+            for k in s.inputs:
+                reads[k] = reads.get(k, 0) + 1
+        for step in plan.steps:
+            if step.kind != "kernel" or step.op is not CONCAT:
+                continue
+            out = plan.slots[step.outputs[0]]
+            shape = _shape_of(out.shape)
+            if out.kind != "arena" or out.result or shape is None:
+                continue
+            axis, at, parts, copies = step.attrs["axis"] % max(len(shape), 1), 0, {}, []
+            for p, k in enumerate(step.inputs):
+                n = _shape_of(plan.slots[k].shape)
+                if n is None:
+                    break
+                key = ", ".join([":"] * axis + [f"{at}:{at + n[axis]}"])
+                at += n[axis]
+                f = producer.get(k)
+                if (
+                    f is not None
+                    and f.kind == "fused"
+                    and plan.slots[k].kind == "arena"
+                    and reads[k] == 1
+                    and k not in plan.fetches
+                    and step.inputs.count(k) == 1
+                    and out.start <= f.index
+                    and not (  # a final reduction's output is written as a whole row
+                        f.body[-1].op.kind == "reduction" and f.outputs[f.body_slots[-1][1]] == k
+                    )
+                ):
+                    parts[k] = (out.index, key)
+                else:
+                    copies.append((p, key))
+            else:
+                if parts:
+                    self._part_of.update(parts)
+                    self._concat_copies[step.index] = copies
+                    for p, _ in copies:
+                        self._bind_per_thread(f"cv{step.index}_{p}")
+
+    def _concat_lines(self, step):
+        """A concat whose fused inputs already wrote their parts: copy in the others."""
+        lines = [
+            (f"np.copyto(cv{step.index}_{p}, s{step.inputs[p]})", None)
+            for p, _ in self._concat_copies[step.index]
+        ]
+        return lines or [("pass", None)]
+
+    def _out_views(self, step):
+        """{output slot: element strides} of the step's outputs that are parts of a concat."""
+        found = {}
+        for k in step.outputs:
+            if k in self._part_of:
+                out = self.plan.slots[self._part_of[k][0]]
+                strides, acc = [], 1
+                for d in reversed(_shape_of(out.shape)):
+                    strides.insert(0, acc)
+                    acc *= d
+                found[k] = tuple(strides)
+        return found
 
     def _views_read(self, step):
         """{input position: (element strides, byte strides)} of the inputs that are views

@@ -18,6 +18,9 @@ Rules:
     a planned intermediate that this step reads last: the bucket is then one span of the
     arena that the collective reduces in place, with no pack or unpack copy. The node gets
     the attribute ``contiguous=True``; the span lives from its first member's start;
+  * a concat's output lives from the first step computing one of its inputs that a fused
+    kernel writes and only the concat reads: an executor may then have that kernel write
+    straight into the output's part (``concat_parts``), with no copy (an LSTM's gates);
   * planned values that are fetched (``Slot.result``) are packed after the intermediates,
     in a region of their own: SPEC §7's ``peak`` counts intermediates only (feeds, fetched
     results and variables not counted), and ``result_bytes`` is the size of that region.
@@ -29,6 +32,7 @@ import bisect
 import math
 from dataclasses import dataclass
 
+from ..ops.array import CONCAT
 from ..shapes import ARENA_ALIGN
 from .liveness import SAFE_INPLACE, Slot, lifetimes, nbytes, steps_of, value_slots
 from .program import FUSED, Program
@@ -295,6 +299,33 @@ def contiguous_buckets(program, steps, slot_of) -> list:
     return spans
 
 
+def concat_parts(steps, slot_of, fetched) -> dict:
+    """``{concat step index: [input positions]}``: the inputs that the concat at that step
+    could hold as views of its output (module rules): planned values of fused kernels,
+    read by that concat alone, once. Their own slots are still planned (an executor without
+    views uses them)."""
+    reads: dict = {}
+    for n in steps:
+        for v in n.inputs:
+            reads[v] = reads.get(v, 0) + 1
+    found = {}
+    for i, n in enumerate(steps):
+        if n.op is not CONCAT or slot_of[(n, 0)].kind != "arena":
+            continue
+        parts = [
+            p
+            for p, v in enumerate(n.inputs)
+            if v[0].op is FUSED
+            and reads[v] == 1
+            and v not in fetched
+            and slot_of[v].kind == "arena"
+            and n.inputs.count(v) == 1
+        ]
+        if parts:
+            found[i] = parts
+    return found
+
+
 def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     """Lay out every buffer (``program.facts.memory``, a ``MemoryPlan``)."""
     from .collectives import number_collectives
@@ -312,6 +343,9 @@ def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
             inp.end = max(inp.end, out.end)
             out.kind = "alias"
             slot_of[(n, 0)] = inp
+    for i, parts in concat_parts(steps, slot_of, fetched).items():
+        out = slot_of[(steps[i], 0)]
+        out.start = min([out.start] + [slot_of[steps[i].inputs[p]].start for p in parts])
     bodies = {
         n: FusedLayout(*fused_layout(n, i, slots, tile_elems, SAFE_INPLACE))
         for i, n in enumerate(steps)

@@ -19,6 +19,7 @@ from ..ops.array import (
     IDENTITY,
     RESHAPE,
     RESHAPE_LIKE,
+    SPLIT,
     STOP_GRADIENT,
     TRANSPOSE,
 )
@@ -265,6 +266,74 @@ def local_scalar_into_matmul(node, ctx):
                 b = build(E.MULTIPLY, (scalar_c, b), node)
             return _keep_if_same(build(MATMUL, (a, b), [mm, node], **mm.attrs), node)
     return None
+
+
+@local_rule
+def local_split_of_matmul(node, ctx):
+    """split(a @ b, axis=-1) -> [a @ b[..., part] for each part] when one part alone is read
+    and nothing else reads the product: the other parts are never computed (an LSTM's
+    gradient into ``concat([x, h]) @ w`` needs only the ``h`` columns when ``x`` is fed).
+    With several parts read, one product stays cheaper than several narrower ones."""
+    if node.op is not SPLIT:
+        return None
+    mm = producer(node.inputs[0], MATMUL)
+    outs = [(node, i) for i in range(len(node.avals))]
+    read = sum(1 for v in outs if ctx.uses.get(v))
+    if mm is None or ctx.uses.get(node.inputs[0]) != 1 or read != 1 or len(outs) < 2:
+        return None
+    a, b = mm.inputs
+    shape_a, shape_b = aval(a)[1], aval(b)[1]
+    if (
+        shape_a is None
+        or shape_b is None
+        or len(shape_a) != 2
+        or len(shape_b) != 2
+        or node.attrs["axis"] != 1
+        or not fully_known(shape_b)
+    ):
+        return None
+    # b's columns (its rows, when transposed) split as the product's: a split, like the
+    # one it replaces, is a view on every backend
+    attrs = {"sizes": node.attrs["sizes"], "axis": 0 if mm.attrs["transpose_b"] else 1}
+    cut = derived(SPLIT, (b,), attrs, SPLIT.infer([_Abstract(*aval(b), "")], attrs), [mm, node])
+    parts = [build(MATMUL, (a, (cut, k)), [mm, node], **mm.attrs) for k in range(len(node.avals))]
+    if [aval(p) for p in parts] != list(node.avals):
+        return None
+    return parts
+
+
+@local_rule
+def local_split_of_bias_add(node, ctx):
+    """split(x + b) -> [split(x)[k] + split(b)[k]] for a broadcast b (a bias) when nothing
+    else reads the sum: each part's add joins the elementwise ops that read the part (an
+    LSTM's ``concat([x, h]) @ w + b`` then split into gates: the bias add fuses into the
+    cell, instead of a pass of its own over the gate matrix)"""
+    if node.op is not SPLIT:
+        return None
+    add = producer(node.inputs[0], E.ADD)
+    if add is None or ctx.uses.get(node.inputs[0]) != 1 or add.controls:
+        return None
+    shape = aval(node.inputs[0])[1]
+    axis, sizes = node.attrs["axis"], node.attrs["sizes"]
+    shapes = [aval(v)[1] for v in add.inputs]
+    if not fully_known(shape) or not all(s is not None and fully_known(s) for s in shapes):
+        return None
+    if all(tuple(s) == tuple(shape) for s in shapes):
+        return None  # no bias: one add over the whole is cheaper than one per part
+    pieces = []
+    for v, s in zip(add.inputs, shapes, strict=True):
+        own = axis - (len(shape) - len(s))  # the split axis among v's (right-aligned) axes
+        if own < 0 or s[own] == 1:
+            pieces.append([v] * len(sizes))  # broadcast along the split axis: whole
+            continue
+        attrs = {"sizes": sizes, "axis": own}
+        abstract = [_Abstract(*aval(v), "")]
+        part = derived(SPLIT, (v,), attrs, SPLIT.infer(abstract, attrs), [add, node])
+        pieces.append([(part, k) for k in range(len(sizes))])
+    parts = [build(E.ADD, (a, b), [add, node]) for a, b in zip(*pieces, strict=True)]
+    if [aval(p) for p in parts] != list(node.avals):
+        return None
+    return parts
 
 
 @local_rule
