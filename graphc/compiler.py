@@ -8,7 +8,6 @@ print(plan.report())
 from __future__ import annotations
 
 import os
-import weakref
 
 from .backends import get_backend
 from .errors import GraphcError, ShapeError, user_location
@@ -79,13 +78,13 @@ def compile(
     return plan
 
 
-# The latest plans compiled for each graph, by signature: a Session's first run of what
-# ``gc.compile`` just compiled (or a second Session over the same graph) takes that plan
-# instead of compiling it again. A graph only grows and its ops never change, so what a
-# signature's fetches reach, and so its plan, stays the same as ops are added. Compiles
-# with user passes (arbitrary code, which may answer differently the next time) are not
-# kept, nor any while GRAPHC_DEBUG prints each pass.
-_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Graph -> {key: Plan}
+# The latest plans compiled for each graph, by signature, kept on the graph (they live and
+# die with it): a Session's first run of what ``gc.compile`` just compiled (or a second
+# Session over the same graph) takes that plan instead of compiling it again. A graph only
+# grows and its ops never change, so what a signature's fetches reach, and so its plan,
+# stays the same as ops are added. Compiles with user passes (arbitrary code, which may
+# answer differently the next time) are not kept, nor any while GRAPHC_DEBUG prints each
+# pass.
 _PLANS_PER_GRAPH = 4
 
 
@@ -103,7 +102,8 @@ def _signature(graph, fetch_tensors, fetch_ops, shapes, dtypes, level, backend, 
 
 
 def _lookup(graph, key):
-    plan = _PLANS.get(graph, {}).get(key) if key is not None else None
+    plans = getattr(graph, "_plans", None)
+    plan = plans.get(key) if plans is not None and key is not None else None
     if plan is not None:
         plan.reuses += 1
     return plan
@@ -112,11 +112,14 @@ def _lookup(graph, key):
 def _remember(graph, key, plan):
     if key is None:
         return
-    plans = _PLANS.setdefault(graph, {})
-    plans.pop(key, None)
-    plans[key] = plan
-    while len(plans) > _PLANS_PER_GRAPH:
-        del plans[next(iter(plans))]
+    plans = getattr(graph, "_plans", None)
+    if plans is None:
+        return
+    with graph._lock:
+        plans.pop(key, None)
+        plans[key] = plan
+        while len(plans) > _PLANS_PER_GRAPH:
+            del plans[next(iter(plans))]
 
 
 def _leaves(fetches) -> list:

@@ -118,3 +118,16 @@ def test_a_plan_is_reused_after_the_graph_grew_but_not_with_user_passes():
     assert gc.compile(loss, feed_shapes=shapes, optimize=1) is not plan
     assert gc.compile(loss, feed_shapes=shapes, backend="reference") is not plan
     assert plan.reuses == 1
+
+
+def test_kept_plans_do_not_keep_their_graph_alive():
+    import gc as pygc
+    import weakref
+
+    with gc.Graph().as_default() as g:
+        x = gc.placeholder(gc.float32, (None, 3))
+        gc.compile(gc.reduce_sum(x * 2.0), feed_shapes={x: (2, 3)})
+    ref = weakref.ref(g)
+    del g, x
+    pygc.collect()
+    assert ref() is None
