@@ -6,6 +6,9 @@ updated in place by their kernels; fetched results are copied out, so a caller n
 a buffer that the next run overwrites. Identifiers in the source are generated from slot
 and step numbers (``s12``, ``k3_1``), never from user names.
 
+A long plan is written as several functions, each compiled on its own (``_Chunks``): the
+time CPython takes to compile them stays linear in the plan.
+
 Each thread gets its own arena (threads may run one session concurrently). A failing
 kernel is found after the fact from the traceback's line in the generated source, so the
 hot path carries no per-kernel ``try``.
