@@ -497,8 +497,12 @@ def compile_scaling(depth, width=64, batch=32, clock=None):
     the forward graph, ``minimize`` (gradients and updates), ``gc.compile`` of the training
     step, and the first run in a Session (initializer, then one training step: its own plan,
     code generation and execution). Returns ``{stage: seconds, "ops": graph size}``."""
+    import gc as collector
     import time
 
+    # the previous depth's graph and session are garbage by now: free them here, not in
+    # the middle of this depth's build (where a full collection would bill them to it)
+    collector.collect()
     clock = clock or time.process_time
     rng = np.random.default_rng(0)
     X = rng.standard_normal((batch, width)).astype(np.float32)

@@ -7,6 +7,8 @@ print(plan.report())
 
 from __future__ import annotations
 
+import os
+
 from .backends import get_backend
 from .errors import GraphcError, ShapeError, user_location
 from .ir.gcpause import paused_gc
@@ -60,6 +62,10 @@ def compile(
     for t, s in shapes.items():
         _check_feed_shape(t, s)
     dtypes = {graph.as_graph_element(t): d for t, d in (feed_dtypes or {}).items()}
+    key = _signature(graph, fetch_tensors, fetch_ops, shapes, dtypes, level, backend, passes)
+    plan = _lookup(graph, key)
+    if plan is not None:
+        return plan
     for t in _placeholders(fetch_tensors, fetch_ops, shapes):
         shapes[t] = t.shape  # fed later, with any size its static shape allows
     program = import_graph(graph, fetch_tensors, fetch_ops, shapes, dtypes)
@@ -67,7 +73,53 @@ def compile(
     log: list = []
     # Tiles are a CPU cache concern; a GPU kernel covers the whole loop in one launch.
     program = run_pipeline(program, level, log, tile_elems=tile or 1 << 62, passes=passes)
-    return build_plan(program, nodes_before, log, level, backend)
+    plan = build_plan(program, nodes_before, log, level, backend)
+    _remember(graph, key, plan)
+    return plan
+
+
+# The latest plans compiled for each graph, by signature, kept on the graph (they live and
+# die with it): a Session's first run of what ``gc.compile`` just compiled (or a second
+# Session over the same graph) takes that plan instead of compiling it again. A graph only
+# grows and its ops never change, so what a signature's fetches reach, and so its plan,
+# stays the same as ops are added. Compiles with user passes (arbitrary code, which may
+# answer differently the next time) are not kept, nor any while GRAPHC_DEBUG prints each
+# pass.
+_PLANS_PER_GRAPH = 4
+
+
+def _signature(graph, fetch_tensors, fetch_ops, shapes, dtypes, level, backend, passes):
+    if passes or os.environ.get("GRAPHC_DEBUG", "") not in ("", "0"):
+        return None
+    return (
+        tuple(fetch_tensors),
+        tuple(fetch_ops),
+        tuple((t, None if s is None else tuple(s)) for t, s in shapes.items()),
+        tuple(dtypes.items()),
+        level,
+        backend,
+    )
+
+
+def _lookup(graph, key):
+    plans = getattr(graph, "_plans", None)
+    plan = plans.get(key) if plans is not None and key is not None else None
+    if plan is not None:
+        plan.reuses += 1
+    return plan
+
+
+def _remember(graph, key, plan):
+    if key is None:
+        return
+    plans = getattr(graph, "_plans", None)
+    if plans is None:
+        return
+    with graph._lock:
+        plans.pop(key, None)
+        plans[key] = plan
+        while len(plans) > _PLANS_PER_GRAPH:
+            del plans[next(iter(plans))]
 
 
 def _leaves(fetches) -> list:

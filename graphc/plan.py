@@ -83,6 +83,7 @@ class Plan:
     backend: str = "numpy"
     timings: dict = field(default_factory=dict)  # step index -> [runs, seconds]
     result_bytes: int = 0
+    reuses: int = 0  # times gc.compile returned this plan again instead of compiling it
 
     @property
     def arena_bytes(self) -> int:

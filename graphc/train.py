@@ -155,6 +155,7 @@ class Optimizer:
             # pattern): one control edge per update op instead of one per (op, gradient).
             ready = group(*[g.op for g, _ in live], name="gradients_ready")
             with graph.control_dependencies([ready]), locking(self._use_locking):
+                self._prepare()
                 updates = [self._apply_dense(g, v) for g, v in live]
                 finish = self._finish(graph, updates)
         base = step_name.rsplit("/", 1)[-1]
@@ -180,6 +181,10 @@ class Optimizer:
 
     def _non_slot_specs(self):
         return []
+
+    def _prepare(self):
+        """Called once per step built, before the updates (TF's ``_prepare``): a subclass
+        forgets the step tensors it shares between its variables' updates."""
 
     def _apply_dense(self, grad, var):
         raise NotImplementedError
@@ -286,6 +291,7 @@ class AdamOptimizer(Optimizer):
     ):
         super().__init__(learning_rate, use_locking, name)
         self._beta1, self._beta2, self._epsilon = beta1, beta2, epsilon
+        self._step_tensors: dict = {}
 
     def _slot_specs(self, var):
         return [("", 0.0), ("_1", 0.0)]  # TF's names: "w/Adam" (m) and "w/Adam_1" (v)
@@ -293,15 +299,33 @@ class AdamOptimizer(Optimizer):
     def _non_slot_specs(self):
         return [("beta1_power", self._beta1), ("beta2_power", self._beta2)]
 
+    def _prepare(self):
+        self._step_tensors = {}  # dtype -> what every variable of that dtype shares
+
+    def _shared(self, var):
+        """The step's ``lr_t`` and the hyperparameters as tensors of ``var``'s dtype, built
+        once per step and dtype (the beta powers change only after every update, so one
+        ``lr_t`` serves all variables; per variable, a deep model's step computed it
+        hundreds of times)."""
+        found = self._step_tensors.get(var.dtype)
+        if found is None:
+            b1, b2 = _hyper(self._beta1, var), _hyper(self._beta2, var)
+            b1_power = _as(self._non_slot["beta1_power"], var)
+            b2_power = _as(self._non_slot["beta2_power"], var)
+            lr_t = self._lr(var) * sqrt(1 - b2_power) / (1 - b1_power)
+            found = [lr_t] + [
+                convert(h, like=var)  # (a number: the constant ``var * h`` would make)
+                for h in (b1, 1 - b1, b2, 1 - b2, _hyper(self._epsilon, var))
+            ]
+            self._step_tensors[var.dtype] = found
+        return found
+
     def _apply_dense(self, grad, var):
         m, v = self.get_slot(var, ""), self.get_slot(var, "_1")
-        b1, b2 = _hyper(self._beta1, var), _hyper(self._beta2, var)
-        b1_power = _as(self._non_slot["beta1_power"], var)
-        b2_power = _as(self._non_slot["beta2_power"], var)
-        lr_t = self._lr(var) * sqrt(1 - b2_power) / (1 - b1_power)
-        new_m = assign(m, m * b1 + grad * (1 - b1))
-        new_v = assign(v, v * b2 + square(grad) * (1 - b2))
-        return assign_sub(var, lr_t * new_m / (sqrt(new_v) + _hyper(self._epsilon, var)))
+        lr_t, b1, one_minus_b1, b2, one_minus_b2, epsilon = self._shared(var)
+        new_m = assign(m, m * b1 + grad * one_minus_b1)
+        new_v = assign(v, v * b2 + square(grad) * one_minus_b2)
+        return assign_sub(var, lr_t * new_m / (sqrt(new_v) + epsilon))
 
     def _finish(self, graph, updates):
         # the beta powers advance once per step, after every variable has used them

@@ -170,13 +170,17 @@ def test_finite_runs_give_the_same_results_with_the_trap_on():
 
 def test_the_plan_carries_checks_only_when_asked():
     from graphc.backends.numpy_backend import NumpyExecutable
+    from graphc.backends.reference import RunContext
 
     x = gc.placeholder(gc.float32, (4, 4), name="x")
     plan = gc.compile(gc.reduce_sum(gc.exp(x) @ x), feed_shapes={x: (4, 4)})
     assert "CK(" not in NumpyExecutable(plan).source
-    checked = NumpyExecutable(plan, check_numerics=True).source
+    checked = NumpyExecutable(plan, check_numerics=True)
     kernels = sum(1 for s in plan.steps if s.kind != "read")
-    assert checked.count("CK(") == 2 * kernels  # in run() and in run_traced()
+    assert checked.source.count("CK(") == kernels  # in run()
+    ctx = RunContext({}, {})
+    checked.call_traced(ctx, {x: np.ones((4, 4), np.float32)})  # compiles run_traced()
+    assert checked.source.count("CK(") == 2 * kernels  # in run() and in run_traced()
 
 
 def test_large_finite_values_are_not_mistaken_for_overflow():

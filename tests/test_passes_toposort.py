@@ -1,6 +1,11 @@
-"""passes.program.ordered_toposort, shared by Program.schedule and fusion's contraction."""
+"""passes.program.ordered_toposort (fusion's contraction) and Program.schedule."""
 
-from graphc.passes.program import ordered_toposort
+import networkx as nx
+
+import graphc as gc
+from graphc.ops.elementwise import EXP
+from graphc.passes.importer import import_graph
+from graphc.passes.program import FEED, Node, Program, _sched_key, ordered_toposort
 
 
 def test_ready_nodes_are_taken_least_key_first():
@@ -11,3 +16,26 @@ def test_ready_nodes_are_taken_least_key_first():
 
 def test_a_cycle_gives_none():
     assert ordered_toposort({"a": {"b"}, "b": {"a"}, "c": set()}, ord) is None
+
+
+def _networkx_schedule(program):
+    return list(nx.lexicographical_topological_sort(program.g, key=_sched_key))
+
+
+def test_the_schedule_is_networkx_lexicographical_sort_of_a_real_program():
+    x = gc.placeholder(gc.float32, (None, 4))
+    w = gc.Variable(gc.ones((4, 4)))
+    loss = gc.reduce_sum(gc.tanh(x @ w) ** 2)
+    train = gc.train.AdamOptimizer(0.1).minimize(loss)
+    program = import_graph(gc.get_default_graph(), [loss], [train], {x: (2, 4)})
+    assert program.schedule() == _networkx_schedule(program)
+
+
+def test_a_program_whose_key_order_is_not_topological_is_sorted_by_networkx():
+    f32 = gc.float32
+    feed = Node(FEED, (), {}, [(f32, (2,))], (), -1, 0)
+    # b reads a but comes first by program order (as a user pass may leave it)
+    a = Node(EXP, [(feed, 0)], {}, [(f32, (2,))], (), 5, 0)
+    b = Node(EXP, [(a, 0)], {}, [(f32, (2,))], (), 1, 0)
+    program = Program([feed, a, b], [(b, 0)], [], {})
+    assert program.schedule() == [feed, a, b] == _networkx_schedule(program)

@@ -6,6 +6,9 @@ updated in place by their kernels; fetched results are copied out, so a caller n
 a buffer that the next run overwrites. Identifiers in the source are generated from slot
 and step numbers (``s12``, ``k3_1``), never from user names.
 
+A long plan is written as several functions, each compiled on its own (``_Chunks``): the
+time CPython takes to compile them stays linear in the plan.
+
 Each thread gets its own arena (threads may run one session concurrently). A failing
 kernel is found after the fact from the traceback's line in the generated source, so the
 hot path carries no per-kernel ``try``.
@@ -20,6 +23,7 @@ import functools
 import itertools
 import mmap
 import os
+import re
 import threading
 import time
 import weakref
@@ -161,11 +165,22 @@ class _Source:
     def __init__(self):
         self.lines: list[str] = []
         self.where: dict[int, tuple] = {}  # 1-based line number -> (step, body op or None)
+        self.split = False  # compiled one function at a time (see units)
 
     def emit(self, text, step=None, body=None):
         self.lines.append(text)
         if step is not None:
             self.where[len(self.lines)] = (step, body)
+
+    def units(self) -> list[tuple[int, int]]:
+        """The ``[start, stop)`` line ranges to compile separately: each function of a
+        chunked plan (one ``compile`` of a whole large module costs more than of its parts),
+        else everything at once."""
+        if not self.split:
+            return [(0, len(self.lines))]
+        starts = [i for i, line in enumerate(self.lines) if line.startswith("def ")]
+        starts[0] = 0
+        return list(zip(starts, starts[1:] + [len(self.lines)], strict=True))
 
 
 def _kernel(op, attrs, compiled=False):
@@ -197,16 +212,21 @@ class _Generator:
         self._known_by_step: dict = {}  # step index -> the slots it remembered
         self.compiled: dict = {}  # step index -> host_compile.FusedKernel
         self._folded: set = set()  # assign steps run by the fused step before them
+        self._reader_count = None  # slot index -> steps reading it (see _readers)
         # fused outputs written straight into a concat's buffer: slot -> (concat's output
         # slot, index of the part); concat step index -> [(position, index)] left to copy
         self._part_of: dict = {}
         self._concat_copies: dict = {}
-        self._arena_views: list = []  # lines binding views of arena buffers, in ARENA()
+        # views of arena buffers made once per thread, in ARENA(): (line, the slots it
+        # binds, the slots it reads)
+        self._arena_views: list = []
         self._viewed: set = set()  # ... the slots they bind
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
-        ``run_traced(ctx, TR, *feeds)``) and of ``ARENA()``; what they name is in ``ns``."""
+        ``run_traced(ctx, TR, *feeds)``) and of ``ARENA()``; what they name is in ``ns``.
+        ``emit_entry`` adds an entry later (the executor compiles ``run_traced`` on its
+        first traced run)."""
         plan = self.plan
         for s in plan.slots:
             if s.kind == "const":
@@ -220,70 +240,155 @@ class _Generator:
             body_lines = [
                 self.trap.wrap(s, lines) for s, lines in zip(plan.steps, body_lines, strict=True)
             ]
+        self.body_lines = body_lines
+        self.chunks = _Chunks(self, body_lines) if _needs_chunks(body_lines) else None
+        src.split = self.chunks is not None
+        for entry in entries:
+            self.emit_entry(src, entry)
+        if self.chunks is None:
+            self._emit_arena(src)
+        else:
+            self.chunks.emit_arena(src)
+        self.ns["clock"] = time.perf_counter
+        return src
+
+    def emit_entry(self, src, entry):
+        """``run`` or ``run_traced`` (which appends ``clock()`` to ``TR`` before the first
+        step and after each) into ``src``."""
+        if self.chunks is not None:
+            self.chunks.emit_entry(src, entry)
+            return
         # each thread runs on its own arena: its views (and tile tables) are unpacked from a
         # thread-local tuple on entry; a failing kernel is reported by FAIL, which finds its
         # step from the line (a try costs nothing until something raises)
+        plan = self.plan
         views = ", ".join(self.per_thread) + ("," if len(self.per_thread) == 1 else "")
-        for entry in entries:
-            traced = entry == "run_traced"
-            params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in plan.feeds]
-            src.emit(f"def {entry}({', '.join(params)}):")
-            if views:
-                src.emit("    try:")
-                src.emit(f"        {views} = LOCAL.views")
-                src.emit("    except AttributeError:")
-                src.emit(f"        {views} = LOCAL.views = ARENA()")
+        traced = entry == "run_traced"
+        params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in plan.feeds]
+        src.emit(f"def {entry}({', '.join(params)}):")
+        if views:
             src.emit("    try:")
-            src.emit("        V = ctx.variables")
+            src.emit(f"        {views} = LOCAL.views")
+            src.emit("    except AttributeError:")
+            src.emit(f"        {views} = LOCAL.views = ARENA()")
+        src.emit("    try:")
+        src.emit("        V = ctx.variables")
+        if traced:
+            src.emit("        TR.append(clock())")
+        for step, lines in zip(plan.steps, self.body_lines, strict=False):
+            for text, body in lines:
+                src.emit("        " + text, step.index, body)
             if traced:
                 src.emit("        TR.append(clock())")
-            for step, lines in zip(plan.steps, body_lines, strict=False):
-                for text, body in lines:
-                    src.emit("        " + text, step.index, body)
-                if traced:
-                    src.emit("        TR.append(clock())")
-            src.emit("        return [" + ", ".join(self._copy_out(i) for i in plan.fetches) + "]")
-            src.emit("    except GraphcError:")
-            src.emit("        raise")
-            src.emit("    except Exception as e:")
-            src.emit("        raise FAIL(e, ctx) from e")
-        self._emit_arena(src)
-        self.ns["clock"] = time.perf_counter
-        return src
+        src.emit("        return [" + self._copy_out_list() + "]")
+        _emit_handlers(src)
 
     def _emit_arena(self, src):
         """``ARENA()``: one thread's arena, as the tuple of views (and tile tables) that the
         entry functions unpack, in ``per_thread`` order."""
-        plan = self.plan
         src.emit("")
         src.emit("def ARENA():")
-        alloc = "arena_buffer({})" if self.compiled_loops else "np.empty({}, np.uint8)"
-        src.emit(f"    arena = {alloc.format(max(plan.arena_bytes, 1))}")
-        for s in plan.slots:
-            if s.kind in ("arena", "scratch"):
-                src.emit(
-                    f"    s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
-                    f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})"
-                )
-        for k, (out, key) in self._part_of.items():  # (after every slot: out may come later)
-            src.emit(f"    s{k} = s{out}[{key}]")
-        for line in self._arena_views:
+        src.emit(f"    arena = {self._arena_alloc()}")
+        for line in self._arena_lines(None):
             src.emit("    " + line)
-        for i, copies in self._concat_copies.items():
-            out = self.plan.steps[i].outputs[0]
-            for p, key in copies:
-                src.emit(f"    cv{i}_{p} = s{out}[{key}]")
-        for name, (step, tile_vars) in self._tiles.items():
-            outs = self._out_names(step)
-            views = "".join(f"{v}, " for v in tile_vars)
-            whole = "".join(f"{v in outs}, " for v in tile_vars)
-            src.emit(
-                f"    {name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({views}), ({whole}))"
-            )
-        self._emit_pointer_tables(src)
         src.emit("    return (" + "".join(f"{v}, " for v in self.per_thread) + ")")
 
+    def _arena_alloc(self) -> str:
+        n = max(self.plan.arena_bytes, 1)
+        return f"arena_buffer({n})" if self.compiled_loops else f"np.empty({n}, np.uint8)"
+
+    def _arena_lines(self, wanted, part=None):
+        """The lines binding the per-thread names in ``wanted`` (a list; None: all of
+        them) and what they are made of, from ``arena``: slot views (a concat's parts as
+        views of its buffer), views of them made by shape ops, concat parts to copy, tile
+        tables, then pointer tables. With ``part`` (a chunked plan's part number), the
+        slot views are made by one ``arena_views`` call (bound as ``make_views``) from a
+        table bound as ``AV<part>``: data, not source for Python to compile."""
+        plan, lines = self.plan, []
+        if wanted is None:
+            tiles, tables, slots = list(self._tiles), list(self.compiled), plan.slots
+            parts, made, copies = list(self._part_of), self._arena_views, self._concat_copies
+        else:
+            tiles, tables, slots, parts, made, copies = self._arena_needs(wanted)
+        slots = [s for s in slots if s.kind in ("arena", "scratch")]
+        if part is not None and slots:
+            table = tuple(
+                (s.offset, s.offset + s.nbytes, np.dtype(s.dtype.np).name, tuple(s.shape))
+                for s in slots
+            )
+            # (bound under another name than its own: ``--emit py`` binds the generated
+            # code's names as locals of a function, next to the carried function itself)
+            self._bind("make_views", arena_views)
+            names = "".join(f"s{s.index}, " for s in slots)
+            lines.append(f"{names}= make_views(arena, {self._bind(f'AV{part}', table)})")
+        else:
+            for s in slots:
+                lines.append(
+                    f"s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
+                    f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})"
+                )
+        for k in parts:  # (after every slot: the concat's buffer may come later)
+            out, key = self._part_of[k]
+            lines.append(f"s{k} = s{out}[{key}]")
+        lines += [line for line, _, _ in made]
+        for i, cs in copies.items():
+            out = self.plan.steps[i].outputs[0]
+            for p, key in cs:
+                lines.append(f"cv{i}_{p} = s{out}[{key}]")
+        for name in tiles:
+            step, tile_vars = self._tiles[name]
+            outs = self._out_names(step)
+            held = "".join(f"{v}, " for v in tile_vars)
+            whole = "".join(f"{v in outs}, " for v in tile_vars)
+            lines.append(
+                f"{name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({held}), ({whole}))"
+            )
+        lines += self._pointer_table_lines(tables)
+        return lines
+
+    def _arena_needs(self, wanted):
+        """What ``ARENA_part`` makes for the per-thread names ``wanted``: (tiles, pointer
+        tables, slots viewed, concat parts, shape-op views, concat copies), each with what
+        it is made of, in ``ARENA()``'s order."""
+        plan = self.plan
+        tiles = [t for t in wanted if t[0] == "T"]
+        tables = sorted({int(t[1:]) for t in wanted if t[0] in "PQ"})
+        copy_steps = sorted({int(t[2:].split("_")[0]) for t in wanted if t.startswith("cv")})
+        want = {int(v[1:]) for v in wanted if v[0] == "s"}
+        for name in tiles:
+            want.update(int(v[1:]) for v in self._tiles[name][1])
+        for i in tables:
+            want.update(k for k in self._table_arrays(i) if plan.slots[k].kind == "arena")
+        want.update(plan.steps[i].outputs[0] for i in copy_steps)
+        if self._arena_views and not hasattr(self, "_made_by"):
+            self._made_by = {k: j for j, (_, outs, _) in enumerate(self._arena_views) for k in outs}
+        made_by = getattr(self, "_made_by", {})
+        views, parts, made, stack = set(), set(), set(), list(want)
+        while stack:  # a slot's view, and what that view is made of
+            k = stack.pop()
+            if k in self._part_of:
+                if k not in parts:
+                    parts.add(k)
+                    stack.append(self._part_of[k][0])
+            elif k in made_by:
+                if made_by[k] not in made:
+                    made.add(made_by[k])
+                    stack.extend(self._arena_views[made_by[k]][2])
+            else:
+                views.add(k)
+        return (
+            tiles,
+            tables,
+            [plan.slots[k] for k in sorted(views)],
+            [k for k in self._part_of if k in parts],
+            [self._arena_views[j] for j in sorted(made)],
+            {i: self._concat_copies[i] for i in copy_steps},
+        )
+
     # -- pieces ----------------------------------------------------------------------------
+    def _copy_out_list(self):
+        return ", ".join(self._copy_out(i) for i in self.plan.fetches)
+
     def _copy_out(self, slot_index):
         kind = self.plan.slots[slot_index].kind
         return f"array(s{slot_index})" if kind == "dynamic" else f"s{slot_index}.copy()"
@@ -334,7 +439,9 @@ class _Generator:
             return self._concat_lines(step)
         if self._view_of_arena(step):
             k = self._bind(f"k{i}", _kernel(step.op, step.attrs))
-            self._arena_views.append(f"{', '.join(outs)}, = as_tuple({k}({ins}))")
+            self._arena_views.append(
+                (f"{', '.join(outs)}, = as_tuple({k}({ins}))", step.outputs, step.inputs)
+            )
             for name in outs:
                 self._bind_per_thread(name)
             self._viewed.update(step.outputs)
@@ -681,13 +788,23 @@ class _Generator:
             or out.index in self.plan.fetches
         ):
             return None
-        if any(out.index in s.inputs for s in plan.steps if s is not nxt):
+        if self._readers().get(out.index, 0) != 1:
             return None  # another step reads the value (the slot's end is no proof:
             #                  it outlives the update's result, which may be its view)
         shape = nxt.attrs["var"].outputs[0].shape
         if shape is None or _shape_of(shape) != _shape_of(out.shape):
             return None
         return nxt
+
+    def _readers(self):
+        """slot index -> how many steps read it (counted once, on first use)."""
+        if self._reader_count is None:
+            count: dict = {}
+            for s in self.plan.steps:
+                for k in set(s.inputs):
+                    count[k] = count.get(k, 0) + 1
+            self._reader_count = count
+        return self._reader_count
 
     def _step_lines_unfolded(self, step):
         self._folded.discard(step.index)
@@ -696,31 +813,38 @@ class _Generator:
         finally:
             self._folded.add(step.index)
 
-    def _emit_pointer_tables(self, src):
+    def _table_arrays(self, i):
+        """The slots whose pointers compiled step ``i``'s ``P`` table holds, in order."""
+        step = self.plan.steps[i]
+        arrays = list(step.inputs) + [
+            step.outputs[k]
+            for j, (w, k) in enumerate(step.body_slots)
+            if w == "out" and step.body[j].op.kind != "reduction"
+        ]
+        if step.body[-1].op.kind == "reduction":
+            arrays.append(step.outputs[step.body_slots[-1][1]])
+        return arrays
+
+    def _pointer_table_lines(self, steps):
         """In ``ARENA()``: each compiled step's ``P`` table (this thread's arena and the
         constants' pointers, and the loop's sizes) and its address ``Q``."""
-        for i, kernel in self.compiled.items():
-            step = self.plan.steps[i]
-            arrays = list(step.inputs) + [
-                step.outputs[k]
-                for j, (w, k) in enumerate(step.body_slots)
-                if w == "out" and step.body[j].op.kind != "reduction"
-            ]
-            if step.body[-1].op.kind == "reduction":
-                arrays.append(step.outputs[step.body_slots[-1][1]])
+        lines = []
+        for i in steps:
+            kernel = self.compiled[i]
             fixed = []
-            for a, k in enumerate(arrays):
+            for a, k in enumerate(self._table_arrays(i)):
                 s = self.plan.slots[k]
                 if s.kind == "arena":
                     fixed.append(f"({a}, s{k})")
                 elif s.kind == "const":
                     name = self._bind(f"cc{k}", np.ascontiguousarray(s.value, s.dtype.np))
                     fixed.append(f"({a}, {name})")
-            src.emit(
-                f"    P{i} = ptable({kernel.n_pointers}, ({''.join(f + ', ' for f in fixed)}),"
+            lines.append(
+                f"P{i} = ptable({kernel.n_pointers}, ({''.join(f + ', ' for f in fixed)}),"
                 f" {kernel.scalars!r})"
             )
-            src.emit(f"    Q{i} = P{i}.__array_interface__['data'][0]")
+            lines.append(f"Q{i} = P{i}.__array_interface__['data'][0]")
+        return lines
 
     def request_compiled(self):
         """Build (or load) this plan's kernels; each step switches once they are loaded."""
@@ -738,6 +862,140 @@ class _Generator:
         return {f"s{k}" for k in step.outputs}
 
 
+def _emit_handlers(src):
+    """The end of an entry function: a failing kernel is reported by FAIL, which finds its
+    step from the traceback's line (a try costs nothing until something raises)."""
+    src.emit("    except GraphcError:")
+    src.emit("        raise")
+    src.emit("    except Exception as e:")
+    src.emit("        raise FAIL(e, ctx) from e")
+
+
+# A plan of more generated lines than this runs as several functions of about this many
+# lines each: CPython compiles one huge function in more than linear time (and a function
+# with thousands of locals is slow to build), so code generation stays linear in the plan.
+CHUNK_LINES = int(os.environ.get("GRAPHC_CHUNK_LINES", "400"))
+
+# The names generated code keeps in locals from one step to a later one (slots ``s12``,
+# scalar locals ``v3``, ``v3_1``, ``a3_0``) and the per-thread ones (tables ``P3``, ``Q3``,
+# ``T3``; a concat's parts to copy into, ``cv3_1``).
+_LOCAL_NAME = re.compile(r"\b(?:[sva]\d+(?:_\d+)?|[PQT]\d+|cv\d+_\d+)\b")
+
+
+def _needs_chunks(body_lines) -> bool:
+    return sum(len(lines) for lines in body_lines) > CHUNK_LINES
+
+
+class _Chunks:
+    """A long plan as ``run`` calling ``run_part<c>`` for consecutive runs of steps.
+
+    Each part unpacks the per-thread views it uses from its own tuple (``ARENA()`` returns
+    one tuple per part, each made by ``ARENA_part<c>``: a view used by several parts is
+    made once for each, over the same bytes). Locals that a step leaves for a later one (a
+    variable's buffer, a run-time allocated value, a feed, a scalar) are passed to each
+    part that reads them and returned by each part that has them to the parts after it;
+    ``run`` holds them in between. Which names a part touches is read off its lines."""
+
+    def __init__(self, gen, body_lines):
+        self.gen = gen
+        plan = gen.plan
+        per_thread = set(gen.per_thread)
+        self.parts = []  # [(first step, end step)]
+        start, count = 0, 0
+        for i, lines in enumerate(body_lines):
+            if count and count + len(lines) > CHUNK_LINES:
+                self.parts.append((start, i))
+                start, count = i, 0
+            count += len(lines)
+        self.parts.append((start, len(body_lines)))
+        self.copy_out = "return [" + gen._copy_out_list() + "]"
+        touched = []  # per part: (per-thread names, locals)
+        for c, (a, b) in enumerate(self.parts):
+            names = set()
+            for lines in body_lines[a:b]:
+                for text, _ in lines:
+                    names.update(_LOCAL_NAME.findall(text))
+            if c == len(self.parts) - 1:
+                names.update(_LOCAL_NAME.findall(self.copy_out))
+            # a compiled loop's table P must live as long as the address Q its call reads
+            names.update([f"P{n[1:]}" for n in names if n[0] == "Q"])
+            views = names & per_thread
+            ns = gen.ns  # (a global, bound in the namespace: a constant, a kernel)
+            touched.append((views, {n for n in names - views if n not in ns}))
+        position = {v: i for i, v in enumerate(gen.per_thread)}
+        self.views = [sorted(views, key=position.__getitem__) for views, _ in touched]
+        last = {}  # local name -> the last part that touches it
+        for c, (_, local) in enumerate(touched):
+            last.update(dict.fromkeys(local, c))
+        avail = {f"s{k}" for _, k in plan.feeds}
+        self.params, self.returns = [], []
+        for c, (_, local) in enumerate(touched):
+            self.params.append(sorted(local & avail, key=_name_key))
+            self.returns.append(sorted((n for n in local if last[n] > c), key=_name_key))
+            avail |= local
+
+    def emit_entry(self, src, entry):
+        gen, traced = self.gen, entry == "run_traced"
+        tr = "TR, " if traced else ""
+        last = len(self.parts) - 1
+        for c, (a, b) in enumerate(self.parts):
+            params = "".join(f", {p}" for p in self.params[c])
+            src.emit(f"def {entry}_part{c}(ctx, {tr}V, W{params}):")
+            if self.views[c]:
+                src.emit("    " + "".join(f"{v}, " for v in self.views[c]) + "= W")
+            for step in gen.plan.steps[a:b]:
+                for text, body in gen.body_lines[step.index]:
+                    src.emit("    " + text, step.index, body)
+                if traced:
+                    src.emit("    TR.append(clock())")
+            if c == last:
+                src.emit("    " + self.copy_out)
+            elif self.returns[c]:
+                src.emit("    return " + "".join(f"{r}, " for r in self.returns[c]))
+            src.emit("")
+        params = ["ctx"] + (["TR"] if traced else []) + [f"s{k}" for _, k in gen.plan.feeds]
+        src.emit(f"def {entry}({', '.join(params)}):")
+        src.emit("    try:")
+        src.emit("        W = LOCAL.views")
+        src.emit("    except AttributeError:")
+        src.emit("        W = LOCAL.views = ARENA()")
+        src.emit("    try:")
+        src.emit("        V = ctx.variables")
+        if traced:
+            src.emit("        TR.append(clock())")
+        for c in range(len(self.parts)):
+            call = f"{entry}_part{c}(ctx, {tr}V, W[{c}]{''.join(f', {p}' for p in self.params[c])})"
+            if c == last:
+                src.emit(f"        return {call}")
+            elif self.returns[c]:
+                src.emit("        " + "".join(f"{r}, " for r in self.returns[c]) + f"= {call}")
+            else:
+                src.emit(f"        {call}")
+        _emit_handlers(src)
+
+    def emit_arena(self, src):
+        """``ARENA()``: one tuple of per-thread names for each part."""
+        gen = self.gen
+        src.emit("")
+        src.emit("def ARENA():")
+        src.emit(f"    arena = {gen._arena_alloc()}")
+        src.emit(
+            "    return ("
+            + "".join(f"ARENA_part{c}(arena), " for c in range(len(self.parts)))
+            + ")"
+        )
+        for c, views in enumerate(self.views):
+            src.emit("")
+            src.emit(f"def ARENA_part{c}(arena):")
+            for line in gen._arena_lines(views, part=c):
+                src.emit("    " + line)
+            src.emit("    return (" + "".join(f"{v}, " for v in views) + ")")
+
+
+def _name_key(name):
+    return (name[0], [int(p) for p in name[1:].split("_")])
+
+
 class NumpyExecutable:
     """Runs one compiled plan: ``exe(ctx, feeds)`` as the reference executor, or
     ``exe.call(ctx, *feed_arrays)`` in the plan's feed order (the lowest-overhead path: the
@@ -748,14 +1006,29 @@ class NumpyExecutable:
         self.feed_tensors = [t for t, _ in plan.feeds]
         gen = _Generator(plan, NumericsTrap(plan) if check_numerics else None)
         self._gen = gen
-        self._source = gen.generate()
-        self.source = "\n".join(self._source.lines)
         self._filename = f"<graphc plan {next(_serial)}>"
+        self._sources: dict = {}  # code file name -> (its _Source, its first line there)
         gen.ns.update(RUNTIME, LOCAL=threading.local(), FAIL=self._error)
-        exec(compile(self.source, self._filename, "exec"), gen.ns)  # noqa: S102 - our own code
+        self._exec(gen.generate(entries=("run",)), self._filename)
         self.call = gen.ns["run"]
-        self._run_traced = gen.ns["run_traced"]
+        self._run_traced = None  # compiled on the first traced run (most plans never are)
         gen.request_compiled()
+
+    def _exec(self, src, filename):
+        """Compile ``src`` (unit by unit, each its own code file name) into the namespace."""
+        units = src.units()
+        for k, (a, b) in enumerate(units):
+            name = filename if len(units) == 1 else f"{filename[:-1]}:{k}>"
+            code = compile("\n".join(src.lines[a:b]), name, "exec")
+            self._sources[name] = (src, a)
+            exec(code, self._gen.ns)  # noqa: S102 - our own code
+
+    @property
+    def source(self) -> str:
+        """The generated source compiled so far: ``run`` and ``ARENA``, then ``run_traced``
+        once a traced run has compiled it."""
+        srcs = {id(src): src for src, _ in self._sources.values()}.values()
+        return "\n\n".join("\n".join(src.lines) for src in srcs)
 
     def __call__(self, ctx, feeds: dict):
         return self.call(ctx, *[feeds[t] for t in self.feed_tensors])
@@ -767,6 +1040,12 @@ class NumpyExecutable:
 
     def call_traced(self, ctx, feeds: dict):
         """Run once, timing every step: returns (results, per-step seconds, start time)."""
+        if self._run_traced is None:
+            src = _Source()
+            src.split = self._gen.chunks is not None
+            self._gen.emit_entry(src, "run_traced")
+            self._exec(src, self._filename[:-1] + " traced>")
+            self._run_traced = self._gen.ns["run_traced"]
         marks: list = []
         results = self._run_traced(ctx, marks, *[feeds[t] for t in self.feed_tensors])
         durations = [b - a for a, b in zip(marks, marks[1:], strict=False)]
@@ -775,12 +1054,15 @@ class NumpyExecutable:
     def _error(self, exc, ctx):
         tb, found = exc.__traceback__, None
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self._filename:
+            if tb.tb_frame.f_code.co_filename in self._sources:
                 found = tb
             tb = tb.tb_next
-        if found is None or found.tb_lineno not in self._source.where:
+        if found is None:
             return exc
-        step_index, body = self._source.where[found.tb_lineno]
+        src, first = self._sources[found.tb_frame.f_code.co_filename]
+        if first + found.tb_lineno not in src.where:
+            return exc
+        step_index, body = src.where[first + found.tb_lineno]
         step = self.plan.steps[step_index]
         unset = (
             step.node
@@ -825,6 +1107,12 @@ def _describe(a):
 def as_tuple(out):
     """A kernel's result as a tuple (a kernel returns its array, or a tuple of them)."""
     return out if isinstance(out, tuple) else (out,)
+
+
+def arena_views(arena, table):
+    """The views of ``arena`` that ``table`` lists as ``(start, stop, dtype name, shape)``
+    (a chunked plan's ``ARENA_part``: its views as data)."""
+    return [arena[a:b].view(dtype).reshape(shape) for a, b, dtype, shape in table]
 
 
 def tiles(n0, rows, views, whole):

@@ -39,6 +39,7 @@ class Graph:
         self.seed = None  # graph-level random seed (TF1's set_random_seed)
         self._nx_cache = None
         self._grad_origin = None  # set by autodiff while a pullback builds nodes
+        self._plans: dict = {}  # gc.compile's latest plans by signature (compiler.py)
 
     # -- building -----------------------------------------------------------------------------
     @property

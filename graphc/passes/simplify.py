@@ -26,7 +26,7 @@ from ..ops.array import (
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..shapes import broadcast_axes, fully_known
-from .fold import is_const, make_const, shape_only_positions
+from .fold import SHAPE_ONLY_INPUTS, is_const, make_const, shape_only_positions
 from .importer import _Abstract
 from .program import Program, derived, rewrite
 
@@ -45,10 +45,35 @@ class RuleContext:
 _MAX_ROUNDS = 4
 
 
-def local_rule(fn):
-    """Register ``fn`` in the simplification phase."""
-    RULES.append(fn)
-    return fn
+def local_rule(fn=None, *, tracks=None):
+    """Register ``fn`` in the simplification phase. ``@local_rule(tracks=(OP, …))`` tries
+    it only on nodes of those ops (or op kinds, named by string: ``"elementwise"``), as
+    PyTensor's tracked rewriters: a rule costs nothing on the nodes it cannot match."""
+
+    def register(fn):
+        fn.tracks = None if tracks is None else frozenset(tracks)
+        RULES.append(fn)
+        return fn
+
+    return register(fn) if fn is not None else register
+
+
+_RULES_BY_OP: dict = {}  # OpDef -> the rules that may match it, in RULES order
+
+
+def rules_for(op) -> list:
+    """The rules, in order, that track ``op`` (or every op)."""
+    if _RULES_BY_OP.get(None) != len(RULES):  # a rule registered since: sort them again
+        _RULES_BY_OP.clear()
+        _RULES_BY_OP[None] = len(RULES)
+    found = _RULES_BY_OP.get(op)
+    if found is None:
+        found = _RULES_BY_OP[op] = [
+            r
+            for r in RULES
+            if getattr(r, "tracks", None) is None or op in r.tracks or op.kind in r.tracks
+        ]
+    return found
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -98,7 +123,7 @@ def _keep_if_same(value, node):
 # --- identities -------------------------------------------------------------------------------
 
 
-@local_rule
+@local_rule(tracks=(E.MULTIPLY,))
 def local_mul_one(node, ctx):
     """x * 1 -> x ; 1 * x -> x"""
     if node.op is E.MULTIPLY:
@@ -110,7 +135,7 @@ def local_mul_one(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(E.ADD, E.SUBTRACT))
 def local_add_zero(node, ctx):
     """x + 0 -> x ; 0 + x -> x ; x - 0 -> x"""
     if node.op in (E.ADD, E.SUBTRACT):
@@ -122,7 +147,7 @@ def local_add_zero(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(E.DIVIDE,))
 def local_div_one(node, ctx):
     """x / 1 -> x (float x)"""
     if node.op is E.DIVIDE and is_scalar(node.inputs[1], 1):
@@ -130,7 +155,7 @@ def local_div_one(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(E.NEG,))
 def local_double_neg(node, ctx):
     """-(-x) -> x"""
     if node.op is E.NEG:
@@ -140,7 +165,7 @@ def local_double_neg(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(E.ADD, E.SUBTRACT))
 def local_add_neg(node, ctx):
     """x + (-y) -> x - y ; (-y) + x -> x - y ; x - (-y) -> x + y"""
     if node.op not in (E.ADD, E.SUBTRACT):
@@ -156,7 +181,7 @@ def local_add_neg(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(IDENTITY, STOP_GRADIENT))
 def local_identity(node, ctx):
     """identity(x) -> x ; stop_gradient(x) -> x (gradients are already built)"""
     if node.op in (IDENTITY, STOP_GRADIENT):
@@ -164,7 +189,7 @@ def local_identity(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(E.POW,))
 def local_pow_const(node, ctx):
     """x ** 2 -> square(x) ; x ** 1 -> x ; x ** 0.5 -> sqrt(x) (float x)"""
     if node.op is not E.POW or not aval(node.inputs[0])[0].is_floating:
@@ -182,7 +207,7 @@ def local_pow_const(node, ctx):
 # --- shape ops --------------------------------------------------------------------------------
 
 
-@local_rule
+@local_rule(tracks=(TRANSPOSE,))
 def local_transpose_transpose(node, ctx):
     """transpose(transpose(x, p), q) -> transpose(x, p[q]), or x when that is the identity"""
     if node.op is not TRANSPOSE:
@@ -198,7 +223,7 @@ def local_transpose_transpose(node, ctx):
     return [build(TRANSPOSE, (x,), node, perm=perm)]
 
 
-@local_rule
+@local_rule(tracks=(RESHAPE, RESHAPE_LIKE))
 def local_reshape_chain(node, ctx):
     """reshape(reshape(x, s1), s2) -> reshape(x, s2) ; reshape(x, shape of x) -> x"""
     if node.op not in (RESHAPE, RESHAPE_LIKE):
@@ -212,7 +237,7 @@ def local_reshape_chain(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(RESHAPE_LIKE, BROADCAST_LIKE, *SHAPE_ONLY_INPUTS))
 def local_static_like(node, ctx):
     """reshape_like(x, y) -> reshape(x, s) ; broadcast_like(x, y) -> broadcast_to(x, s), once
     the signature fixes y's shape s; other shape-only inputs of known shape become zero-byte
@@ -239,7 +264,7 @@ def local_static_like(node, ctx):
     ]
 
 
-@local_rule
+@local_rule(tracks=(E.MULTIPLY,))
 def local_scalar_into_matmul(node, ctx):
     """c * (a @ b) -> (c * a) @ b, or a @ (c * b), for a scalar constant c: the scaling meets
     the smallest operand instead of the product (SGD's ``lr * x.T @ g``), when nothing else
@@ -268,7 +293,7 @@ def local_scalar_into_matmul(node, ctx):
     return None
 
 
-@local_rule
+@local_rule(tracks=(SPLIT,))
 def local_split_of_matmul(node, ctx):
     """split(a @ b, axis=-1) -> [a @ b[..., part] for each part] when one part alone is read
     and nothing else reads the product: the other parts are never computed (an LSTM's
@@ -302,7 +327,7 @@ def local_split_of_matmul(node, ctx):
     return parts
 
 
-@local_rule
+@local_rule(tracks=(SPLIT,))
 def local_split_of_bias_add(node, ctx):
     """split(x + b) -> [split(x)[k] + split(b)[k]] for a broadcast b (a bias) when nothing
     else reads the sum: each part's add joins the elementwise ops that read the part (an
@@ -336,7 +361,7 @@ def local_split_of_bias_add(node, ctx):
     return parts
 
 
-@local_rule
+@local_rule(tracks=(SUM_TO_LIKE,))
 def local_sum_to_static_shape(node, ctx):
     """sum_to_like(g, y) -> reshape(reduce_sum(g, axes, keepdims=True), s) once the signature
     fixes y's shape s: the broadcast axes are known, and a reduction can end a fused group"""
@@ -355,7 +380,7 @@ def local_sum_to_static_shape(node, ctx):
     return [r] if aval(r)[1] == tuple(xs) else [build(RESHAPE, (r,), node, shape=tuple(xs))]
 
 
-@local_rule
+@local_rule(tracks=("elementwise",))
 def local_broadcast_into_elementwise(node, ctx):
     """f(broadcast_to(x, s), y) -> f(x, y) for elementwise f whose own broadcasting already
     gives the output shape: the expanded copy is never made, and f can fuse"""
@@ -378,7 +403,7 @@ def local_broadcast_into_elementwise(node, ctx):
 # --- recognising numerically delicate patterns ------------------------------------------------
 
 
-@local_rule
+@local_rule(tracks=(E.DIVIDE, E.RECIPROCAL))
 def local_sigmoid(node, ctx):
     """1 / (1 + exp(-x)) -> sigmoid(x) ; reciprocal(1 + exp(-x)) -> sigmoid(x)"""
     if node.op is E.DIVIDE and is_scalar(node.inputs[0], 1):
@@ -399,7 +424,7 @@ def local_sigmoid(node, ctx):
     return _keep_if_same(build(E.SIGMOID, (n.inputs[0],), node), node)
 
 
-@local_rule
+@local_rule(tracks=(E.LOG, E.LOG1P))
 def local_softplus(node, ctx):
     """log(1 + exp(x)) -> max(x, 0) + log1p(exp(-|x|)) ; log1p(exp(x)) -> the same
     (the stable softplus: exp never overflows)"""
@@ -426,7 +451,7 @@ def local_softplus(node, ctx):
     return _keep_if_same(build(E.ADD, (pos, tail), node), node)
 
 
-@local_rule
+@local_rule(tracks=(E.LOG,))
 def local_log_softmax(node, ctx):
     """log(exp(z) / reduce_sum(exp(z), axis, keepdims=True)) -> z - log(reduce_sum(exp(z), …))
     (log of a softmax becomes a log-softmax: no log of an underflowed 0)"""
@@ -450,7 +475,7 @@ def local_log_softmax(node, ctx):
 def _apply_rules(node, fired, ctx):
     if node.controls or node.op.stateful:
         return None  # its ordering constraints must survive
-    for rule in RULES:
+    for rule in rules_for(node.op):
         repl = rule(node, ctx)
         if repl is not None:
             fired.append(rule.__name__)
