@@ -273,6 +273,12 @@ def batch_normalization(
     the batch's (``moving = moving * momentum + batch * (1 - momentum)``) are added to
     ``tf.GraphKeys.UPDATE_OPS``: run them, e.g. as control dependencies of the train op."""
     x = convert(inputs)
+    if x.shape is None:  # TF: "Input has undefined rank"
+        raise ShapeError(
+            f"tf.layers.batch_normalization: input has undefined rank: {x.describe()} "
+            "(give the placeholder a shape)",
+            user_location(),
+        )
     rank = len(x.shape)
     axis = axis % rank
     channels = x.shape[axis]

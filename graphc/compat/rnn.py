@@ -330,6 +330,12 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
 
 
 def _time_major(x, time_major):
+    if x.shape is None or len(x.shape) < 2:  # TF: "Expected input tensor ... rank at least 2"
+        raise ShapeError(
+            f"an RNN needs inputs of known rank >= 2 ([batch, time, depth]): {x.describe()} "
+            "(give the placeholder a shape)",
+            user_location(),
+        )
     if time_major:
         return x
     return transpose(x, [1, 0] + list(range(2, len(x.shape))))
