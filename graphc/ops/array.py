@@ -435,6 +435,8 @@ def concat(values, axis, name=None):
 
 def _split_like_infer(ins, attrs):
     g, axis = ins[0], attrs["axis"]
+    if g.shape is not None:  # a negative axis (built on an unknown rank) from the end
+        axis = normalize_axis(axis, len(g.shape))
     outs = []
     for t in ins[1:]:
         shape = (
@@ -459,6 +461,7 @@ def _views(x, sizes, axis):
 
 
 def _split_like_kernel(g, *likes, axis):
+    axis = axis % g.ndim  # negative when built on an unknown rank
     return _views(g, [t.shape[axis] for t in likes], axis)
 
 

@@ -251,6 +251,17 @@ TENSORDOT_GRAD = register(
         numpy=_tensordot_grad_kernel,
         kind="other",
         grad=_tensordot_grad_grad,
+        samples=lambda rng: [
+            (
+                [
+                    rng.standard_normal((2, 5)),
+                    rng.standard_normal((2, 3, 4)),
+                    rng.standard_normal((4, 3, 5)),
+                ],
+                {"axes": ((1, 2), (1, 0)), "which": which},
+            )
+            for which in ("a", "b")
+        ],
         doc="the cotangent of one operand of TENSORDOT",
         extra={"resolve": lambda ins, attrs: _resolve_tensordot(ins[1:], attrs)},
     )
