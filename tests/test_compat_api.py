@@ -329,7 +329,7 @@ def test_image_summaries_are_no_ops_that_warn_once():
     [
         ("contrib.learn", "tf.contrib"),
         ("estimator", "Session"),
-        ("FIFOQueue", "queues"),
+        ("PaddingFIFOQueue", "FIFOQueue"),
         ("train.batch_join", "tf.train.batch"),
         ("nn.fractional_max_pool", ""),
         ("keras", "tf.layers"),
