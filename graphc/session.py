@@ -459,6 +459,21 @@ def _traced_run(exe, ctx, feeds, path):
     return results
 
 
+def _as_bytes(arr, t):
+    """Strings fed to a ``tf.string`` placeholder, as an object array of bytes."""
+    out = np.empty(arr.shape, dtype=object)
+    for i, v in np.ndenumerate(arr):
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        if not isinstance(v, bytes):
+            raise FeedError(
+                f"cannot feed {type(v).__name__} value {v!r} to the string tensor {t.describe()}",
+                user_location(),
+            )
+        out[i] = v
+    return out
+
+
 def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     """The fed value as an array of ``t``'s dtype, after checking kind and static shape."""
     # the user's location is looked up only when a check fails (a stack walk per feed)
@@ -485,7 +500,9 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         raise FeedError(
             f"cannot feed {type(value).__name__} value for {t.describe()}: {e}", user_location()
         ) from None
-    if arr.dtype.kind not in "biuf":
+    if want.np.kind == "O" and arr.dtype.kind in "USO":  # tf.string: an array of bytes
+        arr = _as_bytes(arr, t)
+    elif arr.dtype.kind not in "biuf":
         raise FeedError(
             f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}", user_location()
         )

@@ -491,5 +491,17 @@ class Coordinator:
 
 
 def start_queue_runners(sess=None, coord=None, daemon=True, start=True, collection=None):
-    """No threads to start: the reader runs when a session run needs a batch."""
+    """No threads to start: the readers run when a session run needs a batch, and the
+    graph's ``QueueRunner``s (``tf.train.add_queue_runner``) when a dequeue needs elements."""
+    from ..session import get_default_session
+    from .fifo_queue import QUEUE_RUNNERS, start_runners
+
+    sess = sess if sess is not None else get_default_session()
+    if sess is None:
+        raise GraphcError(
+            "start_queue_runners needs a session: pass sess= or run it inside `with sess:`",
+            user_location(),
+        )
+    if start:
+        start_runners(sess, collection or QUEUE_RUNNERS)
     return []

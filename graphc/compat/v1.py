@@ -128,6 +128,7 @@ from . import flags as _flags
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .data import OutOfRangeError
 from .data import data as _data
+from .fifo_queue import CancelledError, FIFOQueue, QueueBase, RandomShuffleQueue
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
 from .initializers import GlorotUniform as glorot_uniform_initializer
@@ -645,6 +646,7 @@ class GraphKeys:
     SUMMARIES = "summaries"
     LOCAL_VARIABLES = "local_variables"
     MODEL_VARIABLES = "model_variables"
+    QUEUE_RUNNERS = "queue_runners"
 
 
 # --- sub-namespaces ---------------------------------------------------------------------------
@@ -660,6 +662,7 @@ errors = Namespace(
     UnimplementedError=UnimplementedError,
     DataLossError=_gc.CheckpointError,
     OutOfRangeError=OutOfRangeError,
+    CancelledError=CancelledError,
 )
 
 math = Namespace(
