@@ -166,6 +166,8 @@ class Session:
             raise _closed_error()
         if len(self.graph) != self._growth.seen:  # ops were built since the last run
             self._growth.check()
+        if feed_dict and type(feed_dict) is dict and any(type(k) is not Tensor for k in feed_dict):
+            feed_dict = _expand_structured_feeds(feed_dict)
         if trace is None and (feed_dict is None or type(feed_dict) is dict):
             # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
             kind = type(fetches)
@@ -457,6 +459,25 @@ def _traced_run(exe, ctx, feeds, path):
     with open(path, "w") as f:
         json.dump(exe.plan.chrome_trace(durations), f)
     return results
+
+
+def _expand_structured_feeds(feed_dict: dict) -> dict:
+    """TF feeds a nested tuple of tensors (an RNN's state, ``{initial_state: state}``) with
+    a value of the same structure: one feed per tensor."""
+    out = {}
+    for key, value in feed_dict.items():
+        if not isinstance(key, (tuple, list)):
+            out[key] = value
+            continue
+        if not isinstance(value, (tuple, list)) or len(value) != len(key):
+            raise FeedError(
+                f"the feed for a structure of {len(key)} tensors needs a value of the same "
+                f"structure, got {type(value).__name__}"
+                + (f" of {len(value)}" if isinstance(value, (tuple, list)) else ""),
+                user_location(),
+            )
+        out.update(_expand_structured_feeds(dict(zip(key, value, strict=True))))
+    return out
 
 
 def _as_bytes(arr, t):

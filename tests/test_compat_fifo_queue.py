@@ -259,3 +259,48 @@ def test_text_line_dataset_names_a_missing_file(tmp_path):
     with tf.Session() as sess, pytest.raises(tf.errors.OpError, match="nope.csv") as info:
         sess.run(line)
     assert "test_compat_fifo_queue.py" in str(info.value)
+
+
+def test_a_loader_thread_feeds_the_queue_while_the_main_thread_trains():
+    """The "feed a queue from a Python thread" pattern: the loader's enqueue waits for room,
+    the training loop's dequeue waits for data, and closing the queue with
+    cancel_pending_enqueues ends the loader."""
+    import threading
+
+    X = np.random.RandomState(0).rand(200, 3).astype(np.float32)
+    Y = X @ np.array([1.0, 2.0, 3.0], np.float32) + 0.5
+    x_in = tf.placeholder(tf.float32, [None, 3])
+    y_in = tf.placeholder(tf.float32, [None])
+    q = tf.FIFOQueue(capacity=50, dtypes=[tf.float32, tf.float32], shapes=[[3], []])
+    enqueue_op = q.enqueue_many([x_in, y_in])
+    close_op = q.close(cancel_pending_enqueues=True)
+    xb, yb = q.dequeue_many(20)
+    w = tf.Variable(tf.zeros([3]))
+    b = tf.Variable(0.0)
+    loss = tf.reduce_mean(tf.square(tf.reduce_sum(xb * w, 1) + b - yb))
+    train = tf.train.GradientDescentOptimizer(0.3).minimize(loss)
+    sess = tf.Session()
+    sess.run(tf.global_variables_initializer())
+    coord = tf.train.Coordinator()
+    fed = []
+
+    def load_and_enqueue():
+        i = 0
+        while not coord.should_stop():
+            j = (i * 10) % 200
+            try:
+                sess.run(enqueue_op, feed_dict={x_in: X[j : j + 10], y_in: Y[j : j + 10]})
+            except tf.errors.CancelledError:
+                return
+            fed.append(j)
+            i += 1
+
+    t = threading.Thread(target=load_and_enqueue, daemon=True)
+    t.start()
+    for step in range(200):
+        _, last = sess.run([train, loss])
+    coord.request_stop()
+    sess.run(close_op)
+    coord.join([t], stop_grace_period_secs=30)
+    assert not t.is_alive()
+    assert last < 1e-4 and len(fed) >= 400  # 200 batches of 20 from enqueues of 10

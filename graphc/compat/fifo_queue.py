@@ -17,12 +17,19 @@ a dequeue that finds too few elements runs the enqueue ops of the queue's starte
 itself, in turn, until there are enough (what the runners' threads did in the
 background). When every runner's input is exhausted (``OutOfRangeError``), the runner
 closes the queue, as TF's does; a dequeue from a closed queue with too few elements
-raises ``tf.errors.OutOfRangeError``. Where TF would block for ever (a dequeue from an
-empty open queue no runner fills, an enqueue into a full queue), graphc raises a
-``QueueBlockedError`` that says why, instead of hanging."""
+raises ``tf.errors.OutOfRangeError``.
+
+Python threads of the script's own (a loader thread that runs ``sess.run(enqueue_op,
+feed_dict=...)`` in a loop) work as in TF: while another thread is alive, a dequeue from an
+empty queue waits for its enqueues and an enqueue into a full queue waits for dequeues
+(``close(cancel_pending_enqueues=True)`` wakes it with ``CancelledError``). Where TF would
+block for ever -- no other thread and no runner to fill or drain the queue -- graphc
+raises a ``QueueBlockedError`` that says why, instead of hanging."""
 
 from __future__ import annotations
 
+import threading
+import time
 import weakref
 from collections import deque
 
@@ -50,15 +57,37 @@ class CancelledError(GraphcError):
     """An enqueue into a closed queue (``tf.errors.CancelledError``)."""
 
 
-class _Contents:
-    """One queue's elements and state in one session."""
+# How long a dequeue waits for a script's loader thread to make its first enqueue (it
+# may start after the training loop's first run), before concluding that none will.
+_FIRST_ENQUEUE_WAIT_S = 10.0
 
-    __slots__ = ("items", "closed", "rng")
+
+class _Contents:
+    """One queue's elements and state in one session; ``cond`` guards them and wakes the
+    threads that wait for elements or for room."""
+
+    __slots__ = ("items", "closed", "cancelled", "rng", "cond", "producers")
 
     def __init__(self, seed):
         self.items: deque = deque()
         self.closed = False
+        self.cancelled = False
         self.rng = np.random.default_rng(seed)
+        self.cond = threading.Condition(threading.RLock())
+        self.producers: set = set()  # threads that have enqueued
+
+
+def _other_threads_alive() -> bool:
+    return threading.active_count() > 1
+
+
+def _wait(c, until, giving_up):
+    """Wait on ``c.cond`` (held) until ``until()``; False when ``giving_up()`` first."""
+    while not until():
+        if giving_up():
+            return False
+        c.cond.wait(0.05)
+    return True
 
 
 def _session_state(ctx) -> dict:
@@ -73,8 +102,6 @@ def _session_state(ctx) -> dict:
 
 def _enqueue_kernel(ctx, node, *values, queue, many):
     c = queue._contents(ctx)
-    if c.closed:
-        raise CancelledError(f"{queue._what()} is closed: it takes no more elements", node.location)
     # copies: an element must not change when a variable it was read from does
     values = [np.array(v, dtype=s.np) for v, s in zip(values, queue.dtypes, strict=True)]
     if many:
@@ -90,28 +117,54 @@ def _enqueue_kernel(ctx, node, *values, queue, many):
         elements = [tuple(values)]
     for e in elements:
         queue._check_element(e, node)
-    if len(c.items) + len(elements) > queue.capacity:
-        raise QueueBlockedError(
-            f"enqueue of {len(elements)} element(s) into {queue._what()}, which holds "
-            f"{len(c.items)} of its capacity {queue.capacity}: TF would block here until "
-            "something dequeues, and nothing else runs (dequeue first, or raise the capacity)",
-            node.location,
-        )
-    c.items.extend(elements)
+    with c.cond:
+        if c.closed:
+            raise CancelledError(
+                f"{queue._what()} is closed: it takes no more elements", node.location
+            )
+        if len(c.items) + len(elements) > queue.capacity and not _other_threads_alive():
+            _blocked_enqueue(queue, c, elements, node)  # before any element goes in
+        c.producers.add(threading.get_ident())
+        for e in elements:  # TF's enqueue_many waits for room element by element
+            room = _wait(
+                c,
+                lambda: len(c.items) < queue.capacity or c.closed,
+                lambda: not _other_threads_alive(),
+            )
+            if not room:
+                _blocked_enqueue(queue, c, elements, node)
+            if c.closed:
+                raise CancelledError(
+                    f"{queue._what()} was closed while an enqueue waited for room",
+                    node.location,
+                )
+            c.items.append(e)
+            c.cond.notify_all()
     return ()
+
+
+def _blocked_enqueue(queue, c, elements, node):
+    raise QueueBlockedError(
+        f"enqueue of {len(elements)} element(s) into {queue._what()}, which holds "
+        f"{len(c.items)} of its capacity {queue.capacity}: TF would block here until "
+        "something dequeues, and nothing else runs (dequeue first, or raise the capacity)",
+        node.location,
+    )
 
 
 def _dequeue_kernel(ctx, node, queue, n, up_to):
     c = queue._contents(ctx)
     need = 1 if n is None else n
-    queue._fill(ctx, c, need, node)
-    if len(c.items) < need and not (up_to and c.items):
-        raise OutOfRangeError(
-            f"{queue._what()} is closed and has {len(c.items)} element(s), "
-            f"fewer than the {need} requested",
-            node.location,
-        )
-    rows = [queue._pop(c) for _ in range(min(need, len(c.items)))]
+    with c.cond:
+        queue._fill(ctx, c, need, node)
+        if len(c.items) < need and not (up_to and c.items):
+            raise OutOfRangeError(
+                f"{queue._what()} is closed and has {len(c.items)} element(s), "
+                f"fewer than the {need} requested",
+                node.location,
+            )
+        rows = [queue._pop(c) for _ in range(min(need, len(c.items)))]
+        c.cond.notify_all()
     if n is None:
         return tuple(np.asarray(v) for v in rows[0])
     return tuple(np.stack([r[k] for r in rows]) for k in range(len(queue.dtypes)))
@@ -123,7 +176,10 @@ def _size_kernel(ctx, node, queue):
 
 def _close_kernel(ctx, node, queue, cancel):
     c = queue._contents(ctx)
-    c.closed = True
+    with c.cond:
+        c.closed = True
+        c.cancelled = c.cancelled or cancel
+        c.cond.notify_all()
     return ()
 
 
@@ -262,30 +318,39 @@ class QueueBase:
 
     def _fill(self, ctx, c, need, node):
         """Run the started runners' enqueue ops until ``need`` elements wait (or every
-        runner is done, which closes the queue)."""
+        runner is done, which closes the queue); without runners, wait for the script's
+        own threads to enqueue. ``c.cond`` is held."""
         started = _session_state(ctx)["started"]
+        since = time.monotonic()
+        me = threading.get_ident()
         while len(c.items) < need and not c.closed:
             runners = [r for r in self.runners if r in started and not r._done(ctx)]
-            if not runners:
-                if any(r._done(ctx) for r in self.runners if r in started):
-                    c.closed = True  # every runner finished: TF's runner closes the queue
-                    break
-                hint = (
-                    "its queue runners have not been started: call "
-                    "tf.train.start_queue_runners(sess) first"
-                    if self.runners
-                    else "no queue runner fills it"
-                )
-                raise QueueBlockedError(
-                    f"dequeue of {need} element(s) from {self._what()}, which holds "
-                    f"{len(c.items)}: TF would block here for ever ({hint}; or enqueue "
-                    "first, or close the queue)",
-                    node.location,
-                )
-            for r in runners:
-                r._run_once(ctx)
-                if len(c.items) >= need:
-                    break
+            if runners:
+                for r in runners:
+                    r._run_once(ctx)
+                    if len(c.items) >= need:
+                        break
+                continue
+            if any(r._done(ctx) for r in self.runners if r in started):
+                c.closed = True  # every runner finished: TF's runner closes the queue
+                break
+            if _other_threads_alive() and (
+                c.producers - {me} or time.monotonic() - since < _FIRST_ENQUEUE_WAIT_S
+            ):
+                c.cond.wait(0.05)  # a loader thread of the script's enqueues
+                continue
+            hint = (
+                "its queue runners have not been started: call "
+                "tf.train.start_queue_runners(sess) first"
+                if self.runners
+                else "no queue runner or other thread fills it"
+            )
+            raise QueueBlockedError(
+                f"dequeue of {need} element(s) from {self._what()}, which holds "
+                f"{len(c.items)}: TF would block here for ever ({hint}; or enqueue "
+                "first, or close the queue)",
+                node.location,
+            )
 
     # -- ops -------------------------------------------------------------------------------
     def _components(self, vals, what):

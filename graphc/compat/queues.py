@@ -17,6 +17,7 @@ results, which is what TF's queue runners did in the background. The end of the 
 from __future__ import annotations
 
 import csv
+import threading
 import weakref
 
 import numpy as np
@@ -442,12 +443,13 @@ def shuffle_batch(
 
 
 class Coordinator:
-    """TF's thread coordinator; graphc's reader runs inside ``session.run``, so there are
-    no threads to stop."""
+    """TF's thread coordinator; graphc's readers and queue runners run inside
+    ``session.run``, so it only stops (and joins) the script's own threads."""
 
     def __init__(self, clean_stop_exception_types=None):
         self._stop = False
         self._exc = None
+        self._threads: list = []
 
     def request_stop(self, ex=None):
         self._stop = True
@@ -459,7 +461,15 @@ class Coordinator:
     def clear_stop(self):
         self._stop = False
 
+    def register_thread(self, thread):
+        self._threads.append(thread)
+
     def join(self, threads=None, stop_grace_period_secs=120, ignore_live_threads=False):
+        """Wait for the script's own threads (a loader feeding a FIFOQueue); the readers
+        and queue runners have none."""
+        for t in [*(threads or ()), *self._threads]:
+            if isinstance(t, threading.Thread) and t is not threading.current_thread():
+                t.join(stop_grace_period_secs)
         if self._exc is not None and not isinstance(self._exc, OutOfRangeError):
             raise self._exc
 

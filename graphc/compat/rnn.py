@@ -155,8 +155,10 @@ class BasicLSTMCell(RNNCell):
         return LSTMStateTuple(n, n) if self._state_is_tuple else 2 * n
 
     def zero_state(self, batch_size, dtype):
+        # two tensors, as TF makes: a script feeds c and h separately (feed[c], feed[h])
         c = _batch_zeros(batch_size, self._num_units, dtype)
-        return LSTMStateTuple(c, c) if self._state_is_tuple else concat([c, c], axis=1)
+        h = _batch_zeros(batch_size, self._num_units, dtype)
+        return LSTMStateTuple(c, h) if self._state_is_tuple else concat([c, h], axis=1)
 
     def _step(self, inputs, state):
         if self._state_is_tuple:

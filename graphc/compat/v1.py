@@ -106,6 +106,7 @@ from ..ops.linalg import einsum, tensordot
 from ..ops.linalg import matmul as _matmul
 from ..ops.random import random_shuffle, set_random_seed
 from ..ops.sources import constant as _constant
+from ..ops.sources import convert as _convert
 from ..ops.sources import placeholder, placeholder_with_default
 from ..ops.state import (
     Variable,
@@ -211,6 +212,27 @@ def random_uniform(shape, minval=0, maxval=None, dtype=float32, seed=None, name=
     return dynamic.random(
         "random_uniform", shape, as_dtype(dtype), seed, name, minval=minval, maxval=maxval
     )
+
+
+def multinomial(logits, num_samples, seed=None, name=None, output_dtype=int64):
+    """``num_samples`` class indices per row of ``logits`` (unnormalized log-probabilities),
+    drawn by the Gumbel-max trick: argmax(logits + Gumbel noise). Shape (batch, samples)."""
+    x = _convert(logits)
+    if x.shape is not None and len(x.shape) != 2:
+        raise _ShapeError(
+            f"multinomial needs logits of shape [batch, classes], got {x.describe()}",
+            _user_location(),
+        )
+    x = _array.tile(_array.expand_dims(x, 1), [1, int(num_samples), 1])
+    tiny = builtins.float(np.finfo(x.dtype.np).tiny)
+    u = _gc.random_uniform_like(x, minval=tiny, maxval=1.0, seed=seed)
+    gumbel = -log(-log(u))
+    return _reduce.argmax(x + gumbel, axis=-1, output_type=as_dtype(output_dtype), name=name)
+
+
+def categorical(logits, num_samples, dtype=None, seed=None, name=None):
+    """``tf.random.categorical``: ``multinomial`` under its TF 2 name."""
+    return multinomial(logits, num_samples, seed, name, dtype or int64)
 
 
 def Print(input_, data=None, message=None, first_n=None, summarize=None, name=None):  # noqa: N802
@@ -734,6 +756,8 @@ random = Namespace(
     uniform=random_uniform,
     truncated_normal=truncated_normal,
     shuffle=random_shuffle,
+    categorical=categorical,
+    multinomial=multinomial,
     set_random_seed=set_random_seed,
     set_seed=set_random_seed,
 )
