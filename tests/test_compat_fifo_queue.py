@@ -292,6 +292,9 @@ def test_a_loader_thread_feeds_the_queue_while_the_main_thread_trains():
                 sess.run(enqueue_op, feed_dict={x_in: X[j : j + 10], y_in: Y[j : j + 10]})
             except tf.errors.CancelledError:
                 return
+            except Exception as e:  # noqa: BLE001 - reported by the main thread
+                fed.append(e)
+                return
             fed.append(j)
             i += 1
 
@@ -303,4 +306,5 @@ def test_a_loader_thread_feeds_the_queue_while_the_main_thread_trains():
     sess.run(close_op)
     coord.join([t], stop_grace_period_secs=30)
     assert not t.is_alive()
+    assert not [e for e in fed if isinstance(e, Exception)]
     assert last < 1e-4 and len(fed) >= 400  # 200 batches of 20 from enqueues of 10

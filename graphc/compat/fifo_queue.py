@@ -46,6 +46,7 @@ from .data import OutOfRangeError
 QUEUE_RUNNERS = "queue_runners"  # tf.GraphKeys.QUEUE_RUNNERS
 
 _STATE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # run context -> queues
+_STATE_LOCK = threading.Lock()  # two threads' first runs must find the same contents
 
 
 class QueueBlockedError(GraphcError):
@@ -93,7 +94,10 @@ def _wait(c, until, giving_up):
 def _session_state(ctx) -> dict:
     s = _STATE.get(ctx)
     if s is None:
-        s = _STATE[ctx] = {"queues": {}, "started": []}
+        with _STATE_LOCK:
+            s = _STATE.get(ctx)
+            if s is None:
+                s = _STATE[ctx] = {"queues": {}, "started": []}
     return s
 
 
@@ -301,7 +305,10 @@ class QueueBase:
         queues = _session_state(ctx)["queues"]
         c = queues.get(self)
         if c is None:
-            c = queues[self] = _Contents(self.seed)
+            with _STATE_LOCK:
+                c = queues.get(self)
+                if c is None:
+                    c = queues[self] = _Contents(self.seed)
         return c
 
     def _check_element(self, element, node):

@@ -7,7 +7,6 @@ zero and the data is not shuffled, so every number is TensorFlow's."""
 
 from __future__ import print_function
 
-import numpy as np
 import graphc.compat.v1 as tf
 tf.disable_v2_behavior()
 
