@@ -140,6 +140,17 @@ from .initializers import TruncatedNormal as truncated_normal_initializer
 from .initializers import VarianceScaling as variance_scaling_initializer
 from .initializers import Zeros as zeros_initializer
 from .losses import LOSSES
+from .math_extra import (
+    cumsum,
+    matrix_transpose,
+    norm,
+    reduce_std,
+    reduce_variance,
+    reverse,
+    reverse_v2,
+    unsorted_segment_mean,
+    unsorted_segment_sum,
+)
 from .nn_extra import scatter_add, scatter_sub, scatter_update
 from .queues import TextLineReader, decode_csv
 from .scopes import (
@@ -748,6 +759,21 @@ math = Namespace(
     in_top_k=nn.in_top_k,
     l2_normalize=nn.l2_normalize,
     top_k=nn.top_k,
+    cumsum=cumsum,
+    reduce_std=reduce_std,
+    reduce_variance=reduce_variance,
+    unsorted_segment_sum=unsorted_segment_sum,
+    unsorted_segment_mean=unsorted_segment_mean,
+)
+
+linalg = Namespace(
+    "linalg",
+    matmul=matmul,
+    matrix_transpose=matrix_transpose,
+    transpose=matrix_transpose,
+    norm=norm,
+    tensordot=tensordot,
+    einsum=einsum,
 )
 
 random = Namespace(
