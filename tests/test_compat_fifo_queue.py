@@ -308,3 +308,33 @@ def test_a_loader_thread_feeds_the_queue_while_the_main_thread_trains():
     assert not t.is_alive()
     assert not [e for e in fed if isinstance(e, Exception)]
     assert last < 1e-4 and len(fed) >= 400  # 200 batches of 20 from enqueues of 10
+
+
+def test_slice_input_producer_feeds_train_batch_as_in_tensorflow():
+    images = np.arange(20, dtype=np.float32).reshape(10, 2)
+    labels = np.arange(10, dtype=np.int32)
+    image, label = tf.train.slice_input_producer([images, labels], num_epochs=2, shuffle=False)
+    xb, yb = tf.train.batch([image, label], batch_size=4, allow_smaller_final_batch=True)
+    out = []
+    with tf.Session() as sess:
+        sess.run(tf.local_variables_initializer())
+        coord = tf.train.Coordinator()
+        threads = tf.train.start_queue_runners(sess=sess, coord=coord)
+        try:
+            while True:
+                x, y = sess.run([xb, yb])
+                np.testing.assert_array_equal(x[:, 0], 2 * y)
+                out.append(y.tolist())
+        except tf.errors.OutOfRangeError:
+            pass
+        coord.request_stop()
+        coord.join(threads)
+    # TF 2.21 prints the same five batches
+    assert out == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1], [2, 3, 4, 5], [6, 7, 8, 9]]
+    tf.reset_default_graph()
+    (k,) = tf.train.slice_input_producer([labels], num_epochs=1, shuffle=True, seed=3)
+    n = tf.train.range_input_producer(4, num_epochs=1, shuffle=False)
+    with tf.Session() as sess:
+        epoch = [int(sess.run(k)) for _ in range(10)]
+        assert sorted(epoch) == list(range(10)) and epoch != list(range(10))
+        assert [int(sess.run(n)) for _ in range(4)] == [0, 1, 2, 3]

@@ -99,6 +99,48 @@ def string_input_producer(
     )
 
 
+def slice_input_producer(
+    tensor_list, num_epochs=None, shuffle=True, seed=None, capacity=32, shared_name=None, name=None
+):
+    """One slice (along the first axis) of each of ``tensor_list`` per run, ``num_epochs``
+    times through (for ever when None), in a new random order each epoch if ``shuffle``;
+    the end raises ``OutOfRangeError``. What ``tf.train.batch`` batches, as in TF."""
+    from .data import Dataset
+
+    tensors = [convert(t) for t in tensor_list]
+    ds = Dataset.from_tensor_slices(tuple(tensors))
+    if shuffle:
+        n = tensors[0].shape[0] if tensors and tensors[0].shape is not None else None
+        ds = ds.shuffle(n if isinstance(n, int) else 1 << 20, seed=seed)
+    ds = ds.repeat(num_epochs)
+    return list(ds.make_one_shot_iterator().get_next(name=name))
+
+
+def range_input_producer(
+    limit, num_epochs=None, shuffle=True, seed=None, capacity=32, shared_name=None, name=None
+):
+    """The integers ``0 .. limit - 1``, one per run (``slice_input_producer`` of a range)."""
+    return slice_input_producer(
+        [np.arange(int(limit), dtype=np.int32)], num_epochs, shuffle, seed, name=name
+    )[0]
+
+
+def input_producer(
+    input_tensor,
+    element_shape=None,
+    num_epochs=None,
+    shuffle=True,
+    seed=None,
+    capacity=32,
+    shared_name=None,
+    summary_name=None,
+    name=None,
+    cancel_op=None,
+):
+    """The rows of ``input_tensor``, one per run."""
+    return slice_input_producer([input_tensor], num_epochs, shuffle, seed, name=name)[0]
+
+
 def _read_kernel(ctx, node, reader, queue):
     state = _state(ctx)
     lines = state.get(reader)

@@ -10,15 +10,15 @@ from .fifo_queue import QueueRunner, add_queue_runner  # noqa: F401 - tf.train's
 from .queues import (  # noqa: F401 - tf.train's input path, Python-side
     Coordinator,
     batch,
+    input_producer,
+    range_input_producer,
     shuffle_batch,
+    slice_input_producer,
     start_queue_runners,
     string_input_producer,
 )
 
 _QUEUES = {
-    "input_producer",
-    "range_input_producer",
-    "slice_input_producer",
     "batch_join",
     "shuffle_batch_join",
 }
