@@ -129,3 +129,100 @@ def test_contrib_layer_norm():
     np.testing.assert_allclose(yv, want.reshape(X.shape), rtol=1e-5, atol=1e-5)
     want = (X - X.mean(-1, keepdims=True)) / np.sqrt(X.var(-1, keepdims=True) + 1e-12)
     np.testing.assert_allclose(zv, want, rtol=1e-4, atol=1e-4)
+
+
+def test_sort_masks_diagonals_meshgrid_match_tensorflow():
+    X2 = np.array([[3.0, 1.0, 2.0, 5.0], [0.0, -1.0, 4.0, 4.5]], np.float32)
+    x = tf.constant(X2)
+    got = _run(
+        [
+            tf.sort(x),
+            tf.sort(x, direction="DESCENDING"),
+            tf.argsort(x),
+            tf.sequence_mask([1, 3, 0], 4, dtype=tf.float32),
+            tf.sequence_mask(tf.constant([2, 1])),
+            tf.is_inf(tf.constant([1.0, np.inf, -np.inf, np.nan])),
+            tf.nn.zero_fraction(x),
+            tf.diag_part(tf.constant(X2[:, :2])),
+            tf.diag(tf.constant([1.0, 2.0])),
+            tf.trace(tf.constant(X2[:, :2])),
+            tf.meshgrid(tf.constant([1, 2, 3]), tf.constant([4, 5]))[0],
+            tf.meshgrid(tf.constant([1, 2, 3]), tf.constant([4, 5]), indexing="ij")[1],
+            tf.erf(tf.constant([0.5, -1.0])),
+        ]
+    )
+    want = [
+        [[1, 2, 3, 5], [-1, 0, 4, 4.5]],
+        [[5, 3, 2, 1], [4.5, 4, 0, -1]],
+        [[1, 2, 0, 3], [1, 0, 2, 3]],
+        [[1, 0, 0, 0], [1, 1, 1, 0], [0, 0, 0, 0]],
+        [[True, True], [True, False]],
+        [False, True, True, False],
+        0.125,
+        [3, -1],
+        [[1, 0], [0, 2]],
+        2.0,
+        [[1, 2, 3], [1, 2, 3]],
+        [[4, 5], [4, 5], [4, 5]],
+        [0.5205, -0.8427],
+    ]
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g, dtype=np.float64), w, atol=1e-4)
+    assert got[2].dtype == np.int32 and got[4].dtype == np.bool_
+
+
+def test_learning_rate_schedules_and_moving_averages_match_tensorflow():
+    gs = tf.Variable(0, trainable=False)
+    inc = tf.assign_add(gs, 1)
+    lr = [
+        tf.train.piecewise_constant(gs, [3, 6], [1.0, 0.5, 0.1]),
+        tf.train.polynomial_decay(0.1, gs, 5, 0.01, power=2.0),
+        tf.train.polynomial_decay(0.1, gs, 3, 0.01, cycle=True),
+        tf.train.inverse_time_decay(0.1, gs, 2, 0.5),
+        tf.train.inverse_time_decay(0.1, gs, 2, 0.5, staircase=True),
+        tf.train.natural_exp_decay(0.1, gs, 2, 0.5),
+        tf.train.cosine_decay(0.1, gs, 5, alpha=0.1),
+    ]
+    w = tf.Variable([1.0, 2.0])
+    ema = tf.train.ExponentialMovingAverage(0.9)
+    double = tf.assign(w, w * 2)
+    with tf.control_dependencies([double]):
+        ema_op = ema.apply([w])
+    avg = ema.average(w)
+    # TF 2.21, steps 0, 1, 4 and 7
+    want = {
+        0: [1.0, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1],
+        1: [1.0, 0.0676, 0.07, 0.08, 0.1, 0.07788, 0.091406],
+        4: [0.5, 0.0136, 0.04, 0.05, 0.05, 0.036788, 0.018594],
+        7: [0.1, 0.01, 0.03, 0.036364, 0.04, 0.017377, 0.01],
+    }
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for step in range(8):
+            if step in want:
+                np.testing.assert_allclose(sess.run(lr), want[step], atol=1e-6)
+                assert tf.train.global_step(sess, gs) == step
+            sess.run(inc)
+        sess.run(ema_op)
+        sess.run(ema_op)
+        # reading the shadow does not run the update it was made under
+        np.testing.assert_allclose(sess.run(avg), [1.39, 2.78], rtol=1e-6)
+        np.testing.assert_allclose(sess.run(w), [4.0, 8.0])
+    assert avg.name == "Variable_1/ExponentialMovingAverage:0"
+    assert "Variable_1/ExponentialMovingAverage" in ema.variables_to_restore()
+
+
+def test_slim_repeat_stack_and_embed_sequence():
+    slim = tf.contrib.slim
+    x = tf.placeholder(tf.float32, [None, 8, 8, 3])
+    net = slim.repeat(x, 2, slim.conv2d, 4, [3, 3], scope="conv1")
+    flat = slim.flatten(net)
+    out = slim.stack(flat, slim.fully_connected, [16, 8], scope="fc")
+    emb = tf.contrib.layers.embed_sequence(tf.constant([[1, 2], [3, 0]]), 5, 6)
+    names = {v.name for v in tf.trainable_variables()}
+    assert {"conv1/conv1_1/weights:0", "conv1/conv1_2/weights:0", "fc/fc_1/weights:0"} <= names
+    assert "EmbedSequence/embeddings:0" in names
+    assert out.shape.as_list() == [None, 8] and emb.shape.as_list() == [2, 2, 6]
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        assert sess.run(out, {x: np.ones((2, 8, 8, 3))}).shape == (2, 8)

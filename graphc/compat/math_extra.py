@@ -9,15 +9,28 @@ import builtins
 
 import numpy as np
 
+from .. import dtypes as D
 from ..errors import GraphcError, ShapeError, user_location
+from ..ops.array import broadcast_to, cast, expand_dims, one_hot, reshape, transpose
 from ..ops.array import matrix_transpose as _matrix_transpose
-from ..ops.array import one_hot, reshape, transpose
 from ..ops.elementwise import abs as _abs
-from ..ops.elementwise import maximum, sqrt, square
+from ..ops.elementwise import (
+    equal,
+    is_finite,
+    is_nan,
+    less,
+    logical_not,
+    logical_or,
+    maximum,
+    sqrt,
+    square,
+)
 from ..ops.linalg import tensordot
 from ..ops.reduce import reduce_max, reduce_mean, reduce_sum
 from ..ops.sources import constant, convert
 from ..shapes import normalize_axis
+from .dynamic import range_
+from .nn_extra import top_k
 
 
 def _rank(x, what):
@@ -123,3 +136,90 @@ def unsorted_segment_mean(data, segment_ids, num_segments, name=None):
 
 def matrix_transpose(a, name="matrix_transpose", conjugate=False):
     return _matrix_transpose(convert(a), name=name)
+
+
+def _static_last(x, what):
+    n = x.shape[-1] if x.shape else None
+    if not isinstance(n, int):
+        raise ShapeError(f"{what} needs a static last dimension: {x.describe()}", user_location())
+    return n
+
+
+def sort(values, axis=-1, direction="ASCENDING", name=None):
+    """The values sorted along the last axis: ``top_k`` over the whole axis."""
+    x = convert(values)
+    if x.shape is None or normalize_axis(int(axis), len(x.shape)) != len(x.shape) - 1:
+        raise ShapeError(f"tf.sort sorts along the last axis: {x.describe()}", user_location())
+    n = _static_last(x, "tf.sort")
+    if direction == "DESCENDING":
+        return top_k(x, n).values
+    return -top_k(-x, n).values
+
+
+def argsort(values, axis=-1, direction="ASCENDING", stable=False, name=None):
+    x = convert(values)
+    if x.shape is None or normalize_axis(int(axis), len(x.shape)) != len(x.shape) - 1:
+        raise ShapeError(f"tf.argsort sorts along the last axis: {x.describe()}", user_location())
+    n = _static_last(x, "tf.argsort")
+    return top_k(x if direction == "DESCENDING" else -x, n).indices
+
+
+def sequence_mask(lengths, maxlen=None, dtype=None, name=None):
+    """``mask[i, j] = j < lengths[i]``; ``maxlen`` defaults to the largest length (known
+    only at run time)."""
+    lengths = convert(lengths)
+    limit = reduce_max(lengths) if maxlen is None else maxlen
+    positions = range_(limit, dtype=lengths.dtype)
+    mask = less(positions, expand_dims(lengths, -1))
+    return mask if dtype is None else cast(mask, dtype)
+
+
+def is_inf(x, name=None):
+    x = convert(x)
+    return logical_not(logical_or(is_finite(x), is_nan(x)), name=name)
+
+
+def zero_fraction(value, name=None):
+    x = convert(value)
+    return reduce_mean(cast(equal(x, constant(0, x.dtype)), D.float32), name=name)
+
+
+def diag_part(input, name=None):  # noqa: A002
+    """The main diagonal of the last two (static, equal) axes."""
+    x = convert(input)
+    n = _static_last(x, "tf.matrix_diag_part")
+    return reduce_sum(x * constant(np.eye(n, dtype=x.dtype.np)), axis=-1, name=name)
+
+
+def matrix_diag(diagonal, name=None):
+    """Square matrices with ``diagonal`` (its last axis) on their main diagonal."""
+    d = convert(diagonal)
+    n = _static_last(d, "tf.matrix_diag")
+    return expand_dims(d, -1) * constant(np.eye(n, dtype=d.dtype.np))
+
+
+def trace(x, name=None):
+    return reduce_sum(diag_part(x), axis=-1, name=name)
+
+
+def meshgrid(*args, **kwargs):
+    """Coordinate grids of 1-d tensors (``indexing="xy"``, TF's default, or ``"ij"``)."""
+    indexing = kwargs.pop("indexing", "xy")
+    kwargs.pop("name", None)
+    if kwargs:
+        raise GraphcError(f"tf.meshgrid got unexpected arguments {sorted(kwargs)}", user_location())
+    xs = [reshape(convert(a), [-1]) for a in args]
+    sizes = [x.shape[0] for x in xs]
+    if not all(isinstance(s, int) for s in sizes):
+        raise ShapeError("tf.meshgrid needs 1-d tensors of static length", user_location())
+    if indexing == "xy" and len(xs) >= 2:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    out = []
+    for k, x in enumerate(xs):
+        axis = k
+        if indexing == "xy" and len(xs) >= 2 and k < 2:
+            axis = 1 - k
+        shape = [1] * len(xs)
+        shape[axis] = -1
+        out.append(broadcast_to(reshape(x, shape), sizes))
+    return out

@@ -270,4 +270,11 @@ def crelu(features, axis=-1, name=None):
     return concat([relu(x), relu(-x)], axis=axis, name=name)
 
 
+def zero_fraction(value, name=None):
+    """The fraction of zeros in ``value`` (a float32 scalar)."""
+    from .math_extra import zero_fraction as _zero_fraction
+
+    return _zero_fraction(value, name=name)
+
+
 __getattr__ = module_getattr("nn")

@@ -17,6 +17,15 @@ from .queues import (  # noqa: F401 - tf.train's input path, Python-side
     start_queue_runners,
     string_input_producer,
 )
+from .train_extra import (  # noqa: F401 - schedules and moving averages
+    ExponentialMovingAverage,
+    cosine_decay,
+    global_step,
+    inverse_time_decay,
+    natural_exp_decay,
+    piecewise_constant,
+    polynomial_decay,
+)
 
 _QUEUES = {
     "batch_join",

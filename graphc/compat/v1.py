@@ -141,13 +141,21 @@ from .initializers import VarianceScaling as variance_scaling_initializer
 from .initializers import Zeros as zeros_initializer
 from .losses import LOSSES
 from .math_extra import (
+    argsort,
     cumsum,
+    diag_part,
+    is_inf,
+    matrix_diag,
     matrix_transpose,
+    meshgrid,
     norm,
     reduce_std,
     reduce_variance,
     reverse,
     reverse_v2,
+    sequence_mask,
+    sort,
+    trace,
     unsorted_segment_mean,
     unsorted_segment_sum,
 )
@@ -161,6 +169,10 @@ from .scopes import (
     get_variable_scope,
     variable_scope,
 )
+
+erf = _gc.erf
+diag = matrix_diag  # tf.diag of a vector
+matrix_diag_part = diag_part
 
 float = float32  # noqa: A001 - TF 1.x scripts may write tf.float for float32
 double = float64
@@ -764,6 +776,8 @@ math = Namespace(
     reduce_variance=reduce_variance,
     unsorted_segment_sum=unsorted_segment_sum,
     unsorted_segment_mean=unsorted_segment_mean,
+    erf=_gc.erf,
+    is_inf=is_inf,
 )
 
 linalg = Namespace(
@@ -774,6 +788,9 @@ linalg = Namespace(
     norm=norm,
     tensordot=tensordot,
     einsum=einsum,
+    diag=matrix_diag,
+    diag_part=diag_part,
+    trace=trace,
 )
 
 random = Namespace(

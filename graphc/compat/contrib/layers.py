@@ -338,6 +338,57 @@ def layer_norm(
         return activation_fn(y) if activation_fn is not None else y
 
 
+def repeat(inputs, repetitions, layer, *args, **kwargs):
+    """``layer`` applied ``repetitions`` times, each in scope ``<scope>/<scope>_<i>`` (slim's
+    VGG blocks: ``slim.repeat(net, 2, slim.conv2d, 64, [3, 3], scope="conv1")``)."""
+    scope = kwargs.pop("scope", None) or getattr(layer, "__name__", "repeat")
+    outputs = inputs
+    with variable_scope(scope, default_name="Repeat"):
+        for i in range(int(repetitions)):
+            outputs = layer(outputs, *args, scope=f"{scope}_{i + 1}", **kwargs)
+    return outputs
+
+
+def stack(inputs, layer, stack_args, **kwargs):
+    """``layer`` applied once per item of ``stack_args`` (a tuple of its arguments, or one
+    argument), each in scope ``<scope>/<scope>_<i>``: ``slim.stack(x, slim.fully_connected,
+    [32, 64, 128], scope="fc")``."""
+    scope = kwargs.pop("scope", None) or getattr(layer, "__name__", "stack")
+    outputs = inputs
+    with variable_scope(scope, default_name="Stack"):
+        for i, a in enumerate(stack_args):
+            a = a if isinstance(a, (list, tuple)) else (a,)
+            outputs = layer(outputs, *a, scope=f"{scope}_{i + 1}", **kwargs)
+    return outputs
+
+
+def embed_sequence(
+    ids,
+    vocab_size=None,
+    embed_dim=None,
+    unique=False,
+    initializer=None,
+    regularizer=None,
+    trainable=True,
+    scope=None,
+    reuse=None,
+):
+    """Embeddings of integer ``ids`` (a ``[vocab_size, embed_dim]`` variable
+    ``EmbedSequence/embeddings``, looked up)."""
+    from ...ops.array import gather
+
+    with variable_scope(scope, default_name="EmbedSequence", reuse=reuse):
+        table = get_variable(
+            "embeddings",
+            (int(vocab_size), int(embed_dim)),
+            dtype=D.float32,
+            initializer=initializer,
+            regularizer=regularizer,
+            trainable=trainable,
+        )
+        return gather(table, convert(ids))
+
+
 def one_hot_encoding(
     labels, num_classes, on_value=1.0, off_value=0.0, outputs_collections=None, scope=None
 ):
