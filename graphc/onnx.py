@@ -482,6 +482,11 @@ def _one_hot(ex, op, ins):
     return [ex.one("OneHot", [ins[0], ex.ints([a["depth"]]), values], axis=int(a["axis"]))]
 
 
+@exporter("flatten_batch")
+def _flatten_batch(ex, op, ins):
+    return [ex.one("Flatten", ins, axis=1)]
+
+
 @exporter("one_hot_like")
 def _one_hot_like(ex, op, ins):
     """OneHot with the depth read from the second input's shape at run time."""

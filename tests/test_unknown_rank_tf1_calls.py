@@ -64,6 +64,8 @@ CALLS = {
     "einsum": (lambda x: tf.einsum("ijk,ijk->ij", x, x), (X,)),
     "bias_add": (lambda x: tf.nn.bias_add(x, tf.constant([1.0, 2, 3, 4])), (X,)),
     "one_hot": (lambda t: tf.one_hot(t, 4), (LABELS,)),
+    "layers_flatten": (lambda x: tf.layers.flatten(x), (X,)),
+    "reshape_batch_minus_one": (lambda x: tf.reshape(x, [tf.shape(x)[0], -1]) * 2.0, (X,)),
     "nce_loss_inputs": (
         lambda e, lab: tf.nn.nce_loss(
             tf.reshape(tf.range(40, dtype=tf.float32) / 40, [10, 4]),
@@ -176,7 +178,6 @@ def test_run_time_errors_name_the_fed_shape():
         (lambda x: tf.layers.dense(x, 3), "last dimension"),
         (lambda x: tf.layers.batch_normalization(x), "undefined rank"),
         (lambda x: tf.nn.dynamic_rnn(tf.nn.rnn_cell.BasicRNNCell(3), x, dtype=tf.float32), "rank"),
-        (lambda x: tf.layers.flatten(x), "static"),
     ],
 )
 def test_what_tf1_refuses_on_unknown_rank_is_a_located_shape_error(build, match):

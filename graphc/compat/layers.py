@@ -18,7 +18,7 @@ from ..errors import ShapeError, user_location
 from ..ir.node import Tensor
 from ..layers import _last_dim
 from ..ops import conv as _conv
-from ..ops.array import expand_dims, reshape, squeeze
+from ..ops.array import expand_dims, flatten_batch, reshape, squeeze
 from ..ops.elementwise import where
 from ..ops.linalg import matmul, tensordot
 from ..ops.nn import bias_add
@@ -311,15 +311,11 @@ def average_pooling2d(
 
 @accepts(what="tf.layers.flatten")
 def flatten(inputs, name=None, data_format="channels_last"):
-    """Keep the batch axis, merge the others (which must be static)."""
+    """Keep the batch axis, merge the others (sizes not static come with the feeds)."""
     x = convert(inputs)
     rest = x.shape[1:] if x.shape is not None else None
     if rest is None or not all(isinstance(d, int) for d in rest):
-        raise ShapeError(
-            f"tf.layers.flatten needs every dimension but the batch to be static, "
-            f"got {x.describe()}",
-            user_location(),
-        )
+        return flatten_batch(x, name=name)  # TF reshapes to (batch, -1) when the graph runs
     return reshape(x, (-1, int(np.prod(rest, dtype=np.int64))), name=name)
 
 

@@ -186,6 +186,39 @@ RESHAPE_LIKE = register(
 )
 
 
+def _flatten_batch_infer(ins, attrs):
+    x = ins[0]
+    if x.shape is None:
+        return [(x.dtype, (None, None))]
+    if not x.shape:
+        raise ShapeError(f"flatten_batch needs a tensor of rank >= 1: {x.describe()}")
+    rest = num_elements(x.shape[1:])
+    return [(x.dtype, (x.shape[0], rest))]
+
+
+def _flatten_batch(x):
+    return np.reshape(x, (x.shape[0], -1))
+
+
+# TF's ``reshape(x, [tf.shape(x)[0], -1])`` and ``tf.layers.flatten`` on a tensor whose rank
+# is known only when it is fed: keep the first axis, merge the others
+FLATTEN_BATCH = register(
+    OpDef(
+        "flatten_batch",
+        _flatten_batch_infer,
+        numpy=_flatten_batch,
+        kind="shape",
+        grad=lambda op, g: [reshape_like(g, op.inputs[0])],
+        samples=lambda rng: [([_randn(rng, 2, 3, 4)], {}), ([_randn(rng, 3)], {})],
+    )
+)
+
+
+def flatten_batch(x, name=None):
+    """``x`` as (first axis, everything else)."""
+    return FLATTEN_BATCH(convert(x), name=name)
+
+
 def _shape_value(shape, what, instead):
     """A shape argument as Python ints. A constant int vector (``gc.shape`` of a tensor whose
     shape is static is one) reads as its value; any other tensor has no value while the
