@@ -8,7 +8,6 @@ runs with is_training=False (the moving statistics)."""
 
 from __future__ import print_function
 
-import numpy as np
 import graphc.compat.v1 as tf
 
 import fake_mnist as input_data
