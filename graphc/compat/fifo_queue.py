@@ -132,12 +132,12 @@ def _enqueue_kernel(ctx, node, *values, queue, many):
         for e in elements:  # TF's enqueue_many waits for room element by element
             room = _wait(
                 c,
-                lambda: len(c.items) < queue.capacity or c.closed,
+                lambda: len(c.items) < queue.capacity or c.cancelled,
                 lambda: not _other_threads_alive(),
             )
             if not room:
                 _blocked_enqueue(queue, c, elements, node)
-            if c.closed:
+            if c.cancelled:  # close(cancel_pending_enqueues=True); a plain close lets it finish
                 raise CancelledError(
                     f"{queue._what()} was closed while an enqueue waited for room",
                     node.location,
