@@ -338,3 +338,30 @@ def test_slice_input_producer_feeds_train_batch_as_in_tensorflow():
         epoch = [int(sess.run(k)) for _ in range(10)]
         assert sorted(epoch) == list(range(10)) and epoch != list(range(10))
         assert [int(sess.run(n)) for _ in range(4)] == [0, 1, 2, 3]
+
+
+def test_text_line_dataset_the_iris_tutorial_way(tmp_path):
+    """decode_csv into a dict of features and a popped label, as TF's iris tutorial
+    parses its CSV (TF 2.21 gives the same batches)."""
+    path = tmp_path / "iris_training.csv"
+    path.write_text(
+        "120,4,setosa,versicolor,virginica\n6.4,2.8,5.6,2.2,2\n5.0,2.3,3.3,1.0,1\n"
+        "4.9,2.5,4.5,1.7,2\n4.9,3.1,1.5,0.1,0\n5.7,3.8,1.7,0.3,0\n"
+    )
+    names = ["SepalLength", "SepalWidth", "PetalLength", "PetalWidth", "Species"]
+
+    def _parse_line(line):
+        fields = tf.decode_csv(line, record_defaults=[[0.0], [0.0], [0.0], [0.0], [0]])
+        features = dict(zip(names, fields))
+        label = features.pop("Species")
+        return features, label
+
+    ds = tf.data.TextLineDataset(str(path)).skip(1).map(_parse_line).batch(2)
+    features, label = ds.make_one_shot_iterator().get_next()
+    x = tf.stack([features[k] for k in names[:-1]], axis=1)
+    with tf.Session() as sess:
+        f, lab, xv = sess.run([features, label, x])
+        assert sorted(f) == sorted(names[:-1]) and lab.tolist() == [2, 1]
+        np.testing.assert_allclose(xv, [[6.4, 2.8, 5.6, 2.2], [5.0, 2.3, 3.3, 1.0]], rtol=1e-6)
+        assert sess.run(label).tolist() == [2, 0]
+        assert sess.run(label).tolist() == [0]
