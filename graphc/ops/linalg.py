@@ -188,20 +188,25 @@ def _tensordot_kernel(a, b, axes):
     return np.tensordot(a, b, axes=(axes_a, axes_b))
 
 
-def _tensordot_grad_kernel(g, a, b, axes, which):
+def tensordot_grad_with(xp, g, a, b, axes, which):
     """The cotangent of tensordot's operand ``which`` ("a" or "b") from the output's ``g``:
-    a tensordot of ``g`` with the other operand, its axes put back in the operand's order."""
+    a tensordot of ``g`` with the other operand, its axes put back in the operand's order
+    (``xp``: numpy, or cupy on the device)."""
     axes_a, axes_b = _tensordot_axes(axes, a.ndim, b.ndim)
     free_a = [i for i in range(a.ndim) if i not in axes_a]
     free_b = [i for i in range(b.ndim) if i not in axes_b]
     nfa = len(free_a)
     if which == "a":
-        r = np.tensordot(g, b, axes=(list(range(nfa, g.ndim)), free_b))
+        r = xp.tensordot(g, b, axes=(list(range(nfa, g.ndim)), free_b))
         labels = free_a + [axes_a[axes_b.index(j)] for j in sorted(axes_b)]
     else:
-        r = np.tensordot(a, g, axes=(free_a, list(range(nfa))))
+        r = xp.tensordot(a, g, axes=(free_a, list(range(nfa))))
         labels = [axes_b[axes_a.index(i)] for i in sorted(axes_a)] + free_b
-    return np.ascontiguousarray(np.transpose(r, np.argsort(labels)))
+    return xp.ascontiguousarray(xp.transpose(r, [int(k) for k in np.argsort(labels)]))
+
+
+def _tensordot_grad_kernel(g, a, b, axes, which):
+    return tensordot_grad_with(np, g, a, b, axes, which)
 
 
 def _tensordot_grad_infer(ins, attrs):
