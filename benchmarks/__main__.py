@@ -82,7 +82,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     # allreduce launches mpiexec (graphc[mpi]); "all" leaves it out
     parser.add_argument(
-        "--workload", default="all", choices=[*WORKLOADS, "compile-scaling", "allreduce", "all"]
+        "--workload",
+        default="all",
+        choices=[*WORKLOADS, "compile-scaling", "allreduce", "erf", "all"],
     )
     parser.add_argument(
         "--depths",
@@ -124,6 +126,11 @@ def main(argv=None):
             "GPU contenders: graphc cupy (eager, CUDA Graph), torch cuda when importable"
             + ("; compare them with --clock wall" if args.clock == "cpu" else "")
         )
+    if args.workload == "erf":  # erf / gelu against tanh (benchmarks/erf.py)
+        from .erf import run as run_erf
+
+        run_erf()
+        return
     if args.workload == "compile-scaling":
         scaling([int(d) for d in args.depths.split(",")], args.repeat)
         return

@@ -140,8 +140,11 @@ def _reverse_pass(graph, ys, xs, grad_ys, unconnected, name, stops):
                         f"the gradient rule of {op.describe()} returned a "
                         f"{g.dtype} gradient for the {t.dtype} input {t.name}"
                     )
-                with _Origin(op):  # undoing op's broadcast is part of op's gradient
-                    _accumulate(grads, t, sum_to_like(g, t) if g.shape != t.shape else g)
+                # undoing op's broadcast is part of op's gradient; two unknown ranks compare
+                # equal but may differ when fed (x * reduce_sum(x, -1, keepdims=True))
+                undo = g.shape != t.shape or g.shape is None
+                with _Origin(op):
+                    _accumulate(grads, t, sum_to_like(g, t) if undo else g)
 
         result = []
         for x in xs:

@@ -141,6 +141,7 @@ NO_ONNX = {
     "getitem_grad": "a gradient op: export the forward model",
     "gather_grad": "a gradient op: export the forward model",
     "tile_grad": "a gradient op: export the forward model",
+    "tensordot_grad": "a gradient op: export the forward model",
     "max_pool_grad": "a gradient op: export the forward model",
     "max_pool_select": "a gradient op: export the forward model",
     "avg_pool_grad": "a gradient op: export the forward model",
@@ -394,8 +395,35 @@ def _concat(ex, op, ins):
 @exporter("split")
 def _split(ex, op, ins):
     outs = [ex.out_name(op, k) for k in range(len(op.outputs))]
-    ex.node("Split", [ins[0], ex.ints(op.attrs["sizes"])], outs, axis=int(op.attrs["axis"]))
+    sizes = [t.shape[op.attrs["axis"]] if t.shape is not None else -1 for t in op.outputs]
+    if any(not isinstance(s, int) for s in sizes):  # built on an unknown rank or dimension
+        sizes = op.attrs["sizes"]
+    ex.node("Split", [ins[0], ex.ints(sizes)], outs, axis=int(op.attrs["axis"]))
     return outs
+
+
+@exporter("tensordot")
+def _tensordot(ex, op, ins):
+    """ONNX Einsum, once both ranks are known."""
+    from .ops.linalg import _tensordot_axes
+
+    a, b = op.inputs
+    if a.shape is None or b.shape is None:
+        raise OnnxExportError(
+            f"cannot export {op.describe()}: tensordot of an operand of unknown rank "
+            "(give the placeholder a shape)",
+            op.location,
+        )
+    axes_a, axes_b = _tensordot_axes(op.attrs["axes"], len(a.shape), len(b.shape))
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    sa = [next(letters) for _ in a.shape]
+    sb = [next(letters) for _ in b.shape]
+    for i, j in zip(axes_a, axes_b):
+        sb[j] = sa[i]
+    out = [c for i, c in enumerate(sa) if i not in axes_a]
+    out += [c for j, c in enumerate(sb) if j not in axes_b]
+    eq = f"{''.join(sa)},{''.join(sb)}->{''.join(out)}"
+    return [ex.one("Einsum", ins, equation=eq)]
 
 
 @exporter("split_like")
@@ -452,6 +480,19 @@ def _one_hot(ex, op, ins):
     dt = a["dtype"].np
     values = ex.const(np.array([a["off"], a["on"]], dtype=dt))
     return [ex.one("OneHot", [ins[0], ex.ints([a["depth"]]), values], axis=int(a["axis"]))]
+
+
+@exporter("flatten_batch")
+def _flatten_batch(ex, op, ins):
+    return [ex.one("Flatten", ins, axis=1)]
+
+
+@exporter("one_hot_like")
+def _one_hot_like(ex, op, ins):
+    """OneHot with the depth read from the second input's shape at run time."""
+    values = ex.const(np.array([0, 1], dtype=op.inputs[1].dtype.np))
+    depth = ex.one("Slice", [ex.one("Shape", [ins[1]]), ex.ints([-1]), ex.ints([2**62])])
+    return [ex.one("OneHot", [ins[0], depth, values], axis=-1)]
 
 
 @exporter("broadcast_to")

@@ -166,6 +166,8 @@ class Session:
             raise _closed_error()
         if len(self.graph) != self._growth.seen:  # ops were built since the last run
             self._growth.check()
+        if feed_dict and type(feed_dict) is dict and any(type(k) is not Tensor for k in feed_dict):
+            feed_dict = _expand_structured_feeds(feed_dict)
         if trace is None and (feed_dict is None or type(feed_dict) is dict):
             # the fast path: a repeated (fetches, fed tensors) pair reuses one callable
             kind = type(fetches)
@@ -459,6 +461,40 @@ def _traced_run(exe, ctx, feeds, path):
     return results
 
 
+def _expand_structured_feeds(feed_dict: dict) -> dict:
+    """TF feeds a nested tuple of tensors (an RNN's state, ``{initial_state: state}``) with
+    a value of the same structure: one feed per tensor."""
+    out = {}
+    for key, value in feed_dict.items():
+        if not isinstance(key, (tuple, list)):
+            out[key] = value
+            continue
+        if not isinstance(value, (tuple, list)) or len(value) != len(key):
+            raise FeedError(
+                f"the feed for a structure of {len(key)} tensors needs a value of the same "
+                f"structure, got {type(value).__name__}"
+                + (f" of {len(value)}" if isinstance(value, (tuple, list)) else ""),
+                user_location(),
+            )
+        out.update(_expand_structured_feeds(dict(zip(key, value, strict=True))))
+    return out
+
+
+def _as_bytes(arr, t):
+    """Strings fed to a ``tf.string`` placeholder, as an object array of bytes."""
+    out = np.empty(arr.shape, dtype=object)
+    for i, v in np.ndenumerate(arr):
+        if isinstance(v, str):
+            v = v.encode("utf-8")
+        if not isinstance(v, bytes):
+            raise FeedError(
+                f"cannot feed {type(v).__name__} value {v!r} to the string tensor {t.describe()}",
+                user_location(),
+            )
+        out[i] = v
+    return out
+
+
 def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
     """The fed value as an array of ``t``'s dtype, after checking kind and static shape."""
     # the user's location is looked up only when a check fails (a stack walk per feed)
@@ -485,7 +521,9 @@ def _check_feed(t: Tensor, value, symbols: dict) -> np.ndarray:
         raise FeedError(
             f"cannot feed {type(value).__name__} value for {t.describe()}: {e}", user_location()
         ) from None
-    if arr.dtype.kind not in "biuf":
+    if want.np.kind == "O" and arr.dtype.kind in "USO":  # tf.string: an array of bytes
+        arr = _as_bytes(arr, t)
+    elif arr.dtype.kind not in "biuf":
         raise FeedError(
             f"cannot feed a value of numpy dtype {arr.dtype} for {t.describe()}", user_location()
         )

@@ -329,11 +329,11 @@ def test_image_summaries_are_no_ops_that_warn_once():
     [
         ("contrib.learn", "tf.contrib"),
         ("estimator", "Session"),
-        ("FIFOQueue", "queues"),
+        ("PaddingFIFOQueue", "FIFOQueue"),
         ("train.batch_join", "tf.train.batch"),
         ("nn.fractional_max_pool", ""),
         ("keras", "tf.layers"),
-        ("math.cumsum", ""),
+        ("math.cumprod", ""),
     ],
 )
 def test_missing_apis_raise_a_clear_error_naming_them(path, hint):

@@ -149,6 +149,17 @@ def _pieces(x, sizes, axis):
     return [np.take(x, list(range(lo, hi)), axis=axis) for lo, hi in itertools.pairwise(bounds)]
 
 
+def _split_ref(arrays, attrs):
+    """TF's split: all -1 -> that many equal parts; one -1 -> what the others leave."""
+    x, sizes, axis = arrays[0], list(attrs["sizes"]), attrs["axis"] % arrays[0].ndim
+    d = x.shape[axis]
+    if len(sizes) > 1 and all(s == -1 for s in sizes):
+        sizes = [d // len(sizes)] * len(sizes)
+    elif -1 in sizes:
+        sizes[sizes.index(-1)] = d - sum(s for s in sizes if s != -1)
+    return _pieces(x, sizes, axis)
+
+
 def _index_list(value, key):
     """``value[key]`` on nested Python lists, for ints, slices and None."""
     if not key:
@@ -470,7 +481,7 @@ REFERENCES = {
     "expand_dims": _expand_dims_ref,
     "squeeze": _squeeze_ref,
     "concat": _concat_ref,
-    "split": lambda arrays, attrs: _pieces(arrays[0], attrs["sizes"], attrs["axis"]),
+    "split": _split_ref,
     "split_like": lambda arrays, attrs: _pieces(
         arrays[0], [a.shape[attrs["axis"]] for a in arrays[1:]], attrs["axis"]
     ),

@@ -20,6 +20,7 @@ from ..ops.array import (
     EXPAND_DIMS,
     FILL,
     FILL_LIKE,
+    FLATTEN_BATCH,
     GATHER,
     GATHER_GRAD,
     GETITEM,
@@ -35,8 +36,8 @@ from ..ops.array import (
     TILE_GRAD,
     TRANSPOSE,
 )
-from ..ops.linalg import EINSUM
-from ..ops.nn import CLASS_LABELS
+from ..ops.linalg import EINSUM, TENSORDOT, TENSORDOT_GRAD, _tensordot_axes, tensordot_grad_with
+from ..ops.nn import CLASS_LABELS, ONE_HOT_LIKE
 from ..ops.reduce import ARGMAX, ARGMIN, REDUCE_ALL, REDUCE_ANY
 from ..ops.state import CHECK_NUMERICS
 
@@ -149,6 +150,22 @@ def _einsum(xp, node, out, *xs, subscripts, output):
     return xp.einsum(",".join(subscripts) + "->" + output, *xs, optimize=len(xs) > 2)
 
 
+def _tensordot(xp, node, out, a, b, axes):
+    return xp.tensordot(a, b, axes=_tensordot_axes(axes, a.ndim, b.ndim))
+
+
+def _tensordot_grad(xp, node, out, g, a, b, axes, which):
+    return tensordot_grad_with(xp, g, a, b, axes, which)
+
+
+def _flatten_batch(xp, node, out, x):
+    return x.reshape(x.shape[0], -1)
+
+
+def _one_hot_like(xp, node, out, idx, like):
+    return (xp.arange(like.shape[-1]) == idx[..., None]).astype(like.dtype)
+
+
 def _argmax(xp, node, out, x, axis, output_type):
     return xp.argmax(x, axis=axis).astype(output_type.np)
 
@@ -189,16 +206,18 @@ def _gather_check(xp, node, params, idx, axis):
     return summary, explain
 
 
-def _class_labels(xp, node, out, labels, depth, caller):
+def _class_labels(xp, node, out, labels, *logits, depth, caller):
     return labels  # checked on the device by _class_labels_check
 
 
-def _class_labels_check(xp, node, labels, depth, caller):
+def _class_labels_check(xp, node, labels, *logits, depth, caller):
     """The labels' range check, computed on the device where the labels are: (whether any
     is bad, the flat index of the first bad one, its value), read back later by the executable
     in one small copy; ``explain`` turns that into the numpy kernel's message."""
     if labels.size == 0:
         return None
+    if depth is None:  # the classes are the logits' last dimension (unknown when built)
+        depth = logits[0].shape[-1] if logits[0].ndim else 0
     summary = _first_bad(xp, labels, (labels < 0) | (labels >= depth))
     shape = labels.shape
 
@@ -234,6 +253,10 @@ LOWERINGS = {
     FILL: _fill,
     FILL_LIKE: _fill_like,
     EINSUM: _einsum,
+    TENSORDOT: _tensordot,
+    TENSORDOT_GRAD: _tensordot_grad,
+    FLATTEN_BATCH: _flatten_batch,
+    ONE_HOT_LIKE: _one_hot_like,
     ARGMAX: _argmax,
     ARGMIN: _argmin,
     REDUCE_ANY: _any,

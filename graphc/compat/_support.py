@@ -18,8 +18,8 @@ _HINTS = {
     "keras": "build the model with tf.layers or graphc.layers",
     "enable_eager_execution": "graphc is define-and-run: build the graph, then run it in a "
     "tf.Session (graph mode is TF 1.x's default)",
-    "FIFOQueue": "queues are not supported; feed batches through feed_dict",
-    "RandomShuffleQueue": "queues are not supported; feed batches through feed_dict",
+    "PaddingFIFOQueue": "graphc has FIFOQueue and RandomShuffleQueue; pad the examples first",
+    "PriorityQueue": "graphc has FIFOQueue and RandomShuffleQueue",
     "train.batch_join": "use tf.train.batch on one reader",
     "train.shuffle_batch_join": "use tf.train.shuffle_batch on one reader",
     "boolean_mask": "its result's shape depends on the data, which graphc graphs cannot "

@@ -300,6 +300,69 @@ class Dataset:
         )
 
 
+def _file_names(value):
+    """File names as ``str``: from a str, a list, or an array of bytes."""
+    if isinstance(value, (str, bytes)):
+        value = [value]
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in np.ravel(value).tolist()]
+
+
+def _open_text(path, compression, location):
+    import gzip
+    import io
+    import zlib
+
+    try:
+        if compression == "GZIP":
+            return io.TextIOWrapper(gzip.open(path), encoding="utf-8")
+        if compression == "ZLIB":
+            with open(path, "rb") as f:
+                return io.StringIO(zlib.decompress(f.read()).decode("utf-8"))
+        return open(path, encoding="utf-8")  # noqa: SIM115 - the caller closes it
+    except OSError as e:
+        raise GraphcError(
+            f"TextLineDataset cannot read {path}: {e.strerror or e}", location
+        ) from None
+
+
+class TextLineDataset(Dataset):
+    """The lines of text files, one ``tf.string`` element per line, without the line
+    ending (TF's ``tf.data.TextLineDataset``): files in order, each read when the pipeline
+    reaches it. ``compression_type`` "" (none), "GZIP" or "ZLIB"."""
+
+    def __init__(self, filenames, compression_type=None, buffer_size=None, num_parallel_reads=None):
+        # a tf.string placeholder of file names is read when the iterator is initialized
+        # (sess.run(it.initializer, feed_dict={filenames: [...]}), as in TF's guide
+        sources = []
+        if isinstance(filenames, Tensor):
+            if filenames.op.type == "string_constant":
+                filenames = filenames.op.attrs["value"]
+            elif filenames.dtype is D.string:
+                sources = [filenames]
+            else:
+                raise GraphcError(
+                    f"TextLineDataset takes file names, got {filenames.describe()}",
+                    user_location(),
+                )
+        names = None if sources else _file_names(filenames)
+        compression = (compression_type or "").upper()
+        if compression not in ("", "GZIP", "ZLIB"):
+            raise GraphcError(
+                f"TextLineDataset: compression_type must be '', 'GZIP' or 'ZLIB', "
+                f"got {compression_type!r}",
+                user_location(),
+            )
+        location = user_location()
+
+        def make(arrays, rng):
+            for path in names if names is not None else _file_names(arrays[0]):
+                with _open_text(path, compression, location) as f:
+                    for line in f:
+                        yield [np.array(line.rstrip("\r\n").encode("utf-8"), dtype=object)]
+
+        super().__init__(sources, make, "line", [_Spec(D.string, ())])
+
+
 class _Traced:
     """A map/filter function built once as a graph of its own, run on numpy elements."""
 
@@ -483,6 +546,7 @@ def _get_output_shapes(obj):
 data = Namespace(
     "data",
     Dataset=Dataset,
+    TextLineDataset=TextLineDataset,
     Iterator=Iterator,
     get_output_types=_get_output_types,
     get_output_shapes=_get_output_shapes,

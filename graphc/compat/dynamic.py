@@ -94,6 +94,8 @@ def reshape(tensor, shape, name=None):
     if _keeps_batch(tensor, shape):
         # [tf.shape(x)[0], a, -1]: keep the batch, infer -1 from x's static other dims
         rest = tuple(-1 if static_value(d) is None else int(static_value(d)) for d in shape[1:])
+        if rest == (-1,) and (tensor.shape is None or tensor.shape[1:].num_elements() is None):
+            return _array.flatten_batch(tensor, name=name)  # the rest is known when fed
         return _array.reshape(tensor, (-1,) + _infer_rest(tensor, rest), name=name)
     static, like = resolve(shape, "reshape")
     if like is not None:

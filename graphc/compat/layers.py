@@ -18,7 +18,7 @@ from ..errors import ShapeError, user_location
 from ..ir.node import Tensor
 from ..layers import _last_dim
 from ..ops import conv as _conv
-from ..ops.array import reshape
+from ..ops.array import expand_dims, flatten_batch, reshape, squeeze
 from ..ops.elementwise import where
 from ..ops.linalg import matmul, tensordot
 from ..ops.nn import bias_add
@@ -147,6 +147,97 @@ def conv2d(
         )
 
 
+@accepts(what="tf.layers.conv1d")
+def conv1d(
+    inputs,
+    filters,
+    kernel_size,
+    strides=1,
+    padding="valid",
+    data_format="channels_last",
+    dilation_rate=1,
+    activation=None,
+    use_bias=True,
+    kernel_initializer=None,
+    bias_initializer=None,
+    kernel_regularizer=None,
+    bias_regularizer=None,
+    activity_regularizer=None,
+    kernel_constraint=None,
+    bias_constraint=None,
+    trainable=True,
+    name=None,
+    reuse=None,
+):
+    """A 1-d convolution layer over ``(batch, width, channels)`` ``inputs`` (the text CNNs'
+    layer): a conv2d over a height of 1, variables ``conv1d/kernel`` (width, in, filters)
+    and ``conv1d/bias``."""
+    _channels_last(data_format, "conv1d")
+    x = convert(inputs)
+    c_in = _static_last(x, "conv1d")
+    (k,) = _single(kernel_size, "kernel_size")
+    (stride,) = _single(strides, "strides")
+    (rate,) = _single(dilation_rate, "dilation_rate")
+    with variable_scope(name, default_name="conv1d", reuse=reuse):
+        kernel = get_variable(
+            "kernel",
+            (k, c_in, int(filters)),
+            dtype=x.dtype,
+            initializer=kernel_initializer,
+            regularizer=kernel_regularizer,
+            trainable=trainable,
+        )
+        y = _conv.conv2d(
+            expand_dims(x, 1),
+            expand_dims(kernel, 0),
+            strides=(1, stride),
+            padding=padding,
+            dilations=(1, rate),
+        )
+        return _bias_and_activate(
+            squeeze(y, [1]),
+            filters,
+            use_bias,
+            bias_initializer,
+            bias_regularizer,
+            trainable,
+            activation,
+        )
+
+
+def _single(v, what):
+    v = tuple(v) if isinstance(v, (list, tuple)) else (v,)
+    if len(v) != 1:
+        raise ShapeError(f"tf.layers 1-d: {what} must be one int, got {v!r}", user_location())
+    return (int(v[0]),)
+
+
+def _pool1d(pool, inputs, pool_size, strides, padding, data_format, what, name):
+    _channels_last(data_format, what)
+    (k,) = _single(pool_size, "pool_size")
+    (s,) = _single(strides, "strides")
+    y = pool(expand_dims(convert(inputs), 1), (1, k), (1, s), padding)
+    return squeeze(y, [1], name=name)
+
+
+@accepts(what="tf.layers.max_pooling1d")
+def max_pooling1d(
+    inputs, pool_size, strides, padding="valid", data_format="channels_last", name=None
+):
+    return _pool1d(
+        _conv.max_pool, inputs, pool_size, strides, padding, data_format, "max_pooling1d", name
+    )
+
+
+@accepts(what="tf.layers.average_pooling1d")
+def average_pooling1d(
+    inputs, pool_size, strides, padding="valid", data_format="channels_last", name=None
+):
+    return _pool1d(
+        _conv.avg_pool, inputs, pool_size, strides, padding, data_format, "average_pooling1d", name
+    )
+
+
 @accepts(what="tf.layers.conv2d_transpose")
 def conv2d_transpose(
     inputs,
@@ -220,15 +311,11 @@ def average_pooling2d(
 
 @accepts(what="tf.layers.flatten")
 def flatten(inputs, name=None, data_format="channels_last"):
-    """Keep the batch axis, merge the others (which must be static)."""
+    """Keep the batch axis, merge the others (sizes not static come with the feeds)."""
     x = convert(inputs)
     rest = x.shape[1:] if x.shape is not None else None
     if rest is None or not all(isinstance(d, int) for d in rest):
-        raise ShapeError(
-            f"tf.layers.flatten needs every dimension but the batch to be static, "
-            f"got {x.describe()}",
-            user_location(),
-        )
+        return flatten_batch(x, name=name)  # TF reshapes to (batch, -1) when the graph runs
     return reshape(x, (-1, int(np.prod(rest, dtype=np.int64))), name=name)
 
 
@@ -273,6 +360,12 @@ def batch_normalization(
     the batch's (``moving = moving * momentum + batch * (1 - momentum)``) are added to
     ``tf.GraphKeys.UPDATE_OPS``: run them, e.g. as control dependencies of the train op."""
     x = convert(inputs)
+    if x.shape is None:  # TF: "Input has undefined rank"
+        raise ShapeError(
+            f"tf.layers.batch_normalization: input has undefined rank: {x.describe()} "
+            "(give the placeholder a shape)",
+            user_location(),
+        )
     rank = len(x.shape)
     axis = axis % rank
     channels = x.shape[axis]
@@ -418,6 +511,11 @@ def _layer_class(name, function, default_name, base=Layer):
 
 Dense = _layer_class("Dense", dense, "dense")
 Conv2D = _layer_class("Conv2D", conv2d, "conv2d")
+Conv1D = _layer_class("Conv1D", conv1d, "conv1d")
+MaxPooling1D = _layer_class("MaxPooling1D", max_pooling1d, "max_pooling1d", _Stateless)
+AveragePooling1D = _layer_class(
+    "AveragePooling1D", average_pooling1d, "average_pooling1d", _Stateless
+)
 Conv2DTranspose = _layer_class("Conv2DTranspose", conv2d_transpose, "conv2d_transpose")
 BatchNormalization = _layer_class("BatchNormalization", batch_normalization, "batch_normalization")
 MaxPooling2D = _layer_class("MaxPooling2D", max_pooling2d, "max_pooling2d", _Stateless)
@@ -429,7 +527,13 @@ Dropout = _layer_class("Dropout", dropout, "dropout", _Stateless)
 
 
 __all__ = [
+    "average_pooling1d",
     "average_pooling2d",
+    "conv1d",
+    "max_pooling1d",
+    "Conv1D",
+    "MaxPooling1D",
+    "AveragePooling1D",
     "batch_normalization",
     "conv2d",
     "conv2d_transpose",

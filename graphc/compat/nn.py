@@ -9,7 +9,7 @@ from __future__ import annotations
 from .. import nn as _gnn
 from ..errors import DTypeError, ShapeError, user_location
 from ..ops import conv as _conv
-from ..ops.array import cast, concat, one_hot, pad
+from ..ops.array import cast, concat, pad
 from ..ops.elementwise import abs as _abs
 from ..ops.elementwise import exp, less, log1p, maximum, sigmoid, tanh
 from ..ops.linalg import matmul
@@ -18,6 +18,7 @@ from ..ops.nn import (
     elu,
     l2_loss,
     leaky_relu,
+    one_hot_like,
     relu,
     relu6,
     selu,
@@ -218,7 +219,7 @@ def in_top_k(predictions, targets, k, name=None):
     p, t = convert(predictions), convert(targets)
     if not t.dtype.is_integer:
         raise DTypeError(f"in_top_k: targets must be integer classes, got {t.describe()}")
-    target_score = reduce_sum(p * one_hot(t, p.shape[-1], dtype=p.dtype), axis=-1, keepdims=True)
+    target_score = reduce_sum(p * one_hot_like(t, p), axis=-1, keepdims=True)
     above = reduce_sum(cast(p > target_score, "int32"), axis=-1)
     return less(above, int(k), name=name)
 
@@ -267,6 +268,13 @@ def crelu(features, axis=-1, name=None):
     """``concat([relu(x), relu(-x)])`` along ``axis``."""
     x = convert(features)
     return concat([relu(x), relu(-x)], axis=axis, name=name)
+
+
+def zero_fraction(value, name=None):
+    """The fraction of zeros in ``value`` (a float32 scalar)."""
+    from .math_extra import zero_fraction as _zero_fraction
+
+    return _zero_fraction(value, name=name)
 
 
 __getattr__ = module_getattr("nn")

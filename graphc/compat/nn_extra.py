@@ -242,7 +242,9 @@ def _sampled_logits(
     flat_labels = reshape(labels, [-1])
     true_w = gather(w, flat_labels)  # (batch * num_true, dim)
     true_b = gather(b, flat_labels)
-    dim = x.shape[-1]
+    dim = x.shape[-1] if x.shape else None
+    if not isinstance(dim, int):  # inputs of unknown rank or width: the weights' width
+        dim = w.shape[-1] if w.shape and isinstance(w.shape[-1], int) else -1
     true_w = reshape(true_w, [-1, num_true, dim])
     true_logits = reduce_sum(expand_dims(x, 1) * true_w, axis=2) + reshape(true_b, [-1, num_true])
     sampled_logits = matmul(x, gather(w, sampled), transpose_b=True) + gather(b, sampled)

@@ -17,6 +17,7 @@ results, which is what TF's queue runners did in the background. The end of the 
 from __future__ import annotations
 
 import csv
+import threading
 import weakref
 
 import numpy as np
@@ -96,6 +97,48 @@ def string_input_producer(
     return FilenameQueue(
         names, None if num_epochs is None else int(num_epochs), bool(shuffle), seed
     )
+
+
+def slice_input_producer(
+    tensor_list, num_epochs=None, shuffle=True, seed=None, capacity=32, shared_name=None, name=None
+):
+    """One slice (along the first axis) of each of ``tensor_list`` per run, ``num_epochs``
+    times through (for ever when None), in a new random order each epoch if ``shuffle``;
+    the end raises ``OutOfRangeError``. What ``tf.train.batch`` batches, as in TF."""
+    from .data import Dataset
+
+    tensors = [convert(t) for t in tensor_list]
+    ds = Dataset.from_tensor_slices(tuple(tensors))
+    if shuffle:
+        n = tensors[0].shape[0] if tensors and tensors[0].shape is not None else None
+        ds = ds.shuffle(n if isinstance(n, int) else 1 << 20, seed=seed)
+    ds = ds.repeat(num_epochs)
+    return list(ds.make_one_shot_iterator().get_next(name=name))
+
+
+def range_input_producer(
+    limit, num_epochs=None, shuffle=True, seed=None, capacity=32, shared_name=None, name=None
+):
+    """The integers ``0 .. limit - 1``, one per run (``slice_input_producer`` of a range)."""
+    return slice_input_producer(
+        [np.arange(int(limit), dtype=np.int32)], num_epochs, shuffle, seed, name=name
+    )[0]
+
+
+def input_producer(
+    input_tensor,
+    element_shape=None,
+    num_epochs=None,
+    shuffle=True,
+    seed=None,
+    capacity=32,
+    shared_name=None,
+    summary_name=None,
+    name=None,
+    cancel_op=None,
+):
+    """The rows of ``input_tensor``, one per run."""
+    return slice_input_producer([input_tensor], num_epochs, shuffle, seed, name=name)[0]
 
 
 def _read_kernel(ctx, node, reader, queue):
@@ -442,12 +485,13 @@ def shuffle_batch(
 
 
 class Coordinator:
-    """TF's thread coordinator; graphc's reader runs inside ``session.run``, so there are
-    no threads to stop."""
+    """TF's thread coordinator; graphc's readers and queue runners run inside
+    ``session.run``, so it only stops (and joins) the script's own threads."""
 
     def __init__(self, clean_stop_exception_types=None):
         self._stop = False
         self._exc = None
+        self._threads: list = []
 
     def request_stop(self, ex=None):
         self._stop = True
@@ -459,7 +503,15 @@ class Coordinator:
     def clear_stop(self):
         self._stop = False
 
+    def register_thread(self, thread):
+        self._threads.append(thread)
+
     def join(self, threads=None, stop_grace_period_secs=120, ignore_live_threads=False):
+        """Wait for the script's own threads (a loader feeding a FIFOQueue); the readers
+        and queue runners have none."""
+        for t in [*(threads or ()), *self._threads]:
+            if isinstance(t, threading.Thread) and t is not threading.current_thread():
+                t.join(stop_grace_period_secs)
         if self._exc is not None and not isinstance(self._exc, OutOfRangeError):
             raise self._exc
 
@@ -491,5 +543,17 @@ class Coordinator:
 
 
 def start_queue_runners(sess=None, coord=None, daemon=True, start=True, collection=None):
-    """No threads to start: the reader runs when a session run needs a batch."""
+    """No threads to start: the readers run when a session run needs a batch, and the
+    graph's ``QueueRunner``s (``tf.train.add_queue_runner``) when a dequeue needs elements."""
+    from ..session import get_default_session
+    from .fifo_queue import QUEUE_RUNNERS, start_runners
+
+    sess = sess if sess is not None else get_default_session()
+    if sess is None:
+        raise GraphcError(
+            "start_queue_runners needs a session: pass sess= or run it inside `with sess:`",
+            user_location(),
+        )
+    if start:
+        start_runners(sess, collection or QUEUE_RUNNERS)
     return []

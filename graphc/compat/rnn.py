@@ -155,8 +155,10 @@ class BasicLSTMCell(RNNCell):
         return LSTMStateTuple(n, n) if self._state_is_tuple else 2 * n
 
     def zero_state(self, batch_size, dtype):
+        # two tensors, as TF makes: a script feeds c and h separately (feed[c], feed[h])
         c = _batch_zeros(batch_size, self._num_units, dtype)
-        return LSTMStateTuple(c, c) if self._state_is_tuple else concat([c, c], axis=1)
+        h = _batch_zeros(batch_size, self._num_units, dtype)
+        return LSTMStateTuple(c, h) if self._state_is_tuple else concat([c, h], axis=1)
 
     def _step(self, inputs, state):
         if self._state_is_tuple:
@@ -330,6 +332,12 @@ def static_rnn(cell, inputs, initial_state=None, dtype=None, sequence_length=Non
 
 
 def _time_major(x, time_major):
+    if x.shape is None or len(x.shape) < 2:  # TF: "Expected input tensor ... rank at least 2"
+        raise ShapeError(
+            f"an RNN needs inputs of known rank >= 2 ([batch, time, depth]): {x.describe()} "
+            "(give the placeholder a shape)",
+            user_location(),
+        )
     if time_major:
         return x
     return transpose(x, [1, 0] + list(range(2, len(x.shape))))

@@ -1,27 +1,35 @@
 """``tf.train`` of TF 1.x: graphc's ``gc.train`` (optimizers with TF's names and defaults,
 ``Saver``, global steps, ``exponential_decay``), looked up when first used. The input-queue
-machinery of TF 1.x (queue runners, coordinators, batch producers) raises a
-``MissingAPIError`` that says to feed batches through ``feed_dict`` instead."""
+machinery of TF 1.x (readers, ``batch``, ``QueueRunner``, ``Coordinator``) runs
+Python-side, inside ``session.run`` (``compat/queues.py``, ``compat/fifo_queue.py``)."""
 
 from __future__ import annotations
 
 from ._support import missing
+from .fifo_queue import QueueRunner, add_queue_runner  # noqa: F401 - tf.train's queue runners
 from .queues import (  # noqa: F401 - tf.train's input path, Python-side
     Coordinator,
     batch,
+    input_producer,
+    range_input_producer,
     shuffle_batch,
+    slice_input_producer,
     start_queue_runners,
     string_input_producer,
 )
+from .train_extra import (  # noqa: F401 - schedules and moving averages
+    ExponentialMovingAverage,
+    cosine_decay,
+    global_step,
+    inverse_time_decay,
+    natural_exp_decay,
+    piecewise_constant,
+    polynomial_decay,
+)
 
 _QUEUES = {
-    "input_producer",
-    "range_input_producer",
-    "slice_input_producer",
-    "QueueRunner",
     "batch_join",
     "shuffle_batch_join",
-    "add_queue_runner",
 }
 
 

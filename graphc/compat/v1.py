@@ -106,6 +106,7 @@ from ..ops.linalg import einsum, tensordot
 from ..ops.linalg import matmul as _matmul
 from ..ops.random import random_shuffle, set_random_seed
 from ..ops.sources import constant as _constant
+from ..ops.sources import convert as _convert
 from ..ops.sources import placeholder, placeholder_with_default
 from ..ops.state import (
     Variable,
@@ -128,6 +129,7 @@ from . import flags as _flags
 from ._support import MissingAPIError, Namespace, missing, module_getattr, warn_once
 from .data import OutOfRangeError
 from .data import data as _data
+from .fifo_queue import CancelledError, FIFOQueue, QueueBase, RandomShuffleQueue
 from .initializers import Constant as constant_initializer
 from .initializers import GlorotNormal as glorot_normal_initializer
 from .initializers import GlorotUniform as glorot_uniform_initializer
@@ -138,6 +140,25 @@ from .initializers import TruncatedNormal as truncated_normal_initializer
 from .initializers import VarianceScaling as variance_scaling_initializer
 from .initializers import Zeros as zeros_initializer
 from .losses import LOSSES
+from .math_extra import (
+    argsort,
+    cumsum,
+    diag_part,
+    is_inf,
+    matrix_diag,
+    matrix_transpose,
+    meshgrid,
+    norm,
+    reduce_std,
+    reduce_variance,
+    reverse,
+    reverse_v2,
+    sequence_mask,
+    sort,
+    trace,
+    unsorted_segment_mean,
+    unsorted_segment_sum,
+)
 from .nn_extra import scatter_add, scatter_sub, scatter_update
 from .queues import TextLineReader, decode_csv
 from .scopes import (
@@ -148,6 +169,10 @@ from .scopes import (
     get_variable_scope,
     variable_scope,
 )
+
+erf = _gc.erf
+diag = matrix_diag  # tf.diag of a vector
+matrix_diag_part = diag_part
 
 float = float32  # noqa: A001 - TF 1.x scripts may write tf.float for float32
 double = float64
@@ -210,6 +235,27 @@ def random_uniform(shape, minval=0, maxval=None, dtype=float32, seed=None, name=
     return dynamic.random(
         "random_uniform", shape, as_dtype(dtype), seed, name, minval=minval, maxval=maxval
     )
+
+
+def multinomial(logits, num_samples, seed=None, name=None, output_dtype=int64):
+    """``num_samples`` class indices per row of ``logits`` (unnormalized log-probabilities),
+    drawn by the Gumbel-max trick: argmax(logits + Gumbel noise). Shape (batch, samples)."""
+    x = _convert(logits)
+    if x.shape is not None and len(x.shape) != 2:
+        raise _ShapeError(
+            f"multinomial needs logits of shape [batch, classes], got {x.describe()}",
+            _user_location(),
+        )
+    x = _array.tile(_array.expand_dims(x, 1), [1, int(num_samples), 1])
+    tiny = builtins.float(np.finfo(x.dtype.np).tiny)
+    u = _gc.random_uniform_like(x, minval=tiny, maxval=1.0, seed=seed)
+    gumbel = -log(-log(u))
+    return _reduce.argmax(x + gumbel, axis=-1, output_type=as_dtype(output_dtype), name=name)
+
+
+def categorical(logits, num_samples, dtype=None, seed=None, name=None):
+    """``tf.random.categorical``: ``multinomial`` under its TF 2 name."""
+    return multinomial(logits, num_samples, seed, name, dtype or int64)
 
 
 def Print(input_, data=None, message=None, first_n=None, summarize=None, name=None):  # noqa: N802
@@ -645,6 +691,7 @@ class GraphKeys:
     SUMMARIES = "summaries"
     LOCAL_VARIABLES = "local_variables"
     MODEL_VARIABLES = "model_variables"
+    QUEUE_RUNNERS = "queue_runners"
 
 
 # --- sub-namespaces ---------------------------------------------------------------------------
@@ -660,6 +707,7 @@ errors = Namespace(
     UnimplementedError=UnimplementedError,
     DataLossError=_gc.CheckpointError,
     OutOfRangeError=OutOfRangeError,
+    CancelledError=CancelledError,
 )
 
 math = Namespace(
@@ -723,6 +771,26 @@ math = Namespace(
     in_top_k=nn.in_top_k,
     l2_normalize=nn.l2_normalize,
     top_k=nn.top_k,
+    cumsum=cumsum,
+    reduce_std=reduce_std,
+    reduce_variance=reduce_variance,
+    unsorted_segment_sum=unsorted_segment_sum,
+    unsorted_segment_mean=unsorted_segment_mean,
+    erf=_gc.erf,
+    is_inf=is_inf,
+)
+
+linalg = Namespace(
+    "linalg",
+    matmul=matmul,
+    matrix_transpose=matrix_transpose,
+    transpose=matrix_transpose,
+    norm=norm,
+    tensordot=tensordot,
+    einsum=einsum,
+    diag=matrix_diag,
+    diag_part=diag_part,
+    trace=trace,
 )
 
 random = Namespace(
@@ -731,6 +799,8 @@ random = Namespace(
     uniform=random_uniform,
     truncated_normal=truncated_normal,
     shuffle=random_shuffle,
+    categorical=categorical,
+    multinomial=multinomial,
     set_random_seed=set_random_seed,
     set_seed=set_random_seed,
 )

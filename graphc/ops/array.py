@@ -18,6 +18,7 @@ from ..shapes import (
     as_shape,
     broadcast_shapes,
     dims_compatible,
+    format_shape,
     fully_known,
     known_rank,
     merge_dim,
@@ -183,6 +184,39 @@ RESHAPE_LIKE = register(
         samples=lambda rng: [([_randn(rng, 3, 4), _randn(rng, 2, 6)], {})],
     )
 )
+
+
+def _flatten_batch_infer(ins, attrs):
+    x = ins[0]
+    if x.shape is None:
+        return [(x.dtype, (None, None))]
+    if not x.shape:
+        raise ShapeError(f"flatten_batch needs a tensor of rank >= 1: {x.describe()}")
+    rest = num_elements(x.shape[1:])
+    return [(x.dtype, (x.shape[0], rest))]
+
+
+def _flatten_batch(x):
+    return np.reshape(x, (x.shape[0], -1))
+
+
+# TF's ``reshape(x, [tf.shape(x)[0], -1])`` and ``tf.layers.flatten`` on a tensor whose rank
+# is known only when it is fed: keep the first axis, merge the others
+FLATTEN_BATCH = register(
+    OpDef(
+        "flatten_batch",
+        _flatten_batch_infer,
+        numpy=_flatten_batch,
+        kind="shape",
+        grad=lambda op, g: [reshape_like(g, op.inputs[0])],
+        samples=lambda rng: [([_randn(rng, 2, 3, 4)], {}), ([_randn(rng, 3)], {})],
+    )
+)
+
+
+def flatten_batch(x, name=None):
+    """``x`` as (first axis, everything else)."""
+    return FLATTEN_BATCH(convert(x), name=name)
 
 
 def _shape_value(shape, what, instead):
@@ -434,6 +468,8 @@ def concat(values, axis, name=None):
 
 def _split_like_infer(ins, attrs):
     g, axis = ins[0], attrs["axis"]
+    if g.shape is not None:  # a negative axis (built on an unknown rank) from the end
+        axis = normalize_axis(axis, len(g.shape))
     outs = []
     for t in ins[1:]:
         shape = (
@@ -458,6 +494,7 @@ def _views(x, sizes, axis):
 
 
 def _split_like_kernel(g, *likes, axis):
+    axis = axis % g.ndim  # negative when built on an unknown rank
     return _views(g, [t.shape[axis] for t in likes], axis)
 
 
@@ -492,17 +529,54 @@ def split_like(x, likes, axis, name=None):
     return out if isinstance(out, tuple) else (out,)
 
 
+def _split_sizes(d, sizes, where):
+    """``sizes`` made concrete for a dimension of size ``d``: every entry -1 (two or more)
+    splits into that many equal parts, one -1 takes what the others leave (TF's two forms,
+    when the dimension or the rank was unknown as the split was built)."""
+    if -1 in sizes:
+        if len(sizes) > 1 and all(s == -1 for s in sizes):
+            if d % len(sizes):
+                raise ShapeError(f"split: dimension {where} ({d}) is not divisible by {len(sizes)}")
+            return (d // len(sizes),) * len(sizes)
+        rest = d - (sum(sizes) + 1)
+        if rest < 0:
+            raise ShapeError(f"split: sizes {list(sizes)} exceed dimension {where} ({d})")
+        sizes = tuple(rest if s == -1 else s for s in sizes)
+    if sum(sizes) != d:
+        raise ShapeError(f"split: sizes {list(sizes)} do not add up to dimension {where} ({d})")
+    return sizes
+
+
 def _split_infer(ins, attrs):
-    x, sizes, axis = ins[0], attrs["sizes"], attrs["axis"]
+    x, sizes = ins[0], attrs["sizes"]
     if x.shape is None:
         return [(x.dtype, None)] * len(sizes)
+    axis = normalize_axis(attrs["axis"], len(x.shape))
     d = x.shape[axis]
-    if isinstance(d, int) and sum(sizes) != d:
-        raise ValueError(f"split: sizes {list(sizes)} do not add up to dimension {axis} ({d})")
+    if isinstance(d, int):
+        sizes = _split_sizes(d, sizes, axis)
+    elif len(sizes) > 1 and all(s == -1 for s in sizes):
+        sizes = (None,) * len(sizes)
+    else:
+        sizes = tuple(None if s == -1 else s for s in sizes)
     return [(x.dtype, x.shape[:axis] + (s,) + x.shape[axis + 1 :]) for s in sizes]
 
 
+def _resolve_split(ins, attrs):
+    """Concrete sizes and a non-negative axis once the fed shape is known."""
+    x = ins[0]
+    if x.shape is None:
+        return attrs
+    axis = normalize_axis(attrs["axis"], len(x.shape))
+    d = x.shape[axis]
+    sizes = _split_sizes(d, attrs["sizes"], axis) if isinstance(d, int) else attrs["sizes"]
+    return {**attrs, "sizes": sizes, "axis": axis}
+
+
 def _split_kernel(x, sizes, axis):
+    if axis < 0 or -1 in sizes:  # built on an unknown rank and not resolved by the plan
+        axis = normalize_axis(axis, x.ndim)
+        sizes = _split_sizes(x.shape[axis], sizes, axis)
     return _views(x, sizes, axis)
 
 
@@ -518,36 +592,36 @@ SPLIT = register(
                 op.attrs["axis"],
             )
         ],
-        samples=lambda rng: [([_randn(rng, 2, 6)], {"sizes": (1, 2, 3), "axis": 1})],
+        samples=lambda rng: [
+            ([_randn(rng, 2, 6)], {"sizes": (1, 2, 3), "axis": 1}),
+            ([_randn(rng, 2, 6)], {"sizes": (2, 4), "axis": -1}),
+        ],
+        extra={"resolve": _resolve_split},
     )
 )
 
 
 def split(value, num_or_size_splits, axis=0, name=None):
-    """Split into equal parts (an int) or parts of the given sizes; returns a list."""
+    """Split into equal parts (an int) or parts of the given sizes (one may be -1: the
+    rest); returns a list. With an unknown rank or dimension, the sizes are checked and
+    made concrete when the plan knows the fed shape, as TF checks them at run time."""
     x = convert(value)
-    if x.shape is None:
-        raise ShapeError(f"split needs a known rank: {x.describe()}")
-    axis = normalize_axis(int(axis), len(x.shape))
-    d = x.shape[axis]
-    if isinstance(num_or_size_splits, int):
-        if not isinstance(d, int):
-            raise ShapeError(
-                f"split into {num_or_size_splits} parts needs a static dimension "
-                f"{axis}: {x.describe()}"
-            )
-        if d % num_or_size_splits:
-            raise ShapeError(
-                f"split: dimension {axis} of {x.describe()} ({d}) is not divisible "
-                f"by {num_or_size_splits}"
-            )
-        sizes = (d // num_or_size_splits,) * num_or_size_splits
+    if isinstance(num_or_size_splits, (int, np.integer)):
+        n = int(num_or_size_splits)
+        if n < 1:
+            raise ShapeError(f"split into {n} parts: the number of parts must be positive")
+        sizes = (-1,) * n if n > 1 else (-1,)
     else:
         sizes = tuple(int(s) for s in num_or_size_splits)
-        if -1 in sizes and isinstance(d, int):
-            rest = d - (sum(sizes) + 1)
-            sizes = tuple(rest if s == -1 else s for s in sizes)
-    out = SPLIT(x, name=name, sizes=sizes, axis=axis)
+        if sizes.count(-1) > 1 or any(s < -1 for s in sizes):
+            raise ShapeError(
+                f"split: sizes {list(sizes)} may hold one -1 (the rest) and no other negative"
+            )
+    if x.shape is not None:
+        axis = normalize_axis(int(axis), len(x.shape))
+        if isinstance(x.shape[axis], int):
+            sizes = _split_sizes(x.shape[axis], sizes, axis)
+    out = SPLIT(x, name=name, sizes=sizes, axis=int(axis))
     return list(out) if isinstance(out, tuple) else [out]
 
 
@@ -564,13 +638,19 @@ def stack(values, axis=0, name=None):
 
 
 def unstack(value, num=None, axis=0, name=None):
-    """The slices of ``value`` along ``axis``, that axis removed: the inverse of ``stack``."""
+    """The slices of ``value`` along ``axis``, that axis removed: the inverse of ``stack``.
+    ``num`` is needed when that axis's size is not static (TF: "Cannot infer num")."""
     x = convert(value)
-    axis = normalize_axis(int(axis), known_rank(x, "unstack"))
-    n = num or x.shape[axis]
-    if not isinstance(n, int):
-        raise ShapeError(f"unstack needs num= or a static size along axis {axis}: {x.describe()}")
-    return [squeeze(p, axis) for p in split(x, n, axis=axis, name=name)]
+    n = num
+    if x.shape is not None:
+        axis = normalize_axis(int(axis), len(x.shape))
+        n = num or x.shape[axis]
+    if not isinstance(n, (int, np.integer)):
+        raise ShapeError(
+            f"unstack cannot infer num from shape {format_shape(x.shape)} (axis {axis}): "
+            f"pass num=, the number of slices: {x.describe()}"
+        )
+    return [squeeze(p, int(axis)) for p in split(x, int(n), axis=axis, name=name)]
 
 
 # --- slicing (__getitem__) --------------------------------------------------------------------

@@ -6,8 +6,8 @@ import string
 
 import numpy as np
 
-from ..errors import DTypeError, UnimplementedError
-from ..shapes import broadcast_shapes, dims_compatible, fully_known, merge_dim
+from ..errors import DTypeError, ShapeError, UnimplementedError
+from ..shapes import broadcast_shapes, dims_compatible, fully_known, merge_dim, normalize_axis
 from .array import broadcast_like, expand_dims, reshape, transpose
 from .elementwise import binary_operands
 from .registry import OpDef, register
@@ -100,20 +100,43 @@ def matmul(a, b, transpose_a=False, transpose_b=False, name=None):
     return MATMUL(a, b, name=name, transpose_a=bool(transpose_a), transpose_b=bool(transpose_b))
 
 
+def _tensordot_axes(axes, ra, rb):
+    """TF's ``axes`` (an int n: the last n of a with the first n of b; a pair of ints or of
+    lists) as two lists of non-negative axes, for ranks ``ra`` and ``rb``."""
+    if isinstance(axes, (int, np.integer)):
+        n = int(axes)
+        if not 0 <= n <= min(ra, rb):
+            raise ShapeError(f"tensordot: axes={n} needs operands of rank >= {n}")
+        return list(range(ra - n, ra)), list(range(n))
+    if len(axes) != 2:
+        raise ShapeError(f"tensordot: axes must be an int or a pair, got {axes!r}")
+    axes_a, axes_b = (
+        [int(a) for a in ([ax] if isinstance(ax, (int, np.integer)) else ax)] for ax in axes
+    )
+    if len(axes_a) != len(axes_b):
+        raise ShapeError(f"tensordot: axes {axes_a} and {axes_b} differ in length")
+    return [normalize_axis(x, ra) for x in axes_a], [normalize_axis(x, rb) for x in axes_b]
+
+
+def _frozen_axes(axes):
+    """``axes`` as a hashable attr."""
+    if isinstance(axes, (int, np.integer)):
+        return int(axes)
+    return tuple(
+        int(ax) if isinstance(ax, (int, np.integer)) else tuple(int(a) for a in ax) for ax in axes
+    )
+
+
 def tensordot(a, b, axes, name=None):
     """Contract ``axes`` of ``a`` with those of ``b`` (an int ``n``: the last n of a with the
-    first n of b). Lowered to transpose + reshape + matmul, so it differentiates for free."""
+    first n of b). Lowered to transpose + reshape + matmul, so it differentiates for free;
+    an operand of unknown rank (``tf.placeholder(tf.float32)``) takes the TENSORDOT op,
+    whose axes the plan resolves from the feeds."""
     a, b = convert(a), convert(b)
+    if a.shape is None or b.shape is None:
+        return TENSORDOT(a, b, name=name, axes=_frozen_axes(axes))
     ra, rb = len(a.shape), len(b.shape)
-    if isinstance(axes, int):
-        axes_a, axes_b = list(range(ra - axes, ra)), list(range(axes))
-    else:
-        axes_a, axes_b = (
-            [axes[0]] if isinstance(axes[0], int) else list(axes[0]),
-            [axes[1]] if isinstance(axes[1], int) else list(axes[1]),
-        )
-    axes_a = [x % ra for x in axes_a]
-    axes_b = [x % rb for x in axes_b]
+    axes_a, axes_b = _tensordot_axes(axes, ra, rb)
     free_a = [i for i in range(ra) if i not in axes_a]
     free_b = [i for i in range(rb) if i not in axes_b]
     for i, j in zip(axes_a, axes_b):
@@ -126,7 +149,128 @@ def tensordot(a, b, axes, name=None):
     bt = reshape(transpose(b, axes_b + free_b), (k if k is not None else -1, -1))
     out_shape = [a.shape[i] for i in free_a] + [b.shape[i] for i in free_b]
     r = matmul(at, bt)
+    if sum(1 for d in out_shape if not isinstance(d, int)) > 1:  # two unknown dims: -1 is one
+        return TENSORDOT(a, b, name=name, axes=_frozen_axes(axes))
     return reshape(r, [-1 if d is None or isinstance(d, str) else d for d in out_shape], name=name)
+
+
+def _tensordot_infer(ins, attrs):
+    a, b = ins
+    if a.dtype is not b.dtype:
+        raise DTypeError(f"tensordot got mixed dtypes: {a.describe()} and {b.describe()}")
+    if a.shape is None or b.shape is None:
+        return [(a.dtype, None)]
+    axes_a, axes_b = _tensordot_axes(attrs["axes"], len(a.shape), len(b.shape))
+    for i, j in zip(axes_a, axes_b):
+        if not dims_compatible(a.shape[i], b.shape[j]):
+            raise ShapeError(
+                f"tensordot: axis {i} of {a.describe()} and axis {j} of {b.describe()} differ"
+            )
+    return [
+        (
+            a.dtype,
+            tuple(d for i, d in enumerate(a.shape) if i not in axes_a)
+            + tuple(d for i, d in enumerate(b.shape) if i not in axes_b),
+        )
+    ]
+
+
+def _resolve_tensordot(ins, attrs):
+    a, b = ins[0], ins[1]
+    if a.shape is None or b.shape is None:
+        return attrs
+    axes_a, axes_b = _tensordot_axes(attrs["axes"], len(a.shape), len(b.shape))
+    return {**attrs, "axes": (tuple(axes_a), tuple(axes_b))}
+
+
+def _tensordot_kernel(a, b, axes):
+    axes_a, axes_b = _tensordot_axes(axes, a.ndim, b.ndim)
+    return np.tensordot(a, b, axes=(axes_a, axes_b))
+
+
+def tensordot_grad_with(xp, g, a, b, axes, which):
+    """The cotangent of tensordot's operand ``which`` ("a" or "b") from the output's ``g``:
+    a tensordot of ``g`` with the other operand, its axes put back in the operand's order
+    (``xp``: numpy, or cupy on the device)."""
+    axes_a, axes_b = _tensordot_axes(axes, a.ndim, b.ndim)
+    free_a = [i for i in range(a.ndim) if i not in axes_a]
+    free_b = [i for i in range(b.ndim) if i not in axes_b]
+    nfa = len(free_a)
+    if which == "a":
+        r = xp.tensordot(g, b, axes=(list(range(nfa, g.ndim)), free_b))
+        labels = free_a + [axes_a[axes_b.index(j)] for j in sorted(axes_b)]
+    else:
+        r = xp.tensordot(a, g, axes=(free_a, list(range(nfa))))
+        labels = [axes_b[axes_a.index(i)] for i in sorted(axes_a)] + free_b
+    return xp.ascontiguousarray(xp.transpose(r, [int(k) for k in np.argsort(labels)]))
+
+
+def _tensordot_grad_kernel(g, a, b, axes, which):
+    return tensordot_grad_with(np, g, a, b, axes, which)
+
+
+def _tensordot_grad_infer(ins, attrs):
+    g, a, b = ins
+    return [(g.dtype, (a if attrs["which"] == "a" else b).shape)]
+
+
+def _tensordot_grad_grad(op, h):
+    """grad_a(g, b) is the adjoint of h -> tensordot(h, b) (and grad_b(g, a) of
+    h -> tensordot(a, h)): <h, grad_a(g, b)> = <tensordot(h, b), g>. The operand it
+    stands for is read only for its shape."""
+    g, a, b = op.inputs
+    axes = op.attrs["axes"]
+    if op.attrs["which"] == "a":
+        return [TENSORDOT(h, b, axes=axes), None, TENSORDOT_GRAD(g, h, b, axes=axes, which="b")]
+    return [TENSORDOT(a, h, axes=axes), TENSORDOT_GRAD(g, a, h, axes=axes, which="a"), None]
+
+
+def _tensordot_samples(rng):
+    a, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 3, 5))
+    return [
+        ([a, b], {"axes": ((1, 2), (1, 0))}),
+        ([a, rng.standard_normal((4, 5))], {"axes": 1}),
+        ([a, b], {"axes": ((-1,), (0,))}),
+    ]
+
+
+TENSORDOT = register(
+    OpDef(
+        "tensordot",
+        _tensordot_infer,
+        numpy=_tensordot_kernel,
+        kind="other",
+        grad=lambda op, g: [
+            TENSORDOT_GRAD(g, *op.inputs, axes=op.attrs["axes"], which="a"),
+            TENSORDOT_GRAD(g, *op.inputs, axes=op.attrs["axes"], which="b"),
+        ],
+        samples=_tensordot_samples,
+        doc="np.tensordot: what tensordot builds when an operand's rank is unknown",
+        extra={"resolve": _resolve_tensordot},
+    )
+)
+TENSORDOT_GRAD = register(
+    OpDef(
+        "tensordot_grad",
+        _tensordot_grad_infer,
+        numpy=_tensordot_grad_kernel,
+        kind="other",
+        grad=_tensordot_grad_grad,
+        samples=lambda rng: [
+            (
+                [
+                    rng.standard_normal((2, 5)),
+                    rng.standard_normal((2, 3, 4)),
+                    rng.standard_normal((4, 3, 5)),
+                ],
+                {"axes": ((1, 2), (1, 0)), "which": which},
+            )
+            for which in ("a", "b")
+        ],
+        doc="the cotangent of one operand of TENSORDOT",
+        extra={"resolve": lambda ins, attrs: _resolve_tensordot(ins[1:], attrs)},
+    )
+)
 
 
 def _prod(dims):

@@ -41,8 +41,11 @@ def _class_labels_infer(ins, attrs):
     return [(ins[0].dtype, ins[0].shape)]
 
 
-def _class_labels_kernel(labels, depth, caller):
-    """The labels, unchanged, if every one is a class index in ``[0, depth)``."""
+def _class_labels_kernel(labels, *logits, depth, caller):
+    """The labels, unchanged, if every one is a class index in ``[0, depth)``; without a
+    static ``depth``, the classes are the last dimension of the second input (the logits)."""
+    if depth is None:
+        depth = logits[0].shape[-1] if logits[0].ndim else 0
     bad = (labels < 0) | (labels >= depth)
     if bad.any():
         where = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -68,16 +71,66 @@ CLASS_LABELS = register(
         kind="other",
         differentiable=False,
         extra={"reference": _class_labels_reference},
-        samples=lambda rng: [([rng.integers(0, 3, (4,))], {"depth": 3, "caller": "labels"})],
+        samples=lambda rng: [
+            ([rng.integers(0, 3, (4,))], {"depth": 3, "caller": "labels"}),
+            (
+                [rng.integers(0, 3, (4,)), rng.standard_normal((4, 3))],
+                {"depth": None, "caller": "x"},
+            ),
+        ],
         doc="Its input, after checking that every value is a class index in [0, depth).",
     )
 )
 
 
-def class_labels(labels, depth, what="labels"):
+def class_labels(labels, depth, what="labels", logits=None):
     """``labels`` checked at run time to lie in ``[0, depth)`` (an OpError naming the
-    caller's line otherwise)."""
+    caller's line otherwise). ``depth`` None: the last dimension of ``logits``, known only
+    at run time (logits of unknown rank or class count)."""
+    if depth is None:
+        return CLASS_LABELS(convert(labels), convert(logits), depth=None, caller=what)
     return CLASS_LABELS(convert(labels), depth=int(depth), caller=what)
+
+
+def _one_hot_like_infer(ins, attrs):
+    idx, like = ins
+    if not idx.dtype.is_integer:
+        raise TypeError(f"one_hot: indices must be integers, got {idx.dtype}")
+    if idx.shape is None or not like.shape:
+        return [(like.dtype, None)]
+    return [(like.dtype, tuple(idx.shape) + (like.shape[-1],))]
+
+
+def _one_hot_like_kernel(idx, like):
+    """Rows of ``like.shape[-1]`` values in ``like``'s dtype: 1 at each index, 0 elsewhere."""
+    return (np.arange(like.shape[-1]) == idx[..., None]).astype(like.dtype)
+
+
+ONE_HOT_LIKE = register(
+    OpDef(
+        "one_hot_like",
+        _one_hot_like_infer,
+        numpy=_one_hot_like_kernel,
+        differentiable=False,
+        samples=lambda rng: [([np.array([0, 3, 1]), rng.standard_normal((3, 4))], {})],
+        extra={
+            "reference": lambda arrays, attrs: np.eye(arrays[1].shape[-1])[arrays[0]].astype(
+                arrays[1].dtype
+            )
+        },
+        doc="one_hot of its first input, as many classes as its second's last dimension",
+    )
+)
+
+
+def one_hot_like(labels, logits):
+    """``one_hot(labels, classes, dtype=logits.dtype)`` where ``classes`` is the last
+    dimension of ``logits``, static or not (TF accepts logits of unknown class count)."""
+    labels, logits = convert(labels), convert(logits)
+    depth = logits.shape[-1] if logits.shape else None
+    if isinstance(depth, int):
+        return one_hot(labels, depth, dtype=logits.dtype)
+    return ONE_HOT_LIKE(labels, logits)
 
 
 def _named(fn):
@@ -196,12 +249,7 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
             f"sparse_softmax_cross_entropy_with_logits: labels must be integer "
             f"class indices, got {labels.describe()}"
         )
-    depth = logits.shape[-1] if logits.shape is not None else None
-    if not isinstance(depth, int):
-        raise ShapeError(
-            f"sparse_softmax_cross_entropy_with_logits needs the number of classes "
-            f"(the last dimension of logits) to be static: {logits.describe()}"
-        )
+    depth = logits.shape[-1] if logits.shape else None
     if (
         labels.shape is not None
         and logits.shape is not None
@@ -211,8 +259,14 @@ def sparse_softmax_cross_entropy_with_logits(labels=None, logits=None, name=None
             f"labels {labels.describe()} should have rank {len(logits.shape) - 1} "
             f"(logits {logits.describe()} without the class axis)"
         )
-    labels = class_labels(labels, depth, "sparse_softmax_cross_entropy_with_logits")
-    onehot = stop_gradient(one_hot(labels, depth, dtype=logits.dtype))
+    if isinstance(depth, int):
+        labels = class_labels(labels, depth, "sparse_softmax_cross_entropy_with_logits")
+        onehot = stop_gradient(one_hot(labels, depth, dtype=logits.dtype))
+    else:  # the class count comes with the feeds (logits of unknown rank or last dim)
+        labels = class_labels(
+            labels, None, "sparse_softmax_cross_entropy_with_logits", logits=logits
+        )
+        onehot = stop_gradient(one_hot_like(labels, logits))
     return -reduce_sum(onehot * log_softmax(logits), axis=-1)
 
 

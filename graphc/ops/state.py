@@ -127,12 +127,15 @@ def _make_variable(
         init = cast(init, dtype)
     vshape = as_shape(shape) if shape is not None else init.shape
     graph = init.graph if isinstance(initial_value, Tensor) else get_default_graph()
-    node = VARIABLE.build(
-        [],
-        {"dtype": init.dtype, "shape": vshape, "trainable": trainable},
-        name=name or "Variable",
-        output_cls=Variable,
-    )
+    # outside any control_dependencies block, as TF's init_scope: reading the variable must
+    # not run what the block waits for (an EMA's shadow made under the update it follows)
+    with graph.control_dependencies(None):
+        node = VARIABLE.build(
+            [],
+            {"dtype": init.dtype, "shape": vshape, "trainable": trainable},
+            name=name or "Variable",
+            output_cls=Variable,
+        )
     var = node.outputs[0]
     var.initial_value = init
     var.trainable = trainable

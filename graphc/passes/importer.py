@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..errors import GraphcError, ShapeError
 from ..ir.graph import needed_ops
-from ..shapes import format_shape
+from ..shapes import format_shape, fully_known
 from .program import FEED, Node, Program, writes_state
 
 
@@ -111,11 +111,12 @@ def infer_avals(op, inputs, attrs):
 
 def _resolved_attrs(op, ins):
     """The op's attrs, made concrete by its ``extra["resolve"]`` hook where an input's rank
-    was unknown when the op was built and the feeds now say it (``reduce_max(x, axis=-1)``
-    on ``placeholder(float32)``: the axes become non-negative ints)."""
+    or dimension was unknown when the op was built and the feeds now say it
+    (``reduce_max(x, axis=-1)`` on ``placeholder(float32)``: the axes become non-negative
+    ints; ``split(x, 3, axis=1)`` with ``x`` of shape ``(None, None)``: the sizes)."""
     attrs = dict(op.attrs)
     resolve = op.op.extra.get("resolve") if op.op.extra else None
-    if resolve is None or not ins or all(t.shape is not None for t in op.inputs):
+    if resolve is None or not ins or all(fully_known(t.shape) for t in op.inputs):
         return attrs
     abstract = [
         _Abstract(n.avals[i][0], n.avals[i][1], t.name)

@@ -287,6 +287,108 @@ def flatten(inputs, outputs_collections=None, scope=None):
     return _layers.flatten(inputs, name=scope)
 
 
+@add_arg_scope
+def layer_norm(
+    inputs,
+    center=True,
+    scale=True,
+    activation_fn=None,
+    reuse=None,
+    variables_collections=None,
+    outputs_collections=None,
+    trainable=True,
+    begin_norm_axis=1,
+    begin_params_axis=-1,
+    scope=None,
+):
+    """contrib's layer normalization: each example normalized over the axes from
+    ``begin_norm_axis`` on (epsilon 1e-12), then scaled by ``LayerNorm/gamma`` and shifted
+    by ``LayerNorm/beta``, whose shape is that of the axes from ``begin_params_axis`` on."""
+    from ...errors import ShapeError, user_location
+    from ...ops.elementwise import rsqrt
+    from ...ops.reduce import reduce_mean
+
+    x = convert(inputs)
+    if x.shape is None:
+        raise ShapeError(f"layer_norm: inputs have undefined rank: {x.describe()}", user_location())
+    rank = len(x.shape)
+    norm_axes = list(range(begin_norm_axis % rank, rank))
+    params_shape = tuple(x.shape[begin_params_axis % rank :])
+    if not all(isinstance(d, int) for d in params_shape):
+        raise ShapeError(
+            f"layer_norm needs static dimensions from axis {begin_params_axis % rank} on: "
+            f"{x.describe()}",
+            user_location(),
+        )
+    with variable_scope(scope, default_name="LayerNorm", reuse=reuse):
+        mean = reduce_mean(x, axis=norm_axes, keepdims=True)
+        centered = x - mean
+        variance = reduce_mean(centered * centered, axis=norm_axes, keepdims=True)
+        y = centered * rsqrt(variance + 1e-12)
+        if scale:
+            gamma = get_variable(
+                "gamma", params_shape, dtype=x.dtype, initializer=_init.Ones(), trainable=trainable
+            )
+            y = y * gamma
+        if center:
+            beta = get_variable(
+                "beta", params_shape, dtype=x.dtype, initializer=_init.Zeros(), trainable=trainable
+            )
+            y = y + beta
+        return activation_fn(y) if activation_fn is not None else y
+
+
+def repeat(inputs, repetitions, layer, *args, **kwargs):
+    """``layer`` applied ``repetitions`` times, each in scope ``<scope>/<scope>_<i>`` (slim's
+    VGG blocks: ``slim.repeat(net, 2, slim.conv2d, 64, [3, 3], scope="conv1")``)."""
+    scope = kwargs.pop("scope", None) or getattr(layer, "__name__", "repeat")
+    outputs = inputs
+    with variable_scope(scope, default_name="Repeat"):
+        for i in range(int(repetitions)):
+            outputs = layer(outputs, *args, scope=f"{scope}_{i + 1}", **kwargs)
+    return outputs
+
+
+def stack(inputs, layer, stack_args, **kwargs):
+    """``layer`` applied once per item of ``stack_args`` (a tuple of its arguments, or one
+    argument), each in scope ``<scope>/<scope>_<i>``: ``slim.stack(x, slim.fully_connected,
+    [32, 64, 128], scope="fc")``."""
+    scope = kwargs.pop("scope", None) or getattr(layer, "__name__", "stack")
+    outputs = inputs
+    with variable_scope(scope, default_name="Stack"):
+        for i, a in enumerate(stack_args):
+            a = a if isinstance(a, (list, tuple)) else (a,)
+            outputs = layer(outputs, *a, scope=f"{scope}_{i + 1}", **kwargs)
+    return outputs
+
+
+def embed_sequence(
+    ids,
+    vocab_size=None,
+    embed_dim=None,
+    unique=False,
+    initializer=None,
+    regularizer=None,
+    trainable=True,
+    scope=None,
+    reuse=None,
+):
+    """Embeddings of integer ``ids`` (a ``[vocab_size, embed_dim]`` variable
+    ``EmbedSequence/embeddings``, looked up)."""
+    from ...ops.array import gather
+
+    with variable_scope(scope, default_name="EmbedSequence", reuse=reuse):
+        table = get_variable(
+            "embeddings",
+            (int(vocab_size), int(embed_dim)),
+            dtype=D.float32,
+            initializer=initializer,
+            regularizer=regularizer,
+            trainable=trainable,
+        )
+        return gather(table, convert(ids))
+
+
 def one_hot_encoding(
     labels, num_classes, on_value=1.0, off_value=0.0, outputs_collections=None, scope=None
 ):

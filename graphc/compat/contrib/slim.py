@@ -14,8 +14,11 @@ from .layers import (  # noqa: F401
     fully_connected,
     l1_regularizer,
     l2_regularizer,
+    layer_norm,
     max_pool2d,
     one_hot_encoding,
+    repeat,
+    stack,
     variance_scaling_initializer,
     xavier_initializer,
 )
