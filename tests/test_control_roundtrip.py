@@ -131,7 +131,7 @@ def test_while_loop_gradients_share_the_loop_body_and_cond_gradients_their_branc
         )
         c = gc.cond(p, lambda: gc.tanh(v) * gc.tanh(v), lambda: v * 2.0)
         total = gc.identity(gc.reduce_sum(y) + gc.reduce_sum(c), name="total")
-        gv = gc.identity(gc.gradients(total, v)[0], name="gv")
+        gc.identity(gc.gradients(total, v)[0], name="gv")
     ops = [op.type for op in g.get_operations()]
     assert ops.count("while_loop") == 2  # the loop and its recording twin: one body
     feeds = {"v:0": np.array([0.5, -0.25, 1.5]), "p:0": True}
@@ -156,7 +156,7 @@ def test_nested_bodies_with_shared_nodes_load_back_exactly():
 
         hs = gc.scan(step, xs, initializer=gc.zeros((2,), gc.float64))
         loss = gc.identity(gc.reduce_sum(hs), name="loss")
-        gw = gc.identity(gc.gradients(loss, w)[0], name="gw")
+        gc.identity(gc.gradients(loss, w)[0], name="gw")
     _round_trip(g, ["loss:0", "gw:0"], {"xs:0": np.linspace(-1, 1, 10).reshape(5, 2)})
 
 
