@@ -75,7 +75,18 @@ def _while(r, node, *args, cond_fn, body_fn, n_vars, maximum_iterations=None, re
     return tuple(out)
 
 
-def _scan(r, node, *args, body_fn, n_carry, n_elems, reverse=False):
+def _scan(
+    r,
+    node,
+    *args,
+    body_fn,
+    n_carry,
+    n_elems,
+    reverse=False,
+    record=True,
+    ys_kept=None,
+    n_ys=None,
+):
     xp, k, m = r.xp, n_carry, n_elems
     carry = list(args[:k])
     elems, caps = args[k : k + m], list(args[k + m :])
@@ -86,11 +97,15 @@ def _scan(r, node, *args, body_fn, n_carry, n_elems, reverse=False):
         )
     (n,) = lengths
     invariants = [p.shape for p in body_fn.params[:k]]
-    hist = [xp.empty((n,) + tuple(c.shape), c.dtype) for c in carry]
+    if record:
+        hist = [xp.empty((n,) + tuple(c.shape), c.dtype) for c in carry]
+    else:  # nothing reads them (passes/control.py)
+        hist = [xp.zeros((n,) + tuple(c.shape), c.dtype) for c in carry]
     ys = None
     for step, t in enumerate(range(n - 1, -1, -1) if reverse else range(n)):
-        for h, c in zip(hist, carry, strict=True):
-            h[t] = c
+        if record:
+            for h, c in zip(hist, carry, strict=True):
+                h[t] = c
         outs = r.run(body_fn, carry + [e[t] for e in elems] + caps)
         for j, (v, inv) in enumerate(zip(outs[:k], invariants, strict=True)):
             if v.shape != carry[j].shape and not _fits(v.shape, inv):
@@ -110,6 +125,10 @@ def _scan(r, node, *args, body_fn, n_carry, n_elems, reverse=False):
                     node.location,
                 )
             ys.append(xp.empty((0,) + tuple(y.shape), y.dtype.np))
+    if ys_kept is not None:  # the compiler dropped the ys nothing reads (passes/control.py)
+        kept, ys = ys, [xp.zeros((0,)) for _ in range(n_ys)]
+        for j, y in zip(ys_kept, kept, strict=True):
+            ys[j] = y
     return tuple([r.fresh(c, args) for c in carry] + ys + hist)
 
 

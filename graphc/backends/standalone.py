@@ -132,7 +132,7 @@ def _global_names(code) -> set:
 # graphc functions a generated module defines itself, instead of carrying their text: a
 # control op's kernel runs its body through ``run_function``, which in graphc compiles the
 # body on first use (backends/subplan.py) and here calls the body's rendered plan (_PRELUDE).
-_PROVIDED = {control.run_function: "run_function"}
+_PROVIDED = {control.run_function: "run_function", control.loop_function: "loop_function"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -406,6 +406,11 @@ def run_function(fn, ctx, arrays):
     """Run body ``fn`` on ``arrays`` (its parameters' values, in order): a list of arrays."""
     arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in arrays]
     return fn.run(ctx, *[arrays[i] for i in fn.positions])
+
+
+def loop_function(fn, ctx, arrays):
+    """A loop's step function for body ``fn`` (its results are fresh arrays here)."""
+    return lambda values: run_function(fn, ctx, values)
 
 
 class _Context:
@@ -695,6 +700,7 @@ _RESERVED = {
     "_Spec",
     "_Body",
     "run_function",
+    "loop_function",
     "_DType",
     "_Node",
     "_Context",
