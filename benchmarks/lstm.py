@@ -83,7 +83,8 @@ def measure(steps, form, runs=7):
         arenas = plan.arena_bytes + sum(
             exe.plan.arena_bytes
             for op in graph.get_operations()
-            for fn in functions_of(op)
+            for body in functions_of(op)
+            for fn in [body, *body.variants.values()]  # (a body the compiler narrowed)
             for exes, _ in fn.cache.values()  # one executable, or a loop's pair
             for exe in (exes if isinstance(exes, list) else [exes])
         )

@@ -106,6 +106,9 @@ class Function:
         self.targets = tuple(targets)  # ops run for their effects (a branch's assigns)
         self.name = name
         self.cache: dict = {}
+        # bodies the compiler derives from this one (passes/control.py: without some
+        # outputs), by what they leave out, so their compiled plans are reused
+        self.variants: dict = {}
         self.lock = threading.Lock()
         for t in self.params + self.outputs:
             if t.graph is not graph:

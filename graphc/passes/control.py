@@ -41,10 +41,10 @@ def local_scan_unused_ys(node, used) -> dict | None:
     if len(kept) == n_ys:
         return None
     key = ("without ys", kept)
-    narrow = fn.cache.get(key)
+    narrow = fn.variants.get(key)
     if narrow is None:  # one narrowed body per choice, so its compiled plans are reused
         with fn.lock:
-            narrow = fn.cache.setdefault(
+            narrow = fn.variants.setdefault(
                 key,
                 Function(
                     fn.graph,
