@@ -13,7 +13,6 @@ import sys
 import networkx as nx
 
 from ..errors import GraphcError, user_location
-from .control import unrecorded_scans
 from .cse import cse
 from .fold import fold
 from .fusion import fuse
@@ -35,7 +34,6 @@ PHASES = [
     ("prune_again", 1, prune),  # drop what the rewrites left unused
     (USER_PASSES, 0, None),  # the caller's passes=[...], in order, then a prune
     ("fusion", 2, fuse),  # elementwise runs (+ a final reduction) -> one kernel
-    ("scan_records", 1, unrecorded_scans),  # a scan no gradient reads records no carries
     ("inplace", 1, inplace),  # a dying input's buffer takes the result
     ("memory", 0, plan_memory),  # liveness intervals packed into one arena
 ]
