@@ -3,8 +3,9 @@ same cell unrolled T times in Python (``python -m benchmarks --workload lstm-sca
 
 For T in (28, 200) and each form it reports: build time (graph + gradients + optimizer),
 the first ``sess.run`` (compiling the plan, and for scan the bodies' plans, then one step), the
-median
-step time, the plan's planned peak, and the measured peak of memory numpy allocates during
+median step time (all as this process's CPU time, ``time.process_time``: on a shared machine
+wall time measures the neighbours; run with one BLAS thread, as ``python -m benchmarks``
+does), the plan's planned peak, and the measured peak of memory numpy allocates during
 one step: the arenas (the plan's and, for scan, its bodies', allocated once) plus what
 tracemalloc sees allocated during the step (kernels' own results: the scan's stacked outputs
 and recorded carries, the bodies' fetched values)."""
@@ -59,20 +60,21 @@ def build(steps, form, seed=0):
     return graph, init, train, loss, feeds
 
 
-def measure(steps, form, runs=5):
-    t0 = time.perf_counter()
+def measure(steps, form, runs=7):
+    clock = time.process_time
+    t0 = clock()
     graph, init, train, loss, feeds = build(steps, form)
-    t_build = time.perf_counter() - t0
+    t_build = clock() - t0
     with gc.Session(graph=graph) as sess:
         sess.run(init)
-        t0 = time.perf_counter()
+        t0 = clock()
         sess.run([train, loss], feeds)
-        t_first = time.perf_counter() - t0
+        t_first = clock() - t0
         times = []
         for _ in range(runs):
-            t0 = time.perf_counter()
+            t0 = clock()
             sess.run([train, loss], feeds)
-            times.append(time.perf_counter() - t0)
+            times.append(clock() - t0)
         step = statistics.median(times)
         plan = gc.compile(
             [train, loss], feed_shapes={t: v.shape for t, v in feeds.items()}, graph=graph
@@ -81,8 +83,10 @@ def measure(steps, form, runs=5):
         arenas = plan.arena_bytes + sum(
             exe.plan.arena_bytes
             for op in graph.get_operations()
-            for fn in functions_of(op)
-            for exe, _ in fn.cache.values()
+            for body in functions_of(op)
+            for fn in [body, *body.variants.values()]  # (a body the compiler narrowed)
+            for exes, _ in fn.cache.values()  # one executable, or a loop's pair
+            for exe in (exes if isinstance(exes, list) else [exes])
         )
         tracemalloc.start()
         sess.run([train, loss], feeds)
@@ -99,7 +103,7 @@ def measure(steps, form, runs=5):
 
 
 def report(lengths=(28, 200)):
-    print("\n== lstm: scan vs unrolled (batch 32, 28 -> 128 units, SGD step) ==")
+    print("\n== lstm: scan vs unrolled (batch 32, 28 -> 128 units, SGD step; CPU time) ==")
     print(
         f"  {'T':>4} {'form':<9} {'nodes':>6} {'build':>9} {'compile':>9} {'step':>10} "
         f"{'planned peak':>13} {'step memory':>14}"

@@ -38,11 +38,6 @@ def test_carried_truncated_normal_matches_the_session_draw():
     assert ours.dtype == np.float32 and np.abs(ours).max() <= 2
 
 
-# Control ops run their traced bodies as compiled plans (ops/control.py): --emit py does not
-# render loops yet, and refuses them naming the op (README, "Control flow").
-RUN_BODIES = {"cond", "while_loop", "scan"}
-
-
 def test_every_registry_kernel_is_a_named_function_the_emitter_carries():
     """No lambdas or closures in the registry (a user op's Python is the only exception):
     --emit py carries each kernel by its source instead of keeping copies."""
@@ -57,7 +52,6 @@ def test_every_registry_kernel_is_a_named_function_the_emitter_carries():
         if getattr(op.numpy, "__module__", "") != user
         and not standalone.supports(op)
         and not op.extra.get("collective")
-        and name not in RUN_BODIES
     ]
     assert missing == []
     for name, op in REGISTRY.items():

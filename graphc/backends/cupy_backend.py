@@ -20,6 +20,8 @@ How a plan becomes GPU work:
     host reads it (``get_variable``, the Saver, a host step that reads state);
   * each feed goes through a pinned host buffer into a device buffer of its own; each fetch
     is one device-to-host copy;
+  * control ops (cond, while_loop, scan) loop on the host and run their bodies on the device,
+    each body a cupy plan of its own (``cupy_control``);
   * any other op (normal and integer random draws, print, user ops without a scalar
     expression…) runs its numpy kernel on the host between a download and an upload;
   * ``cuda_graph=True`` captures a run's device work as a CUDA Graph and replays it on the
@@ -47,7 +49,7 @@ from ..ops.reduce import REDUCE_SUM, SUM_TO_LIKE
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
 from ..shapes import broadcast_axes, fully_known
 from . import cuda_codegen as cg
-from . import cuda_modules, cupy_conv, cupy_lowerings, cupy_random, nccl
+from . import cuda_modules, cupy_control, cupy_conv, cupy_lowerings, cupy_random, nccl
 from .reference import ReferenceExecutable
 
 ALIGN = 256  # device allocations: cuBLAS and vector loads like 256 B
@@ -243,6 +245,8 @@ class CupyExecutable:
         self.plan = plan
         self._grid = {"block": block, "max_grid": max_grid}  # host tests launch small grids
         self.xp = xp if xp is not None else cupy_module()
+        self._compile_kernels = compile_kernels  # control-op bodies compile theirs alike
+        self._bodies: dict = {}  # (Function, input signature) -> (CupyExecutable, positions)
         self._download = getattr(self.xp, "asnumpy", None) or (lambda a: np.array(a))
         self.feed_tensors = [t for t, _ in plan.feeds]
         self._lock = threading.Lock()
@@ -332,6 +336,7 @@ class CupyExecutable:
         elif (
             op not in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB, MATMUL, NO_OP, VARIABLE)
             and op not in LOWERINGS
+            and op not in cupy_control.KERNELS
         ):
             self._host_steps.append(step.index)
 
@@ -428,6 +433,8 @@ class CupyExecutable:
         if self._host_steps:
             return f"{len(self._host_steps)} step(s) run on the host"
         for step in self.plan.steps:
+            if step.op in cupy_control.KERNELS:
+                return f"{step.describe()} loops on the host"
             computes = step.index in self._launches or step.op is MATMUL
             if computes and any(self._slot(k).kind != "arena" for k in step.outputs):
                 return f"{step.describe()} writes a buffer allocated at run time"
@@ -508,6 +515,33 @@ class CupyExecutable:
             # one copy per fetch: the download is the caller's own array
             return [self._download(buffers[k]) for k in self.plan.fetches]
 
+    def body_executable(self, fn, arrays):
+        """A control op's body ``fn`` compiled for device ``arrays`` (once per signature), as
+        a CupyExecutable over this one's array module and kernel compiler; with the
+        positions of its feeds in ``arrays``."""
+        key = cupy_control.signature(fn, arrays)
+        entry = self._bodies.get(key)
+        if entry is None:
+            entry = self._bodies[key] = cupy_control.compile_body(
+                fn,
+                arrays,
+                lambda plan: CupyExecutable(
+                    plan, xp=self.xp, compile_kernels=self._compile_kernels, **self._grid
+                ),
+            )
+        return entry
+
+    def call_on_device(self, ctx, state, device_arrays):
+        """Run on arrays already on the device, under the caller's device variables
+        ``state``; the fetches stay on the device, each a buffer of its own (the next run
+        reuses the arena). A control op's body runs this way on every iteration."""
+        with self._lock:
+            buffers = list(self._base)
+            for (_, slot), value in zip(self.plan.feeds, device_arrays, strict=True):
+                buffers[slot] = value
+            self._run_steps(ctx, state, buffers)
+            return [buffers[k].copy() for k in self.plan.fetches]
+
     def _feed(self, slot, value):
         """A fed value on the device. With cupy, through a pinned host buffer of this feed
         (a DMA from page-locked memory, no staging copy by the driver) into a device buffer
@@ -571,7 +605,9 @@ class CupyExecutable:
 
     def _run_step(self, step, ctx, state, buffers):
         if self._checks and (
-            step.op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB) or step.index in self._host_steps
+            step.op in (ASSIGN, ASSIGN_ADD, ASSIGN_SUB)
+            or step.index in self._host_steps
+            or step.op in cupy_control.KERNELS  # (its bodies may update variables)
         ):
             self._check_values()  # before the run updates a variable or leaves the device
         try:
@@ -628,6 +664,11 @@ class CupyExecutable:
             if result is not planned:
                 self._set_outputs(step, buffers, result)
             self._queue_check(step, ins)
+        elif op in cupy_control.KERNELS:  # the loop here, the bodies on the device
+            runner = cupy_control.BodyRunner(self, ctx, state)
+            self._set_outputs(
+                step, buffers, cupy_control.KERNELS[op](runner, step.node, *ins, **step.attrs)
+            )
         elif step.kind == "state":  # a host kernel reads and may write ctx.variables
             state.sync_all()
             self._run_on_host(step, ctx, buffers, ins)

@@ -224,9 +224,10 @@ class _Generator:
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
-        ``run_traced(ctx, TR, *feeds)``) and of ``ARENA()``; what they name is in ``ns``.
-        ``emit_entry`` adds an entry later (the executor compiles ``run_traced`` on its
-        first traced run)."""
+        ``run_traced(ctx, TR, *feeds)``; ``run_views`` returns the results that live in the
+        arena as views of it, uncopied: a loop body's, which the loop reads before the arena's
+        next run) and of ``ARENA()``; what they name is in ``ns``. ``emit_entry`` adds an
+        entry later (the executor compiles ``run_traced`` on its first traced run)."""
         plan = self.plan
         for s in plan.slots:
             if s.kind == "const":
@@ -280,7 +281,7 @@ class _Generator:
                 src.emit("        " + text, step.index, body)
             if traced:
                 src.emit("        TR.append(clock())")
-        src.emit("        return [" + self._copy_out_list() + "]")
+        src.emit("        return [" + self._copy_out_list(entry == "run_views") + "]")
         _emit_handlers(src)
 
     def _emit_arena(self, src):
@@ -386,11 +387,13 @@ class _Generator:
         )
 
     # -- pieces ----------------------------------------------------------------------------
-    def _copy_out_list(self):
-        return ", ".join(self._copy_out(i) for i in self.plan.fetches)
+    def _copy_out_list(self, views=False):
+        return ", ".join(self._copy_out(i, views) for i in self.plan.fetches)
 
-    def _copy_out(self, slot_index):
+    def _copy_out(self, slot_index, views=False):
         kind = self.plan.slots[slot_index].kind
+        if views and kind == "arena":
+            return f"s{slot_index}"
         return f"array(s{slot_index})" if kind == "dynamic" else f"s{slot_index}.copy()"
 
     def _bind_per_thread(self, name):
@@ -1001,7 +1004,7 @@ class NumpyExecutable:
     ``exe.call(ctx, *feed_arrays)`` in the plan's feed order (the lowest-overhead path: the
     generated function itself)."""
 
-    def __init__(self, plan, check_numerics=False):
+    def __init__(self, plan, check_numerics=False, views=False):
         self.plan = plan
         self.feed_tensors = [t for t, _ in plan.feeds]
         gen = _Generator(plan, NumericsTrap(plan) if check_numerics else None)
@@ -1012,6 +1015,15 @@ class NumpyExecutable:
         self._exec(gen.generate(entries=("run",)), self._filename)
         self.call = gen.ns["run"]
         self._run_traced = None  # compiled on the first traced run (most plans never are)
+        # views=True: results in the arena come back uncopied (valid until the next run; a
+        # plan split into parts copies them)
+        self.call_views = None
+        if views:
+            src = _Source()
+            src.split = gen.chunks is not None
+            gen.emit_entry(src, "run_views")
+            self._exec(src, self._filename[:-1] + " views>")
+            self.call_views = gen.ns["run_views"]
         gen.request_compiled()
 
     def _exec(self, src, filename):

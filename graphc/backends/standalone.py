@@ -37,6 +37,7 @@ from ..dtypes import DType
 from ..errors import GraphcError, UnimplementedError
 from ..ir.graph import OUTPUTS, TRAIN_CLAUSES, walk_needed
 from ..ir.node import Operation
+from ..ops import control
 from ..ops.random import seed_for
 from ..ops.state import GLOBAL_VARIABLES
 from . import numpy_backend
@@ -128,6 +129,12 @@ def _global_names(code) -> set:
     return names
 
 
+# graphc functions a generated module defines itself, instead of carrying their text: a
+# control op's kernel runs its body through ``run_function``, which in graphc compiles the
+# body on first use (backends/subplan.py) and here calls the body's rendered plan (_PRELUDE).
+_PROVIDED = {control.run_function: "run_function", control.loop_function: "loop_function"}
+
+
 @functools.lru_cache(maxsize=None)
 def _library(fn):
     """``(functions in dependency order, import and constant lines, error class names)`` that
@@ -162,6 +169,8 @@ def _library(fn):
                 if value.__name__ != name:
                     return False
                 errors.add(name)
+            elif any(value is f and n == name for f, n in _PROVIDED.items()):
+                pass  # the module's runtime defines it
             elif inspect.isfunction(value) and value.__name__ == name:
                 if not visit(value):
                     return False
@@ -206,6 +215,14 @@ class _Carried:
         self.names: dict = {}  # name -> function or constant line
         self.imports: set = set()
         self.errors: set = set()
+        # control-op bodies: Function -> the module-level name of its rendered ``_Body``;
+        # ``render_body(fn)`` (set by emit_module) renders one the first time it is named
+        self.bodies: dict = {}
+        self.render_body = None
+
+    def body(self, fn) -> str:
+        name = self.bodies.get(fn)
+        return name if name is not None else self.render_body(fn)
 
     def add(self, fn, what) -> str:
         """Carry ``fn``; returns its name. ``what`` names the op for an error."""
@@ -254,12 +271,17 @@ class _Carried:
 
 
 def _node_literal(node) -> str:
-    """A stateful step's node: what its kernel reads of it (name, random seed, inputs)."""
+    """A stateful step's node: what its kernel reads of it (name, random seed, inputs; a
+    control op's kernel names its op and location in a loop-shape error)."""
     if node.type == "variable":
         return _literal(node.name)
     seed = seed_for(node) if node.op.kind == "random" else None
     inputs = tuple(t.name for t in node.inputs)
-    return f"_Node({_literal(node.name)}, {_literal(seed)}, {_literal(inputs)})"
+    extra = ""
+    if node.op in control.CONTROL_OPS:
+        where = str(node.location) if node.location else None
+        extra = f", {_literal(node.op.name)}, {_literal(where)}"
+    return f"_Node({_literal(node.name)}, {_literal(seed)}, {_literal(inputs)}{extra})"
 
 
 def _what(step) -> str:
@@ -275,7 +297,10 @@ def _binding(name, value, carried, what) -> str:
         return f"np.{value.__name__}"  # a numpy ufunc or function
     if isinstance(value, functools.partial):
         fn = _binding(name, value.func, carried, what)
-        kw = "".join(f", {k}={_attr_literal(v)}" for k, v in value.keywords.items())
+        kw = "".join(
+            f", {k}={carried.body(v) if isinstance(v, control.Function) else _attr_literal(v)}"
+            for k, v in value.keywords.items()
+        )
         args = "".join(f", {_attr_literal(a)}" for a in value.args)
         return f"functools.partial({fn}{args}{kw})"
     if inspect.isfunction(value):
@@ -341,13 +366,51 @@ class _DType:
 
 
 class _Node:
-    """What stateful kernels read of their node: name, random seed, input names."""
+    """What stateful kernels read of their node: name, random seed, input names (and a
+    control op's op name and location, for its errors)."""
 
-    def __init__(self, name, seed=None, inputs=()):
+    def __init__(self, name, seed=None, inputs=(), op=None, location=None):
         self.name = name
         self.seed = seed
         self.inputs = [_Node(i) for i in inputs]
-        self.location = None
+        self.op = _Node(op) if op is not None else None
+        self.location = location
+
+
+class _Spec:
+    """What a control op's kernel reads of a body's parameter or result: its static type."""
+
+    def __init__(self, dtype, shape):
+        self.dtype = _DType(dtype)
+        self.shape = shape
+
+    def describe(self):
+        dims = "?" if self.shape is None else ", ".join("?" if d is None else str(d)
+                                                        for d in self.shape)
+        return f"[{self.dtype.name}({dims})]"
+
+
+class _Body:
+    """A control op's body (a branch, a loop's condition or step): its plan's ``run`` over
+    the parameters at ``positions``, and the static types of its parameters and results."""
+
+    def __init__(self, name, run, positions, params, outputs):
+        self.name = name
+        self.run = run
+        self.positions = positions
+        self.params = [_Spec(*p) for p in params]
+        self.outputs = [_Spec(*o) for o in outputs]
+
+
+def run_function(fn, ctx, arrays):
+    """Run body ``fn`` on ``arrays`` (its parameters' values, in order): a list of arrays."""
+    arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in arrays]
+    return fn.run(ctx, *[arrays[i] for i in fn.positions])
+
+
+def loop_function(fn, ctx, arrays):
+    """A loop's step function for body ``fn`` (its results are fresh arrays here)."""
+    return lambda values: run_function(fn, ctx, values)
 
 
 class _Context:
@@ -509,6 +572,38 @@ def emit_module(
     carried = _Carried()
     plans, tables = [], []
 
+    def body_of(fn):
+        """A control op's body, compiled at its parameters' static shapes (an unknown dim
+        is allocated at run time, as in any plan) and rendered as ``_BODY_<k>``; a body it
+        runs in turn is rendered first. Returns the name."""
+        k = len(carried.bodies)
+        carried.bodies[fn] = name = f"_BODY_{k}"
+        plan = compile_plan(
+            list(fn.outputs) + list(fn.targets),
+            feed_shapes={p: p.shape for p in fn.params if p.shape is not None},
+            optimize=optimize,
+            graph=fn.graph,
+        )
+        index = {p: i for i, p in enumerate(fn.params)}
+        positions = [index[t] for t, _ in plan.feeds]
+        lines = _render_plan(plan, f"_body_{k}", carried)  # (renders nested bodies first)
+
+        def spec(t):
+            return (np.dtype(t.dtype.np).name, None if t.shape is None else tuple(t.shape))
+
+        plans.append(
+            [f"# body {_literal(fn.name)}: {plan.stats['kernels']} kernels"]
+            + lines
+            + [
+                f"{name} = _Body({_literal(fn.name)}, _body_{k}(), {_literal(positions)}, "
+                f"{_literal([spec(p) for p in fn.params])}, "
+                f"{_literal([spec(o) for o in fn.outputs])})"
+            ]
+        )
+        return name
+
+    carried.render_body = body_of
+
     def plan_of(fetches, fetch_ops, label):
         """A plan for these fetches, rendered as ``_plan_<i>()``; its table entry."""
         shapes = {t: t.shape for t in feedable}
@@ -546,6 +641,8 @@ def emit_module(
         "run(feeds) -> dict"
         + (", train_step(feeds) -> dict" if clauses else "")
         + ". Needs only numpy.",
+        "from __future__ import annotations  # (carried functions' annotations name graphc types)",
+        "",
         "import base64",
         "import functools",
         "import threading",
@@ -600,6 +697,10 @@ def emit_module(
 
 _RESERVED = {
     "GraphcError",
+    "_Spec",
+    "_Body",
+    "run_function",
+    "loop_function",
     "_DType",
     "_Node",
     "_Context",

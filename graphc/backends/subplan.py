@@ -52,4 +52,39 @@ def run(fn, ctx, arrays):
     return exe.call(ctx, *[arrays[i] for i in positions])
 
 
+def loop(fn, ctx, arrays):
+    """A loop's step function for ``fn`` on inputs like ``arrays`` (``control.loop_function``):
+    the body's plan, compiled once for the signature, as two executables whose arenas
+    alternate, so each step's results are returned uncopied (views of one arena) while the
+    next step, on the other arena, reads them. A result outside the arena (a fed value
+    passed through, a variable's) is copied as usual."""
+    arrays = [a if type(a) is np.ndarray else np.asarray(a) for a in arrays]
+    key = ("loop",) + _signature(arrays)
+    entry = fn.cache.get(key)
+    if entry is None:
+        exe, positions = compiled(fn, arrays)
+        with fn.lock:
+            entry = fn.cache.setdefault(
+                key,
+                ([NumpyExecutable(exe.plan, views=True) for _ in range(2)], positions),
+            )
+    exes, positions = entry
+    calls = [e.call_views for e in exes]
+    turn = [0]
+
+    def step(values):
+        i = turn[0]
+        turn[0] = 1 - i
+        return calls[i](
+            ctx,
+            *[
+                v if type(v) is np.ndarray else np.asarray(v)
+                for v in map(values.__getitem__, positions)
+            ],
+        )
+
+    return step
+
+
 control.RUN_FUNCTION[0] = run
+control.LOOP_FUNCTION[0] = loop

@@ -758,6 +758,18 @@ def _param_types(opdef, inputs, attrs):
     )
 
 
+param_types = _param_types
+
+
+def function_in(region, params, result, name, before):
+    """A Function over a body built in an existing ``region`` (``fn g(...) in f`` in .g):
+    its outputs are ``result``'s tensors; its effects, the effect ops not in ``before``."""
+    leaves = [] if result is None else _flatten(result)[0]
+    outs = _outputs(region, leaves, name)
+    targets = [op for op in _effects(region) if op not in before]
+    return Function(region, params, outs, name, targets=targets)
+
+
 def bodies_from_callables(opdef, inputs, attrs):
     """``attrs`` with each callable (a branch, condition or body taking every parameter,
     captures included) traced into a Function, for ``op.cond(...)`` & co. in ``.g``."""

@@ -81,6 +81,8 @@ class UserFn:
     body: Tree
     location: SourceLocation
     scope: Scope  # where it was defined: its body sees those names (lexical scope)
+    lets: list = field(default_factory=list)  # a block fn's (name, expr) before its return
+    within: str | None = None  # `fn g(...) in f {...}`: traced into f's region
 
 
 @dataclass
@@ -454,6 +456,12 @@ class ModelBuilder(Interpreter):
         self.scope = Scope(parent=globals_)
         self.deferred: list[Tree] = []
         self.fn_calls = 0  # user fn bodies expanded so far (bounded: MAX_FN_CALLS)
+        # op.X(..., body_fn=f) bodies: id(fn) -> its Function (a fn named again for the same
+        # parameter types is the same body), id(fn) -> (region, names) of its last trace
+        # (what `fn g(...) in f` is traced into); _traced collects them during one op's trace
+        self._bodies: dict = {}
+        self._regions: dict = {}
+        self._traced: dict | None = None
 
     # -- statements ---------------------------------------------------------------------------
     def model(self, tree):
@@ -613,6 +621,26 @@ class ModelBuilder(Interpreter):
             UserFn(fname.value, params, body, self.src.of(tree.meta), self.scope),
             tree.meta,
         )
+
+    def fn_block(self, tree):
+        """``fn NAME(params) [in F] { t0 = expr ... return expr }``: a fn whose named values
+        are built once however often they are used (see grammar/graphc.lark)."""
+        fname, *rest = tree.children
+        params = [p.value for p in rest if isinstance(p, Token)]
+        within = next(
+            (c.children[0].value for c in rest if getattr(c, "data", "") == "fn_in"), None
+        )
+        lets = [
+            (c.children[0].value, c.children[1])
+            for c in rest
+            if isinstance(c, Tree) and c.data == "fn_let"
+        ]
+        if len(set(params)) != len(params):
+            raise GraphcError(
+                f"fn {fname.value}: a parameter name appears twice", self.src.of(tree.meta)
+            )
+        fn = UserFn(fname.value, params, rest[-1], self.src.of(tree.meta), self.scope, lets, within)
+        self._bind(fname.value, fn, tree.meta)
 
     def let(self, tree):
         n_targets = next(i for i, c in enumerate(tree.children) if c.data != "name")
@@ -775,12 +803,10 @@ class ModelBuilder(Interpreter):
             if any(isinstance(v, UserFn) for v in kwargs.values()):
                 # a control op written as is (what graph.to_text prints): op.scan(h0, xs, w,
                 # body_fn=f, ...); each fn takes every parameter of its body explicitly
-                kwargs = {k: self._body(builder, v, callee) for k, v in kwargs.items()}
                 trace = opdef.extra.get("bodies_from_callables")
                 if trace is None:
                     raise GraphcError(f"{callee}() takes no fn arguments", loc)
-                with _Guard(loc, callee):
-                    kwargs = trace(ins, kwargs)
+                kwargs = self._op_bodies(builder, opdef, callee, ins, kwargs, trace, loc)
             return builder._build(meta, callee, opdef, *ins, **kwargs)
         if "." in callee:
             raise NotFoundError(f"unknown namespace in {callee!r}; only op.NAME is allowed", loc)
@@ -816,6 +842,78 @@ class ModelBuilder(Interpreter):
         _signature_check(fn, callee, args, kwargs, loc)
         return builder._build(meta, f"{callee}()", fn, *args, **kwargs)
 
+    def _op_bodies(self, builder, opdef, callee, ins, kwargs, trace, loc):
+        """The attributes of ``op.X(..., body_fn=f)`` with each fn traced into a body. A fn
+        already traced for the same parameter types (in this graph) is that same body; a
+        ``fn g(...) in f`` is traced into the region of f's last trace."""
+        from .control import function_in, param_types
+
+        with _Guard(loc, callee):
+            types = param_types(opdef, ins, kwargs)
+        out, fresh = {}, {}
+        for k, v in kwargs.items():
+            if not isinstance(v, UserFn):
+                out[k] = v
+                continue
+            prev = self._bodies.get(id(v))
+            if (
+                prev is not None
+                and prev.graph.parent is get_default_graph()
+                and [(p.dtype, p.shape) for p in prev.params] == types
+            ):
+                out[k] = prev
+            elif v.within is not None:
+                out[k] = self._trace_within(builder, v, k, types, function_in)
+            else:
+                out[k], fresh[k] = self._body(builder, v, callee), v
+        saved, self._traced = self._traced, {}
+        try:
+            with _Guard(loc, callee):
+                out = trace(ins, out)
+        finally:
+            traced, self._traced = self._traced, saved
+        for k, v in fresh.items():
+            self._bodies[id(v)] = out[k]
+            if id(v) in traced:
+                self._regions[id(v)] = traced[id(v)]
+        return out
+
+    def _trace_within(self, builder, fn: UserFn, key, types, function_in):
+        """``fn g(p...) in f { ... }``: g's body built in the region of f's last trace, where
+        a parameter named as one of that region's names is that tensor (f's parameter) and
+        any other is a new parameter of the region; its named values join the region's."""
+        try:
+            target = fn.scope.lookup(fn.within)
+        except KeyError:
+            target = None
+        region_scope = self._regions.get(id(target)) if isinstance(target, UserFn) else None
+        if region_scope is None:
+            raise GraphcError(
+                f"fn {fn.name} is `in {fn.within}`, but {fn.within} is not a fn traced as a "
+                "body before it",
+                fn.location,
+            )
+        if len(types) != len(fn.params):
+            raise GraphcError(
+                f"fn {fn.name} takes ({', '.join(fn.params)}) but its op passes "
+                f"{len(types)} values",
+                fn.location,
+            )
+        region, scope = region_scope
+        params = []
+        for name, (dtype, shape) in zip(fn.params, types, strict=True):
+            t = scope.values.get(name)
+            if not (isinstance(t, Tensor) and t.graph is region):
+                from ..ops.control import param
+
+                t = scope.values[name] = param(region, dtype, shape, name)
+            params.append(t)
+        before = set(region.get_operations())
+        with region.as_default():
+            inner = ExprBuilder(self, scope, None, None, builder.depth + 1)
+            result = _evaluate_fn(inner, fn, scope)
+            return function_in(region, params, result, key, before)
+
     def _body(self, builder, fn, callee):
         """A user fn passed to ``callee`` as the Python callable it expects (a branch or a
         loop body); its nodes are built where ``callee`` traces it."""
@@ -829,14 +927,18 @@ class ModelBuilder(Interpreter):
                     f"it takes ({', '.join(fn.params)})",
                     fn.location,
                 )
-            inner = ExprBuilder(
-                self,
-                Scope(dict(zip(fn.params, args, strict=True)), parent=fn.scope),
-                None,
-                None,
-                builder.depth + 1,
-            )
-            return inner.evaluate(fn.body)
+            if fn.within is not None:
+                raise GraphcError(
+                    f"fn {fn.name} is `in {fn.within}`: it is a body of op.{callee.split('.')[-1]}"
+                    "(...) only (the form graph.to_text prints)",
+                    fn.location,
+                )
+            scope = Scope(dict(zip(fn.params, args, strict=True)), parent=fn.scope)
+            inner = ExprBuilder(self, scope, None, None, builder.depth + 1)
+            result = _evaluate_fn(inner, fn, scope)
+            if self._traced is not None:  # op.X(...): remember the region and its names
+                self._traced[id(fn)] = (get_default_graph(), scope)
+            return result
 
         return body
 
@@ -866,14 +968,26 @@ class ModelBuilder(Interpreter):
                 raise GraphcError(f"{fn.name}(): {k!r} given twice", loc)
             bound[k] = v
         # The body sees its parameters and the names defined before the fn was called.
+        if fn.within is not None:
+            raise GraphcError(
+                f"fn {fn.name} is `in {fn.within}`: it is a body of op.X(...) only", loc
+            )
+        scope = Scope(bound, parent=fn.scope)
         inner = ExprBuilder(
             self,
-            Scope(bound, parent=fn.scope),
+            scope,
             builder.stmt_name if meta is builder.root else None,
             fn.body.meta if meta is builder.root else None,
             builder.depth + 1,
         )
-        return inner.evaluate(fn.body)
+        return _evaluate_fn(inner, fn, scope)
+
+
+def _evaluate_fn(builder, fn: UserFn, scope: Scope):
+    """A fn's value: its block's named values bound in ``scope`` in order, then its body."""
+    for name, expr in fn.lets:
+        scope.values[name] = builder.evaluate(expr)
+    return builder.evaluate(fn.body)
 
 
 def _expansion(fn: UserFn, memo: dict, active=frozenset()) -> int:
@@ -881,7 +995,7 @@ def _expansion(fn: UserFn, memo: dict, active=frozenset()) -> int:
     body calls (a recursive call counts 1: the depth limit stops it)."""
     if id(fn) in memo:
         return memo[id(fn)]
-    total, todo = 1, [fn.body]
+    total, todo = 1, [fn.body] + [expr for _, expr in fn.lets]
     while todo:
         node = todo.pop()
         if not isinstance(node, Tree):
@@ -1038,7 +1152,7 @@ def _loads(text, model, filename, graph, tree=None):
     with graph.as_default():
         # file-level fns and consts, in order, are visible to every model of the file
         for item in tree.children:
-            if item.data in ("fn_def", "const_def"):
+            if item.data in ("fn_def", "fn_block", "const_def"):
                 builder.visit(item)
         builder.visit(chosen)
     return graph

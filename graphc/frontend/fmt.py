@@ -158,6 +158,20 @@ class _Layout(Transformer):
         return (f"fn {c[0].value}({params}) = {_wrap(c[-1], _CMP)}", meta)
 
     @v_args(meta=True)
+    def fn_block(self, meta, c):
+        params = ", ".join(t.value for t in c[1:] if isinstance(t, Token))
+        within = "".join(f" in {x}" for x in c[1:] if isinstance(x, _In))
+        lets = "".join(f"\n  {x}" for x in c[1:] if isinstance(x, _Let))
+        body = f"{lets}\n  return {_wrap(c[-1], _CMP)}\n}}"
+        return (f"fn {c[0].value}({params}){within} {{{body}", meta)
+
+    def fn_in(self, c):
+        return _In(c[0].value)
+
+    def fn_let(self, c):
+        return _Let(f"{c[0].value} = {_wrap(c[1], _CMP)}")
+
+    @v_args(meta=True)
     def random_seed(self, meta, c):
         return (f"random_seed {c[0].value}", meta)
 
@@ -168,6 +182,14 @@ class _Layout(Transformer):
     @v_args(meta=True)
     def train(self, meta, c):
         return (f"train {c[0][0]} with {c[1].value}({self._items(c[2:])})", meta)
+
+
+class _In(str):
+    """``in F`` of a block fn, formatted."""
+
+
+class _Let(str):
+    """A block fn's ``name = expr``, formatted."""
 
 
 def format_source(text: str, filename: str = "<string>") -> str:
@@ -210,6 +232,7 @@ def format_source(text: str, filename: str = "<string>") -> str:
         tails = [
             trailing.pop(n).rstrip() for n in range(meta.line, meta.end_line + 1) if n in trailing
         ]
+        stmt_text = stmt_text.replace("\n", "\n" + indent)  # a block fn's lines
         lines.append(indent + stmt_text + "".join(f"  {t}" for t in tails))
         last[0] = meta.end_line
 

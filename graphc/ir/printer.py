@@ -154,6 +154,7 @@ class _Printer:
         self.root = self
         self.fn_lines: list = []  # fn definitions not yet written (bodies of control ops)
         self.fn_names: dict = {}  # Function -> its fn's name
+        self.regions: dict = {}  # a body's graph -> _Region (what its fns share)
         self.graph = graph
         self.ops_by_name = {op.name for op in graph.get_operations()}
         self.ops = graph.get_operations()
@@ -340,12 +341,31 @@ class _Printer:
                 i += 1
                 name = f"{key}{i}"
             self.fn_names[fn] = name
-            params = [f"p{i}" for i in range(len(fn.params))]
-            body = _BodyPrinter(self, fn, params)
+            region = self._region(fn.graph)
+            params = [region.param_name(p) for p in fn.params]
+            body = _BodyPrinter(self, fn, region)
             outs = [body.ref(t) for t in fn.outputs]
             expr = outs[0] if len(outs) == 1 else "[" + ", ".join(outs) + "]"
-            self.fn_lines.append(f"  fn {name}({', '.join(params)}) = {expr}")
+            head = f"  fn {name}({', '.join(params)})"
+            if not region.block:
+                self.fn_lines.append(f"{head} = {expr}")
+            else:
+                within = f" in {region.first}" if region.first is not None else ""
+                region.first = region.first or name
+                lets = "".join(f"    {line}\n" for line in body.lets)
+                self.fn_lines.append(f"{head}{within} {{\n{lets}    return {expr}\n  }}")
         return name
+
+    def _region(self, graph) -> _Region:
+        region = self.regions.get(graph)
+        if region is None:
+            fns = []
+            for op in self.ops:
+                _functions_in(op, fns)
+            for g in {f.graph for f in fns}:
+                self.regions[g] = _Region(g, [f for f in fns if f.graph is g])
+            region = self.regions[graph]
+        return region
 
     def text(self, model_name: str) -> str:
         lines = [] if self.graph.seed is None else [f"  random_seed {int(self.graph.seed)}"]
@@ -365,31 +385,85 @@ class _Printer:
         return f"model {format_name(model_name)} {{\n" + "\n".join(lines) + "\n}\n"
 
 
-class _BodyPrinter(_Printer):
-    """A control op's body as one expression over its parameters ``p0, p1…``: each node is
-    written inline where it is used (a node used twice is written twice, and loading the
-    text builds it twice: the text is still a fixed point)."""
+def _functions_in(op, out: list) -> None:
+    """The Functions of control op ``op`` and of the control ops in their bodies, in order."""
+    for v in op.attrs.values():
+        if _is_function(v) and v not in out:
+            out.append(v)
+            for inner in v.graph.get_operations():
+                _functions_in(inner, out)
 
-    def __init__(self, root, fn, params):
-        self.root, self.fn = root, fn
-        self.names = dict(zip(fn.params, params, strict=True))
+
+class _Region:
+    """What the fns of one body graph share when printed: its parameters' names (``p0``…,
+    unique across the region), the names of the values a block fn binds (``t0``…), and
+    how often each node is used. A region whose fns share nodes (a gradient's body is
+    traced over its forward body's nodes) or that uses a node twice prints as block fns
+    (``fn f(p0) { t0 = … return … }``, the later fns ``in`` the first), so loading the text
+    builds each node once, as the graph has it."""
+
+    def __init__(self, graph, fns):
+        self.graph = graph
+        self.names: dict = {}  # parameter tensor -> name
+        self.lets: dict = {}  # op -> the name a block binds it to
+        self.first = None  # the name of the region's first printed fn
+        params = {p for f in fns for p in f.params}
+        self.uses: dict = {}
+        seen, todo = set(), [t.op for f in fns for t in f.outputs if t not in params]
+        for f in fns:
+            for t in f.outputs:
+                if t.graph is graph and t not in params:
+                    self.uses[t.op] = self.uses.get(t.op, 0) + 1
+        while todo:
+            op = todo.pop()
+            if op in seen or op.graph is not graph:
+                continue
+            seen.add(op)
+            for t in op.inputs:
+                if t.graph is graph and t not in params:
+                    self.uses[t.op] = self.uses.get(t.op, 0) + 1
+                    todo.append(t.op)
+        self.block = len(fns) > 1 or any(n > 1 for n in self.uses.values())
+
+    def param_name(self, t) -> str:
+        name = self.names.get(t)
+        if name is None:
+            name = self.names[t] = f"p{len(self.names)}"
+        return name
+
+
+class _BodyPrinter(_Printer):
+    """A control op's body as one expression over its parameters ``p0, p1…``: a node used
+    once is written inline where it is used; in a block fn, a node used more than once (or
+    by another fn of the region) is bound to a name once (``lets``) and named after that."""
+
+    def __init__(self, root, fn, region):
+        self.root, self.fn, self.region = root, fn, region
+        self.lets: list = []  # this fn's `name = expr` lines, in dependency order
 
     def ref(self, t) -> str:
-        if t in self.names:
-            return self.names[t]
+        region = self.region
+        if t in region.names:
+            return region.names[t]
         if t.graph is not self.fn.graph:  # an outer variable an assign names
             return self.root.ref(t)
         op = t.op
-        if op.type in ("placeholder", "variable"):
-            raise GraphcError(f"cannot print {op.describe()} inside a body as .g")
-        expr = self._expr(op)
-        if op.type in _INFIX or op.type in ("matmul", "neg"):
-            expr = f"({expr})"
-        if op.control_inputs:
-            raise GraphcError(
-                f"cannot print {op.describe()} inside a body as .g: it has control dependencies"
-            )
-        return f"{expr}[{t.index}]" if len(op.outputs) > 1 else expr
+        name = region.lets.get(op)
+        if name is None:
+            if op.type in ("placeholder", "variable"):
+                raise GraphcError(f"cannot print {op.describe()} inside a body as .g")
+            if op.control_inputs:
+                raise GraphcError(
+                    f"cannot print {op.describe()} inside a body as .g: it has control dependencies"
+                )
+            expr = self._expr(op)
+            if not (region.block and region.uses.get(op, 0) > 1):
+                if op.type in _INFIX or op.type in ("matmul", "neg"):
+                    expr = f"({expr})"
+                return f"{expr}[{t.index}]" if len(op.outputs) > 1 else expr
+            name = region.lets[op] = f"t{len(region.lets)}"
+            self.lets.append(f"{name} = {expr}")
+        return f"{name}[{t.index}]" if len(op.outputs) > 1 else name
 
     def operand(self, t, other=None) -> str:
         return self.ref(t)

@@ -21,6 +21,7 @@ attached by ``frontend/control.py`` (they trace gradients of the bodies, which n
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import numpy as np
@@ -105,6 +106,9 @@ class Function:
         self.targets = tuple(targets)  # ops run for their effects (a branch's assigns)
         self.name = name
         self.cache: dict = {}
+        # bodies the compiler derives from this one (passes/control.py: without some
+        # outputs), by what they leave out, so their compiled plans are reused
+        self.variants: dict = {}
         self.lock = threading.Lock()
         for t in self.params + self.outputs:
             if t.graph is not graph:
@@ -131,6 +135,21 @@ def run_function(fn: Function, ctx, arrays):
     if runner is None:
         raise GraphcError("control-flow bodies need graphc.backends.subplan (import graphc)")
     return runner(fn, ctx, arrays)
+
+
+# Installed by backends/subplan.py: loop_function(fn, ctx, arrays) -> step(arrays) -> list.
+LOOP_FUNCTION = [None]
+
+
+def loop_function(fn, ctx, arrays):
+    """``step(arrays) -> outputs``: ``fn`` run again and again on arrays shaped like
+    ``arrays`` (a loop's iterations), without looking up its compiled form each time. The
+    outputs may be views of the body's working memory, valid until the step after next: a
+    loop copies what it keeps longer."""
+    maker = LOOP_FUNCTION[0]
+    if maker is None:
+        return functools.partial(run_function, fn, ctx)
+    return maker(fn, ctx, arrays)
 
 
 def _merge_shape(a, b):
@@ -284,7 +303,18 @@ def _scan_infer(ins, attrs):
     return carries + ys + history
 
 
-def _scan_kernel(ctx, node, *args, body_fn, n_carry, n_elems, reverse=False):
+def _scan_kernel(
+    ctx,
+    node,
+    *args,
+    body_fn,
+    n_carry,
+    n_elems,
+    reverse=False,
+    record=True,
+    ys_kept=None,
+    n_ys=None,
+):
     k, m = n_carry, n_elems
     carry = list(args[:k])
     elems, caps = args[k : k + m], list(args[k + m :])
@@ -295,15 +325,27 @@ def _scan_kernel(ctx, node, *args, body_fn, n_carry, n_elems, reverse=False):
         )
     (n,) = lengths
     invariants = [p.shape for p in body_fn.params[:k]]
-    hist = [np.empty((n,) + np.shape(c), np.asarray(c).dtype) for c in carry]
+    if record:
+        hist = [np.empty((n,) + np.shape(c), np.asarray(c).dtype) for c in carry]
+    else:  # nothing reads them (passes/control.py): stand-ins of their shape, no copies
+        hist = [
+            np.broadcast_to(np.zeros((), np.asarray(c).dtype), (n,) + np.shape(c)) for c in carry
+        ]
     ys = None
+    body = None  # the body's step function, for as long as the carries keep their shapes
     for step, t in enumerate(range(n - 1, -1, -1) if reverse else range(n)):
-        for h, c in zip(hist, carry, strict=True):
-            h[t] = c
-        outs = run_function(body_fn, ctx, carry + [e[t] for e in elems] + caps)
+        if record:
+            for h, c in zip(hist, carry, strict=True):
+                h[t] = c
+        inputs = carry + [e[t] for e in elems] + caps
+        if body is None:
+            body = loop_function(body_fn, ctx, inputs)
+        outs = body(inputs)
         for j, (v, inv) in enumerate(zip(outs[:k], invariants, strict=True)):
-            if np.shape(v) != np.shape(carry[j]) and not _fits(np.shape(v), inv):
-                raise _loop_shape_error(node, "carry", j, np.shape(v), inv, step + 1)
+            if np.shape(v) != np.shape(carry[j]):
+                body = None  # a new signature (the invariants allow it): look it up again
+                if not _fits(np.shape(v), inv):
+                    raise _loop_shape_error(node, "carry", j, np.shape(v), inv, step + 1)
         carry = list(outs[:k])
         if ys is None:
             ys = [np.empty((n,) + np.shape(y), np.asarray(y).dtype) for y in outs[k:]]
@@ -319,7 +361,12 @@ def _scan_kernel(ctx, node, *args, body_fn, n_carry, n_elems, reverse=False):
                     node.location,
                 )
             ys.append(np.empty((0,) + tuple(y.shape), y.dtype.np))
-    return tuple([_copy_if_input(c, args) for c in carry] + ys + hist)
+    if ys_kept is not None:  # the compiler dropped the ys nothing reads (passes/control.py)
+        kept, ys = ys, [np.zeros((0,)) for _ in range(n_ys)]
+        for j, y in zip(ys_kept, kept, strict=True):
+            ys[j] = y
+    # the last carries may be views of the body's memory (loop_function): copies of their own
+    return tuple([np.array(c, copy=True) for c in carry] + ys + hist)
 
 
 SCAN = register(
@@ -331,7 +378,8 @@ SCAN = register(
         stateful=True,
         doc="Loops body_fn over the leading axis of the elems (JAX's scan): body_fn(carry..., "
         "x_t..., captured...) -> (carry..., y_t...); returns the final carries, the stacked "
-        "y's and the stacked carries each step started from (what the gradient needs).",
+        "y's and the stacked carries each step started from (what the gradient needs; with "
+        "record=False, set by the compiler when nothing reads them, zero stand-ins).",
     )
 )
 

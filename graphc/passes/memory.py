@@ -329,8 +329,10 @@ def concat_parts(steps, slot_of, fetched) -> dict:
 def plan_memory(program: Program, tile_elems: int = TILE_ELEMS) -> Program:
     """Lay out every buffer (``program.facts.memory``, a ``MemoryPlan``)."""
     from .collectives import number_collectives
+    from .control import unrecorded_scans
 
     number_collectives(program)  # the collectives' shared signature record
+    unrecorded_scans(program)  # a scan records (and stacks) only what is read
     steps = steps_of(program)
     slot_of, slots = value_slots(program, steps)
     lifetimes(program, steps, slot_of)

@@ -1,5 +1,6 @@
-"""``tf.contrib.seq2seq.sequence_loss``: the weighted cross-entropy of a sequence of
-logits, averaged as TF averages it."""
+"""``tf.contrib.seq2seq``: ``sequence_loss`` (the weighted cross-entropy of a sequence of
+logits, averaged as TF averages it) and the decoding loop (``TrainingHelper``,
+``GreedyEmbeddingHelper``, ``BasicDecoder``, ``dynamic_decode``: seq2seq_decode.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from ...ops.nn import sparse_softmax_cross_entropy_with_logits
 from ...ops.reduce import reduce_sum
 from ...ops.sources import convert
 from .._support import module_getattr
+from .seq2seq_decode import (  # noqa: F401 - the decoding loop (its own module)
+    BasicDecoder,
+    BasicDecoderOutput,
+    GreedyEmbeddingHelper,
+    Helper,
+    TrainingHelper,
+    dynamic_decode,
+)
 
 
 def sequence_loss(
