@@ -20,7 +20,7 @@ import numpy as np
 from ..compiler import compile as compile_plan
 from ..errors import ShapeError
 from ..ops import control
-from ..ops.control import _fits, _loop_shape_error
+from ..ops.control import _fits, _loop_shape_error, _stacked_outputs
 
 
 class BodyRunner:
@@ -115,20 +115,7 @@ def _scan(
             ys = [xp.empty((n,) + tuple(y.shape), y.dtype) for y in outs[k:]]
         for buf, y in zip(ys, outs[k:], strict=True):
             buf[t] = y
-    if ys is None:  # no steps: the outputs' static shapes say what an empty stack is
-        ys = []
-        for y in body_fn.outputs[k:]:
-            if y.shape is None or any(not isinstance(d, int) for d in y.shape):
-                raise ShapeError(
-                    f"scan '{node.name}' over 0 elements: the shape of its output "
-                    f"{y.describe()} is not static",
-                    node.location,
-                )
-            ys.append(xp.empty((0,) + tuple(y.shape), y.dtype.np))
-    if ys_kept is not None:  # the compiler dropped the ys nothing reads (passes/control.py)
-        kept, ys = ys, [xp.zeros((0,)) for _ in range(n_ys)]
-        for j, y in zip(ys_kept, kept, strict=True):
-            ys[j] = y
+    ys = _stacked_outputs(xp, node, body_fn, k, ys, ys_kept, n_ys)
     return tuple([r.fresh(c, args) for c in carry] + ys + hist)
 
 

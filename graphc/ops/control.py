@@ -351,7 +351,17 @@ def _scan_kernel(
             ys = [np.empty((n,) + np.shape(y), np.asarray(y).dtype) for y in outs[k:]]
         for buf, y in zip(ys, outs[k:], strict=True):
             buf[t] = y
-    if ys is None:  # no steps: the outputs' static shapes say what an empty stack is
+    ys = _stacked_outputs(np, node, body_fn, k, ys, ys_kept, n_ys)
+    # the last carries may be views of the body's memory (loop_function): copies of their own
+    return tuple([np.array(c, copy=True) for c in carry] + ys + hist)
+
+
+def _stacked_outputs(xp, node, body_fn, k, ys, ys_kept, n_ys):
+    """A scan's stacked outputs once its steps have run: empty stacks when there were no
+    steps (their static shapes say what an empty stack is), and an empty placeholder in
+    each slot of a stacked output the compiler dropped because nothing reads it
+    (``ys_kept``, passes/control.py). ``xp`` is numpy or cupy."""
+    if ys is None:
         ys = []
         for y in body_fn.outputs[k:]:
             if y.shape is None or any(not isinstance(d, int) for d in y.shape):
@@ -360,13 +370,12 @@ def _scan_kernel(
                     f"{y.describe()} is not static",
                     node.location,
                 )
-            ys.append(np.empty((0,) + tuple(y.shape), y.dtype.np))
-    if ys_kept is not None:  # the compiler dropped the ys nothing reads (passes/control.py)
-        kept, ys = ys, [np.zeros((0,)) for _ in range(n_ys)]
+            ys.append(xp.empty((0,) + tuple(y.shape), y.dtype.np))
+    if ys_kept is not None:
+        kept, ys = ys, [xp.zeros((0,)) for _ in range(n_ys)]
         for j, y in zip(ys_kept, kept, strict=True):
             ys[j] = y
-    # the last carries may be views of the body's memory (loop_function): copies of their own
-    return tuple([np.array(c, copy=True) for c in carry] + ys + hist)
+    return ys
 
 
 SCAN = register(
