@@ -71,7 +71,11 @@ def test_text_cnn_trains_and_checkpoints(monkeypatch, tmp_path):
     # embedding + parallel conv/max-pool branches concatenated, xw_plus_b, l2 loss,
     # compute_gradients/apply_gradients with a global step, histogram and zero_fraction
     # summaries, Saver(max_to_keep=2); TF 2.21, 12 epochs: dev accuracy 0.85 (graphc 0.91)
-    ns = run_script("text_cnn", monkeypatch, tmp_path, num_epochs="10")
+    # the script seeds nothing; unseeded, its dev accuracy over 8 graph seeds spread from
+    # 0.70 to 0.94, so the graph seed is set (seed 0: 0.91), the script otherwise unchanged
+    conf = "  session_conf = tf.ConfigProto(allow_soft_placement=True, log_device_placement=False)"
+    seeded = "  tf.set_random_seed(0); " + conf.strip()
+    ns = run_script("text_cnn", monkeypatch, tmp_path, lines=[(conf, seeded)], num_epochs="10")
     assert ns["train_losses"][-1] < ns["train_losses"][0]
     assert ns["dev_accuracy"] > 0.7
     assert ns["path"].endswith("model-100")
