@@ -4,8 +4,8 @@ numpy has no erf ufunc; graphc's kernel is a vectorized formula (graphc/ops/elem
 Each line times, side by side in rounds, ``erf``, exact ``gelu`` and ``tanh`` on the same
 1M-element vector, once as the numpy kernels themselves and once as a one-op graph in a
 session: with compiled loops off (``GRAPHC_NO_CC=1``: what runs without a C++ compiler)
-and, when a compiler is there, on (gelu's elementwise chain then fuses into one compiled
-loop that calls libm's erf; a lone erf stays the numpy kernel)."""
+and, when a compiler is there, on (erf, alone or in gelu's elementwise chain, then runs
+as one compiled loop that calls libm's erf)."""
 
 from __future__ import annotations
 

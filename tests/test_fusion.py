@@ -1,5 +1,7 @@
 """Elementwise fusion: the benchmark chain becomes one tiled kernel; boundaries have reasons."""
 
+import math
+
 import numpy as np
 
 import graphc as gc
@@ -86,3 +88,18 @@ def test_groups_that_wait_for_each_other_stay_apart():
     with gc.Session(optimize=0) as ref, gc.Session(optimize=2) as opt:
         np.testing.assert_allclose(opt.run(b, {x: X}), ref.run(b, {x: X}), rtol=1e-12)
     assert plan.stats["kernels"] >= 2
+
+
+def test_a_lone_erf_is_a_group_of_its_own_and_a_lone_tanh_is_not():
+    # numpy has no erf ufunc (its kernel is a formula of many passes), so erf alone is worth
+    # a fused kernel (compiled for the host where a compiler is); tanh alone is one ufunc call
+    x = gc.placeholder(gc.float64, (None,))
+    e, t = gc.erf(x), gc.tanh(x)
+    plan = gc.compile([e, t], feed_shapes={x: (1000,)})
+    fused = [st for st in plan.steps if st.kind == "fused"]
+    assert [[b.op.name for b in st.body] for st in fused] == [["erf"]]
+    X = np.linspace(-6, 6, 1001)
+    with gc.Session(optimize=2) as sess:
+        got = sess.run(e, {x: X})
+    # the fused kernel (libm's erf when compiled, the numpy formula when not) within 3 ulps
+    np.testing.assert_array_max_ulp(got, np.array([math.erf(v) for v in X]), maxulp=3)

@@ -94,6 +94,7 @@ def elementwise(
     samples=None,
     differentiable=True,
     doc="",
+    fuse_alone=False,
 ):
     infer = (unary_rule if arity == 1 else binary_rule)(kind, out)
     infer.op_name = name
@@ -108,6 +109,7 @@ def elementwise(
             expr=expr,
             kind="elementwise",
             differentiable=differentiable,
+            fuse_alone=fuse_alone,
             samples=samples,
             doc=doc,
         )
@@ -421,6 +423,7 @@ ERF = elementwise(
     _erf,
     "erf({0})",
     lambda op, g: [g * (2 / math.sqrt(math.pi)) * exp(-square(op.inputs[0]))],
+    fuse_alone=True,  # numpy has no erf: its kernel is a rational/tanh formula of many passes
 )
 FLOOR = elementwise("floor", np.floor, "floor({0})", _zero_grad)
 CEIL = elementwise("ceil", np.ceil, "ceil({0})", _zero_grad)

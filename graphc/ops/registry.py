@@ -34,6 +34,9 @@ class OpDef:
     kind: str = "other"
     stateful: bool = False  # kernel reads/writes session state: never folded or CSE'd
     differentiable: bool = True
+    # an elementwise op whose numpy kernel is a many-pass formula (no ufunc): fusion makes a
+    # group of it alone, so a backend that compiles groups runs it as one loop
+    fuse_alone: bool = False
     samples: Callable | None = None
     doc: str = ""
     extra: dict = field(default_factory=dict)  # room for backends: e.g. extra["cupy"]

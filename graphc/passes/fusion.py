@@ -229,12 +229,14 @@ def fuse(program: Program) -> Program:
 
 
 def _units_in_order(sched, group_of):
-    """Groups (of two or more) and lone nodes, in a topological order of the contracted
-    graph; ties keep the schedule's order."""
+    """Groups (of two or more, or of one op that asks for it: ``OpDef.fuse_alone``) and lone
+    nodes, in a topological order of the contracted graph; ties keep the schedule's order."""
 
     def unit(n):
         g = group_of.get(n)
-        return g if g is not None and len(g.members) > 1 else n
+        if g is None or (len(g.members) == 1 and not g.members[0].op.fuse_alone):
+            return n
+        return g
 
     index, preds = {}, {}
     for n in sched:
@@ -251,7 +253,7 @@ def _units_in_order(sched, group_of):
 
 
 def _contract(program, sched, group_of):
-    """Replace each group of two or more nodes by one FUSED node, in place."""
+    """Replace each group (see ``_units_in_order``) by one FUSED node, in place."""
     consumers = program.consumers()
     # values a group must materialize (fetched, or waited for): one set for every group
     pinned = (
