@@ -18,9 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiler import compile as compile_plan
-from ..errors import ShapeError
 from ..ops import control
-from ..ops.control import _fits, _loop_shape_error, _stacked_outputs
+from ..ops.control import _fits, _loop_shape_error, _scan_length, _stacked_outputs
 
 
 class BodyRunner:
@@ -90,12 +89,7 @@ def _scan(
     xp, k, m = r.xp, n_carry, n_elems
     carry = list(args[:k])
     elems, caps = args[k : k + m], list(args[k + m :])
-    lengths = {e.shape[0] for e in elems}
-    if len(lengths) != 1:
-        raise ShapeError(
-            f"scan '{node.name}': elems have different lengths {sorted(lengths)}", node.location
-        )
-    (n,) = lengths
+    n = _scan_length(node, elems)
     invariants = [p.shape for p in body_fn.params[:k]]
     if record:
         hist = [xp.empty((n,) + tuple(c.shape), c.dtype) for c in carry]

@@ -318,12 +318,7 @@ def _scan_kernel(
     k, m = n_carry, n_elems
     carry = list(args[:k])
     elems, caps = args[k : k + m], list(args[k + m :])
-    lengths = {e.shape[0] for e in elems}
-    if len(lengths) != 1:
-        raise ShapeError(
-            f"scan '{node.name}': elems have different lengths {sorted(lengths)}", node.location
-        )
-    (n,) = lengths
+    n = _scan_length(node, elems)
     invariants = [p.shape for p in body_fn.params[:k]]
     if record:
         hist = [np.empty((n,) + np.shape(c), np.asarray(c).dtype) for c in carry]
@@ -354,6 +349,17 @@ def _scan_kernel(
     ys = _stacked_outputs(np, node, body_fn, k, ys, ys_kept, n_ys)
     # the last carries may be views of the body's memory (loop_function): copies of their own
     return tuple([np.array(c, copy=True) for c in carry] + ys + hist)
+
+
+def _scan_length(node, elems):
+    """The common leading length of a scan's ``elems`` (numpy or cupy arrays)."""
+    lengths = {e.shape[0] for e in elems}
+    if len(lengths) != 1:
+        raise ShapeError(
+            f"scan '{node.name}': elems have different lengths {sorted(lengths)}", node.location
+        )
+    (n,) = lengths
+    return n
 
 
 def _stacked_outputs(xp, node, body_fn, k, ys, ys_kept, n_ys):
