@@ -7,9 +7,8 @@ The first run writes TensorFlow's values; the second builds the same programs wi
 ``import graphc.compat.v1 as tf`` and prints the largest difference per program (the README's
 "Control flow" table). TensorFlow is never a dependency of graphc."""
 
-import sys
-
 import numpy as np
+from _tf_compare import compare_main  # run as a script: benchmarks/ is on sys.path
 
 
 def programs(tf):
@@ -95,21 +94,7 @@ def evaluate(tf):
 
 
 def main():
-    side, path = sys.argv[1], sys.argv[2]
-    if side == "tf":
-        import tensorflow.compat.v1 as tf
-
-        tf.disable_v2_behavior()
-        np.savez(path, **evaluate(tf))
-        return
-    import graphc.compat.v1 as tf
-
-    theirs = np.load(path)
-    ours = evaluate(tf)
-    print(f"{'program':<28} {'max |graphc - TF|':>18}  value shape")
-    for name, value in ours.items():
-        diff = float(np.max(np.abs(value.astype(np.float64) - theirs[name]))) if value.size else 0
-        print(f"{name:<28} {diff:>18.2e}  {value.shape}")
+    compare_main(evaluate)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ with ``impute_finished=True`` must equal. The graphc side calls
 through ``import graphc.compat.v1 as tf``. Prints the largest difference per program (the
 README's "Control flow" table)."""
 
-import sys
-
 import numpy as np
+from _tf_compare import compare_main  # run as a script: benchmarks/ is on sys.path
 
 UNITS, VOCAB, DEPTH = 5, 7, 3
 END = 3  # the greedy decoder's end_token: examples finish after different numbers of steps
@@ -188,24 +187,9 @@ def evaluate(tf):
 
 
 def main():
-    side, path = sys.argv[1], sys.argv[2]
-    if side == "tf":
-        import tensorflow.compat.v1 as tf
-
-        tf.disable_v2_behavior()
-        np.savez(path, **evaluate(tf))
+    ours = compare_main(evaluate, width=34)
+    if ours is None:
         return
-    import graphc.compat.v1 as tf
-
-    theirs = np.load(path)
-    ours = evaluate(tf)
-    print(f"{'program':<34} {'max |graphc - TF|':>18}  value shape")
-    for name, value in ours.items():
-        if value.shape != theirs[name].shape:
-            print(f"{name:<34} {'shape differs':>18}  {value.shape} vs {theirs[name].shape}")
-            continue
-        diff = float(np.max(np.abs(value.astype(np.float64) - theirs[name]))) if value.size else 0
-        print(f"{name:<34} {diff:>18.2e}  {value.shape}")
     print(
         "greedy lengths:",
         ours["greedy_lengths"].tolist(),
