@@ -377,17 +377,24 @@ def _bucket(plan, node, xp, arrays, dtype, contiguous):
     return _pack(plan, node, xp, arrays, _wire_dtype(dtype)), False
 
 
+def _checked_arrays(node, arrays, plan, op):
+    """A host kernel's inputs as numpy arrays, once the collective is known to match the
+    other ranks': by the compiler's check (``plan``) or, without it, on its own."""
+    arrays = [np.asarray(a) for a in arrays]
+    if plan is not None:
+        plan.check()
+    else:
+        _check_alone(node, arrays, op)
+    return arrays
+
+
 def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None, contiguous=False):
     """MPI: the tensors reduced once, in place, as one bucket: their own span of the arena
     when the memory plan laid them out back to back (``contiguous``), else a buffer they
     are packed into (one copy; the results are views of it)."""
     if not _active():
         return tuple(arrays)
-    arrays = [np.asarray(a) for a in arrays]
-    if plan is not None:
-        plan.check()
-    else:
-        _check_alone(node, arrays, ALLREDUCE)
+    arrays = _checked_arrays(node, arrays, plan, ALLREDUCE)
     dtype = arrays[0].dtype
     buf, own = _bucket(plan, node, np, arrays, dtype, contiguous)
     _allreduce_in_place(buf, f"allreduce '{node.name}'", node.location)
@@ -399,11 +406,7 @@ def _allreduce_kernel(ctx, node, *arrays, reduce="average", plan=None, contiguou
 def _broadcast_kernel(ctx, node, *arrays, root_rank=0, plan=None):
     if not _active():
         return tuple(arrays)
-    arrays = [np.asarray(a) for a in arrays]
-    if plan is not None:
-        plan.check()
-    else:
-        _check_alone(node, arrays, BROADCAST)
+    arrays = _checked_arrays(node, arrays, plan, BROADCAST)
     dtype = arrays[0].dtype
     buf = _pack(plan, node, np, arrays, dtype)
     _bcast_in_place(buf, root_rank, f"broadcast '{node.name}'", node.location)
