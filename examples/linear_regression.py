@@ -12,52 +12,13 @@ is installed, data and line are saved to a PNG.
 import argparse
 
 import numpy as np
+from linreg_data import X, Y  # run as a script: examples/ is on sys.path
 
 import graphc as gc
 
-# The tutorial's data.
-train_X = np.asarray(
-    [
-        3.3,
-        4.4,
-        5.5,
-        6.71,
-        6.93,
-        4.168,
-        9.779,
-        6.182,
-        7.59,
-        2.167,
-        7.042,
-        10.791,
-        5.313,
-        7.997,
-        5.654,
-        9.27,
-        3.1,
-    ]
-)
-train_Y = np.asarray(
-    [
-        1.7,
-        2.76,
-        2.09,
-        3.19,
-        1.694,
-        1.573,
-        3.366,
-        2.596,
-        2.53,
-        1.221,
-        2.827,
-        3.465,
-        1.65,
-        2.904,
-        2.42,
-        2.94,
-        1.3,
-    ]
-)
+# The tutorial's data (linreg_data.py also writes it as .npy feeds for linear_regression.g).
+train_X = np.asarray(X)
+train_Y = np.asarray(Y)
 test_X = np.asarray([6.83, 4.668, 8.9, 7.91, 5.7, 8.7, 3.1, 2.1])
 test_Y = np.asarray([1.84, 2.273, 3.2, 2.831, 2.92, 3.24, 1.35, 1.03])
 n_samples = train_X.shape[0]
