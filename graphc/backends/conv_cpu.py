@@ -33,11 +33,12 @@ on one core per framework, where extra threads cost more than they save."""
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 import numpy as np
 
 from ..ops import conv as C
-from . import host_compile
+from . import host_compile, winograd_cpu
 
 _CXX = r"""// graphc.backends.conv_cpu: direct convolutions and max pooling for float32 NHWC images
 #include <math.h>
@@ -447,6 +448,7 @@ def request() -> None:
     if _state["requested"] or host_compile.compiler() is None:
         return
     _state["requested"] = True
+    winograd_cpu.request()  # 5x5 stride-1 convolutions of 16+ channels: measured faster
 
     def ready(found):
         _state["fn"] = found[_KERNEL.name]
@@ -499,7 +501,11 @@ def conv2d(x, w, strides, padding, out=None):
         return C._conv2d(x, w, strides, padding, out)
     x, w = _contiguous(x), _contiguous(w)
     dims = _conv_dims(x.shape, w.shape, strides, padding)
-    return _into(out, (dims[0], dims[13], dims[14], dims[6]), lambda o: _call(0, (x, w, o), dims))
+    shape = (dims[0], dims[13], dims[14], dims[6])
+    if tuple(strides) == (1, 1) and winograd_cpu.applies(x, w):
+        pads, hw = (dims[9], dims[11]), (dims[13], dims[14])
+        return _into(out, shape, partial(winograd_cpu.conv, x, w, pads, hw))
+    return _into(out, shape, lambda o: _call(0, (x, w, o), dims))
 
 
 def conv2d_backprop_input(g, w, input_shape, strides, padding, out=None):
@@ -514,6 +520,9 @@ def conv2d_backprop_input(g, w, input_shape, strides, padding, out=None):
     pads = ((top, h - g.shape[1] + kh - 1 - top), (left, wd - g.shape[2] + kw - 1 - left))
     flipped = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2))
     g = _contiguous(g)
+    if winograd_cpu.applies(g, flipped):
+        conv = partial(winograd_cpu.conv, g, flipped, (top, left), (h, wd))
+        return _into(out, (n, h, wd, c), conv)
     dims = _conv_dims(g.shape, flipped.shape, (1, 1), padding, pads)
     return _into(out, (n, h, wd, c), lambda dst: _call(0, (g, flipped, dst), dims))
 
@@ -523,6 +532,9 @@ def conv2d_backprop_filter(x, g, filter_shape, strides, padding, out=None):
         return C._conv2d_backprop_filter(x, g, filter_shape, strides, padding, out)
     x, g = _contiguous(x), _contiguous(g)
     dims = _conv_dims(x.shape, filter_shape, strides, padding)
+    if tuple(strides) == (1, 1) and winograd_cpu.applies_filter_grad(x, g, filter_shape):
+        grad = partial(winograd_cpu.filter_grad, x, g, filter_shape, (dims[9], dims[11]))
+        return _into(out, tuple(filter_shape), grad)
     return _into(out, tuple(filter_shape), lambda dw: _call(1, (x, g, dw), dims))
 
 

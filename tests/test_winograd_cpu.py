@@ -1,0 +1,157 @@
+"""Winograd convolutions (backends/winograd_cpu) against the float64 result and the direct
+compiled loops: the transform matrices are exact, ``conv_cpu`` sends 5x5 stride-1
+convolutions of 16 to 64 input channels (forward and input gradient; the filter gradient
+from 16) here and nothing else, and the error stays within a stated bound for odd image
+sizes, SAME and VALID, channel counts off the 16-lane grid and batches larger than one
+padded slice."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from graphc.backends import conv_cpu, host_compile, winograd_cpu
+from graphc.ops import conv as C
+
+pytestmark = pytest.mark.skipif(
+    host_compile.unavailable_reason() is not None, reason=str(host_compile.unavailable_reason())
+)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GRAPHC_CC_SYNC", "1")
+    mp.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
+    conv_cpu.request()
+    winograd_cpu.request()
+    host_compile.wait()
+    mp.undo()
+    assert conv_cpu._state["fn"] is not None and winograd_cpu._state["fn"] is not None
+
+
+@pytest.fixture
+def direct(monkeypatch):
+    """Run the body with the direct compiled loops only (Winograd unloaded)."""
+
+    def run(fn, *args):
+        with monkeypatch.context() as m:
+            m.setitem(winograd_cpu._state, "fn", None)
+            return fn(*args)
+
+    return run
+
+
+@pytest.mark.parametrize("m,r", [(2, 5), (3, 2)])
+def test_the_transforms_compute_a_correlation_exactly(m, r):
+    at, g, bt = winograd_cpu.matrices(m, r)
+    a = m + r - 1
+    rng = np.random.default_rng(0)
+    d = [Fraction(int(v)) for v in rng.integers(-9, 9, a)]
+    w = [Fraction(int(v)) for v in rng.integers(-9, 9, r)]
+    gw = [sum(g[j][k] * w[k] for k in range(r)) for j in range(a)]
+    bd = [sum(bt[j][k] * d[k] for k in range(a)) for j in range(a)]
+    y = [sum(at[i][j] * gw[j] * bd[j] for j in range(a)) for i in range(m)]
+    assert y == [sum(d[i + k] * w[k] for k in range(r)) for i in range(m)]
+
+
+def _close(got, want):
+    """The tolerance of tests/test_conv_cpu.py: float32 rounding against the reference."""
+    assert got.dtype == want.dtype and got.shape == want.shape
+    scale = float(np.abs(want).max()) or 1.0
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * scale)
+
+
+def _rms(a):
+    return float(np.sqrt(np.mean(np.square(a, dtype=np.float64))))
+
+
+def _bounded(wino, direct, exact, factor):
+    """Winograd's error against the float64 result is at most ``factor`` times the direct
+    float32 loop's, in the largest and in the rms element error."""
+    err, base = np.abs(wino - exact), np.abs(direct - exact)
+    assert err.max() <= factor * base.max(), (err.max(), base.max())
+    assert _rms(wino - exact) <= factor * _rms(direct - exact)
+
+
+# F(2x2, 5x5) on the points 0, +-1, 1/2, -2 measured 1.1-4.8x (max) and 1.7-5.7x (rms) the
+# direct loop's error over these shapes: its transformed values are up to a few times larger
+# than the outputs they cancel into, and each is rounded to float32 once more than a direct
+# sum's terms. The filter gradient's F(3x3, 2x2) (points 0, +-1: transforms of 0 and +-1
+# only), summed per block of tiles, measured 0.1-1.8x.
+CONV_FACTOR, FILTER_FACTOR = 8, 3
+
+
+# (input NHWC, filter HWIO, padding): the benchmark's layer (batch cut to 8), H and W not
+# multiples of the 2x2 tile, VALID, channels off the 16-lane grid (in and out), a filter
+# larger than the image, and 90x90 images of 64 channels: each padded slice holds one image
+CASES = [
+    ((8, 14, 14, 32), (5, 5, 32, 64), "SAME"),
+    ((2, 9, 11, 17), (5, 5, 17, 70), "SAME"),
+    ((2, 9, 11, 20), (5, 5, 20, 18), "VALID"),
+    ((3, 7, 5, 16), (5, 5, 16, 33), "VALID"),
+    ((1, 4, 4, 16), (5, 5, 16, 16), "SAME"),
+    ((3, 90, 90, 64), (5, 5, 64, 16), "SAME"),
+]
+
+
+@pytest.mark.parametrize("xs,ws,p", CASES)
+def test_winograd_convolutions_stay_within_the_bound(lib, direct, xs, ws, p):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = rng.standard_normal(ws).astype(np.float32)
+    assert winograd_cpu.applies(x, w)
+    exact = C._conv2d(x.astype(np.float64), w.astype(np.float64), (1, 1), p)
+    got = conv_cpu.conv2d(x, w, (1, 1), p)
+    _close(got, C._conv2d(x, w, (1, 1), p))
+    _bounded(got, direct(conv_cpu.conv2d, x, w, (1, 1), p), exact, CONV_FACTOR)
+
+    g = rng.standard_normal(exact.shape).astype(np.float32)
+    exact = C._conv2d_backprop_input(g.astype(np.float64), w.astype(np.float64), xs, (1, 1), p)
+    got = conv_cpu.conv2d_backprop_input(g, w, xs, (1, 1), p)
+    _close(got, C._conv2d_backprop_input(g, w, xs, (1, 1), p))
+    _bounded(got, direct(conv_cpu.conv2d_backprop_input, g, w, xs, (1, 1), p), exact, CONV_FACTOR)
+
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+    exact = C._conv2d_backprop_filter(x64, g64, ws, (1, 1), p)
+    got = conv_cpu.conv2d_backprop_filter(x, g, ws, (1, 1), p)
+    _close(got, C._conv2d_backprop_filter(x, g, ws, (1, 1), p))
+    want = direct(conv_cpu.conv2d_backprop_filter, x, g, ws, (1, 1), p)
+    _bounded(got, want, exact, FILTER_FACTOR)
+
+
+def test_only_5x5_stride_1_convolutions_of_16_to_64_channels_take_it(lib):
+    x16, x8 = np.zeros((1, 8, 8, 16), np.float32), np.zeros((1, 8, 8, 8), np.float32)
+    x96, g = np.zeros((1, 8, 8, 96), np.float32), np.zeros((1, 8, 8, 16), np.float32)
+    assert not winograd_cpu.applies(x96, np.zeros((5, 5, 96, 16), np.float32))  # many inputs
+    assert winograd_cpu.applies_filter_grad(x96, g, (5, 5, 96, 16))  # as accurate as direct
+    assert not winograd_cpu.applies_filter_grad(x8, g, (5, 5, 8, 16))
+    assert not winograd_cpu.applies_filter_grad(x16, g.astype(np.float64), (5, 5, 16, 16))
+    assert winograd_cpu.applies(x16, np.zeros((5, 5, 16, 16), np.float32))
+    assert not winograd_cpu.applies(x8, np.zeros((5, 5, 8, 16), np.float32))  # few inputs
+    assert not winograd_cpu.applies(x16, np.zeros((5, 5, 16, 8), np.float32))  # few outputs
+    assert not winograd_cpu.applies(x16, np.zeros((3, 3, 16, 16), np.float32))
+    assert not winograd_cpu.applies(x16, np.zeros((5, 3, 16, 16), np.float32))
+    assert not winograd_cpu.applies(x16.astype(np.float64), np.zeros((5, 5, 16, 16)))
+
+
+def test_a_strided_convolution_keeps_the_direct_loop(lib, direct):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 12, 12, 16)).astype(np.float32)
+    w = rng.standard_normal((5, 5, 16, 16)).astype(np.float32)
+    got = conv_cpu.conv2d(x, w, (2, 2), "SAME")
+    np.testing.assert_array_equal(got, direct(conv_cpu.conv2d, x, w, (2, 2), "SAME"))
+    g = rng.standard_normal(got.shape).astype(np.float32)
+    np.testing.assert_array_equal(
+        conv_cpu.conv2d_backprop_filter(x, g, w.shape, (2, 2), "SAME"),
+        direct(conv_cpu.conv2d_backprop_filter, x, g, w.shape, (2, 2), "SAME"),
+    )
+
+
+def test_without_the_library_nothing_takes_it(lib, monkeypatch):
+    monkeypatch.setitem(winograd_cpu._state, "fn", None)
+    x = np.zeros((1, 8, 8, 16), np.float32)
+    assert not winograd_cpu.applies(x, np.zeros((5, 5, 16, 16), np.float32))
+    assert not winograd_cpu.applies_filter_grad(x, x, (5, 5, 16, 16))
