@@ -27,11 +27,11 @@ F(2x2, 5x5) takes 36 for 4 outputs where the direct loop takes 100 (2.8x fewer).
 flipped, channel-swapped filter (``conv_cpu`` already computes it so): the same kernel.
 
 The filter gradient is a correlation of the input with the output gradient, summed over
-every pixel; here the gradient's 2x2 tiles play the filter and the 5x5 filter gradient is
-computed in 3x3 blocks (four, overlapping the filter's edge), each by F(3x3, 2x2) (points
-0, 1, -1): 16 multiplies per block and tile, 64 per 4 pixels where the direct loop takes
-100. Per block and position, one GEMM [C x tiles] @ [tiles x O] accumulates over every
-block of tiles; one output transform per (c, o) ends it.
+every pixel; here the gradient's 2x2 tiles play the filter, and the 5x5 filter gradient is
+cut into blocks of 3 and 2 rows and columns, F(3x3, 2x2), F(3x2, 2x2), F(2x3, 2x2) and
+F(2x2, 2x2) (points 0, 1, -1 and 0, 1): 16 + 12 + 12 + 9 = 49 multiplies per tile of 4
+pixels where the direct loop takes 100. Per block and position one GEMM [C x tiles] @ [tiles x O]
+accumulates over every block of tiles; one output transform per (c, o) ends it.
 
 Numerics: Winograd trades multiplies for conditioning; F(2x2, 5x5)'s transformed values
 are larger than the outputs they cancel into. Against the float64 result on random data
@@ -39,10 +39,10 @@ its error is 1.7-5.7x the direct loop's (rms; 1.1-4.8x the largest), within the 
 of ``tests/test_conv_cpu.py`` up to ``MAX_CHANNELS`` input channels (its error grows with
 them, as the direct sum's, from a larger start); these points gave the smallest error of
 the sets tried ({0, +-1, +-2} and {0, +-1, +-1/2}: about 2.4x larger). F(5x5, 2x2) in one
-block was 5-10x less accurate than the direct loop on the filter gradient, so the 3x3
-blocks of F(3x3, 2x2) took its place; each block of tiles is summed apart and then added to
-the total, which makes its error 0.1-1.7x the direct loop's (whose one running sum per
-entry loses more the more pixels there are).
+block was 5-10x less accurate than the direct loop on the filter gradient (the sum runs
+over every pixel), so the small blocks took its place; each block of tiles is summed apart
+and then added to the total, which makes their error 0.1-2x the direct loop's (whose one
+running sum per entry loses more the more pixels there are).
 ``tests/test_winograd_cpu.py`` bounds both.
 
 Where it runs (chosen by ``python -m benchmarks --workload conv-ops``; README, "Compiled
@@ -130,6 +130,7 @@ def _lit(v: Fraction) -> str:
 def _transform(name, mat):
     """``out[i * os] = sum_k mat[i][k] * in[k * is]`` as straight-line code over v16."""
     lines = [f"static inline void {name}(const v16* in, int is, v16* out, int os) {{"]
+    lines[0] = "    " + lines[0]
     for i, row in enumerate(mat):
         terms = []
         for k, c in enumerate(row):
@@ -143,44 +144,24 @@ def _transform(name, mat):
             else:
                 terms.append(("+", f"{_lit(c)} * {x}"))
         if not terms:
-            lines.append(f"  out[{i} * os] = v16{{}};")
+            lines.append(f"        out[{i} * os] = v16{{}};")
             continue
         expr = ("-" if terms[0][0] == "-" else "") + terms[0][1]
         expr += "".join(f" {s} {x}" for s, x in terms[1:])
-        lines.append(f"  out[{i} * os] = {expr};")
-    lines.append("}")
+        lines.append(f"        out[{i} * os] = {expr};")
+    lines.append("    }")
     return "\n".join(lines)
 
 
 def _variant(m, r):
-    """A struct F<m>_<r> with the three 2-D transforms, each as a column then a row pass."""
+    """A struct F<m>_<r>: the sizes and the three 1-D transforms of F(m, r)."""
     at, g, bt = matrices(m, r)
-    a = m + r - 1
-    nm = f"F{m}_{r}"
     return f"""
-{_transform(nm + "_bt", bt)}
-{_transform(nm + "_g", g)}
-{_transform(nm + "_at", at)}
-struct {nm} {{
-    enum {{ M = {m}, R = {r}, A = {a} }};
-    // d (A x A) -> B^T d B
-    static inline void input(const v16* d, v16* out) {{
-        v16 t[A * A];
-        for (int j = 0; j < A; ++j) {nm}_bt(d + j, A, t + j, A);
-        for (int i = 0; i < A; ++i) {nm}_bt(t + i * A, 1, out + i * A, 1);
-    }}
-    // g (R x R) -> G g G^T (A x A)
-    static inline void filter(const v16* w, v16* out) {{
-        v16 t[A * R];
-        for (int j = 0; j < R; ++j) {nm}_g(w + j, R, t + j, R);
-        for (int i = 0; i < A; ++i) {nm}_g(t + i * R, 1, out + i * A, 1);
-    }}
-    // p (A x A) -> A^T p A (M x M)
-    static inline void output(const v16* p, v16* y) {{
-        v16 t[M * A];
-        for (int j = 0; j < A; ++j) {nm}_at(p + j, A, t + j, A);
-        for (int i = 0; i < M; ++i) {nm}_at(t + i * A, 1, y + i * M, 1);
-    }}
+struct F{m}_{r} {{
+    enum {{ M = {m}, R = {r}, A = {m + r - 1} }};
+{_transform("bt", bt)}
+{_transform("g", g)}
+{_transform("at", at)}
 }};"""
 
 
@@ -194,6 +175,34 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 
 static inline v16 ld(const float* p) { return *(const v16u*)p; }
 static inline void st(float* p, v16 v) { *(v16u*)p = v; }
+"""
+
+# the 2-D transforms of F(FR::M x FC::M, FR::R x FC::R): FR along the rows (i), FC along the
+# columns (j), each a pass over the columns then one over the rows
+_TILE = r"""
+template <class FR, class FC>
+struct Tile {
+    enum { MR = FR::M, MC = FC::M, RR = FR::R, RC = FC::R, AR = FR::A, AC = FC::A };
+    enum { AA = AR * AC };
+    // d (AR x AC) -> B_R^T d B_C
+    static inline void input(const v16* d, v16* out) {
+        v16 t[AR * AC];
+        for (int j = 0; j < AC; ++j) FR::bt(d + j, AC, t + j, AC);
+        for (int i = 0; i < AR; ++i) FC::bt(t + i * AC, 1, out + i * AC, 1);
+    }
+    // g (RR x RC) -> G_R g G_C^T (AR x AC)
+    static inline void filter(const v16* g, v16* out) {
+        v16 t[AR * RC];
+        for (int j = 0; j < RC; ++j) FR::g(g + j, RC, t + j, RC);
+        for (int i = 0; i < AR; ++i) FC::g(t + i * RC, 1, out + i * AC, 1);
+    }
+    // p (AR x AC) -> A_R^T p A_C (MR x MC)
+    static inline void output(const v16* p, v16* y) {
+        v16 t[MR * AC];
+        for (int j = 0; j < AC; ++j) FR::at(p + j, AC, t + j, AC);
+        for (int i = 0; i < MR; ++i) FC::at(t + i * AC, 1, y + i * MC, 1);
+    }
+};
 """
 
 _BODY = r"""
@@ -242,19 +251,18 @@ static int slice_images(const WArgs& a, size_t img) {
 template <class F>
 static void input_tiles(const float* xp, size_t img, int Wp, int Cp, int TH, int TW, int step,
                         int dh, int dw, long long t0, int nt, float* V, size_t vstride) {
-    const int A = F::A, AA = A * A;
     for (int tt = 0; tt < nt; ++tt) {
         long long t = t0 + tt, n = t / (TH * TW), q = t % (TH * TW);
         size_t h0 = (q / TW) * step + dh, w0 = (q % TW) * step + dw;
         const float* base = xp + n * img + (h0 * Wp + w0) * Cp;
         float* dst = V + (size_t)tt * Cp;
         for (int c0 = 0; c0 < Cp; c0 += 16) {
-            v16 d[AA], v[AA];
-            for (int i = 0; i < A; ++i)
-                for (int j = 0; j < A; ++j)
-                    d[i * A + j] = ld(base + ((size_t)i * Wp + j) * Cp + c0);
+            v16 d[F::AA], v[F::AA];
+            for (int i = 0; i < F::AR; ++i)
+                for (int j = 0; j < F::AC; ++j)
+                    d[i * F::AC + j] = ld(base + ((size_t)i * Wp + j) * Cp + c0);
             F::input(d, v);
-            for (int xi = 0; xi < AA; ++xi) st(dst + xi * vstride + c0, v[xi]);
+            for (int xi = 0; xi < F::AA; ++xi) st(dst + xi * vstride + c0, v[xi]);
         }
     }
 }
@@ -303,9 +311,9 @@ static void gemm_rows(const float* v, int ldv, const float* u, int ldu, int K, f
         gemm_tile<NV, RR>(v + (size_t)r0 * ldv, ldv, u, ldu, K, p + (size_t)r0 * ldm, ldm);
 }
 
-template <class F>
+template <class F>  // a Tile<F(m, r), F(m, r)>
 static void wino_conv(const WArgs& a) {
-    const int M = F::M, R = F::R, A = F::A, AA = A * A;
+    const int M = F::MR, R = F::RR, AA = F::AA;
     const int Cp = (a.C + 15) / 16 * 16, Op = (a.O + 15) / 16 * 16;
     const int TH = (a.OH + M - 1) / M, TW = (a.OW + M - 1) / M;
     const int Hp = TH * M + R - 1, Wp = TW * M + R - 1;
@@ -379,13 +387,15 @@ static void wino_conv(const WArgs& a) {
     }
 }
 
-// --- the filter gradient: F(b x b, s x s) over b x b blocks of the filter --------------------
-// The gradient's s x s tiles play the filter: block (bi, bj) of dw, dw[bi * b + i, bj * b + j]
-// for i, j < b, is the sum over tiles of A^T [ (B^T d B)[c] * (G g G^T)[o] ] A, d the input
-// tile at (bi * b, bj * b) past the gradient tile's pixel. Per block and position one GEMM
-// [C x tiles] @ [tiles x O], accumulated over every block of tiles, then one output
-// transform per (c, o). F(3x3, 2x2) (points 0, 1, -1) keeps the direct loop's accuracy where
-// F(5x5, 2x2) in one block was 5-10x less accurate (the sum runs over every pixel).
+// --- the filter gradient: the gradient's 2x2 tiles as the filter -----------------------------
+// Block (dh, dw) of dw, b_R x b_C entries dw[dh + i, dw + j], is the sum over the gradient's
+// 2x2 tiles g of A_R^T [ (B_R^T d B_C)[c] * (G_R g G_C^T)[o] ] A_C, d the input tile at
+// (dh, dw) past the gradient tile's first pixel: F(b_R x b_C, 2 x 2). A 5x5 filter is cut
+// into blocks of 3 and 2 rows and columns, F(3, 2) and F(2, 2) on the points 0, 1, -1 (and
+// 0, 1): 16 + 12 + 12 + 9 = 49 multiplies per tile (4 pixels) where the direct loop takes
+// 100, as accurate as it (F(5x5, 2x2) in one block was 5-10x less accurate: the sum runs
+// over every pixel). Per block and position one GEMM [C x tiles] @ [tiles x O] accumulates
+// over every block of tiles; one output transform per (c, o) ends it.
 
 // RR rows (input channels) x NV * 16 output channels, added into acc (rows at ldm)
 template <int NV, int RR>
@@ -418,85 +428,112 @@ static void filter_rows(const float* v, int ldv, const float* gt, int ldg, int K
         filter_tile<NV, RR>(v + r0, ldv, gt, ldg, K, acc + (size_t)r0 * ldm, ldm);
 }
 
-template <class F>  // F(b, s): M = the filter block's size b, R = the gradient tile's s
-static void wino_filter(const WArgs& a) {
-    const int B = F::M, TS = F::R, A = F::A, AA = A * A;
-    const int NB = (a.K + B - 1) / B;  // blocks per filter side
-    const int Cp = (a.C + 15) / 16 * 16, Op = (a.O + 15) / 16 * 16;
-    const int TH = (a.OH + TS - 1) / TS, TW = (a.OW + TS - 1) / TS;
-    const int Hp = TH * TS + NB * B - 1, Wp = TW * TS + NB * B - 1;
-    const int T = a.T, Crows = (a.C + 11) / 12 * 12 + 12;  // whole register tiles of rows
-    const size_t vstride = (size_t)T * Cp + 16, gstride = (size_t)T * Op + 16;
-    const size_t mstride = (size_t)Crows * Op + 16;
-    float* V = grow(S.v, AA * vstride + 32);  // rows past C read up to 12 floats beyond
-    float* Gt = grow(S.m, AA * gstride);
-    float* Acc = grow(S.u, NB * NB * AA * mstride);
-    memset(Acc, 0, NB * NB * AA * mstride * sizeof(float));
-    size_t img = (size_t)Hp * Wp * Cp;
-    int chunk = slice_images(a, img);
-    float* xp = grow(S.pad, img * chunk);
-    for (int n0 = 0; n0 < a.N; n0 += chunk) {
-        int nc = a.N - n0 < chunk ? a.N - n0 : chunk;
-        pad_images(a, n0, n0 + nc, Hp, Wp, Cp, xp);
-        long long tiles = (long long)nc * TH * TW;
-        for (long long t0 = 0; t0 < tiles; t0 += T) {
-            int nt = tiles - t0 < T ? (int)(tiles - t0) : T;
-            // the gradient tiles, transformed: Gt[xi][tile][o] (zeros past the image)
-            for (int tt = 0; tt < nt; ++tt) {
-                long long t = t0 + tt, n = t / (TH * TW), q = t % (TH * TW);
-                int oh0 = (int)(q / TW) * TS, ow0 = (int)(q % TW) * TS;
-                for (int o0 = 0; o0 < Op; o0 += 16) {
-                    v16 gg[TS * TS], u[AA];
-                    int nl = a.O - o0 < 16 ? a.O - o0 : 16;
-                    for (int i = 0; i < TS; ++i)
-                        for (int j = 0; j < TS; ++j) {
-                            bool in = oh0 + i < a.OH && ow0 + j < a.OW;
-                            size_t pix = ((size_t)(n0 + n) * a.OH + oh0 + i) * a.OW + ow0 + j;
-                            gg[i * TS + j] = in ? ld_lanes(a.w + pix * a.O + o0, nl) : v16{};
-                        }
-                    F::filter(gg, u);
-                    for (int xi = 0; xi < AA; ++xi)
-                        st(Gt + xi * gstride + (size_t)tt * Op + o0, u[xi]);
+struct FilterGeom {
+    int Cp, Op, TH, TW, Wp;
+    size_t img, vstride, gstride, mstride;
+};
+
+// one block of dw (F = Tile<F(b_R, 2), F(b_C, 2)> at (dh, dw)), tiles [t0, t0 + nt) of the
+// padded images xp: transform the gradient and input tiles, add the products into acc
+template <class F>
+static void filter_block(const WArgs& a, const FilterGeom& f, const float* xp, int n0, int dh,
+                         int dw, long long t0, int nt, float* V, float* Gt, float* acc) {
+    const int TS = 2, AA = F::AA;
+    for (int tt = 0; tt < nt; ++tt) {  // Gt[xi][tile][o], zeros past the image
+        long long t = t0 + tt, n = t / (f.TH * f.TW), q = t % (f.TH * f.TW);
+        int oh0 = (int)(q / f.TW) * TS, ow0 = (int)(q % f.TW) * TS;
+        for (int o0 = 0; o0 < f.Op; o0 += 16) {
+            v16 gg[TS * TS], u[AA];
+            int nl = a.O - o0 < 16 ? a.O - o0 : 16;
+            for (int i = 0; i < TS; ++i)
+                for (int j = 0; j < TS; ++j) {
+                    bool in = oh0 + i < a.OH && ow0 + j < a.OW;
+                    size_t pix = ((size_t)(n0 + n) * a.OH + oh0 + i) * a.OW + ow0 + j;
+                    gg[i * TS + j] = in ? ld_lanes(a.w + pix * a.O + o0, nl) : v16{};
                 }
-            }
-            for (int blk = 0; blk < NB * NB; ++blk) {
-                int dh = blk / NB * B, dw = blk % NB * B;
-                input_tiles<F>(xp, img, Wp, Cp, TH, TW, TS, dh, dw, t0, nt, V, vstride);
-                for (int xi = 0; xi < AA; ++xi) {
-                    const float* vx = V + xi * vstride;
-                    for (int g0 = 0; g0 < Op; g0 += 64) {
-                        const float* gx = Gt + xi * gstride + g0;
-                        float* mx = Acc + (blk * AA + xi) * mstride + g0;
-                        int nv = (Op - g0) / 16;
-                        if (nv >= 4)
-                            filter_rows<4, 6>(vx, Cp, gx, Op, nt, mx, Op, a.C);
-                        else if (nv == 3)
-                            filter_rows<3, 8>(vx, Cp, gx, Op, nt, mx, Op, a.C);
-                        else if (nv == 2)
-                            filter_rows<2, 12>(vx, Cp, gx, Op, nt, mx, Op, a.C);
-                        else
-                            filter_rows<1, 12>(vx, Cp, gx, Op, nt, mx, Op, a.C);
-                    }
-                }
-            }
+            F::filter(gg, u);
+            float* dst = Gt + (size_t)tt * f.Op + o0;
+            for (int xi = 0; xi < AA; ++xi) st(dst + xi * f.gstride, u[xi]);
         }
     }
-    for (int blk = 0; blk < NB * NB; ++blk) {
-        int dh = blk / NB * B, dw = blk % NB * B;
-        for (int c = 0; c < a.C; ++c)
-            for (int o0 = 0; o0 < Op; o0 += 16) {
-                v16 p[AA], y[B * B];
-                const float* src = Acc + (size_t)blk * AA * mstride + (size_t)c * Op + o0;
-                for (int xi = 0; xi < AA; ++xi) p[xi] = ld(src + xi * mstride);
-                F::output(p, y);
-                int nl = a.O - o0 < 16 ? a.O - o0 : 16;
-                for (int i = 0; i < B && dh + i < a.K; ++i)
-                    for (int j = 0; j < B && dw + j < a.K; ++j) {
-                        size_t tap = (size_t)(dh + i) * a.K + dw + j;
-                        st_lanes(a.out + (tap * a.C + c) * a.O + o0, y[i * B + j], nl);
-                    }
-            }
+    input_tiles<F>(xp, f.img, f.Wp, f.Cp, f.TH, f.TW, TS, dh, dw, t0, nt, V, f.vstride);
+    for (int xi = 0; xi < AA; ++xi) {
+        const float* vx = V + xi * f.vstride;
+        for (int g0 = 0; g0 < f.Op; g0 += 64) {
+            const float* gx = Gt + xi * f.gstride + g0;
+            float* mx = acc + xi * f.mstride + g0;
+            int nv = (f.Op - g0) / 16;
+            if (nv >= 4)
+                filter_rows<4, 6>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+            else if (nv == 3)
+                filter_rows<3, 8>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+            else if (nv == 2)
+                filter_rows<2, 12>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+            else
+                filter_rows<1, 12>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+        }
     }
+}
+
+// the block's sums, transformed back into dw
+template <class F>
+static void filter_out(const WArgs& a, const FilterGeom& f, const float* acc, int dh, int dw) {
+    for (int c = 0; c < a.C; ++c)
+        for (int o0 = 0; o0 < f.Op; o0 += 16) {
+            v16 p[F::AA], y[F::MR * F::MC];
+            const float* src = acc + (size_t)c * f.Op + o0;
+            for (int xi = 0; xi < F::AA; ++xi) p[xi] = ld(src + xi * f.mstride);
+            F::output(p, y);
+            int nl = a.O - o0 < 16 ? a.O - o0 : 16;
+            for (int i = 0; i < F::MR; ++i)
+                for (int j = 0; j < F::MC; ++j) {
+                    size_t tap = (size_t)(dh + i) * a.K + dw + j;
+                    st_lanes(a.out + (tap * a.C + c) * a.O + o0, y[i * F::MC + j], nl);
+                }
+        }
+}
+
+typedef Tile<F3_2, F3_2> B33;
+typedef Tile<F3_2, F2_2> B32;
+typedef Tile<F2_2, F3_2> B23;
+typedef Tile<F2_2, F2_2> B22;
+
+static void filter_grad_5x5(const WArgs& a) {
+    FilterGeom f;
+    const int TS = 2, T = a.T;
+    f.Cp = (a.C + 15) / 16 * 16, f.Op = (a.O + 15) / 16 * 16;
+    f.TH = (a.OH + TS - 1) / TS, f.TW = (a.OW + TS - 1) / TS;
+    const int Hp = f.TH * TS + a.K - 1;
+    f.Wp = f.TW * TS + a.K - 1;
+    f.img = (size_t)Hp * f.Wp * f.Cp;
+    const int Crows = (a.C + 11) / 12 * 12 + 12;  // whole register tiles of rows
+    f.vstride = (size_t)T * f.Cp + 16, f.gstride = (size_t)T * f.Op + 16;
+    f.mstride = (size_t)Crows * f.Op + 16;
+    const int AA = B33::AA + B32::AA + B23::AA + B22::AA;
+    float* V = grow(S.v, B33::AA * f.vstride + 32);  // rows past C read up to 12 floats beyond
+    float* Gt = grow(S.m, B33::AA * f.gstride);
+    float* Acc = grow(S.u, AA * f.mstride);
+    memset(Acc, 0, AA * f.mstride * sizeof(float));
+    float *a33 = Acc, *a32 = a33 + B33::AA * f.mstride, *a23 = a32 + B32::AA * f.mstride;
+    float* a22 = a23 + B23::AA * f.mstride;
+    int chunk = slice_images(a, f.img);
+    float* xp = grow(S.pad, f.img * chunk);
+    for (int n0 = 0; n0 < a.N; n0 += chunk) {
+        int nc = a.N - n0 < chunk ? a.N - n0 : chunk;
+        pad_images(a, n0, n0 + nc, Hp, f.Wp, f.Cp, xp);
+        long long tiles = (long long)nc * f.TH * f.TW;
+        for (long long t0 = 0; t0 < tiles; t0 += T) {
+            int nt = tiles - t0 < T ? (int)(tiles - t0) : T;
+            filter_block<B33>(a, f, xp, n0, 0, 0, t0, nt, V, Gt, a33);
+            filter_block<B32>(a, f, xp, n0, 0, 3, t0, nt, V, Gt, a32);
+            filter_block<B23>(a, f, xp, n0, 3, 0, t0, nt, V, Gt, a23);
+            filter_block<B22>(a, f, xp, n0, 3, 3, t0, nt, V, Gt, a22);
+        }
+    }
+    filter_out<B33>(a, f, a33, 0, 0);
+    filter_out<B32>(a, f, a32, 0, 3);
+    filter_out<B23>(a, f, a23, 3, 0);
+    filter_out<B22>(a, f, a22, 3, 3);
 }
 
 extern "C" {
@@ -507,15 +544,16 @@ void ENTRY(long long* a) {
     WArgs w{(const float*)a[1], (const float*)a[2], (float*)a[3], (int)d[0], (int)d[1],
             (int)d[2], (int)d[3], (int)d[4], (int)d[5], (int)d[6], (int)d[7], (int)d[8],
             (int)d[9], (int)d[10]};
-    if (a[0] == 0 && w.K == 5) wino_conv<F2_5>(w);
-    if (a[0] == 1 && w.K == 5) wino_filter<F3_2>(w);
+    if (a[0] == 0 && w.K == 5) wino_conv<Tile<F2_5, F2_5> >(w);
+    if (a[0] == 1 && w.K == 5) filter_grad_5x5(w);
 }
 }
 """
 
 
 def _source():
-    return _HEAD + _variant(2, 5) + _variant(3, 2) + _BODY
+    variants = "".join(_variant(m, r) for m, r in ((2, 5), (3, 2), (2, 2)))
+    return _HEAD + variants + _TILE + _BODY
 
 
 _CXX = _source()
@@ -550,8 +588,8 @@ def applies(x, w) -> bool:
 
 
 def applies_filter_grad(x, g, filter_shape) -> bool:
-    """Whether the filter gradient of a stride-1 convolution of x runs here (F(3x3, 2x2)
-    is as accurate as the direct loop: no bound on the channels)."""
+    """Whether the filter gradient of a stride-1 convolution of x runs here (its small
+    blocks are as accurate as the direct loop: no bound on the channels)."""
     return _takes((x, g), filter_shape)
 
 
