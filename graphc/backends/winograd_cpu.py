@@ -15,9 +15,10 @@ F(2x2, 5x5) takes 36 for 4 outputs where the direct loop takes 100 (2.8x fewer).
     coefficients emit nothing), vectorized over 16 channels (NHWC keeps channels adjacent);
   * the filter is transformed once per call into U[36][C][O'] (O' = O rounded up to 16);
   * tiles are processed in blocks of ``TILES`` so that the block's transformed input
-    V[36][tiles][C'] and products P[36][tiles][O'] stay in L2 (each position's block a
-    cache line past a multiple of 4 KiB, else the 36 positions of a tile share one L1 set);
-    each position's products are one small GEMM [tiles x C] @ [C x O], written like
+    V[tiles][36][C'] and products P[tiles][36][O'] stay in L2 (a tile's 36 positions side
+    by side, so the transforms read and write contiguous memory: with the positions
+    outermost, 4 KiB apart, they shared one L1 set and the transforms took a third of the
+    time); each position's products are one small GEMM [tiles x C] @ [C x O], written like
     ``conv_cpu``'s kernels: register tiles of R tiles x up to 64 output channels, one
     broadcast of a V value feeding NV 16-lane FMAs (R x NV = 24 accumulators);
   * the output transform writes the valid part of each tile (images whose size is not a
@@ -71,6 +72,7 @@ VARIANTS = {5: 2}  # filter size r -> output tile m (tile a = m + r - 1 = 6)
 # most 0.8 of that tolerance measured; 96 and more reach it), so more take the direct loop
 MIN_CHANNELS, MAX_CHANNELS = 16, 64
 TILES = 48
+FILTER_TILES = 384
 
 
 # --- the transform matrices, exactly ---------------------------------------------------------
@@ -247,22 +249,23 @@ static int slice_images(const WArgs& a, size_t img) {
 }
 
 // The input tiles [t0, t0 + nt) of the padded images xp (TH x TW tiles an image, STEP
-// apart, the first at (dh, dw)), transformed: V[xi][tile][c], positions vstride apart.
+// apart, the first at (dh, dw)), transformed: V[tile][xi][c'] (one tile's positions together,
+// so the transforms read and write contiguous memory; the GEMMs read rows AA * Cp apart).
 template <class F>
 static void input_tiles(const float* xp, size_t img, int Wp, int Cp, int TH, int TW, int step,
-                        int dh, int dw, long long t0, int nt, float* V, size_t vstride) {
+                        int dh, int dw, long long t0, int nt, float* V) {
     for (int tt = 0; tt < nt; ++tt) {
         long long t = t0 + tt, n = t / (TH * TW), q = t % (TH * TW);
         size_t h0 = (q / TW) * step + dh, w0 = (q % TW) * step + dw;
         const float* base = xp + n * img + (h0 * Wp + w0) * Cp;
-        float* dst = V + (size_t)tt * Cp;
+        float* dst = V + (size_t)tt * F::AA * Cp;
         for (int c0 = 0; c0 < Cp; c0 += 16) {
             v16 d[F::AA], v[F::AA];
             for (int i = 0; i < F::AR; ++i)
                 for (int j = 0; j < F::AC; ++j)
                     d[i * F::AC + j] = ld(base + ((size_t)i * Wp + j) * Cp + c0);
             F::input(d, v);
-            for (int xi = 0; xi < F::AA; ++xi) st(dst + xi * vstride + c0, v[xi]);
+            for (int xi = 0; xi < F::AA; ++xi) st(dst + xi * Cp + c0, v[xi]);
         }
     }
 }
@@ -329,11 +332,10 @@ static void wino_conv(const WArgs& a) {
             F::filter(g, u);
             for (int xi = 0; xi < AA; ++xi) st(U + ((size_t)xi * a.C + c) * Op + o0, u[xi]);
         }
-    // one position's block after another, a cache line apart beyond their size: strides of a
-    // multiple of 4 KiB would put all 36 positions of a tile in one L1 set
-    const size_t vstride = (size_t)T * Cp + 16, pstride = (size_t)T * Op + 16;
-    float* V = grow(S.v, AA * vstride);
-    float* P = grow(S.m, AA * pstride);
+    // V[tile][xi][c'] and P[tile][xi][o']: a GEMM's rows are AA * C' (AA * O') floats apart
+    const int ldv = AA * Cp, ldp = AA * Op;
+    float* V = grow(S.v, (size_t)T * ldv);
+    float* P = grow(S.m, (size_t)T * ldp);
     size_t img = (size_t)Hp * Wp * Cp;
     int chunk = slice_images(a, img);
     float* xp = grow(S.pad, img * chunk);
@@ -343,26 +345,24 @@ static void wino_conv(const WArgs& a) {
         long long tiles = (long long)nc * TH * TW;
         for (long long t0 = 0; t0 < tiles; t0 += T) {
             int nt = tiles - t0 < T ? (int)(tiles - t0) : T;
-            input_tiles<F>(xp, img, Wp, Cp, TH, TW, M, 0, 0, t0, nt, V, vstride);
+            input_tiles<F>(xp, img, Wp, Cp, TH, TW, M, 0, 0, t0, nt, V);
             int rows = (nt + 23) / 24 * 24;  // whole register tiles; rows past nt are unused
-            for (int tt = nt; tt < rows; ++tt)
-                for (int xi = 0; xi < AA; ++xi)
-                    memset(V + xi * vstride + (size_t)tt * Cp, 0, Cp * sizeof(float));
+            memset(V + (size_t)nt * ldv, 0, (size_t)(rows - nt) * ldv * sizeof(float));
             // the 36 products: P[xi] = V[xi] @ U[xi]
             for (int xi = 0; xi < AA; ++xi) {
-                const float* vx = V + xi * vstride;
-                float* px = P + xi * pstride;
+                const float* vx = V + (size_t)xi * Cp;
+                float* px = P + (size_t)xi * Op;
                 for (int g0 = 0; g0 < Op; g0 += 64) {
                     const float* ux = U + (size_t)xi * a.C * Op + g0;
                     int nv = (Op - g0) / 16;
                     if (nv >= 4)
-                        gemm_rows<4, 6>(vx, Cp, ux, Op, a.C, px + g0, Op, rows);
+                        gemm_rows<4, 6>(vx, ldv, ux, Op, a.C, px + g0, ldp, rows);
                     else if (nv == 3)
-                        gemm_rows<3, 8>(vx, Cp, ux, Op, a.C, px + g0, Op, rows);
+                        gemm_rows<3, 8>(vx, ldv, ux, Op, a.C, px + g0, ldp, rows);
                     else if (nv == 2)
-                        gemm_rows<2, 12>(vx, Cp, ux, Op, a.C, px + g0, Op, rows);
+                        gemm_rows<2, 12>(vx, ldv, ux, Op, a.C, px + g0, ldp, rows);
                     else
-                        gemm_rows<1, 12>(vx, Cp, ux, Op, a.C, px + g0, Op, rows);
+                        gemm_rows<1, 12>(vx, ldv, ux, Op, a.C, px + g0, ldp, rows);
                 }
             }
             // output transform: the valid M x M part of each tile
@@ -370,10 +370,10 @@ static void wino_conv(const WArgs& a) {
                 long long t = t0 + tt, n = t / (TH * TW), q = t % (TH * TW);
                 int oh0 = (int)(q / TW) * M, ow0 = (int)(q % TW) * M;
                 int mh = a.OH - oh0 < M ? a.OH - oh0 : M, mw = a.OW - ow0 < M ? a.OW - ow0 : M;
-                const float* src = P + (size_t)tt * Op;
+                const float* src = P + (size_t)tt * ldp;
                 for (int o0 = 0; o0 < Op; o0 += 16) {
                     v16 p[AA], y[M * M];
-                    for (int xi = 0; xi < AA; ++xi) p[xi] = ld(src + xi * pstride + o0);
+                    for (int xi = 0; xi < AA; ++xi) p[xi] = ld(src + xi * Op + o0);
                     F::output(p, y);
                     int nl = a.O - o0 < 16 ? a.O - o0 : 16;
                     for (int i = 0; i < mh; ++i)
@@ -430,7 +430,7 @@ static void filter_rows(const float* v, int ldv, const float* gt, int ldg, int K
 
 struct FilterGeom {
     int Cp, Op, TH, TW, Wp;
-    size_t img, vstride, gstride, mstride;
+    size_t img, mstride;
 };
 
 // one block of dw (F = Tile<F(b_R, 2), F(b_C, 2)> at (dh, dw)), tiles [t0, t0 + nt) of the
@@ -439,7 +439,7 @@ template <class F>
 static void filter_block(const WArgs& a, const FilterGeom& f, const float* xp, int n0, int dh,
                          int dw, long long t0, int nt, float* V, float* Gt, float* acc) {
     const int TS = 2, AA = F::AA;
-    for (int tt = 0; tt < nt; ++tt) {  // Gt[xi][tile][o], zeros past the image
+    for (int tt = 0; tt < nt; ++tt) {  // Gt[tile][xi][o'], zeros past the image
         long long t = t0 + tt, n = t / (f.TH * f.TW), q = t % (f.TH * f.TW);
         int oh0 = (int)(q / f.TW) * TS, ow0 = (int)(q % f.TW) * TS;
         for (int o0 = 0; o0 < f.Op; o0 += 16) {
@@ -452,25 +452,26 @@ static void filter_block(const WArgs& a, const FilterGeom& f, const float* xp, i
                     gg[i * TS + j] = in ? ld_lanes(a.w + pix * a.O + o0, nl) : v16{};
                 }
             F::filter(gg, u);
-            float* dst = Gt + (size_t)tt * f.Op + o0;
-            for (int xi = 0; xi < AA; ++xi) st(dst + xi * f.gstride, u[xi]);
+            float* dst = Gt + ((size_t)tt * AA) * f.Op + o0;
+            for (int xi = 0; xi < AA; ++xi) st(dst + xi * f.Op, u[xi]);
         }
     }
-    input_tiles<F>(xp, f.img, f.Wp, f.Cp, f.TH, f.TW, TS, dh, dw, t0, nt, V, f.vstride);
+    input_tiles<F>(xp, f.img, f.Wp, f.Cp, f.TH, f.TW, TS, dh, dw, t0, nt, V);
+    const int ldv = AA * f.Cp, ldg = AA * f.Op;
     for (int xi = 0; xi < AA; ++xi) {
-        const float* vx = V + xi * f.vstride;
+        const float* vx = V + (size_t)xi * f.Cp;
         for (int g0 = 0; g0 < f.Op; g0 += 64) {
-            const float* gx = Gt + xi * f.gstride + g0;
+            const float* gx = Gt + (size_t)xi * f.Op + g0;
             float* mx = acc + xi * f.mstride + g0;
             int nv = (f.Op - g0) / 16;
             if (nv >= 4)
-                filter_rows<4, 6>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+                filter_rows<4, 6>(vx, ldv, gx, ldg, nt, mx, f.Op, a.C);
             else if (nv == 3)
-                filter_rows<3, 8>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+                filter_rows<3, 8>(vx, ldv, gx, ldg, nt, mx, f.Op, a.C);
             else if (nv == 2)
-                filter_rows<2, 12>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+                filter_rows<2, 12>(vx, ldv, gx, ldg, nt, mx, f.Op, a.C);
             else
-                filter_rows<1, 12>(vx, f.Cp, gx, f.Op, nt, mx, f.Op, a.C);
+                filter_rows<1, 12>(vx, ldv, gx, ldg, nt, mx, f.Op, a.C);
         }
     }
 }
@@ -507,11 +508,11 @@ static void filter_grad_5x5(const WArgs& a) {
     f.Wp = f.TW * TS + a.K - 1;
     f.img = (size_t)Hp * f.Wp * f.Cp;
     const int Crows = (a.C + 11) / 12 * 12 + 12;  // whole register tiles of rows
-    f.vstride = (size_t)T * f.Cp + 16, f.gstride = (size_t)T * f.Op + 16;
     f.mstride = (size_t)Crows * f.Op + 16;
     const int AA = B33::AA + B32::AA + B23::AA + B22::AA;
-    float* V = grow(S.v, B33::AA * f.vstride + 32);  // rows past C read up to 12 floats beyond
-    float* Gt = grow(S.m, B33::AA * f.gstride);
+    // rows past C read up to 12 floats beyond
+    float* V = grow(S.v, (size_t)T * B33::AA * f.Cp + 16);
+    float* Gt = grow(S.m, (size_t)T * B33::AA * f.Op);
     float* Acc = grow(S.u, AA * f.mstride);
     memset(Acc, 0, AA * f.mstride * sizeof(float));
     float *a33 = Acc, *a32 = a33 + B33::AA * f.mstride, *a23 = a32 + B32::AA * f.mstride;
@@ -610,7 +611,7 @@ def filter_grad(x, g, filter_shape, pads, out):
     by ``pads`` = (top, left)) whose output gradient is g (N, OH, OW, O)."""
     n, h, wd, c = x.shape
     r, _, _, o = filter_shape
-    dims = (n, h, wd, c, o, r, pads[0], pads[1], g.shape[1], g.shape[2], TILES)
+    dims = (n, h, wd, c, o, r, pads[0], pads[1], g.shape[1], g.shape[2], FILTER_TILES)
     ptrs = [host_compile.address(a) for a in (x, g, out)]
     args = np.array([1, *ptrs, *dims], np.int64)
     _state["fn"](host_compile.address(args))
