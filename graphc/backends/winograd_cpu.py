@@ -1,21 +1,23 @@
 """Winograd convolutions for the CPU (float32 NHWC, stride 1), beside ``conv_cpu``'s direct loops.
 
 ``conv_cpu``'s direct loops already run near this machine's FMA peak, so the way to beat
-oneDNN on the tutorial CNN's 5x5 32->64 layer is fewer multiplies: Winograd's minimal
+oneDNN on the tutorial CNN's 32->64 layers is fewer multiplies: Winograd's minimal
 filtering algorithm F(m x m, r x r) (Lavin & Gray 2016; as cuDNN and NNPACK do). Each
 output tile of m x m pixels is computed from an a x a input tile (a = m + r - 1) as
 
     Y = A^T [ sum over input channels of (G g G^T) * (B^T d B) ] A
 
 so a tile costs a^2 multiplies per (input, output) channel pair instead of m^2 r^2:
-F(2x2, 5x5) takes 36 for 4 outputs where the direct loop takes 100 (2.8x fewer).
+F(2x2, 5x5) takes 36 for 4 outputs where the direct loop takes 100 (2.8x fewer), F(2x2,
+3x3) 16 where it takes 36 (2.25x).
 
   * the transforms are straight-line code generated here from exact rational matrices
-    (Toom-Cook on the points 0, 1, -1, 1/2, -2 and infinity, solved in fractions; zero
-    coefficients emit nothing), vectorized over 16 channels (NHWC keeps channels adjacent);
-  * the filter is transformed once per call into U[36][C][O'] (O' = O rounded up to 16);
+    (Toom-Cook on the points 0, 1, -1, 1/2, -2 and infinity, as many as a tile needs,
+    solved in fractions; zero coefficients emit nothing), vectorized over 16 channels (NHWC
+    keeps channels adjacent), one 1-D transform per side (``Tile<FR, FC>``);
+  * the filter is transformed once per call into U[a*a][C][O'] (O' = O rounded up to 16);
   * tiles are processed in blocks of ``TILES`` so that the block's transformed input
-    V[tiles][36][C'] and products P[tiles][36][O'] stay in L2 (a tile's 36 positions side
+    V[tiles][a*a][C'] and products P[tiles][a*a][O'] stay in L2 (a tile's positions side
     by side, so the transforms read and write contiguous memory: with the positions
     outermost, 4 KiB apart, they shared one L1 set and the transforms took a third of the
     time); each position's products are one small GEMM [tiles x C] @ [C x O], written like
@@ -28,31 +30,31 @@ F(2x2, 5x5) takes 36 for 4 outputs where the direct loop takes 100 (2.8x fewer).
 flipped, channel-swapped filter (``conv_cpu`` already computes it so): the same kernel.
 
 The filter gradient is a correlation of the input with the output gradient, summed over
-every pixel; here the gradient's 2x2 tiles play the filter, and the 5x5 filter gradient is
-cut into blocks of 3 and 2 rows and columns, F(3x3, 2x2), F(3x2, 2x2), F(2x3, 2x2) and
-F(2x2, 2x2) (points 0, 1, -1 and 0, 1): 16 + 12 + 12 + 9 = 49 multiplies per tile of 4
-pixels where the direct loop takes 100. Per block and position one GEMM [C x tiles] @ [tiles x O]
-accumulates over every block of tiles; one output transform per (c, o) ends it.
+every pixel; here the gradient's 2x2 tiles play the filter. A 3x3 filter gradient is one
+F(3x3, 2x2) (16 multiplies per tile of 4 pixels, 36 direct); a 5x5 one is cut into blocks
+of 3 and 2 rows and columns, F(3x3, 2x2), F(3x2, 2x2), F(2x3, 2x2) and F(2x2, 2x2) (points
+0, 1, -1 and 0, 1): 16 + 12 + 12 + 9 = 49 multiplies per tile where the direct loop takes
+100. Per block and position one GEMM [C x tiles] @ [tiles x O] accumulates over every
+block of tiles; one output transform per (c, o) ends it.
 
 Numerics: Winograd trades multiplies for conditioning; F(2x2, 5x5)'s transformed values
 are larger than the outputs they cancel into. Against the float64 result on random data
 its error is 1.7-5.7x the direct loop's (rms; 1.1-4.8x the largest), within the tolerance
-of ``tests/test_conv_cpu.py`` up to ``MAX_CHANNELS`` input channels (its error grows with
-them, as the direct sum's, from a larger start); these points gave the smallest error of
-the sets tried ({0, +-1, +-2} and {0, +-1, +-1/2}: about 2.4x larger). F(5x5, 2x2) in one
-block was 5-10x less accurate than the direct loop on the filter gradient (the sum runs
-over every pixel), so the small blocks took its place; each block of tiles is summed apart
-and then added to the total, which makes their error 0.1-2x the direct loop's (whose one
-running sum per entry loses more the more pixels there are).
-``tests/test_winograd_cpu.py`` bounds both.
+of ``tests/test_conv_cpu.py`` up to 64 input channels (``VARIANTS``); these points gave the
+smallest error of the sets tried ({0, +-1, +-2} and {0, +-1, +-1/2}: about 2.4x larger).
+F(2x2, 3x3) and the filter gradient's blocks use only the points 0, 1, -1 (transforms of
+0 and +-1) and sum fewer terms per accumulator than the direct loop: their error is
+0.1-1.7x its own (F(5x5, 2x2) in one block was 5-10x less accurate on the filter gradient,
+whose sums run over every pixel; each block of tiles is summed apart, then added to the
+total). ``tests/test_winograd_cpu.py`` bounds both.
 
 Where it runs (chosen by ``python -m benchmarks --workload conv-ops``; README, "Compiled
-convolutions and pooling"): float32, stride 1, square 5x5 filters, at least
+convolutions and pooling"): float32, stride 1, square 3x3 and 5x5 filters, at least
 ``MIN_CHANNELS`` input and output channels (the first, 1-channel layer of a CNN keeps the
-direct loop: one useful lane in 16), and for the forward pass and the input gradient at
-most ``MAX_CHANNELS`` input channels. Like ``conv_cpu`` it is built by ``host_compile`` in
-the background and is skipped until loaded, without a compiler and with
-``GRAPHC_NO_CC=1``."""
+direct loop: one useful lane in 16), for a 5x5 forward pass or input gradient at most 64
+input channels. From 16 channels up it was faster at every shape measured (7x7 to 28x28
+images, 16 to 128 channels). Like ``conv_cpu`` it is built by ``host_compile`` in the
+background and is skipped until loaded, without a compiler and with ``GRAPHC_NO_CC=1``."""
 
 from __future__ import annotations
 
@@ -65,14 +67,15 @@ from . import host_compile
 
 # interpolation points of the Toom-Cook construction (plus the point at infinity)
 POINTS = (0, 1, -1, Fraction(1, 2), -2)
-VARIANTS = {5: 2}  # filter size r -> output tile m (tile a = m + r - 1 = 6)
-# input channels of the convolution Winograd runs (for an input gradient: the forward pass's
-# output channels): its error grows with their number like the direct sum's, from a larger
-# start; up to 64 it stays within float32 rounding as tests/test_conv_cpu.py defines it (at
-# most 0.8 of that tolerance measured; 96 and more reach it), so more take the direct loop
-MIN_CHANNELS, MAX_CHANNELS = 16, 64
+# filter size -> the most input channels of a convolution (for an input gradient: the
+# forward pass's output channels) that F(2x2, r x r) takes. F(2x2, 5x5)'s error grows with
+# them like the direct sum's, from a larger start: up to 64 it stays within float32 rounding
+# as tests/test_conv_cpu.py defines it (at most 0.8 of that tolerance measured; 96 and more
+# reach it), so more take the direct loop. F(2x2, 3x3) (points 0, 1, -1) is as accurate as
+# the direct loop (0.4-0.5x its largest error measured, up to 256 channels): no bound.
+VARIANTS = {5: 64, 3: None}
+MIN_CHANNELS = 16  # fewer leave most of the 16 lanes the transforms work on empty
 TILES = 48
-FILTER_TILES = 384
 
 
 # --- the transform matrices, exactly ---------------------------------------------------------
@@ -499,7 +502,8 @@ typedef Tile<F3_2, F2_2> B32;
 typedef Tile<F2_2, F3_2> B23;
 typedef Tile<F2_2, F2_2> B22;
 
-static void filter_grad_5x5(const WArgs& a) {
+// the filter gradient of a 3x3 (one block, F(3x3, 2x2)) or 5x5 filter (four blocks)
+static void filter_grad(const WArgs& a) {
     FilterGeom f;
     const int TS = 2, T = a.T;
     f.Cp = (a.C + 15) / 16 * 16, f.Op = (a.O + 15) / 16 * 16;
@@ -526,12 +530,14 @@ static void filter_grad_5x5(const WArgs& a) {
         for (long long t0 = 0; t0 < tiles; t0 += T) {
             int nt = tiles - t0 < T ? (int)(tiles - t0) : T;
             filter_block<B33>(a, f, xp, n0, 0, 0, t0, nt, V, Gt, a33);
+            if (a.K == 3) continue;
             filter_block<B32>(a, f, xp, n0, 0, 3, t0, nt, V, Gt, a32);
             filter_block<B23>(a, f, xp, n0, 3, 0, t0, nt, V, Gt, a23);
             filter_block<B22>(a, f, xp, n0, 3, 3, t0, nt, V, Gt, a22);
         }
     }
     filter_out<B33>(a, f, a33, 0, 0);
+    if (a.K == 3) return;
     filter_out<B32>(a, f, a32, 0, 3);
     filter_out<B23>(a, f, a23, 3, 0);
     filter_out<B22>(a, f, a22, 3, 3);
@@ -546,14 +552,15 @@ void ENTRY(long long* a) {
             (int)d[2], (int)d[3], (int)d[4], (int)d[5], (int)d[6], (int)d[7], (int)d[8],
             (int)d[9], (int)d[10]};
     if (a[0] == 0 && w.K == 5) wino_conv<Tile<F2_5, F2_5> >(w);
-    if (a[0] == 1 && w.K == 5) filter_grad_5x5(w);
+    if (a[0] == 0 && w.K == 3) wino_conv<Tile<F2_3, F2_3> >(w);
+    if (a[0] == 1 && (w.K == 5 || w.K == 3)) filter_grad(w);
 }
 }
 """
 
 
 def _source():
-    variants = "".join(_variant(m, r) for m, r in ((2, 5), (3, 2), (2, 2)))
+    variants = "".join(_variant(m, r) for m, r in ((2, 5), (2, 3), (3, 2), (2, 2)))
     return _HEAD + variants + _TILE + _BODY
 
 
@@ -585,7 +592,10 @@ def _takes(arrays, filter_shape):
 
 def applies(x, w) -> bool:
     """Whether the stride-1 convolution of x (N, H, W, C) with w (R, R, C, O) runs here."""
-    return _takes((x, w), w.shape) and w.shape[2] <= MAX_CHANNELS
+    if not _takes((x, w), w.shape):
+        return False
+    most = VARIANTS[w.shape[0]]
+    return most is None or w.shape[2] <= most
 
 
 def applies_filter_grad(x, g, filter_shape) -> bool:
@@ -611,7 +621,7 @@ def filter_grad(x, g, filter_shape, pads, out):
     by ``pads`` = (top, left)) whose output gradient is g (N, OH, OW, O)."""
     n, h, wd, c = x.shape
     r, _, _, o = filter_shape
-    dims = (n, h, wd, c, o, r, pads[0], pads[1], g.shape[1], g.shape[2], FILTER_TILES)
+    dims = (n, h, wd, c, o, r, pads[0], pads[1], g.shape[1], g.shape[2], TILES)
     ptrs = [host_compile.address(a) for a in (x, g, out)]
     args = np.array([1, *ptrs, *dims], np.int64)
     _state["fn"](host_compile.address(args))
