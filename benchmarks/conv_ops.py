@@ -1,7 +1,8 @@
 """The convolution and pooling kernels alone, at the tutorial CNN's shapes (batch 64, 28x28
 MNIST images: conv 1->32 then 32->64 channels, 5x5 and 3x3 filters, SAME, 2x2 max pools):
-graphc's reference numpy kernels (im2col + one sgemm, strided scatters), its compiled ones
-(``backends/conv_cpu``), torch's (``F.conv2d``, ``aten.convolution_backward``,
+graphc's reference numpy kernels (im2col + one sgemm, strided scatters), its compiled direct
+loops (``backends/conv_cpu`` alone), its compiled kernels as the executor calls them (Winograd,
+``backends/winograd_cpu``, where it applies), torch's (``F.conv2d``, ``aten.convolution_backward``,
 ``F.max_pool2d``) and TensorFlow's raw ops (``Conv2D``, ``Conv2DBackpropInput``,
 ``Conv2DBackpropFilter``, ``MaxPool``, ``MaxPoolGrad``, eager, one thread), each timed in
 CPU milliseconds (median of 5 after 2 warm-up calls), all in one process
@@ -15,7 +16,7 @@ import time
 
 import numpy as np
 
-from graphc.backends import conv_cpu, host_compile
+from graphc.backends import conv_cpu, host_compile, winograd_cpu
 from graphc.ops import conv as C
 
 BATCH = 64
@@ -61,6 +62,20 @@ def _tf():
     except RuntimeError:  # already initialised by another workload in this process
         pass
     return tf
+
+
+def _direct(fn):
+    """``fn`` with the Winograd library set aside: conv_cpu's direct loops alone."""
+
+    def run():
+        loaded = winograd_cpu._state["fn"]
+        winograd_cpu._state["fn"] = None
+        try:
+            return fn()
+        finally:
+            winograd_cpu._state["fn"] = loaded
+
+    return run
 
 
 def _conv_rows(torch, tf, rng):
@@ -111,6 +126,7 @@ def _conv_rows(torch, tf, rng):
                 input=X, filter_sizes=list(ws), out_backprop=G, strides=ONE, padding=p
             ).numpy()
         for what, fns in row.items():
+            fns["direct"] = _direct(fns["compiled"])
             yield name, what, fns
 
 
@@ -157,8 +173,11 @@ def report():
         print("  (no compiled kernels: " + str(host_compile.unavailable_reason()) + ")")
     torch, tf = _torch(), _tf()
     rng = np.random.default_rng(0)
-    names = ["reference", "compiled"] + ["torch"] * (torch is not None) + ["tf"] * (tf is not None)
-    print("\n== conv-ops: CPU ms per call, batch 64 (graphc reference / compiled, peers) ==")
+    names = ["reference", "direct", "compiled"]
+    names += ["torch"] * (torch is not None) + ["tf"] * (tf is not None)
+    print(
+        "\n== conv-ops: CPU ms per call, batch 64 (graphc reference / direct / compiled, peers) =="
+    )
     print(f"  {'shape':<18} {'kernel':<12} " + " ".join(f"{n:>10}" for n in names))
     rows = [*_conv_rows(torch, tf, rng), *_pool_rows(torch, tf, rng)]
     for name, what, fns in rows:
