@@ -53,8 +53,9 @@ convolutions and pooling"): float32, stride 1, square 3x3 and 5x5 filters, at le
 ``MIN_CHANNELS`` input and output channels (the first, 1-channel layer of a CNN keeps the
 direct loop: one useful lane in 16), for a 5x5 forward pass or input gradient at most 64
 input channels. From 16 channels up it was faster at every shape measured (7x7 to 28x28
-images, 16 to 128 channels). Like ``conv_cpu`` it is built by ``host_compile`` in the
-background and is skipped until loaded, without a compiler and with ``GRAPHC_NO_CC=1``."""
+images, 16 to 512 channels: 1.1-2x; at 512 channels its blocks no longer fit in L2). Like
+``conv_cpu`` it is built by ``host_compile`` in the background and is skipped until loaded,
+without a compiler and with ``GRAPHC_NO_CC=1``."""
 
 from __future__ import annotations
 
