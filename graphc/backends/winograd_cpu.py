@@ -375,16 +375,22 @@ static void wino_conv(const WArgs& a) {
                 int oh0 = (int)(q / TW) * M, ow0 = (int)(q % TW) * M;
                 int mh = a.OH - oh0 < M ? a.OH - oh0 : M, mw = a.OW - ow0 < M ? a.OW - ow0 : M;
                 const float* src = P + (size_t)tt * ldp;
-                for (int o0 = 0; o0 < Op; o0 += 16) {
-                    v16 p[AA], y[M * M];
-                    for (int xi = 0; xi < AA; ++xi) p[xi] = ld(src + xi * Op + o0);
-                    F::output(p, y);
-                    int nl = a.O - o0 < 16 ? a.O - o0 : 16;
-                    for (int i = 0; i < mh; ++i)
-                        for (int j = 0; j < mw; ++j) {
-                            size_t pix = ((size_t)(n0 + n) * a.OH + oh0 + i) * a.OW + ow0 + j;
-                            st_lanes(a.out + pix * a.O + o0, y[i * M + j], nl);
-                        }
+                for (int o1 = 0; o1 < Op; o1 += 64) {
+                    // up to 64 channels at once: the tile's products are read in address order
+                    const int ng = Op - o1 < 64 ? (Op - o1) / 16 : 4;
+                    v16 p[4][AA];
+                    for (int xi = 0; xi < AA; ++xi)
+                        for (int q = 0; q < ng; ++q) p[q][xi] = ld(src + xi * Op + o1 + 16 * q);
+                    for (int q = 0; q < ng; ++q) {
+                        v16 y[M * M];
+                        F::output(p[q], y);
+                        int o0 = o1 + 16 * q, nl = a.O - o0 < 16 ? a.O - o0 : 16;
+                        for (int i = 0; i < mh; ++i)
+                            for (int j = 0; j < mw; ++j) {
+                                size_t pix = ((size_t)(n0 + n) * a.OH + oh0 + i) * a.OW + ow0 + j;
+                                st_lanes(a.out + pix * a.O + o0, y[i * M + j], nl);
+                            }
+                    }
                 }
             }
         }
