@@ -20,6 +20,8 @@ cache and background build):
     16);
   * ``conv2d_backprop_filter``: tiles of R filter rows (tap, input channel) x 64 output
     channels accumulate over blocks of 128 output pixels, whose gradient rows stay in L1;
+  * 3x3 and 5x5 convolutions at stride 1 with 16 or more channels, forward and both
+    gradients, go to ``winograd_cpu`` (Winograd's minimal filtering: fewer multiplies);
   * ``max_pool`` and ``max_pool_grad``: one pass over the windows (padded cells never win,
     the first NaN of a window wins, else its first maximum, as the reference), the gradient
     added at each window's winner.
