@@ -105,3 +105,27 @@ def test_fused_outputs_land_in_their_concat_along_any_axis():
         sess.run([rows, cols], feeds)
         exe = sess._executable([rows, cols], [], feeds)
     assert len(exe._gen._part_of) >= 3  # both concats take their fused parts in place
+
+
+def test_a_reshape_of_a_transposed_or_split_view_reads_every_run(monkeypatch):
+    # reshape copies a view that is not in C order: made once in ARENA() it would hold the
+    # arena's bytes of that moment (dynamic_rnn's stack -> transpose -> reshape -> gather)
+    x = gc.placeholder(gc.float32, (4, 6), name="x")
+    t = gc.reshape(gc.transpose(gc.exp(x) * 2.0), (24,))
+    _, b = gc.split(gc.tanh(x) + 1.0, [2, 4], axis=1)
+    r = gc.reshape(b, (16,))
+    picked = gc.gather(t, gc.constant(np.array([0, 5, 23], np.int32)))
+    fetches = [picked * 1.5, r - 1.0]
+    rng = np.random.default_rng(3)
+    for chunk in (400, 1):  # one function, and a plan cut into parts
+        monkeypatch.setattr("graphc.backends.numpy_backend.CHUNK_LINES", chunk)
+        with gc.Session() as sess:
+            for _ in range(3):
+                X = rng.standard_normal((4, 6)).astype(np.float32)
+                got = sess.run(fetches, {x: X})
+                want = [
+                    (np.exp(X) * 2).T.reshape(24)[[0, 5, 23]] * 1.5,
+                    ((np.tanh(X) + 1)[:, 2:]).reshape(16) - 1,
+                ]
+                for w, g in zip(want, got, strict=True):
+                    np.testing.assert_allclose(g, w, rtol=1e-5)

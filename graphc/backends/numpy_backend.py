@@ -74,6 +74,9 @@ _INLINE_UPDATE = {ASSIGN_ADD: "np.add", ASSIGN_SUB: "np.subtract"}
 # Shape ops whose result is a view of a C-contiguous input: over an arena buffer (fixed for
 # a thread's arena), they run once per thread, when the arena is made, not on every run.
 _VIEW_OPS = frozenset({RESHAPE, SQUEEZE, EXPAND_DIMS, SPLIT, TRANSPOSE})
+# numpy's squeeze and expand_dims keep C order; reshape copies an input that is not in C order
+# (a transpose's or a split's view), so it may view in ARENA() only C-ordered buffers
+_KEEP_C_ORDER = frozenset({RESHAPE, SQUEEZE, EXPAND_DIMS})
 
 _serial = itertools.count()
 
@@ -221,6 +224,7 @@ class _Generator:
         # binds, the slots it reads)
         self._arena_views: list = []
         self._viewed: set = set()  # ... the slots they bind
+        self._viewed_c_order: set = set()  # ... those known to be in C order
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
@@ -448,6 +452,8 @@ class _Generator:
             for name in outs:
                 self._bind_per_thread(name)
             self._viewed.update(step.outputs)
+            if step.op in _KEEP_C_ORDER and all(self._c_order(k) for k in step.inputs):
+                self._viewed_c_order.update(step.outputs)
             return [("pass", None)]
         scalar = self._all_scalar_float(step)
         if step.kind == "kernel" and scalar and step.op in _SCALAR_EXPR:
@@ -679,10 +685,16 @@ class _Generator:
         concat's part) or such views, so its result is the same view on every run."""
         if self.trap is not None or step.kind != "alloc" or step.op not in _VIEW_OPS:
             return False
-        return all(
-            (self.plan.slots[k].kind == "arena" and k not in self._part_of) or k in self._viewed
-            for k in step.inputs
-        ) and all(self.plan.slots[k].kind == "dynamic" for k in step.outputs)
+        if step.op is RESHAPE:  # made once, a copy would hold the arena's bytes of that time
+            viewable = all(self._c_order(k) for k in step.inputs)
+        else:
+            viewable = all(self._c_order(k) or k in self._viewed for k in step.inputs)
+        return viewable and all(self.plan.slots[k].kind == "dynamic" for k in step.outputs)
+
+    def _c_order(self, k) -> bool:
+        """Whether slot ``k`` is an arena buffer (not a concat's part) or a C-ordered view."""
+        slot = self.plan.slots[k]
+        return (slot.kind == "arena" and k not in self._part_of) or k in self._viewed_c_order
 
     def _find_concat_parts(self):
         """The concats whose inputs from fused steps are views of their output (see
