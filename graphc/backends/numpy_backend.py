@@ -45,7 +45,7 @@ from ..ops.array import (
 from ..ops.linalg import MATMUL
 from ..ops.reduce import REDUCE_MAX, REDUCE_MEAN, REDUCE_MIN, REDUCE_SUM
 from ..ops.state import ASSIGN, ASSIGN_ADD, ASSIGN_SUB, NO_OP, VARIABLE
-from . import conv_cpu, host_compile
+from . import conv_cpu, gemm_cpu, host_compile
 from .reference import ReferenceExecutable
 
 # How a fused reduction that spans the tiled axis combines per-tile partial results.
@@ -191,6 +191,9 @@ def _kernel(op, attrs, compiled=False):
     if compiled and op in conv_cpu.KERNELS:  # direct convolutions and pooling, compiled
         conv_cpu.request()
         fn = conv_cpu.KERNELS[op]
+    if compiled and op is MATMUL:  # narrow float32 products, compiled (gemm_cpu.plan)
+        gemm_cpu.request()
+        return functools.partial(gemm_cpu.matmul, **attrs)
     if op is MATMUL and not attrs["transpose_a"] and not attrs["transpose_b"]:
         return np.matmul
     return functools.partial(fn, **attrs) if attrs else fn
