@@ -47,8 +47,9 @@ import sys
 import tempfile
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -288,7 +289,8 @@ def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKern
     one of the inputs, read at the same index before it is written. ``views``: {input
     position: element strides} of inputs that are views (a ``split`` of a gate matrix), read
     in place rather than copied; ``out_views``: {output slot: element strides} of outputs
-    that are views (parts of a concat's buffer), written in place."""
+    that are views (parts of a concat's buffer), written in place. ``store`` may be a tuple,
+    one per output (``update_chain_kernel``)."""
     loop = tuple(step.loop_shape)
     if not loop or not all(isinstance(d, int) for d in loop):
         return None
@@ -336,8 +338,14 @@ def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKern
         kept = tuple(1 if a in red_axes else n for a, n in enumerate(loop))
         st = _strides_over(kept, kept)
         strides.append([0 if a in red_axes else st[a] for a in range(len(loop))])
-    if store and (red is not None or len(outs) != 1):
-        return None
+    if isinstance(store, tuple):  # one per output (update_chain_kernel)
+        if len(store) != len(outs) or (any(store) and red is not None):
+            return None
+        stores = store
+    else:
+        if store and (red is not None or len(outs) != 1):
+            return None
+        stores = (store,) * len(outs)
     dims, cstrides = _collapse(loop, strides)
     m = len(dims)
     inner = tuple(s[-1] for s in cstrides)
@@ -347,13 +355,67 @@ def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKern
     red_size = size // count if red is not None else 0
     scalars = tuple(dims) + tuple(s for st in cstrides for s in st[:-1]) + (red_size, count)
     scalars += (threads(), PARALLEL_MIN_ELEMS) if red is None else ()
-    source, name = _render(step, [slots[k].dtype for k in step.inputs], outs, red, m, inner, store)
+    source, name = _render(step, [slots[k].dtype for k in step.inputs], outs, red, m, inner, stores)
     n_ptr = len(step.inputs) + len(outs) + (1 if red is not None else 0)
     return FusedKernel(name, source, n_ptr, scalars)
 
 
-def _render(step, in_dtypes, outs, red, m, inner, store=""):
+def update_chain_kernel(steps, stores, slots, links) -> tuple[FusedKernel, tuple] | None:
+    """One loop for consecutive fused ``steps`` (elementwise, one output each, the same loop
+    shape) whose outputs are stored into variables (``stores``: ``"="``, ``"-"`` or
+    ``"+"`` each, as ``fused_kernel``'s ``store``): an optimizer's updates of one variable
+    (Adam's m, v, then the variable) read their shared inputs once and write each buffer
+    once, where one loop per update makes a pass over memory each. ``links``: {slot: t}
+    of the inputs that are the value step ``t`` (earlier, stored with ``"="``) has just
+    stored; the loop reads that value from its register. Returns the kernel and its input
+    slots (the distinct other inputs, in order of first use; its pointers are those, then
+    the stored buffers), or None where a step does not fit (see ``fused_kernel``)."""
+    loop = tuple(steps[0].loop_shape)
+    inputs, where, body, outs, finals = [], {}, [], [], []
+    for t, step in enumerate(steps):
+        if tuple(step.loop_shape) != loop or step.body[-1].op.kind == "reduction":
+            return None
+        written = [j for j, (w, _) in enumerate(step.body_slots) if w == "out"]
+        if len(written) != 1:
+            return None
+        args = {}
+        for a, k in enumerate(step.inputs):
+            if k in links:
+                t0 = links[k]
+                if t0 >= t or stores[t0] != "=":
+                    return None
+                args[a] = ("op", finals[t0])
+            else:
+                where.setdefault(k, len(inputs))
+                if where[k] == len(inputs):
+                    inputs.append(k)
+                args[a] = ("in", where[k])
+        off = len(body)
+        for f in step.body:
+            body.append(
+                replace(
+                    f,
+                    args=tuple(args[a] if kind == "in" else ("op", off + a) for kind, a in f.args),
+                )
+            )
+        finals.append(off + written[0])
+        outs.append(step.outputs[step.body_slots[written[0]][1]])
+    joined = SimpleNamespace(
+        loop_shape=loop,
+        body=tuple(body),
+        inputs=tuple(inputs),
+        outputs=tuple(outs),
+        body_slots=tuple(
+            ("out", finals.index(j)) if j in finals else ("scratch", None) for j in range(len(body))
+        ),
+    )
+    kernel = fused_kernel(joined, slots, tuple(stores))
+    return None if kernel is None else (kernel, tuple(inputs))
+
+
+def _render(step, in_dtypes, outs, red, m, inner, stores=()):
     body, n_in = step.body, len(in_dtypes)
+    store = any(stores)
     arrays = [(_DTYPES[d], True) for d in in_dtypes]
     arrays += [(_DTYPES[body[j].dtype], False) for j, _ in outs]
     if red is not None:
@@ -435,8 +497,8 @@ def _render(step, in_dtypes, outs, red, m, inner, store=""):
         )
         inner_lines.append(f"const {_DTYPES[f.dtype]} v{n_in + j} = {expr};")
     for a, (j, _) in enumerate(outs):
-        if store in ("-", "+"):
-            inner_lines.append(f"q{n_in + a}[i] = q{n_in + a}[i] {store} v{n_in + j};")
+        if stores and stores[a] in ("-", "+"):
+            inner_lines.append(f"q{n_in + a}[i] = q{n_in + a}[i] {stores[a]} v{n_in + j};")
         else:
             inner_lines.append(f"q{n_in + a}[i] = v{n_in + j};")
     if red is not None:
@@ -609,6 +671,7 @@ def address(a: np.ndarray) -> int:
 __all__ = [
     "FusedKernel",
     "fused_kernel",
+    "update_chain_kernel",
     "request",
     "wait",
     "compiler",

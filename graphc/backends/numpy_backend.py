@@ -218,6 +218,11 @@ class _Generator:
         self._known_by_step: dict = {}  # step index -> the slots it remembered
         self.compiled: dict = {}  # step index -> host_compile.FusedKernel
         self._folded: set = set()  # assign steps run by the fused step before them
+        # fused updates run by one loop with the updates before them (_chain_lines): step
+        # index -> the chain's table index c (they run only when ``D<c>`` is False), and
+        # c -> the slots of that loop's pointer table
+        self._chained: dict = {}
+        self._chain_arrays: dict = {}
         self._reader_count = None  # slot index -> steps reading it (see _readers)
         # fused outputs written straight into a concat's buffer: slot -> (concat's output
         # slot, index of the part); concat step index -> [(position, index)] left to copy
@@ -419,6 +424,10 @@ class _Generator:
         value changes only where a step writes it, and a variable's buffer is never
         remembered (its updates write it in place)."""
         lines = self._step_lines(step)
+        if step.index in self._chained:  # run by the chain's loop, unless it did not run
+            lines = [(f"if not D{self._chained[step.index]}:", None)] + [
+                ("    " + text, body) for text, body in lines
+            ]
         written = self._known_by_step.pop(step.index, ())
         for k in step.outputs:
             if k not in written:
@@ -681,6 +690,103 @@ class _Generator:
         if update is not None:
             out.append((f"    s{update.outputs[0]} = u{i}", None))
         out.append(("else:", None))
+        out += [("    " + text, body) for text, body in lines]
+        if update is not None and not views and not self._out_views(step):
+            out = self._chain_lines(step, update, out)
+        return out
+
+    def _update_chain(self, step, update):
+        """``[(fused step, its update)]``: ``step`` and ``update``, then each fused step with
+        an update right after the previous update, over the same loop shape, reading only
+        buffers no earlier update of the chain has written (except through that update's
+        value: Adam's m and v updates, then the variable's)."""
+        plan, chain = self.plan, [(step, update)]
+        written = {update.attrs["var"]}
+        producer = getattr(self, "_producer", None) or {k: s for s in plan.steps for k in s.outputs}
+        self._producer = producer
+        links = {update.outputs[0]}
+        while True:
+            j = chain[-1][1].index + 1
+            nxt = plan.steps[j] if j < len(plan.steps) else None
+            if (
+                nxt is None
+                or nxt.kind != "fused"
+                or tuple(nxt.loop_shape) != tuple(step.loop_shape)
+                or nxt.index in self._chained
+                or self._views_read(nxt)
+                or self._out_views(nxt)
+            ):
+                break
+            upd = self._update_after(nxt)
+            if upd is None or upd.attrs["var"] in written:
+                break
+            ok = True
+            for k in nxt.inputs:
+                slot = plan.slots[k]
+                if k in links:
+                    continue
+                if slot.kind == "variable":
+                    ok = producer[k].node not in written
+                else:
+                    ok = slot.kind in ("arena", "const", "feed")
+                if not ok:
+                    break
+            if not ok:
+                break
+            chain.append((nxt, upd))
+            written.add(upd.attrs["var"])
+            links.add(upd.outputs[0])
+        return chain
+
+    def _chain_lines(self, step, update, lines):
+        """Consecutive fused updates (``_update_chain``) as one compiled loop, run from the
+        first step's lines; the others run only when it did not (``D<c>`` is False: the
+        library is not loaded yet, or a variable's buffer is not the planned one)."""
+        plan = self.plan
+        chain = self._update_chain(step, update)
+        if len(chain) < 2:
+            return lines
+        ops = {ASSIGN: "=", ASSIGN_SUB: "-", ASSIGN_ADD: "+"}
+        links = {u.outputs[0]: t for t, (_, u) in enumerate(chain)}
+        found = host_compile.update_chain_kernel(
+            [f for f, _ in chain], [ops[u.op] for _, u in chain], plan.slots, links
+        )
+        if found is None:
+            return lines
+        kernel, inputs = found
+        c = chain[-1][1].index  # (a state step: it has no table of its own)
+        self.compiled[c] = kernel
+        self._chain_arrays[c] = list(inputs) + [f.outputs[0] for f, _ in chain]
+        self.ns[f"C{c}"] = None
+        self.per_thread += [f"P{c}", f"Q{c}"]
+        for f, u in chain[1:]:
+            self._chained[f.index] = self._chained[u.index] = c
+        test = f"C{c} is not None"
+        for t, (_, u) in enumerate(chain):
+            var = u.attrs["var"]
+            self._bind(f"uv{c}_{t}", var)
+            self._bind(f"w{c}_{t}", _shape_of(var.outputs[0].shape))
+            test += (
+                f" and (u{c}_{t} := V.get(uv{c}_{t})) is not None and u{c}_{t}.shape == w{c}_{t}"
+                f" and u{c}_{t}.flags.c_contiguous"
+            )
+        fill = []
+        for a, k in enumerate(inputs):
+            slot = plan.slots[k]
+            if slot.kind in ("variable", "dynamic"):
+                dt = self._bind(f"dt{c}_{a}", slot.dtype.np)
+                test += f" and s{k}.shape == {_shape_of(slot.shape)!r} and s{k}.dtype == {dt}"
+            if slot.kind not in ("arena", "const"):
+                fill.append(f"    if not s{k}.flags.c_contiguous: s{k} = ascontiguous(s{k})")
+                fill.append(f"    P{c}[{a}] = s{k}.__array_interface__['data'][0]")
+        for t in range(len(chain)):
+            fill.append(f"    P{c}[{len(inputs) + t}] = u{c}_{t}.__array_interface__['data'][0]")
+        fill.append(f"    C{c}(Q{c})")
+        fill += [f"    s{u.outputs[0]} = u{c}_{t}" for t, (_, u) in enumerate(chain)]
+        out = [(f"if {test}:", None)] + [(text, None) for text in fill]
+        out += [(f"    D{c} = True", None), ("else:", None), (f"    D{c} = False", None)]
+        # (bound on both branches: a plan split into parts passes them from part to part)
+        out += [(f"    s{u.outputs[0]} = None", None) for _, u in chain[1:]]
         return out + [("    " + text, body) for text, body in lines]
 
     def _view_of_arena(self, step) -> bool:
@@ -833,6 +939,8 @@ class _Generator:
 
     def _table_arrays(self, i):
         """The slots whose pointers compiled step ``i``'s ``P`` table holds, in order."""
+        if i in self._chain_arrays:
+            return self._chain_arrays[i]
         step = self.plan.steps[i]
         arrays = list(step.inputs) + [
             step.outputs[k]
@@ -895,9 +1003,9 @@ def _emit_handlers(src):
 CHUNK_LINES = int(os.environ.get("GRAPHC_CHUNK_LINES", "400"))
 
 # The names generated code keeps in locals from one step to a later one (slots ``s12``,
-# scalar locals ``v3``, ``v3_1``, ``a3_0``) and the per-thread ones (tables ``P3``, ``Q3``,
-# ``T3``; a concat's parts to copy into, ``cv3_1``).
-_LOCAL_NAME = re.compile(r"\b(?:[sva]\d+(?:_\d+)?|[PQT]\d+|cv\d+_\d+)\b")
+# scalar locals ``v3``, ``v3_1``, ``a3_0``, whether a chain of updates ran ``D3``) and the
+# per-thread ones (tables ``P3``, ``Q3``, ``T3``; a concat's parts to copy into, ``cv3_1``).
+_LOCAL_NAME = re.compile(r"\b(?:[sva]\d+(?:_\d+)?|[PQTD]\d+|cv\d+_\d+)\b")
 
 
 def _needs_chunks(body_lines) -> bool:
