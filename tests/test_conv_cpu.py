@@ -119,7 +119,22 @@ POOL_CASES = [
     ((1, 6, 4, 2), (2, 2), (2, 2), "VALID"),
     ((1, 4, 5, 2), (2, 3), (1, 1), "SAME"),
     ((2, 5, 6, 17), (2, 2), (1, 1), "VALID"),  # 2x2 windows that overlap
+    # 2x2 windows tiling the image, 16k channels (the vector path), and 40 channels (not)
+    ((3, 14, 14, 64), (2, 2), (2, 2), "VALID"),
+    ((2, 8, 6, 16), (2, 2), (2, 2), "SAME"),
+    ((2, 8, 8, 40), (2, 2), (2, 2), "SAME"),
 ]
+
+
+def test_max_pool_gradient_of_signed_zeros(lib):
+    # a -0.0 gradient lands as +0.0, as the reference's sum into zeros gives
+    rng = np.random.default_rng(7)
+    for xs in [(2, 8, 8, 32), (2, 8, 8, 5)]:
+        x = rng.standard_normal(xs).astype(np.float32)
+        g = np.full((xs[0], 4, 4, xs[3]), -0.0, np.float32)
+        got = conv_cpu.max_pool_grad(x, g, (2, 2), (2, 2), "VALID")
+        ref = C._max_pool_grad(x, g, (2, 2), (2, 2), "VALID")
+        np.testing.assert_array_equal(np.signbit(got), np.signbit(ref))
 
 
 @pytest.mark.parametrize("xs,k,s,p", POOL_CASES)
