@@ -442,20 +442,30 @@ def _render(step, in_dtypes, outs, red, m, inner, stores=()):
     lines.append(f"for (int j = 0; j < {m - 1}; ++j) n_outer *= D[j];")
     lines.append(f"const long long n = D[{m - 1}];")
     parallel = red is None  # a reduction's order of combination stays the serial one
-    if parallel:  # work units: (row o, block of the row), see gc_parallel
-        lines.append("const long long nb = (n + GC_BLOCK - 1) / GC_BLOCK;")
-        lines.append("auto work = [&](long long u0, long long u1) {")
-        lines.append("for (long long u = u0; u < u1; ++u) {")
-        loop = [
-            "const long long o = u / nb, lo = (u % nb) * GC_BLOCK;",
+    if parallel:
+        # work units, see gc_parallel: (row o, block of the row), or rows shorter than a
+        # block (a bias broadcast along the channels of NHWC images: rows of 32) together
+        lines += [
+            "const long long nb = (n + GC_BLOCK - 1) / GC_BLOCK;",
+            "const long long rpu = nb > 1 ? 1 : (n > 0 ? (GC_BLOCK + n - 1) / n : 1);",
+            "const long long units = nb > 1 ? n_outer * nb : (n_outer + rpu - 1) / rpu;",
+            "auto work = [&](long long u0, long long u1) {",
+            "for (long long u = u0; u < u1; ++u) {",
+            "const long long o0 = nb > 1 ? u / nb : u * rpu;",
+            "const long long o1 = nb > 1 ? o0 + 1 : (n_outer - o0 < rpu ? n_outer : o0 + rpu);",
+            "const long long lo = nb > 1 ? (u % nb) * GC_BLOCK : 0;",
             "const long long hi = n - lo < GC_BLOCK ? n : lo + GC_BLOCK;",
+            "for (long long o = o0; o < o1; ++o) {",
         ]
     else:
         lines.append("for (long long o = 0; o < n_outer; ++o) {")
-        loop = []
-    for a in range(n_arr):
+    loop = []
+    if m == 2:  # one outer dimension: no division per row
+        for a in range(n_arr):
+            loop.append(f"const long long f{a} = o * S[{a}];")
+    for a in range(n_arr if m != 2 else 0):
         loop.append(f"long long f{a} = 0;")
-    if m > 1:
+    if m > 2:
         loop.append("long long rest = o;")
         loop.append(f"for (int j = {m - 2}; j >= 0; --j) {{")
         loop.append("  const long long c = rest % D[j]; rest /= D[j];")
@@ -519,8 +529,9 @@ def _render(step, in_dtypes, outs, red, m, inner, stores=()):
     lines.append("}")
     if parallel:
         at = n_arr + m + n_arr * (m - 1) + 2  # after the reduction's size and count
+        lines.append("}")
         lines.append("};")
-        lines.append(f"gc_parallel(work, n_outer * nb, n_outer * n, P[{at}], P[{at + 1}]);")
+        lines.append(f"gc_parallel(work, units, n_outer * n, P[{at}], P[{at + 1}]);")
     fin = red.op.extra.get("c_finalize") if red is not None else None
     if fin:
         lines.append(
