@@ -12,7 +12,9 @@ import time
 
 # One BLAS / OpenMP thread per contender unless the caller says otherwise: every contender
 # then gets the same single core, and idle pool threads do not spin against the next one.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# graphc's compiled loops likewise (GRAPHC_CC_THREADS): with the CPU clock, a loop split
+# over two cores bills both, and leaves half its output in the other core's cache.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "GRAPHC_CC_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from . import gpu  # noqa: E402
