@@ -3,26 +3,27 @@
 The reference kernel is ``np.matmul`` (OpenBLAS sgemm on one thread). At the narrow shapes
 of a dense layer trained in small batches (64 x 3136 @ 3136 x 1024 forward, and its two
 gradients: a product over K = 64, and one with the weight matrix transposed), OpenBLAS
-reaches 65-78 GFLOP/s on this machine; a register-tiled loop in the style of
-``conv_cpu``'s direct convolutions (one broadcast feeding several 16-lane FMAs) reaches more,
-because it reads the operands where they lie instead of packing them:
+reaches 55-77 GFLOP/s on this machine; a register-tiled loop in the style of
+``conv_cpu``'s direct convolutions (one broadcast feeding several 16-lane FMAs) reaches
+75-90:
 
   * ``nn``: B's rows are contiguous (``b[k, n]`` at ``k * ldb + n``), A is read with any
-    element strides (so ``a.T`` of a row-major matrix costs nothing): tiles of R rows x up
+    element strides (so ``x.T`` of a row-major matrix costs no copy): tiles of R rows x up
     to 64 columns of C accumulate over blocks of KC rows of B, one broadcast of ``a[m, k]``
-    feeding NV vector FMAs;
-  * ``nt``: both operands' rows run along K (``a @ b.T`` of row-major matrices, as the
-    input gradient of a dense layer): tiles of 4 x 6 dot products, each a 16-lane
-    accumulator, summed across lanes at the end of each block of K.
+    feeding NV vector FMAs. Each block of B is packed strip by strip first (a dense layer's
+    rows of 1024 floats lie 4 KiB apart, all in one cache set), and rows of A are taken a
+    few at a time so that they stay in L1 while every strip uses them;
+  * ``"t"``: B's columns are contiguous (``g @ w.T``, the input gradient of a dense layer):
+    computed as ``(w @ g.T).T`` by the same loop, ``g.T`` packed (a has few rows), the
+    result transposed into place.
 
-Which kernel (or OpenBLAS) runs is decided per call from the operands' strides and shapes,
-by measurement (README, "Compiled matrix products"; ``python -m benchmarks --workload
-matmul-shapes``): the compiled loops run where one of M, N or K is at most
-``NARROW`` (the shapes where OpenBLAS is slow here) and the product is large enough that
-the call's overhead does not matter; other products, float64, batched products and every
-call before the library is loaded or without a compiler (``GRAPHC_NO_CC=1``) keep
-``np.matmul``. Results agree with it to float rounding (sums in another order); NaN and Inf
-propagate as in any sum of products. Each call runs on the calling thread."""
+Which kernel (or OpenBLAS) runs is decided per call from the operands' strides and shapes
+(``plan``), by measurement (README, "Compiled matrix products"): the compiled loop runs on
+narrow products large enough that the call's overhead does not matter; other products,
+float64, batched products and every call before the library is loaded or without a
+compiler (``GRAPHC_NO_CC=1``) keep ``np.matmul``. Results agree with it to float rounding
+(sums in another order); NaN and Inf propagate as in any sum of products. Each call runs on
+the calling thread."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ typedef float v16u __attribute__((vector_size(64), aligned(4)));
 static inline v16 ld(const float* p) { return *(const v16u*)p; }
 static inline void st(float* p, v16 v) { *(v16u*)p = v; }
 
-static thread_local std::vector<float> BP;  // a packed block of B's last, partial strip
+static thread_local std::vector<float> BP;  // the packed block of B (every strip of it)
 
 static float* grow(std::vector<float>& v, size_t n) {
     if (v.size() < n) v.resize(n);
@@ -223,15 +224,21 @@ def plan(a, b):
     """How compiled kernels compute ``a @ b`` (2-D float32 views): ``"nn"`` (b's rows are
     contiguous), ``"t"`` (b's columns are: ``(b.T @ a.T).T``, a.T packed when its rows are
     not contiguous), or None for ``np.matmul``."""
-    if a.dtype != np.float32 or b.dtype != np.float32 or a.ndim != 2 or b.ndim != 2:
+    if a.ndim != 2 or b.ndim != 2:
         return None
     (m, k), n = a.shape, b.shape[1]
-    sa, sb = _estrides(a), _estrides(b)
-    if sa is None or sb is None:
+    # (the cheap tests first: most products of a plan are small, and this runs per call)
+    macs = m * n * k
+    if macs < T_MIN_MACS and macs < NN_MIN_MACS or (m > NARROW and n > NARROW and k > NARROW):
         return None
-    if sb[1] == 1 and min(m, n, k) <= NARROW and m * n * k >= NN_MIN_MACS:
+    if a.dtype.char != "f" or b.dtype.char != "f":
+        return None
+    sa, sb = a.strides, b.strides  # bytes
+    if (sa[0] | sa[1] | sb[0] | sb[1]) & 3:
+        return None  # not whole elements
+    if sb[1] == 4 and macs >= NN_MIN_MACS:
         return "nn"
-    if sb[0] == 1 and m <= NARROW and k >= T_MIN_K and m * n * k >= T_MIN_MACS:
+    if sb[0] == 4 and m <= NARROW and k >= T_MIN_K and macs >= T_MIN_MACS:
         return "t"
     return None
 
