@@ -35,6 +35,7 @@ def always(monkeypatch):
     monkeypatch.setattr(gemm_cpu, "NN_MIN_MACS", 0)
     monkeypatch.setattr(gemm_cpu, "T_MIN_MACS", 0)
     monkeypatch.setattr(gemm_cpu, "T_MIN_K", 0)
+    monkeypatch.setattr(gemm_cpu, "T_MIN_N", 0)
     monkeypatch.setattr(gemm_cpu, "NARROW", 1 << 30)
 
 
@@ -82,6 +83,9 @@ def test_the_dense_layer_shapes_take_the_compiled_loops(lib):
     assert gemm_cpu.plan(np.ones((512, 512), np.float32), np.ones((512, 512), np.float32)) is None
     assert gemm_cpu.plan(np.ones((64, 100), np.float32), np.ones((100, 10), np.float32)) is None
     assert gemm_cpu.plan(x.astype(np.float64), w.astype(np.float64)) is None
+    # an LSTM's input gradient (few columns): OpenBLAS
+    gates, wh = np.ones((128, 512), np.float32), np.ones((128, 512), np.float32)
+    assert gemm_cpu.plan(gates, wh.T) is None
     assert gemm_cpu.plan(np.ones((2, 64, 3136), np.float32), w) is None
     _close(gemm_cpu.matmul(g, w, transpose_b=True), np.matmul(g, w.T))
 

@@ -185,10 +185,13 @@ _state: dict = {"fn": None, "requested": False}
 # Where the compiled loops run (measured against OpenBLAS on one thread, README "Compiled
 # matrix products"): "nn" (b's rows contiguous) on narrow products (one of M, N, K at most
 # NARROW) of at least NN_MIN_MACS multiply-adds; "t" (b's columns contiguous: a @ w.T) when
-# a has at most NARROW rows, K is at least T_MIN_K and the product has T_MIN_MACS.
+# a has at most NARROW rows, K is at least T_MIN_K, N at least T_MIN_N (fewer columns: the
+# packing and transposing cost more than the loop saves; an LSTM's 128x512 @ (128x512).T
+# ran 1.7x OpenBLAS's time) and the product has T_MIN_MACS.
 NARROW = 128
 NN_MIN_MACS = 1 << 25
 T_MIN_K = 512
+T_MIN_N = 256
 T_MIN_MACS = 1 << 22
 
 
@@ -238,7 +241,7 @@ def plan(a, b):
         return None  # not whole elements
     if sb[1] == 4 and macs >= NN_MIN_MACS:
         return "nn"
-    if sb[0] == 4 and m <= NARROW and k >= T_MIN_K and macs >= T_MIN_MACS:
+    if sb[0] == 4 and m <= NARROW and k >= T_MIN_K and n >= T_MIN_N and macs >= T_MIN_MACS:
         return "t"
     return None
 
