@@ -79,6 +79,8 @@ def test_the_dense_layer_shapes_take_the_compiled_loops(lib):
     assert gemm_cpu.plan(x, w) == "nn"  # forward
     assert gemm_cpu.plan(g, w.T) == "t"  # the input gradient
     assert gemm_cpu.plan(x.T, g) == "nn"  # the weight gradient
+    # a test set's batch through the same layer: b's rows 4 KiB apart
+    assert gemm_cpu.plan(np.ones((2000, 3136), np.float32), w) == "nn"
     # shapes where OpenBLAS is as fast keep np.matmul: wide, small, batched, float64
     assert gemm_cpu.plan(np.ones((512, 512), np.float32), np.ones((512, 512), np.float32)) is None
     assert gemm_cpu.plan(np.ones((64, 100), np.float32), np.ones((100, 10), np.float32)) is None
