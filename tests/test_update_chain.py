@@ -143,3 +143,53 @@ def test_other_optimizers_chain_too(cc, monkeypatch):
             mp.setattr(numpy_backend, "_USE_CC", False)
             want, _ = _adam(np.float32, grads, make)
         _same(got, want)
+
+
+def test_variables_of_one_shape_share_a_loop_and_a_member_heads_no_chain(cc, monkeypatch):
+    # a, b, c of one shape: a's and b's updates join one loop; c's reads a (after a's update)
+    # and stops it. From b, c's update could start a loop of its own, but b's lines do not
+    # run when the first loop did, so b heads none.
+    def run():
+        gc.reset_default_graph()
+        rng = np.random.default_rng(8)
+        a, b, c = (gc.Variable(rng.standard_normal((6, 5)).astype(np.float32)) for _ in "abc")
+        g = gc.placeholder(gc.float32, (6, 5))
+        new_a = gc.assign(a, a * 2.0 + g)
+        new_b = gc.assign(b, b * 0.5 + g)
+        with gc.control_dependencies([new_a.op, new_b.op]):
+            new_c = gc.assign(c, c * 0.25 + a.read_value())
+        with gc.Session() as sess:
+            sess.run(gc.global_variables_initializer())
+            feed = {g: np.full((6, 5), 0.5, np.float32)}
+            for _ in range(3):
+                sess.run(gc.group(new_a, new_b, new_c), feed)
+            return sess.run([a, b, c])
+
+    got = run()
+    monkeypatch.setattr(numpy_backend, "_USE_CC", False)
+    want = run()
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6)
+
+
+def test_adam_over_variables_of_one_shape(cc, monkeypatch):
+    rng = np.random.default_rng(9)
+    grads = [[rng.standard_normal((30, 20)).astype(np.float32) for _ in range(3)] for _ in range(3)]
+
+    def run():
+        gc.reset_default_graph()
+        r = np.random.default_rng(10)
+        ws = [gc.Variable(r.standard_normal((30, 20)).astype(np.float32)) for _ in range(3)]
+        gs = [gc.placeholder(gc.float32, (30, 20)) for _ in range(3)]
+        train = gc.train.AdamOptimizer(0.01).apply_gradients(list(zip(gs, ws, strict=True)))
+        with gc.Session() as sess:
+            sess.run(gc.global_variables_initializer())
+            out = []
+            for step in grads:
+                sess.run(train, dict(zip(gs, step, strict=True)))
+                out.append(sess.run(ws))
+            return out
+
+    got = run()
+    monkeypatch.setattr(numpy_backend, "_USE_CC", False)
+    _same(got, run())

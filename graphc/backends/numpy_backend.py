@@ -743,6 +743,8 @@ class _Generator:
         first step's lines; the others run only when it did not (``D<c>`` is False: the
         library is not loaded yet, or a variable's buffer is not the planned one)."""
         plan = self.plan
+        if step.index in self._chained:
+            return lines  # a later member of a chain heads none (its lines may not run)
         chain = self._update_chain(step, update)
         if len(chain) < 2:
             return lines
