@@ -146,9 +146,9 @@ def test_other_optimizers_chain_too(cc, monkeypatch):
 
 
 def test_variables_of_one_shape_share_a_loop_and_a_member_heads_no_chain(cc, monkeypatch):
-    # a, b, c of one shape: a's and b's updates join one loop; c's reads a (after a's update)
-    # and stops it. From b, c's update could start a loop of its own, but b's lines do not
-    # run when the first loop did, so b heads none.
+    # a, b, c of one shape, all reading g: a's and b's updates join one loop; c's reads a
+    # (after a's update) and stops it. From b, c's update could start a loop of its own, but
+    # b's lines do not run when the first loop did, so b heads none.
     def run():
         gc.reset_default_graph()
         rng = np.random.default_rng(8)
@@ -157,7 +157,7 @@ def test_variables_of_one_shape_share_a_loop_and_a_member_heads_no_chain(cc, mon
         new_a = gc.assign(a, a * 2.0 + g)
         new_b = gc.assign(b, b * 0.5 + g)
         with gc.control_dependencies([new_a.op, new_b.op]):
-            new_c = gc.assign(c, c * 0.25 + a.read_value())
+            new_c = gc.assign(c, c * 0.25 + a.read_value() * g)
         with gc.Session() as sess:
             sess.run(gc.global_variables_initializer())
             feed = {g: np.full((6, 5), 0.5, np.float32)}
@@ -188,8 +188,10 @@ def test_adam_over_variables_of_one_shape(cc, monkeypatch):
             for step in grads:
                 sess.run(train, dict(zip(gs, step, strict=True)))
                 out.append(sess.run(ws))
-            return out
+            exe = sess._executable([], [train], dict(zip(gs, grads[0], strict=True)))
+            return out, dict(exe._gen._chain_arrays)
 
-    got = run()
+    got, chains = run()
+    assert len(chains) == 3  # one loop per variable: the variables share no buffer
     monkeypatch.setattr(numpy_backend, "_USE_CC", False)
-    _same(got, run())
+    _same(got, run()[0])

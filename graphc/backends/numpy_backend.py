@@ -705,7 +705,9 @@ class _Generator:
         producer = getattr(self, "_producer", None) or {k: s for s in plan.steps for k in s.outputs}
         self._producer = producer
         links = {update.outputs[0]}
-        while True:
+        loop = tuple(step.loop_shape)
+        whole = {k for k in step.inputs if _shape_of(plan.slots[k].shape) == loop}
+        while len(chain) < _CHAIN_MAX:
             j = chain[-1][1].index + 1
             nxt = plan.steps[j] if j < len(plan.steps) else None
             if (
@@ -731,11 +733,15 @@ class _Generator:
                     ok = slot.kind in ("arena", "const", "feed")
                 if not ok:
                     break
-            if not ok:
+            # joining pays where it saves a pass: nxt reads a value of the chain (an update's,
+            # or a whole array an earlier step reads: Adam's gradient); another variable's
+            # updates touch other buffers, and one loop over many arrays streams worse
+            if not ok or not any(k in links or k in whole for k in nxt.inputs):
                 break
             chain.append((nxt, upd))
             written.add(upd.attrs["var"])
             links.add(upd.outputs[0])
+            whole.update(k for k in nxt.inputs if _shape_of(plan.slots[k].shape) == loop)
         return chain
 
     def _chain_lines(self, step, update, lines):
@@ -998,6 +1004,9 @@ def _emit_handlers(src):
     src.emit("    except Exception as e:")
     src.emit("        raise FAIL(e, ctx) from e")
 
+
+# The most updates one loop runs (_update_chain): Adam's three, RMSProp's with momentum.
+_CHAIN_MAX = 4
 
 # A plan of more generated lines than this runs as several functions of about this many
 # lines each: CPython compiles one huge function in more than linear time (and a function
