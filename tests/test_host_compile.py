@@ -4,6 +4,14 @@ elementwise op with a scalar expression, broadcasting, and each final reduction.
 
 from __future__ import annotations
 
+import ctypes
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -280,7 +288,7 @@ def test_the_disk_cache_is_reused_and_written_atomically(cc, monkeypatch, tmp_pa
     with gc.Session() as sess:
         first = sess.run(y, feeds)
     libs = sorted((tmp_path / "kernels").glob("gc_*.so"))
-    assert len(libs) == 1 and not list((tmp_path / "kernels").glob("graphc-cc-*"))
+    assert len(libs) == 1 and not _build_leftovers(tmp_path)
     host_compile._loaded.clear()  # a fresh process: load from disk, no build
 
     def no_build(*args, **kwargs):
@@ -330,3 +338,60 @@ def test_the_thread_count_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("GRAPHC_CC_THREADS", "many")
     with pytest.warns(UserWarning, match="GRAPHC_CC_THREADS"):
         assert host_compile.threads() == 1
+
+
+def _build_leftovers(root):
+    """A build's source and half-written library, left in the cache."""
+    return [p for p in root.rglob("*") if p.suffix in (".cc", ".tmp")]
+
+
+def _tiny_kernel(name):
+    return SimpleNamespace(name=name, source=f'extern "C" void {name}(void** p) {{ (void)p; }}')
+
+
+def test_builds_of_one_library_at_once_compile_it_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path))
+    compiles = []
+    real = host_compile._compile
+
+    def counted(*args, **kwargs):
+        compiles.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(host_compile, "_compile", counted)
+    kernels = [_tiny_kernel("gc_test_built_once")]
+    with ThreadPoolExecutor(3) as pool:  # each waits on the library's lock file
+        libs = list(pool.map(lambda _: host_compile._build(kernels), range(3)))
+    assert len(set(libs)) == 1 and libs[0].exists()
+    assert len(compiles) == 1
+    assert not _build_leftovers(tmp_path)
+
+
+def test_a_build_outlives_the_process_that_started_it(tmp_path):
+    # the process exits (os._exit: no cleanup, no waiting) while its build runs in the
+    # background: the compiler's shell still renames the library into the cache
+    name = "gc_test_orphan_build"
+    code = (
+        "import os, time\n"
+        "from types import SimpleNamespace\n"
+        "from graphc.backends import host_compile as h\n"
+        f"k = SimpleNamespace(name={name!r}, source={_tiny_kernel(name).source!r})\n"
+        "h.request([k], lambda found: None, background=True)\n"
+        "folder = h.cache_dir()\n"
+        "while not list(folder.glob('*.cc')):\n"
+        "    time.sleep(0.01)\n"
+        "time.sleep(0.3)\n"  # the shell starts right after the source is written
+        "os._exit(0)\n"
+    )
+    env = {**os.environ, "GRAPHC_CACHE_DIR": str(tmp_path)}
+    env.pop("GRAPHC_CC_SYNC", None)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+    folder = tmp_path / "kernels"
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("gc_*.so")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (lib,) = folder.glob("gc_*.so")
+    assert hasattr(ctypes.CDLL(str(lib)), name)
+    while _build_leftovers(tmp_path) and time.monotonic() < deadline:  # the shell's rm
+        time.sleep(0.05)
+    assert not _build_leftovers(tmp_path)

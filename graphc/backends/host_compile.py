@@ -24,7 +24,11 @@ builds it with the system C++ compiler, as PyTensor does:
     until the library is loaded the executor runs its numpy tiles, then switches;
   * libraries are cached on disk by hash (``$GRAPHC_CACHE_DIR``, else
     ``~/.cache/graphc/kernels``), written to a temporary name and renamed into place, so
-    concurrent processes never load a half-written file.
+    concurrent processes never load a half-written file; one process builds a library
+    while the others wait on its lock file;
+  * the compiler runs at low priority (``nice``), leaving the caller its core, and its
+    shell renames the library into place, so a build outlives a short script that exits
+    before it ends: the script's next run finds it.
 
 Optional throughout: without a compiler (or with ``GRAPHC_NO_CC=1``) nothing changes, and
 a failed build only logs a warning; the numpy tiles keep running.
@@ -37,6 +41,7 @@ in 1.7 ms against numpy tiles' 2.7-10 ms and JAX's 2.1-3.1 ms.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import os
@@ -50,6 +55,11 @@ import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import SimpleNamespace
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: concurrent processes may build the same library twice
+    fcntl = None
 
 import numpy as np
 
@@ -583,6 +593,14 @@ _pending: list[threading.Thread] = []
 _libs: list = []  # keep the CDLLs alive
 
 
+# A build runs beside the steps it will speed up (their numpy tiles run meanwhile), so the
+# compiler runs at a lower priority: the caller keeps its core. Measured on 2 cores, a
+# tutorial CNN script on a cold cache: five builds at full priority took it from 2.1 s
+# (warm) to 10.4 s, its own CPU time 3.4 s; niced, 4.8 s, its CPU time.
+_NICE = ["nice", "-n", "19"] if shutil.which("nice") else []
+_SH = shutil.which("sh")
+
+
 def _build(kernels) -> Path:
     """The shared library holding ``kernels``: from the disk cache, else compiled into it."""
     source = PRELUDE + "\n".join(k.source for k in kernels)
@@ -604,21 +622,59 @@ def _build(kernels) -> Path:
     cc = compiler()
     if cc is None:
         raise RuntimeError(unavailable_reason())
-    with tempfile.TemporaryDirectory(prefix="graphc-cc-", dir=folder) as tmp:
-        src = Path(tmp) / "kernels.cc"
+    with _build_lock(folder / f"gc_{key}.lock") as lock:
+        if lib.exists():  # another process built it while this one waited
+            return lib
+        stem = f"gc_{key}.{os.getpid()}.{threading.get_ident()}"
+        src, out = folder / f"{stem}.cc", folder / f"{stem}.tmp"
         src.write_text(source)
-        out = Path(tmp) / "kernels.so"
-        cmd = [cc, *_FLAGS, str(src), "-o", str(out), "-lmvec", "-lm"]
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0 and "mvec" in done.stderr:
-            # a libc without libmvec: no vector math, so no calls to its vector variants
-            cmd.remove("-lmvec")
-            cmd.insert(1, "-DGC_NO_LIBMVEC")
-            done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"compiling fused kernels failed:\n{done.stderr[-2000:]}")
-        os.replace(out, lib)  # atomic: another process sees the whole file or none
+        try:
+            done = _compile(cc, src, out, lib, lock, mvec=True)
+            if done.returncode != 0 and "mvec" in done.stderr:
+                # a libc without libmvec: no vector math, so no calls to its vector variants
+                done = _compile(cc, src, out, lib, lock, mvec=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"compiling fused kernels failed:\n{done.stderr[-2000:]}")
+        finally:
+            for path in (src, out):
+                path.unlink(missing_ok=True)
     return lib
+
+
+@contextlib.contextmanager
+def _build_lock(path):
+    """An exclusive lock on ``path`` (fcntl.flock, where there is one), its descriptor: one
+    process builds a library while the others wait for it. The compiler's shell inherits
+    the descriptor, so a build that outlives its process still holds the lock."""
+    if fcntl is None:
+        yield None
+        return
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _compile(cc, src, out, lib, lock, mvec):
+    """Compile ``src`` into ``out`` and rename it to ``lib`` (atomic: another process sees
+    the whole file or none). The shell that runs the compiler also does the rename, so a
+    build outlives a process that exits before it ends (a short script): its next run finds
+    the library."""
+    cmd = [*_NICE, cc, *_FLAGS, *([] if mvec else ["-DGC_NO_LIBMVEC"]), str(src), "-o", str(out)]
+    cmd += ["-lmvec", "-lm"] if mvec else ["-lm"]
+    if _SH is None:
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode == 0:
+            os.replace(out, lib)
+        return done
+    env = {**os.environ, "GC_SRC": str(src), "GC_OUT": str(out), "GC_LIB": str(lib)}
+    script = 'if "$@"; then mv -f -- "$GC_OUT" "$GC_LIB" && rm -f -- "$GC_SRC"; else exit 1; fi'
+    fds = () if lock is None else (lock,)
+    return subprocess.run(
+        [_SH, "-c", script, "sh", *cmd], capture_output=True, text=True, env=env, pass_fds=fds
+    )
 
 
 def _load(kernels):
