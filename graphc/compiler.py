@@ -74,6 +74,7 @@ def compile(
     # Tiles are a CPU cache concern; a GPU kernel covers the whole loop in one launch.
     program = run_pipeline(program, level, log, tile_elems=tile or 1 << 62, passes=passes)
     plan = build_plan(program, nodes_before, log, level, backend)
+    program.release()  # (the plan keeps no reference to it)
     _remember(graph, key, plan)
     return plan
 

@@ -365,7 +365,9 @@ def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKern
     red_size = size // count if red is not None else 0
     scalars = tuple(dims) + tuple(s for st in cstrides for s in st[:-1]) + (red_size, count)
     scalars += (threads(), PARALLEL_MIN_ELEMS) if red is None else ()
-    source, name = _render(step, [slots[k].dtype for k in step.inputs], outs, red, m, inner, stores)
+    source, name = rendered(
+        step.body, [slots[k].dtype for k in step.inputs], outs, m, inner, stores
+    )
     n_ptr = len(step.inputs) + len(outs) + (1 if red is not None else 0)
     return FusedKernel(name, source, n_ptr, scalars)
 
@@ -423,8 +425,43 @@ def update_chain_kernel(steps, stores, slots, links) -> tuple[FusedKernel, tuple
     return None if kernel is None else (kernel, tuple(inputs))
 
 
-def _render(step, in_dtypes, outs, red, m, inner, stores=()):
-    body, n_in = step.body, len(in_dtypes)
+# Rendered loops by structure: the layers of a deep model fuse into groups that differ only
+# in which slots they touch, and render to the same source (bounded: a long-running process
+# compiling many different models keeps the most recent ones).
+_RENDERED: dict = {}
+_RENDERED_MAX = 4096
+
+
+def render_key(body, in_dtypes, outs, m, inner, stores) -> tuple:
+    """What ``_render``'s source depends on: each body op's OpDef, dtype and arguments (a
+    reduction's axes enter through ``inner`` and the run-time sizes), the inputs' dtypes,
+    which body values are written out, the collapsed rank, which inputs broadcast along the
+    innermost axis, and the in-place store of each output."""
+    return (
+        tuple((f.op, f.dtype, f.args) for f in body),
+        tuple(in_dtypes),
+        tuple(j for j, _ in outs),
+        m,
+        tuple(inner),
+        tuple(stores),
+    )
+
+
+def rendered(body, in_dtypes, outs, m, inner, stores=()) -> tuple[str, str]:
+    """``(source, name)`` of the loop for a fused body, rendered once per ``render_key``."""
+    key = render_key(body, in_dtypes, outs, m, inner, stores)
+    hit = _RENDERED.get(key)
+    if hit is None:
+        red = body[-1] if body[-1].op.kind == "reduction" else None
+        hit = _render(body, in_dtypes, outs, red, m, inner, stores)
+        if len(_RENDERED) >= _RENDERED_MAX:
+            del _RENDERED[next(iter(_RENDERED))]
+        _RENDERED[key] = hit
+    return hit
+
+
+def _render(body, in_dtypes, outs, red, m, inner, stores=()):
+    n_in = len(in_dtypes)
     store = any(stores)
     arrays = [(_DTYPES[d], True) for d in in_dtypes]
     arrays += [(_DTYPES[body[j].dtype], False) for j, _ in outs]

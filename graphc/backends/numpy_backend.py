@@ -356,7 +356,7 @@ class _Generator:
             lines.append(
                 f"{name} = tiles({step.loop_shape[0]}, {step.tile_rows}, ({held}), ({whole}))"
             )
-        lines += self._pointer_table_lines(tables)
+        lines += self._pointer_table_lines(tables, part)
         return lines
 
     def _arena_needs(self, wanted):
@@ -959,25 +959,40 @@ class _Generator:
             arrays.append(step.outputs[step.body_slots[-1][1]])
         return arrays
 
-    def _pointer_table_lines(self, steps):
+    def _pointer_table_lines(self, steps, part=None):
         """In ``ARENA()``: each compiled step's ``P`` table (this thread's arena and the
-        constants' pointers, and the loop's sizes) and its address ``Q``."""
-        lines = []
+        constants' pointers, and the loop's sizes) and its address ``Q``. With ``part`` (a
+        chunked plan's part number), one ``ptables`` call (bound as ``make_ptables``) makes
+        them all from a table bound as ``PT<part>`` (data, not source, as ``AV<part>``)."""
+        lines, entries, views = [], [], {}
         for i in steps:
             kernel = self.compiled[i]
             fixed = []
             for a, k in enumerate(self._table_arrays(i)):
                 s = self.plan.slots[k]
                 if s.kind == "arena":
-                    fixed.append(f"({a}, s{k})")
+                    if part is None:
+                        fixed.append(f"({a}, s{k})")
+                    else:
+                        fixed.append((a, True, views.setdefault(f"s{k}", len(views))))
                 elif s.kind == "const":
-                    name = self._bind(f"cc{k}", np.ascontiguousarray(s.value, s.dtype.np))
-                    fixed.append(f"({a}, {name})")
+                    name = f"cc{k}"
+                    if name not in self.ns:
+                        self._bind(name, np.ascontiguousarray(s.value, s.dtype.np))
+                    fixed.append(f"({a}, {name})" if part is None else (a, False, self.ns[name]))
+            if part is not None:
+                entries.append((kernel.n_pointers, tuple(fixed), kernel.scalars))
+                continue
             lines.append(
                 f"P{i} = ptable({kernel.n_pointers}, ({''.join(f + ', ' for f in fixed)}),"
                 f" {kernel.scalars!r})"
             )
             lines.append(f"Q{i} = P{i}.__array_interface__['data'][0]")
+        if entries:
+            self._bind("make_ptables", ptables)
+            names = "".join(f"P{i}, Q{i}, " for i in steps)
+            table = self._bind(f"PT{part}", tuple(entries))
+            lines.append(f"{names}= make_ptables({table}, ({''.join(v + ', ' for v in views)}))")
         return lines
 
     def request_compiled(self):
@@ -1282,6 +1297,20 @@ def ptable(n_pointers, pointers, scalars):
         table[a] = arr.__array_interface__["data"][0]
     table[n_pointers:] = scalars
     return table
+
+
+def ptables(entries, views):
+    """``[P, Q, P, Q, …]``: for each ``(n_pointers, pointers, scalars)`` of ``entries`` the
+    table ``ptable`` makes (a pointer ``(position, True, i)`` is to ``views[i]``, one
+    ``(position, False, array)`` to that array) and its address."""
+    out = []
+    for n_pointers, pointers, scalars in entries:
+        table = np.zeros(n_pointers + len(scalars), np.int64)
+        for a, local, ref in pointers:
+            table[a] = (views[ref] if local else ref).__array_interface__["data"][0]
+        table[n_pointers:] = scalars
+        out += (table, table.__array_interface__["data"][0])
+    return out
 
 
 def _shape_of(shape):

@@ -330,6 +330,14 @@ class Program:
             raise GraphcError(f"after {after}: the program has a cycle through {cycle}")
         self._schedule = None
 
+    def release(self) -> None:
+        """Empty the graph once the plan is built. networkx caches views of a graph that
+        refer back to it, so a dropped graph is a reference cycle that only the cyclic
+        garbage collector frees, after walking every node, edge and attribute dict of it;
+        emptied, its records are freed at once by reference counting."""
+        self.g.clear()
+        self._schedule = None
+
     # -- reading it ------------------------------------------------------------------------------
     def schedule(self) -> list[Node]:
         """The execution order: topological, epoch by epoch, then program order (networkx's
