@@ -44,6 +44,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import hashlib
+import math
 import os
 import platform
 import shutil
@@ -290,7 +291,64 @@ def _shape(slot):
     return dims if all(isinstance(d, int) for d in dims) else None
 
 
+# Fused kernels by what they are computed from (see _kernel_key): a deep model's layers fuse
+# into groups of the same ops over slots of the same shapes, and share one kernel.
+_KERNELS: dict = {}
+_KERNELS_MAX = 4096
+
+
 def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKernel | None:
+    """``_fused_kernel``, once per ``_kernel_key``: the steps of identical layers share one
+    FusedKernel (one name, one source, one entry point in the library)."""
+    key = _kernel_key(step, slots, store, views, out_views)
+    if key is None:
+        return _fused_kernel(step, slots, store, views, out_views)
+    kernel = _KERNELS.get(key, _KERNELS)
+    if kernel is _KERNELS:
+        kernel = _fused_kernel(step, slots, store, views, out_views)
+        if len(_KERNELS) >= _KERNELS_MAX:
+            del _KERNELS[next(iter(_KERNELS))]
+        _KERNELS[key] = kernel
+    return kernel
+
+
+def _kernel_key(step, slots, store, views, out_views) -> tuple | None:
+    """Everything ``_fused_kernel`` reads: the loop shape; each body op's OpDef, dtype,
+    arguments (and a reduction's axes); each input's shape and dtype; where each body value
+    goes (an output's slot kind, shape and view strides); the views read in place; the
+    store; the threads and the parallel threshold. None when part of it is unhashable."""
+    out_views = out_views or {}
+    try:
+        key = (
+            tuple(step.loop_shape),
+            tuple(
+                (f.op, f.dtype, f.args, tuple(f.attrs["axis"]) if f.op.kind == "reduction" else 0)
+                for f in step.body
+            ),
+            tuple((_shape(slots[k]), slots[k].dtype) for k in step.inputs),
+            tuple(
+                (
+                    w,
+                    slots[step.outputs[k]].kind,
+                    _shape(slots[step.outputs[k]]),
+                    out_views.get(step.outputs[k]),
+                )
+                if w == "out"
+                else (w,)
+                for w, k in step.body_slots
+            ),
+            tuple(sorted((views or {}).items())),
+            store,
+            threads(),
+            PARALLEL_MIN_ELEMS,
+        )
+        hash(key)
+    except (TypeError, KeyError):
+        return None
+    return key
+
+
+def _fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKernel | None:
     """The compiled form of fused ``step`` (slots: the plan's), or None when the group has
     an op without a scalar expression, a dtype this module leaves to numpy, or shapes that
     are not static. ``store`` ``"="``, ``"-"`` or ``"+"``: the step's one output is a
@@ -321,12 +379,12 @@ def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKern
         if shape is None or s.dtype not in _DTYPES or len(shape) > len(loop):
             return None
         in_shapes.append(shape)
-    size = int(np.prod(loop))
+    size = math.prod(loop)
     outs = []  # (body index, slot) of each elementwise value written out
     for j, (w, k) in enumerate(step.body_slots):
         if w == "out" and body[j] is not red:
             slot = slots[step.outputs[k]]
-            if slot.kind != "arena" or _shape(slot) is None or int(np.prod(_shape(slot))) != size:
+            if slot.kind != "arena" or _shape(slot) is None or math.prod(_shape(slot)) != size:
                 return None
             outs.append((j, step.outputs[k]))
     red_axes = ()
@@ -361,7 +419,7 @@ def fused_kernel(step, slots, store="", views=None, out_views=None) -> FusedKern
     inner = tuple(s[-1] for s in cstrides)
     if any(s not in (0, 1) for s in inner):
         return None
-    count = int(np.prod([loop[a] for a in red_axes])) if red is not None else 1
+    count = math.prod([loop[a] for a in red_axes]) if red is not None else 1
     red_size = size // count if red is not None else 0
     scalars = tuple(dims) + tuple(s for st in cstrides for s in st[:-1]) + (red_size, count)
     scalars += (threads(), PARALLEL_MIN_ELEMS) if red is None else ()

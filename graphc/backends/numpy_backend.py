@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import mmap
 import os
 import re
@@ -326,8 +327,7 @@ class _Generator:
         slots = [s for s in slots if s.kind in ("arena", "scratch")]
         if part is not None and slots:
             table = tuple(
-                (s.offset, s.offset + s.nbytes, np.dtype(s.dtype.np).name, tuple(s.shape))
-                for s in slots
+                (s.offset, s.offset + s.nbytes, _dtype_name(s.dtype), tuple(s.shape)) for s in slots
             )
             # (bound under another name than its own: ``--emit py`` binds the generated
             # code's names as locals of a function, next to the carried function itself)
@@ -338,7 +338,7 @@ class _Generator:
             for s in slots:
                 lines.append(
                     f"s{s.index} = arena[{s.offset}:{s.offset + s.nbytes}]"
-                    f".view({np.dtype(s.dtype.np).name!r}).reshape({tuple(s.shape)!r})"
+                    f".view({_dtype_name(s.dtype)!r}).reshape({tuple(s.shape)!r})"
                 )
         for k in parts:  # (after every slot: the concat's buffer may come later)
             out, key = self._part_of[k]
@@ -625,7 +625,7 @@ class _Generator:
             lines.append((f"{indent}{k}({', '.join(args)}, out={ref(target)})", j))
         if acc and red is REDUCE_MEAN:
             src_shape = step.loop_shape
-            count = int(np.prod([src_shape[a] for a in step.body[last].attrs["axis"]]))
+            count = math.prod([src_shape[a] for a in step.body[last].attrs["axis"]])
             lines.append((f"np.true_divide({red_out}, {count}, out={red_out})", last))
         return lines
 
@@ -639,7 +639,7 @@ class _Generator:
             self.trap is not None
             or not step.loop_shape
             or not self.compiled_loops
-            or int(np.prod(step.loop_shape)) < _CC_MIN_ELEMS
+            or math.prod(step.loop_shape) < _CC_MIN_ELEMS
         ):
             return lines
         update = self._update_after(step)
@@ -1311,6 +1311,12 @@ def ptables(entries, views):
         table[n_pointers:] = scalars
         out += (table, table.__array_interface__["data"][0])
     return out
+
+
+@functools.cache
+def _dtype_name(dtype) -> str:
+    """numpy's name of a graphc DType (``"float32"``)."""
+    return np.dtype(dtype.np).name
 
 
 def _shape_of(shape):
