@@ -39,3 +39,22 @@ def test_a_program_whose_key_order_is_not_topological_is_sorted_by_networkx():
     b = Node(EXP, [(a, 0)], {}, [(f32, (2,))], (), 1, 0)
     program = Program([feed, a, b], [(b, 0)], [], {})
     assert program.schedule() == [feed, a, b] == _networkx_schedule(program)
+
+
+def test_after_fusion_the_schedule_is_still_networkx_lexicographical_sort():
+    """Fusion leaves programs whose key order is not topological (a fused node takes its
+    last member's place): the schedule's own least-key-first sort gives networkx's order."""
+    from graphc.passes.fusion import fuse
+    from graphc.passes.program import _is_topological
+
+    x = gc.placeholder(gc.float32, (None, 8))
+    h = x
+    for i in range(4):
+        w = gc.Variable(gc.random_normal((8, 8), seed=i))
+        b = gc.Variable(gc.zeros((8,)))
+        h = gc.relu(h @ w + b)
+    loss = gc.reduce_mean(h**2)
+    train = gc.train.AdamOptimizer(0.1).minimize(loss)
+    program = fuse(import_graph(gc.get_default_graph(), [loss], [train], {x: (16, 8)}))
+    assert not _is_topological(sorted(program.g, key=_sched_key))
+    assert program.schedule() == _networkx_schedule(program)

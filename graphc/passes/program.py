@@ -347,13 +347,15 @@ class Program:
             # The rules above make the key order itself topological, and then it is what
             # networkx's sort returns (the least-key ready node is always the next by key):
             # a sort and one check of every edge, where networkx's sort pushes each node
-            # through a heap. Where a pass (a user's) left it otherwise, networkx sorts.
+            # through a heap. Where a pass (fusion, a user's) left it otherwise, the same
+            # sort (least key first among the ready nodes; keys are distinct, so the order
+            # is networkx.lexicographical_topological_sort's) runs over plain sets.
             order = sorted(self.g, key=_sched_key)
             if not _is_topological(order):
-                try:
-                    order = list(nx.lexicographical_topological_sort(self.g, key=_sched_key))
-                except nx.NetworkXUnfeasible:
-                    raise GraphcError("the program has a cycle (a compiler bug)") from None
+                pred = self.g.pred
+                order = ordered_toposort({n: set(pred[n]) for n in self.g}, _sched_key)
+                if order is None:
+                    raise GraphcError("the program has a cycle (a compiler bug)")
             self._schedule = order
         return list(self._schedule)
 
