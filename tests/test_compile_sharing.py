@@ -135,3 +135,65 @@ def test_compile_leaves_no_cyclic_garbage_of_its_working_graph():
                 collector.enable()
     assert plan.stats["nodes_before"] > 900
     assert freed < plan.stats["nodes_before"] // 10
+
+
+# --- compiled steps' numpy fallbacks, shared by structure --------------------------------------
+
+needs_cc = pytest.mark.skipif(
+    host_compile.unavailable_reason() is not None, reason=str(host_compile.unavailable_reason())
+)
+
+
+def _fallback_only(monkeypatch):
+    """Compiled loops planned, their library never loaded: every compiled step runs its
+    numpy fallback."""
+    monkeypatch.setattr(numpy_backend, "_USE_CC", True)
+    monkeypatch.setattr(numpy_backend, "_CC_MIN_ELEMS", 1)
+    monkeypatch.setattr(host_compile, "request", lambda kernels, on_ready, background=None: None)
+
+
+@needs_cc
+@pytest.mark.parametrize("chunk_lines", [10**9, 9])
+def test_fallbacks_of_identical_layers_share_one_function_and_compute_the_same_bits(
+    monkeypatch, chunk_lines
+):
+    monkeypatch.setattr(numpy_backend, "_USE_CC", False)
+    numpy_only = _train(monkeypatch, chunk_lines)
+    _fallback_only(monkeypatch)
+    shared = _train(monkeypatch, chunk_lines)
+    source = max(shared[2], key=len)
+    defs = re.findall(r"^def (F\d+)\(", source, re.M)
+    calls = re.findall(r"\b(F\d+)\(", source)
+    # 10 layers: each structure's function is defined once and called once per layer
+    assert defs and len(calls) - len(defs) >= 3 * 10
+    # their lines name no slot, kernel or variable of their own: only parameters
+    for block in re.findall(r"^def F\d+\(.*?(?=^\S|\Z)", source, re.M | re.S):
+        assert not re.search(r"\b[skn]\d+", block)
+    for w, s in zip(numpy_only[0], shared[0], strict=True):
+        assert w == s
+    for w, s in zip(numpy_only[1], shared[1], strict=True):
+        np.testing.assert_array_equal(w, s)
+
+
+@needs_cc
+def test_a_kernel_failing_in_a_shared_fallback_names_its_op_and_the_users_line(monkeypatch):
+    from graphc.ops import elementwise as E
+
+    _fallback_only(monkeypatch)
+
+    def fails(*args, out=None):
+        raise FloatingPointError("boom")
+
+    monkeypatch.setitem(numpy_backend.LOWERINGS, E.TANH, fails)
+    x = gc.placeholder(gc.float32, (None, WIDTH))
+    h = x
+    for _ in range(4):
+        h = gc.tanh(h * 2.0 + 1.0)  # the failing line
+    with gc.Session() as sess:
+        with pytest.raises(gc.OpError) as err:
+            sess.run(h, {x: np.ones((64, WIDTH), np.float32)})
+        (exe,) = sess._cache.values()
+    assert "def F0(" in exe.source
+    message = str(err.value)
+    assert "tanh" in message and "boom" in message
+    assert f"{__file__}:" in message and "float32(64, 16)" in message

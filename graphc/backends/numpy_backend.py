@@ -234,6 +234,10 @@ class _Generator:
         self._arena_views: list = []
         self._viewed: set = set()  # ... the slots they bind
         self._viewed_c_order: set = set()  # ... those known to be in C order
+        # compiled steps' numpy fallbacks shared by structure (see _shared_fallback):
+        # canonical lines -> function name, and the functions' lines
+        self._fallbacks: dict = {}
+        self._fallback_defs: list = []
 
     def generate(self, entries=("run", "run_traced")) -> _Source:
         """The source of the entry functions (``run(ctx, *feeds)`` and the traced variant
@@ -263,6 +267,11 @@ class _Generator:
             self._emit_arena(src)
         else:
             self.chunks.emit_arena(src)
+        for lines in self._fallback_defs:
+            src.emit("")
+            src.emit(lines[0][0])
+            for text, body in lines[1:]:
+                src.emit(text, SHARED, body)
         self.ns["clock"] = time.perf_counter
         return src
 
@@ -690,7 +699,7 @@ class _Generator:
         if update is not None:
             out.append((f"    s{update.outputs[0]} = u{i}", None))
         out.append(("else:", None))
-        out += [("    " + text, body) for text, body in lines]
+        out += [("    " + text, body) for text, body in self._shared_fallback(lines)]
         if update is not None and not views and not self._out_views(step):
             out = self._chain_lines(step, update, out)
         return out
@@ -796,6 +805,55 @@ class _Generator:
         # (bound on both branches: a plan split into parts passes them from part to part)
         out += [(f"    s{u.outputs[0]} = None", None) for _, u in chain[1:]]
         return out + [("    " + text, body) for text, body in lines]
+
+    def _shared_fallback(self, lines):
+        """A compiled step's numpy fallback (what runs until its library is loaded) as one
+        call of a function shared by every fallback of the same structure: the fallbacks of
+        a deep model's identical layers differ only in the slots, kernels and variables they
+        name, which become the function's arguments (Python compiles each structure once).
+        Lines naming anything else (tiles, accumulators, constants) stay as they are."""
+        params: dict = {}  # name in the step's lines -> parameter name
+        canonical = []
+        for text, body in lines:
+            parts, at = [], 0
+            for m in _FALLBACK_NAME.finditer(text):
+                name = m.group(1)
+                if m.group(0)[0] == "." or name in _FALLBACK_KEEP:
+                    continue
+                if not _FALLBACK_PARAM.fullmatch(name):
+                    return lines
+                parts += [text[at : m.start(1)], params.setdefault(name, f"p{len(params)}")]
+                at = m.end(1)
+            canonical.append(("".join(parts) + text[at:], body))
+        assigned, seen = [], set()  # locals the step leaves to later steps
+        made = set()  # ... of them, those it makes (not arguments of the function)
+        for text, _ in lines:
+            for statement in text.split("; "):
+                m = _ASSIGNED.match(statement)
+                targets = m.group(1).split(", ") if m else []
+                made.update(n for n in targets if n not in seen)
+                assigned += [n for n in targets if n not in assigned]
+                seen.update(_FALLBACK_NAME.findall(statement))
+        args = [n for n in params if n not in made]
+        key = (
+            tuple(canonical),
+            tuple(params[n] for n in assigned),
+            tuple(params[n] for n in args),
+        )
+        fn = self._fallbacks.get(key)
+        if fn is None:
+            fn = self._fallbacks[key] = f"F{len(self._fallbacks)}"
+            self._fallback_defs.append(
+                [(f"def {fn}({', '.join(params[n] for n in args)}):", None)]
+                + [("    " + text, body) for text, body in canonical]
+                + (
+                    [(f"    return {''.join(params[n] + ', ' for n in assigned)}", None)]
+                    if assigned
+                    else []
+                )
+            )
+        call = f"{fn}({', '.join(args)})"
+        return [(f"{''.join(n + ', ' for n in assigned)}= {call}" if assigned else call, None)]
 
     def _view_of_arena(self, step) -> bool:
         """Whether the step is a shape op viewing arena buffers (C-contiguous: never a
@@ -1034,6 +1092,15 @@ CHUNK_LINES = int(os.environ.get("GRAPHC_CHUNK_LINES", "400"))
 _LOCAL_NAME = re.compile(r"\b(?:[sva]\d+(?:_\d+)?|[PQTD]\d+|cv\d+_\d+)\b")
 
 
+# A shared fallback function's lines (see _Generator._shared_fallback) are marked with this
+# step index in ``_Source.where``: an error inside one is the calling step's.
+SHARED = -1
+_FALLBACK_NAME = re.compile(r"\.?\b([A-Za-z_]\w*)\b")
+_FALLBACK_PARAM = re.compile(r"[skn]\d+(?:_\d+)?|V|ctx")  # slots, kernels, variables
+_FALLBACK_KEEP = frozenset(("np", "as_tuple", "out"))
+_ASSIGNED = re.compile(r"((?:s\d+, )*s\d+),? = ")
+
+
 def _needs_chunks(body_lines) -> bool:
     return sum(len(lines) for lines in body_lines) > CHUNK_LINES
 
@@ -1213,17 +1280,26 @@ class NumpyExecutable:
         return results, durations, marks[0]
 
     def _error(self, exc, ctx):
-        tb, found = exc.__traceback__, None
+        tb, frames = exc.__traceback__, []
         while tb is not None:
             if tb.tb_frame.f_code.co_filename in self._sources:
-                found = tb
+                frames.append(tb)
             tb = tb.tb_next
-        if found is None:
+        if not frames:
             return exc
+        found = frames.pop()
         src, first = self._sources[found.tb_frame.f_code.co_filename]
         if first + found.tb_lineno not in src.where:
             return exc
         step_index, body = src.where[first + found.tb_lineno]
+        if step_index == SHARED:  # a shared fallback: the step is its caller's
+            if not frames:
+                return exc
+            found = frames.pop()
+            src, first = self._sources[found.tb_frame.f_code.co_filename]
+            if first + found.tb_lineno not in src.where:
+                return exc
+            step_index = src.where[first + found.tb_lineno][0]
         step = self.plan.steps[step_index]
         unset = (
             step.node
