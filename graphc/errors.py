@@ -66,8 +66,13 @@ def user_location() -> SourceLocation | None:
     """The innermost stack frame outside the graphc package: the user's line."""
     if _location_override:
         return _location_override[-1]
-    frame = sys._getframe(1)
-    while frame is not None and _inside_graphc(frame.f_code.co_filename):
+    frame, known = sys._getframe(1), _INSIDE
+    while frame is not None:  # (a dict read per frame: this runs for every node built)
+        inside = known.get(frame.f_code.co_filename)
+        if inside is None:
+            inside = _inside_graphc(frame.f_code.co_filename)
+        if not inside:
+            break
         frame = frame.f_back
     if frame is None:
         return None
