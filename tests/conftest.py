@@ -15,3 +15,23 @@ def fresh_graph():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def build_libraries(tmp_path_factory):
+    """``build(*modules)``: the compiled-kernel libraries of ``modules`` (``conv_cpu``,
+    ``gemm_cpu``, ``winograd_cpu``), built synchronously into a cache of this test session;
+    True when every one loaded."""
+    from graphc.backends import host_compile
+
+    def build(*modules):
+        mp = pytest.MonkeyPatch()
+        mp.setenv("GRAPHC_CC_SYNC", "1")
+        mp.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
+        for module in modules:
+            module.request()
+        host_compile.wait()
+        mp.undo()
+        return all(module._state["fn"] is not None for module in modules)
+
+    return build

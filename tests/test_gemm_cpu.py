@@ -18,15 +18,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory):
+def lib(build_libraries):
     """The library, built synchronously into a cache of this test session."""
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRAPHC_CC_SYNC", "1")
-    mp.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
-    gemm_cpu.request()
-    host_compile.wait()
-    mp.undo()
-    assert gemm_cpu._state["fn"] is not None, "the matrix-product library did not load"
+    assert build_libraries(gemm_cpu), "the matrix-product library did not load"
 
 
 @pytest.fixture

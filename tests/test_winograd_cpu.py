@@ -21,15 +21,8 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def lib(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("GRAPHC_CC_SYNC", "1")
-    mp.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
-    conv_cpu.request()
-    winograd_cpu.request()
-    host_compile.wait()
-    mp.undo()
-    assert conv_cpu._state["fn"] is not None and winograd_cpu._state["fn"] is not None
+def lib(build_libraries):
+    assert build_libraries(conv_cpu, winograd_cpu)
 
 
 @pytest.fixture

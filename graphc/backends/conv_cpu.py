@@ -487,15 +487,8 @@ _state: dict = {"fn": None, "requested": False}
 def request() -> None:
     """Build (or load from the disk cache) the library, once per process, in the background
     unless ``GRAPHC_CC_SYNC=1``; until it is loaded the reference kernels run."""
-    if _state["requested"] or host_compile.compiler() is None:
-        return
-    _state["requested"] = True
-    winograd_cpu.request()  # 3x3 and 5x5 stride-1 convolutions of 16+ channels: faster
-
-    def ready(found):
-        _state["fn"] = found[_KERNEL.name]
-
-    host_compile.request([_KERNEL], ready)
+    if host_compile.request_library(_state, _KERNEL):
+        winograd_cpu.request()  # 3x3 and 5x5 stride-1 convolutions of 16+ channels: faster
 
 
 def _ready(*arrays) -> bool:

@@ -207,14 +207,7 @@ def _blocks(n):
 def request() -> None:
     """Build (or load from the disk cache) the library, once per process, in the background
     unless ``GRAPHC_CC_SYNC=1``; until it is loaded ``np.matmul`` runs."""
-    if _state["requested"] or host_compile.compiler() is None:
-        return
-    _state["requested"] = True
-
-    def ready(found):
-        _state["fn"] = found[_KERNEL.name]
-
-    host_compile.request([_KERNEL], ready)
+    host_compile.request_library(_state, _KERNEL)
 
 
 def _estrides(x):

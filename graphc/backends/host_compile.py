@@ -816,6 +816,22 @@ def request(kernels, on_ready, background=None):
     t.start()
 
 
+def request_library(state: dict, kernel) -> bool:
+    """Build (or load from the disk cache) a one-kernel library (``conv_cpu``, ``gemm_cpu``,
+    ``winograd_cpu``) once per process, in the background unless ``GRAPHC_CC_SYNC=1``;
+    ``state["fn"]`` is its function once loaded. False when it was requested before or
+    there is no compiler."""
+    if state["requested"] or compiler() is None:
+        return False
+    state["requested"] = True
+
+    def ready(found):
+        state["fn"] = found[kernel.name]
+
+    request([kernel], ready)
+    return True
+
+
 def wait(timeout=None) -> None:
     """Wait for every background build started so far (tests, benchmarks' warm-up)."""
     with _lock:
@@ -835,6 +851,7 @@ __all__ = [
     "fused_kernel",
     "update_chain_kernel",
     "request",
+    "request_library",
     "wait",
     "compiler",
     "unavailable_reason",
