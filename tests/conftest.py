@@ -35,3 +35,14 @@ def build_libraries(tmp_path_factory):
         return all(module._state["fn"] is not None for module in modules)
 
     return build
+
+
+@pytest.fixture
+def cc(monkeypatch, tmp_path_factory):
+    """Fused groups compiled synchronously (even the smallest), into a cache of this test
+    session."""
+    from graphc.backends import numpy_backend
+
+    monkeypatch.setenv("GRAPHC_CC_SYNC", "1")
+    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
+    monkeypatch.setattr(numpy_backend, "_CC_MIN_ELEMS", 1)

@@ -26,14 +26,6 @@ pytestmark = pytest.mark.skipif(
 SPECIAL = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-30, -1e30, 0.5, -2.5, 88.0, -104.0])
 
 
-@pytest.fixture
-def cc(monkeypatch, tmp_path_factory):
-    """Compile synchronously, into a cache of this test session."""
-    monkeypatch.setenv("GRAPHC_CC_SYNC", "1")
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
-    monkeypatch.setattr(numpy_backend, "_CC_MIN_ELEMS", 1)
-
-
 def _values(rng, shape, dtype):
     a = rng.standard_normal(shape) * 3
     flat = a.reshape(-1)

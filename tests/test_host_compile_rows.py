@@ -16,13 +16,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def cc(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("GRAPHC_CC_SYNC", "1")
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
-    monkeypatch.setattr(numpy_backend, "_CC_MIN_ELEMS", 1)
-
-
 def _run(fetches, feeds, use_cc, monkeypatch):
     monkeypatch.setattr(numpy_backend, "_USE_CC", use_cc)
     with gc.Session() as sess:

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def cc(monkeypatch, tmp_path_factory):
-    """Compile synchronously, into a cache of this test session."""
-    monkeypatch.setenv("GRAPHC_CC_SYNC", "1")
-    monkeypatch.setenv("GRAPHC_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cc"))
-    monkeypatch.setattr(numpy_backend, "_CC_MIN_ELEMS", 1)
-
-
 def _adam(dtype, grads, optimizer=None):
     """Variables of odd shapes trained by Adam on fed gradients; their values after each step."""
     rng = np.random.default_rng(0)

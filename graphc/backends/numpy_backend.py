@@ -1279,6 +1279,11 @@ class NumpyExecutable:
         durations = [b - a for a, b in zip(marks, marks[1:], strict=False)]
         return results, durations, marks[0]
 
+    def _generated_line(self, tb):
+        """(step index, body op or None) of the generated line a traceback entry ran."""
+        src, first = self._sources[tb.tb_frame.f_code.co_filename]
+        return src.where.get(first + tb.tb_lineno)
+
     def _error(self, exc, ctx):
         tb, frames = exc.__traceback__, []
         while tb is not None:
@@ -1288,18 +1293,16 @@ class NumpyExecutable:
         if not frames:
             return exc
         found = frames.pop()
-        src, first = self._sources[found.tb_frame.f_code.co_filename]
-        if first + found.tb_lineno not in src.where:
+        line = self._generated_line(found)
+        if line is None:
             return exc
-        step_index, body = src.where[first + found.tb_lineno]
+        step_index, body = line
         if step_index == SHARED:  # a shared fallback: the step is its caller's
-            if not frames:
+            found = frames.pop() if frames else None
+            line = None if found is None else self._generated_line(found)
+            if line is None:
                 return exc
-            found = frames.pop()
-            src, first = self._sources[found.tb_frame.f_code.co_filename]
-            if first + found.tb_lineno not in src.where:
-                return exc
-            step_index = src.where[first + found.tb_lineno][0]
+            step_index = line[0]
         step = self.plan.steps[step_index]
         unset = (
             step.node
