@@ -3,6 +3,7 @@ checks its own results and prints ``OK <rank>``; a failed check raises (and the 
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -175,8 +176,11 @@ def mismatch():
     raise AssertionError("no mismatch error")
 
 
-def mismatch_uncaught():
-    """As ``mismatch``, the error left to end the job."""
+def mismatch_uncaught(err_dir):
+    """As ``mismatch``, the error left to end the job; each rank's stderr (its traceback) goes
+    to ``err_dir/rank<r>.txt``: mpiexec interleaves the ranks' output, even within a line."""
+    log = open(os.path.join(err_dir, f"rank{gd.rank()}.txt"), "w")  # noqa: SIM115 - kept open
+    os.dup2(log.fileno(), sys.stderr.fileno())
     _, _, _, step, _ = mlp(optimizer("sgd"), wrap=True, hidden=8 + gd.rank())
     X, Y = data()
     with gc.Session() as sess:
