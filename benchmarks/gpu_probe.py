@@ -453,21 +453,15 @@ def _stand_in():
     from graphc.backends import cuda_host
     from graphc.backends import cupy_backend as cb
 
-    modules: dict = {}
-
-    def host_kernels(kernels):
-        key = tuple(sorted(k.name for k in kernels))
-        if key not in modules:
-            modules[key] = cuda_host.HostModule(kernels)
-        return modules[key]
-
     def capture(xp, run):
         return run
 
     init = cb.CupyExecutable.__init__
 
     def on_cpu(self, plan, **k):
-        k.update(xp=np, compile_kernels=host_kernels, capture=capture, block=32, max_grid=4)
+        k.update(
+            xp=np, compile_kernels=cuda_host.host_module, capture=capture, block=32, max_grid=4
+        )
         init(self, plan, **k)
 
     cb.CupyExecutable.__init__ = on_cpu

@@ -23,15 +23,7 @@ pytestmark = pytest.mark.skipif(
 SMALL = {"block": 32, "max_grid": 4}  # CPU threads stand in for CUDA threads: few of them
 
 
-_HOST_MODULES: dict = {}
-
-
-def host_kernels(kernels):
-    """The host harness for ``kernels``, compiled once per kernel set for the whole file."""
-    key = tuple(sorted(k.name for k in kernels))
-    if key not in _HOST_MODULES:
-        _HOST_MODULES[key] = cuda_host.HostModule(kernels)
-    return _HOST_MODULES[key]
+host_kernels = cuda_host.host_module  # one host build per kernel set, for every test
 
 
 class CountingNumpy:

@@ -18,14 +18,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 SMALL = {"block": 32, "max_grid": 4}
-_HOST_MODULES: dict = {}
-
-
-def host_kernels(kernels):
-    key = tuple(sorted(k.name for k in kernels))
-    if key not in _HOST_MODULES:
-        _HOST_MODULES[key] = cuda_host.HostModule(kernels)
-    return _HOST_MODULES[key]
+host_kernels = cuda_host.host_module  # one host build per kernel set, for every test
 
 
 @pytest.fixture(autouse=True)

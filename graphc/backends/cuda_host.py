@@ -100,3 +100,16 @@ class HostModule:
             ctypes.c_uint(launch.block),
             argv,
         )
+
+
+_MODULES: dict = {}
+
+
+def host_module(kernels) -> HostModule:
+    """``HostModule(kernels)``, built once per set of kernel names in this process: the
+    ``compile_kernels`` a cupy executable takes when it runs on the CPU."""
+    key = tuple(sorted(k.name for k in kernels))
+    module = _MODULES.get(key)
+    if module is None:
+        module = _MODULES[key] = HostModule(kernels)
+    return module

@@ -229,16 +229,8 @@ def device_standin():
             self.comm.Bcast(buf, root=root)
 
     nccl.DEVICE_COMMUNICATOR = HostComm
-    modules = {}
-
-    def kernels(ks):
-        key = tuple(sorted(k.name for k in ks))
-        if key not in modules:
-            modules[key] = cuda_host.HostModule(ks)
-        return modules[key]
-
     cb.make_cupy_executable = lambda plan, **o: cb.CupyExecutable(
-        plan, xp=np, compile_kernels=kernels, block=32, max_grid=4, **o
+        plan, xp=np, compile_kernels=cuda_host.host_module, block=32, max_grid=4, **o
     )
 
     def host_kernel(*a, **k):
