@@ -8,6 +8,19 @@ import sys
 import numpy as np
 
 
+def evaluate_programs(tf, progs, bound):
+    """``{name: value}`` of ``progs`` (``{name: (fetch, feed)}``) in one session, every
+    non-scalar trainable variable loaded with the same uniform draws on both sides."""
+    rng = np.random.default_rng(1)
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for w in tf.trainable_variables():
+            shape = [int(d) for d in w.shape]
+            if shape:
+                w.load(rng.uniform(-bound, bound, shape).astype(np.float32), sess)
+        return {name: np.asarray(sess.run(fetch, feed)) for name, (fetch, feed) in progs.items()}
+
+
 def compare_main(evaluate, width=28):
     """Run the side that ``sys.argv`` names; ``evaluate(tf) -> {name: array}``. Returns
     graphc's values on the graphc side, None on TensorFlow's."""

@@ -8,7 +8,9 @@ The first run writes TensorFlow's values; the second builds the same programs wi
 "Control flow" table). TensorFlow is never a dependency of graphc."""
 
 import numpy as np
-from _tf_compare import compare_main  # run as a script: benchmarks/ is on sys.path
+
+# run as a script: benchmarks/ is on sys.path
+from _tf_compare import compare_main, evaluate_programs
 
 
 def programs(tf):
@@ -79,18 +81,7 @@ def _gru(tf, n):
 
 
 def evaluate(tf):
-    progs = programs(tf)
-    rng = np.random.default_rng(1)
-    with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        for w in tf.trainable_variables():  # the same weights on both sides
-            shape = [int(d) for d in w.shape]
-            if shape:
-                w.load(rng.uniform(-0.5, 0.5, shape).astype(np.float32), sess)
-        values = {}
-        for name, (fetch, feed) in progs.items():
-            values[name] = np.asarray(sess.run(fetch, feed))
-    return values
+    return evaluate_programs(tf, programs(tf), bound=0.5)
 
 
 def main():

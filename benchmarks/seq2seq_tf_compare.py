@@ -14,7 +14,9 @@ through ``import graphc.compat.v1 as tf``. Prints the largest difference per pro
 README's "Control flow" table)."""
 
 import numpy as np
-from _tf_compare import compare_main  # run as a script: benchmarks/ is on sys.path
+
+# run as a script: benchmarks/ is on sys.path
+from _tf_compare import compare_main, evaluate_programs
 
 UNITS, VOCAB, DEPTH = 5, 7, 3
 END = 3  # the greedy decoder's end_token: examples finish after different numbers of steps
@@ -176,14 +178,7 @@ def programs(tf):
 
 
 def evaluate(tf):
-    progs = programs(tf)
-    rng = np.random.default_rng(1)
-    with tf.Session() as sess:
-        sess.run(tf.global_variables_initializer())
-        for w in tf.trainable_variables():  # the same weights on both sides
-            shape = [int(d) for d in w.shape]
-            w.load(rng.uniform(-1.0, 1.0, shape).astype(np.float32), sess)
-        return {name: np.asarray(sess.run(f, feed)) for name, (f, feed) in progs.items()}
+    return evaluate_programs(tf, programs(tf), bound=1.0)  # (no scalar variables here)
 
 
 def main():
