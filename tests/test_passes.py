@@ -250,3 +250,24 @@ def test_an_explicit_broadcast_before_an_elementwise_op_is_dropped():
     feeds = {x: rng.standard_normal(4), y: rng.standard_normal((3, 4))}
     ref, opt = run_both(z, feeds)
     np.testing.assert_array_equal(opt, ref)
+
+
+def test_a_constant_under_control_dependencies_hands_each_edge_on_once():
+    """A constant built under ``control_dependencies`` of writes is a plain constant; its
+    consumers wait for those writes instead, each write once however many such constants
+    they read (an optimizer builds one per variable)."""
+    vs = [gc.Variable(np.float32(i)) for i in range(3)]
+    writes = [v.assign_add(1.0) for v in vs]
+    with gc.control_dependencies(writes):
+        one, two = gc.constant(1.0), gc.constant(2.0)
+    out = (one + two) * one
+    p = import_graph(gc.get_default_graph(), [out], [], {})
+    consts = [n for n in p.g if n.op is CONST]
+    assert consts and not any(n.controls for n in consts)
+    (add,) = [n for n in p.g if n.op is E.ADD]
+    writers = {getattr(w, "op", w) for w in writes}
+    assert {c.source for c in add.controls} == writers and len(add.controls) == len(writes)
+    with gc.Session() as sess:
+        sess.run(gc.global_variables_initializer())
+        assert sess.run(out) == 3.0
+        assert [float(sess.run(v)) for v in vs] == [1.0, 2.0, 3.0]

@@ -62,7 +62,9 @@ def import_graph(graph, fetch_tensors, fetch_ops, feed_shapes, feed_dtypes=None)
             epoch += 1
         ins = [values[t] for t in op.inputs]
         controls = [nodes_of[c] for c in op.control_inputs if effect.get(nodes_of.get(c))]
-        controls += [c for p, _ in ins for c in handed.get(p, ()) if c not in controls]
+        inherited = [c for p, _ in ins for c in handed.get(p, ())]
+        if inherited:  # (a dict: an optimizer's constants hand on one edge per variable)
+            controls = list(dict.fromkeys(controls + inherited))
         if not ins and not op.op.stateful and controls:
             handed_controls, controls = controls, []
         else:
