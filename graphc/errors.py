@@ -56,6 +56,11 @@ def _inside_graphc(filename: str) -> bool:
 
 _INSIDE: dict = {}  # code file name -> whether it is graphc's (user_location runs per node)
 
+# One SourceLocation per user line (they are immutable): a model's ops share the few lines
+# that built them instead of carrying one object each. Bounded, for code made on the fly.
+_LOCATIONS: dict = {}
+_LOCATIONS_MAX = 1 << 16
+
 
 # A front end (the .g parser) sets this while it builds nodes, so they carry
 # the .g position instead of the parser's Python line.
@@ -76,7 +81,13 @@ def user_location() -> SourceLocation | None:
         frame = frame.f_back
     if frame is None:
         return None
-    return SourceLocation(frame.f_code.co_filename, frame.f_lineno)
+    key = (frame.f_code.co_filename, frame.f_lineno)
+    loc = _LOCATIONS.get(key)
+    if loc is None:
+        if len(_LOCATIONS) >= _LOCATIONS_MAX:
+            _LOCATIONS.clear()
+        loc = _LOCATIONS[key] = SourceLocation(*key)
+    return loc
 
 
 class located_at:

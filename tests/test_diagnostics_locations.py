@@ -171,3 +171,17 @@ def test_a_failing_kernel_on_a_constant_shows_its_input_at_every_level(optimize)
     assert "diag_loc_refuse 'diag_loc_refuse' failed on inputs [float32(3,)]: refused" in str(
         e.value
     )
+
+
+def test_ops_built_on_one_line_share_its_location_and_other_lines_have_their_own():
+    with gc.Graph().as_default():
+        x = gc.placeholder(gc.float32, (3,))
+        line = _line_below()
+        hs = [gc.tanh(x) for _ in range(3)]
+        other = gc.relu(x)
+        total = gc.reduce_sum(x, axis=0)
+    first = hs[0].op.location
+    assert (first.file, first.line) == (__file__, line)
+    assert all(h.op.location is first for h in hs)  # one object per user line
+    assert other.op.location.line == line + 1 and other.op.location is not first
+    assert not hs[0].op.attrs and total.op.attrs["axis"] == (0,)

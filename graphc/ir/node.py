@@ -46,6 +46,9 @@ class TensorShape(tuple):
         return f"TensorShape({list(self)})"
 
 
+_NO_ATTRS = MappingProxyType({})  # shared by the many ops without attributes
+
+
 class Operation:
     """One node of the graph. Built once, never changed: passes build new nodes."""
 
@@ -67,7 +70,7 @@ class Operation:
         self.graph = graph
         self.op = op  # the OpDef (registry entry) this node applies
         self.inputs = tuple(inputs)  # Tensors
-        self.attrs = MappingProxyType(dict(attrs))
+        self.attrs = MappingProxyType(dict(attrs)) if attrs else _NO_ATTRS
         self.name = name
         self.control_inputs = tuple(control_inputs)
         self.location = location  # SourceLocation of the user's line
