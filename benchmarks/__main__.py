@@ -164,7 +164,8 @@ def main(argv=None):
 
 def scaling(depths, repeat=1):
     """CPU seconds of each stage of a depth-N MLP + Adam (one process; of ``repeat`` runs
-    per depth, the one with the least total)."""
+    per depth, the one with the least total). The repeats take turns over the depths, so a
+    burst of a neighbour's load lands on several depths rather than on all of one."""
     stages = ("build", "minimize", "compile", "first run")
     best = f", fastest of {repeat} runs" if repeat > 1 else ""
     print(f"\n== compile-scaling: MLP width 64, Adam; CPU seconds{best} ==")
@@ -173,16 +174,21 @@ def scaling(depths, repeat=1):
         + " ".join(f"{s:>10}" for s in stages)
         + f" {'total':>8} {'per layer':>10}"
     )
+    runs = {depth: [] for depth in depths}
+    for _ in range(max(repeat, 1)):
+        for depth in depths:
+            runs[depth].append(compile_scaling(depth))
+    totals = {}
     for depth in depths:
-        runs = [compile_scaling(depth) for _ in range(max(repeat, 1))]
-        r = min(runs, key=lambda r: sum(r[s] for s in stages))
-        total = sum(r[s] for s in stages)
+        r = min(runs[depth], key=lambda r: sum(r[s] for s in stages))
+        total = totals[depth] = sum(r[s] for s in stages)
         print(
             f"  {depth:>5} {r['ops']:>7} "
             + " ".join(f"{r[s]:>10.3f}" for s in stages)
-            + f" {total:>8.3f} {total / depth * 1e3:>8.2f} ms",
-            flush=True,
+            + f" {total:>8.3f} {total / depth * 1e3:>8.2f} ms"
         )
+    if 100 in totals and 1000 in totals:  # the issue's target: at most 12x
+        print(f"  depth 1000 / depth 100: {totals[1000] / totals[100]:.2f}x")
 
 
 if __name__ == "__main__":
