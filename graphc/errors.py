@@ -3,6 +3,7 @@ and the user's own source location."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -43,6 +44,11 @@ class SourceLocation:
         if self.col is None:
             return f"{self.file}:{self.line}"
         return f"{self.file}:{self.line}:{self.col}"
+
+    @functools.cached_property
+    def strings(self) -> tuple:
+        """``(str(self),)``, made once: the compiler's graph lists a node's locations."""
+        return (str(self),)
 
 
 def _inside_graphc(filename: str) -> bool:

@@ -170,10 +170,19 @@ def node_data(node) -> dict:
         "dtype": avals[0][0] if avals else None,
         "shape": avals[0][1] if avals else None,
         "avals": avals,
-        "locations": tuple(str(s.location) for s in node.sources if s.location),
+        "locations": _locations(node.sources),
         "epoch": node.epoch,
         "opdef": node.op,
     }
+
+
+def _locations(sources) -> tuple:
+    """The ``file:line`` s of ``sources`` (one per node added: a node of one user op, the
+    common case, takes its location's own tuple)."""
+    if len(sources) == 1:
+        loc = sources[0].location
+        return loc.strings if loc else ()
+    return tuple(str(s.location) for s in sources if s.location)
 
 
 class Program:
